@@ -1,0 +1,38 @@
+/* fsutil.h — small file-system helpers with pf_err reporting. */
+#ifndef PF_FSUTIL_H
+#define PF_FSUTIL_H
+
+#include "pf.h"
+
+/* Read a whole file into a NUL-terminated malloc'd buffer (limit: max_bytes). */
+pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *len, pf_err *err);
+/* Write a whole file (created 0644, truncated), fsync'd. */
+pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err);
+/* Copy a regular file. */
+pf_status pf_copy_file(const char *src, const char *dst, pf_err *err);
+/* mkdir -p */
+pf_status pf_mkdirs(const char *path, pf_err *err);
+/* rm -rf (does not follow symlinks); missing path is OK. */
+pf_status pf_remove_tree(const char *path, pf_err *err);
+int pf_path_exists(const char *path);
+int pf_is_dir(const char *path);
+/* 1 if directory exists and has no entries. */
+int pf_dir_is_empty(const char *path);
+/* Canonical absolute path (realpath of the longest existing prefix + the rest). malloc'd. */
+char *pf_abspath(const char *path);
+/* 1 if `path` equals `dir` or lies inside it (after pf_abspath on both). */
+int pf_path_inside(const char *path, const char *dir);
+/* malloc'd "a/b". */
+char *pf_path_join(const char *a, const char *b);
+/* Create a fresh temporary sibling folder "<target>.tmp-XXXXXX" (parent created). malloc'd path. */
+pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err);
+/* Register / unregister a temporary folder to be removed by pf_cleanup_temps()
+ * (the front end calls it from its SIGINT/SIGTERM handler and at exit). */
+void pf_temp_register(const char *path);
+void pf_temp_unregister(const char *path);
+void pf_cleanup_temps(void); /* async-signal-tolerant best effort */
+/* Atomically move `tmp` into place at `dst`. If `dst` exists and replace is set,
+ * it is moved aside and removed after the rename. */
+pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *err);
+
+#endif

@@ -1,0 +1,58 @@
+/* hfconfig.h — Hugging Face config.json <-> pf_model_config.
+ *
+ * Field names copy the config.json keys. The whole original JSON is kept in
+ * `raw` so that unknown keys survive a save unchanged; pf_config_to_json
+ * writes the known fields over a copy of it.
+ * Supported model_type values: llama, mistral, qwen2, qwen3, (smollm checkpoints
+ * use llama). Anything else with a LLaMA-shaped config is accepted with a note
+ * in pf_model_config.warning.
+ */
+#ifndef PF_HFCONFIG_H
+#define PF_HFCONFIG_H
+
+#include "pf.h"
+
+struct cJSON;
+
+typedef struct pf_model_config {
+  char model_type[32];
+  int64_t hidden_size;
+  int64_t intermediate_size;  /* config value (the largest layer after non-uniform pruning) */
+  int64_t *intermediate_sizes; /* [num_hidden_layers], owned; per-layer widths (from the
+                                  "intermediate_sizes" key, or intermediate_size repeated) */
+  int64_t num_hidden_layers;
+  int64_t num_attention_heads;
+  int64_t num_key_value_heads; /* defaults to num_attention_heads */
+  int64_t head_dim;            /* defaults to hidden_size / num_attention_heads */
+  int64_t vocab_size;
+  int64_t max_position_embeddings;
+  double rms_norm_eps;
+  double rope_theta;
+  int tie_word_embeddings; /* default 0 for llama, as transformers */
+  int attention_bias;      /* q/k/v (and o for llama) biases; qwen2 has q/k/v bias always */
+  int mlp_bias;
+  int qk_norm;             /* qwen3: q_norm / k_norm per layer */
+  char hidden_act[16];
+  char torch_dtype[16];    /* "" if absent */
+  char **layer_types;      /* [num_hidden_layers] or NULL when the key is absent; owned */
+  struct cJSON *raw;       /* the parsed file, owned */
+} pf_model_config;
+
+/* Parse from a JSON text. `name` is used in messages ("config.json"). */
+pf_status pf_config_parse(const char *json, const char *name, pf_model_config *out, pf_err *err);
+/* Read `dir`/config.json. */
+pf_status pf_config_load(const char *dir, pf_model_config *out, pf_err *err);
+/* Deep copy (dst is overwritten; free it with pf_config_free). */
+pf_status pf_config_copy(pf_model_config *dst, const pf_model_config *src, pf_err *err);
+void pf_config_free(pf_model_config *c); /* frees the members; c itself is not freed; NULL ok */
+/* Remove layer `i` from the per-layer arrays (intermediate_sizes, layer_types)
+ * and decrement num_hidden_layers. */
+pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err);
+/* Serialise: a copy of raw with the known fields written back. Keys written:
+ * num_hidden_layers, intermediate_size (max of intermediate_sizes), layer_types
+ * (when present), intermediate_sizes (only when the widths are not uniform;
+ * removed when they are), torch_dtype. Returns a malloc'd string (pretty, 2-space
+ * indent, trailing newline) or NULL on allocation failure. */
+char *pf_config_to_json(const pf_model_config *c);
+
+#endif

@@ -1,0 +1,105 @@
+/* model.h — immutable LLaMA-family models over shared, ref-counted tensors.
+ *
+ * A pf_model is a config plus tensor references. Models are never changed after
+ * they are handed out: pruning builds a *new* model with pf_model_derive (which
+ * retains every tensor of the parent) and replaces only what it changes, so a
+ * depth-pruned model shares all tensors with its parent and a width-pruned one
+ * owns only the sliced MLP tensors. Weights stay in their stored dtype.
+ *
+ * Tensor names (Hugging Face LlamaForCausalLM):
+ *   model.embed_tokens.weight            [vocab_size, hidden]
+ *   model.layers.N.input_layernorm.weight [hidden]
+ *   model.layers.N.self_attn.{q,k,v,o}_proj.weight (+ .bias when present)
+ *   model.layers.N.self_attn.{q,k}_norm.weight (qwen3) [head_dim]
+ *   model.layers.N.post_attention_layernorm.weight [hidden]
+ *   model.layers.N.mlp.{gate,up,down}_proj.weight (+ .bias when mlp_bias)
+ *   model.norm.weight                    [hidden]
+ *   lm_head.weight                       [vocab_size, hidden] (absent when tied)
+ */
+#ifndef PF_MODEL_H
+#define PF_MODEL_H
+
+#include "hfconfig.h"
+#include "tensor.h"
+
+typedef struct pf_layer {
+  int64_t source_index;               /* index of this layer in the loaded checkpoint */
+  pf_tensor *input_layernorm;         /* [hidden] */
+  pf_tensor *q_proj, *k_proj, *v_proj; /* [heads*head_dim, hidden], [kv*head_dim, hidden] x2 */
+  pf_tensor *q_bias, *k_bias, *v_bias; /* [out] or NULL */
+  pf_tensor *o_proj;                  /* [hidden, heads*head_dim] */
+  pf_tensor *o_bias;                  /* [hidden] or NULL */
+  pf_tensor *q_norm, *k_norm;         /* [head_dim] or NULL (qwen3) */
+  pf_tensor *post_attention_layernorm; /* [hidden] */
+  pf_tensor *gate_proj, *up_proj;     /* [I, hidden] */
+  pf_tensor *down_proj;               /* [hidden, I] */
+  pf_tensor *gate_bias, *up_bias;     /* [I] or NULL */
+  pf_tensor *down_bias;               /* [hidden] or NULL */
+} pf_layer;
+
+typedef struct pf_model {
+  int refcount;
+  pf_model_config config;  /* num_hidden_layers == n_layers; intermediate_sizes per layer */
+  pf_dtype dtype;          /* dtype of the weights (of embed_tokens) */
+  pf_tensor *embed_tokens; /* [vocab_size, hidden] */
+  pf_tensor *norm;         /* [hidden] */
+  pf_tensor *lm_head;      /* [vocab_size, hidden]; NULL when tied to embed_tokens */
+  pf_layer *layers;        /* [n_layers] */
+  int64_t n_layers;
+  char *source_dir;        /* folder loaded from (tokenizer files are copied from here) */
+  char *name;              /* display name ("stories260K", "synthetic:llama-tiny") */
+} pf_model;
+
+/* Load a Hugging Face checkpoint folder (config.json + safetensors, single or
+ * sharded). Validates every expected tensor's presence and shape against the
+ * config (per-layer widths come from the gate_proj shapes) and reports the
+ * first mismatch by tensor name; unexpected tensors are an error too. */
+pf_status pf_model_load(const char *dir, pf_model **out, pf_err *err);
+void pf_model_retain(pf_model *m);
+void pf_model_release(pf_model *m); /* NULL ok */
+
+/* A new model sharing every tensor of `parent` (all retained) and a deep copy
+ * of its config, with refcount 1. The caller replaces what it changes (releasing
+ * the replaced tensor) before handing the model out. */
+pf_status pf_model_derive(const pf_model *parent, pf_model **out, pf_err *err);
+/* Remove layer i from a model being built by pf_model_derive (config too). */
+pf_status pf_model_remove_layer(pf_model *m, int64_t i, pf_err *err);
+
+/* Parameter count as OptiPFair counts it (tied weights once). */
+int64_t pf_model_param_count(const pf_model *m);
+/* Parameters of one layer, split into attention (self_attn.*), mlp and other (norms). */
+void pf_layer_param_split(const pf_layer *l, int64_t *attn, int64_t *mlp, int64_t *other);
+/* Bytes of all tensors (tied once). */
+uint64_t pf_model_weight_bytes(const pf_model *m);
+/* 1 if every layer has the GLU MLP (gate/up/down present, gate.in == up.in,
+ * gate.out == up.out, down.in == gate.out) — checks layer 0 like OptiPFair.
+ * On 0, `why` (if non-NULL, n bytes) says what failed. */
+int pf_model_glu_compatible(const pf_model *m, char *why, size_t n);
+
+/* Enumerate the checkpoint tensors in save order (embed, layers 0.., norm, lm_head),
+ * named for layer positions 0..n_layers-1 of *this* model. `cb` returns non-zero
+ * to stop (that value is returned). */
+typedef int (*pf_model_tensor_cb)(void *ud, const char *name, const pf_tensor *t);
+int pf_model_foreach_tensor(const pf_model *m, pf_model_tensor_cb cb, void *ud);
+
+typedef struct pf_save_opts {
+  uint64_t max_shard_bytes; /* 0 = default 5GB */
+  int have_dtype;           /* convert weights to `dtype` on save */
+  pf_dtype dtype;
+} pf_save_opts;
+
+/* Save as a Hugging Face checkpoint folder at `dir`:
+ *  - refuses when `dir` is (or is inside) m->source_dir, or exists and is not an
+ *    empty folder... unless `overwrite` is set (then it is replaced atomically);
+ *  - writes everything into a temporary sibling folder "<dir>.tmp-XXXXXX",
+ *    copies tokenizer / generation / special-token files from source_dir,
+ *    re-opens the result with pf_model_load and checks config against tensors
+ *    (layer count, layer_types length, widths, vocab vs embedding rows, head
+ *    divisibility), and only then renames it into place. On any failure the
+ *    temporary folder is removed and nothing appears at `dir`. */
+pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *opts,
+                        int overwrite, const pf_ctx *ctx, pf_err *err);
+/* The consistency check used after save, on a loaded model. */
+pf_status pf_model_check(const pf_model *m, pf_err *err);
+
+#endif

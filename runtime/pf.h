@@ -1,0 +1,70 @@
+/* pf.h — the public overview header of libpf (the pfrun engine).
+ *
+ * Conventions (see ../README.md "Architecture" and house style):
+ *  - Every fallible function returns pf_status and fills the pf_err passed last
+ *    (which may be NULL when the caller does not want the message).
+ *  - Library code never prints or exits. Messages name the object, what was
+ *    expected and what was found: "x.safetensors: tensor 'a.weight': expected
+ *    12 bytes for F32 [3], got 8".
+ *  - Every constructor has one destructor that accepts NULL. On failure the
+ *    out-parameters are set to NULL and nothing leaks.
+ *  - Shapes are in PyTorch order ([out, in] for a linear weight).
+ */
+#ifndef PF_H
+#define PF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PF_VERSION "0.1.0"
+
+typedef enum pf_status {
+  PF_OK = 0,
+  PF_ERR_INVALID = 1, /* bad argument / parameter / value */
+  PF_ERR_IO = 2,      /* file system error */
+  PF_ERR_FORMAT = 3,  /* malformed file (safetensors, json, yaml) */
+  PF_ERR_NOMEM = 4,   /* allocation failure */
+  PF_ERR_UNSUPPORTED = 5,
+  PF_ERR_NOT_FOUND = 6,
+  PF_ERR_INTERRUPTED = 7
+} pf_status;
+
+#define PF_ERR_MSG_MAX 1024
+
+typedef struct pf_err {
+  pf_status code;
+  char msg[PF_ERR_MSG_MAX];
+} pf_err;
+
+/* Set err (if non-NULL) to code + printf-style message; returns code. */
+pf_status pf_err_set(pf_err *err, pf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix the existing message with printf-style context + ": ". Returns err->code. */
+pf_status pf_err_prefix(pf_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reset to PF_OK / empty message. */
+void pf_err_clear(pf_err *err);
+/* Short name of a status ("invalid argument", ...). */
+const char *pf_status_name(pf_status s);
+
+/* Progress reporting: library code calls this, the front end draws it.
+ * `what` names the task ("save", "score"), done/total in arbitrary units.
+ * done == total means the task finished. */
+typedef void (*pf_progress_fn)(void *user_data, const char *what, uint64_t done, uint64_t total);
+/* Log line (info level) from library code; the front end decides whether to print. */
+typedef void (*pf_log_fn)(void *user_data, const char *line);
+
+/* The run context passed to every op. Owned by the caller (front end). */
+typedef struct pf_ctx {
+  pf_progress_fn progress; /* may be NULL */
+  pf_log_fn log;           /* may be NULL */
+  void *user_data;
+  int dry_run;             /* plan only: never read or write weight bytes */
+  volatile int *interrupt; /* may be NULL; non-zero means stop at the next safe point */
+} pf_ctx;
+
+void pf_ctx_progress(const pf_ctx *ctx, const char *what, uint64_t done, uint64_t total);
+void pf_ctx_log(const pf_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* PF_ERR_INTERRUPTED (with message) if ctx->interrupt is set, else PF_OK. */
+pf_status pf_ctx_check_interrupt(const pf_ctx *ctx, pf_err *err);
+
+#endif

@@ -1,0 +1,89 @@
+/* tensor.h — dtypes, ref-counted storage and tensor views.
+ *
+ * A pf_storage is a ref-counted block of bytes: either a read-only mmap of a
+ * file region (weights stay on disk until touched) or a heap block.
+ * A pf_tensor is a ref-counted, contiguous, row-major view into a storage
+ * (offset + shape + dtype). Tensors are immutable once handed out; a tensor
+ * whose `data` is NULL is a *planned* tensor (shape only, used by --dry-run).
+ */
+#ifndef PF_TENSOR_H
+#define PF_TENSOR_H
+
+#include "pf.h"
+
+typedef enum pf_dtype { PF_DTYPE_F32 = 0, PF_DTYPE_F16 = 1, PF_DTYPE_BF16 = 2 } pf_dtype;
+
+#define PF_MAX_DIMS 4
+
+size_t pf_dtype_size(pf_dtype dt);
+/* Safetensors / Hugging Face spellings: "F32","F16","BF16". */
+const char *pf_dtype_st_name(pf_dtype dt);
+/* torch spellings for config.json torch_dtype: "float32","float16","bfloat16". */
+const char *pf_dtype_torch_name(pf_dtype dt);
+/* Accepts both spellings (and "fp32"/"fp16"/"bf16"). PF_ERR_INVALID if unknown. */
+pf_status pf_dtype_parse(const char *s, pf_dtype *out, pf_err *err);
+
+/* Exact conversions. float -> half types round to nearest even; NaN stays NaN. */
+uint16_t pf_f32_to_f16(float f);
+float pf_f16_to_f32(uint16_t h);
+uint16_t pf_f32_to_bf16(float f);
+float pf_bf16_to_f32(uint16_t h);
+/* Convert n values between dtypes (src and dst must not overlap). */
+void pf_convert(void *dst, pf_dtype dst_dt, const void *src, pf_dtype src_dt, size_t n);
+
+typedef struct pf_storage pf_storage;
+
+/* Heap storage of `bytes` bytes (zeroed). */
+pf_status pf_storage_new_heap(size_t bytes, pf_storage **out, pf_err *err);
+/* Read-only mmap of the whole file. */
+pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err);
+void pf_storage_retain(pf_storage *s);
+void pf_storage_release(pf_storage *s); /* NULL ok */
+void *pf_storage_data(pf_storage *s);   /* writable only for heap storage */
+size_t pf_storage_size(const pf_storage *s);
+const char *pf_storage_path(const pf_storage *s); /* file path for mmap storage, else NULL */
+
+typedef struct pf_tensor {
+  int refcount;
+  pf_dtype dtype;
+  int ndim;
+  int64_t shape[PF_MAX_DIMS];
+  pf_storage *storage; /* owned reference; NULL for a planned tensor */
+  const void *data;    /* points into storage; NULL for a planned tensor */
+  size_t nbytes;       /* numel * dtype size */
+} pf_tensor;
+
+/* New view of `storage` at byte `offset` (retains storage). Checks that the
+ * byte range fits inside the storage. */
+pf_status pf_tensor_view(pf_storage *storage, size_t offset, pf_dtype dt, int ndim,
+                         const int64_t *shape, pf_tensor **out, pf_err *err);
+/* New tensor with its own zeroed heap storage. */
+pf_status pf_tensor_new(pf_dtype dt, int ndim, const int64_t *shape, pf_tensor **out,
+                        pf_err *err);
+/* Shape-only tensor (data == NULL), for dry-run plans. */
+pf_status pf_tensor_new_planned(pf_dtype dt, int ndim, const int64_t *shape, pf_tensor **out,
+                                pf_err *err);
+void pf_tensor_retain(pf_tensor *t);
+void pf_tensor_release(pf_tensor *t); /* NULL ok */
+int64_t pf_tensor_numel(const pf_tensor *t);
+/* Writable data of a tensor created by pf_tensor_new (heap); NULL otherwise. */
+void *pf_tensor_mutable_data(pf_tensor *t);
+/* "[8192, 2048]" into buf; returns buf. */
+char *pf_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
+
+/* Row r of a 2-D tensor (or the whole 1-D tensor when r == 0) as float32. */
+void pf_tensor_row_f32(const pf_tensor *t, int64_t r, float *out);
+/* Whole tensor as float32 into out[numel]. */
+void pf_tensor_to_f32(const pf_tensor *t, float *out);
+
+/* New 2-D tensor made of rows idx[0..k) of t (same dtype, exact bytes). */
+pf_status pf_tensor_select_rows(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                pf_tensor **out, pf_err *err);
+/* New 2-D tensor made of columns idx[0..k) of t (same dtype, exact bytes). */
+pf_status pf_tensor_select_cols(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                pf_tensor **out, pf_err *err);
+/* New 1-D tensor of elements idx[0..k) (for biases). */
+pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                 pf_tensor **out, pf_err *err);
+
+#endif

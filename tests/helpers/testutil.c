@@ -1,0 +1,90 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "synthetic.h"
+
+char *pf_test_tmpdir(const char *tag) {
+  const char *base = getenv("TMPDIR");
+  if (!base || !*base) base = "/tmp";
+  char tmpl[4096];
+  snprintf(tmpl, sizeof tmpl, "%s/pftest-%s-XXXXXX", base, tag);
+  char *d = mkdtemp(tmpl);
+  ck_assert_msg(d != NULL, "mkdtemp failed for %s", tmpl);
+  return strdup(d);
+}
+
+void pf_test_rmtree(const char *path) {
+  if (path) pf_remove_tree(path, NULL);
+}
+
+char *pf_test_shared(const char *rel, const char *what) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/%s", PF_SHARED_DIR, rel);
+  if (access(p, F_OK) == 0) return strdup(p);
+  fprintf(stderr, "SKIP %s: %s not found (../shared is absent)\n", what, p);
+  return NULL;
+}
+
+char *pf_test_synth(const char *preset, uint64_t seed, const char *dtype) {
+  char *root = pf_test_tmpdir(preset);
+  char *dir = pf_path_join(root, "model");
+  free(root);
+  pf_synth_opts o = {.preset = preset, .seed = seed};
+  pf_err err = {0};
+  if (dtype) {
+    o.have_dtype = 1;
+    ck_assert_int_eq(pf_dtype_parse(dtype, &o.dtype, &err), PF_OK);
+  }
+  pf_status st = pf_synth_write(&o, dir, NULL, &err);
+  ck_assert_msg(st == PF_OK, "synthetic %s: %s", preset, err.msg);
+  return dir;
+}
+
+void pf_test_write(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_msg(f != NULL, "cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+char *pf_test_read(const char *path, size_t *len) {
+  char *buf = NULL;
+  size_t n = 0;
+  if (pf_read_file(path, (size_t)1 << 30, &buf, &n, NULL) != PF_OK) return NULL;
+  if (len) *len = n;
+  return buf;
+}
+
+int pf_test_run_pfrun(const char *args, char **output) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", PF_BINARY, args);
+  FILE *p = popen(cmd, "r");
+  ck_assert_msg(p != NULL, "popen failed");
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  size_t r;
+  while ((r = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+    len += r;
+    if (cap - len < 1024) buf = realloc(buf, cap *= 2);
+  }
+  buf[len] = '\0';
+  int st = pclose(p);
+  if (output) *output = buf;
+  else free(buf);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int pf_test_main(Suite *(*make_suite)(void)) {
+  SRunner *sr = srunner_create(make_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}

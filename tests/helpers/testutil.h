@@ -1,0 +1,32 @@
+/* testutil.h — shared helpers for the Check suites. */
+#ifndef PF_TESTUTIL_H
+#define PF_TESTUTIL_H
+
+#include <check.h>
+
+#include "pf.h"
+
+/* Fresh temporary folder under $TMPDIR (malloc'd); removed by pf_test_rmtree. */
+char *pf_test_tmpdir(const char *tag);
+void pf_test_rmtree(const char *path);
+/* Path of ../shared/<rel> if it exists (malloc'd), else NULL after printing
+ * "SKIP <what>: ../shared not found" to stderr (a visible skip). */
+char *pf_test_shared(const char *rel, const char *what);
+/* Write a synthetic checkpoint preset into a fresh folder; returns its path. */
+char *pf_test_synth(const char *preset, uint64_t seed, const char *dtype_or_null);
+/* Write text to a file; ck_assert on failure. */
+void pf_test_write(const char *path, const char *text);
+/* Read a whole file (malloc'd, NUL-terminated) or NULL. */
+char *pf_test_read(const char *path, size_t *len);
+/* Run the pfrun binary with args (a shell command tail), capturing stdout+stderr
+ * into *output (malloc'd); returns the exit status. */
+int pf_test_run_pfrun(const char *args, char **output);
+/* Standard main: runs the suite built by `make_suite`, exit status for CTest. */
+int pf_test_main(Suite *(*make_suite)(void));
+
+/* ck_assert that err's message contains `needle`. */
+#define pf_assert_err(err, needle)                                                                 \
+  ck_assert_msg(strstr((err).msg, (needle)) != NULL, "expected error containing '%s', got '%s'",   \
+                (needle), (err).msg)
+
+#endif

@@ -1,0 +1,38 @@
+/* pf_lua.h — the `pf` module for Lua 5.4 (the only place that includes lua.h).
+ *
+ * Every op of the op table is a function of the module taking one table:
+ *   local m <close> = pf.load{ path = "synthetic:llama-tiny" }
+ *   local p, stats  = pf.prune_width{ model = m, method = "MAW", pruning_percentage = 20 }
+ * Ops whose result holds a "model" return the model userdata first and the rest
+ * of the result table second; other ops return the result table.
+ * Models are userdata (metatable "pf.model") with __gc and __close sharing one
+ * release function that is safe to call twice, __tostring, and fields
+ * (m.num_hidden_layers, m.hidden_size, m.parameters, m.name, m.dtype,
+ * m.intermediate_sizes). Errors raise a Lua error "pf.<op>: message".
+ * Also: pf.ops() lists op names, pf.version.
+ */
+#ifndef PF_LUA_H
+#define PF_LUA_H
+
+#include "pf.h"
+#include "value.h"
+
+struct lua_State;
+
+/* luaL_requiref-style opener: pushes the module table. The ctx pointer must
+ * outlive the state (progress/log/dry-run of the host). */
+int pf_lua_open(struct lua_State *L);
+void pf_lua_set_ctx(struct lua_State *L, const pf_ctx *ctx);
+
+/* Run a Lua script file with `arg` set as lua.c does (arg[0] = script,
+ * arg[1..] = args). Runs under lua_pcall with a traceback; on error the message
+ * (with traceback) goes into err. */
+pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx *ctx,
+                          pf_err *err);
+
+/* Conversions (exposed for tests). Push a value; read the value at index idx
+ * (tables with 1..n keys become lists, others maps; model userdata -> MODEL). */
+void pf_lua_push_value(struct lua_State *L, const pf_value *v);
+pf_status pf_lua_to_value(struct lua_State *L, int idx, pf_value **out, pf_err *err);
+
+#endif

@@ -1,0 +1,44 @@
+/* recipe.h — YAML recipes (the only place that includes yaml.h).
+ *
+ * A recipe is a YAML mapping:
+ *   pfrun: 1                 # format version (required)
+ *   name: demo
+ *   vars: { model: synthetic:llama-tiny, output_dir: runs/demo }
+ *   output_dir: ${output_dir}   # optional; default runs/<name>
+ *   steps:
+ *     - id: base
+ *       op: load
+ *       path: ${model}
+ *     - op: prune_width
+ *       model: base            # an earlier step id
+ *       pruning_percentage: 20
+ * Values are data only: `${var}` substitution in strings, earlier step ids as
+ * references (for model-typed parameters, and for any parameter whose string
+ * value equals an earlier step id and whose type is PF_P_ANY). No code runs.
+ * `--set key=value` overrides vars (the value is parsed as a YAML scalar).
+ * Errors: "recipe.yaml:LINE:COL: step N (op): message" (N counts from 1).
+ */
+#ifndef PF_RECIPE_H
+#define PF_RECIPE_H
+
+#include "pf.h"
+#include "value.h"
+
+typedef struct pf_recipe_opts {
+  const char *const *sets; /* "key=value" strings */
+  size_t n_sets;
+} pf_recipe_opts;
+
+/* Parse, validate and run (or plan, when ctx->dry_run) a recipe.
+ * On success *results is a map:
+ *   {"recipe": path, "name": ..., "output_dir": ..., "dry_run": bool,
+ *    "vars": {...}, "steps": [ {"index": N, "id": ..., "op": ..., "params": {...},
+ *                               "result": {...}, "seconds": t}, ... ]}
+ * and <output_dir>/results.json holds its JSON form (not written in dry-run).
+ * In dry-run every step is validated against the op table (unknown ops and
+ * parameters, types, references to unknown or later step ids, missing vars) and
+ * run with ctx->dry_run set, so ops plan without touching weights. */
+pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_ctx *ctx,
+                        pf_value **results, pf_err *err);
+
+#endif

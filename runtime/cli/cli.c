@@ -1,0 +1,381 @@
+/* cli.c — argv -> pf_cli. The rules and messages of the prune subcommand follow
+ * OptiPFair's click CLI (reference §13.1) so scripts that match on them keep
+ * working; pfrun adds --dry-run, --stats-json, --max-shard-size, --overwrite. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "help.h"
+
+/* One option as given: --name value or --name=value. */
+typedef struct opt_iter {
+  int argc, i;
+  char **argv;
+} opt_iter;
+
+static int is_opt(const char *a, const char *name, const char **inline_val) {
+  size_t n = strlen(name);
+  if (strncmp(a, name, n) != 0) return 0;
+  if (a[n] == '\0') {
+    *inline_val = NULL;
+    return 1;
+  }
+  if (a[n] == '=') {
+    *inline_val = a + n + 1;
+    return 1;
+  }
+  return 0;
+}
+
+static pf_status take_value(opt_iter *it, const char *name, const char *inline_val,
+                            const char **out, pf_err *err) {
+  if (inline_val) {
+    *out = inline_val;
+    return PF_OK;
+  }
+  if (it->i + 1 >= it->argc)
+    return pf_err_set(err, PF_ERR_INVALID, "Option '%s' requires an argument.", name);
+  *out = it->argv[++it->i];
+  return PF_OK;
+}
+
+static pf_status parse_double(const char *name, const char *s, double *out, pf_err *err) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (!*s || *end || errno)
+    return pf_err_set(err, PF_ERR_INVALID, "Invalid value for '%s': '%s' is not a valid float.",
+                      name, s);
+  *out = v;
+  return PF_OK;
+}
+
+static pf_status parse_int(const char *name, const char *s, int64_t *out, pf_err *err) {
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end || errno)
+    return pf_err_set(err, PF_ERR_INVALID, "Invalid value for '%s': '%s' is not a valid integer.",
+                      name, s);
+  *out = v;
+  return PF_OK;
+}
+
+static pf_status check_choice(const char *name, const char *v, const char *const *choices,
+                              pf_err *err) {
+  for (size_t i = 0; choices[i]; i++)
+    if (strcmp(v, choices[i]) == 0) return PF_OK;
+  char list[256] = "";
+  for (size_t i = 0; choices[i]; i++) {
+    strncat(list, i ? ", '" : "'", sizeof list - strlen(list) - 1);
+    strncat(list, choices[i], sizeof list - strlen(list) - 1);
+    strncat(list, "'", sizeof list - strlen(list) - 1);
+  }
+  return pf_err_set(err, PF_ERR_INVALID, "Invalid value for '%s': '%s' is not one of %s.", name, v,
+                    list);
+}
+
+/* "2,5,8" -> list of ints; OptiPFair's message on failure. */
+static pf_status parse_indices(const char *s, pf_value **out, pf_err *err) {
+  pf_value *list = pf_value_list();
+  if (!list) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  const char *p = s;
+  while (1) {
+    while (*p == ' ') p++;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(p, &end, 10);
+    if (end == p || errno) goto bad;
+    while (*end == ' ') end++;
+    if (pf_list_push(list, pf_value_int(v)) != PF_OK) {
+      pf_value_release(list);
+      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    }
+    if (*end == '\0') break;
+    if (*end != ',') goto bad;
+    p = end + 1;
+  }
+  *out = list;
+  return PF_OK;
+bad:
+  pf_value_release(list);
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "--layer-indices must be comma-separated integers (e.g., '2,5,8').");
+}
+
+typedef struct prune_opts {
+  const char *model_path, *output_path, *pruning_type, *method, *divisor, *indices;
+  const char *selection, *dtype, *max_shard;
+  int have_pct, have_rate, have_num, overwrite;
+  double pct, rate;
+  int64_t num;
+} prune_opts;
+
+static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *err) {
+  if (o->have_pct && o->have_rate)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--pruning-percentage and --expansion-rate are mutually exclusive.");
+  if (o->have_num)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--num-layers-to-remove is only valid with --pruning-type DEPTH.");
+  if (strcmp(o->selection, "last") != 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--layer-selection-method is only valid with --pruning-type DEPTH.");
+  pf_map_set(params, "method", pf_value_str(o->method));
+  if (o->have_rate) pf_map_set(params, "expansion_rate", pf_value_num(o->rate));
+  else pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
+  if (o->divisor) pf_map_set(params, "expansion_divisor", pf_value_int(atoi(o->divisor)));
+  return PF_OK;
+}
+
+static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err *err) {
+  if (o->divisor)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--expansion-divisor is only valid with --pruning-type MLP_GLU.");
+  int given = (o->have_num != 0) + (o->indices != NULL) + (o->have_pct != 0);
+  if (given == 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "For DEPTH pruning, specify one of: --num-layers-to-remove, "
+                      "--layer-indices, or --pruning-percentage.");
+  if (given > 1)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--num-layers-to-remove, --layer-indices, and --pruning-percentage are "
+                      "mutually exclusive.");
+  if (o->have_rate)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--expansion-rate is only valid with --pruning-type MLP_GLU.");
+  if (strcmp(o->method, "MAW") != 0)
+    return pf_err_set(err, PF_ERR_INVALID, "--method is only valid with --pruning-type MLP_GLU.");
+  if (o->have_num) pf_map_set(params, "num_layers_to_remove", pf_value_int(o->num));
+  if (o->have_pct) pf_map_set(params, "depth_pruning_percentage", pf_value_num(o->pct));
+  pf_map_set(params, "layer_selection_method", pf_value_str(o->selection));
+  return PF_OK;
+}
+
+static const char *const PRUNING_TYPES[] = {"MLP_GLU", "DEPTH", NULL};
+static const char *const METHODS[] = {"MAW", "VOW", "PON", "L2", NULL};
+static const char *const DIVISORS[] = {"32", "64", "128", "256", NULL};
+static const char *const SELECTIONS[] = {"last", "first", "custom", NULL};
+static const char *const DTYPES[] = {"auto", "float32", "float16", "bfloat16", NULL};
+static const char *const DEVICES[] = {"auto", "cpu", NULL};
+
+/* Parse one prune option at it->i; *matched = 0 when the option is not a prune option. */
+static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *matched,
+                              pf_err *err) {
+  const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
+  pf_status st = PF_OK;
+  *matched = 1;
+#define STROPT(flag, field, choices)                                                               \
+  if (is_opt(a, flag, &iv)) {                                                                      \
+    if ((st = take_value(it, flag, iv, &v, err)) != PF_OK) return st;                              \
+    if ((choices) && (st = check_choice(flag, v, (choices), err)) != PF_OK) return st;             \
+    o->field = v;                                                                                  \
+    return PF_OK;                                                                                  \
+  }
+  STROPT("--model-path", model_path, (const char *const *)NULL);
+  STROPT("--output-path", output_path, (const char *const *)NULL);
+  STROPT("--pruning-type", pruning_type, PRUNING_TYPES);
+  STROPT("--method", method, METHODS);
+  STROPT("--expansion-divisor", divisor, DIVISORS);
+  STROPT("--layer-indices", indices, (const char *const *)NULL);
+  STROPT("--layer-selection-method", selection, SELECTIONS);
+  STROPT("--dtype", dtype, DTYPES);
+  STROPT("--max-shard-size", max_shard, (const char *const *)NULL);
+#undef STROPT
+  if (is_opt(a, "--device", &iv)) {
+    if ((st = take_value(it, "--device", iv, &v, err)) != PF_OK) return st;
+    return check_choice("--device", v, DEVICES, err);
+  }
+  if (is_opt(a, "--stats-json", &iv)) return take_value(it, "--stats-json", iv, &c->stats_json, err);
+  if (is_opt(a, "--pruning-percentage", &iv)) {
+    if ((st = take_value(it, "--pruning-percentage", iv, &v, err)) != PF_OK) return st;
+    o->have_pct = 1;
+    return parse_double("--pruning-percentage", v, &o->pct, err);
+  }
+  if (is_opt(a, "--expansion-rate", &iv)) {
+    if ((st = take_value(it, "--expansion-rate", iv, &v, err)) != PF_OK) return st;
+    o->have_rate = 1;
+    return parse_double("--expansion-rate", v, &o->rate, err);
+  }
+  if (is_opt(a, "--num-layers-to-remove", &iv)) {
+    if ((st = take_value(it, "--num-layers-to-remove", iv, &v, err)) != PF_OK) return st;
+    o->have_num = 1;
+    return parse_int("--num-layers-to-remove", v, &o->num, err);
+  }
+  if (!strcmp(a, "--overwrite")) o->overwrite = 1;
+  else *matched = 0;
+  return PF_OK;
+}
+
+static pf_status common_flag(const char *a, pf_cli *c, int *matched) {
+  *matched = 1;
+  if (!strcmp(a, "--quiet")) c->quiet = 1;
+  else if (!strcmp(a, "--verbose")) c->quiet = 0;
+  else if (!strcmp(a, "--dry-run")) c->dry_run = 1;
+  else *matched = 0;
+  return PF_OK;
+}
+
+static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
+  if (!o->model_path)
+    return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
+  if (!o->output_path)
+    return pf_err_set(err, PF_ERR_INVALID, "Missing option '--output-path'.");
+  c->load_params = pf_value_map();
+  c->prune_params = pf_value_map();
+  c->save_params = pf_value_map();
+  if (!c->load_params || !c->prune_params || !c->save_params)
+    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  pf_map_set(c->load_params, "path", pf_value_str(o->model_path));
+  int depth = strcmp(o->pruning_type, "DEPTH") == 0;
+  c->prune_op = depth ? "prune_depth" : "prune_width";
+  pf_status st = depth ? prune_rules_depth(o, c->prune_params, err)
+                       : prune_rules_glu(o, c->prune_params, err);
+  if (st != PF_OK) return st;
+  if (o->indices) {
+    pf_value *list = NULL;
+    if ((st = parse_indices(o->indices, &list, err)) != PF_OK) return st;
+    pf_map_set(c->prune_params, "layer_indices", list);
+  }
+  pf_map_set(c->save_params, "path", pf_value_str(o->output_path));
+  pf_map_set(c->save_params, "dtype", pf_value_str(o->dtype));
+  if (o->max_shard) pf_map_set(c->save_params, "max_shard_size", pf_value_str(o->max_shard));
+  if (o->overwrite) pf_map_set(c->save_params, "overwrite", pf_value_bool(1));
+  return PF_OK;
+}
+
+static pf_status parse_prune(opt_iter *it, pf_cli *c, pf_err *err) {
+  prune_opts o = {.pruning_type = "MLP_GLU", .method = "MAW", .selection = "last",
+                  .dtype = "auto"};
+  for (it->i = 2; it->i < it->argc; it->i++) {
+    const char *a = it->argv[it->i];
+    int matched = 0;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      c->kind = PF_CLI_HELP;
+      c->topic = "prune";
+      return PF_OK;
+    }
+    common_flag(a, c, &matched);
+    if (matched) continue;
+    pf_status st = prune_option(it, &o, c, &matched, err);
+    if (st != PF_OK) return st;
+    if (!matched) return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
+  }
+  return build_prune(&o, c, err);
+}
+
+static pf_status parse_analyze(opt_iter *it, pf_cli *c, pf_err *err) {
+  const char *path = NULL;
+  for (it->i = 2; it->i < it->argc; it->i++) {
+    const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
+    int matched = 0;
+    pf_status st = PF_OK;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      c->kind = PF_CLI_HELP;
+      c->topic = "analyze";
+      return PF_OK;
+    }
+    common_flag(a, c, &matched);
+    if (matched) continue;
+    if (!strcmp(a, "--json")) c->json = 1;
+    else if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
+    else if (is_opt(a, "--device", &iv)) {
+      if ((st = take_value(it, "--device", iv, &v, err)) == PF_OK)
+        st = check_choice("--device", v, DEVICES, err);
+    } else return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
+    if (st != PF_OK) return st;
+  }
+  if (!path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
+  c->load_params = pf_value_map();
+  if (!c->load_params) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  pf_map_set(c->load_params, "path", pf_value_str(path));
+  return PF_OK;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static pf_status parse_recipe(opt_iter *it, pf_cli *c, pf_err *err) {
+  c->kind = PF_CLI_RECIPE;
+  c->file = it->argv[1];
+  c->sets = calloc((size_t)it->argc, sizeof *c->sets);
+  if (!c->sets) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (it->i = 2; it->i < it->argc; it->i++) {
+    const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
+    int matched = 0;
+    common_flag(a, c, &matched);
+    if (matched) continue;
+    if (is_opt(a, "--set", &iv)) {
+      pf_status st = take_value(it, "--set", iv, &v, err);
+      if (st != PF_OK) return st;
+      if (!strchr(v, '=') || v[0] == '=')
+        return pf_err_set(err, PF_ERR_INVALID, "--set expects key=value, got '%s'", v);
+      c->sets[c->n_sets++] = v;
+    } else {
+      return pf_err_set(err, PF_ERR_INVALID, "No such option for a recipe: %s", a);
+    }
+  }
+  return PF_OK;
+}
+
+pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
+  memset(c, 0, sizeof *c);
+  opt_iter it = {.argc = argc, .i = 1, .argv = argv};
+  if (argc < 2) {
+    c->kind = PF_CLI_HELP;
+    return PF_OK;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    c->kind = PF_CLI_HELP;
+    c->topic = argc > 2 ? argv[2] : NULL;
+    if (c->topic && !pf_cli_help(c->topic))
+      return pf_err_set(err, PF_ERR_INVALID, "No help for '%s'.", c->topic);
+    return PF_OK;
+  }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+    c->kind = PF_CLI_VERSION;
+    return PF_OK;
+  }
+  if (!strcmp(cmd, "prune")) {
+    c->kind = PF_CLI_PRUNE;
+    return parse_prune(&it, c, err);
+  }
+  if (!strcmp(cmd, "analyze")) {
+    c->kind = PF_CLI_ANALYZE;
+    return parse_analyze(&it, c, err);
+  }
+  if (!strcmp(cmd, "ops")) {
+    c->kind = PF_CLI_OPS;
+    if (argc > 3) return pf_err_set(err, PF_ERR_INVALID, "usage: pfrun ops [NAME]");
+    c->topic = argc > 2 ? argv[2] : NULL;
+    return PF_OK;
+  }
+  if (ends_with(cmd, ".yaml") || ends_with(cmd, ".yml")) return parse_recipe(&it, c, err);
+  if (ends_with(cmd, ".lua")) {
+    c->kind = PF_CLI_LUA;
+    c->file = cmd;
+    c->script_argc = argc - 2;
+    c->script_argv = argv + 2;
+    return PF_OK;
+  }
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "unknown command '%s' (expected prune, analyze, ops, a .yaml recipe or a .lua "
+                    "script; see pfrun --help)",
+                    cmd);
+}
+
+void pf_cli_free(pf_cli *c) {
+  if (!c) return;
+  pf_value_release(c->load_params);
+  pf_value_release(c->prune_params);
+  pf_value_release(c->save_params);
+  free(c->sets);
+  memset(c, 0, sizeof *c);
+}
+
+const char *pf_cli_help(const char *topic) { return pf_help_text(topic); }

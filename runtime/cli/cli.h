@@ -1,0 +1,49 @@
+/* cli.h — the pfrun command line, parsed into a plan of op calls.
+ *
+ * Parsing never prints: main.c prints help, errors and results. The OptiPFair-
+ * style subcommands keep OptiPFair's option names and its validation messages
+ * (reference §13.1), e.g. "--pruning-percentage and --expansion-rate are
+ * mutually exclusive.".
+ */
+#ifndef PF_CLI_H
+#define PF_CLI_H
+
+#include "pf.h"
+#include "value.h"
+
+typedef enum pf_cli_kind {
+  PF_CLI_HELP,    /* pfrun --help, pfrun help [topic], pfrun <cmd> --help */
+  PF_CLI_VERSION, /* pfrun --version */
+  PF_CLI_PRUNE,   /* pfrun prune ... */
+  PF_CLI_ANALYZE, /* pfrun analyze ... */
+  PF_CLI_OPS,     /* pfrun ops [NAME] */
+  PF_CLI_RECIPE,  /* pfrun file.yaml [--set k=v] [--dry-run] */
+  PF_CLI_LUA      /* pfrun file.lua args... */
+} pf_cli_kind;
+
+typedef struct pf_cli {
+  pf_cli_kind kind;
+  const char *topic;      /* help topic ("prune", ...) or NULL; op name for ops */
+  int quiet;              /* --quiet: no progress, no info lines */
+  int dry_run;            /* --dry-run */
+  int json;               /* analyze --json */
+  const char *file;       /* recipe or script path */
+  const char *stats_json; /* prune --stats-json FILE */
+  const char **sets;      /* recipe --set values (pointers into argv) */
+  size_t n_sets;
+  int script_argc;        /* Lua: args after the script name */
+  char **script_argv;
+  /* prune/analyze: the op calls to make, in order (params maps, owned) */
+  pf_value *load_params;  /* {"path": model_path} */
+  const char *prune_op;   /* "prune_width" or "prune_depth" */
+  pf_value *prune_params; /* without "model" */
+  pf_value *save_params;  /* without "model" */
+} pf_cli;
+
+/* Parse argv. On PF_ERR_INVALID the message is a usage error (exit code 2). */
+pf_status pf_cli_parse(int argc, char **argv, pf_cli *out, pf_err *err);
+void pf_cli_free(pf_cli *c);
+/* Help text for a topic (NULL = top level), or NULL if the topic is unknown. */
+const char *pf_cli_help(const char *topic);
+
+#endif

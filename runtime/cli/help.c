@@ -1,0 +1,102 @@
+/* help.c — help texts. Keep them true: every option listed here is parsed in cli.c. */
+#include "help.h"
+
+#include <string.h>
+
+static const char TOP[] =
+    "pfrun — prune and analyse LLaMA-family language models (an OptiPFair-compatible runner).\n"
+    "\n"
+    "usage:\n"
+    "  pfrun RECIPE.yaml [--set KEY=VALUE]... [--dry-run] [--quiet]\n"
+    "  pfrun SCRIPT.lua [ARGS...]\n"
+    "  pfrun prune --model-path DIR --output-path DIR [options]   (pfrun prune --help)\n"
+    "  pfrun analyze --model-path DIR [--json]\n"
+    "  pfrun ops [NAME]            list the ops (or one op's parameters)\n"
+    "  pfrun help TOPIC            TOPIC: prune, analyze, ops, recipe, lua\n"
+    "  pfrun --version\n"
+    "\n"
+    "Models are Hugging Face folders (config.json + safetensors) or built-in synthetic\n"
+    "models: synthetic:llama-tiny, synthetic:llama-small, synthetic:qwen2-tiny,\n"
+    "synthetic:qwen3-tiny, synthetic:mistral-tiny, synthetic:llama-1b (optionally\n"
+    "synthetic:NAME@SEED:DTYPE, e.g. synthetic:llama-tiny@7:bf16).\n"
+    "Progress bars are drawn on stderr when it is a terminal.\n";
+
+static const char PRUNE[] =
+    "usage: pfrun prune --model-path DIR --output-path DIR [options]\n"
+    "\n"
+    "Prune MLP neurons (MLP_GLU) or whole layers (DEPTH) as OptiPFair does, and save\n"
+    "a Hugging Face checkpoint (written to a temporary folder, verified, then renamed).\n"
+    "\n"
+    "  --model-path DIR              input checkpoint folder or synthetic:NAME (required)\n"
+    "  --output-path DIR             output folder; must not exist or be empty (required)\n"
+    "  --pruning-type MLP_GLU|DEPTH  default MLP_GLU\n"
+    "  --method MAW|VOW|PON|L2       neuron importance (MLP_GLU only), default MAW\n"
+    "  --pruning-percentage P        MLP_GLU: % of neurons per layer (default 10);\n"
+    "                                DEPTH: % of layers to remove\n"
+    "  --expansion-rate R            MLP_GLU: target intermediate/hidden in % (e.g. 140)\n"
+    "  --expansion-divisor 32|64|128|256  round widths down to a multiple (MLP_GLU)\n"
+    "  --layer-indices \"0,2,5\"       MLP_GLU: layers to prune; DEPTH: layers to remove\n"
+    "  --num-layers-to-remove N      DEPTH only\n"
+    "  --layer-selection-method last|first|custom   DEPTH only, default last\n"
+    "  --dtype auto|float32|float16|bfloat16   dtype of the saved weights (auto = as stored)\n"
+    "  --device auto|cpu             accepted for OptiPFair compatibility (pfrun runs on CPU)\n"
+    "  --max-shard-size SIZE         e.g. 5GB (default), 500MB\n"
+    "  --overwrite                   replace an existing output folder\n"
+    "  --stats-json FILE             write the statistics as JSON\n"
+    "  --dry-run                     print the plan (shapes, parameters, config diff,\n"
+    "                                peak memory) without reading or writing weights\n"
+    "  --quiet / --verbose           no progress and info lines / the default\n";
+
+static const char ANALYZE[] =
+    "usage: pfrun analyze --model-path DIR [--json] [--quiet]\n"
+    "\n"
+    "Print the architecture, the parameter distribution of layer 0 and estimated\n"
+    "reductions for 10-50% MLP neuron pruning (counting gate, up and down: 3*H per\n"
+    "neuron; OptiPFair counts 2*H). --json prints the same as JSON.\n"
+    "--device auto|cpu is accepted for OptiPFair compatibility.\n";
+
+static const char OPS[] =
+    "usage: pfrun ops [NAME]\n"
+    "\n"
+    "List every op of the op table with its summary, or one op's parameters\n"
+    "(type, default, choices, range, help). Recipes, Lua scripts and the\n"
+    "subcommands all run ops through this one table.\n";
+
+static const char RECIPE[] =
+    "usage: pfrun RECIPE.yaml [--set KEY=VALUE]... [--dry-run] [--quiet]\n"
+    "\n"
+    "A recipe is a YAML mapping:\n"
+    "  pfrun: 1\n"
+    "  name: demo\n"
+    "  vars: { model: synthetic:llama-tiny, output_dir: runs/demo }\n"
+    "  steps:\n"
+    "    - id: base\n"
+    "      op: load\n"
+    "      path: ${model}\n"
+    "    - id: pruned\n"
+    "      op: prune_width\n"
+    "      model: base\n"
+    "      pruning_percentage: 20\n"
+    "    - op: save\n"
+    "      model: pruned\n"
+    "      path: ${output_dir}/pruned\n"
+    "--set overrides vars; results go to <output_dir>/results.json.\n"
+    "--dry-run validates every step and prints the plan without touching weights.\n";
+
+static const char LUA[] =
+    "usage: pfrun SCRIPT.lua [ARGS...]\n"
+    "\n"
+    "Runs a Lua 5.4 script with the module `pf`: one function per op taking one table,\n"
+    "e.g. local m <close> = pf.load{ path = arg[1] or \"synthetic:llama-tiny\" }\n"
+    "     local p, stats = pf.prune_width{ model = m, pruning_percentage = 20 }\n"
+    "Models are closed by <close>, garbage collection, or m:close().\n";
+
+const char *pf_help_text(const char *topic) {
+  if (!topic) return TOP;
+  if (!strcmp(topic, "prune")) return PRUNE;
+  if (!strcmp(topic, "analyze")) return ANALYZE;
+  if (!strcmp(topic, "ops")) return OPS;
+  if (!strcmp(topic, "recipe")) return RECIPE;
+  if (!strcmp(topic, "lua")) return LUA;
+  return NULL;
+}

@@ -1,0 +1,326 @@
+/* main.c — the pfrun command: the only place that prints and picks exit codes.
+ * Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fsutil.h"
+#include "op.h"
+#include "pf_lua.h"
+#include "recipe.h"
+
+static volatile int g_interrupt = 0;
+
+static void on_signal(int sig) {
+  g_interrupt = sig;
+  /* temp folders are removed by the code that owns them when it sees the flag;
+   * a second signal removes them here and leaves at once */
+  static volatile sig_atomic_t seen = 0;
+  if (seen++) {
+    pf_cleanup_temps();
+    _exit(130);
+  }
+}
+
+/* ---- progress bar on stderr (TTY only) ---- */
+
+typedef struct ui {
+  int quiet, tty;
+  double last;
+  char what[32];
+} ui;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void ui_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+  ui *u = ud;
+  if (u->quiet || !u->tty || total == 0) return;
+  double t = now_s();
+  int finished = done >= total;
+  if (!finished && strcmp(u->what, what) == 0 && t - u->last < 0.1) return;
+  u->last = t;
+  snprintf(u->what, sizeof u->what, "%s", what);
+  int width = 30, fill = (int)((double)done / (double)total * width);
+  char bar[64];
+  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+  bar[width] = '\0';
+  fprintf(stderr, "\r%-12s [%s] %5.1f%%", what, bar, 100.0 * (double)done / (double)total);
+  if (finished) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+static void ui_log(void *ud, const char *line) {
+  ui *u = ud;
+  if (!u->quiet) fprintf(stderr, "%s\n", line);
+}
+
+/* ---- helpers ---- */
+
+static char *fmt_thousands(int64_t v, char *buf, size_t n) {
+  char tmp[32];
+  snprintf(tmp, sizeof tmp, "%lld", (long long)(v < 0 ? -v : v));
+  size_t len = strlen(tmp), o = 0;
+  if (v < 0 && o + 1 < n) buf[o++] = '-';
+  for (size_t i = 0; i < len && o + 2 < n; i++) {
+    if (i && (len - i) % 3 == 0) buf[o++] = ',';
+    buf[o++] = tmp[i];
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+static int print_json(FILE *f, const pf_value *v) {
+  char *text = pf_value_to_json_text(v);
+  if (!text) return 1;
+  fprintf(f, "%s\n", text);
+  free(text);
+  return 0;
+}
+
+static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
+  char *text = pf_value_to_json_text(v);
+  if (!text) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  size_t n = strlen(text);
+  text[n] = '\n';
+  pf_status st = pf_write_file(path, text, n + 1, err);
+  free(text);
+  return st;
+}
+
+static int fail(const pf_err *err) {
+  fprintf(stderr, "pfrun: error: %s\n", err->msg);
+  if (err->code == PF_ERR_INTERRUPTED) return 130;
+  return 1;
+}
+
+/* Run op `name` with params + optional model; *out gets the result. */
+static pf_status run_op(const char *name, pf_value *params, pf_model *model, pf_value **out,
+                        const pf_ctx *ctx, pf_err *err) {
+  if (model) pf_map_set(params, "model", pf_value_model(model));
+  pf_status st = pf_op_run(name, params, out, ctx, err);
+  if (model) pf_map_del(params, "model");
+  return st;
+}
+
+/* ---- subcommands ---- */
+
+static void print_prune_summary(const pf_value *r) {
+  char a[40], b[40], c[40];
+  int64_t orig = pf_map_int(r, "original_parameters", 0);
+  int64_t pruned = pf_map_int(r, "pruned_parameters", 0);
+  int64_t red = pf_map_int(r, "reduction", 0);
+  printf("Pruning complete!\n");
+  printf("Original parameters: %s\n", fmt_thousands(orig, a, sizeof a));
+  printf("Pruned parameters: %s\n", fmt_thousands(pruned, b, sizeof b));
+  printf("Reduction: %s parameters (%.2f%%)\n", fmt_thousands(red, c, sizeof c),
+         pf_map_num(r, "percentage_reduction", 0.0));
+  if (pf_map_has(r, "expansion_rate"))
+    printf("Final expansion rate: %.2f%%\n", pf_map_num(r, "expansion_rate", 0.0));
+  if (pf_map_has(r, "pruned_layers") && pf_map_has(r, "total_layers"))
+    printf("Pruned layers: %lld of %lld\n", (long long)pf_map_int(r, "pruned_layers", 0),
+           (long long)pf_map_int(r, "total_layers", 0));
+  if (pf_map_has(r, "original_layer_count"))
+    printf("Layers: %lld -> %lld (%lld removed)\n",
+           (long long)pf_map_int(r, "original_layer_count", 0),
+           (long long)pf_map_int(r, "final_layer_count", 0),
+           (long long)pf_map_int(r, "layers_removed", 0));
+}
+
+static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *loaded = NULL, *pruned = NULL, *saved = NULL, *stats = NULL;
+  int rc = 1;
+  if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
+  pf_model *base = pf_map_model(loaded, "model");
+  char a[40];
+  pf_ctx_log(ctx, "Model: %s", pf_map_str(c->load_params, "path", ""));
+  pf_ctx_log(ctx, "Original parameters: %s", fmt_thousands(pf_model_param_count(base), a, sizeof a));
+  if (run_op(c->prune_op, c->prune_params, base, &pruned, ctx, &err) != PF_OK) goto out;
+  if (run_op("save", c->save_params, pf_map_model(pruned, "model"), &saved, ctx, &err) != PF_OK)
+    goto out;
+  stats = pf_value_copy(pruned);
+  if (!stats) {
+    pf_err_set(&err, PF_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  pf_map_del(stats, "model");
+  pf_map_del(stats, "op");
+  pf_map_del(stats, "seconds");
+  if (c->dry_run) {
+    printf("Dry run: nothing was read or written.\n");
+    pf_value *plan = pf_map_get(saved, "plan");
+    if (plan) print_json(stdout, plan);
+  } else if (!c->quiet) {
+    print_prune_summary(stats);
+    printf("Saved to %s\n", pf_map_str(c->save_params, "path", ""));
+  }
+  if (c->stats_json && write_json_file(c->stats_json, stats, &err) != PF_OK) goto out;
+  rc = 0;
+out:
+  pf_value_release(loaded);
+  pf_value_release(pruned);
+  pf_value_release(saved);
+  pf_value_release(stats);
+  return rc ? fail(&err) : 0;
+}
+
+static void print_analyze(const pf_value *r, const char *path) {
+  char a[40];
+  printf("Model: %s\n", path);
+  printf("Total parameters: %s\n", fmt_thousands(pf_map_int(r, "total_parameters", 0), a, sizeof a));
+  printf("Number of layers: %lld\n", (long long)pf_map_int(r, "num_layers", 0));
+  int glu = pf_map_bool(r, "glu_compatible", 0);
+  printf("Compatible with GLU pruning: %s\n", glu ? "True" : "False");
+  if (!glu) return;
+  double ratio = pf_map_num(r, "expansion_ratio", 0);
+  printf("Hidden size: %lld\n", (long long)pf_map_int(r, "hidden_size", 0));
+  printf("Intermediate size: %lld\n", (long long)pf_map_int(r, "intermediate_size", 0));
+  printf("Expansion ratio: %.2fx (%.2f%%)\n", ratio, ratio * 100.0);
+  const pf_value *d = pf_map_get(r, "distribution");
+  if (d) {
+    printf("\nParameter distribution per layer:\n");
+    const char *parts[] = {"attention", "mlp", "other"};
+    const char *labels[] = {"Attention", "MLP", "Other"};
+    for (int i = 0; i < 3; i++) {
+      const pf_value *p = pf_map_get(d, parts[i]);
+      if (!p) continue;
+      printf("%s: %s (%.2f%%)\n", labels[i], fmt_thousands(pf_map_int(p, "count", 0), a, sizeof a),
+             pf_map_num(p, "percent", 0));
+    }
+  }
+  const pf_value *est = pf_map_get(r, "estimates");
+  for (size_t i = 0; est && est->type == PF_V_LIST && i < est->u.list.len; i++) {
+    const pf_value *e = est->u.list.items[i];
+    printf("\nWith %g%% MLP neuron pruning:\n", pf_map_num(e, "percentage", 0));
+    printf("  New expansion ratio: %.3f (%.2f%%)\n", pf_map_num(e, "new_expansion_ratio", 0),
+           pf_map_num(e, "new_expansion_percent", 0));
+    printf("  Estimated parameter reduction: %.2f%% of model\n",
+           pf_map_num(e, "estimated_reduction_percent", 0));
+  }
+}
+
+static int cmd_analyze(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *loaded = NULL, *res = NULL, *params = NULL;
+  int rc = 1;
+  if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
+  if (!(params = pf_value_map())) goto out;
+  if (run_op("analyze", params, pf_map_model(loaded, "model"), &res, ctx, &err) != PF_OK) goto out;
+  pf_map_del(res, "op");
+  pf_map_del(res, "seconds");
+  if (c->json) print_json(stdout, res);
+  else print_analyze(res, pf_map_str(c->load_params, "path", ""));
+  rc = 0;
+out:
+  pf_value_release(loaded);
+  pf_value_release(params);
+  pf_value_release(res);
+  return rc ? fail(&err) : 0;
+}
+
+static const char *ptype_name(pf_ptype t) {
+  switch (t) {
+  case PF_P_BOOL: return "bool";
+  case PF_P_INT: return "int";
+  case PF_P_NUM: return "number";
+  case PF_P_STR: return "string";
+  case PF_P_INTLIST: return "int list";
+  case PF_P_MODEL: return "model";
+  case PF_P_ANY: return "any";
+  }
+  return "?";
+}
+
+static int cmd_ops(pf_cli *c) {
+  if (!c->topic) {
+    printf("%-16s %s\n", "op", "summary");
+    for (size_t i = 0; i < pf_op_count(); i++)
+      printf("%-16s %s\n", pf_op_at(i)->name, pf_op_at(i)->summary);
+    printf("\npfrun ops NAME shows an op's parameters.\n");
+    return 0;
+  }
+  const pf_op *op = pf_op_find(c->topic);
+  if (!op) {
+    fprintf(stderr, "pfrun: error: unknown op '%s' (pfrun ops lists them)\n", c->topic);
+    return 2;
+  }
+  if (op->alias) printf("%s (alias %s) — %s\n\nparameters:\n", op->name, op->alias, op->summary);
+  else printf("%s — %s\n\nparameters:\n", op->name, op->summary);
+  for (size_t i = 0; i < op->n_params; i++) {
+    const pf_param_spec *p = &op->params[i];
+    printf("  %-26s %-8s %s", p->name, ptype_name(p->type), p->required ? "required" : "optional");
+    if (p->def) printf(", default %s", p->def);
+    if (p->choices) printf(", one of %s", p->choices);
+    if (p->min < p->max) printf(", range [%g, %g]", p->min, p->max);
+    printf("\n      %s\n", p->help ? p->help : "");
+  }
+  if (op->returns) printf("\nreturns: %s\n", op->returns);
+  return 0;
+}
+
+static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *res = NULL;
+  pf_recipe_opts o = {.sets = c->sets, .n_sets = c->n_sets};
+  if (pf_recipe_run(c->file, &o, ctx, &res, &err) != PF_OK) return fail(&err);
+  if (c->dry_run) {
+    printf("Dry run of %s: every step validated; plan:\n", c->file);
+    print_json(stdout, res);
+  } else if (!c->quiet) {
+    const pf_value *steps = pf_map_get(res, "steps");
+    size_t n = steps && steps->type == PF_V_LIST ? steps->u.list.len : 0;
+    printf("Recipe %s: %zu steps done; results in %s/results.json\n", c->file, n,
+           pf_map_str(res, "output_dir", "."));
+  }
+  pf_value_release(res);
+  return 0;
+}
+
+static void print_version(void) {
+  printf("pfrun %s\n", PF_VERSION);
+}
+
+int main(int argc, char **argv) {
+  pf_cli c;
+  pf_err err = {0};
+  if (pf_cli_parse(argc, argv, &c, &err) != PF_OK) {
+    fprintf(stderr, "pfrun: error: %s\n", err.msg);
+    fprintf(stderr, "Try 'pfrun --help' for help.\n");
+    pf_cli_free(&c);
+    return 2;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  ui u = {.quiet = c.quiet, .tty = isatty(2)};
+  pf_ctx ctx = {.progress = ui_progress, .log = ui_log, .user_data = &u, .dry_run = c.dry_run,
+                .interrupt = &g_interrupt};
+  int rc = 0;
+  switch (c.kind) {
+  case PF_CLI_HELP: fputs(pf_cli_help(c.topic), stdout); break;
+  case PF_CLI_VERSION: print_version(); break;
+  case PF_CLI_PRUNE: rc = cmd_prune(&c, &ctx); break;
+  case PF_CLI_ANALYZE: rc = cmd_analyze(&c, &ctx); break;
+  case PF_CLI_OPS: rc = cmd_ops(&c); break;
+  case PF_CLI_RECIPE: rc = cmd_recipe(&c, &ctx); break;
+  case PF_CLI_LUA:
+    if (pf_lua_run_file(c.file, c.script_argc, c.script_argv, &ctx, &err) != PF_OK)
+      rc = fail(&err);
+    break;
+  }
+  pf_cleanup_temps();
+  pf_cli_free(&c);
+  if (g_interrupt && rc == 0) rc = 130;
+  return rc;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# End-to-end: the OptiPFair-style command line on a synthetic model.
+source "$(dirname "$0")/lib.sh"
+M=synthetic:llama-tiny
+
+expect_ok "help" --help
+expect_in "help names subcommands" "pfrun prune"
+expect_ok "version" --version
+expect_in "version" "pfrun "
+expect_ok "prune help" prune --help
+expect_in "prune help lists --expansion-divisor" "--expansion-divisor"
+expect_ok "ops" ops
+expect_in "ops lists prune_width" "prune_width"
+expect_ok "ops prune_width" ops prune_width
+expect_in "ops shows parameter" "pruning_percentage"
+expect_fail "unknown op" "unknown op" ops nosuchop
+expect_fail "unknown command" "unknown command" frobnicate
+
+# width pruning, default 10 %
+expect_ok "prune MLP_GLU" prune --model-path $M --output-path "$WORK/w10" --quiet --stats-json "$WORK/w10.json"
+check "checkpoint written" test -f "$WORK/w10/model.safetensors" -a -f "$WORK/w10/config.json"
+check "tokenizer copied" test -f "$WORK/w10/tokenizer.json"
+check "stats json has keys" grep -q '"percentage_reduction"' "$WORK/w10.json"
+check "stats json has layers" grep -q '"kept_indices"' "$WORK/w10.json"
+# I=176 at 10 %: prune trunc(17.6)=17 -> 159
+check "intermediate_size 159" grep -q '"intermediate_size": 159' "$WORK/w10/config.json"
+expect_ok "analyze pruned" analyze --model-path "$WORK/w10"
+expect_in "analyze sees 159" "Intermediate size: 159"
+expect_fail "refuses non-empty output" "not empty" prune --model-path $M --output-path "$WORK/w10" --quiet
+expect_fail "refuses input folder" "input folder" prune --model-path "$WORK/w10" --output-path "$WORK/w10/sub" --quiet
+
+expect_ok "prune summary" prune --model-path $M --output-path "$WORK/w20" --pruning-percentage 20 --method VOW
+expect_in "summary line" "Pruning complete!"
+expect_in "reduction line" "Reduction: "
+expect_ok "expansion rate + divisor" prune --model-path $M --output-path "$WORK/er" --expansion-rate 200 --expansion-divisor 32 --quiet
+# H=64: target 128 -> p = (1-128/176)*100 -> k = 128, floor to 32 -> 128
+check "rate 200 -> 128" grep -q '"intermediate_size": 128' "$WORK/er/config.json"
+expect_ok "selective layers" prune --model-path $M --output-path "$WORK/sel" --layer-indices "0,2" --pruning-percentage 50 --quiet
+check "per-layer sizes recorded" grep -q '"intermediate_sizes"' "$WORK/sel/config.json"
+expect_ok "bf16 output" prune --model-path $M --output-path "$WORK/bf" --dtype bfloat16 --quiet
+check "bf16 dtype in config" grep -q '"torch_dtype": "bfloat16"' "$WORK/bf/config.json"
+
+# OptiPFair's messages
+expect_fail "pct+rate" "--pruning-percentage and --expansion-rate are mutually exclusive." prune --model-path $M --output-path "$WORK/x" --pruning-percentage 10 --expansion-rate 200
+expect_fail "num layers with glu" "--num-layers-to-remove is only valid with --pruning-type DEPTH." prune --model-path $M --output-path "$WORK/x" --num-layers-to-remove 1
+expect_fail "selection with glu" "--layer-selection-method is only valid with --pruning-type DEPTH." prune --model-path $M --output-path "$WORK/x" --layer-selection-method first
+expect_fail "bad indices" "--layer-indices must be comma-separated integers (e.g., '2,5,8')." prune --model-path $M --output-path "$WORK/x" --layer-indices "1,a"
+expect_fail "depth divisor" "--expansion-divisor is only valid with --pruning-type MLP_GLU." prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --expansion-divisor 32 --num-layers-to-remove 1
+expect_fail "depth none" "For DEPTH pruning, specify one of" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH
+expect_fail "depth method" "--method is only valid with --pruning-type MLP_GLU." prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --num-layers-to-remove 1 --method VOW
+expect_fail "bad divisor" "is not one of" prune --model-path $M --output-path "$WORK/x" --expansion-divisor 48
+expect_fail "no effective pruning" "No effective pruning" prune --model-path $M --output-path "$WORK/x" --pruning-percentage 0.01
+expect_fail "invalid layer indices" "Invalid layer indices: [9]" prune --model-path $M --output-path "$WORK/x" --layer-indices 0,9
+expect_fail "pct range" "pruning_percentage must be between 0 and 100" prune --model-path $M --output-path "$WORK/x" --pruning-percentage 120
+check "failed runs leave no output" test ! -e "$WORK/x"
+check "no temp folders left" bash -c "! ls -d '$WORK'/*.tmp-* 2>/dev/null"
+
+# depth pruning
+expect_ok "depth last" prune --model-path $M --output-path "$WORK/d" --pruning-type DEPTH --num-layers-to-remove 1 --stats-json "$WORK/d.json" --quiet
+check "3 layers" grep -q '"num_hidden_layers": 3' "$WORK/d/config.json"
+check "depth stats" grep -q '"layers_removed": 1' "$WORK/d.json"
+check "removed layer 3" grep -A2 '"removed_layers"' "$WORK/d.json" | grep -q 3
+expect_fail "remove all" "Cannot remove 4 layers from model with 4 layers" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --num-layers-to-remove 4
+expect_fail "depth pct all" "would remove 0 layers" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --pruning-percentage 10
+
+# dry run: plan only
+expect_ok "dry run" prune --model-path $M --output-path "$WORK/dry" --pruning-percentage 20 --dry-run
+expect_in "dry run plan shapes" "output_shapes"
+expect_in "dry run memory" "peak_memory_bytes"
+check "dry run wrote nothing" test ! -e "$WORK/dry"
+
+# analyze
+expect_ok "analyze" analyze --model-path $M
+expect_in "analyze lines" "Compatible with GLU pruning: True"
+expect_in "analyze estimate" "With 10% MLP neuron pruning:"
+expect_ok "analyze json" analyze --model-path $M --json
+expect_in "analyze json key" '"total_parameters"'
+
+# bad input files
+mkdir -p "$WORK/badcfg"; echo '{"hidden_size": "x"' > "$WORK/badcfg/config.json"
+expect_fail "bad config.json" "config.json" analyze --model-path "$WORK/badcfg"
+expect_fail "missing folder" "$WORK/nope" analyze --model-path "$WORK/nope"
+mkdir -p "$WORK/trunc"; cp "$WORK/w10/config.json" "$WORK/trunc/"
+head -c 100 "$WORK/w10/model.safetensors" > "$WORK/trunc/model.safetensors"
+expect_fail "truncated safetensors" "model.safetensors" analyze --model-path "$WORK/trunc"
+
+finish

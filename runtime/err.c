@@ -17,14 +17,20 @@ pf_status pf_err_set(pf_err *err, pf_status code, const char *fmt, ...) {
 
 pf_status pf_err_prefix(pf_err *err, const char *fmt, ...) {
   if (!err) return PF_ERR_INVALID;
-  char prefix[PF_ERR_MSG_MAX];
+  char buf[PF_ERR_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  int n = vsnprintf(buf, sizeof buf - 2, fmt, ap);
   va_end(ap);
-  char old[PF_ERR_MSG_MAX];
-  memcpy(old, err->msg, sizeof old);
-  snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+  size_t p = n < 0 ? 0 : (size_t)n;
+  if (p > sizeof buf - 3) p = sizeof buf - 3;
+  buf[p++] = ':';
+  buf[p++] = ' ';
+  size_t rest = strnlen(err->msg, sizeof err->msg);
+  if (rest > sizeof buf - 1 - p) rest = sizeof buf - 1 - p;
+  memcpy(buf + p, err->msg, rest);
+  buf[p + rest] = '\0';
+  memcpy(err->msg, buf, sizeof buf);
   return err->code;
 }
 

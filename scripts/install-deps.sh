@@ -4,6 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       liblua5.4-dev libyaml-dev libblis-dev libcjson-dev libhpdf-dev
+      libpcre2-dev libutf8proc-dev
       check python3)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,29 +162,39 @@ static const char *const SELECTIONS[] = {"last", "first", "custom", NULL};
 static const char *const DTYPES[] = {"auto", "float32", "float16", "bfloat16", NULL};
 static const char *const DEVICES[] = {"auto", "cpu", NULL};
 
+/* The string-valued prune options: flag, field, allowed values (NULL = any). */
+typedef struct str_opt {
+  const char *flag;
+  size_t offset;
+  const char *const *choices;
+} str_opt;
+
+static const str_opt STR_OPTS[] = {
+    {"--model-path", offsetof(prune_opts, model_path), NULL},
+    {"--output-path", offsetof(prune_opts, output_path), NULL},
+    {"--pruning-type", offsetof(prune_opts, pruning_type), PRUNING_TYPES},
+    {"--method", offsetof(prune_opts, method), METHODS},
+    {"--expansion-divisor", offsetof(prune_opts, divisor), DIVISORS},
+    {"--layer-indices", offsetof(prune_opts, indices), NULL},
+    {"--layer-selection-method", offsetof(prune_opts, selection), SELECTIONS},
+    {"--dtype", offsetof(prune_opts, dtype), DTYPES},
+    {"--max-shard-size", offsetof(prune_opts, max_shard), NULL},
+};
+
 /* Parse one prune option at it->i; *matched = 0 when the option is not a prune option. */
 static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *matched,
                               pf_err *err) {
   const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
   pf_status st = PF_OK;
   *matched = 1;
-#define STROPT(flag, field, choices)                                                               \
-  if (is_opt(a, flag, &iv)) {                                                                      \
-    if ((st = take_value(it, flag, iv, &v, err)) != PF_OK) return st;                              \
-    if ((choices) && (st = check_choice(flag, v, (choices), err)) != PF_OK) return st;             \
-    o->field = v;                                                                                  \
-    return PF_OK;                                                                                  \
+  for (size_t k = 0; k < sizeof STR_OPTS / sizeof STR_OPTS[0]; k++) {
+    const str_opt *so = &STR_OPTS[k];
+    if (!is_opt(a, so->flag, &iv)) continue;
+    if ((st = take_value(it, so->flag, iv, &v, err)) != PF_OK) return st;
+    if (so->choices && (st = check_choice(so->flag, v, so->choices, err)) != PF_OK) return st;
+    *(const char **)((char *)o + so->offset) = v;
+    return PF_OK;
   }
-  STROPT("--model-path", model_path, (const char *const *)NULL);
-  STROPT("--output-path", output_path, (const char *const *)NULL);
-  STROPT("--pruning-type", pruning_type, PRUNING_TYPES);
-  STROPT("--method", method, METHODS);
-  STROPT("--expansion-divisor", divisor, DIVISORS);
-  STROPT("--layer-indices", indices, (const char *const *)NULL);
-  STROPT("--layer-selection-method", selection, SELECTIONS);
-  STROPT("--dtype", dtype, DTYPES);
-  STROPT("--max-shard-size", max_shard, (const char *const *)NULL);
-#undef STROPT
   if (is_opt(a, "--device", &iv)) {
     if ((st = take_value(it, "--device", iv, &v, err)) != PF_OK) return st;
     return check_choice("--device", v, DEVICES, err);

@@ -35,4 +35,30 @@ pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx 
 void pf_lua_push_value(struct lua_State *L, const pf_value *v);
 pf_status pf_lua_to_value(struct lua_State *L, int idx, pf_value **out, pf_err *err);
 
+/* ---- additions (implementation details other front ends may use) ---- */
+
+/* Metatable name of model userdata, and the nesting bound of Lua -> pf_value
+ * (deeper tables, and tables that contain themselves, are errors). */
+#define PF_LUA_MODEL_MT "pf.model"
+#define PF_LUA_MAX_DEPTH 64
+
+/* Push model userdata holding a new reference to m (retained). */
+void pf_lua_push_model(struct lua_State *L, pf_model *m);
+/* The open model at idx (borrowed); raises "pf.model: model is closed" for a
+ * closed one and a type error for anything else. */
+pf_model *pf_lua_check_model(struct lua_State *L, int idx);
+
+/* Notes on the conversions:
+ *  - pf_lua_to_value never raises: errors name the offending key path
+ *    ("calibration.fn: cannot convert a function ..."). Integers -> INT, other
+ *    numbers -> NUM; an empty table becomes an empty list; map keys come out
+ *    sorted; integer keys of non-sequence tables become string keys. The Lua
+ *    stack is left as it was.
+ *  - pf_lua_push_value: nulls become nil (so they vanish from maps), models
+ *    become userdata. Raises only on Lua memory errors.
+ *  - pf_lua_run_file: argv[0..argc) are the script's own arguments (arg[1..]);
+ *    they are also passed to the chunk as `...`. Status: PF_ERR_IO when the file
+ *    cannot be read, PF_ERR_FORMAT for a syntax error, PF_ERR_INTERRUPTED when
+ *    ctx->interrupt is set, else PF_ERR_INVALID. */
+
 #endif

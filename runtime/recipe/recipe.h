@@ -41,4 +41,20 @@ typedef struct pf_recipe_opts {
 pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_ctx *ctx,
                         pf_value **results, pf_err *err);
 
+/* Notes (behaviour details of pf_recipe_run):
+ *  - Limits: file <= 1 MiB, nesting <= 32 mappings/sequences, <= 1000 steps,
+ *    <= 1e6 values after alias expansion; a single YAML document.
+ *  - Top-level keys: pfrun, name, description, vars, output_dir, steps (others
+ *    are errors). `name` defaults to the file name without extension;
+ *    output_dir to vars.output_dir, else "runs/<name>". `${name}` and
+ *    `${output_dir}` are available as vars unless vars defines them.
+ *  - vars values may use ${...} of --set vars and of vars defined above them.
+ *    A plain scalar that is exactly "${v}" takes v's type (an int stays an int);
+ *    anywhere else the value is spliced in as text. "$${" is a literal "${".
+ *  - A reference must name an earlier step; for model-typed parameters an
+ *    unknown id or a later step is an error, for any-typed ones a string that
+ *    names no earlier step stays a string.
+ *  - "params" in the results are as written (references stay step ids).
+ */
+
 #endif

@@ -1,0 +1,665 @@
+/* recipe.c — recipes: structure, vars, step references, validation, running,
+ * results.json. See recipe.h for the format and recipe_yaml.c for the YAML side.
+ *
+ * The whole recipe is parsed and every step validated (pf_op_validate with a
+ * placeholder model standing in for earlier steps' results) before the first
+ * step runs, so a typo in step 7 costs nothing. Errors are reported in step
+ * order; references are checked against the ids of *all* steps (collected in a
+ * first light pass) so that naming a later step gets its own message.
+ */
+#include "recipe_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "op.h"
+
+typedef struct rref {
+  const char *key;  /* parameter name (borrowed from the step's `given` map) */
+  size_t target;    /* index of the referenced step (earlier) */
+  int want_model;   /* PF_P_MODEL: pass the target's "model"; else its whole result */
+  yaml_mark_t mark; /* the value node */
+} rref;
+
+typedef struct rstep {
+  int index;          /* 1-based */
+  const pf_op *op;    /* NULL until known */
+  const char *id;     /* scalar text inside the document, or NULL */
+  yaml_node_t *node;  /* the step mapping */
+  yaml_mark_t mark;   /* the step mapping */
+  pf_value *given;    /* params as written (substituted; references still id strings) */
+  yaml_mark_t *kmark; /* [given len] key marks, in map order */
+  rref *refs;
+  size_t n_refs;
+  pf_value *result; /* after running */
+} rstep;
+
+typedef struct recipe {
+  const char *path;
+  pf_ydoc y;
+  pf_value *vars;
+  char *name;
+  char *output_dir;
+  yaml_node_t *top[6]; /* pfrun, name, description, vars, output_dir, steps */
+  rstep *steps;
+  size_t n_steps;
+} recipe;
+
+enum { K_PFRUN, K_NAME, K_DESCRIPTION, K_VARS, K_OUTPUT_DIR, K_STEPS, K_COUNT };
+static const char *const top_keys[K_COUNT] = {"pfrun", "name",       "description",
+                                              "vars",  "output_dir", "steps"};
+
+/* ------------------------------------------------------------- errors */
+
+/* snprintf that may truncate on purpose (messages are bounded by PF_ERR_MSG_MAX). */
+static void fmt_into(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fmt_into(char *buf, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, n, fmt, ap);
+  va_end(ap);
+}
+
+static pf_status at(const recipe *r, yaml_mark_t m, pf_err *err, pf_status code, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+
+/* Structural error: "<file>:<line>:<col>: message". */
+static pf_status at(const recipe *r, yaml_mark_t m, pf_err *err, pf_status code, const char *fmt,
+                    ...) {
+  char msg[PF_ERR_MSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return pf_err_set(err, code, "%s:%zu:%zu: %s", r->path, PF_MARK_LINE(m), PF_MARK_COL(m), msg);
+}
+
+/* Prefix err's bare message: "<file>:<line>:<col>: step N (op): ". A leading
+ * "<op>: " (added by the op table) is dropped, the prefix already names it. */
+static pf_status step_fail(const recipe *r, const rstep *s, const char *opname, yaml_mark_t m,
+                           pf_err *err) {
+  const char *msg = err->msg;
+  size_t n = opname ? strlen(opname) : 0;
+  if (n && strncmp(msg, opname, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
+  char tmp[PF_ERR_MSG_MAX];
+  fmt_into(tmp, sizeof tmp, "%s", msg);
+  fmt_into(err->msg, sizeof err->msg, "%s:%zu:%zu: step %d (%s): %s", r->path, PF_MARK_LINE(m),
+           PF_MARK_COL(m), s->index, opname ? opname : "?", tmp);
+  return err->code;
+}
+
+static pf_status step_at(const recipe *r, const rstep *s, const char *opname, yaml_mark_t m,
+                         pf_err *err, pf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static pf_status step_at(const recipe *r, const rstep *s, const char *opname, yaml_mark_t m,
+                         pf_err *err, pf_status code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+  va_end(ap);
+  err->code = code;
+  return step_fail(r, s, opname, m, err);
+}
+
+/* Comma-separated names into buf. */
+static void join_ids(const recipe *r, size_t upto, char *buf, size_t n) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < upto && o + 1 < n; i++) {
+    if (!r->steps[i].id) continue;
+    int w = snprintf(buf + o, n - o, "%s%s", o ? ", " : "", r->steps[i].id);
+    if (w > 0) o = o + (size_t)w < n ? o + (size_t)w : n - 1;
+  }
+  if (!o) snprintf(buf, n, "none");
+}
+
+static void join_ops(char *buf, size_t n) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < pf_op_count() && o + 1 < n; i++) {
+    int w = snprintf(buf + o, n - o, "%s%s", i ? ", " : "", pf_op_at(i)->name);
+    if (w > 0) o = o + (size_t)w < n ? o + (size_t)w : n - 1;
+  }
+}
+
+/* ---------------------------------------------------------- top level */
+
+static pf_status parse_top_keys(recipe *r, yaml_node_t *root, pf_err *err) {
+  if (!root)
+    return pf_err_set(err, PF_ERR_FORMAT,
+                      "%s:1:1: the recipe is empty (expected a mapping with pfrun: 1, name and "
+                      "steps)",
+                      r->path);
+  if (root->type != YAML_MAPPING_NODE)
+    return at(r, root->start_mark, err, PF_ERR_FORMAT,
+              "a recipe must be a YAML mapping (pfrun: 1, name, steps), got a %s",
+              pf_ynode_kind(root));
+  for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+       p++) {
+    yaml_node_t *k = pf_ydoc_node(&r->y, p->key);
+    const char *key = pf_ynode_text(k);
+    if (!key)
+      return at(r, k ? k->start_mark : root->start_mark, err, PF_ERR_FORMAT,
+                "top-level keys must be scalars, got a %s", pf_ynode_kind(k));
+    int which = -1;
+    for (int i = 0; i < K_COUNT; i++)
+      if (strcmp(key, top_keys[i]) == 0) which = i;
+    if (which < 0)
+      return at(r, k->start_mark, err, PF_ERR_INVALID,
+                "unknown top-level key '%s' (expected pfrun, name, description, vars, "
+                "output_dir, steps)",
+                key);
+    if (r->top[which]) return at(r, k->start_mark, err, PF_ERR_INVALID, "duplicate key '%s'", key);
+    r->top[which] = pf_ydoc_node(&r->y, p->value);
+  }
+  yaml_node_t *v = r->top[K_PFRUN];
+  if (!v)
+    return at(r, root->start_mark, err, PF_ERR_INVALID,
+              "missing required key 'pfrun' (the recipe format version: add 'pfrun: 1')");
+  const char *t = pf_ynode_text(v);
+  if (!t || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || strcmp(t, "1") != 0)
+    return at(r, v->start_mark, err, PF_ERR_UNSUPPORTED,
+              "unsupported recipe format version '%s' (this pfrun reads pfrun: 1)",
+              t ? t : pf_ynode_kind(v));
+  return PF_OK;
+}
+
+/* --set key=value: the value is a YAML scalar; quotes make it a string. */
+static pf_status parse_set(const recipe *r, const char *set, pf_value *sets, pf_err *err) {
+  const char *eq = strchr(set, '=');
+  char key[128];
+  if (!eq || eq == set || (size_t)(eq - set) >= sizeof key)
+    return pf_err_set(err, PF_ERR_INVALID, "%s: --set '%s': expected key=value", r->path, set);
+  memcpy(key, set, (size_t)(eq - set));
+  key[eq - set] = '\0';
+  if (!pf_recipe_is_ident(key))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: --set '%s': variable names are identifiers (letters, digits, _)",
+                      r->path, set);
+  const char *val = eq + 1;
+  size_t n = strlen(val);
+  pf_value *v = NULL;
+  pf_status st;
+  if (n >= 2 && (val[0] == '"' || val[0] == '\'') && val[n - 1] == val[0]) {
+    char *inner = strndup(val + 1, n - 2);
+    v = inner ? pf_value_str(inner) : NULL;
+    free(inner);
+    st = v ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  } else {
+    st = pf_yaml_scalar(val, 1, &v, err);
+  }
+  if (st == PF_OK && pf_map_set(sets, key, v) != PF_OK)
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (st != PF_OK) return pf_err_prefix(err, "%s: --set '%s'", r->path, set);
+  return PF_OK;
+}
+
+/* vars: --set values first (they win), then the file's vars in order; a var's
+ * string value may use ${...} of the vars before it and of --set ones. */
+static pf_status parse_vars(recipe *r, const pf_recipe_opts *opts, pf_err *err) {
+  if (!(r->vars = pf_value_map())) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; opts && i < opts->n_sets; i++) {
+    pf_status st = parse_set(r, opts->sets[i], r->vars, err);
+    if (st != PF_OK) return st;
+  }
+  yaml_node_t *n = r->top[K_VARS];
+  if (!n || (n->type == YAML_SCALAR_NODE && !*pf_ynode_text(n))) return PF_OK; /* vars: (null) */
+  if (n->type != YAML_MAPPING_NODE)
+    return at(r, n->start_mark, err, PF_ERR_INVALID, "vars: expected a mapping, got a %s",
+              pf_ynode_kind(n));
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = pf_ydoc_node(&r->y, p->key), *v = pf_ydoc_node(&r->y, p->value);
+    const char *key = pf_ynode_text(k);
+    if (!key || !pf_recipe_is_ident(key))
+      return at(r, k ? k->start_mark : n->start_mark, err, PF_ERR_INVALID,
+                "vars: '%s' is not a variable name (letters, digits and _)", key ? key : "?");
+    for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++)
+      if (strcmp(pf_ynode_text(pf_ydoc_node(&r->y, q->key)), key) == 0)
+        return at(r, k->start_mark, err, PF_ERR_INVALID, "vars: duplicate key '%s'", key);
+    if (!v || v->type != YAML_SCALAR_NODE)
+      return at(r, v ? v->start_mark : k->start_mark, err, PF_ERR_INVALID,
+                "vars.%s: expected a scalar (string, number, boolean or null), got a %s", key,
+                pf_ynode_kind(v));
+    if (pf_map_get(r->vars, key)) continue; /* set by --set, which wins over the file */
+    pf_value *val = NULL;
+    yaml_mark_t where;
+    pf_status st = pf_ydoc_value(&r->y, v, r->vars, 3, &val, &where, err);
+    if (st != PF_OK) {
+      char tmp[PF_ERR_MSG_MAX];
+      fmt_into(tmp, sizeof tmp, "vars.%s: %s", key, err->msg);
+      return at(r, where, err, st, "%s", tmp);
+    }
+    if (pf_map_set(r->vars, key, val) != PF_OK)
+      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  return PF_OK;
+}
+
+/* A string-valued top-level key with substitution; NULL node -> *out NULL. */
+static pf_status top_string(recipe *r, int which, char **out, pf_err *err) {
+  yaml_node_t *n = r->top[which];
+  *out = NULL;
+  if (!n) return PF_OK;
+  const char *t = pf_ynode_text(n);
+  if (!t || !*t)
+    return at(r, n->start_mark, err, PF_ERR_INVALID, "%s: expected a non-empty string, got %s",
+              top_keys[which], t ? "nothing" : pf_ynode_kind(n));
+  pf_value *v = NULL;
+  pf_status st = pf_recipe_subst(t, r->vars, 0, &v, err);
+  if (st != PF_OK) {
+    char tmp[PF_ERR_MSG_MAX];
+    fmt_into(tmp, sizeof tmp, "%s: %s", top_keys[which], err->msg);
+    return at(r, n->start_mark, err, st, "%s", tmp);
+  }
+  *out = strdup(v->u.s);
+  pf_value_release(v);
+  return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+}
+
+static pf_status default_var(recipe *r, const char *key, const char *val, pf_err *err) {
+  if (pf_map_get(r->vars, key)) return PF_OK;
+  pf_value *v = pf_value_str(val);
+  if (!v || pf_map_set(r->vars, key, v) != PF_OK)
+    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  return PF_OK;
+}
+
+/* name (default: the file name without extension), output_dir (default
+ * vars.output_dir, else runs/<name>); both become vars if not defined. */
+static pf_status parse_name_dir(recipe *r, pf_err *err) {
+  pf_status st = top_string(r, K_NAME, &r->name, err);
+  if (st != PF_OK) return st;
+  if (!r->name) {
+    const char *base = strrchr(r->path, '/');
+    base = base ? base + 1 : r->path;
+    const char *dot = strrchr(base, '.');
+    r->name = strndup(base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+    if (!r->name) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  if (strchr(r->name, '/') || strcmp(r->name, ".") == 0 || strcmp(r->name, "..") == 0)
+    return at(r, (r->top[K_NAME] ? r->top[K_NAME] : pf_ydoc_root(&r->y))->start_mark, err,
+              PF_ERR_INVALID, "name: '%s' cannot be a folder name (no '/', '.' or '..')", r->name);
+  if ((st = top_string(r, K_OUTPUT_DIR, &r->output_dir, err)) != PF_OK) return st;
+  if (!r->output_dir) {
+    const char *vd = pf_map_str(r->vars, "output_dir", NULL);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "runs/%s", r->name);
+    if (!(r->output_dir = strdup(vd && *vd ? vd : buf)))
+      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  if ((st = default_var(r, "name", r->name, err)) != PF_OK) return st;
+  return default_var(r, "output_dir", r->output_dir, err);
+}
+
+/* -------------------------------------------------------------- steps */
+
+static yaml_node_t *map_lookup(recipe *r, yaml_node_t *m, const char *key, yaml_node_t **knode) {
+  for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = pf_ydoc_node(&r->y, p->key);
+    const char *t = pf_ynode_text(k);
+    if (t && strcmp(t, key) == 0) {
+      if (knode) *knode = k;
+      return pf_ydoc_node(&r->y, p->value);
+    }
+  }
+  return NULL;
+}
+
+/* Light first pass: the steps list and every step's id (for "defined later"). */
+static pf_status collect_steps(recipe *r, pf_err *err) {
+  yaml_node_t *n = r->top[K_STEPS];
+  yaml_mark_t root = pf_ydoc_root(&r->y)->start_mark;
+  if (!n) return at(r, root, err, PF_ERR_INVALID, "missing required key 'steps'");
+  if (n->type != YAML_SEQUENCE_NODE)
+    return at(r, n->start_mark, err, PF_ERR_INVALID, "steps: expected a sequence, got a %s",
+              pf_ynode_kind(n));
+  size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (count == 0) return at(r, n->start_mark, err, PF_ERR_INVALID, "steps: the list is empty");
+  if (count > PF_RECIPE_MAX_STEPS)
+    return at(r, n->start_mark, err, PF_ERR_INVALID, "steps: %zu steps; the limit is %d", count,
+              PF_RECIPE_MAX_STEPS);
+  if (!(r->steps = calloc(count, sizeof *r->steps)))
+    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  r->n_steps = count;
+  for (size_t i = 0; i < count; i++) {
+    rstep *s = &r->steps[i];
+    s->index = (int)i + 1;
+    s->node = pf_ydoc_node(&r->y, n->data.sequence.items.start[i]);
+    s->mark = s->node->start_mark;
+    if (s->node->type == YAML_MAPPING_NODE)
+      s->id = pf_ynode_text(map_lookup(r, s->node, "id", NULL));
+  }
+  return PF_OK;
+}
+
+static const pf_param_spec *find_spec(const pf_op *op, const char *name) {
+  for (size_t i = 0; i < op->n_params; i++)
+    if (strcmp(op->params[i].name, name) == 0) return &op->params[i];
+  return NULL;
+}
+
+/* Keys of a step mapping: scalars, each once. */
+static pf_status check_keys(recipe *r, rstep *s, const char *opname, pf_err *err) {
+  yaml_node_t *n = s->node;
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = pf_ydoc_node(&r->y, p->key);
+    const char *key = pf_ynode_text(k);
+    if (!key)
+      return step_at(r, s, opname, k ? k->start_mark : s->mark, err, PF_ERR_INVALID,
+                     "parameter names must be scalars, got a %s", pf_ynode_kind(k));
+    for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++)
+      if (strcmp(pf_ynode_text(pf_ydoc_node(&r->y, q->key)), key) == 0)
+        return step_at(r, s, opname, k->start_mark, err, PF_ERR_INVALID, "duplicate key '%s'", key);
+  }
+  return PF_OK;
+}
+
+static pf_status parse_op_id(recipe *r, rstep *s, pf_err *err) {
+  size_t i = (size_t)s->index - 1;
+  if (s->node->type != YAML_MAPPING_NODE)
+    return step_at(r, s, NULL, s->mark, err, PF_ERR_INVALID,
+                   "expected a mapping with 'op' and parameters, got a %s", pf_ynode_kind(s->node));
+  yaml_node_t *opn = map_lookup(r, s->node, "op", NULL);
+  const char *opname = pf_ynode_text(opn);
+  pf_status st = check_keys(r, s, opname, err);
+  if (st != PF_OK) return st;
+  if (!opn) return step_at(r, s, NULL, s->mark, err, PF_ERR_INVALID, "missing required key 'op'");
+  if (!opname || !*opname)
+    return step_at(r, s, NULL, opn->start_mark, err, PF_ERR_INVALID,
+                   "op: expected an op name, got a %s",
+                   opname ? "empty string" : pf_ynode_kind(opn));
+  if (!(s->op = pf_op_find(opname))) {
+    char ops[512];
+    join_ops(ops, sizeof ops);
+    return step_at(r, s, opname, opn->start_mark, err, PF_ERR_NOT_FOUND,
+                   "unknown op '%s' (known ops: %s)", opname, ops);
+  }
+  yaml_node_t *idn = map_lookup(r, s->node, "id", NULL);
+  if (!idn) return PF_OK;
+  if (!s->id || !pf_recipe_is_ident(s->id))
+    return step_at(r, s, s->op->name, idn->start_mark, err, PF_ERR_INVALID,
+                   "id: '%s' is not an identifier (letters, digits and _, not starting with a "
+                   "digit)",
+                   s->id ? s->id : pf_ynode_kind(idn));
+  for (size_t j = 0; j < i; j++)
+    if (r->steps[j].id && strcmp(r->steps[j].id, s->id) == 0)
+      return step_at(r, s, s->op->name, idn->start_mark, err, PF_ERR_INVALID,
+                     "duplicate step id '%s' (already used by step %d at line %zu)", s->id,
+                     r->steps[j].index, PF_MARK_LINE(r->steps[j].mark));
+  return PF_OK;
+}
+
+/* A string parameter naming a step id: a reference (model/any typed params). */
+static pf_status parse_ref(recipe *r, rstep *s, const pf_param_spec *spec, const char *key,
+                           const pf_value *v, yaml_mark_t vm, pf_err *err) {
+  if (!spec || (spec->type != PF_P_MODEL && spec->type != PF_P_ANY) || v->type != PF_V_STR)
+    return PF_OK;
+  size_t i = (size_t)s->index - 1;
+  for (size_t j = 0; j < i; j++) {
+    if (!r->steps[j].id || strcmp(r->steps[j].id, v->u.s) != 0) continue;
+    rref *ref = &s->refs[s->n_refs++];
+    *ref = (rref){.key = key, .target = j, .want_model = spec->type == PF_P_MODEL, .mark = vm};
+    return PF_OK;
+  }
+  if (spec->type != PF_P_MODEL) return PF_OK; /* any-typed: just a string */
+  char ids[512];
+  join_ids(r, i, ids, sizeof ids);
+  for (size_t j = i; j < r->n_steps; j++)
+    if (r->steps[j].id && strcmp(r->steps[j].id, v->u.s) == 0)
+      return step_at(r, s, s->op->name, vm, err, PF_ERR_INVALID,
+                     "%s: step id '%s' is %s (step %d); a step can only use earlier steps "
+                     "(earlier ids: %s)",
+                     key, v->u.s, j == i ? "this step itself" : "defined later", r->steps[j].index,
+                     ids);
+  return step_at(r, s, s->op->name, vm, err, PF_ERR_INVALID,
+                 "%s: unknown step id '%s' (earlier ids: %s)", key, v->u.s, ids);
+}
+
+static pf_status parse_params(recipe *r, rstep *s, pf_err *err) {
+  yaml_node_t *n = s->node;
+  size_t np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  s->given = pf_value_map();
+  s->kmark = calloc(np ? np : 1, sizeof *s->kmark);
+  s->refs = calloc(np ? np : 1, sizeof *s->refs);
+  if (!s->given || !s->kmark || !s->refs) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = pf_ydoc_node(&r->y, p->key), *vn = pf_ydoc_node(&r->y, p->value);
+    const char *key = pf_ynode_text(k); /* scalar: checked by check_keys */
+    if (strcmp(key, "op") == 0 || strcmp(key, "id") == 0) continue;
+    pf_value *v = NULL;
+    yaml_mark_t where;
+    pf_status st = pf_ydoc_value(&r->y, vn, r->vars, 4, &v, &where, err);
+    if (st != PF_OK) {
+      pf_err_prefix(err, "%s", key);
+      return step_fail(r, s, s->op->name, where, err);
+    }
+    size_t slot = s->given->u.map.len;
+    if (pf_map_set(s->given, key, v) != PF_OK)
+      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    s->kmark[slot] = k->start_mark;
+    st = parse_ref(r, s, find_spec(s->op, key), s->given->u.map.keys[slot],
+                   s->given->u.map.vals[slot], vn->start_mark, err);
+    if (st != PF_OK) return st;
+  }
+  return PF_OK;
+}
+
+/* Where an op's message points: the given parameter it names first, quoted
+ * ('key', as pf_op_validate writes them) or as a leading "key: ". */
+static yaml_mark_t blame(const rstep *s, const char *msg) {
+  yaml_mark_t best = s->mark;
+  const char *best_at = NULL;
+  char quoted[160];
+  for (size_t j = 0; s->given && j < s->given->u.map.len; j++) {
+    const char *key = s->given->u.map.keys[j];
+    size_t kl = strlen(key);
+    const char *h = NULL;
+    if (kl + 3 <= sizeof quoted) {
+      snprintf(quoted, sizeof quoted, "'%s'", key);
+      h = strstr(msg, quoted);
+    }
+    if (!h && strncmp(msg, key, kl) == 0 && msg[kl] == ':') h = msg;
+    if (h && (!best_at || h < best_at)) best_at = h, best = s->kmark[j];
+  }
+  return best;
+}
+
+/* Parameters for one run: the given ones with references replaced by `results`
+ * (or, for validation, by a placeholder model / an empty map). */
+static pf_status build_params(const recipe *r, const rstep *s, pf_model *placeholder,
+                              pf_value **out, pf_err *err) {
+  pf_value *p = pf_value_copy(s->given);
+  *out = NULL;
+  if (!p) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < s->n_refs; i++) {
+    const rref *ref = &s->refs[i];
+    const rstep *t = &r->steps[ref->target];
+    pf_value *v;
+    if (placeholder) {
+      v = ref->want_model ? pf_value_model(placeholder) : pf_value_map();
+    } else if (ref->want_model) {
+      v = pf_map_get(t->result, "model");
+      if (!v || v->type != PF_V_MODEL) {
+        pf_value_release(p);
+        return step_at(r, s, s->op->name, ref->mark, err, PF_ERR_INVALID,
+                       "%s: step '%s' (%s) did not produce a model", ref->key, t->id, t->op->name);
+      }
+      pf_value_retain(v);
+    } else {
+      v = t->result;
+      pf_value_retain(v);
+    }
+    if (!v || pf_map_set(p, ref->key, v) != PF_OK) {
+      pf_value_release(p);
+      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    }
+  }
+  *out = p;
+  return PF_OK;
+}
+
+static pf_status validate_step(recipe *r, rstep *s, pf_model *placeholder, pf_err *err) {
+  pf_value *p = NULL, *full = NULL;
+  pf_status st = build_params(r, s, placeholder, &p, err);
+  if (st != PF_OK) return st;
+  st = pf_op_validate(s->op, p, &full, err);
+  pf_value_release(p);
+  pf_value_release(full);
+  if (st != PF_OK) return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+  return PF_OK;
+}
+
+/* Parse and validate every step before anything runs. */
+static pf_status parse_steps(recipe *r, pf_err *err) {
+  pf_status st = collect_steps(r, err);
+  if (st != PF_OK) return st;
+  /* stands in for earlier steps' models during validation; never freed by the
+   * values that borrow it because we keep the first reference */
+  pf_model placeholder;
+  memset(&placeholder, 0, sizeof placeholder);
+  char phname[] = "(model of an earlier step)";
+  placeholder.refcount = 1;
+  placeholder.name = phname;
+  snprintf(placeholder.config.model_type, sizeof placeholder.config.model_type, "llama");
+  for (size_t i = 0; i < r->n_steps && st == PF_OK; i++) {
+    rstep *s = &r->steps[i];
+    st = parse_op_id(r, s, err);
+    if (st == PF_OK) st = parse_params(r, s, err);
+    if (st == PF_OK) st = validate_step(r, s, &placeholder, err);
+  }
+  return st;
+}
+
+/* ------------------------------------------------------------ running */
+
+static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
+  for (size_t i = 0; i < r->n_steps; i++) {
+    rstep *s = &r->steps[i];
+    pf_status st = pf_ctx_check_interrupt(ctx, err);
+    if (st != PF_OK) return step_fail(r, s, s->op->name, s->mark, err);
+    pf_ctx_log(ctx, "step %d/%zu: %s%s%s", s->index, r->n_steps, s->op->name, s->id ? " " : "",
+               s->id ? s->id : "");
+    pf_value *p = NULL;
+    if ((st = build_params(r, s, NULL, &p, err)) != PF_OK) return st;
+    st = pf_op_run(s->op->name, p, &s->result, ctx, err);
+    pf_value_release(p);
+    if (st != PF_OK) return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+  }
+  return PF_OK;
+}
+
+static pf_status set_or_fail(pf_value *map, const char *key, pf_value *v, int *oom) {
+  if (!v || pf_map_set(map, key, v) != PF_OK) *oom = 1;
+  return *oom ? PF_ERR_NOMEM : PF_OK;
+}
+
+static pf_value *step_summary(const rstep *s, int *oom) {
+  pf_value *m = pf_value_map();
+  if (!m) {
+    *oom = 1;
+    return NULL;
+  }
+  set_or_fail(m, "index", pf_value_int(s->index), oom);
+  set_or_fail(m, "id", s->id ? pf_value_str(s->id) : pf_value_null(), oom);
+  set_or_fail(m, "op", pf_value_str(s->op->name), oom);
+  pf_value_retain(s->given);
+  set_or_fail(m, "params", s->given, oom);
+  if (s->result) pf_value_retain(s->result);
+  set_or_fail(m, "result", s->result ? s->result : pf_value_null(), oom);
+  set_or_fail(m, "seconds", pf_value_num(pf_map_num(s->result, "seconds", 0.0)), oom);
+  return m;
+}
+
+static pf_value *results_map(const recipe *r, int dry_run) {
+  int oom = 0;
+  pf_value *m = pf_value_map(), *steps = pf_value_list();
+  if (!m || !steps) {
+    pf_value_release(m);
+    pf_value_release(steps);
+    return NULL;
+  }
+  set_or_fail(m, "recipe", pf_value_str(r->path), &oom);
+  set_or_fail(m, "name", pf_value_str(r->name), &oom);
+  set_or_fail(m, "output_dir", pf_value_str(r->output_dir), &oom);
+  set_or_fail(m, "dry_run", pf_value_bool(dry_run), &oom);
+  pf_value_retain(r->vars);
+  set_or_fail(m, "vars", r->vars, &oom);
+  for (size_t i = 0; i < r->n_steps && !oom; i++) {
+    pf_value *st = step_summary(&r->steps[i], &oom);
+    if (st && pf_list_push(steps, st) != PF_OK) oom = 1;
+  }
+  set_or_fail(m, "steps", steps, &oom);
+  if (oom) {
+    pf_value_release(m);
+    return NULL;
+  }
+  return m;
+}
+
+static pf_status write_results(const recipe *r, const pf_value *res, pf_err *err) {
+  char *path = pf_path_join(r->output_dir, "results.json");
+  char *text = pf_value_to_json_text(res);
+  pf_status st;
+  if (!path || !text)
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  else if ((st = pf_mkdirs(r->output_dir, err)) != PF_OK)
+    pf_err_prefix(err, "%s: output_dir '%s'", r->path, r->output_dir);
+  else if ((st = pf_write_file(path, text, strlen(text), err)) != PF_OK)
+    pf_err_prefix(err, "%s: %s", r->path, path);
+  free(path);
+  free(text);
+  return st;
+}
+
+static void recipe_free(recipe *r) {
+  for (size_t i = 0; r->steps && i < r->n_steps; i++) {
+    pf_value_release(r->steps[i].given);
+    pf_value_release(r->steps[i].result);
+    free(r->steps[i].kmark);
+    free(r->steps[i].refs);
+  }
+  free(r->steps);
+  pf_value_release(r->vars);
+  free(r->name);
+  free(r->output_dir);
+  pf_ydoc_free(&r->y);
+}
+
+pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_ctx *ctx,
+                        pf_value **results, pf_err *err) {
+  static const pf_ctx no_ctx;
+  pf_err local = {0};
+  recipe r;
+  memset(&r, 0, sizeof r);
+  r.path = path ? path : "(recipe)";
+  if (!err) err = &local;
+  if (!ctx) ctx = &no_ctx;
+  if (results) *results = NULL;
+  pf_value *res = NULL;
+  pf_status st = path ? pf_ydoc_load(&r.y, path, err)
+                      : pf_err_set(err, PF_ERR_INVALID, "recipe: no file given");
+  if (st == PF_OK) st = parse_top_keys(&r, pf_ydoc_root(&r.y), err);
+  if (st == PF_OK) st = parse_vars(&r, opts, err);
+  if (st == PF_OK) st = parse_name_dir(&r, err);
+  if (st == PF_OK) st = parse_steps(&r, err);
+  if (st == PF_OK) st = run_steps(&r, ctx, err);
+  if (st == PF_OK && !(res = results_map(&r, ctx->dry_run)))
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (st == PF_OK && !ctx->dry_run) st = write_results(&r, res, err);
+  recipe_free(&r);
+  if (st != PF_OK) {
+    pf_value_release(res);
+    return st;
+  }
+  if (results)
+    *results = res;
+  else
+    pf_value_release(res);
+  return PF_OK;
+}

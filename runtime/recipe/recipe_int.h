@@ -1,0 +1,65 @@
+/* recipe_int.h — internals shared by recipe.c (structure, validation, running)
+ * and recipe_yaml.c (libyaml loading, scalars, ${var} substitution, node ->
+ * pf_value). Not a public header: only runtime/recipe/ includes it.
+ *
+ * Error convention inside the recipe code: functions that look at one YAML
+ * node fill err with a *bare* message and report the offending node's mark in
+ * *where; the caller adds "<file>:<line>:<col>: [step N (op): ]". Functions
+ * that take no `where` produce fully formatted messages.
+ */
+#ifndef PF_RECIPE_INT_H
+#define PF_RECIPE_INT_H
+
+#include <yaml.h>
+
+#include "recipe.h"
+
+#define PF_RECIPE_MAX_BYTES ((size_t)1 << 20) /* recipe file size */
+#define PF_RECIPE_MAX_DEPTH 32                /* collection nesting, root mapping = 1 */
+#define PF_RECIPE_MAX_STEPS 1000
+#define PF_RECIPE_MAX_VALUES 1000000 /* values built from the document (alias bombs) */
+
+typedef struct pf_ydoc {
+  const char *file; /* path, for messages (borrowed) */
+  yaml_document_t doc;
+  int loaded;
+  size_t values; /* values built so far by pf_ydoc_value */
+} pf_ydoc;
+
+/* Read (size-checked), pre-scan (syntax, nesting depth, single document) and
+ * load `path`. Fully formatted errors. On failure nothing needs freeing, but
+ * pf_ydoc_free is safe anyway. */
+pf_status pf_ydoc_load(pf_ydoc *d, const char *path, pf_err *err);
+void pf_ydoc_free(pf_ydoc *d);
+yaml_node_t *pf_ydoc_root(pf_ydoc *d);            /* NULL for an empty document */
+yaml_node_t *pf_ydoc_node(pf_ydoc *d, int index); /* libyaml node index */
+/* Scalar text (NUL-terminated) or NULL when n is not a scalar. */
+const char *pf_ynode_text(const yaml_node_t *n);
+/* "mapping", "sequence", "scalar". */
+const char *pf_ynode_kind(const yaml_node_t *n);
+/* 1-based line and column of a mark. */
+#define PF_MARK_LINE(m) ((m).line + 1)
+#define PF_MARK_COL(m) ((m).column + 1)
+
+/* Resolve a scalar: plain scalars follow the YAML core schema (null/~, true/
+ * false, ints incl. 0x/0o, floats incl. .5, 1e3, .inf, .nan); anything else,
+ * and every quoted scalar, is a string. Bare message on error. */
+pf_status pf_yaml_scalar(const char *text, int plain, pf_value **out, pf_err *err);
+
+/* 1 if s is an identifier ([A-Za-z_][A-Za-z0-9_]*). */
+int pf_recipe_is_ident(const char *s);
+
+/* ${var} substitution ("$${" is a literal "${"). When `typed` and the whole
+ * text is one "${var}", *out is that variable's value itself (an int stays an
+ * int); otherwise a string. Bare message on error (unknown variable lists the
+ * defined ones). */
+pf_status pf_recipe_subst(const char *text, const pf_value *vars, int typed, pf_value **out,
+                          pf_err *err);
+
+/* Convert node `n` at nesting `depth` (of n itself) into a new value, with
+ * substitution in every string scalar (vars may not be NULL). Mapping keys must
+ * be scalars and unique. Bare message + *where on error. */
+pf_status pf_ydoc_value(pf_ydoc *d, yaml_node_t *n, const pf_value *vars, int depth, pf_value **out,
+                        yaml_mark_t *where, pf_err *err);
+
+#endif

@@ -1,0 +1,206 @@
+/* check_cli.c — argv parsing of the pfrun command line (no ops run here; the
+ * end-to-end behaviour is in tests/e2e/cli.sh). Messages are OptiPFair's (§13.1). */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+#include "testutil.h"
+
+static pf_status parse(pf_cli *c, pf_err *err, int argc, ...) {
+  char *argv[32];
+  va_list ap;
+  va_start(ap, argc);
+  for (int i = 0; i < argc; i++) argv[i] = va_arg(ap, char *);
+  va_end(ap);
+  return pf_cli_parse(argc, argv, c, err);
+}
+
+#define BASE "pfrun", "prune", "--model-path", "m", "--output-path", "o"
+
+START_TEST(test_default_percentage) {
+  pf_cli c;
+  pf_err err = {0};
+  ck_assert_int_eq(parse(&c, &err, 6, BASE), PF_OK);
+  ck_assert_int_eq(c.kind, PF_CLI_PRUNE);
+  ck_assert_str_eq(c.prune_op, "prune_width");
+  ck_assert(pf_map_num(c.prune_params, "pruning_percentage", -1) == 10.0);
+  ck_assert_str_eq(pf_map_str(c.prune_params, "method", ""), "MAW");
+  ck_assert(!pf_map_has(c.prune_params, "expansion_rate"));
+  ck_assert_str_eq(pf_map_str(c.save_params, "path", ""), "o");
+  pf_cli_free(&c);
+}
+END_TEST
+
+START_TEST(test_rate_and_divisor) {
+  pf_cli c;
+  pf_err err = {0};
+  ck_assert_int_eq(parse(&c, &err, 10, BASE, "--expansion-rate", "140", "--expansion-divisor=128"),
+                   PF_OK);
+  ck_assert(pf_map_num(c.prune_params, "expansion_rate", -1) == 140.0);
+  ck_assert(!pf_map_has(c.prune_params, "pruning_percentage"));
+  ck_assert_int_eq(pf_map_int(c.prune_params, "expansion_divisor", 0), 128);
+  pf_cli_free(&c);
+}
+END_TEST
+
+START_TEST(test_indices) {
+  pf_cli c;
+  pf_err err = {0};
+  ck_assert_int_eq(parse(&c, &err, 8, BASE, "--layer-indices", "2, 5,8"), PF_OK);
+  pf_value *l = pf_map_get(c.prune_params, "layer_indices");
+  ck_assert_ptr_nonnull(l);
+  ck_assert_int_eq((int)l->u.list.len, 3);
+  ck_assert_int_eq(l->u.list.items[1]->u.i, 5);
+  pf_cli_free(&c);
+  ck_assert_int_eq(parse(&c, &err, 8, BASE, "--layer-indices", "2,x"), PF_ERR_INVALID);
+  pf_assert_err(err, "--layer-indices must be comma-separated integers (e.g., '2,5,8').");
+  pf_cli_free(&c);
+}
+END_TEST
+
+START_TEST(test_glu_rules) {
+  pf_cli c;
+  pf_err err = {0};
+  ck_assert_int_ne(parse(&c, &err, 10, BASE, "--pruning-percentage", "10", "--expansion-rate", "2"),
+                   PF_OK);
+  pf_assert_err(err, "--pruning-percentage and --expansion-rate are mutually exclusive.");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 8, BASE, "--num-layers-to-remove", "2"), PF_OK);
+  pf_assert_err(err, "--num-layers-to-remove is only valid with --pruning-type DEPTH.");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 8, BASE, "--layer-selection-method", "first"), PF_OK);
+  pf_assert_err(err, "--layer-selection-method is only valid with --pruning-type DEPTH.");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 8, BASE, "--method", "PPM"), PF_OK);
+  pf_assert_err(err, "'PPM' is not one of 'MAW', 'VOW', 'PON', 'L2'");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 8, BASE, "--expansion-divisor", "16"), PF_OK);
+  pf_assert_err(err, "is not one of '32', '64', '128', '256'");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 8, BASE, "--pruning-percentage", "ten"), PF_OK);
+  pf_assert_err(err, "'ten' is not a valid float");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 7, BASE, "--bogus"), PF_OK);
+  pf_assert_err(err, "No such option: --bogus");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 4, "pfrun", "prune", "--output-path", "o"), PF_OK);
+  pf_assert_err(err, "Missing option '--model-path'");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 3, "pfrun", "prune", "--model-path"), PF_OK);
+  pf_assert_err(err, "requires an argument");
+  pf_cli_free(&c);
+}
+END_TEST
+
+START_TEST(test_depth_rules) {
+  pf_cli c;
+  pf_err err = {0};
+  ck_assert_int_eq(parse(&c, &err, 10, BASE, "--pruning-type", "DEPTH", "--num-layers-to-remove", "2"),
+                   PF_OK);
+  ck_assert_str_eq(c.prune_op, "prune_depth");
+  ck_assert_int_eq(pf_map_int(c.prune_params, "num_layers_to_remove", 0), 2);
+  ck_assert_str_eq(pf_map_str(c.prune_params, "layer_selection_method", ""), "last");
+  pf_cli_free(&c);
+  ck_assert_int_eq(parse(&c, &err, 10, BASE, "--pruning-type", "DEPTH", "--pruning-percentage", "25"),
+                   PF_OK);
+  ck_assert(pf_map_num(c.prune_params, "depth_pruning_percentage", 0) == 25.0);
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 8, BASE, "--pruning-type", "DEPTH"), PF_OK);
+  pf_assert_err(err, "For DEPTH pruning, specify one of: --num-layers-to-remove, --layer-indices, "
+                     "or --pruning-percentage.");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 12, BASE, "--pruning-type", "DEPTH", "--num-layers-to-remove",
+                         "1", "--layer-indices", "1"),
+                   PF_OK);
+  pf_assert_err(err, "mutually exclusive");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 12, BASE, "--pruning-type", "DEPTH", "--num-layers-to-remove",
+                         "1", "--expansion-divisor", "32"),
+                   PF_OK);
+  pf_assert_err(err, "--expansion-divisor is only valid with --pruning-type MLP_GLU.");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 12, BASE, "--pruning-type", "DEPTH", "--num-layers-to-remove",
+                         "1", "--expansion-rate", "150"),
+                   PF_OK);
+  pf_assert_err(err, "--expansion-rate is only valid with --pruning-type MLP_GLU.");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 12, BASE, "--pruning-type", "DEPTH", "--num-layers-to-remove",
+                         "1", "--method", "VOW"),
+                   PF_OK);
+  pf_assert_err(err, "--method is only valid with --pruning-type MLP_GLU.");
+  pf_cli_free(&c);
+}
+END_TEST
+
+START_TEST(test_other_commands) {
+  pf_cli c;
+  pf_err err = {0};
+  ck_assert_int_eq(parse(&c, &err, 1, "pfrun"), PF_OK);
+  ck_assert_int_eq(c.kind, PF_CLI_HELP);
+  pf_cli_free(&c);
+  ck_assert_int_eq(parse(&c, &err, 2, "pfrun", "--version"), PF_OK);
+  ck_assert_int_eq(c.kind, PF_CLI_VERSION);
+  pf_cli_free(&c);
+  ck_assert_int_eq(parse(&c, &err, 5, "pfrun", "r.yaml", "--set", "a=1", "--dry-run"), PF_OK);
+  ck_assert_int_eq(c.kind, PF_CLI_RECIPE);
+  ck_assert_int_eq((int)c.n_sets, 1);
+  ck_assert_str_eq(c.sets[0], "a=1");
+  ck_assert_int_eq(c.dry_run, 1);
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 4, "pfrun", "r.yaml", "--set", "novalue"), PF_OK);
+  pf_assert_err(err, "--set expects key=value");
+  pf_cli_free(&c);
+  ck_assert_int_eq(parse(&c, &err, 4, "pfrun", "s.lua", "a", "b"), PF_OK);
+  ck_assert_int_eq(c.kind, PF_CLI_LUA);
+  ck_assert_int_eq(c.script_argc, 2);
+  pf_cli_free(&c);
+  ck_assert_int_eq(parse(&c, &err, 3, "pfrun", "analyze", "--model-path=x"), PF_OK);
+  ck_assert_str_eq(pf_map_str(c.load_params, "path", ""), "x");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 2, "pfrun", "frob"), PF_OK);
+  pf_assert_err(err, "unknown command 'frob'");
+  pf_cli_free(&c);
+  ck_assert_int_ne(parse(&c, &err, 3, "pfrun", "help", "nosuch"), PF_OK);
+  pf_cli_free(&c);
+  ck_assert_ptr_nonnull(pf_cli_help("prune"));
+  ck_assert_ptr_null(pf_cli_help("nosuch"));
+}
+END_TEST
+
+/* Every option named in `pfrun prune --help` is accepted by the parser. */
+START_TEST(test_help_tells_truth) {
+  const char *h = pf_cli_help("prune");
+  const char *p = h;
+  int n = 0;
+  while ((p = strstr(p, "\n  --")) != NULL) {
+    char opt[64];
+    sscanf(p + 3, "%63[a-z-]", opt);
+    p += 3;
+    pf_cli c;
+    pf_err err = {0};
+    char *argv[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", opt, "1", NULL};
+    pf_cli_parse(8, argv, &c, &err);
+    ck_assert_msg(strstr(err.msg, "No such option") == NULL, "help lists %s but parser rejects it",
+                  opt);
+    pf_cli_free(&c);
+    n++;
+  }
+  ck_assert_int_ge(n, 15);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("cli");
+  TCase *tc = tcase_create("parse");
+  tcase_add_test(tc, test_default_percentage);
+  tcase_add_test(tc, test_rate_and_divisor);
+  tcase_add_test(tc, test_indices);
+  tcase_add_test(tc, test_glu_rules);
+  tcase_add_test(tc, test_depth_rules);
+  tcase_add_test(tc, test_other_commands);
+  tcase_add_test(tc, test_help_tells_truth);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return pf_test_main(make_suite); }

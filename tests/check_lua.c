@@ -1,0 +1,347 @@
+/* check_lua.c — the `pf` Lua module: value conversions, model userdata,
+ * scripts run through pf_lua_run_file (success, errors with tracebacks). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "op.h"
+#include "pf_lua.h"
+#include "testutil.h"
+
+static char *g_cache; /* PFRUN_CACHE for the whole suite (synthetic models) */
+
+static void suite_setup(void) {
+  g_cache = pf_test_tmpdir("lua-cache");
+  setenv("PFRUN_CACHE", g_cache, 1);
+}
+
+static void suite_teardown(void) {
+  pf_test_rmtree(g_cache);
+  free(g_cache);
+  g_cache = NULL;
+}
+
+static lua_State *new_state(void) {
+  lua_State *L = luaL_newstate();
+  ck_assert_ptr_nonnull(L);
+  luaL_openlibs(L);
+  luaL_requiref(L, "pf", pf_lua_open, 1);
+  lua_pop(L, 1);
+  return L;
+}
+
+/* Run a chunk returning one value; ck_assert it ran. */
+static void eval(lua_State *L, const char *code) {
+  int rc = luaL_dostring(L, code);
+  ck_assert_msg(rc == LUA_OK, "lua: %s", lua_tostring(L, -1));
+}
+
+static char *json_of(const pf_value *v) {
+  char *s = pf_value_to_json_text(v);
+  ck_assert_ptr_nonnull(s);
+  return s;
+}
+
+/* Lua code -> value; expects failure with `needle` in the message. */
+static void expect_conv_error(lua_State *L, const char *code, const char *needle) {
+  eval(L, code);
+  int top = lua_gettop(L);
+  pf_err err = {0};
+  pf_value *v = (pf_value *)1;
+  ck_assert_int_ne(pf_lua_to_value(L, -1, &v, &err), PF_OK);
+  ck_assert_ptr_null(v);
+  ck_assert_int_eq(lua_gettop(L), top); /* stack untouched */
+  pf_assert_err(err, needle);
+  lua_pop(L, 1);
+}
+
+START_TEST(test_value_roundtrip) {
+  lua_State *L = new_state();
+  /* keys in sorted order: Lua -> value sorts map keys */
+  pf_value *m = pf_value_map(), *list = pf_value_list(), *inner = pf_value_map();
+  pf_map_set(m, "a_int", pf_value_int(-42));
+  pf_map_set(m, "b_num", pf_value_num(2.5));
+  pf_map_set(m, "c_whole_num", pf_value_num(3.0));
+  pf_map_set(m, "d_str", pf_value_str("héllo"));
+  pf_map_set(m, "e_true", pf_value_bool(1));
+  pf_map_set(m, "f_false", pf_value_bool(0));
+  pf_list_push(list, pf_value_int(1));
+  pf_list_push(list, pf_value_str("two"));
+  pf_list_push(list, pf_value_num(0.125));
+  pf_map_set(m, "g_list", list);
+  pf_map_set(inner, "deep", pf_value_int(INT64_MAX));
+  pf_map_set(inner, "empty", pf_value_list());
+  pf_map_set(m, "h_map", inner);
+
+  pf_lua_push_value(L, m);
+  ck_assert_int_eq(lua_type(L, -1), LUA_TTABLE);
+  pf_err err = {0};
+  pf_value *back = NULL;
+  ck_assert_int_eq(pf_lua_to_value(L, -1, &back, &err), PF_OK);
+  char *a = json_of(m), *b = json_of(back);
+  ck_assert_str_eq(a, b);
+  /* types survive: a float with no fraction stays a number, ints stay ints */
+  ck_assert_int_eq(pf_map_get(back, "c_whole_num")->type, PF_V_NUM);
+  ck_assert_int_eq(pf_map_get(back, "a_int")->type, PF_V_INT);
+  ck_assert(pf_map_get(pf_map_get(back, "h_map"), "deep")->u.i == INT64_MAX);
+  free(a);
+  free(b);
+  pf_value_release(back);
+  pf_value_release(m);
+
+  /* null pushes nil; scalars at top level */
+  pf_value *n = pf_value_null();
+  pf_lua_push_value(L, n);
+  ck_assert(lua_isnil(L, -1));
+  pf_value_release(n);
+  lua_settop(L, 0);
+  lua_close(L);
+}
+END_TEST
+
+START_TEST(test_lua_tables_to_values) {
+  lua_State *L = new_state();
+  pf_err err = {0};
+  pf_value *v = NULL;
+
+  eval(L, "return {10, 20, 30}");
+  ck_assert_int_eq(pf_lua_to_value(L, -1, &v, &err), PF_OK);
+  ck_assert_int_eq(v->type, PF_V_LIST);
+  ck_assert_uint_eq(v->u.list.len, 3);
+  ck_assert_int_eq(v->u.list.items[2]->u.i, 30);
+  pf_value_release(v);
+  lua_pop(L, 1);
+
+  /* holes: not a sequence -> map with string keys, sorted */
+  eval(L, "return {[1] = 'a', [3] = 'c', x = 1.5}");
+  ck_assert_int_eq(pf_lua_to_value(L, -1, &v, &err), PF_OK);
+  ck_assert_int_eq(v->type, PF_V_MAP);
+  ck_assert_str_eq(pf_map_str(v, "1", ""), "a");
+  ck_assert_str_eq(pf_map_str(v, "3", ""), "c");
+  ck_assert(pf_map_get(v, "x")->type == PF_V_NUM && pf_map_get(v, "x")->u.n == 1.5);
+  ck_assert_str_eq(v->u.map.keys[0], "1");
+  pf_value_release(v);
+  lua_pop(L, 1);
+
+  /* negative / zero integer keys are map keys too */
+  eval(L, "return {[0] = true, [-1] = false}");
+  ck_assert_int_eq(pf_lua_to_value(L, -1, &v, &err), PF_OK);
+  ck_assert_int_eq(v->type, PF_V_MAP);
+  ck_assert(pf_map_bool(v, "0", 0) == 1 && pf_map_has(v, "-1"));
+  pf_value_release(v);
+  lua_pop(L, 1);
+
+  expect_conv_error(L, "return {params = {fn = function() end}}", "params.fn");
+  expect_conv_error(L, "return {params = {fn = function() end}}", "function");
+  expect_conv_error(L, "return {co = coroutine.create(function() end)}", "thread");
+  expect_conv_error(L, "return {list = {1, 2, print}}", "list[3]");
+  expect_conv_error(L, "local t = {}; t.self = t; return t", "cycle");
+  expect_conv_error(L, "local t = {} ; t.a = {t} ; return t", "cycle");
+  expect_conv_error(L, "local t = {}; for i = 1, 70 do t = {t} end; return t", "deeper than 64");
+  expect_conv_error(L, "return {[true] = 1}", "table key of type boolean");
+  expect_conv_error(L, "return {[1.5] = 1}", "table key of type number");
+  expect_conv_error(L, "return {[1] = 'a', ['1'] = 'b', [5] = 1}", "both");
+  expect_conv_error(L, "return {s = 'a\\0b'}", "NUL");
+  /* light userdata */
+  lua_newtable(L);
+  lua_pushlightuserdata(L, &err);
+  lua_setfield(L, -2, "ptr");
+  ck_assert_int_ne(pf_lua_to_value(L, -1, &v, &err), PF_OK);
+  pf_assert_err(err, "ptr");
+  pf_assert_err(err, "userdata");
+  lua_close(L);
+}
+END_TEST
+
+START_TEST(test_module_table) {
+  lua_State *L = new_state();
+  eval(L, "assert(pf.version == '" PF_VERSION "')\n"
+          "local names = {}\n"
+          "for _, o in ipairs(pf.ops()) do\n"
+          "  assert(type(o.name) == 'string' and type(o.summary) == 'string')\n"
+          "  names[o.name] = true\n"
+          "  assert(type(pf[o.name:gsub('-', '_')]) == 'function', o.name)\n"
+          "end\n"
+          "assert(names.load and names.prune_width and names.prune_depth and names.save)\n"
+          "assert(pf.prune_width ~= nil)\n"
+          "return #pf.ops()");
+  ck_assert_int_eq((int)lua_tointeger(L, -1), (int)pf_op_count());
+  /* non-table argument */
+  ck_assert_int_ne(luaL_dostring(L, "pf.load('x')"), LUA_OK);
+  ck_assert_ptr_nonnull(strstr(lua_tostring(L, -1), "pf.load: expected a table of parameters"));
+  lua_close(L);
+}
+END_TEST
+
+START_TEST(test_model_userdata) {
+  lua_State *L = new_state();
+  eval(L, "local m = pf.load{ path = 'synthetic:llama-tiny' }\n"
+          "assert(m.num_hidden_layers == 4, 'layers ' .. tostring(m.num_hidden_layers))\n"
+          "assert(m.hidden_size == 64)\n"
+          "assert(#m.intermediate_sizes == 4 and m.intermediate_sizes[1] == 176)\n"
+          "assert(m.parameters > 0 and m.dtype == 'F32')\n"
+          "assert(tostring(m):find('pf.model', 1, true))\n"
+          "assert(m.no_such_field == nil)\n"
+          "m:close(); m:close()\n"
+          "getmetatable(m).__gc(m); getmetatable(m).__close(m)\n"
+          "assert(tostring(m) == 'pf.model (closed)')\n"
+          "local ok, e = pcall(function() return m.hidden_size end)\n"
+          "assert(not ok and e:find('pf.model: model is closed', 1, true), e)\n"
+          "ok, e = pcall(pf.prune_width, { model = m, pruning_percentage = 10 })\n"
+          "assert(not ok and e:find('model is closed', 1, true), e)\n"
+          "return m");
+  /* the C side sees a closed model as an error too */
+  pf_value *v = NULL;
+  pf_err err = {0};
+  ck_assert_int_ne(pf_lua_to_value(L, -1, &v, &err), PF_OK);
+  pf_assert_err(err, "model is closed");
+  lua_close(L);
+}
+END_TEST
+
+START_TEST(test_model_values_in_c) {
+  /* a model pushed from C and read back is the same model, retained */
+  lua_State *L = new_state();
+  pf_value *params = pf_value_map(), *out = NULL;
+  pf_map_set(params, "path", pf_value_str("synthetic:llama-tiny"));
+  pf_err err = {0};
+  ck_assert_msg(pf_op_run("load", params, &out, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_value_release(params);
+  pf_model *m = pf_map_model(out, "model");
+  ck_assert_ptr_nonnull(m);
+  int before = m->refcount;
+  pf_lua_push_value(L, out);
+  lua_getfield(L, -1, "model");
+  ck_assert_ptr_eq(pf_lua_check_model(L, -1), m);
+  ck_assert_int_eq(m->refcount, before + 1);
+  pf_value *back = NULL;
+  ck_assert_int_eq(pf_lua_to_value(L, -2, &back, &err), PF_OK);
+  ck_assert_ptr_eq(pf_map_model(back, "model"), m);
+  pf_value_release(back);
+  pf_value_release(out);
+  lua_close(L); /* __gc releases the userdata's reference */
+}
+END_TEST
+
+static char *write_script(const char *dir, const char *text) {
+  char *path = malloc(strlen(dir) + 32);
+  sprintf(path, "%s/script.lua", dir);
+  pf_test_write(path, text);
+  return path;
+}
+
+START_TEST(test_script_prune) {
+  char *dir = pf_test_tmpdir("lua-script");
+  char *script = write_script(
+      dir, "local spec = arg[1]\n"
+           "assert(arg[0]:find('script.lua', 1, true))\n"
+           "assert(select('#', ...) == 2 and select(2, ...) == 'extra')\n"
+           "local base <close> = pf.load{ path = spec }\n"
+           "local kept\n"
+           "do\n"
+           "  local narrow <close>, stats = pf.prune_width{ model = base, method = 'MAW',\n"
+           "                                             pruning_percentage = 20 }\n"
+           "  assert(type(stats) == 'table' and stats.op == 'prune_width')\n"
+           "  assert(narrow.intermediate_sizes[1] < base.intermediate_sizes[1])\n"
+           "  local shallow <close> = pf.prune_depth{ model = narrow, num_layers_to_remove = 1 }\n"
+           "  assert(shallow.num_hidden_layers == base.num_hidden_layers - 1)\n"
+           "  assert(shallow.intermediate_sizes[1] == narrow.intermediate_sizes[1])\n"
+           "  kept = shallow\n"
+           "end\n"
+           "-- <close> closed it at the end of the block\n"
+           "local ok, e = pcall(function() return kept.num_hidden_layers end)\n"
+           "assert(not ok and e:find('model is closed', 1, true))\n"
+           "assert(base.num_hidden_layers == 4) -- the base model is untouched\n");
+  char *args[] = {"synthetic:llama-tiny", "extra"};
+  pf_err err = {0};
+  pf_status st = pf_lua_run_file(script, 2, args, NULL, &err);
+  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_script_bad_param) {
+  char *dir = pf_test_tmpdir("lua-bad");
+  char *script = write_script(dir, "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
+                                   "local function go()\n"
+                                   "  return pf.prune_width{ model = m, bogus_knob = 3 }\n"
+                                   "end\n"
+                                   "go()\n");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "script.lua:3: pf.prune_width: ");
+  pf_assert_err(err, "bogus_knob");
+  pf_assert_err(err, "stack traceback");
+  pf_assert_err(err, "in function 'pf.prune_width'");
+  pf_assert_err(err, "in local 'go'");
+  ck_assert_ptr_null(strstr(err.msg, "prune_width: prune_width:")); /* no doubled prefix */
+
+  /* a non-convertible parameter releases everything and names the key */
+  pf_test_write(script, "pf.prune_width{ model = 1, method = function() end }\n");
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "pf.prune_width: method: cannot convert a function");
+
+  /* error objects that are not strings */
+  pf_test_write(script, "error({})\n");
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "error object is a table value");
+
+  /* syntax error and missing file */
+  pf_test_write(script, "local x = = 1\n");
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_FORMAT);
+  pf_assert_err(err, "script.lua:1:");
+  ck_assert_ptr_null(strstr(err.msg, "traceback"));
+  ck_assert_int_eq(pf_lua_run_file("/nonexistent/x.lua", 0, NULL, NULL, &err), PF_ERR_IO);
+  pf_assert_err(err, "/nonexistent/x.lua");
+
+  /* interrupted host */
+  volatile int stop = 1;
+  pf_ctx ctx = {.interrupt = &stop};
+  pf_test_write(script, "error('stopped')\n");
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, &ctx, &err), PF_ERR_INTERRUPTED);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_script_models_left_open) {
+  /* models never closed by the script are released by lua_close */
+  char *dir = pf_test_tmpdir("lua-open");
+  char *script = write_script(dir, "m1 = pf.load{ path = 'synthetic:llama-tiny' }\n"
+                                   "m2 = pf.prune_depth{ model = m1, num_layers_to_remove = 2 }\n"
+                                   "t = { a = m1, b = { m2 } }\n");
+  pf_err err = {0};
+  ck_assert_msg(pf_lua_run_file(script, 0, NULL, NULL, &err) == PF_OK, "%s", err.msg);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("lua");
+  TCase *tc = tcase_create("core");
+  tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_value_roundtrip);
+  tcase_add_test(tc, test_lua_tables_to_values);
+  tcase_add_test(tc, test_module_table);
+  tcase_add_test(tc, test_model_userdata);
+  tcase_add_test(tc, test_model_values_in_c);
+  tcase_add_test(tc, test_script_prune);
+  tcase_add_test(tc, test_script_bad_param);
+  tcase_add_test(tc, test_script_models_left_open);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

@@ -1,0 +1,470 @@
+/* check_recipe.c — YAML recipes: the happy path, --set, ${var}, references,
+ * validation before running, structural and YAML errors with file:line:col,
+ * dry-run, and the size / depth / step / alias bounds. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "fsutil.h"
+#include "recipe.h"
+#include "recipe_int.h"
+#include "testutil.h"
+
+static char *g_cache;
+
+static void suite_setup(void) {
+  g_cache = pf_test_tmpdir("recipe-cache");
+  setenv("PFRUN_CACHE", g_cache, 1);
+}
+
+static void suite_teardown(void) {
+  pf_test_rmtree(g_cache);
+  free(g_cache);
+  g_cache = NULL;
+}
+
+/* A fresh folder with recipe.yaml holding `text`. */
+typedef struct fx {
+  char *dir;
+  char *recipe;
+  char out[4096]; /* dir/run: a default output_dir inside the fixture */
+} fx;
+
+static fx fx_new(const char *text) {
+  fx f;
+  f.dir = pf_test_tmpdir("recipe");
+  f.recipe = pf_path_join(f.dir, "recipe.yaml");
+  snprintf(f.out, sizeof f.out, "%s/run", f.dir);
+  pf_test_write(f.recipe, text);
+  return f;
+}
+
+static void fx_free(fx *f) {
+  pf_test_rmtree(f->dir);
+  free(f->dir);
+  free(f->recipe);
+}
+
+/* Run with --set out=<fx.out> plus `extra` sets. */
+static pf_status run(fx *f, int dry, const char *const *extra, size_t n_extra, pf_value **res,
+                     pf_err *err) {
+  const char *sets[8];
+  char out_set[4200];
+  snprintf(out_set, sizeof out_set, "out=%s", f->out);
+  sets[0] = out_set;
+  for (size_t i = 0; i < n_extra && i < 7; i++)
+    sets[i + 1] = extra[i];
+  pf_recipe_opts o = {.sets = sets, .n_sets = 1 + n_extra};
+  pf_ctx ctx = {.dry_run = dry};
+  pf_value *r = NULL;
+  pf_status st = pf_recipe_run(f->recipe, &o, &ctx, res ? res : &r, err);
+  pf_value_release(r);
+  return st;
+}
+
+/* Expect failure containing every needle. */
+static void expect_fail(const char *text, const char *n1, const char *n2) {
+  fx f = fx_new(text);
+  pf_err err = {0};
+  pf_value *res = NULL;
+  pf_status st = run(&f, 0, NULL, 0, &res, &err);
+  ck_assert_msg(st != PF_OK, "expected failure with '%s'", n1);
+  ck_assert_ptr_null(res);
+  pf_assert_err(err, n1);
+  if (n2) pf_assert_err(err, n2);
+  ck_assert_msg(!pf_path_exists(f.out), "nothing may run before validation failed");
+  fx_free(&f);
+}
+
+static const char *HAPPY = "pfrun: 1\n"
+                           "name: happy\n"
+                           "vars:\n"
+                           "  model: synthetic:llama-tiny\n"
+                           "  pct: 20\n"
+                           "  ckpt: ${out}/checkpoint\n"
+                           "output_dir: ${out}\n"
+                           "steps:\n"
+                           "  - id: base\n"
+                           "    op: load\n"
+                           "    path: ${model}\n"
+                           "  - id: narrow\n"
+                           "    op: prune-width\n"
+                           "    model: base\n"
+                           "    method: MAW\n"
+                           "    pruning_percentage: ${pct}\n"
+                           "    layer_indices: &layers [0, 1, 2, 3]\n"
+                           "  - id: shallow\n"
+                           "    op: prune_depth\n"
+                           "    model: narrow\n"
+                           "    num_layers_to_remove: 1\n"
+                           "  - op: save\n"
+                           "    model: shallow\n"
+                           "    path: ${ckpt}\n";
+
+START_TEST(test_happy_path) {
+  fx f = fx_new(HAPPY);
+  pf_err err = {0};
+  pf_value *res = NULL;
+  pf_status st = run(&f, 0, NULL, 0, &res, &err);
+  ck_assert_msg(st == PF_OK, "recipe failed: %s", err.msg);
+  ck_assert_str_eq(pf_map_str(res, "name", ""), "happy");
+  ck_assert_str_eq(pf_map_str(res, "output_dir", ""), f.out);
+  ck_assert_int_eq(pf_map_bool(res, "dry_run", 1), 0);
+  const pf_value *steps = pf_map_get(res, "steps");
+  ck_assert_uint_eq(steps->u.list.len, 4);
+  const pf_value *s2 = steps->u.list.items[1];
+  ck_assert_str_eq(pf_map_str(s2, "op", ""), "prune_width"); /* alias resolved */
+  ck_assert_str_eq(pf_map_str(s2, "id", ""), "narrow");
+  ck_assert_int_eq(pf_map_int(s2, "index", 0), 2);
+  /* params keep the reference as written; ${pct} stays an int */
+  const pf_value *p2 = pf_map_get(s2, "params");
+  ck_assert_str_eq(pf_map_str(p2, "model", ""), "base");
+  ck_assert_int_eq(pf_map_get(p2, "pruning_percentage")->type, PF_V_INT);
+  pf_model *narrow = pf_map_model(pf_map_get(s2, "result"), "model");
+  pf_model *shallow = pf_map_model(pf_map_get(steps->u.list.items[2], "result"), "model");
+  ck_assert_ptr_nonnull(narrow);
+  ck_assert_int_eq(shallow->n_layers, 3);
+  ck_assert_int_lt(narrow->config.intermediate_sizes[0], 176);
+
+  char path[4400];
+  snprintf(path, sizeof path, "%s/results.json", f.out);
+  char *text = pf_test_read(path, NULL);
+  ck_assert_msg(text != NULL, "results.json missing");
+  cJSON *j = cJSON_Parse(text);
+  ck_assert_msg(j != NULL, "results.json does not parse");
+  cJSON *js = cJSON_GetObjectItem(j, "steps");
+  ck_assert_int_eq(cJSON_GetArraySize(js), 4);
+  cJSON *vars = cJSON_GetObjectItem(j, "vars");
+  ck_assert_int_eq(cJSON_GetObjectItem(vars, "pct")->valueint, 20);
+  cJSON_Delete(j);
+  free(text);
+  snprintf(path, sizeof path, "%s/checkpoint/config.json", f.out);
+  ck_assert_msg(pf_path_exists(path), "checkpoint missing");
+  pf_model *saved = NULL;
+  snprintf(path, sizeof path, "%s/checkpoint", f.out);
+  ck_assert_msg(pf_model_load(path, &saved, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(saved->n_layers, 3);
+  pf_model_release(saved);
+  pf_value_release(res);
+  fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_set_override) {
+  fx f = fx_new(HAPPY);
+  const char *sets[] = {"pct=50", "extra='quoted text'", "flag=true", "ratio=.5"};
+  pf_err err = {0};
+  pf_value *res = NULL;
+  pf_status st = run(&f, 0, sets, 4, &res, &err);
+  ck_assert_msg(st == PF_OK, "%s", err.msg);
+  const pf_value *vars = pf_map_get(res, "vars");
+  ck_assert_int_eq(pf_map_int(vars, "pct", 0), 50);
+  ck_assert_str_eq(pf_map_str(vars, "extra", ""), "quoted text");
+  ck_assert_int_eq(pf_map_get(vars, "flag")->type, PF_V_BOOL);
+  ck_assert(pf_map_num(vars, "ratio", 0) == 0.5);
+  const pf_value *s2 = pf_map_get(res, "steps")->u.list.items[1];
+  ck_assert_int_eq(pf_map_int(pf_map_get(s2, "params"), "pruning_percentage", 0), 50);
+  pf_model *narrow = pf_map_model(pf_map_get(s2, "result"), "model");
+  ck_assert_int_eq(narrow->config.intermediate_sizes[0], 88); /* 176 * (1 - 0.5) */
+  pf_value_release(res);
+
+  /* malformed --set */
+  const char *bad[] = {"novalue"};
+  ck_assert_int_ne(run(&f, 1, bad, 1, NULL, &err), PF_OK);
+  pf_assert_err(err, "--set 'novalue': expected key=value");
+  fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_dry_run_writes_nothing) {
+  fx f = fx_new(HAPPY);
+  pf_err err = {0};
+  pf_value *res = NULL;
+  pf_status st = run(&f, 1, NULL, 0, &res, &err);
+  ck_assert_msg(st == PF_OK, "dry run failed: %s", err.msg);
+  ck_assert_int_eq(pf_map_bool(res, "dry_run", 0), 1);
+  ck_assert_uint_eq(pf_map_get(res, "steps")->u.list.len, 4);
+  ck_assert_msg(!pf_path_exists(f.out), "dry run created %s", f.out);
+  pf_value_release(res);
+  fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_missing_var) {
+  expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: ${nope}/x\n",
+              "recipe.yaml:5:11: step 1 (load): path: unknown variable 'nope'", "defined: ");
+  expect_fail("pfrun: 1\nname: t\nvars: {a: 1, b: '${c}'}\nsteps:\n  - op: load\n    path: x\n",
+              "recipe.yaml:3:17: vars.b: unknown variable 'c' (defined: out, a)", NULL);
+  expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: ${oops\n", "unterminated '${'",
+              NULL);
+}
+END_TEST
+
+START_TEST(test_unknown_op) {
+  expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: x\n  - op: prune_widht\n",
+              "recipe.yaml:6:9: step 2 (prune_widht): unknown op 'prune_widht'",
+              "known ops: load, score, prune_width");
+  expect_fail("pfrun: 1\nname: t\nsteps:\n  - path: x\n",
+              "recipe.yaml:4:5: step 1 (?): ", "missing required key 'op'");
+}
+END_TEST
+
+START_TEST(test_unknown_parameter_before_running) {
+  /* step 3's typo is found before step 2 (save) writes anything */
+  expect_fail("pfrun: 1\n"
+              "name: t\n"
+              "steps:\n"
+              "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+              "  - {op: save, model: base, path: '${out}/ckpt'}\n"
+              "  - op: prune_depth\n"
+              "    model: base\n"
+              "    num_layer_to_remove: 1\n",
+              "recipe.yaml:8:5: step 3 (prune_depth): ", "num_layer_to_remove");
+}
+END_TEST
+
+START_TEST(test_wrong_type) {
+  expect_fail("pfrun: 1\nname: t\nsteps:\n"
+              "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+              "  - op: prune_depth\n"
+              "    model: base\n"
+              "    num_layers_to_remove: [1, 2]\n",
+              "recipe.yaml:7:5: step 2 (prune_depth): ", "num_layers_to_remove");
+  /* quoted scalars are strings: "1" is not a model reference but a wrong type... */
+  expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: {a: 1}\n",
+              "step 1 (load): ", "path");
+}
+END_TEST
+
+START_TEST(test_references) {
+  expect_fail("pfrun: 1\nname: t\nsteps:\n"
+              "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+              "  - op: prune_depth\n"
+              "    model: nothere\n"
+              "    num_layers_to_remove: 1\n",
+              "recipe.yaml:6:12: step 2 (prune_depth): model: unknown step id 'nothere'",
+              "(earlier ids: base)");
+  expect_fail("pfrun: 1\nname: t\nsteps:\n"
+              "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+              "  - {op: prune_depth, model: later, num_layers_to_remove: 1}\n"
+              "  - {id: later, op: prune_depth, model: base, num_layers_to_remove: 1}\n",
+              "recipe.yaml:5:30: step 2 (prune_depth): model: step id 'later' is defined later",
+              NULL);
+  expect_fail("pfrun: 1\nname: t\nsteps:\n"
+              "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+              "  - {id: base, op: prune_depth, model: base, num_layers_to_remove: 1}\n",
+              "recipe.yaml:5:10: step 2 (prune_depth): duplicate step id 'base'",
+              "already used by step 1");
+  expect_fail("pfrun: 1\nname: t\nsteps:\n  - {id: 2bad, op: load, path: x}\n",
+              "is not an identifier", NULL);
+  /* a reference to a step without a model fails when it runs */
+  expect_fail("pfrun: 1\nname: t\nsteps:\n"
+              "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+              "  - {id: sc, op: score, model: base}\n"
+              "  - {op: prune_depth, model: sc, num_layers_to_remove: 1}\n",
+              "recipe.yaml:6:30: step 3 (prune_depth): model: step 'sc' (score) did not produce "
+              "a model",
+              NULL);
+}
+END_TEST
+
+START_TEST(test_structure_errors) {
+  expect_fail("name: t\nsteps:\n  - op: load\n    path: x\n",
+              "recipe.yaml:1:1: missing required key 'pfrun'", NULL);
+  expect_fail("pfrun: 2\nname: t\nsteps: []\n",
+              "recipe.yaml:1:8: unsupported recipe format version '2'", NULL);
+  expect_fail("- op: load\n- op: save\n", "recipe.yaml:1:1: a recipe must be a YAML mapping",
+              "got a sequence");
+  expect_fail("just text\n", "must be a YAML mapping", "got a scalar");
+  expect_fail("", "recipe.yaml:1:1: the recipe is empty", NULL);
+  expect_fail("pfrun: 1\nname: t\nsteps: []\n", "recipe.yaml:3:8: steps: the list is empty", NULL);
+  expect_fail("pfrun: 1\nname: t\n", "missing required key 'steps'", NULL);
+  expect_fail("pfrun: 1\nname: t\nstep:\n  - op: load\n",
+              "recipe.yaml:3:1: unknown top-level key 'step'", NULL);
+  expect_fail("pfrun: 1\nname: t\nname: u\nsteps: [{op: load, path: x}]\n",
+              "recipe.yaml:3:1: duplicate key 'name'", NULL);
+  expect_fail("pfrun: 1\nsteps:\n  - op: load\n    path: a\n    path: b\n",
+              "recipe.yaml:5:5: step 1 (load): duplicate key 'path'", NULL);
+  expect_fail("pfrun: 1\nsteps:\n  - load\n", "step 1 (?): expected a mapping", NULL);
+  expect_fail("pfrun: 1\nvars: [1]\nsteps:\n  - op: load\n", "vars: expected a mapping", NULL);
+  expect_fail("pfrun: 1\nvars: {a: [1]}\nsteps:\n  - op: load\n", "vars.a: expected a scalar",
+              NULL);
+  expect_fail("pfrun: 1\n---\npfrun: 1\n", "recipe.yaml:2:1: a recipe is a single YAML document",
+              NULL);
+}
+END_TEST
+
+START_TEST(test_yaml_syntax_error) {
+  expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: [unclosed, list\n"
+              "  - op: save\n",
+              "recipe.yaml:6:", "YAML syntax error");
+  expect_fail("pfrun: 1\nsteps:\n  - op: load\n   path: bad indent\n",
+              "recipe.yaml:4:", "YAML syntax error");
+  expect_fail("pfrun: 1\nsteps:\n  - {op: load, path: *nowhere}\n", "YAML syntax error",
+              "undefined alias");
+}
+END_TEST
+
+START_TEST(test_bounds) {
+  /* nesting deeper than 32 */
+  char text[4096] = "pfrun: 1\nsteps:\n  - op: load\n    path: ";
+  for (int i = 0; i < 40; i++)
+    strcat(text, "[");
+  for (int i = 0; i < 40; i++)
+    strcat(text, "]");
+  strcat(text, "\n");
+  expect_fail(text, "recipe.yaml:4:", "nesting deeper than 32 levels");
+
+  /* billion laughs: aliases expanding without end */
+  expect_fail("pfrun: 1\nsteps:\n"
+              "  - op: load\n"
+              "    a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+              "    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+              "    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+              "    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+              "    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+              "    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+              "    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
+              "more than 1000000 values", NULL);
+  /* an alias of its own ancestor */
+  expect_fail("pfrun: 1\nsteps:\n  - op: load\n    path: &p [1, *p]\n", "nesting deeper", NULL);
+
+  /* too many steps */
+  size_t cap = 1100 * 32 + 64;
+  char *big = malloc(cap);
+  strcpy(big, "pfrun: 1\nsteps:\n");
+  for (int i = 0; i < 1001; i++)
+    strcat(big, "  - {op: load, path: x}\n");
+  expect_fail(big, "recipe.yaml:3:3: steps: 1001 steps; the limit is 1000", NULL);
+  free(big);
+
+  /* file larger than 1 MiB */
+  size_t n = ((size_t)1 << 20) + 100;
+  char *huge = malloc(n + 1);
+  memset(huge, '#', n);
+  huge[0] = '\n';
+  huge[n] = '\0';
+  expect_fail(huge, "bytes; the limit is 1048576 bytes", NULL);
+  free(huge);
+}
+END_TEST
+
+START_TEST(test_scalars_and_subst) {
+  struct {
+    const char *text;
+    pf_vtype type;
+  } cases[] = {{"42", PF_V_INT},     {"-7", PF_V_INT},    {"0x1F", PF_V_INT}, {"0o17", PF_V_INT},
+               {"1.5", PF_V_NUM},    {".5", PF_V_NUM},    {"1e3", PF_V_NUM},  {"-2.5E-3", PF_V_NUM},
+               {".inf", PF_V_NUM},   {"-.inf", PF_V_NUM}, {".nan", PF_V_NUM}, {"true", PF_V_BOOL},
+               {"False", PF_V_BOOL}, {"null", PF_V_NULL}, {"~", PF_V_NULL},   {"", PF_V_NULL},
+               {"yes", PF_V_STR},    {"1.2.3", PF_V_STR}, {"e3", PF_V_STR},   {"0x", PF_V_STR},
+               {"MAW", PF_V_STR},    {"-", PF_V_STR},     {"1_000", PF_V_STR}};
+  pf_err err = {0};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    pf_value *v = NULL;
+    ck_assert_int_eq(pf_yaml_scalar(cases[i].text, 1, &v, &err), PF_OK);
+    ck_assert_msg(v->type == cases[i].type, "'%s': got %s", cases[i].text, pf_vtype_name(v->type));
+    pf_value_release(v);
+    ck_assert_int_eq(pf_yaml_scalar(cases[i].text, 0, &v, &err), PF_OK); /* quoted */
+    ck_assert_int_eq(v->type, PF_V_STR);
+    pf_value_release(v);
+  }
+  pf_value *v = NULL;
+  ck_assert_int_eq(pf_yaml_scalar("0x1F", 1, &v, &err), PF_OK);
+  ck_assert_int_eq(v->u.i, 31);
+  pf_value_release(v);
+  ck_assert_int_eq(pf_yaml_scalar("-9223372036854775808", 1, &v, &err), PF_OK);
+  ck_assert(v->u.i == INT64_MIN);
+  pf_value_release(v);
+  ck_assert_int_ne(pf_yaml_scalar("99999999999999999999", 1, &v, &err), PF_OK);
+  pf_assert_err(err, "does not fit in 64 bits");
+
+  pf_value *vars = pf_value_map();
+  pf_map_set(vars, "n", pf_value_int(64));
+  pf_map_set(vars, "x", pf_value_num(0.1));
+  pf_map_set(vars, "s", pf_value_str("abc"));
+  ck_assert_int_eq(pf_recipe_subst("${n}", vars, 1, &v, &err), PF_OK);
+  ck_assert_int_eq(v->type, PF_V_INT);
+  pf_value_release(v);
+  ck_assert_int_eq(pf_recipe_subst("${n}", vars, 0, &v, &err), PF_OK);
+  ck_assert_str_eq(v->u.s, "64");
+  pf_value_release(v);
+  ck_assert_int_eq(pf_recipe_subst("a-${s}-${n}-${x}$${s}$x", vars, 1, &v, &err), PF_OK);
+  ck_assert_str_eq(v->u.s, "a-abc-64-0.1${s}$x");
+  pf_value_release(v);
+  ck_assert_int_ne(pf_recipe_subst("${bad name}", vars, 1, &v, &err), PF_OK);
+  pf_assert_err(err, "bad variable reference");
+  ck_assert_int_ne(pf_recipe_subst("${zz}", vars, 1, &v, &err), PF_OK);
+  pf_assert_err(err, "unknown variable 'zz' (defined: n, x, s)");
+  pf_value_release(vars);
+}
+END_TEST
+
+START_TEST(test_defaults_and_escapes) {
+  /* output_dir defaults to vars.output_dir; name defaults to the file name;
+   * $${ is a literal; quoted scalars stay strings; ${output_dir} is a var */
+  fx f = fx_new("pfrun: 1\n"
+                "vars:\n"
+                "  output_dir: ${out}/from-vars\n"
+                "steps:\n"
+                "  - id: base\n"
+                "    op: load\n"
+                "    path: \"synthetic:llama-tiny\"\n"
+                "  - op: save\n"
+                "    model: base\n"
+                "    path: ${output_dir}/ck$${x}\n");
+  pf_err err = {0};
+  pf_value *res = NULL;
+  ck_assert_msg(run(&f, 0, NULL, 0, &res, &err) == PF_OK, "%s", err.msg);
+  ck_assert_str_eq(pf_map_str(res, "name", ""), "recipe");
+  char want[4400];
+  snprintf(want, sizeof want, "%s/from-vars", f.out);
+  ck_assert_str_eq(pf_map_str(res, "output_dir", ""), want);
+  snprintf(want, sizeof want, "%s/from-vars/ck${x}/config.json", f.out);
+  ck_assert_msg(pf_path_exists(want), "%s missing", want);
+  snprintf(want, sizeof want, "%s/from-vars/results.json", f.out);
+  ck_assert_msg(pf_path_exists(want), "%s missing", want);
+  pf_value_release(res);
+  fx_free(&f);
+
+  /* without output_dir anywhere: runs/<name> (checked in dry-run: nothing written) */
+  f = fx_new("pfrun: 1\nname: demo\nsteps:\n  - {op: load, path: synthetic:llama-tiny}\n");
+  ck_assert_msg(run(&f, 1, NULL, 0, &res, &err) == PF_OK, "%s", err.msg);
+  ck_assert_str_eq(pf_map_str(res, "output_dir", ""), "runs/demo");
+  pf_value_release(res);
+  fx_free(&f);
+
+  /* missing file */
+  pf_recipe_opts o = {0};
+  ck_assert_int_eq(pf_recipe_run("/nonexistent/r.yaml", &o, NULL, &res, &err), PF_ERR_IO);
+  pf_assert_err(err, "/nonexistent/r.yaml");
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("recipe");
+  TCase *tc = tcase_create("core");
+  tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_happy_path);
+  tcase_add_test(tc, test_set_override);
+  tcase_add_test(tc, test_dry_run_writes_nothing);
+  tcase_add_test(tc, test_missing_var);
+  tcase_add_test(tc, test_unknown_op);
+  tcase_add_test(tc, test_unknown_parameter_before_running);
+  tcase_add_test(tc, test_wrong_type);
+  tcase_add_test(tc, test_references);
+  tcase_add_test(tc, test_structure_errors);
+  tcase_add_test(tc, test_yaml_syntax_error);
+  tcase_add_test(tc, test_bounds);
+  tcase_add_test(tc, test_scalars_and_subst);
+  tcase_add_test(tc, test_defaults_and_escapes);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

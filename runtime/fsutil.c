@@ -1,0 +1,503 @@
+/* fsutil.c — small file-system helpers (see fsutil.h).
+ *
+ * Removal of trees is done with openat/getdents64/unlinkat on stack buffers so
+ * that the same code can run from a signal handler (pf_cleanup_temps): no
+ * malloc, no stdio, no opendir.
+ */
+#include "fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define PF_COPY_CHUNK ((size_t)1 << 20)
+#define PF_RM_MAX_DEPTH 128
+
+/* ---- whole-file read / write / copy ---- */
+
+/* Read until EOF into a buffer of at most max_bytes (+1 for the NUL). `hint`
+ * is the expected size (st_size of a regular file), 0 if unknown. */
+static pf_status read_all(int fd, const char *path, size_t hint, size_t max_bytes, char **out,
+                          size_t *len, pf_err *err) {
+  size_t cap = hint ? hint : 4096, n = 0;
+  if (cap > max_bytes) cap = max_bytes;
+  char *buf = malloc(cap + 1);
+  if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  for (;;) {
+    char probe;
+    int full = n == cap && cap >= max_bytes; /* only EOF may follow */
+    if (n == cap && !full) {
+      size_t ncap = cap * 2 + 1 > max_bytes ? max_bytes : cap * 2 + 1;
+      char *nb = realloc(buf, ncap + 1);
+      if (!nb) {
+        free(buf);
+        return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    ssize_t r = full ? read(fd, &probe, 1) : read(fd, buf + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || (full && r > 0)) {
+      int e = errno;
+      free(buf);
+      if (r > 0)
+        return pf_err_set(err, PF_ERR_INVALID, "%s: file larger than the limit of %zu bytes", path,
+                          max_bytes);
+      return pf_err_set(err, PF_ERR_IO, "%s: read failed: %s", path, strerror(e));
+    }
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  if (len) *len = n;
+  return PF_OK;
+}
+
+pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *len, pf_err *err) {
+  *out = NULL;
+  if (len) *len = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    return pf_err_set(err, e == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: cannot open: %s", path,
+                      strerror(e));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) st.st_mode = 0;
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    return pf_err_set(err, PF_ERR_IO, "%s: expected a file, found a directory", path);
+  }
+  size_t hint = S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
+  if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes) {
+    close(fd);
+    return pf_err_set(err, PF_ERR_INVALID, "%s: file has %lld bytes, the limit is %zu", path,
+                      (long long)st.st_size, max_bytes);
+  }
+  pf_status s = read_all(fd, path, hint, max_bytes, out, len, err);
+  close(fd);
+  return s;
+}
+
+/* write(2) the whole buffer, retrying partial writes and EINTR. Returns 0 or errno. */
+static int write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
+    ssize_t w = write(fd, p, chunk);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno;
+    if (w == 0) return EIO;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+  int e = write_all(fd, data, len);
+  if (!e && fsync(fd) != 0) e = errno;
+  if (close(fd) != 0 && !e) e = errno;
+  if (e) return pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(e));
+  return PF_OK;
+}
+
+pf_status pf_copy_file(const char *src, const char *dst, pf_err *err) {
+  pf_status s = PF_OK;
+  char *buf = NULL;
+  int out = -1, in = open(src, O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    int e = errno;
+    return pf_err_set(err, e == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: cannot open: %s", src,
+                      strerror(e));
+  }
+  struct stat st;
+  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+    s = pf_err_set(err, PF_ERR_IO, "%s: expected a regular file", src);
+    goto done;
+  }
+  buf = malloc(PF_COPY_CHUNK);
+  if (!buf) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", src);
+    goto done;
+  }
+  out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    s = pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
+    goto done;
+  }
+  for (;;) {
+    ssize_t r = read(in, buf, PF_COPY_CHUNK);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      s = pf_err_set(err, PF_ERR_IO, "%s: read failed: %s", src, strerror(errno));
+      goto done;
+    }
+    if (r == 0) break;
+    int e = write_all(out, buf, (size_t)r);
+    if (e) {
+      s = pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", dst, strerror(e));
+      goto done;
+    }
+  }
+  if (fsync(out) != 0) s = pf_err_set(err, PF_ERR_IO, "%s: fsync failed: %s", dst, strerror(errno));
+done:
+  if (out >= 0 && close(out) != 0 && s == PF_OK)
+    s = pf_err_set(err, PF_ERR_IO, "%s: close failed: %s", dst, strerror(errno));
+  close(in);
+  free(buf);
+  return s;
+}
+
+/* ---- directories ---- */
+
+pf_status pf_mkdirs(const char *path, pf_err *err) {
+  size_t n = strlen(path);
+  if (n == 0) return pf_err_set(err, PF_ERR_INVALID, "mkdirs: empty path");
+  char *p = strdup(path);
+  if (!p) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  pf_status s = PF_OK;
+  for (size_t i = 1; i <= n; i++) {
+    if (p[i] != '/' && p[i] != '\0') continue;
+    char c = p[i];
+    p[i] = '\0';
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+      s = pf_err_set(err, PF_ERR_IO, "%s: cannot create directory '%s': %s", path, p,
+                     strerror(errno));
+      break;
+    }
+    if (!pf_is_dir(p)) {
+      s = pf_err_set(err, PF_ERR_IO, "%s: '%s' exists and is not a directory", path, p);
+      break;
+    }
+    p[i] = c;
+  }
+  free(p);
+  return s;
+}
+
+/* Remove `name` (relative to dirfd) recursively without following symlinks.
+ * Async-signal-safe: only system calls and stack buffers. Returns 0 or errno. */
+static int rm_at(int dirfd, const char *name, int depth) {
+  struct stat st;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : errno;
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT) return errno;
+    return 0;
+  }
+  if (depth > PF_RM_MAX_DEPTH) return ELOOP;
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int first_err = 0;
+  char buf[2048] __attribute__((aligned(8)));
+  /* Re-read from the start until a pass removes nothing: deleting entries
+   * while reading a directory may make getdents skip some. */
+  for (int removed = 1; removed && !first_err;) {
+    removed = 0;
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+      first_err = errno;
+      break;
+    }
+    ssize_t n;
+    while ((n = getdents64(fd, buf, sizeof buf)) > 0) {
+      for (ssize_t off = 0; off < n;) {
+        struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
+        off += d->d_reclen;
+        if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, "..")) continue;
+        int e = rm_at(fd, d->d_name, depth + 1);
+        if (e && !first_err) first_err = e;
+        if (!e) removed = 1;
+      }
+    }
+    if (n < 0 && !first_err) first_err = errno;
+  }
+  close(fd);
+  if (first_err) return first_err;
+  if (unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) return errno;
+  return 0;
+}
+
+pf_status pf_remove_tree(const char *path, pf_err *err) {
+  if (!path || !*path) return pf_err_set(err, PF_ERR_INVALID, "remove_tree: empty path");
+  int e = rm_at(AT_FDCWD, path, 0);
+  if (e) return pf_err_set(err, PF_ERR_IO, "%s: cannot remove: %s", path, strerror(e));
+  return PF_OK;
+}
+
+int pf_path_exists(const char *path) {
+  struct stat st;
+  return path && lstat(path, &st) == 0;
+}
+
+int pf_is_dir(const char *path) {
+  struct stat st;
+  return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int pf_dir_is_empty(const char *path) {
+  DIR *d = path ? opendir(path) : NULL;
+  if (!d) return 0;
+  int empty = 1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      empty = 0;
+      break;
+    }
+  }
+  closedir(d);
+  return empty;
+}
+
+/* ---- paths ---- */
+
+/* Append the components of `rest` to the canonical absolute `base` (capacity
+ * cap), resolving "." and ".." lexically. */
+static void append_components(char *base, size_t cap, const char *rest) {
+  const char *p = rest;
+  while (*p) {
+    while (*p == '/')
+      p++;
+    const char *q = p;
+    while (*q && *q != '/')
+      q++;
+    size_t len = (size_t)(q - p);
+    if (len == 0 || (len == 1 && p[0] == '.')) {
+      /* nothing */
+    } else if (len == 2 && p[0] == '.' && p[1] == '.') {
+      char *slash = strrchr(base, '/');
+      if (slash == base)
+        base[1] = '\0';
+      else if (slash)
+        *slash = '\0';
+    } else {
+      size_t bl = strlen(base);
+      if (bl + 1 + len < cap) {
+        if (bl > 1 || base[0] != '/') base[bl++] = '/';
+        memcpy(base + bl, p, len);
+        base[bl + len] = '\0';
+      }
+    }
+    p = q;
+  }
+}
+
+char *pf_abspath(const char *path) {
+  if (!path || !*path) return NULL;
+  char absbuf[PATH_MAX * 2];
+  if (path[0] == '/') {
+    snprintf(absbuf, sizeof absbuf, "%s", path);
+  } else {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return NULL;
+    snprintf(absbuf, sizeof absbuf, "%s/%s", cwd, path);
+  }
+  /* Longest prefix (at a component boundary) that realpath resolves. */
+  size_t cut = strlen(absbuf);
+  char resolved[PATH_MAX * 2];
+  for (;;) {
+    char save = absbuf[cut];
+    absbuf[cut] = '\0';
+    const char *prefix = cut ? absbuf : "/";
+    char *r = realpath(prefix, resolved);
+    absbuf[cut] = save;
+    if (r) break;
+    if (cut == 0) return NULL;
+    while (cut > 0 && absbuf[cut - 1] != '/')
+      cut--;
+    while (cut > 0 && absbuf[cut - 1] == '/')
+      cut--;
+  }
+  append_components(resolved, sizeof resolved, absbuf + cut);
+  return strdup(resolved);
+}
+
+int pf_path_inside(const char *path, const char *dir) {
+  char *p = pf_abspath(path), *d = pf_abspath(dir);
+  int inside = 0;
+  if (p && d) {
+    size_t dl = strlen(d);
+    if (dl == 1 && d[0] == '/')
+      inside = 1;
+    else
+      inside = strncmp(p, d, dl) == 0 && (p[dl] == '\0' || p[dl] == '/');
+  }
+  free(p);
+  free(d);
+  return inside;
+}
+
+char *pf_path_join(const char *a, const char *b) {
+  if (!a || !*a) return strdup(b ? b : "");
+  if (!b || !*b) return strdup(a);
+  size_t al = strlen(a), bl = strlen(b);
+  int slash = a[al - 1] != '/';
+  char *s = malloc(al + (size_t)slash + bl + 1);
+  if (!s) return NULL;
+  memcpy(s, a, al);
+  if (slash) s[al] = '/';
+  memcpy(s + al + (size_t)slash, b, bl + 1);
+  return s;
+}
+
+/* ---- temporary folders ---- */
+
+/* Strip trailing slashes (keeps "/"). malloc'd. */
+static char *strip_slashes(const char *path) {
+  char *p = strdup(path);
+  if (!p) return NULL;
+  size_t n = strlen(p);
+  while (n > 1 && p[n - 1] == '/')
+    p[--n] = '\0';
+  return p;
+}
+
+pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
+  *out = NULL;
+  if (!target || !*target) return pf_err_set(err, PF_ERR_INVALID, "temp folder: empty target path");
+  pf_status s = PF_OK;
+  char *t = strip_slashes(target), *tmpl = NULL;
+  if (!t) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", target);
+  char *slash = strrchr(t, '/');
+  if (slash && slash != t) {
+    *slash = '\0';
+    s = pf_mkdirs(t, err);
+    *slash = '/';
+    if (s != PF_OK) goto fail;
+  }
+  size_t n = strlen(t) + sizeof ".tmp-XXXXXX";
+  tmpl = malloc(n);
+  if (!tmpl) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", target);
+    goto fail;
+  }
+  snprintf(tmpl, n, "%s.tmp-XXXXXX", t);
+  if (!mkdtemp(tmpl)) {
+    s = pf_err_set(err, PF_ERR_IO, "%s: cannot create temporary folder %s: %s", target, tmpl,
+                   strerror(errno));
+    goto fail;
+  }
+  free(t);
+  *out = tmpl;
+  return PF_OK;
+fail:
+  free(t);
+  free(tmpl);
+  return s;
+}
+
+/* Registered temporary folders: fixed slots with preallocated path storage so
+ * that pf_cleanup_temps never allocates (it runs from signal handlers). */
+#define PF_TEMP_SLOTS 32
+static char temp_paths[PF_TEMP_SLOTS][PATH_MAX];
+static volatile sig_atomic_t temp_used[PF_TEMP_SLOTS];
+
+void pf_temp_register(const char *path) {
+  if (!path) return;
+  char *abs = pf_abspath(path);
+  const char *p = abs ? abs : path;
+  if (strlen(p) < PATH_MAX) {
+    for (int i = 0; i < PF_TEMP_SLOTS; i++) {
+      if (temp_used[i]) continue;
+      memcpy(temp_paths[i], p, strlen(p) + 1);
+      temp_used[i] = 1;
+      break;
+    }
+  }
+  free(abs);
+}
+
+void pf_temp_unregister(const char *path) {
+  if (!path) return;
+  char *abs = pf_abspath(path);
+  for (int i = 0; i < PF_TEMP_SLOTS; i++) {
+    if (!temp_used[i]) continue;
+    if (!strcmp(temp_paths[i], path) || (abs && !strcmp(temp_paths[i], abs))) temp_used[i] = 0;
+  }
+  free(abs);
+}
+
+void pf_cleanup_temps(void) {
+  for (int i = 0; i < PF_TEMP_SLOTS; i++) {
+    if (!temp_used[i]) continue;
+    temp_used[i] = 0;
+    (void)rm_at(AT_FDCWD, temp_paths[i], 0);
+  }
+}
+
+/* fsync the folder holding `path` so a rename survives a crash (best effort). */
+static void sync_parent(const char *path) {
+  char *p = strip_slashes(path);
+  if (!p) return;
+  char *slash = strrchr(p, '/');
+  const char *parent = ".";
+  if (slash == p)
+    parent = "/";
+  else if (slash) {
+    *slash = '\0';
+    parent = p;
+  }
+  int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  free(p);
+}
+
+/* Unused sibling name "<dst>.old-<pid>-<n>" (malloc'd). */
+static char *aside_name(const char *dst) {
+  size_t n = strlen(dst) + 64;
+  char *a = malloc(n);
+  if (!a) return NULL;
+  for (unsigned i = 0; i < 100000; i++) {
+    snprintf(a, n, "%s.old-%ld-%u", dst, (long)getpid(), i);
+    if (!pf_path_exists(a)) return a;
+  }
+  free(a);
+  return NULL;
+}
+
+pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *err) {
+  char *aside = NULL;
+  if (pf_path_exists(dst)) {
+    if (!replace)
+      return pf_err_set(err, PF_ERR_INVALID, "%s: already exists (not replacing it)", dst);
+    aside = aside_name(dst);
+    if (!aside) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dst);
+    if (rename(dst, aside) != 0) {
+      pf_status s = pf_err_set(err, PF_ERR_IO, "%s: cannot move the old folder aside to %s: %s",
+                               dst, aside, strerror(errno));
+      free(aside);
+      return s;
+    }
+  }
+  if (rename(tmp, dst) != 0) {
+    int e = errno;
+    if (aside) (void)rename(aside, dst); /* put the old one back */
+    free(aside);
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot rename %s into place: %s", dst, tmp, strerror(e));
+  }
+  /* tmp no longer exists under its name: forget it so cleanup cannot hit it. */
+  pf_temp_unregister(tmp);
+  sync_parent(dst);
+  pf_status s = PF_OK;
+  if (aside) {
+    s = pf_remove_tree(aside, err);
+    if (s != PF_OK) pf_err_prefix(err, "%s: committed, but the old copy remains", dst);
+    free(aside);
+  }
+  return s;
+}

@@ -1,0 +1,584 @@
+/* tensor.c — dtypes, conversions, ref-counted storage and tensor views (see tensor.h).
+ *
+ * Loads and stores of elements go through memcpy: safetensors data offsets need
+ * not be aligned, and memcpy of 2/4 bytes compiles to a plain unaligned move.
+ */
+#include "tensor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
+/* Non-NULL data pointer for zero-byte tensors (NULL data means "planned"). */
+static const char pf_empty_bytes[8];
+
+/* ---- dtypes ---- */
+
+size_t pf_dtype_size(pf_dtype dt) {
+  return dt == PF_DTYPE_F32 ? 4 : 2;
+}
+
+const char *pf_dtype_st_name(pf_dtype dt) {
+  switch (dt) {
+  case PF_DTYPE_F32:
+    return "F32";
+  case PF_DTYPE_F16:
+    return "F16";
+  case PF_DTYPE_BF16:
+    return "BF16";
+  }
+  return "?";
+}
+
+const char *pf_dtype_torch_name(pf_dtype dt) {
+  switch (dt) {
+  case PF_DTYPE_F32:
+    return "float32";
+  case PF_DTYPE_F16:
+    return "float16";
+  case PF_DTYPE_BF16:
+    return "bfloat16";
+  }
+  return "?";
+}
+
+pf_status pf_dtype_parse(const char *s, pf_dtype *out, pf_err *err) {
+  static const struct {
+    const char *name;
+    pf_dtype dt;
+  } names[] = {{"F32", PF_DTYPE_F32},       {"float32", PF_DTYPE_F32}, {"fp32", PF_DTYPE_F32},
+               {"float", PF_DTYPE_F32},     {"F16", PF_DTYPE_F16},     {"float16", PF_DTYPE_F16},
+               {"fp16", PF_DTYPE_F16},      {"half", PF_DTYPE_F16},    {"BF16", PF_DTYPE_BF16},
+               {"bfloat16", PF_DTYPE_BF16}, {"bf16", PF_DTYPE_BF16}};
+  for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++) {
+    if (strcasecmp(s, names[i].name) == 0) {
+      *out = names[i].dt;
+      return PF_OK;
+    }
+  }
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "dtype '%s': expected one of float32, float16, bfloat16 (F32, F16, BF16)",
+                    s ? s : "(null)");
+}
+
+/* ---- conversions ---- */
+
+static inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+static inline float bits_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t pf_f32_to_bf16(float f) {
+  uint32_t u = f32_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u); /* quiet NaN */
+  u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even; overflows to inf */
+  return (uint16_t)(u >> 16);
+}
+
+float pf_bf16_to_f32(uint16_t h) {
+  return bits_f32((uint32_t)h << 16);
+}
+
+uint16_t pf_f32_to_f16(float f) {
+  uint32_t u = f32_bits(f);
+  uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+  uint32_t x = u & 0x7fffffffu;
+  if (x > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((x >> 13) & 0x3ffu)); /* NaN */
+  if (x >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+  if (x >= 0x38800000u) {                                  /* normal half */
+    x += 0xfffu + ((x >> 13) & 1u);
+    return (uint16_t)(sign | ((x - 0x38000000u) >> 13));
+  }
+  /* subnormal half: value = mant * 2^(e-150); in units of 2^-24 that is mant >> (126-e) */
+  uint32_t e = x >> 23;
+  uint32_t shift = 126u - e;
+  if (shift > 24) return sign; /* below 2^-25: rounds to zero */
+  uint32_t mant = (x & 0x7fffffu) | 0x800000u;
+  uint32_t q = mant >> shift, r = mant & ((1u << shift) - 1u), half = 1u << (shift - 1);
+  if (r > half || (r == half && (q & 1u))) q++;
+  return (uint16_t)(sign | q);
+}
+
+float pf_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 31) return bits_f32(sign | 0x7f800000u | (m ? 0x400000u | (m << 13) : 0));
+  if (e == 0) {
+    float v = (float)m * 0x1p-24f; /* exact: m < 2^10 */
+    return sign ? -v : v;
+  }
+  return bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+static void f16_to_f32_n(float *dst, const unsigned char *src, size_t n) {
+  size_t i = 0;
+#ifdef __F16C__
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * i))));
+#endif
+  for (; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, src + 2 * i, 2);
+    dst[i] = pf_f16_to_f32(h);
+  }
+}
+
+static void f32_to_f16_n(unsigned char *dst, const float *src, size_t n) {
+  size_t i = 0;
+#ifdef __F16C__
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i *)(dst + 2 * i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+  for (; i < n; i++) {
+    uint16_t h = pf_f32_to_f16(src[i]);
+    memcpy(dst + 2 * i, &h, 2);
+  }
+}
+
+static void bf16_to_f32_n(float *dst, const unsigned char *src, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, src + 2 * i, 2);
+    dst[i] = pf_bf16_to_f32(h);
+  }
+}
+
+static void f32_to_bf16_n(unsigned char *dst, const float *src, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h = pf_f32_to_bf16(src[i]);
+    memcpy(dst + 2 * i, &h, 2);
+  }
+}
+
+/* src (any dtype) -> float32 dst (aligned float array owned by us or the caller). */
+static void to_f32_n(float *dst, const void *src, pf_dtype dt, size_t n) {
+  switch (dt) {
+  case PF_DTYPE_F32:
+    memcpy(dst, src, n * 4);
+    break;
+  case PF_DTYPE_F16:
+    f16_to_f32_n(dst, src, n);
+    break;
+  case PF_DTYPE_BF16:
+    bf16_to_f32_n(dst, src, n);
+    break;
+  }
+}
+
+static void from_f32_n(void *dst, pf_dtype dt, const float *src, size_t n) {
+  switch (dt) {
+  case PF_DTYPE_F32:
+    memcpy(dst, src, n * 4);
+    break;
+  case PF_DTYPE_F16:
+    f32_to_f16_n(dst, src, n);
+    break;
+  case PF_DTYPE_BF16:
+    f32_to_bf16_n(dst, src, n);
+    break;
+  }
+}
+
+void pf_convert(void *dst, pf_dtype dst_dt, const void *src, pf_dtype src_dt, size_t n) {
+  if (dst_dt == src_dt) {
+    memcpy(dst, src, n * pf_dtype_size(dst_dt));
+    return;
+  }
+  if (dst_dt == PF_DTYPE_F32 && ((uintptr_t)dst & 3u) == 0) {
+    to_f32_n(dst, src, src_dt, n);
+    return;
+  }
+  if (src_dt == PF_DTYPE_F32 && ((uintptr_t)src & 3u) == 0) {
+    from_f32_n(dst, dst_dt, src, n);
+    return;
+  }
+  /* half <-> half, or unaligned float32: go through a float32 block on the stack */
+  float tmp[256];
+  unsigned char *d = dst;
+  const unsigned char *s = src;
+  size_t dsz = pf_dtype_size(dst_dt), ssz = pf_dtype_size(src_dt);
+  for (size_t i = 0; i < n; i += 256) {
+    size_t k = n - i < 256 ? n - i : 256;
+    if (src_dt == PF_DTYPE_F32)
+      memcpy(tmp, s + i * ssz, k * 4);
+    else
+      to_f32_n(tmp, s + i * ssz, src_dt, k);
+    if (dst_dt == PF_DTYPE_F32)
+      memcpy(d + i * dsz, tmp, k * 4);
+    else
+      from_f32_n(d + i * dsz, dst_dt, tmp, k);
+  }
+}
+
+/* ---- storage ---- */
+
+struct pf_storage {
+  int refcount;
+  int is_mmap;
+  void *data; /* NULL only for an empty mapped file */
+  size_t size;
+  char *path; /* mmap: the file; heap: NULL */
+};
+
+pf_status pf_storage_new_heap(size_t bytes, pf_storage **out, pf_err *err) {
+  *out = NULL;
+  pf_storage *s = calloc(1, sizeof *s);
+  if (!s) goto nomem;
+  s->data = calloc(bytes ? bytes : 1, 1);
+  if (!s->data) goto nomem;
+  s->refcount = 1;
+  s->size = bytes;
+  *out = s;
+  return PF_OK;
+nomem:
+  free(s);
+  return pf_err_set(err, PF_ERR_NOMEM, "cannot allocate %zu bytes of tensor storage", bytes);
+}
+
+pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err) {
+  *out = NULL;
+  pf_status st = PF_OK;
+  pf_storage *s = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    return pf_err_set(err, e == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: cannot open: %s", path,
+                      strerror(e));
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) {
+    st = pf_err_set(err, PF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    goto fail;
+  }
+  if (!S_ISREG(sb.st_mode)) {
+    st = pf_err_set(err, PF_ERR_IO, "%s: expected a regular file", path);
+    goto fail;
+  }
+  s = calloc(1, sizeof *s);
+  if (!s || !(s->path = strdup(path))) {
+    st = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+    goto fail;
+  }
+  s->size = (size_t)sb.st_size;
+  if (s->size > 0) {
+    void *p = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      st = pf_err_set(err, PF_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, s->size,
+                      strerror(errno));
+      goto fail;
+    }
+    s->data = p;
+  }
+  s->is_mmap = 1;
+  s->refcount = 1;
+  close(fd);
+  *out = s;
+  return PF_OK;
+fail:
+  if (s) free(s->path);
+  free(s);
+  close(fd);
+  return st;
+}
+
+void pf_storage_retain(pf_storage *s) {
+  if (s) s->refcount++;
+}
+
+void pf_storage_release(pf_storage *s) {
+  if (!s || s->refcount <= 0) return;
+  if (--s->refcount > 0) return;
+  if (s->is_mmap) {
+    if (s->data) munmap(s->data, s->size);
+  } else {
+    free(s->data);
+  }
+  free(s->path);
+  free(s);
+}
+
+void *pf_storage_data(pf_storage *s) {
+  return s ? s->data : NULL;
+}
+size_t pf_storage_size(const pf_storage *s) {
+  return s ? s->size : 0;
+}
+const char *pf_storage_path(const pf_storage *s) {
+  return s && s->is_mmap ? s->path : NULL;
+}
+
+/* ---- tensors ---- */
+
+char *pf_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
+  if (!buf || n == 0) return buf;
+  size_t len = 0;
+  buf[0] = '\0';
+  len += (size_t)snprintf(buf, n, "[");
+  for (int i = 0; i < ndim && len < n; i++)
+    len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  if (len < n) snprintf(buf + len, n - len, "]");
+  return buf;
+}
+
+/* Validate ndim/shape and compute the byte size. */
+static pf_status shape_bytes(pf_dtype dt, int ndim, const int64_t *shape, size_t *nbytes,
+                             pf_err *err) {
+  if (dt != PF_DTYPE_F32 && dt != PF_DTYPE_F16 && dt != PF_DTYPE_BF16)
+    return pf_err_set(err, PF_ERR_INVALID, "tensor: unknown dtype %d", (int)dt);
+  if (ndim < 0 || ndim > PF_MAX_DIMS || (ndim > 0 && !shape))
+    return pf_err_set(err, PF_ERR_INVALID, "tensor: expected 0..%d dimensions, got %d", PF_MAX_DIMS,
+                      ndim);
+  uint64_t bytes = pf_dtype_size(dt);
+  for (int i = 0; i < ndim; i++) {
+    char sb[128];
+    if (shape[i] < 0)
+      return pf_err_set(err, PF_ERR_INVALID, "tensor shape %s: negative dimension %d",
+                        pf_shape_str(ndim, shape, sb, sizeof sb), i);
+    if (shape[i] > 0 && bytes > (uint64_t)SIZE_MAX / (uint64_t)shape[i])
+      return pf_err_set(err, PF_ERR_INVALID, "tensor shape %s: byte size overflows",
+                        pf_shape_str(ndim, shape, sb, sizeof sb));
+    bytes *= (uint64_t)shape[i];
+  }
+  *nbytes = (size_t)bytes;
+  return PF_OK;
+}
+
+static pf_tensor *tensor_alloc(pf_dtype dt, int ndim, const int64_t *shape, size_t nbytes) {
+  pf_tensor *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->refcount = 1;
+  t->dtype = dt;
+  t->ndim = ndim;
+  for (int i = 0; i < ndim; i++)
+    t->shape[i] = shape[i];
+  t->nbytes = nbytes;
+  return t;
+}
+
+pf_status pf_tensor_view(pf_storage *storage, size_t offset, pf_dtype dt, int ndim,
+                         const int64_t *shape, pf_tensor **out, pf_err *err) {
+  *out = NULL;
+  size_t nbytes;
+  pf_status s = shape_bytes(dt, ndim, shape, &nbytes, err);
+  if (s != PF_OK) return s;
+  if (!storage) return pf_err_set(err, PF_ERR_INVALID, "tensor view: NULL storage");
+  size_t size = storage->size;
+  if (offset > size || nbytes > size - offset) {
+    char sb[128];
+    const char *what = storage->path ? storage->path : "heap storage";
+    return pf_err_set(
+        err, PF_ERR_INVALID, "%s: view %s %s at offset %zu needs %zu bytes, storage has %zu", what,
+        pf_dtype_st_name(dt), pf_shape_str(ndim, shape, sb, sizeof sb), offset, nbytes, size);
+  }
+  pf_tensor *t = tensor_alloc(dt, ndim, shape, nbytes);
+  if (!t) return pf_err_set(err, PF_ERR_NOMEM, "tensor view: out of memory");
+  pf_storage_retain(storage);
+  t->storage = storage;
+  t->data = storage->data ? (const char *)storage->data + offset : pf_empty_bytes;
+  *out = t;
+  return PF_OK;
+}
+
+pf_status pf_tensor_new(pf_dtype dt, int ndim, const int64_t *shape, pf_tensor **out, pf_err *err) {
+  *out = NULL;
+  size_t nbytes;
+  pf_status s = shape_bytes(dt, ndim, shape, &nbytes, err);
+  if (s != PF_OK) return s;
+  pf_storage *st = NULL;
+  s = pf_storage_new_heap(nbytes, &st, err);
+  if (s != PF_OK) return s;
+  s = pf_tensor_view(st, 0, dt, ndim, shape, out, err);
+  pf_storage_release(st); /* the tensor holds the only reference now */
+  return s;
+}
+
+pf_status pf_tensor_new_planned(pf_dtype dt, int ndim, const int64_t *shape, pf_tensor **out,
+                                pf_err *err) {
+  *out = NULL;
+  size_t nbytes;
+  pf_status s = shape_bytes(dt, ndim, shape, &nbytes, err);
+  if (s != PF_OK) return s;
+  pf_tensor *t = tensor_alloc(dt, ndim, shape, nbytes);
+  if (!t) return pf_err_set(err, PF_ERR_NOMEM, "planned tensor: out of memory");
+  *out = t;
+  return PF_OK;
+}
+
+void pf_tensor_retain(pf_tensor *t) {
+  if (t) t->refcount++;
+}
+
+void pf_tensor_release(pf_tensor *t) {
+  if (!t || t->refcount <= 0) return;
+  if (--t->refcount > 0) return;
+  pf_storage_release(t->storage);
+  free(t);
+}
+
+int64_t pf_tensor_numel(const pf_tensor *t) {
+  if (!t) return 0;
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++)
+    n *= t->shape[i];
+  return n;
+}
+
+void *pf_tensor_mutable_data(pf_tensor *t) {
+  if (!t || !t->data || !t->storage || t->storage->is_mmap) return NULL;
+  return (void *)t->data;
+}
+
+/* Rows and row length of t seen as a matrix [shape0, prod(rest)] (1-D: one row). */
+static void as_matrix(const pf_tensor *t, int64_t *rows, int64_t *cols) {
+  if (t->ndim <= 1) {
+    *rows = 1;
+    *cols = t->ndim == 1 ? t->shape[0] : 1;
+    return;
+  }
+  *rows = t->shape[0];
+  *cols = pf_tensor_numel(t) / (t->shape[0] ? t->shape[0] : 1);
+  if (t->shape[0] == 0) *cols = 0;
+}
+
+/* Out-of-range rows and planned tensors give zeros (the function cannot fail). */
+void pf_tensor_row_f32(const pf_tensor *t, int64_t r, float *out) {
+  int64_t rows, cols;
+  if (!t || !out) return;
+  as_matrix(t, &rows, &cols);
+  if (!t->data || r < 0 || r >= rows) {
+    memset(out, 0, (size_t)cols * sizeof *out);
+    return;
+  }
+  size_t esz = pf_dtype_size(t->dtype);
+  to_f32_n(out, (const char *)t->data + (size_t)r * (size_t)cols * esz, t->dtype, (size_t)cols);
+}
+
+void pf_tensor_to_f32(const pf_tensor *t, float *out) {
+  if (!t || !out) return;
+  size_t n = (size_t)pf_tensor_numel(t);
+  if (!t->data) {
+    memset(out, 0, n * sizeof *out);
+    return;
+  }
+  to_f32_n(out, t->data, t->dtype, n);
+}
+
+/* ---- selections ---- */
+
+static pf_status check_indices(const char *op, const pf_tensor *t, const int64_t *idx, int64_t k,
+                               int64_t limit, pf_err *err) {
+  char sb[128];
+  if (k < 0 || (k > 0 && !idx))
+    return pf_err_set(err, PF_ERR_INVALID, "%s: expected k >= 0 indices, got %lld", op,
+                      (long long)k);
+  for (int64_t i = 0; i < k; i++) {
+    if (idx[i] < 0 || idx[i] >= limit)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: index %lld (position %lld) out of range [0, %lld) for shape %s", op,
+                        (long long)idx[i], (long long)i, (long long)limit,
+                        pf_shape_str(t->ndim, t->shape, sb, sizeof sb));
+  }
+  return PF_OK;
+}
+
+static pf_status check_ndim(const char *op, const pf_tensor *t, int ndim, pf_err *err) {
+  char sb[128];
+  if (!t) return pf_err_set(err, PF_ERR_INVALID, "%s: NULL tensor", op);
+  if (t->ndim != ndim)
+    return pf_err_set(err, PF_ERR_INVALID, "%s: expected a %d-D tensor, got shape %s", op, ndim,
+                      pf_shape_str(t->ndim, t->shape, sb, sizeof sb));
+  return PF_OK;
+}
+
+/* Result tensor: heap, or planned when the source is planned (dry runs). */
+static pf_status new_like(const pf_tensor *t, int ndim, const int64_t *shape, pf_tensor **out,
+                          pf_err *err) {
+  if (!t->data) return pf_tensor_new_planned(t->dtype, ndim, shape, out, err);
+  return pf_tensor_new(t->dtype, ndim, shape, out, err);
+}
+
+pf_status pf_tensor_select_rows(const pf_tensor *t, const int64_t *idx, int64_t k, pf_tensor **out,
+                                pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("select_rows", t, 2, err);
+  if (s == PF_OK) s = check_indices("select_rows", t, idx, k, t->shape[0], err);
+  if (s != PF_OK) return s;
+  int64_t shape[2] = {k, t->shape[1]};
+  pf_tensor *r = NULL;
+  if ((s = new_like(t, 2, shape, &r, err)) != PF_OK) return s;
+  if (t->data) {
+    size_t row = (size_t)t->shape[1] * pf_dtype_size(t->dtype);
+    char *dst = (char *)r->data;
+    for (int64_t i = 0; i < k; i++)
+      memcpy(dst + (size_t)i * row, (const char *)t->data + (size_t)idx[i] * row, row);
+  }
+  *out = r;
+  return PF_OK;
+}
+
+/* Gather columns of every row; element size 2 or 4. */
+static void gather_cols(char *dst, const char *src, int64_t rows, int64_t cols, const int64_t *idx,
+                        int64_t k, size_t esz) {
+  int64_t work = rows * k;
+#pragma omp parallel for schedule(static) if (work > (1 << 20))
+  for (int64_t r = 0; r < rows; r++) {
+    const char *s = src + (size_t)r * (size_t)cols * esz;
+    char *d = dst + (size_t)r * (size_t)k * esz;
+    if (esz == 2) {
+      for (int64_t j = 0; j < k; j++)
+        memcpy(d + 2 * j, s + 2 * idx[j], 2);
+    } else {
+      for (int64_t j = 0; j < k; j++)
+        memcpy(d + 4 * j, s + 4 * idx[j], 4);
+    }
+  }
+}
+
+pf_status pf_tensor_select_cols(const pf_tensor *t, const int64_t *idx, int64_t k, pf_tensor **out,
+                                pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("select_cols", t, 2, err);
+  if (s == PF_OK) s = check_indices("select_cols", t, idx, k, t->shape[1], err);
+  if (s != PF_OK) return s;
+  int64_t shape[2] = {t->shape[0], k};
+  pf_tensor *r = NULL;
+  if ((s = new_like(t, 2, shape, &r, err)) != PF_OK) return s;
+  if (t->data)
+    gather_cols((char *)r->data, t->data, t->shape[0], t->shape[1], idx, k,
+                pf_dtype_size(t->dtype));
+  *out = r;
+  return PF_OK;
+}
+
+pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t k, pf_tensor **out,
+                                 pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("select_elems", t, 1, err);
+  if (s == PF_OK) s = check_indices("select_elems", t, idx, k, t->shape[0], err);
+  if (s != PF_OK) return s;
+  pf_tensor *r = NULL;
+  if ((s = new_like(t, 1, &k, &r, err)) != PF_OK) return s;
+  if (t->data)
+    gather_cols((char *)r->data, t->data, 1, t->shape[0], idx, k, pf_dtype_size(t->dtype));
+  *out = r;
+  return PF_OK;
+}

@@ -1,0 +1,296 @@
+/* check_fsutil.c — file helpers, paths, temporary folders and commits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "testutil.h"
+
+/* malloc'd dir/rel */
+static char *at(const char *dir, const char *rel) {
+  return pf_path_join(dir, rel);
+}
+
+static int count_entries_with_prefix(const char *dir, const char *prefix) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '^%s' || true", dir, prefix);
+  FILE *p = popen(cmd, "r");
+  int n = 0;
+  if (p && fscanf(p, "%d", &n) != 1) n = -1;
+  if (p) pclose(p);
+  return n;
+}
+
+START_TEST(test_read_write_copy) {
+  char *dir = pf_test_tmpdir("fsutil");
+  char *a = at(dir, "a.txt"), *b = at(dir, "b.txt"), *missing = at(dir, "nope.txt");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_write_file(a, "hello\0world", 11, &err), PF_OK);
+  char *buf = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(pf_read_file(a, 100, &buf, &len, &err), PF_OK);
+  ck_assert_uint_eq(len, 11);
+  ck_assert_int_eq(memcmp(buf, "hello\0world", 12), 0); /* NUL-terminated */
+  free(buf);
+  buf = (char *)1;
+  ck_assert_int_eq(pf_read_file(a, 5, &buf, &len, &err), PF_ERR_INVALID);
+  ck_assert_ptr_null(buf);
+  pf_assert_err(err, "a.txt");
+  pf_assert_err(err, "limit");
+  ck_assert_int_eq(pf_read_file(missing, 100, &buf, &len, &err), PF_ERR_NOT_FOUND);
+  pf_assert_err(err, "nope.txt: cannot open");
+  ck_assert_int_ne(pf_read_file(dir, 100, &buf, &len, &err), PF_OK);
+  pf_assert_err(err, "directory");
+
+  ck_assert_int_eq(pf_copy_file(a, b, &err), PF_OK);
+  ck_assert_int_eq(pf_read_file(b, 100, &buf, &len, &err), PF_OK);
+  ck_assert_uint_eq(len, 11);
+  free(buf);
+  ck_assert_int_eq(pf_copy_file(missing, b, &err), PF_ERR_NOT_FOUND);
+  pf_assert_err(err, "nope.txt");
+  char *nodir = at(dir, "no/such/dir/x");
+  ck_assert_int_eq(pf_copy_file(a, nodir, &err), PF_ERR_IO);
+  pf_assert_err(err, "cannot create");
+  ck_assert_int_eq(pf_write_file(nodir, "x", 1, &err), PF_ERR_IO);
+  pf_assert_err(err, "no/such/dir/x");
+
+  /* a larger file crosses the copy chunk and the read growth */
+  size_t big = (3u << 20) + 17;
+  char *data = malloc(big);
+  for (size_t i = 0; i < big; i++)
+    data[i] = (char)(i * 31);
+  ck_assert_int_eq(pf_write_file(a, data, big, &err), PF_OK);
+  ck_assert_int_eq(pf_copy_file(a, b, &err), PF_OK);
+  ck_assert_int_eq(pf_read_file(b, big, &buf, &len, &err), PF_OK);
+  ck_assert_uint_eq(len, big);
+  ck_assert_int_eq(memcmp(buf, data, big), 0);
+  free(buf);
+  free(data);
+  pf_test_rmtree(dir);
+  free(nodir);
+  free(a);
+  free(b);
+  free(missing);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_mkdirs_and_remove_tree) {
+  char *dir = pf_test_tmpdir("fsutil");
+  char *deep = at(dir, "x/y/z/"), *file = at(dir, "x/y/f.txt"), *outside = at(dir, "keep");
+  char *keepfile = at(dir, "keep/precious.txt"), *link = at(dir, "x/y/z/link");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_mkdirs(deep, &err), PF_OK);
+  ck_assert(pf_is_dir(deep));
+  ck_assert_int_eq(pf_mkdirs(deep, &err), PF_OK); /* existing is fine */
+  ck_assert(pf_dir_is_empty(deep));
+  pf_test_write(file, "data");
+  ck_assert(!pf_dir_is_empty(dir));
+  ck_assert(!pf_dir_is_empty(file));
+  char *under_file = at(file, "sub");
+  ck_assert_int_eq(pf_mkdirs(under_file, &err), PF_ERR_IO);
+  pf_assert_err(err, "f.txt");
+  ck_assert_int_eq(pf_mkdirs("", &err), PF_ERR_INVALID);
+
+  /* a symlink to a folder outside must be removed without touching its target */
+  ck_assert_int_eq(pf_mkdirs(outside, &err), PF_OK);
+  pf_test_write(keepfile, "keep me");
+  ck_assert_int_eq(symlink(outside, link), 0);
+  for (int i = 0; i < 300; i++) { /* many entries: several getdents passes */
+    char name[64];
+    snprintf(name, sizeof name, "x/y/z/file-with-a-long-name-%03d", i);
+    char *p = at(dir, name);
+    pf_test_write(p, "x");
+    free(p);
+  }
+  char *x = at(dir, "x");
+  ck_assert(pf_path_exists(link));
+  ck_assert_int_eq(pf_remove_tree(x, &err), PF_OK);
+  ck_assert(!pf_path_exists(x));
+  ck_assert(pf_path_exists(keepfile));
+  ck_assert_int_eq(pf_remove_tree(x, &err), PF_OK);        /* missing is fine */
+  ck_assert_int_eq(pf_remove_tree(keepfile, &err), PF_OK); /* plain file */
+  ck_assert(!pf_path_exists(keepfile));
+  ck_assert(!pf_is_dir(keepfile));
+  pf_test_rmtree(dir);
+  free(x);
+  free(under_file);
+  free(deep);
+  free(file);
+  free(outside);
+  free(keepfile);
+  free(link);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_paths) {
+  char *j = pf_path_join("a", "b");
+  ck_assert_str_eq(j, "a/b");
+  free(j);
+  j = pf_path_join("a/", "b");
+  ck_assert_str_eq(j, "a/b");
+  free(j);
+  j = pf_path_join("", "b");
+  ck_assert_str_eq(j, "b");
+  free(j);
+
+  char *dir = pf_test_tmpdir("fsutil");
+  char *real = pf_abspath(dir);
+  ck_assert_ptr_nonnull(real);
+  ck_assert(real[0] == '/');
+  char *sub = at(dir, "sub"), *tail = at(dir, "sub/../missing/./deeper/");
+  ck_assert_int_eq(pf_mkdirs(sub, NULL), PF_OK);
+  char *a = pf_abspath(tail), *want = at(real, "missing/deeper");
+  ck_assert_str_eq(a, want); /* the rest after the existing prefix, normalised */
+  free(a);
+  free(want);
+  /* symlinked folders resolve to their target */
+  char *ln = at(dir, "ln"), *viaLink = at(dir, "ln/new");
+  ck_assert_int_eq(symlink(sub, ln), 0);
+  a = pf_abspath(viaLink);
+  want = at(real, "sub/new");
+  ck_assert_str_eq(a, want);
+  free(a);
+  free(want);
+  /* relative paths are taken from the working folder */
+  char oldcwd[4096];
+  ck_assert_ptr_nonnull(getcwd(oldcwd, sizeof oldcwd));
+  ck_assert_int_eq(chdir(dir), 0);
+  a = pf_abspath("not/yet");
+  want = at(real, "not/yet");
+  ck_assert_str_eq(a, want);
+  free(a);
+  free(want);
+  a = pf_abspath("/");
+  ck_assert_str_eq(a, "/");
+  free(a);
+  a = pf_abspath("/../..");
+  ck_assert_str_eq(a, "/");
+  free(a);
+  ck_assert_ptr_null(pf_abspath(""));
+
+  ck_assert(pf_path_inside(sub, dir));
+  ck_assert(pf_path_inside(dir, dir));
+  ck_assert(pf_path_inside("sub/x/y", "."));
+  ck_assert(pf_path_inside(viaLink, sub));
+  ck_assert(!pf_path_inside(dir, sub));
+  ck_assert(!pf_path_inside("sub/../../elsewhere", dir));
+  char *sibling = malloc(strlen(dir) + 8);
+  sprintf(sibling, "%s-other", dir); /* shares a string prefix, not a path prefix */
+  ck_assert(!pf_path_inside(sibling, dir));
+  ck_assert(pf_path_inside(sibling, "/"));
+  free(sibling);
+  ck_assert(pf_path_exists(ln));
+  ck_assert(!pf_path_exists("definitely/missing"));
+  ck_assert_int_eq(chdir(oldcwd), 0);
+  pf_test_rmtree(dir);
+  free(ln);
+  free(viaLink);
+  free(sub);
+  free(tail);
+  free(real);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_temp_and_commit) {
+  char *dir = pf_test_tmpdir("fsutil");
+  char *target = at(dir, "out/ckpt"), *parent = at(dir, "out");
+  pf_err err = {0};
+  char *tmp = NULL;
+  ck_assert_int_eq(pf_make_temp_sibling(target, &tmp, &err), PF_OK);
+  ck_assert(pf_is_dir(tmp));
+  ck_assert_int_eq(strncmp(tmp, target, strlen(target)), 0);
+  ck_assert_int_eq(strncmp(tmp + strlen(target), ".tmp-", 5), 0);
+  char *f = at(tmp, "model.safetensors");
+  pf_test_write(f, "v1");
+  free(f);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, &err), PF_OK);
+  ck_assert(!pf_path_exists(tmp));
+  char *committed = at(target, "model.safetensors");
+  char *txt = pf_test_read(committed, NULL);
+  ck_assert_str_eq(txt, "v1");
+  free(txt);
+  free(tmp);
+
+  /* a second commit over the first: refused without replace, done with it */
+  ck_assert_int_eq(pf_make_temp_sibling(target, &tmp, &err), PF_OK);
+  f = at(tmp, "model.safetensors");
+  pf_test_write(f, "v2");
+  free(f);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "already exists");
+  ck_assert(pf_is_dir(tmp));
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, &err), PF_OK);
+  txt = pf_test_read(committed, NULL);
+  ck_assert_str_eq(txt, "v2");
+  free(txt);
+  ck_assert_int_eq(count_entries_with_prefix(parent, "ckpt"), 1);   /* nothing left aside */
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, &err), PF_ERR_IO); /* tmp is gone now */
+  pf_assert_err(err, "cannot rename");
+  ck_assert(pf_is_dir(target)); /* the old folder was put back */
+  free(tmp);
+
+  char *trailing = at(dir, "out/other/");
+  ck_assert_int_eq(pf_make_temp_sibling(trailing, &tmp, &err), PF_OK);
+  ck_assert(strstr(tmp, "/out/other.tmp-") != NULL);
+  pf_test_rmtree(tmp);
+  free(tmp);
+  tmp = (char *)1;
+  ck_assert_int_eq(pf_make_temp_sibling("", &tmp, &err), PF_ERR_INVALID);
+  ck_assert_ptr_null(tmp);
+  pf_test_rmtree(dir);
+  free(trailing);
+  free(committed);
+  free(target);
+  free(parent);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_temp_registry) {
+  char *dir = pf_test_tmpdir("fsutil");
+  char *t1 = at(dir, "t1"), *t2 = at(dir, "t2"), *inner = at(dir, "t1/a/b");
+  ck_assert_int_eq(pf_mkdirs(inner, NULL), PF_OK);
+  ck_assert_int_eq(pf_mkdirs(t2, NULL), PF_OK);
+  pf_temp_register(t1);
+  pf_temp_register(t2);
+  pf_temp_unregister(t2);
+  pf_cleanup_temps();
+  ck_assert(!pf_path_exists(t1));
+  ck_assert(pf_is_dir(t2));
+  pf_cleanup_temps(); /* nothing registered any more */
+  ck_assert(pf_is_dir(t2));
+  /* slots are reused: register and unregister many times */
+  for (int i = 0; i < 200; i++) {
+    pf_temp_register(t2);
+    pf_temp_unregister(t2);
+  }
+  pf_cleanup_temps();
+  ck_assert(pf_is_dir(t2));
+  pf_test_rmtree(dir);
+  free(t1);
+  free(t2);
+  free(inner);
+  free(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("fsutil");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, test_read_write_copy);
+  tcase_add_test(tc, test_mkdirs_and_remove_tree);
+  tcase_add_test(tc, test_paths);
+  tcase_add_test(tc, test_temp_and_commit);
+  tcase_add_test(tc, test_temp_registry);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

@@ -88,4 +88,16 @@ pf_value *pf_value_from_json(const struct cJSON *j);
 /* Pretty JSON text, malloc'd. */
 char *pf_value_to_json_text(const pf_value *v);
 
+/* ---- additions ---- */
+/* Convenience setters: pf_map_set with a freshly built scalar. */
+pf_status pf_map_set_int(pf_value *map, const char *key, int64_t i);
+pf_status pf_map_set_num(pf_value *map, const char *key, double n);
+pf_status pf_map_set_str(pf_value *map, const char *key, const char *s);
+pf_status pf_map_set_bool(pf_value *map, const char *key, int b);
+/* The map a model is shown as in JSON: {"model": name, "num_hidden_layers",
+ * "parameters", "dtype", "hidden_size", "intermediate_size"}. NULL on NOMEM. */
+pf_value *pf_value_model_summary(const pf_model *m);
+/* Python repr() of a float ("25.0", "0.1", "1e-05", "inf", "nan") into out[n]. */
+void pf_format_pyfloat(double d, char *out, size_t n);
+
 #endif

@@ -1,0 +1,70 @@
+/* prune_depth.c — op "prune_depth" (alias "prune-depth"): remove whole layers.
+ *
+ * OptiPFair's prune_model_depth (§5) plus one pfrun extension: `importance`
+ * (a layer-importance result, a map {"0": score, ...} or a list) with
+ * num_layers_to_remove or depth_pruning_percentage removes the layers with
+ * the LOWEST importance (ties: the higher index goes first);
+ * layer_selection_method is then ignored. The new model shares every tensor
+ * with its parent (no weight is copied), so a dry run costs nothing extra.
+ */
+#include <stdlib.h>
+
+#include "ophelp.h"
+#include "pruning.h"
+
+static const pf_param_spec prune_depth_params[] = {
+    {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to prune (it is not changed)"},
+    {"num_layers_to_remove", PF_P_INT, 0, NULL, NULL, 0, 0,
+     "how many layers to remove (with layer_selection_method or importance)"},
+    {"layer_indices", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
+     "exactly these layers (the method becomes \"custom\")"},
+    {"depth_pruning_percentage", PF_P_NUM, 0, NULL, NULL, 0, 0,
+     "remove int(L * q / 100) layers, 0 < q < 100"},
+    {"layer_selection_method", PF_P_STR, 0, "last", "last|first|custom", 0, 0,
+     "which layers num_layers_to_remove / depth_pruning_percentage take"},
+    {"importance", PF_P_ANY, 0, NULL, NULL, 0, 0,
+     "per-layer importance ({\"0\": score, ...}, a list, or an importance result): remove the "
+     "least important layers (ties: higher index first)"},
+};
+
+static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_value **out,
+                                 const pf_ctx *ctx, pf_err *err) {
+  const pf_model *m = pf_map_model(params, "model");
+  pf_depth_opts o = {.layer_selection_method =
+                         pf_map_str(params, "layer_selection_method", "last")};
+  o.have_num = pf_map_has(params, "num_layers_to_remove");
+  o.num_layers_to_remove = pf_map_int(params, "num_layers_to_remove", 0);
+  o.have_percentage = pf_map_has(params, "depth_pruning_percentage");
+  o.depth_pruning_percentage = pf_map_num(params, "depth_pruning_percentage", 0);
+  int64_t *idx = NULL;
+  double *imp = NULL;
+  pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
+                                  &o.have_layer_indices, err);
+  o.layer_indices = idx;
+  if (!st && pf_map_has(params, "importance") && m->n_layers > 0) {
+    st = pf_importance_from_value(pf_map_get(params, "importance"), m->n_layers, &imp, err);
+    o.importance = imp;
+    o.n_importance = (size_t)m->n_layers;
+  }
+  pf_model *nm = NULL;
+  pf_value *stats = NULL;
+  if (!st) st = pf_prune_depth(m, &o, &nm, &stats, err);
+  free(idx);
+  free(imp);
+  if (st) return st;
+  *out = pf_model_result(nm, stats);
+  pf_model_release(nm);
+  return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+}
+
+const pf_op pf_op_prune_depth = {
+    .name = "prune_depth",
+    .alias = "prune-depth",
+    .summary = "remove whole decoder layers (OptiPFair DEPTH)",
+    .params = prune_depth_params,
+    .n_params = sizeof prune_depth_params / sizeof prune_depth_params[0],
+    .returns = "{model, original_parameters, pruned_parameters, reduction, percentage_reduction, "
+               "original_layer_count, final_layer_count, layers_removed, "
+               "layer_reduction_percentage, removed_layers}",
+    .run = prune_depth_run,
+};

@@ -1,0 +1,72 @@
+/* prune_width.c — op "prune_width" (alias "prune-width"): GLU MLP neuron pruning.
+ *
+ * Option semantics follow the OptiPFair command line (§13.1), not the Python
+ * defaults: pruning_percentage and expansion_rate both given is the library's
+ * "mutually exclusive" error; neither given means pruning_percentage = 10.
+ * (In Python, prune_model(expansion_rate=...) without pruning_percentage=None
+ * raises, because pruning_percentage defaults to 10.) Everything else is
+ * prune_model_mlp_glu: validation order and messages, k per layer, divisor
+ * floor rounding, "No effective pruning". The method default is MAW, as in
+ * prune_model and the CLI.
+ */
+#include <stdlib.h>
+
+#include "ophelp.h"
+#include "pruning.h"
+
+static const pf_param_spec prune_width_params[] = {
+    {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to prune (it is not changed)"},
+    {"method", PF_P_STR, 0, "MAW", "MAW|PPM|VOW|PON|L2", 0, 0,
+     "neuron-pair importance: MAW/PPM (max + |min| of gate and up rows), VOW (variance), PON "
+     "(product of L1 norms), L2 (sum of L2 norms); the highest scores are kept"},
+    {"pruning_percentage", PF_P_NUM, 0, NULL, NULL, 0, 0,
+     "percentage of each pruned layer's neurons to remove, 0-100: k = I - min(int(p/100*I), I-1) "
+     "(10 when neither this nor expansion_rate is given)"},
+    {"expansion_rate", PF_P_NUM, 0, NULL, NULL, 0, 0,
+     "target intermediate size as a percentage of hidden_size (e.g. 140), converted to a "
+     "percentage from layer 0; excludes pruning_percentage"},
+    {"expansion_divisor", PF_P_INT, 0, NULL, "32|64|128|256", 0, 0,
+     "round each new width down to a multiple of this (at least 1)"},
+    {"layer_indices", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
+     "layers to prune (default: all); the others keep their width"},
+};
+
+static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
+                                 const pf_ctx *ctx, pf_err *err) {
+  const pf_model *m = pf_map_model(params, "model");
+  pf_width_opts o = {.method = pf_map_str(params, "method", "MAW")};
+  o.have_percentage = pf_map_has(params, "pruning_percentage");
+  o.have_expansion_rate = pf_map_has(params, "expansion_rate");
+  o.pruning_percentage = o.have_percentage ? pf_map_num(params, "pruning_percentage", 10) : 10;
+  o.percentage_is_int = pf_num_is_integral(o.pruning_percentage);
+  if (!o.have_percentage && !o.have_expansion_rate) o.have_percentage = 1; /* CLI rule 2 */
+  o.expansion_rate = pf_map_num(params, "expansion_rate", 0);
+  o.expansion_rate_is_int = pf_num_is_integral(o.expansion_rate);
+  o.have_divisor = pf_map_has(params, "expansion_divisor");
+  o.expansion_divisor = pf_map_int(params, "expansion_divisor", 0);
+  int64_t *idx = NULL;
+  pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
+                                  &o.have_layer_indices, err);
+  o.layer_indices = idx;
+  pf_model *nm = NULL;
+  pf_value *stats = NULL;
+  if (!st) st = pf_prune_width(m, &o, ctx, &nm, &stats, err);
+  free(idx);
+  if (st) return st;
+  *out = pf_model_result(nm, stats);
+  pf_model_release(nm);
+  return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+}
+
+const pf_op pf_op_prune_width = {
+    .name = "prune_width",
+    .alias = "prune-width",
+    .summary = "GLU MLP neuron-pair pruning (OptiPFair MLP_GLU)",
+    .params = prune_width_params,
+    .n_params = sizeof prune_width_params / sizeof prune_width_params[0],
+    .returns = "{model, original_parameters, pruned_parameters, reduction, percentage_reduction, "
+               "expansion_rate, [pruned_layers, total_layers when widths differ], layers: [{index, "
+               "intermediate_size_before, intermediate_size_after, kept_indices}]}; in a dry run "
+               "the model holds shapes only and kept_indices are null",
+    .run = prune_width_run,
+};

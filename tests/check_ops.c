@@ -1,0 +1,423 @@
+/* check_ops.c — the ops end to end through pf_op_run on synthetic checkpoints:
+ * load -> prune_width -> save -> load round trips (F32, BF16, F16), depth
+ * pruning sharing tensors, dry runs that read and write nothing, score,
+ * analyze (numbers worked out by hand for llama-tiny), and op error paths.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "op.h"
+#include "testutil.h"
+
+static char *tmp_root;
+
+static void setup(void) {
+  tmp_root = pf_test_tmpdir("ops");
+  char *cache = pf_path_join(tmp_root, "cache");
+  setenv("PFRUN_CACHE", cache, 1);
+  free(cache);
+}
+
+static void teardown(void) {
+  pf_test_rmtree(tmp_root);
+  free(tmp_root);
+}
+
+/* Run an op; the params map is consumed. */
+static pf_value *run_ok(const char *op, pf_value *params, const pf_ctx *ctx) {
+  pf_value *out = NULL;
+  pf_err err = {0};
+  pf_status st = pf_op_run(op, params, &out, ctx, &err);
+  pf_value_release(params);
+  ck_assert_msg(st == PF_OK, "%s: %s", op, err.msg);
+  return out;
+}
+
+static pf_status run_err(const char *op, pf_value *params, pf_err *err) {
+  pf_value *out = NULL;
+  pf_status st = pf_op_run(op, params, &out, NULL, err);
+  pf_value_release(params);
+  pf_value_release(out);
+  return st;
+}
+
+static pf_value *params_model(pf_model *m) {
+  pf_value *p = pf_value_map();
+  pf_map_set(p, "model", pf_value_model(m));
+  return p;
+}
+
+static pf_value *load(const char *path) {
+  pf_value *p = pf_value_map();
+  pf_map_set_str(p, "path", path);
+  return run_ok("load", p, NULL);
+}
+
+static pf_value *load_synth(const char *preset, const char *dtype) {
+  char *dir = pf_test_synth(preset, 11, dtype);
+  pf_value *r = load(dir);
+  char *slash = strrchr(dir, '/');
+  *slash = '\0';
+  pf_test_rmtree(dir); /* the model is mmapped; the files may go */
+  free(dir);
+  return r;
+}
+
+/* Every tensor of a and b has the same name, dtype, shape and bytes. */
+typedef struct tlist {
+  const char *names[256];
+  const pf_tensor *t[256];
+  int n;
+} tlist;
+
+static int collect(void *ud, const char *name, const pf_tensor *t) {
+  tlist *l = ud;
+  ck_assert_int_lt(l->n, 256);
+  l->names[l->n] = strdup(name);
+  l->t[l->n++] = t;
+  return 0;
+}
+
+static void assert_same_tensors(const pf_model *a, const pf_model *b) {
+  tlist x = {0}, y = {0};
+  pf_model_foreach_tensor(a, collect, &x);
+  pf_model_foreach_tensor(b, collect, &y);
+  ck_assert_int_eq(x.n, y.n);
+  for (int i = 0; i < x.n; i++) {
+    ck_assert_str_eq(x.names[i], y.names[i]);
+    ck_assert_int_eq(x.t[i]->dtype, y.t[i]->dtype);
+    ck_assert_int_eq(x.t[i]->ndim, y.t[i]->ndim);
+    ck_assert(!memcmp(x.t[i]->shape, y.t[i]->shape, sizeof x.t[i]->shape));
+    ck_assert_msg(!memcmp(x.t[i]->data, y.t[i]->data, x.t[i]->nbytes), "%s differs", x.names[i]);
+    free((char *)x.names[i]);
+    free((char *)y.names[i]);
+  }
+}
+
+static void round_trip(const char *dtype, pf_dtype want) {
+  pf_value *base = load_synth("llama-tiny", dtype);
+  pf_model *m = pf_map_model(base, "model");
+  ck_assert_int_eq(m->dtype, want);
+  pf_value *p = params_model(m);
+  pf_map_set_str(p, "method", "PON");
+  pf_map_set_num(p, "expansion_rate", 200);
+  pf_map_set_int(p, "expansion_divisor", 32);
+  pf_map_set_str(p, "layer_indices", "0,2");
+  pf_value *pruned = run_ok("prune_width", p, NULL);
+  pf_model *pm = pf_map_model(pruned, "model");
+  ck_assert_int_eq(pm->layers[0].gate_proj->shape[0], 128); /* 200 % of 64, floor to 32 */
+  ck_assert_int_eq(pm->layers[1].gate_proj->shape[0], 176);
+  ck_assert_int_eq(pf_map_int(pruned, "pruned_layers", 0), 2);
+  char *out = pf_path_join(tmp_root, dtype ? dtype : "f32");
+  p = params_model(pm);
+  pf_map_set_str(p, "path", out);
+  pf_value *saved = run_ok("save", p, NULL);
+  ck_assert_str_eq(pf_map_str(saved, "dtype", ""), pf_dtype_torch_name(want));
+  pf_value *back = load(out);
+  pf_model *bm = pf_map_model(back, "model");
+  ck_assert_int_eq(bm->dtype, want);
+  ck_assert_int_eq(bm->config.intermediate_sizes[0], 128);
+  ck_assert_int_eq(bm->config.intermediate_sizes[1], 176);
+  ck_assert_int_eq(bm->config.intermediate_size, 176);
+  assert_same_tensors(pm, bm);
+  free(out);
+  pf_value_release(back);
+  pf_value_release(saved);
+  pf_value_release(pruned);
+  pf_value_release(base);
+}
+
+START_TEST(test_round_trip_f32) {
+  round_trip(NULL, PF_DTYPE_F32);
+}
+END_TEST
+START_TEST(test_round_trip_bf16) {
+  round_trip("bf16", PF_DTYPE_BF16);
+}
+END_TEST
+START_TEST(test_round_trip_f16) {
+  round_trip("f16", PF_DTYPE_F16);
+}
+END_TEST
+
+START_TEST(test_load_synthetic_spec) {
+  pf_value *r = load("synthetic:llama-tiny@5:bf16");
+  ck_assert_str_eq(pf_map_str(r, "name", ""), "synthetic:llama-tiny@5:bf16");
+  ck_assert_int_eq(pf_map_int(r, "num_hidden_layers", 0), 4);
+  ck_assert_int_eq(pf_map_int(r, "hidden_size", 0), 64);
+  ck_assert_int_eq(pf_map_int(r, "intermediate_size", 0), 176);
+  ck_assert_str_eq(pf_map_str(r, "dtype", ""), "bfloat16");
+  ck_assert_int_eq(pf_map_int(r, "parameters", 0), 225856);
+  char *json = pf_value_to_json_text(r); /* the model shows as its summary */
+  ck_assert_msg(strstr(json, "\"model\": {\n    \"model\": \"synthetic:llama-tiny@5:bf16\""), "%s",
+                json);
+  free(json);
+  pf_value_release(r);
+}
+END_TEST
+
+START_TEST(test_depth_shares_and_importance) {
+  pf_value *base = load_synth("llama-tiny", NULL);
+  pf_model *m = pf_map_model(base, "model");
+  pf_value *p = params_model(m), *imp = pf_value_map();
+  pf_map_set_num(imp, "0", 0.9);
+  pf_map_set_num(imp, "1", 0.05);
+  pf_map_set_num(imp, "2", 0.4);
+  pf_map_set_num(imp, "3", 0.05);
+  pf_map_set(p, "importance", imp);
+  pf_map_set_int(p, "num_layers_to_remove", 1);
+  pf_value *r = run_ok("prune-depth", p, NULL);
+  pf_model *pm = pf_map_model(r, "model");
+  const pf_value *rl = pf_map_get(r, "removed_layers");
+  ck_assert_int_eq(rl->u.list.items[0]->u.i, 3); /* tie 1 vs 3: the higher index */
+  ck_assert_int_eq(pm->n_layers, 3);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_ptr_eq(pm->layers[i].q_proj, m->layers[i].q_proj);
+    ck_assert_ptr_eq(pm->layers[i].down_proj, m->layers[i].down_proj);
+  }
+  ck_assert_ptr_eq(pm->embed_tokens, m->embed_tokens);
+  ck_assert_int_eq(pf_map_int(r, "layers_removed", 0), 1);
+  ck_assert(pf_map_num(r, "layer_reduction_percentage", 0) == 25.0);
+  pf_value_release(r);
+  p = params_model(m);
+  pf_map_set_str(p, "layer_indices", "1,3");
+  pf_map_set_int(p, "num_layers_to_remove", 1);
+  pf_err err = {0};
+  ck_assert_int_eq(run_err("prune_depth", p, &err), PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "prune_depth: Parameters num_layers_to_remove, layer_indices, and "
+                            "depth_pruning_percentage are mutually exclusive");
+  pf_value_release(base);
+}
+END_TEST
+
+START_TEST(test_dry_run) {
+  char *src = pf_test_synth("llama-tiny", 11, NULL); /* kept: the plan compares with it */
+  pf_value *base = load(src);
+  pf_model *m = pf_map_model(base, "model");
+  pf_ctx dry = {.dry_run = 1};
+  pf_value *p = params_model(m);
+  pf_map_set_num(p, "pruning_percentage", 25);
+  pf_map_set_str(p, "layer_indices", "1");
+  pf_value *r = run_ok("prune_width", p, &dry);
+  pf_model *pm = pf_map_model(r, "model");
+  ck_assert_ptr_null(pm->layers[1].gate_proj->data);
+  ck_assert_int_eq(pm->layers[1].gate_proj->shape[0], 132); /* 176 - int(44.0) */
+  const pf_value *e = pf_map_get(r, "layers")->u.list.items[0];
+  ck_assert_int_eq(pf_map_get(e, "kept_indices")->type, PF_V_NULL);
+  char *out = pf_path_join(tmp_root, "dry-out");
+  p = params_model(pm);
+  pf_map_set_str(p, "path", out);
+  pf_map_set_str(p, "dtype", "bfloat16");
+  pf_value *s = run_ok("save", p, &dry);
+  ck_assert(!pf_path_exists(out)); /* nothing written */
+  const pf_value *plan = pf_map_get(s, "plan");
+  const pf_value *shapes = pf_map_get(plan, "output_shapes");
+  ck_assert_uint_eq(shapes->u.map.len, 3); /* only layer 1's gate, up, down changed */
+  const pf_value *g = pf_map_get(shapes, "model.layers.1.mlp.gate_proj.weight");
+  ck_assert_int_eq(g->u.list.items[0]->u.i, 132);
+  ck_assert_int_eq(g->u.list.items[1]->u.i, 64);
+  const pf_value *d = pf_map_get(shapes, "model.layers.1.mlp.down_proj.weight");
+  ck_assert_int_eq(d->u.list.items[1]->u.i, 132);
+  ck_assert_int_eq(pf_map_int(plan, "parameters_before", 0), 225856);
+  ck_assert_int_eq(pf_map_int(plan, "parameters_after", 0), 225856 - 44 * 3 * 64);
+  const pf_value *diff = pf_map_get(plan, "config_diff");
+  const pf_value *td = pf_map_get(diff, "torch_dtype");
+  ck_assert_ptr_nonnull(td);
+  ck_assert_str_eq(td->u.list.items[1]->u.s, "bfloat16");
+  const pf_value *is = pf_map_get(diff, "intermediate_sizes"); /* widths no longer uniform */
+  ck_assert_ptr_nonnull(is);
+  ck_assert_int_eq(is->u.list.items[0]->type, PF_V_NULL);
+  ck_assert_int_eq(is->u.list.items[1]->u.list.items[1]->u.i, 132);
+  ck_assert_ptr_null(pf_map_get(diff, "intermediate_size")); /* still 176 (the largest) */
+  ck_assert_int_gt(pf_map_int(plan, "peak_memory_bytes", 0), 176 * 64 * 2);
+  /* score in a dry run reads nothing */
+  p = params_model(pm);
+  pf_value *sc = run_ok("score", p, &dry);
+  ck_assert_int_eq(pf_map_get(pf_map_get(sc, "scores"), "1")->type, PF_V_NULL);
+  free(out);
+  pf_value_release(sc);
+  pf_value_release(s);
+  pf_value_release(r);
+  pf_value_release(base);
+  *strrchr(src, '/') = '\0';
+  pf_test_rmtree(src);
+  free(src);
+}
+END_TEST
+
+/* Without a readable source checkpoint the plan lists the tensors pruning made. */
+START_TEST(test_dry_run_without_source) {
+  pf_value *base = load_synth("llama-tiny", NULL); /* its folder is already gone */
+  pf_ctx dry = {.dry_run = 1};
+  pf_value *p = params_model(pf_map_model(base, "model"));
+  pf_map_set_num(p, "pruning_percentage", 25);
+  pf_map_set_str(p, "layer_indices", "2");
+  pf_value *r = run_ok("prune_width", p, &dry);
+  p = params_model(pf_map_model(r, "model"));
+  char *out = pf_path_join(tmp_root, "dry-out2");
+  pf_map_set_str(p, "path", out);
+  pf_value *s = run_ok("save", p, &dry);
+  const pf_value *plan = pf_map_get(s, "plan");
+  ck_assert_uint_eq(pf_map_get(plan, "output_shapes")->u.map.len, 3);
+  ck_assert_ptr_nonnull(
+      pf_map_get(pf_map_get(plan, "output_shapes"), "model.layers.2.mlp.up_proj.weight"));
+  ck_assert_int_eq(pf_map_get(plan, "parameters_before")->type, PF_V_NULL);
+  ck_assert(!pf_path_exists(out));
+  free(out);
+  pf_value_release(s);
+  pf_value_release(r);
+  pf_value_release(base);
+}
+END_TEST
+
+START_TEST(test_score_op) {
+  pf_value *base = load_synth("llama-tiny", NULL);
+  pf_model *m = pf_map_model(base, "model");
+  pf_value *p = params_model(m);
+  pf_map_set_str(p, "method", "L2");
+  pf_map_set_str(p, "layer_indices", "2,0");
+  pf_value *r = run_ok("score", p, NULL);
+  ck_assert_str_eq(pf_map_str(r, "method", ""), "L2");
+  const pf_value *sc = pf_map_get(r, "scores");
+  ck_assert_uint_eq(sc->u.map.len, 2);
+  ck_assert_str_eq(sc->u.map.keys[0], "2"); /* in the order asked */
+  ck_assert_uint_eq(pf_map_get(sc, "0")->u.list.len, 176);
+  for (size_t i = 0; i < 176; i++)
+    ck_assert(pf_map_get(sc, "0")->u.list.items[i]->u.n > 0);
+  pf_value_release(r);
+  pf_err err = {0};
+  p = params_model(m);
+  pf_map_set_str(p, "layer_indices", "0,9");
+  ck_assert_int_eq(run_err("score", p, &err), PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "score: Invalid layer indices: [9]. Model has 4 layers (valid "
+                            "indices: 0-3)");
+  p = params_model(m);
+  pf_map_set_str(p, "method", "FOO");
+  ck_assert_int_eq(run_err("score", p, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "score: parameter 'method': expected one of MAW|PPM|VOW|PON|L2");
+  pf_value_release(base);
+}
+END_TEST
+
+START_TEST(test_prune_width_op_rules) {
+  pf_value *base = load_synth("llama-tiny", NULL);
+  pf_model *m = pf_map_model(base, "model");
+  pf_err err = {0};
+  pf_value *p = params_model(m);
+  pf_map_set_num(p, "pruning_percentage", 20);
+  pf_map_set_num(p, "expansion_rate", 150);
+  ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "prune_width: pruning_percentage and expansion_rate are mutually "
+                            "exclusive. Provide only one.");
+  p = params_model(m);
+  pf_map_set_int(p, "expansion_divisor", 16);
+  ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "parameter 'expansion_divisor': expected one of 32|64|128|256, got 16");
+  p = params_model(m);
+  pf_map_set_num(p, "expansion_rate", 300);
+  ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "prune_width: Target expansion rate (300%) would increase the model "
+                            "size. Current expansion rate is 275.00%.");
+  p = params_model(m); /* neither: 10 % -> 176 - int(17.6) = 159 */
+  pf_value *r = run_ok("prune_width", p, NULL);
+  ck_assert_int_eq(pf_map_model(r, "model")->layers[3].gate_proj->shape[0], 159);
+  ck_assert_uint_eq(r->u.map.len, 9); /* op, model, 5 stats, layers, seconds */
+  pf_value_release(r);
+  p = params_model(m);
+  pf_map_set_num(p, "pruning_percentage", 0.1);
+  ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "prune_width: No effective pruning for layer 0");
+  pf_value_release(base);
+}
+END_TEST
+
+START_TEST(test_save_errors) {
+  pf_value *base = load_synth("llama-tiny", NULL);
+  pf_model *m = pf_map_model(base, "model");
+  char *out = pf_path_join(tmp_root, "busy");
+  pf_mkdirs(out, NULL);
+  char *f = pf_path_join(out, "x.txt");
+  pf_test_write(f, "x");
+  pf_err err = {0};
+  pf_ctx dry = {.dry_run = 1};
+  pf_value *p = params_model(m), *r = NULL;
+  pf_map_set_str(p, "path", out);
+  ck_assert_int_eq(pf_op_run("save", p, &r, &dry, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "save: path '");
+  pf_assert_err(err, "overwrite");
+  ck_assert_int_ne(pf_op_run("save", p, &r, NULL, &err), PF_OK); /* the real save refuses too */
+  pf_map_set_str(p, "max_shard_size", "lots");
+  pf_map_set_bool(p, "overwrite", 1);
+  ck_assert_int_eq(pf_op_run("save", p, &r, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "save: max_shard_size");
+  pf_value_release(p);
+  free(f);
+  free(out);
+  pf_value_release(base);
+}
+END_TEST
+
+/* llama-tiny by hand: H 64, I 176, 4 layers, 4 heads of 16, 2 kv heads, vocab 320, untied.
+ *   attention per layer: q 64*64 + k 32*64 + v 32*64 + o 64*64 = 12288
+ *   mlp per layer: 3 * 176 * 64 = 33792;  other (2 norms): 128;  layer: 46208
+ *   total: 4 * 46208 + embed 320*64 + lm_head 320*64 + norm 64 = 225856
+ *   estimate p: I' = 176 (1 - p/100); ratio I'/64; reduction (176 - I') * 3 * 64 per layer,
+ *   of the model: reduction * 4 / 225856 * 100 (10 %: 17.6 * 192 * 4 / 225856 * 100). */
+START_TEST(test_analyze_by_hand) {
+  pf_value *base = load_synth("llama-tiny", NULL);
+  pf_value *r = run_ok("analyze", params_model(pf_map_model(base, "model")), NULL);
+  ck_assert_int_eq(pf_map_int(r, "total_parameters", 0), 225856);
+  ck_assert_int_eq(pf_map_int(r, "num_layers", 0), 4);
+  ck_assert_int_eq(pf_map_bool(r, "glu_compatible", 0), 1);
+  ck_assert_int_eq(pf_map_int(r, "hidden_size", 0), 64);
+  ck_assert_int_eq(pf_map_int(r, "intermediate_size", 0), 176);
+  ck_assert_double_eq_tol(pf_map_num(r, "expansion_ratio", 0), 2.75, 1e-15);
+  const pf_value *d = pf_map_get(r, "distribution");
+  ck_assert_int_eq(pf_map_int(pf_map_get(d, "attention"), "count", 0), 12288);
+  ck_assert_int_eq(pf_map_int(pf_map_get(d, "mlp"), "count", 0), 33792);
+  ck_assert_int_eq(pf_map_int(pf_map_get(d, "other"), "count", 0), 128);
+  ck_assert_double_eq_tol(pf_map_num(pf_map_get(d, "mlp"), "percent", 0), 33792.0 / 46208 * 100,
+                          1e-12);
+  const pf_value *est = pf_map_get(r, "estimates");
+  ck_assert_uint_eq(est->u.list.len, 5);
+  for (int i = 0; i < 5; i++) {
+    const pf_value *e = est->u.list.items[i];
+    double p = 10.0 * (i + 1), ni = 176 * (1 - p / 100);
+    ck_assert_int_eq(pf_map_int(e, "percentage", 0), (int64_t)p);
+    ck_assert_double_eq_tol(pf_map_num(e, "new_expansion_ratio", 0), ni / 64, 1e-12);
+    ck_assert_double_eq_tol(pf_map_num(e, "new_expansion_percent", 0), ni / 64 * 100, 1e-10);
+    ck_assert_double_eq_tol(pf_map_num(e, "estimated_reduction_percent", 0),
+                            (176 * p / 100) * 192 * 4 / 225856 * 100, 1e-10);
+  }
+  ck_assert_double_eq_tol(pf_map_num(est->u.list.items[0], "estimated_reduction_percent", 0),
+                          17.6 * 192 * 4 / 225856 * 100, 1e-10);
+  pf_value_release(r);
+  pf_value_release(base);
+}
+END_TEST
+
+static Suite *ops_suite(void) {
+  Suite *s = suite_create("ops");
+  TCase *t = tcase_create("ops");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_set_timeout(t, 120);
+  tcase_add_test(t, test_round_trip_f32);
+  tcase_add_test(t, test_round_trip_bf16);
+  tcase_add_test(t, test_round_trip_f16);
+  tcase_add_test(t, test_load_synthetic_spec);
+  tcase_add_test(t, test_depth_shares_and_importance);
+  tcase_add_test(t, test_dry_run);
+  tcase_add_test(t, test_dry_run_without_source);
+  tcase_add_test(t, test_score_op);
+  tcase_add_test(t, test_prune_width_op_rules);
+  tcase_add_test(t, test_save_errors);
+  tcase_add_test(t, test_analyze_by_hand);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(ops_suite);
+}

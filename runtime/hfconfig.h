@@ -6,6 +6,13 @@
  * Supported model_type values: llama, mistral, qwen2, qwen3, (smollm checkpoints
  * use llama). Anything else with a LLaMA-shaped config is accepted with a note
  * in pf_model_config.warning.
+ *
+ * Required: hidden_size, intermediate_size, num_hidden_layers,
+ * num_attention_heads, vocab_size (positive integers; 64.0 is accepted, 64.5,
+ * "64", 0 and negatives are not). Defaults follow transformers: kv heads =
+ * heads, head_dim = hidden / heads (qwen3: 128), rms_norm_eps 1e-6, rope_theta
+ * 10000, max_position_embeddings 2048 (mistral 131072, qwen2/3 32768), biases
+ * off, hidden_act silu. Bounds: dims <= 2^24, layers <= 4096, vocab <= 2^22.
  */
 #ifndef PF_HFCONFIG_H
 #define PF_HFCONFIG_H
@@ -36,6 +43,7 @@ typedef struct pf_model_config {
   char torch_dtype[16];    /* "" if absent */
   char **layer_types;      /* [num_hidden_layers] or NULL when the key is absent; owned */
   struct cJSON *raw;       /* the parsed file, owned */
+  char warning[160];       /* "" or a note (unknown model_type, missing model_type) */
 } pf_model_config;
 
 /* Parse from a JSON text. `name` is used in messages ("config.json"). */
@@ -54,5 +62,10 @@ pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err);
  * removed when they are), torch_dtype. Returns a malloc'd string (pretty, 2-space
  * indent, trailing newline) or NULL on allocation failure. */
 char *pf_config_to_json(const pf_model_config *c);
+
+/* Pretty-print any JSON value the way Python's json.dumps(indent=2) does
+ * ("key": value, 2-space indent, empty containers as {} / []), plus a trailing
+ * newline. malloc'd, NULL on allocation failure. Key order is kept. */
+char *pf_json_print_pretty(const struct cJSON *v);
 
 #endif

@@ -53,7 +53,11 @@ typedef struct pf_model {
 /* Load a Hugging Face checkpoint folder (config.json + safetensors, single or
  * sharded). Validates every expected tensor's presence and shape against the
  * config (per-layer widths come from the gate_proj shapes) and reports the
- * first mismatch by tensor name; unexpected tensors are an error too. */
+ * first mismatch by tensor name; unexpected tensors are an error too.
+ * All weights must share one dtype. Tolerated: "*rotary_emb.inv_freq" buffers,
+ * and lm_head.weight in a tied checkpoint (ignored, as transformers ties it).
+ * Per-layer widths other than intermediate_size need an "intermediate_sizes"
+ * list in config.json. Tensors are views over the mapped files (no copy). */
 pf_status pf_model_load(const char *dir, pf_model **out, pf_err *err);
 void pf_model_retain(pf_model *m);
 void pf_model_release(pf_model *m); /* NULL ok */
@@ -64,6 +68,19 @@ void pf_model_release(pf_model *m); /* NULL ok */
 pf_status pf_model_derive(const pf_model *parent, pf_model **out, pf_err *err);
 /* Remove layer i from a model being built by pf_model_derive (config too). */
 pf_status pf_model_remove_layer(pf_model *m, int64_t i, pf_err *err);
+
+/* A model of planned tensors (shape only, data NULL) exactly as `config`
+ * describes it (deep copy of config; widths from config->intermediate_sizes;
+ * lm_head only when not tied), dtype `dt`, source_dir NULL, name = model_type.
+ * For dry runs, and for writers that fill the tensors one by one
+ * (pf_model_set_tensor) before saving. */
+pf_status pf_model_plan(const pf_model_config *config, pf_dtype dt, pf_model **out, pf_err *err);
+/* Replace the tensor with checkpoint name `name` ("model.layers.3.mlp.up_proj.weight",
+ * "lm_head.weight", ...) in a model being built; the old one is released. Takes
+ * ownership of `t` (also on failure, when it is released). Shapes are not
+ * checked here (pf_model_check does that). PF_ERR_NOT_FOUND for a name that is
+ * not a tensor slot of a layer in range. */
+pf_status pf_model_set_tensor(pf_model *m, const char *name, pf_tensor *t, pf_err *err);
 
 /* Parameter count as OptiPFair counts it (tied weights once). */
 int64_t pf_model_param_count(const pf_model *m);

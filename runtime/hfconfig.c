@@ -1,0 +1,535 @@
+/* hfconfig.c — Hugging Face config.json <-> pf_model_config (see hfconfig.h).
+ *
+ * Parsing is strict about types (an integer key must hold a positive integer,
+ * booleans must be true/false) because a wrong width read here turns into a
+ * confusing shape error much later. Defaults follow transformers' config
+ * classes for each model_type. The parsed JSON is kept in `raw` so that every
+ * key we do not model survives a save.
+ */
+#include "hfconfig.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+
+#define PF_CONFIG_MAX_BYTES ((size_t)16 << 20)
+#define PF_MAX_DIM ((int64_t)1 << 24)
+#define PF_MAX_LAYERS ((int64_t)4096)
+#define PF_MAX_VOCAB ((int64_t)1 << 22)
+
+/* ---- value helpers ---- */
+
+/* Short printable form of a JSON value for messages: "abc" (quoted), 64.5, null. */
+static void describe(const cJSON *v, char *buf, size_t n) {
+  char *s = cJSON_PrintUnformatted(v);
+  if (!s) {
+    snprintf(buf, n, "(a value)");
+    return;
+  }
+  if (strlen(s) > 60)
+    snprintf(buf, n, "%.57s...", s);
+  else
+    snprintf(buf, n, "%s", s);
+  free(s);
+}
+
+static const cJSON *get(const cJSON *root, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+  return (v && !cJSON_IsNull(v)) ? v : NULL;
+}
+
+/* 1 if v is a JSON number holding a whole value in [1, max]. */
+static int is_pos_int(const cJSON *v, int64_t max) {
+  if (!cJSON_IsNumber(v)) return 0;
+  double d = v->valuedouble;
+  return isfinite(d) && d == floor(d) && d >= 1 && d <= (double)max;
+}
+
+static pf_status bad_value(const char *name, const char *key, const char *expect, const cJSON *v,
+                           pf_err *err) {
+  char got[80];
+  describe(v, got, sizeof got);
+  return pf_err_set(err, PF_ERR_INVALID, "%s: key \"%s\": expected %s, got %s", name, key, expect,
+                    got);
+}
+
+/* Positive integer key. Absent/null: *out = def, or an error when required. */
+static pf_status get_int(const cJSON *root, const char *name, const char *key, int required,
+                         int64_t def, int64_t max, int64_t *out, pf_err *err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+  if (!v || (cJSON_IsNull(v) && !required)) {
+    if (required)
+      return pf_err_set(err, PF_ERR_INVALID, "%s: missing required key \"%s\"", name, key);
+    *out = def;
+    return PF_OK;
+  }
+  if (cJSON_IsNumber(v) && is_pos_int(v, INT64_MAX / 2) && !is_pos_int(v, max))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: key \"%s\": %.0f is larger than the supported maximum %lld", name, key,
+                      v->valuedouble, (long long)max);
+  if (!is_pos_int(v, max)) return bad_value(name, key, "a positive integer", v, err);
+  *out = (int64_t)v->valuedouble;
+  return PF_OK;
+}
+
+static pf_status get_pos_num(const cJSON *root, const char *name, const char *key, double def,
+                             double *out, pf_err *err) {
+  const cJSON *v = get(root, key);
+  if (!v) {
+    *out = def;
+    return PF_OK;
+  }
+  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble <= 0)
+    return bad_value(name, key, "a positive number", v, err);
+  *out = v->valuedouble;
+  return PF_OK;
+}
+
+static pf_status get_bool(const cJSON *root, const char *name, const char *key, int def, int *out,
+                          pf_err *err) {
+  const cJSON *v = get(root, key);
+  if (!v) {
+    *out = def;
+    return PF_OK;
+  }
+  if (!cJSON_IsBool(v)) return bad_value(name, key, "true or false", v, err);
+  *out = cJSON_IsTrue(v) ? 1 : 0;
+  return PF_OK;
+}
+
+/* String key copied into buf[n] ("" or def when absent). */
+static pf_status get_str(const cJSON *root, const char *name, const char *key, const char *def,
+                         char *buf, size_t n, pf_err *err) {
+  const cJSON *v = get(root, key);
+  if (!v) {
+    snprintf(buf, n, "%s", def);
+    return PF_OK;
+  }
+  if (!cJSON_IsString(v)) return bad_value(name, key, "a string", v, err);
+  if (strlen(v->valuestring) >= n)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: key \"%s\": expected at most %zu characters, got %zu", name, key, n - 1,
+                      strlen(v->valuestring));
+  snprintf(buf, n, "%s", v->valuestring);
+  return PF_OK;
+}
+
+/* ---- parse ---- */
+
+static pf_status parse_model_type(const cJSON *root, const char *name, pf_model_config *c,
+                                  pf_err *err) {
+  pf_status s = get_str(root, name, "model_type", "", c->model_type, sizeof c->model_type, err);
+  if (s != PF_OK) return s;
+  if (!c->model_type[0]) {
+    snprintf(c->model_type, sizeof c->model_type, "llama");
+    snprintf(c->warning, sizeof c->warning, "%s: no \"model_type\"; treating it as llama", name);
+  } else if (strcmp(c->model_type, "llama") && strcmp(c->model_type, "mistral") &&
+             strcmp(c->model_type, "qwen2") && strcmp(c->model_type, "qwen3")) {
+    snprintf(c->warning, sizeof c->warning,
+             "%s: model_type \"%s\" is not one of llama, mistral, qwen2, qwen3; "
+             "treating it as LLaMA-shaped",
+             name, c->model_type);
+  }
+  return PF_OK;
+}
+
+static pf_status parse_dims(const cJSON *root, const char *name, pf_model_config *c, pf_err *err) {
+  pf_status s;
+  if ((s = get_int(root, name, "hidden_size", 1, 0, PF_MAX_DIM, &c->hidden_size, err)) ||
+      (s = get_int(root, name, "intermediate_size", 1, 0, PF_MAX_DIM, &c->intermediate_size,
+                   err)) ||
+      (s = get_int(root, name, "num_hidden_layers", 1, 0, PF_MAX_LAYERS, &c->num_hidden_layers,
+                   err)) ||
+      (s = get_int(root, name, "num_attention_heads", 1, 0, PF_MAX_DIM, &c->num_attention_heads,
+                   err)) ||
+      (s = get_int(root, name, "vocab_size", 1, 0, PF_MAX_VOCAB, &c->vocab_size, err)))
+    return s;
+  if ((s = get_int(root, name, "num_key_value_heads", 0, c->num_attention_heads, PF_MAX_DIM,
+                   &c->num_key_value_heads, err)))
+    return s;
+  /* transformers: Qwen3Config defaults head_dim to 128; the others derive it. */
+  int64_t hd_def = strcmp(c->model_type, "qwen3") == 0 ? 128 : 0;
+  if (!get(root, "head_dim") && !hd_def) {
+    if (c->hidden_size % c->num_attention_heads != 0)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: hidden_size %lld is not divisible by num_attention_heads %lld "
+                        "(and there is no \"head_dim\")",
+                        name, (long long)c->hidden_size, (long long)c->num_attention_heads);
+    hd_def = c->hidden_size / c->num_attention_heads;
+  }
+  if ((s = get_int(root, name, "head_dim", 0, hd_def, PF_MAX_DIM, &c->head_dim, err))) return s;
+  int64_t mp_def = 2048;
+  if (!strcmp(c->model_type, "mistral")) mp_def = 131072;
+  if (!strcmp(c->model_type, "qwen2") || !strcmp(c->model_type, "qwen3")) mp_def = 32768;
+  if ((s = get_int(root, name, "max_position_embeddings", 0, mp_def, (int64_t)1 << 30,
+                   &c->max_position_embeddings, err)))
+    return s;
+  if (c->num_attention_heads % c->num_key_value_heads != 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: num_attention_heads %lld is not divisible by num_key_value_heads %lld",
+                      name, (long long)c->num_attention_heads, (long long)c->num_key_value_heads);
+  if (c->num_attention_heads * c->head_dim > PF_MAX_DIM)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: num_attention_heads * head_dim = %lld is larger than the supported "
+                      "maximum %lld",
+                      name, (long long)(c->num_attention_heads * c->head_dim),
+                      (long long)PF_MAX_DIM);
+  return PF_OK;
+}
+
+static pf_status parse_flags(const cJSON *root, const char *name, pf_model_config *c, pf_err *err) {
+  pf_status s;
+  int qwen2 = strcmp(c->model_type, "qwen2") == 0, qwen3 = strcmp(c->model_type, "qwen3") == 0;
+  double theta_def = 10000.0;
+  /* transformers >= 4.56 may keep rope_theta inside "rope_parameters". */
+  const cJSON *rp = get(root, "rope_parameters");
+  const cJSON *rpt = cJSON_IsObject(rp) ? get(rp, "rope_theta") : NULL;
+  if (rpt && cJSON_IsNumber(rpt) && rpt->valuedouble > 0) theta_def = rpt->valuedouble;
+  if ((s = get_pos_num(root, name, "rms_norm_eps", 1e-6, &c->rms_norm_eps, err)) ||
+      (s = get_pos_num(root, name, "rope_theta", theta_def, &c->rope_theta, err)) ||
+      (s = get_bool(root, name, "tie_word_embeddings", 0, &c->tie_word_embeddings, err)) ||
+      (s = get_bool(root, name, "attention_bias", 0, &c->attention_bias, err)) ||
+      (s = get_bool(root, name, "mlp_bias", 0, &c->mlp_bias, err)) ||
+      (s = get_str(root, name, "hidden_act", "silu", c->hidden_act, sizeof c->hidden_act, err)))
+    return s;
+  /* newer transformers write "dtype" instead of "torch_dtype" */
+  const char *dkey = get(root, "torch_dtype") ? "torch_dtype" : "dtype";
+  if ((s = get_str(root, name, dkey, "", c->torch_dtype, sizeof c->torch_dtype, err))) return s;
+  if (qwen2) c->attention_bias = 1; /* Qwen2Attention: q/k/v always have a bias */
+  c->qk_norm = qwen3;
+  return PF_OK;
+}
+
+static pf_status parse_layer_arrays(const cJSON *root, const char *name, pf_model_config *c,
+                                    pf_err *err) {
+  int64_t L = c->num_hidden_layers;
+  c->intermediate_sizes = malloc((size_t)L * sizeof *c->intermediate_sizes);
+  if (!c->intermediate_sizes) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
+  const cJSON *is = get(root, "intermediate_sizes");
+  if (is) {
+    if (!cJSON_IsArray(is)) return bad_value(name, "intermediate_sizes", "a list", is, err);
+    if (cJSON_GetArraySize(is) != L)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: key \"intermediate_sizes\": expected %lld entries "
+                        "(num_hidden_layers), got %d",
+                        name, (long long)L, cJSON_GetArraySize(is));
+    int64_t i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, is) {
+      if (!is_pos_int(e, PF_MAX_DIM)) {
+        char key[48];
+        snprintf(key, sizeof key, "intermediate_sizes[%lld]", (long long)i);
+        return bad_value(name, key, "a positive integer <= 16777216", e, err);
+      }
+      c->intermediate_sizes[i++] = (int64_t)e->valuedouble;
+    }
+  } else {
+    for (int64_t i = 0; i < L; i++)
+      c->intermediate_sizes[i] = c->intermediate_size;
+  }
+  const cJSON *lt = get(root, "layer_types");
+  if (!lt) return PF_OK;
+  if (!cJSON_IsArray(lt)) return bad_value(name, "layer_types", "a list of strings", lt, err);
+  if (cJSON_GetArraySize(lt) != L)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: key \"layer_types\": expected %lld entries (num_hidden_layers), got %d",
+                      name, (long long)L, cJSON_GetArraySize(lt));
+  c->layer_types = calloc((size_t)L, sizeof *c->layer_types);
+  if (!c->layer_types) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
+  int64_t i = 0;
+  const cJSON *e;
+  cJSON_ArrayForEach(e, lt) {
+    if (!cJSON_IsString(e)) {
+      char key[48];
+      snprintf(key, sizeof key, "layer_types[%lld]", (long long)i);
+      return bad_value(name, key, "a string", e, err);
+    }
+    c->layer_types[i] = strdup(e->valuestring);
+    if (!c->layer_types[i++]) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
+  }
+  return PF_OK;
+}
+
+pf_status pf_config_parse(const char *json, const char *name, pf_model_config *out, pf_err *err) {
+  memset(out, 0, sizeof *out);
+  if (!name) name = "config.json";
+  pf_status s = PF_OK;
+  cJSON *root = json ? cJSON_Parse(json) : NULL;
+  if (!root) {
+    const char *at = cJSON_GetErrorPtr();
+    long off = (json && at && at >= json) ? (long)(at - json) : 0;
+    return pf_err_set(err, PF_ERR_FORMAT, "%s: invalid JSON near byte %ld", name, off);
+  }
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return pf_err_set(err, PF_ERR_FORMAT, "%s: expected a JSON object at the top level", name);
+  }
+  out->raw = root;
+  if ((s = parse_model_type(root, name, out, err)) || (s = parse_dims(root, name, out, err)) ||
+      (s = parse_flags(root, name, out, err)) || (s = parse_layer_arrays(root, name, out, err)))
+    goto fail;
+  return PF_OK;
+fail:
+  pf_config_free(out);
+  memset(out, 0, sizeof *out);
+  return s;
+}
+
+pf_status pf_config_load(const char *dir, pf_model_config *out, pf_err *err) {
+  memset(out, 0, sizeof *out);
+  char *path = pf_path_join(dir, "config.json");
+  if (!path) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
+  char *text = NULL;
+  pf_status s = pf_read_file(path, PF_CONFIG_MAX_BYTES, &text, NULL, err);
+  if (s == PF_OK) s = pf_config_parse(text, path, out, err);
+  free(text);
+  free(path);
+  return s;
+}
+
+pf_status pf_config_copy(pf_model_config *dst, const pf_model_config *src, pf_err *err) {
+  *dst = *src;
+  dst->intermediate_sizes = NULL;
+  dst->layer_types = NULL;
+  dst->raw = NULL;
+  size_t L = (size_t)src->num_hidden_layers;
+  if (src->raw && !(dst->raw = cJSON_Duplicate(src->raw, 1))) goto nomem;
+  if (src->intermediate_sizes) {
+    if (!(dst->intermediate_sizes = malloc((L ? L : 1) * sizeof(int64_t)))) goto nomem;
+    memcpy(dst->intermediate_sizes, src->intermediate_sizes, L * sizeof(int64_t));
+  }
+  if (src->layer_types) {
+    if (!(dst->layer_types = calloc(L ? L : 1, sizeof(char *)))) goto nomem;
+    for (size_t i = 0; i < L; i++)
+      if (src->layer_types[i] && !(dst->layer_types[i] = strdup(src->layer_types[i]))) goto nomem;
+  }
+  return PF_OK;
+nomem:
+  pf_config_free(dst);
+  memset(dst, 0, sizeof *dst);
+  return pf_err_set(err, PF_ERR_NOMEM, "config: out of memory");
+}
+
+void pf_config_free(pf_model_config *c) {
+  if (!c) return;
+  if (c->layer_types)
+    for (int64_t i = 0; i < c->num_hidden_layers; i++)
+      free(c->layer_types[i]);
+  free(c->layer_types);
+  free(c->intermediate_sizes);
+  cJSON_Delete(c->raw);
+  c->layer_types = NULL;
+  c->intermediate_sizes = NULL;
+  c->raw = NULL;
+}
+
+pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err) {
+  int64_t L = c->num_hidden_layers;
+  if (i < 0 || i >= L)
+    return pf_err_set(err, PF_ERR_INVALID, "remove layer %lld: expected an index in [0, %lld)",
+                      (long long)i, (long long)L);
+  if (L == 1)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "remove layer %lld: the model has only one layer; it cannot be removed",
+                      (long long)i);
+  size_t tail = (size_t)(L - i - 1);
+  if (c->intermediate_sizes)
+    memmove(c->intermediate_sizes + i, c->intermediate_sizes + i + 1, tail * sizeof(int64_t));
+  if (c->layer_types) {
+    free(c->layer_types[i]);
+    memmove(c->layer_types + i, c->layer_types + i + 1, tail * sizeof(char *));
+    c->layer_types[L - 1] = NULL;
+  }
+  c->num_hidden_layers = L - 1;
+  return PF_OK;
+}
+
+/* ---- serialise ---- */
+
+static int set_item(cJSON *obj, const char *key, cJSON *v) {
+  if (!v) return 0;
+  if (cJSON_GetObjectItemCaseSensitive(obj, key))
+    return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v) ? 1 : (cJSON_Delete(v), 0);
+  return cJSON_AddItemToObject(obj, key, v) ? 1 : (cJSON_Delete(v), 0);
+}
+
+static int set_int(cJSON *obj, const char *key, int64_t v) {
+  return set_item(obj, key, cJSON_CreateNumber((double)v));
+}
+
+/* Fields that only matter when there is no raw JSON to start from. */
+static int write_all_fields(cJSON *o, const pf_model_config *c) {
+  return set_item(o, "model_type",
+                  cJSON_CreateString(c->model_type[0] ? c->model_type : "llama")) &&
+         set_int(o, "hidden_size", c->hidden_size) &&
+         set_int(o, "num_attention_heads", c->num_attention_heads) &&
+         set_int(o, "num_key_value_heads", c->num_key_value_heads) &&
+         set_int(o, "head_dim", c->head_dim) && set_int(o, "vocab_size", c->vocab_size) &&
+         set_int(o, "max_position_embeddings", c->max_position_embeddings) &&
+         set_item(o, "rms_norm_eps", cJSON_CreateNumber(c->rms_norm_eps)) &&
+         set_item(o, "rope_theta", cJSON_CreateNumber(c->rope_theta)) &&
+         set_item(o, "tie_word_embeddings", cJSON_CreateBool(c->tie_word_embeddings)) &&
+         set_item(o, "attention_bias", cJSON_CreateBool(c->attention_bias)) &&
+         set_item(o, "mlp_bias", cJSON_CreateBool(c->mlp_bias)) &&
+         set_item(o, "hidden_act", cJSON_CreateString(c->hidden_act[0] ? c->hidden_act : "silu"));
+}
+
+static int write_layer_fields(cJSON *o, const pf_model_config *c) {
+  int64_t L = c->num_hidden_layers, max = c->intermediate_size;
+  int uniform = 1;
+  if (c->intermediate_sizes && L > 0) {
+    max = c->intermediate_sizes[0];
+    for (int64_t i = 1; i < L; i++) {
+      if (c->intermediate_sizes[i] != c->intermediate_sizes[0]) uniform = 0;
+      if (c->intermediate_sizes[i] > max) max = c->intermediate_sizes[i];
+    }
+  }
+  if (!set_int(o, "num_hidden_layers", L) || !set_int(o, "intermediate_size", max)) return 0;
+  if (uniform) {
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "intermediate_sizes");
+  } else {
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; a && i < L; i++) {
+      cJSON *n = cJSON_CreateNumber((double)c->intermediate_sizes[i]);
+      if (!n || !cJSON_AddItemToArray(a, n)) {
+        cJSON_Delete(n);
+        cJSON_Delete(a);
+        return 0;
+      }
+    }
+    if (!set_item(o, "intermediate_sizes", a)) return 0;
+  }
+  if (c->layer_types) {
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; a && i < L; i++) {
+      cJSON *s = cJSON_CreateString(c->layer_types[i] ? c->layer_types[i] : "full_attention");
+      if (!s || !cJSON_AddItemToArray(a, s)) {
+        cJSON_Delete(s);
+        cJSON_Delete(a);
+        return 0;
+      }
+    }
+    if (!set_item(o, "layer_types", a)) return 0;
+  }
+  if (c->torch_dtype[0]) {
+    if (!set_item(o, "torch_dtype", cJSON_CreateString(c->torch_dtype))) return 0;
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "dtype")) &&
+        !set_item(o, "dtype", cJSON_CreateString(c->torch_dtype)))
+      return 0;
+  }
+  return 1;
+}
+
+char *pf_config_to_json(const pf_model_config *c) {
+  cJSON *o = c->raw ? cJSON_Duplicate(c->raw, 1) : cJSON_CreateObject();
+  char *out = NULL;
+  if (!o) return NULL;
+  if ((c->raw || write_all_fields(o, c)) && write_layer_fields(o, c)) out = pf_json_print_pretty(o);
+  cJSON_Delete(o);
+  return out;
+}
+
+/* ---- pretty printer (json.dumps(indent=2) layout) ---- */
+
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+  int failed;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+  if (b->failed) return;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (b->len + n + 1 > cap)
+      cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+      b->failed = 1;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s) {
+  sb_put(b, s, strlen(s));
+}
+
+static void sb_indent(sbuf *b, int depth) {
+  for (int i = 0; i < depth; i++)
+    sb_put(b, "  ", 2);
+}
+
+static void sb_quoted(sbuf *b, const char *s) {
+  sb_put(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    char esc[8];
+    if (*p == '"' || *p == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)*p;
+      sb_put(b, esc, 2);
+    } else if (*p < 0x20) {
+      snprintf(esc, sizeof esc, "\\u%04x", *p);
+      sb_put(b, esc, 6);
+    } else {
+      sb_put(b, (const char *)p, 1);
+    }
+  }
+  sb_put(b, "\"", 1);
+}
+
+static void sb_value(sbuf *b, const cJSON *v, int depth) {
+  int obj = cJSON_IsObject(v);
+  if (obj || cJSON_IsArray(v)) {
+    const cJSON *e = v->child;
+    if (!e) {
+      sb_str(b, obj ? "{}" : "[]");
+      return;
+    }
+    sb_str(b, obj ? "{\n" : "[\n");
+    for (; e; e = e->next) {
+      sb_indent(b, depth + 1);
+      if (obj) {
+        sb_quoted(b, e->string ? e->string : "");
+        sb_put(b, ": ", 2);
+      }
+      sb_value(b, e, depth + 1);
+      sb_str(b, e->next ? ",\n" : "\n");
+    }
+    sb_indent(b, depth);
+    sb_str(b, obj ? "}" : "]");
+    return;
+  }
+  if (cJSON_IsString(v)) {
+    sb_quoted(b, v->valuestring);
+    return;
+  }
+  char *s = cJSON_PrintUnformatted(v);
+  if (!s) {
+    b->failed = 1;
+    return;
+  }
+  sb_str(b, s);
+  free(s);
+}
+
+char *pf_json_print_pretty(const cJSON *v) {
+  sbuf b = {0};
+  if (!v) return NULL;
+  sb_value(&b, v, 0);
+  sb_put(&b, "\n", 1);
+  if (b.failed) {
+    free(b.p);
+    return NULL;
+  }
+  return b.p;
+}

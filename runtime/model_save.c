@@ -1,0 +1,299 @@
+/* model_save.c — pf_model_save: a Hugging Face checkpoint folder, atomically.
+ *
+ * Everything is written into "<dir>.tmp-XXXXXX", re-loaded and checked, and
+ * only then renamed into place, so a failed or interrupted save never leaves a
+ * half-written checkpoint at `dir`.
+ *
+ * dtype conversion: pf_st_write takes all tensors at once and each must have
+ * bytes, but the converted model must never exist in memory as a whole. So the
+ * tensors that need converting are converted chunk by chunk through one small
+ * reusable buffer into a scratch file inside the temporary folder, which is then
+ * mapped read-only (and unlinked at once) and handed to pf_st_write as views.
+ * Memory stays at one chunk; the page cache does the rest.
+ */
+#include "model.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "safetensors.h"
+
+#define SAVE_DEFAULT_SHARD 5000000000ull
+#define CONVERT_CHUNK ((size_t)1 << 22) /* elements per conversion step (16 MB as F32) */
+#define STAGE_ALIGN 64
+
+/* Files copied from the source folder when present. */
+static const char *const aux_files[] = {
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+};
+
+typedef struct save_list {
+  pf_st_entry *e;
+  char (*names)[128];
+  pf_tensor **owned; /* converted views (or NULL): released at the end */
+  size_t n, cap;
+  int failed;
+} save_list;
+
+static int collect(void *ud, const char *name, const pf_tensor *t) {
+  save_list *l = ud;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    pf_st_entry *e = realloc(l->e, cap * sizeof *e);
+    if (e) l->e = e;
+    char(*names)[128] = realloc(l->names, cap * sizeof *names);
+    if (names) l->names = names;
+    if (!e || !names) return l->failed = 1;
+    l->cap = cap;
+  }
+  snprintf(l->names[l->n], sizeof l->names[l->n], "%s", name);
+  l->e[l->n].tensor = t;
+  l->n++;
+  return 0;
+}
+
+static void list_free(save_list *l) {
+  if (l->owned)
+    for (size_t i = 0; i < l->n; i++)
+      pf_tensor_release(l->owned[i]);
+  free(l->owned);
+  free(l->e);
+  free(l->names);
+}
+
+static int write_at(int fd, const void *p, size_t n, off_t off) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = pwrite(fd, c, n, off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    c += w, n -= (size_t)w, off += w;
+  }
+  return 0;
+}
+
+/* Convert every entry whose dtype differs from `dt` into the scratch file and
+ * point the entry at a view of it (see the file comment). */
+static pf_status stage_convert(save_list *l, const char *tmp, pf_dtype dt, const pf_ctx *ctx,
+                               pf_err *err) {
+  size_t total = 0, ds = pf_dtype_size(dt);
+  for (size_t i = 0; i < l->n; i++)
+    if (l->e[i].tensor->dtype != dt)
+      total += ((size_t)pf_tensor_numel(l->e[i].tensor) * ds + STAGE_ALIGN - 1) / STAGE_ALIGN *
+               STAGE_ALIGN;
+  if (total == 0) return PF_OK;
+  pf_status s = PF_OK;
+  pf_storage *st = NULL;
+  void *buf = NULL;
+  size_t *offs = calloc(l->n, sizeof *offs);
+  l->owned = calloc(l->n, sizeof *l->owned);
+  char *path = pf_path_join(tmp, ".convert-stage");
+  if (!offs || !l->owned || !path || !(buf = malloc(CONVERT_CHUNK * ds))) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
+    goto done;
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    s = pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    goto done;
+  }
+  size_t off = 0, done_b = 0;
+  for (size_t i = 0; i < l->n && s == PF_OK; i++) {
+    const pf_tensor *t = l->e[i].tensor;
+    if (t->dtype == dt) continue;
+    if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK) break;
+    size_t n = (size_t)pf_tensor_numel(t), ss = pf_dtype_size(t->dtype);
+    offs[i] = off;
+    for (size_t k = 0; k < n; k += CONVERT_CHUNK) {
+      size_t c = n - k < CONVERT_CHUNK ? n - k : CONVERT_CHUNK;
+      pf_convert(buf, dt, (const char *)t->data + k * ss, t->dtype, c);
+      if (write_at(fd, buf, c * ds, (off_t)(off + k * ds)) != 0) {
+        s = pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        break;
+      }
+    }
+    off += (n * ds + STAGE_ALIGN - 1) / STAGE_ALIGN * STAGE_ALIGN;
+    done_b += n * ds;
+    pf_ctx_progress(ctx, "convert", done_b, total);
+  }
+  if (s == PF_OK && ftruncate(fd, (off_t)total) != 0)
+    s = pf_err_set(err, PF_ERR_IO, "%s: cannot size: %s", path, strerror(errno));
+  close(fd);
+  if (s == PF_OK) s = pf_storage_map_file(path, &st, err);
+  unlink(path); /* the mapping keeps the bytes alive; nothing to clean up later */
+  for (size_t i = 0; i < l->n && s == PF_OK; i++) {
+    const pf_tensor *t = l->e[i].tensor;
+    if (t->dtype == dt) continue;
+    s = pf_tensor_view(st, offs[i], dt, t->ndim, t->shape, &l->owned[i], err);
+    if (s == PF_OK) l->e[i].tensor = l->owned[i];
+  }
+done:
+  pf_storage_release(st);
+  free(buf);
+  free(path);
+  free(offs);
+  return s;
+}
+
+/* The config as it will be saved: per-layer widths from the gate_proj shapes
+ * (the tensors are the truth), the saved dtype, the tie flag from lm_head. */
+static pf_status saved_config(const pf_model *m, pf_dtype dt, pf_model_config *c, pf_err *err) {
+  pf_status s = pf_config_copy(c, &m->config, err);
+  if (s != PF_OK) return s;
+  for (int64_t i = 0; i < m->n_layers && i < c->num_hidden_layers; i++)
+    if (m->layers[i].gate_proj && m->layers[i].gate_proj->ndim == 2 && c->intermediate_sizes)
+      c->intermediate_sizes[i] = m->layers[i].gate_proj->shape[0];
+  snprintf(c->torch_dtype, sizeof c->torch_dtype, "%s", pf_dtype_torch_name(dt));
+  c->tie_word_embeddings = m->lm_head == NULL;
+  cJSON *old = c->raw ? cJSON_GetObjectItemCaseSensitive(c->raw, "tie_word_embeddings") : NULL;
+  if (c->raw && (c->tie_word_embeddings || old)) {
+    cJSON *b = cJSON_CreateBool(c->tie_word_embeddings);
+    if (!b || !(old ? cJSON_ReplaceItemInObjectCaseSensitive(c->raw, "tie_word_embeddings", b)
+                    : cJSON_AddItemToObject(c->raw, "tie_word_embeddings", b))) {
+      cJSON_Delete(b);
+      pf_config_free(c);
+      return pf_err_set(err, PF_ERR_NOMEM, "config.json: out of memory");
+    }
+  }
+  return PF_OK;
+}
+
+static pf_status write_config(const pf_model *m, const char *tmp, pf_dtype dt, pf_err *err) {
+  pf_model_config c;
+  pf_status s = saved_config(m, dt, &c, err);
+  if (s != PF_OK) return s;
+  char *json = pf_config_to_json(&c);
+  char *path = pf_path_join(tmp, "config.json");
+  if (!json || !path)
+    s = pf_err_set(err, PF_ERR_NOMEM, "config.json: out of memory");
+  else
+    s = pf_write_file(path, json, strlen(json), err);
+  free(json);
+  free(path);
+  pf_config_free(&c);
+  return s;
+}
+
+static pf_status copy_aux(const pf_model *m, const char *tmp, pf_err *err) {
+  if (!m->source_dir) return PF_OK;
+  pf_status s = PF_OK;
+  for (size_t i = 0; s == PF_OK && i < sizeof aux_files / sizeof aux_files[0]; i++) {
+    char *src = pf_path_join(m->source_dir, aux_files[i]);
+    char *dst = pf_path_join(tmp, aux_files[i]);
+    if (!src || !dst)
+      s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
+    else if (pf_path_exists(src) && !pf_is_dir(src))
+      s = pf_copy_file(src, dst, err);
+    free(src);
+    free(dst);
+  }
+  return s;
+}
+
+/* Re-open what was written and check it against what was meant to be written. */
+static pf_status verify(const pf_model *m, const char *tmp, pf_dtype dt, pf_err *err) {
+  pf_model *r = NULL;
+  pf_status s = pf_model_load(tmp, &r, err);
+  if (s == PF_OK) s = pf_model_check(r, err);
+  if (s == PF_OK && (r->n_layers != m->n_layers || r->dtype != dt ||
+                     pf_model_param_count(r) != pf_model_param_count(m)))
+    s = pf_err_set(err, PF_ERR_FORMAT,
+                   "re-loaded checkpoint differs: %lld layers %s, %lld parameters "
+                   "(expected %lld layers %s, %lld parameters)",
+                   (long long)r->n_layers, pf_dtype_st_name(r->dtype),
+                   (long long)pf_model_param_count(r), (long long)m->n_layers, pf_dtype_st_name(dt),
+                   (long long)pf_model_param_count(m));
+  pf_model_release(r);
+  if (s != PF_OK) pf_err_prefix(err, "verifying the saved checkpoint");
+  return s;
+}
+
+/* Refusals that must happen before anything is written. */
+static pf_status check_target(const pf_model *m, const save_list *l, const char *dir, int overwrite,
+                              pf_err *err) {
+  for (size_t i = 0; i < l->n; i++)
+    if (!l->e[i].tensor->data)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: %s is a planned tensor (dry run) without data; a dry-run model "
+                        "cannot be saved",
+                        dir, l->names[i]);
+  if (m->source_dir && pf_path_inside(dir, m->source_dir))
+    return pf_err_set(err, PF_ERR_INVALID, "%s: refusing to write into the input folder %s", dir,
+                      m->source_dir);
+  if (!pf_path_exists(dir)) return PF_OK;
+  if (m->source_dir && pf_path_inside(m->source_dir, dir))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: refusing to replace a folder that contains the input folder %s", dir,
+                      m->source_dir);
+  if (overwrite || (pf_is_dir(dir) && pf_dir_is_empty(dir))) return PF_OK;
+  if (!pf_is_dir(dir))
+    return pf_err_set(
+        err, PF_ERR_INVALID,
+        "%s: the output path exists and is not a folder (use overwrite to replace it)", dir);
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "%s: the output folder exists and is not empty (use overwrite to replace it)",
+                    dir);
+}
+
+pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *opts, int overwrite,
+                        const pf_ctx *ctx, pf_err *err) {
+  save_list l = {0};
+  char *tmp = NULL;
+  pf_status s;
+  pf_dtype dt = (opts && opts->have_dtype) ? opts->dtype : m->dtype;
+  uint64_t shard = (opts && opts->max_shard_bytes) ? opts->max_shard_bytes : SAVE_DEFAULT_SHARD;
+  if (pf_model_foreach_tensor(m, collect, &l) || l.failed) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
+    goto done;
+  }
+  for (size_t i = 0; i < l.n; i++)
+    l.e[i].name = l.names[i];
+  if ((s = check_target(m, &l, dir, overwrite, err)) != PF_OK) goto done;
+  /* check the model with the config it will be saved with, before writing */
+  pf_model shadow = *m;
+  if ((s = saved_config(m, dt, &shadow.config, err)) != PF_OK) goto done;
+  s = pf_model_check(&shadow, err);
+  pf_config_free(&shadow.config);
+  if (s != PF_OK) {
+    pf_err_prefix(err, "%s: the model is inconsistent", dir);
+    goto done;
+  }
+  int existed = pf_path_exists(dir);
+  if ((s = pf_make_temp_sibling(dir, &tmp, err)) != PF_OK) goto done;
+  pf_temp_register(tmp);
+  if ((s = stage_convert(&l, tmp, dt, ctx, err)) != PF_OK ||
+      (s = pf_ctx_check_interrupt(ctx, err)) != PF_OK ||
+      (s = pf_st_write(tmp, l.e, l.n, shard, ctx, err)) != PF_OK ||
+      (s = write_config(m, tmp, dt, err)) != PF_OK || (s = copy_aux(m, tmp, err)) != PF_OK ||
+      (s = verify(m, tmp, dt, err)) != PF_OK || (s = pf_ctx_check_interrupt(ctx, err)) != PF_OK)
+    goto done;
+  (void)chmod(tmp, 0755); /* mkdtemp made it 0700; a checkpoint is a normal folder */
+  s = pf_commit_dir(tmp, dir, existed, err);
+  if (s == PF_OK) {
+    free(tmp);
+    tmp = NULL;
+  }
+done:
+  if (tmp) {
+    pf_remove_tree(tmp, NULL);
+    pf_temp_unregister(tmp);
+    free(tmp);
+  }
+  list_free(&l);
+  return s;
+}

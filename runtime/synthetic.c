@@ -1,0 +1,678 @@
+/* synthetic.c — seeded synthetic LLaMA-family checkpoints (see synthetic.h).
+ *
+ * How a checkpoint is made: the preset becomes a config.json text, parsed like
+ * any other; pf_model_plan turns it into a model of planned tensors; the
+ * weights are generated tensor by tensor into a scratch file (mapped read-only
+ * and unlinked) and set into the model; pf_model_save writes the folder. So a
+ * synthetic checkpoint goes through exactly the code paths of a real save,
+ * including the re-load check, and llama-1b (2.5 GB) never sits in memory.
+ *
+ * Determinism: every value is a pure function of (seed, tensor index in save
+ * order, element index). Elements are generated in fixed chunks, each with its
+ * own xorshift64* stream seeded by splitmix64(seed, tensor, chunk), so the
+ * result does not depend on the number of OpenMP threads. A normal-like value is
+ * the centred sum of four 16-bit uniforms (Irwin-Hall, n = 4), scaled to a
+ * standard deviation of 0.02 with one float multiplication: integer maths plus
+ * one IEEE rounding, so no libm or FMA contraction can change a byte.
+ */
+#include "synthetic.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "hfconfig.h"
+#include "model.h"
+
+#define SYNTH_CHUNK ((size_t)1 << 18) /* elements per PRNG stream */
+#define SYNTH_BLOCK 32                /* chunks generated per write */
+#define SYNTH_DEFAULT_SEED 1234u
+/* sd of a sum of four U{0..65535}: 65536 * sqrt(4/12) (up to 1e-9). */
+#define SYNTH_SCALE (0.02f / 37837.2268f)
+
+typedef struct preset {
+  const char *name, *model_type, *arch;
+  int64_t H, I, L, heads, kv, vocab, max_pos;
+  pf_dtype dtype;
+  int tied, qkv_bias, qk_norm, llama3_rope;
+  double rope_theta;
+} preset;
+
+static const preset presets[] = {
+    {"llama-tiny", "llama", "LlamaForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0, 0, 0,
+     0, 10000.0},
+    {"llama-small", "llama", "LlamaForCausalLM", 128, 352, 6, 4, 2, 320, 2048, PF_DTYPE_F32, 1, 0,
+     0, 0, 10000.0},
+    {"qwen2-tiny", "qwen2", "Qwen2ForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0, 1, 0,
+     0, 10000.0},
+    {"qwen3-tiny", "qwen3", "Qwen3ForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0, 0, 1,
+     0, 10000.0},
+    {"mistral-tiny", "mistral", "MistralForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0,
+     0, 0, 0, 10000.0},
+    {"llama-1b", "llama", "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 128256, 131072, PF_DTYPE_BF16,
+     1, 0, 0, 1, 500000.0},
+};
+#define N_PRESETS (sizeof presets / sizeof presets[0])
+
+static const char *const preset_names[] = {
+    "llama-tiny", "llama-small", "qwen2-tiny", "qwen3-tiny", "mistral-tiny", "llama-1b", NULL};
+
+const char *const *pf_synth_presets(void) {
+  return preset_names;
+}
+
+static const preset *find_preset(const char *name, size_t len) {
+  for (size_t i = 0; i < N_PRESETS; i++)
+    if (strlen(presets[i].name) == len && !strncmp(presets[i].name, name, len)) return &presets[i];
+  return NULL;
+}
+
+static pf_status unknown_preset(const char *what, const char *name, size_t len, pf_err *err) {
+  char list[256] = "";
+  for (size_t i = 0; i < N_PRESETS; i++) {
+    strncat(list, presets[i].name, sizeof list - strlen(list) - 1);
+    if (i + 1 < N_PRESETS) strncat(list, ", ", sizeof list - strlen(list) - 1);
+  }
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "%s: unknown synthetic preset \"%.*s\" (expected one of %s)", what, (int)len,
+                    name, list);
+}
+
+/* ---- random numbers ---- */
+
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+static inline uint64_t xorshift64s(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+
+/* One chunk of `n` values of tensor `ti`, written as dtype dt into dst. */
+static void gen_chunk(void *dst, pf_dtype dt, size_t n, uint64_t seed, uint64_t ti, uint64_t chunk,
+                      int norm) {
+  uint64_t st = splitmix64(seed ^ splitmix64(ti * 0x100000001b3ull ^ splitmix64(chunk)));
+  if (!st) st = 0x853c49e6748fea9bull;
+  float base = norm ? 1.0f : 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t r = xorshift64s(&st);
+    int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) +
+                  (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48) - 131070;
+    float v = base + (float)sum * SYNTH_SCALE;
+    if (dt == PF_DTYPE_F32)
+      ((float *)dst)[i] = v;
+    else if (dt == PF_DTYPE_BF16)
+      ((uint16_t *)dst)[i] = pf_f32_to_bf16(v);
+    else
+      ((uint16_t *)dst)[i] = pf_f32_to_f16(v);
+  }
+}
+
+/* ---- weights ---- */
+
+typedef struct gen_list {
+  char (*names)[128];
+  const pf_tensor **plan; /* the planned tensors, in save order */
+  size_t n, cap;
+  int failed;
+} gen_list;
+
+static int gen_collect(void *ud, const char *name, const pf_tensor *t) {
+  gen_list *g = ud;
+  if (g->n == g->cap) {
+    size_t cap = g->cap ? g->cap * 2 : 64;
+    char(*nn)[128] = realloc(g->names, cap * sizeof *nn);
+    if (nn) g->names = nn;
+    const pf_tensor **pp = realloc(g->plan, cap * sizeof *pp);
+    if (pp) g->plan = pp;
+    if (!nn || !pp) return g->failed = 1;
+    g->cap = cap;
+  }
+  g->plan[g->n] = t;
+  snprintf(g->names[g->n++], sizeof g->names[0], "%s", name);
+  return 0;
+}
+
+static int is_norm(const char *name) {
+  size_t n = strlen(name);
+  return n >= 11 && !strcmp(name + n - 11, "norm.weight");
+}
+
+typedef struct gen_out {
+  int fd;
+  const char *path;
+  char *buf; /* SYNTH_BLOCK chunks */
+  pf_dtype dtype;
+  uint64_t seed;
+  size_t total, done;
+  const pf_ctx *ctx;
+} gen_out;
+
+/* Tensor `ti` (n values) into the scratch file at byte `off`, SYNTH_BLOCK chunks at a time. */
+static pf_status gen_tensor(gen_out *o, size_t ti, size_t n, size_t off, int norm, pf_err *err) {
+  size_t ds = pf_dtype_size(o->dtype);
+  for (size_t c0 = 0; c0 * SYNTH_CHUNK < n; c0 += SYNTH_BLOCK) {
+    size_t first = c0 * SYNTH_CHUNK, cnt = n - first;
+    if (cnt > SYNTH_CHUNK * SYNTH_BLOCK) cnt = SYNTH_CHUNK * SYNTH_BLOCK;
+    size_t nchunks = (cnt + SYNTH_CHUNK - 1) / SYNTH_CHUNK;
+#pragma omp parallel for schedule(static) if (nchunks > 1)
+    for (size_t k = 0; k < nchunks; k++) {
+      size_t c = cnt - k * SYNTH_CHUNK < SYNTH_CHUNK ? cnt - k * SYNTH_CHUNK : SYNTH_CHUNK;
+      gen_chunk(o->buf + k * SYNTH_CHUNK * ds, o->dtype, c, o->seed, ti, c0 + k, norm);
+    }
+    size_t bytes = cnt * ds;
+    for (size_t w = 0; w < bytes;) {
+      ssize_t r = pwrite(o->fd, o->buf + w, bytes - w, (off_t)(off + first * ds + w));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0)
+        return pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", o->path,
+                          r < 0 ? strerror(errno) : "no progress");
+      w += (size_t)r;
+    }
+    o->done += bytes;
+    pf_ctx_progress(o->ctx, "synthetic", o->done, o->total);
+    pf_status s = pf_ctx_check_interrupt(o->ctx, err);
+    if (s != PF_OK) return s;
+  }
+  return PF_OK;
+}
+
+/* Generate every tensor of the plan `m` into `path`, then map it and set views. */
+static pf_status fill_weights(pf_model *m, const char *path, uint64_t seed, const pf_ctx *ctx,
+                              pf_err *err) {
+  gen_list g = {0};
+  pf_status s = PF_OK;
+  pf_storage *st = NULL;
+  size_t *offs = NULL, ds = pf_dtype_size(m->dtype), total = 0;
+  char *buf = NULL;
+  int fd = -1;
+  if (pf_model_foreach_tensor(m, gen_collect, &g) || g.failed ||
+      !(offs = calloc(g.n + 1, sizeof *offs)) || !(buf = malloc(SYNTH_CHUNK * SYNTH_BLOCK * ds))) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "synthetic: out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < g.n; i++) {
+    offs[i] = total;
+    total += ((size_t)pf_tensor_numel(g.plan[i]) * ds + 63) / 64 * 64;
+  }
+  if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+    s = pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    goto done;
+  }
+  gen_out o = {fd, path, buf, m->dtype, seed, total, 0, ctx};
+  for (size_t i = 0; i < g.n && s == PF_OK; i++)
+    s = gen_tensor(&o, i, (size_t)pf_tensor_numel(g.plan[i]), offs[i], is_norm(g.names[i]), err);
+  if (s == PF_OK && ftruncate(fd, (off_t)total) != 0)
+    s = pf_err_set(err, PF_ERR_IO, "%s: cannot size: %s", path, strerror(errno));
+  close(fd);
+  if (s == PF_OK) s = pf_storage_map_file(path, &st, err);
+  unlink(path); /* the mapping keeps the bytes */
+  for (size_t i = 0; i < g.n && s == PF_OK; i++) {
+    const pf_tensor *plan = g.plan[i];
+    pf_tensor *v = NULL;
+    s = pf_tensor_view(st, offs[i], plan->dtype, plan->ndim, plan->shape, &v, err);
+    if (s == PF_OK) s = pf_model_set_tensor(m, g.names[i], v, err);
+  }
+done:
+  pf_storage_release(st);
+  free(buf);
+  free(offs);
+  free(g.names);
+  free(g.plan);
+  return s;
+}
+
+/* ---- config.json ---- */
+
+/* Add v (consumed, also on failure) to object o under key k. */
+static int add(cJSON *o, const char *k, cJSON *v) {
+  if (o && v && cJSON_AddItemToObject(o, k, v)) return 1;
+  cJSON_Delete(v);
+  return 0;
+}
+/* add() for a local that is cleaned up later: the local is cleared first. */
+static int take(cJSON *o, const char *k, cJSON **v) {
+  cJSON *x = *v;
+  *v = NULL;
+  return add(o, k, x);
+}
+/* Append v (consumed) to array a. */
+static int push(cJSON *a, cJSON *v) {
+  if (a && v && cJSON_AddItemToArray(a, v)) return 1;
+  cJSON_Delete(v);
+  return 0;
+}
+#define NUM(k, v) ok = ok && add(o, k, cJSON_CreateNumber((double)(v)))
+#define BOOL(k, v) ok = ok && add(o, k, cJSON_CreateBool(v))
+#define STR(k, v) ok = ok && add(o, k, cJSON_CreateString(v))
+#define NUL(k) ok = ok && add(o, k, cJSON_CreateNull())
+
+static cJSON *rope_llama3(void) {
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  NUM("factor", 32.0);
+  NUM("high_freq_factor", 4.0);
+  NUM("low_freq_factor", 1.0);
+  NUM("original_max_position_embeddings", 8192);
+  STR("rope_type", "llama3");
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+/* Keys in sorted order, as transformers writes them. */
+static cJSON *make_config(const preset *p, pf_dtype dt) {
+  int llama = !strcmp(p->model_type, "llama"), qwen = !strncmp(p->model_type, "qwen", 4);
+  cJSON *o = cJSON_CreateObject();
+  int ok = add(o, "architectures", cJSON_CreateStringArray(&p->arch, 1));
+  if (!qwen || !strcmp(p->model_type, "qwen3")) BOOL("attention_bias", 0);
+  NUM("attention_dropout", 0.0);
+  NUM("bos_token_id", 1);
+  NUM("eos_token_id", 2);
+  NUM("head_dim", p->H / p->heads);
+  STR("hidden_act", "silu");
+  NUM("hidden_size", p->H);
+  NUM("initializer_range", 0.02);
+  NUM("intermediate_size", p->I);
+  if (p->qk_norm) {
+    cJSON *lt = cJSON_CreateArray();
+    for (int64_t i = 0; ok && i < p->L; i++)
+      ok = push(lt, cJSON_CreateString("full_attention"));
+    ok = take(o, "layer_types", &lt) && ok;
+  }
+  NUM("max_position_embeddings", p->max_pos);
+  if (qwen) NUM("max_window_layers", p->L);
+  if (llama) BOOL("mlp_bias", 0);
+  STR("model_type", p->model_type);
+  NUM("num_attention_heads", p->heads);
+  NUM("num_hidden_layers", p->L);
+  NUM("num_key_value_heads", p->kv);
+  if (llama) NUM("pretraining_tp", 1);
+  NUM("rms_norm_eps", p->llama3_rope ? 1e-5 : 1e-6);
+  if (p->llama3_rope)
+    ok = ok && add(o, "rope_scaling", rope_llama3());
+  else
+    NUL("rope_scaling");
+  NUM("rope_theta", p->rope_theta);
+  if (!llama) NUL("sliding_window");
+  BOOL("tie_word_embeddings", p->tied);
+  STR("torch_dtype", pf_dtype_torch_name(dt));
+  BOOL("use_cache", 1);
+  if (qwen) BOOL("use_sliding_window", 0);
+  NUM("vocab_size", p->vocab);
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+/* ---- tokenizer files ---- */
+
+/* GPT-2 bytes_to_unicode: printable bytes stand for themselves, the others
+ * are shifted to U+0100 + n. */
+static int byte_printable(int b) {
+  return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+}
+
+static void byte_token(int b, char *out) {
+  int cp = b;
+  if (!byte_printable(b)) {
+    cp = 256;
+    for (int c = 0; c < b; c++)
+      cp += !byte_printable(c);
+  }
+  if (cp < 0x80) {
+    out[0] = (char)cp, out[1] = 0;
+  } else {
+    out[0] = (char)(0xc0 | (cp >> 6)), out[1] = (char)(0x80 | (cp & 0x3f)), out[2] = 0;
+  }
+}
+
+/* Map a raw string to byte-level token text. */
+static void bl_text(const char *raw, char *out, size_t n) {
+  out[0] = 0;
+  for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+    char t[4];
+    byte_token(*p, t);
+    strncat(out, t, n - strlen(out) - 1);
+  }
+}
+
+/* A few merges for common English pairs; every merged token is new. */
+static const char *const merges[][2] = {
+    {" ", "t"}, {"h", "e"}, {"t", "h"}, {"i", "n"},   {"e", "r"}, {"a", "n"},
+    {" ", "a"}, {"o", "n"}, {"r", "e"}, {" t", "he"}, {"e", "n"}, {"o", "u"},
+    {" ", "s"}, {" ", "w"}, {" ", "o"}, {"n", "d"},   {" ", "i"}, {"i", "s"},
+    {" ", "b"}, {" ", "c"}, {"e", "d"}, {"in", "g"},  {" ", "f"}, {"a", "t"},
+    {" ", "h"}, {"o", "r"}, {"a", "r"}, {"e", "s"},   {" ", "m"}, {"l", "l"},
+};
+#define N_MERGES (sizeof merges / sizeof merges[0])
+static const char *const specials[] = {"<unk>", "<s>", "</s>"};
+
+static cJSON *added_token(int id, const char *content) {
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  NUM("id", id);
+  STR("content", content);
+  BOOL("single_word", 0);
+  BOOL("lstrip", 0);
+  BOOL("rstrip", 0);
+  BOOL("normalized", 0);
+  BOOL("special", 1);
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *piece(const char *kind, const char *id, int type_id) {
+  cJSON *o = cJSON_CreateObject(), *in = cJSON_CreateObject();
+  if (!o || !in || !cJSON_AddItemToObject(o, kind, in)) {
+    cJSON_Delete(o);
+    cJSON_Delete(in);
+    return NULL;
+  }
+  if (!cJSON_AddStringToObject(in, "id", id) || !cJSON_AddNumberToObject(in, "type_id", type_id)) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  return o;
+}
+
+static cJSON *post_processor(void) {
+  cJSON *o = cJSON_CreateObject(), *single = cJSON_CreateArray(), *pair = cJSON_CreateArray();
+  cJSON *sp = cJSON_CreateObject(), *bos = cJSON_CreateObject();
+  int ok = add(o, "type", cJSON_CreateString("TemplateProcessing")) &&
+           push(single, piece("SpecialToken", "<s>", 0)) &&
+           push(single, piece("Sequence", "A", 0)) && push(pair, piece("SpecialToken", "<s>", 0)) &&
+           push(pair, piece("Sequence", "A", 0)) && push(pair, piece("SpecialToken", "<s>", 1)) &&
+           push(pair, piece("Sequence", "B", 1)) && take(o, "single", &single) &&
+           take(o, "pair", &pair) && add(bos, "id", cJSON_CreateString("<s>")) &&
+           add(bos, "ids", cJSON_CreateIntArray((const int[]){1}, 1)) &&
+           add(bos, "tokens", cJSON_CreateStringArray((const char *const[]){"<s>"}, 1)) &&
+           take(sp, "<s>", &bos) && take(o, "special_tokens", &sp);
+  cJSON_Delete(single);
+  cJSON_Delete(pair);
+  cJSON_Delete(sp);
+  cJSON_Delete(bos);
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *byte_level(const char *type, int prefix_space) {
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  STR("type", type);
+  BOOL("add_prefix_space", prefix_space);
+  BOOL("trim_offsets", 1);
+  BOOL("use_regex", 1);
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *bpe_model(void) {
+  cJSON *o = cJSON_CreateObject(), *vocab = cJSON_CreateObject(), *mg = cJSON_CreateArray();
+  int ok = o && vocab && mg, id = 0;
+  for (size_t i = 0; ok && i < 3; i++)
+    ok = add(vocab, specials[i], cJSON_CreateNumber(id++));
+  for (int b = 0; ok && b < 256; b++) {
+    char t[4];
+    byte_token(b, t);
+    ok = add(vocab, t, cJSON_CreateNumber(id++));
+  }
+  for (size_t i = 0; ok && i < N_MERGES; i++) {
+    char l[32], r[32], both[64], m[72];
+    bl_text(merges[i][0], l, sizeof l);
+    bl_text(merges[i][1], r, sizeof r);
+    snprintf(both, sizeof both, "%s%s", l, r);
+    snprintf(m, sizeof m, "%s %s", l, r);
+    ok = add(vocab, both, cJSON_CreateNumber(id++)) && push(mg, cJSON_CreateString(m));
+  }
+  STR("type", "BPE");
+  NUL("dropout");
+  NUL("unk_token");
+  NUL("continuing_subword_prefix");
+  NUL("end_of_word_suffix");
+  BOOL("fuse_unk", 0);
+  BOOL("byte_fallback", 0);
+  BOOL("ignore_merges", 0);
+  ok = ok && take(o, "vocab", &vocab) && take(o, "merges", &mg);
+  cJSON_Delete(vocab);
+  cJSON_Delete(mg);
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *make_tokenizer(void) {
+  cJSON *o = cJSON_CreateObject(), *at = cJSON_CreateArray();
+  int ok = o && at;
+  for (int i = 0; ok && i < 3; i++)
+    ok = push(at, added_token(i, specials[i]));
+  STR("version", "1.0");
+  NUL("truncation");
+  NUL("padding");
+  ok = ok && take(o, "added_tokens", &at);
+  NUL("normalizer");
+  ok = ok && add(o, "pre_tokenizer", byte_level("ByteLevel", 0)) &&
+       add(o, "post_processor", post_processor()) &&
+       add(o, "decoder", byte_level("ByteLevel", 1)) && add(o, "model", bpe_model());
+  cJSON_Delete(at);
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *make_tokenizer_config(int64_t max_len) {
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  BOOL("add_bos_token", 1);
+  BOOL("add_eos_token", 0);
+  STR("bos_token", "<s>");
+  BOOL("clean_up_tokenization_spaces", 0);
+  STR("eos_token", "</s>");
+  NUM("model_max_length", max_len);
+  STR("tokenizer_class", "PreTrainedTokenizerFast");
+  STR("unk_token", "<unk>");
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *make_special_map(void) {
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  STR("bos_token", "<s>");
+  STR("eos_token", "</s>");
+  STR("unk_token", "<unk>");
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+static cJSON *make_generation_config(void) {
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  BOOL("_from_model_config", 1);
+  NUM("bos_token_id", 1);
+  NUM("eos_token_id", 2);
+  if (!ok) cJSON_Delete(o);
+  return ok ? o : NULL;
+}
+
+/* Write `v` (consumed) as pretty JSON to dir/file. */
+static pf_status write_json(const char *dir, const char *file, cJSON *v, pf_err *err) {
+  char *text = v ? pf_json_print_pretty(v) : NULL;
+  char *path = pf_path_join(dir, file);
+  pf_status s = (!text || !path) ? pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", file)
+                                 : pf_write_file(path, text, strlen(text), err);
+  cJSON_Delete(v);
+  free(text);
+  free(path);
+  return s;
+}
+
+/* ---- write / resolve ---- */
+
+static pf_status write_side_files(const preset *p, const char *dir, pf_err *err) {
+  pf_status s;
+  if ((s = write_json(dir, "tokenizer.json", make_tokenizer(), err)) ||
+      (s = write_json(dir, "tokenizer_config.json", make_tokenizer_config(p->max_pos), err)) ||
+      (s = write_json(dir, "special_tokens_map.json", make_special_map(), err)) ||
+      (s = write_json(dir, "generation_config.json", make_generation_config(), err)))
+    return s;
+  return PF_OK;
+}
+
+/* The planned model of preset p: config.json text parsed like any checkpoint's. */
+static pf_status plan_model(const preset *p, pf_dtype dt, pf_model **out, pf_err *err) {
+  *out = NULL;
+  pf_model_config c;
+  cJSON *cj = make_config(p, dt);
+  char *text = cj ? pf_json_print_pretty(cj) : NULL;
+  cJSON_Delete(cj);
+  if (!text) return pf_err_set(err, PF_ERR_NOMEM, "synthetic %s: out of memory", p->name);
+  pf_status s = pf_config_parse(text, "synthetic config.json", &c, err);
+  free(text);
+  if (s != PF_OK) return s;
+  s = pf_model_plan(&c, dt, out, err);
+  pf_config_free(&c);
+  return s;
+}
+
+pf_status pf_synth_write(const pf_synth_opts *opts, const char *dir, const pf_ctx *ctx,
+                         pf_err *err) {
+  const char *pname = opts && opts->preset ? opts->preset : "";
+  const preset *p = find_preset(pname, strlen(pname));
+  if (!p) return unknown_preset("synthetic", pname, strlen(pname), err);
+  pf_dtype dt = opts->have_dtype ? opts->dtype : p->dtype;
+  uint64_t seed = opts->seed ? opts->seed : SYNTH_DEFAULT_SEED;
+  int existed = pf_path_exists(dir);
+  if (existed && !(pf_is_dir(dir) && pf_dir_is_empty(dir)))
+    return pf_err_set(err, PF_ERR_INVALID, "synthetic %s: %s exists and is not empty", p->name,
+                      dir);
+  pf_model *m = NULL;
+  char *stage = NULL, *wpath = NULL;
+  pf_status s = pf_make_temp_sibling(dir, &stage, err);
+  if (s != PF_OK) return s;
+  pf_temp_register(stage);
+  if ((s = write_side_files(p, stage, err)) || (s = plan_model(p, dt, &m, err))) goto done;
+  free(m->name);
+  char name[96];
+  snprintf(name, sizeof name, "synthetic:%s", p->name);
+  m->name = strdup(name);
+  m->source_dir = strdup(stage);
+  wpath = pf_path_join(stage, ".weights");
+  if (!m->name || !m->source_dir || !wpath) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "synthetic %s: out of memory", p->name);
+    goto done;
+  }
+  if ((s = fill_weights(m, wpath, seed, ctx, err))) goto done;
+  pf_save_opts so = {0};
+  s = pf_model_save(m, dir, &so, existed, ctx, err);
+done:
+  if (s != PF_OK) pf_err_prefix(err, "synthetic %s", p->name);
+  pf_model_release(m);
+  pf_remove_tree(stage, NULL);
+  pf_temp_unregister(stage);
+  free(stage);
+  free(wpath);
+  return s;
+}
+
+int pf_synth_is_spec(const char *path) {
+  return path && !strncmp(path, "synthetic:", 10);
+}
+
+/* "synthetic:NAME[@SEED][:DTYPE]" */
+static pf_status parse_spec(const char *spec, const preset **p, uint64_t *seed, pf_dtype *dt,
+                            pf_err *err) {
+  if (!pf_synth_is_spec(spec))
+    return pf_err_set(err, PF_ERR_INVALID, "%s: expected \"synthetic:NAME[@SEED][:DTYPE]\"",
+                      spec ? spec : "(null)");
+  const char *name = spec + 10, *q = name;
+  while (*q && *q != '@' && *q != ':')
+    q++;
+  if (!(*p = find_preset(name, (size_t)(q - name))))
+    return unknown_preset(spec, name, (size_t)(q - name), err);
+  *seed = SYNTH_DEFAULT_SEED;
+  *dt = (*p)->dtype;
+  if (*q == '@') {
+    const char *d = ++q;
+    uint64_t v = 0;
+    while (*q >= '0' && *q <= '9') {
+      if (v > (UINT64_MAX - 9) / 10) break;
+      v = v * 10 + (uint64_t)(*q++ - '0');
+    }
+    if (q == d || (*q && *q != ':'))
+      return pf_err_set(err, PF_ERR_INVALID, "%s: expected a decimal seed after '@', got \"%s\"",
+                        spec, d);
+    *seed = v ? v : SYNTH_DEFAULT_SEED;
+  }
+  if (*q == ':') {
+    pf_status s = pf_dtype_parse(q + 1, dt, err);
+    if (s != PF_OK) return pf_err_prefix(err, "%s", spec);
+  }
+  return PF_OK;
+}
+
+static char *cache_root(void) {
+  const char *c = getenv("PFRUN_CACHE");
+  if (c && *c) return strdup(c);
+  char buf[4096];
+  const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+  if (x && *x)
+    snprintf(buf, sizeof buf, "%s/pfrun", x);
+  else if (h && *h)
+    snprintf(buf, sizeof buf, "%s/.cache/pfrun", h);
+  else
+    return NULL;
+  return strdup(buf);
+}
+
+pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, pf_err *err) {
+  *out_dir = NULL;
+  const preset *p = NULL;
+  uint64_t seed = SYNTH_DEFAULT_SEED;
+  pf_dtype dt = PF_DTYPE_F32;
+  pf_status s = parse_spec(spec, &p, &seed, &dt, err);
+  if (s != PF_OK) return s;
+  char *root = cache_root(), *dir = NULL, *cfg = NULL;
+  if (!root)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: no cache folder (set PFRUN_CACHE, XDG_CACHE_HOME or HOME)", spec);
+  char leaf[160], dts[8];
+  const char *stn = pf_dtype_st_name(dt);
+  size_t i = 0;
+  for (; stn[i] && i + 1 < sizeof dts; i++)
+    dts[i] = (char)(stn[i] | 0x20); /* lowercase */
+  dts[i] = 0;
+  snprintf(leaf, sizeof leaf, "synthetic/%s-s%llu-%s", p->name, (unsigned long long)seed, dts);
+  dir = pf_path_join(root, leaf);
+  cfg = dir ? pf_path_join(dir, "config.json") : NULL;
+  if (!cfg) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
+    goto done;
+  }
+  if (pf_path_exists(cfg)) goto done; /* cached */
+  pf_synth_opts o = {.preset = p->name, .seed = seed, .have_dtype = 1, .dtype = dt};
+  s = pf_synth_write(&o, dir, ctx, err);
+  /* Lost a race with another writer: its complete folder is as good as ours. */
+  if (s != PF_OK && pf_path_exists(cfg)) {
+    pf_err_clear(err);
+    s = PF_OK;
+  }
+done:
+  free(root);
+  free(cfg);
+  if (s != PF_OK) {
+    free(dir);
+    return s;
+  }
+  *out_dir = dir;
+  return PF_OK;
+}

@@ -1,0 +1,435 @@
+/* check_hfconfig.c — config.json parsing, defaults, validation, serialisation. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "hfconfig.h"
+#include "testutil.h"
+
+/* The five required keys; tests append more keys after them. */
+#define REQ                                                                                        \
+  "\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": 4, "                    \
+  "\"num_attention_heads\": 4, \"vocab_size\": 320"
+
+static pf_model_config parse_ok(const char *json) {
+  pf_model_config c;
+  pf_err err = {0};
+  pf_status s = pf_config_parse(json, "config.json", &c, &err);
+  ck_assert_msg(s == PF_OK, "parse failed: %s", err.msg);
+  return c;
+}
+
+static void parse_fails(const char *json, pf_status code, const char *needle) {
+  pf_model_config c;
+  pf_err err = {0};
+  pf_status s = pf_config_parse(json, "config.json", &c, &err);
+  ck_assert_msg(s == code, "expected status %d for %s, got %d (%s)", code, json, s, err.msg);
+  pf_assert_err(err, needle);
+  ck_assert_ptr_null(c.raw);
+  ck_assert_ptr_null(c.intermediate_sizes);
+  ck_assert_ptr_null(c.layer_types);
+}
+
+START_TEST(test_llama_defaults) {
+  pf_model_config c = parse_ok("{\"model_type\": \"llama\", " REQ "}");
+  ck_assert_str_eq(c.model_type, "llama");
+  ck_assert_int_eq(c.hidden_size, 64);
+  ck_assert_int_eq(c.intermediate_size, 176);
+  ck_assert_int_eq(c.num_hidden_layers, 4);
+  ck_assert_int_eq(c.num_attention_heads, 4);
+  ck_assert_int_eq(c.num_key_value_heads, 4); /* = num_attention_heads */
+  ck_assert_int_eq(c.head_dim, 16);           /* = hidden / heads */
+  ck_assert_int_eq(c.vocab_size, 320);
+  ck_assert_int_eq(c.max_position_embeddings, 2048);
+  ck_assert_double_eq(c.rms_norm_eps, 1e-6);
+  ck_assert_double_eq(c.rope_theta, 10000.0);
+  ck_assert_int_eq(c.tie_word_embeddings, 0);
+  ck_assert_int_eq(c.attention_bias, 0);
+  ck_assert_int_eq(c.mlp_bias, 0);
+  ck_assert_int_eq(c.qk_norm, 0);
+  ck_assert_str_eq(c.hidden_act, "silu");
+  ck_assert_str_eq(c.torch_dtype, "");
+  ck_assert_ptr_null(c.layer_types);
+  ck_assert_ptr_nonnull(c.intermediate_sizes);
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(c.intermediate_sizes[i], 176);
+  ck_assert_str_eq(c.warning, "");
+  pf_config_free(&c);
+  pf_config_free(NULL);
+}
+END_TEST
+
+START_TEST(test_llama_explicit) {
+  pf_model_config c =
+      parse_ok("{\"model_type\": \"llama\", " REQ ", \"num_key_value_heads\": 2, \"head_dim\": 32, "
+               "\"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, \"tie_word_embeddings\": true, "
+               "\"attention_bias\": true, \"mlp_bias\": true, \"hidden_act\": \"gelu\", "
+               "\"torch_dtype\": \"bfloat16\", \"max_position_embeddings\": 131072}");
+  ck_assert_int_eq(c.num_key_value_heads, 2);
+  ck_assert_int_eq(c.head_dim, 32);
+  ck_assert_double_eq(c.rms_norm_eps, 1e-5);
+  ck_assert_double_eq(c.rope_theta, 500000.0);
+  ck_assert_int_eq(c.tie_word_embeddings, 1);
+  ck_assert_int_eq(c.attention_bias, 1);
+  ck_assert_int_eq(c.mlp_bias, 1);
+  ck_assert_str_eq(c.hidden_act, "gelu");
+  ck_assert_str_eq(c.torch_dtype, "bfloat16");
+  ck_assert_int_eq(c.max_position_embeddings, 131072);
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_model_types) {
+  /* mistral: llama-shaped, no extras */
+  pf_model_config c = parse_ok("{\"model_type\": \"mistral\", " REQ ", \"sliding_window\": null}");
+  ck_assert_str_eq(c.model_type, "mistral");
+  ck_assert_int_eq(c.attention_bias + c.qk_norm, 0);
+  ck_assert_str_eq(c.warning, "");
+  pf_config_free(&c);
+  /* qwen2: q/k/v bias always, even when the file says false */
+  c = parse_ok("{\"model_type\": \"qwen2\", " REQ ", \"attention_bias\": false, "
+               "\"tie_word_embeddings\": true}");
+  ck_assert_int_eq(c.attention_bias, 1);
+  ck_assert_int_eq(c.qk_norm, 0);
+  ck_assert_int_eq(c.tie_word_embeddings, 1);
+  pf_config_free(&c);
+  /* qwen3: q_norm/k_norm always; layer_types kept; head_dim given */
+  c = parse_ok("{\"model_type\": \"qwen3\", " REQ ", \"head_dim\": 16, \"layer_types\": "
+               "[\"full_attention\", \"full_attention\", \"sliding_attention\", "
+               "\"full_attention\"]}");
+  ck_assert_int_eq(c.qk_norm, 1);
+  ck_assert_int_eq(c.attention_bias, 0);
+  ck_assert_ptr_nonnull(c.layer_types);
+  ck_assert_str_eq(c.layer_types[2], "sliding_attention");
+  pf_config_free(&c);
+  /* qwen3 without head_dim: transformers' Qwen3Config default is 128 */
+  c = parse_ok("{\"model_type\": \"qwen3\", " REQ "}");
+  ck_assert_int_eq(c.head_dim, 128);
+  pf_config_free(&c);
+  /* SmolLM checkpoints are model_type llama, tied */
+  c = parse_ok("{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
+               "\"hidden_size\": 576, \"intermediate_size\": 1536, \"num_hidden_layers\": 30, "
+               "\"num_attention_heads\": 9, \"num_key_value_heads\": 3, \"vocab_size\": 49152, "
+               "\"tie_word_embeddings\": true, \"rope_theta\": 100000}");
+  ck_assert_int_eq(c.head_dim, 64);
+  ck_assert_int_eq(c.tie_word_embeddings, 1);
+  pf_config_free(&c);
+  /* unknown model_type / missing model_type: accepted with a warning */
+  c = parse_ok("{\"model_type\": \"gemma\", " REQ "}");
+  ck_assert_ptr_nonnull(strstr(c.warning, "gemma"));
+  pf_config_free(&c);
+  c = parse_ok("{" REQ "}");
+  ck_assert_str_eq(c.model_type, "llama");
+  ck_assert_ptr_nonnull(strstr(c.warning, "model_type"));
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_missing_keys) {
+  const char *keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers",
+                        "num_attention_heads", "vocab_size"};
+  for (int k = 0; k < 5; k++) {
+    char json[512] = "{";
+    for (int j = 0; j < 5; j++) {
+      if (j == k) continue;
+      char kv[64];
+      snprintf(kv, sizeof kv, "%s\"%s\": 64", strlen(json) > 1 ? ", " : "", keys[j]);
+      strcat(json, kv);
+    }
+    strcat(json, "}");
+    char needle[96];
+    snprintf(needle, sizeof needle, "config.json: missing required key \"%s\"", keys[k]);
+    parse_fails(json, PF_ERR_INVALID, needle);
+  }
+}
+END_TEST
+
+START_TEST(test_bad_integers) {
+  parse_fails("{\"hidden_size\": \"abc\", \"intermediate_size\": 176, \"num_hidden_layers\": 4, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 320}",
+              PF_ERR_INVALID,
+              "config.json: key \"hidden_size\": expected a positive integer, got \"abc\"");
+  parse_fails("{\"hidden_size\": 64.5, \"intermediate_size\": 176, \"num_hidden_layers\": 4, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 320}",
+              PF_ERR_INVALID, "key \"hidden_size\": expected a positive integer, got 64.5");
+  parse_fails("{" REQ ", \"num_key_value_heads\": 0}", PF_ERR_INVALID,
+              "key \"num_key_value_heads\": expected a positive integer, got 0");
+  parse_fails("{\"hidden_size\": 64, \"intermediate_size\": -176, \"num_hidden_layers\": 4, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 320}",
+              PF_ERR_INVALID, "key \"intermediate_size\": expected a positive integer, got -176");
+  parse_fails("{\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": true, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 320}",
+              PF_ERR_INVALID, "key \"num_hidden_layers\": expected a positive integer, got true");
+  parse_fails("{\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": 4, "
+              "\"num_attention_heads\": 4, \"vocab_size\": null}",
+              PF_ERR_INVALID, "key \"vocab_size\": expected a positive integer, got null");
+  parse_fails("{" REQ ", \"head_dim\": [16]}", PF_ERR_INVALID,
+              "key \"head_dim\": expected a positive integer, got [16]");
+}
+END_TEST
+
+START_TEST(test_bounds) {
+  parse_fails("{\"hidden_size\": 33554432, \"intermediate_size\": 176, \"num_hidden_layers\": 4, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 320}",
+              PF_ERR_INVALID, "key \"hidden_size\": 33554432 is larger than the supported maximum");
+  parse_fails("{\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": 5000, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 320}",
+              PF_ERR_INVALID,
+              "key \"num_hidden_layers\": 5000 is larger than the supported maximum 4096");
+  parse_fails("{\"hidden_size\": 64, \"intermediate_size\": 176, \"num_hidden_layers\": 4, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 8388608}",
+              PF_ERR_INVALID,
+              "key \"vocab_size\": 8388608 is larger than the supported maximum 4194304");
+  parse_fails("{" REQ ", \"head_dim\": 8388608}", PF_ERR_INVALID,
+              "num_attention_heads * head_dim = 33554432 is larger than the supported maximum");
+}
+END_TEST
+
+START_TEST(test_bad_other_types) {
+  parse_fails("{" REQ ", \"tie_word_embeddings\": \"yes\"}", PF_ERR_INVALID,
+              "key \"tie_word_embeddings\": expected true or false, got \"yes\"");
+  parse_fails("{" REQ ", \"attention_bias\": 1}", PF_ERR_INVALID,
+              "key \"attention_bias\": expected true or false, got 1");
+  parse_fails("{" REQ ", \"rms_norm_eps\": -1e-6}", PF_ERR_INVALID,
+              "key \"rms_norm_eps\": expected a positive number, got -1e-06");
+  parse_fails("{" REQ ", \"rope_theta\": \"big\"}", PF_ERR_INVALID,
+              "key \"rope_theta\": expected a positive number, got \"big\"");
+  parse_fails("{" REQ ", \"hidden_act\": \"a-very-long-activation-name\"}", PF_ERR_INVALID,
+              "key \"hidden_act\": expected at most 15 characters");
+  parse_fails("{\"model_type\": 7, " REQ "}", PF_ERR_INVALID,
+              "key \"model_type\": expected a string, got 7");
+}
+END_TEST
+
+START_TEST(test_divisibility) {
+  parse_fails("{" REQ ", \"num_key_value_heads\": 3}", PF_ERR_INVALID,
+              "num_attention_heads 4 is not divisible by num_key_value_heads 3");
+  parse_fails("{\"hidden_size\": 66, \"intermediate_size\": 176, \"num_hidden_layers\": 4, "
+              "\"num_attention_heads\": 4, \"vocab_size\": 320}",
+              PF_ERR_INVALID, "hidden_size 66 is not divisible by num_attention_heads 4");
+  /* with an explicit head_dim, hidden_size need not divide */
+  pf_model_config c = parse_ok("{\"hidden_size\": 66, \"intermediate_size\": 176, "
+                               "\"num_hidden_layers\": 4, \"num_attention_heads\": 4, "
+                               "\"vocab_size\": 320, \"head_dim\": 16}");
+  ck_assert_int_eq(c.head_dim, 16);
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_layer_arrays) {
+  parse_fails("{" REQ ", \"layer_types\": [\"full_attention\"]}", PF_ERR_INVALID,
+              "key \"layer_types\": expected 4 entries (num_hidden_layers), got 1");
+  parse_fails("{" REQ ", \"layer_types\": \"full_attention\"}", PF_ERR_INVALID,
+              "key \"layer_types\": expected a list of strings");
+  parse_fails("{" REQ ", \"layer_types\": [\"a\", \"b\", 3, \"d\"]}", PF_ERR_INVALID,
+              "key \"layer_types[2]\": expected a string, got 3");
+  parse_fails("{" REQ ", \"intermediate_sizes\": [176, 176]}", PF_ERR_INVALID,
+              "key \"intermediate_sizes\": expected 4 entries (num_hidden_layers), got 2");
+  parse_fails("{" REQ ", \"intermediate_sizes\": [176, 0, 176, 176]}", PF_ERR_INVALID,
+              "key \"intermediate_sizes[1]\": expected a positive integer");
+  parse_fails("{" REQ ", \"intermediate_sizes\": [176, 100.5, 176, 176]}", PF_ERR_INVALID,
+              "key \"intermediate_sizes[1]\": expected a positive integer <= 16777216, got 100.5");
+  pf_model_config c = parse_ok("{" REQ ", \"intermediate_sizes\": [176, 100, 176, 64]}");
+  ck_assert_int_eq(c.intermediate_sizes[1], 100);
+  ck_assert_int_eq(c.intermediate_sizes[3], 64);
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_bad_json) {
+  parse_fails("{\"hidden_size\": 64,", PF_ERR_FORMAT, "config.json: invalid JSON near byte");
+  parse_fails("[1, 2]", PF_ERR_FORMAT, "config.json: expected a JSON object at the top level");
+  parse_fails("", PF_ERR_FORMAT, "invalid JSON");
+  parse_fails(NULL, PF_ERR_FORMAT, "invalid JSON");
+}
+END_TEST
+
+START_TEST(test_load_file) {
+  char *dir = pf_test_tmpdir("hfcfg");
+  pf_model_config c;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_load(dir, &c, &err), PF_ERR_NOT_FOUND);
+  pf_assert_err(err, "config.json");
+  char *path = pf_path_join(dir, "config.json");
+  pf_test_write(path, "{\"model_type\": \"llama\", " REQ "}");
+  ck_assert_int_eq(pf_config_load(dir, &c, &err), PF_OK);
+  ck_assert_int_eq(c.hidden_size, 64);
+  pf_config_free(&c);
+  pf_test_write(path, "{\"model_type\": \"llama\", \"hidden_size\": \"x\"}");
+  ck_assert_int_eq(pf_config_load(dir, &c, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "config.json: key \"hidden_size\"");
+  free(path);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+static cJSON *to_json_parsed(const pf_model_config *c) {
+  char *s = pf_config_to_json(c);
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(s[strlen(s) - 1], '\n');
+  cJSON *j = cJSON_Parse(s);
+  ck_assert_ptr_nonnull(j);
+  free(s);
+  return j;
+}
+
+START_TEST(test_to_json_roundtrip) {
+  pf_model_config c =
+      parse_ok("{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", " REQ
+               ", \"foo\": {\"bar\": [1, 2], \"baz\": null}, \"rope_scaling\": null, "
+               "\"torch_dtype\": \"float32\"}");
+  cJSON *j = to_json_parsed(&c);
+  cJSON *foo = cJSON_GetObjectItem(j, "foo");
+  ck_assert_ptr_nonnull(foo);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(foo, "bar")), 2);
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(foo, "baz")));
+  ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "rope_scaling")));
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "architectures")->child->valuestring, "LlamaForCausalLM");
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "num_hidden_layers")->valueint, 4);
+  ck_assert_ptr_null(cJSON_GetObjectItem(j, "intermediate_sizes")); /* uniform */
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "torch_dtype")->valuestring, "float32");
+  /* key order kept: architectures first */
+  ck_assert_str_eq(j->child->string, "architectures");
+  cJSON_Delete(j);
+
+  /* the parsed output parses back to the same config */
+  char *s = pf_config_to_json(&c);
+  pf_model_config d = parse_ok(s);
+  ck_assert_int_eq(d.hidden_size, c.hidden_size);
+  ck_assert_int_eq(d.vocab_size, c.vocab_size);
+  free(s);
+  pf_config_free(&d);
+
+  /* torch_dtype from the field; removing layers updates the count */
+  snprintf(c.torch_dtype, sizeof c.torch_dtype, "bfloat16");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_remove_layer(&c, 0, &err), PF_OK);
+  j = to_json_parsed(&c);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "torch_dtype")->valuestring, "bfloat16");
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "num_hidden_layers")->valueint, 3);
+  cJSON_Delete(j);
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_to_json_intermediate_sizes) {
+  pf_model_config c = parse_ok("{\"model_type\": \"qwen3\", " REQ ", \"head_dim\": 16, "
+                               "\"layer_types\": [\"a\", \"b\", \"c\", \"d\"]}");
+  c.intermediate_sizes[1] = 100;
+  c.intermediate_sizes[2] = 150;
+  cJSON *j = to_json_parsed(&c);
+  cJSON *is = cJSON_GetObjectItem(j, "intermediate_sizes");
+  ck_assert_ptr_nonnull(is);
+  ck_assert_int_eq(cJSON_GetArraySize(is), 4);
+  ck_assert_int_eq(cJSON_GetArrayItem(is, 1)->valueint, 100);
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "intermediate_size")->valueint, 176); /* the max */
+  cJSON_Delete(j);
+  /* remove layer 1 (width 100), then layer 1 (width 150 now): uniform again -> key removed,
+     even though a reparsed raw would carry it */
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_remove_layer(&c, 1, &err), PF_OK);
+  ck_assert_str_eq(c.layer_types[1], "c");
+  ck_assert_int_eq(c.intermediate_sizes[1], 150);
+  char *s = pf_config_to_json(&c);
+  pf_model_config d = parse_ok(s); /* raw of d has intermediate_sizes [176, 150, 176] */
+  free(s);
+  ck_assert_int_eq(d.num_hidden_layers, 3);
+  ck_assert_int_eq(d.intermediate_sizes[1], 150);
+  ck_assert_int_eq(pf_config_remove_layer(&d, 1, &err), PF_OK);
+  j = to_json_parsed(&d);
+  ck_assert_ptr_null(cJSON_GetObjectItem(j, "intermediate_sizes"));
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "layer_types")), 2);
+  ck_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "layer_types"), 1)->valuestring, "d");
+  cJSON_Delete(j);
+  /* all widths shrunk uniformly: intermediate_size follows */
+  for (int i = 0; i < 2; i++)
+    d.intermediate_sizes[i] = 88;
+  j = to_json_parsed(&d);
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "intermediate_size")->valueint, 88);
+  cJSON_Delete(j);
+  pf_config_free(&d);
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_copy_and_remove) {
+  pf_model_config c = parse_ok("{\"model_type\": \"qwen3\", " REQ ", \"head_dim\": 16, "
+                               "\"layer_types\": [\"a\", \"b\", \"c\", \"d\"]}");
+  pf_model_config d;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_copy(&d, &c, &err), PF_OK);
+  ck_assert_ptr_ne(d.raw, c.raw);
+  ck_assert_ptr_ne(d.intermediate_sizes, c.intermediate_sizes);
+  ck_assert_int_eq(pf_config_remove_layer(&d, 3, &err), PF_OK);
+  ck_assert_int_eq(d.num_hidden_layers, 3);
+  ck_assert_int_eq(c.num_hidden_layers, 4);
+  ck_assert_str_eq(c.layer_types[3], "d");
+  ck_assert_int_eq(pf_config_remove_layer(&d, 3, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "expected an index in [0, 3)");
+  ck_assert_int_eq(pf_config_remove_layer(&d, -1, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_config_remove_layer(&d, 0, &err), PF_OK);
+  ck_assert_int_eq(pf_config_remove_layer(&d, 0, &err), PF_OK);
+  ck_assert_int_eq(pf_config_remove_layer(&d, 0, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "only one layer");
+  ck_assert_str_eq(d.layer_types[0], "c");
+  pf_config_free(&d);
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_to_json_without_raw) {
+  pf_model_config c =
+      parse_ok("{\"model_type\": \"mistral\", " REQ ", \"num_key_value_heads\": 2}");
+  cJSON_Delete(c.raw);
+  c.raw = NULL;
+  cJSON *j = to_json_parsed(&c);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "model_type")->valuestring, "mistral");
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "num_key_value_heads")->valueint, 2);
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "head_dim")->valueint, 16);
+  cJSON_Delete(j);
+  pf_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_pretty_printer) {
+  cJSON *j = cJSON_Parse("{\"a\": 1, \"b\": [1, 2.5, \"x\\\"y\"], \"c\": {}, \"d\": [], "
+                         "\"e\": {\"f\": null, \"g\": true}, \"h\": 1e-05}");
+  char *s = pf_json_print_pretty(j);
+  ck_assert_str_eq(s, "{\n  \"a\": 1,\n  \"b\": [\n    1,\n    2.5,\n    \"x\\\"y\"\n  ],\n"
+                      "  \"c\": {},\n  \"d\": [],\n  \"e\": {\n    \"f\": null,\n    \"g\": true\n"
+                      "  },\n  \"h\": 1e-05\n}\n");
+  free(s);
+  cJSON_Delete(j);
+  ck_assert_ptr_null(pf_json_print_pretty(NULL));
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("hfconfig");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, test_llama_defaults);
+  tcase_add_test(tc, test_llama_explicit);
+  tcase_add_test(tc, test_model_types);
+  tcase_add_test(tc, test_missing_keys);
+  tcase_add_test(tc, test_bad_integers);
+  tcase_add_test(tc, test_bounds);
+  tcase_add_test(tc, test_bad_other_types);
+  tcase_add_test(tc, test_divisibility);
+  tcase_add_test(tc, test_layer_arrays);
+  tcase_add_test(tc, test_bad_json);
+  tcase_add_test(tc, test_load_file);
+  tcase_add_test(tc, test_to_json_roundtrip);
+  tcase_add_test(tc, test_to_json_intermediate_sizes);
+  tcase_add_test(tc, test_copy_and_remove);
+  tcase_add_test(tc, test_to_json_without_raw);
+  tcase_add_test(tc, test_pretty_printer);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

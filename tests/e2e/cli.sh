@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end: the OptiPFair-style command line on a synthetic model.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 M=synthetic:llama-tiny
 
 expect_ok "help" --help

@@ -1,4 +1,4 @@
-# lib.sh — tiny assertion helpers for the end-to-end tests (sourced, not a test).
+# lib.bash — tiny assertion helpers for the end-to-end tests (sourced, not a test).
 # Each test script gets: $1 = path of the pfrun binary, $2 = ../shared (may be absent).
 PFRUN=${1:?usage: test.sh PFRUN [SHARED]}
 SHARED=${2:-}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# End-to-end: YAML recipes and Lua scripts through the real binary.
+source "$(dirname "$0")/lib.bash"
+
+# the demo recipe, redirected to a scratch folder
+expect_ok "demo recipe" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/demo" --quiet
+check "demo width checkpoint" test -f "$WORK/demo/width-maw20/model.safetensors"
+check "demo depth checkpoint" test -f "$WORK/demo/depth-last2/model.safetensors"
+check "demo results.json" grep -q '"prune_depth"' "$WORK/demo/results.json"
+# llama-small: I=352, 20 % -> k=282 (trunc 70.4), divisor 32 -> 256
+check "demo width 256" grep -q '"intermediate_size": 256' "$WORK/demo/width-maw20/config.json"
+check "demo depth 4 layers" grep -q '"num_hidden_layers": 4' "$WORK/demo/depth-last2/config.json"
+expect_ok "pruned checkpoint reloads" analyze --model-path "$WORK/demo/width-maw20"
+expect_in "reloaded width" "Intermediate size: 256"
+
+# dry run writes nothing
+expect_ok "demo dry run" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/dry" --dry-run
+expect_in "dry run mentions plan" "plan"
+check "dry run wrote nothing" test ! -e "$WORK/dry"
+
+# every example recipe validates in dry-run
+for r in "$SRC"/recipes/*.yaml; do
+  expect_ok "dry run $(basename "$r")" "$r" --set output_dir="$WORK/dry-$(basename "$r" .yaml)" --dry-run --quiet
+done
+
+# recipe errors point at file:line:col and name the step
+cat > "$WORK/bad.yaml" <<'YAML'
+pfrun: 1
+name: bad
+steps:
+  - id: base
+    op: load
+    path: synthetic:llama-tiny
+  - op: prune_width
+    model: base
+    pruning_pct: 20
+YAML
+expect_fail "unknown parameter" "bad.yaml:" "$WORK/bad.yaml"
+expect_in "names the step" "step 2 (prune_width)"
+expect_in "names the parameter" "pruning_pct"
+printf 'pfrun: 1\nsteps:\n  - op: frobnicate\n' > "$WORK/badop.yaml"
+expect_fail "unknown op" "frobnicate" "$WORK/badop.yaml"
+printf 'pfrun: 1\nsteps: [\n' > "$WORK/syntax.yaml"
+expect_fail "yaml syntax" "syntax.yaml:" "$WORK/syntax.yaml"
+printf 'pfrun: 1\nsteps:\n  - op: load\n    path: ${nope}\n' > "$WORK/var.yaml"
+expect_fail "missing var" "nope" "$WORK/var.yaml"
+expect_fail "missing recipe" "missing.yaml" "$WORK/missing.yaml"
+
+# Lua: load once, several variants, <close>, save
+cat > "$WORK/sweep.lua" <<'LUA'
+local base <close> = pf.load{ path = arg[1] }
+local out = arg[2]
+for _, method in ipairs{ "MAW", "VOW", "PON", "L2" } do
+  for _, pct in ipairs{ 10, 30 } do
+    local m <close>, stats = pf.prune_width{ model = base, method = method, pruning_percentage = pct }
+    print(string.format("%s %d %.4f %d", method, pct, stats.percentage_reduction, m.parameters))
+  end
+end
+local d <close> = pf.prune_depth{ model = base, num_layers_to_remove = 1 }
+pf.save{ model = d, path = out }
+print("layers", d.num_hidden_layers)
+LUA
+expect_ok "lua sweep" "$WORK/sweep.lua" synthetic:llama-tiny "$WORK/lua-depth"
+expect_in "lua printed MAW" "MAW 10"
+expect_in "lua printed L2" "L2 30"
+expect_in "lua layers" "layers	3"
+check "lua saved" test -f "$WORK/lua-depth/model.safetensors"
+printf 'local m = pf.load{ path = "synthetic:llama-tiny" }\npf.prune_width{ model = m, pruning_percentage = 500 }\n' > "$WORK/err.lua"
+expect_fail "lua error" "pf.prune_width" "$WORK/err.lua"
+expect_in "lua traceback" "traceback"
+printf 'this is not lua\n' > "$WORK/syntax.lua"
+expect_fail "lua syntax" "syntax.lua" "$WORK/syntax.lua"
+
+finish

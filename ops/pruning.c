@@ -124,6 +124,9 @@ pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_e
     out[i] = pf_neuron_score(g, u, H, m);
   }
   free(buf);
+  /* the rows are read once: do not keep the mapped pages resident */
+  pf_tensor_release_pages(l->gate_proj);
+  pf_tensor_release_pages(l->up_proj);
   return PF_OK;
 }
 

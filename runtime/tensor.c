@@ -300,6 +300,69 @@ fail:
   return st;
 }
 
+static const char *scratch_dir(void) {
+  const char *d = getenv("PFRUN_SCRATCH");
+  if (!d || !*d) d = getenv("TMPDIR");
+  if (!d || !*d) d = "/var/tmp";
+  return d;
+}
+
+/* Rows [r0, r1) of a derived tensor into dst (contiguous output rows). */
+typedef void (*fill_rows_fn)(const void *job, int64_t r0, int64_t r1, char *dst);
+
+static int pwrite_fully(int fd, const char *p, size_t n, off_t off) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? errno : EIO;
+    p += w;
+    n -= (size_t)w;
+    off += w;
+  }
+  return 0;
+}
+
+/* Build `rows` rows of `row_bytes` into an unlinked scratch file through a small
+ * reusable buffer (pwrite into the page cache, no page faults on a writable
+ * mapping), then map it read-only. PF_ERR_IO/NOMEM when that is not possible. */
+static pf_status scratch_build(size_t rows, size_t row_bytes, fill_rows_fn fill, const void *job,
+                               pf_storage **out, pf_err *err) {
+  *out = NULL;
+  size_t bytes = rows * row_bytes, chunk_rows = ((size_t)1 << 20) / (row_bytes ? row_bytes : 1);
+  if (chunk_rows == 0) chunk_rows = 1;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/pfrun-scratch-XXXXXX", scratch_dir());
+  int fd = mkostemp(path, O_CLOEXEC);
+  if (fd < 0)
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot create a scratch file: %s", path,
+                      strerror(errno));
+  unlink(path); /* anonymous from now on: gone when unmapped, even after a crash */
+  pf_storage *s = calloc(1, sizeof *s);
+  char *buf = malloc(chunk_rows * row_bytes);
+  int e = (!s || !buf) ? ENOMEM : 0;
+  for (size_t r = 0; !e && r < rows; r += chunk_rows) {
+    size_t n = rows - r < chunk_rows ? rows - r : chunk_rows;
+    fill(job, (int64_t)r, (int64_t)(r + n), buf);
+    e = pwrite_fully(fd, buf, n * row_bytes, (off_t)(r * row_bytes));
+  }
+  void *p = MAP_FAILED;
+  if (!e && (p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) e = errno;
+  close(fd);
+  free(buf);
+  if (e) {
+    free(s);
+    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO,
+                      "%s: cannot write a %zu-byte scratch file: %s", scratch_dir(), bytes,
+                      strerror(e));
+  }
+  s->data = p;
+  s->size = bytes;
+  s->is_mmap = 1;
+  s->refcount = 1;
+  *out = s;
+  return PF_OK;
+}
+
 void pf_storage_retain(pf_storage *s) {
   if (s) s->refcount++;
 }
@@ -324,6 +387,17 @@ size_t pf_storage_size(const pf_storage *s) {
 }
 const char *pf_storage_path(const pf_storage *s) {
   return s && s->is_mmap ? s->path : NULL;
+}
+int pf_storage_is_mapped(const pf_storage *s) {
+  return s && s->is_mmap && s->data;
+}
+
+void pf_tensor_release_pages(const pf_tensor *t) {
+  if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->nbytes == 0) return;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+  uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+  if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* ---- tensors ---- */
@@ -509,11 +583,64 @@ static pf_status check_ndim(const char *op, const pf_tensor *t, int ndim, pf_err
   return PF_OK;
 }
 
-/* Result tensor: heap, or planned when the source is planned (dry runs). */
-static pf_status new_like(const pf_tensor *t, int ndim, const int64_t *shape, pf_tensor **out,
-                          pf_err *err) {
+/* A derived 2-D tensor of `rows` x `cols` (dtype of t) filled by `fill`: planned
+ * when t is planned (dry runs), a scratch-file mapping when large (see
+ * PF_SCRATCH_MIN in tensor.h; falls back to the heap when no scratch file can be
+ * made), else heap. The source pages read are released afterwards. */
+static pf_status derive(const pf_tensor *t, int ndim, const int64_t *shape, fill_rows_fn fill,
+                        const void *job, pf_tensor **out, pf_err *err) {
   if (!t->data) return pf_tensor_new_planned(t->dtype, ndim, shape, out, err);
-  return pf_tensor_new(t->dtype, ndim, shape, out, err);
+  size_t rows = ndim == 2 ? (size_t)shape[0] : 1;
+  size_t row_bytes = (size_t)shape[ndim - 1] * pf_dtype_size(t->dtype);
+  pf_status st = PF_ERR_NOMEM;
+  if (rows * row_bytes >= PF_SCRATCH_MIN) {
+    pf_storage *s = NULL;
+    if (scratch_build(rows, row_bytes, fill, job, &s, NULL) == PF_OK) {
+      st = pf_tensor_view(s, 0, t->dtype, ndim, shape, out, err);
+      pf_storage_release(s); /* the view holds it */
+    }
+  }
+  if (st != PF_OK) {
+    if ((st = pf_tensor_new(t->dtype, ndim, shape, out, err)) != PF_OK) return st;
+    fill(job, 0, (int64_t)rows, pf_tensor_mutable_data(*out));
+  }
+  pf_tensor_release_pages(t);
+  return PF_OK;
+}
+
+typedef struct gather_job {
+  const char *src;
+  int64_t src_cols; /* elements per source row */
+  const int64_t *idx;
+  int64_t k;
+  size_t esz;
+} gather_job;
+
+/* Output row i = source row idx[i]. */
+static void fill_rows(const void *vj, int64_t r0, int64_t r1, char *dst) {
+  const gather_job *j = vj;
+  size_t row = (size_t)j->src_cols * j->esz;
+  for (int64_t i = r0; i < r1; i++)
+    memcpy(dst + (size_t)(i - r0) * row, j->src + (size_t)j->idx[i] * row, row);
+}
+
+/* Output row r = source row r at columns idx[0..k). */
+static void fill_cols(const void *vj, int64_t r0, int64_t r1, char *dst) {
+  const gather_job *j = vj;
+  const size_t esz = j->esz;
+  const int64_t k = j->k;
+#pragma omp parallel for schedule(static) if ((r1 - r0) * k > (1 << 20))
+  for (int64_t r = r0; r < r1; r++) {
+    const char *s = j->src + (size_t)r * (size_t)j->src_cols * esz;
+    char *d = dst + (size_t)(r - r0) * (size_t)k * esz;
+    if (esz == 2) {
+      for (int64_t c = 0; c < k; c++)
+        memcpy(d + 2 * c, s + 2 * j->idx[c], 2);
+    } else {
+      for (int64_t c = 0; c < k; c++)
+        memcpy(d + 4 * c, s + 4 * j->idx[c], 4);
+    }
+  }
 }
 
 pf_status pf_tensor_select_rows(const pf_tensor *t, const int64_t *idx, int64_t k, pf_tensor **out,
@@ -523,34 +650,8 @@ pf_status pf_tensor_select_rows(const pf_tensor *t, const int64_t *idx, int64_t 
   if (s == PF_OK) s = check_indices("select_rows", t, idx, k, t->shape[0], err);
   if (s != PF_OK) return s;
   int64_t shape[2] = {k, t->shape[1]};
-  pf_tensor *r = NULL;
-  if ((s = new_like(t, 2, shape, &r, err)) != PF_OK) return s;
-  if (t->data) {
-    size_t row = (size_t)t->shape[1] * pf_dtype_size(t->dtype);
-    char *dst = (char *)r->data;
-    for (int64_t i = 0; i < k; i++)
-      memcpy(dst + (size_t)i * row, (const char *)t->data + (size_t)idx[i] * row, row);
-  }
-  *out = r;
-  return PF_OK;
-}
-
-/* Gather columns of every row; element size 2 or 4. */
-static void gather_cols(char *dst, const char *src, int64_t rows, int64_t cols, const int64_t *idx,
-                        int64_t k, size_t esz) {
-  int64_t work = rows * k;
-#pragma omp parallel for schedule(static) if (work > (1 << 20))
-  for (int64_t r = 0; r < rows; r++) {
-    const char *s = src + (size_t)r * (size_t)cols * esz;
-    char *d = dst + (size_t)r * (size_t)k * esz;
-    if (esz == 2) {
-      for (int64_t j = 0; j < k; j++)
-        memcpy(d + 2 * j, s + 2 * idx[j], 2);
-    } else {
-      for (int64_t j = 0; j < k; j++)
-        memcpy(d + 4 * j, s + 4 * idx[j], 4);
-    }
-  }
+  gather_job j = {t->data, t->shape[1], idx, k, pf_dtype_size(t->dtype)};
+  return derive(t, 2, shape, fill_rows, &j, out, err);
 }
 
 pf_status pf_tensor_select_cols(const pf_tensor *t, const int64_t *idx, int64_t k, pf_tensor **out,
@@ -560,13 +661,8 @@ pf_status pf_tensor_select_cols(const pf_tensor *t, const int64_t *idx, int64_t 
   if (s == PF_OK) s = check_indices("select_cols", t, idx, k, t->shape[1], err);
   if (s != PF_OK) return s;
   int64_t shape[2] = {t->shape[0], k};
-  pf_tensor *r = NULL;
-  if ((s = new_like(t, 2, shape, &r, err)) != PF_OK) return s;
-  if (t->data)
-    gather_cols((char *)r->data, t->data, t->shape[0], t->shape[1], idx, k,
-                pf_dtype_size(t->dtype));
-  *out = r;
-  return PF_OK;
+  gather_job j = {t->data, t->shape[1], idx, k, pf_dtype_size(t->dtype)};
+  return derive(t, 2, shape, fill_cols, &j, out, err);
 }
 
 pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t k, pf_tensor **out,
@@ -575,10 +671,6 @@ pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t
   pf_status s = check_ndim("select_elems", t, 1, err);
   if (s == PF_OK) s = check_indices("select_elems", t, idx, k, t->shape[0], err);
   if (s != PF_OK) return s;
-  pf_tensor *r = NULL;
-  if ((s = new_like(t, 1, &k, &r, err)) != PF_OK) return s;
-  if (t->data)
-    gather_cols((char *)r->data, t->data, 1, t->shape[0], idx, k, pf_dtype_size(t->dtype));
-  *out = r;
-  return PF_OK;
+  gather_job j = {t->data, t->shape[0], idx, k, pf_dtype_size(t->dtype)};
+  return derive(t, 1, &k, fill_cols, &j, out, err);
 }

@@ -42,6 +42,7 @@ void pf_storage_release(pf_storage *s); /* NULL ok */
 void *pf_storage_data(pf_storage *s);   /* writable only for heap storage */
 size_t pf_storage_size(const pf_storage *s);
 const char *pf_storage_path(const pf_storage *s); /* file path for mmap storage, else NULL */
+int pf_storage_is_mapped(const pf_storage *s);    /* 1 for file or scratch mappings */
 
 typedef struct pf_tensor {
   int refcount;
@@ -71,11 +72,24 @@ void *pf_tensor_mutable_data(pf_tensor *t);
 /* "[8192, 2048]" into buf; returns buf. */
 char *pf_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 
+/* Hint that the tensor's bytes are not needed in memory now: for mapped
+ * storage its whole pages are dropped from this process (they stay in the page
+ * cache / scratch file and fault back in on the next access); no-op for heap
+ * storage and planned tensors. Never changes the tensor's contents. */
+void pf_tensor_release_pages(const pf_tensor *t);
+
 /* Row r of a 2-D tensor (or the whole 1-D tensor when r == 0) as float32. */
 void pf_tensor_row_f32(const pf_tensor *t, int64_t r, float *out);
 /* Whole tensor as float32 into out[numel]. */
 void pf_tensor_to_f32(const pf_tensor *t, float *out);
 
+/* The select functions below return heap tensors, or — when the result is
+ * PF_SCRATCH_MIN bytes or more — tensors mapped read-only from an unlinked
+ * scratch file (in $PFRUN_SCRATCH, else $TMPDIR, else /var/tmp) filled through a
+ * small buffer, so large derived tensors (pruned slices) live in the page cache
+ * instead of pinning anonymous memory: a 70B model can be pruned in far less RAM
+ * than its pruned size. The source pages they read are released afterwards. */
+#define PF_SCRATCH_MIN ((size_t)16 << 20)
 /* New 2-D tensor made of rows idx[0..k) of t (same dtype, exact bytes). */
 pf_status pf_tensor_select_rows(const pf_tensor *t, const int64_t *idx, int64_t k,
                                 pf_tensor **out, pf_err *err);

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 #include "fsutil.h"
 #include "op.h"
@@ -77,6 +79,14 @@ static char *fmt_thousands(int64_t v, char *buf, size_t n) {
   return buf;
 }
 
+/* One-line JSON of v (malloc'd), or NULL. */
+static char *compact_json(const pf_value *v) {
+  cJSON *j = pf_value_to_json(v);
+  char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+  cJSON_Delete(j);
+  return text;
+}
+
 static int print_json(FILE *f, const pf_value *v) {
   char *text = pf_value_to_json_text(v);
   if (!text) return 1;
@@ -111,6 +121,8 @@ static pf_status run_op(const char *name, pf_value *params, pf_model *model, pf_
 }
 
 /* ---- subcommands ---- */
+
+static void print_save_plan(const pf_value *plan);
 
 static void print_prune_summary(const pf_value *r) {
   char a[40], b[40], c[40];
@@ -155,9 +167,10 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_map_del(stats, "op");
   pf_map_del(stats, "seconds");
   if (c->dry_run) {
-    printf("Dry run: nothing was read or written.\n");
+    printf("Dry run: no weight was read or written. Plan for %s:\n",
+           pf_map_str(c->save_params, "path", ""));
     pf_value *plan = pf_map_get(saved, "plan");
-    if (plan) print_json(stdout, plan);
+    if (plan) print_save_plan(plan);
   } else if (!c->quiet) {
     print_prune_summary(stats);
     printf("Saved to %s\n", pf_map_str(c->save_params, "path", ""));
@@ -266,17 +279,78 @@ static int cmd_ops(pf_cli *c) {
   return 0;
 }
 
+/* Human-readable plan of one save step (dry runs). */
+static void print_save_plan(const pf_value *plan) {
+  char a[40], b[40];
+  const pf_value *shapes = pf_map_get(plan, "output_shapes");
+  size_t n = shapes && shapes->type == PF_V_MAP ? shapes->u.map.len : 0;
+  printf("      changed tensors: %zu\n", n);
+  for (size_t i = 0; i < n && i < 6; i++) {
+    char *j = compact_json(shapes->u.map.vals[i]);
+    printf("        %s -> %s\n", shapes->u.map.keys[i], j ? j : "?");
+    free(j);
+  }
+  if (n > 6) printf("        ... (%zu more)\n", n - 6);
+  if (pf_map_has(plan, "parameters_before"))
+    printf("      parameters: %s -> %s\n",
+           fmt_thousands(pf_map_int(plan, "parameters_before", 0), a, sizeof a),
+           fmt_thousands(pf_map_int(plan, "parameters_after", 0), b, sizeof b));
+  const pf_value *diff = pf_map_get(plan, "config_diff");
+  for (size_t i = 0; diff && diff->type == PF_V_MAP && i < diff->u.map.len; i++) {
+    char *j = compact_json(diff->u.map.vals[i]);
+    printf("      config %s: %s\n", diff->u.map.keys[i], j ? j : "?");
+    free(j);
+  }
+  printf("      peak extra memory: %s bytes\n",
+         fmt_thousands(pf_map_int(plan, "peak_memory_bytes", 0), a, sizeof a));
+}
+
+static void print_recipe_plan(const pf_value *res) {
+  const pf_value *steps = pf_map_get(res, "steps");
+  for (size_t i = 0; steps && steps->type == PF_V_LIST && i < steps->u.list.len; i++) {
+    const pf_value *st = steps->u.list.items[i], *r = pf_map_get(st, "result");
+    const char *id = pf_map_str(st, "id", NULL);
+    printf("  step %zu %s%s%s\n", i + 1, pf_map_str(st, "op", "?"), id ? " " : "", id ? id : "");
+    const pf_value *params = pf_map_get(st, "params");
+    for (size_t k = 0; params && params->type == PF_V_MAP && k < params->u.map.len; k++) {
+      char *j = compact_json(params->u.map.vals[k]);
+      if (j) printf("      %s = %s\n", params->u.map.keys[k], j);
+      free(j);
+    }
+    if (r && pf_map_has(r, "pruned_parameters"))
+      printf("      parameters after: %lld\n", (long long)pf_map_int(r, "pruned_parameters", 0));
+    const pf_value *plan = r ? pf_map_get(r, "plan") : NULL;
+    if (plan) print_save_plan(plan);
+  }
+}
+
 static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
   pf_value *res = NULL;
   pf_recipe_opts o = {.sets = c->sets, .n_sets = c->n_sets};
   if (pf_recipe_run(c->file, &o, ctx, &res, &err) != PF_OK) return fail(&err);
   if (c->dry_run) {
-    printf("Dry run of %s: every step validated; plan:\n", c->file);
-    print_json(stdout, res);
+    printf("Dry run of %s: every step validated, no weight read or written. Plan:\n", c->file);
+    print_recipe_plan(res);
   } else if (!c->quiet) {
     const pf_value *steps = pf_map_get(res, "steps");
     size_t n = steps && steps->type == PF_V_LIST ? steps->u.list.len : 0;
+    char a[40], b[40];
+    for (size_t i = 0; i < n; i++) {
+      const pf_value *st = steps->u.list.items[i], *r = pf_map_get(st, "result");
+      const char *id = pf_map_str(st, "id", NULL);
+      printf("  %zu. %-12s %-12s %8.3f s", i + 1, pf_map_str(st, "op", "?"), id ? id : "",
+             pf_map_num(st, "seconds", 0));
+      if (r && pf_map_has(r, "pruned_parameters"))
+        printf("  parameters %s -> %s (-%.2f%%)",
+               fmt_thousands(pf_map_int(r, "original_parameters", 0), a, sizeof a),
+               fmt_thousands(pf_map_int(r, "pruned_parameters", 0), b, sizeof b),
+               pf_map_num(r, "percentage_reduction", 0));
+      else if (r && pf_map_has(r, "path")) printf("  -> %s", pf_map_str(r, "path", ""));
+      else if (r && pf_map_has(r, "parameters"))
+        printf("  %s parameters", fmt_thousands(pf_map_int(r, "parameters", 0), a, sizeof a));
+      printf("\n");
+    }
     printf("Recipe %s: %zu steps done; results in %s/results.json\n", c->file, n,
            pf_map_str(res, "output_dir", "."));
   }

@@ -71,4 +71,11 @@ expect_in "lua traceback" "traceback"
 printf 'this is not lua\n' > "$WORK/syntax.lua"
 expect_fail "lua syntax" "syntax.lua" "$WORK/syntax.lua"
 
+# the example scripts run as documented
+for s in "$SRC"/scripts/*.lua; do
+  expect_ok "script $(basename "$s")" "$s" synthetic:llama-tiny "$WORK/script-$(basename "$s" .lua)"
+done
+check "sweep saved" test -f "$WORK/script-sweep_width/maw40-div32/config.json"
+check "width_vs_depth saved" test -f "$WORK/script-width_vs_depth/depth/config.json"
+
 finish

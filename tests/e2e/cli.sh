@@ -65,8 +65,9 @@ expect_fail "depth pct all" "would remove 0 layers" prune --model-path $M --outp
 
 # dry run: plan only
 expect_ok "dry run" prune --model-path $M --output-path "$WORK/dry" --pruning-percentage 20 --dry-run
-expect_in "dry run plan shapes" "output_shapes"
-expect_in "dry run memory" "peak_memory_bytes"
+expect_in "dry run plan shapes" "model.layers.0.mlp.down_proj.weight -> [64,141]"
+expect_in "dry run memory" "peak extra memory"
+expect_in "dry run config diff" "config intermediate_size: [176,141]"
 check "dry run wrote nothing" test ! -e "$WORK/dry"
 
 # analyze

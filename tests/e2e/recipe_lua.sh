@@ -15,7 +15,7 @@ expect_in "reloaded width" "Intermediate size: 256"
 
 # dry run writes nothing
 expect_ok "demo dry run" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/dry" --dry-run
-expect_in "dry run mentions plan" "plan"
+expect_in "dry run shows changed tensors" "changed tensors: 18"
 check "dry run wrote nothing" test ! -e "$WORK/dry"
 
 # every example recipe validates in dry-run

@@ -1,0 +1,87 @@
+/* forward.h — the one implementation of the LLaMA-family decoder, with taps.
+ *
+ * RMSNorm, RoPE (default / linear / llama3 scaling), grouped-query attention with
+ * causal and padding masks, SwiGLU MLP, Qwen2 q/k/v biases, Qwen3 q/k RMSNorm,
+ * tied or untied lm_head, per-layer intermediate sizes (pruned models). Weights
+ * stay in their stored dtype (F32/BF16/F16); activations are float32.
+ * Calibration, layer importance, bias activations and perplexity are all taps and
+ * logits callbacks on this forward: nothing else in pfrun runs the model.
+ *
+ * Batches are right-padded: ids [batch, seq] with mask [batch, seq] (1 = token,
+ * 0 = padding). Positions are 0..seq-1 for every row (what transformers uses for
+ * right padding). Padded keys are masked out of attention; padded query rows are
+ * still computed (their values are defined but meaningless; taps get the mask).
+ */
+#ifndef PF_FORWARD_H
+#define PF_FORWARD_H
+
+#include "model.h"
+
+typedef enum pf_tap_point {
+  PF_TAP_LAYER_INPUT = 0,    /* hidden state entering the layer        [B, S, H] */
+  PF_TAP_INPUT_NORM,         /* input_layernorm output                 [B, S, H] */
+  PF_TAP_ATTENTION_OUTPUT,   /* self_attn output (after o_proj)        [B, S, H] */
+  PF_TAP_GATE_PROJ,          /* gate_proj output (before the act)      [B, S, I_l] */
+  PF_TAP_UP_PROJ,            /* up_proj output                         [B, S, I_l] */
+  PF_TAP_DOWN_PROJ_INPUT,    /* act(gate) * up, the input of down_proj [B, S, I_l] */
+  PF_TAP_DOWN_PROJ,          /* down_proj output                       [B, S, H] */
+  PF_TAP_MLP_OUTPUT,         /* mlp output (== down_proj output)       [B, S, H] */
+  PF_TAP_LAYER_OUTPUT,       /* hidden state leaving the layer         [B, S, H] */
+  PF_TAP_COUNT
+} pf_tap_point;
+
+/* "layer_input", "input_norm", "attention_output", "gate_proj", "up_proj",
+ * "down_proj_input", "down_proj", "mlp_output", "layer_output". */
+const char *pf_tap_name(pf_tap_point p);
+/* PF_ERR_INVALID naming the valid names when unknown. */
+pf_status pf_tap_parse(const char *name, pf_tap_point *out, pf_err *err);
+
+typedef struct pf_tap_event {
+  pf_tap_point point;
+  int64_t layer;        /* position in the model's layer list (0-based) */
+  int64_t batch, seq;   /* B, S */
+  int64_t width;        /* H or the layer's intermediate size */
+  const float *data;    /* [B, S, width], contiguous; valid only during the call */
+  const int32_t *mask;  /* [B, S]: 1 token, 0 padding (never NULL) */
+} pf_tap_event;
+
+/* Called on the calling thread, outside any parallel region, in forward order
+ * (layer by layer; within a layer in the order of pf_tap_point). A non-OK return
+ * stops the forward and is returned by pf_forward_run. */
+typedef pf_status (*pf_tap_fn)(void *user_data, const pf_tap_event *ev, pf_err *err);
+
+typedef struct pf_taps {
+  uint32_t points;        /* bit (1u << pf_tap_point) per wanted point */
+  const uint8_t *layers;  /* NULL = every layer, else [n_layers] flags */
+  pf_tap_fn fn;
+  void *user_data;
+} pf_taps;
+
+/* Logits of consecutive flattened positions: rows [row0, row0 + nrows) of the
+ * [B*S, vocab] logits matrix (row = b*S + s). Called in chunks (the full matrix
+ * is never materialised), on the calling thread. */
+typedef pf_status (*pf_logits_fn)(void *user_data, int64_t row0, int64_t nrows,
+                                  const float *logits, int64_t vocab, pf_err *err);
+
+typedef struct pf_batch {
+  int64_t batch, seq;
+  const int32_t *ids;  /* [batch, seq] */
+  const int32_t *mask; /* [batch, seq], right padding; NULL = no padding */
+} pf_batch;
+
+/* A forward runner bound to one model: RoPE tables, weights checks, reusable
+ * activation buffers (grown to the largest batch seen, then reused). The model
+ * is retained. Not thread-safe: one runner per thread. */
+typedef struct pf_forward pf_forward;
+
+pf_status pf_forward_new(const pf_model *m, pf_forward **out, pf_err *err);
+void pf_forward_free(pf_forward *f); /* NULL ok */
+
+/* Run the batch. `taps` and `logits_fn` may be NULL (then the lm_head is skipped
+ * when no logits are wanted). Errors: ids outside the vocabulary (naming the
+ * batch row and position), seq longer than max_position_embeddings, taps errors,
+ * PF_ERR_INTERRUPTED via ctx->interrupt (checked between layers). */
+pf_status pf_forward_run(pf_forward *f, const pf_batch *b, const pf_taps *taps,
+                         pf_logits_fn logits_fn, void *logits_ud, const pf_ctx *ctx, pf_err *err);
+
+#endif

@@ -16,6 +16,7 @@
 
 #include "fsutil.h"
 #include "safetensors_int.h"
+#include "strbuf.h"
 
 
 /* ---- writer ---- */
@@ -196,55 +197,6 @@ static pf_status write_shard(const char *path, const pf_st_entry *e, size_t n, u
   return s;
 }
 
-/* Growable text buffer for the index file. */
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-  int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) {
-  sb_put(b, s, strlen(s));
-}
-
-static void sb_json_string(sbuf *b, const char *s) {
-  sb_put(b, "\"", 1);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    char esc[8];
-    if (c == '"' || c == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)c;
-      sb_put(b, esc, 2);
-    } else if (c < 0x20) {
-      snprintf(esc, sizeof esc, "\\u%04x", c);
-      sb_put(b, esc, 6);
-    } else {
-      sb_put(b, s, 1);
-    }
-  }
-  sb_put(b, "\"", 1);
-}
-
 typedef struct st_mapped {
   const char *name;
   size_t shard;
@@ -266,35 +218,33 @@ static pf_status write_index(const char *dir, const pf_st_entry *e, size_t n, co
                              size_t nsh, uint64_t total, pf_err *err) {
   st_mapped *m = calloc(n ? n : 1, sizeof *m);
   char *path = pf_path_join(dir, ST_INDEX);
-  sbuf b = {0};
+  pf_strbuf b = {0};
   pf_status s = PF_OK;
   if (!m || !path) goto nomem;
   for (size_t i = 0; i < nsh; i++)
     for (size_t j = 0; j < sh[i].count; j++)
       m[sh[i].first + j] = (st_mapped){e[sh[i].first + j].name, i};
   qsort(m, n, sizeof *m, cmp_mapped);
-  char line[128];
-  snprintf(line, sizeof line, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n",
-           (unsigned long long)total);
-  sb_str(&b, line);
-  sb_str(&b, "  \"weight_map\": {\n");
+  pf_sb_printf(&b, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n",
+               (unsigned long long)total);
+  pf_sb_str(&b, "  \"weight_map\": {\n");
   for (size_t i = 0; i < n; i++) {
     char file[64];
     shard_file_name(file, sizeof file, m[i].shard, nsh);
-    sb_str(&b, "    ");
-    sb_json_string(&b, m[i].name);
-    sb_str(&b, ": ");
-    sb_json_string(&b, file);
-    sb_str(&b, i + 1 < n ? ",\n" : "\n");
+    pf_sb_str(&b, "    ");
+    pf_sb_json_string(&b, m[i].name);
+    pf_sb_str(&b, ": ");
+    pf_sb_json_string(&b, file);
+    pf_sb_str(&b, i + 1 < n ? ",\n" : "\n");
   }
-  sb_str(&b, "  }\n}\n");
+  pf_sb_str(&b, "  }\n}\n");
   if (b.oom) goto nomem;
   s = pf_write_file(path, b.p, b.len, err);
   goto done;
 nomem:
   s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory writing the index", dir);
 done:
-  free(b.p);
+  pf_sb_free(&b);
   free(path);
   free(m);
   return s;

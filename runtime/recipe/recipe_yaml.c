@@ -11,6 +11,7 @@
  * pf_ydoc_value.
  */
 #include "recipe_int.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <math.h>
@@ -266,33 +267,8 @@ int pf_recipe_is_ident(const char *s) {
 
 /* ------------------------------------------------------- substitution */
 
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-  int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
 /* Text form of a scalar variable inside a longer string. */
-static void sb_add_value(sbuf *b, const pf_value *v) {
+static void sb_add_value(pf_strbuf *b, const pf_value *v) {
   char tmp[64];
   const char *s = tmp;
   switch (v->type) {
@@ -313,7 +289,7 @@ static void sb_add_value(sbuf *b, const pf_value *v) {
     s = "null";
     break;
   }
-  sb_add(b, s, strlen(s));
+  pf_sb_put(b, s, strlen(s));
 }
 
 static pf_status unknown_var(const char *name, const pf_value *vars, pf_err *err) {
@@ -335,18 +311,18 @@ static pf_status unknown_var(const char *name, const pf_value *vars, pf_err *err
 pf_status pf_recipe_subst(const char *text, const pf_value *vars, int typed, pf_value **out,
                           pf_err *err) {
   *out = NULL;
-  sbuf b = {0};
+  pf_strbuf b = {0};
   size_t n = strlen(text);
   pf_status st = PF_OK;
-  sb_add(&b, "", 0);
+  pf_sb_put(&b, "", 0);
   for (size_t i = 0; i < n && st == PF_OK;) {
     if (strncmp(text + i, "$${", 3) == 0) {
-      sb_add(&b, "${", 2);
+      pf_sb_put(&b, "${", 2);
       i += 3;
       continue;
     }
     if (strncmp(text + i, "${", 2) != 0) {
-      sb_add(&b, text + i, 1);
+      pf_sb_put(&b, text + i, 1);
       i++;
       continue;
     }
@@ -367,7 +343,7 @@ pf_status pf_recipe_subst(const char *text, const pf_value *vars, int typed, pf_
     else if (!v)
       st = unknown_var(name, vars, err);
     else if (typed && i == 0 && close == text + n - 1) {
-      free(b.p);
+      pf_sb_free(&b);
       pf_value_retain((pf_value *)v);
       *out = (pf_value *)v;
       return PF_OK;
@@ -378,7 +354,7 @@ pf_status pf_recipe_subst(const char *text, const pf_value *vars, int typed, pf_
   if (st == PF_OK && b.oom) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (st == PF_OK && !(*out = pf_value_str(b.p)))
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  free(b.p);
+  pf_sb_free(&b);
   return st;
 }
 

@@ -1,0 +1,314 @@
+/* bench_gemm.c — throughput of the linear-layer kernels (see bench/README.md "## Kernels").
+ *
+ * Build (CMake, not part of `all`):
+ *   cmake --build build --target bench_gemm && ./build/bench_gemm
+ * or by hand from the repository root:
+ *   cc -O3 -march=x86-64-v3 -fopenmp -D_GNU_SOURCE -Iruntime bench/bench_gemm.c \
+ *      runtime/kernels/{gemm,gemv,init,ref,rope,rowops}.c runtime/tensor.c \
+ *      runtime/err.c -lblis -lm -o bench_gemm
+ *
+ * Usage:
+ *   bench_gemm             everything below; the sgemm part runs in three child
+ *                          processes because BLIS reads its arch once per process:
+ *                          BLIS_ARCH_TYPE=25 (generic), BLIS's own cpuid choice, and
+ *                          the arch pf_kernels_init selects
+ *   bench_gemm sgemm       only the sgemm part, through pf_kernels_init (respects
+ *                          BLIS_ARCH_TYPE)
+ *   bench_gemm sgemm-blis  only the sgemm part, BLIS initialised without pfrun
+ * Sizes are M x N x K for Y[M,N] = X[M,K] · W[N,K]^T; GFLOP/s counts 2*M*N*K.
+ * Times are the best of several runs after a warm-up (buffers are touched first,
+ * so no page faults are timed). Threads: OMP_NUM_THREADS / all cores.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <blis.h>
+
+#include "kernels/kern_internal.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void *xalloc(size_t bytes) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, bytes) != 0) {
+    fprintf(stderr, "bench_gemm: cannot allocate %zu bytes\n", bytes);
+    exit(1);
+  }
+  return p;
+}
+
+static float *randf(int64_t n, unsigned seed) {
+  float *p = xalloc((size_t)n * sizeof(float));
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; i++)
+    p[i] = (float)((i * 2654435761u + seed) % 2001) / 1000.0f - 1.0f;
+  return p;
+}
+
+static uint16_t *rand_bf16(int64_t n, unsigned seed) {
+  uint16_t *p = xalloc((size_t)n * 2);
+#pragma omp parallel for
+  for (int64_t i = 0; i < n; i++)
+    p[i] = pf_f32_to_bf16((float)((i * 2654435761u + seed) % 2001) / 1000.0f - 1.0f);
+  return p;
+}
+
+static void die(pf_status st, const pf_err *err) {
+  if (st == PF_OK) return;
+  fprintf(stderr, "bench_gemm: %s\n", err->msg);
+  exit(1);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- sgemm (one arch per process) ---- */
+
+/* C = X · W^T through pf_sgemm (pfrun's BLIS set-up) or straight to BLIS. */
+static void sgemm_pf(int64_t m, int64_t n, int64_t k, const float *x, const float *w, float *y) {
+  pf_err err;
+  die(pf_sgemm(0, 1, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n, &err), &err);
+}
+
+static void sgemm_blis(int64_t m, int64_t n, int64_t k, const float *x, const float *w, float *y) {
+  float one = 1.0f, zero = 0.0f;
+  bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, m, n, k, &one, (float *)x, k, 1, (float *)w, k, 1,
+            &zero, y, n, 1);
+}
+
+static void bench_sgemm(int blis_alone) {
+  void (*gemm)(int64_t, int64_t, int64_t, const float *, const float *, float *) = sgemm_pf;
+  if (blis_alone) { /* what BLIS does by itself: no pf_kernels_init */
+    bli_init();
+    bli_thread_set_num_threads(omp_get_max_threads());
+    printf("  BLIS %s, arch %s (BLIS's own cpuid choice), %d threads\n", bli_info_get_version_str(),
+           bli_arch_string(bli_arch_query_id()), (int)bli_thread_get_num_threads());
+    gemm = sgemm_blis;
+  } else {
+    pf_err err;
+    die(pf_kernels_init(&err), &err);
+    printf("  %s\n", pf_kernels_describe());
+  }
+  const int64_t shapes[2][3] = {{2048, 2048, 2048}, {2048, 8192, 2048}};
+  for (int s = 0; s < 2; s++) {
+    const int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+    float *x = randf(m * k, 1), *w = randf(n * k, 2), *y = randf(m * n, 3);
+    double best = 1e30, times[12];
+    const int reps = s == 0 ? 12 : 6;
+    for (int r = 0; r < reps; r++) {
+      double t = now();
+      gemm(m, n, k, x, w, y);
+      t = now() - t;
+      times[r] = t;
+      if (r > 0 && t < best) best = t; /* r == 0 is the warm-up */
+    }
+    const double med = median(times + 1, reps - 1), flop = 2.0 * m * n * k;
+    printf("  sgemm %lldx%lldx%lld: %.1f GFLOP/s best, %.1f median (%.1f ms best)\n", (long long)m,
+           (long long)n, (long long)k, flop / best / 1e9, flop / med / 1e9, best * 1e3);
+    free(x), free(w), free(y);
+  }
+  fflush(stdout);
+}
+
+static void run_child(const char *self, const char *mode, const char *arch_env) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (arch_env)
+      setenv("BLIS_ARCH_TYPE", arch_env, 1);
+    else
+      unsetenv("BLIS_ARCH_TYPE");
+    execl(self, self, mode, (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fprintf(stderr, "bench_gemm: sgemm child (BLIS_ARCH_TYPE=%s) failed\n",
+            arch_env ? arch_env : "unset");
+}
+
+/* ---- BF16 linear (GEMM path) ---- */
+
+static double time_linear(int64_t m, int64_t n, int64_t k, const float *x, const void *w,
+                          pf_dtype dt, float *y, pf_workspace *ws, int reps) {
+  pf_err err;
+  double best = 1e30;
+  for (int r = 0; r <= reps; r++) {
+    double t = now();
+    die(pf_gemm_xwt(m, n, k, x, k, w, dt, k, NULL, 0.0f, y, n, ws, &err), &err);
+    t = now() - t;
+    if (r > 0 && t < best) best = t;
+  }
+  return best;
+}
+
+static void bench_linear(void) {
+  const int64_t m = 2048, n = 8192, k = 2048;
+  float *x = randf(m * k, 4), *y = randf(m * n, 5), *wf = randf(n * k, 6);
+  uint16_t *wb = rand_bf16(n * k, 6);
+  pf_workspace *ws;
+  pf_err err;
+  die(pf_workspace_new(&ws, &err), &err);
+  const double flop = 2.0 * m * n * k;
+  double t32 = time_linear(m, n, k, x, wf, PF_DTYPE_F32, y, ws, 3);
+  printf("  linear F32  W %lldx%lldx%lld: %.1f GFLOP/s (%.1f ms)\n", (long long)m, (long long)n,
+         (long long)k, flop / t32 / 1e9, t32 * 1e3);
+  const size_t panels[] = {(size_t)2 << 20, (size_t)4 << 20, (size_t)8 << 20, (size_t)16 << 20};
+  const size_t def = pf_kern_panel_bytes;
+  for (size_t i = 0; i < sizeof panels / sizeof panels[0]; i++) {
+    pf_kern_panel_bytes = panels[i];
+    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
+    printf("  linear BF16 W %lldx%lldx%lld, panel %2zu MiB%s: %.1f GFLOP/s (%.1f ms)\n",
+           (long long)m, (long long)n, (long long)k, panels[i] >> 20,
+           panels[i] == def ? " (default)" : "          ", flop / t / 1e9, t * 1e3);
+  }
+  pf_kern_panel_bytes = def;
+  /* small m: the GEMV path vs the GEMM path (BLIS; widening first for BF16) at the same m */
+  const int64_t def_max = pf_kern_gemv_max_m;
+  for (int d = 0; d < 2; d++) {
+    const void *w = d == 0 ? (const void *)wb : (const void *)wf;
+    const pf_dtype dt = d == 0 ? PF_DTYPE_BF16 : PF_DTYPE_F32;
+    for (int64_t mm = 1; mm <= 64; mm *= 2) {
+      pf_kern_gemv_max_m = mm;
+      double tv = time_linear(mm, n, k, x, w, dt, y, ws, 8);
+      pf_kern_gemv_max_m = 0;
+      double tg = time_linear(mm, n, k, x, w, dt, y, ws, 4);
+      printf("  linear %-4s m=%-2lld: gemv path %7.3f ms, gemm path %7.3f ms%s\n",
+             d == 0 ? "BF16" : "F32", (long long)mm, tv * 1e3, tg * 1e3,
+             mm <= def_max ? "  (pfrun uses gemv)" : "");
+    }
+  }
+  pf_kern_gemv_max_m = def_max;
+  pf_workspace_free(ws);
+  free(x), free(y), free(wf), free(wb);
+}
+
+/* ---- memory read bandwidth and GEMV ---- */
+
+/* Plain streaming read (AVX2 loads, 4 accumulators): the memory bandwidth the GEMV
+ * can at best reach. */
+static double read_bw(const float *buf, int64_t n, int reps) {
+  double best = 1e30, sink = 0;
+  for (int r = 0; r <= reps; r++) {
+    double t = now(), s = 0;
+#pragma omp parallel reduction(+ : s)
+    {
+      const int64_t th = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t i0 = n / 32 * th / nt * 32, i1 = n / 32 * (th + 1) / nt * 32;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t i = i0; i < i1; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_load_ps(buf + i));
+        a1 = _mm256_add_ps(a1, _mm256_load_ps(buf + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_load_ps(buf + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_load_ps(buf + i + 24));
+      }
+      float l[8];
+      _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+      for (int j = 0; j < 8; j++)
+        s += l[j];
+    }
+    t = now() - t;
+    sink += s;
+    if (r > 0 && t < best) best = t;
+  }
+  if (sink == 12345.678) printf("%g", sink); /* keep the sum alive */
+  return (double)n * sizeof(float) / best / 1e9;
+}
+
+static void bench_gemv(void) {
+  const int64_t n = 8192, k = 2048, per = n * k;
+  const int nmat = 32; /* 32 x 32 MiB = 1 GiB of weights: larger than any cache */
+  uint16_t *w = rand_bf16(per * nmat, 7);
+  float *x = randf(4 * k, 8), *y = randf(4 * n, 9);
+  pf_err err;
+  const double bytes = (double)per * 2;
+  const pf_isa best_isa = pf_kernels_isa();
+  for (int isa = PF_ISA_AVX2; isa <= (int)best_isa; isa++) {
+    pf_kernels_set_isa((pf_isa)isa);
+    for (int64_t m = 1; m <= 4; m += 3) {
+      pf_kern_gemv_max_m = m; /* force the GEMV path */
+      double hot = 1e30;
+      for (int r = 0; r < 30; r++) {
+        double t = now();
+        die(pf_gemm_xwt(m, n, k, x, k, w, PF_DTYPE_BF16, k, NULL, 0, y, n, NULL, &err), &err);
+        t = now() - t;
+        if (r > 0 && t < hot) hot = t;
+      }
+      double cold = 1e30;
+      for (int r = 0; r < 3; r++) {
+        double t = now();
+        for (int i = 0; i < nmat; i++)
+          die(pf_gemm_xwt(m, n, k, x, k, w + per * i, PF_DTYPE_BF16, k, NULL, 0, y, n, NULL, &err),
+              &err);
+        t = (now() - t) / nmat;
+        if (t < cold) cold = t;
+      }
+      printf("  gemv %-6s m=%lld BF16 %lldx%lld: %.1f GB/s same matrix (%.3f ms), %.1f GB/s "
+             "streaming 32 matrices (%.3f ms)\n",
+             pf_isa_name((pf_isa)isa), (long long)m, (long long)n, (long long)k, bytes / hot / 1e9,
+             hot * 1e3, bytes / cold / 1e9, cold * 1e3);
+    }
+  }
+  pf_kernels_set_isa(best_isa);
+  pf_kern_gemv_max_m = PF_GEMV_MAX_M;
+  const float *wf = (const float *)w;
+  printf("  memory read: %.1f GB/s over 1 GiB, %.1f GB/s over 32 MiB (%d threads)\n",
+         read_bw(wf, per * nmat / 2, 3), read_bw(wf, per / 2, 30), omp_get_max_threads());
+  free(w), free(x), free(y);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && (strcmp(argv[1], "sgemm") == 0 || strcmp(argv[1], "sgemm-blis") == 0)) {
+    bench_sgemm(strcmp(argv[1], "sgemm-blis") == 0);
+    return 0;
+  }
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) {
+    fprintf(stderr, "bench_gemm: cannot find own executable\n");
+    return 1;
+  }
+  self[len] = '\0';
+  const char *user_arch = getenv("BLIS_ARCH_TYPE");
+  FILE *la = fopen("/proc/loadavg", "r");
+  char load[64] = "?";
+  if (la) {
+    if (!fgets(load, sizeof load, la)) snprintf(load, sizeof load, "?");
+    fclose(la);
+  }
+  printf("load average before start: %s(the numbers are only meaningful on an idle machine)\n",
+         load);
+  printf("sgemm, BLIS generic kernels (BLIS_ARCH_TYPE=25):\n");
+  run_child(self, "sgemm", "25");
+  printf("sgemm, BLIS left to choose by itself (BLIS_ARCH_TYPE unset, no pf_kernels_init):\n");
+  run_child(self, "sgemm-blis", NULL);
+  printf("sgemm, arch selected by pf_kernels_init%s:\n",
+         user_arch ? " (BLIS_ARCH_TYPE ignored)" : "");
+  run_child(self, "sgemm", NULL);
+  unsetenv("BLIS_ARCH_TYPE");
+  pf_err err;
+  die(pf_kernels_init(&err), &err);
+  printf("linear layers (%s):\n", pf_kernels_describe());
+  bench_linear();
+  printf("decode GEMV vs memory bandwidth:\n");
+  bench_gemv();
+  return 0;
+}

@@ -1,0 +1,297 @@
+/* gemv.c — the decode path of a linear layer: y[m, n] = x[m, k] · W[n, k]^T for
+ * m <= pf_kern_gemv_max_m, and the half -> float widening used by the GEMM path.
+ *
+ * Why a hand-written GEMV: with one to four rows of activations a linear layer is
+ * bound by reading W (2 bytes per weight in BF16), not by arithmetic. BLIS would
+ * need W widened to float32 first (2x the bytes, plus a write), so we stream W
+ * once, widening in registers: BF16 -> F32 is a 16-bit left shift, F16 -> F32 is
+ * vcvtph2ps (F16C / AVX-512F). Each thread takes a contiguous block of output
+ * rows (contiguous bytes of W, which the hardware prefetcher likes) and computes
+ * R rows at a time so each loaded x vector feeds R FMAs and R*M independent
+ * accumulators hide the FMA latency. The register kernels take up to 4 x rows;
+ * larger m is done in groups of 4 over ~128 KiB blocks of W, so W is still read
+ * from memory once (the later groups find the block in L2).
+ *
+ * The AVX-512 code is compiled with a target pragma and only called when init
+ * found AVX-512 F/BW/VL (pf_kern_isa_level); the AVX2 code is the build baseline.
+ */
+#include "kern_internal.h"
+
+#include <omp.h>
+#include <string.h>
+#if PF_KERN_HAVE_AVX2
+#include <immintrin.h>
+#endif
+
+typedef struct gemv_args {
+  int64_t m, n, k;
+  const float *x; /* [m, k], row stride ldx */
+  int64_t ldx;
+  const void *w; /* [n, k], row stride ldw, dtype of the instantiation */
+  int64_t ldw;
+  const float *bias; /* [n] or NULL */
+  float beta;
+  float *y; /* [m, n], row stride ldy */
+  int64_t ldy;
+} gemv_args;
+
+/* A kernel handles output rows [r0, r1). */
+typedef void (*gemv_fn)(const gemv_args *a, int64_t r0, int64_t r1);
+
+static inline void store_out(const gemv_args *a, int64_t mi, int64_t row, float v) {
+  if (a->bias) v += a->bias[row];
+  float *py = a->y + mi * a->ldy + row;
+  *py = a->beta != 0.0f ? v + a->beta * *py : v;
+}
+
+static inline float w_scalar(const void *w, int dt, int64_t off) {
+  if (dt == PF_DTYPE_F32) return ((const float *)w)[off];
+  uint16_t h = ((const uint16_t *)w)[off];
+  return dt == PF_DTYPE_BF16 ? pf_bf16_to_f32(h) : pf_f16_to_f32(h);
+}
+
+/* ---- scalar (builds without AVX2) ---- */
+
+static void gemv_scalar(const gemv_args *a, int64_t r0, int64_t r1, int dt) {
+  for (int64_t row = r0; row < r1; row++)
+    for (int64_t mi = 0; mi < a->m; mi++) {
+      const float *x = a->x + mi * a->ldx;
+      float s = 0.0f;
+      for (int64_t i = 0; i < a->k; i++)
+        s += w_scalar(a->w, dt, row * a->ldw + i) * x[i];
+      store_out(a, mi, row, s);
+    }
+}
+static void gemv_scalar_f32(const gemv_args *a, int64_t r0, int64_t r1) {
+  gemv_scalar(a, r0, r1, PF_DTYPE_F32);
+}
+static void gemv_scalar_f16(const gemv_args *a, int64_t r0, int64_t r1) {
+  gemv_scalar(a, r0, r1, PF_DTYPE_F16);
+}
+static void gemv_scalar_bf16(const gemv_args *a, int64_t r0, int64_t r1) {
+  gemv_scalar(a, r0, r1, PF_DTYPE_BF16);
+}
+
+#if PF_KERN_HAVE_AVX2
+/* ---- AVX2 + FMA + F16C ---- */
+
+static inline __attribute__((always_inline)) __m256 ld8_w(const void *w, int dt, int64_t off) {
+  if (dt == PF_DTYPE_F32) return _mm256_loadu_ps((const float *)w + off);
+  __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + off));
+  if (dt == PF_DTYPE_F16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/* R output rows starting at row0, M input rows; M, R, dt are constants after inlining. */
+static inline __attribute__((always_inline)) void
+gemv_block_avx2(const gemv_args *a, const int M, const int R, const int dt, int64_t row0) {
+  __m256 acc[4][4];
+  for (int r = 0; r < R; r++)
+    for (int mi = 0; mi < M; mi++)
+      acc[r][mi] = _mm256_setzero_ps();
+  const int64_t k = a->k, k8 = k & ~(int64_t)7;
+  for (int64_t i = 0; i < k8; i += 8) {
+    __m256 xv[4];
+    for (int mi = 0; mi < M; mi++)
+      xv[mi] = _mm256_loadu_ps(a->x + mi * a->ldx + i);
+    for (int r = 0; r < R; r++) {
+      __m256 wv = ld8_w(a->w, dt, (row0 + r) * a->ldw + i);
+      for (int mi = 0; mi < M; mi++)
+        acc[r][mi] = _mm256_fmadd_ps(wv, xv[mi], acc[r][mi]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int mi = 0; mi < M; mi++) {
+      float s = hsum256(acc[r][mi]);
+      const float *x = a->x + mi * a->ldx;
+      for (int64_t i = k8; i < k; i++)
+        s += w_scalar(a->w, dt, (row0 + r) * a->ldw + i) * x[i];
+      store_out(a, mi, row0 + r, s);
+    }
+}
+
+/* AVX2 has 16 vector registers: R*M accumulators + M x vectors + 1 weight. */
+#define GEMV_AVX2(NAME, M, DT)                                                                     \
+  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
+    enum { R = (M) <= 2 ? 4 : 2 };                                                                 \
+    int64_t row = r0;                                                                              \
+    for (; row + R <= r1; row += R)                                                                \
+      gemv_block_avx2(a, M, R, DT, row);                                                           \
+    for (; row < r1; row++)                                                                        \
+      gemv_block_avx2(a, M, 1, DT, row);                                                           \
+  }
+GEMV_AVX2(gemv_avx2_f32_1, 1, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f32_2, 2, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f32_3, 3, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f32_4, 4, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f16_1, 1, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_f16_2, 2, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_f16_3, 3, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_f16_4, 4, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_bf16_1, 1, PF_DTYPE_BF16)
+GEMV_AVX2(gemv_avx2_bf16_2, 2, PF_DTYPE_BF16)
+GEMV_AVX2(gemv_avx2_bf16_3, 3, PF_DTYPE_BF16)
+GEMV_AVX2(gemv_avx2_bf16_4, 4, PF_DTYPE_BF16)
+
+/* ---- AVX-512 F + BW + VL (runtime-dispatched) ---- */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+
+/* 16 weights starting at off; lanes at or past `left` are zero (masked load, so
+ * no read past the row end). */
+static inline __attribute__((always_inline)) __m512 ld16_w(const void *w, int dt, int64_t off,
+                                                           __mmask16 mask) {
+  if (dt == PF_DTYPE_F32) return _mm512_maskz_loadu_ps(mask, (const float *)w + off);
+  __m256i h = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)w + off);
+  if (dt == PF_DTYPE_F16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) void
+gemv_block_avx512(const gemv_args *a, const int M, const int R, const int dt, int64_t row0) {
+  __m512 acc[4][4];
+  for (int r = 0; r < R; r++)
+    for (int mi = 0; mi < M; mi++)
+      acc[r][mi] = _mm512_setzero_ps();
+  const int64_t k = a->k;
+  const __mmask16 all = 0xffff;
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    __m512 xv[4];
+    for (int mi = 0; mi < M; mi++)
+      xv[mi] = _mm512_loadu_ps(a->x + mi * a->ldx + i);
+    for (int r = 0; r < R; r++) {
+      __m512 wv = ld16_w(a->w, dt, (row0 + r) * a->ldw + i, all);
+      for (int mi = 0; mi < M; mi++)
+        acc[r][mi] = _mm512_fmadd_ps(wv, xv[mi], acc[r][mi]);
+    }
+  }
+  if (i < k) {
+    const __mmask16 tail = (__mmask16)((1u << (k - i)) - 1u);
+    __m512 xv[4];
+    for (int mi = 0; mi < M; mi++)
+      xv[mi] = _mm512_maskz_loadu_ps(tail, a->x + mi * a->ldx + i);
+    for (int r = 0; r < R; r++) {
+      __m512 wv = ld16_w(a->w, dt, (row0 + r) * a->ldw + i, tail);
+      for (int mi = 0; mi < M; mi++)
+        acc[r][mi] = _mm512_fmadd_ps(wv, xv[mi], acc[r][mi]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int mi = 0; mi < M; mi++)
+      store_out(a, mi, row0 + r, _mm512_reduce_add_ps(acc[r][mi]));
+}
+
+/* 32 vector registers: R = 4 for every M <= 4. */
+#define GEMV_AVX512(NAME, M, DT)                                                                   \
+  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
+    int64_t row = r0;                                                                              \
+    for (; row + 4 <= r1; row += 4)                                                                \
+      gemv_block_avx512(a, M, 4, DT, row);                                                         \
+    for (; row < r1; row++)                                                                        \
+      gemv_block_avx512(a, M, 1, DT, row);                                                         \
+  }
+GEMV_AVX512(gemv_avx512_f32_1, 1, PF_DTYPE_F32)
+GEMV_AVX512(gemv_avx512_f32_2, 2, PF_DTYPE_F32)
+GEMV_AVX512(gemv_avx512_f32_3, 3, PF_DTYPE_F32)
+GEMV_AVX512(gemv_avx512_f32_4, 4, PF_DTYPE_F32)
+GEMV_AVX512(gemv_avx512_f16_1, 1, PF_DTYPE_F16)
+GEMV_AVX512(gemv_avx512_f16_2, 2, PF_DTYPE_F16)
+GEMV_AVX512(gemv_avx512_f16_3, 3, PF_DTYPE_F16)
+GEMV_AVX512(gemv_avx512_f16_4, 4, PF_DTYPE_F16)
+GEMV_AVX512(gemv_avx512_bf16_1, 1, PF_DTYPE_BF16)
+GEMV_AVX512(gemv_avx512_bf16_2, 2, PF_DTYPE_BF16)
+GEMV_AVX512(gemv_avx512_bf16_3, 3, PF_DTYPE_BF16)
+GEMV_AVX512(gemv_avx512_bf16_4, 4, PF_DTYPE_BF16)
+
+#pragma GCC pop_options
+#endif /* PF_KERN_HAVE_AVX2 */
+
+/* [isa][dtype][m-1]; dtype order follows pf_dtype (F32, F16, BF16). */
+static gemv_fn pick(pf_isa isa, pf_dtype dt, int64_t m) {
+#if PF_KERN_HAVE_AVX2
+  static const gemv_fn avx2[3][4] = {
+      {gemv_avx2_f32_1, gemv_avx2_f32_2, gemv_avx2_f32_3, gemv_avx2_f32_4},
+      {gemv_avx2_f16_1, gemv_avx2_f16_2, gemv_avx2_f16_3, gemv_avx2_f16_4},
+      {gemv_avx2_bf16_1, gemv_avx2_bf16_2, gemv_avx2_bf16_3, gemv_avx2_bf16_4}};
+  static const gemv_fn avx512[3][4] = {
+      {gemv_avx512_f32_1, gemv_avx512_f32_2, gemv_avx512_f32_3, gemv_avx512_f32_4},
+      {gemv_avx512_f16_1, gemv_avx512_f16_2, gemv_avx512_f16_3, gemv_avx512_f16_4},
+      {gemv_avx512_bf16_1, gemv_avx512_bf16_2, gemv_avx512_bf16_3, gemv_avx512_bf16_4}};
+  _Static_assert(PF_DTYPE_F32 == 0 && PF_DTYPE_F16 == 1 && PF_DTYPE_BF16 == 2, "table order");
+
+  if (isa == PF_ISA_AVX512) return avx512[dt][m - 1];
+  if (isa == PF_ISA_AVX2) return avx2[dt][m - 1];
+#else
+  (void)isa;
+  (void)m;
+#endif
+  return dt == PF_DTYPE_F32   ? gemv_scalar_f32
+         : dt == PF_DTYPE_F16 ? gemv_scalar_f16
+                              : gemv_scalar_bf16;
+}
+
+/* Rows of W kept hot while every group of (up to) 4 x rows passes over them:
+ * ~128 KiB, so W comes from DRAM once and from L2 for the later groups. */
+static int64_t cache_rows(int64_t k, pf_dtype wdt) {
+  int64_t rows = ((int64_t)128 << 10) / (k * (int64_t)pf_dtype_size(wdt));
+  return rows < 4 ? 4 : rows & ~(int64_t)3;
+}
+
+void pf_kern_gemv(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const void *w,
+                  pf_dtype wdt, int64_t ldw, const float *bias, float beta, float *y, int64_t ldy) {
+  const int64_t rb = m > 4 ? cache_rows(k, wdt) : n;
+  const int par = n * k >= PF_KERN_PAR_MIN && n >= 8;
+#pragma omp parallel if (par)
+  {
+    /* Contiguous blocks of whole 4-row groups per thread. */
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t groups = (n + 3) / 4;
+    int64_t r0 = groups * t / nt * 4, r1 = groups * (t + 1) / nt * 4;
+    if (r0 > n) r0 = n;
+    if (r1 > n) r1 = n;
+    for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+      const int64_t b1 = r1 - b0 < rb ? r1 : b0 + rb;
+      for (int64_t g = 0; g < m; g += 4) {
+        const int64_t gm = m - g < 4 ? m - g : 4;
+        const gemv_args a = {gm, n, k, x + g * ldx, ldx, w, ldw, bias, beta, y + g * ldy, ldy};
+        pick(pf_kern_isa_level, wdt, gm)(&a, b0, b1);
+      }
+    }
+  }
+}
+
+/* ---- widening for the GEMM path ---- */
+
+static void widen_row(float *dst, const uint16_t *src, pf_dtype dt, int64_t k) {
+  int64_t i = 0;
+#if PF_KERN_HAVE_AVX2
+  if (pf_kern_isa_level >= PF_ISA_AVX2) {
+    for (; i + 8 <= k; i += 8)
+      _mm256_storeu_ps(dst + i, ld8_w(src, dt, i));
+  }
+#endif
+  for (; i < k; i++)
+    dst[i] = dt == PF_DTYPE_BF16 ? pf_bf16_to_f32(src[i]) : pf_f16_to_f32(src[i]);
+}
+
+void pf_kern_widen_rows(float *dst, const void *w, pf_dtype wdt, int64_t ldw, int64_t rows,
+                        int64_t k) {
+  const uint16_t *src = w;
+  if (wdt == PF_DTYPE_F32) {
+#pragma omp parallel for schedule(static) if (rows * k >= PF_KERN_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++)
+      memcpy(dst + r * k, (const float *)w + r * ldw, (size_t)k * sizeof(float));
+    return;
+  }
+#pragma omp parallel for schedule(static) if (rows * k >= PF_KERN_PAR_MIN)
+  for (int64_t r = 0; r < rows; r++)
+    widen_row(dst + r * k, src + r * ldw, wdt, k);
+}

@@ -1,0 +1,41 @@
+/* kern_internal.h — shared between the kernels' .c files; not a public header. */
+#ifndef PF_KERN_INTERNAL_H
+#define PF_KERN_INTERNAL_H
+
+#include "kernels.h"
+
+/* The ISA every machine running this build has (-march=x86-64-v3 => AVX2+FMA+F16C). */
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define PF_KERN_HAVE_AVX2 1
+#define PF_KERN_ISA_BASE PF_ISA_AVX2
+#else
+#define PF_KERN_HAVE_AVX2 0
+#define PF_KERN_ISA_BASE PF_ISA_SCALAR
+#endif
+
+/* Effective ISA for the hand-written kernels: starts at the build baseline so the
+ * row kernels need no init; init raises it to AVX-512 when the CPU has it;
+ * pf_kernels_set_isa lowers it. */
+extern pf_isa pf_kern_isa_level;
+
+/* GEMV: y[m, n] = x[m, k] · W[n, k]^T + bias + beta*y, any m >= 1 (efficient for
+ * small m). Arguments already validated. Uses OpenMP over output rows. */
+void pf_kern_gemv(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const void *w,
+                  pf_dtype wdt, int64_t ldw, const float *bias, float beta, float *y, int64_t ldy);
+
+/* Widen rows [0, rows) of a half-precision matrix (row stride ldw) into dst
+ * [rows, k] (dense). OpenMP over rows. */
+void pf_kern_widen_rows(float *dst, const void *w, pf_dtype wdt, int64_t ldw, int64_t rows,
+                        int64_t k);
+
+/* Largest m sent to the GEMV path (default PF_GEMV_MAX_M; bench_gemm sweeps it). */
+extern int64_t pf_kern_gemv_max_m;
+
+/* Target size of one widened weight panel in the GEMM path (default 8 MiB);
+ * a variable so bench_gemm can sweep it. */
+extern size_t pf_kern_panel_bytes;
+
+/* Loop bounds below this many multiply-adds stay single-threaded. */
+#define PF_KERN_PAR_MIN 32768
+
+#endif

@@ -1,0 +1,704 @@
+/* check_kernels.c — the optimised kernels against their reference twins.
+ *
+ * Inputs are pseudo-random (fixed seeds). Every kernel runs under each ISA level
+ * this CPU has (scalar, AVX2, AVX-512) and is compared with its pf_ref_* twin
+ * (double accumulation). Tolerances, and why:
+ *   GEMM/GEMV  |y - ref| <= 1e-5 * sum_k |x_k * w_k| + 1e-6   (float32 accumulation;
+ *              blocked sums stay far below K*eps of the L1 mass)
+ *   RMSNorm    relative 1e-5 per element (float32 sum of squares, one rsqrt)
+ *   SiLU*mul   relative 2e-6 + 1e-30 absolute (polynomial exp, ~2 ulp, one divide)
+ *   softmax    1e-6 absolute per probability, log-softmax / logsumexp 1e-5 absolute
+ *   dot, axpy  1e-5 * sum |a*b| + 1e-6
+ *   RoPE       1e-5 absolute on values of magnitude ~1 (float32 table vs double twin)
+ * RoPE inv_freq golden values were computed once with numpy (float32 arithmetic,
+ * the same operation order as transformers' _compute_default_rope_parameters and
+ * _compute_llama3_parameters; torch evaluates `scalar / tensor` as
+ * `tensor.reciprocal() * scalar`), see the comment above test_rope_inv_freq_golden.
+ */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "testutil.h"
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state;
+static void rng_seed(uint64_t s) {
+  rng_state = s * 0x9E3779B97F4A7C15ull + 1;
+}
+static uint64_t rng_next(void) { /* splitmix64 */
+  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+static float rng_uniform(float lo, float hi) {
+  return lo + (hi - lo) * (float)((rng_next() >> 40) / 16777216.0);
+}
+static void fill(float *x, int64_t n, float lo, float hi) {
+  for (int64_t i = 0; i < n; i++)
+    x[i] = rng_uniform(lo, hi);
+}
+static float *falloc(int64_t n) {
+  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+  ck_assert_ptr_nonnull(p);
+  return p;
+}
+
+/* Random weights of dtype dt as raw bits: magnitudes roughly 2^-7 .. 2^3, some zeros,
+ * and (F16) some subnormals. */
+static void *make_weights(pf_dtype dt, int64_t count) {
+  void *w = malloc((size_t)(count > 0 ? count : 1) * pf_dtype_size(dt));
+  ck_assert_ptr_nonnull(w);
+  for (int64_t i = 0; i < count; i++) {
+    uint64_t r = rng_next();
+    if (dt == PF_DTYPE_F32) {
+      ((float *)w)[i] = rng_uniform(-2.0f, 2.0f);
+    } else if (dt == PF_DTYPE_BF16) {
+      uint16_t e = (uint16_t)(120 + r % 11), man = (uint16_t)((r >> 8) & 0x7f);
+      ((uint16_t *)w)[i] = (uint16_t)(((r >> 20) & 1) << 15 | e << 7 | man);
+      if (r % 97 == 0) ((uint16_t *)w)[i] = 0;
+    } else {
+      uint16_t e = (uint16_t)(10 + r % 8), man = (uint16_t)((r >> 8) & 0x3ff);
+      if (r % 53 == 0) e = 0; /* subnormal */
+      ((uint16_t *)w)[i] = (uint16_t)(((r >> 20) & 1) << 15 | e << 10 | man);
+    }
+  }
+  return w;
+}
+
+static double w_abs(const void *w, pf_dtype dt, int64_t off) {
+  if (dt == PF_DTYPE_F32) return fabs(((const float *)w)[off]);
+  uint16_t h = ((const uint16_t *)w)[off];
+  return fabs(dt == PF_DTYPE_BF16 ? pf_ref_bf16_to_f32(h) : pf_ref_f16_to_f32(h));
+}
+
+/* ISA levels this machine can run, lowest first. */
+static int isa_levels(pf_isa *out) {
+  ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
+  pf_isa prev = pf_kernels_set_isa(PF_ISA_AVX512);
+  pf_isa best = pf_kernels_isa();
+  pf_kernels_set_isa(prev);
+  int n = 0;
+  for (int l = PF_ISA_SCALAR; l <= (int)best; l++)
+    out[n++] = (pf_isa)l;
+  return n;
+}
+
+static const char *dt_name(pf_dtype dt) {
+  return pf_dtype_st_name(dt);
+}
+
+/* ---- init / describe ---- */
+
+START_TEST(test_init_idempotent) {
+  pf_err err;
+  ck_assert_int_eq(pf_kernels_init(&err), PF_OK);
+  const char *d1 = pf_kernels_describe();
+  char copy[1200];
+  snprintf(copy, sizeof copy, "%s", d1);
+  ck_assert_int_eq(pf_kernels_init(&err), PF_OK);
+  ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
+  ck_assert_ptr_eq(pf_kernels_describe(), d1);
+  ck_assert_str_eq(pf_kernels_describe(), copy);
+  const pf_kernels_info *info = pf_kernels_info_get();
+  ck_assert_ptr_nonnull(info);
+  ck_assert_int_ge(info->blis_arch_id, 0);
+  ck_assert_int_ge(info->threads, 1);
+}
+END_TEST
+
+static void *init_thread(void *arg) {
+  (void)arg;
+  return (void *)(intptr_t)pf_kernels_init(NULL);
+}
+
+START_TEST(test_init_concurrent) {
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(pthread_create(&th[i], NULL, init_thread, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    void *rv;
+    pthread_join(th[i], &rv);
+    ck_assert_int_eq((int)(intptr_t)rv, PF_OK);
+  }
+  ck_assert_ptr_nonnull(pf_kernels_info_get());
+}
+END_TEST
+
+START_TEST(test_describe_names_arch) {
+  const char *d = pf_kernels_describe();
+  ck_assert_ptr_nonnull(d);
+  ck_assert_int_gt((int)strlen(d), 10);
+  const pf_kernels_info *info = pf_kernels_info_get();
+  ck_assert_ptr_nonnull(info);
+  ck_assert_int_gt((int)strlen(info->blis_arch), 0);
+  char want[64];
+  snprintf(want, sizeof want, "arch %s", info->blis_arch);
+  ck_assert_msg(strstr(d, want) != NULL, "describe '%s' lacks '%s'", d, want);
+  ck_assert_msg(strstr(d, "BLIS ") == d, "describe '%s' should start with the BLIS version", d);
+  ck_assert_msg(strstr(d, "thread") != NULL, "describe '%s' lacks the thread count", d);
+  /* with AVX-512 F/BW/DQ/VL pfrun must have chosen skx (unless the user overrode) */
+  if (!getenv("BLIS_ARCH_TYPE") && strstr(info->features, "avx512f/bw/dq/vl"))
+    ck_assert_str_eq(info->blis_arch, "skx");
+}
+END_TEST
+
+START_TEST(test_parse_arch) {
+  pf_err err;
+  int id = -2;
+  ck_assert_int_eq(pf_kernels_parse_arch("generic", &id, &err), PF_OK);
+  ck_assert_int_eq(id, 25);
+  ck_assert_int_eq(pf_kernels_parse_arch("25", &id, &err), PF_OK);
+  ck_assert_int_eq(id, 25);
+  ck_assert_int_eq(pf_kernels_parse_arch("Generic", &id, &err), PF_OK);
+  ck_assert_int_eq(pf_kernels_parse_arch("foo", &id, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(id, -1);
+  pf_assert_err(err, "BLIS_ARCH_TYPE");
+  pf_assert_err(err, "'foo'");
+  pf_assert_err(err, "generic=25");
+  ck_assert_int_eq(pf_kernels_parse_arch("99", &id, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "unknown arch");
+  ck_assert_int_eq(pf_kernels_parse_arch("knc", &id, &err), PF_ERR_INVALID); /* not built */
+  pf_assert_err(err, "not built");
+  ck_assert_int_eq(pf_kernels_parse_arch("armsve", &id, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_kernels_parse_arch(NULL, &id, &err), PF_ERR_INVALID);
+}
+END_TEST
+
+/* These two need a process in which BLIS was never initialised: Check's fork mode
+ * gives every test its own process (the runner itself never calls the kernels). */
+START_TEST(test_user_arch_respected) {
+  if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) return;
+  setenv("BLIS_ARCH_TYPE", "generic", 1);
+  ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
+  const pf_kernels_info *info = pf_kernels_info_get();
+  ck_assert_str_eq(info->blis_arch, "generic");
+  ck_assert_msg(strstr(info->arch_source, "BLIS_ARCH_TYPE=generic"), "%s", info->arch_source);
+  ck_assert_str_eq(getenv("BLIS_ARCH_TYPE"), "25"); /* translated for BLIS's strtol */
+  /* and a GEMM still works on the generic kernels */
+  float x[5 * 3], w[2 * 3], y[5 * 2], r[5 * 2];
+  fill(x, 15, -1, 1);
+  fill(w, 6, -1, 1);
+  ck_assert_int_eq(pf_gemm_xwt(5, 2, 3, x, 3, w, PF_DTYPE_F32, 3, NULL, 0, y, 2, NULL, NULL),
+                   PF_OK);
+  pf_ref_gemm_xwt(5, 2, 3, x, 3, w, PF_DTYPE_F32, 3, NULL, 0, r, 2);
+  for (int i = 0; i < 10; i++)
+    ck_assert_float_eq_tol(y[i], r[i], 1e-5);
+}
+END_TEST
+
+START_TEST(test_user_arch_invalid) {
+  if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) return;
+  setenv("BLIS_ARCH_TYPE", "knc", 1);
+  pf_err err;
+  ck_assert_int_eq(pf_kernels_init(&err), PF_ERR_INVALID);
+  pf_assert_err(err, "BLIS_ARCH_TYPE");
+  ck_assert_int_eq(pf_kernels_init(&err), PF_ERR_INVALID); /* same answer again */
+  ck_assert_ptr_null(pf_kernels_info_get());
+  ck_assert_msg(strstr(pf_kernels_describe(), "not initialised"), "%s", pf_kernels_describe());
+  float x[8] = {0}, w[8] = {0}, y[8];
+  ck_assert_int_eq(pf_gemm_xwt(1, 1, 8, x, 8, w, PF_DTYPE_F32, 8, NULL, 0, y, 1, NULL, &err),
+                   PF_ERR_INVALID);
+}
+END_TEST
+
+/* ---- GEMM / GEMV ---- */
+
+/* Runs pf_gemm_xwt on [m, n, k] (with padded strides when `pad`) against the twin. */
+static void check_gemm_case(int64_t m, int64_t n, int64_t k, pf_dtype dt, int with_bias, float beta,
+                            int pad, pf_workspace *ws) {
+  const int64_t ldx = k + (pad ? 3 : 0), ldw = k + (pad ? 5 : 0), ldy = n + (pad ? 2 : 0);
+  float *x = falloc(m * ldx), *bias = with_bias ? falloc(n) : NULL;
+  float *y = falloc(m * ldy), *r = falloc(m * ldy);
+  void *w = make_weights(dt, n * ldw);
+  fill(x, m * ldx, -1.0f, 1.0f);
+  if (bias) fill(bias, n, -1.0f, 1.0f);
+  fill(y, m * ldy, -1.0f, 1.0f);
+  if (beta == 0.0f)
+    for (int64_t i = 0; i < m * ldy; i++)
+      y[i] = NAN; /* beta 0: y must not be read */
+  memcpy(r, y, (size_t)(m * ldy) * sizeof(float));
+  pf_err err;
+  pf_status st = pf_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, y, ldy, ws, &err);
+  ck_assert_msg(st == PF_OK, "gemm %lldx%lldx%lld: %s", (long long)m, (long long)n, (long long)k,
+                err.msg);
+  pf_ref_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double mass = 1e-6 + (bias ? fabs(bias[j]) * 1e-5 : 0.0);
+      for (int64_t p = 0; p < k; p++)
+        mass += 1e-5 * fabs(x[i * ldx + p]) * w_abs(w, dt, j * ldw + p);
+      if (beta != 0.0f) mass += 1e-5 * fabs(r[i * ldy + j]);
+      const double d = fabs((double)y[i * ldy + j] - r[i * ldy + j]);
+      ck_assert_msg(d <= mass, "gemm m=%lld n=%lld k=%lld %s isa=%s y[%lld,%lld]=%.9g ref=%.9g",
+                    (long long)m, (long long)n, (long long)k, dt_name(dt),
+                    pf_isa_name(pf_kernels_isa()), (long long)i, (long long)j,
+                    (double)y[i * ldy + j], (double)r[i * ldy + j]);
+    }
+  free(x), free(bias), free(y), free(r), free(w);
+}
+
+static const int64_t gemm_shapes[][3] = {
+    {1, 1, 1},       {1, 37, 19},    {1, 64, 16},     {2, 65, 33}, {3, 100, 130},
+    {4, 257, 67},    {1, 300, 2048}, {4, 96, 1000},   {5, 64, 48}, {9, 300, 1000},
+    {16, 130, 2051}, {17, 300, 129}, {64, 1030, 257}, {33, 7, 5},
+};
+
+START_TEST(test_gemm_vs_ref) {
+  const pf_dtype dts[3] = {PF_DTYPE_F32, PF_DTYPE_BF16, PF_DTYPE_F16};
+  pf_isa levels[3];
+  const int nl = isa_levels(levels);
+  pf_workspace *ws;
+  ck_assert_int_eq(pf_workspace_new(&ws, NULL), PF_OK);
+  rng_seed(1);
+  for (int l = 0; l < nl; l++) {
+    pf_isa prev = pf_kernels_set_isa(levels[l]);
+    for (size_t s = 0; s < sizeof gemm_shapes / sizeof gemm_shapes[0]; s++)
+      for (int d = 0; d < 3; d++) {
+        const int64_t *sh = gemm_shapes[s];
+        check_gemm_case(sh[0], sh[1], sh[2], dts[d], (int)(s + d) % 2, 0.0f, 0, ws);
+        check_gemm_case(sh[0], sh[1], sh[2], dts[d], (int)(s + d + 1) % 2, 1.0f, 1, NULL);
+      }
+    pf_kernels_set_isa(prev);
+  }
+  pf_workspace_free(ws);
+}
+END_TEST
+
+/* Several panels (n above the panel height, at least 512 rows) on the GEMM path. */
+START_TEST(test_gemm_multi_panel) {
+  rng_seed(2);
+  check_gemm_case(PF_GEMV_MAX_M + 1, 2200, 600, PF_DTYPE_BF16, 1, 0.0f, 0, NULL);
+  check_gemm_case(PF_GEMV_MAX_M + 5, 2600, 700, PF_DTYPE_F16, 0, 0.5f, 1, NULL);
+}
+END_TEST
+
+START_TEST(test_workspace_reused) {
+  pf_workspace *ws;
+  ck_assert_int_eq(pf_workspace_new(&ws, NULL), PF_OK);
+  rng_seed(3);
+  check_gemm_case(40, 512, 300, PF_DTYPE_BF16, 0, 0.0f, 0, ws);
+  const size_t cap = pf_workspace_bytes(ws);
+  ck_assert_uint_gt(cap, 0);
+  check_gemm_case(40, 512, 300, PF_DTYPE_BF16, 0, 0.0f, 0, ws);
+  check_gemm_case(24, 100, 300, PF_DTYPE_F16, 0, 0.0f, 0, ws);
+  ck_assert_uint_eq(pf_workspace_bytes(ws), cap); /* no growth, no new pages */
+  pf_workspace_free(ws);
+  pf_workspace_free(NULL);
+}
+END_TEST
+
+static pf_tensor *tensor2(pf_dtype dt, int64_t r, int64_t c, const void *src) {
+  int64_t shape[2] = {r, c};
+  pf_tensor *t = NULL;
+  ck_assert_int_eq(pf_tensor_new(dt, 2, shape, &t, NULL), PF_OK);
+  memcpy(pf_tensor_mutable_data(t), src, t->nbytes);
+  return t;
+}
+
+START_TEST(test_linear_tensor) {
+  rng_seed(4);
+  const int64_t m = PF_GEMV_MAX_M + 3, n = 40, k = 24;
+  float *x = falloc(m * k), *y = falloc(m * n), *r = falloc(m * n), bias[40];
+  fill(x, m * k, -1, 1);
+  fill(bias, n, -1, 1);
+  void *wb = make_weights(PF_DTYPE_BF16, n * k);
+  uint16_t bias_bf16[40];
+  for (int i = 0; i < n; i++)
+    bias_bf16[i] = pf_f32_to_bf16(bias[i]);
+  pf_tensor *w = tensor2(PF_DTYPE_BF16, n, k, wb);
+  int64_t bshape[1] = {n};
+  pf_tensor *b = NULL;
+  ck_assert_int_eq(pf_tensor_new(PF_DTYPE_BF16, 1, bshape, &b, NULL), PF_OK);
+  memcpy(pf_tensor_mutable_data(b), bias_bf16, sizeof bias_bf16);
+  float bias_rounded[40];
+  for (int i = 0; i < n; i++)
+    bias_rounded[i] = pf_ref_bf16_to_f32(bias_bf16[i]);
+  pf_err err;
+  for (int64_t mm = 1; mm <= m; mm += m - 1) { /* GEMV path (m=1) and GEMM path */
+    ck_assert_int_eq(pf_linear(x, mm, k, w, b, y, NULL, &err), PF_OK);
+    pf_ref_gemm_xwt(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);
+    for (int64_t i = 0; i < mm * n; i++)
+      ck_assert_float_eq_tol(y[i], r[i], 1e-4);
+  }
+  pf_tensor_release(w);
+  pf_tensor_release(b);
+  free(x), free(y), free(r), free(wb);
+}
+END_TEST
+
+START_TEST(test_linear_errors) {
+  float x[16] = {0}, y[64];
+  pf_err err;
+  float wdata[8 * 4] = {0};
+  pf_tensor *w = tensor2(PF_DTYPE_F32, 8, 4, wdata);
+  ck_assert_int_eq(pf_linear(x, 2, 2, w, NULL, y, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "linear: weight: expected shape [N, 2], got [8, 4]");
+  ck_assert_int_eq(pf_linear(x, 2, 4, NULL, NULL, y, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "NULL tensor");
+  int64_t bshape[1] = {7};
+  pf_tensor *b = NULL;
+  ck_assert_int_eq(pf_tensor_new(PF_DTYPE_F32, 1, bshape, &b, NULL), PF_OK);
+  ck_assert_int_eq(pf_linear(x, 2, 4, w, b, y, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "linear: bias: expected shape [8], got [7]");
+  pf_tensor *planned = NULL;
+  int64_t shape[2] = {8, 4};
+  ck_assert_int_eq(pf_tensor_new_planned(PF_DTYPE_BF16, 2, shape, &planned, NULL), PF_OK);
+  ck_assert_int_eq(pf_linear(x, 2, 4, planned, NULL, y, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "planned tensor has no data");
+  ck_assert_int_eq(pf_linear(NULL, 2, 4, w, NULL, y, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "NULL input");
+  ck_assert_int_eq(pf_linear(x, -1, 4, w, NULL, y, NULL, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_linear(x, 0, 4, w, NULL, NULL, NULL, &err), PF_OK); /* empty */
+  ck_assert_int_eq(pf_gemm_xwt(2, 8, 4, x, 3, wdata, PF_DTYPE_F32, 4, NULL, 0, y, 8, NULL, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "expected row strides ldx>=4");
+  ck_assert_int_eq(pf_gemm_xwt(2, -8, 4, x, 4, wdata, PF_DTYPE_F32, 4, NULL, 0, y, 8, NULL, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "expected sizes >= 0");
+  ck_assert_int_eq(pf_gemm_xwt(2, 8, 4, x, 4, wdata, (pf_dtype)9, 4, NULL, 0, y, 8, NULL, &err),
+                   PF_ERR_INVALID);
+  /* k == 0: y = bias */
+  float bias[3] = {1, 2, 3}, y0[6];
+  ck_assert_int_eq(
+      pf_gemm_xwt(2, 3, 0, NULL, 0, NULL, PF_DTYPE_BF16, 0, bias, 0, y0, 3, NULL, &err), PF_OK);
+  ck_assert_float_eq(y0[4], 2.0f);
+  pf_tensor_release(w);
+  pf_tensor_release(b);
+  pf_tensor_release(planned);
+}
+END_TEST
+
+START_TEST(test_sgemm_vs_ref) {
+  rng_seed(5);
+  const int64_t m = 37, n = 29, k = 45;
+  float *a = falloc(64 * 64), *b = falloc(64 * 64), *c = falloc(m * 40), *r = falloc(m * 40);
+  fill(a, 64 * 64, -1, 1);
+  fill(b, 64 * 64, -1, 1);
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      fill(c, m * 40, -1, 1);
+      memcpy(r, c, (size_t)(m * 40) * sizeof(float));
+      const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1;
+      pf_err err;
+      ck_assert_int_eq(pf_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c, 40, &err), PF_OK);
+      pf_ref_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, r, 40);
+      for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++)
+          ck_assert_float_eq_tol(c[i * 40 + j], r[i * 40 + j], 2e-5);
+    }
+  /* beta 0: C is not read (NaN garbage must not leak through) */
+  for (int64_t i = 0; i < m * 40; i++)
+    c[i] = NAN;
+  ck_assert_int_eq(pf_sgemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, 40, NULL), PF_OK);
+  pf_ref_sgemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, r, 40);
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++)
+      ck_assert_float_eq_tol(c[i * 40 + j], r[i * 40 + j], 2e-5);
+  pf_err err;
+  ck_assert_int_eq(pf_sgemm(0, 1, m, n, k, 1, a, k - 1, b, k, 0, c, 40, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "lda>=45");
+  free(a), free(b), free(c), free(r);
+}
+END_TEST
+
+/* ---- row kernels ---- */
+
+static const int64_t row_lens[] = {1, 7, 8, 15, 16, 17, 33, 100, 2048, 4095};
+#define N_ROW_LENS (sizeof row_lens / sizeof row_lens[0])
+
+START_TEST(test_rmsnorm_vs_ref) {
+  pf_isa levels[3];
+  const int nl = isa_levels(levels);
+  rng_seed(6);
+  for (int l = 0; l < nl; l++) {
+    pf_isa prev = pf_kernels_set_isa(levels[l]);
+    for (size_t s = 0; s < N_ROW_LENS; s++) {
+      const int64_t n = row_lens[s], rows = 3;
+      float *x = falloc(rows * n), *w = falloc(n), *y = falloc(rows * n), *r = falloc(rows * n);
+      fill(x, rows * n, -3, 3);
+      fill(w, n, 0.5f, 1.5f);
+      pf_rmsnorm(y, x, w, rows, n, 1e-5f);
+      pf_ref_rmsnorm(r, x, w, rows, n, 1e-5f);
+      for (int64_t i = 0; i < rows * n; i++)
+        ck_assert_msg(fabsf(y[i] - r[i]) <= 1e-5f * fabsf(r[i]) + 1e-7f, "n=%lld i=%lld %g vs %g",
+                      (long long)n, (long long)i, (double)y[i], (double)r[i]);
+      pf_rmsnorm(x, x, w, rows, n, 1e-5f); /* in place */
+      for (int64_t i = 0; i < rows * n; i++)
+        ck_assert_float_eq(x[i], y[i]);
+      free(x), free(w), free(y), free(r);
+    }
+    pf_kernels_set_isa(prev);
+  }
+}
+END_TEST
+
+START_TEST(test_silu_mul_vs_ref) {
+  pf_isa levels[3];
+  const int nl = isa_levels(levels);
+  rng_seed(7);
+  const int64_t n = 20000 + 5;
+  float *g = falloc(n), *u = falloc(n), *y = falloc(n), *r = falloc(n);
+  fill(g, n, -12, 12);
+  fill(u, n, -2, 2);
+  g[0] = -100.0f, g[1] = 100.0f, g[2] = 0.0f, g[3] = -87.0f, g[4] = 88.5f, g[5] = -1e-8f;
+  for (int l = 0; l < nl; l++) {
+    pf_isa prev = pf_kernels_set_isa(levels[l]);
+    pf_silu_mul(y, g, u, n);
+    pf_ref_silu_mul(r, g, u, n);
+    for (int64_t i = 0; i < n; i++)
+      ck_assert_msg(fabsf(y[i] - r[i]) <= 2e-6f * fabsf(r[i]) + 1e-30f, "isa=%s g=%g: %g vs %g",
+                    pf_isa_name(levels[l]), (double)g[i], (double)y[i], (double)r[i]);
+    pf_kernels_set_isa(prev);
+  }
+  free(g), free(u), free(y), free(r);
+}
+END_TEST
+
+START_TEST(test_softmax_vs_ref) {
+  pf_isa levels[3];
+  const int nl = isa_levels(levels);
+  rng_seed(8);
+  for (int l = 0; l < nl; l++) {
+    pf_isa prev = pf_kernels_set_isa(levels[l]);
+    for (size_t s = 0; s < N_ROW_LENS; s++) {
+      const int64_t n = row_lens[s];
+      float *x = falloc(n), *y = falloc(n), *r = falloc(n);
+      fill(x, n, -20, 20);
+      x[0] += 1000.0f;                 /* max subtraction matters */
+      if (n > 3) x[n - 2] = -INFINITY; /* masked entry */
+      memcpy(y, x, (size_t)n * sizeof(float));
+      memcpy(r, x, (size_t)n * sizeof(float));
+      pf_softmax_row(y, n);
+      pf_ref_softmax_row(r, n);
+      double sum = 0;
+      for (int64_t i = 0; i < n; i++) {
+        ck_assert_msg(fabsf(y[i] - r[i]) <= 1e-6f, "n=%lld i=%lld: %g vs %g", (long long)n,
+                      (long long)i, (double)y[i], (double)r[i]);
+        sum += y[i];
+      }
+      ck_assert_double_eq_tol(sum, 1.0, 1e-5);
+      if (n > 3) ck_assert_float_eq(y[n - 2], 0.0f);
+      ck_assert_double_eq_tol(pf_logsumexp(x, n), pf_ref_logsumexp(x, n), 1e-5);
+      ck_assert_double_eq_tol(pf_log_softmax_row(y, x, n), pf_ref_log_softmax_row(r, x, n), 1e-5);
+      for (int64_t i = 0; i < n; i++)
+        if (isfinite(r[i])) ck_assert_float_eq_tol(y[i], r[i], 1e-5);
+      free(x), free(y), free(r);
+    }
+    pf_kernels_set_isa(prev);
+  }
+}
+END_TEST
+
+START_TEST(test_softmax_rows) {
+  rng_seed(9);
+  const int64_t rows = 40, n = 37, ld = 50;
+  float *x = falloc(rows * ld), *r = falloc(rows * ld);
+  fill(x, rows * ld, -5, 5);
+  memcpy(r, x, (size_t)(rows * ld) * sizeof(float));
+  pf_softmax_rows(x, rows, n, ld);
+  for (int64_t i = 0; i < rows; i++) {
+    pf_ref_softmax_row(r + i * ld, n);
+    for (int64_t j = 0; j < ld; j++) /* padding untouched */
+      ck_assert_float_eq_tol(x[i * ld + j], r[i * ld + j], 1e-6);
+  }
+  free(x), free(r);
+}
+END_TEST
+
+START_TEST(test_dot_axpy_vs_ref) {
+  pf_isa levels[3];
+  const int nl = isa_levels(levels);
+  rng_seed(10);
+  for (int l = 0; l < nl; l++) {
+    pf_isa prev = pf_kernels_set_isa(levels[l]);
+    for (size_t s = 0; s < N_ROW_LENS; s++) {
+      const int64_t n = row_lens[s];
+      float *a = falloc(n), *b = falloc(n), *y = falloc(n), *r = falloc(n);
+      fill(a, n, -1, 1);
+      fill(b, n, -1, 1);
+      double mass = 1e-6;
+      for (int64_t i = 0; i < n; i++)
+        mass += 1e-5 * fabs(a[i] * b[i]);
+      ck_assert_double_le(fabs(pf_dot(a, b, n) - pf_ref_dot(a, b, n)), mass);
+      memcpy(y, b, (size_t)n * sizeof(float));
+      memcpy(r, b, (size_t)n * sizeof(float));
+      pf_axpy(y, -0.75f, a, n);
+      pf_ref_axpy(r, -0.75f, a, n);
+      for (int64_t i = 0; i < n; i++)
+        ck_assert_float_eq_tol(y[i], r[i], 1e-6);
+      free(a), free(b), free(y), free(r);
+    }
+    pf_kernels_set_isa(prev);
+  }
+}
+END_TEST
+
+/* ---- RoPE ---- */
+
+/* Golden inv_freq values, produced once with /usr/bin/python3 + numpy 1.24 (float32):
+ *   f32 = np.float32
+ *   def default(theta, dim):
+ *       return f32(1) / np.power(f32(theta), np.arange(0, dim, 2).astype(f32) / f32(dim))
+ *   def llama3(theta, dim, factor, lo, hi, orig):
+ *       inv = default(theta, dim); wl = (f32(1) / inv) * f32(2 * math.pi)
+ *       llama = np.where(wl > f32(orig / lo), inv / f32(factor), inv)
+ *       smooth = ((f32(1) / wl) * f32(orig) - f32(lo)) / f32(hi - lo)
+ *       smoothed = ((f32(1) - smooth) * llama) / f32(factor) + smooth * llama
+ *       med = ~(wl < f32(orig / hi)) & ~(wl > f32(orig / lo))
+ *       return np.where(med, smoothed, llama)
+ *   llama3(500000.0, 64, 32.0, 1.0, 4.0, 8192)   # Llama 3.2 1B config
+ *   default(10000.0, 16)
+ */
+static const double golden_llama32_1b[32] = {
+    1.000000000e+00, 6.636012197e-01, 4.403666258e-01, 2.922278047e-01, 1.939227581e-01,
+    1.286873817e-01, 8.539710194e-02, 5.666961893e-02, 3.760603070e-02, 2.495540865e-02,
+    1.656044088e-02, 1.098952908e-02, 7.292665076e-03, 4.839421250e-03, 3.211446106e-03,
+    1.290548011e-03, 4.295567051e-04, 9.708286234e-05, 1.946163866e-05, 1.291476838e-05,
+    8.570255886e-06, 5.687231805e-06, 3.774054449e-06, 2.504466920e-06, 1.661967644e-06,
+    1.102883630e-06, 7.318749340e-07, 4.856731266e-07, 3.222932889e-07, 2.138742303e-07,
+    1.419272024e-07, 9.418307201e-08};
+static const double golden_default_d16[8] = {1.000000000e+00, 3.162277639e-01, 1.000000015e-01,
+                                             3.162277862e-02, 9.999999776e-03, 3.162277862e-03,
+                                             1.000000047e-03, 3.162277862e-04};
+
+START_TEST(test_rope_inv_freq_golden) {
+  pf_rope_params p = pf_rope_default_params();
+  p.rope_type = PF_ROPE_LLAMA3;
+  p.rope_theta = 500000.0;
+  p.head_dim = 64;
+  p.factor = 32.0;
+  p.low_freq_factor = 1.0;
+  p.high_freq_factor = 4.0;
+  p.original_max_position_embeddings = 8192;
+  float inv[64];
+  pf_err err;
+  ck_assert_int_eq(pf_rope_inv_freq(&p, inv, &err), PF_OK);
+  for (int i = 0; i < 32; i++)
+    ck_assert_msg(fabs(inv[i] - golden_llama32_1b[i]) <= 1e-6 * golden_llama32_1b[i],
+                  "llama3 inv_freq[%d] = %.9e, golden %.9e", i, (double)inv[i],
+                  golden_llama32_1b[i]);
+  p = pf_rope_default_params();
+  p.head_dim = 16;
+  ck_assert_int_eq(pf_rope_inv_freq(&p, inv, &err), PF_OK);
+  for (int i = 0; i < 8; i++)
+    ck_assert_msg(fabs(inv[i] - golden_default_d16[i]) <= 1e-6 * golden_default_d16[i],
+                  "default inv_freq[%d] = %.9e, golden %.9e", i, (double)inv[i],
+                  golden_default_d16[i]);
+  /* linear: default / factor */
+  p.rope_type = PF_ROPE_LINEAR;
+  p.factor = 4.0;
+  ck_assert_int_eq(pf_rope_inv_freq(&p, inv, &err), PF_OK);
+  for (int i = 0; i < 8; i++)
+    ck_assert_double_eq_tol(inv[i], golden_default_d16[i] / 4, 1e-6 * inv[i]);
+}
+END_TEST
+
+START_TEST(test_rope_params_errors) {
+  pf_rope_params p = pf_rope_default_params();
+  float inv[8];
+  pf_err err;
+  p.head_dim = 7;
+  ck_assert_int_eq(pf_rope_inv_freq(&p, inv, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "even head_dim");
+  p = pf_rope_default_params();
+  p.rope_type = PF_ROPE_LLAMA3;
+  p.high_freq_factor = 0.5;
+  ck_assert_int_eq(pf_rope_inv_freq(&p, inv, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "low_freq_factor < high_freq_factor");
+  pf_rope_type type;
+  ck_assert_int_eq(pf_rope_type_parse("llama3", &type, &err), PF_OK);
+  ck_assert_int_eq(type, PF_ROPE_LLAMA3);
+  ck_assert_int_eq(pf_rope_type_parse(NULL, &type, &err), PF_OK);
+  ck_assert_int_eq(type, PF_ROPE_DEFAULT);
+  ck_assert_int_eq(pf_rope_type_parse("yarn", &type, &err), PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, "got 'yarn'");
+  pf_rope_table *t = (pf_rope_table *)1;
+  p = pf_rope_default_params();
+  ck_assert_int_eq(pf_rope_table_new(&p, 0, &t, &err), PF_ERR_INVALID);
+  ck_assert_ptr_null(t);
+  pf_rope_table_free(NULL);
+}
+END_TEST
+
+START_TEST(test_rope_apply_vs_ref) {
+  pf_rope_params p = pf_rope_default_params();
+  p.rope_type = PF_ROPE_LLAMA3;
+  p.rope_theta = 500000.0;
+  p.head_dim = 64;
+  pf_rope_table *t;
+  pf_err err;
+  ck_assert_int_eq(pf_rope_table_new(&p, 5000, &t, &err), PF_OK);
+  rng_seed(11);
+  const int64_t n_tok = 9, n_heads = 3, ld = n_heads * 64 + 4;
+  int64_t pos[9] = {0, 1, 2, 17, 100, 1023, 2048, 4095, 4999};
+  float *x = falloc(n_tok * ld), *r = falloc(n_tok * ld);
+  fill(x, n_tok * ld, -1, 1);
+  memcpy(r, x, (size_t)(n_tok * ld) * sizeof(float));
+  ck_assert_int_eq(pf_rope_apply(t, x, n_tok, n_heads, ld, pos, &err), PF_OK);
+  pf_ref_rope_apply(t->inv_freq, 64, r, n_tok, n_heads, ld, pos);
+  for (int64_t i = 0; i < n_tok * ld; i++)
+    ck_assert_float_eq_tol(x[i], r[i], 1e-5);
+  /* position 0 is the identity */
+  float id[64], id0[64];
+  fill(id, 64, -1, 1);
+  memcpy(id0, id, sizeof id);
+  int64_t p0 = 0;
+  ck_assert_int_eq(pf_rope_apply(t, id, 1, 1, 64, &p0, &err), PF_OK);
+  for (int i = 0; i < 64; i++)
+    ck_assert_float_eq(id[i], id0[i]);
+  /* out-of-range position: error, nothing written */
+  int64_t bad[2] = {3, 5000};
+  memcpy(r, x, (size_t)(n_tok * ld) * sizeof(float));
+  ck_assert_int_eq(pf_rope_apply(t, x, 2, n_heads, ld, bad, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "token 1: expected a position in [0, 5000), got 5000");
+  ck_assert_int_eq(memcmp(r, x, (size_t)(n_tok * ld) * sizeof(float)), 0);
+  ck_assert_int_eq(pf_rope_apply(t, x, 2, n_heads, 10, pos, &err), PF_ERR_INVALID);
+  pf_rope_table_free(t);
+  free(x), free(r);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("kernels");
+  TCase *tc = tcase_create("init");
+  tcase_add_test(tc, test_init_idempotent);
+  tcase_add_test(tc, test_init_concurrent);
+  tcase_add_test(tc, test_describe_names_arch);
+  tcase_add_test(tc, test_parse_arch);
+  tcase_add_test(tc, test_user_arch_respected);
+  tcase_add_test(tc, test_user_arch_invalid);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("gemm");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_gemm_vs_ref);
+  tcase_add_test(tc, test_gemm_multi_panel);
+  tcase_add_test(tc, test_workspace_reused);
+  tcase_add_test(tc, test_linear_tensor);
+  tcase_add_test(tc, test_linear_errors);
+  tcase_add_test(tc, test_sgemm_vs_ref);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("rows");
+  tcase_add_test(tc, test_rmsnorm_vs_ref);
+  tcase_add_test(tc, test_silu_mul_vs_ref);
+  tcase_add_test(tc, test_softmax_vs_ref);
+  tcase_add_test(tc, test_softmax_rows);
+  tcase_add_test(tc, test_dot_axpy_vs_ref);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("rope");
+  tcase_add_test(tc, test_rope_inv_freq_golden);
+  tcase_add_test(tc, test_rope_params_errors);
+  tcase_add_test(tc, test_rope_apply_vs_ref);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "fsutil.h"
+#include "kernels/kernels.h"
 #include "op.h"
 #include "pf_lua.h"
 #include "recipe.h"
@@ -360,6 +361,7 @@ static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
 
 static void print_version(void) {
   printf("pfrun %s\n", PF_VERSION);
+  printf("kernels: %s\n", pf_kernels_describe());
 }
 
 int main(int argc, char **argv) {
@@ -371,6 +373,10 @@ int main(int argc, char **argv) {
     pf_cli_free(&c);
     return 2;
   }
+  /* BLIS reads its architecture from the environment when it initialises:
+   * choose it now, before any thread starts (see kernels.h). A failure here is
+   * reported by the first op that needs the kernels. */
+  pf_kernels_init(NULL);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

@@ -7,6 +7,7 @@ expect_ok "help" --help
 expect_in "help names subcommands" "pfrun prune"
 expect_ok "version" --version
 expect_in "version" "pfrun "
+expect_in "version names the BLIS arch" "kernels: BLIS"
 expect_ok "prune help" prune --help
 expect_in "prune help lists --expansion-divisor" "--expansion-divisor"
 expect_ok "ops" ops

@@ -68,5 +68,7 @@ extern const pf_op pf_op_prune_width;
 extern const pf_op pf_op_prune_depth;
 extern const pf_op pf_op_save;
 extern const pf_op pf_op_analyze;
+extern const pf_op pf_op_calibrate;
+extern const pf_op pf_op_importance;
 
 #endif

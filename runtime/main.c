@@ -394,6 +394,9 @@ int main(int argc, char **argv) {
   case PF_CLI_ANALYZE: rc = cmd_analyze(&c, &ctx); break;
   case PF_CLI_OPS: rc = cmd_ops(&c); break;
   case PF_CLI_RECIPE: rc = cmd_recipe(&c, &ctx); break;
+  case PF_CLI_TOKENIZE:
+    if (pf_tokenize_run(&c.tokenize, stdout, &err) != PF_OK) rc = fail(&err);
+    break;
   case PF_CLI_LUA:
     if (pf_lua_run_file(c.file, c.script_argc, c.script_argv, &ctx, &err) != PF_OK)
       rc = fail(&err);

@@ -205,7 +205,7 @@ END_TEST
 START_TEST(test_unknown_op) {
   expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: x\n  - op: prune_widht\n",
               "recipe.yaml:6:9: step 2 (prune_widht): unknown op 'prune_widht'",
-              "known ops: load, score, prune_width");
+              "known ops: load, calibrate, score, prune_width");
   expect_fail("pfrun: 1\nname: t\nsteps:\n  - path: x\n",
               "recipe.yaml:4:5: step 1 (?): ", "missing required key 'op'");
 }

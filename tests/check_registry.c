@@ -153,8 +153,10 @@ START_TEST(test_run_errors) {
   pf_err err = {0};
   ck_assert_int_eq(pf_op_run("frobnicate", NULL, &out, NULL, &err), PF_ERR_INVALID);
   ck_assert_ptr_null(out);
-  pf_assert_err(err, "unknown op 'frobnicate' (ops: load, score, prune_width, prune_depth, save, "
-                     "analyze");
+  pf_assert_err(err, "unknown op 'frobnicate' (ops: load, ");
+  for (size_t i = 0; i < pf_op_count(); i++) /* the message lists every op */
+    ck_assert_msg(strstr(err.msg, pf_op_at(i)->name), "%s missing from '%s'", pf_op_at(i)->name,
+                  err.msg);
   pf_value *p = pf_value_map();
   pf_map_set_str(p, "paht", "x");
   ck_assert_int_eq(pf_op_run("load", p, &out, NULL, &err), PF_ERR_INVALID);

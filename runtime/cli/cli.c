@@ -366,6 +366,12 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
     c->topic = argc > 2 ? argv[2] : NULL;
     return PF_OK;
   }
+  if (!strcmp(cmd, "tokenize")) {
+    pf_status st = pf_tokenize_parse(argc - 2, argv + 2, &c->tokenize, err);
+    c->kind = st == PF_OK && c->tokenize.help ? PF_CLI_HELP : PF_CLI_TOKENIZE;
+    if (c->kind == PF_CLI_HELP) c->topic = "tokenize";
+    return st;
+  }
   if (ends_with(cmd, ".yaml") || ends_with(cmd, ".yml")) return parse_recipe(&it, c, err);
   if (ends_with(cmd, ".lua")) {
     c->kind = PF_CLI_LUA;
@@ -375,8 +381,8 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
     return PF_OK;
   }
   return pf_err_set(err, PF_ERR_INVALID,
-                    "unknown command '%s' (expected prune, analyze, ops, a .yaml recipe or a .lua "
-                    "script; see pfrun --help)",
+                    "unknown command '%s' (expected prune, analyze, ops, tokenize, a .yaml "
+                    "recipe or a .lua script; see pfrun --help)",
                     cmd);
 }
 

@@ -9,6 +9,7 @@
 #define PF_CLI_H
 
 #include "pf.h"
+#include "tokenize.h"
 #include "value.h"
 
 typedef enum pf_cli_kind {
@@ -18,7 +19,8 @@ typedef enum pf_cli_kind {
   PF_CLI_ANALYZE, /* pfrun analyze ... */
   PF_CLI_OPS,     /* pfrun ops [NAME] */
   PF_CLI_RECIPE,  /* pfrun file.yaml [--set k=v] [--dry-run] */
-  PF_CLI_LUA      /* pfrun file.lua args... */
+  PF_CLI_LUA,     /* pfrun file.lua args... */
+  PF_CLI_TOKENIZE /* pfrun tokenize ... */
 } pf_cli_kind;
 
 typedef struct pf_cli {
@@ -38,6 +40,7 @@ typedef struct pf_cli {
   const char *prune_op;   /* "prune_width" or "prune_depth" */
   pf_value *prune_params; /* without "model" */
   pf_value *save_params;  /* without "model" */
+  pf_tokenize_args tokenize; /* tokenize: its arguments (strings borrowed from argv) */
 } pf_cli;
 
 /* Parse argv. On PF_ERR_INVALID the message is a usage error (exit code 2). */

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "tokenize.h"
+
 static const char TOP[] =
     "pfrun — prune and analyse LLaMA-family language models (an OptiPFair-compatible runner).\n"
     "\n"
@@ -12,7 +14,8 @@ static const char TOP[] =
     "  pfrun prune --model-path DIR --output-path DIR [options]   (pfrun prune --help)\n"
     "  pfrun analyze --model-path DIR [--json]\n"
     "  pfrun ops [NAME]            list the ops (or one op's parameters)\n"
-    "  pfrun help TOPIC            TOPIC: prune, analyze, ops, recipe, lua\n"
+    "  pfrun tokenize --model-path DIR (TEXT | --input FILE.jsonl)   token ids as JSON\n"
+    "  pfrun help TOPIC            TOPIC: prune, analyze, ops, tokenize, recipe, lua\n"
     "  pfrun --version\n"
     "\n"
     "Models are Hugging Face folders (config.json + safetensors) or built-in synthetic\n"
@@ -98,5 +101,6 @@ const char *pf_help_text(const char *topic) {
   if (!strcmp(topic, "ops")) return OPS;
   if (!strcmp(topic, "recipe")) return RECIPE;
   if (!strcmp(topic, "lua")) return LUA;
+  if (!strcmp(topic, "tokenize")) return pf_tokenize_help();
   return NULL;
 }

@@ -1,0 +1,161 @@
+/* calibrate.c — op "calibrate": per-layer per-neuron down_proj input norms and
+ * layer importance from calibration text, in one forward pass (calibration.h).
+ *
+ * With `cache` (a folder), the result is stored as <cache>/calib-<key>.json where
+ * key = SHA-256 of the model fingerprint (config + weight files' identity or
+ * derived bytes), the dataset fingerprint (file contents, every data option, the
+ * token ids) and the layer selection; a later run with the same key reads it back
+ * instead of running the model, so a sweep over pruning ratios or methods
+ * calibrates once. Any changed input gives another key, never a stale result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "calibration.h"
+#include "fsutil.h"
+#include "ophelp.h"
+#include "opdata.h"
+#include "pruning.h"
+
+static const pf_param_spec calibrate_params[] = {
+    {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the (unpruned) model to calibrate"},
+    PF_DATA_PARAMS(1, "0", "8"),
+    {"layer_indices", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
+     "collect neuron norms for these layers only (default: all)"},
+    {"cache", PF_P_STR, 0, NULL, NULL, 0, 0,
+     "folder for cached results keyed by model, data and options (created if missing)"},
+};
+
+#define CALIB_FORMAT "pfrun-calibration-1"
+
+static pf_status cache_key(const pf_model *m, const pf_dataset *ds, const int64_t *idx, size_t n,
+                           char key[PF_SHA256_HEX], pf_err *err) {
+  char mfp[PF_SHA256_HEX];
+  pf_status st = pf_model_fingerprint(m, mfp, err);
+  if (st) return st;
+  pf_sha256 h;
+  pf_sha256_init(&h);
+  pf_sha256_update(&h, CALIB_FORMAT, sizeof CALIB_FORMAT);
+  pf_sha256_update(&h, mfp, sizeof mfp);
+  const char *dfp = pf_dataset_fingerprint(ds);
+  pf_sha256_update(&h, dfp, strlen(dfp) + 1);
+  pf_sha256_update(&h, &n, sizeof n);
+  if (n) pf_sha256_update(&h, idx, n * sizeof *idx);
+  pf_sha256_final_hex(&h, key);
+  return PF_OK;
+}
+
+static char *cache_path(const char *dir, const char *key) {
+  char name[128];
+  snprintf(name, sizeof name, "calib-%s.json", key);
+  return pf_path_join(dir, name);
+}
+
+/* The cached result, or NULL when absent or unreadable (then it is recomputed). */
+static pf_value *cache_read(const char *path, const char *key) {
+  char *text = NULL;
+  size_t len = 0;
+  if (!pf_path_exists(path) || pf_read_file(path, (size_t)1 << 31, &text, &len, NULL) != PF_OK)
+    return NULL;
+  cJSON *j = cJSON_ParseWithLength(text, len);
+  free(text);
+  pf_value *v = j ? pf_value_from_json(j) : NULL;
+  cJSON_Delete(j);
+  if (v && (v->type != PF_V_MAP || strcmp(pf_map_str(v, "cache_key", ""), key) != 0)) {
+    pf_value_release(v);
+    v = NULL;
+  }
+  return v;
+}
+
+/* Write through a temporary file and rename, so readers never see half a file. */
+static pf_status cache_write(const char *dir, const char *path, const pf_value *v, pf_err *err) {
+  pf_status st = pf_mkdirs(dir, err);
+  char *text = st ? NULL : pf_value_to_json_text(v);
+  if (!st && !text) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+  if (!st) st = pf_write_file(tmp, text, strlen(text), err);
+  if (!st && rename(tmp, path) != 0) {
+    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the calibration cache", path);
+    remove(tmp);
+  }
+  free(text);
+  return st;
+}
+
+static pf_status compute(const pf_model *m, const pf_dataset *ds, const int64_t *idx, size_t n,
+                         const pf_ctx *ctx, pf_value **out, pf_err *err) {
+  uint8_t *flags = NULL;
+  if (n) {
+    flags = calloc((size_t)m->n_layers, 1);
+    if (!flags) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+      flags[idx[i]] = 1;
+  }
+  pf_calibration c;
+  pf_status st = pf_calibration_run(m, ds, flags, 1, 1, &c, ctx, err);
+  free(flags);
+  if (st) return st;
+  *out = pf_calibration_to_value(&c);
+  pf_calibration_free(&c);
+  return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+}
+
+static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value **out,
+                               const pf_ctx *ctx, pf_err *err) {
+  const pf_model *m = pf_map_model(params, "model");
+  const char *cache = pf_map_str(params, "cache", NULL);
+  int64_t *idx = NULL;
+  size_t n = 0;
+  int have = 0;
+  pf_tokenizer *tok = NULL;
+  pf_dataset *ds = NULL;
+  pf_value *r = NULL;
+  char key[PF_SHA256_HEX] = "", *path = NULL;
+  pf_status st = pf_param_intlist(params, "layer_indices", &idx, &n, &have, err);
+  if (!st && have) st = pf_check_layer_indices(idx, n, m->n_layers, err);
+  if (!st) st = pf_params_dataset(m, params, &tok, &ds, err);
+  int dry = ctx && ctx->dry_run, cached = 0;
+  if (!st && dry && !(r = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (!st && !dry && cache) {
+    st = cache_key(m, ds, idx, n, key, err);
+    if (!st && !(path = cache_path(cache, key))) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    if (!st) cached = (r = cache_read(path, key)) != NULL;
+  }
+  if (!st && !r) st = compute(m, ds, idx, n, ctx, &r, err);
+  if (!st && !dry && cache) st = pf_map_set_str(r, "cache_key", key);
+  if (!st && !dry && cache && !cached) st = cache_write(cache, path, r, err);
+  if (!st) st = pf_map_set_bool(r, "cached", cached);
+  if (!st) {
+    pf_value *sv = pf_data_stats_value(ds);
+    st = sv ? pf_map_set(r, "data", sv) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  free(idx);
+  free(path);
+  pf_dataset_free(ds);
+  pf_tokenizer_free(tok);
+  if (st) {
+    pf_value_release(r);
+    return st;
+  }
+  *out = r;
+  return PF_OK;
+}
+
+const pf_op pf_op_calibrate = {
+    .name = "calibrate",
+    .alias = NULL,
+    .summary = "run calibration text: per-neuron down_proj input norms + layer importance",
+    .params = calibrate_params,
+    .n_params = sizeof calibrate_params / sizeof calibrate_params[0],
+    .returns = "{norms: {\"<layer>\": [X_i...]}, importance: {\"<layer>\": score}, cached, "
+               "cache_key (with cache), data: {samples, samples_skipped, samples_truncated, "
+               "batches, tokens}}; pass it as `calibration` to prune_width / score (method "
+               "MAW) or as `importance` to prune_depth",
+    .run = calibrate_run,
+};

@@ -1,0 +1,247 @@
+/* calibration.c — see calibration.h. The accumulation follows OptiPFair's
+ * arithmetic points (float32 results), with sums taken in double. */
+#include "calibration.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+
+typedef struct calib_state {
+  pf_calibration *c;
+  const uint8_t *layers;
+  int want_norms, want_importance;
+  double *sumsq;        /* [max width] per-batch sums of squares */
+  float *layer_in;      /* [B*S*H] copy of the current layer's input */
+  size_t layer_in_cap;  /* floats */
+  double *batch_scores; /* [n_layers * n_batches] */
+  int64_t batch;        /* current batch index */
+} calib_state;
+
+static void accumulate_norms(calib_state *s, const pf_tap_event *ev) {
+  const int64_t I = ev->width, rows = ev->batch * ev->seq;
+  double *ss = s->sumsq;
+  memset(ss, 0, sizeof(double) * (size_t)I);
+#pragma omp parallel for schedule(static) if (rows * I > (1 << 16))
+  for (int64_t i0 = 0; i0 < I; i0 += 64) {
+    int64_t i1 = i0 + 64 < I ? i0 + 64 : I;
+    for (int64_t r = 0; r < rows; r++) {
+      if (!ev->mask[r]) continue;
+      const float *x = ev->data + r * I;
+      for (int64_t i = i0; i < i1; i++)
+        ss[i] += (double)x[i] * (double)x[i];
+    }
+  }
+  float *acc = s->c->norms[ev->layer];
+  for (int64_t i = 0; i < I; i++)
+    acc[i] += (float)sqrt(ss[i]);
+}
+
+/* 1 - mean cos over the batch's samples (real positions only). */
+static double batch_importance(const calib_state *s, const pf_tap_event *ev) {
+  const int64_t H = ev->width;
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t b = 0; b < ev->batch; b++) {
+    double dot = 0, nx = 0, ny = 0;
+    int finite = 1;
+    for (int64_t t = 0; t < ev->seq; t++) {
+      int64_t r = b * ev->seq + t;
+      if (!ev->mask[r]) continue;
+      const float *x = s->layer_in + r * H, *y = ev->data + r * H;
+      for (int64_t h = 0; h < H; h++) {
+        if (!isfinite(x[h]) || !isfinite(y[h])) finite = 0;
+        dot += (double)x[h] * y[h];
+        nx += (double)x[h] * x[h];
+        ny += (double)y[h] * y[h];
+      }
+    }
+    if (!finite) continue;
+    double cx = fmax(sqrt(nx), 1e-8), cy = fmax(sqrt(ny), 1e-8);
+    double cos = (double)(float)(dot / (cx * cy));
+    if (!isfinite(cos)) continue;
+    sum += cos;
+    n++;
+  }
+  return n ? 1.0 - sum / (double)n : 0.0;
+}
+
+static pf_status calib_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
+  calib_state *s = ud;
+  size_t need = (size_t)(ev->batch * ev->seq * ev->width);
+  switch (ev->point) {
+  case PF_TAP_DOWN_PROJ_INPUT:
+    if (s->want_norms && (!s->layers || s->layers[ev->layer])) accumulate_norms(s, ev);
+    break;
+  case PF_TAP_LAYER_INPUT:
+    if (need > s->layer_in_cap) {
+      float *p = realloc(s->layer_in, need * sizeof(float));
+      if (!p) return pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
+      s->layer_in = p;
+      s->layer_in_cap = need;
+    }
+    memcpy(s->layer_in, ev->data, need * sizeof(float));
+    break;
+  case PF_TAP_LAYER_OUTPUT:
+    s->batch_scores[s->batch * s->c->n_layers + ev->layer] = batch_importance(s, ev);
+    break;
+  default:
+    break;
+  }
+  return PF_OK;
+}
+
+static pf_status calib_alloc(const pf_model *m, int want_norms, int want_importance,
+                             const uint8_t *layers, pf_calibration *c, pf_err *err) {
+  memset(c, 0, sizeof *c);
+  c->n_layers = m->n_layers;
+  c->widths = calloc((size_t)m->n_layers, sizeof *c->widths);
+  c->norms = calloc((size_t)m->n_layers, sizeof *c->norms);
+  if (want_importance) c->importance = calloc((size_t)m->n_layers, sizeof *c->importance);
+  if (!c->widths || !c->norms || (want_importance && !c->importance)) goto nomem;
+  for (int64_t l = 0; l < m->n_layers; l++) {
+    c->widths[l] = m->layers[l].gate_proj->shape[0];
+    if (want_norms && (!layers || layers[l]) &&
+        !(c->norms[l] = calloc((size_t)c->widths[l], sizeof(float))))
+      goto nomem;
+  }
+  return PF_OK;
+nomem:
+  pf_calibration_free(c);
+  return pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
+}
+
+/* Final importance: mean of the finite per-batch scores (0.0 when none). */
+static void finish_importance(calib_state *s, int64_t nb) {
+  pf_calibration *c = s->c;
+  for (int64_t l = 0; l < c->n_layers; l++) {
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t b = 0; b < nb; b++) {
+      double v = s->batch_scores[b * c->n_layers + l];
+      if (isfinite(v)) {
+        sum += v;
+        n++;
+      }
+    }
+    c->importance[l] = n ? sum / (double)n : 0.0;
+  }
+}
+
+pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint8_t *layers,
+                             int want_norms, int want_importance, pf_calibration *out,
+                             const pf_ctx *ctx, pf_err *err) {
+  pf_status st = calib_alloc(m, want_norms, want_importance, layers, out, err);
+  if (st) return st;
+  int64_t nb = pf_dataset_batch_count(ds), maxw = 1;
+  for (int64_t l = 0; l < m->n_layers; l++)
+    if (out->widths[l] > maxw) maxw = out->widths[l];
+  calib_state s = {.c = out, .layers = layers, .want_norms = want_norms,
+                   .want_importance = want_importance};
+  s.sumsq = malloc(sizeof(double) * (size_t)maxw);
+  s.batch_scores = calloc((size_t)(nb * m->n_layers + 1), sizeof(double));
+  pf_forward *f = NULL;
+  if (!s.sumsq || !s.batch_scores) st = pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
+  if (!st) st = pf_forward_new(m, &f, err);
+  pf_taps taps = {.points = 0, .fn = calib_tap, .user_data = &s};
+  if (want_norms) taps.points |= 1u << PF_TAP_DOWN_PROJ_INPUT;
+  if (want_importance) taps.points |= (1u << PF_TAP_LAYER_INPUT) | (1u << PF_TAP_LAYER_OUTPUT);
+  for (int64_t b = 0; !st && b < nb; b++) {
+    pf_batch batch;
+    s.batch = b;
+    st = pf_dataset_batch(ds, b, &batch, err);
+    if (!st) st = pf_forward_run(f, &batch, &taps, NULL, NULL, ctx, err);
+    if (st) pf_err_prefix(err, "calibration batch %lld", (long long)b);
+    pf_ctx_progress(ctx, "calibration", (uint64_t)(b + 1), (uint64_t)nb);
+  }
+  if (!st && want_importance) finish_importance(&s, nb);
+  out->batches = nb;
+  pf_forward_free(f);
+  free(s.sumsq);
+  free(s.layer_in);
+  free(s.batch_scores);
+  if (st) pf_calibration_free(out);
+  return st;
+}
+
+void pf_calibration_free(pf_calibration *c) {
+  if (!c) return;
+  for (int64_t l = 0; c->norms && l < c->n_layers; l++)
+    free(c->norms[l]);
+  free(c->norms);
+  free(c->widths);
+  free(c->importance);
+  memset(c, 0, sizeof *c);
+}
+
+pf_value *pf_calibration_to_value(const pf_calibration *c) {
+  pf_value *v = pf_value_map(), *norms = pf_value_map(), *imp = pf_value_map();
+  pf_status st = v && norms && imp ? PF_OK : PF_ERR_NOMEM;
+  char key[32];
+  for (int64_t l = 0; !st && l < c->n_layers; l++) {
+    snprintf(key, sizeof key, "%lld", (long long)l);
+    if (c->norms && c->norms[l]) {
+      pf_value *list = pf_value_list();
+      st = list ? PF_OK : PF_ERR_NOMEM;
+      for (int64_t i = 0; !st && i < c->widths[l]; i++)
+        st = pf_list_push(list, pf_value_num((double)c->norms[l][i]));
+      if (!st) st = pf_map_set(norms, key, list);
+      else pf_value_release(list);
+    }
+    if (!st && c->importance) st = pf_map_set(imp, key, pf_value_num(c->importance[l]));
+  }
+  if (!st && norms->u.map.len) {
+    st = pf_map_set(v, "norms", norms);
+    norms = NULL;
+  }
+  if (!st && c->importance) {
+    st = pf_map_set(v, "importance", imp);
+    imp = NULL;
+  }
+  pf_value_release(norms);
+  pf_value_release(imp);
+  if (st) {
+    pf_value_release(v);
+    return NULL;
+  }
+  return v;
+}
+
+pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, pf_calibration *out,
+                                    pf_err *err) {
+  const pf_value *norms = v && v->type == PF_V_MAP ? pf_map_get(v, "norms") : NULL;
+  if (!norms) norms = v;
+  if (!norms || norms->type != PF_V_MAP)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "calibration: expected a calibrate result (a map with \"norms\")");
+  pf_status st = calib_alloc(m, 0, 0, NULL, out, err);
+  for (size_t k = 0; !st && k < norms->u.map.len; k++) {
+    const char *key = norms->u.map.keys[k];
+    const pf_value *list = norms->u.map.vals[k];
+    char *end = NULL;
+    long long l = strtoll(key, &end, 10);
+    if (!*key || *end || l < 0 || l >= m->n_layers)
+      st = pf_err_set(err, PF_ERR_INVALID,
+                      "calibration: norms key '%s' is not a layer of this model (0-%lld)", key,
+                      (long long)m->n_layers - 1);
+    else if (list->type != PF_V_LIST || (int64_t)list->u.list.len != out->widths[l])
+      st = pf_err_set(err, PF_ERR_INVALID,
+                      "calibration: norms of layer %lld: expected %lld values, got %zu (was it "
+                      "computed on another model?)",
+                      l, (long long)out->widths[l],
+                      list->type == PF_V_LIST ? list->u.list.len : (size_t)0);
+    else if (!(out->norms[l] = malloc(sizeof(float) * (size_t)out->widths[l])))
+      st = pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
+    for (int64_t i = 0; !st && i < out->widths[l]; i++) {
+      const pf_value *x = list->u.list.items[i];
+      if (x->type != PF_V_NUM && x->type != PF_V_INT)
+        st = pf_err_set(err, PF_ERR_INVALID, "calibration: norms of layer %lld: item %lld is %s",
+                        l, (long long)i, pf_vtype_name(x->type));
+      else out->norms[l][i] = (float)(x->type == PF_V_INT ? (double)x->u.i : x->u.n);
+    }
+  }
+  if (st) pf_calibration_free(out);
+  return st;
+}

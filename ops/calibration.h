@@ -1,0 +1,42 @@
+/* calibration.h — one pass of calibration text through a model, collecting
+ * (reference §2.2 and §7):
+ *  - per layer, per MLP neuron i, the accumulated down_proj input norm
+ *      X_i = sum over batches of sqrt( sum over (b, s) of x[b, s, i]^2 )
+ *    (OptiPFair's "sum of per-batch L2 norms"; pfrun leaves padded positions out);
+ *  - per layer, the layer importance
+ *      score = mean over batches of ( 1 - mean over samples of cos(x_b, y_b) )
+ *    where x_b / y_b are sample b's layer input / output flattened over its real
+ *    (unpadded) positions, cos uses max(||v||, 1e-8) per norm, non-finite
+ *    samples are dropped, a batch with none scores 0.0, and non-finite batch
+ *    scores are skipped in the final mean (0.0 when none are left).
+ * Both are taps on the one forward pass (runtime/forward.h). */
+#ifndef PF_CALIBRATION_H
+#define PF_CALIBRATION_H
+
+#include "dataset.h"
+#include "value.h"
+
+typedef struct pf_calibration {
+  int64_t n_layers;
+  int64_t *widths;    /* [n_layers] intermediate size of each layer */
+  float **norms;      /* [n_layers] -> [widths[l]] X_i, or NULL when not collected */
+  double *importance; /* [n_layers], or NULL when not collected */
+  int64_t batches;
+} pf_calibration;
+
+/* Run every batch of ds through m. layers: NULL = all, else [n_layers] flags of
+ * the layers whose norms are wanted (importance is always per layer). */
+pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint8_t *layers,
+                             int want_norms, int want_importance, pf_calibration *out,
+                             const pf_ctx *ctx, pf_err *err);
+void pf_calibration_free(pf_calibration *c); /* members; NULL ok */
+
+/* {"norms": {"<layer>": [X...]}, "importance": {"<layer>": score}} (present parts). */
+pf_value *pf_calibration_to_value(const pf_calibration *c);
+/* Norms back from a calibrate result (or its "norms" map) for a model of
+ * n_layers layers; out->norms[l] is NULL for layers without an entry. Errors
+ * name the layer and the expected width. */
+pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, pf_calibration *out,
+                                    pf_err *err);
+
+#endif

@@ -1,0 +1,113 @@
+/* opdata.c — see opdata.h. */
+#include "opdata.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+pf_data_opts pf_params_data_opts(const pf_value *params) {
+  pf_data_opts o = pf_data_opts_default();
+  o.data = pf_map_str(params, "data", NULL);
+  o.text_field = pf_map_str(params, "text_field", o.text_field);
+  o.samples = pf_map_int(params, "samples", o.samples);
+  o.max_length = pf_map_int(params, "max_length", o.max_length);
+  o.min_length = pf_map_int(params, "min_length", o.min_length);
+  o.batch_size = pf_map_int(params, "batch_size", o.batch_size);
+  o.pack = pf_map_bool(params, "pack", o.pack);
+  return o;
+}
+
+pf_status pf_model_tokenizer(const pf_model *m, pf_tokenizer **out, pf_err *err) {
+  *out = NULL;
+  if (!m->source_dir)
+    return pf_err_set(err, PF_ERR_INVALID, "model %s has no source folder to read a tokenizer from",
+                      m->name ? m->name : "?");
+  pf_tokenizer *tok = NULL;
+  pf_status st = pf_tokenizer_load(m->source_dir, &tok, err);
+  if (st) return st;
+  int32_t n = pf_tokenizer_vocab_size(tok);
+  if (n > m->config.vocab_size) {
+    pf_tokenizer_free(tok);
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: the tokenizer has %d ids but the model's embedding has %lld rows "
+                      "(tokenizer and model do not belong together)",
+                      m->source_dir, (int)n, (long long)m->config.vocab_size);
+  }
+  *out = tok;
+  return PF_OK;
+}
+
+pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokenizer **tok,
+                            pf_dataset **ds, pf_err *err) {
+  *tok = NULL;
+  *ds = NULL;
+  pf_data_opts o = pf_params_data_opts(params);
+  pf_status st = pf_model_tokenizer(m, tok, err);
+  if (!st) st = pf_dataset_load(&o, *tok, ds, err);
+  if (st) {
+    pf_tokenizer_free(*tok);
+    *tok = NULL;
+  }
+  return st;
+}
+
+typedef struct fp_state {
+  pf_sha256 h;
+  pf_err *err;
+} fp_state;
+
+static void fp_str(pf_sha256 *h, const char *s) { pf_sha256_update(h, s, strlen(s) + 1); }
+
+static int fp_tensor(void *ud, const char *name, const pf_tensor *t) {
+  fp_state *f = ud;
+  char buf[256];
+  fp_str(&f->h, name);
+  snprintf(buf, sizeof buf, "%d:%d:%lld,%lld,%lld,%lld", (int)t->dtype, t->ndim,
+           (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
+           (long long)t->shape[3]);
+  fp_str(&f->h, buf);
+  const char *path = t->storage ? pf_storage_path(t->storage) : NULL;
+  struct stat sb;
+  if (path && stat(path, &sb) == 0) {
+    snprintf(buf, sizeof buf, "%lld:%lld.%09ld:%lld", (long long)sb.st_size,
+             (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+             (long long)((const char *)t->data - (const char *)pf_storage_data(t->storage)));
+    fp_str(&f->h, path);
+    fp_str(&f->h, buf);
+  } else if (t->data) {
+    pf_sha256_update(&f->h, t->data, t->nbytes);
+  } else {
+    pf_err_set(f->err, PF_ERR_INVALID, "%s: a planned (dry-run) tensor has no data", name);
+    return 1;
+  }
+  return 0;
+}
+
+pf_status pf_model_fingerprint(const pf_model *m, char hex[PF_SHA256_HEX], pf_err *err) {
+  fp_state f = {.err = err};
+  pf_sha256_init(&f.h);
+  char *cfg = pf_config_to_json(&m->config);
+  if (!cfg) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  fp_str(&f.h, cfg);
+  free(cfg);
+  if (pf_model_foreach_tensor(m, fp_tensor, &f)) return err ? err->code : PF_ERR_INVALID;
+  pf_sha256_final_hex(&f.h, hex);
+  return PF_OK;
+}
+
+pf_value *pf_data_stats_value(const pf_dataset *ds) {
+  pf_data_stats s = pf_dataset_stats(ds);
+  pf_value *v = pf_value_map();
+  if (!v) return NULL;
+  pf_status st = pf_map_set_int(v, "samples", s.rows);
+  if (!st) st = pf_map_set_int(v, "samples_skipped", s.samples_skipped);
+  if (!st) st = pf_map_set_int(v, "samples_truncated", s.samples_truncated);
+  if (!st) st = pf_map_set_int(v, "batches", s.batches);
+  if (!st) st = pf_map_set_int(v, "tokens", s.tokens_real);
+  if (st) {
+    pf_value_release(v);
+    return NULL;
+  }
+  return v;
+}

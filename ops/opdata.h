@@ -1,0 +1,50 @@
+/* opdata.h — what the data-driven ops (calibrate, importance, evaluate,
+ * generate) share: the data-option parameters, loading the model's tokenizer
+ * and a dataset, and a model fingerprint for caches. Internal to ops/. */
+#ifndef PF_OPDATA_H
+#define PF_OPDATA_H
+
+#include "dataset.h"
+#include "hash.h"
+#include "op.h"
+#include "tokenizer.h"
+
+/* The data options, with the same names on every op that reads text (and on the
+ * CLI as --data/--samples/...). Put PF_DATA_PARAMS(...) inside a param spec array. */
+#define PF_DATA_PARAMS(required, def_samples, def_batch)                                           \
+  {"data", PF_P_STR, required, NULL, NULL, 0, 0,                                                   \
+   "text file: .jsonl (one JSON object per line, field text_field) or .txt (paragraphs)"},        \
+      {"text_field", PF_P_STR, 0, "text", NULL, 0, 0, "the JSONL field holding the text"},         \
+      {"samples", PF_P_INT, 0, def_samples, NULL, 0, 1e9,                                          \
+       "use the first N usable samples in file order (blocks when pack); 0 = all"},              \
+      {"max_length", PF_P_INT, 0, "512", NULL, 1, 1048576,                                         \
+       "tokens per sample: longer samples are truncated (the block size when pack)"},            \
+      {"min_length", PF_P_INT, 0, "0", NULL, 0, 1048576,                                           \
+       "skip samples with fewer tokens (special tokens counted)"},                               \
+      {"batch_size", PF_P_INT, 0, def_batch, NULL, 1, 65536,                                       \
+       "samples per forward pass (batches in file order, right-padded)"},                        \
+      {"pack", PF_P_BOOL, 0, "false", NULL, 0, 0,                                                  \
+       "concatenate the samples and cut them into max_length blocks"}
+
+/* pf_data_opts from the validated params (pointers borrow from params). */
+pf_data_opts pf_params_data_opts(const pf_value *params);
+
+/* The tokenizer of a model: tokenizer.json in its source folder. Errors name the
+ * folder; a tokenizer whose ids do not fit the model's vocabulary is an error
+ * ("tokenizer has 32000 ids but the model's embedding has 512 rows"). */
+pf_status pf_model_tokenizer(const pf_model *m, pf_tokenizer **out, pf_err *err);
+
+/* Tokenizer + dataset for op params holding the PF_DATA_PARAMS. */
+pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokenizer **tok,
+                            pf_dataset **ds, pf_err *err);
+
+/* Hex SHA-256 identifying a model's weights and config: the config JSON, and per
+ * tensor its name, dtype, shape and either (file, size, mtime, offset) for
+ * tensors mapped from a checkpoint file or the bytes of derived tensors. Any
+ * change of a weight file or of a derived tensor changes it. */
+pf_status pf_model_fingerprint(const pf_model *m, char hex[PF_SHA256_HEX], pf_err *err);
+
+/* Dataset statistics as a map {samples, skipped, truncated, rows, batches, tokens}. */
+pf_value *pf_data_stats_value(const pf_dataset *ds);
+
+#endif

@@ -124,7 +124,8 @@ static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value
   if (!st && dry && !(r = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && !dry && cache) {
     st = cache_key(m, ds, idx, n, key, err);
-    if (!st && !(path = cache_path(cache, key))) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    if (!st && !(path = cache_path(cache, key)))
+      st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     if (!st) cached = (r = cache_read(path, key)) != NULL;
   }
   if (!st && !r) st = compute(m, ds, idx, n, ctx, &r, err);

@@ -138,8 +138,8 @@ pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint
   int64_t nb = pf_dataset_batch_count(ds), maxw = 1;
   for (int64_t l = 0; l < m->n_layers; l++)
     if (out->widths[l] > maxw) maxw = out->widths[l];
-  calib_state s = {.c = out, .layers = layers, .want_norms = want_norms,
-                   .want_importance = want_importance};
+  calib_state s = {
+      .c = out, .layers = layers, .want_norms = want_norms, .want_importance = want_importance};
   s.sumsq = malloc(sizeof(double) * (size_t)maxw);
   s.batch_scores = calloc((size_t)(nb * m->n_layers + 1), sizeof(double));
   pf_forward *f = NULL;
@@ -187,8 +187,10 @@ pf_value *pf_calibration_to_value(const pf_calibration *c) {
       st = list ? PF_OK : PF_ERR_NOMEM;
       for (int64_t i = 0; !st && i < c->widths[l]; i++)
         st = pf_list_push(list, pf_value_num((double)c->norms[l][i]));
-      if (!st) st = pf_map_set(norms, key, list);
-      else pf_value_release(list);
+      if (!st)
+        st = pf_map_set(norms, key, list);
+      else
+        pf_value_release(list);
     }
     if (!st && c->importance) st = pf_map_set(imp, key, pf_value_num(c->importance[l]));
   }
@@ -237,9 +239,10 @@ pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, pf_cal
     for (int64_t i = 0; !st && i < out->widths[l]; i++) {
       const pf_value *x = list->u.list.items[i];
       if (x->type != PF_V_NUM && x->type != PF_V_INT)
-        st = pf_err_set(err, PF_ERR_INVALID, "calibration: norms of layer %lld: item %lld is %s",
-                        l, (long long)i, pf_vtype_name(x->type));
-      else out->norms[l][i] = (float)(x->type == PF_V_INT ? (double)x->u.i : x->u.n);
+        st = pf_err_set(err, PF_ERR_INVALID, "calibration: norms of layer %lld: item %lld is %s", l,
+                        (long long)i, pf_vtype_name(x->type));
+      else
+        out->norms[l][i] = (float)(x->type == PF_V_INT ? (double)x->u.i : x->u.n);
     }
   }
   if (st) pf_calibration_free(out);

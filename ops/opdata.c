@@ -57,7 +57,9 @@ typedef struct fp_state {
   pf_err *err;
 } fp_state;
 
-static void fp_str(pf_sha256 *h, const char *s) { pf_sha256_update(h, s, strlen(s) + 1); }
+static void fp_str(pf_sha256 *h, const char *s) {
+  pf_sha256_update(h, s, strlen(s) + 1);
+}
 
 static int fp_tensor(void *ud, const char *name, const pf_tensor *t) {
   fp_state *f = ud;

@@ -11,20 +11,43 @@
 
 /* The data options, with the same names on every op that reads text (and on the
  * CLI as --data/--samples/...). Put PF_DATA_PARAMS(...) inside a param spec array. */
-#define PF_DATA_PARAMS(required, def_samples, def_batch)                                           \
-  {"data", PF_P_STR, required, NULL, NULL, 0, 0,                                                   \
-   "text file: .jsonl (one JSON object per line, field text_field) or .txt (paragraphs)"},        \
-      {"text_field", PF_P_STR, 0, "text", NULL, 0, 0, "the JSONL field holding the text"},         \
-      {"samples", PF_P_INT, 0, def_samples, NULL, 0, 1e9,                                          \
-       "use the first N usable samples in file order (blocks when pack); 0 = all"},              \
-      {"max_length", PF_P_INT, 0, "512", NULL, 1, 1048576,                                         \
-       "tokens per sample: longer samples are truncated (the block size when pack)"},            \
-      {"min_length", PF_P_INT, 0, "0", NULL, 0, 1048576,                                           \
-       "skip samples with fewer tokens (special tokens counted)"},                               \
-      {"batch_size", PF_P_INT, 0, def_batch, NULL, 1, 65536,                                       \
-       "samples per forward pass (batches in file order, right-padded)"},                        \
-      {"pack", PF_P_BOOL, 0, "false", NULL, 0, 0,                                                  \
-       "concatenate the samples and cut them into max_length blocks"}
+#define PF_DATA_PARAMS(required, def_samples, def_batch)                                            \
+  {                                                                                                 \
+      "data",                                                                                       \
+      PF_P_STR,                                                                                     \
+      required,                                                                                     \
+      NULL,                                                                                         \
+      NULL,                                                                                         \
+      0,                                                                                            \
+      0,                                                                                            \
+      "text file: .jsonl (one JSON object per line, field text_field) or .txt (paragraphs)"},       \
+      {"text_field", PF_P_STR, 0, "text", NULL, 0, 0, "the JSONL field holding the text"},          \
+      {"samples", PF_P_INT,                                                                         \
+       0,         def_samples,                                                                      \
+       NULL,      0,                                                                                \
+       1e9,       "use the first N usable samples in file order (blocks when pack); 0 = all"},      \
+      {"max_length",                                                                                \
+       PF_P_INT,                                                                                    \
+       0,                                                                                           \
+       "512",                                                                                       \
+       NULL,                                                                                        \
+       1,                                                                                           \
+       1048576,                                                                                     \
+       "tokens per sample: longer samples are truncated (the block size when pack)"},               \
+      {"min_length", PF_P_INT, 0,       "0",                                                        \
+       NULL,         0,        1048576, "skip samples with fewer tokens (special tokens counted)"}, \
+      {"batch_size",                                                                                \
+       PF_P_INT,                                                                                    \
+       0,                                                                                           \
+       def_batch,                                                                                   \
+       NULL,                                                                                        \
+       1,                                                                                           \
+       65536,                                                                                       \
+       "samples per forward pass (batches in file order, right-padded)"},                           \
+  {                                                                                                 \
+    "pack", PF_P_BOOL, 0, "false", NULL, 0, 0,                                                      \
+        "concatenate the samples and cut them into max_length blocks"                               \
+  }
 
 /* pf_data_opts from the validated params (pointers borrow from params). */
 pf_data_opts pf_params_data_opts(const pf_value *params);

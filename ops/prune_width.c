@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 
+#include "calibration.h"
 #include "ophelp.h"
 #include "pruning.h"
 
@@ -29,6 +30,9 @@ static const pf_param_spec prune_width_params[] = {
      "round each new width down to a multiple of this (at least 1)"},
     {"layer_indices", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
      "layers to prune (default: all); the others keep their width"},
+    {"calibration", PF_P_ANY, 0, NULL, NULL, 0, 0,
+     "a calibrate result (recipes: its step id): data-driven hybrid MAW scores, (normalised "
+     "peak-to-peak of gate, up and down) x accumulated down_proj input norms; method MAW only"},
 };
 
 static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
@@ -50,7 +54,15 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
   o.layer_indices = idx;
   pf_model *nm = NULL;
   pf_value *stats = NULL;
+  pf_calibration cal = {0};
+  const pf_value *cv = pf_map_get(params, "calibration");
+  if (!st && cv && cv->type != PF_V_NULL) {
+    st = pf_calibration_from_value(cv, m, &cal, err);
+    o.activation_norms = (const float *const *)cal.norms;
+    o.n_activation_norms = (size_t)cal.n_layers;
+  }
   if (!st) st = pf_prune_width(m, &o, ctx, &nm, &stats, err);
+  pf_calibration_free(&cal);
   free(idx);
   if (st) return st;
   *out = pf_model_result(nm, stats);

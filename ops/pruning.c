@@ -130,6 +130,71 @@ pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_e
   return PF_OK;
 }
 
+/* max + |min| of n values (float32 result, as torch). */
+static float peak_to_peak(const float *x, int64_t n) {
+  float mx = x[0], mn = x[0];
+  for (int64_t j = 1; j < n; j++) {
+    if (x[j] > mx) mx = x[j];
+    if (x[j] < mn) mn = x[j];
+  }
+  return mx + fabsf(mn);
+}
+
+/* v[i] / (max(v) + 1e-8) in place, float32 arithmetic. */
+static void normalise_by_max(float *v, int64_t n) {
+  float mx = v[0];
+  for (int64_t i = 1; i < n; i++)
+    if (v[i] > mx) mx = v[i];
+  float den = mx + 1e-8f;
+  for (int64_t i = 0; i < n; i++)
+    v[i] = v[i] / den;
+}
+
+/* Column-wise max + |min| of D [H, I]: d[I]. */
+static void down_peaks(const pf_tensor *D, float *d, float *row, float *mx, float *mn) {
+  const int64_t H = D->shape[0], I = D->shape[1];
+  for (int64_t h = 0; h < H; h++) {
+    pf_tensor_row_f32(D, h, row);
+    for (int64_t i = 0; i < I; i++) {
+      if (h == 0 || row[i] > mx[i]) mx[i] = row[i];
+      if (h == 0 || row[i] < mn[i]) mn[i] = row[i];
+    }
+  }
+  for (int64_t i = 0; i < I; i++)
+    d[i] = mx[i] + fabsf(mn[i]);
+}
+
+pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, pf_err *err) {
+  pf_status st = check_gate_up(l, err);
+  if (st) return st;
+  const pf_tensor *D = l->down_proj;
+  const int64_t I = l->gate_proj->shape[0], H = l->gate_proj->shape[1];
+  if (!D || !D->data || D->ndim != 2 || D->shape[1] != I)
+    return pf_err_set(err, PF_ERR_INVALID, "mlp.down_proj: expected shape [%lld, %lld]",
+                      (long long)H, (long long)I);
+  int64_t rowlen = H > D->shape[1] ? H : D->shape[1];
+  float *buf = malloc(sizeof(float) * (size_t)(5 * I + rowlen));
+  if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "hybrid scores: out of memory");
+  float *g = buf, *u = g + I, *d = u + I, *mx = d + I, *mn = mx + I, *row = mn + I;
+  for (int64_t i = 0; i < I; i++) {
+    pf_tensor_row_f32(l->gate_proj, i, row);
+    g[i] = peak_to_peak(row, H);
+    pf_tensor_row_f32(l->up_proj, i, row);
+    u[i] = peak_to_peak(row, H);
+  }
+  down_peaks(D, d, row, mx, mn);
+  normalise_by_max(g, I);
+  normalise_by_max(u, I);
+  normalise_by_max(d, I);
+  for (int64_t i = 0; i < I; i++)
+    out[i] = (g[i] + u[i] + d[i]) * X[i];
+  free(buf);
+  pf_tensor_release_pages(l->gate_proj);
+  pf_tensor_release_pages(l->up_proj);
+  pf_tensor_release_pages(D);
+  return PF_OK;
+}
+
 /* ---- k ---- */
 
 int64_t pf_keep_from_percentage(double p, int64_t I) {
@@ -280,6 +345,13 @@ static pf_status check_width_structure(const pf_model *m, const pf_width_opts *o
                         "expansion_divisor cannot be used alone. Please provide either "
                         "pruning_percentage or expansion_rate.");
   }
+  const char *method = o->method ? o->method : "PPM";
+  if (o->activation_norms && strcmp(method, "MAW") != 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "Data-driven pruning with dataloader is only supported for PPM method "
+                      "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "
+                      "neuron_selection_method='MAW' or remove the dataloader parameter.",
+                      method);
   return PF_OK;
 }
 
@@ -330,6 +402,7 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
   if (st) return st;
   const int64_t L = m->n_layers;
   out->n_layers = L;
+  out->norms = o->activation_norms;
   out->keep = calloc((size_t)L, sizeof *out->keep);
   out->selected = calloc((size_t)L, 1);
   if (!out->keep || !out->selected) {
@@ -437,13 +510,13 @@ fail:
 }
 
 /* Score, select and slice one layer; kept[k] receives the kept indices. */
-static pf_status prune_layer(pf_layer *l, pf_score_method m, int64_t k, int64_t *kept,
-                             pf_err *err) {
+static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, int64_t k,
+                             int64_t *kept, pf_err *err) {
   const int64_t I = l->gate_proj->shape[0];
   pf_tensor *ng = NULL, *nu = NULL, *nd = NULL, *gb = NULL, *ub = NULL;
   float *scores = malloc(sizeof(float) * (size_t)I);
   pf_status st = scores ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "scores: out of memory");
-  if (!st) st = pf_layer_scores(l, m, scores, err);
+  if (!st) st = X ? pf_layer_hybrid_scores(l, X, scores, err) : pf_layer_scores(l, m, scores, err);
   if (!st) st = pf_topk_keep(scores, I, k, kept, err);
   free(scores);
   if (!st) st = pf_tensor_select_rows(l->gate_proj, kept, k, &ng, err);
@@ -488,6 +561,18 @@ static pf_value *layer_entry(int64_t i, int64_t before, int64_t k, const int64_t
   return e;
 }
 
+/* OptiPFair's KeyError text for a layer without calibration norms. */
+static pf_status missing_norms(const pf_width_plan *plan, int64_t i, pf_err *err) {
+  char list[512] = "";
+  size_t len = 0;
+  for (int64_t l = 0; l < plan->n_layers && len + 24 < sizeof list; l++)
+    if (plan->norms[l])
+      len += (size_t)snprintf(list + len, sizeof list - len, "%s%lld", len ? ", " : "",
+                              (long long)l);
+  return pf_err_set(err, PF_ERR_INVALID, "No activation norms found for layer %lld. Available "
+                    "layers: [%s]", (long long)i, list);
+}
+
 /* Prune every selected layer of nm in place; append entries to `layers`. */
 static pf_status prune_layers(pf_model *nm, const pf_width_plan *plan, const pf_ctx *ctx,
                               pf_value *layers, pf_err *err) {
@@ -503,7 +588,12 @@ static pf_status prune_layers(pf_model *nm, const pf_width_plan *plan, const pf_
     int64_t before = l->gate_proj->shape[0], k = plan->keep[i];
     int64_t *kept = dry ? NULL : malloc(sizeof(int64_t) * (size_t)k);
     if (!dry && !kept) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-    st = dry ? plan_layer(l, k, err) : prune_layer(l, plan->method, k, kept, err);
+    const float *X = plan->norms ? plan->norms[i] : NULL;
+    if (plan->norms && !X) {
+      free(kept);
+      return missing_norms(plan, i, err);
+    }
+    st = dry ? plan_layer(l, k, err) : prune_layer(l, plan->method, X, k, kept, err);
     pf_value *e = st ? NULL : layer_entry(i, before, k, kept);
     free(kept);
     if (!st && (!e || pf_list_push(layers, e) != PF_OK))

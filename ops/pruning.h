@@ -50,6 +50,11 @@ float pf_neuron_score(const float *g, const float *u, int64_t H, pf_score_method
  * converted with pf_tensor_row_f32; OpenMP over neurons. Errors: missing or
  * planned (dry-run) tensors, gate/up shape mismatch. */
 pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_err *err);
+/* §2.4 hybrid score of every neuron of layer l with its accumulated norms X[I]:
+ *   g_i = max G[i,:] + |min G[i,:]|, u_i likewise for U, d_i = max D[:,i] + |min D[:,i]|,
+ *   each normalised by (its max + 1e-8), importance_i = (g^_i + u^_i + d^_i) * X_i,
+ * all in float32 as torch computes it. */
+pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, pf_err *err);
 
 /* ---- how many neurons to keep (§3) ---- */
 
@@ -103,6 +108,12 @@ typedef struct pf_width_opts {
   int have_layer_indices;
   const int64_t *layer_indices; /* [n_layer_indices], as given (any order) */
   size_t n_layer_indices;
+  /* §2 data-driven hybrid scores (OptiPFair's `dataloader`): per layer the
+   * accumulated down_proj input norms X [I_l] (NULL entries: not calibrated),
+   * n_activation_norms == the number of layers; NULL = static scores. Only with
+   * method "MAW" (OptiPFair's literal check, made before the method is parsed). */
+  const float *const *activation_norms;
+  size_t n_activation_norms;
 } pf_width_opts;
 
 /* The validated plan: which layers shrink to what. */
@@ -112,6 +123,7 @@ typedef struct pf_width_plan {
   int64_t n_layers;
   int64_t *keep;           /* [n_layers] new width; the old width for unselected layers */
   unsigned char *selected; /* [n_layers] 1 = pruned */
+  const float *const *norms; /* the options' activation_norms (borrowed) or NULL */
 } pf_width_plan;
 
 /* Validate in OptiPFair's order (§4: GLU, layers, layer_indices, divisor,

@@ -1,7 +1,9 @@
 /* score.c — op "score": static neuron-pair importance per layer (§1). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "calibration.h"
 #include "ophelp.h"
 #include "pruning.h"
 
@@ -13,15 +15,18 @@ static const pf_param_spec score_params[] = {
      "norm of the gate row + of the up row (float32; down_proj is not used)"},
     {"layer_indices", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
      "layers to score (default: all), e.g. [0, 2] or \"0,2\""},
+    {"calibration", PF_P_ANY, 0, NULL, NULL, 0, 0,
+     "a calibrate result: hybrid data-driven MAW scores instead of static ones (method MAW)"},
 };
 
 /* One layer's scores as a list of numbers. */
-static pf_status layer_list(const pf_layer *l, pf_score_method m, pf_value **out, pf_err *err) {
+static pf_status layer_list(const pf_layer *l, pf_score_method m, const float *X, pf_value **out,
+                            pf_err *err) {
   int64_t I = l->gate_proj ? l->gate_proj->shape[0] : 0;
   float *s = malloc(sizeof(float) * (size_t)(I ? I : 1));
   pf_value *list = pf_value_list();
   pf_status st = s && list ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  if (!st) st = pf_layer_scores(l, m, s, err);
+  if (!st) st = X ? pf_layer_hybrid_scores(l, X, s, err) : pf_layer_scores(l, m, s, err);
   for (int64_t i = 0; !st && i < I; i++)
     if (pf_list_push(list, pf_value_num((double)s[i])) != PF_OK)
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -35,8 +40,9 @@ static pf_status layer_list(const pf_layer *l, pf_score_method m, pf_value **out
 }
 
 /* {"0": [...], ...}; in a dry run every layer maps to null (no weight is read). */
-static pf_status score_layers(const pf_model *m, pf_score_method method, const int64_t *idx,
-                              size_t n, const pf_ctx *ctx, pf_value *scores, pf_err *err) {
+static pf_status score_layers(const pf_model *m, pf_score_method method, const pf_calibration *cal,
+                              const int64_t *idx, size_t n, const pf_ctx *ctx, pf_value *scores,
+                              pf_err *err) {
   for (size_t i = 0; i < n; i++) {
     char key[32];
     snprintf(key, sizeof key, "%lld", (long long)idx[i]);
@@ -44,8 +50,11 @@ static pf_status score_layers(const pf_model *m, pf_score_method method, const i
     pf_status st = pf_ctx_check_interrupt(ctx, err);
     if (!st && ctx && ctx->dry_run)
       v = pf_value_null();
+    else if (!st && cal && !cal->norms[idx[i]])
+      st = pf_err_set(err, PF_ERR_INVALID, "No activation norms found for layer %lld",
+                      (long long)idx[i]);
     else if (!st)
-      st = layer_list(&m->layers[idx[i]], method, &v, err);
+      st = layer_list(&m->layers[idx[i]], method, cal ? cal->norms[idx[i]] : NULL, &v, err);
     if (st) {
       pf_err_prefix(err, "model.layers.%lld.mlp", (long long)idx[i]);
       return st;
@@ -77,7 +86,18 @@ static pf_status score_run(const pf_op *op, const pf_value *params, pf_value **o
   }
   if (!st && (!(r = pf_value_map()) || !(scores = pf_value_map())))
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  if (!st) st = score_layers(m, method, idx, n, ctx, scores, err);
+  pf_calibration cal = {0};
+  const pf_value *cv = pf_map_get(params, "calibration");
+  int hybrid = cv && cv->type != PF_V_NULL;
+  if (!st && hybrid && strcmp(mname, "MAW") != 0)
+    st = pf_err_set(err, PF_ERR_INVALID,
+                    "Data-driven pruning with dataloader is only supported for PPM method "
+                    "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "
+                    "neuron_selection_method='MAW' or remove the dataloader parameter.",
+                    mname);
+  if (!st && hybrid) st = pf_calibration_from_value(cv, m, &cal, err);
+  if (!st) st = score_layers(m, method, hybrid ? &cal : NULL, idx, n, ctx, scores, err);
+  pf_calibration_free(&cal);
   if (!st && pf_map_set_str(r, "method", mname))
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st) {

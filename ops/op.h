@@ -70,5 +70,7 @@ extern const pf_op pf_op_save;
 extern const pf_op pf_op_analyze;
 extern const pf_op pf_op_calibrate;
 extern const pf_op pf_op_importance;
+extern const pf_op pf_op_evaluate;
+extern const pf_op pf_op_generate;
 
 #endif

@@ -67,6 +67,19 @@ pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokeni
  * change of a weight file or of a derived tensor changes it. */
 pf_status pf_model_fingerprint(const pf_model *m, char hex[PF_SHA256_HEX], pf_err *err);
 
+/* Encode a prompt with special tokens; errors for an empty result or one that
+ * does not fit the model's context. *ids malloc'd. */
+pf_status pf_encode_prompt(const pf_model *m, pf_tokenizer *tok, const char *prompt,
+                           int32_t **ids, size_t *n, pf_err *err);
+
+/* OptiPFair's time_inference (reference §12): `warmup` untimed greedy runs, then
+ * `runs` timed ones of max_new tokens (stopping at eos as generate does);
+ * {avg_time, min_time, max_time, tokens_per_second (= generated / avg_time),
+ * num_runs, generated_tokens (of the last run)}. */
+pf_status pf_time_inference(const pf_model *m, const int32_t *ids, size_t n, int64_t max_new,
+                            int64_t runs, int64_t warmup, int32_t eos, pf_value **out,
+                            const pf_ctx *ctx, pf_err *err);
+
 /* Dataset statistics as a map {samples, skipped, truncated, rows, batches, tokens}. */
 pf_value *pf_data_stats_value(const pf_dataset *ds);
 

@@ -149,13 +149,21 @@ static void print_prune_summary(const pf_value *r) {
 
 static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
-  pf_value *loaded = NULL, *pruned = NULL, *saved = NULL, *stats = NULL;
+  pf_value *loaded = NULL, *pruned = NULL, *saved = NULL, *stats = NULL, *calib = NULL;
   int rc = 1;
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   pf_model *base = pf_map_model(loaded, "model");
   char a[40];
   pf_ctx_log(ctx, "Model: %s", pf_map_str(c->load_params, "path", ""));
   pf_ctx_log(ctx, "Original parameters: %s", fmt_thousands(pf_model_param_count(base), a, sizeof a));
+  if (c->calib_params) {
+    /* data-driven: calibrate the unpruned model first; width pruning uses the
+     * neuron norms (hybrid MAW), depth pruning the layer importance */
+    if (run_op("calibrate", c->calib_params, base, &calib, ctx, &err) != PF_OK) goto out;
+    int depth = strcmp(c->prune_op, "prune_depth") == 0;
+    pf_value_retain(calib);
+    pf_map_set(c->prune_params, depth ? "importance" : "calibration", calib);
+  }
   if (run_op(c->prune_op, c->prune_params, base, &pruned, ctx, &err) != PF_OK) goto out;
   if (run_op("save", c->save_params, pf_map_model(pruned, "model"), &saved, ctx, &err) != PF_OK)
     goto out;
@@ -183,6 +191,7 @@ out:
   pf_value_release(pruned);
   pf_value_release(saved);
   pf_value_release(stats);
+  pf_value_release(calib);
   return rc ? fail(&err) : 0;
 }
 
@@ -238,6 +247,109 @@ out:
   pf_value_release(params);
   pf_value_release(res);
   return rc ? fail(&err) : 0;
+}
+
+/* Load --model-path (and --compare), then run `op` with c->op_params. */
+static pf_status run_opcmd(pf_cli *c, const char *op, pf_value **loaded, pf_value **parent,
+                           pf_value **res, const pf_ctx *ctx, pf_err *err) {
+  pf_status st = run_op("load", c->load_params, NULL, loaded, ctx, err);
+  if (!st && c->compare_path) {
+    pf_value *p = pf_value_map();
+    if (!p) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    pf_map_set(p, "path", pf_value_str(c->compare_path));
+    st = run_op("load", p, NULL, parent, ctx, err);
+    pf_value_release(p);
+    if (!st) pf_map_set(c->op_params, "compare", pf_value_model(pf_map_model(*parent, "model")));
+  }
+  if (!st) st = run_op(op, c->op_params, pf_map_model(*loaded, "model"), res, ctx, err);
+  if (!st) {
+    pf_map_del(*res, "op");
+    pf_map_del(*res, "seconds");
+  }
+  return st;
+}
+
+static void print_importance(const pf_value *imp) {
+  printf("%-6s %12s\n", "layer", "importance");
+  for (size_t i = 0; imp && imp->type == PF_V_MAP && i < imp->u.map.len; i++)
+    printf("%-6s %12.6f\n", imp->u.map.keys[i], pf_map_num(imp, imp->u.map.keys[i], 0));
+}
+
+static int cmd_importance(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *loaded = NULL, *parent = NULL, *res = NULL;
+  int rc = 1;
+  if (run_opcmd(c, "importance", &loaded, &parent, &res, ctx, &err) != PF_OK) goto out;
+  const pf_value *imp = pf_map_get(res, "importance");
+  if (!c->quiet && !c->dry_run) print_importance(imp);
+  if (c->json_out && imp && write_json_file(c->json_out, imp, &err) != PF_OK) goto out;
+  rc = 0;
+out:
+  pf_value_release(loaded);
+  pf_value_release(parent);
+  pf_value_release(res);
+  return rc ? fail(&err) : 0;
+}
+
+static void print_eval(const pf_cli *c, const pf_value *r) {
+  const char *path = pf_map_str(c->load_params, "path", "");
+  if (pf_map_has(r, "perplexity")) {
+    printf("%s: perplexity %.4f over %lld predicted tokens\n", path,
+           pf_map_num(r, "perplexity", 0), (long long)pf_map_int(r, "predicted_tokens", 0));
+    const pf_value *cmp = pf_map_get(r, "compare");
+    if (cmp)
+      printf("%s: perplexity %.4f\nKL divergence (parent || model): %.6f\ntop-1 agreement: "
+             "%.2f%%\n",
+             c->compare_path, pf_map_num(cmp, "perplexity", 0), pf_map_num(r, "kl_divergence", 0),
+             100.0 * pf_map_num(r, "top1_agreement", 0));
+  }
+  const pf_value *sp = pf_map_get(r, "speed");
+  if (sp)
+    printf("generation: %.2f tokens/s (%lld tokens, avg %.3f s over %lld runs)\n",
+           pf_map_num(sp, "tokens_per_second", 0), (long long)pf_map_int(sp, "generated_tokens", 0),
+           pf_map_num(sp, "avg_time", 0), (long long)pf_map_int(sp, "num_runs", 0));
+  const pf_value *ic = pf_map_get(r, "inference_comparison");
+  if (ic)
+    printf("parent: %.2f tokens/s; speedup %.3fx (%+.2f%% tokens/s)\n",
+           pf_map_num(ic, "avg_original_tokens_per_second", 0), pf_map_num(ic, "speedup", 0),
+           pf_map_num(ic, "tps_improvement_percent", 0));
+}
+
+static int cmd_eval(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *loaded = NULL, *parent = NULL, *res = NULL;
+  int rc = 1;
+  if (run_opcmd(c, "evaluate", &loaded, &parent, &res, ctx, &err) != PF_OK) goto out;
+  pf_map_set_str(res, "model_path", pf_map_str(c->load_params, "path", ""));
+  pf_value *cmp = pf_map_get(res, "compare");
+  if (cmp && c->compare_path) pf_map_set_str(cmp, "model_path", c->compare_path);
+  if (!c->quiet && !c->dry_run) print_eval(c, res);
+  if (c->json_out && write_json_file(c->json_out, res, &err) != PF_OK) goto out;
+  rc = 0;
+out:
+  pf_value_release(loaded);
+  pf_value_release(parent);
+  pf_value_release(res);
+  return rc ? fail(&err) : 0;
+}
+
+static int cmd_generate(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *loaded = NULL, *parent = NULL, *res = NULL;
+  if (run_opcmd(c, "generate", &loaded, &parent, &res, ctx, &err) != PF_OK) {
+    pf_value_release(loaded);
+    return fail(&err);
+  }
+  if (!c->dry_run) {
+    printf("%s%s\n", pf_map_str(c->op_params, "prompt", ""), pf_map_str(res, "text", ""));
+    if (!c->quiet)
+      fprintf(stderr, "%lld tokens, %.1f tokens/s decode, prefill %.3f s\n",
+              (long long)pf_map_int(res, "generated_tokens", 0),
+              pf_map_num(res, "decode_tokens_per_second", 0), pf_map_num(res, "prefill_seconds", 0));
+  }
+  pf_value_release(loaded);
+  pf_value_release(res);
+  return 0;
 }
 
 static const char *ptype_name(pf_ptype t) {
@@ -394,6 +506,9 @@ int main(int argc, char **argv) {
   case PF_CLI_ANALYZE: rc = cmd_analyze(&c, &ctx); break;
   case PF_CLI_OPS: rc = cmd_ops(&c); break;
   case PF_CLI_RECIPE: rc = cmd_recipe(&c, &ctx); break;
+  case PF_CLI_IMPORTANCE: rc = cmd_importance(&c, &ctx); break;
+  case PF_CLI_EVAL: rc = cmd_eval(&c, &ctx); break;
+  case PF_CLI_GENERATE: rc = cmd_generate(&c, &ctx); break;
   case PF_CLI_TOKENIZE:
     if (pf_tokenize_run(&c.tokenize, stdout, &err) != PF_OK) rc = fail(&err);
     break;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "help.h"
+#include "opcmd.h"
 
 /* One option as given: --name value or --name=value. */
 typedef struct opt_iter {
@@ -181,6 +182,14 @@ static const str_opt STR_OPTS[] = {
     {"--max-shard-size", offsetof(prune_opts, max_shard), NULL},
 };
 
+/* prune's calibration options -> the calibrate op's parameters. */
+static const pf_opt_map CALIB_OPTS[] = {
+    {"--calibration-data", "data", 0},   {"--calibration-samples", "samples", 0},
+    {"--calibration-cache", "cache", 0}, {"--max-length", "max_length", 0},
+    {"--min-length", "min_length", 0},   {"--batch-size", "batch_size", 0},
+    {"--text-field", "text_field", 0},   {"--pack", "pack", 1},
+};
+
 /* Parse one prune option at it->i; *matched = 0 when the option is not a prune option. */
 static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *matched,
                               pf_err *err) {
@@ -217,7 +226,9 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
   }
   if (!strcmp(a, "--overwrite")) o->overwrite = 1;
   else *matched = 0;
-  return PF_OK;
+  if (*matched) return PF_OK;
+  return pf_opt_take(it->argc, it->argv, &it->i, CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS,
+                     &c->calib_params, matched, err);
 }
 
 static pf_status common_flag(const char *a, pf_cli *c, int *matched) {
@@ -250,6 +261,16 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
     if ((st = parse_indices(o->indices, &list, err)) != PF_OK) return st;
     pf_map_set(c->prune_params, "layer_indices", list);
   }
+  if (c->calib_params && !pf_map_has(c->calib_params, "data"))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "calibration options need --calibration-data FILE (a .jsonl or .txt file).");
+  /* OptiPFair's guard, before any calibration work is done */
+  if (c->calib_params && !depth && strcmp(o->method, "MAW") != 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "Data-driven pruning with dataloader is only supported for PPM method "
+                      "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "
+                      "neuron_selection_method='MAW' or remove the dataloader parameter.",
+                      o->method);
   pf_map_set(c->save_params, "path", pf_value_str(o->output_path));
   pf_map_set(c->save_params, "dtype", pf_value_str(o->dtype));
   if (o->max_shard) pf_map_set(c->save_params, "max_shard_size", pf_value_str(o->max_shard));
@@ -303,6 +324,63 @@ static pf_status parse_analyze(opt_iter *it, pf_cli *c, pf_err *err) {
   if (!c->load_params) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   pf_map_set(c->load_params, "path", pf_value_str(path));
   return PF_OK;
+}
+
+static const pf_opt_map EVAL_OPTS[] = {
+    {"--prompt", "prompt", 0},
+    {"--max-new-tokens", "max_new_tokens", 0},
+    {"--num-runs", "num_runs", 0},
+    {"--warmup-runs", "warmup_runs", 0},
+};
+static const pf_opt_map GENERATE_OPTS[] = {
+    {"--prompt", "prompt", 0},
+    {"--max-new-tokens", "max_new_tokens", 0},
+};
+
+/* importance / eval / generate: --model-path, their op options, --json, --compare. */
+static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err *err) {
+  const char *path = NULL;
+  int is_eval = c->kind == PF_CLI_EVAL, is_gen = c->kind == PF_CLI_GENERATE;
+  for (it->i = 2; it->i < it->argc; it->i++) {
+    const char *a = it->argv[it->i], *iv = NULL;
+    int matched = 0;
+    pf_status st = PF_OK;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      c->kind = PF_CLI_HELP;
+      c->topic = topic;
+      return PF_OK;
+    }
+    common_flag(a, c, &matched);
+    if (matched) continue;
+    if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
+    else if (!is_gen && is_opt(a, "--json", &iv)) st = take_value(it, "--json", iv, &c->json_out, err);
+    else if (is_eval && is_opt(a, "--compare", &iv))
+      st = take_value(it, "--compare", iv, &c->compare_path, err);
+    else {
+      if (!is_gen)
+        st = pf_opt_take(it->argc, it->argv, &it->i, PF_DATA_OPTS, PF_N_DATA_OPTS, &c->op_params,
+                         &matched, err);
+      if (!st && !matched && (is_eval || is_gen))
+        st = pf_opt_take(it->argc, it->argv, &it->i, is_gen ? GENERATE_OPTS : EVAL_OPTS,
+                         is_gen ? 2 : sizeof EVAL_OPTS / sizeof *EVAL_OPTS, &c->op_params,
+                         &matched, err);
+      if (!st && !matched) return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
+    }
+    if (st != PF_OK) return st;
+  }
+  if (!path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
+  if (!c->op_params && !(c->op_params = pf_value_map()))
+    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (c->kind == PF_CLI_IMPORTANCE && !pf_map_has(c->op_params, "data"))
+    return pf_err_set(err, PF_ERR_INVALID, "Missing option '--data'.");
+  if (is_gen && !pf_map_has(c->op_params, "prompt"))
+    return pf_err_set(err, PF_ERR_INVALID, "Missing option '--prompt'.");
+  if (is_eval && !pf_map_has(c->op_params, "data") && !pf_map_has(c->op_params, "prompt"))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "eval needs --data FILE (perplexity) and/or --prompt TEXT (speed).");
+  c->load_params = pf_value_map();
+  if (!c->load_params) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  return pf_map_set(c->load_params, "path", pf_value_str(path));
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -366,6 +444,16 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
     c->topic = argc > 2 ? argv[2] : NULL;
     return PF_OK;
   }
+  static const struct {
+    const char *name;
+    pf_cli_kind kind;
+  } opcmds[] = {{"importance", PF_CLI_IMPORTANCE}, {"eval", PF_CLI_EVAL},
+                {"generate", PF_CLI_GENERATE}};
+  for (size_t k = 0; k < sizeof opcmds / sizeof opcmds[0]; k++)
+    if (!strcmp(cmd, opcmds[k].name)) {
+      c->kind = opcmds[k].kind;
+      return parse_opcmd(&it, c, opcmds[k].name, err);
+    }
   if (!strcmp(cmd, "tokenize")) {
     pf_status st = pf_tokenize_parse(argc - 2, argv + 2, &c->tokenize, err);
     c->kind = st == PF_OK && c->tokenize.help ? PF_CLI_HELP : PF_CLI_TOKENIZE;
@@ -381,8 +469,8 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
     return PF_OK;
   }
   return pf_err_set(err, PF_ERR_INVALID,
-                    "unknown command '%s' (expected prune, analyze, ops, tokenize, a .yaml "
-                    "recipe or a .lua script; see pfrun --help)",
+                    "unknown command '%s' (expected prune, analyze, importance, eval, generate, "
+                    "tokenize, ops, a .yaml recipe or a .lua script; see pfrun --help)",
                     cmd);
 }
 
@@ -391,6 +479,8 @@ void pf_cli_free(pf_cli *c) {
   pf_value_release(c->load_params);
   pf_value_release(c->prune_params);
   pf_value_release(c->save_params);
+  pf_value_release(c->calib_params);
+  pf_value_release(c->op_params);
   free(c->sets);
   memset(c, 0, sizeof *c);
 }

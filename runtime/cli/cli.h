@@ -20,7 +20,10 @@ typedef enum pf_cli_kind {
   PF_CLI_OPS,     /* pfrun ops [NAME] */
   PF_CLI_RECIPE,  /* pfrun file.yaml [--set k=v] [--dry-run] */
   PF_CLI_LUA,     /* pfrun file.lua args... */
-  PF_CLI_TOKENIZE /* pfrun tokenize ... */
+  PF_CLI_TOKENIZE, /* pfrun tokenize ... */
+  PF_CLI_IMPORTANCE, /* pfrun importance ... */
+  PF_CLI_EVAL,       /* pfrun eval ... */
+  PF_CLI_GENERATE    /* pfrun generate ... */
 } pf_cli_kind;
 
 typedef struct pf_cli {
@@ -41,6 +44,13 @@ typedef struct pf_cli {
   pf_value *prune_params; /* without "model" */
   pf_value *save_params;  /* without "model" */
   pf_tokenize_args tokenize; /* tokenize: its arguments (strings borrowed from argv) */
+  /* prune with --calibration-data: calibrate op params (without "model"), or NULL */
+  pf_value *calib_params;
+  /* importance / eval / generate: the op's params (without "model"), the parent
+   * model for eval --compare, and the --json output file */
+  pf_value *op_params;
+  const char *compare_path;
+  const char *json_out;
 } pf_cli;
 
 /* Parse argv. On PF_ERR_INVALID the message is a usage error (exit code 2). */

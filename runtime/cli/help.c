@@ -13,9 +13,13 @@ static const char TOP[] =
     "  pfrun SCRIPT.lua [ARGS...]\n"
     "  pfrun prune --model-path DIR --output-path DIR [options]   (pfrun prune --help)\n"
     "  pfrun analyze --model-path DIR [--json]\n"
+    "  pfrun importance --model-path DIR --data FILE [data options] [--json FILE]\n"
+    "  pfrun eval --model-path DIR [--compare DIR2] [--data FILE ...] [--prompt TEXT]\n"
+    "  pfrun generate --model-path DIR --prompt TEXT [--max-new-tokens N]\n"
     "  pfrun ops [NAME]            list the ops (or one op's parameters)\n"
     "  pfrun tokenize --model-path DIR (TEXT | --input FILE.jsonl)   token ids as JSON\n"
-    "  pfrun help TOPIC            TOPIC: prune, analyze, ops, tokenize, recipe, lua\n"
+    "  pfrun help TOPIC            TOPIC: prune, analyze, importance, eval, generate,\n"
+    "                              tokenize, ops, recipe, lua\n"
     "  pfrun --version\n"
     "\n"
     "Models are Hugging Face folders (config.json + safetensors) or built-in synthetic\n"
@@ -46,6 +50,16 @@ static const char PRUNE[] =
     "  --max-shard-size SIZE         e.g. 5GB (default), 500MB\n"
     "  --overwrite                   replace an existing output folder\n"
     "  --stats-json FILE             write the statistics as JSON\n"
+    "  --calibration-data FILE       data-driven pruning: run this text (.jsonl/.txt) through\n"
+    "                                the model first; MLP_GLU uses hybrid MAW scores (method\n"
+    "                                MAW only), DEPTH removes the least important layers\n"
+    "  --calibration-samples N       first N usable samples (default: all)\n"
+    "  --max-length N                tokens per sample (default 512)\n"
+    "  --min-length N                skip shorter samples (default 0)\n"
+    "  --batch-size N                samples per forward pass (default 8)\n"
+    "  --text-field NAME             JSONL field with the text (default text)\n"
+    "  --pack                        concatenate samples into max-length blocks\n"
+    "  --calibration-cache DIR       reuse calibration results keyed by model, data, options\n"
     "  --dry-run                     print the plan (shapes, parameters, config diff,\n"
     "                                peak memory) without reading or writing weights\n"
     "  --quiet / --verbose           no progress and info lines / the default\n";
@@ -57,6 +71,47 @@ static const char ANALYZE[] =
     "reductions for 10-50% MLP neuron pruning (counting gate, up and down: 3*H per\n"
     "neuron; OptiPFair counts 2*H). --json prints the same as JSON.\n"
     "--device auto|cpu is accepted for OptiPFair compatibility.\n";
+
+#define DATA_HELP                                                                            \
+  "  --data FILE                   .jsonl (field --text-field, default text) or .txt\n"          \
+  "  --samples N                   first N usable samples (default: all)\n"                      \
+  "  --max-length N                tokens per sample, longer ones truncated (default 512)\n"     \
+  "  --min-length N                skip samples with fewer tokens (default 0)\n"                \
+  "  --batch-size N                samples per forward pass\n"                                   \
+  "  --text-field NAME             JSONL field holding the text\n"                               \
+  "  --pack                        concatenate samples and cut into max-length blocks\n"
+
+static const char IMPORTANCE[] =
+    "usage: pfrun importance --model-path DIR --data FILE [data options] [--json FILE]\n"
+    "\n"
+    "Layer importance as OptiPFair's analyze_layer_importance: 1 - cosine similarity of\n"
+    "each layer's input and output per sample (padding excluded), averaged per batch\n"
+    "and over batches. --json writes {\"0\": score, ...}.\n\n" DATA_HELP
+    "  --json FILE                   write the scores as JSON\n"
+    "  --quiet                       no table, no progress\n";
+
+static const char EVAL[] =
+    "usage: pfrun eval --model-path DIR [--compare DIR2] [--data FILE [data options]]\n"
+    "                  [--prompt TEXT [--max-new-tokens N] [--num-runs N] [--warmup-runs N]]\n"
+    "                  [--json FILE]\n"
+    "\n"
+    "Perplexity on --data (exp of the mean next-token negative log-likelihood over the\n"
+    "real tokens); with --compare also the parent's perplexity, the mean KL divergence\n"
+    "KL(parent || model) and the top-1 agreement. --prompt measures greedy generation\n"
+    "speed as OptiPFair's time_inference / compare_models_inference (defaults: 100 new\n"
+    "tokens, 5 runs after 2 warm-ups). --json writes every figure (a perplexity key per\n"
+    "model).\n\n" DATA_HELP
+    "  --prompt TEXT                 prompt for the speed measurement\n"
+    "  --max-new-tokens N            tokens per timed run (default 100)\n"
+    "  --num-runs N / --warmup-runs N\n"
+    "  --compare DIR                 the parent model\n"
+    "  --json FILE                   write the results as JSON\n";
+
+static const char GENERATE[] =
+    "usage: pfrun generate --model-path DIR --prompt TEXT [--max-new-tokens N]\n"
+    "\n"
+    "Greedy generation with a KV cache; prints the prompt and its continuation, and\n"
+    "the decode speed on stderr (unless --quiet). Stops at the end-of-sequence token.\n";
 
 static const char OPS[] =
     "usage: pfrun ops [NAME]\n"
@@ -101,6 +156,9 @@ const char *pf_help_text(const char *topic) {
   if (!strcmp(topic, "ops")) return OPS;
   if (!strcmp(topic, "recipe")) return RECIPE;
   if (!strcmp(topic, "lua")) return LUA;
+  if (!strcmp(topic, "importance")) return IMPORTANCE;
+  if (!strcmp(topic, "eval")) return EVAL;
+  if (!strcmp(topic, "generate")) return GENERATE;
   if (!strcmp(topic, "tokenize")) return pf_tokenize_help();
   return NULL;
 }

@@ -1,0 +1,274 @@
+/* evaluate.c — op "evaluate": perplexity on text, agreement with a parent model,
+ * and generation speed.
+ *
+ * Perplexity = exp(mean next-token negative log-likelihood) over every predicted
+ * position whose target is a real (unpadded) token. With `compare` (the parent,
+ * e.g. the unpruned model) the same positions also give, as llama.cpp's
+ * perplexity tool reports them, the mean KL divergence KL(P_parent || P_model)
+ * of the next-token distributions and the top-1 agreement (share of positions
+ * where both models' most likely token is the same). Rows are compared one
+ * sequence at a time, so only one [seq, vocab] block of parent log-probabilities
+ * is held. Speed follows OptiPFair's time_inference / compare_models_inference
+ * (reference §12, same keys).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "kernels/kernels.h"
+#include "ophelp.h"
+#include "opdata.h"
+
+static const pf_param_spec evaluate_params[] = {
+    {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to evaluate (e.g. the pruned one)"},
+    {"compare", PF_P_MODEL, 0, NULL, NULL, 0, 0,
+     "a parent model (e.g. the unpruned one): adds its perplexity, KL divergence and top-1 "
+     "agreement on the same text, and a side-by-side speed comparison"},
+    PF_DATA_PARAMS(0, "0", "4"),
+    {"prompt", PF_P_STR, 0, NULL, NULL, 0, 0,
+     "prompt for the generation-speed measurement (none: speed is not measured)"},
+    {"max_new_tokens", PF_P_INT, 0, "100", NULL, 1, 1e7, "tokens generated per timed run"},
+    {"num_runs", PF_P_INT, 0, "5", NULL, 1, 1000, "timed generation runs"},
+    {"warmup_runs", PF_P_INT, 0, "2", NULL, 0, 1000, "untimed warm-up runs before them"},
+};
+
+/* Accumulators of one evaluation pass. */
+typedef struct eval_acc {
+  const pf_batch *b;
+  double nll;         /* sum of -log p(target) */
+  int64_t count;      /* predicted positions */
+  float *row;         /* [vocab] scratch (model pass) */
+  float *parent_lp;   /* [seq, vocab] parent log-probs (compare pass), or NULL */
+  int store_parent;   /* this pass stores into parent_lp */
+  double kl;          /* sum over positions of KL(parent || model) */
+  int64_t agree;      /* positions with equal argmax */
+} eval_acc;
+
+/* Target of flattened position r, or -1 when nothing is predicted there. */
+static int32_t target_of(const pf_batch *b, int64_t r) {
+  int64_t s = r % b->seq;
+  if (s + 1 >= b->seq) return -1;
+  if (b->mask && (!b->mask[r] || !b->mask[r + 1])) return -1;
+  return b->ids[r + 1];
+}
+
+static int64_t argmax(const float *x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; i++)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+static pf_status eval_logits(void *ud, int64_t row0, int64_t nrows, const float *logits,
+                             int64_t vocab, pf_err *err) {
+  eval_acc *a = ud;
+  for (int64_t j = 0; j < nrows; j++) {
+    int64_t r = row0 + j;
+    int32_t t = target_of(a->b, r);
+    if (t < 0) continue;
+    float *lp = a->store_parent ? a->parent_lp + (r % a->b->seq) * vocab : a->row;
+    pf_log_softmax_row(lp, logits + j * vocab, vocab);
+    a->nll -= lp[t];
+    a->count++;
+    if (!a->parent_lp || a->store_parent) continue;
+    const float *pp = a->parent_lp + (r % a->b->seq) * vocab;
+    double kl = 0;
+    for (int64_t v = 0; v < vocab; v++)
+      kl += exp((double)pp[v]) * ((double)pp[v] - (double)lp[v]);
+    a->kl += kl;
+    a->agree += argmax(pp, vocab) == argmax(lp, vocab);
+  }
+  return PF_OK;
+}
+
+typedef struct eval_out {
+  eval_acc model, parent;
+} eval_out;
+
+/* One row (sequence) of a batch as a batch of its own. */
+static pf_batch row_batch(const pf_batch *b, int64_t i) {
+  pf_batch r = {.batch = 1, .seq = b->seq, .ids = b->ids + i * b->seq,
+                .mask = b->mask ? b->mask + i * b->seq : NULL};
+  return r;
+}
+
+static pf_status eval_batch(pf_forward *fm, pf_forward *fp, const pf_batch *b, eval_out *o,
+                            const pf_ctx *ctx, pf_err *err) {
+  if (!fp) {
+    o->model.b = b;
+    return pf_forward_run(fm, b, NULL, eval_logits, &o->model, ctx, err);
+  }
+  pf_status st = PF_OK;
+  for (int64_t i = 0; !st && i < b->batch; i++) {
+    pf_batch rb = row_batch(b, i);
+    o->parent.b = o->model.b = &rb;
+    st = pf_forward_run(fp, &rb, NULL, eval_logits, &o->parent, ctx, err);
+    if (!st) st = pf_forward_run(fm, &rb, NULL, eval_logits, &o->model, ctx, err);
+  }
+  return st;
+}
+
+static pf_status perplexity_pass(const pf_model *m, const pf_model *parent, const pf_dataset *ds,
+                                 eval_out *o, const pf_ctx *ctx, pf_err *err) {
+  int64_t vocab = m->config.vocab_size, seq = pf_dataset_stats(ds).max_seq;
+  if (parent && parent->config.vocab_size != vocab)
+    return pf_err_set(err, PF_ERR_INVALID, "compare: vocabularies differ (%lld vs %lld rows)",
+                      (long long)parent->config.vocab_size, (long long)vocab);
+  pf_forward *fm = NULL, *fp = NULL;
+  o->model.row = malloc(sizeof(float) * (size_t)vocab);
+  if (parent) {
+    o->parent.parent_lp = o->model.parent_lp = malloc(sizeof(float) * (size_t)(seq * vocab));
+    o->parent.store_parent = 1;
+  }
+  pf_status st = o->model.row && (!parent || o->parent.parent_lp)
+                     ? PF_OK
+                     : pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory for log-probs");
+  if (!st) st = pf_forward_new(m, &fm, err);
+  if (!st && parent) st = pf_forward_new(parent, &fp, err);
+  int64_t nb = pf_dataset_batch_count(ds);
+  for (int64_t i = 0; !st && i < nb; i++) {
+    pf_batch b;
+    st = pf_dataset_batch(ds, i, &b, err);
+    if (!st) st = eval_batch(fm, fp, &b, o, ctx, err);
+    pf_ctx_progress(ctx, "evaluate", (uint64_t)(i + 1), (uint64_t)nb);
+  }
+  pf_forward_free(fm);
+  pf_forward_free(fp);
+  free(o->model.row);
+  free(o->model.parent_lp);
+  return st;
+}
+
+static pf_status put_ppl(pf_value *v, const eval_acc *a, pf_err *err) {
+  if (a->count == 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "evaluate: no position to predict (every sample has fewer than 2 tokens)");
+  double mean = a->nll / (double)a->count;
+  pf_status st = pf_map_set_num(v, "perplexity", exp(mean));
+  if (!st) st = pf_map_set_num(v, "nll", mean);
+  if (!st) st = pf_map_set_int(v, "predicted_tokens", a->count);
+  return st ? pf_err_set(err, st, "out of memory") : PF_OK;
+}
+
+static pf_status add_perplexity(const pf_model *m, const pf_model *parent, const pf_value *params,
+                                pf_value *v, const pf_ctx *ctx, pf_err *err) {
+  pf_tokenizer *tok = NULL;
+  pf_dataset *ds = NULL;
+  eval_out o = {0};
+  pf_status st = pf_params_dataset(m, params, &tok, &ds, err);
+  if (!st && !(ctx && ctx->dry_run)) {
+    st = perplexity_pass(m, parent, ds, &o, ctx, err);
+    if (!st) st = put_ppl(v, &o.model, err);
+    if (!st && parent) {
+      pf_value *pv = pf_value_map();
+      st = pv ? put_ppl(pv, &o.parent, err) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+      if (!st) st = pf_map_set(v, "compare", pv);
+      else pf_value_release(pv);
+      if (!st) st = pf_map_set_num(v, "kl_divergence", o.model.kl / (double)o.model.count);
+      if (!st)
+        st = pf_map_set_num(v, "top1_agreement", (double)o.model.agree / (double)o.model.count);
+    }
+  }
+  if (!st) {
+    pf_value *sv = pf_data_stats_value(ds);
+    st = sv ? pf_map_set(v, "data", sv) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  pf_dataset_free(ds);
+  pf_tokenizer_free(tok);
+  return st;
+}
+
+/* compare_models_inference for one prompt (§12), from two time_inference maps. */
+static pf_status compare_speed(const pf_value *orig, const pf_value *pruned, pf_value **out) {
+  double ot = pf_map_num(orig, "avg_time", 0), pt = pf_map_num(pruned, "avg_time", 0);
+  double otps = pf_map_num(orig, "tokens_per_second", 0);
+  double ptps = pf_map_num(pruned, "tokens_per_second", 0);
+  pf_value *v = pf_value_map();
+  pf_status st = v ? PF_OK : PF_ERR_NOMEM;
+  if (!st) st = pf_map_set_num(v, "avg_original_time", ot);
+  if (!st) st = pf_map_set_num(v, "avg_pruned_time", pt);
+  if (!st) st = pf_map_set_num(v, "avg_original_tokens_per_second", otps);
+  if (!st) st = pf_map_set_num(v, "avg_pruned_tokens_per_second", ptps);
+  if (!st) st = pf_map_set_num(v, "speedup", pt > 0 ? ot / pt : INFINITY);
+  if (!st)
+    st = pf_map_set_num(v, "tps_improvement_percent",
+                        otps > 0 ? (ptps / otps - 1.0) * 100.0 : INFINITY);
+  if (!st) st = pf_map_set_int(v, "num_prompts", 1);
+  if (st) pf_value_release(v);
+  else *out = v;
+  return st;
+}
+
+static pf_status add_speed(const pf_model *m, const pf_model *parent, const pf_value *params,
+                           pf_value *v, const pf_ctx *ctx, pf_err *err) {
+  pf_tokenizer *tok = NULL;
+  int32_t *ids = NULL;
+  size_t n = 0;
+  pf_value *tm = NULL, *tp = NULL, *cmp = NULL;
+  int64_t max_new = pf_map_int(params, "max_new_tokens", 100);
+  int64_t runs = pf_map_int(params, "num_runs", 5), warm = pf_map_int(params, "warmup_runs", 2);
+  pf_status st = pf_model_tokenizer(m, &tok, err);
+  if (!st) st = pf_encode_prompt(m, tok, pf_map_str(params, "prompt", ""), &ids, &n, err);
+  int32_t eos = tok ? pf_tokenizer_eos_id(tok) : -1;
+  if (ctx && ctx->dry_run) goto done;
+  /* original first, then pruned, as compare_models_inference does */
+  if (!st && parent) st = pf_time_inference(parent, ids, n, max_new, runs, warm, eos, &tp, ctx, err);
+  if (!st) st = pf_time_inference(m, ids, n, max_new, runs, warm, eos, &tm, ctx, err);
+  if (!st && parent && compare_speed(tp, tm, &cmp) != PF_OK)
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (!st) {
+    st = pf_map_set(v, "speed", tm);
+    tm = NULL;
+  }
+  if (!st && parent) {
+    st = pf_map_set(v, "compare_speed", tp);
+    tp = NULL;
+  }
+  if (!st && parent) {
+    st = pf_map_set(v, "inference_comparison", cmp);
+    cmp = NULL;
+  }
+done:
+  pf_value_release(tm);
+  pf_value_release(tp);
+  pf_value_release(cmp);
+  free(ids);
+  pf_tokenizer_free(tok);
+  return st;
+}
+
+static pf_status evaluate_run(const pf_op *op, const pf_value *params, pf_value **out,
+                              const pf_ctx *ctx, pf_err *err) {
+  const pf_model *m = pf_map_model(params, "model");
+  const pf_model *parent = pf_map_model(params, "compare");
+  int have_data = pf_map_has(params, "data"), have_prompt = pf_map_has(params, "prompt");
+  if (!have_data && !have_prompt)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "nothing to evaluate: give `data` (perplexity) and/or `prompt` (speed)");
+  pf_value *v = pf_value_map();
+  pf_status st = v ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (!st && have_data) st = add_perplexity(m, parent, params, v, ctx, err);
+  if (!st && have_prompt) st = add_speed(m, parent, params, v, ctx, err);
+  if (st) {
+    pf_value_release(v);
+    return st;
+  }
+  *out = v;
+  return PF_OK;
+}
+
+const pf_op pf_op_evaluate = {
+    .name = "evaluate",
+    .alias = "eval",
+    .summary = "perplexity, KL divergence / top-1 agreement with a parent, generation speed",
+    .params = evaluate_params,
+    .n_params = sizeof evaluate_params / sizeof evaluate_params[0],
+    .returns = "{perplexity, nll, predicted_tokens, data, [compare: {perplexity, nll, "
+               "predicted_tokens}, kl_divergence, top1_agreement], [speed: {avg_time, min_time, "
+               "max_time, tokens_per_second, num_runs, generated_tokens}, compare_speed: {...}, "
+               "inference_comparison: {avg_original_time, avg_pruned_time, "
+               "avg_original_tokens_per_second, avg_pruned_tokens_per_second, speedup, "
+               "tps_improvement_percent, num_prompts}]}",
+    .run = evaluate_run,
+};

@@ -460,6 +460,13 @@ static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
                fmt_thousands(pf_map_int(r, "pruned_parameters", 0), b, sizeof b),
                pf_map_num(r, "percentage_reduction", 0));
       else if (r && pf_map_has(r, "path")) printf("  -> %s", pf_map_str(r, "path", ""));
+      else if (r && pf_map_has(r, "perplexity")) {
+        printf("  perplexity %.3f", pf_map_num(r, "perplexity", 0));
+        const pf_value *cmp = pf_map_get(r, "compare");
+        if (cmp)
+          printf(" (parent %.3f, KL %.4f, top-1 %.1f%%)", pf_map_num(cmp, "perplexity", 0),
+                 pf_map_num(r, "kl_divergence", 0), 100 * pf_map_num(r, "top1_agreement", 0));
+      }
       else if (r && pf_map_has(r, "parameters"))
         printf("  %s parameters", fmt_thousands(pf_map_int(r, "parameters", 0), a, sizeof a));
       printf("\n");

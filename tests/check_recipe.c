@@ -103,6 +103,29 @@ static const char *HAPPY = "pfrun: 1\n"
                            "    model: shallow\n"
                            "    path: ${ckpt}\n";
 
+/* vars given as alternatives take the first existing path or synthetic model */
+START_TEST(test_var_alternatives) {
+  fx f = fx_new("pfrun: 1\n"
+                "vars:\n"
+                "  model: [/nonexistent/model, synthetic:llama-tiny, /also/missing]\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - op: load\n"
+                "    path: ${model}\n");
+  pf_err err = {0};
+  pf_value *res = NULL;
+  ck_assert_msg(run(&f, 0, NULL, 0, &res, &err) == PF_OK, "%s", err.msg);
+  ck_assert_str_eq(pf_map_str(pf_map_get(res, "vars"), "model", ""), "synthetic:llama-tiny");
+  pf_value_release(res);
+  /* --set still wins over the alternatives */
+  const char *set[] = {"model=synthetic:mistral-tiny"};
+  ck_assert_msg(run(&f, 0, set, 1, &res, &err) == PF_OK, "%s", err.msg);
+  ck_assert_str_eq(pf_map_str(pf_map_get(res, "vars"), "model", ""), "synthetic:mistral-tiny");
+  pf_value_release(res);
+  fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_happy_path) {
   fx f = fx_new(HAPPY);
   pf_err err = {0};
@@ -289,8 +312,12 @@ START_TEST(test_structure_errors) {
               "recipe.yaml:5:5: step 1 (load): duplicate key 'path'", NULL);
   expect_fail("pfrun: 1\nsteps:\n  - load\n", "step 1 (?): expected a mapping", NULL);
   expect_fail("pfrun: 1\nvars: [1]\nsteps:\n  - op: load\n", "vars: expected a mapping", NULL);
-  expect_fail("pfrun: 1\nvars: {a: [1]}\nsteps:\n  - op: load\n", "vars.a: expected a scalar",
+  expect_fail("pfrun: 1\nvars: {a: {b: 1}}\nsteps:\n  - op: load\n", "vars.a: expected a scalar",
               NULL);
+  expect_fail("pfrun: 1\nvars: {a: [1]}\nsteps:\n  - op: load\n",
+              "vars.a: alternatives must be strings", NULL);
+  expect_fail("pfrun: 1\nvars: {a: [/nonexistent/x, /nonexistent/y]}\nsteps:\n  - op: load\n",
+              "vars.a: none of the alternatives exists (/nonexistent/x, /nonexistent/y)", NULL);
   expect_fail("pfrun: 1\n---\npfrun: 1\n", "recipe.yaml:2:1: a recipe is a single YAML document",
               NULL);
 }
@@ -449,6 +476,7 @@ static Suite *make_suite(void) {
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_happy_path);
+  tcase_add_test(tc, test_var_alternatives);
   tcase_add_test(tc, test_set_override);
   tcase_add_test(tc, test_dry_run_writes_nothing);
   tcase_add_test(tc, test_missing_var);

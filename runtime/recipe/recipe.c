@@ -16,6 +16,7 @@
 
 #include "fsutil.h"
 #include "op.h"
+#include "synthetic.h"
 
 typedef struct rref {
   const char *key;  /* parameter name (borrowed from the step's `given` map) */
@@ -200,6 +201,42 @@ static pf_status parse_set(const recipe *r, const char *set, pf_value *sets, pf_
   return PF_OK;
 }
 
+/* A var given as a list of alternatives: the first entry that is an existing
+ * path (relative to the current folder) or a synthetic: model, e.g.
+ *   model: [../shared/models/stories260K, synthetic:llama-small]
+ * so one recipe runs on real data where it is present and on built-in data
+ * elsewhere. Data only: nothing is executed. */
+static pf_status pick_alternative(recipe *r, const char *key, yaml_node_t *seq, pf_value **out,
+                                  pf_err *err) {
+  char tried[512] = "";
+  size_t len = 0;
+  for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+       it++) {
+    yaml_node_t *n = pf_ydoc_node(&r->y, *it);
+    pf_value *v = NULL;
+    yaml_mark_t where;
+    if (!n || n->type != YAML_SCALAR_NODE)
+      return at(r, n ? n->start_mark : seq->start_mark, err, PF_ERR_INVALID,
+                "vars.%s: alternatives must be strings", key);
+    pf_status st = pf_ydoc_value(&r->y, n, r->vars, 3, &v, &where, err);
+    if (st != PF_OK) return st;
+    if (v->type != PF_V_STR) {
+      pf_value_release(v);
+      return at(r, n->start_mark, err, PF_ERR_INVALID, "vars.%s: alternatives must be strings",
+                key);
+    }
+    if (pf_synth_is_spec(v->u.s) || pf_path_exists(v->u.s)) {
+      *out = v;
+      return PF_OK;
+    }
+    if (len < sizeof tried)
+      len += (size_t)snprintf(tried + len, sizeof tried - len, "%s%s", len ? ", " : "", v->u.s);
+    pf_value_release(v);
+  }
+  return at(r, seq->start_mark, err, PF_ERR_NOT_FOUND, "vars.%s: none of the alternatives exists "
+            "(%s)", key, tried);
+}
+
 /* vars: --set values first (they win), then the file's vars in order; a var's
  * string value may use ${...} of the vars before it and of --set ones. */
 static pf_status parse_vars(recipe *r, const pf_recipe_opts *opts, pf_err *err) {
@@ -222,12 +259,20 @@ static pf_status parse_vars(recipe *r, const pf_recipe_opts *opts, pf_err *err) 
     for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++)
       if (strcmp(pf_ynode_text(pf_ydoc_node(&r->y, q->key)), key) == 0)
         return at(r, k->start_mark, err, PF_ERR_INVALID, "vars: duplicate key '%s'", key);
-    if (!v || v->type != YAML_SCALAR_NODE)
+    if (!v || (v->type != YAML_SCALAR_NODE && v->type != YAML_SEQUENCE_NODE))
       return at(r, v ? v->start_mark : k->start_mark, err, PF_ERR_INVALID,
-                "vars.%s: expected a scalar (string, number, boolean or null), got a %s", key,
-                pf_ynode_kind(v));
+                "vars.%s: expected a scalar (string, number, boolean or null) or a list of "
+                "alternatives, got a %s",
+                key, pf_ynode_kind(v));
     if (pf_map_get(r->vars, key)) continue; /* set by --set, which wins over the file */
     pf_value *val = NULL;
+    if (v->type == YAML_SEQUENCE_NODE) {
+      pf_status st = pick_alternative(r, key, v, &val, err);
+      if (st != PF_OK) return st;
+      if (pf_map_set(r->vars, key, val) != PF_OK)
+        return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+      continue;
+    }
     yaml_mark_t where;
     pf_status st = pf_ydoc_value(&r->y, v, r->vars, 3, &val, &where, err);
     if (st != PF_OK) {

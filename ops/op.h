@@ -72,5 +72,12 @@ extern const pf_op pf_op_calibrate;
 extern const pf_op pf_op_importance;
 extern const pf_op pf_op_evaluate;
 extern const pf_op pf_op_generate;
+extern const pf_op pf_op_bias_activations;
+extern const pf_op pf_op_metrics;
+extern const pf_op pf_op_neuron_bias;
+extern const pf_op pf_op_fairness_scores;
+extern const pf_op pf_op_zero_neurons;
+extern const pf_op pf_op_plot;
+extern const pf_op pf_op_report;
 
 #endif

@@ -583,6 +583,26 @@ static pf_status parse_steps(recipe *r, pf_err *err) {
 
 /* ------------------------------------------------------------ running */
 
+static pf_value *results_map(const recipe *r, int dry_run, size_t n_steps);
+
+/* 1 when the op takes a parameter `name`. */
+static int op_has_param(const pf_op *op, const char *name) {
+  for (size_t i = 0; i < op->n_params; i++)
+    if (strcmp(op->params[i].name, name) == 0) return 1;
+  return 0;
+}
+
+/* Ops that describe the run (report) get it as `results` unless the step says
+ * otherwise: the recipe, vars and every step done so far. */
+static pf_status add_run_results(const recipe *r, const rstep *s, size_t done, int dry,
+                                 pf_value *p, pf_err *err) {
+  if (!op_has_param(s->op, "results") || pf_map_has(p, "results")) return PF_OK;
+  pf_value *res = results_map(r, dry, done);
+  if (!res || pf_map_set(p, "results", res) != PF_OK)
+    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  return PF_OK;
+}
+
 static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
   for (size_t i = 0; i < r->n_steps; i++) {
     rstep *s = &r->steps[i];
@@ -592,7 +612,8 @@ static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
                s->id ? s->id : "");
     pf_value *p = NULL;
     if ((st = build_params(r, s, NULL, &p, err)) != PF_OK) return st;
-    st = pf_op_run(s->op->name, p, &s->result, ctx, err);
+    st = add_run_results(r, s, i, ctx->dry_run, p, err);
+    if (st == PF_OK) st = pf_op_run(s->op->name, p, &s->result, ctx, err);
     pf_value_release(p);
     if (st != PF_OK) return step_fail(r, s, s->op->name, blame(s, err->msg), err);
   }
@@ -621,7 +642,8 @@ static pf_value *step_summary(const rstep *s, int *oom) {
   return m;
 }
 
-static pf_value *results_map(const recipe *r, int dry_run) {
+/* The run's results: recipe, vars and the first n_steps steps. */
+static pf_value *results_map(const recipe *r, int dry_run, size_t n_steps) {
   int oom = 0;
   pf_value *m = pf_value_map(), *steps = pf_value_list();
   if (!m || !steps) {
@@ -635,7 +657,7 @@ static pf_value *results_map(const recipe *r, int dry_run) {
   set_or_fail(m, "dry_run", pf_value_bool(dry_run), &oom);
   pf_value_retain(r->vars);
   set_or_fail(m, "vars", r->vars, &oom);
-  for (size_t i = 0; i < r->n_steps && !oom; i++) {
+  for (size_t i = 0; i < n_steps && !oom; i++) {
     pf_value *st = step_summary(&r->steps[i], &oom);
     if (st && pf_list_push(steps, st) != PF_OK) oom = 1;
   }
@@ -694,7 +716,7 @@ pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_c
   if (st == PF_OK) st = parse_name_dir(&r, err);
   if (st == PF_OK) st = parse_steps(&r, err);
   if (st == PF_OK) st = run_steps(&r, ctx, err);
-  if (st == PF_OK && !(res = results_map(&r, ctx->dry_run)))
+  if (st == PF_OK && !(res = results_map(&r, ctx->dry_run, r.n_steps)))
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (st == PF_OK && !ctx->dry_run) st = write_results(&r, res, err);
   recipe_free(&r);

@@ -1,0 +1,21 @@
+/* report.c — op "report" (placeholder: being implemented; returns PF_ERR_UNSUPPORTED). */
+#include "op.h"
+
+static const pf_param_spec report_params[] = {
+    {"model", PF_P_ANY, 0, NULL, NULL, 0, 0, "placeholder"},
+};
+
+static pf_status report_run(const pf_op *op, const pf_value *params, pf_value **out,
+                           const pf_ctx *ctx, pf_err *err) {
+  return pf_err_set(err, PF_ERR_UNSUPPORTED, "report: not implemented yet");
+}
+
+const pf_op pf_op_report = {
+    .name = "report",
+    .alias = NULL,
+    .summary = "placeholder",
+    .params = report_params,
+    .n_params = 1,
+    .returns = "",
+    .run = report_run,
+};

@@ -74,13 +74,24 @@ typedef struct pf_batch {
  * is retained. Not thread-safe: one runner per thread. */
 typedef struct pf_forward pf_forward;
 
+/* Errors: PF_ERR_UNSUPPORTED for a rope_scaling type other than default/linear/
+ * llama3 ("yarn", "dynamic", ...) or a hidden_act other than silu; PF_ERR_INVALID
+ * naming the tensor for a missing, planned (dry-run) or misshapen weight, or for
+ * malformed rope_scaling values. Sliding-window layers (Mistral, Qwen2/3 with
+ * use_sliding_window) follow pf_config_layer_window. */
 pf_status pf_forward_new(const pf_model *m, pf_forward **out, pf_err *err);
 void pf_forward_free(pf_forward *f); /* NULL ok */
 
 /* Run the batch. `taps` and `logits_fn` may be NULL (then the lm_head is skipped
  * when no logits are wanted). Errors: ids outside the vocabulary (naming the
  * batch row and position), seq longer than max_position_embeddings, taps errors,
- * PF_ERR_INTERRUPTED via ctx->interrupt (checked between layers). */
+ * PF_ERR_INTERRUPTED via ctx->interrupt (checked between layers).
+ * Also PF_ERR_INVALID for a mask that is not 0/1 right padding (naming the row)
+ * and for tap bits outside PF_TAP_COUNT or points without fn. A row with no token
+ * at all is allowed: its attention output is zero. Without logits_fn, layers
+ * after the last tapped one are not run. A tap or logits callback error comes
+ * back with its status, the message prefixed "layer N: tap NAME: " or
+ * "logits callback: ". */
 pf_status pf_forward_run(pf_forward *f, const pf_batch *b, const pf_taps *taps,
                          pf_logits_fn logits_fn, void *logits_ud, const pf_ctx *ctx, pf_err *err);
 

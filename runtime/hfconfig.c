@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "kernels/kernels.h"
 
 #define PF_CONFIG_MAX_BYTES ((size_t)16 << 20)
 #define PF_MAX_DIM ((int64_t)1 << 24)
@@ -204,6 +205,108 @@ static pf_status parse_flags(const cJSON *root, const char *name, pf_model_confi
   return PF_OK;
 }
 
+/* ---- rope_scaling and sliding windows (lenient: the forward validates) ---- */
+
+/* A number of rope_scaling: 0 when absent, NAN (and a problem note) otherwise. */
+static double rope_num(const cJSON *rs, const char *name, const char *key, pf_rope_scaling *r) {
+  const cJSON *v = get(rs, key);
+  if (!v) return 0.0;
+  if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) return v->valuedouble;
+  if (!r->problem[0]) {
+    char got[64];
+    describe(v, got, sizeof got);
+    snprintf(r->problem, sizeof r->problem, "%.100s: rope_scaling.%.32s: expected a number, got %s",
+             name, key, got);
+  }
+  return NAN;
+}
+
+static void parse_rope_scaling(const cJSON *root, const char *name, pf_model_config *c) {
+  pf_rope_scaling *r = &c->rope_scaling;
+  snprintf(r->rope_type, sizeof r->rope_type, "default");
+  const cJSON *rs = get(root, "rope_scaling");
+  if (!rs && cJSON_IsObject(get(root, "rope_parameters"))) rs = get(root, "rope_parameters");
+  if (!rs) return;
+  if (!cJSON_IsObject(rs)) {
+    char got[64];
+    describe(rs, got, sizeof got);
+    snprintf(r->problem, sizeof r->problem,
+             "%.120s: rope_scaling: expected an object or null, got %s", name, got);
+    return;
+  }
+  const cJSON *t = get(rs, "rope_type");
+  if (!t) t = get(rs, "type");
+  if (t && cJSON_IsString(t))
+    snprintf(r->rope_type, sizeof r->rope_type, "%s", t->valuestring);
+  else if (t)
+    snprintf(r->problem, sizeof r->problem, "%.120s: rope_scaling.rope_type: expected a string",
+             name);
+  r->factor = rope_num(rs, name, "factor", r);
+  r->low_freq_factor = rope_num(rs, name, "low_freq_factor", r);
+  r->high_freq_factor = rope_num(rs, name, "high_freq_factor", r);
+  r->original_max_position_embeddings = rope_num(rs, name, "original_max_position_embeddings", r);
+}
+
+/* transformers: MistralConfig keeps sliding_window as given; Qwen2/Qwen3Config
+ * set it to None unless use_sliding_window. */
+static pf_status parse_window(const cJSON *root, const char *name, pf_model_config *c,
+                              pf_err *err) {
+  pf_status s;
+  int use = 1;
+  if (!strncmp(c->model_type, "qwen", 4) &&
+      (s = get_bool(root, name, "use_sliding_window", 0, &use, err)))
+    return s;
+  const cJSON *w = get(root, "sliding_window"); /* 0 is taken as "none" too */
+  if (w && !(cJSON_IsNumber(w) && w->valuedouble == 0) &&
+      (s = get_int(root, name, "sliding_window", 0, 0, (int64_t)1 << 30, &c->sliding_window, err)))
+    return s;
+  if ((s = get_int(root, name, "max_window_layers", 0, c->num_hidden_layers, PF_MAX_LAYERS,
+                   &c->max_window_layers, err)))
+    return s;
+  if (!use) c->sliding_window = 0;
+  return PF_OK;
+}
+
+pf_status pf_config_rope_params(const pf_model_config *c, pf_rope_params *out, pf_err *err) {
+  const pf_rope_scaling *r = &c->rope_scaling;
+  *out = pf_rope_default_params();
+  if (r->problem[0]) return pf_err_set(err, PF_ERR_INVALID, "%s", r->problem);
+  pf_status s = pf_rope_type_parse(r->rope_type, &out->rope_type, err);
+  if (s != PF_OK) return s;
+  out->rope_theta = c->rope_theta;
+  out->head_dim = c->head_dim;
+  if (out->rope_type == PF_ROPE_DEFAULT) return PF_OK;
+  if (!(r->factor > 0))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "rope_scaling (%s): expected a positive \"factor\", got %g", r->rope_type,
+                      r->factor);
+  out->factor = r->factor;
+  if (out->rope_type != PF_ROPE_LLAMA3) return PF_OK;
+  const double orig = r->original_max_position_embeddings;
+  if (!(r->low_freq_factor > 0) || !(r->high_freq_factor > r->low_freq_factor) || !(orig >= 1) ||
+      orig != floor(orig))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "rope_scaling (llama3): expected 0 < low_freq_factor < high_freq_factor and "
+                      "a positive integer original_max_position_embeddings, got %g, %g, %g",
+                      r->low_freq_factor, r->high_freq_factor, orig);
+  out->low_freq_factor = r->low_freq_factor;
+  out->high_freq_factor = r->high_freq_factor;
+  out->original_max_position_embeddings = (int64_t)orig;
+  return PF_OK;
+}
+
+int64_t pf_config_layer_window(const pf_model_config *c, int64_t i) {
+  if (c->sliding_window <= 0 || i < 0 || i >= c->num_hidden_layers) return 0;
+  if (c->layer_types) {
+    if (c->layer_types[i] && !strcmp(c->layer_types[i], "sliding_attention"))
+      return c->sliding_window;
+    return 0;
+  }
+  if (!strcmp(c->model_type, "mistral")) return c->sliding_window;
+  if (!strncmp(c->model_type, "qwen", 4) && i >= c->max_window_layers) return c->sliding_window;
+  return 0;
+}
+
 static pf_status parse_layer_arrays(const cJSON *root, const char *name, pf_model_config *c,
                                     pf_err *err) {
   int64_t L = c->num_hidden_layers;
@@ -270,8 +373,10 @@ pf_status pf_config_parse(const char *json, const char *name, pf_model_config *o
   }
   out->raw = root;
   if ((s = parse_model_type(root, name, out, err)) || (s = parse_dims(root, name, out, err)) ||
-      (s = parse_flags(root, name, out, err)) || (s = parse_layer_arrays(root, name, out, err)))
+      (s = parse_flags(root, name, out, err)) || (s = parse_window(root, name, out, err)) ||
+      (s = parse_layer_arrays(root, name, out, err)))
     goto fail;
+  parse_rope_scaling(root, name, out);
   return PF_OK;
 fail:
   pf_config_free(out);

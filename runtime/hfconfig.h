@@ -21,6 +21,18 @@
 
 struct cJSON;
 
+/* "rope_scaling" (or, from transformers 4.56, "rope_parameters"). Parsed leniently:
+ * a checkpoint with an unusual rope_scaling still loads and prunes; the forward
+ * pass (pf_config_rope_params) validates it and refuses what it cannot run. */
+typedef struct pf_rope_scaling {
+  char rope_type[24];  /* "default" when absent or null; else "rope_type" (or the legacy
+                          "type") verbatim: "linear", "llama3", "yarn", "dynamic", ... */
+  double factor;       /* 0 when absent, NAN when not a number */
+  double low_freq_factor, high_freq_factor;   /* llama3; 0 / NAN as above */
+  double original_max_position_embeddings;    /* llama3; 0 / NAN as above */
+  char problem[256];   /* "" or what was malformed (reported by the forward) */
+} pf_rope_scaling;
+
 typedef struct pf_model_config {
   char model_type[32];
   int64_t hidden_size;
@@ -44,6 +56,11 @@ typedef struct pf_model_config {
   char **layer_types;      /* [num_hidden_layers] or NULL when the key is absent; owned */
   struct cJSON *raw;       /* the parsed file, owned */
   char warning[160];       /* "" or a note (unknown model_type, missing model_type) */
+  pf_rope_scaling rope_scaling;
+  int64_t sliding_window;    /* 0 = none: null/absent, or qwen2/qwen3 with
+                                use_sliding_window false (transformers drops it then) */
+  int64_t max_window_layers; /* qwen2/qwen3 without layer_types: layers >= this slide
+                                (default num_hidden_layers) */
 } pf_model_config;
 
 /* Parse from a JSON text. `name` is used in messages ("config.json"). */
@@ -56,6 +73,18 @@ void pf_config_free(pf_model_config *c); /* frees the members; c itself is not f
 /* Remove layer `i` from the per-layer arrays (intermediate_sizes, layer_types)
  * and decrement num_hidden_layers. */
 pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err);
+struct pf_rope_params;
+/* The RoPE parameters of the forward pass (kernels.h) from rope_theta, head_dim
+ * and rope_scaling. PF_ERR_UNSUPPORTED naming the type for rope types other
+ * than default/linear/llama3 ("yarn", "dynamic", "longrope", ...),
+ * PF_ERR_INVALID for malformed or missing rope_scaling values. */
+pf_status pf_config_rope_params(const pf_model_config *c, struct pf_rope_params *out, pf_err *err);
+/* Sliding attention window of layer `i` of this config (0 = full attention):
+ * layer_types[i] == "sliding_attention" when layer_types is present, else every
+ * layer for mistral and layers >= max_window_layers for qwen2/qwen3; always 0
+ * when sliding_window is 0. */
+int64_t pf_config_layer_window(const pf_model_config *c, int64_t i);
+
 /* Serialise: a copy of raw with the known fields written back. Keys written:
  * num_hidden_layers, intermediate_size (max of intermediate_sizes), layer_types
  * (when present), intermediate_sizes (only when the widths are not uniform;

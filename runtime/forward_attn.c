@@ -1,0 +1,379 @@
+/* forward_attn.c — grouped-query attention with causal, padding and sliding
+ * window masks (see pf_attn_job in forward_int.h).
+ *
+ * Why not pf_sgemm per head: the work is parallel over (batch row, head), and
+ * BLIS must not be called from inside an OpenMP region; per-head BLIS calls from
+ * the main thread would also compute the masked upper triangle. So each thread
+ * takes whole (row, head) tasks and runs two small register-blocked kernels:
+ *
+ *  - scores: the head's keys are transposed once into kt[hd][keys] (zero padded
+ *    to a multiple of 64), then for a block of 32 query rows and each block of 64
+ *    keys, one query row times kt gives 64 scores in 8 vector accumulators
+ *    (8 loads + 1 broadcast per 8 FMAs; the 16 KiB key block stays in L1 while the
+ *    32 rows use it). Only blocks that intersect a row's allowed keys are done.
+ *  - P·V: for each key block and query row, 64 output columns are accumulated
+ *    in 8 registers over the allowed keys of that block (head_dim a multiple of
+ *    64: Llama, Qwen, Mistral; other head sizes use pf_axpy).
+ * Rows are few when decoding (seq < 8): then scores are plain dot products with
+ * the cached keys (no transpose, which would cost as much as the product).
+ * The softmax is pf_softmax_row in float32 over exactly the allowed keys, so
+ * masked keys never enter it (right padding makes the allowed range contiguous).
+ * The GCC vector extension compiles to AVX2 under the x86-64-v3 baseline and to
+ * plain SSE/scalar code elsewhere.
+ */
+#include <omp.h>
+#include <string.h>
+
+#include "forward_int.h"
+
+typedef float v8f __attribute__((vector_size(32)));
+
+static inline v8f ld8(const float *p) {
+  v8f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline void st8(float *p, v8f v) {
+  memcpy(p, &v, sizeof v);
+}
+
+static inline v8f bc8(float a) {
+  return (v8f){a, a, a, a, a, a, a, a};
+}
+
+size_t pf_attn_scratch_floats(int64_t hd, int64_t keys) {
+  return (size_t)((hd + PF_ATTN_QB) * keys);
+}
+
+/* s[0..64) = scale * q · kt[:, 0..64) (kt row stride ld). */
+static void qk_block64(const float *q, const float *kt, int64_t ld, int64_t hd, float scale,
+                       float *s) {
+  v8f a0 = bc8(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (int64_t d = 0; d < hd; d++) {
+    const v8f x = bc8(q[d]);
+    const float *k = kt + d * ld;
+    a0 += x * ld8(k);
+    a1 += x * ld8(k + 8);
+    a2 += x * ld8(k + 16);
+    a3 += x * ld8(k + 24);
+    a4 += x * ld8(k + 32);
+    a5 += x * ld8(k + 40);
+    a6 += x * ld8(k + 48);
+    a7 += x * ld8(k + 56);
+  }
+  const v8f sc = bc8(scale);
+  st8(s, a0 * sc);
+  st8(s + 8, a1 * sc);
+  st8(s + 16, a2 * sc);
+  st8(s + 24, a3 * sc);
+  st8(s + 32, a4 * sc);
+  st8(s + 40, a5 * sc);
+  st8(s + 48, a6 * sc);
+  st8(s + 56, a7 * sc);
+}
+
+/* out[0..hd) += sum_{j in [j0, j1]} p[j] * v[j*ld + 0..hd). */
+static void pv_acc(float *out, const float *p, const float *v, int64_t ld, int64_t hd, int64_t j0,
+                   int64_t j1) {
+  if (hd % 64 != 0) {
+    for (int64_t j = j0; j <= j1; j++)
+      pf_axpy(out, p[j], v + j * ld, hd);
+    return;
+  }
+  for (int64_t c = 0; c < hd; c += 64) {
+    float *o = out + c;
+    v8f a0 = ld8(o), a1 = ld8(o + 8), a2 = ld8(o + 16), a3 = ld8(o + 24);
+    v8f a4 = ld8(o + 32), a5 = ld8(o + 40), a6 = ld8(o + 48), a7 = ld8(o + 56);
+    for (int64_t j = j0; j <= j1; j++) {
+      const v8f x = bc8(p[j]);
+      const float *r = v + j * ld + c;
+      a0 += x * ld8(r);
+      a1 += x * ld8(r + 8);
+      a2 += x * ld8(r + 16);
+      a3 += x * ld8(r + 24);
+      a4 += x * ld8(r + 32);
+      a5 += x * ld8(r + 40);
+      a6 += x * ld8(r + 48);
+      a7 += x * ld8(r + 56);
+    }
+    st8(o, a0);
+    st8(o + 8, a1);
+    st8(o + 16, a2);
+    st8(o + 24, a3);
+    st8(o + 32, a4);
+    st8(o + 40, a5);
+    st8(o + 48, a6);
+    st8(o + 56, a7);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PF_ATTN_HAVE_AVX512 1
+/* Four query rows at a time with 16-float vectors: 16 accumulators in the 32 zmm
+ * registers, 8 loads per 16 FMAs (the 8-float kernels above need 9 per 8). Only
+ * called when pf_kernels_isa() says AVX-512. */
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+typedef float v16f __attribute__((vector_size(64)));
+
+static inline v16f ld16(const float *p) {
+  v16f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline void st16(float *p, v16f v) {
+  memcpy(p, &v, sizeof v);
+}
+
+static inline v16f bc16(float a) {
+  return (v16f){a, a, a, a, a, a, a, a, a, a, a, a, a, a, a, a};
+}
+
+/* s[i][0..64) = scale * q[i] · kt[:, 0..64) for rows i < 4. */
+static void qk4_block64(const float *const q[4], const float *kt, int64_t ld, int64_t hd,
+                        float scale, float *const s[4]) {
+  v16f a[4][4];
+  for (int i = 0; i < 4; i++)
+    for (int c = 0; c < 4; c++)
+      a[i][c] = bc16(0);
+  for (int64_t d = 0; d < hd; d++) {
+    const float *k = kt + d * ld;
+    const v16f k0 = ld16(k), k1 = ld16(k + 16), k2 = ld16(k + 32), k3 = ld16(k + 48);
+    for (int i = 0; i < 4; i++) {
+      const v16f x = bc16(q[i][d]);
+      a[i][0] += x * k0;
+      a[i][1] += x * k1;
+      a[i][2] += x * k2;
+      a[i][3] += x * k3;
+    }
+  }
+  const v16f sc = bc16(scale);
+  for (int i = 0; i < 4; i++)
+    for (int c = 0; c < 4; c++)
+      st16(s[i] + 16 * c, a[i][c] * sc);
+}
+
+/* o[i][0..hd) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + 0..hd) for rows i < 4;
+ * hd a multiple of 64. */
+static void pv4_acc(float *const o[4], const float *const p[4], const float *v, int64_t ld,
+                    int64_t hd, int64_t j0, int64_t j1) {
+  for (int64_t c0 = 0; c0 < hd; c0 += 64) {
+    v16f a[4][4];
+    for (int i = 0; i < 4; i++)
+      for (int c = 0; c < 4; c++)
+        a[i][c] = ld16(o[i] + c0 + 16 * c);
+    for (int64_t j = j0; j <= j1; j++) {
+      const float *r = v + j * ld + c0;
+      const v16f v0 = ld16(r), v1 = ld16(r + 16), v2 = ld16(r + 32), v3 = ld16(r + 48);
+      for (int i = 0; i < 4; i++) {
+        const v16f x = bc16(p[i][j]);
+        a[i][0] += x * v0;
+        a[i][1] += x * v1;
+        a[i][2] += x * v2;
+        a[i][3] += x * v3;
+      }
+    }
+    for (int i = 0; i < 4; i++)
+      for (int c = 0; c < 4; c++)
+        st16(o[i] + c0 + 16 * c, a[i][c]);
+  }
+}
+#pragma GCC pop_options
+#else
+#define PF_ATTN_HAVE_AVX512 0
+#endif
+
+/* Allowed keys [*lo, *hi] of the query at position pos; empty when *hi < *lo. */
+static inline void key_range(const pf_attn_job *j, int64_t pos, int64_t len, int64_t *lo,
+                             int64_t *hi) {
+  *hi = pos < len - 1 ? pos : len - 1;
+  *lo = (j->window > 0 && pos - j->window + 1 > 0) ? pos - j->window + 1 : 0;
+}
+
+/* Few query rows: dot products against the keys as stored. */
+static void task_dots(const pf_attn_job *j, const float *Q, const float *K, const float *V,
+                      float *O, int64_t len, float *s) {
+  for (int64_t r = 0; r < j->seq; r++) {
+    const float *q = Q + r * j->ldq;
+    float *o = O + r * j->ldo;
+    int64_t lo, hi;
+    key_range(j, j->p0 + r, len, &lo, &hi);
+    memset(o, 0, (size_t)j->hd * sizeof *o);
+    if (hi < lo) continue;
+    for (int64_t k = lo; k <= hi; k++)
+      s[k] = j->scale * pf_dot(q, K + k * j->ldkv, j->hd);
+    pf_softmax_row(s + lo, hi - lo + 1);
+    pv_acc(o, s, V, j->ldkv, j->hd, lo, hi);
+  }
+}
+
+/* kt[d][k] = K[k][d] for k < nk, zero up to the next multiple of PF_ATTN_KB.
+ * In tiles of 16 keys: 16 short contiguous reads per dimension, one contiguous
+ * 64-byte write (a key-at-a-time loop writes one cache line per element). */
+static void transpose_keys(const pf_attn_job *j, const float *K, int64_t nk, float *kt,
+                           int64_t ld) {
+  const int64_t hd = j->hd, nkp = (nk + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
+  for (int64_t k0 = 0; k0 < nk; k0 += 16) {
+    const int64_t n = nk - k0 < 16 ? nk - k0 : 16;
+    for (int64_t d = 0; d < hd; d++) {
+      float *dst = kt + d * ld + k0;
+      const float *src = K + k0 * j->ldkv + d;
+      for (int64_t k = 0; k < n; k++)
+        dst[k] = src[k * j->ldkv];
+    }
+  }
+  for (int64_t d = 0; d < hd; d++)
+    memset(kt + d * ld + nk, 0, (size_t)(nkp - nk) * sizeof *kt);
+}
+
+/* The rows of one query block: their allowed keys and the key span they cover. */
+typedef struct rows_info {
+  int64_t n, r0;
+  int64_t lo[PF_ATTN_QB], hi[PF_ATTN_QB];
+  int64_t b0, b1; /* key blocks [b0, b1) (multiples of PF_ATTN_KB) hold every allowed key */
+} rows_info;
+
+static int row_empty(const rows_info *ri, int64_t i) {
+  return ri->hi[i] < ri->lo[i];
+}
+
+/* 1 if any of rows [i, i+n) has an allowed key in block kb. */
+static int rows_need(const rows_info *ri, int64_t i, int64_t n, int64_t kb) {
+  for (int64_t r = i; r < i + n; r++)
+    if (!row_empty(ri, r) && kb <= ri->hi[r] && kb + PF_ATTN_KB > ri->lo[r]) return 1;
+  return 0;
+}
+
+/* Scores of every row over the key blocks it touches (4 rows at a time on
+ * AVX-512; a block a row does not need is computed for its neighbours and ignored). */
+static void block_scores(const pf_attn_job *j, const float *Q, const rows_info *ri, const float *kt,
+                         int64_t ld, float *s, int wide) {
+  for (int64_t kb = ri->b0; kb < ri->b1; kb += PF_ATTN_KB) {
+    int64_t i = 0;
+#if PF_ATTN_HAVE_AVX512
+    for (; wide && i + 4 <= ri->n; i += 4) {
+      if (!rows_need(ri, i, 4, kb)) continue;
+      const float *q[4];
+      float *out[4];
+      for (int r = 0; r < 4; r++) {
+        q[r] = Q + (ri->r0 + i + r) * j->ldq;
+        out[r] = s + (i + r) * ld + kb;
+      }
+      qk4_block64(q, kt + kb, ld, j->hd, j->scale, out);
+    }
+#endif
+    for (; i < ri->n; i++)
+      if (rows_need(ri, i, 1, kb))
+        qk_block64(Q + (ri->r0 + i) * j->ldq, kt + kb, ld, j->hd, j->scale, s + i * ld + kb);
+  }
+}
+
+/* Softmax over each row's allowed keys; zeros elsewhere in [b0, b1) so that rows
+ * can share the P·V loop. */
+static void block_softmax(const rows_info *ri, int64_t ld, float *s) {
+  for (int64_t i = 0; i < ri->n; i++) {
+    float *row = s + i * ld;
+    if (row_empty(ri, i)) {
+      memset(row + ri->b0, 0, (size_t)(ri->b1 - ri->b0) * sizeof *row);
+      continue;
+    }
+    pf_softmax_row(row + ri->lo[i], ri->hi[i] - ri->lo[i] + 1);
+    memset(row + ri->b0, 0, (size_t)(ri->lo[i] - ri->b0) * sizeof *row);
+    memset(row + ri->hi[i] + 1, 0, (size_t)(ri->b1 - ri->hi[i] - 1) * sizeof *row);
+  }
+}
+
+/* Union of the allowed keys of rows [i, i+n) inside block kb: [*a, *z]. */
+static void rows_span(const rows_info *ri, int64_t i, int64_t n, int64_t kb, int64_t *a,
+                      int64_t *z) {
+  *a = kb + PF_ATTN_KB;
+  *z = kb - 1;
+  for (int64_t r = i; r < i + n; r++) {
+    if (row_empty(ri, r)) continue;
+    const int64_t lo = ri->lo[r] > kb ? ri->lo[r] : kb;
+    const int64_t hi = ri->hi[r] < kb + PF_ATTN_KB - 1 ? ri->hi[r] : kb + PF_ATTN_KB - 1;
+    if (lo <= hi && lo < *a) *a = lo;
+    if (lo <= hi && hi > *z) *z = hi;
+  }
+}
+
+static void block_pv(const pf_attn_job *j, const float *V, float *O, const rows_info *ri,
+                     int64_t ld, const float *s, int wide) {
+  for (int64_t kb = ri->b0; kb < ri->b1; kb += PF_ATTN_KB) {
+    int64_t i = 0, a, z;
+#if PF_ATTN_HAVE_AVX512
+    for (; wide && j->hd % 64 == 0 && i + 4 <= ri->n; i += 4) {
+      rows_span(ri, i, 4, kb, &a, &z);
+      if (a > z) continue;
+      float *o[4];
+      const float *p[4];
+      for (int r = 0; r < 4; r++) {
+        o[r] = O + (ri->r0 + i + r) * j->ldo;
+        p[r] = s + (i + r) * ld;
+      }
+      pv4_acc(o, p, V, j->ldkv, j->hd, a, z);
+    }
+#endif
+    for (; i < ri->n; i++) {
+      rows_span(ri, i, 1, kb, &a, &z);
+      if (a <= z) pv_acc(O + (ri->r0 + i) * j->ldo, s + i * ld, V, j->ldkv, j->hd, a, z);
+    }
+  }
+}
+
+/* One block of up to PF_ATTN_QB query rows [r0, r0+nr) against kt. */
+static void block_rows(const pf_attn_job *j, const float *Q, const float *V, float *O, int64_t len,
+                       int64_t r0, int64_t nr, const float *kt, int64_t ld, float *s, int wide) {
+  rows_info ri = {.n = nr, .r0 = r0};
+  int64_t kmin = INT64_MAX, kmax = -1;
+  for (int64_t i = 0; i < nr; i++) {
+    key_range(j, j->p0 + r0 + i, len, &ri.lo[i], &ri.hi[i]);
+    memset(O + (r0 + i) * j->ldo, 0, (size_t)j->hd * sizeof *O);
+    if (row_empty(&ri, i)) continue;
+    kmin = ri.lo[i] < kmin ? ri.lo[i] : kmin;
+    kmax = ri.hi[i] > kmax ? ri.hi[i] : kmax;
+  }
+  if (kmax < 0) return;
+  ri.b0 = kmin / PF_ATTN_KB * PF_ATTN_KB;
+  ri.b1 = (kmax / PF_ATTN_KB + 1) * PF_ATTN_KB;
+  block_scores(j, Q, &ri, kt, ld, s, wide);
+  block_softmax(&ri, ld, s);
+  block_pv(j, V, O, &ri, ld, s, wide);
+}
+
+/* Batch row b, query head h. scratch: kt [hd, ld] then scores [QB, ld]. */
+static void attn_task(const pf_attn_job *j, int64_t b, int64_t h, float *scratch, int64_t ld,
+                      int wide) {
+  const int64_t g = h / (j->n_heads / j->n_kv);
+  const float *K = j->k + b * j->bstride + g * j->hd;
+  const float *V = j->v + b * j->bstride + g * j->hd;
+  const float *Q = j->q + b * j->seq * j->ldq + h * j->hd;
+  float *O = j->out + b * j->seq * j->ldo + h * j->hd;
+  const int64_t len = j->len[b];
+  float *kt = scratch, *s = scratch + j->hd * ld;
+  if (j->seq < 8) {
+    task_dots(j, Q, K, V, O, len, s);
+    return;
+  }
+  const int64_t last = j->p0 + j->seq - 1;
+  const int64_t nk = last < len - 1 ? last + 1 : len; /* keys any row can see */
+  if (nk > 0) transpose_keys(j, K, nk, kt, ld);
+  for (int64_t r0 = 0; r0 < j->seq; r0 += PF_ATTN_QB) {
+    const int64_t nr = j->seq - r0 < PF_ATTN_QB ? j->seq - r0 : PF_ATTN_QB;
+    block_rows(j, Q, V, O, len, r0, nr, kt, ld, s, wide);
+  }
+}
+
+void pf_attn_run(const pf_attn_job *j, float *scratch, size_t scratch_per_thr, int nthr) {
+  const int64_t keys = j->p0 + j->seq;
+  const int64_t ld = (keys + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
+  const int64_t tasks = j->batch * j->n_heads;
+  const int wide = pf_kernels_isa() == PF_ISA_AVX512;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) if (tasks > 1)
+  for (int64_t t = 0; t < tasks; t++) {
+    float *mine = scratch + (size_t)omp_get_thread_num() * scratch_per_thr;
+    attn_task(j, t / j->n_heads, t % j->n_heads, mine, ld, wide);
+  }
+}

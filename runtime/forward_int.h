@@ -1,0 +1,112 @@
+/* forward_int.h — internals shared by forward.c, forward_layer.c, forward_attn.c
+ * and generate.c. Not a public header: the contract is forward.h / generate.h.
+ *
+ * One decoder layer step serves both a full forward (keys and values of the
+ * batch itself, positions 0..S-1) and KV-cache decoding (one sequence, new
+ * tokens at positions p0.., keys read from a cache): there is exactly one
+ * implementation of the model.
+ */
+#ifndef PF_FORWARD_INT_H
+#define PF_FORWARD_INT_H
+
+#include "forward.h"
+#include "kernels/kernels.h"
+
+/* Attention works on blocks of this many query rows and key columns. */
+#define PF_ATTN_QB 32
+#define PF_ATTN_KB 64
+
+/* Per-layer data resolved once by pf_forward_new. */
+typedef struct pf_fwd_layer {
+  const pf_layer *w;
+  float *ln1;     /* [H] input_layernorm weight as float32 */
+  float *ln2;     /* [H] post_attention_layernorm weight as float32 */
+  float *q_norm;  /* [head_dim] or NULL (qwen3) */
+  float *k_norm;  /* [head_dim] or NULL */
+  int64_t inter;  /* I_l: this layer's intermediate size */
+  int64_t window; /* sliding attention window, 0 = full causal attention */
+} pf_fwd_layer;
+
+struct pf_forward {
+  pf_model *m; /* retained */
+  int64_t H, n_heads, n_kv, hd, vocab, n_layers, max_pos, inter_max;
+  int64_t q_dim, kv_dim; /* n_heads * hd, n_kv * hd */
+  float eps;
+  pf_rope_params rope_params;
+  pf_rope_table *rope;   /* positions [0, rope->max_pos), grown on demand */
+  pf_fwd_layer *layers;  /* [n_layers] */
+  float *final_norm;     /* [H] */
+  const pf_tensor *head; /* lm_head, or embed_tokens when tied */
+  pf_workspace *ws;
+
+  /* activation buffers for up to cap_tok tokens (T = B*S), grown, never shrunk */
+  int64_t cap_tok;
+  float *x;      /* [T, H] residual stream */
+  float *xn;     /* [T, H] normed input of a sub-block; the final norm output */
+  float *q;      /* [T, q_dim] */
+  float *k;      /* [T, kv_dim] (full forward only; decoding writes into its cache) */
+  float *v;      /* [T, kv_dim] */
+  float *att;    /* [T, q_dim] attention output per head, input of o_proj */
+  float *o;      /* [T, H] o_proj output, then down_proj output */
+  float *g;      /* [T, inter_max] gate_proj output, then act(gate) * up */
+  float *u;      /* [T, inter_max] up_proj output */
+  int64_t *pos;  /* [T] RoPE position of each token */
+  int32_t *mask; /* [T] the batch mask, or ones */
+  int64_t cap_batch;
+  int64_t *len; /* [B] real tokens per row (right padding) */
+
+  /* logits: rows of the [T, vocab] matrix, logit_rows at a time */
+  int64_t logit_rows;
+  float *logits; /* [logit_rows, vocab], allocated on first use */
+
+  /* attention scratch, one slice per OpenMP thread */
+  int nthr;
+  int64_t cap_keys;       /* keys per (row, head) the scratch holds (multiple of PF_ATTN_KB) */
+  size_t scratch_per_thr; /* floats */
+  float *scratch;         /* [nthr, scratch_per_thr] */
+};
+
+/* One layer step of `batch` rows of `seq` new tokens at positions p0.. .
+ * Keys/values of row b, position j live at k/v + b*kv_bstride + j*kv_dim; the
+ * step writes the new ones at positions [p0, p0+seq) (so batch == 1 or p0 == 0).
+ * x, xn, q, att, o, g, u, pos, mask, len of the runner hold the step's data. */
+typedef struct pf_fwd_step {
+  int64_t batch, seq, p0;
+  float *k, *v;
+  int64_t kv_bstride;
+  const pf_taps *taps; /* NULL = none */
+} pf_fwd_step;
+
+/* Make room for `tokens` tokens in `batch` rows attending to up to `keys` keys
+ * (positions < keys). Grows buffers, the RoPE table and the attention scratch. */
+pf_status pf_fwd_reserve(pf_forward *f, int64_t tokens, int64_t batch, int64_t keys, pf_err *err);
+/* x[t] = embed_tokens[ids[t]] for t < n (ids already validated). */
+void pf_fwd_embed(pf_forward *f, const int32_t *ids, int64_t n);
+/* The decoder layer l on the runner's buffers (see pf_fwd_step). */
+pf_status pf_fwd_layer_run(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err);
+/* 1 if a tap at (point, layer) is wanted. */
+int pf_fwd_tap_wanted(const pf_taps *taps, pf_tap_point p, int64_t layer);
+
+/* Grouped-query attention of one step, OpenMP over (batch row, head).
+ * Query row r of batch row b is at position p0 + r and sees keys
+ * [max(0, pos - window + 1), min(pos, len[b] - 1)] (causal, right padding,
+ * sliding window); a row with no key gets zeros. Softmax in float32. */
+typedef struct pf_attn_job {
+  int64_t batch, seq, p0;
+  int64_t n_heads, n_kv, hd, window;
+  float scale;
+  const float *q; /* [batch*seq, ldq]; head h at column h*hd */
+  int64_t ldq;
+  const float *k, *v; /* row b key j at + b*bstride + j*ldkv; kv head g at column g*hd */
+  int64_t ldkv, bstride;
+  const int64_t *len; /* [batch] */
+  float *out;         /* [batch*seq, ldo] like q */
+  int64_t ldo;
+} pf_attn_job;
+
+/* Floats of scratch one thread needs for `keys` keys (keys a multiple of PF_ATTN_KB). */
+size_t pf_attn_scratch_floats(int64_t hd, int64_t keys);
+/* Run the job with nthr threads, each using its own scratch_per_thr floats slice. */
+void pf_attn_run(const pf_attn_job *j, float *scratch, size_t scratch_per_thr, int nthr);
+
+#endif

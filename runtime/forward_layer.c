@@ -1,0 +1,134 @@
+/* forward_layer.c — one decoder layer (Hugging Face LlamaDecoderLayer and its
+ * Mistral/Qwen2/Qwen3 variants, eval mode), shared by the full forward and by
+ * KV-cache decoding:
+ *
+ *   h = x + o_proj(attn(rope(qk_norm(q_proj(n1))), rope(qk_norm(k_proj(n1))), v_proj(n1)))
+ *   x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2))
+ *   with n1 = input_layernorm(x), n2 = post_attention_layernorm(h)
+ *
+ * Taps fire in pf_tap_point order as their values become available; each tap
+ * hands out a runner buffer as it is at that moment (no copies): the gate
+ * buffer is overwritten by act(gate) * up only after the gate and up taps ran,
+ * and down_proj / mlp_output are one buffer.
+ */
+#include <math.h>
+#include <omp.h>
+
+#include "forward_int.h"
+
+int pf_fwd_tap_wanted(const pf_taps *taps, pf_tap_point p, int64_t layer) {
+  if (!taps || !taps->fn || !(taps->points & (1u << p))) return 0;
+  return !taps->layers || taps->layers[layer];
+}
+
+static pf_status tap(pf_forward *f, const pf_fwd_step *st, pf_tap_point p, int64_t l,
+                     const float *data, int64_t width, pf_err *err) {
+  if (!pf_fwd_tap_wanted(st->taps, p, l)) return PF_OK;
+  pf_tap_event ev = {.point = p,
+                     .layer = l,
+                     .batch = st->batch,
+                     .seq = st->seq,
+                     .width = width,
+                     .data = data,
+                     .mask = f->mask};
+  pf_status s = st->taps->fn(st->taps->user_data, &ev, err);
+  if (s == PF_OK) return PF_OK;
+  if (err && err->code == PF_OK) pf_err_set(err, s, "the callback returned %d", (int)s);
+  if (err) err->code = s;
+  pf_err_prefix(err, "tap %s", pf_tap_name(p));
+  return s;
+}
+
+/* q/k/v projections (k and v straight into their destination), q/k norm, RoPE. */
+static pf_status qkv(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st, float *kd,
+                     float *vd, pf_err *err) {
+  const pf_layer *w = L->w;
+  const int64_t T = st->batch * st->seq;
+  pf_status s;
+  if ((s = pf_linear(f->xn, T, f->H, w->q_proj, w->q_bias, f->q, f->ws, err)) ||
+      (s = pf_linear(f->xn, T, f->H, w->k_proj, w->k_bias, kd, f->ws, err)) ||
+      (s = pf_linear(f->xn, T, f->H, w->v_proj, w->v_bias, vd, f->ws, err)))
+    return s;
+  if (L->q_norm) pf_rmsnorm(f->q, f->q, L->q_norm, T * f->n_heads, f->hd, f->eps);
+  if (L->k_norm) pf_rmsnorm(kd, kd, L->k_norm, T * f->n_kv, f->hd, f->eps);
+  if ((s = pf_rope_apply(f->rope, f->q, T, f->n_heads, f->q_dim, f->pos, err)) ||
+      (s = pf_rope_apply(f->rope, kd, T, f->n_kv, f->kv_dim, f->pos, err)))
+    return s;
+  return PF_OK;
+}
+
+/* Self-attention: n1 in f->xn, result (after o_proj) in f->o. */
+static pf_status attention(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st,
+                           pf_err *err) {
+  float *kd = st->k + st->p0 * f->kv_dim, *vd = st->v + st->p0 * f->kv_dim;
+  pf_status s = qkv(f, L, st, kd, vd, err);
+  if (s != PF_OK) return s;
+  const pf_attn_job job = {.batch = st->batch,
+                           .seq = st->seq,
+                           .p0 = st->p0,
+                           .n_heads = f->n_heads,
+                           .n_kv = f->n_kv,
+                           .hd = f->hd,
+                           .window = L->window,
+                           .scale = (float)(1.0 / sqrt((double)f->hd)),
+                           .q = f->q,
+                           .ldq = f->q_dim,
+                           .k = st->k,
+                           .v = st->v,
+                           .ldkv = f->kv_dim,
+                           .bstride = st->kv_bstride,
+                           .len = f->len,
+                           .out = f->att,
+                           .ldo = f->q_dim};
+  const int nthr = omp_get_max_threads(); /* the scratch has f->nthr >= this slices */
+  pf_attn_run(&job, f->scratch, f->scratch_per_thr, nthr < f->nthr ? nthr : f->nthr);
+  return pf_linear(f->att, st->batch * st->seq, f->q_dim, L->w->o_proj, L->w->o_bias, f->o, f->ws,
+                   err);
+}
+
+/* x += y over T rows of H. */
+static void residual_add(float *x, const float *y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+  for (int64_t i = 0; i < n; i++)
+    x[i] += y[i];
+}
+
+/* SwiGLU MLP on n2 (in f->xn); result in f->o. */
+static pf_status mlp(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err) {
+  const pf_fwd_layer *L = &f->layers[l];
+  const pf_layer *w = L->w;
+  const int64_t T = st->batch * st->seq, I = L->inter;
+  pf_status s;
+  if ((s = pf_linear(f->xn, T, f->H, w->gate_proj, w->gate_bias, f->g, f->ws, err)) ||
+      (s = tap(f, st, PF_TAP_GATE_PROJ, l, f->g, I, err)) ||
+      (s = pf_linear(f->xn, T, f->H, w->up_proj, w->up_bias, f->u, f->ws, err)) ||
+      (s = tap(f, st, PF_TAP_UP_PROJ, l, f->u, I, err)))
+    return s;
+  pf_silu_mul(f->g, f->g, f->u, T * I);
+  if ((s = tap(f, st, PF_TAP_DOWN_PROJ_INPUT, l, f->g, I, err)) ||
+      (s = pf_linear(f->g, T, I, w->down_proj, w->down_bias, f->o, f->ws, err)) ||
+      (s = tap(f, st, PF_TAP_DOWN_PROJ, l, f->o, f->H, err)) ||
+      (s = tap(f, st, PF_TAP_MLP_OUTPUT, l, f->o, f->H, err)))
+    return s;
+  return PF_OK;
+}
+
+pf_status pf_fwd_layer_run(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err) {
+  const pf_fwd_layer *L = &f->layers[l];
+  const int64_t T = st->batch * st->seq;
+  pf_status s;
+  if ((s = tap(f, st, PF_TAP_LAYER_INPUT, l, f->x, f->H, err))) goto fail;
+  pf_rmsnorm(f->xn, f->x, L->ln1, T, f->H, f->eps);
+  if ((s = tap(f, st, PF_TAP_INPUT_NORM, l, f->xn, f->H, err)) || (s = attention(f, L, st, err)) ||
+      (s = tap(f, st, PF_TAP_ATTENTION_OUTPUT, l, f->o, f->H, err)))
+    goto fail;
+  residual_add(f->x, f->o, T * f->H);
+  pf_rmsnorm(f->xn, f->x, L->ln2, T, f->H, f->eps);
+  if ((s = mlp(f, l, st, err))) goto fail;
+  residual_add(f->x, f->o, T * f->H);
+  if ((s = tap(f, st, PF_TAP_LAYER_OUTPUT, l, f->x, f->H, err))) goto fail;
+  return PF_OK;
+fail:
+  pf_err_prefix(err, "layer %lld", (long long)l);
+  return s;
+}

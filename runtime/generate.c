@@ -1,0 +1,215 @@
+/* generate.c — KV-cache decoding (see generate.h).
+ *
+ * A decoder owns a forward runner and uses its layer step with the cache as
+ * the key/value store: the step writes the new keys/values at positions
+ * [pos, pos + n) of each layer's cache and attends to [0, pos + n). Only the
+ * last row goes through the final norm and the lm_head (a GEMV: the largest
+ * single weight read of a decode step for big vocabularies).
+ */
+#include "generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "forward_int.h"
+
+struct pf_decoder {
+  pf_forward *f;
+  int64_t max_ctx;
+  int64_t pos;
+  float *kc; /* [n_layers, max_ctx, kv_dim] */
+  float *vc; /* [n_layers, max_ctx, kv_dim] */
+};
+
+pf_status pf_decoder_new(const pf_model *m, int64_t max_ctx, pf_decoder **out, pf_err *err) {
+  *out = NULL;
+  pf_decoder *d = calloc(1, sizeof *d);
+  if (!d) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
+  pf_status s = pf_forward_new(m, &d->f, err);
+  if (s != PF_OK) goto fail;
+  const pf_forward *f = d->f;
+  if (max_ctx < 1 || max_ctx > f->max_pos) {
+    s = pf_err_set(err, PF_ERR_INVALID,
+                   "decoder: expected a context of 1 to %lld tokens (max_position_embeddings), "
+                   "got %lld",
+                   (long long)f->max_pos, (long long)max_ctx);
+    goto fail;
+  }
+  const size_t n = (size_t)(f->n_layers ? f->n_layers : 1) * (size_t)max_ctx * (size_t)f->kv_dim;
+  d->kc = malloc(n * sizeof(float));
+  d->vc = malloc(n * sizeof(float));
+  if (!d->kc || !d->vc) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "decoder: cannot allocate a KV cache of %zu bytes",
+                   2 * n * sizeof(float));
+    goto fail;
+  }
+  d->max_ctx = max_ctx;
+  *out = d;
+  return PF_OK;
+fail:
+  pf_decoder_free(d);
+  return s;
+}
+
+void pf_decoder_free(pf_decoder *d) {
+  if (!d) return;
+  pf_forward_free(d->f);
+  free(d->kc);
+  free(d->vc);
+  free(d);
+}
+
+int64_t pf_decoder_pos(const pf_decoder *d) {
+  return d ? d->pos : 0;
+}
+
+void pf_decoder_reset(pf_decoder *d) {
+  if (d) d->pos = 0;
+}
+
+static pf_status check_feed(const pf_decoder *d, const int32_t *ids, int64_t n, pf_err *err) {
+  if (n < 1 || !ids)
+    return pf_err_set(err, PF_ERR_INVALID, "decoder: expected at least one token, got %lld",
+                      (long long)n);
+  if (n > d->max_ctx - d->pos)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "decoder: %lld tokens at position %lld do not fit the context of %lld",
+                      (long long)n, (long long)d->pos, (long long)d->max_ctx);
+  for (int64_t i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= d->f->vocab)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "input ids: token %lld: expected a token id in [0, %lld), got %d",
+                        (long long)i, (long long)d->f->vocab, (int)ids[i]);
+  return PF_OK;
+}
+
+pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *logits,
+                          const pf_ctx *ctx, pf_err *err) {
+  if (!d) return pf_err_set(err, PF_ERR_INVALID, "decoder: NULL");
+  pf_forward *f = d->f;
+  pf_status s;
+  if ((s = check_feed(d, ids, n, err)) || (s = pf_ctx_check_interrupt(ctx, err)) ||
+      (s = pf_fwd_reserve(f, n, 1, d->pos + n, err)))
+    return s;
+  for (int64_t i = 0; i < n; i++) {
+    f->pos[i] = d->pos + i;
+    f->mask[i] = 1;
+  }
+  f->len[0] = d->pos + n;
+  pf_fwd_embed(f, ids, n);
+  const size_t per_layer = (size_t)d->max_ctx * (size_t)f->kv_dim;
+  for (int64_t l = 0; l < f->n_layers; l++) {
+    const pf_fwd_step st = {.batch = 1,
+                            .seq = n,
+                            .p0 = d->pos,
+                            .k = d->kc + (size_t)l * per_layer,
+                            .v = d->vc + (size_t)l * per_layer,
+                            .kv_bstride = 0,
+                            .taps = NULL};
+    if ((s = pf_fwd_layer_run(f, l, &st, err))) return s;
+  }
+  d->pos += n;
+  if (!logits) return PF_OK;
+  pf_rmsnorm(f->xn, f->x + (n - 1) * f->H, f->final_norm, 1, f->H, f->eps);
+  if ((s = pf_linear(f->xn, 1, f->H, f->head, NULL, logits, f->ws, err)))
+    return pf_err_prefix(err, "lm_head");
+  return PF_OK;
+}
+
+/* ---- greedy generation ---- */
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int32_t argmax(const float *x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; i++)
+    if (x[i] > x[best]) best = i;
+  return (int32_t)best;
+}
+
+static pf_status check_request(const pf_model *m, const int32_t *prompt, size_t n_prompt,
+                               int64_t max_new, pf_err *err) {
+  if (!m) return pf_err_set(err, PF_ERR_INVALID, "generate: NULL model");
+  const int64_t max_pos = m->config.max_position_embeddings;
+  if (n_prompt < 1 || !prompt)
+    return pf_err_set(err, PF_ERR_INVALID, "generate: expected a prompt of at least one token");
+  if (max_new < 0)
+    return pf_err_set(err, PF_ERR_INVALID, "generate: expected max_new_tokens >= 0, got %lld",
+                      (long long)max_new);
+  if ((int64_t)n_prompt > max_pos || max_new > max_pos - (int64_t)n_prompt)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "generate: a prompt of %zu tokens plus %lld new tokens is longer than "
+                      "max_position_embeddings %lld",
+                      n_prompt, (long long)max_new, (long long)max_pos);
+  return PF_OK;
+}
+
+/* Generate into out->tokens (allocated by the caller for max_new ids). */
+static pf_status run_greedy(pf_decoder *d, const int32_t *prompt, int64_t n_prompt, int64_t max_new,
+                            int32_t eos, float *logits, pf_generate_result *out, const pf_ctx *ctx,
+                            pf_err *err) {
+  const int64_t V = d->f->vocab;
+  double t0 = now_seconds();
+  pf_status s = pf_decoder_feed(d, prompt, n_prompt, logits, ctx, err);
+  if (s != PF_OK) return s;
+  int32_t next = argmax(logits, V);
+  out->tokens[out->n_tokens++] = next;
+  double t1 = now_seconds();
+  out->prefill_seconds = t1 - t0;
+  while (out->n_tokens < max_new && !(eos >= 0 && next == eos)) {
+    if ((s = pf_decoder_feed(d, &next, 1, logits, ctx, err)) != PF_OK) return s;
+    next = argmax(logits, V);
+    out->tokens[out->n_tokens++] = next;
+  }
+  out->hit_eos = eos >= 0 && next == eos;
+  out->decode_seconds = now_seconds() - t1;
+  return PF_OK;
+}
+
+pf_status pf_generate_greedy(const pf_model *m, const int32_t *prompt, size_t n_prompt,
+                             int64_t max_new_tokens, int32_t eos_id, pf_generate_result *out,
+                             const pf_ctx *ctx, pf_err *err) {
+  memset(out, 0, sizeof *out);
+  pf_status s = check_request(m, prompt, n_prompt, max_new_tokens, err);
+  if (s != PF_OK || max_new_tokens == 0) {
+    out->n_prompt = s == PF_OK ? (int64_t)n_prompt : 0;
+    return s;
+  }
+  pf_decoder *d = NULL;
+  float *logits = NULL;
+  if ((s = pf_decoder_new(m, (int64_t)n_prompt + max_new_tokens, &d, err))) goto fail;
+  logits = malloc((size_t)d->f->vocab * sizeof *logits);
+  out->tokens = malloc((size_t)max_new_tokens * sizeof *out->tokens);
+  if (!logits || !out->tokens) {
+    s = pf_err_set(err, PF_ERR_NOMEM, "generate: out of memory");
+    goto fail;
+  }
+  out->n_prompt = (int64_t)n_prompt;
+  if ((s = run_greedy(d, prompt, (int64_t)n_prompt, max_new_tokens, eos_id, logits, out, ctx, err)))
+    goto fail;
+  out->prefill_tokens_per_second =
+      out->prefill_seconds > 0 ? (double)n_prompt / out->prefill_seconds : 0.0;
+  out->decode_tokens_per_second = out->n_tokens > 1 && out->decode_seconds > 0
+                                      ? (double)(out->n_tokens - 1) / out->decode_seconds
+                                      : 0.0;
+  free(logits);
+  pf_decoder_free(d);
+  return PF_OK;
+fail:
+  pf_err_prefix(err, "generate");
+  free(logits);
+  pf_decoder_free(d);
+  pf_generate_result_free(out);
+  return s;
+}
+
+void pf_generate_result_free(pf_generate_result *r) {
+  if (!r) return;
+  free(r->tokens);
+  memset(r, 0, sizeof *r);
+}

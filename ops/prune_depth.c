@@ -41,7 +41,12 @@ static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_val
   pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
                                   &o.have_layer_indices, err);
   o.layer_indices = idx;
-  if (!st && pf_map_has(params, "importance") && m->n_layers > 0) {
+  const pf_value *iv = pf_map_get(params, "importance");
+  /* a dry run's importance step computes nothing: plan with the default
+   * selection (the layers actually removed are decided by the real run) */
+  int planned = ctx && ctx->dry_run && iv && iv->type == PF_V_MAP && !pf_map_get(iv, "scores") &&
+                !pf_map_get(iv, "importance");
+  if (!st && iv && iv->type != PF_V_NULL && !planned && m->n_layers > 0) {
     st = pf_importance_from_value(pf_map_get(params, "importance"), m->n_layers, &imp, err);
     o.importance = imp;
     o.n_importance = (size_t)m->n_layers;

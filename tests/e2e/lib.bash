@@ -6,6 +6,9 @@ SRC=${PF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pfe2e-XXXXXX")
 export PFRUN_CACHE=${PFRUN_CACHE:-$WORK/cache}
 trap 'rm -rf "$WORK"' EXIT
+# recipes resolve relative paths against the current folder, as a user running
+# them from the repository root would
+cd "$SRC" || exit 1
 PASS=0
 FAIL=0
 OUT=""

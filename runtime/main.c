@@ -352,6 +352,69 @@ static int cmd_generate(pf_cli *c, const pf_ctx *ctx) {
   return 0;
 }
 
+/* Per pair: the overall mean difference and the per-component means. */
+static void print_bias(const pf_value *metrics) {
+  const pf_value *pairs = pf_map_get(metrics, "pairs");
+  for (size_t i = 0; pairs && pairs->type == PF_V_MAP && i < pairs->u.map.len; i++) {
+    const pf_value *p = pairs->u.map.vals[i], *m = pf_map_get(p, "metrics");
+    printf("%s: \"%s\" vs \"%s\"%s\n", pairs->u.map.keys[i], pf_map_str(p, "prompt1", ""),
+           pf_map_str(p, "prompt2", ""),
+           strcmp(pf_map_str(p, "aligned", "exact"), "exact") ? " (different lengths: mean-pooled)"
+                                                               : "");
+    const pf_value *ov = m ? pf_map_get(m, "overall_metrics") : NULL;
+    if (ov) printf("  overall mean difference %.6g\n", pf_map_num(ov, "mean_difference", 0));
+    const pf_value *comp = m ? pf_map_get(m, "component_metrics") : NULL;
+    for (size_t k = 0; comp && comp->type == PF_V_MAP && k < comp->u.map.len; k++)
+      printf("  %-18s %.6g\n", comp->u.map.keys[k],
+             pf_map_num(comp->u.map.vals[k], "mean_difference", 0));
+  }
+}
+
+static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *loaded = NULL, *acts = NULL, *metrics = NULL, *mp = NULL, *pp = NULL, *plot = NULL;
+  int rc = 1;
+  if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
+  if (run_op("bias_activations", c->op_params, pf_map_model(loaded, "model"), &acts, ctx, &err))
+    goto out;
+  if (!(mp = pf_value_map()) || !(pp = pf_value_map())) goto nomem;
+  pf_value_retain(acts);
+  pf_map_set(mp, "activations", acts);
+  if (c->output_dir) pf_map_set_str(mp, "output_dir", c->output_dir);
+  if (run_op("metrics", mp, NULL, &metrics, ctx, &err) != PF_OK) goto out;
+  char vis[256];
+  snprintf(vis, sizeof vis, "%s", c->visualizations);
+  pf_value_retain(acts);
+  pf_map_set(pp, "data", acts);
+  pf_map_set(pp, "layers", pf_value_copy(pf_map_get(c->op_params, "layers")));
+  pf_map_set_str(pp, "format", c->format);
+  if (c->output_dir) pf_map_set_str(pp, "output_dir", c->output_dir);
+  for (char *save = NULL, *t = strtok_r(vis, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    pf_map_set_str(pp, "kind", t);
+    pf_value_release(plot);
+    plot = NULL;
+    if (run_op("plot", pp, NULL, &plot, ctx, &err) != PF_OK) goto out;
+    const pf_value *files = pf_map_get(plot, "files");
+    if (!c->quiet && files && files->type == PF_V_LIST)
+      fprintf(stderr, "%s: %zu charts in %s\n", t, files->u.list.len, c->output_dir);
+  }
+  if (!c->quiet && !c->dry_run) print_bias(metrics);
+  if (c->json_out && write_json_file(c->json_out, pf_map_get(metrics, "pairs"), &err) != PF_OK)
+    goto out;
+  rc = 0;
+  goto out;
+nomem:
+  pf_err_set(&err, PF_ERR_NOMEM, "out of memory");
+out:
+  pf_value_release(loaded);
+  pf_value_release(acts);
+  pf_value_release(metrics);
+  pf_value_release(mp);
+  pf_value_release(pp);
+  pf_value_release(plot);
+  return rc ? fail(&err) : 0;
+}
+
 static const char *ptype_name(pf_ptype t) {
   switch (t) {
   case PF_P_BOOL: return "bool";
@@ -516,6 +579,7 @@ int main(int argc, char **argv) {
   case PF_CLI_IMPORTANCE: rc = cmd_importance(&c, &ctx); break;
   case PF_CLI_EVAL: rc = cmd_eval(&c, &ctx); break;
   case PF_CLI_GENERATE: rc = cmd_generate(&c, &ctx); break;
+  case PF_CLI_BIAS: rc = cmd_bias(&c, &ctx); break;
   case PF_CLI_TOKENIZE:
     if (pf_tokenize_run(&c.tokenize, stdout, &err) != PF_OK) rc = fail(&err);
     break;

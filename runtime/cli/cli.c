@@ -383,6 +383,66 @@ static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err 
   return pf_map_set(c->load_params, "path", pf_value_str(path));
 }
 
+/* pfrun bias: prompt pairs, layer selection, charts, metrics JSON. */
+static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
+  const char *path = NULL, *pairs = "default", *layers = "first_middle_last";
+  c->visualizations = "mean_diff,heatmap,pca";
+  c->format = "png";
+  for (it->i = 2; it->i < it->argc; it->i++) {
+    const char *a = it->argv[it->i], *iv = NULL;
+    int matched = 0;
+    pf_status st = PF_OK;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      c->kind = PF_CLI_HELP;
+      c->topic = "bias";
+      return PF_OK;
+    }
+    common_flag(a, c, &matched);
+    if (matched) continue;
+    if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
+    else if (is_opt(a, "--prompt-pairs", &iv)) st = take_value(it, "--prompt-pairs", iv, &pairs, err);
+    else if (is_opt(a, "--layers", &iv)) st = take_value(it, "--layers", iv, &layers, err);
+    else if (is_opt(a, "--visualizations", &iv))
+      st = take_value(it, "--visualizations", iv, &c->visualizations, err);
+    else if (is_opt(a, "--format", &iv)) {
+      static const char *const FORMATS[] = {"png", "svg", "pdf", NULL};
+      st = take_value(it, "--format", iv, &c->format, err);
+      if (!st) st = check_choice("--format", c->format, FORMATS, err);
+    } else if (is_opt(a, "--output-dir", &iv))
+      st = take_value(it, "--output-dir", iv, &c->output_dir, err);
+    else if (is_opt(a, "--json", &iv)) st = take_value(it, "--json", iv, &c->json_out, err);
+    else return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
+    if (st != PF_OK) return st;
+  }
+  if (!path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
+  static const char *const VIS[] = {"mean_diff", "heatmap", "pca", NULL};
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", c->visualizations);
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    pf_status st = check_choice("--visualizations", t, VIS, err);
+    if (st) return st;
+  }
+  if (*c->visualizations && !c->output_dir)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--visualizations needs --output-dir DIR (or --visualizations '' for none).");
+  c->load_params = pf_value_map();
+  c->op_params = pf_value_map();
+  if (!c->load_params || !c->op_params) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  pf_map_set(c->load_params, "path", pf_value_str(path));
+  pf_map_set(c->op_params, "prompt_pairs", pf_value_str(pairs));
+  if (!strcmp(layers, "first_middle_last") || !strcmp(layers, "all")) {
+    pf_map_set(c->op_params, "layers", pf_value_str(layers));
+  } else {
+    pf_value *list = NULL;
+    pf_status st = parse_indices(layers, &list, err);
+    if (st) return pf_err_set(err, PF_ERR_INVALID,
+                              "--layers must be first_middle_last, all, or comma-separated "
+                              "integers (e.g. '0,2,5'), got '%s'", layers);
+    pf_map_set(c->op_params, "layers", list);
+  }
+  return PF_OK;
+}
+
 static int ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), m = strlen(suffix);
   return n >= m && strcmp(s + n - m, suffix) == 0;
@@ -454,6 +514,10 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
       c->kind = opcmds[k].kind;
       return parse_opcmd(&it, c, opcmds[k].name, err);
     }
+  if (!strcmp(cmd, "bias")) {
+    c->kind = PF_CLI_BIAS;
+    return parse_bias(&it, c, err);
+  }
   if (!strcmp(cmd, "tokenize")) {
     pf_status st = pf_tokenize_parse(argc - 2, argv + 2, &c->tokenize, err);
     c->kind = st == PF_OK && c->tokenize.help ? PF_CLI_HELP : PF_CLI_TOKENIZE;
@@ -469,7 +533,7 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
     return PF_OK;
   }
   return pf_err_set(err, PF_ERR_INVALID,
-                    "unknown command '%s' (expected prune, analyze, importance, eval, generate, "
+                    "unknown command '%s' (expected prune, analyze, importance, eval, generate, bias, "
                     "tokenize, ops, a .yaml recipe or a .lua script; see pfrun --help)",
                     cmd);
 }

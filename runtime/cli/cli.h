@@ -23,7 +23,8 @@ typedef enum pf_cli_kind {
   PF_CLI_TOKENIZE, /* pfrun tokenize ... */
   PF_CLI_IMPORTANCE, /* pfrun importance ... */
   PF_CLI_EVAL,       /* pfrun eval ... */
-  PF_CLI_GENERATE    /* pfrun generate ... */
+  PF_CLI_GENERATE,   /* pfrun generate ... */
+  PF_CLI_BIAS        /* pfrun bias ... */
 } pf_cli_kind;
 
 typedef struct pf_cli {
@@ -51,6 +52,10 @@ typedef struct pf_cli {
   pf_value *op_params;
   const char *compare_path;
   const char *json_out;
+  /* bias: --visualizations list ("mean_diff,heatmap,pca"), --format, --output-dir */
+  const char *visualizations;
+  const char *format;
+  const char *output_dir;
 } pf_cli;
 
 /* Parse argv. On PF_ERR_INVALID the message is a usage error (exit code 2). */

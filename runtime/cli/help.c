@@ -16,9 +16,12 @@ static const char TOP[] =
     "  pfrun importance --model-path DIR --data FILE [data options] [--json FILE]\n"
     "  pfrun eval --model-path DIR [--compare DIR2] [--data FILE ...] [--prompt TEXT]\n"
     "  pfrun generate --model-path DIR --prompt TEXT [--max-new-tokens N]\n"
+    "  pfrun bias --model-path DIR [--prompt-pairs FILE|default] [--layers SPEC]\n"
+    "             [--visualizations mean_diff,heatmap,pca] [--format png|svg|pdf]\n"
+    "             [--output-dir DIR] [--json FILE]\n"
     "  pfrun ops [NAME]            list the ops (or one op's parameters)\n"
     "  pfrun tokenize --model-path DIR (TEXT | --input FILE.jsonl)   token ids as JSON\n"
-    "  pfrun help TOPIC            TOPIC: prune, analyze, importance, eval, generate,\n"
+    "  pfrun help TOPIC            TOPIC: prune, analyze, importance, eval, generate, bias,\n"
     "                              tokenize, ops, recipe, lua\n"
     "  pfrun --version\n"
     "\n"
@@ -113,6 +116,18 @@ static const char GENERATE[] =
     "Greedy generation with a KV cache; prints the prompt and its continuation, and\n"
     "the decode speed on stderr (unless --quiet). Stops at the end-of-sequence token.\n";
 
+static const char BIAS[] =
+    "usage: pfrun bias --model-path DIR [--prompt-pairs FILE|default] [--layers SPEC]\n"
+    "                  [--visualizations mean_diff,heatmap,pca] [--format png|svg|pdf]\n"
+    "                  [--output-dir DIR] [--json FILE]\n"
+    "\n"
+    "How the model's internal activations differ between prompts that differ only in a\n"
+    "demographic word (OptiPFair's visualize_bias). --prompt-pairs: 'default' (OptiPFair's 7\n"
+    "pairs) or a .jsonl file of {\"prompt1\": ..., \"prompt2\": ...} lines. --layers:\n"
+    "first_middle_last (default), all, or positions like '0,2'. Writes the charts and\n"
+    "bias_metrics.json (OptiPFair's structure) to --output-dir; --json FILE writes the\n"
+    "metrics too. --visualizations '' draws nothing.\n";
+
 static const char OPS[] =
     "usage: pfrun ops [NAME]\n"
     "\n"
@@ -159,6 +174,7 @@ const char *pf_help_text(const char *topic) {
   if (!strcmp(topic, "importance")) return IMPORTANCE;
   if (!strcmp(topic, "eval")) return EVAL;
   if (!strcmp(topic, "generate")) return GENERATE;
+  if (!strcmp(topic, "bias")) return BIAS;
   if (!strcmp(topic, "tokenize")) return pf_tokenize_help();
   return NULL;
 }

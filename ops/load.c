@@ -9,7 +9,8 @@ static const pf_param_spec load_params[] = {
     {"path", PF_P_STR, 1, NULL, NULL, 0, 0,
      "a Hugging Face checkpoint folder (config.json + safetensors), or "
      "\"synthetic:NAME[@SEED][:DTYPE]\" for a seeded synthetic model written once to the cache "
-     "(presets: llama-tiny, llama-small, qwen2-tiny, qwen3-tiny, mistral-tiny, llama-1b)"},
+     "(presets: llama-tiny, llama-small, qwen2-tiny, qwen3-tiny, mistral-tiny, llama-1b, "
+     "llama-medium)"},
 };
 
 /* The result map: {model, name, num_hidden_layers, parameters, ...}. */

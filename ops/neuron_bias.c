@@ -1,21 +1,117 @@
-/* neuron_bias.c — op "neuron_bias" (placeholder: being implemented; returns PF_ERR_UNSUPPORTED). */
-#include "op.h"
+/* neuron_bias.c — op "neuron_bias": OptiPFair's analyze_neuron_bias (reference
+ * §8.7): per activation and neuron, |mean over positions of prompt 1 - of
+ * prompt 2| (so prompts of different lengths compare), aggregated over the
+ * pairs by mean or max. Every layer is captured, as in OptiPFair. A dry run
+ * tokenizes the prompts and returns the keys with planned [D] tensors (no forward). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bias.h"
+#include "bias_metrics.h"
+#include "opdata.h"
 
 static const pf_param_spec neuron_bias_params[] = {
-    {"model", PF_P_ANY, 0, NULL, NULL, 0, 0, "placeholder"},
+    {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to run"},
+    {"prompt_pairs", PF_P_ANY, 0, "default", NULL, 0, 0,
+     "as bias_activations: \"default\", a list of pairs, a .jsonl file or {template, "
+     "attribute_category, attribute_pairs}"},
+    {"target_layers", PF_P_ANY, 0, NULL, NULL, 0, 0,
+     "activation types (as bias_activations); default gate_proj and up_proj"},
+    {"aggregation", PF_P_STR, 0, "mean", NULL, 0, 0,
+     "how the per-pair differences combine: mean or max"},
 };
 
+typedef struct nb_state {
+  const pf_model *m;
+  pf_tokenizer *tok;
+  pf_forward *fwd;
+  uint32_t mask;
+  pf_neuron_acc *acc;
+  const pf_ctx *ctx;
+} nb_state;
+
+/* Both prompts of a pair in one forward pass (pf_bias_capture_batch). */
+static pf_status add_pair(nb_state *s, const pf_prompt_pair *p, size_t i, pf_err *err) {
+  const char *pr[2] = {p->prompt1, p->prompt2};
+  int32_t *ids[2] = {NULL, NULL};
+  size_t n[2] = {0, 0};
+  pf_value *acts[2] = {NULL, NULL};
+  pf_status st = PF_OK;
+  for (int k = 0; !st && k < 2; k++)
+    if ((st = pf_encode_prompt(s->m, s->tok, pr[k], &ids[k], &n[k], err)))
+      pf_err_prefix(err, "prompt%d \"%.80s\"", k + 1, pr[k]);
+  if (!st && s->fwd)
+    st = pf_bias_capture_batch(s->fwd, (const int32_t *const *)ids, n, 2, s->mask, NULL, acts,
+                               s->ctx, err);
+  if (!st && s->fwd) st = pf_neuron_acc_add(s->acc, acts[0], acts[1], err);
+  for (int k = 0; k < 2; k++) {
+    free(ids[k]);
+    pf_value_release(acts[k]);
+  }
+  return st ? pf_err_prefix(err, "pair %zu", i + 1) : PF_OK;
+}
+
+static pf_status run_all(nb_state *s, const pf_prompt_pairs *pp, pf_err *err) {
+  pf_status st = pf_model_tokenizer(s->m, &s->tok, err);
+  if (!st && !(s->ctx && s->ctx->dry_run)) st = pf_forward_new(s->m, &s->fwd, err);
+  if (!st) st = pf_neuron_acc_new(&s->acc, err);
+  for (size_t i = 0; !st && i < pp->n; i++) {
+    st = add_pair(s, &pp->items[i], i, err);
+    pf_ctx_progress(s->ctx, "neuron_bias", (uint64_t)i + 1, (uint64_t)pp->n);
+  }
+  pf_forward_free(s->fwd);
+  pf_tokenizer_free(s->tok);
+  return st;
+}
+
+/* Dry run: the keys the result would have, each a planned [D] tensor. */
+static pf_status dry_result(const pf_model *m, uint32_t mask, pf_value **out, pf_err *err) {
+  pf_value *plan = NULL, *r = pf_value_map();
+  pf_status st = r ? pf_bias_plan(m, 1, mask, NULL, &plan, err)
+                   : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; !st && i < plan->u.map.len; i++) {
+    pf_tensor *t = NULL;
+    st = pf_tensor_new_planned(PF_DTYPE_F32, 1, &plan->u.map.vals[i]->u.tensor->shape[1], &t, err);
+    if (!st && pf_map_set(r, plan->u.map.keys[i], pf_value_tensor(t)) != PF_OK)
+      st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    pf_tensor_release(t);
+  }
+  pf_value_release(plan);
+  if (st) pf_value_release(r);
+  *out = st ? NULL : r;
+  return st;
+}
+
 static pf_status neuron_bias_run(const pf_op *op, const pf_value *params, pf_value **out,
-                           const pf_ctx *ctx, pf_err *err) {
-  return pf_err_set(err, PF_ERR_UNSUPPORTED, "neuron_bias: not implemented yet");
+                                 const pf_ctx *ctx, pf_err *err) {
+  nb_state s = {.m = pf_map_model(params, "model"), .ctx = ctx};
+  const char *agg = pf_map_str(params, "aggregation", "mean");
+  pf_prompt_pairs pp = {0};
+  uint32_t def = (1u << PF_BIAS_GATE_PROJ) | (1u << PF_BIAS_UP_PROJ);
+  if (strcmp(agg, "mean") != 0 && strcmp(agg, "max") != 0)
+    return pf_err_set(err, PF_ERR_INVALID, "aggregation must be 'mean' or 'max', got '%s'", agg);
+  pf_status st = pf_prompt_pairs_from_value(pf_map_get(params, "prompt_pairs"), &pp, err);
+  if (!st && pp.n == 0) st = pf_err_set(err, PF_ERR_INVALID, "prompt_pairs cannot be empty");
+  if (!st)
+    st = pf_bias_targets_from_value(pf_map_get(params, "target_layers"), def, &s.mask, NULL, err);
+  if (!st) st = run_all(&s, &pp, err);
+  if (!st && ctx && ctx->dry_run)
+    st = dry_result(s.m, s.mask, out, err);
+  else if (!st)
+    st = pf_neuron_acc_result(s.acc, strcmp(agg, "max") == 0, out, err);
+  pf_neuron_acc_free(s.acc);
+  pf_prompt_pairs_free(&pp);
+  return st;
 }
 
 const pf_op pf_op_neuron_bias = {
     .name = "neuron_bias",
     .alias = NULL,
-    .summary = "placeholder",
+    .summary = "per-neuron bias scores over prompt pairs (OptiPFair analyze_neuron_bias)",
     .params = neuron_bias_params,
-    .n_params = 1,
-    .returns = "",
+    .n_params = sizeof neuron_bias_params / sizeof neuron_bias_params[0],
+    .returns = "{\"gate_proj_layer_0\": [I numbers], \"up_proj_layer_0\": [...], ...}: per "
+               "activation, the mean (or max) over pairs of |mean over positions of prompt 1 - of "
+               "prompt 2| per neuron, in hook-firing order; the input of fairness_scores",
     .run = neuron_bias_run,
 };

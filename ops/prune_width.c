@@ -1,4 +1,5 @@
-/* prune_width.c — op "prune_width" (alias "prune-width"): GLU MLP neuron pruning.
+/* prune_width.c — op "prune_width" (alias "prune-width"): GLU MLP neuron pruning,
+ * static, data-driven (calibration) or fairness-aware (fairness_scores, §2.6).
  *
  * Option semantics follow the OptiPFair command line (§13.1), not the Python
  * defaults: pruning_percentage and expansion_rate both given is the library's
@@ -33,6 +34,10 @@ static const pf_param_spec prune_width_params[] = {
     {"calibration", PF_P_ANY, 0, NULL, NULL, 0, 0,
      "a calibrate result (recipes: its step id): data-driven hybrid MAW scores, (normalised "
      "peak-to-peak of gate, up and down) x accumulated down_proj input norms; method MAW only"},
+    {"fairness_scores", PF_P_ANY, 0, NULL, NULL, 0, 0,
+     "a fairness_scores result (recipes: its step id), a map {\"<layer>\": [I numbers in [0, 1]]}: "
+     "for the layers it covers, importance = 1 - score, so the neurons with the highest fairness "
+     "score are removed; takes precedence over calibration and method, other layers fall back"},
 };
 
 static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
@@ -52,6 +57,8 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
   pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
                                   &o.have_layer_indices, err);
   o.layer_indices = idx;
+  const pf_value *fs = pf_map_get(params, "fairness_scores");
+  o.fairness_scores = fs && fs->type != PF_V_NULL ? fs : NULL;
   pf_model *nm = NULL;
   pf_value *stats = NULL;
   pf_calibration cal = {0};

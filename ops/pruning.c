@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fairness.h"
+
 static const char *const method_names[] = {"PPM", "MAW", "VOW", "PON", "L2"};
 
 pf_status pf_score_method_parse(const char *name, pf_score_method *out, pf_err *err) {
@@ -335,6 +337,10 @@ static pf_status check_width_structure(const pf_model *m, const pf_width_opts *o
     pf_status st = pf_check_layer_indices(o->layer_indices, o->n_layer_indices, m->n_layers, err);
     if (st) return st;
   }
+  if (o->fairness_scores) {
+    pf_status st = pf_fairness_check(o->fairness_scores, err);
+    if (st) return st;
+  }
   if (o->have_divisor) {
     if (!pf_divisor_valid(o->expansion_divisor))
       return pf_err_set(err, PF_ERR_INVALID,
@@ -388,10 +394,44 @@ static pf_status width_percentage(const pf_model *m, const pf_width_opts *o, pf_
 
 void pf_width_plan_free(pf_width_plan *p) {
   if (!p) return;
+  for (int64_t i = 0; p->custom && i < p->n_layers; i++)
+    free(p->custom[i]);
+  free(p->custom);
   free(p->keep);
   free(p->selected);
   p->keep = NULL;
   p->selected = NULL;
+  p->custom = NULL;
+}
+
+/* §2.6: layer i's fairness scores, checked and inverted, into p->custom[i]. */
+static pf_status plan_custom(const pf_width_opts *o, int64_t i, int64_t I, pf_width_plan *p,
+                             pf_err *err) {
+  float *s = NULL;
+  size_t n = 0;
+  pf_status st = pf_fairness_get(o->fairness_scores, i, &s, &n, err);
+  if (st || !s) return st;
+  float mn = n ? s[0] : 0, mx = mn;
+  for (size_t j = 0; j < n; j++) { /* torch min / max propagate NaN */
+    mn = isnan(s[j]) || isnan(mn) ? NAN : (s[j] < mn ? s[j] : mn);
+    mx = isnan(s[j]) || isnan(mx) ? NAN : (s[j] > mx ? s[j] : mx);
+  }
+  if ((int64_t)n != I)
+    st = pf_err_set(err, PF_ERR_INVALID,
+                    "custom_importance_scores shape mismatch: expected [%lld], got [%zu]",
+                    (long long)I, n);
+  else if (mn < 0 || mx > 1)
+    st = pf_err_set(err, PF_ERR_INVALID,
+                    "custom_importance_scores must be in [0, 1] range, got min=%.4f, max=%.4f",
+                    (double)mn, (double)mx);
+  if (st) {
+    free(s);
+    return pf_err_prefix(err, "model.layers.%lld.mlp", (long long)i);
+  }
+  for (size_t j = 0; j < n; j++)
+    s[j] = 1.0f - s[j];
+  p->custom[i] = s;
+  return PF_OK;
 }
 
 pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width_plan *out,
@@ -405,7 +445,8 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
   out->norms = o->activation_norms;
   out->keep = calloc((size_t)L, sizeof *out->keep);
   out->selected = calloc((size_t)L, 1);
-  if (!out->keep || !out->selected) {
+  if (o->fairness_scores) out->custom = calloc((size_t)L, sizeof *out->custom);
+  if (!out->keep || !out->selected || (o->fairness_scores && !out->custom)) {
     pf_width_plan_free(out);
     return pf_err_set(err, PF_ERR_NOMEM, "width plan: out of memory");
   }
@@ -424,7 +465,8 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
     }
     if (!o->have_layer_indices) out->selected[i] = 1;
     out->keep[i] = g->shape[0];
-    if (out->selected[i])
+    if (out->selected[i] && out->custom) st = plan_custom(o, i, g->shape[0], out, err);
+    if (!st && out->selected[i])
       st = pf_layer_keep(i, g->shape[0], out->percentage, d, &out->keep[i], err);
     if (st) break;
   }
@@ -509,14 +551,18 @@ fail:
   return st;
 }
 
-/* Score, select and slice one layer; kept[k] receives the kept indices. */
-static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, int64_t k,
-                             int64_t *kept, pf_err *err) {
+/* Score (custom > hybrid > static, §2.6), select and slice one layer; kept[k]
+ * receives the kept indices. */
+static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, const float *custom,
+                             int64_t k, int64_t *kept, pf_err *err) {
   const int64_t I = l->gate_proj->shape[0];
   pf_tensor *ng = NULL, *nu = NULL, *nd = NULL, *gb = NULL, *ub = NULL;
   float *scores = malloc(sizeof(float) * (size_t)I);
   pf_status st = scores ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "scores: out of memory");
-  if (!st) st = X ? pf_layer_hybrid_scores(l, X, scores, err) : pf_layer_scores(l, m, scores, err);
+  if (!st && custom)
+    memcpy(scores, custom, sizeof(float) * (size_t)I);
+  else if (!st)
+    st = X ? pf_layer_hybrid_scores(l, X, scores, err) : pf_layer_scores(l, m, scores, err);
   if (!st) st = pf_topk_keep(scores, I, k, kept, err);
   free(scores);
   if (!st) st = pf_tensor_select_rows(l->gate_proj, kept, k, &ng, err);
@@ -593,7 +639,8 @@ static pf_status prune_layers(pf_model *nm, const pf_width_plan *plan, const pf_
       free(kept);
       return missing_norms(plan, i, err);
     }
-    st = dry ? plan_layer(l, k, err) : prune_layer(l, plan->method, X, k, kept, err);
+    const float *custom = plan->custom ? plan->custom[i] : NULL;
+    st = dry ? plan_layer(l, k, err) : prune_layer(l, plan->method, X, custom, k, kept, err);
     pf_value *e = st ? NULL : layer_entry(i, before, k, kept);
     free(kept);
     if (!st && (!e || pf_list_push(layers, e) != PF_OK))

@@ -114,6 +114,17 @@ typedef struct pf_width_opts {
    * method "MAW" (OptiPFair's literal check, made before the method is parsed). */
   const float *const *activation_norms;
   size_t n_activation_norms;
+  /* §2.6 fairness scores (OptiPFair's `fairness_scores`, newest): a map
+   * {"<layer>": [I_l numbers in [0, 1]]} such as a fairness_scores result, or
+   * NULL. Type-checked as §4 step 4 (after layer_indices, see fairness.h); per
+   * pruned layer with scores: shape "custom_importance_scores shape mismatch:
+   * expected [I], got [n]" and range "custom_importance_scores must be in
+   * [0, 1] range, got min=%.4f, max=%.4f" (before that layer's k), then
+   * importance = 1 - score (float32): the neurons with the HIGHEST fairness
+   * score are removed. Precedence per layer: fairness > activation_norms >
+   * static method; layers without scores fall back, scores of layers not
+   * pruned are ignored. */
+  const pf_value *fairness_scores;
 } pf_width_opts;
 
 /* The validated plan: which layers shrink to what. */
@@ -121,9 +132,10 @@ typedef struct pf_width_plan {
   pf_score_method method;
   double percentage; /* effective p (from expansion_rate when that was given) */
   int64_t n_layers;
-  int64_t *keep;           /* [n_layers] new width; the old width for unselected layers */
-  unsigned char *selected; /* [n_layers] 1 = pruned */
+  int64_t *keep;             /* [n_layers] new width; the old width for unselected layers */
+  unsigned char *selected;   /* [n_layers] 1 = pruned */
   const float *const *norms; /* the options' activation_norms (borrowed) or NULL */
+  float **custom;            /* [n_layers] 1 - fairness score per neuron, or NULL (owned) */
 } pf_width_plan;
 
 /* Validate in OptiPFair's order (§4: GLU, layers, layer_indices, divisor,

@@ -424,6 +424,8 @@ pf_status pf_op_run(const char *name, const pf_value *params, pf_value **out, co
     st = pf_err_set(err, PF_ERR_INVALID, "op returned no result map");
   if (st) {
     pf_value_release(res);
+    /* a failure passed up without a message (e.g. a pf_map_set status): name it */
+    if (err && err->code == PF_OK) pf_err_set(err, st, "%s", pf_status_name(st));
     pf_err_prefix(err, "%s", op->name);
     return st;
   }

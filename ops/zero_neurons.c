@@ -1,21 +1,33 @@
-/* zero_neurons.c — op "zero_neurons" (placeholder: being implemented; returns PF_ERR_UNSUPPORTED). */
-#include "op.h"
+/* zero_neurons.c — op "zero_neurons": OptiPFair's zero_neurons_mlp (reference
+ * §8.7) on an immutable model: a new model whose listed MLP neurons have their
+ * gate/up rows (and biases) and down column set to zero; shapes unchanged. */
+#include "fairness.h"
+#include "ophelp.h"
 
 static const pf_param_spec zero_neurons_params[] = {
-    {"model", PF_P_ANY, 0, NULL, NULL, 0, 0, "placeholder"},
+    {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model (it is not changed)"},
+    {"neuron_indices", PF_P_ANY, 1, NULL, NULL, 0, 0,
+     "a map {\"<layer>\": [neuron, ...]} (layer and neuron indices 0-based)"},
 };
 
 static pf_status zero_neurons_run(const pf_op *op, const pf_value *params, pf_value **out,
-                           const pf_ctx *ctx, pf_err *err) {
-  return pf_err_set(err, PF_ERR_UNSUPPORTED, "zero_neurons: not implemented yet");
+                                  const pf_ctx *ctx, pf_err *err) {
+  pf_model *nm = NULL;
+  pf_value *stats = NULL;
+  pf_status st = pf_zero_neurons(pf_map_model(params, "model"),
+                                 pf_map_get(params, "neuron_indices"), ctx, &nm, &stats, err);
+  if (st) return st;
+  *out = pf_model_result(nm, stats);
+  pf_model_release(nm);
+  return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
 }
 
 const pf_op pf_op_zero_neurons = {
     .name = "zero_neurons",
     .alias = NULL,
-    .summary = "placeholder",
+    .summary = "silence MLP neurons by zeroing their weights (OptiPFair zero_neurons_mlp)",
     .params = zero_neurons_params,
-    .n_params = 1,
-    .returns = "",
+    .n_params = sizeof zero_neurons_params / sizeof zero_neurons_params[0],
+    .returns = "{model, layers: [{index, neurons}], zeroed_neurons}",
     .run = zero_neurons_run,
 };

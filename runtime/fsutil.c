@@ -104,12 +104,46 @@ static int write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err) {
+/* Write in place (devices, pipes, symlinks: what a rename would replace). */
+static pf_status write_in_place(const char *path, const void *data, size_t len, pf_err *err) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
   int e = write_all(fd, data, len);
+  if (!e && fsync(fd) != 0 && errno != EINVAL && errno != EROFS) e = errno; /* a pipe */
+  if (close(fd) != 0 && !e) e = errno;
+  if (e) return pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(e));
+  return PF_OK;
+}
+
+/* A regular file (new or replaced) is written to "<path>.tmp-PID-N" beside it
+ * and renamed over `path`, so a full disk, a file-size limit or an interrupt
+ * never leaves half a file: `path` holds the old contents or the new ones. */
+pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err) {
+  struct stat st;
+  if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
+  static unsigned counter = 0;
+  size_t n = strlen(path) + 48;
+  char *tmp = malloc(n);
+  if (!tmp) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 100; tries++) { /* O_EXCL + 0644: umask applies */
+    snprintf(tmp, n, "%s.tmp-%ld-%u", path, (long)getpid(), __sync_fetch_and_add(&counter, 1));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    pf_status s = pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    free(tmp);
+    return s;
+  }
+  pf_temp_register(tmp);
+  int e = write_all(fd, data, len);
   if (!e && fsync(fd) != 0) e = errno;
   if (close(fd) != 0 && !e) e = errno;
+  if (!e && rename(tmp, path) != 0) e = errno;
+  if (e) unlink(tmp);
+  pf_temp_unregister(tmp);
+  free(tmp);
   if (e) return pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(e));
   return PF_OK;
 }
@@ -375,7 +409,10 @@ pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
     *slash = '\0';
     s = pf_mkdirs(t, err);
     *slash = '/';
-    if (s != PF_OK) goto fail;
+    if (s != PF_OK) {
+      pf_err_prefix(err, "%s: cannot create its parent folder", target);
+      goto fail;
+    }
   }
   size_t n = strlen(t) + sizeof ".tmp-XXXXXX";
   tmpl = malloc(n);
@@ -470,11 +507,73 @@ static char *aside_name(const char *dst) {
   return NULL;
 }
 
+/* Parent folder of `path` (malloc'd; "." for a bare name), NULL on OOM. */
+static char *parent_of(const char *path) {
+  char *p = strip_slashes(path);
+  if (!p) return NULL;
+  char *slash = strrchr(p, '/');
+  if (!slash) {
+    free(p);
+    return strdup(".");
+  }
+  if (slash == p) slash[1] = '\0';
+  else *slash = '\0';
+  return p;
+}
+
+char *pf_missing_parent(const char *path) {
+  char *p = parent_of(path), *top = NULL;
+  while (p && !pf_path_exists(p)) {
+    free(top);
+    top = p;
+    p = parent_of(top);
+    if (p && !strcmp(p, top)) break;
+  }
+  free(p);
+  return top;
+}
+
+void pf_remove_empty_parents(const char *path, const char *top) {
+  if (!top) return;
+  char *p = parent_of(path);
+  while (p && rmdir(p) == 0 && strcmp(p, top) != 0) {
+    char *q = parent_of(p);
+    free(p);
+    p = q;
+  }
+  free(p);
+}
+
+/* Replace `dst` by `tmp` with one atomic exchange: at no moment is there no
+ * checkpoint at `dst`. Afterwards `tmp` holds the old copy, still registered, so
+ * an interrupt from here on removes the old copy, never the new one.
+ * Returns 0, or errno when the file system cannot exchange (the caller falls
+ * back to moving the old copy aside). */
+static int exchange_into_place(const char *tmp, const char *dst) {
+#ifdef RENAME_EXCHANGE
+  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) return 0;
+  return errno;
+#else
+  return ENOSYS;
+#endif
+}
+
 pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *err) {
   char *aside = NULL;
   if (pf_path_exists(dst)) {
     if (!replace)
       return pf_err_set(err, PF_ERR_INVALID, "%s: already exists (not replacing it)", dst);
+    int e = exchange_into_place(tmp, dst);
+    if (e == 0) {
+      sync_parent(dst);
+      pf_status s = pf_remove_tree(tmp, err);
+      if (s != PF_OK) pf_err_prefix(err, "%s: committed, but the old copy remains", dst);
+      pf_temp_unregister(tmp);
+      return s;
+    }
+    if (e != EINVAL && e != ENOSYS && e != ENOTSUP)
+      return pf_err_set(err, PF_ERR_IO, "%s: cannot rename %s into place: %s", dst, tmp,
+                        strerror(e));
     aside = aside_name(dst);
     if (!aside) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dst);
     if (rename(dst, aside) != 0) {

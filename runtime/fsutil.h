@@ -12,6 +12,12 @@ pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *
 pf_status pf_copy_file(const char *src, const char *dst, pf_err *err);
 /* mkdir -p */
 pf_status pf_mkdirs(const char *path, pf_err *err);
+/* The top-most missing folder among the ancestors of `path` (what a mkdir -p of
+ * its parent would create first), malloc'd; NULL if the parent exists. */
+char *pf_missing_parent(const char *path);
+/* rmdir the ancestors of `path` from its parent up to `top` (from
+ * pf_missing_parent), stopping at the first that is not empty. NULL top: no-op. */
+void pf_remove_empty_parents(const char *path, const char *top);
 /* rm -rf (does not follow symlinks); missing path is OK. */
 pf_status pf_remove_tree(const char *path, pf_err *err);
 int pf_path_exists(const char *path);
@@ -32,7 +38,9 @@ void pf_temp_register(const char *path);
 void pf_temp_unregister(const char *path);
 void pf_cleanup_temps(void); /* async-signal-tolerant best effort */
 /* Atomically move `tmp` into place at `dst`. If `dst` exists and replace is set,
- * it is moved aside and removed after the rename. */
+ * the two are exchanged atomically (renameat2 RENAME_EXCHANGE) and the old copy
+ * removed; where the file system cannot exchange, the old copy is moved aside,
+ * `tmp` renamed, and the old copy removed. */
 pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *err);
 
 #endif

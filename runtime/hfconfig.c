@@ -21,6 +21,10 @@
 #define PF_MAX_DIM ((int64_t)1 << 24)
 #define PF_MAX_LAYERS ((int64_t)4096)
 #define PF_MAX_VOCAB ((int64_t)1 << 22)
+/* Nesting of the whole file. cJSON stops at 1000, but the pretty printer indents
+ * every line by its depth: a 16 MB file of values nested 999 deep would print as
+ * gigabytes. Real configs nest 3-4 levels (rope_scaling, quantization_config). */
+#define PF_CONFIG_MAX_DEPTH 64
 
 /* ---- value helpers ---- */
 
@@ -121,6 +125,18 @@ static pf_status get_str(const cJSON *root, const char *name, const char *key, c
 
 /* ---- parse ---- */
 
+/* Nesting depth of v (a scalar is 1), counting no further than limit + 1. */
+static int json_depth(const cJSON *v, int limit) {
+  int d = 0;
+  if (limit < 0) return 1;
+  for (const cJSON *c = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; c && d <= limit;
+       c = c->next) {
+    int k = json_depth(c, limit - 1);
+    if (k > d) d = k;
+  }
+  return d + 1;
+}
+
 static pf_status parse_model_type(const cJSON *root, const char *name, pf_model_config *c,
                                   pf_err *err) {
   pf_status s = get_str(root, name, "model_type", "", c->model_type, sizeof c->model_type, err);
@@ -189,7 +205,9 @@ static pf_status parse_flags(const cJSON *root, const char *name, pf_model_confi
   /* transformers >= 4.56 may keep rope_theta inside "rope_parameters". */
   const cJSON *rp = get(root, "rope_parameters");
   const cJSON *rpt = cJSON_IsObject(rp) ? get(rp, "rope_theta") : NULL;
-  if (rpt && cJSON_IsNumber(rpt) && rpt->valuedouble > 0) theta_def = rpt->valuedouble;
+  /* finite: cJSON reads 1e999 as infinity (and would write it back as null) */
+  if (rpt && cJSON_IsNumber(rpt) && rpt->valuedouble > 0 && isfinite(rpt->valuedouble))
+    theta_def = rpt->valuedouble;
   if ((s = get_pos_num(root, name, "rms_norm_eps", 1e-6, &c->rms_norm_eps, err)) ||
       (s = get_pos_num(root, name, "rope_theta", theta_def, &c->rope_theta, err)) ||
       (s = get_bool(root, name, "tie_word_embeddings", 0, &c->tie_word_embeddings, err)) ||
@@ -283,11 +301,12 @@ pf_status pf_config_rope_params(const pf_model_config *c, pf_rope_params *out, p
   out->factor = r->factor;
   if (out->rope_type != PF_ROPE_LLAMA3) return PF_OK;
   const double orig = r->original_max_position_embeddings;
+  /* <= 2^30 like max_position_embeddings (and so inside int64_t before the cast) */
   if (!(r->low_freq_factor > 0) || !(r->high_freq_factor > r->low_freq_factor) || !(orig >= 1) ||
-      orig != floor(orig))
+      !(orig <= (double)((int64_t)1 << 30)) || orig != floor(orig))
     return pf_err_set(err, PF_ERR_INVALID,
                       "rope_scaling (llama3): expected 0 < low_freq_factor < high_freq_factor and "
-                      "a positive integer original_max_position_embeddings, got %g, %g, %g",
+                      "an integer original_max_position_embeddings in [1, 2^30], got %g, %g, %g",
                       r->low_freq_factor, r->high_freq_factor, orig);
   out->low_freq_factor = r->low_freq_factor;
   out->high_freq_factor = r->high_freq_factor;
@@ -370,6 +389,11 @@ pf_status pf_config_parse(const char *json, const char *name, pf_model_config *o
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     return pf_err_set(err, PF_ERR_FORMAT, "%s: expected a JSON object at the top level", name);
+  }
+  if (json_depth(root, PF_CONFIG_MAX_DEPTH) > PF_CONFIG_MAX_DEPTH) {
+    cJSON_Delete(root);
+    return pf_err_set(err, PF_ERR_FORMAT, "%s: JSON nested deeper than %d levels", name,
+                      PF_CONFIG_MAX_DEPTH);
   }
   out->raw = root;
   if ((s = parse_model_type(root, name, out, err)) || (s = parse_dims(root, name, out, err)) ||
@@ -592,6 +616,26 @@ static void sb_quoted(sbuf *b, const char *s) {
   sb_put(b, "\"", 1);
 }
 
+/* cJSON prints 15 significant digits whenever they read back within DBL_EPSILON
+ * of the value (an approximate test), so a save could move a number by an ulp:
+ * keep cJSON's text when it reads back exactly, else print 17 digits. */
+static void sb_number(sbuf *b, const cJSON *v) {
+  char *s = cJSON_PrintUnformatted(v);
+  if (!s) {
+    b->failed = 1;
+    return;
+  }
+  double d = v->valuedouble;
+  if (isfinite(d) && strtod(s, NULL) != d) {
+    char exact[40];
+    snprintf(exact, sizeof exact, "%.17g", d);
+    sb_str(b, exact);
+  } else {
+    sb_str(b, s);
+  }
+  free(s);
+}
+
 static void sb_value(sbuf *b, const cJSON *v, int depth) {
   int obj = cJSON_IsObject(v);
   if (obj || cJSON_IsArray(v)) {
@@ -616,6 +660,10 @@ static void sb_value(sbuf *b, const cJSON *v, int depth) {
   }
   if (cJSON_IsString(v)) {
     sb_quoted(b, v->valuestring);
+    return;
+  }
+  if (cJSON_IsNumber(v)) {
+    sb_number(b, v);
     return;
   }
   char *s = cJSON_PrintUnformatted(v);

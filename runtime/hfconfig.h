@@ -12,7 +12,8 @@
  * "64", 0 and negatives are not). Defaults follow transformers: kv heads =
  * heads, head_dim = hidden / heads (qwen3: 128), rms_norm_eps 1e-6, rope_theta
  * 10000, max_position_embeddings 2048 (mistral 131072, qwen2/3 32768), biases
- * off, hidden_act silu. Bounds: dims <= 2^24, layers <= 4096, vocab <= 2^22.
+ * off, hidden_act silu. Bounds: dims <= 2^24, layers <= 4096, vocab <= 2^22, file
+ * <= 16 MB (pf_config_load), JSON nesting <= 64 levels.
  */
 #ifndef PF_HFCONFIG_H
 #define PF_HFCONFIG_H

@@ -1,9 +1,13 @@
 /* main.c — the pfrun command: the only place that prints and picks exit codes.
- * Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted. */
+ * Exit codes: 0 ok, 1 failure, 2 usage error, 128 + signal when interrupted
+ * (130 SIGINT, 143 SIGTERM, 129 SIGHUP). */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,18 +19,166 @@
 #include "op.h"
 #include "pf_lua.h"
 #include "recipe.h"
+#include "safetensors.h"
 
 static volatile int g_interrupt = 0;
 
+/* SIGINT / SIGTERM / SIGHUP. The first one only sets the flag: ops stop at their
+ * next safe point, remove their temporary folders and return
+ * PF_ERR_INTERRUPTED. A second one (the op is stuck, or the user insists)
+ * removes every registered temporary folder here and leaves at once. Only
+ * async-signal-safe calls: pf_cleanup_temps uses system calls and stack buffers.
+ * The handler may run on any thread (OpenMP workers do not block signals), so
+ * the counter is atomic. */
 static void on_signal(int sig) {
+  static volatile int seen = 0;
   g_interrupt = sig;
-  /* temp folders are removed by the code that owns them when it sees the flag;
-   * a second signal removes them here and leaves at once */
-  static volatile sig_atomic_t seen = 0;
-  if (seen++) {
+  if (__sync_fetch_and_add(&seen, 1) > 0) {
+    static const char msg[] = "pfrun: interrupted again: temporary folders removed, exiting\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
     pf_cleanup_temps();
-    _exit(130);
+    _exit(128 + sig);
   }
+}
+
+/* SIGBUS: a mapped file (the input weights) lost the page being read, because
+ * the file was truncated or rewritten in place while pfrun used it. There is
+ * no safe way to continue: remove the temporary folders, say why, leave. */
+static void on_sigbus(int sig) {
+  static const char msg[] =
+      "pfrun: error: bus error (SIGBUS) reading a mapped file: an input checkpoint was truncated "
+      "or rewritten in place while pfrun was using it (replace checkpoint files by renaming "
+      "new ones into place); no output was written\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  (void)sig;
+  pf_cleanup_temps();
+  _exit(1);
+}
+
+static void install_signals(void) {
+  /* Start the OpenMP worker threads now, with the signals blocked: threads
+   * inherit the mask, so the handler always runs on the main thread, between
+   * the steps it interrupts rather than beside them. */
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+#pragma omp parallel
+  {
+    __asm__ volatile("" ::: "memory"); /* an empty region still starts the team */
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGTERM);
+  sigaddset(&sa.sa_mask, SIGHUP);
+  /* a signal the caller set to be ignored stays ignored: `nohup pfrun …` must
+   * survive the terminal closing, `pfrun … &` in a script must ignore Ctrl-C */
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP}; /* SIGHUP: a closed terminal or ssh session */
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction old_sa;
+    if (sigaction(sigs[i], NULL, &old_sa) == 0 && old_sa.sa_handler == SIG_IGN) continue;
+    sigaction(sigs[i], &sa, NULL);
+  }
+  sa.sa_handler = on_sigbus;
+  sigaction(SIGBUS, &sa, NULL);
+  /* Over RLIMIT_FSIZE (ulimit -f) the kernel sends SIGXFSZ, which kills the
+   * process with the temporary folder in place. Ignored, the write fails with
+   * EFBIG and the normal error path reports it and cleans up. */
+  signal(SIGXFSZ, SIG_IGN);
+}
+
+/* ---- --max-memory / PFRUN_MAX_MEMORY ---- */
+
+static uint64_t g_mem_cap = 0;          /* bytes, 0 = none */
+static const char *g_mem_cap_from = ""; /* "--max-memory" or "PFRUN_MAX_MEMORY" */
+
+static void fmt_size(uint64_t b, char *buf, size_t n) {
+  if (b >= (1ull << 30) && b % (1ull << 30) == 0) snprintf(buf, n, "%llu GiB", (unsigned long long)(b >> 30));
+  else if (b >= (1ull << 20) && b % (1ull << 20) == 0) snprintf(buf, n, "%llu MiB", (unsigned long long)(b >> 20));
+  else if (b >= 1000000000ull) snprintf(buf, n, "%.3g GB", (double)b / 1e9);
+  else if (b >= 1000000ull) snprintf(buf, n, "%.3g MB", (double)b / 1e6);
+  else snprintf(buf, n, "%llu bytes", (unsigned long long)b);
+}
+
+/* cJSON reports a failed allocation as a parse error ("malformed JSON"): under a
+ * cap its allocations go through this hook, which remembers the failure. */
+static volatile int g_json_oom = 0;
+
+static void *json_malloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) g_json_oom = 1;
+  return p;
+}
+
+/* VmData of this process (bytes), 0 if unknown. */
+static uint64_t data_vm_now(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmData: %llu kB", &kb) == 1) break;
+  fclose(f);
+  return (uint64_t)kb * 1024;
+}
+
+/* Cap working memory with RLIMIT_DATA: heap and private writable mappings count,
+ * read-only file mappings (the weights, scratch slices) do not, so a capped run
+ * fails with PF_ERR_NOMEM at the allocation that crosses the cap instead of
+ * being killed by the OOM killer. What the process holds before the work
+ * starts is added to the cap: the OpenMP worker threads (their stacks) and
+ * BLIS's buffer pools are created first by one small GEMM, because libgomp and
+ * BLIS abort instead of failing when they cannot allocate. */
+static int apply_memory_cap(uint64_t cap) {
+  /* a small product (BLIS's unpacked "sup" path) and a large one (packed path) */
+  enum { WARM = 384 };
+  float *buf = calloc((size_t)3 * WARM * WARM, sizeof *buf);
+  if (buf) {
+    float *x = buf, *w = buf + WARM * WARM, *y = buf + 2 * WARM * WARM;
+    (void)pf_gemm_xwt(32, 32, 32, x, 32, w, PF_DTYPE_F32, 32, NULL, 0.0f, y, 32, NULL, NULL);
+    (void)pf_gemm_xwt(WARM, WARM, WARM, x, WARM, w, PF_DTYPE_F32, WARM, NULL, 0.0f, y, WARM, NULL,
+                      NULL);
+    free(buf);
+  }
+  uint64_t base = data_vm_now();
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_DATA, &rl) != 0) return -1;
+  cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = free};
+  cJSON_InitHooks(&hooks);
+  rlim_t want = (rlim_t)(base + cap);
+  if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) want = rl.rlim_max;
+  rl.rlim_cur = want;
+  return setrlimit(RLIMIT_DATA, &rl);
+}
+
+/* The memory cap from the command line or PFRUN_MAX_MEMORY; 0 ok, 2 usage error. */
+static int setup_memory_cap(const pf_cli *c) {
+  pf_err err = {0};
+  uint64_t cap = c->max_memory;
+  g_mem_cap_from = "--max-memory";
+  const char *env = getenv("PFRUN_MAX_MEMORY");
+  if (!cap && env && *env) {
+    g_mem_cap_from = "PFRUN_MAX_MEMORY";
+    if (pf_parse_size(env, &cap, &err) != PF_OK) {
+      fprintf(stderr, "pfrun: error: PFRUN_MAX_MEMORY: %s\n", err.msg);
+      return 2;
+    }
+  }
+  if (!cap) return 0;
+  if (apply_memory_cap(cap) != 0) {
+    perror("pfrun: error: cannot set the memory cap (setrlimit RLIMIT_DATA)");
+    return 1;
+  }
+  g_mem_cap = cap;
+  return 0;
 }
 
 /* ---- progress bar on stderr (TTY only) ---- */
@@ -107,8 +259,20 @@ static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
 }
 
 static int fail(const pf_err *err) {
+  /* under a memory cap, an allocation failure is the cap: say so (one line) */
+  if (g_mem_cap && (err->code == PF_ERR_NOMEM || g_json_oom || strstr(err->msg, "out of memory") ||
+                    strstr(err->msg, "cannot allocate") || strstr(err->msg, "not enough memory") ||
+                    strstr(err->msg, strerror(ENOMEM)))) {
+    char cap[32];
+    fmt_size(g_mem_cap, cap, sizeof cap);
+    fprintf(stderr,
+            "pfrun: error: out of memory: working memory is capped at %s by %s; raise the cap "
+            "or use less (smaller --batch-size / --max-length) (%s)\n",
+            cap, g_mem_cap_from, err->msg);
+    return 1;
+  }
   fprintf(stderr, "pfrun: error: %s\n", err->msg);
-  if (err->code == PF_ERR_INTERRUPTED) return 130;
+  if (err->code == PF_ERR_INTERRUPTED) return 128 + (g_interrupt ? g_interrupt : SIGINT);
   return 1;
 }
 
@@ -386,7 +550,7 @@ static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
   snprintf(vis, sizeof vis, "%s", c->visualizations);
   pf_value_retain(acts);
   pf_map_set(pp, "data", acts);
-  pf_map_set(pp, "layers", pf_value_copy(pf_map_get(c->op_params, "layers")));
+  pf_map_set(pp, "layers", pf_value_copy(c->plot_layers));
   pf_map_set_str(pp, "format", c->format);
   if (c->output_dir) pf_map_set_str(pp, "output_dir", c->output_dir);
   for (char *save = NULL, *t = strtok_r(vis, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -559,11 +723,12 @@ int main(int argc, char **argv) {
    * choose it now, before any thread starts (see kernels.h). A failure here is
    * reported by the first op that needs the kernels. */
   pf_kernels_init(NULL);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  install_signals();
+  int cap_rc = setup_memory_cap(&c);
+  if (cap_rc) {
+    pf_cli_free(&c);
+    return cap_rc;
+  }
 
   ui u = {.quiet = c.quiet, .tty = isatty(2)};
   pf_ctx ctx = {.progress = ui_progress, .log = ui_log, .user_data = &u, .dry_run = c.dry_run,
@@ -590,6 +755,6 @@ int main(int argc, char **argv) {
   }
   pf_cleanup_temps();
   pf_cli_free(&c);
-  if (g_interrupt && rc == 0) rc = 130;
+  if (g_interrupt && rc == 0) rc = 128 + g_interrupt;
   return rc;
 }

@@ -253,7 +253,7 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
 pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *opts, int overwrite,
                         const pf_ctx *ctx, pf_err *err) {
   save_list l = {0};
-  char *tmp = NULL;
+  char *tmp = NULL, *made = NULL; /* made: the first parent folder this save creates */
   pf_status s;
   pf_dtype dt = (opts && opts->have_dtype) ? opts->dtype : m->dtype;
   uint64_t shard = (opts && opts->max_shard_bytes) ? opts->max_shard_bytes : SAVE_DEFAULT_SHARD;
@@ -274,6 +274,7 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
     goto done;
   }
   int existed = pf_path_exists(dir);
+  made = pf_missing_parent(dir);
   if ((s = pf_make_temp_sibling(dir, &tmp, err)) != PF_OK) goto done;
   pf_temp_register(tmp);
   if ((s = stage_convert(&l, tmp, dt, ctx, err)) != PF_OK ||
@@ -289,11 +290,15 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
     tmp = NULL;
   }
 done:
+  if (tmp && s != PF_ERR_INTERRUPTED) /* name the target, not only the temp file that failed */
+    pf_err_prefix(err, "%s: not saved (the partial copy was removed)", dir);
   if (tmp) {
     pf_remove_tree(tmp, NULL);
     pf_temp_unregister(tmp);
     free(tmp);
   }
+  if (s != PF_OK) pf_remove_empty_parents(dir, made); /* a failed save leaves no trace */
+  free(made);
   list_free(&l);
   return s;
 }

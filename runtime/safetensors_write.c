@@ -268,7 +268,8 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
     if (!path)
       s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
     else
-      s = write_shard(path, entries + sh[i].first, sh[i].count, sh[i].bytes, &pr, err);
+      s = write_shard(path, n ? entries + sh[i].first : entries, sh[i].count, sh[i].bytes, &pr,
+                      err); /* n == 0: entries may be NULL (an empty checkpoint) */
     free(path);
   }
   if (s == PF_OK && nsh > 1) s = write_index(dir, entries, n, sh, nsh, pr.total, err);

@@ -56,11 +56,13 @@ static const preset presets[] = {
      0, 0, 0, 10000.0},
     {"llama-1b", "llama", "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 128256, 131072, PF_DTYPE_BF16,
      1, 0, 0, 1, 500000.0},
+    {"llama-medium", "llama", "LlamaForCausalLM", 768, 2048, 12, 12, 4, 320, 4096, PF_DTYPE_F32, 1,
+     0, 0, 0, 10000.0},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
 static const char *const preset_names[] = {
-    "llama-tiny", "llama-small", "qwen2-tiny", "qwen3-tiny", "mistral-tiny", "llama-1b", NULL};
+    "llama-tiny", "llama-small", "qwen2-tiny", "qwen3-tiny", "mistral-tiny", "llama-1b", "llama-medium", NULL};
 
 const char *const *pf_synth_presets(void) {
   return preset_names;

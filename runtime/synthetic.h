@@ -14,6 +14,8 @@
  *   mistral-tiny as llama-tiny, model_type mistral
  *   llama-1b     Llama-3.2-1B shape: H=2048 I=8192 L=16 heads=32 kv=8 vocab=128256,
  *                tied, BF16 (2.5 GB; benchmarks only)
+ *   llama-medium H=768  I=2048 L=12 heads=12 kv=4  vocab=320  F32 tied (75 M parameters,
+ *                300 MB: big enough that a save takes a while, for the fault tests)
  */
 #ifndef PF_SYNTHETIC_H
 #define PF_SYNTHETIC_H

@@ -54,31 +54,42 @@ struct pf_tokenizer {
 
 /* ---- added tokens ---- */
 
+/* Sort key of an added token: first byte, longest first, file order. */
+typedef struct added_key {
+  unsigned char first;
+  size_t len;
+  uint32_t index;
+} added_key;
+
+static int cmp_added_key(const void *pa, const void *pb) {
+  const added_key *a = pa, *b = pb;
+  if (a->first != b->first) return a->first < b->first ? -1 : 1;
+  if (a->len != b->len) return a->len > b->len ? -1 : 1;
+  return a->index < b->index ? -1 : a->index > b->index;
+}
+
 static pf_status build_set(pf_tokenizer *t, added_set *set, int normalized, pf_err *err) {
   size_t n = 0;
   for (size_t i = 0; i < t->n_added; i++)
     if (t->added[i].normalized == normalized && t->added[i].match_len) n++;
   set->order = malloc((n ? n : 1) * sizeof *set->order);
-  if (!set->order) return pf_err_set(err, PF_ERR_NOMEM, "added_tokens: out of memory");
-  set->n = 0;
-  for (size_t i = 0; i < t->n_added; i++)
-    if (t->added[i].normalized == normalized && t->added[i].match_len)
-      set->order[set->n++] = (uint32_t)i;
-  /* insertion sort by (first byte, longest first, file order); stable and needs no
-   * global comparator state (real files have at most a few hundred entries) */
-  for (size_t i = 1; i < set->n; i++) {
-    uint32_t v = set->order[i];
-    const added_token *x = &t->added[v];
-    size_t j = i;
-    while (j > 0) {
-      const added_token *y = &t->added[set->order[j - 1]];
-      unsigned char fx = (unsigned char)x->match[0], fy = (unsigned char)y->match[0];
-      if (fy < fx || (fy == fx && y->match_len >= x->match_len)) break;
-      set->order[j] = set->order[j - 1];
-      j--;
-    }
-    set->order[j] = v;
+  added_key *keys = malloc((n ? n : 1) * sizeof *keys);
+  if (!set->order || !keys) {
+    free(keys);
+    return pf_err_set(err, PF_ERR_NOMEM, "added_tokens: out of memory");
   }
+  set->n = 0;
+  for (size_t i = 0; i < t->n_added; i++) {
+    const added_token *a = &t->added[i];
+    if (a->normalized == normalized && a->match_len)
+      keys[set->n++] = (added_key){(unsigned char)a->match[0], a->match_len, (uint32_t)i};
+  }
+  /* qsort, not an insertion sort: a file may hold up to PF_TOKENIZER_MAX_ADDED
+   * entries, and O(n^2) over a million of them would hang the load */
+  qsort(keys, set->n, sizeof *keys, cmp_added_key);
+  for (size_t i = 0; i < set->n; i++)
+    set->order[i] = keys[i].index;
+  free(keys);
   size_t k = 0;
   for (int b = 0; b < 256; b++) {
     set->first[b] = (uint32_t)k;
@@ -396,9 +407,9 @@ static pf_status parse_added(pf_tokenizer *t, const cJSON *root, int32_t *max_id
   if (!arr) return PF_OK;
   if (!cJSON_IsArray(arr)) return pf_err_set(err, PF_ERR_FORMAT, "added_tokens: expected an array");
   size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
-  if (n > (size_t)PF_TOKENIZER_MAX_VOCAB)
-    return pf_err_set(err, PF_ERR_INVALID, "added_tokens: more than %d entries",
-                      (int)PF_TOKENIZER_MAX_VOCAB);
+  if (n > PF_TOKENIZER_MAX_ADDED)
+    return pf_err_set(err, PF_ERR_INVALID, "added_tokens: %zu entries, the limit is %zu", n,
+                      PF_TOKENIZER_MAX_ADDED);
   t->added = calloc(n ? n : 1, sizeof *t->added);
   if (!t->added) return pf_err_set(err, PF_ERR_NOMEM, "added_tokens: out of memory");
   for (const cJSON *a = arr->child; a; a = a->next, i++) {
@@ -505,8 +516,17 @@ static const char *config_token(const cJSON *cfg, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* Parse a JSON file's text. JSON text is UTF-8 (as Hugging Face's serde_json
+ * demands); cJSON copies raw bytes into strings unchecked, and the tokenizer
+ * relies on every string being valid UTF-8 (regexes run with PCRE2_NO_UTF_CHECK,
+ * decoders walk code points), so a file that is not UTF-8 is refused here. */
 static pf_status parse_json(const char *path, char *buf, size_t n, cJSON **out, pf_err *err) {
   const char *end = NULL;
+  *out = NULL;
+  size_t bad = pf_tk_utf8_invalid_at(buf, n);
+  if (bad != SIZE_MAX)
+    return pf_err_set(err, PF_ERR_FORMAT, "%s: not valid UTF-8 at byte %zu (JSON must be UTF-8)",
+                      path, bad);
   *out = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
   if (*out) return PF_OK;
   size_t off = end && end >= buf && end <= buf + n ? (size_t)(end - buf) : 0, line = 1, col = 1;
@@ -550,10 +570,51 @@ done:
   return s;
 }
 
+/* Nesting depth of v (a scalar is 1), counting no further than limit + 1. */
+static int json_depth(const cJSON *v, int limit) {
+  int d = 0;
+  if (limit < 0) return 1;
+  for (const cJSON *c = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; c && d <= limit;
+       c = c->next) {
+    int k = json_depth(c, limit - 1);
+    if (k > d) d = k;
+  }
+  return d + 1;
+}
+
+/* Objects with a "type" member under v: the components a pipeline will build. */
+static size_t count_components(const cJSON *v, size_t limit) {
+  size_t n = cJSON_IsObject(v) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "type"));
+  for (const cJSON *c = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; c && n <= limit;
+       c = c->next)
+    n += count_components(c, limit - n);
+  return n;
+}
+
+/* The bounds that keep the recursive component parsers and the encode pipeline
+ * small: JSON nesting (Sequence inside Sequence ...) and the number of components
+ * (each may compile and JIT a regex). */
+static pf_status check_shape(const cJSON *root, pf_err *err) {
+  int depth = json_depth(root, PF_TOKENIZER_MAX_DEPTH);
+  if (depth > PF_TOKENIZER_MAX_DEPTH)
+    return pf_err_set(err, PF_ERR_INVALID, "JSON nested deeper than %d levels",
+                      PF_TOKENIZER_MAX_DEPTH);
+  static const char *const keys[] = {"normalizer", "pre_tokenizer", "decoder", "post_processor"};
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    n += count_components(pf_tk_jget(root, keys[i]), PF_TOKENIZER_MAX_COMPONENTS);
+  if (n > PF_TOKENIZER_MAX_COMPONENTS)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "more than %d normalizer/pre-tokenizer/decoder/post-processor components",
+                      PF_TOKENIZER_MAX_COMPONENTS);
+  return PF_OK;
+}
+
 static pf_status build(pf_tokenizer *t, const cJSON *root, pf_err *err) {
   const cJSON *j;
   int32_t max_id = -1;
   pf_status s;
+  if ((s = check_shape(root, err))) return s;
   pf_tk_bytemap_init(&t->bytemap);
   if ((s = parse_model(t, root, &max_id, err))) return s;
   if ((j = pf_tk_jget(root, "normalizer")) &&
@@ -599,10 +660,15 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
     goto fail;
   }
   char *slash = strrchr(dir, '/');
-  if (slash)
+  if (slash) {
     *slash = 0;
-  else
-    strcpy(dir, ".");
+  } else { /* no folder part: the current one ("" would not fit ".") */
+    free(dir);
+    if (!(dir = strdup("."))) {
+      s = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+      goto fail;
+    }
+  }
   t->bos = t->eos = -1;
   if ((s = pf_read_file(file, PF_TOKENIZER_MAX_FILE_BYTES, &buf, &n, err)) ||
       (s = parse_json(file, buf, n, &root, err)))

@@ -27,10 +27,17 @@
 
 #include "pf.h"
 
-/* Load limits (a file over a limit is refused with PF_ERR_INVALID / PF_ERR_FORMAT). */
+/* Load limits (a file over a limit is refused with PF_ERR_INVALID / PF_ERR_FORMAT).
+ * Real files stay far below them: nesting depth ~6, < 10 components, regexes of a
+ * few hundred bytes. */
 #define PF_TOKENIZER_MAX_FILE_BYTES ((size_t)256 << 20) /* tokenizer.json */
 #define PF_TOKENIZER_MAX_VOCAB ((int32_t)1 << 22)       /* entries, and max id + 1 */
 #define PF_TOKENIZER_MAX_MERGES ((size_t)1 << 22)
+#define PF_TOKENIZER_MAX_ADDED ((size_t)1 << 20) /* added_tokens entries */
+#define PF_TOKENIZER_MAX_DEPTH 32                /* JSON nesting of the whole file */
+/* normalizers + pre-tokenizers + decoders + post-processors, Sequences included */
+#define PF_TOKENIZER_MAX_COMPONENTS 256
+#define PF_TOKENIZER_MAX_REGEX_BYTES ((size_t)16 << 10) /* one Split/Replace pattern */
 
 typedef struct pf_tokenizer pf_tokenizer;
 
@@ -38,8 +45,9 @@ typedef struct pf_tokenizer pf_tokenizer;
  * tokenizer_config.json next to it is read when present, for bos_token /
  * eos_token and, only when tokenizer.json has no post_processor, for
  * add_bos_token / add_eos_token (older LLaMA-2-style exports).
- * Errors: PF_ERR_NOT_FOUND (no file), PF_ERR_FORMAT (malformed JSON: file, line,
- * column; a missing or mistyped key: file and key path such as
+ * Errors: PF_ERR_NOT_FOUND (no file), PF_ERR_FORMAT (not UTF-8, as JSON must be:
+ * file and byte; malformed JSON: file, line, column; a missing or mistyped key: file
+ * and key path such as
  * "tokenizer.json: model.merges[12]: ..."), PF_ERR_UNSUPPORTED (model type such as
  * "WordPiece" / "Unigram", or another component type; the message names it),
  * PF_ERR_INVALID (over a limit). On failure *out is NULL.

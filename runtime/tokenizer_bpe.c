@@ -139,7 +139,8 @@ static pf_status parse_vocab(pf_tk_bpe *b, const cJSON *vocab, pf_err *err) {
   size_t i = 0;
   for (const cJSON *c = vocab->child; c; c = c->next, i++) {
     double d = cJSON_IsNumber(c) ? c->valuedouble : -1;
-    if (!cJSON_IsNumber(c) || d != (double)(int64_t)d || d < 0 || d >= PF_TOKENIZER_MAX_VOCAB)
+    /* range first: converting a double outside int64_t to an integer is undefined */
+    if (!cJSON_IsNumber(c) || !(d >= 0 && d < PF_TOKENIZER_MAX_VOCAB) || d != (double)(int64_t)d)
       return pf_err_set(err, PF_ERR_FORMAT,
                         "model.vocab[\"%.80s\"]: expected an integer id in [0, %d)", c->string,
                         (int)PF_TOKENIZER_MAX_VOCAB);
@@ -532,6 +533,7 @@ pf_status pf_tk_bpe_encode(pf_tk_bpe *b, const char *s, size_t n, pf_tk_ids *out
   if (n <= CACHE_KEY_MAX) {
     h = pf_tk_hash(s, n);
     const cache_entry *c = cache_find(b, s, n, h);
+    if (c && c->n_ids == 0) return PF_OK; /* every char dropped (cids may still be NULL) */
     if (c)
       return pf_tk_ids_append(out, b->cids.v + c->ids_off, c->n_ids)
                  ? pf_err_set(err, PF_ERR_NOMEM, "BPE: out of memory")

@@ -243,12 +243,18 @@ uint64_t pf_tk_hash(const void *p, size_t n) {
 pf_status pf_tk_regex_compile(const char *pattern, size_t len, int literal, const char *where,
                               pf_tk_regex **out, pf_err *err) {
   *out = NULL;
+  if (len > PF_TOKENIZER_MAX_REGEX_BYTES)
+    return pf_err_set(err, PF_ERR_INVALID, "%s: pattern of %zu bytes, the limit is %zu", where, len,
+                      PF_TOKENIZER_MAX_REGEX_BYTES);
   pf_tk_regex *re = calloc(1, sizeof *re);
   if (!re) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", where);
   int code;
   PCRE2_SIZE off;
-  /* PCRE2_LITERAL admits only a few options; UCP changes nothing for a literal */
-  uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+  /* PCRE2_LITERAL admits only a few options; UCP changes nothing for a literal.
+   * NEVER_BACKSLASH_C: \C matches one byte and could split a UTF-8 character,
+   * leaving pieces that are not UTF-8 for the next PCRE2_NO_UTF_CHECK match and
+   * the BPE (Oniguruma, which HF uses, has no such escape either). */
+  uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C);
   re->code = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &off, NULL);
   if (!re->code) {
     PCRE2_UCHAR msg[256];
@@ -353,7 +359,8 @@ pf_status pf_tk_jint(const cJSON *o, const char *key, const char *where, int64_t
   *out = def;
   if (!v) return PF_OK;
   double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
-  if (!cJSON_IsNumber(v) || d != (double)(int64_t)d || d < (double)lo || d > (double)hi)
+  /* range first: converting a double outside int64_t to an integer is undefined */
+  if (!cJSON_IsNumber(v) || !(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d)
     return pf_err_set(err, PF_ERR_FORMAT, "%s.%s: expected an integer in [%lld, %lld], got %s",
                       where, key, (long long)lo, (long long)hi,
                       cJSON_IsNumber(v) ? "an out-of-range number" : jkind(v));

@@ -73,6 +73,15 @@ pf_value *pf_value_model(pf_model *m) {
   return v;
 }
 
+pf_value *pf_value_tensor(pf_tensor *t) {
+  if (!t) return NULL;
+  pf_value *v = value_new(PF_V_TENSOR);
+  if (!v) return NULL;
+  pf_tensor_retain(t);
+  v->u.tensor = t;
+  return v;
+}
+
 void pf_value_retain(pf_value *v) {
   if (v) v->refcount++;
 }
@@ -99,6 +108,9 @@ void pf_value_release(pf_value *v) {
   case PF_V_MODEL:
     pf_model_release(v->u.model);
     break;
+  case PF_V_TENSOR:
+    pf_tensor_release(v->u.tensor);
+    break;
   default:
     break;
   }
@@ -123,6 +135,8 @@ const char *pf_vtype_name(pf_vtype t) {
     return "map";
   case PF_V_MODEL:
     return "model";
+  case PF_V_TENSOR:
+    return "tensor";
   }
   return "unknown";
 }
@@ -252,6 +266,11 @@ pf_model *pf_map_model(const pf_value *map, const char *key) {
   return v && v->type == PF_V_MODEL ? v->u.model : NULL;
 }
 
+pf_tensor *pf_map_tensor(const pf_value *map, const char *key) {
+  const pf_value *v = pf_map_get(map, key);
+  return v && v->type == PF_V_TENSOR ? v->u.tensor : NULL;
+}
+
 int pf_map_has(const pf_value *map, const char *key) {
   const pf_value *v = pf_map_get(map, key);
   return v && v->type != PF_V_NULL;
@@ -272,6 +291,8 @@ pf_value *pf_value_copy(const pf_value *v) {
     return pf_value_str(v->u.s);
   case PF_V_MODEL:
     return pf_value_model(v->u.model);
+  case PF_V_TENSOR:
+    return pf_value_tensor(v->u.tensor);
   case PF_V_LIST: {
     pf_value *out = pf_value_list();
     for (size_t i = 0; out && i < v->u.list.len; i++) {
@@ -318,6 +339,25 @@ pf_value *pf_value_model_summary(const pf_model *m) {
   return s;
 }
 
+/* {"tensor": [shape...], "dtype": "float32"}. NULL on NOMEM. */
+static pf_value *tensor_summary(const pf_tensor *t) {
+  pf_value *s = pf_value_map(), *shape = pf_value_list();
+  pf_status st = s && shape ? PF_OK : PF_ERR_NOMEM;
+  for (int i = 0; !st && t && i < t->ndim; i++)
+    st = pf_list_push(shape, pf_value_int(t->shape[i]));
+  if (!st) {
+    st = pf_map_set(s, "tensor", shape);
+    shape = NULL;
+  }
+  if (!st) st = pf_map_set_str(s, "dtype", t ? pf_dtype_torch_name(t->dtype) : "float32");
+  pf_value_release(shape);
+  if (st) {
+    pf_value_release(s);
+    return NULL;
+  }
+  return s;
+}
+
 cJSON *pf_value_to_json(const pf_value *v) {
   if (!v) return cJSON_CreateNull();
   switch (v->type) {
@@ -331,8 +371,10 @@ cJSON *pf_value_to_json(const pf_value *v) {
     return isfinite(v->u.n) ? cJSON_CreateNumber(v->u.n) : cJSON_CreateNull();
   case PF_V_STR:
     return cJSON_CreateString(v->u.s);
-  case PF_V_MODEL: {
-    pf_value *s = pf_value_model_summary(v->u.model);
+  case PF_V_MODEL:
+  case PF_V_TENSOR: {
+    pf_value *s =
+        v->type == PF_V_MODEL ? pf_value_model_summary(v->u.model) : tensor_summary(v->u.tensor);
     cJSON *j = s ? pf_value_to_json(s) : NULL;
     pf_value_release(s);
     return j;
@@ -397,6 +439,8 @@ typedef struct jbuf {
   char *s;
   size_t len, cap;
   int oom;
+  int indent;       /* spaces per level */
+  int ensure_ascii; /* escape non-ASCII (and DEL) as \uXXXX, as Python's default */
 } jbuf;
 
 static void jb_put(jbuf *b, const char *s, size_t n) {
@@ -424,8 +468,45 @@ static void jb_str(jbuf *b, const char *s) {
 
 static void jb_indent(jbuf *b, int depth) {
   jb_put(b, "\n", 1);
-  for (int i = 0; i < depth; i++)
-    jb_put(b, "  ", 2);
+  for (int i = 0; i < depth * b->indent; i++)
+    jb_put(b, " ", 1);
+}
+
+/* Length of the UTF-8 sequence at p and its code point; 0 when invalid. */
+static int utf8_decode(const unsigned char *p, unsigned *cp) {
+  int n = 0;
+  if (p[0] >= 0xC2 && p[0] < 0xE0)
+    n = 2;
+  else if (p[0] >= 0xE0 && p[0] < 0xF0)
+    n = 3;
+  else if (p[0] >= 0xF0 && p[0] < 0xF5)
+    n = 4;
+  if (!n) return 0;
+  unsigned c = p[0] & (0x3F >> (n - 1));
+  for (int i = 1; i < n; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    c = (c << 6) | (p[i] & 0x3F);
+  }
+  if (n == 3 && (c < 0x800 || (c >= 0xD800 && c < 0xE000))) return 0;
+  if (n == 4 && (c < 0x10000 || c > 0x10FFFF)) return 0;
+  *cp = c;
+  return n;
+}
+
+/* Python's ensure_ascii escape of the non-ASCII sequence at *p (advanced);
+ * an invalid byte becomes U+FFFD. */
+static void jb_escape_utf8(jbuf *b, const unsigned char **p) {
+  unsigned cp = 0xFFFD;
+  int n = utf8_decode(*p, &cp);
+  *p += n ? n - 1 : 0;
+  char esc[32];
+  if (cp >= 0x10000) {
+    unsigned v = cp - 0x10000;
+    snprintf(esc, sizeof esc, "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+  } else {
+    snprintf(esc, sizeof esc, "\\u%04x", cp);
+  }
+  jb_str(b, esc);
 }
 
 static void jb_quoted(jbuf *b, const char *s) {
@@ -455,9 +536,11 @@ static void jb_quoted(jbuf *b, const char *s) {
       jb_str(b, "\\f");
       break;
     default:
-      if (*p < 0x20) {
+      if (*p < 0x20 || (b->ensure_ascii && *p == 0x7F)) {
         snprintf(esc, sizeof esc, "\\u%04x", *p);
         jb_str(b, esc);
+      } else if (b->ensure_ascii && *p >= 0x80) {
+        jb_escape_utf8(b, &p);
       } else {
         jb_put(b, (const char *)p, 1);
       }
@@ -546,8 +629,10 @@ static void jb_value(jbuf *b, const pf_value *v, int depth) {
   case PF_V_STR:
     jb_quoted(b, v->u.s);
     break;
-  case PF_V_MODEL: {
-    pf_value *s = pf_value_model_summary(v->u.model);
+  case PF_V_MODEL:
+  case PF_V_TENSOR: {
+    pf_value *s =
+        v->type == PF_V_MODEL ? pf_value_model_summary(v->u.model) : tensor_summary(v->u.tensor);
     if (!s)
       b->oom = 1;
     else
@@ -563,7 +648,11 @@ static void jb_value(jbuf *b, const pf_value *v, int depth) {
 }
 
 char *pf_value_to_json_text(const pf_value *v) {
-  jbuf b = {0};
+  return pf_value_to_json_text_indent(v, 2, 0);
+}
+
+char *pf_value_to_json_text_indent(const pf_value *v, int indent, int ensure_ascii) {
+  jbuf b = {.indent = indent < 0 ? 0 : indent, .ensure_ascii = ensure_ascii};
   jb_value(&b, v, 0);
   jb_put(&b, "\n", 1);
   if (b.oom) {

@@ -1,7 +1,8 @@
 /* value.h — pf_value: the data that flows between front ends and ops.
  *
  * A small ref-counted tagged tree: null, bool, int, number, string, list, map
- * (insertion-ordered string keys) and model. Op parameters arrive as a map;
+ * (insertion-ordered string keys), model and tensor (a retained pf_tensor,
+ * e.g. float32 activations [S, D] of bias_activations). Op parameters arrive as a map;
  * op results are a map. Lua tables, YAML nodes and CLI options all convert to
  * and from this one type, and results.json is its JSON form.
  *
@@ -25,7 +26,8 @@ typedef enum pf_vtype {
   PF_V_STR,
   PF_V_LIST,
   PF_V_MAP,
-  PF_V_MODEL
+  PF_V_MODEL,
+  PF_V_TENSOR
 } pf_vtype;
 
 typedef struct pf_value pf_value;
@@ -46,7 +48,8 @@ struct pf_value {
       pf_value **vals;
       size_t len, cap;
     } map;
-    pf_model *model; /* owned reference */
+    pf_model *model;   /* owned reference */
+    pf_tensor *tensor; /* owned reference (PF_V_TENSOR) */
   } u;
 };
 
@@ -58,6 +61,10 @@ pf_value *pf_value_str(const char *s); /* copies s */
 pf_value *pf_value_list(void);
 pf_value *pf_value_map(void);
 pf_value *pf_value_model(pf_model *m); /* retains m */
+/* A tensor value; retains t (NULL t gives NULL). Copies share the tensor; the
+ * JSON form is the summary {"tensor": [shape...], "dtype": "float32"}, never
+ * the numbers. */
+pf_value *pf_value_tensor(pf_tensor *t);
 void pf_value_retain(pf_value *v);
 void pf_value_release(pf_value *v); /* NULL ok */
 const char *pf_vtype_name(pf_vtype t);
@@ -75,6 +82,7 @@ double pf_map_num(const pf_value *map, const char *key, double fallback); /* int
 const char *pf_map_str(const pf_value *map, const char *key, const char *fallback);
 int pf_map_bool(const pf_value *map, const char *key, int fallback);
 pf_model *pf_map_model(const pf_value *map, const char *key); /* borrowed or NULL */
+pf_tensor *pf_map_tensor(const pf_value *map, const char *key); /* borrowed or NULL */
 /* 1 if the key is present and not null. */
 int pf_map_has(const pf_value *map, const char *key);
 
@@ -99,5 +107,10 @@ pf_status pf_map_set_bool(pf_value *map, const char *key, int b);
 pf_value *pf_value_model_summary(const pf_model *m);
 /* Python repr() of a float ("25.0", "0.1", "1e-05", "inf", "nan") into out[n]. */
 void pf_format_pyfloat(double d, char *out, size_t n);
+/* JSON text as Python's json.dumps(v, indent=indent, ensure_ascii=ensure_ascii)
+ * writes it (separators ", " / ": ", floats in repr form), except that
+ * non-finite numbers become null. indent 2 without ensure_ascii is
+ * pf_value_to_json_text. malloc'd, NULL on NOMEM. */
+char *pf_value_to_json_text_indent(const pf_value *v, int indent, int ensure_ascii);
 
 #endif

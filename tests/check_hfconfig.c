@@ -6,6 +6,7 @@
 
 #include "fsutil.h"
 #include "hfconfig.h"
+#include "kernels/kernels.h"
 #include "testutil.h"
 
 /* The five required keys; tests append more keys after them. */
@@ -407,6 +408,78 @@ START_TEST(test_pretty_printer) {
 }
 END_TEST
 
+/* Fuzzing findings (tests/fuzz/fuzz_config.c; docs/reliability.md). Deep
+ * nesting under an unknown key: the pretty printer indents each line by its
+ * depth, so 400 KB nested 900 deep took 46 s and 1.3 GB to round-trip. */
+START_TEST(test_fuzz_nesting) {
+  char *j = malloc(4096), *p = j + sprintf(j, "{" REQ ", \"x\": ");
+  for (int i = 0; i < 65; i++)
+    *p++ = '[';
+  for (int i = 0; i < 65; i++)
+    *p++ = ']';
+  strcpy(p, "}");
+  parse_fails(j, PF_ERR_FORMAT, "config.json: JSON nested deeper than 64 levels");
+  p = j + sprintf(j, "{" REQ ", \"x\": ");
+  for (int i = 0; i < 63; i++)
+    *p++ = '[';
+  for (int i = 0; i < 63; i++)
+    *p++ = ']';
+  strcpy(p, "}");
+  pf_model_config c = parse_ok(j); /* 64 levels with the top object */
+  pf_config_free(&c);
+  free(j);
+}
+END_TEST
+
+/* rope_parameters.rope_theta 1e999 is infinity to cJSON: it became rope_theta
+ * (and was written back as null by pf_config_to_json). */
+START_TEST(test_fuzz_infinite_theta) {
+  pf_model_config c = parse_ok("{" REQ ", \"rope_parameters\": {\"rope_type\": \"default\", "
+                               "\"rope_theta\": 1e999}}");
+  ck_assert_double_eq(c.rope_theta, 10000.0);
+  pf_config_free(&c);
+}
+END_TEST
+
+/* cJSON printed 9.5588888888888881e62 as 9.55888888888889e+62 (it checks the read-back
+ * within DBL_EPSILON, not exactly): a save moved rope_theta and unknown numbers by
+ * an ulp. Found by fuzz_config's round-trip check. */
+START_TEST(test_fuzz_number_round_trip) {
+  const char *big = "955888888888888888888888888888888888888888888888888888888881615.0";
+  char json[512];
+  snprintf(json, sizeof json, "{" REQ ", \"rope_theta\": %s, \"x\": %s}", big, big);
+  pf_model_config c = parse_ok(json);
+  char *text = pf_config_to_json(&c);
+  ck_assert_ptr_nonnull(text);
+  pf_model_config c2 = parse_ok(text);
+  ck_assert_msg(c2.rope_theta == c.rope_theta, "rope_theta %.17g became %.17g", c.rope_theta,
+                c2.rope_theta);
+  const cJSON *x1 = cJSON_GetObjectItemCaseSensitive(c.raw, "x");
+  const cJSON *x2 = cJSON_GetObjectItemCaseSensitive(c2.raw, "x");
+  ck_assert(x1->valuedouble == x2->valuedouble);
+  ck_assert_ptr_nonnull(strstr(text, "\"rope_theta\": 9.5588888888888881e+62"));
+  free(text);
+  pf_config_free(&c2);
+  pf_config_free(&c);
+}
+END_TEST
+
+/* llama3 original_max_position_embeddings 8e192 passed the integer test and was
+ * converted to int64_t (float-cast-overflow; a garbage value in a plain build).
+ * Found by fuzz_config. */
+START_TEST(test_fuzz_huge_original_positions) {
+  pf_model_config c = parse_ok("{" REQ ", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+                               "\"factor\": 32.0, \"low_freq_factor\": 1.0, "
+                               "\"high_freq_factor\": 4.0, "
+                               "\"original_max_position_embeddings\": 8e192}}");
+  pf_rope_params rp;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_rope_params(&c, &rp, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "original_max_position_embeddings in [1, 2^30], got 1, 4, 8e+192");
+  pf_config_free(&c);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("hfconfig");
   TCase *tc = tcase_create("core");
@@ -420,6 +493,10 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_divisibility);
   tcase_add_test(tc, test_layer_arrays);
   tcase_add_test(tc, test_bad_json);
+  tcase_add_test(tc, test_fuzz_nesting);
+  tcase_add_test(tc, test_fuzz_infinite_theta);
+  tcase_add_test(tc, test_fuzz_number_round_trip);
+  tcase_add_test(tc, test_fuzz_huge_original_positions);
   tcase_add_test(tc, test_load_file);
   tcase_add_test(tc, test_to_json_roundtrip);
   tcase_add_test(tc, test_to_json_intermediate_sizes);

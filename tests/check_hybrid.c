@@ -36,7 +36,7 @@ static pf_value *make_calibration(const int64_t *widths, int64_t n) {
     pf_value *list = pf_value_list();
     for (int64_t i = 0; i < widths[l]; i++)
       pf_list_push(list, pf_value_num((double)(float)pattern(l, i)));
-    char key[16];
+    char key[24];
     snprintf(key, sizeof key, "%lld", (long long)l);
     pf_map_set(norms, key, list);
   }

@@ -110,6 +110,8 @@ static int values_equal(const pf_value *a, const pf_value *b) {
     return strcmp(a->u.s, b->u.s) == 0;
   case PF_V_MODEL:
     return a->u.model == b->u.model;
+  case PF_V_TENSOR:
+    return a->u.tensor == b->u.tensor;
   case PF_V_LIST:
     if (a->u.list.len != b->u.list.len) return 0;
     for (size_t i = 0; i < a->u.list.len; i++)

@@ -10,6 +10,7 @@
 
 #include "help.h"
 #include "opcmd.h"
+#include "safetensors.h"
 
 /* One option as given: --name value or --name=value. */
 typedef struct opt_iter {
@@ -430,15 +431,15 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   if (!c->load_params || !c->op_params) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   pf_map_set(c->load_params, "path", pf_value_str(path));
   pf_map_set(c->op_params, "prompt_pairs", pf_value_str(pairs));
+  /* metrics cover every layer (OptiPFair captures all of them); --layers picks the
+   * layers drawn as heatmaps and PCA plots */
   if (!strcmp(layers, "first_middle_last") || !strcmp(layers, "all")) {
-    pf_map_set(c->op_params, "layers", pf_value_str(layers));
+    c->plot_layers = pf_value_str(layers);
   } else {
-    pf_value *list = NULL;
-    pf_status st = parse_indices(layers, &list, err);
+    pf_status st = parse_indices(layers, &c->plot_layers, err);
     if (st) return pf_err_set(err, PF_ERR_INVALID,
                               "--layers must be first_middle_last, all, or comma-separated "
                               "integers (e.g. '0,2,5'), got '%s'", layers);
-    pf_map_set(c->op_params, "layers", list);
   }
   return PF_OK;
 }
@@ -471,8 +472,38 @@ static pf_status parse_recipe(opt_iter *it, pf_cli *c, pf_err *err) {
   return PF_OK;
 }
 
+/* --max-memory SIZE / --max-memory=SIZE, taken out of argv wherever it stands
+ * before a Lua script's name (arguments after the script are the script's). The
+ * rest goes to *argv (a copy owned by c; the strings stay argv's). */
+static pf_status take_max_memory(int *argc, char ***argv, pf_cli *c, pf_err *err) {
+  char **in = *argv, **out = calloc((size_t)*argc + 1, sizeof *out);
+  if (!out) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  c->argv_owned = out;
+  int n = 0, lua = 0;
+  for (int i = 0; i < *argc; i++) {
+    const char *a = in[i], *iv = NULL;
+    if (i > 0 && !lua && is_opt(a, "--max-memory", &iv)) {
+      if (!iv && i + 1 >= *argc)
+        return pf_err_set(err, PF_ERR_INVALID, "Option '--max-memory' requires an argument.");
+      const char *v = iv ? iv : in[++i];
+      if (pf_parse_size(v, &c->max_memory, err) != PF_OK)
+        return pf_err_prefix(err, "Invalid value for '--max-memory'");
+      continue;
+    }
+    if (n == 1) lua = ends_with(a, ".lua"); /* a is the command */
+    out[n++] = in[i];
+  }
+  *argc = n;
+  *argv = out;
+  return PF_OK;
+}
+
 pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
   memset(c, 0, sizeof *c);
+  if (argc > 0) {
+    pf_status st = take_max_memory(&argc, &argv, c, err);
+    if (st != PF_OK) return st;
+  }
   opt_iter it = {.argc = argc, .i = 1, .argv = argv};
   if (argc < 2) {
     c->kind = PF_CLI_HELP;
@@ -545,7 +576,9 @@ void pf_cli_free(pf_cli *c) {
   pf_value_release(c->save_params);
   pf_value_release(c->calib_params);
   pf_value_release(c->op_params);
+  pf_value_release(c->plot_layers);
   free(c->sets);
+  free(c->argv_owned);
   memset(c, 0, sizeof *c);
 }
 

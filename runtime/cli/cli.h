@@ -56,6 +56,11 @@ typedef struct pf_cli {
   const char *visualizations;
   const char *format;
   const char *output_dir;
+  pf_value *plot_layers; /* bias: --layers, the layers drawn as heatmaps and PCA */
+  /* --max-memory SIZE (any command, before a Lua script's name): working-memory
+   * cap in bytes, 0 = none. main.c applies it (RLIMIT_DATA). */
+  uint64_t max_memory;
+  char **argv_owned; /* argv without --max-memory (owned; other fields point into it) */
 } pf_cli;
 
 /* Parse argv. On PF_ERR_INVALID the message is a usage error (exit code 2). */

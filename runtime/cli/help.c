@@ -27,9 +27,14 @@ static const char TOP[] =
     "\n"
     "Models are Hugging Face folders (config.json + safetensors) or built-in synthetic\n"
     "models: synthetic:llama-tiny, synthetic:llama-small, synthetic:qwen2-tiny,\n"
-    "synthetic:qwen3-tiny, synthetic:mistral-tiny, synthetic:llama-1b (optionally\n"
+    "synthetic:qwen3-tiny, synthetic:mistral-tiny, synthetic:llama-1b,\n"
+    "synthetic:llama-medium (300 MB F32) (optionally\n"
     "synthetic:NAME@SEED:DTYPE, e.g. synthetic:llama-tiny@7:bf16).\n"
-    "Progress bars are drawn on stderr when it is a terminal.\n";
+    "Progress bars are drawn on stderr when it is a terminal.\n"
+    "\n"
+    "--max-memory SIZE (any command, before a Lua script's name; or PFRUN_MAX_MEMORY)\n"
+    "caps working memory, e.g. 4GB: past it pfrun stops with an out-of-memory error\n"
+    "instead of being killed. Mapped weights do not count.\n";
 
 static const char PRUNE[] =
     "usage: pfrun prune --model-path DIR --output-path DIR [options]\n"
@@ -65,6 +70,7 @@ static const char PRUNE[] =
     "  --calibration-cache DIR       reuse calibration results keyed by model, data, options\n"
     "  --dry-run                     print the plan (shapes, parameters, config diff,\n"
     "                                peak memory) without reading or writing weights\n"
+    "  --max-memory SIZE             cap working memory, e.g. 4GB (mapped weights not counted)\n"
     "  --quiet / --verbose           no progress and info lines / the default\n";
 
 static const char ANALYZE[] =

@@ -21,6 +21,7 @@
 #include "op.h"
 
 #define MODEL_MT PF_LUA_MODEL_MT
+#define TENSOR_MT PF_LUA_TENSOR_MT
 #define BOX_MT "pf.valuebox"
 
 static const char ctx_key = 'c'; /* registry key (its address) of the host's pf_ctx */
@@ -116,6 +117,95 @@ static int model_index(lua_State *L) {
   return 1;
 }
 
+/* --------------------------------------------------------------- tensors */
+
+typedef struct ltensor {
+  pf_tensor *t; /* owned reference; NULL once closed */
+} ltensor;
+
+static int tensor_close(lua_State *L) {
+  ltensor *u = luaL_checkudata(L, 1, TENSOR_MT);
+  pf_tensor *t = u->t;
+  u->t = NULL;
+  pf_tensor_release(t);
+  return 0;
+}
+
+void pf_lua_push_tensor(lua_State *L, pf_tensor *t) {
+  ltensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->t = NULL;
+  luaL_setmetatable(L, TENSOR_MT);
+  pf_tensor_retain(t);
+  u->t = t;
+}
+
+static pf_tensor *check_tensor(lua_State *L, int idx) {
+  ltensor *u = luaL_checkudata(L, idx, TENSOR_MT);
+  if (!u->t) luaL_error(L, "pf.tensor: tensor is closed");
+  return u->t;
+}
+
+static int tensor_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)pf_tensor_numel(check_tensor(L, 1)));
+  return 1;
+}
+
+static int tensor_tostring(lua_State *L) {
+  ltensor *u = luaL_checkudata(L, 1, TENSOR_MT);
+  if (!u->t) {
+    lua_pushliteral(L, "pf.tensor (closed)");
+    return 1;
+  }
+  char shape[96];
+  lua_pushfstring(L, "pf.tensor(%s, %s)",
+                  pf_shape_str(u->t->ndim, u->t->shape, shape, sizeof shape),
+                  pf_dtype_torch_name(u->t->dtype));
+  return 1;
+}
+
+/* t:get(i, j): the element at 1-based indices, one per dimension. */
+static int tensor_get(lua_State *L) {
+  const pf_tensor *t = check_tensor(L, 1);
+  if (lua_gettop(L) - 1 != t->ndim)
+    return luaL_error(L, "pf.tensor:get: expected %d indices (one per dimension), got %d", t->ndim,
+                      lua_gettop(L) - 1);
+  int64_t off = 0;
+  for (int d = 0; d < t->ndim; d++) {
+    lua_Integer i = luaL_checkinteger(L, d + 2);
+    if (i < 1 || i > t->shape[d])
+      return luaL_error(L, "pf.tensor:get: index %I of dimension %d is outside [1, %I]", i, d + 1,
+                        (lua_Integer)t->shape[d]);
+    off = off * t->shape[d] + (i - 1);
+  }
+  if (!t->data) return luaL_error(L, "pf.tensor:get: a planned tensor has no data");
+  float x;
+  pf_convert(&x, PF_DTYPE_F32, (const char *)t->data + (size_t)off * pf_dtype_size(t->dtype),
+             t->dtype, 1);
+  lua_pushnumber(L, (lua_Number)x);
+  return 1;
+}
+
+/* t.shape, t.dtype, t.numel, t:get(...), t:close(); unknown keys are nil. */
+static int tensor_index(lua_State *L) {
+  luaL_checkudata(L, 1, TENSOR_MT);
+  const char *k = lua_tostring(L, 2);
+  if (!k) return 0;
+  if (strcmp(k, "close") == 0 || strcmp(k, "get") == 0) {
+    lua_pushcfunction(L, k[0] == 'c' ? tensor_close : tensor_get);
+    return 1;
+  }
+  const pf_tensor *t = check_tensor(L, 1);
+  if (strcmp(k, "shape") == 0)
+    push_int_array(L, t->shape, t->ndim);
+  else if (strcmp(k, "dtype") == 0)
+    lua_pushstring(L, pf_dtype_torch_name(t->dtype));
+  else if (strcmp(k, "numel") == 0)
+    lua_pushinteger(L, (lua_Integer)pf_tensor_numel(t));
+  else
+    return 0;
+  return 1;
+}
+
 /* ------------------------------------------------------- value boxes */
 
 typedef struct vbox {
@@ -171,6 +261,12 @@ void pf_lua_push_value(lua_State *L, const pf_value *v) {
   case PF_V_MODEL:
     if (v->u.model)
       pf_lua_push_model(L, v->u.model);
+    else
+      lua_pushnil(L);
+    break;
+  case PF_V_TENSOR:
+    if (v->u.tensor)
+      pf_lua_push_tensor(L, v->u.tensor);
     else
       lua_pushnil(L);
     break;
@@ -362,8 +458,8 @@ static pf_status conv_table(conv *c, int idx, int force_map, pf_value **out) {
 
 static pf_status conv_unsupported(conv *c, int idx) {
   return pf_err_set(c->err, PF_ERR_INVALID,
-                    "%s: cannot convert a %s (expected nil, boolean, number, string, table or "
-                    "pf.model)",
+                    "%s: cannot convert a %s (expected nil, boolean, number, string, table, "
+                    "pf.model or pf.tensor)",
                     conv_where(c), luaL_typename(c->L, idx));
 }
 
@@ -396,6 +492,13 @@ static pf_status conv_value(conv *c, int idx, int force_map, pf_value **out) {
   case LUA_TTABLE:
     return conv_table(c, idx, force_map, out);
   case LUA_TUSERDATA: {
+    ltensor *tu = luaL_testudata(L, idx, TENSOR_MT);
+    if (tu && !tu->t)
+      return pf_err_set(c->err, PF_ERR_INVALID, "%s: pf.tensor: tensor is closed", conv_where(c));
+    if (tu) {
+      v = pf_value_tensor(tu->t);
+      break;
+    }
     lmodel *u = luaL_testudata(L, idx, MODEL_MT);
     if (u && !u->m)
       return pf_err_set(c->err, PF_ERR_INVALID, "%s: pf.model: model is closed", conv_where(c));
@@ -539,6 +642,11 @@ int pf_lua_open(lua_State *L) {
                                         {"__index", model_index},
                                         {NULL, NULL}};
   if (luaL_newmetatable(L, MODEL_MT)) luaL_setfuncs(L, model_meta, 0);
+  lua_pop(L, 1);
+  static const luaL_Reg tensor_meta[] = {{"__gc", tensor_close},    {"__close", tensor_close},
+                                         {"__len", tensor_len},     {"__tostring", tensor_tostring},
+                                         {"__index", tensor_index}, {NULL, NULL}};
+  if (luaL_newmetatable(L, TENSOR_MT)) luaL_setfuncs(L, tensor_meta, 0);
   lua_pop(L, 1);
   if (luaL_newmetatable(L, BOX_MT)) {
     lua_pushcfunction(L, box_gc);

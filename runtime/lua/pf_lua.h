@@ -9,6 +9,13 @@
  * release function that is safe to call twice, __tostring, and fields
  * (m.num_hidden_layers, m.hidden_size, m.parameters, m.name, m.dtype,
  * m.intermediate_sizes). Errors raise a Lua error "pf.<op>: message".
+ * Tensors (bias_activations results) are userdata (metatable "pf.tensor")
+ * holding a retained pf_tensor: #t is the number of elements, t.shape a table
+ * ({S, D}), t.dtype ("float32"), t.numel, t:get(i, j) the element at 1-BASED
+ * indices (one per dimension, Lua's convention: t:get(1, 1) is the first
+ * element), tostring(t) "pf.tensor([S, D], float32)", t:close() / <close> /
+ * __gc release it (safe twice). Passing a tensor back to an op passes the same
+ * tensor (no copy).
  * Also: pf.ops() lists op names, pf.version.
  */
 #ifndef PF_LUA_H
@@ -40,6 +47,7 @@ pf_status pf_lua_to_value(struct lua_State *L, int idx, pf_value **out, pf_err *
 /* Metatable name of model userdata, and the nesting bound of Lua -> pf_value
  * (deeper tables, and tables that contain themselves, are errors). */
 #define PF_LUA_MODEL_MT "pf.model"
+#define PF_LUA_TENSOR_MT "pf.tensor"
 #define PF_LUA_MAX_DEPTH 64
 
 /* Push model userdata holding a new reference to m (retained). */
@@ -47,6 +55,8 @@ void pf_lua_push_model(struct lua_State *L, pf_model *m);
 /* The open model at idx (borrowed); raises "pf.model: model is closed" for a
  * closed one and a type error for anything else. */
 pf_model *pf_lua_check_model(struct lua_State *L, int idx);
+/* Push tensor userdata holding a new reference to t (retained). */
+void pf_lua_push_tensor(struct lua_State *L, pf_tensor *t);
 
 /* Notes on the conversions:
  *  - pf_lua_to_value never raises: errors name the offending key path

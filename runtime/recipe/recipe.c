@@ -241,6 +241,9 @@ static pf_status pick_alternative(recipe *r, const char *key, yaml_node_t *seq, 
  * string value may use ${...} of the vars before it and of --set ones. */
 static pf_status parse_vars(recipe *r, const pf_recipe_opts *opts, pf_err *err) {
   if (!(r->vars = pf_value_map())) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (opts && opts->n_sets > PF_RECIPE_MAX_KEYS)
+    return pf_err_set(err, PF_ERR_INVALID, "%s: %zu --set values; the limit is %d", r->path,
+                      opts->n_sets, PF_RECIPE_MAX_KEYS);
   for (size_t i = 0; opts && i < opts->n_sets; i++) {
     pf_status st = parse_set(r, opts->sets[i], r->vars, err);
     if (st != PF_OK) return st;

@@ -43,7 +43,9 @@ pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_c
 
 /* Notes (behaviour details of pf_recipe_run):
  *  - Limits: file <= 1 MiB, nesting <= 32 mappings/sequences, <= 1000 steps,
- *    <= 1e6 values after alias expansion; a single YAML document.
+ *    <= 1000 keys in one mapping, <= 1e6 values and <= 1e7 pairs of keys in the
+ *    mappings built after alias expansion, <= 1000 --set values; a single YAML
+ *    document.
  *  - Top-level keys: pfrun, name, description, vars, output_dir, steps (others
  *    are errors). `name` defaults to the file name without extension;
  *    output_dir to vars.output_dir, else "runs/<name>". `${name}` and

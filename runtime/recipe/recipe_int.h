@@ -18,15 +18,22 @@
 #define PF_RECIPE_MAX_DEPTH 32                /* collection nesting, root mapping = 1 */
 #define PF_RECIPE_MAX_STEPS 1000
 #define PF_RECIPE_MAX_VALUES 1000000 /* values built from the document (alias bombs) */
+#define PF_RECIPE_MAX_KEYS 1000      /* keys of one mapping */
+/* Building a mapping of n keys costs ~n^2/2 key comparisons (duplicate checks
+ * here and in pf_map_set). Aliases can make the same mapping be built many
+ * times, so the total over the document is bounded too. */
+#define PF_RECIPE_MAX_KEY_PAIRS 10000000
 
 typedef struct pf_ydoc {
   const char *file; /* path, for messages (borrowed) */
   yaml_document_t doc;
   int loaded;
-  size_t values; /* values built so far by pf_ydoc_value */
+  size_t values;    /* values built so far by pf_ydoc_value */
+  size_t key_pairs; /* sum of n*(n-1)/2 over the mappings built so far */
 } pf_ydoc;
 
-/* Read (size-checked), pre-scan (syntax, nesting depth, single document) and
+/* Read (size-checked), pre-scan (syntax, nesting depth, keys per mapping, single
+ * document) and
  * load `path`. Fully formatted errors. On failure nothing needs freeing, but
  * pf_ydoc_free is safe anyway. */
 pf_status pf_ydoc_load(pf_ydoc *d, const char *path, pf_err *err);

@@ -40,7 +40,19 @@ static pf_status yaml_fail(const char *file, const yaml_parser_t *p, pf_err *err
                     PF_MARK_LINE(p->problem_mark), PF_MARK_COL(p->problem_mark), problem);
 }
 
-/* Event pass: syntax, nesting depth, exactly one document. */
+/* Count one node inside the collection open at `depth` (0: the document level);
+ * error when a mapping gets more than PF_RECIPE_MAX_KEYS keys. Checked before
+ * loading because building a mapping checks its keys pairwise. */
+static pf_status count_entry(const char *file, int depth, size_t *count, const int *is_map,
+                             const yaml_mark_t *start, pf_err *err) {
+  if (depth <= 0 || depth > PF_RECIPE_MAX_DEPTH || !is_map[depth]) return PF_OK;
+  if (++count[depth] <= 2 * (size_t)PF_RECIPE_MAX_KEYS) return PF_OK; /* key + value nodes */
+  return pf_err_set(err, PF_ERR_INVALID, "%s:%zu:%zu: mapping has more than %d keys (the limit)",
+                    file, PF_MARK_LINE(start[depth]), PF_MARK_COL(start[depth]),
+                    PF_RECIPE_MAX_KEYS);
+}
+
+/* Event pass: syntax, nesting depth, keys per mapping, exactly one document. */
 static pf_status prescan(const char *file, const char *text, size_t len, pf_err *err) {
   yaml_parser_t p;
   if (!yaml_parser_initialize(&p))
@@ -48,10 +60,28 @@ static pf_status prescan(const char *file, const char *text, size_t len, pf_err 
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   pf_status st = PF_OK;
   int depth = 0, docs = 0, done = 0;
+  size_t count[PF_RECIPE_MAX_DEPTH + 1] = {0};
+  int is_map[PF_RECIPE_MAX_DEPTH + 1] = {0};
+  yaml_mark_t start[PF_RECIPE_MAX_DEPTH + 1];
+  memset(start, 0, sizeof start);
   while (!done && st == PF_OK) {
     yaml_event_t ev;
     if (!yaml_parser_parse(&p, &ev)) {
       st = yaml_fail(file, &p, err);
+      break;
+    }
+    if (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_ALIAS_EVENT ||
+        ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+      st = count_entry(file, depth, count, is_map, start, err);
+    if (st == PF_OK &&
+        (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) &&
+        depth < PF_RECIPE_MAX_DEPTH) {
+      count[depth + 1] = 0;
+      is_map[depth + 1] = ev.type == YAML_MAPPING_START_EVENT;
+      start[depth + 1] = ev.start_mark;
+    }
+    if (st != PF_OK) {
+      yaml_event_delete(&ev);
       break;
     }
     switch (ev.type) {
@@ -406,6 +436,13 @@ static pf_status seq_value(pf_ydoc *d, yaml_node_t *n, const pf_value *vars, int
 
 static pf_status map_value(pf_ydoc *d, yaml_node_t *n, const pf_value *vars, int depth,
                            pf_value **out, yaml_mark_t *where, pf_err *err) {
+  size_t keys = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  d->key_pairs += keys * (keys ? keys - 1 : 0) / 2;
+  if (d->key_pairs > PF_RECIPE_MAX_KEY_PAIRS)
+    return node_fail(n, where, err, PF_ERR_INVALID,
+                     "the recipe expands to mappings with more than %d pairs of keys to compare "
+                     "(aliases expanding too much?)",
+                     PF_RECIPE_MAX_KEY_PAIRS);
   pf_value *map = pf_value_map();
   pf_status st = PF_OK;
   if (!map) return node_fail(n, where, err, PF_ERR_NOMEM, "out of memory");

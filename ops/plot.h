@@ -1,0 +1,51 @@
+/* plot.h — the chart builders behind op "plot", shared with op "report"
+ * (internal to ops/). Each builder turns a step result into chart files and
+ * appends the paths it wrote to `files` (a pf_value list). Errors name the
+ * parameter ("data: ...") and what was expected. */
+#ifndef PF_PLOT_H
+#define PF_PLOT_H
+
+#include "../reports/charts.h"
+#include "op.h"
+
+/* Where and how charts are written. */
+typedef struct pf_plot_out {
+  const char *dir; /* existing folder */
+  pf_chart_format format;
+  double width_in, height_in; /* 0 = each chart's default size */
+  int no_footer;              /* leave the explanatory footer out (the report has captions) */
+} pf_plot_out;
+
+/* Layer importance bars from an importance or calibrate result (the map under
+ * "importance": {"<layer>": score}); layers in highlight[nh] are drawn in the
+ * accent colour ("removed"). Writes layer_importance.<fmt>. */
+pf_status pf_plot_importance(const pf_value *data, const int64_t *highlight, size_t nh,
+                             const pf_plot_out *o, pf_value *files, pf_err *err);
+
+/* Before/after grouped bars from a metrics result with "comparison":
+ * bias_comparison_overall.<fmt> (every component and the overall value) and,
+ * unless overall_only, bias_comparison_<component>.<fmt> (per prompt pair). */
+pf_status pf_plot_comparison(const pf_value *data, int overall_only, const pf_plot_out *o,
+                             pf_value *files, pf_err *err);
+
+/* Histogram of every neuron difference of a metrics result with "neurons":
+ * neuron_differences.<fmt>. */
+pf_status pf_plot_neurons(const pf_value *data, int bins, const pf_plot_out *o, pf_value *files,
+                          pf_err *err);
+
+/* OptiPFair's bias charts from a bias_activations result (plot_bias.c).
+ * kinds: bit 0 mean_diff, bit 1 heatmap, bit 2 pca. layer_type NULL = OptiPFair's
+ * visualize_bias types (mean_diff / heatmap: mlp_output, attention_output,
+ * gate_proj, up_proj; pca: mlp_output, attention_output). pair: 1-based index
+ * of the one pair to draw, 0 = all. layers: the §8.6 selection value. */
+#define PF_PLOT_MEAN_DIFF 1u
+#define PF_PLOT_HEATMAP 2u
+#define PF_PLOT_PCA 4u
+pf_status pf_plot_bias(const pf_value *data, unsigned kinds, const char *layer_type,
+                       const pf_value *layers, int64_t pair, const pf_plot_out *o, pf_value *files,
+                       const pf_ctx *ctx, pf_err *err);
+
+/* "<dir>/<name>.<ext>" (malloc'd) and append it to files; NULL on NOMEM. */
+char *pf_plot_path(const pf_plot_out *o, const char *name);
+
+#endif

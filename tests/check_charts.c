@@ -1,0 +1,637 @@
+/* check_charts.c — reports/charts (PLplot charts, PCA) and op "plot".
+ *
+ * Golden values are analytic: PCA inputs are built from known orthogonal
+ * directions, so the explained-variance ratios, the scores and the
+ * svd_flip signs follow from the construction (stated at each test).
+ * Files are checked by their format's signature: PNG magic + IHDR size, SVG
+ * "<?xml" + "<svg", PDF "%PDF-" ... "%%EOF".
+ */
+#include <dirent.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../reports/charts.h"
+#include "op.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------ file checks */
+
+static void assert_png(const char *path, uint32_t w, uint32_t h) {
+  size_t n = 0;
+  unsigned char *b = (unsigned char *)pf_test_read(path, &n);
+  ck_assert_msg(b != NULL, "%s: not written", path);
+  ck_assert_msg(n > 33 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0, "%s: no PNG signature", path);
+  ck_assert_msg(memcmp(b + 12, "IHDR", 4) == 0, "%s: no IHDR", path);
+  uint32_t pw = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
+  uint32_t ph = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
+  if (w) ck_assert_msg(pw == w && ph == h, "%s: %ux%u, expected %ux%u", path, pw, ph, w, h);
+  free(b);
+}
+
+static void assert_svg(const char *path) {
+  char *b = pf_test_read(path, NULL);
+  ck_assert_msg(b != NULL, "%s: not written", path);
+  ck_assert_msg(strncmp(b, "<?xml", 5) == 0 && strstr(b, "<svg") != NULL, "%s: not SVG", path);
+  free(b);
+}
+
+static void assert_pdf(const char *path) {
+  size_t n = 0;
+  char *b = pf_test_read(path, &n);
+  ck_assert_msg(b != NULL, "%s: not written", path);
+  ck_assert_msg(n > 20 && strncmp(b, "%PDF-", 5) == 0, "%s: no %%PDF- header", path);
+  while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+    n--;
+  ck_assert_msg(n >= 5 && memcmp(b + n - 5, "%%EOF", 5) == 0, "%s: no %%%%EOF at the end", path);
+  free(b);
+}
+
+static void assert_chart(const char *path, pf_chart_format f, uint32_t w, uint32_t h) {
+  if (f == PF_CHART_PNG)
+    assert_png(path, w, h);
+  else if (f == PF_CHART_SVG)
+    assert_svg(path);
+  else
+    assert_pdf(path);
+}
+
+/* Number of entries in dir whose name starts with '.' (temporary files). */
+static int hidden_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  ck_assert(d != NULL);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
+static int have_tool(const char *name) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", name);
+  return system(cmd) == 0;
+}
+
+/* ------------------------------------------------------------ chart data */
+
+static const double bar_v[6] = {0.02, 0.05, 0.04, 0.11, 0.07, 0.09};
+static const char *const bar_l[6] = {"0", "1", "2", "3", "4", "5"};
+
+static pf_status draw_kind(int kind, const char *path, pf_chart_format f, pf_err *err) {
+  static double cells[12 * 9], p1[16], p2[16], hv[500];
+  static const char *const groups[3] = {"attention_output", "mlp_output", "overall"};
+  static const char *const series[2] = {"before", "after"};
+  static const double gv[6] = {0.1, 0.2, 0.15, 0.08, 0.22, 0.12};
+  static const char *const toks[8] = {"<s>",     "The", "Black / white", "man", "was",
+                                      "walking", "at",  "night"};
+  static const uint8_t dif[8] = {0, 0, 1, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 12 * 9; i++)
+    cells[i] = fabs(sin(i * 0.37));
+  for (int i = 0; i < 8; i++) {
+    p1[2 * i] = i, p1[2 * i + 1] = sin(i), p2[2 * i] = i + 0.4, p2[2 * i + 1] = sin(i) + 0.3;
+  }
+  for (int i = 0; i < 500; i++)
+    hv[i] = fmod(i * 0.618, 1.0) * fmod(i * 0.31, 1.0);
+  double x[4] = {10, 20, 30, 40}, y1[4] = {12, 13, 15, 20}, y2[4] = {12, 12.5, 13, 16};
+  pf_chart_series ss[2] = {{"MAW", 4, x, y1}, {"VOW", 4, x, y2}};
+  switch (kind) {
+  case 0: {
+    pf_bar_chart c = {.text = {"Mean Activation Difference by Layer (mlp_output)", "Layer Number",
+                               "Mean Absolute Difference", "Prompt Pair: \"a\" vs \"b\""},
+                      .n = 6,
+                      .values = bar_v,
+                      .labels = bar_l,
+                      .rotate_labels = 1};
+    return pf_chart_bars(path, f, &c, err);
+  }
+  case 1: {
+    pf_grouped_chart c = {.text = {"Bias", NULL, "Mean Activation Difference", NULL},
+                          .n_groups = 3,
+                          .n_series = 2,
+                          .groups = groups,
+                          .series = series,
+                          .values = gv,
+                          .value_labels = 1};
+    return pf_chart_grouped_bars(path, f, &c, err);
+  }
+  case 2: {
+    pf_hist_chart c = {.text = {"Neuron Activation Differences", "difference", "Neurons", NULL},
+                       .n = 500,
+                       .values = hv};
+    return pf_chart_histogram(path, f, &c, err);
+  }
+  case 3: {
+    pf_line_chart c = {
+        .text = {"Sweep", "Pruning percentage", "Perplexity", NULL}, .n_series = 2, .series = ss};
+    return pf_chart_lines(path, f, &c, err);
+  }
+  case 4: {
+    pf_heatmap_chart c = {.text = {"Activation Differences - Layer mlp_output_layer_0",
+                                   "Target Dimension", "Source Dimension", "footer"},
+                          .rows = 12,
+                          .cols = 9,
+                          .cells = cells,
+                          .bar_label = "|diff|"};
+    return pf_chart_heatmap(path, f, &c, err);
+  }
+  default: {
+    pf_pca_chart c = {.text = {"PCA Analysis of Activations - Layer mlp_output_layer_0",
+                               "PC1 (50.00% explained var.)", "PC2 (20.00% explained var.)", NULL},
+                      .n = 8,
+                      .p1 = p1,
+                      .p2 = p2,
+                      .labels = toks,
+                      .differs = dif};
+    return pf_chart_pca(path, f, &c, err);
+  }
+  }
+}
+
+/* PNG sizes at 150 dpi: 10 x 6 in, heatmap 10 x 8 in, PCA 12 x 10 in. */
+static const uint32_t kind_w[6] = {1500, 1500, 1500, 1500, 1500, 1800};
+static const uint32_t kind_h[6] = {900, 900, 900, 900, 1200, 1500};
+static const char *const kind_name[6] = {"bars", "grouped", "hist", "lines", "heatmap", "pca"};
+
+/* ------------------------------------------------------------ tests */
+
+START_TEST(test_format_parse) {
+  pf_chart_format f;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_chart_format_parse("svg", &f, &err), PF_OK);
+  ck_assert_int_eq(f, PF_CHART_SVG);
+  ck_assert_str_eq(pf_chart_format_ext(PF_CHART_PDF), "pdf");
+  ck_assert_int_eq(pf_chart_format_parse("jpg", &f, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "expected png, svg or pdf, got 'jpg'");
+}
+END_TEST
+
+START_TEST(test_every_kind_every_format) {
+  char *dir = pf_test_tmpdir("charts");
+  for (int f = 0; f < 3; f++)
+    for (int k = 0; k < 6; k++) {
+      char path[512];
+      pf_err err = {0};
+      snprintf(path, sizeof path, "%s/%s.%s", dir, kind_name[k],
+               pf_chart_format_ext((pf_chart_format)f));
+      pf_status st = draw_kind(k, path, (pf_chart_format)f, &err);
+      ck_assert_msg(st == PF_OK, "%s: %s", path, err.msg);
+      assert_chart(path, (pf_chart_format)f, kind_w[k], kind_h[k]);
+      struct stat sb;
+      ck_assert_int_eq(stat(path, &sb), 0);
+      ck_assert_int_eq(sb.st_mode & 0777, 0644);
+    }
+  ck_assert_int_eq(hidden_entries(dir), 0);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_utf8_and_escape_text) {
+  if (!have_tool("pdftotext")) {
+    fprintf(stderr, "SKIP test_utf8_and_escape_text: pdftotext not installed (poppler-utils)\n");
+    return;
+  }
+  char *dir = pf_test_tmpdir("charts-utf8");
+  char path[512], cmd[1200];
+  snprintf(path, sizeof path, "%s/u.pdf", dir);
+  pf_bar_chart c = {.text = {"Ünïcødé — αβγ ✓ #1 of 2", "Layer", "Δ", "naïve <tag> & \"quotes\""},
+                    .n = 6,
+                    .values = bar_v};
+  pf_err err = {0};
+  ck_assert_msg(pf_chart_bars(path, PF_CHART_PDF, &c, &err) == PF_OK, "%s", err.msg);
+  snprintf(cmd, sizeof cmd, "pdftotext -q '%s' '%s/u.txt'", path, dir);
+  ck_assert_int_eq(system(cmd), 0);
+  snprintf(path, sizeof path, "%s/u.txt", dir);
+  char *text = pf_test_read(path, NULL);
+  ck_assert_ptr_nonnull(text);
+  ck_assert_msg(strstr(text, "Ünïcødé") && strstr(text, "αβγ"), "UTF-8 title not found in: %s",
+                text);
+  ck_assert_msg(strstr(text, "#1 of 2"), "'#' must be drawn literally: %s", text);
+  ck_assert_msg(strstr(text, "<tag> & \"quotes\""), "markup characters lost: %s", text);
+  free(text);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_errors) {
+  char *dir = pf_test_tmpdir("charts-err");
+  char path[512];
+  pf_err err = {0};
+  /* a folder that does not exist: IO error naming the path, nothing printed */
+  snprintf(path, sizeof path, "%s/missing/x.png", dir);
+  pf_bar_chart c = {.text = {"t", NULL, NULL, NULL}, .n = 6, .values = bar_v};
+  ck_assert_int_eq(pf_chart_bars(path, PF_CHART_PNG, &c, &err), PF_ERR_IO);
+  pf_assert_err(err, "cannot create the chart file");
+  pf_assert_err(err, path);
+  /* bad data */
+  double bad[2] = {1.0, NAN};
+  pf_bar_chart b = {.n = 2, .values = bad};
+  snprintf(path, sizeof path, "%s/b.png", dir);
+  ck_assert_int_eq(pf_chart_bars(path, PF_CHART_PNG, &b, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "value 1: expected a finite number");
+  b.n = 0;
+  ck_assert_int_eq(pf_chart_bars(path, PF_CHART_PNG, &b, &err), PF_ERR_INVALID);
+  pf_heatmap_chart h = {.rows = 300, .cols = 2, .cells = bar_v};
+  ck_assert_int_eq(pf_chart_heatmap(path, PF_CHART_PNG, &h, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "1..200 rows");
+  ck_assert_int_eq(pf_chart_bars(path, (pf_chart_format)7, &c, &err), PF_ERR_INVALID);
+  pf_grouped_chart g = {.n_groups = 1, .n_series = 9};
+  ck_assert_int_eq(pf_chart_grouped_bars(path, PF_CHART_PNG, &g, &err), PF_ERR_INVALID);
+  snprintf(path, sizeof path, "%s/", dir);
+  ck_assert_int_eq(pf_chart_bars(path, PF_CHART_PNG, &c, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "expected a file name");
+  ck_assert_int_eq(hidden_entries(dir), 0);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+/* Several threads draw at once: the charts are serialised and all valid. */
+static void *thread_draw(void *arg) {
+  const char *path = arg;
+  pf_err err = {0};
+  pf_status st = draw_kind(0, path, PF_CHART_PNG, &err);
+  return (void *)(intptr_t)st;
+}
+
+START_TEST(test_threads) {
+  char *dir = pf_test_tmpdir("charts-thr");
+  char paths[4][512];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    snprintf(paths[i], sizeof paths[i], "%s/t%d.png", dir, i);
+    ck_assert_int_eq(pthread_create(&t[i], NULL, thread_draw, paths[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) {
+    void *rv;
+    pthread_join(t[i], &rv);
+    ck_assert_int_eq((int)(intptr_t)rv, PF_OK);
+    assert_png(paths[i], 1500, 900);
+  }
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+/* Points on a line x = t * (1, 2, -3) + (5, 5, 5): all variance on PC1 (ratio
+ * 1, PC2 0). The largest |loading| of (1, 2, -3)/sqrt(14) is the third, which
+ * is negative, so svd_flip turns the component into (-1, -2, 3)/sqrt(14) and
+ * the scores are -(t - mean t) * sqrt(14). */
+START_TEST(test_pca_line) {
+  float x[6 * 3];
+  double t[6] = {-2, -1, 0, 0.5, 1.5, 4}, tm = 0, sc[12], ratio[2];
+  for (int i = 0; i < 6; i++) {
+    tm += t[i] / 6;
+    x[i * 3] = (float)(t[i] * 1 + 5), x[i * 3 + 1] = (float)(t[i] * 2 + 5),
+          x[i * 3 + 2] = (float)(t[i] * -3 + 5);
+  }
+  pf_err err = {0};
+  ck_assert_int_eq(pf_pca2(x, 6, 3, sc, ratio, &err), PF_OK);
+  ck_assert_double_eq_tol(ratio[0], 1.0, 1e-6);
+  ck_assert_double_eq_tol(ratio[1], 0.0, 1e-6);
+  for (int i = 0; i < 6; i++) {
+    ck_assert_double_eq_tol(sc[i * 2], -(t[i] - tm) * sqrt(14.0), 1e-4);
+    ck_assert_double_eq_tol(sc[i * 2 + 1], 0.0, 1e-4);
+  }
+}
+END_TEST
+
+/* (±3, 0) and (0, ±1): PC1 = x axis with ratio 18 / 20, PC2 = y with 2 / 20;
+ * signs: the loading (1, 0) / (0, 1) is positive, so scores are x and y. Both
+ * solver paths: the Gram matrix (4 rows < 40 columns, padded with zero columns)
+ * and the covariance (4 rows > 2 columns). */
+START_TEST(test_pca_axes) {
+  float x2[4 * 2] = {3, 0, -3, 0, 0, 1, 0, -1}, x40[4 * 40] = {0};
+  for (int r = 0; r < 4; r++)
+    x40[r * 40 + 7] = x2[r * 2], x40[r * 40 + 30] = x2[r * 2 + 1];
+  double sc[8], ratio[2];
+  pf_err err = {0};
+  for (int pass = 0; pass < 2; pass++) {
+    ck_assert_int_eq(pf_pca2(pass ? x40 : x2, 4, pass ? 40 : 2, sc, ratio, &err), PF_OK);
+    ck_assert_double_eq_tol(ratio[0], 0.9, 1e-9);
+    ck_assert_double_eq_tol(ratio[1], 0.1, 1e-9);
+    for (int r = 0; r < 4; r++) {
+      ck_assert_double_eq_tol(sc[r * 2], x2[r * 2], 1e-9);
+      ck_assert_double_eq_tol(sc[r * 2 + 1], x2[r * 2 + 1], 1e-9);
+    }
+  }
+  ck_assert_int_eq(pf_pca2(x2, 1, 2, sc, ratio, &err), PF_ERR_INVALID);
+  float bad[4] = {1, 2, NAN, 4};
+  ck_assert_int_eq(pf_pca2(bad, 2, 2, sc, ratio, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "not finite");
+}
+END_TEST
+
+/* The block-power path (both sides > 256): X = 5 u1 v1^T + 2 u2 v2^T with
+ * orthonormal, zero-mean u (300 rows) and orthonormal v (320 columns), so the
+ * ratios are 25/29 and 4/29 and the scores 5 u1, 2 u2 up to the svd_flip sign
+ * (v1 and v2 have their largest entry positive by construction). */
+START_TEST(test_pca_large) {
+  enum { N = 300, D = 320 };
+  static float x[N * D];
+  static double u1[N], u2[N], v1[D], v2[D], sc[N * 2];
+  double n1 = 0, n2 = 0, m1 = 0, m2 = 0, d = 0;
+  for (int i = 0; i < N; i++)
+    u1[i] = cos(i * 0.1), u2[i] = sin(i * 0.37) + 0.2 * cos(i * 0.05);
+  for (int i = 0; i < N; i++)
+    m1 += u1[i] / N, m2 += u2[i] / N;
+  for (int i = 0; i < N; i++)
+    u1[i] -= m1, u2[i] -= m2;
+  for (int i = 0; i < N; i++)
+    n1 += u1[i] * u1[i];
+  for (int i = 0; i < N; i++)
+    u1[i] /= sqrt(n1), d += u1[i] * u2[i];
+  for (int i = 0; i < N; i++)
+    u2[i] -= d * u1[i], n2 += u2[i] * u2[i];
+  for (int i = 0; i < N; i++)
+    u2[i] /= sqrt(n2);
+  for (int j = 0; j < D; j++)
+    v1[j] = j == 10 ? 0.8 : j == 11 ? 0.6 : 0, v2[j] = j == 200 ? 1 : 0;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < D; j++)
+      x[i * D + j] = (float)(5 * u1[i] * v1[j] + 2 * u2[i] * v2[j]);
+  double ratio[2];
+  pf_err err = {0};
+  ck_assert_int_eq(pf_pca2(x, N, D, sc, ratio, &err), PF_OK);
+  ck_assert_double_eq_tol(ratio[0], 25.0 / 29.0, 1e-5);
+  ck_assert_double_eq_tol(ratio[1], 4.0 / 29.0, 1e-5);
+  for (int i = 0; i < N; i++) {
+    ck_assert_double_eq_tol(sc[i * 2], 5 * u1[i], 1e-4);
+    ck_assert_double_eq_tol(sc[i * 2 + 1], 2 * u2[i], 1e-4);
+  }
+}
+END_TEST
+
+/* ------------------------------------------------------------ op plot */
+
+/* A bias_activations-shaped result: pairs of [S, D] activations for layers
+ * 0..3 of the four visualize_bias types (pair 2 has different lengths). */
+static pf_value *bias_result(int npairs) {
+  static const char *const types[4] = {"attention_output", "gate_proj", "up_proj", "mlp_output"};
+  pf_value *r = pf_value_map(), *pairs = pf_value_list();
+  for (int p = 0; p < npairs; p++) {
+    pf_value *e = pf_value_map(), *a[2] = {pf_value_map(), pf_value_map()};
+    int64_t S[2] = {6, p ? 7 : 6}, D = 24;
+    for (int side = 0; side < 2; side++) {
+      pf_value *toks = pf_value_list();
+      static const char *const words[7] = {"<s>", "The", " white", " man", " was", " here", "."};
+      for (int s = 0; s < S[side]; s++)
+        pf_list_push(toks, pf_value_str(side && s == 2 ? " Black" : words[s]));
+      pf_map_set(e, side ? "tokens2" : "tokens1", toks);
+      for (int l = 0; l < 4; l++)
+        for (int t = 0; t < 4; t++) {
+          int64_t shape[2] = {S[side], D};
+          pf_tensor *x = NULL;
+          ck_assert_int_eq(pf_tensor_new(PF_DTYPE_F32, 2, shape, &x, NULL), PF_OK);
+          float *v = pf_tensor_mutable_data(x);
+          for (int64_t i = 0; i < S[side] * D; i++)
+            v[i] = (float)(sin(i * 0.13 + l + t) + (side ? 0.05 * (l + 1) * cos(i * 0.7) : 0));
+          char key[64];
+          snprintf(key, sizeof key, "%s_layer_%d", types[t], l);
+          pf_map_set(a[side], key, pf_value_tensor(x));
+          pf_tensor_release(x);
+        }
+    }
+    pf_map_set_int(e, "index", p + 1);
+    pf_map_set_str(e, "prompt1", "The white man was here.");
+    pf_map_set_str(e, "prompt2", "The Black man was here.");
+    pf_map_set(e, "act1", a[0]);
+    pf_map_set(e, "act2", a[1]);
+    pf_list_push(pairs, e);
+  }
+  pf_map_set_str(r, "op", "bias_activations");
+  pf_map_set(r, "pairs", pairs);
+  return r;
+}
+
+static pf_status run_plot(const char *kind, pf_value *data, const char *dir, const char *fmt,
+                          const char *extra_key, pf_value *extra, pf_value **out, pf_err *err) {
+  pf_value *p = pf_value_map();
+  pf_map_set_str(p, "kind", kind);
+  if (data) pf_map_set(p, "data", data);
+  if (dir) pf_map_set_str(p, "output_dir", dir);
+  if (fmt) pf_map_set_str(p, "format", fmt);
+  if (extra_key) pf_map_set(p, extra_key, extra);
+  pf_ctx ctx = {0};
+  pf_status st = pf_op_run("plot", p, out, &ctx, err);
+  pf_value_release(p);
+  return st;
+}
+
+static int has_file(const pf_value *files, const char *suffix) {
+  for (size_t i = 0; i < files->u.list.len; i++) {
+    const char *s = files->u.list.items[i]->u.s;
+    size_t n = strlen(s), m = strlen(suffix);
+    if (n >= m && strcmp(s + n - m, suffix) == 0) return 1;
+  }
+  return 0;
+}
+
+START_TEST(test_plot_bias_names) {
+  char *dir = pf_test_tmpdir("plot-bias");
+  pf_value *out = NULL;
+  pf_err err = {0};
+  pf_status st = run_plot("bias", bias_result(2), dir, NULL, NULL, NULL, &out, &err);
+  ck_assert_msg(st == PF_OK, "%s", err.msg);
+  const pf_value *files = pf_map_get(out, "files");
+  /* per pair: 4 mean_diff + 4 types x 3 layers (0, 2, 3) heatmaps + 2 x 3 PCA */
+  ck_assert_int_eq(files->u.list.len, 2 * (4 + 12 + 6));
+  static const char *const want[] = {
+      "/mean_diff_mlp_output_pair0.png",         "/mean_diff_attention_output_pair1.png",
+      "/mean_diff_gate_proj_pair0.png",          "/mean_diff_up_proj_pair1.png",
+      "/heatmap_mlp_output_layer_0_pair0.png",   "/heatmap_up_proj_layer_3_pair1.png",
+      "/heatmap_gate_proj_layer_2_pair0.png",    "/pca_mlp_output_layer_3_pair1.png",
+      "/pca_attention_output_layer_0_pair0.png", NULL};
+  for (int i = 0; want[i]; i++)
+    ck_assert_msg(has_file(files, want[i]), "missing %s", want[i]);
+  ck_assert(!has_file(files, "/heatmap_mlp_output_layer_1_pair0.png"));
+  ck_assert(!has_file(files, "/pca_gate_proj_layer_0_pair0.png"));
+  for (size_t i = 0; i < files->u.list.len; i++)
+    assert_png(files->u.list.items[i]->u.s, 0, 0);
+  pf_value_release(out);
+  /* one pair, one kind, all layers, svg */
+  st = run_plot("heatmap", bias_result(2), dir, "svg", "layers", pf_value_str("all"), &out, &err);
+  ck_assert_msg(st == PF_OK, "%s", err.msg);
+  files = pf_map_get(out, "files");
+  ck_assert_int_eq(files->u.list.len, 2 * 16);
+  ck_assert(has_file(files, "/heatmap_mlp_output_layer_1_pair1.svg"));
+  pf_value_release(out);
+  pf_value *p = pf_value_map();
+  pf_map_set_str(p, "kind", "pca");
+  pf_map_set(p, "data", bias_result(2));
+  pf_map_set_str(p, "output_dir", dir);
+  pf_map_set_str(p, "format", "pdf");
+  pf_map_set_int(p, "pair", 2);
+  pf_map_set_str(p, "layer_type", "up_proj");
+  pf_ctx ctx = {0};
+  ck_assert_msg(pf_op_run("plot", p, &out, &ctx, &err) == PF_OK, "%s", err.msg);
+  files = pf_map_get(out, "files");
+  ck_assert_int_eq(files->u.list.len, 3);
+  ck_assert(has_file(files, "/pca_up_proj_layer_0_pair1.pdf"));
+  assert_pdf(files->u.list.items[0]->u.s);
+  pf_value_release(out);
+  pf_map_set_int(p, "pair", 3);
+  ck_assert_int_eq(pf_op_run("plot", p, &out, &ctx, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "pair: expected 1..2");
+  pf_value_release(p);
+  ck_assert_int_eq(hidden_entries(dir), 0);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+static pf_value *metrics_result(void) {
+  const char *json_comps[3] = {"attention_output", "mlp_output", "gate_proj"};
+  pf_value *r = pf_value_map(), *cmp = pf_value_map(), *comps = pf_value_map(),
+           *pairs = pf_value_map();
+  for (int i = 0; i < 3; i++) {
+    pf_value *e = pf_value_map();
+    pf_map_set_num(e, "before", 0.1 * (i + 1));
+    pf_map_set_num(e, "after", 0.08 * (i + 1));
+    pf_map_set_num(e, "change_percent", -20.0);
+    pf_map_set(comps, json_comps[i], e);
+  }
+  for (int p = 0; p < 2; p++) {
+    pf_value *pm = pf_value_copy(comps), *o = pf_value_map();
+    pf_map_set_num(o, "before", 0.2);
+    pf_map_set_num(o, "after", 0.15 + 0.01 * p);
+    pf_map_set_num(o, "change_percent", -25.0);
+    pf_map_set(pm, "overall", o);
+    pf_map_set(pairs, p ? "pair_2" : "pair_1", pm);
+  }
+  pf_value *ov = pf_value_map();
+  pf_map_set_num(ov, "before", 0.2);
+  pf_map_set_num(ov, "after", 0.16);
+  pf_map_set_num(ov, "change_percent", -20.0);
+  pf_map_set(cmp, "pairs", pairs);
+  pf_map_set(cmp, "components", comps);
+  pf_map_set(cmp, "overall", ov);
+  pf_map_set_str(r, "op", "metrics");
+  pf_map_set(r, "comparison", cmp);
+  pf_value *neu = pf_value_map(), *l = pf_value_list(), *top = pf_value_list(),
+           *t0 = pf_value_map();
+  for (int i = 0; i < 64; i++)
+    pf_list_push(l, pf_value_num(fabs(sin(i * 1.3)) * 0.01));
+  pf_map_set(neu, "gate_proj_layer_0", l);
+  pf_map_set_str(t0, "key", "gate_proj_layer_0");
+  pf_map_set_int(t0, "neuron", 5);
+  pf_map_set_num(t0, "difference", 0.0099);
+  pf_list_push(top, t0);
+  pf_map_set(neu, "top", top);
+  pf_map_set(r, "neurons", neu);
+  return r;
+}
+
+START_TEST(test_plot_other_kinds) {
+  char *dir = pf_test_tmpdir("plot-other");
+  pf_value *out = NULL, *imp = pf_value_map(), *scores = pf_value_map();
+  pf_err err = {0};
+  for (int l = 0; l < 5; l++) {
+    char k[8];
+    snprintf(k, sizeof k, "%d", 4 - l); /* keys out of order: sorted by layer */
+    pf_map_set_num(scores, k, 0.1 + 0.02 * l);
+  }
+  pf_map_set(imp, "importance", scores);
+  pf_value *hl = pf_value_list();
+  pf_list_push(hl, pf_value_int(2));
+  pf_status st = run_plot("importance", imp, dir, NULL, "highlight", hl, &out, &err);
+  ck_assert_msg(st == PF_OK, "%s", err.msg);
+  ck_assert(has_file(pf_map_get(out, "files"), "/layer_importance.png"));
+  assert_png(pf_map_get(out, "files")->u.list.items[0]->u.s, 1500, 900);
+  pf_value_release(out);
+  st = run_plot("comparison", metrics_result(), dir, "pdf", NULL, NULL, &out, &err);
+  ck_assert_msg(st == PF_OK, "%s", err.msg);
+  const pf_value *files = pf_map_get(out, "files");
+  ck_assert_int_eq(files->u.list.len, 1 + 4); /* overall + 3 components + overall per pair */
+  ck_assert(has_file(files, "/bias_comparison_overall.pdf"));
+  ck_assert(has_file(files, "/bias_comparison_mlp_output.pdf"));
+  for (size_t i = 0; i < files->u.list.len; i++)
+    assert_pdf(files->u.list.items[i]->u.s);
+  pf_value_release(out);
+  st = run_plot("neuron_histogram", metrics_result(), dir, "svg", NULL, NULL, &out, &err);
+  ck_assert_msg(st == PF_OK, "%s", err.msg);
+  ck_assert(has_file(pf_map_get(out, "files"), "/neuron_differences.svg"));
+  assert_svg(pf_map_get(out, "files")->u.list.items[0]->u.s);
+  pf_value_release(out);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+START_TEST(test_plot_errors) {
+  char *dir = pf_test_tmpdir("plot-err");
+  pf_value *out = NULL;
+  pf_err err = {0};
+  /* wrong data kinds */
+  ck_assert_int_eq(run_plot("importance", bias_result(1), dir, NULL, NULL, NULL, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "data: expected an importance or calibrate result");
+  pf_assert_err(err, "got bias_activations");
+  ck_assert_int_eq(run_plot("comparison", bias_result(1), dir, NULL, NULL, NULL, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "expected a metrics result with a before/after");
+  ck_assert_int_eq(run_plot("neuron_histogram", pf_value_int(3), dir, NULL, NULL, NULL, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "got int");
+  ck_assert_int_eq(run_plot("mean_diff", metrics_result(), dir, NULL, NULL, NULL, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "expected a bias_activations result");
+  /* an activation that is not a tensor */
+  pf_value *br = bias_result(1);
+  pf_value *a1 = pf_map_get(br->u.map.vals[1]->u.list.items[0], "act1");
+  pf_map_set(a1, "mlp_output_layer_0", pf_value_int(1));
+  pf_value *lt = pf_value_str("mlp_output");
+  ck_assert_int_eq(run_plot("heatmap", br, dir, NULL, "layer_type", lt, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "act1[\"mlp_output_layer_0\"]: expected an activation tensor, got int");
+  /* bad parameters (validated by the op table) */
+  ck_assert_int_eq(run_plot("bias", bias_result(1), dir, "jpg", NULL, NULL, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "format");
+  ck_assert_int_eq(run_plot("scatter", bias_result(1), dir, NULL, NULL, NULL, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "kind");
+  ck_assert_int_eq(run_plot("bias", bias_result(1), NULL, NULL, NULL, NULL, &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "output_dir");
+  /* an output folder that cannot be created */
+  char bad[600];
+  snprintf(bad, sizeof bad, "%s/file", dir);
+  pf_test_write(bad, "x");
+  snprintf(bad, sizeof bad, "%s/file/sub", dir);
+  ck_assert_int_ne(run_plot("bias", bias_result(1), bad, NULL, NULL, NULL, &out, &err), PF_OK);
+  pf_assert_err(err, "output_dir");
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("charts");
+  TCase *tc = tcase_create("charts");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, test_format_parse);
+  tcase_add_test(tc, test_every_kind_every_format);
+  tcase_add_test(tc, test_utf8_and_escape_text);
+  tcase_add_test(tc, test_errors);
+  tcase_add_test(tc, test_threads);
+  tcase_add_test(tc, test_pca_line);
+  tcase_add_test(tc, test_pca_axes);
+  tcase_add_test(tc, test_pca_large);
+  tcase_add_test(tc, test_plot_bias_names);
+  tcase_add_test(tc, test_plot_other_kinds);
+  tcase_add_test(tc, test_plot_errors);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

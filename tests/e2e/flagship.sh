@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# End-to-end: the flagship recipe recipes/llama_depth_bias.yaml — on the built-in
+# synthetic model (as on a fresh clone), and on stories260K + the Brown corpus when
+# ../shared is present. Checks the checkpoint, results.json, bias_metrics.json, the
+# charts, and that report.pdf renders (pdftoppm) with the expected sections (pdftotext).
+source "$(dirname "$0")/lib.bash"
+R="$SRC/recipes/llama_depth_bias.yaml"
+
+check_run() { # DIR LABEL
+  local d=$1 l=$2
+  check "$l: checkpoint" test -f "$d/checkpoint/config.json"
+  check "$l: results.json" grep -q '"kl_divergence"' "$d/results.json"
+  check "$l: bias_metrics.json" grep -q '"pair_7"' "$d/bias/bias_metrics.json"
+  check "$l: mean_diff chart" test -s "$d/charts/before/mean_diff_mlp_output_pair0.png"
+  check "$l: pca chart is a PNG" bash -c "head -c 8 '$d/charts/after/pca_mlp_output_layer_0_pair0.png' | od -An -c | grep -q 'P   N   G'"
+  check "$l: importance chart" test -s "$d/charts/layer_importance.png"
+  check "$l: report.pdf" bash -c "head -c 5 '$d/report.pdf' | grep -q '%PDF-'"
+  if command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null; then
+    rm -rf "$d/pages"; mkdir -p "$d/pages"
+    pdftoppm -r 30 -png "$d/report.pdf" "$d/pages/p" 2>/dev/null
+    local n; n=$(ls "$d/pages" | wc -l)
+    check "$l: every page renders ($n pages)" test "$n" -ge 3
+    local txt; txt=$(pdftotext "$d/report.pdf" - 2>/dev/null)
+    for want in "Steps" "Pruning" "Layer importance" "Bias" "Evaluation" "Recipe" "SHA-256" "perplexity"; do
+      if grep -qi -- "$want" <<<"$txt"; then ok; else bad "$l: report lacks '$want'"; fi
+    done
+    local ppl; ppl=$(python3 -c "import json,sys; r=json.load(open('$d/results.json')); print('%.2f' % [s for s in r['steps'] if s['id']=='eval_pruned'][0]['result']['perplexity'])")
+    if grep -q -- "$ppl" <<<"$txt"; then ok; else bad "$l: report lacks the perplexity $ppl"; fi
+  else
+    echo "SKIP flagship.sh report rendering: pdftoppm/pdftotext not installed"
+  fi
+}
+
+expect_ok "flagship on the synthetic model" "$R" --set output_dir="$WORK/syn" --quiet
+check_run "$WORK/syn" synthetic
+
+if have_shared; then
+  expect_ok "flagship on stories260K" "$R" --set model="$SHARED/models/stories260K" \
+    --set calib="$SHARED/data/brown-calib.jsonl" --set eval="$SHARED/data/brown-eval.jsonl" \
+    --set output_dir="$WORK/stories" --quiet
+  check_run "$WORK/stories" stories260K
+  check "stories: 2 layers removed" grep -q '"layers_removed": 2' "$WORK/stories/results.json"
+else
+  echo "SKIP flagship.sh stories260K run: ../shared not found"
+fi
+finish

@@ -1,5 +1,5 @@
 -- width_vs_depth.lua: prune the same model to a similar size by removing MLP
--- neurons or whole layers, and compare what each keeps.
+-- neurons or whole layers, compare what each keeps, and write a PDF report.
 --   pfrun scripts/width_vs_depth.lua [MODEL] [OUTPUT_DIR]
 local model_path = arg[1] or "synthetic:llama-small"
 local out = arg[2] or "runs/width_vs_depth"
@@ -21,3 +21,14 @@ print(string.format("width  %12d parameters (-%.2f%%), %d%% of each MLP removed"
                     ws.percentage_reduction, best_pct))
 pf.save{ model = depth, path = out .. "/depth", overwrite = true }
 pf.save{ model = width, path = out .. "/width", overwrite = true }
+local rows = {
+  { variant = "base", parameters = base.parameters, layers = base.num_hidden_layers,
+    reduction_percent = 0 },
+  { variant = "depth (1 layer removed)", parameters = depth.parameters,
+    layers = depth.num_hidden_layers, reduction_percent = ds.percentage_reduction },
+  { variant = string.format("width (%d%% of each MLP)", best_pct), parameters = width.parameters,
+    layers = width.num_hidden_layers, reduction_percent = ws.percentage_reduction },
+}
+local rep = pf.report{ path = out .. "/report.pdf", title = "Width vs depth: " .. base.name,
+                       table = rows }
+print("report " .. rep.path)

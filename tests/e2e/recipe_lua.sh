@@ -77,5 +77,7 @@ for s in "$SRC"/scripts/*.lua; do
 done
 check "sweep saved" test -f "$WORK/script-sweep_width/maw40-div32/config.json"
 check "width_vs_depth saved" test -f "$WORK/script-width_vs_depth/depth/config.json"
+check "sweep report" bash -c "head -c 5 '$WORK/script-sweep_width/report.pdf' | grep -q '%PDF-'"
+check "width_vs_depth report" bash -c "head -c 5 '$WORK/script-width_vs_depth/report.pdf' | grep -q '%PDF-'"
 
 finish

@@ -422,7 +422,7 @@ static pf_status open_shards(pf_st_reader *r, const char *index, const cJSON *wm
     if (s != PF_OK) pf_err_prefix(err, "%s", index);
   }
   if (s == PF_OK) s = collect_mapped(r, index, wm, names, per, pern, err);
-  for (size_t i = 0; per && i < nshards; i++)
+  for (size_t i = 0; per && pern && i < nshards; i++) /* either may be NULL after NOMEM */
     free_infos(per[i], pern[i]);
   free(per);
   free(pern);

@@ -28,8 +28,8 @@
 #   1.5x of the bandwidth bound. "PyTorch" in the verdicts is the faster of its
 #   configurations. The machine is shared: before each phase the script waits (up to
 #   WAIT_IDLE s, default 600) until the CPUs are < 10 % busy over 2 s, and prints the
-#   load averages; a busy neighbour also shows up as an sgemm rate below the bf16
-#   linear rate (flagged in the output). Rerun when the figures look disturbed.
+#   load averages; a busy neighbour also shows up as an sgemm peak well below the
+#   bf16 linear rate (flagged in the output). Rerun when the figures look disturbed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -109,7 +109,7 @@ import re, sys
 
 pf = open(sys.argv[1]).read()
 tl = open(sys.argv[2]).read()
-loads = open(sys.argv[3]).read().strip().splitlines()
+loads = [l.strip() for l in open(sys.argv[3]).read().strip().splitlines()]
 
 def grab(pat, text=pf):
     m = re.search(pat, text)
@@ -147,7 +147,7 @@ if not dts:
 def f(x, p=1):
     return "—" if x is None else f"{x:.{p}f}"
 
-hdr = "| | pfrun (BF16 weights) | " + " | ".join(f"PyTorch {d}" for d in dts) + " |"
+hdr = "| | pfrun (weights as stored) | " + " | ".join(f"PyTorch {d}" for d in dts) + " |"
 print()
 print(hdr)
 print("|---" * (2 + len(dts)) + "|")
@@ -169,9 +169,9 @@ print(f"machine: sgemm 2048³ f32 {sg:.1f} GFLOP/s (bench_forward)"
       + f" -> peak {peak:.1f}; pfrun bf16 linear {int(B*S)}×8192×2048 {lin:.1f} GFLOP/s, "
       f"read bandwidth {bw:.1f} GB/s; weights {wgb:.2f} GB -> bandwidth bound {bound:.2f} tokens/s "
       f"({1e3 / bound:.1f} ms/token)")
-if sg < lin:
-    print(f"WARNING: sgemm ({sg:.1f}) below the bf16 linear rate ({lin:.1f}): the sgemm measurement was "
-          "disturbed (a neighbour on the cores?); rerun")
+if peak < 0.9 * lin:  # the BF16 path is sgemm plus widening: it cannot beat sgemm by much
+    print(f"WARNING: sgemm peak ({peak:.1f}) well below the bf16 linear rate ({lin:.1f}): the sgemm "
+          "measurement was disturbed (a neighbour on the cores?); rerun")
 print("; ".join(loads))
 
 bp = max(dts, key=lambda d: tp[d] or 0)

@@ -79,6 +79,25 @@ pf_status pf_time_inference(const pf_model *m, const int32_t *ids, size_t n, int
   return PF_OK;
 }
 
+/* Decode the generated ids to text. A model's embedding may be larger than its
+ * tokenizer (padded vocabularies, untrained or random models): ids with no token
+ * are left out of the text, as Hugging Face's decode does, and counted. */
+static pf_status decode_known(const pf_tokenizer *tok, const pf_generate_result *r, char **text,
+                              size_t *tlen, int64_t *unknown, pf_err *err) {
+  int32_t *known = malloc((size_t)(r->n_tokens > 0 ? r->n_tokens : 1) * sizeof *known);
+  if (!known) return pf_err_set(err, PF_ERR_NOMEM, "generate: out of memory");
+  size_t nk = 0;
+  for (int64_t i = 0; i < r->n_tokens; i++) {
+    if (pf_tokenizer_token(tok, r->tokens[i]))
+      known[nk++] = r->tokens[i];
+    else
+      (*unknown)++;
+  }
+  pf_status st = pf_tokenizer_decode(tok, known, nk, 1, text, tlen, err);
+  free(known);
+  return st;
+}
+
 static const pf_param_spec generate_params[] = {
     {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model"},
     {"prompt", PF_P_STR, 1, NULL, NULL, 0, 0,
@@ -97,17 +116,19 @@ static pf_status generate_run(const pf_op *op, const pf_value *params, pf_value 
   size_t tlen = 0;
   pf_generate_result r = {0};
   pf_value *v = NULL;
+  int64_t unknown = 0;
   pf_status st = pf_model_tokenizer(m, &tok, err);
   if (!st) st = pf_encode_prompt(m, tok, pf_map_str(params, "prompt", ""), &ids, &n, err);
   if (!st && !(ctx && ctx->dry_run)) {
     int64_t max_new = clamp_new(m, n, pf_map_int(params, "max_new_tokens", 100));
     st = pf_generate_greedy(m, ids, n, max_new, pf_tokenizer_eos_id(tok), &r, ctx, err);
-    if (!st) st = pf_tokenizer_decode(tok, r.tokens, (size_t)r.n_tokens, 1, &text, &tlen, err);
+    if (!st) st = decode_known(tok, &r, &text, &tlen, &unknown, err);
   }
   if (!st && !(v = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st) st = pf_map_set_str(v, "text", text ? text : "");
   if (!st) st = pf_map_set_int(v, "prompt_tokens", (int64_t)n);
   if (!st) st = pf_map_set_int(v, "generated_tokens", r.n_tokens);
+  if (!st) st = pf_map_set_int(v, "tokens_not_in_tokenizer", unknown);
   if (!st) st = pf_map_set_bool(v, "stopped_at_eos", r.hit_eos);
   if (!st) st = pf_map_set_num(v, "prefill_seconds", r.prefill_seconds);
   if (!st) st = pf_map_set_num(v, "decode_seconds", r.decode_seconds);
@@ -142,7 +163,8 @@ const pf_op pf_op_generate = {
     .summary = "greedy text generation with a KV cache",
     .params = generate_params,
     .n_params = sizeof generate_params / sizeof generate_params[0],
-    .returns = "{text, tokens, prompt_tokens, generated_tokens, stopped_at_eos, prefill_seconds, "
-               "decode_seconds, decode_tokens_per_second}",
+    .returns = "{text, tokens, prompt_tokens, generated_tokens, tokens_not_in_tokenizer (ids the "
+               "tokenizer cannot decode, left out of text as Hugging Face does), stopped_at_eos, "
+               "prefill_seconds, decode_seconds, decode_tokens_per_second}",
     .run = generate_run,
 };

@@ -506,10 +506,16 @@ static int cmd_generate(pf_cli *c, const pf_ctx *ctx) {
   }
   if (!c->dry_run) {
     printf("%s%s\n", pf_map_str(c->op_params, "prompt", ""), pf_map_str(res, "text", ""));
+    const long long unknown = (long long)pf_map_int(res, "tokens_not_in_tokenizer", 0);
     if (!c->quiet)
       fprintf(stderr, "%lld tokens, %.1f tokens/s decode, prefill %.3f s\n",
               (long long)pf_map_int(res, "generated_tokens", 0),
               pf_map_num(res, "decode_tokens_per_second", 0), pf_map_num(res, "prefill_seconds", 0));
+    if (unknown > 0)
+      fprintf(stderr,
+              "pfrun: warning: %lld generated ids have no token in the tokenizer (the model's "
+              "vocabulary is larger); they are left out of the text\n",
+              unknown);
   }
   pf_value_release(loaded);
   pf_value_release(res);

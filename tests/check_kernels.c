@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/kernels.h"
+#include "kernels/kern_internal.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */
@@ -228,7 +228,13 @@ static void check_gemm_case(int64_t m, int64_t n, int64_t k, pf_dtype dt, int wi
   pf_status st = pf_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, y, ldy, ws, &err);
   ck_assert_msg(st == PF_OK, "gemm %lldx%lldx%lld: %s", (long long)m, (long long)n, (long long)k,
                 err.msg);
-  pf_ref_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
+  /* the AMX path multiplies BF16-rounded activations (kernels.h, pf_matmul) */
+  const int bf16x = dt == PF_DTYPE_BF16 && m > PF_GEMV_MAX_M && k > 0 && pf_kernels_have_amx() &&
+                    pf_kernels_matmul() == PF_MATMUL_BF16;
+  if (bf16x)
+    pf_ref_gemm_xwt_bf16x(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
+  else
+    pf_ref_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < n; j++) {
       double mass = 1e-6 + (bias ? fabs(bias[j]) * 1e-5 : 0.0);
@@ -257,6 +263,7 @@ START_TEST(test_gemm_vs_ref) {
   pf_workspace *ws;
   ck_assert_int_eq(pf_workspace_new(&ws, NULL), PF_OK);
   rng_seed(1);
+  const pf_matmul mm_prev = pf_kernels_set_matmul((pf_matmul)_i);
   for (int l = 0; l < nl; l++) {
     pf_isa prev = pf_kernels_set_isa(levels[l]);
     for (size_t s = 0; s < sizeof gemm_shapes / sizeof gemm_shapes[0]; s++)
@@ -267,7 +274,62 @@ START_TEST(test_gemm_vs_ref) {
       }
     pf_kernels_set_isa(prev);
   }
+  pf_kernels_set_matmul(mm_prev);
   pf_workspace_free(ws);
+}
+END_TEST
+
+/* The AMX BF16 path on ragged shapes: n and k not multiples of 32 (padded W
+ * blocks), m not a multiple of 32 (padded X), several L2 sweeps of X, k above
+ * one sweep's budget, beta and bias; against the bf16-activation twin. */
+START_TEST(test_gemm_amx_shapes) {
+  if (!pf_kernels_have_amx()) {
+    fprintf(stderr, "test_gemm_amx_shapes: skipped: this CPU/kernel has no AMX-BF16\n");
+    return;
+  }
+  const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
+  const size_t l2_prev = pf_kern_amx_l2_bytes;
+  static const int64_t shapes[][3] = {{17, 1, 1},    {17, 31, 33},  {33, 77, 70},  {64, 32, 32},
+                                      {100, 65, 95}, {47, 130, 2050}, {200, 96, 64}};
+  rng_seed(11);
+  for (int budget = 0; budget < 2; budget++) {
+    pf_kern_amx_l2_bytes = budget ? 4096 : l2_prev; /* 4 KiB: one m-pair per sweep */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+      check_gemm_case(shapes[s][0], shapes[s][1], shapes[s][2], PF_DTYPE_BF16, (int)s % 2, 0.0f,
+                      (int)s % 2, NULL);
+      check_gemm_case(shapes[s][0], shapes[s][1], shapes[s][2], PF_DTYPE_BF16, 1, 0.5f, 1, NULL);
+    }
+  }
+  pf_kern_amx_l2_bytes = l2_prev;
+  /* f32 precision on the same machine takes the widening path: exact twin */
+  pf_kernels_set_matmul(PF_MATMUL_F32);
+  check_gemm_case(33, 77, 70, PF_DTYPE_BF16, 1, 0.0f, 0, NULL);
+  pf_kernels_set_matmul(prev);
+}
+END_TEST
+
+START_TEST(test_matmul_setting) {
+  pf_err err;
+  pf_matmul m;
+  ck_assert_int_eq(pf_matmul_parse("F32", &m, &err), PF_OK);
+  ck_assert_int_eq(m, PF_MATMUL_F32);
+  ck_assert_int_eq(pf_matmul_parse("bf16", &m, &err), PF_OK);
+  ck_assert_int_eq(m, PF_MATMUL_BF16);
+  ck_assert_int_eq(pf_matmul_parse("fp8", &m, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "expected f32 or bf16, got 'fp8'");
+  const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  ck_assert_int_eq(pf_kernels_matmul(), PF_MATMUL_F32);
+  ck_assert_msg(strstr(pf_kernels_describe(), "BF16 weights: f32 matmul"), "%s",
+                pf_kernels_describe());
+  pf_kernels_set_matmul(PF_MATMUL_BF16);
+  if (pf_kernels_have_amx())
+    ck_assert_msg(strstr(pf_kernels_describe(), "bf16 matmul on AMX"), "%s", pf_kernels_describe());
+  pf_kernels_set_matmul(prev);
+  ck_assert_str_eq(pf_matmul_name(PF_MATMUL_F32), "f32");
+  /* BF16 rounding twin: ties to even, 8 significant bits */
+  ck_assert_float_eq(pf_ref_round_bf16(1.0f + 1.0f / 256), 1.0f);          /* tie -> even */
+  ck_assert_float_eq(pf_ref_round_bf16(1.0f + 3.0f / 256), 1.0f + 4.0f / 256); /* tie -> even */
+  ck_assert_float_eq(pf_ref_round_bf16(-3.0f), -3.0f);
 }
 END_TEST
 
@@ -279,18 +341,23 @@ START_TEST(test_gemm_multi_panel) {
 }
 END_TEST
 
+/* _i: the matmul precision (the widening panel, or AMX packing when available). */
 START_TEST(test_workspace_reused) {
+  const pf_matmul prev = pf_kernels_set_matmul((pf_matmul)_i);
   pf_workspace *ws;
   ck_assert_int_eq(pf_workspace_new(&ws, NULL), PF_OK);
   rng_seed(3);
   check_gemm_case(40, 512, 300, PF_DTYPE_BF16, 0, 0.0f, 0, ws);
+  check_gemm_case(24, 100, 300, PF_DTYPE_F16, 0, 0.0f, 0, ws);
   const size_t cap = pf_workspace_bytes(ws);
   ck_assert_uint_gt(cap, 0);
   check_gemm_case(40, 512, 300, PF_DTYPE_BF16, 0, 0.0f, 0, ws);
   check_gemm_case(24, 100, 300, PF_DTYPE_F16, 0, 0.0f, 0, ws);
+  check_gemm_case(33, 100, 290, PF_DTYPE_BF16, 0, 0.0f, 0, ws);
   ck_assert_uint_eq(pf_workspace_bytes(ws), cap); /* no growth, no new pages */
   pf_workspace_free(ws);
   pf_workspace_free(NULL);
+  pf_kernels_set_matmul(prev);
 }
 END_TEST
 
@@ -323,7 +390,10 @@ START_TEST(test_linear_tensor) {
   pf_err err;
   for (int64_t mm = 1; mm <= m; mm += m - 1) { /* GEMV path (m=1) and GEMM path */
     ck_assert_int_eq(pf_linear(x, mm, k, w, b, y, NULL, &err), PF_OK);
-    pf_ref_gemm_xwt(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);
+    if (mm > PF_GEMV_MAX_M && pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16)
+      pf_ref_gemm_xwt_bf16x(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);
+    else
+      pf_ref_gemm_xwt(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);
     for (int64_t i = 0; i < mm * n; i++)
       ck_assert_float_eq_tol(y[i], r[i], 1e-4);
   }
@@ -677,9 +747,11 @@ static Suite *make_suite(void) {
   suite_add_tcase(s, tc);
   tc = tcase_create("gemm");
   tcase_set_timeout(tc, 300);
-  tcase_add_test(tc, test_gemm_vs_ref);
+  tcase_add_loop_test(tc, test_gemm_vs_ref, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
+  tcase_add_test(tc, test_gemm_amx_shapes);
+  tcase_add_test(tc, test_matmul_setting);
   tcase_add_test(tc, test_gemm_multi_panel);
-  tcase_add_test(tc, test_workspace_reused);
+  tcase_add_loop_test(tc, test_workspace_reused, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
   tcase_add_test(tc, test_linear_tensor);
   tcase_add_test(tc, test_linear_errors);
   tcase_add_test(tc, test_sgemm_vs_ref);

@@ -34,7 +34,13 @@ static const char TOP[] =
     "\n"
     "--max-memory SIZE (any command, before a Lua script's name; or PFRUN_MAX_MEMORY)\n"
     "caps working memory, e.g. 4GB: past it pfrun stops with an out-of-memory error\n"
-    "instead of being killed. Mapped weights do not count.\n";
+    "instead of being killed. Mapped weights do not count.\n"
+    "\n"
+    "PFRUN_MATMUL=f32|bf16 (environment): how BF16 checkpoints multiply many rows at once\n"
+    "(prefill, calibration, importance, perplexity, bias). bf16 (default): activations\n"
+    "rounded to BF16 on AMX, as PyTorch computes a BF16 model; f32: weights widened to\n"
+    "float32 (slower, more exact). CPUs without AMX always use f32. `pfrun --version`\n"
+    "says which is in use.\n";
 
 static const char PRUNE[] =
     "usage: pfrun prune --model-path DIR --output-path DIR [options]\n"

@@ -13,6 +13,7 @@
 #include "kern_internal.h"
 
 #include <blis.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ struct pf_workspace {
   size_t panel_cap;
   float *bias; /* [bias_cap floats] */
   size_t bias_cap;
+  float *amx; /* AMX path: packed X + per-thread padded W blocks [amx_cap floats] */
+  size_t amx_cap;
 };
 
 /* The workspace used when the caller passes NULL. */
@@ -41,11 +44,12 @@ void pf_workspace_free(pf_workspace *ws) {
   if (!ws) return;
   free(ws->panel);
   free(ws->bias);
+  free(ws->amx);
   free(ws);
 }
 
 size_t pf_workspace_bytes(const pf_workspace *ws) {
-  return ws ? (ws->panel_cap + ws->bias_cap) * sizeof(float) : 0;
+  return ws ? (ws->panel_cap + ws->bias_cap + ws->amx_cap) * sizeof(float) : 0;
 }
 
 /* Grow *buf to hold `need` floats (contents are not kept). */
@@ -105,9 +109,25 @@ static void blis_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ld
             (inc_t)ldx, 1, (float *)w, (inc_t)ldw, 1, &beta, y, (inc_t)ldy, 1);
 }
 
-/* Whether gemm_xwt will widen W into the workspace. */
+/* Whether gemm_xwt takes the AMX path (BF16 weights, matmul precision bf16). */
+static int use_amx(int64_t m, int64_t k, pf_dtype wdt) {
+  return k > 0 && m > pf_kern_gemv_max_m && wdt == PF_DTYPE_BF16 && pf_kern_amx_active();
+}
+
+/* Whether gemm_xwt will use the workspace (widened panels or AMX packing). */
 static int needs_panel(int64_t m, int64_t k, pf_dtype wdt) {
   return k > 0 && m > pf_kern_gemv_max_m && wdt != PF_DTYPE_F32;
+}
+
+static pf_status gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                          const void *w, int64_t ldw, const float *bias, float beta, float *y,
+                          int64_t ldy, pf_workspace *ws, pf_err *err) {
+  const size_t bytes = pf_kern_amx_scratch_bytes(m, k, omp_get_max_threads());
+  pf_status st = reserve(&ws->amx, &ws->amx_cap, (bytes + sizeof(float) - 1) / sizeof(float), err);
+  if (st != PF_OK) return st;
+  pf_kern_gemm_amx(m, n, k, x, ldx, w, ldw, beta, y, ldy, ws->amx);
+  add_bias(y, ldy, m, n, bias);
+  return PF_OK;
 }
 
 /* Validated arguments; ws non-NULL (and locked by the caller if shared) whenever
@@ -125,6 +145,7 @@ static pf_status gemm_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64
     pf_kern_gemv(m, n, k, x, ldx, w, wdt, ldw, bias, beta, y, ldy);
     return PF_OK;
   }
+  if (use_amx(m, k, wdt)) return gemm_amx(m, n, k, x, ldx, w, ldw, bias, beta, y, ldy, ws, err);
   if (wdt == PF_DTYPE_F32) {
     blis_xwt(m, n, k, x, ldx, w, ldw, beta, y, ldy);
     add_bias(y, ldy, m, n, bias);

@@ -25,6 +25,7 @@
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#include <strings.h>
 #endif
 
 pf_isa pf_kern_isa_level = PF_KERN_ISA_BASE;
@@ -32,6 +33,7 @@ pf_isa pf_kern_isa_level = PF_KERN_ISA_BASE;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pf_status g_status = PF_OK;
 static pf_err g_err;
+static pf_matmul g_matmul = PF_MATMUL_BF16;
 static pf_kernels_info g_info;
 static char g_describe[PF_ERR_MSG_MAX + 64];
 static pf_isa g_isa_max = PF_ISA_SCALAR;
@@ -324,6 +326,16 @@ static void init_once(void) {
     strncat(g_info.arch_source, note, sizeof g_info.arch_source - strlen(g_info.arch_source) - 1);
   }
   init_threads();
+  pf_kern_amx = pf_kern_amx_setup();
+  const char *mm = getenv("PFRUN_MATMUL");
+  if (mm && *mm) {
+    g_status = pf_matmul_parse(mm, &g_matmul, &g_err);
+    if (g_status != PF_OK) {
+      pf_err_set(&g_err, PF_ERR_INVALID, "PFRUN_MATMUL: expected f32 or bf16, got '%.40s'", mm);
+      snprintf(g_describe, sizeof g_describe, "kernels not initialised: %s", g_err.msg);
+      return;
+    }
+  }
   snprintf(g_describe, sizeof g_describe, "BLIS %s, arch %s (%s), %d thread%s, gemv %s",
            g_info.blis_version, g_info.blis_arch, g_info.arch_source, g_info.threads,
            g_info.threads == 1 ? "" : "s", pf_isa_name(pf_kern_isa_level));
@@ -336,8 +348,52 @@ pf_status pf_kernels_init(pf_err *err) {
 }
 
 const char *pf_kernels_describe(void) {
-  pf_kernels_init(NULL);
-  return g_describe;
+  static char line[sizeof g_describe + 96];
+  if (pf_kernels_init(NULL) != PF_OK) return g_describe;
+  const int bf16 = g_matmul == PF_MATMUL_BF16 && pf_kern_amx;
+  snprintf(line, sizeof line, "%s, BF16 weights: %s", g_describe,
+           bf16                        ? "bf16 matmul on AMX"
+           : g_matmul == PF_MATMUL_F32 ? (pf_kern_amx ? "f32 matmul (AMX not used)" : "f32 matmul")
+                                       : "f32 matmul (no AMX)");
+  return line;
+}
+
+int pf_kern_amx_active(void) {
+  return pf_kern_amx && g_matmul == PF_MATMUL_BF16;
+}
+
+pf_matmul pf_kernels_set_matmul(pf_matmul want) {
+  pthread_once(&g_once, init_once);
+  pf_matmul prev = g_matmul;
+  g_matmul = want == PF_MATMUL_F32 ? PF_MATMUL_F32 : PF_MATMUL_BF16;
+  return prev;
+}
+
+pf_matmul pf_kernels_matmul(void) {
+  pthread_once(&g_once, init_once);
+  return g_matmul;
+}
+
+int pf_kernels_have_amx(void) {
+  pthread_once(&g_once, init_once);
+  return pf_kern_amx;
+}
+
+const char *pf_matmul_name(pf_matmul m) {
+  return m == PF_MATMUL_F32 ? "f32" : "bf16";
+}
+
+pf_status pf_matmul_parse(const char *s, pf_matmul *out, pf_err *err) {
+  if (s && strcasecmp(s, "f32") == 0) {
+    *out = PF_MATMUL_F32;
+    return PF_OK;
+  }
+  if (s && strcasecmp(s, "bf16") == 0) {
+    *out = PF_MATMUL_BF16;
+    return PF_OK;
+  }
+  return pf_err_set(err, PF_ERR_INVALID, "matmul precision: expected f32 or bf16, got '%.40s'",
+                    s ? s : "(null)");
 }
 
 const pf_kernels_info *pf_kernels_info_get(void) {

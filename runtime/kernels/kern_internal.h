@@ -35,6 +35,26 @@ extern int64_t pf_kern_gemv_max_m;
  * a variable so bench_gemm can sweep it. */
 extern size_t pf_kern_panel_bytes;
 
+/* ---- AMX (gemm_amx.c) ---- */
+
+/* 1 when init found AMX-BF16 and Linux granted the tile state (pf_kern_amx_setup). */
+extern int pf_kern_amx;
+/* Bytes of packed X kept in L2 per sweep over W (default 1 MiB; bench_gemm sweeps it). */
+extern size_t pf_kern_amx_l2_bytes;
+/* Probe cpuid/XCR0 and request XTILEDATA permission; returns 1 if AMX can be used. */
+int pf_kern_amx_setup(void);
+/* Whether BF16 linear layers with m > gemv_max_m go to pf_kern_gemm_amx: AMX
+ * available and matmul precision bf16. */
+int pf_kern_amx_active(void);
+/* Bytes of scratch pf_kern_gemm_amx needs (packed X + per-thread padded W blocks). */
+size_t pf_kern_amx_scratch_bytes(int64_t m, int64_t k, int threads);
+/* Y[m, n] = bf16(X)[m, k] · W[n, k]^T + beta*Y, W BF16 bits (row stride ldw).
+ * scratch: pf_kern_amx_scratch_bytes(m, k, omp_get_max_threads()), 64-byte aligned.
+ * Arguments validated, m, n, k > 0. Uses all OpenMP threads. */
+void pf_kern_gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                      const uint16_t *w, int64_t ldw, float beta, float *y, int64_t ldy,
+                      void *scratch);
+
 /* Loop bounds below this many multiply-adds stay single-threaded. */
 #define PF_KERN_PAR_MIN 32768
 

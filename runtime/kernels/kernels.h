@@ -86,6 +86,28 @@ pf_isa pf_kernels_isa(void);
 pf_isa pf_kernels_set_isa(pf_isa want);
 const char *pf_isa_name(pf_isa isa); /* "scalar", "avx2", "avx512" */
 
+/* Matmul precision of linear layers with BF16 weights and more than
+ * PF_GEMV_MAX_M input rows (prefill, calibration, perplexity, bias analysis):
+ *   PF_MATMUL_BF16: the activations are rounded to BF16 and multiplied on AMX
+ *     (TDPBF16PS, float32 accumulation) — what PyTorch does for a BF16 model.
+ *     Only where the CPU has AMX-BF16 and Linux grants it; elsewhere this falls
+ *     back to the float32 path.
+ *   PF_MATMUL_F32: the weights are widened to float32 and BLIS multiplies them
+ *     with float32 activations (more accurate, ~2-4x slower on AMX CPUs).
+ * The default is BF16; the environment variable PFRUN_MATMUL=f32|bf16 (read by
+ * init) or pf_kernels_set_matmul changes it. F32 and F16 weights, the GEMV path
+ * (decode) and attention always compute in float32. */
+typedef enum pf_matmul { PF_MATMUL_BF16 = 0, PF_MATMUL_F32 = 1 } pf_matmul;
+
+/* Returns the previous setting. Not thread-safe against running kernels. */
+pf_matmul pf_kernels_set_matmul(pf_matmul want);
+pf_matmul pf_kernels_matmul(void);
+/* 1 if the AMX BF16 path is available on this machine (init succeeded). */
+int pf_kernels_have_amx(void);
+/* "bf16", "f32"; parse: the same names (case-insensitive), PF_ERR_INVALID otherwise. */
+const char *pf_matmul_name(pf_matmul m);
+pf_status pf_matmul_parse(const char *s, pf_matmul *out, pf_err *err);
+
 /* ------------------------------------------------------------------------- */
 /* 2. linear layers                                                          */
 /* ------------------------------------------------------------------------- */
@@ -220,6 +242,12 @@ pf_status pf_rope_apply(const pf_rope_table *t, float *x, int64_t n_tok, int64_t
 void pf_ref_gemm_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const void *w,
                      pf_dtype wdt, int64_t ldw, const float *bias, float beta, float *y,
                      int64_t ldy);
+/* pf_ref_gemm_xwt with every x rounded to BF16 first: the bf16 matmul path. */
+void pf_ref_gemm_xwt_bf16x(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                           const void *w, pf_dtype wdt, int64_t ldw, const float *bias, float beta,
+                           float *y, int64_t ldy);
+/* x rounded to the nearest BF16 value, ties to even (as a float). */
+float pf_ref_round_bf16(float x);
 void pf_ref_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc);

@@ -48,6 +48,31 @@ void pf_ref_gemm_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ld
     }
 }
 
+/* Round to the nearest BF16 (ties to even), written from the definition: keep
+ * 8 significant bits. NaN stays NaN. */
+float pf_ref_round_bf16(float f) {
+  if (isnan(f) || isinf(f) || f == 0.0f) return f;
+  int e;
+  const double frac = frexp((double)f, &e); /* f = frac * 2^e, 0.5 <= |frac| < 1 */
+  const double scaled = ldexp(frac, 8);       /* 8 significant bits before the point */
+  double r = nearbyint(scaled);               /* ties to even (default rounding mode) */
+  return (float)ldexp(r, e - 8);
+}
+
+void pf_ref_gemm_xwt_bf16x(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                           const void *w, pf_dtype wdt, int64_t ldw, const float *bias, float beta,
+                           float *y, int64_t ldy) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0.0;
+      for (int64_t p = 0; p < k; p++)
+        s += (double)pf_ref_round_bf16(x[i * ldx + p]) * w_at(w, wdt, j * ldw + p);
+      if (bias) s += bias[j];
+      if (beta != 0.0f) s += (double)beta * y[i * ldy + j];
+      y[i * ldy + j] = (float)s;
+    }
+}
+
 void pf_ref_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc) {

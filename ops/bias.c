@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "json.h"
 #include "strbuf.h"
 
 /* ---- prompt pairs from a value ---- */
@@ -69,7 +70,10 @@ static pf_status pairs_from_list(const pf_value *v, pf_prompt_pairs *out, pf_err
 /* One JSONL line: {"prompt1": ..., "prompt2": ...}. */
 static pf_status jsonl_line(const char *path, size_t lineno, const char *line, pf_prompt_pairs *out,
                             size_t *cap, pf_err *err) {
-  cJSON *j = cJSON_Parse(line);
+  int oom = 0;
+  cJSON *j = pf_json_parse(line, strlen(line), NULL, 0, &oom);
+  if (!j && oom)
+    return pf_err_set(err, PF_ERR_NOMEM, "%s:%zu: out of memory while parsing JSON", path, lineno);
   const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt1") : NULL;
   const cJSON *b = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt2") : NULL;
   pf_status st;

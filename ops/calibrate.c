@@ -17,6 +17,7 @@
 
 #include "calibration.h"
 #include "fsutil.h"
+#include "json.h"
 #include "ophelp.h"
 #include "opdata.h"
 #include "pruning.h"
@@ -61,7 +62,7 @@ static pf_value *cache_read(const char *path, const char *key) {
   size_t len = 0;
   if (!pf_path_exists(path) || pf_read_file(path, (size_t)1 << 31, &text, &len, NULL) != PF_OK)
     return NULL;
-  cJSON *j = cJSON_ParseWithLength(text, len);
+  cJSON *j = pf_json_parse(text, len, NULL, 0, NULL); /* NULL for any reason: a miss */
   free(text);
   pf_value *v = j ? pf_value_from_json(j) : NULL;
   cJSON_Delete(j);
@@ -106,6 +107,17 @@ static pf_status compute(const pf_model *m, const pf_dataset *ds, const int64_t 
   return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
 }
 
+/* A dry run's result: the shape of the norms and importance it would compute. */
+static pf_value *planned(const pf_model *m, const int64_t *idx, size_t n) {
+  uint8_t *flags = n ? calloc((size_t)m->n_layers, 1) : NULL;
+  if (n && !flags) return NULL;
+  for (size_t i = 0; i < n; i++)
+    flags[idx[i]] = 1;
+  pf_value *v = pf_calibration_plan_value(m, flags, 1);
+  free(flags);
+  return v;
+}
+
 static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value **out,
                                const pf_ctx *ctx, pf_err *err) {
   const pf_model *m = pf_map_model(params, "model");
@@ -121,7 +133,7 @@ static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value
   if (!st && have) st = pf_check_layer_indices(idx, n, m->n_layers, err);
   if (!st) st = pf_params_dataset(m, params, &tok, &ds, err);
   int dry = ctx && ctx->dry_run, cached = 0;
-  if (!st && dry && !(r = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (!st && dry && !(r = planned(m, idx, n))) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && !dry && cache) {
     st = cache_key(m, ds, idx, n, key, err);
     if (!st && !(path = cache_path(cache, key)))

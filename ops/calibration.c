@@ -211,40 +211,89 @@ pf_value *pf_calibration_to_value(const pf_calibration *c) {
   return v;
 }
 
-pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, pf_calibration *out,
-                                    pf_err *err) {
-  const pf_value *norms = v && v->type == PF_V_MAP ? pf_map_get(v, "norms") : NULL;
-  if (!norms) norms = v;
+/* The width that layer `key`'s norms have in v (a real list or a planned
+ * count), checked against the model: the same messages for both. */
+static pf_status norm_layer(const char *key, const pf_value *val, int planned, const pf_model *m,
+                            const pf_calibration *c, int64_t *layer, pf_err *err) {
+  char *end = NULL;
+  long long l = strtoll(key, &end, 10);
+  if (!*key || *end || l < 0 || l >= m->n_layers)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "calibration: norms key '%s' is not a layer of this model (0-%lld)", key,
+                      (long long)m->n_layers - 1);
+  int ok = planned ? val->type == PF_V_INT : val->type == PF_V_LIST;
+  int64_t got = !ok ? 0 : planned ? val->u.i : (int64_t)val->u.list.len;
+  if (!ok || got != c->widths[l])
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "calibration: norms of layer %lld: expected %lld values, got %lld (was it "
+                      "computed on another model?)",
+                      l, (long long)c->widths[l], (long long)got);
+  *layer = (int64_t)l;
+  return PF_OK;
+}
+
+pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dry_run,
+                                    pf_calibration *out, pf_err *err) {
+  memset(out, 0, sizeof *out);
+  const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
+  if (plan && !dry_run)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "calibration: a dry run's planned result holds no norms (give the result of "
+                      "a calibrate step that ran)");
+  const pf_value *src = plan && plan->type == PF_V_MAP ? plan : v;
+  const pf_value *norms =
+      src && src->type == PF_V_MAP ? pf_map_get(src, plan ? "norm_widths" : "norms") : NULL;
+  if (!norms && !plan) norms = v;
   if (!norms || norms->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
                       "calibration: expected a calibrate result (a map with \"norms\")");
   pf_status st = calib_alloc(m, 0, 0, NULL, out, err);
   for (size_t k = 0; !st && k < norms->u.map.len; k++) {
-    const char *key = norms->u.map.keys[k];
     const pf_value *list = norms->u.map.vals[k];
-    char *end = NULL;
-    long long l = strtoll(key, &end, 10);
-    if (!*key || *end || l < 0 || l >= m->n_layers)
-      st = pf_err_set(err, PF_ERR_INVALID,
-                      "calibration: norms key '%s' is not a layer of this model (0-%lld)", key,
-                      (long long)m->n_layers - 1);
-    else if (list->type != PF_V_LIST || (int64_t)list->u.list.len != out->widths[l])
-      st = pf_err_set(err, PF_ERR_INVALID,
-                      "calibration: norms of layer %lld: expected %lld values, got %zu (was it "
-                      "computed on another model?)",
-                      l, (long long)out->widths[l],
-                      list->type == PF_V_LIST ? list->u.list.len : (size_t)0);
-    else if (!(out->norms[l] = malloc(sizeof(float) * (size_t)out->widths[l])))
+    int64_t l = 0;
+    st = norm_layer(norms->u.map.keys[k], list, plan != NULL, m, out, &l, err);
+    if (!st && out->norms[l])
+      st = pf_err_set(err, PF_ERR_INVALID, "calibration: norms of layer %lld are given twice",
+                      (long long)l);
+    /* planned: zero norms of the right width, so a dry run goes the real way */
+    if (!st && !(out->norms[l] = calloc((size_t)out->widths[l] + 1, sizeof(float))))
       st = pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
-    for (int64_t i = 0; !st && i < out->widths[l]; i++) {
+    for (int64_t i = 0; !st && !plan && i < out->widths[l]; i++) {
       const pf_value *x = list->u.list.items[i];
       if (x->type != PF_V_NUM && x->type != PF_V_INT)
-        st = pf_err_set(err, PF_ERR_INVALID, "calibration: norms of layer %lld: item %lld is %s", l,
-                        (long long)i, pf_vtype_name(x->type));
+        st = pf_err_set(err, PF_ERR_INVALID, "calibration: norms of layer %lld: item %lld is %s",
+                        (long long)l, (long long)i, pf_vtype_name(x->type));
       else
         out->norms[l][i] = (float)(x->type == PF_V_INT ? (double)x->u.i : x->u.n);
     }
   }
   if (st) pf_calibration_free(out);
   return st;
+}
+
+pf_value *pf_calibration_plan_value(const pf_model *m, const uint8_t *layers, int want_norms) {
+  pf_value *v = pf_value_map(), *plan = pf_value_map(), *widths = NULL;
+  pf_status st = v && plan ? pf_map_set_int(plan, "num_hidden_layers", m->n_layers) : PF_ERR_NOMEM;
+  if (!st && want_norms) st = (widths = pf_value_map()) ? PF_OK : PF_ERR_NOMEM;
+  char key[32];
+  for (int64_t l = 0; !st && widths && l < m->n_layers; l++) {
+    if (layers && !layers[l]) continue;
+    snprintf(key, sizeof key, "%lld", (long long)l);
+    st = pf_map_set_int(widths, key, m->layers[l].gate_proj->shape[0]);
+  }
+  if (!st && widths) {
+    st = pf_map_set(plan, "norm_widths", widths);
+    widths = NULL;
+  }
+  if (!st) {
+    st = pf_map_set(v, "planned", plan);
+    plan = NULL;
+  }
+  pf_value_release(widths);
+  pf_value_release(plan);
+  if (st) {
+    pf_value_release(v);
+    return NULL;
+  }
+  return v;
 }

@@ -35,8 +35,20 @@ void pf_calibration_free(pf_calibration *c); /* members; NULL ok */
 pf_value *pf_calibration_to_value(const pf_calibration *c);
 /* Norms back from a calibrate result (or its "norms" map) for a model of
  * n_layers layers; out->norms[l] is NULL for layers without an entry. Errors
- * name the layer and the expected width. */
-pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, pf_calibration *out,
-                                    pf_err *err);
+ * name the layer and the expected width. With dry_run, a planned result (below)
+ * is accepted too: its layers and widths are checked the same way and get
+ * zero norms, so a dry run refuses what the real run will refuse (a
+ * calibration of another model, of a model before depth pruning, ...); a real
+ * run refuses a planned result. */
+pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dry_run,
+                                    pf_calibration *out, pf_err *err);
+
+/* What a dry-run calibrate / importance step returns instead of numbers: the
+ * shape the real result will have, for the steps that use it to be checked
+ * against their model:
+ *   {"planned": {"num_hidden_layers": L, "norm_widths": {"<layer>": width}}}
+ * (norm_widths when want_norms: the layers flagged in `layers`, all if NULL).
+ * NULL when out of memory. */
+pf_value *pf_calibration_plan_value(const pf_model *m, const uint8_t *layers, int want_norms);
 
 #endif

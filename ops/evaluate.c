@@ -112,9 +112,6 @@ static pf_status eval_batch(pf_forward *fm, pf_forward *fp, const pf_batch *b, e
 static pf_status perplexity_pass(const pf_model *m, const pf_model *parent, const pf_dataset *ds,
                                  eval_out *o, const pf_ctx *ctx, pf_err *err) {
   int64_t vocab = m->config.vocab_size, seq = pf_dataset_stats(ds).max_seq;
-  if (parent && parent->config.vocab_size != vocab)
-    return pf_err_set(err, PF_ERR_INVALID, "compare: vocabularies differ (%lld vs %lld rows)",
-                      (long long)parent->config.vocab_size, (long long)vocab);
   pf_forward *fm = NULL, *fp = NULL;
   o->model.row = malloc(sizeof(float) * (size_t)vocab);
   if (parent) {
@@ -246,6 +243,13 @@ static pf_status evaluate_run(const pf_op *op, const pf_value *params, pf_value 
   if (!have_data && !have_prompt)
     return pf_err_set(err, PF_ERR_INVALID,
                       "nothing to evaluate: give `data` (perplexity) and/or `prompt` (speed)");
+  /* checked before anything is read, so a dry run finds it too: the text is
+   * tokenized once, with the model's tokenizer, and fed to both models */
+  if (parent && parent->config.vocab_size != m->config.vocab_size)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "compare: vocabularies differ (%lld vs %lld rows): the parent must share "
+                      "the model's tokenizer (e.g. the model it was pruned from)",
+                      (long long)parent->config.vocab_size, (long long)m->config.vocab_size);
   pf_value *v = pf_value_map();
   pf_status st = v ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && have_data) st = add_perplexity(m, parent, params, v, ctx, err);

@@ -23,7 +23,9 @@ static pf_status importance_run(const pf_op *op, const pf_value *params, pf_valu
   pf_calibration c = {0};
   pf_status st = pf_params_dataset(m, params, &tok, &ds, err);
   if (!st && !(ctx && ctx->dry_run)) st = pf_calibration_run(m, ds, NULL, 0, 1, &c, ctx, err);
-  if (!st && !(r = c.importance ? pf_calibration_to_value(&c) : pf_value_map()))
+  /* a dry run: the shape of the scores, for prune_depth to check its model */
+  if (!st &&
+      !(r = c.importance ? pf_calibration_to_value(&c) : pf_calibration_plan_value(m, NULL, 0)))
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st) {
     pf_value *sv = pf_data_stats_value(ds);

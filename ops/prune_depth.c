@@ -42,12 +42,11 @@ static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_val
                                   &o.have_layer_indices, err);
   o.layer_indices = idx;
   const pf_value *iv = pf_map_get(params, "importance");
-  /* a dry run's importance step computes nothing: plan with the default
-   * selection (the layers actually removed are decided by the real run) */
-  int planned = ctx && ctx->dry_run && iv && iv->type == PF_V_MAP && !pf_map_get(iv, "scores") &&
-                !pf_map_get(iv, "importance");
-  if (!st && iv && iv->type != PF_V_NULL && !planned && m->n_layers > 0) {
-    st = pf_importance_from_value(pf_map_get(params, "importance"), m->n_layers, &imp, err);
+  /* a dry run's importance step computes nothing: its planned result is checked
+   * against this model and plans with equal scores (the layers actually
+   * removed are decided by the real run) */
+  if (!st && iv && iv->type != PF_V_NULL && m->n_layers > 0) {
+    st = pf_importance_from_value(iv, m->n_layers, ctx && ctx->dry_run, &imp, err);
     o.importance = imp;
     o.n_importance = (size_t)m->n_layers;
   }

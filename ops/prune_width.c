@@ -64,7 +64,7 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
   pf_calibration cal = {0};
   const pf_value *cv = pf_map_get(params, "calibration");
   if (!st && cv && cv->type != PF_V_NULL) {
-    st = pf_calibration_from_value(cv, m, &cal, err);
+    st = pf_calibration_from_value(cv, m, ctx && ctx->dry_run, &cal, err);
     o.activation_norms = (const float *const *)cal.norms;
     o.n_activation_norms = (size_t)cal.n_layers;
   }

@@ -196,7 +196,10 @@ pf_status pf_prune_depth(const pf_model *m, const pf_depth_opts *o, pf_model **o
 /* Importance scores from a value: a map {"0": score, ...} (keys are layer
  * indices), a list [s0, s1, ...], or a map holding one of those under "scores"
  * or "importance" (the result of an importance step). Every layer 0..n_layers-1 must have a
- * finite score. *out is malloc'd [n_layers]. */
-pf_status pf_importance_from_value(const pf_value *v, int64_t n_layers, double **out, pf_err *err);
+ * finite score. *out is malloc'd [n_layers]. With dry_run, a dry run's planned
+ * result ({"planned": {"num_hidden_layers": L}}, calibration.h) is checked for
+ * its layer count the same way and gives equal scores; a real run refuses it. */
+pf_status pf_importance_from_value(const pf_value *v, int64_t n_layers, int dry_run, double **out,
+                                   pf_err *err);
 
 #endif

@@ -266,8 +266,34 @@ static pf_status importance_from_map(const pf_value *v, int64_t T, double *s, pf
   return st;
 }
 
-pf_status pf_importance_from_value(const pf_value *v, int64_t n_layers, double **out, pf_err *err) {
+/* A dry run's planned importance (pf_calibration_plan_value): checked against
+ * the model with the messages a real result of that many layers would get;
+ * equal scores, so the plan removes what ties give (the highest layers). */
+static pf_status importance_planned(const pf_value *plan, int64_t T, int dry_run, double **out,
+                                    pf_err *err) {
+  if (!dry_run)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "importance: a dry run's planned result holds no scores (give the result of "
+                      "an importance or calibrate step that ran)");
+  int64_t L = pf_map_int(plan, "num_hidden_layers", 0);
+  if (L > T)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "importance: layer %lld is out of range (the model has %lld layers: 0-%lld)",
+                      (long long)T, (long long)T, (long long)(T - 1));
+  if (L < T)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "importance: no score for layer %lld (scores must cover layers 0-%lld)",
+                      (long long)(L < 0 ? 0 : L), (long long)(T - 1));
+  if (!(*out = calloc((size_t)T, sizeof **out)))
+    return pf_err_set(err, PF_ERR_NOMEM, "importance: out of memory");
+  return PF_OK;
+}
+
+pf_status pf_importance_from_value(const pf_value *v, int64_t n_layers, int dry_run, double **out,
+                                   pf_err *err) {
   *out = NULL;
+  const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
+  if (plan && n_layers > 0) return importance_planned(plan, n_layers, dry_run, out, err);
   if (v && v->type == PF_V_MAP && pf_map_get(v, "scores"))
     v = pf_map_get(v, "scores");
   else if (v && v->type == PF_V_MAP && pf_map_get(v, "importance"))

@@ -95,7 +95,7 @@ static pf_status score_run(const pf_op *op, const pf_value *params, pf_value **o
                     "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "
                     "neuron_selection_method='MAW' or remove the dataloader parameter.",
                     mname);
-  if (!st && hybrid) st = pf_calibration_from_value(cv, m, &cal, err);
+  if (!st && hybrid) st = pf_calibration_from_value(cv, m, ctx && ctx->dry_run, &cal, err);
   if (!st) st = score_layers(m, method, hybrid ? &cal : NULL, idx, n, ctx, scores, err);
   pf_calibration_free(&cal);
   if (!st && pf_map_set_str(r, "method", mname))

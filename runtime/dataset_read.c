@@ -22,6 +22,8 @@
 #include <cjson/cJSON.h>
 
 #include "dataset.h"
+#include "fsutil.h"
+#include "json.h"
 
 #define CHUNK ((size_t)1 << 16)
 
@@ -190,7 +192,10 @@ static pf_status jsonl_line(reader *r, const char *field, sink *k, pf_err *err) 
   if (nul)
     return pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: malformed JSON: a NUL byte at column %zu", path,
                       ln, (size_t)(nul - r->line) + 1);
-  cJSON *root = cJSON_ParseWithLengthOpts(r->line, r->len + 1, &end, 1);
+  int oom = 0;
+  cJSON *root = pf_json_parse(r->line, r->len + 1, &end, 1, &oom);
+  if (!root && oom)
+    return pf_err_set(err, PF_ERR_NOMEM, "%s:%lld: out of memory while parsing JSON", path, ln);
   if (!root) {
     size_t col = end && end >= r->line && end <= r->line + r->len ? (size_t)(end - r->line) : 0;
     return pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: malformed JSON at column %zu", path, ln,
@@ -317,11 +322,9 @@ static pf_status open_data(const char *path, kind *k, FILE **f, pf_err *err) {
                       errno == ENOENT ? "no such data file" : strerror(errno));
   if (!S_ISREG(sb.st_mode))
     return pf_err_set(err, PF_ERR_INVALID, "%s: expected a data file, found %s", path,
-                      S_ISDIR(sb.st_mode) ? "a folder" : "another kind of file");
+                      pf_file_kind(sb.st_mode));
   if (sb.st_size == 0) return pf_err_set(err, PF_ERR_FORMAT, "%s: the data file is empty", path);
-  if (!(*f = fopen(path, "rb")))
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  return PF_OK;
+  return pf_fopen_input(path, f, NULL, err); /* refuses a FIFO put there since the stat */
 }
 
 pf_status pf_data_read_samples(const char *path, const char *text_field, pf_data_sample_fn fn,

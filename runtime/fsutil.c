@@ -21,6 +21,72 @@
 #define PF_COPY_CHUNK ((size_t)1 << 20)
 #define PF_RM_MAX_DEPTH 128
 
+/* ---- opening input files ---- */
+
+const char *pf_file_kind(unsigned int st_mode) {
+  mode_t m = (mode_t)st_mode;
+  if (S_ISREG(m)) return "a regular file";
+  if (S_ISDIR(m)) return "a folder";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISLNK(m)) return "a symbolic link";
+  return "an unknown kind of file";
+}
+
+static pf_status open_failed(const char *path, int e, pf_err *err) {
+  return pf_err_set(err, e == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: cannot open: %s", path,
+                    strerror(e));
+}
+
+static pf_status not_regular(const char *path, mode_t mode, pf_err *err) {
+  return pf_err_set(err, PF_ERR_IO, "%s: expected a regular file, found %s", path,
+                    pf_file_kind(mode));
+}
+
+/* stat before open: a device is never opened (opening one can have effects);
+ * O_NONBLOCK: a FIFO put in place after the stat does not block the open (its
+ * fstat then refuses it); a regular file ignores the flag, cleared anyway. */
+pf_status pf_open_input(const char *path, int *fd, uint64_t *size, pf_err *err) {
+  struct stat st;
+  *fd = -1;
+  if (size) *size = 0;
+  if (!path || !*path) return pf_err_set(err, PF_ERR_INVALID, "expected a file path, got nothing");
+  if (stat(path, &st) != 0) return open_failed(path, errno, err);
+  if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode, err);
+  int f = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (f < 0) return open_failed(path, errno, err);
+  if (fstat(f, &st) != 0) {
+    int e = errno;
+    close(f);
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(f);
+    return not_regular(path, st.st_mode, err);
+  }
+  int fl = fcntl(f, F_GETFL);
+  if (fl != -1) (void)fcntl(f, F_SETFL, fl & ~O_NONBLOCK);
+  *fd = f;
+  if (size) *size = (uint64_t)st.st_size;
+  return PF_OK;
+}
+
+pf_status pf_fopen_input(const char *path, FILE **out, uint64_t *size, pf_err *err) {
+  int fd = -1;
+  *out = NULL;
+  pf_status s = pf_open_input(path, &fd, size, err);
+  if (s != PF_OK) return s;
+  if (!(*out = fdopen(fd, "rb"))) {
+    int e = errno;
+    close(fd);
+    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO, "%s: cannot open: %s", path,
+                      strerror(e));
+  }
+  return PF_OK;
+}
+
 /* ---- whole-file read / write / copy ---- */
 
 /* Read until EOF into a buffer of at most max_bytes (+1 for the NUL). `hint`
@@ -66,25 +132,16 @@ static pf_status read_all(int fd, const char *path, size_t hint, size_t max_byte
 pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *len, pf_err *err) {
   *out = NULL;
   if (len) *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    return pf_err_set(err, e == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: cannot open: %s", path,
-                      strerror(e));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) st.st_mode = 0;
-  if (S_ISDIR(st.st_mode)) {
+  int fd = -1;
+  uint64_t size = 0;
+  pf_status s = pf_open_input(path, &fd, &size, err);
+  if (s != PF_OK) return s;
+  if (size > max_bytes) {
     close(fd);
-    return pf_err_set(err, PF_ERR_IO, "%s: expected a file, found a directory", path);
+    return pf_err_set(err, PF_ERR_INVALID, "%s: file has %llu bytes, the limit is %zu", path,
+                      (unsigned long long)size, max_bytes);
   }
-  size_t hint = S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
-  if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_bytes) {
-    close(fd);
-    return pf_err_set(err, PF_ERR_INVALID, "%s: file has %lld bytes, the limit is %zu", path,
-                      (long long)st.st_size, max_bytes);
-  }
-  pf_status s = read_all(fd, path, hint, max_bytes, out, len, err);
+  s = read_all(fd, path, (size_t)size, max_bytes, out, len, err);
   close(fd);
   return s;
 }
@@ -151,17 +208,8 @@ pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *
 pf_status pf_copy_file(const char *src, const char *dst, pf_err *err) {
   pf_status s = PF_OK;
   char *buf = NULL;
-  int out = -1, in = open(src, O_RDONLY | O_CLOEXEC);
-  if (in < 0) {
-    int e = errno;
-    return pf_err_set(err, e == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: cannot open: %s", src,
-                      strerror(e));
-  }
-  struct stat st;
-  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-    s = pf_err_set(err, PF_ERR_IO, "%s: expected a regular file", src);
-    goto done;
-  }
+  int out = -1, in = -1;
+  if ((s = pf_open_input(src, &in, NULL, err)) != PF_OK) return s;
   buf = malloc(PF_COPY_CHUNK);
   if (!buf) {
     s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", src);

@@ -2,13 +2,34 @@
 #ifndef PF_FSUTIL_H
 #define PF_FSUTIL_H
 
+#include <stdint.h>
+#include <stdio.h>
+
 #include "pf.h"
 
-/* Read a whole file into a NUL-terminated malloc'd buffer (limit: max_bytes). */
+/* Every input file is opened through pf_open_input / pf_fopen_input (or the
+ * readers built on them), so that a FIFO, a directory or a device where a file
+ * is expected is refused at once instead of blocking or misbehaving:
+ *   "<path>: expected a regular file, found a FIFO" (PF_ERR_IO).
+ * The path is stat'ed first (a device is never opened), then opened with
+ * O_NONBLOCK (a FIFO swapped in between returns at once) and fstat'ed again;
+ * O_NONBLOCK is cleared before the descriptor is handed out. Symbolic links
+ * are followed. Missing file: PF_ERR_NOT_FOUND "<path>: cannot open: No such
+ * file or directory"; other failures PF_ERR_IO "<path>: cannot open: <why>".
+ * *size (may be NULL) gets the file's size. On failure *fd is -1 / *out NULL. */
+pf_status pf_open_input(const char *path, int *fd, uint64_t *size, pf_err *err);
+pf_status pf_fopen_input(const char *path, FILE **out, uint64_t *size, pf_err *err);
+/* "a regular file", "a folder", "a FIFO", "a character device", "a block
+ * device", "a socket", "a symbolic link" or "an unknown kind of file" for an
+ * st_mode, for messages. */
+const char *pf_file_kind(unsigned int st_mode);
+
+/* Read a whole file into a NUL-terminated malloc'd buffer (limit: max_bytes).
+ * Opened with pf_open_input: anything but a regular file is refused. */
 pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *len, pf_err *err);
 /* Write a whole file (created 0644, truncated), fsync'd. */
 pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err);
-/* Copy a regular file. */
+/* Copy a regular file (src opened with pf_open_input). */
 pf_status pf_copy_file(const char *src, const char *dst, pf_err *err);
 /* mkdir -p */
 pf_status pf_mkdirs(const char *path, pf_err *err);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fsutil.h"
+
 /* §4.2.2: the first 32 bits of the fractional parts of the cube roots of the
  * first 64 primes. */
 static const uint32_t K[64] = {
@@ -145,21 +147,6 @@ void pf_sha256_hex(const void *data, size_t len, char hex[PF_SHA256_HEX]) {
 
 #define CHUNK ((size_t)1 << 20)
 
-static pf_status open_regular(const char *path, FILE **out, uint64_t *size, pf_err *err) {
-  struct stat st;
-  *out = NULL;
-  if (stat(path, &st) != 0)
-    return pf_err_set(err, errno == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: %s", path,
-                      strerror(errno));
-  if (!S_ISREG(st.st_mode))
-    return pf_err_set(err, PF_ERR_IO, "%s: expected a regular file, found %s", path,
-                      S_ISDIR(st.st_mode) ? "a folder" : "another kind of file");
-  if (!(*out = fopen(path, "rb")))
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  if (size) *size = (uint64_t)st.st_size;
-  return PF_OK;
-}
-
 /* Stream the rest of f into s; *n gets the byte count. */
 static pf_status hash_stream(pf_sha256 *s, FILE *f, const char *path, uint8_t *buf, uint64_t *n,
                              pf_err *err) {
@@ -180,7 +167,7 @@ pf_status pf_sha256_file(const char *path, char hex[PF_SHA256_HEX], pf_err *err)
   pf_sha256 s;
   pf_status st;
   hex[0] = '\0';
-  if ((st = open_regular(path, &f, NULL, err))) return st;
+  if ((st = pf_fopen_input(path, &f, NULL, err))) return st;
   if (!(buf = malloc(CHUNK))) {
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     goto done;
@@ -263,7 +250,7 @@ pf_status pf_sha256_dir_files(const char *dir, char hex[PF_SHA256_HEX], pf_err *
       goto done;
     }
     snprintf(path, need, "%s/%s", dir, names[i]);
-    if ((st = open_regular(path, &f, &size, err))) goto done;
+    if ((st = pf_fopen_input(path, &f, &size, err))) goto done;
     pf_sha256_update(&s, names[i], strlen(names[i]) + 1); /* with its NUL */
     for (int b = 0; b < 8; b++)
       le[b] = (uint8_t)(size >> (8 * b));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "json.h"
 #include "kernels/kernels.h"
 
 #define PF_CONFIG_MAX_BYTES ((size_t)16 << 20)
@@ -380,9 +381,11 @@ pf_status pf_config_parse(const char *json, const char *name, pf_model_config *o
   memset(out, 0, sizeof *out);
   if (!name) name = "config.json";
   pf_status s = PF_OK;
-  cJSON *root = json ? cJSON_Parse(json) : NULL;
+  const char *at = NULL;
+  int oom = 0;
+  cJSON *root = json ? pf_json_parse(json, strlen(json), &at, 0, &oom) : NULL;
+  if (!root && oom) return pf_json_nomem(err, name);
   if (!root) {
-    const char *at = cJSON_GetErrorPtr();
     long off = (json && at && at >= json) ? (long)(at - json) : 0;
     return pf_err_set(err, PF_ERR_FORMAT, "%s: invalid JSON near byte %ld", name, off);
   }
@@ -480,10 +483,7 @@ pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err) {
 /* ---- serialise ---- */
 
 static int set_item(cJSON *obj, const char *key, cJSON *v) {
-  if (!v) return 0;
-  if (cJSON_GetObjectItemCaseSensitive(obj, key))
-    return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v) ? 1 : (cJSON_Delete(v), 0);
-  return cJSON_AddItemToObject(obj, key, v) ? 1 : (cJSON_Delete(v), 0);
+  return pf_json_set(obj, key, v);
 }
 
 static int set_int(cJSON *obj, const char *key, int64_t v) {

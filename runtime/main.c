@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "fsutil.h"
+#include "json.h"
 #include "kernels/kernels.h"
 #include "op.h"
 #include "pf_lua.h"
@@ -108,16 +109,6 @@ static void fmt_size(uint64_t b, char *buf, size_t n) {
   else snprintf(buf, n, "%llu bytes", (unsigned long long)b);
 }
 
-/* cJSON reports a failed allocation as a parse error ("malformed JSON"): under a
- * cap its allocations go through this hook, which remembers the failure. */
-static volatile int g_json_oom = 0;
-
-static void *json_malloc(size_t n) {
-  void *p = malloc(n);
-  if (!p) g_json_oom = 1;
-  return p;
-}
-
 /* VmData of this process (bytes), 0 if unknown. */
 static uint64_t data_vm_now(void) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -151,8 +142,7 @@ static int apply_memory_cap(uint64_t cap) {
   uint64_t base = data_vm_now();
   struct rlimit rl;
   if (getrlimit(RLIMIT_DATA, &rl) != 0) return -1;
-  cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = free};
-  cJSON_InitHooks(&hooks);
+  pf_json_init(); /* JSON parsers tell a failed allocation from malformed text (json.h) */
   rlim_t want = (rlim_t)(base + cap);
   if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) want = rl.rlim_max;
   rl.rlim_cur = want;
@@ -260,7 +250,7 @@ static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
 
 static int fail(const pf_err *err) {
   /* under a memory cap, an allocation failure is the cap: say so (one line) */
-  if (g_mem_cap && (err->code == PF_ERR_NOMEM || g_json_oom || strstr(err->msg, "out of memory") ||
+  if (g_mem_cap && (err->code == PF_ERR_NOMEM || strstr(err->msg, "out of memory") ||
                     strstr(err->msg, "cannot allocate") || strstr(err->msg, "not enough memory") ||
                     strstr(err->msg, strerror(ENOMEM)))) {
     char cap[32];

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "json.h"
 #include "safetensors.h"
 
 #define SAVE_DEFAULT_SHARD 5000000000ull
@@ -162,10 +163,7 @@ static pf_status saved_config(const pf_model *m, pf_dtype dt, pf_model_config *c
   c->tie_word_embeddings = m->lm_head == NULL;
   cJSON *old = c->raw ? cJSON_GetObjectItemCaseSensitive(c->raw, "tie_word_embeddings") : NULL;
   if (c->raw && (c->tie_word_embeddings || old)) {
-    cJSON *b = cJSON_CreateBool(c->tie_word_embeddings);
-    if (!b || !(old ? cJSON_ReplaceItemInObjectCaseSensitive(c->raw, "tie_word_embeddings", b)
-                    : cJSON_AddItemToObject(c->raw, "tie_word_embeddings", b))) {
-      cJSON_Delete(b);
+    if (!pf_json_set(c->raw, "tie_word_embeddings", cJSON_CreateBool(c->tie_word_embeddings))) {
       pf_config_free(c);
       return pf_err_set(err, PF_ERR_NOMEM, "config.json: out of memory");
     }

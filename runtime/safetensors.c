@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "json.h"
 #include "safetensors_int.h"
 
 #define ST_MAX_EXACT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact */
@@ -257,9 +258,12 @@ static pf_status read_header(const char *path, st_file *f, cJSON **out, pf_err *
   memcpy(text, p + 8, (size_t)hl);
   text[hl] = '\0';
   const char *end = NULL;
-  cJSON *root = cJSON_ParseWithLengthOpts(text, (size_t)hl, &end, 0);
+  int oom = 0;
+  cJSON *root = pf_json_parse(text, (size_t)hl, &end, 0, &oom);
   size_t at = end ? (size_t)(end - text) : 0;
-  if (!root)
+  if (!root && oom)
+    s = pf_json_nomem(err, path);
+  else if (!root)
     s = ferr(err, PF_ERR_FORMAT, path, "header is not valid JSON (error at byte %zu)", at);
   else if (!cJSON_IsObject(root))
     s = ferr(err, PF_ERR_FORMAT, path, "header: expected a JSON object, found %s", json_type(root));
@@ -437,9 +441,12 @@ static pf_status open_index(pf_st_reader *r, const char *index, pf_err *err) {
   if (s != PF_OK) return s;
   const char **names = NULL;
   size_t nshards = 0;
-  cJSON *root = cJSON_ParseWithLength(text, len);
+  int oom = 0;
+  cJSON *root = pf_json_parse(text, len, NULL, 0, &oom);
   const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-  if (!root || !cJSON_IsObject(root))
+  if (!root && oom)
+    s = pf_json_nomem(err, index);
+  else if (!root || !cJSON_IsObject(root))
     s = ferr(err, PF_ERR_FORMAT, index, "not a JSON object");
   else if (!cJSON_IsObject(wm))
     s = ferr(err, PF_ERR_FORMAT, index, "expected \"weight_map\" object, found %s", json_type(wm));

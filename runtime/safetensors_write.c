@@ -86,11 +86,18 @@ static cJSON *raw_ints(const uint64_t *v, int n) {
 }
 
 /* Compact JSON header padded with spaces to a multiple of 8 bytes (malloc'd). */
+/* Attach item to obj under key; the item is deleted when that fails (cJSON
+ * leaves it with the caller when it cannot copy the key). 0 on failure. */
+static int add_owned(cJSON *obj, const char *key, cJSON *item) {
+  if (obj && item && cJSON_AddItemToObject(obj, key, item)) return 1;
+  cJSON_Delete(item);
+  return 0;
+}
+
 static char *build_header(const pf_st_entry *e, size_t n, size_t *len) {
   cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject();
-  int ok = root && meta && cJSON_AddStringToObject(meta, "format", "pt") &&
-           cJSON_AddItemToObject(root, "__metadata__", meta);
-  if (!ok) cJSON_Delete(meta);
+  int ok = root && meta && cJSON_AddStringToObject(meta, "format", "pt");
+  ok = add_owned(ok ? root : NULL, "__metadata__", meta) && ok;
   uint64_t off = 0;
   for (size_t i = 0; ok && i < n; i++) {
     const pf_tensor *t = e[i].tensor;
@@ -99,10 +106,10 @@ static char *build_header(const pf_st_entry *e, size_t n, size_t *len) {
       shape[d] = (uint64_t)t->shape[d];
     off += t->nbytes;
     cJSON *o = cJSON_CreateObject();
-    ok = o && cJSON_AddItemToObject(root, e[i].name, o) &&
+    ok = add_owned(root, e[i].name, o) &&
          cJSON_AddStringToObject(o, "dtype", pf_dtype_st_name(t->dtype)) &&
-         cJSON_AddItemToObject(o, "shape", raw_ints(shape, t->ndim)) &&
-         cJSON_AddItemToObject(o, "data_offsets", raw_ints(range, 2));
+         add_owned(o, "shape", raw_ints(shape, t->ndim)) &&
+         add_owned(o, "data_offsets", raw_ints(range, 2));
   }
   char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
   cJSON_Delete(root);
@@ -328,7 +335,9 @@ pf_status pf_parse_size(const char *s, uint64_t *out, pf_err *err) {
     if (strcasecmp(unit, units[i].unit)) continue;
     uint64_t m = units[i].mult;
     if (ip && m > UINT64_MAX / ip) goto bad;
-    uint64_t v = ip * m + (uint64_t)((long double)frac * (long double)m / (long double)scale);
+    uint64_t part = (uint64_t)((long double)frac * (long double)m / (long double)scale);
+    if (ip * m > UINT64_MAX - part) goto bad; /* "18446744073709551.999KB" wrapped to 383 */
+    uint64_t v = ip * m + part;
     if (v == 0)
       return pf_err_set(err, PF_ERR_INVALID, "size '%s': expected a positive size, got zero", s);
     *out = v;

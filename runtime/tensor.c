@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
+
 #ifdef __F16C__
 #include <immintrin.h>
 #endif
@@ -258,27 +260,15 @@ pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err) {
   *out = NULL;
   pf_status st = PF_OK;
   pf_storage *s = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    return pf_err_set(err, e == ENOENT ? PF_ERR_NOT_FOUND : PF_ERR_IO, "%s: cannot open: %s", path,
-                      strerror(e));
-  }
-  struct stat sb;
-  if (fstat(fd, &sb) != 0) {
-    st = pf_err_set(err, PF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    goto fail;
-  }
-  if (!S_ISREG(sb.st_mode)) {
-    st = pf_err_set(err, PF_ERR_IO, "%s: expected a regular file", path);
-    goto fail;
-  }
+  int fd = -1;
+  uint64_t size = 0;
+  if ((st = pf_open_input(path, &fd, &size, err)) != PF_OK) return st;
   s = calloc(1, sizeof *s);
   if (!s || !(s->path = strdup(path))) {
     st = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
     goto fail;
   }
-  s->size = (size_t)sb.st_size;
+  s->size = (size_t)size;
   if (s->size > 0) {
     void *p = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {

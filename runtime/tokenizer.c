@@ -17,6 +17,7 @@
 #include <utf8proc.h>
 
 #include "fsutil.h"
+#include "json.h"
 #include "tokenizer_internal.h"
 
 typedef struct added_token {
@@ -527,8 +528,10 @@ static pf_status parse_json(const char *path, char *buf, size_t n, cJSON **out, 
   if (bad != SIZE_MAX)
     return pf_err_set(err, PF_ERR_FORMAT, "%s: not valid UTF-8 at byte %zu (JSON must be UTF-8)",
                       path, bad);
-  *out = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
+  int oom = 0;
+  *out = pf_json_parse(buf, n, &end, 0, &oom);
   if (*out) return PF_OK;
+  if (oom) return pf_json_nomem(err, path);
   size_t off = end && end >= buf && end <= buf + n ? (size_t)(end - buf) : 0, line = 1, col = 1;
   for (size_t i = 0; i < off; i++) {
     if (buf[i] == '\n') {

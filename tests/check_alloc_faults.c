@@ -3,9 +3,13 @@
  * This executable is linked with -Wl,--wrap=malloc,calloc,realloc,strdup,strndup,
  * posix_memalign,free (the "allocation-failure injection" block at the end of
  * CMakeLists.txt), so every allocation made by pfrun's own code (libpf, the
- * front ends; not the shared libraries cJSON, libyaml, Lua, PCRE2, BLIS) goes
- * through the wrappers below. Armed with N, the wrappers fail the N-th
- * allocation after arming (only that one). Each scenario runs for N = 1, 2, ...
+ * front ends; not the shared libraries libyaml, Lua, PCRE2, BLIS) goes through
+ * the wrappers below. cJSON's allocations do too: runtime/json.c installs
+ * cJSON hooks that call malloc/free from libpf, so a JSON parse that runs out of
+ * memory must be reported as out of memory, not as malformed JSON. A Lua
+ * script whose op fails keeps the op's status (PF_ERR_NOMEM).
+ * Armed with N, the wrappers fail the N-th allocation after arming (only that
+ * one). Each scenario runs for N = 1, 2, ...
  * until an iteration completes without reaching the N-th allocation; every
  * iteration must
  *   - return (no crash, no abort): an error status, or PF_OK when the code has a
@@ -25,11 +29,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bias.h"
 #include "dataset.h"
 #include "fsutil.h"
+#include "hfconfig.h"
 #include "op.h"
 #include "pf_lua.h"
 #include "recipe.h"
+#include "safetensors.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
@@ -289,6 +296,47 @@ static pf_status run_lua(scen *s, pf_err *err) {
   return pf_lua_run_file(s->path, 1, argv, NULL, err);
 }
 
+static pf_status count_sample(void *ud, const char *text, size_t len, int64_t line, int *stop,
+                              pf_err *err) {
+  (*(int *)ud)++;
+  return PF_OK;
+}
+
+/* Every JSON parser: config.json, a safetensors header, a .jsonl data file and
+ * a prompt-pairs file. A failure inside cJSON must read "out of memory while
+ * parsing JSON" (PF_ERR_NOMEM), never "malformed JSON"; g_json_oom counts them. */
+static long g_json_oom;
+
+static pf_status run_json(scen *s, pf_err *err) {
+  char *text = NULL, *cfg = pf_path_join(g_model, "config.json");
+  char *st_path = pf_path_join(g_model, "model.safetensors");
+  char *jsonl = pf_path_join(g_root, "data.jsonl"), *pairs = pf_path_join(g_root, "pairs.jsonl");
+  pf_model_config c;
+  pf_st_reader *r = NULL;
+  pf_prompt_pairs pp = {0};
+  pf_value *pv = NULL;
+  int n = 0;
+  memset(&c, 0, sizeof c);
+  pf_status st = cfg && st_path && jsonl && pairs ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "oom");
+  if (!st) st = pf_read_file(cfg, (size_t)1 << 20, &text, NULL, err);
+  if (!st) st = pf_config_parse(text, cfg, &c, err);
+  if (!st) st = pf_st_open(st_path, &r, err);
+  if (!st) st = pf_data_read_samples(jsonl, "text", count_sample, &n, NULL, err);
+  if (!st && !(pv = pf_value_str(pairs))) st = pf_err_set(err, PF_ERR_NOMEM, "oom");
+  if (!st) st = pf_prompt_pairs_from_value(pv, &pp, err);
+  if (st && strstr(err->msg, "out of memory while parsing JSON")) g_json_oom++;
+  pf_prompt_pairs_free(&pp);
+  pf_value_release(pv);
+  pf_st_close(r);
+  pf_config_free(&c);
+  free(text);
+  free(cfg);
+  free(st_path);
+  free(jsonl);
+  free(pairs);
+  return st;
+}
+
 /* Output folders the scenarios write (removed after each iteration). */
 static void remove_outputs(void) {
   static const char *const outs[] = {"out", "rout", "lout", "calcache", "results"};
@@ -352,10 +400,6 @@ static tally inject(scen *s, long max_iter) {
       continue;
     }
     t.errors++;
-    /* pf_lua_run_file turns an op's error into a Lua error (PF_ERR_INVALID) and
-     * keeps only its message */
-    if (s->run == run_lua && (strstr(err.msg, "out of memory") || strstr(err.msg, "cannot allocate")))
-      continue;
     ck_assert_msg(err.code == PF_ERR_NOMEM,
                   "%s: allocation %ld failed, reported as '%s' (%s), not out of memory", s->name,
                   n, pf_status_name(err.code), err.msg);
@@ -519,6 +563,21 @@ START_TEST(test_lua) {
 }
 END_TEST
 
+START_TEST(test_json) {
+  scen s = {.name = "json", .run = run_json};
+  char *jsonl = pf_path_join(g_root, "data.jsonl"), *pairs = pf_path_join(g_root, "pairs.jsonl");
+  pf_test_write(jsonl, "{\"text\": \"The cat sat on the mat.\"}\n{\"text\": \"A dog.\", \"n\": [1, 2]}\n");
+  pf_test_write(pairs, "{\"prompt1\": \"The white man\", \"prompt2\": \"The black man\"}\n");
+  g_json_oom = 0;
+  tally t = inject(&s, MAX_ITER);
+  /* cJSON's own allocations were refused (its hooks call the wrapped malloc)
+   * and reported as out of memory */
+  if (t.iterations) ck_assert_msg(g_json_oom > 0, "no allocation inside cJSON was refused");
+  free(jsonl);
+  free(pairs);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("alloc_faults");
   TCase *tc = tcase_create("inject");
@@ -534,6 +593,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_evaluate);
   tcase_add_test(tc, test_recipe);
   tcase_add_test(tc, test_lua);
+  tcase_add_test(tc, test_json);
   suite_add_tcase(s, tc);
   return s;
 }

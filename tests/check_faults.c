@@ -13,11 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "bias.h"
+#include "dataset.h"
 #include "fsutil.h"
+#include "hash.h"
 #include "model.h"
+#include "pf_lua.h"
+#include "recipe.h"
 #include "testutil.h"
+#include "tokenizer.h"
 
 static char *g_dir, *g_model;
 
@@ -263,6 +270,98 @@ START_TEST(test_missing_shard) {
 }
 END_TEST
 
+/* ---- inputs that are not regular files ---- */
+
+/* A copy of the test checkpoint whose file `name` is replaced by a FIFO. */
+static char *model_with_fifo(const char *tag, const char *name) {
+  char *copy = pf_path_join(g_dir, tag), cmd[8192];
+  snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", g_model, copy);
+  ck_assert_int_eq(system(cmd), 0);
+  char *f = pf_path_join(copy, name);
+  ck_assert_int_eq(unlink(f), 0);
+  ck_assert_int_eq(mkfifo(f, 0644), 0);
+  free(f);
+  return copy;
+}
+
+/* err names `dir`/`name` as a FIFO where a regular file was expected. */
+static void expect_fifo_err(const pf_err *err, const char *dir, const char *name) {
+  char want[8192];
+  snprintf(want, sizeof want, "%s%s%s: expected %s file, found a FIFO", dir ? dir : "",
+           dir ? "/" : "", name, strstr(name, ".txt") ? "a data" : "a regular");
+  ck_assert_msg(strstr(err->msg, want) != NULL, "expected '%s' in '%s'", want, err->msg);
+}
+
+static pf_status count_sample(void *ud, const char *text, size_t len, int64_t line, int *stop,
+                              pf_err *err) {
+  (*(int *)ud)++;
+  return PF_OK;
+}
+
+/* Every parser of a downloaded or given file refuses a FIFO at once (a FIFO
+ * without a writer blocked open() for ever before: the test then hit the Check
+ * timeout) with "<path>: expected a regular file, found a FIFO". */
+START_TEST(test_fifo_inputs) {
+  pf_err err = {0};
+  pf_model *m = (pf_model *)1;
+  static const char *const files[] = {"config.json", "model.safetensors"};
+  for (size_t i = 0; i < 2; i++) {
+    char *dir = model_with_fifo(files[i], files[i]);
+    ck_assert_int_ne(pf_model_load(dir, &m, &err), PF_OK);
+    ck_assert_ptr_null(m);
+    expect_fifo_err(&err, dir, files[i]);
+    free(dir);
+  }
+  static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
+  for (size_t i = 0; i < 2; i++) {
+    char *dir = model_with_fifo(tok_files[i], tok_files[i]);
+    pf_tokenizer *t = (pf_tokenizer *)1;
+    ck_assert_int_eq(pf_tokenizer_load(dir, &t, &err), PF_ERR_IO);
+    ck_assert_ptr_null(t);
+    expect_fifo_err(&err, dir, tok_files[i]);
+    /* the checkpoint's hash (report) and a save's copy of the tokenizer files */
+    char hex[PF_SHA256_HEX];
+    ck_assert_int_eq(pf_sha256_dir_files(dir, hex, &err), PF_OK); /* FIFOs are not listed */
+    char *f = pf_path_join(dir, tok_files[i]);
+    ck_assert_int_eq(pf_sha256_file(f, hex, &err), PF_ERR_IO);
+    expect_fifo_err(&err, dir, tok_files[i]);
+    free(f);
+    free(dir);
+  }
+  /* data, recipe, Lua script and prompt-pair files */
+  static const char *const names[] = {"d.txt", "r.yaml", "s.lua", "p.jsonl"};
+  for (size_t i = 0; i < 4; i++) {
+    char *f = pf_path_join(g_dir, names[i]);
+    ck_assert_int_eq(mkfifo(f, 0644), 0);
+    pf_status st;
+    if (i == 0) {
+      int n = 0;
+      st = pf_data_read_samples(f, "text", count_sample, &n, NULL, &err);
+      ck_assert_int_eq(n, 0);
+    } else if (i == 1) {
+      pf_recipe_opts o = {0};
+      pf_value *res = NULL;
+      st = pf_recipe_run(f, &o, NULL, &res, &err);
+      ck_assert_ptr_null(res);
+      pf_assert_err(err, "expected a recipe file, found a FIFO");
+    } else if (i == 2) {
+      st = pf_lua_run_file(f, 0, NULL, NULL, &err);
+      expect_fifo_err(&err, g_dir, names[i]);
+    } else {
+      pf_prompt_pairs pp = {0};
+      pf_value *v = pf_value_str(f);
+      st = pf_prompt_pairs_from_value(v, &pp, &err);
+      pf_value_release(v);
+      pf_prompt_pairs_free(&pp);
+      expect_fifo_err(&err, g_dir, names[i]);
+    }
+    ck_assert_msg(st != PF_OK, "%s: a FIFO was accepted", names[i]);
+    if (i == 0) expect_fifo_err(&err, g_dir, names[i]);
+    free(f);
+  }
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("faults");
   TCase *tc = tcase_create("core");
@@ -274,6 +373,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_replace_is_atomic);
   tcase_add_test(tc, test_missing_parent_helpers);
   tcase_add_test(tc, test_missing_shard);
+  tcase_add_test(tc, test_fifo_inputs);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,4 +1,5 @@
 /* check_fsutil.c — file helpers, paths, temporary folders and commits. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,8 @@ START_TEST(test_read_write_copy) {
   pf_assert_err(err, "limit");
   ck_assert_int_eq(pf_read_file(missing, 100, &buf, &len, &err), PF_ERR_NOT_FOUND);
   pf_assert_err(err, "nope.txt: cannot open");
-  ck_assert_int_ne(pf_read_file(dir, 100, &buf, &len, &err), PF_OK);
-  pf_assert_err(err, "directory");
+  ck_assert_int_eq(pf_read_file(dir, 100, &buf, &len, &err), PF_ERR_IO);
+  pf_assert_err(err, "expected a regular file, found a folder");
 
   ck_assert_int_eq(pf_copy_file(a, b, &err), PF_OK);
   ck_assert_int_eq(pf_read_file(b, 100, &buf, &len, &err), PF_OK);
@@ -279,6 +280,59 @@ START_TEST(test_temp_registry) {
 }
 END_TEST
 
+/* A FIFO (no writer), a folder or a character device where an input file is
+ * expected: refused at once with the kind named. Before, open() of a FIFO
+ * blocked for ever (this test then ends by the Check timeout). */
+START_TEST(test_non_regular_inputs) {
+  char *dir = pf_test_tmpdir("fsutil");
+  char *fifo = at(dir, "tokenizer.json"), *copy = at(dir, "copy.json");
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  pf_err err = {0};
+  char *buf = (char *)1;
+  size_t len = 7;
+  char want[4200];
+  snprintf(want, sizeof want, "%s: expected a regular file, found a FIFO", fifo);
+  ck_assert_int_eq(pf_read_file(fifo, 100, &buf, &len, &err), PF_ERR_IO);
+  ck_assert_ptr_null(buf);
+  ck_assert_uint_eq(len, 0);
+  pf_assert_err(err, want);
+  int fd = 5;
+  uint64_t size = 9;
+  ck_assert_int_eq(pf_open_input(fifo, &fd, &size, &err), PF_ERR_IO);
+  ck_assert_int_eq(fd, -1);
+  pf_assert_err(err, want);
+  FILE *f = (FILE *)1;
+  ck_assert_int_eq(pf_fopen_input(fifo, &f, NULL, &err), PF_ERR_IO);
+  ck_assert_ptr_null(f);
+  pf_assert_err(err, want);
+  ck_assert_int_eq(pf_copy_file(fifo, copy, &err), PF_ERR_IO);
+  pf_assert_err(err, want);
+  ck_assert(!pf_path_exists(copy));
+  ck_assert_int_eq(pf_open_input("/dev/null", &fd, NULL, &err), PF_ERR_IO);
+  pf_assert_err(err, "/dev/null: expected a regular file, found a character device");
+  ck_assert_int_eq(pf_open_input(dir, &fd, NULL, &err), PF_ERR_IO);
+  pf_assert_err(err, "expected a regular file, found a folder");
+  char *missing = at(dir, "none.json");
+  ck_assert_int_eq(pf_open_input(missing, &fd, NULL, &err), PF_ERR_NOT_FOUND);
+  pf_assert_err(err, "none.json: cannot open: No such file or directory");
+  /* a regular file: a blocking descriptor (O_NONBLOCK cleared) and its size */
+  pf_test_write(copy, "12345");
+  ck_assert_int_eq(pf_open_input(copy, &fd, &size, &err), PF_OK);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_uint_eq(size, 5);
+  ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+  close(fd);
+  ck_assert_str_eq(pf_file_kind(S_IFIFO), "a FIFO");
+  ck_assert_str_eq(pf_file_kind(S_IFSOCK), "a socket");
+  ck_assert_str_eq(pf_file_kind(S_IFBLK), "a block device");
+  pf_test_rmtree(dir);
+  free(missing);
+  free(fifo);
+  free(copy);
+  free(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("fsutil");
   TCase *tc = tcase_create("core");
@@ -287,6 +341,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_paths);
   tcase_add_test(tc, test_temp_and_commit);
   tcase_add_test(tc, test_temp_registry);
+  tcase_add_test(tc, test_non_regular_inputs);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fsutil.h"
 #include "op.h"
 #include "pf_lua.h"
 #include "testutil.h"
@@ -297,8 +298,18 @@ START_TEST(test_script_bad_param) {
   ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_FORMAT);
   pf_assert_err(err, "script.lua:1:");
   ck_assert_ptr_null(strstr(err.msg, "traceback"));
-  ck_assert_int_eq(pf_lua_run_file("/nonexistent/x.lua", 0, NULL, NULL, &err), PF_ERR_IO);
-  pf_assert_err(err, "/nonexistent/x.lua");
+  ck_assert_int_eq(pf_lua_run_file("/nonexistent/x.lua", 0, NULL, NULL, &err), PF_ERR_NOT_FOUND);
+  pf_assert_err(err, "/nonexistent/x.lua: cannot open: No such file or directory");
+  ck_assert_int_eq(pf_lua_run_file(dir, 0, NULL, NULL, &err), PF_ERR_IO);
+  pf_assert_err(err, "expected a regular file, found a folder");
+
+  /* a shebang line is skipped and line numbers stay right; a UTF-8 BOM too */
+  pf_test_write(script, "#!/usr/bin/env pfrun\n\nerror('here')\n");
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "script.lua:3: here");
+  pf_test_write(script, "\xEF\xBB\xBFlocal x = 1\nerror('bom ' .. x)\n");
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "script.lua:2: bom 1");
 
   /* interrupted host */
   volatile int stop = 1;
@@ -307,6 +318,64 @@ START_TEST(test_script_bad_param) {
   ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, &ctx, &err), PF_ERR_INTERRUPTED);
   free(script);
   pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
+/* An op's error keeps the op's status when it ends the script (before, every
+ * op failure came back as PF_ERR_INVALID, "invalid argument"); errors of the
+ * script itself stay PF_ERR_INVALID. */
+START_TEST(test_script_error_status) {
+  char *dir = pf_test_tmpdir("lua-status");
+  char *bad = pf_path_join(dir, "bad"), *cfg = pf_path_join(bad, "config.json");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_mkdirs(bad, &err), PF_OK);
+  pf_test_write(cfg, "{\"hidden_size\": 64,");
+  char text[8192];
+  snprintf(text, sizeof text, "pf.load{ path = '%s/none' }\n", dir);
+  char *script = write_script(dir, text);
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_NOT_FOUND);
+  pf_assert_err(err, "script.lua:1: pf.load: ");
+  pf_assert_err(err, "stack traceback");
+  snprintf(text, sizeof text, "pf.load{ path = '%s' }\n", bad);
+  pf_test_write(script, text);
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_FORMAT);
+  pf_assert_err(err, "invalid JSON");
+  /* re-raised unchanged: still the op's error; caught and replaced: the script's */
+  snprintf(text, sizeof text,
+           "local ok, e = pcall(pf.load, { path = '%s' })\n"
+           "assert(not ok)\n"
+           "error(e, 0)\n",
+           bad);
+  pf_test_write(script, text);
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_FORMAT);
+  snprintf(text, sizeof text,
+           "local ok, e = pcall(pf.load, { path = '%s' })\n"
+           "error('gave up: ' .. e)\n",
+           bad);
+  pf_test_write(script, text);
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "gave up: ");
+  /* a parameter error is an invalid argument */
+  pf_test_write(script, "pf.load{ path = 'x', bogus = 1 }\n");
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+
+  /* the mapping itself, for hosts with their own lua_pcall */
+  lua_State *L = new_state();
+  snprintf(text, sizeof text, "return pcall(pf.load, { path = '%s/none' })", dir);
+  ck_assert_int_eq(luaL_dostring(L, text), LUA_OK);
+  ck_assert(!lua_toboolean(L, -2));
+  ck_assert_int_eq(pf_lua_error_status(L, -1), PF_ERR_NOT_FOUND);
+  lua_settop(L, 0);
+  ck_assert_int_eq(luaL_dostring(L, "return pcall(error, 'pf.load: not from an op', 0)"), LUA_OK);
+  ck_assert_int_eq(pf_lua_error_status(L, -1), PF_ERR_INVALID);
+  lua_pushinteger(L, 4);
+  ck_assert_int_eq(pf_lua_error_status(L, -1), PF_ERR_INVALID);
+  lua_close(L);
+  pf_test_rmtree(dir);
+  free(script);
+  free(cfg);
+  free(bad);
   free(dir);
 }
 END_TEST
@@ -337,6 +406,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_model_values_in_c);
   tcase_add_test(tc, test_script_prune);
   tcase_add_test(tc, test_script_bad_param);
+  tcase_add_test(tc, test_script_error_status);
   tcase_add_test(tc, test_script_models_left_open);
   suite_add_tcase(s, tc);
   return s;

@@ -275,6 +275,33 @@ START_TEST(test_dry_run_without_source) {
 }
 END_TEST
 
+/* evaluate's `compare` must share the model's vocabulary: the text is
+ * tokenized once and fed to both. Checked before anything runs, so a dry run
+ * (recipe --dry-run) refuses it too; before, only the real run did. */
+START_TEST(test_evaluate_compare_vocab) {
+  pf_value *base = load_synth("llama-tiny", NULL);
+  pf_model *m = pf_map_model(base, "model"), *other = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_model_derive(m, &other, &err), PF_OK);
+  other->config.vocab_size = 512; /* as another tokenizer's model would have */
+  char *data = pf_path_join(tmp_root, "eval.txt");
+  pf_test_write(data, "The cat sat on the mat.\n\nA dog ran.\n");
+  pf_ctx dry = {.dry_run = 1};
+  for (int i = 0; i < 2; i++) {
+    pf_value *p = params_model(m), *out = NULL;
+    pf_map_set(p, "compare", pf_value_model(other));
+    pf_map_set_str(p, i ? "prompt" : "data", i ? "Hello" : data);
+    ck_assert_int_eq(pf_op_run("evaluate", p, &out, &dry, &err), PF_ERR_INVALID);
+    pf_assert_err(err, "evaluate: compare: vocabularies differ (512 vs 320 rows)");
+    ck_assert_ptr_null(out);
+    pf_value_release(p);
+  }
+  pf_model_release(other);
+  free(data);
+  pf_value_release(base);
+}
+END_TEST
+
 START_TEST(test_score_op) {
   pf_value *base = load_synth("llama-tiny", NULL);
   pf_model *m = pf_map_model(base, "model");
@@ -448,6 +475,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(t, test_depth_shares_and_importance);
   tcase_add_test(t, test_dry_run);
   tcase_add_test(t, test_dry_run_without_source);
+  tcase_add_test(t, test_evaluate_compare_vocab);
   tcase_add_test(t, test_score_op);
   tcase_add_test(t, test_prune_width_op_rules);
   tcase_add_test(t, test_save_errors);

@@ -215,6 +215,92 @@ START_TEST(test_dry_run_writes_nothing) {
 }
 END_TEST
 
+/* A recipe whose step 5 runs `op` on `target` with `key: cal` and `extra`,
+ * where cal is a calibration of `other`. The dry run and the real run must
+ * agree: both pass, or both fail at step 5 with `needle`. */
+static void cross_case(const char *op, const char *key, const char *extra, const char *other,
+                       const char *target, const char *needle) {
+  char text[4096];
+  snprintf(text, sizeof text,
+           "pfrun: 1\n"
+           "name: cross\n"
+           "output_dir: ${out}\n"
+           "steps:\n"
+           "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+           "  - {id: src, op: load, path: '%s'}\n"
+           "  - {id: d, op: prune_depth, model: base, num_layers_to_remove: 1}\n"
+           "  - id: cal\n"
+           "    op: calibrate\n"
+           "    model: src\n"
+           "    data: ${data}\n"
+           "    max_length: 16\n"
+           "  - op: %s\n"
+           "    model: %s\n"
+           "    %s: cal\n"
+           "    %s\n",
+           other, op, target, key, extra);
+  fx f = fx_new(text);
+  char *data = pf_path_join(f.dir, "d.txt"), s_data[4200];
+  pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park.\n");
+  snprintf(s_data, sizeof s_data, "data=%s", data);
+  const char *sets[] = {s_data};
+  for (int dry = 1; dry >= 0; dry--) {
+    pf_err err = {0};
+    pf_value *res = NULL;
+    pf_status st = run(&f, dry, sets, 1, &res, &err);
+    const char *how = dry ? "dry" : "real";
+    if (!needle) {
+      ck_assert_msg(st == PF_OK, "%s (%s run): %s", op, how, err.msg);
+    } else {
+      ck_assert_msg(st != PF_OK, "%s (%s run) passed, expected '%s'", op, how, needle);
+      ck_assert_msg(strstr(err.msg, needle) && strstr(err.msg, "recipe.yaml:13:5: step 5 ("),
+                    "%s (%s run): expected 'recipe.yaml:13:5: step 5 (...): ...%s', got '%s'", op,
+                    how, needle, err.msg);
+    }
+    pf_value_release(res);
+  }
+  free(data);
+  fx_free(&f);
+}
+
+/* Models compatible across steps, found by --dry-run as the real run finds
+ * them: a dry-run calibrate / importance step plans the shape of its result
+ * (layers, widths), so prune_width / score / prune_depth check it against their
+ * own model. Before, a dry run let an importance of another model through and
+ * refused every valid calibration ("norms key 'op' is not a layer"). */
+START_TEST(test_dry_run_cross_step) {
+  /* compatible: the calibration of the model itself */
+  cross_case("prune_width", "calibration", "pruning_percentage: 20", "synthetic:llama-tiny", "base",
+             NULL);
+  cross_case("score", "calibration", "method: MAW", "synthetic:llama-tiny", "base", NULL);
+  cross_case("prune_depth", "importance", "num_layers_to_remove: 1", "synthetic:llama-tiny", "base",
+             NULL);
+  /* computed on another model (6 layers, width 352) */
+  cross_case("prune_width", "calibration", "pruning_percentage: 20", "synthetic:llama-small",
+             "base",
+             "calibration: norms of layer 0: expected 176 values, got 352 (was it computed on "
+             "another model?)");
+  cross_case("score", "calibration", "method: MAW", "synthetic:llama-small", "base",
+             "calibration: norms of layer 0: expected 176 values, got 352");
+  cross_case("prune_depth", "importance", "num_layers_to_remove: 1", "synthetic:llama-small",
+             "base", "importance: layer 4 is out of range (the model has 4 layers: 0-3)");
+  /* computed before depth pruning, used on the pruned model (3 layers) */
+  cross_case("prune_width", "calibration", "pruning_percentage: 20", "synthetic:llama-tiny", "d",
+             "calibration: norms key '3' is not a layer of this model (0-2)");
+  cross_case("prune_depth", "importance", "num_layers_to_remove: 1", "synthetic:llama-tiny", "d",
+             "importance: layer 3 is out of range (the model has 3 layers: 0-2)");
+  /* a planned result written into a recipe is refused by a real run */
+  expect_fail("pfrun: 1\nname: t\nsteps:\n"
+              "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+              "  - op: prune_width\n"
+              "    model: base\n"
+              "    calibration: {planned: {num_hidden_layers: 4, norm_widths: {'0': 176}}}\n",
+              "recipe.yaml:5:5: step 2 (prune_width): calibration: a dry run's planned result "
+              "holds no norms",
+              NULL);
+}
+END_TEST
+
 START_TEST(test_missing_var) {
   expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: ${nope}/x\n",
               "recipe.yaml:5:11: step 1 (load): path: unknown variable 'nope'", "defined: ");
@@ -526,6 +612,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_var_alternatives);
   tcase_add_test(tc, test_set_override);
   tcase_add_test(tc, test_dry_run_writes_nothing);
+  tcase_add_test(tc, test_dry_run_cross_step);
   tcase_add_test(tc, test_missing_var);
   tcase_add_test(tc, test_unknown_op);
   tcase_add_test(tc, test_unknown_parameter_before_running);

@@ -528,8 +528,9 @@ START_TEST(test_parse_size) {
     ck_assert_msg(pf_parse_size(ok[i].s, &v, &err) == PF_OK, "%s: %s", ok[i].s, err.msg);
     ck_assert_msg(v == ok[i].v, "%s -> %llu", ok[i].s, (unsigned long long)v);
   }
-  const char *bad[] = {"",        "GB",        "5XB", "abc", "5 GB x", "99999999999999999999999",
-                       "1.2.3GB", "20000000TB"};
+  const char *bad[] = {"",        "GB",         "5XB",
+                       "abc",     "5 GB x",     "99999999999999999999999",
+                       "1.2.3GB", "20000000TB", "18446744073709551.999KB"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     uint64_t v = 1;
     ck_assert_msg(pf_parse_size(bad[i], &v, &err) == PF_ERR_INVALID, "'%s' accepted", bad[i]);

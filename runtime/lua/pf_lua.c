@@ -25,6 +25,10 @@
 #define BOX_MT "pf.valuebox"
 
 static const char ctx_key = 'c'; /* registry key (its address) of the host's pf_ctx */
+/* registry keys of the last error an op raised: its message and its pf_status,
+ * so that the host can tell which status a script's uncaught error carries */
+static const char op_err_msg_key = 'm';
+static const char op_err_code_key = 's';
 
 /* ---------------------------------------------------------------- models */
 
@@ -544,12 +548,36 @@ static const pf_ctx *get_ctx(lua_State *L) {
   return ctx ? ctx : &none;
 }
 
-/* Raise "pf.<op>: msg" without the "<op>: " prefix pf_op_run already added. */
+/* Raise "pf.<op>: msg" without the "<op>: " prefix pf_op_run already added.
+ * The error object and err->code are remembered in the registry: a Lua error
+ * is only a string, and pf_lua_error_status maps it back to the op's status
+ * (an out-of-memory op must not end the script as "invalid argument"). */
 static int op_error(lua_State *L, const pf_op *op, const pf_err *err) {
   const char *msg = err->msg;
   size_t n = strlen(op->name);
   if (strncmp(msg, op->name, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
-  return luaL_error(L, "pf.%s: %s", op->name, msg);
+  luaL_where(L, 1);
+  lua_pushfstring(L, "pf.%s: %s", op->name, msg);
+  lua_concat(L, 2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &op_err_msg_key);
+  lua_pushinteger(L, (lua_Integer)(err->code != PF_OK ? err->code : PF_ERR_INVALID));
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &op_err_code_key);
+  return lua_error(L);
+}
+
+pf_status pf_lua_error_status(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  pf_status st = PF_ERR_INVALID;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &op_err_msg_key);
+  if (lua_type(L, idx) == LUA_TSTRING && lua_rawequal(L, idx, -1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &op_err_code_key);
+    lua_Integer code = lua_tointeger(L, -1);
+    if (code > PF_OK && code <= PF_ERR_INTERRUPTED) st = (pf_status)code;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return st;
 }
 
 /* Ops with a "model" in their result return the model first, the rest second. */
@@ -590,7 +618,8 @@ static int l_op(lua_State *L) {
     st = to_value(L, 1, 1, &params, &err);
     if (st != PF_OK) return op_error(L, op, &err); /* nothing allocated on failure */
   } else if (!(params = pf_value_map())) {
-    return luaL_error(L, "pf.%s: out of memory", op->name);
+    pf_err_set(&err, PF_ERR_NOMEM, "out of memory");
+    return op_error(L, op, &err);
   }
   box->v = params;
   pf_value *out = NULL;
@@ -665,80 +694,4 @@ int pf_lua_open(lua_State *L) {
   lua_pushliteral(L, PF_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
-}
-
-/* ------------------------------------------------------------ scripts */
-
-typedef struct run_args {
-  const char *path;
-  int argc;
-  char **argv;
-  const pf_ctx *ctx;
-  int load_rc; /* luaL_loadfile status: its message gets no traceback */
-} run_args;
-
-/* As lua.c's msghandler: non-string errors via __tostring, then a traceback. */
-static int msgh(lua_State *L) {
-  const run_args *a = lua_touserdata(L, lua_upvalueindex(1));
-  const char *msg = lua_tostring(L, 1);
-  if (a->load_rc != LUA_OK && msg) return 1;
-  if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
-/* Everything that can raise runs here, under lua_pcall. */
-static int pmain(lua_State *L) {
-  run_args *a = lua_touserdata(L, 1);
-  luaL_openlibs(L);
-  luaL_requiref(L, "pf", pf_lua_open, 1);
-  lua_pop(L, 1);
-  pf_lua_set_ctx(L, a->ctx);
-  lua_createtable(L, a->argc, 1);
-  lua_pushstring(L, a->path);
-  lua_rawseti(L, -2, 0);
-  for (int i = 0; i < a->argc; i++) {
-    lua_pushstring(L, a->argv[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setglobal(L, "arg");
-  a->load_rc = luaL_loadfile(L, a->path);
-  if (a->load_rc != LUA_OK) return lua_error(L);
-  luaL_checkstack(L, a->argc + 1, "too many script arguments");
-  for (int i = 0; i < a->argc; i++)
-    lua_pushstring(L, a->argv[i]);
-  lua_call(L, a->argc, 0);
-  return 0;
-}
-
-pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx *ctx, pf_err *err) {
-  if (!path) return pf_err_set(err, PF_ERR_INVALID, "lua: no script path given");
-  lua_State *L = luaL_newstate();
-  if (!L) return pf_err_set(err, PF_ERR_NOMEM, "%s: cannot create a Lua state", path);
-  run_args a = {.path = path, .argc = argc < 0 ? 0 : argc, .argv = argv, .ctx = ctx};
-  lua_pushlightuserdata(L, &a);
-  lua_pushcclosure(L, msgh, 1);
-  lua_pushcfunction(L, pmain);
-  lua_pushlightuserdata(L, &a);
-  int rc = lua_pcall(L, 1, 0, 1);
-  pf_status st = PF_OK;
-  if (rc != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    if (rc == LUA_ERRMEM)
-      st = PF_ERR_NOMEM;
-    else if (a.load_rc == LUA_ERRFILE)
-      st = PF_ERR_IO;
-    else if (a.load_rc == LUA_ERRSYNTAX)
-      st = PF_ERR_FORMAT;
-    else if (ctx && ctx->interrupt && *ctx->interrupt)
-      st = PF_ERR_INTERRUPTED;
-    else
-      st = PF_ERR_INVALID;
-    pf_err_set(err, st, "%s", msg ? msg : "(error without a message)");
-  }
-  lua_close(L); /* runs __gc: models still open are released here */
-  return st;
 }

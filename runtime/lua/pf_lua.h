@@ -33,9 +33,15 @@ void pf_lua_set_ctx(struct lua_State *L, const pf_ctx *ctx);
 
 /* Run a Lua script file with `arg` set as lua.c does (arg[0] = script,
  * arg[1..] = args). Runs under lua_pcall with a traceback; on error the message
- * (with traceback) goes into err. */
+ * (with traceback) goes into err and the status says why (see the notes). */
 pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx *ctx,
                           pf_err *err);
+/* The pf_status behind the Lua error object at idx: the status of the op when
+ * a pf.<op> function raised exactly this error (PF_ERR_NOMEM for an op that ran
+ * out of memory, PF_ERR_IO, PF_ERR_NOT_FOUND, ...), else PF_ERR_INVALID (an
+ * error of the script itself). For hosts that run their own lua_pcall; call it
+ * from the message handler or right after the call, before another op runs. */
+pf_status pf_lua_error_status(struct lua_State *L, int idx);
 
 /* Conversions (exposed for tests). Push a value; read the value at index idx
  * (tables with 1..n keys become lists, others maps; model userdata -> MODEL). */
@@ -67,8 +73,12 @@ void pf_lua_push_tensor(struct lua_State *L, pf_tensor *t);
  *  - pf_lua_push_value: nulls become nil (so they vanish from maps), models
  *    become userdata. Raises only on Lua memory errors.
  *  - pf_lua_run_file: argv[0..argc) are the script's own arguments (arg[1..]);
- *    they are also passed to the chunk as `...`. Status: PF_ERR_IO when the file
- *    cannot be read, PF_ERR_FORMAT for a syntax error, PF_ERR_INTERRUPTED when
- *    ctx->interrupt is set, else PF_ERR_INVALID. */
+ *    they are also passed to the chunk as `...`. The file is read with
+ *    pf_read_file (a FIFO, folder or device is refused: "<path>: expected a
+ *    regular file, found a FIFO"; its status, PF_ERR_NOT_FOUND for a missing
+ *    file). Status of a failed run: PF_ERR_NOMEM for a Lua memory error,
+ *    PF_ERR_INTERRUPTED when ctx->interrupt is set, PF_ERR_FORMAT for a syntax
+ *    error, the op's own status when the uncaught error is one a pf.<op>
+ *    raised (pf_lua_error_status), else PF_ERR_INVALID. */
 
 #endif

@@ -121,7 +121,8 @@ static pf_status read_recipe(const char *path, char **out, size_t *len, pf_err *
   if (stat(path, &sb) != 0)
     return pf_err_set(err, PF_ERR_IO, "%s: cannot read the recipe: %s", path, strerror(errno));
   if (!S_ISREG(sb.st_mode))
-    return pf_err_set(err, PF_ERR_IO, "%s: expected a recipe file, found a folder or device", path);
+    return pf_err_set(err, PF_ERR_IO, "%s: expected a recipe file, found %s", path,
+                      pf_file_kind(sb.st_mode));
   if ((uint64_t)sb.st_size > PF_RECIPE_MAX_BYTES)
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: recipe is %lld bytes; the limit is %zu bytes (1 MiB)", path,

@@ -75,6 +75,42 @@ fault "output in /proc" "cannot create temporary folder" "/proc/pfrun-fault-out"
 fault "output path is a file" "exists and is not a folder" "$WORK/nothing" prune --model-path "$IN" --output-path "$WORK/afile" --quiet
 check "afile untouched" test -f "$WORK/afile" -a ! -s "$WORK/afile"
 
+# ---- an input that is not a regular file: refused at once, never blocks ----
+# (a tarball can carry a FIFO named tokenizer.json; open() of a FIFO without a
+# writer blocked for ever before). Each run gets 10 s; 124 is timeout's "timed out".
+fifo_fault() { # DESC NEEDLE ARGS...
+  local d=$1 needle=$2; shift 2
+  OUT=$(timeout -k 2 10 "$PFRUN" "$@" 2>&1); RC=$?
+  if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then bad "$d: blocked (still running after 10 s)"
+  elif [ "$RC" -ne 0 ] && [ "$RC" -lt 128 ] && grep -qF -- "$needle" <<<"$OUT"; then ok
+  else bad "$d: exit $RC, wanted failure containing '$needle', got: $OUT"; fi
+  [ -n "${FAULTS_VERBOSE:-}" ] && echo "  $d: exit $RC: $OUT"
+  one_line "$d"
+}
+FI="$WORK/fifo-model"
+cp -r "$IN" "$FI"
+rm "$FI/tokenizer.json" && mkfifo "$FI/tokenizer.json"
+fifo_fault "FIFO tokenizer.json: eval" "$FI/tokenizer.json: expected a regular file, found a FIFO" eval --model-path "$FI" --data "$D/calib.txt" --quiet
+fifo_fault "FIFO tokenizer.json: tokenize" "$FI/tokenizer.json: expected a regular file, found a FIFO" tokenize --model-path "$FI" "hello"
+fifo_fault "FIFO tokenizer.json: prune (the save copies it)" "$FI/tokenizer.json: expected a regular file, found a FIFO" prune --model-path "$FI" --output-path "$WORK/fifo-out" --quiet
+no_trace "FIFO tokenizer.json: prune" "$WORK/fifo-out"
+FC="$WORK/fifo-config"
+cp -r "$IN" "$FC"
+rm "$FC/config.json" && mkfifo "$FC/config.json"
+fifo_fault "FIFO config.json" "$FC/config.json: expected a regular file, found a FIFO" analyze --model-path "$FC"
+FS="$WORK/fifo-weights"
+cp -r "$IN" "$FS"
+rm "$FS/model.safetensors" && mkfifo "$FS/model.safetensors"
+fifo_fault "FIFO model.safetensors" "$FS/model.safetensors: expected a regular file, found a FIFO" analyze --model-path "$FS"
+mkfifo "$WORK/fifo.txt" "$WORK/fifo.yaml" "$WORK/fifo.lua" "$WORK/fifo.jsonl"
+fifo_fault "FIFO data file" "$WORK/fifo.txt: expected a data file, found a FIFO" eval --model-path "$IN" --data "$WORK/fifo.txt" --quiet
+fifo_fault "FIFO recipe" "$WORK/fifo.yaml: expected a recipe file, found a FIFO" "$WORK/fifo.yaml" --dry-run
+fifo_fault "FIFO Lua script" "$WORK/fifo.lua: expected a regular file, found a FIFO" "$WORK/fifo.lua"
+fifo_fault "FIFO prompt pairs" "$WORK/fifo.jsonl: expected a regular file, found a FIFO" bias --model-path "$IN" --prompt-pairs "$WORK/fifo.jsonl" --output-dir "$WORK/fifo-bias" --quiet
+mkdir -p "$WORK/dirtok/tokenizer.json"
+fifo_fault "folder as tokenizer.json" "$WORK/dirtok/tokenizer.json: expected a regular file, found a folder" tokenize --model-path "$WORK/dirtok" "x"
+check "FIFO inputs: input untouched" test "$(tree_sum "$IN")" = "$SUM_IN"
+
 # ---- full / read-only file systems (tmpfs; needs mount, i.e. root) ----
 MNT="$WORK/mnt"
 mkdir -p "$MNT/full" "$MNT/ro" "$MNT/scratch"

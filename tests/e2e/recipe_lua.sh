@@ -23,6 +23,33 @@ for r in "$SRC"/recipes/*.yaml; do
   expect_ok "dry run $(basename "$r")" "$r" --set output_dir="$WORK/dry-$(basename "$r" .yaml)" --dry-run --quiet
 done
 
+# --dry-run checks that the models of different steps fit together, as the real
+# run does: a calibration planned on one model, used on another
+cross() { # cross FILE CALIBRATED-MODEL TARGET-STEP
+  cat > "$1" <<YAML
+pfrun: 1
+name: cross
+steps:
+  - {id: base, op: load, path: synthetic:llama-tiny}
+  - {id: src, op: load, path: $2}
+  - {id: d, op: prune_depth, model: base, num_layers_to_remove: 1}
+  - {id: cal, op: calibrate, model: src, data: $SRC/recipes/data/calib.txt, max_length: 32}
+  - {op: prune_width, model: $3, calibration: cal, pruning_percentage: 20}
+  - {op: prune_depth, model: $3, importance: cal, num_layers_to_remove: 1}
+YAML
+}
+cross "$WORK/cross-ok.yaml" synthetic:llama-tiny base
+expect_ok "dry run: calibration of the same model" "$WORK/cross-ok.yaml" --dry-run --quiet
+expect_ok "prune --calibration-data --dry-run" prune --model-path synthetic:llama-tiny --output-path "$WORK/never" --calibration-data "$SRC/recipes/data/calib.txt" --max-length 32 --dry-run --quiet
+check "prune dry run wrote nothing" test ! -e "$WORK/never"
+cross "$WORK/cross-other.yaml" synthetic:llama-small base
+expect_fail "dry run: calibration of another model" "step 5 (prune_width): calibration: norms of layer 0: expected 176 values, got 352" "$WORK/cross-other.yaml" --dry-run --set output_dir="$WORK/cross-other"
+check "cross dry run wrote nothing" test ! -e "$WORK/cross-other"
+cross "$WORK/cross-depth.yaml" synthetic:llama-tiny d
+expect_fail "dry run: calibration from before depth pruning" "step 5 (prune_width): calibration: norms key '3' is not a layer of this model (0-2)" "$WORK/cross-depth.yaml" --dry-run
+sed -i '/op: prune_width/d' "$WORK/cross-depth.yaml"
+expect_fail "dry run: importance from before depth pruning" "step 5 (prune_depth): importance: layer 3 is out of range (the model has 3 layers: 0-2)" "$WORK/cross-depth.yaml" --dry-run
+
 # recipe errors point at file:line:col and name the step
 cat > "$WORK/bad.yaml" <<'YAML'
 pfrun: 1

@@ -1,0 +1,72 @@
+/* json.c — cJSON parsing that tells out-of-memory from malformed input (json.h).
+ *
+ * Why hooks and not a second look at the text: cJSON's failure position is the
+ * same for both causes, and re-validating the text with another grammar would
+ * have to agree with cJSON's on every input. The hook sees the failed malloc
+ * itself. */
+#include "json.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local int json_alloc_failed;
+
+static void *json_malloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) json_alloc_failed = 1;
+  return p;
+}
+
+static void json_free(void *p) {
+  free(p);
+}
+
+static pthread_once_t json_once = PTHREAD_ONCE_INIT;
+
+static void install_hooks(void) {
+  cJSON_Hooks hooks = {.malloc_fn = json_malloc, .free_fn = json_free};
+  cJSON_InitHooks(&hooks);
+}
+
+void pf_json_init(void) {
+  pthread_once(&json_once, install_hooks);
+}
+
+cJSON *pf_json_parse(const char *text, size_t len, const char **end, int require_null_terminated,
+                     int *oom) {
+  pf_json_init();
+  json_alloc_failed = 0;
+  const char *stop = NULL;
+  cJSON *root = text ? cJSON_ParseWithLengthOpts(text, len, &stop, require_null_terminated) : NULL;
+  int failed = json_alloc_failed;
+  json_alloc_failed = 0;
+  if (end) *end = stop;
+  if (oom) *oom = !root && failed;
+  return root;
+}
+
+int pf_json_set(cJSON *obj, const char *key, cJSON *v) {
+  if (!obj || !key || !v) {
+    cJSON_Delete(v);
+    return 0;
+  }
+  cJSON *old = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!old) return cJSON_AddItemToObject(obj, key, v) ? 1 : (cJSON_Delete(v), 0);
+  size_t n = strlen(key) + 1;
+  char *name = cJSON_malloc(n); /* freed by cJSON_Delete with the same hooks */
+  if (!name) {
+    cJSON_Delete(v);
+    return 0;
+  }
+  memcpy(name, key, n);
+  if (v->string && !(v->type & cJSON_StringIsConst)) cJSON_free(v->string);
+  v->string = name;
+  v->type &= ~cJSON_StringIsConst;
+  return cJSON_ReplaceItemViaPointer(obj, old, v) ? 1 : (cJSON_Delete(v), 0);
+}
+
+pf_status pf_json_nomem(pf_err *err, const char *what) {
+  return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory while parsing JSON",
+                    what && *what ? what : "JSON");
+}

@@ -1,0 +1,43 @@
+/* json.h — parsing JSON text with cJSON, telling "out of memory" from "malformed".
+ *
+ * cJSON returns NULL both for malformed text and when one of its allocations
+ * fails, so a parser that only looked at the NULL reported an out-of-memory
+ * condition (a --max-memory cap, a real shortage) as "malformed JSON". Every
+ * JSON parse in pfrun goes through pf_json_parse: cJSON's allocator hooks are
+ * set once (cJSON_InitHooks, on the first call) to a wrapper around malloc/free
+ * that records a failed allocation in a thread-local flag, which pf_json_parse
+ * clears before and reads after the parse. Thread-safe: the hooks are set once
+ * (pthread_once) and the flag is per thread.
+ */
+#ifndef PF_JSON_H
+#define PF_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "pf.h"
+
+/* cJSON_ParseWithLengthOpts(text, len, end, require_null_terminated) that also
+ * says why it failed: on NULL, *oom (may be NULL) is 1 when an allocation
+ * failed during the parse, 0 when the text is malformed (then *end, when given,
+ * points where cJSON stopped). The tree is the caller's (cJSON_Delete). */
+cJSON *pf_json_parse(const char *text, size_t len, const char **end, int require_null_terminated,
+                     int *oom);
+
+/* The error for a parse that failed with *oom set: PF_ERR_NOMEM
+ * "<what>: out of memory while parsing JSON". Returns PF_ERR_NOMEM. */
+pf_status pf_json_nomem(pf_err *err, const char *what);
+
+/* obj[key] = v, in place when key exists (its position in the object kept),
+ * else appended. v is consumed: deleted when it cannot be attached. 1 on
+ * success, 0 when out of memory. (cJSON 1.7.15's cJSON_ReplaceItemInObject
+ * does not check the copy of the key it makes: out of memory, it silently
+ * replaced the item by one without a name, and "num_hidden_layers" vanished
+ * from a saved config.json.) */
+int pf_json_set(cJSON *obj, const char *key, cJSON *v);
+
+/* Make cJSON allocate through the recording hooks now (pf_json_parse does it on
+ * first use; a front end may call it at start-up, before anything uses cJSON). */
+void pf_json_init(void);
+
+#endif

@@ -1,0 +1,121 @@
+/* pf_lua_run.c — running a script file (pf_lua_run_file, see pf_lua.h): the
+ * file read by pf_read_file (so a FIFO or a folder is refused, not opened),
+ * everything under lua_pcall with lua.c's message handler (traceback), and the
+ * status of a failure taken from the op that raised it (pf_lua_error_status). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "pf_lua.h"
+
+#define PF_LUA_MAX_SCRIPT_BYTES ((size_t)64 << 20)
+
+typedef struct run_args {
+  const char *path;
+  const char *chunk; /* the script's text, as luaL_loadfilex would read it */
+  size_t chunk_len;
+  int argc;
+  char **argv;
+  const pf_ctx *ctx;
+  int load_rc;         /* luaL_loadbufferx status: its message gets no traceback */
+  pf_status op_status; /* the status of the error, when an op raised it */
+} run_args;
+
+/* The part of a script file that Lua compiles, as luaL_loadfilex skips it: a
+ * UTF-8 BOM, and a first line starting with '#' (a shebang) whose newline is
+ * kept so that line numbers stay right (and dropped before a precompiled chunk). */
+static const char *script_chunk(const char *text, size_t len, size_t *n) {
+  const char *p = text, *end = text + len;
+  if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
+  if (p < end && *p == '#') {
+    while (p < end && *p != '\n')
+      p++;
+    if (p + 1 < end && p[1] == LUA_SIGNATURE[0]) p++;
+  }
+  *n = (size_t)(end - p);
+  return p;
+}
+
+/* As lua.c's msghandler: non-string errors via __tostring, then a traceback.
+ * Runs where the error was raised, so the error object is still the one an op
+ * raised (if it was): its status is taken here, before the traceback. */
+static int msgh(lua_State *L) {
+  run_args *a = lua_touserdata(L, lua_upvalueindex(1));
+  const char *msg = lua_tostring(L, 1);
+  if (a->load_rc != LUA_OK && msg) return 1;
+  a->op_status = pf_lua_error_status(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Everything that can raise runs here, under lua_pcall. */
+static int pmain(lua_State *L) {
+  run_args *a = lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  luaL_requiref(L, "pf", pf_lua_open, 1);
+  lua_pop(L, 1);
+  pf_lua_set_ctx(L, a->ctx);
+  lua_createtable(L, a->argc, 1);
+  lua_pushstring(L, a->path);
+  lua_rawseti(L, -2, 0);
+  for (int i = 0; i < a->argc; i++) {
+    lua_pushstring(L, a->argv[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setglobal(L, "arg");
+  const char *name = lua_pushfstring(L, "@%s", a->path);
+  a->load_rc = luaL_loadbufferx(L, a->chunk, a->chunk_len, name, NULL);
+  if (a->load_rc != LUA_OK) return lua_error(L);
+  luaL_checkstack(L, a->argc + 1, "too many script arguments");
+  for (int i = 0; i < a->argc; i++)
+    lua_pushstring(L, a->argv[i]);
+  lua_call(L, a->argc, 0);
+  return 0;
+}
+
+/* The status of a failed run: a Lua memory error or an interrupt first, then a
+ * syntax error, then the status of the op that raised the error, else the
+ * script's own error (PF_ERR_INVALID). */
+static pf_status run_status(int rc, const run_args *a) {
+  if (rc == LUA_ERRMEM || a->load_rc == LUA_ERRMEM) return PF_ERR_NOMEM;
+  if (a->ctx && a->ctx->interrupt && *a->ctx->interrupt) return PF_ERR_INTERRUPTED;
+  if (a->load_rc == LUA_ERRSYNTAX) return PF_ERR_FORMAT;
+  if (a->load_rc != LUA_OK) return PF_ERR_INVALID;
+  return a->op_status != PF_OK ? a->op_status : PF_ERR_INVALID;
+}
+
+pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx *ctx, pf_err *err) {
+  if (!path) return pf_err_set(err, PF_ERR_INVALID, "lua: no script path given");
+  char *text = NULL;
+  size_t len = 0;
+  /* read here, not by luaL_loadfile: a FIFO or a folder is refused, not opened */
+  pf_status st = pf_read_file(path, PF_LUA_MAX_SCRIPT_BYTES, &text, &len, err);
+  if (st != PF_OK) return st;
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    free(text);
+    return pf_err_set(err, PF_ERR_NOMEM, "%s: cannot create a Lua state", path);
+  }
+  run_args a = {.path = path, .argc = argc < 0 ? 0 : argc, .argv = argv, .ctx = ctx};
+  a.chunk = script_chunk(text, len, &a.chunk_len);
+  lua_pushlightuserdata(L, &a);
+  lua_pushcclosure(L, msgh, 1);
+  lua_pushcfunction(L, pmain);
+  lua_pushlightuserdata(L, &a);
+  int rc = lua_pcall(L, 1, 0, 1);
+  if (rc != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    st = run_status(rc, &a);
+    pf_err_set(err, st, "%s", msg ? msg : "(error without a message)");
+  }
+  lua_close(L); /* runs __gc: models still open are released here */
+  free(text);
+  return st;
+}

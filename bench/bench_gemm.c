@@ -160,9 +160,51 @@ static double time_linear(int64_t m, int64_t n, int64_t k, const float *x, const
   return best;
 }
 
+/* The AMX ceiling: TDPBF16PS on tiles that stay in registers (4 independent
+ * accumulators, no loads), all threads. 16x16x32 multiply-adds per instruction. */
+typedef struct amx_cfg {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} amx_cfg;
+
+__attribute__((target("amx-tile,amx-bf16"))) static double amx_peak_gflops(long iters) {
+  static uint16_t zero[4][512] __attribute__((aligned(64)));
+  double t0 = now();
+#pragma omp parallel
+  {
+    amx_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 8; i++) {
+      c.rows[i] = 16;
+      c.colsb[i] = 64;
+    }
+    __asm__ volatile("" : : "r"(&c) : "memory"); /* GCC 12 drops the stores otherwise */
+    _tile_loadconfig(&c);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, zero[0], 64);
+    _tile_loadd(5, zero[1], 64);
+    _tile_loadd(6, zero[2], 64);
+    _tile_loadd(7, zero[3], 64);
+    for (long i = 0; i < iters; i++) {
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_release();
+  }
+  const double t = now() - t0;
+  return 4.0 * 16 * 16 * 32 * 2 * (double)iters * omp_get_max_threads() / t / 1e9;
+}
+
 static void bench_linear(void) {
   const int64_t m = 2048, n = 8192, k = 2048;
-  float *x = randf(m * k, 4), *y = randf(m * n, 5), *wf = randf(n * k, 6);
+  float *x = randf(m * k * 4, 4), *y = randf(m * n, 5), *wf = randf(n * k, 6); /* x: also [m, 4k] */
   uint16_t *wb = rand_bf16(n * k, 6);
   pf_workspace *ws;
   pf_err err;
@@ -171,6 +213,29 @@ static void bench_linear(void) {
   double t32 = time_linear(m, n, k, x, wf, PF_DTYPE_F32, y, ws, 3);
   printf("  linear F32  W %lldx%lldx%lld: %.1f GFLOP/s (%.1f ms)\n", (long long)m, (long long)n,
          (long long)k, flop / t32 / 1e9, t32 * 1e3);
+  /* BF16 weights on AMX (the default matmul precision where the CPU has AMX-BF16) */
+  if (pf_kernels_have_amx()) {
+    amx_peak_gflops(100000); /* warm-up */
+    printf("  AMX TDPBF16PS peak (tiles in registers, %d threads): %.0f GFLOP/s\n",
+           omp_get_max_threads(), amx_peak_gflops(2000000));
+    pf_kernels_set_matmul(PF_MATMUL_BF16);
+    double ta = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 5);
+    printf("  linear BF16 W %lldx%lldx%lld, bf16 matmul on AMX: %.1f GFLOP/s (%.1f ms)\n",
+           (long long)m, (long long)n, (long long)k, flop / ta / 1e9, ta * 1e3);
+    const size_t budgets[] = {(size_t)128 << 10, (size_t)256 << 10, (size_t)1 << 20};
+    const size_t def_b = pf_kern_amx_l2_bytes;
+    for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
+      pf_kern_amx_l2_bytes = budgets[i];
+      double t = time_linear(m, n / 4, 4 * k, x, wb, PF_DTYPE_BF16, y, ws, 5);
+      printf("  linear BF16 W %lldx%lldx%lld (down_proj shape), AMX X sweep %4zu KiB%s: %.1f GFLOP/s\n",
+             (long long)m, (long long)n / 4, (long long)k * 4, budgets[i] >> 10,
+             budgets[i] == def_b ? " (default)" : "", flop / t / 1e9);
+    }
+    pf_kern_amx_l2_bytes = def_b;
+  } else {
+    printf("  (no AMX-BF16 on this CPU: BF16 weights always take the float32 path)\n");
+  }
+  pf_kernels_set_matmul(PF_MATMUL_F32); /* the widening path, for the panel sweep and the m sweep */
   const size_t panels[] = {(size_t)2 << 20, (size_t)4 << 20, (size_t)8 << 20, (size_t)16 << 20};
   const size_t def = pf_kern_panel_bytes;
   for (size_t i = 0; i < sizeof panels / sizeof panels[0]; i++) {
@@ -197,6 +262,22 @@ static void bench_linear(void) {
     }
   }
   pf_kern_gemv_max_m = def_max;
+  if (pf_kernels_have_amx()) { /* small m: GEMV (float32 x) vs AMX (bf16 x) */
+    pf_kernels_set_matmul(PF_MATMUL_BF16);
+    const int64_t def_amx = pf_kern_amx_min_m;
+    for (int64_t mm = 2; mm <= 64; mm *= 2) {
+      pf_kern_gemv_max_m = mm;
+      pf_kern_amx_min_m = mm;
+      double tv = time_linear(mm, n, k, x, wb, PF_DTYPE_BF16, y, ws, 8);
+      pf_kern_amx_min_m = 0;
+      double tg = time_linear(mm, n, k, x, wb, PF_DTYPE_BF16, y, ws, 8);
+      printf("  linear BF16 m=%-2lld: gemv path %7.3f ms, AMX path %7.3f ms%s\n", (long long)mm,
+             tv * 1e3, tg * 1e3, mm <= def_amx ? "  (pfrun uses gemv)" : "  (pfrun uses AMX)");
+    }
+    pf_kern_gemv_max_m = def_max;
+    pf_kern_amx_min_m = def_amx;
+  }
+  pf_kernels_set_matmul(PF_MATMUL_BF16);
   pf_workspace_free(ws);
   free(x), free(y), free(wf), free(wb);
 }

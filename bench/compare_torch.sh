@@ -15,7 +15,9 @@
 # One after the other (never concurrently: they would share the 2 cores):
 #   1. BUILD/bench_forward MODEL 4 512 64: sgemm rate, bf16 linear rate, read bandwidth,
 #      prefill 4 x 512 (best of 3 after a warm-up), greedy decode from a 16-token prompt
-#      (best of 3), see bench/bench_forward.c; then BUILD/bench_gemm sgemm (if built), a
+#      (best of 3), see bench/bench_forward.c, with the default matmul precision (bf16 on
+#      AMX where the CPU has it); the same prefill with PFRUN_MATMUL=f32 (BF16 weights
+#      widened for BLIS sgemm); then BUILD/bench_gemm sgemm (if built), a
 #      steadier sgemm peak (best of 11 runs at 2048^3, of 5 at 2048 x 8192 x 2048);
 #   2. bench/torch_llama.py prefill,decode on the same folder, per dtype: the same
 #      4 x 512 prefill producing all logits and the same 64-token greedy decode
@@ -78,6 +80,9 @@ load "before pfrun"
 echo "== pfrun: $BUILD/bench_forward $MODEL 4 512 64"
 "$BUILD/bench_forward" "$MODEL" 4 512 64 | tee "$out/pfrun.txt"
 
+echo "== pfrun, float32 matmul: PFRUN_MATMUL=f32 $BUILD/bench_forward $MODEL 4 512 0 (prefill only)"
+PFRUN_MATMUL=f32 "$BUILD/bench_forward" "$MODEL" 4 512 0 | tee "$out/pfrun_f32.txt"
+
 if [ -x "$BUILD/bench_gemm" ]; then
   echo "== sgemm cross-check: $BUILD/bench_gemm sgemm (best of 11 / 5 runs after a warm-up)"
   "$BUILD/bench_gemm" sgemm | tee "$out/sgemm.txt"
@@ -104,7 +109,7 @@ echo "== torch: $PY bench/torch_llama.py prefill,decode --model-path $dir --dtyp
   | tee "$out/torch.txt"
 load "after torch"
 
-"$PY" - "$out/pfrun.txt" "$out/torch.txt" "$out/load.txt" "$out/sgemm.txt" <<'EOF'
+"$PY" - "$out/pfrun.txt" "$out/torch.txt" "$out/load.txt" "$out/sgemm.txt" "$out/pfrun_f32.txt" <<'EOF'
 import re, sys
 
 pf = open(sys.argv[1]).read()
@@ -122,6 +127,11 @@ B, S, pf_s, _, pf_gf = grab(r"prefill (\d+) x (\d+): (\S+) s, (\S+) tokens/s, (\
 n_tok, pf_dec, bound, bw2, wgb = grab(
     r"decode: (\d+) tokens, (\S+) tokens/s .*bound (\S+) tokens/s \((\S+) GB/s / (\S+) GB\)")
 pf_pre = B * S / pf_s
+amx = "bf16 matmul on AMX" in pf
+pf32 = open(sys.argv[5]).read()
+m32 = re.search(r"prefill (\d+) x (\d+): (\S+) s, (\S+) tokens/s, (\S+) GFLOP/s", pf32)
+pf32_pre = float(m32.group(1)) * float(m32.group(2)) / float(m32.group(3)) if m32 else None
+pf32_gf = float(m32.group(5)) if m32 else None
 # the sgemm peak: the best of bench_forward's 2048^3 figure and bench_gemm's two shapes
 cross = [float(x) for x in re.findall(r"sgemm \d+x\d+x\d+: (\S+) GFLOP/s best", open(sys.argv[4]).read())]
 peak = max([sg] + cross)
@@ -147,7 +157,8 @@ if not dts:
 def f(x, p=1):
     return "—" if x is None else f"{x:.{p}f}"
 
-hdr = "| | pfrun (weights as stored) | " + " | ".join(f"PyTorch {d}" for d in dts) + " |"
+hdr = ("| | pfrun (" + ("bf16 matmul on AMX" if amx else "float32 matmul") + ") | "
+       + " | ".join(f"PyTorch {d}" for d in dts) + " |")
 print()
 print(hdr)
 print("|---" * (2 + len(dts)) + "|")
@@ -163,13 +174,16 @@ tdm = {d: torch[d].get("decode_tokens_per_s") for d in dts}
 row("decode, tokens/s (best; torch median)", f(pf_dec, 2), [f"{f(td[d], 2)} ({f(tdm[d], 2)})" for d in dts])
 row("decode ms/token", f(1e3 / pf_dec), [f(1e3 / td[d]) if td[d] else "—" for d in dts])
 row("decode pfrun / PyTorch", "", [f"{pf_dec / td[d]:.2f}×" if td[d] else "—" for d in dts])
+if pf32_pre:
+    print(f"| prefill with PFRUN_MATMUL=f32 (weights widened, BLIS sgemm), tokens/s | {f(pf32_pre)} "
+          f"({f(pf32_gf)} GFLOP/s) | " + " | ".join(f"{pf32_pre / tp[d]:.2f}×" if tp[d] else "—" for d in dts) + " |")
 print()
 print(f"machine: sgemm 2048³ f32 {sg:.1f} GFLOP/s (bench_forward)"
       + (f", bench_gemm sgemm 2048³ / 2048×8192×2048 {' / '.join(f'{c:.1f}' for c in cross)} GFLOP/s" if cross else "")
       + f" -> peak {peak:.1f}; pfrun bf16 linear {int(B*S)}×8192×2048 {lin:.1f} GFLOP/s, "
       f"read bandwidth {bw:.1f} GB/s; weights {wgb:.2f} GB -> bandwidth bound {bound:.2f} tokens/s "
       f"({1e3 / bound:.1f} ms/token)")
-if peak < 0.9 * lin:  # the BF16 path is sgemm plus widening: it cannot beat sgemm by much
+if not amx and peak < 0.9 * lin:  # the f32 BF16 path is sgemm plus widening: it cannot beat sgemm
     print(f"WARNING: sgemm peak ({peak:.1f}) well below the bf16 linear rate ({lin:.1f}): the sgemm "
           "measurement was disturbed (a neighbour on the cores?); rerun")
 print("; ".join(loads))

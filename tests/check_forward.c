@@ -129,8 +129,10 @@ static void acc(err_acc *e, double a, double b) {
   if (fabs(b) > 1e-2 && d / fabs(b) > e->max_rel) e->max_rel = d / fabs(b);
 }
 
-/* Compare the model's logits with a golden case, row by row. */
-static void check_golden(const pf_model *m, const pf_golden_case *g) {
+/* Compare the model's logits with a golden case, row by row: max|a-b|/max|b| <= tol
+ * and the largest relative error of logits above 1e-2 <= tol_rel. */
+static void check_golden_tol(const pf_model *m, const pf_golden_case *g, double tol,
+                             double tol_rel) {
   const int64_t B = g->batch, S = g->seq, V = g->vocab;
   ck_assert_int_eq(m->config.vocab_size, V);
   float *lg = run_logits(m, g->ids, g->mask, B, S, NULL);
@@ -152,10 +154,19 @@ static void check_golden(const pf_model *m, const pf_golden_case *g) {
             "golden %s row %lld (%lld tokens): max|a-b|/max|b| = %.2e, max rel (|b|>1e-2) "
             "= %.2e\n",
             g->name, (long long)b, (long long)len, rel, e.max_rel);
-    ck_assert_msg(rel <= 1e-4, "%s row %lld: max|a-b|/max|b| = %g", g->name, (long long)b, rel);
-    ck_assert_msg(e.max_rel <= 1e-3, "%s row %lld: max rel = %g", g->name, (long long)b, e.max_rel);
+    ck_assert_msg(rel <= tol, "%s row %lld: max|a-b|/max|b| = %g", g->name, (long long)b, rel);
+    ck_assert_msg(e.max_rel <= tol_rel, "%s row %lld: max rel = %g", g->name, (long long)b,
+                  e.max_rel);
   }
   free(lg);
+}
+
+/* The golden cases are float64 computations with float32-exact inputs: the f32
+ * matmul path must match them to 1e-4. */
+static void check_golden(const pf_model *m, const pf_golden_case *g) {
+  const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  check_golden_tol(m, g, 1e-4, 1e-3);
+  pf_kernels_set_matmul(prev);
 }
 
 /* ---- golden logits ---- */
@@ -189,6 +200,14 @@ START_TEST(test_golden_synthetic) {
     char *dir = NULL;
     pf_model *m = synth(cases[i].preset, cases[i].dtype, cases[i].from, cases[i].to, &dir);
     check_golden(m, cases[i].g);
+    if (cases[i].dtype && pf_kernels_have_amx()) {
+      /* bf16 matmul on AMX rounds the activations to BF16 (8 significant bits) before
+       * each linear layer: ~1e-3 of the logit scale, not 1e-4 */
+      fprintf(stderr, "(bf16 matmul on AMX:) ");
+      const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
+      check_golden_tol(m, cases[i].g, 3e-3, 1.0);
+      pf_kernels_set_matmul(prev);
+    }
     pf_model_release(m);
     free_synth_dir(dir);
   }

@@ -229,7 +229,7 @@ static void check_gemm_case(int64_t m, int64_t n, int64_t k, pf_dtype dt, int wi
   ck_assert_msg(st == PF_OK, "gemm %lldx%lldx%lld: %s", (long long)m, (long long)n, (long long)k,
                 err.msg);
   /* the AMX path multiplies BF16-rounded activations (kernels.h, pf_matmul) */
-  const int bf16x = dt == PF_DTYPE_BF16 && m > PF_GEMV_MAX_M && k > 0 && pf_kernels_have_amx() &&
+  const int bf16x = dt == PF_DTYPE_BF16 && m > pf_kern_amx_min_m && k > 0 && pf_kernels_have_amx() &&
                     pf_kernels_matmul() == PF_MATMUL_BF16;
   if (bf16x)
     pf_ref_gemm_xwt_bf16x(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
@@ -289,7 +289,7 @@ START_TEST(test_gemm_amx_shapes) {
   }
   const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
   const size_t l2_prev = pf_kern_amx_l2_bytes;
-  static const int64_t shapes[][3] = {{17, 1, 1},    {17, 31, 33},  {33, 77, 70},  {64, 32, 32},
+  static const int64_t shapes[][3] = {{5, 40, 64},    {17, 31, 33},  {33, 77, 70},  {64, 32, 32},
                                       {100, 65, 95}, {47, 130, 2050}, {200, 96, 64}};
   rng_seed(11);
   for (int budget = 0; budget < 2; budget++) {
@@ -390,7 +390,7 @@ START_TEST(test_linear_tensor) {
   pf_err err;
   for (int64_t mm = 1; mm <= m; mm += m - 1) { /* GEMV path (m=1) and GEMM path */
     ck_assert_int_eq(pf_linear(x, mm, k, w, b, y, NULL, &err), PF_OK);
-    if (mm > PF_GEMV_MAX_M && pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16)
+    if (mm > pf_kern_amx_min_m && pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16)
       pf_ref_gemm_xwt_bf16x(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);
     else
       pf_ref_gemm_xwt(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);

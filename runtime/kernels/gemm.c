@@ -33,6 +33,7 @@ static pthread_mutex_t g_default_lock = PTHREAD_MUTEX_INITIALIZER;
 
 size_t pf_kern_panel_bytes = (size_t)8 << 20;
 int64_t pf_kern_gemv_max_m = PF_GEMV_MAX_M;
+int64_t pf_kern_amx_min_m = PF_AMX_MIN_M;
 
 pf_status pf_workspace_new(pf_workspace **out, pf_err *err) {
   *out = calloc(1, sizeof **out);
@@ -111,12 +112,12 @@ static void blis_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ld
 
 /* Whether gemm_xwt takes the AMX path (BF16 weights, matmul precision bf16). */
 static int use_amx(int64_t m, int64_t k, pf_dtype wdt) {
-  return k > 0 && m > pf_kern_gemv_max_m && wdt == PF_DTYPE_BF16 && pf_kern_amx_active();
+  return k > 0 && m > pf_kern_amx_min_m && wdt == PF_DTYPE_BF16 && pf_kern_amx_active();
 }
 
 /* Whether gemm_xwt will use the workspace (widened panels or AMX packing). */
 static int needs_panel(int64_t m, int64_t k, pf_dtype wdt) {
-  return k > 0 && m > pf_kern_gemv_max_m && wdt != PF_DTYPE_F32;
+  return k > 0 && wdt != PF_DTYPE_F32 && (m > pf_kern_gemv_max_m || use_amx(m, k, wdt));
 }
 
 static pf_status gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
@@ -141,11 +142,11 @@ static pf_status gemm_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64
         y[i * ldy + j] = (bias ? bias[j] : 0.0f) + (beta != 0.0f ? beta * y[i * ldy + j] : 0.0f);
     return PF_OK;
   }
+  if (use_amx(m, k, wdt)) return gemm_amx(m, n, k, x, ldx, w, ldw, bias, beta, y, ldy, ws, err);
   if (m <= pf_kern_gemv_max_m) {
     pf_kern_gemv(m, n, k, x, ldx, w, wdt, ldw, bias, beta, y, ldy);
     return PF_OK;
   }
-  if (use_amx(m, k, wdt)) return gemm_amx(m, n, k, x, ldx, w, ldw, bias, beta, y, ldy, ws, err);
   if (wdt == PF_DTYPE_F32) {
     blis_xwt(m, n, k, x, ldx, w, ldw, beta, y, ldy);
     add_bias(y, ldy, m, n, bias);

@@ -95,6 +95,9 @@ static void tiles_configure(void) {
     cfg.rows[t] = 16;
     cfg.colsb[t] = 64;
   }
+  /* GCC 12 does not model LDTILECFG as reading its operand and may drop the stores
+   * above as dead: make them visible first. */
+  __asm__ volatile("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
 }
 

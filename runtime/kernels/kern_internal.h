@@ -30,6 +30,9 @@ void pf_kern_widen_rows(float *dst, const void *w, pf_dtype wdt, int64_t ldw, in
 
 /* Largest m sent to the GEMV path (default PF_GEMV_MAX_M; bench_gemm sweeps it). */
 extern int64_t pf_kern_gemv_max_m;
+/* BF16 weights with more rows than this go to AMX when it is active (default
+ * PF_AMX_MIN_M; checked before the GEMV threshold). */
+extern int64_t pf_kern_amx_min_m;
 
 /* Target size of one widened weight panel in the GEMM path (default 8 MiB);
  * a variable so bench_gemm can sweep it. */

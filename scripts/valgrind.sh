@@ -33,7 +33,7 @@ SUITES=(check_fsutil check_faults check_strbuf check_hash check_value check_hfco
         check_safetensors check_cli check_registry check_pruning check_prune_models
         check_synthetic check_ops check_recipe check_lua check_tokenize_cli check_bias_metrics
         check_hybrid check_fairness check_report check_model check_bias check_generate
-        check_forward check_tokenizer check_dataset check_charts
+        check_forward check_tokenizer check_tokenizer_fuzz check_dataset check_charts
         check_tensor check_kernels)
 E2E=(cli recipe_lua)
 if [ $# -gt 0 ]; then

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "fsutil.h"
+#include "kernels/kernels.h"
 #include "recipe.h"
 #include "recipe_int.h"
 #include "testutil.h"
@@ -161,6 +162,12 @@ START_TEST(test_happy_path) {
   ck_assert_int_eq(cJSON_GetArraySize(js), 4);
   cJSON *vars = cJSON_GetObjectItem(j, "vars");
   ck_assert_int_eq(cJSON_GetObjectItem(vars, "pct")->valueint, 20);
+  /* provenance: which matmul path computed the numbers */
+  const cJSON *mm = cJSON_GetObjectItem(j, "matmul_bf16_weights");
+  ck_assert_msg(cJSON_IsString(mm), "results.json: no matmul_bf16_weights");
+  ck_assert_str_eq(mm->valuestring,
+                   pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16 ? "bf16" : "f32");
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "kernels")->valuestring, pf_kernels_describe());
   cJSON_Delete(j);
   free(text);
   snprintf(path, sizeof path, "%s/checkpoint/config.json", f.out);

@@ -227,7 +227,8 @@ static void bench_linear(void) {
     for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
       pf_kern_amx_l2_bytes = budgets[i];
       double t = time_linear(m, n / 4, 4 * k, x, wb, PF_DTYPE_BF16, y, ws, 5);
-      printf("  linear BF16 W %lldx%lldx%lld (down_proj shape), AMX X sweep %4zu KiB%s: %.1f GFLOP/s\n",
+      printf("  linear BF16 W %lldx%lldx%lld (down_proj shape), AMX X sweep %4zu KiB%s: %.1f "
+             "GFLOP/s\n",
              (long long)m, (long long)n / 4, (long long)k * 4, budgets[i] >> 10,
              budgets[i] == def_b ? " (default)" : "", flop / t / 1e9);
     }

@@ -16,8 +16,8 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-pf_status pf_encode_prompt(const pf_model *m, pf_tokenizer *tok, const char *prompt,
-                           int32_t **ids, size_t *n, pf_err *err) {
+pf_status pf_encode_prompt(const pf_model *m, pf_tokenizer *tok, const char *prompt, int32_t **ids,
+                           size_t *n, pf_err *err) {
   pf_status st = pf_tokenizer_encode(tok, prompt, strlen(prompt), 1, ids, n, err);
   if (st) return pf_err_prefix(err, "prompt");
   if (*n == 0) {

@@ -525,30 +525,41 @@ static void put_tensor(pf_tensor **slot, pf_tensor *t) {
   *slot = t;
 }
 
+/* The MLP tensors a width pruning replaces (the biases only when the layer has them). */
+typedef struct mlp_set {
+  pf_tensor *gate, *up, *down, *gate_bias, *up_bias;
+} mlp_set;
+
+/* st == PF_OK: move the new tensors into the layer; otherwise release them. */
+static pf_status install_mlp(pf_layer *l, mlp_set *n, pf_status st) {
+  if (st) {
+    pf_tensor_release(n->gate);
+    pf_tensor_release(n->up);
+    pf_tensor_release(n->down);
+    pf_tensor_release(n->gate_bias);
+    pf_tensor_release(n->up_bias);
+    return st;
+  }
+  put_tensor(&l->gate_proj, n->gate);
+  put_tensor(&l->up_proj, n->up);
+  put_tensor(&l->down_proj, n->down);
+  if (l->gate_bias) put_tensor(&l->gate_bias, n->gate_bias);
+  if (l->up_bias) put_tensor(&l->up_bias, n->up_bias);
+  return PF_OK;
+}
+
 /* Planned (shape-only) replacements for a dry run. */
 static pf_status plan_layer(pf_layer *l, int64_t k, pf_err *err) {
   const pf_tensor *g = l->gate_proj, *d = l->down_proj;
   int64_t gs[2] = {k, g->shape[1]}, us[2] = {k, l->up_proj->shape[1]}, ds[2] = {d->shape[0], k};
-  pf_tensor *ng = NULL, *nu = NULL, *nd = NULL, *gb = NULL, *ub = NULL;
-  pf_status st = pf_tensor_new_planned(g->dtype, 2, gs, &ng, err);
-  if (!st) st = pf_tensor_new_planned(l->up_proj->dtype, 2, us, &nu, err);
-  if (!st) st = pf_tensor_new_planned(d->dtype, 2, ds, &nd, err);
-  if (!st && l->gate_bias) st = pf_tensor_new_planned(l->gate_bias->dtype, 1, &k, &gb, err);
-  if (!st && l->up_bias) st = pf_tensor_new_planned(l->up_bias->dtype, 1, &k, &ub, err);
-  if (st) goto fail;
-  put_tensor(&l->gate_proj, ng);
-  put_tensor(&l->up_proj, nu);
-  put_tensor(&l->down_proj, nd);
-  if (l->gate_bias) put_tensor(&l->gate_bias, gb);
-  if (l->up_bias) put_tensor(&l->up_bias, ub);
-  return PF_OK;
-fail:
-  pf_tensor_release(ng);
-  pf_tensor_release(nu);
-  pf_tensor_release(nd);
-  pf_tensor_release(gb);
-  pf_tensor_release(ub);
-  return st;
+  mlp_set n = {0};
+  pf_status st = pf_tensor_new_planned(g->dtype, 2, gs, &n.gate, err);
+  if (!st) st = pf_tensor_new_planned(l->up_proj->dtype, 2, us, &n.up, err);
+  if (!st) st = pf_tensor_new_planned(d->dtype, 2, ds, &n.down, err);
+  if (!st && l->gate_bias)
+    st = pf_tensor_new_planned(l->gate_bias->dtype, 1, &k, &n.gate_bias, err);
+  if (!st && l->up_bias) st = pf_tensor_new_planned(l->up_bias->dtype, 1, &k, &n.up_bias, err);
+  return install_mlp(l, &n, st);
 }
 
 /* Score (custom > hybrid > static, §2.6), select and slice one layer; kept[k]
@@ -556,7 +567,7 @@ fail:
 static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, const float *custom,
                              int64_t k, int64_t *kept, pf_err *err) {
   const int64_t I = l->gate_proj->shape[0];
-  pf_tensor *ng = NULL, *nu = NULL, *nd = NULL, *gb = NULL, *ub = NULL;
+  mlp_set n = {0};
   float *scores = malloc(sizeof(float) * (size_t)I);
   pf_status st = scores ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "scores: out of memory");
   if (!st && custom)
@@ -565,25 +576,12 @@ static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, con
     st = X ? pf_layer_hybrid_scores(l, X, scores, err) : pf_layer_scores(l, m, scores, err);
   if (!st) st = pf_topk_keep(scores, I, k, kept, err);
   free(scores);
-  if (!st) st = pf_tensor_select_rows(l->gate_proj, kept, k, &ng, err);
-  if (!st) st = pf_tensor_select_rows(l->up_proj, kept, k, &nu, err);
-  if (!st) st = pf_tensor_select_cols(l->down_proj, kept, k, &nd, err);
-  if (!st && l->gate_bias) st = pf_tensor_select_elems(l->gate_bias, kept, k, &gb, err);
-  if (!st && l->up_bias) st = pf_tensor_select_elems(l->up_bias, kept, k, &ub, err);
-  if (st) goto fail;
-  put_tensor(&l->gate_proj, ng);
-  put_tensor(&l->up_proj, nu);
-  put_tensor(&l->down_proj, nd);
-  if (l->gate_bias) put_tensor(&l->gate_bias, gb);
-  if (l->up_bias) put_tensor(&l->up_bias, ub);
-  return PF_OK;
-fail:
-  pf_tensor_release(ng);
-  pf_tensor_release(nu);
-  pf_tensor_release(nd);
-  pf_tensor_release(gb);
-  pf_tensor_release(ub);
-  return st;
+  if (!st) st = pf_tensor_select_rows(l->gate_proj, kept, k, &n.gate, err);
+  if (!st) st = pf_tensor_select_rows(l->up_proj, kept, k, &n.up, err);
+  if (!st) st = pf_tensor_select_cols(l->down_proj, kept, k, &n.down, err);
+  if (!st && l->gate_bias) st = pf_tensor_select_elems(l->gate_bias, kept, k, &n.gate_bias, err);
+  if (!st && l->up_bias) st = pf_tensor_select_elems(l->up_bias, kept, k, &n.up_bias, err);
+  return install_mlp(l, &n, st);
 }
 
 /* {index, intermediate_size_before, intermediate_size_after, kept_indices}. */
@@ -613,10 +611,12 @@ static pf_status missing_norms(const pf_width_plan *plan, int64_t i, pf_err *err
   size_t len = 0;
   for (int64_t l = 0; l < plan->n_layers && len + 24 < sizeof list; l++)
     if (plan->norms[l])
-      len += (size_t)snprintf(list + len, sizeof list - len, "%s%lld", len ? ", " : "",
-                              (long long)l);
-  return pf_err_set(err, PF_ERR_INVALID, "No activation norms found for layer %lld. Available "
-                    "layers: [%s]", (long long)i, list);
+      len +=
+          (size_t)snprintf(list + len, sizeof list - len, "%s%lld", len ? ", " : "", (long long)l);
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "No activation norms found for layer %lld. Available "
+                    "layers: [%s]",
+                    (long long)i, list);
 }
 
 /* Prune every selected layer of nm in place; append entries to `layers`. */

@@ -184,8 +184,8 @@ START_TEST(test_prefill_vs_stepwise) {
   for (int i = 30; i < 40; i++)
     ck_assert_int_eq(pf_decoder_feed(d, &ids[i], 1, b, NULL, &err), PF_OK);
   for (int64_t i = 0; i < V; i++)
-    ck_assert_msg(fabsf(a[i] - b[i]) <= tol, "logit %lld: %g vs %g (matmul %s)", (long long)i,
-                  a[i], b[i], pf_matmul_name(pf_kernels_matmul()));
+    ck_assert_msg(fabsf(a[i] - b[i]) <= tol, "logit %lld: %g vs %g (matmul %s)", (long long)i, a[i],
+                  b[i], pf_matmul_name(pf_kernels_matmul()));
   /* the context is full now: nothing more fits, the position stays */
   ck_assert_int_eq(pf_decoder_feed(d, ids, 1, b, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "1 tokens at position 40 do not fit the context of 40");

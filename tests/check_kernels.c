@@ -229,8 +229,8 @@ static void check_gemm_case(int64_t m, int64_t n, int64_t k, pf_dtype dt, int wi
   ck_assert_msg(st == PF_OK, "gemm %lldx%lldx%lld: %s", (long long)m, (long long)n, (long long)k,
                 err.msg);
   /* the AMX path multiplies BF16-rounded activations (kernels.h, pf_matmul) */
-  const int bf16x = dt == PF_DTYPE_BF16 && m > pf_kern_amx_min_m && k > 0 && pf_kernels_have_amx() &&
-                    pf_kernels_matmul() == PF_MATMUL_BF16;
+  const int bf16x = dt == PF_DTYPE_BF16 && m > pf_kern_amx_min_m && k > 0 &&
+                    pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16;
   if (bf16x)
     pf_ref_gemm_xwt_bf16x(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
   else
@@ -289,7 +289,7 @@ START_TEST(test_gemm_amx_shapes) {
   }
   const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
   const size_t l2_prev = pf_kern_amx_l2_bytes;
-  static const int64_t shapes[][3] = {{5, 40, 64},    {17, 31, 33},  {33, 77, 70},  {64, 32, 32},
+  static const int64_t shapes[][3] = {{5, 40, 64},   {17, 31, 33},    {33, 77, 70}, {64, 32, 32},
                                       {100, 65, 95}, {47, 130, 2050}, {200, 96, 64}};
   rng_seed(11);
   for (int budget = 0; budget < 2; budget++) {
@@ -327,7 +327,7 @@ START_TEST(test_matmul_setting) {
   pf_kernels_set_matmul(prev);
   ck_assert_str_eq(pf_matmul_name(PF_MATMUL_F32), "f32");
   /* BF16 rounding twin: ties to even, 8 significant bits */
-  ck_assert_float_eq(pf_ref_round_bf16(1.0f + 1.0f / 256), 1.0f);          /* tie -> even */
+  ck_assert_float_eq(pf_ref_round_bf16(1.0f + 1.0f / 256), 1.0f);              /* tie -> even */
   ck_assert_float_eq(pf_ref_round_bf16(1.0f + 3.0f / 256), 1.0f + 4.0f / 256); /* tie -> even */
   ck_assert_float_eq(pf_ref_round_bf16(-3.0f), -3.0f);
 }

@@ -286,8 +286,8 @@ int pf_kern_amx_setup(void) {
 void pf_kern_gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
                       const uint16_t *w, int64_t ldw, float beta, float *y, int64_t ldy,
                       void *scratch) {
-  (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)w, (void)ldw, (void)beta, (void)y,
-      (void)ldy, (void)scratch;
+  (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)w, (void)ldw, (void)beta, (void)y, (void)ldy,
+      (void)scratch;
 }
 
 #endif

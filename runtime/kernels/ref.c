@@ -54,8 +54,8 @@ float pf_ref_round_bf16(float f) {
   if (isnan(f) || isinf(f) || f == 0.0f) return f;
   int e;
   const double frac = frexp((double)f, &e); /* f = frac * 2^e, 0.5 <= |frac| < 1 */
-  const double scaled = ldexp(frac, 8);       /* 8 significant bits before the point */
-  double r = nearbyint(scaled);               /* ties to even (default rounding mode) */
+  const double scaled = ldexp(frac, 8);     /* 8 significant bits before the point */
+  double r = nearbyint(scaled);             /* ties to even (default rounding mode) */
   return (float)ldexp(r, e - 8);
 }
 

@@ -234,8 +234,10 @@ static pf_status pick_alternative(recipe *r, const char *key, yaml_node_t *seq, 
       len += (size_t)snprintf(tried + len, sizeof tried - len, "%s%s", len ? ", " : "", v->u.s);
     pf_value_release(v);
   }
-  return at(r, seq->start_mark, err, PF_ERR_NOT_FOUND, "vars.%s: none of the alternatives exists "
-            "(%s)", key, tried);
+  return at(r, seq->start_mark, err, PF_ERR_NOT_FOUND,
+            "vars.%s: none of the alternatives exists "
+            "(%s)",
+            key, tried);
 }
 
 /* vars: --set values first (they win), then the file's vars in order; a var's
@@ -598,8 +600,8 @@ static int op_has_param(const pf_op *op, const char *name) {
 
 /* Ops that describe the run (report) get it as `results` unless the step says
  * otherwise: the recipe, vars and every step done so far. */
-static pf_status add_run_results(const recipe *r, const rstep *s, size_t done, int dry,
-                                 pf_value *p, pf_err *err) {
+static pf_status add_run_results(const recipe *r, const rstep *s, size_t done, int dry, pf_value *p,
+                                 pf_err *err) {
   if (!op_has_param(s->op, "results") || pf_map_has(p, "results")) return PF_OK;
   pf_value *res = results_map(r, dry, done);
   if (!res || pf_map_set(p, "results", res) != PF_OK)
@@ -663,11 +665,10 @@ static pf_value *results_map(const recipe *r, int dry_run, size_t n_steps) {
    * the bf16 (AMX) and f32 matmul paths */
   set_or_fail(m, "pfrun_version", pf_value_str(PF_VERSION_STR), &oom);
   set_or_fail(m, "kernels", pf_value_str(pf_kernels_describe()), &oom);
-  set_or_fail(m, "matmul_bf16_weights",
-              pf_value_str(pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16
-                               ? "bf16"
-                               : "f32"),
-              &oom);
+  set_or_fail(
+      m, "matmul_bf16_weights",
+      pf_value_str(pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16 ? "bf16" : "f32"),
+      &oom);
   pf_value_retain(r->vars);
   set_or_fail(m, "vars", r->vars, &oom);
   for (size_t i = 0; i < n_steps && !oom; i++) {

@@ -17,6 +17,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "kernels/kernels.h"
+#include "strbuf.h"
 
 #define PF_CONFIG_MAX_BYTES ((size_t)16 << 20)
 #define PF_MAX_DIM ((int64_t)1 << 24)
@@ -564,102 +565,55 @@ char *pf_config_to_json(const pf_model_config *c) {
 
 /* ---- pretty printer (json.dumps(indent=2) layout) ---- */
 
-typedef struct sbuf {
-  char *p;
-  size_t len, cap;
-  int failed;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-  if (b->failed) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (b->len + n + 1 > cap)
-      cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->failed = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) {
-  sb_put(b, s, strlen(s));
-}
-
-static void sb_indent(sbuf *b, int depth) {
+static void sb_indent(pf_strbuf *b, int depth) {
   for (int i = 0; i < depth; i++)
-    sb_put(b, "  ", 2);
-}
-
-static void sb_quoted(sbuf *b, const char *s) {
-  sb_put(b, "\"", 1);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    char esc[8];
-    if (*p == '"' || *p == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)*p;
-      sb_put(b, esc, 2);
-    } else if (*p < 0x20) {
-      snprintf(esc, sizeof esc, "\\u%04x", *p);
-      sb_put(b, esc, 6);
-    } else {
-      sb_put(b, (const char *)p, 1);
-    }
-  }
-  sb_put(b, "\"", 1);
+    pf_sb_put(b, "  ", 2);
 }
 
 /* cJSON prints 15 significant digits whenever they read back within DBL_EPSILON
  * of the value (an approximate test), so a save could move a number by an ulp:
  * keep cJSON's text when it reads back exactly, else print 17 digits. */
-static void sb_number(sbuf *b, const cJSON *v) {
+static void sb_number(pf_strbuf *b, const cJSON *v) {
   char *s = cJSON_PrintUnformatted(v);
   if (!s) {
-    b->failed = 1;
+    b->oom = 1;
     return;
   }
   double d = v->valuedouble;
   if (isfinite(d) && strtod(s, NULL) != d) {
     char exact[40];
     snprintf(exact, sizeof exact, "%.17g", d);
-    sb_str(b, exact);
+    pf_sb_str(b, exact);
   } else {
-    sb_str(b, s);
+    pf_sb_str(b, s);
   }
   free(s);
 }
 
-static void sb_value(sbuf *b, const cJSON *v, int depth) {
+static void sb_value(pf_strbuf *b, const cJSON *v, int depth) {
   int obj = cJSON_IsObject(v);
   if (obj || cJSON_IsArray(v)) {
     const cJSON *e = v->child;
     if (!e) {
-      sb_str(b, obj ? "{}" : "[]");
+      pf_sb_str(b, obj ? "{}" : "[]");
       return;
     }
-    sb_str(b, obj ? "{\n" : "[\n");
+    pf_sb_str(b, obj ? "{\n" : "[\n");
     for (; e; e = e->next) {
       sb_indent(b, depth + 1);
       if (obj) {
-        sb_quoted(b, e->string ? e->string : "");
-        sb_put(b, ": ", 2);
+        pf_sb_json_string(b, e->string ? e->string : "");
+        pf_sb_put(b, ": ", 2);
       }
       sb_value(b, e, depth + 1);
-      sb_str(b, e->next ? ",\n" : "\n");
+      pf_sb_str(b, e->next ? ",\n" : "\n");
     }
     sb_indent(b, depth);
-    sb_str(b, obj ? "}" : "]");
+    pf_sb_str(b, obj ? "}" : "]");
     return;
   }
   if (cJSON_IsString(v)) {
-    sb_quoted(b, v->valuestring);
+    pf_sb_json_string(b, v->valuestring);
     return;
   }
   if (cJSON_IsNumber(v)) {
@@ -668,21 +622,17 @@ static void sb_value(sbuf *b, const cJSON *v, int depth) {
   }
   char *s = cJSON_PrintUnformatted(v);
   if (!s) {
-    b->failed = 1;
+    b->oom = 1;
     return;
   }
-  sb_str(b, s);
+  pf_sb_str(b, s);
   free(s);
 }
 
 char *pf_json_print_pretty(const cJSON *v) {
-  sbuf b = {0};
+  pf_strbuf b = {0};
   if (!v) return NULL;
   sb_value(&b, v, 0);
-  sb_put(&b, "\n", 1);
-  if (b.failed) {
-    free(b.p);
-    return NULL;
-  }
-  return b.p;
+  pf_sb_put(&b, "\n", 1);
+  return pf_sb_take(&b);
 }

@@ -4,7 +4,8 @@
  * With `cache` (a folder), the result is stored as <cache>/calib-<key>.json where
  * key = SHA-256 of the model fingerprint (config + weight files' identity or
  * derived bytes), the dataset fingerprint (file contents, every data option, the
- * token ids) and the layer selection; a later run with the same key reads it back
+ * token ids), the layer selection and the matmul precision that will run (bf16 on
+ * AMX or f32, kernels.h); a later run with the same key reads it back
  * instead of running the model, so a sweep over pruning ratios or methods
  * calibrates once. Any changed input gives another key, never a stale result.
  */
@@ -18,6 +19,7 @@
 #include "calibration.h"
 #include "fsutil.h"
 #include "json.h"
+#include "kernels/kernels.h"
 #include "ophelp.h"
 #include "opdata.h"
 #include "pruning.h"
@@ -46,6 +48,9 @@ static pf_status cache_key(const pf_model *m, const pf_dataset *ds, const int64_
   pf_sha256_update(&h, dfp, strlen(dfp) + 1);
   pf_sha256_update(&h, &n, sizeof n);
   if (n) pf_sha256_update(&h, idx, n * sizeof *idx);
+  /* BF16 weights give slightly different norms with the bf16 (AMX) and f32 matmuls */
+  const char *mm = pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16 ? "bf16" : "f32";
+  pf_sha256_update(&h, mm, strlen(mm) + 1);
   pf_sha256_final_hex(&h, key);
   return PF_OK;
 }

@@ -232,13 +232,24 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
                      &c->calib_params, matched, err);
 }
 
-static pf_status common_flag(const char *a, pf_cli *c, int *matched) {
-  *matched = 1;
+/* --quiet, --verbose, --dry-run: 1 when `a` was one of them. */
+static int common_flag(const char *a, pf_cli *c) {
   if (!strcmp(a, "--quiet")) c->quiet = 1;
   else if (!strcmp(a, "--verbose")) c->quiet = 0;
   else if (!strcmp(a, "--dry-run")) c->dry_run = 1;
-  else *matched = 0;
-  return PF_OK;
+  else return 0;
+  return 1;
+}
+
+/* The options every subcommand takes first: --help/-h switches to the help of
+ * `topic` (2), a common flag is applied (1); anything else is 0. */
+static int leading_flag(const char *a, pf_cli *c, const char *topic) {
+  if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    c->kind = PF_CLI_HELP;
+    c->topic = topic;
+    return 2;
+  }
+  return common_flag(a, c);
 }
 
 static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
@@ -285,13 +296,9 @@ static pf_status parse_prune(opt_iter *it, pf_cli *c, pf_err *err) {
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i];
     int matched = 0;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      c->kind = PF_CLI_HELP;
-      c->topic = "prune";
-      return PF_OK;
-    }
-    common_flag(a, c, &matched);
-    if (matched) continue;
+    const int lead = leading_flag(a, c, "prune");
+    if (lead == 2) return PF_OK;
+    if (lead) continue;
     pf_status st = prune_option(it, &o, c, &matched, err);
     if (st != PF_OK) return st;
     if (!matched) return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
@@ -303,15 +310,10 @@ static pf_status parse_analyze(opt_iter *it, pf_cli *c, pf_err *err) {
   const char *path = NULL;
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
-    int matched = 0;
     pf_status st = PF_OK;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      c->kind = PF_CLI_HELP;
-      c->topic = "analyze";
-      return PF_OK;
-    }
-    common_flag(a, c, &matched);
-    if (matched) continue;
+    const int lead = leading_flag(a, c, "analyze");
+    if (lead == 2) return PF_OK;
+    if (lead) continue;
     if (!strcmp(a, "--json")) c->json = 1;
     else if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
     else if (is_opt(a, "--device", &iv)) {
@@ -346,13 +348,9 @@ static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err 
     const char *a = it->argv[it->i], *iv = NULL;
     int matched = 0;
     pf_status st = PF_OK;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      c->kind = PF_CLI_HELP;
-      c->topic = topic;
-      return PF_OK;
-    }
-    common_flag(a, c, &matched);
-    if (matched) continue;
+    const int lead = leading_flag(a, c, topic);
+    if (lead == 2) return PF_OK;
+    if (lead) continue;
     if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
     else if (!is_gen && is_opt(a, "--json", &iv)) st = take_value(it, "--json", iv, &c->json_out, err);
     else if (is_eval && is_opt(a, "--compare", &iv))
@@ -391,15 +389,10 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   c->format = "png";
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL;
-    int matched = 0;
     pf_status st = PF_OK;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      c->kind = PF_CLI_HELP;
-      c->topic = "bias";
-      return PF_OK;
-    }
-    common_flag(a, c, &matched);
-    if (matched) continue;
+    const int lead = leading_flag(a, c, "bias");
+    if (lead == 2) return PF_OK;
+    if (lead) continue;
     if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
     else if (is_opt(a, "--prompt-pairs", &iv)) st = take_value(it, "--prompt-pairs", iv, &pairs, err);
     else if (is_opt(a, "--layers", &iv)) st = take_value(it, "--layers", iv, &layers, err);
@@ -456,9 +449,7 @@ static pf_status parse_recipe(opt_iter *it, pf_cli *c, pf_err *err) {
   if (!c->sets) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
-    int matched = 0;
-    common_flag(a, c, &matched);
-    if (matched) continue;
+    if (common_flag(a, c)) continue;
     if (is_opt(a, "--set", &iv)) {
       pf_status st = take_value(it, "--set", iv, &v, err);
       if (st != PF_OK) return st;

@@ -323,12 +323,8 @@ static pf_status check_entry(const pf_model *m, const char *key, const pf_value 
 }
 
 static pf_status check_indices(const pf_model *m, const pf_value *v, pf_err *err) {
-  char why[256] = "";
-  if (!pf_model_glu_compatible(m, why, sizeof why))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "Model is not compatible with GLU pruning. It must have gate_proj, up_proj, "
-                      "and down_proj layers.%s%s%s",
-                      why[0] ? " (" : "", why, why[0] ? ")" : "");
+  pf_status st = pf_check_glu_compatible(m, err);
+  if (st) return st;
   if (!v || v->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
                       "neuron_indices must be Dict[int, List[int]] (a map {\"<layer>\": "
@@ -340,7 +336,7 @@ static pf_status check_indices(const pf_model *m, const pf_value *v, pf_err *err
   for (size_t i = 0; i < v->u.map.len; i++) {
     int64_t l, *idx;
     size_t n;
-    pf_status st = check_entry(m, v->u.map.keys[i], v->u.map.vals[i], &l, &idx, &n, err);
+    st = check_entry(m, v->u.map.keys[i], v->u.map.vals[i], &l, &idx, &n, err);
     free(idx);
     if (st) return st;
   }

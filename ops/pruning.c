@@ -323,18 +323,23 @@ pf_status pf_check_layer_indices(const int64_t *idx, size_t n, int64_t L, pf_err
   return PF_OK;
 }
 
+pf_status pf_check_glu_compatible(const pf_model *m, pf_err *err) {
+  char why[256] = "";
+  if (pf_model_glu_compatible(m, why, sizeof why)) return PF_OK;
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "Model is not compatible with GLU pruning. It must have gate_proj, up_proj, "
+                    "and down_proj layers.%s%s%s",
+                    why[0] ? " (" : "", why, why[0] ? ")" : "");
+}
+
 /* Steps 1-3 and 5: structure, layer_indices, divisor. */
 static pf_status check_width_structure(const pf_model *m, const pf_width_opts *o, pf_err *err) {
-  char why[256] = "";
-  if (!pf_model_glu_compatible(m, why, sizeof why))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "Model is not compatible with GLU pruning. It must have gate_proj, up_proj, "
-                      "and down_proj layers.%s%s%s",
-                      why[0] ? " (" : "", why, why[0] ? ")" : "");
+  pf_status st = pf_check_glu_compatible(m, err);
+  if (st) return st;
   if (m->n_layers <= 0)
     return pf_err_set(err, PF_ERR_INVALID, "Could not find MLP layers in the model.");
   if (o->have_layer_indices) {
-    pf_status st = pf_check_layer_indices(o->layer_indices, o->n_layer_indices, m->n_layers, err);
+    st = pf_check_layer_indices(o->layer_indices, o->n_layer_indices, m->n_layers, err);
     if (st) return st;
   }
   if (o->fairness_scores) {

@@ -93,6 +93,9 @@ void pf_format_pynum(double v, int is_int, char *out, size_t n);
  * "layer_indices cannot be an empty list", then "Invalid layer indices: [<bad,
  * in input order>]. Model has L layers (valid indices: 0-<L-1>)", then
  * "layer_indices contains duplicate values". */
+/* OptiPFair's "Model is not compatible with GLU pruning..." error (with the reason)
+ * unless pf_model_glu_compatible. */
+pf_status pf_check_glu_compatible(const pf_model *m, pf_err *err);
 pf_status pf_check_layer_indices(const int64_t *idx, size_t n, int64_t L, pf_err *err);
 
 typedef struct pf_width_opts {

@@ -127,18 +127,6 @@ static pf_status get_str(const cJSON *root, const char *name, const char *key, c
 
 /* ---- parse ---- */
 
-/* Nesting depth of v (a scalar is 1), counting no further than limit + 1. */
-static int json_depth(const cJSON *v, int limit) {
-  int d = 0;
-  if (limit < 0) return 1;
-  for (const cJSON *c = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; c && d <= limit;
-       c = c->next) {
-    int k = json_depth(c, limit - 1);
-    if (k > d) d = k;
-  }
-  return d + 1;
-}
-
 static pf_status parse_model_type(const cJSON *root, const char *name, pf_model_config *c,
                                   pf_err *err) {
   pf_status s = get_str(root, name, "model_type", "", c->model_type, sizeof c->model_type, err);
@@ -394,7 +382,7 @@ pf_status pf_config_parse(const char *json, const char *name, pf_model_config *o
     cJSON_Delete(root);
     return pf_err_set(err, PF_ERR_FORMAT, "%s: expected a JSON object at the top level", name);
   }
-  if (json_depth(root, PF_CONFIG_MAX_DEPTH) > PF_CONFIG_MAX_DEPTH) {
+  if (pf_json_depth(root, PF_CONFIG_MAX_DEPTH) > PF_CONFIG_MAX_DEPTH) {
     cJSON_Delete(root);
     return pf_err_set(err, PF_ERR_FORMAT, "%s: JSON nested deeper than %d levels", name,
                       PF_CONFIG_MAX_DEPTH);

@@ -70,3 +70,14 @@ pf_status pf_json_nomem(pf_err *err, const char *what) {
   return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory while parsing JSON",
                     what && *what ? what : "JSON");
 }
+
+int pf_json_depth(const cJSON *v, int limit) {
+  int d = 0;
+  if (limit < 0) return 1;
+  for (const cJSON *c = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; c && d <= limit;
+       c = c->next) {
+    int k = pf_json_depth(c, limit - 1);
+    if (k > d) d = k;
+  }
+  return d + 1;
+}

@@ -36,6 +36,10 @@ pf_status pf_json_nomem(pf_err *err, const char *what);
  * from a saved config.json.) */
 int pf_json_set(cJSON *obj, const char *key, cJSON *v);
 
+/* Nesting depth of v (a scalar is 1), counting no further than limit + 1: bounds
+ * a file's nesting before anything recurses over it. */
+int pf_json_depth(const cJSON *v, int limit);
+
 /* Make cJSON allocate through the recording hooks now (pf_json_parse does it on
  * first use; a front end may call it at start-up, before anything uses cJSON). */
 void pf_json_init(void);

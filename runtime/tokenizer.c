@@ -573,18 +573,6 @@ done:
   return s;
 }
 
-/* Nesting depth of v (a scalar is 1), counting no further than limit + 1. */
-static int json_depth(const cJSON *v, int limit) {
-  int d = 0;
-  if (limit < 0) return 1;
-  for (const cJSON *c = (cJSON_IsArray(v) || cJSON_IsObject(v)) ? v->child : NULL; c && d <= limit;
-       c = c->next) {
-    int k = json_depth(c, limit - 1);
-    if (k > d) d = k;
-  }
-  return d + 1;
-}
-
 /* Objects with a "type" member under v: the components a pipeline will build. */
 static size_t count_components(const cJSON *v, size_t limit) {
   size_t n = cJSON_IsObject(v) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "type"));
@@ -598,7 +586,7 @@ static size_t count_components(const cJSON *v, size_t limit) {
  * small: JSON nesting (Sequence inside Sequence ...) and the number of components
  * (each may compile and JIT a regex). */
 static pf_status check_shape(const cJSON *root, pf_err *err) {
-  int depth = json_depth(root, PF_TOKENIZER_MAX_DEPTH);
+  int depth = pf_json_depth(root, PF_TOKENIZER_MAX_DEPTH);
   if (depth > PF_TOKENIZER_MAX_DEPTH)
     return pf_err_set(err, PF_ERR_INVALID, "JSON nested deeper than %d levels",
                       PF_TOKENIZER_MAX_DEPTH);

@@ -217,7 +217,7 @@ static void setup(void) {
 static void teardown(void) {
   pf_test_rmtree(g_root);
   free(g_root);
-  free(g_model);
+  pf_test_synth_free(g_model);
 }
 
 /* ---- scenarios: prepare (not armed), run (armed), finish (not armed) ---- */

@@ -16,33 +16,16 @@
 #include "pf_lua.h"
 #include "testutil.h"
 
-static pf_model *load_path(const char *path) {
-  pf_value *p = pf_value_map(), *out = NULL;
-  pf_map_set_str(p, "path", path);
-  pf_err err = {0};
-  ck_assert_msg(pf_op_run("load", p, &out, NULL, &err) == PF_OK, "%s", err.msg);
-  pf_model *m = pf_map_model(out, "model");
-  pf_model_retain(m);
-  pf_value_release(out);
-  pf_value_release(p);
-  return m;
-}
-
 static char *tiny_dir; /* the tokenizer is read from the model folder: kept until teardown */
 
 static void teardown(void) {
-  if (!tiny_dir) return;
-  char *root = strdup(tiny_dir);
-  *strrchr(root, '/') = '\0';
-  pf_test_rmtree(root);
-  free(root);
-  free(tiny_dir);
+  pf_test_synth_free(tiny_dir);
   tiny_dir = NULL;
 }
 
 static pf_model *load_tiny(void) {
   if (!tiny_dir) tiny_dir = pf_test_synth("llama-tiny", 11, NULL);
-  return load_path(tiny_dir);
+  return pf_test_load(tiny_dir);
 }
 
 static pf_value *one_pair(const char *a, const char *b) {
@@ -405,7 +388,7 @@ END_TEST
 START_TEST(test_stories) {
   char *dir = pf_test_shared("models/stories260K", "bias_activations on stories260K");
   if (!dir) return;
-  pf_model *m = load_path(dir);
+  pf_model *m = pf_test_load(dir);
   pf_value *r = activations(m, pf_value_str("default"), NULL, NULL);
   const pf_value *pairs = pf_map_get(r, "pairs");
   ck_assert_uint_eq(pairs->u.list.len, 7);

@@ -32,12 +32,8 @@ static void setup(void) {
 
 static void teardown(void) {
   pf_tokenizer_free(g_tok);
-  char *root = strdup(g_model), *slash = strrchr(root, '/');
-  if (slash) *slash = 0;
-  pf_test_rmtree(root);
+  pf_test_synth_free(g_model);
   pf_test_rmtree(g_dir);
-  free(root);
-  free(g_model);
   free(g_dir);
 }
 

@@ -17,26 +17,13 @@
 static char *tiny_dir;
 
 static void teardown(void) {
-  if (!tiny_dir) return;
-  char *root = strdup(tiny_dir);
-  *strrchr(root, '/') = '\0';
-  pf_test_rmtree(root);
-  free(root);
-  free(tiny_dir);
+  pf_test_synth_free(tiny_dir);
   tiny_dir = NULL;
 }
 
 static pf_model *load_tiny(void) {
   if (!tiny_dir) tiny_dir = pf_test_synth("llama-tiny", 11, NULL);
-  pf_value *p = pf_value_map(), *out = NULL;
-  pf_map_set_str(p, "path", tiny_dir);
-  pf_err err = {0};
-  ck_assert_msg(pf_op_run("load", p, &out, NULL, &err) == PF_OK, "%s", err.msg);
-  pf_model *m = pf_map_model(out, "model");
-  pf_model_retain(m);
-  pf_value_release(out);
-  pf_value_release(p);
-  return m;
+  return pf_test_load(tiny_dir);
 }
 
 static pf_value *run(const char *op, pf_value *params, pf_err *err) {

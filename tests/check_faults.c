@@ -35,11 +35,7 @@ static void setup(void) {
 
 static void teardown(void) {
   pf_test_rmtree(g_dir);
-  char *root = strdup(g_model);
-  *strrchr(root, '/') = '\0';
-  pf_test_rmtree(root);
-  free(root);
-  free(g_model);
+  pf_test_synth_free(g_model);
   free(g_dir);
 }
 

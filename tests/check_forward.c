@@ -66,13 +66,6 @@ static float *run_logits(const pf_model *m, const int32_t *ids, const int32_t *m
   return lb.data;
 }
 
-static void free_synth_dir(char *dir) {
-  char *slash = strrchr(dir, '/'); /* pf_test_synth returns <tmp>/model */
-  if (slash) *slash = '\0';
-  pf_test_rmtree(dir);
-  free(dir);
-}
-
 /* Replace the first `from` in dir/config.json by `to`. */
 static void edit_config(const char *dir, const char *from, const char *to) {
   char path[4096];
@@ -211,7 +204,7 @@ START_TEST(test_golden_synthetic) {
       pf_kernels_set_matmul(prev);
     }
     pf_model_release(m);
-    free_synth_dir(dir);
+    pf_test_synth_free(dir);
   }
 }
 END_TEST
@@ -269,7 +262,7 @@ START_TEST(test_chunks_and_reuse) {
   free(big);
   pf_forward_free(f);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 
@@ -472,7 +465,7 @@ START_TEST(test_taps_all) {
   }
   free_log(&log);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 
@@ -511,7 +504,7 @@ START_TEST(test_taps_selected_and_errors) {
   ck_assert_int_eq(pf_forward_run(f, &b, &bad, NULL, NULL, NULL, &err), PF_ERR_INVALID);
   pf_forward_free(f);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 
@@ -584,7 +577,7 @@ START_TEST(test_pruned_models) {
   pf_model_release(w);
   pf_model_release(d);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 
@@ -649,18 +642,18 @@ START_TEST(test_model_errors) {
   ck_assert_ptr_null(f);
   pf_assert_err(err, "expected one of default, linear, llama3, got 'yarn'");
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
   m = synth("llama-tiny", NULL, "\"rope_scaling\": null",
             "\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": \"x\"}", &dir);
   ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_ERR_INVALID);
   pf_assert_err(err, "rope_scaling.factor: expected a number, got \"x\"");
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
   m = synth("llama-tiny", NULL, "\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", &dir);
   ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_ERR_UNSUPPORTED);
   pf_assert_err(err, "hidden_act: expected \"silu\", got \"gelu\"");
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
   /* a planned (dry-run) model has no weights */
   m = synth("llama-tiny", NULL, NULL, NULL, &dir);
   pf_model *plan = NULL;
@@ -669,7 +662,7 @@ START_TEST(test_model_errors) {
   pf_assert_err(err, "model.embed_tokens.weight: expected weights, got a planned tensor");
   pf_model_release(plan);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 

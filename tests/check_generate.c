@@ -21,13 +21,6 @@
 #include "testutil.h"
 #include "tokenizer.h"
 
-static void free_synth_dir(char *dir) {
-  char *slash = strrchr(dir, '/'); /* pf_test_synth returns <tmp>/model */
-  if (slash) *slash = '\0';
-  pf_test_rmtree(dir);
-  free(dir);
-}
-
 static pf_model *load(const char *dir) {
   pf_model *m = NULL;
   pf_err err = {0};
@@ -149,7 +142,7 @@ static void kv_vs_reforward(const char *preset, const char *from, const char *to
   pf_forward_free(f);
   pf_decoder_free(d);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 
 START_TEST(test_kv_cache_matches_reforward) {
@@ -196,7 +189,7 @@ START_TEST(test_prefill_vs_stepwise) {
   pf_decoder_free(d);
   pf_decoder_free(NULL);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
   pf_kernels_set_matmul(prev);
 }
 END_TEST
@@ -248,7 +241,7 @@ START_TEST(test_eos_and_errors) {
   pf_assert_err(err, "expected a context of 1 to 2048 tokens");
   free(big);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 

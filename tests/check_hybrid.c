@@ -44,18 +44,6 @@ static pf_value *make_calibration(const int64_t *widths, int64_t n) {
   return r;
 }
 
-static pf_model *load(const char *path) {
-  pf_value *p = pf_value_map(), *out = NULL;
-  pf_map_set(p, "path", pf_value_str(path));
-  pf_err err = {0};
-  ck_assert_msg(pf_op_run("load", p, &out, NULL, &err) == PF_OK, "%s", err.msg);
-  pf_model *m = pf_map_model(out, "model");
-  pf_model_retain(m);
-  pf_value_release(out);
-  pf_value_release(p);
-  return m;
-}
-
 static pf_status prune(pf_model *m, const char *method, pf_value *cal, pf_value **out,
                        pf_err *err) {
   pf_value *p = pf_value_map();
@@ -72,7 +60,7 @@ static pf_status prune(pf_model *m, const char *method, pf_value *cal, pf_value 
 START_TEST(test_stories_golden) {
   char *dir = pf_test_shared("models/stories260K", "hybrid golden on stories260K");
   if (!dir) return;
-  pf_model *m = load(dir);
+  pf_model *m = pf_test_load(dir);
   int64_t widths[5] = {172, 172, 172, 172, 172};
   pf_value *cal = make_calibration(widths, 5), *out = NULL;
   pf_err err = {0};
@@ -117,7 +105,7 @@ END_TEST
 
 START_TEST(test_guards) {
   char *dir = pf_test_synth("llama-tiny", 3, NULL);
-  pf_model *m = load(dir);
+  pf_model *m = pf_test_load(dir);
   int64_t widths[4] = {176, 176, 176, 176};
   pf_value *cal = make_calibration(widths, 4), *out = NULL;
   pf_err err = {0};
@@ -166,8 +154,7 @@ START_TEST(test_guards) {
   pf_value_release(p);
   pf_value_release(cal);
   pf_model_release(m);
-  pf_test_rmtree(dir);
-  free(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 

@@ -457,9 +457,7 @@ START_TEST(test_generate_ids_without_token) {
   ck_assert_msg(seen_unknown > 0, "no prompt produced an id without a token: test not exercised");
   pf_tokenizer_free(tok);
   pf_value_release(r);
-  *strrchr(dir, '/') = '\0';
-  pf_test_rmtree(dir);
-  free(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 

@@ -26,13 +26,6 @@ static pf_model *load_synth(const char *preset, const char *dtype, char **dir_ou
   return m;
 }
 
-static void free_synth_dir(char *dir) {
-  char *slash = strrchr(dir, '/'); /* pf_test_synth returns <tmp>/model */
-  if (slash) *slash = '\0';
-  pf_test_rmtree(dir);
-  free(dir);
-}
-
 START_TEST(test_prune_width_model) {
   char *dir = NULL;
   pf_model *m = load_synth("llama-tiny", NULL, &dir);
@@ -90,7 +83,7 @@ START_TEST(test_prune_width_model) {
   pf_value_release(s);
   pf_model_release(p);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 
@@ -133,7 +126,7 @@ START_TEST(test_prune_width_dry_run) {
   pf_model_release(p);
   pf_model_release(real);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 
@@ -196,7 +189,7 @@ START_TEST(test_prune_depth_shares) {
   ck_assert_int_eq(m->n_layers, 4); /* parent unchanged */
   pf_model_release(p);
   pf_model_release(m);
-  free_synth_dir(dir);
+  pf_test_synth_free(dir);
 }
 END_TEST
 

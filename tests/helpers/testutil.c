@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "model.h"
+#include "op.h"
 #include "synthetic.h"
+#include "value.h"
 
 char *pf_test_tmpdir(const char *tag) {
   const char *base = getenv("TMPDIR");
@@ -45,6 +48,26 @@ char *pf_test_synth(const char *preset, uint64_t seed, const char *dtype) {
   pf_status st = pf_synth_write(&o, dir, NULL, &err);
   ck_assert_msg(st == PF_OK, "synthetic %s: %s", preset, err.msg);
   return dir;
+}
+
+void pf_test_synth_free(char *dir) {
+  if (!dir) return;
+  char *slash = strrchr(dir, '/'); /* pf_test_synth returns <tmp>/model */
+  if (slash) *slash = '\0';
+  pf_test_rmtree(dir);
+  free(dir);
+}
+
+pf_model *pf_test_load(const char *path) {
+  pf_value *p = pf_value_map(), *out = NULL;
+  pf_map_set_str(p, "path", path);
+  pf_err err = {0};
+  ck_assert_msg(pf_op_run("load", p, &out, NULL, &err) == PF_OK, "load %s: %s", path, err.msg);
+  pf_model *m = pf_map_model(out, "model");
+  pf_model_retain(m);
+  pf_value_release(out);
+  pf_value_release(p);
+  return m;
 }
 
 void pf_test_write(const char *path, const char *text) {

@@ -14,6 +14,12 @@ void pf_test_rmtree(const char *path);
 char *pf_test_shared(const char *rel, const char *what);
 /* Write a synthetic checkpoint preset into a fresh folder; returns its path. */
 char *pf_test_synth(const char *preset, uint64_t seed, const char *dtype_or_null);
+/* Remove what pf_test_synth wrote (the temporary folder around <tmp>/model) and
+ * free `dir`. NULL is ignored. */
+void pf_test_synth_free(char *dir);
+/* Load a model through the "load" op (asserting success); the caller releases it. */
+struct pf_model;
+struct pf_model *pf_test_load(const char *path);
 /* Write text to a file; ck_assert on failure. */
 void pf_test_write(const char *path, const char *text);
 /* Read a whole file (malloc'd, NUL-terminated) or NULL. */

@@ -49,7 +49,7 @@ static pf_status cache_key(const pf_model *m, const pf_dataset *ds, const int64_
   pf_sha256_update(&h, &n, sizeof n);
   if (n) pf_sha256_update(&h, idx, n * sizeof *idx);
   /* BF16 weights give slightly different norms with the bf16 (AMX) and f32 matmuls */
-  const char *mm = pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16 ? "bf16" : "f32";
+  const char *mm = pf_matmul_name(pf_kernels_matmul_effective());
   pf_sha256_update(&h, mm, strlen(mm) + 1);
   pf_sha256_final_hex(&h, key);
   return PF_OK;

@@ -350,7 +350,7 @@ pf_status pf_kernels_init(pf_err *err) {
 const char *pf_kernels_describe(void) {
   static char line[sizeof g_describe + 96];
   if (pf_kernels_init(NULL) != PF_OK) return g_describe;
-  const int bf16 = g_matmul == PF_MATMUL_BF16 && pf_kern_amx;
+  const int bf16 = pf_kern_amx_active();
   snprintf(line, sizeof line, "%s, BF16 weights: %s", g_describe,
            bf16                        ? "bf16 matmul on AMX"
            : g_matmul == PF_MATMUL_F32 ? (pf_kern_amx ? "f32 matmul (AMX not used)" : "f32 matmul")
@@ -377,6 +377,11 @@ pf_matmul pf_kernels_matmul(void) {
 int pf_kernels_have_amx(void) {
   pthread_once(&g_once, init_once);
   return pf_kern_amx;
+}
+
+pf_matmul pf_kernels_matmul_effective(void) {
+  pthread_once(&g_once, init_once);
+  return pf_kern_amx_active() ? PF_MATMUL_BF16 : PF_MATMUL_F32;
 }
 
 const char *pf_matmul_name(pf_matmul m) {

@@ -104,6 +104,9 @@ pf_matmul pf_kernels_set_matmul(pf_matmul want);
 pf_matmul pf_kernels_matmul(void);
 /* 1 if the AMX BF16 path is available on this machine (init succeeded). */
 int pf_kernels_have_amx(void);
+/* The precision BF16 weights really get: the setting where AMX is available,
+ * else PF_MATMUL_F32. */
+pf_matmul pf_kernels_matmul_effective(void);
 /* "bf16", "f32"; parse: the same names (case-insensitive), PF_ERR_INVALID otherwise. */
 const char *pf_matmul_name(pf_matmul m);
 pf_status pf_matmul_parse(const char *s, pf_matmul *out, pf_err *err);

@@ -665,10 +665,8 @@ static pf_value *results_map(const recipe *r, int dry_run, size_t n_steps) {
    * the bf16 (AMX) and f32 matmul paths */
   set_or_fail(m, "pfrun_version", pf_value_str(PF_VERSION_STR), &oom);
   set_or_fail(m, "kernels", pf_value_str(pf_kernels_describe()), &oom);
-  set_or_fail(
-      m, "matmul_bf16_weights",
-      pf_value_str(pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16 ? "bf16" : "f32"),
-      &oom);
+  set_or_fail(m, "matmul_bf16_weights", pf_value_str(pf_matmul_name(pf_kernels_matmul_effective())),
+              &oom);
   pf_value_retain(r->vars);
   set_or_fail(m, "vars", r->vars, &oom);
   for (size_t i = 0; i < n_steps && !oom; i++) {

@@ -162,26 +162,12 @@ static double time_linear(int64_t m, int64_t n, int64_t k, const float *x, const
 
 /* The AMX ceiling: TDPBF16PS on tiles that stay in registers (4 independent
  * accumulators, no loads), all threads. 16x16x32 multiply-adds per instruction. */
-typedef struct amx_cfg {
-  uint8_t palette, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-} amx_cfg;
-
 __attribute__((target("amx-tile,amx-bf16"))) static double amx_peak_gflops(long iters) {
   static uint16_t zero[4][512] __attribute__((aligned(64)));
   double t0 = now();
 #pragma omp parallel
   {
-    amx_cfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int i = 0; i < 8; i++) {
-      c.rows[i] = 16;
-      c.colsb[i] = 64;
-    }
-    __asm__ volatile("" : : "r"(&c) : "memory"); /* GCC 12 drops the stores otherwise */
-    _tile_loadconfig(&c);
+    pf_kern_amx_tiles_configure(); /* the kernel's configuration: 8 tiles of 16 x 64 B */
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);

@@ -87,7 +87,7 @@ typedef struct tilecfg {
   uint8_t rows[16];
 } tilecfg;
 
-static void tiles_configure(void) {
+void pf_kern_amx_tiles_configure(void) {
   tilecfg cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
@@ -256,7 +256,7 @@ void pf_kern_gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t l
     const int tid = omp_get_thread_num();
     float ct[4 * 256] __attribute__((aligned(64)));
     uint16_t *pad = pads + (size_t)tid * (size_t)group * 32 * (size_t)kpad;
-    tiles_configure();
+    pf_kern_amx_tiles_configure();
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < ngroups; g++) {
       const int64_t nb0 = g * group, nb1 = nb0 + group < nblocks ? nb0 + group : nblocks;
@@ -281,6 +281,9 @@ void pf_kern_gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t l
 
 int pf_kern_amx_setup(void) {
   return 0;
+}
+
+void pf_kern_amx_tiles_configure(void) {
 }
 
 void pf_kern_gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,

@@ -49,6 +49,9 @@ int pf_kern_amx_setup(void);
 /* Whether BF16 linear layers with m > gemv_max_m go to pf_kern_gemm_amx: AMX
  * available and matmul precision bf16. */
 int pf_kern_amx_active(void);
+/* Load the tile configuration pf_kern_gemm_amx uses into the calling thread: tiles
+ * 0-7 all 16 rows x 64 bytes. Only where pf_kern_amx is 1; pair with _tile_release. */
+void pf_kern_amx_tiles_configure(void);
 /* Bytes of scratch pf_kern_gemm_amx needs (packed X + per-thread padded W blocks). */
 size_t pf_kern_amx_scratch_bytes(int64_t m, int64_t k, int threads);
 /* Y[m, n] = bf16(X)[m, k] · W[n, k]^T + beta*Y, W BF16 bits (row stride ldw).

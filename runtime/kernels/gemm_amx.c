@@ -283,8 +283,7 @@ int pf_kern_amx_setup(void) {
   return 0;
 }
 
-void pf_kern_amx_tiles_configure(void) {
-}
+void pf_kern_amx_tiles_configure(void) {}
 
 void pf_kern_gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
                       const uint16_t *w, int64_t ldw, float beta, float *y, int64_t ldy,

@@ -4,8 +4,8 @@
  *   cmake --build build --target bench_gemm && ./build/bench_gemm
  * or by hand from the repository root:
  *   cc -O3 -march=x86-64-v3 -fopenmp -D_GNU_SOURCE -Iruntime bench/bench_gemm.c \
- *      runtime/kernels/{gemm,gemv,init,ref,rope,rowops}.c runtime/tensor.c \
- *      runtime/err.c -lblis -lm -o bench_gemm
+ *      runtime/kernels/{gemm,gemv,init,ref,rope,rowops}.c runtime/io/tensor.c \
+ *      runtime/core/err.c -lblis -lm -o bench_gemm
  *
  * Usage:
  *   bench_gemm             everything below; the sgemm part runs in three child

@@ -1,9 +1,9 @@
-/* bench_tokenizer.c — single-thread encode throughput of runtime/tokenizer.
+/* bench_tokenizer.c — single-thread encode throughput of runtime/text/tokenizer.
  *
  * Not built by default (no CMake target). From the repository root:
  *
  *   cc -O3 -march=native -D_GNU_SOURCE -Iruntime -o /tmp/bench_tokenizer \
- *      bench/bench_tokenizer.c runtime/tokenizer*.c runtime/err.c runtime/fsutil.c \
+ *      bench/bench_tokenizer.c runtime/text/tokenizer*.c runtime/core/err.c runtime/io/fsutil.c \
  *      $(pkg-config --cflags --libs libcjson libpcre2-8 libutf8proc)
  *   /tmp/bench_tokenizer [TOKENIZER_DIR] [JSONL] [PASSES]
  *

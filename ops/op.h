@@ -7,7 +7,7 @@
 #ifndef PF_OP_H
 #define PF_OP_H
 
-#include "../runtime/value.h"
+#include "value.h"
 
 typedef enum pf_ptype {
   PF_P_BOOL,

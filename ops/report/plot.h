@@ -5,7 +5,7 @@
 #ifndef PF_PLOT_H
 #define PF_PLOT_H
 
-#include "../reports/charts.h"
+#include "charts.h"
 #include "op.h"
 
 /* Where and how charts are written. */

@@ -3,7 +3,7 @@
 #ifndef PF_REPORT_INT_H
 #define PF_REPORT_INT_H
 
-#include "../reports/pdf.h"
+#include "pdf.h"
 #include "op.h"
 
 /* Strings owned by the report while a table is built. */

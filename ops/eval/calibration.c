@@ -102,7 +102,7 @@ static pf_status calib_alloc(const pf_model *m, int want_norms, int want_importa
   if (want_importance) c->importance = calloc((size_t)m->n_layers, sizeof *c->importance);
   if (!c->widths || !c->norms || (want_importance && !c->importance)) goto nomem;
   for (int64_t l = 0; l < m->n_layers; l++) {
-    c->widths[l] = m->layers[l].gate_proj->shape[0];
+    c->widths[l] = pf_layer_width(&m->layers[l]);
     if (want_norms && (!layers || layers[l]) &&
         !(c->norms[l] = calloc((size_t)c->widths[l], sizeof(float))))
       goto nomem;
@@ -279,7 +279,7 @@ pf_value *pf_calibration_plan_value(const pf_model *m, const uint8_t *layers, in
   for (int64_t l = 0; !st && widths && l < m->n_layers; l++) {
     if (layers && !layers[l]) continue;
     snprintf(key, sizeof key, "%lld", (long long)l);
-    st = pf_map_set_int(widths, key, m->layers[l].gate_proj->shape[0]);
+    st = pf_map_set_int(widths, key, pf_layer_width(&m->layers[l]));
   }
   if (!st && widths) {
     st = pf_map_set(plan, "norm_widths", widths);

@@ -171,6 +171,17 @@ static pf_status parse_offsets(const char *file, st_info *ti, const cJSON *v, ui
   return PF_OK;
 }
 
+int pf_st_is_legacy_buffer(const char *name) {
+  static const char *const tails[] = {".attn.bias", ".attn.masked_bias", ".attention.bias",
+                                      ".attention.masked_bias", "rotary_emb.inv_freq"};
+  size_t n = strlen(name);
+  for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+    size_t k = strlen(tails[i]);
+    if (n >= k && !strcmp(name + n - k, tails[i])) return 1;
+  }
+  return 0;
+}
+
 static pf_status parse_entry(const char *file, const cJSON *item, uint64_t data_size, st_info *ti,
                              pf_err *err) {
   const char *name = item->string;
@@ -308,6 +319,7 @@ static pf_status parse_file(pf_st_reader *r, size_t fidx, st_info **out, size_t 
       if ((s = check_metadata(path, item, err)) != PF_OK) goto fail;
       continue;
     }
+    if (pf_st_is_legacy_buffer(item->string)) continue; /* before its dtype: BOOL, U8 */
     v[n].file = fidx;
     s = parse_entry(path, item, data_size, &v[n++], err);
     if (s != PF_OK) goto fail;
@@ -388,6 +400,7 @@ static pf_status collect_mapped(pf_st_reader *r, const char *index, const cJSON 
   const cJSON *e;
   cJSON_ArrayForEach(e, wm) {
     const char *shard = e->valuestring;
+    if (pf_st_is_legacy_buffer(e->string)) continue;
     const char **sp = bsearch(&shard, names, r->nfiles, sizeof *names, cmp_str);
     size_t si = (size_t)(sp - names);
     st_info key = {.name = e->string};

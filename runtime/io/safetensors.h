@@ -59,4 +59,10 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
  * as in Hugging Face ("5GB" = 5e9). */
 pf_status pf_parse_size(const char *s, uint64_t *out, pf_err *err);
 
+/* 1 for the attention buffers old Hugging Face files carry and transformers ignores
+ * on load (GPT-2 "*.attn.bias" / "*.attn.masked_bias", GPT-NeoX "*.attention.bias" /
+ * "*.attention.masked_bias", "*rotary_emb.inv_freq"): the reader skips them by name,
+ * before their dtype (BOOL, U8) is looked at, so they are neither listed nor loaded. */
+int pf_st_is_legacy_buffer(const char *name);
+
 #endif

@@ -664,3 +664,113 @@ pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t
   gather_job j = {t->data, t->shape[0], idx, k, pf_dtype_size(t->dtype)};
   return derive(t, 1, &k, fill_cols, &j, out, err);
 }
+
+/* ---- layout changes (model families that store fused or transposed weights) ---- */
+
+pf_status pf_tensor_rows_view(const pf_tensor *t, int64_t r0, int64_t r1, pf_tensor **out,
+                              pf_err *err) {
+  *out = NULL;
+  char sb[128];
+  if (!t || t->ndim < 1 || t->ndim > 2 || r0 < 0 || r1 < r0 || r1 > t->shape[0])
+    return pf_err_set(err, PF_ERR_INVALID, "rows_view: expected rows [%lld, %lld) of shape %s",
+                      (long long)r0, (long long)r1,
+                      t ? pf_shape_str(t->ndim, t->shape, sb, sizeof sb) : "(null)");
+  int64_t shape[2] = {r1 - r0, t->ndim == 2 ? t->shape[1] : 0};
+  if (!t->data) return pf_tensor_new_planned(t->dtype, t->ndim, shape, out, err);
+  const size_t row = (t->ndim == 2 ? (size_t)t->shape[1] : 1) * pf_dtype_size(t->dtype);
+  const size_t off = (size_t)((const char *)t->data - (const char *)pf_storage_data(t->storage));
+  return pf_tensor_view(t->storage, off + (size_t)r0 * row, t->dtype, t->ndim, shape, out, err);
+}
+
+typedef struct transpose_job {
+  const char *src;
+  int64_t rows, cols; /* of the source */
+  size_t esz;
+} transpose_job;
+
+/* Output row r (= source column r) for r in [r0, r1). */
+static void fill_transpose(const void *vj, int64_t r0, int64_t r1, char *dst) {
+  const transpose_job *j = vj;
+  const size_t esz = j->esz;
+#pragma omp parallel for schedule(static) if ((r1 - r0) * j->rows > (1 << 20))
+  for (int64_t r = r0; r < r1; r++) {
+    char *d = dst + (size_t)(r - r0) * (size_t)j->rows * esz;
+    for (int64_t c = 0; c < j->rows; c++)
+      memcpy(d + (size_t)c * esz, j->src + ((size_t)c * (size_t)j->cols + (size_t)r) * esz, esz);
+  }
+}
+
+pf_status pf_tensor_transpose(const pf_tensor *t, pf_tensor **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("transpose", t, 2, err);
+  if (s != PF_OK) return s;
+  int64_t shape[2] = {t->shape[1], t->shape[0]};
+  transpose_job j = {t->data, t->shape[0], t->shape[1], pf_dtype_size(t->dtype)};
+  return derive(t, 2, shape, fill_transpose, &j, out, err);
+}
+
+typedef struct concat_job {
+  const pf_tensor *const *parts;
+  int n;
+  size_t row; /* bytes per row */
+} concat_job;
+
+static void fill_concat(const void *vj, int64_t r0, int64_t r1, char *dst) {
+  const concat_job *j = vj;
+  int64_t base = 0;
+  for (int p = 0; p < j->n; p++) {
+    const pf_tensor *t = j->parts[p];
+    const int64_t rows = t->ndim == 2 ? t->shape[0] : 1;
+    const int64_t a = r0 > base ? r0 : base, b = r1 < base + rows ? r1 : base + rows;
+    if (a < b)
+      memcpy(dst + (size_t)(a - r0) * j->row, (const char *)t->data + (size_t)(a - base) * j->row,
+             (size_t)(b - a) * j->row);
+    base += rows;
+  }
+}
+
+pf_status pf_tensor_concat_rows(const pf_tensor *const *parts, int n, pf_tensor **out,
+                                pf_err *err) {
+  *out = NULL;
+  char sa[128], sb[128];
+  if (n < 1 || !parts[0] || parts[0]->ndim < 1 || parts[0]->ndim > 2)
+    return pf_err_set(err, PF_ERR_INVALID, "concat_rows: expected 1-D or 2-D tensors");
+  const pf_tensor *t0 = parts[0];
+  int planned = 0, adjacent = 1;
+  int64_t rows = 0;
+  for (int i = 0; i < n; i++) {
+    const pf_tensor *t = parts[i];
+    if (!t || t->ndim != t0->ndim || t->dtype != t0->dtype ||
+        (t0->ndim == 2 && t->shape[1] != t0->shape[1]))
+      return pf_err_set(err, PF_ERR_INVALID, "concat_rows: part %d: expected shape [*, %lld] of %s, got %s",
+                        i, (long long)(t0->ndim == 2 ? t0->shape[1] : 0),
+                        pf_shape_str(t0->ndim, t0->shape, sa, sizeof sa),
+                        t ? pf_shape_str(t->ndim, t->shape, sb, sizeof sb) : "(null)");
+    planned |= !t->data;
+    if (i > 0 && (!t->data || t->storage != t0->storage ||
+                  (const char *)parts[i - 1]->data + parts[i - 1]->nbytes != t->data))
+      adjacent = 0;
+    rows += t->shape[0];
+  }
+  int64_t shape[2] = {rows, t0->ndim == 2 ? t0->shape[1] : 0};
+  if (planned) return pf_tensor_new_planned(t0->dtype, t0->ndim, shape, out, err);
+  if (adjacent) { /* row views of one block, side by side: the block itself */
+    const size_t off = (size_t)((const char *)t0->data - (const char *)pf_storage_data(t0->storage));
+    return pf_tensor_view(t0->storage, off, t0->dtype, t0->ndim, shape, out, err);
+  }
+  if (t0->ndim == 1) { /* biases: small, on the heap */
+    int64_t one[1] = {rows};
+    pf_tensor *tmp = NULL;
+    pf_status s = pf_tensor_new(t0->dtype, 1, one, &tmp, err);
+    if (s != PF_OK) return s;
+    char *d = pf_tensor_mutable_data(tmp);
+    for (int i = 0; i < n; i++) {
+      memcpy(d, parts[i]->data, parts[i]->nbytes);
+      d += parts[i]->nbytes;
+    }
+    *out = tmp;
+    return PF_OK;
+  }
+  concat_job j = {parts, n, (size_t)t0->shape[1] * pf_dtype_size(t0->dtype)};
+  return derive(t0, 2, shape, fill_concat, &j, out, err);
+}

@@ -100,4 +100,16 @@ pf_status pf_tensor_select_cols(const pf_tensor *t, const int64_t *idx, int64_t 
 pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t k,
                                  pf_tensor **out, pf_err *err);
 
+/* Rows [r0, r1) of a 1-D or 2-D tensor as a view of the same storage (no copy;
+ * planned in, planned out). */
+pf_status pf_tensor_rows_view(const pf_tensor *t, int64_t r0, int64_t r1, pf_tensor **out,
+                              pf_err *err);
+/* The transpose of a 2-D tensor (exact bytes; heap or scratch like the selections). */
+pf_status pf_tensor_transpose(const pf_tensor *t, pf_tensor **out, pf_err *err);
+/* parts[0..n) (same dtype, same row length) stacked along dim 0. Parts that are
+ * adjacent row views of one storage give a view of it (no copy); any planned part
+ * gives a planned result. */
+pf_status pf_tensor_concat_rows(const pf_tensor *const *parts, int n, pf_tensor **out,
+                                pf_err *err);
+
 #endif

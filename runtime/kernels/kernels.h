@@ -209,6 +209,9 @@ typedef struct pf_rope_params {
   double low_freq_factor;                   /* llama3 */
   double high_freq_factor;                  /* llama3, > low_freq_factor */
   int64_t original_max_position_embeddings; /* llama3 */
+  int64_t rotary_dim; /* partial rotary (Phi-3, GPT-NeoX): only the first rotary_dim
+                         features of each head rotate, halves rotary_dim/2 apart, and
+                         inv_freq uses rotary_dim; 0 = head_dim (full rotary) */
 } pf_rope_params;
 
 /* Defaults: type default, theta 10000, head_dim 128; factor, low/high_freq_factor and
@@ -218,17 +221,18 @@ pf_rope_params pf_rope_default_params(void);
 /* "default", "linear", "llama3" -> type; PF_ERR_UNSUPPORTED for others. */
 pf_status pf_rope_type_parse(const char *s, pf_rope_type *out, pf_err *err);
 
-/* inv_freq[head_dim/2] as transformers computes it (float32 arithmetic). */
+/* inv_freq[rotary width/2] as transformers computes it (float32 arithmetic). */
 pf_status pf_rope_inv_freq(const pf_rope_params *p, float *inv_freq, pf_err *err);
 
 /* Precomputed cos/sin for positions [0, max_pos). HF's emb = cat(freqs, freqs), so
  * only the first half is stored. */
 typedef struct pf_rope_table {
-  int64_t head_dim;
+  int64_t head_dim; /* distance between heads in pf_rope_apply */
+  int64_t rot_dim;  /* rotated features per head (<= head_dim) */
   int64_t max_pos;
-  float *inv_freq; /* [head_dim/2], owned */
-  float *cos;      /* [max_pos, head_dim/2], owned: cos((float)(pos * inv_freq[i])) */
-  float *sin;      /* [max_pos, head_dim/2], owned */
+  float *inv_freq; /* [rot_dim/2], owned */
+  float *cos;      /* [max_pos, rot_dim/2], owned: cos((float)(pos * inv_freq[i])) */
+  float *sin;      /* [max_pos, rot_dim/2], owned */
 } pf_rope_table;
 
 pf_status pf_rope_table_new(const pf_rope_params *p, int64_t max_pos, pf_rope_table **out,
@@ -237,7 +241,8 @@ void pf_rope_table_free(pf_rope_table *t); /* NULL ok */
 
 /* Rotate q or k in place: x is [n_tok, n_heads, head_dim] with row stride ld
  * between tokens (>= n_heads*head_dim); token t is at position pos[t].
- * x1 = x[:half], x2 = x[half:]; x1' = x1*cos - x2*sin; x2' = x2*cos + x1*sin.
+ * x1 = x[:half], x2 = x[half:2*half] with half = rot_dim/2; x1' = x1*cos - x2*sin;
+ * x2' = x2*cos + x1*sin; features rot_dim.. of a head are left as they are.
  * Errors: PF_ERR_INVALID when a position is outside [0, max_pos) (checked before
  * anything is written). */
 pf_status pf_rope_apply(const pf_rope_table *t, float *x, int64_t n_tok, int64_t n_heads,

@@ -23,7 +23,7 @@
 
 pf_rope_params pf_rope_default_params(void) {
   /* factor .. original_max_position_embeddings: Llama 3.1's rope_scaling */
-  pf_rope_params p = {PF_ROPE_DEFAULT, 10000.0, 128, 8.0, 1.0, 4.0, 8192};
+  pf_rope_params p = {PF_ROPE_DEFAULT, 10000.0, 128, 8.0, 1.0, 4.0, 8192, 0};
   return p;
 }
 
@@ -41,10 +41,18 @@ pf_status pf_rope_type_parse(const char *s, pf_rope_type *out, pf_err *err) {
   return PF_OK;
 }
 
+static int64_t rot_dim(const pf_rope_params *p) {
+  return p->rotary_dim ? p->rotary_dim : p->head_dim;
+}
+
 static pf_status check_params(const pf_rope_params *p, pf_err *err) {
   if (p->head_dim <= 0 || p->head_dim % 2 != 0)
     return pf_err_set(err, PF_ERR_INVALID, "rope: expected an even head_dim > 0, got %lld",
                       (long long)p->head_dim);
+  if (p->rotary_dim < 0 || p->rotary_dim % 2 != 0 || p->rotary_dim > p->head_dim)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "rope: expected an even rotary width in [2, head_dim %lld], got %lld",
+                      (long long)p->head_dim, (long long)p->rotary_dim);
   if (!(p->rope_theta > 0.0))
     return pf_err_set(err, PF_ERR_INVALID, "rope: expected rope_theta > 0, got %g", p->rope_theta);
   if (p->rope_type != PF_ROPE_DEFAULT && !(p->factor > 0.0))
@@ -71,8 +79,8 @@ __attribute__((optimize("fp-contract=off")))
 #endif
 static void
 inv_freq_f32(const pf_rope_params *p, float *inv) {
-  const int64_t half = p->head_dim / 2;
-  const float dim = (float)p->head_dim, base = (float)p->rope_theta;
+  const int64_t half = rot_dim(p) / 2;
+  const float dim = (float)rot_dim(p), base = (float)p->rope_theta;
   for (int64_t i = 0; i < half; i++)
     inv[i] = 1.0f / powf(base, (float)(2 * i) / dim);
   if (p->rope_type == PF_ROPE_LINEAR) {
@@ -116,10 +124,11 @@ pf_status pf_rope_table_new(const pf_rope_params *p, int64_t max_pos, pf_rope_ta
   if (max_pos <= 0)
     return pf_err_set(err, PF_ERR_INVALID, "rope: expected max_pos > 0, got %lld",
                       (long long)max_pos);
-  const int64_t half = p->head_dim / 2;
+  const int64_t half = rot_dim(p) / 2;
   pf_rope_table *t = calloc(1, sizeof *t);
   if (!t) goto nomem;
   t->head_dim = p->head_dim;
+  t->rot_dim = rot_dim(p);
   t->max_pos = max_pos;
   t->inv_freq = malloc((size_t)half * sizeof(float));
   t->cos = malloc((size_t)(max_pos * half) * sizeof(float));
@@ -173,7 +182,7 @@ pf_status pf_rope_apply(const pf_rope_table *t, float *x, int64_t n_tok, int64_t
       return pf_err_set(err, PF_ERR_INVALID,
                         "rope: token %lld: expected a position in [0, %lld), got %lld",
                         (long long)i, (long long)t->max_pos, (long long)pos[i]);
-  const int64_t half = t->head_dim / 2, total = n_tok * n_heads;
+  const int64_t half = t->rot_dim / 2, total = n_tok * n_heads;
 #pragma omp parallel for schedule(static) if (total > 1 && total * half >= PF_KERN_PAR_MIN)
   for (int64_t j = 0; j < total; j++) {
     const int64_t tok = j / n_heads, h = j % n_heads;

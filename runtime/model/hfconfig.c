@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
 #include "fsutil.h"
 #include "json.h"
 #include "kernels/kernels.h"
@@ -127,25 +128,84 @@ static pf_status get_str(const cJSON *root, const char *name, const char *key, c
 
 /* ---- parse ---- */
 
+static int is_type(const pf_model_config *c, const char *t) {
+  return strcmp(c->model_type, t) == 0;
+}
+
+static int is_gemma23(const pf_model_config *c) {
+  return is_type(c, "gemma2") || is_type(c, "gemma3_text");
+}
+
 static pf_status parse_model_type(const cJSON *root, const char *name, pf_model_config *c,
                                   pf_err *err) {
   pf_status s = get_str(root, name, "model_type", "", c->model_type, sizeof c->model_type, err);
   if (s != PF_OK) return s;
+  if (is_type(c, "gemma3"))
+    return pf_err_set(err, PF_ERR_UNSUPPORTED,
+                      "%s: model_type \"gemma3\" is the multimodal Gemma 3 (Gemma3ForConditional"
+                      "Generation); pfrun runs its text model: load a Gemma3ForCausalLM checkpoint "
+                      "(model_type \"gemma3_text\", e.g. google/gemma-3-1b-pt) or save the language "
+                      "model of this one with transformers first",
+                      name);
+  const cJSON *bidi = get(root, "use_bidirectional_attention");
+  if (bidi && cJSON_IsTrue(bidi))
+    return pf_err_set(err, PF_ERR_UNSUPPORTED,
+                      "%s: use_bidirectional_attention is true (an embedding model such as "
+                      "EmbeddingGemma, not a causal language model)",
+                      name);
   if (!c->model_type[0]) {
     snprintf(c->model_type, sizeof c->model_type, "llama");
     snprintf(c->warning, sizeof c->warning, "%s: no \"model_type\"; treating it as llama", name);
-  } else if (strcmp(c->model_type, "llama") && strcmp(c->model_type, "mistral") &&
-             strcmp(c->model_type, "qwen2") && strcmp(c->model_type, "qwen3")) {
+  }
+  c->arch = pf_arch_find(c->model_type);
+  if (!c->arch) {
+    c->arch = pf_arch_default();
     snprintf(c->warning, sizeof c->warning,
-             "%s: model_type \"%s\" is not one of llama, mistral, qwen2, qwen3; "
-             "treating it as LLaMA-shaped",
+             "%s: model_type \"%s\" is not one of the supported families (see pfrun help "
+             "families); treating it as LLaMA-shaped",
              name, c->model_type);
   }
   return PF_OK;
 }
 
+/* An integer under the first present of two spellings (GPT-2's n_embd and the
+ * generic hidden_size); `key2` may be NULL. */
+static pf_status get_int2(const cJSON *root, const char *name, const char *key1, const char *key2,
+                          int required, int64_t def, int64_t max, int64_t *out, pf_err *err) {
+  const char *key = key1;
+  if (key2 && !get(root, key1) && get(root, key2)) key = key2;
+  return get_int(root, name, key, required, def, max, out, err);
+}
+
+/* GPT-2: GPT2Config's defaults for every dimension, its own key names first,
+ * n_inner null = 4 * n_embd. */
+static pf_status parse_dims_gpt2(const cJSON *root, const char *name, pf_model_config *c,
+                                 pf_err *err) {
+  pf_status s;
+  if ((s = get_int2(root, name, "n_embd", "hidden_size", 0, 768, PF_MAX_DIM, &c->hidden_size,
+                    err)) ||
+      (s = get_int2(root, name, "n_layer", "num_hidden_layers", 0, 12, PF_MAX_LAYERS,
+                    &c->num_hidden_layers, err)) ||
+      (s = get_int2(root, name, "n_head", "num_attention_heads", 0, 12, PF_MAX_DIM,
+                    &c->num_attention_heads, err)) ||
+      (s = get_int(root, name, "vocab_size", 0, 50257, PF_MAX_VOCAB, &c->vocab_size, err)) ||
+      (s = get_int2(root, name, "n_inner", "intermediate_size", 0, 4 * c->hidden_size, PF_MAX_DIM,
+                    &c->intermediate_size, err)) ||
+      (s = get_int2(root, name, "n_positions", "max_position_embeddings", 0, 1024,
+                    (int64_t)1 << 30, &c->max_position_embeddings, err)))
+    return s;
+  c->num_key_value_heads = c->num_attention_heads;
+  if (c->hidden_size % c->num_attention_heads != 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: n_embd %lld is not divisible by n_head %lld", name,
+                      (long long)c->hidden_size, (long long)c->num_attention_heads);
+  c->head_dim = c->hidden_size / c->num_attention_heads;
+  return PF_OK;
+}
+
 static pf_status parse_dims(const cJSON *root, const char *name, pf_model_config *c, pf_err *err) {
   pf_status s;
+  if (is_type(c, "gpt2")) return parse_dims_gpt2(root, name, c, err);
   if ((s = get_int(root, name, "hidden_size", 1, 0, PF_MAX_DIM, &c->hidden_size, err)) ||
       (s = get_int(root, name, "intermediate_size", 1, 0, PF_MAX_DIM, &c->intermediate_size,
                    err)) ||
@@ -159,7 +219,7 @@ static pf_status parse_dims(const cJSON *root, const char *name, pf_model_config
                    &c->num_key_value_heads, err)))
     return s;
   /* transformers: Qwen3Config defaults head_dim to 128; the others derive it. */
-  int64_t hd_def = strcmp(c->model_type, "qwen3") == 0 ? 128 : 0;
+  int64_t hd_def = is_type(c, "qwen3") ? 128 : !strncmp(c->model_type, "gemma", 5) ? 256 : 0;
   if (!get(root, "head_dim") && !hd_def) {
     if (c->hidden_size % c->num_attention_heads != 0)
       return pf_err_set(err, PF_ERR_INVALID,
@@ -172,6 +232,8 @@ static pf_status parse_dims(const cJSON *root, const char *name, pf_model_config
   int64_t mp_def = 2048;
   if (!strcmp(c->model_type, "mistral")) mp_def = 131072;
   if (!strcmp(c->model_type, "qwen2") || !strcmp(c->model_type, "qwen3")) mp_def = 32768;
+  if (!strncmp(c->model_type, "gemma", 5)) mp_def = 8192;
+  if (is_type(c, "phi3")) mp_def = 4096;
   if ((s = get_int(root, name, "max_position_embeddings", 0, mp_def, (int64_t)1 << 30,
                    &c->max_position_embeddings, err)))
     return s;
@@ -188,29 +250,128 @@ static pf_status parse_dims(const cJSON *root, const char *name, pf_model_config
   return PF_OK;
 }
 
+/* A number key that may be null (= off, 0) with a default when absent. */
+static pf_status get_opt_num(const cJSON *root, const char *name, const char *key, double def,
+                             double *out, pf_err *err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+  if (v && cJSON_IsNull(v)) {
+    *out = 0;
+    return PF_OK;
+  }
+  return get_pos_num(root, name, key, def, out, err);
+}
+
+/* Family defaults (transformers' config classes, ../shared/reference/arch-*.md). */
+typedef struct family_defaults {
+  const char *eps_key, *act_key, *act_def, *theta_key;
+  double eps, theta;
+  int tied, attn_bias;
+} family_defaults;
+
+static family_defaults defaults_of(const pf_model_config *c) {
+  family_defaults d = {"rms_norm_eps", "hidden_act", "silu", "rope_theta", 1e-6, 10000.0, 0, 0};
+  if (!strncmp(c->model_type, "gemma", 5)) {
+    d.tied = 1;
+    d.act_def = "gelu_pytorch_tanh";
+    if (is_gemma23(c)) d.act_key = "hidden_activation"; /* gemma (1) reads hidden_act */
+    if (is_type(c, "gemma3_text")) d.theta = 1000000.0;
+  } else if (is_type(c, "phi3")) {
+    d.eps = 1e-5;
+  } else if (is_type(c, "gpt2")) {
+    d = (family_defaults){"layer_norm_epsilon", "activation_function", "gelu_new", NULL, 1e-5,
+                          10000.0, 1, 1};
+  } else if (is_type(c, "gpt_neox")) {
+    d = (family_defaults){"layer_norm_eps", "hidden_act", "gelu", "rotary_emb_base", 1e-5,
+                          10000.0, 0, 1};
+  }
+  return d;
+}
+
 static pf_status parse_flags(const cJSON *root, const char *name, pf_model_config *c, pf_err *err) {
   pf_status s;
   int qwen2 = strcmp(c->model_type, "qwen2") == 0, qwen3 = strcmp(c->model_type, "qwen3") == 0;
-  double theta_def = 10000.0;
-  /* transformers >= 4.56 may keep rope_theta inside "rope_parameters". */
+  family_defaults d = defaults_of(c);
+  double theta_def = d.theta;
+  /* transformers >= 4.56 may keep rope_theta inside "rope_parameters" (gemma3 in v5:
+   * one entry per layer type) */
   const cJSON *rp = get(root, "rope_parameters");
+  if (cJSON_IsObject(rp) && cJSON_IsObject(get(rp, "full_attention"))) rp = get(rp, "full_attention");
   const cJSON *rpt = cJSON_IsObject(rp) ? get(rp, "rope_theta") : NULL;
   /* finite: cJSON reads 1e999 as infinity (and would write it back as null) */
   if (rpt && cJSON_IsNumber(rpt) && rpt->valuedouble > 0 && isfinite(rpt->valuedouble))
     theta_def = rpt->valuedouble;
-  if ((s = get_pos_num(root, name, "rms_norm_eps", 1e-6, &c->rms_norm_eps, err)) ||
-      (s = get_pos_num(root, name, "rope_theta", theta_def, &c->rope_theta, err)) ||
-      (s = get_bool(root, name, "tie_word_embeddings", 0, &c->tie_word_embeddings, err)) ||
-      (s = get_bool(root, name, "attention_bias", 0, &c->attention_bias, err)) ||
+  if (d.theta_key && strcmp(d.theta_key, "rope_theta") && !get(root, d.theta_key) &&
+      get(root, "rope_theta"))
+    d.theta_key = "rope_theta"; /* gpt_neox written by transformers 4.45+ */
+  c->rope_theta = theta_def;
+  if ((s = get_pos_num(root, name, d.eps_key, d.eps, &c->rms_norm_eps, err)) ||
+      (d.theta_key && (s = get_pos_num(root, name, d.theta_key, theta_def, &c->rope_theta, err))) ||
+      (s = get_bool(root, name, "tie_word_embeddings", d.tied, &c->tie_word_embeddings, err)) ||
+      (s = get_bool(root, name, "attention_bias", d.attn_bias, &c->attention_bias, err)) ||
       (s = get_bool(root, name, "mlp_bias", 0, &c->mlp_bias, err)) ||
-      (s = get_str(root, name, "hidden_act", "silu", c->hidden_act, sizeof c->hidden_act, err)))
+      (s = get_str(root, name, d.act_key, d.act_def, c->hidden_act, sizeof c->hidden_act, err)))
     return s;
   /* newer transformers write "dtype" instead of "torch_dtype" */
   const char *dkey = get(root, "torch_dtype") ? "torch_dtype" : "dtype";
   if ((s = get_str(root, name, dkey, "", c->torch_dtype, sizeof c->torch_dtype, err))) return s;
   if (qwen2) c->attention_bias = 1; /* Qwen2Attention: q/k/v always have a bias */
-  c->qk_norm = qwen3;
+  if (is_type(c, "gpt2")) c->attention_bias = 1; /* Conv1D always has a bias */
+  if (is_type(c, "phi3")) c->attention_bias = 0;  /* Phi3Attention: never */
+  c->qk_norm = qwen3 || is_type(c, "gemma3_text");
   return PF_OK;
+}
+
+/* Keys only some families have (defaults from their config classes). */
+static pf_status parse_family(const cJSON *root, const char *name, pf_model_config *c,
+                              pf_err *err) {
+  pf_status s = PF_OK;
+  c->partial_rotary_factor = 1.0;
+  c->scale_attn_weights = 1;
+  if (is_gemma23(c)) {
+    int g2 = is_type(c, "gemma2");
+    if ((s = get_opt_num(root, name, "query_pre_attn_scalar", 256, &c->query_pre_attn_scalar,
+                         err)) ||
+        (g2 && (s = get_opt_num(root, name, "attn_logit_softcapping", 50.0,
+                                &c->attn_logit_softcapping, err))) ||
+        (s = get_opt_num(root, name, "final_logit_softcapping", g2 ? 30.0 : 0.0,
+                         &c->final_logit_softcapping, err)))
+      return s;
+    if (!g2) { /* sliding layers: their own base, never scaled */
+      double local = 10000.0;
+      const cJSON *rp = get(root, "rope_parameters"), *sl = NULL;
+      if (cJSON_IsObject(rp)) sl = get(rp, "sliding_attention");
+      const cJSON *lt = cJSON_IsObject(sl) ? get(sl, "rope_theta") : NULL;
+      if (lt && cJSON_IsNumber(lt) && lt->valuedouble > 0 && isfinite(lt->valuedouble))
+        local = lt->valuedouble;
+      s = get_pos_num(root, name, "rope_local_base_freq", local, &c->rope_local_base_freq, err);
+    }
+  } else if (is_type(c, "phi3")) {
+    s = get_pos_num(root, name, "partial_rotary_factor", 1.0, &c->partial_rotary_factor, err);
+  } else if (is_type(c, "gpt_neox")) {
+    const char *k = get(root, "rotary_pct") || !get(root, "partial_rotary_factor")
+                        ? "rotary_pct"
+                        : "partial_rotary_factor";
+    if ((s = get_pos_num(root, name, k, 0.25, &c->partial_rotary_factor, err)) ||
+        (s = get_bool(root, name, "use_parallel_residual", 1, &c->use_parallel_residual, err)))
+      return s;
+    c->mlp_bias = 1;
+  } else if (is_type(c, "gpt2")) {
+    int reorder = 0, cross = 0;
+    if ((s = get_bool(root, name, "scale_attn_weights", 1, &c->scale_attn_weights, err)) ||
+        (s = get_bool(root, name, "scale_attn_by_inverse_layer_idx", 0,
+                      &c->scale_attn_by_inverse_layer_idx, err)) ||
+        (s = get_bool(root, name, "reorder_and_upcast_attn", 0, &reorder, err)) ||
+        (s = get_bool(root, name, "add_cross_attention", 0, &cross, err)))
+      return s;
+    if (reorder || cross)
+      return pf_err_set(err, PF_ERR_UNSUPPORTED, "%s: %s is true: not supported by pfrun", name,
+                        reorder ? "reorder_and_upcast_attn" : "add_cross_attention");
+    c->mlp_bias = 1;
+  }
+  if (s == PF_OK && c->partial_rotary_factor > 1.0)
+    return pf_err_set(err, PF_ERR_INVALID, "%s: partial rotary factor: expected <= 1, got %g",
+                      name, c->partial_rotary_factor);
+  return s;
 }
 
 /* ---- rope_scaling and sliding windows (lenient: the forward validates) ---- */
@@ -268,6 +429,8 @@ static pf_status parse_window(const cJSON *root, const char *name, pf_model_conf
   if (w && !(cJSON_IsNumber(w) && w->valuedouble == 0) &&
       (s = get_int(root, name, "sliding_window", 0, 0, (int64_t)1 << 30, &c->sliding_window, err)))
     return s;
+  if (!cJSON_GetObjectItemCaseSensitive(root, "sliding_window") && is_gemma23(c))
+    c->sliding_window = 4096; /* Gemma2Config / Gemma3TextConfig default */
   if ((s = get_int(root, name, "max_window_layers", 0, c->num_hidden_layers, PF_MAX_LAYERS,
                    &c->max_window_layers, err)))
     return s;
@@ -283,6 +446,16 @@ pf_status pf_config_rope_params(const pf_model_config *c, pf_rope_params *out, p
   if (s != PF_OK) return s;
   out->rope_theta = c->rope_theta;
   out->head_dim = c->head_dim;
+  if (c->partial_rotary_factor > 0 && c->partial_rotary_factor < 1.0) {
+    /* int(head_dim * factor), as transformers truncates it */
+    out->rotary_dim = (int64_t)((double)c->head_dim * c->partial_rotary_factor);
+    if (out->rotary_dim < 2 || out->rotary_dim % 2)
+      return pf_err_set(err, PF_ERR_UNSUPPORTED,
+                        "partial rotary: head_dim %lld * %g = %lld rotated features: expected an "
+                        "even number >= 2",
+                        (long long)c->head_dim, c->partial_rotary_factor,
+                        (long long)out->rotary_dim);
+  }
   if (out->rope_type == PF_ROPE_DEFAULT) return PF_OK;
   if (!(r->factor > 0))
     return pf_err_set(err, PF_ERR_INVALID,
@@ -304,6 +477,15 @@ pf_status pf_config_rope_params(const pf_model_config *c, pf_rope_params *out, p
   return PF_OK;
 }
 
+pf_status pf_config_layer_rope(const pf_model_config *c, int64_t i, pf_rope_params *out,
+                               pf_err *err) {
+  pf_status s = pf_config_rope_params(c, out, err);
+  if (s != PF_OK || c->rope_local_base_freq <= 0 || pf_config_layer_window(c, i) == 0) return s;
+  out->rope_type = PF_ROPE_DEFAULT;
+  out->rope_theta = c->rope_local_base_freq;
+  return PF_OK;
+}
+
 int64_t pf_config_layer_window(const pf_model_config *c, int64_t i) {
   if (c->sliding_window <= 0 || i < 0 || i >= c->num_hidden_layers) return 0;
   if (c->layer_types) {
@@ -311,9 +493,30 @@ int64_t pf_config_layer_window(const pf_model_config *c, int64_t i) {
       return c->sliding_window;
     return 0;
   }
-  if (!strcmp(c->model_type, "mistral")) return c->sliding_window;
+  if (!strcmp(c->model_type, "mistral") || !strcmp(c->model_type, "phi3"))
+    return c->sliding_window;
   if (!strncmp(c->model_type, "qwen", 4) && i >= c->max_window_layers) return c->sliding_window;
   return 0;
+}
+
+/* gemma2: layer i slides iff i is even; gemma3_text: full iff (i + 1) % P == 0
+ * with P = sliding_window_pattern (default 6). */
+static pf_status derive_layer_types(const cJSON *root, const char *name, pf_model_config *c,
+                                    pf_err *err) {
+  int64_t P = 6;
+  pf_status s;
+  if (is_type(c, "gemma3_text") &&
+      (s = get_int(root, name, "sliding_window_pattern", 0, 6, PF_MAX_LAYERS, &P, err)))
+    return s;
+  c->layer_types = calloc((size_t)c->num_hidden_layers, sizeof *c->layer_types);
+  if (!c->layer_types) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
+  for (int64_t i = 0; i < c->num_hidden_layers; i++) {
+    int slide = is_type(c, "gemma2") ? i % 2 == 0 : (i + 1) % P != 0;
+    c->layer_types[i] = strdup(slide ? "sliding_attention" : "full_attention");
+    if (!c->layer_types[i]) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
+  }
+  c->layer_types_derived = 1;
+  return PF_OK;
 }
 
 static pf_status parse_layer_arrays(const cJSON *root, const char *name, pf_model_config *c,
@@ -344,6 +547,7 @@ static pf_status parse_layer_arrays(const cJSON *root, const char *name, pf_mode
       c->intermediate_sizes[i] = c->intermediate_size;
   }
   const cJSON *lt = get(root, "layer_types");
+  if (!lt && is_gemma23(c)) return derive_layer_types(root, name, c, err);
   if (!lt) return PF_OK;
   if (!cJSON_IsArray(lt)) return bad_value(name, "layer_types", "a list of strings", lt, err);
   if (cJSON_GetArraySize(lt) != L)
@@ -389,7 +593,8 @@ pf_status pf_config_parse(const char *json, const char *name, pf_model_config *o
   }
   out->raw = root;
   if ((s = parse_model_type(root, name, out, err)) || (s = parse_dims(root, name, out, err)) ||
-      (s = parse_flags(root, name, out, err)) || (s = parse_window(root, name, out, err)) ||
+      (s = parse_flags(root, name, out, err)) || (s = parse_family(root, name, out, err)) ||
+      (s = parse_window(root, name, out, err)) ||
       (s = parse_layer_arrays(root, name, out, err)))
     goto fail;
   parse_rope_scaling(root, name, out);
@@ -464,6 +669,7 @@ pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err) {
     free(c->layer_types[i]);
     memmove(c->layer_types + i, c->layer_types + i + 1, tail * sizeof(char *));
     c->layer_types[L - 1] = NULL;
+    c->layer_types_derived = 0; /* the index rule no longer holds: write the kept types */
   }
   c->num_hidden_layers = L - 1;
   return PF_OK;
@@ -506,7 +712,13 @@ static int write_layer_fields(cJSON *o, const pf_model_config *c) {
       if (c->intermediate_sizes[i] > max) max = c->intermediate_sizes[i];
     }
   }
-  if (!set_int(o, "num_hidden_layers", L) || !set_int(o, "intermediate_size", max)) return 0;
+  const pf_arch *arch = c->arch ? c->arch : pf_arch_default();
+  if (!set_int(o, arch->key_layers, L)) return 0;
+  /* GPT-2's n_inner: null means 4 * n_embd; kept null when that is still the width */
+  const cJSON *ni = cJSON_GetObjectItemCaseSensitive(o, arch->key_inter);
+  int keep_null = !strcmp(arch->key_inter, "n_inner") && (!ni || cJSON_IsNull(ni)) && uniform &&
+                  max == 4 * c->hidden_size;
+  if (!keep_null && !set_int(o, arch->key_inter, max)) return 0;
   if (uniform) {
     cJSON_DeleteItemFromObjectCaseSensitive(o, "intermediate_sizes");
   } else {
@@ -521,7 +733,7 @@ static int write_layer_fields(cJSON *o, const pf_model_config *c) {
     }
     if (!set_item(o, "intermediate_sizes", a)) return 0;
   }
-  if (c->layer_types) {
+  if (c->layer_types && !c->layer_types_derived) {
     cJSON *a = cJSON_CreateArray();
     for (int64_t i = 0; a && i < L; i++) {
       cJSON *s = cJSON_CreateString(c->layer_types[i] ? c->layer_types[i] : "full_attention");

@@ -3,9 +3,12 @@
  * Field names copy the config.json keys. The whole original JSON is kept in
  * `raw` so that unknown keys survive a save unchanged; pf_config_to_json
  * writes the known fields over a copy of it.
- * Supported model_type values: llama, mistral, qwen2, qwen3, (smollm checkpoints
- * use llama). Anything else with a LLaMA-shaped config is accepted with a note
- * in pf_model_config.warning.
+ * Supported model_type values: the families of the architecture table (arch.h):
+ * llama, mistral, qwen2, qwen3 (smollm checkpoints use llama), gemma, gemma2,
+ * gemma3_text, phi3, gpt2 (keys n_embd/n_layer/n_head/n_inner/n_positions or
+ * the generic names), gpt_neox. Anything else with a LLaMA-shaped config is
+ * accepted as LLaMA with a note in pf_model_config.warning; the multimodal
+ * "gemma3" and bidirectional (EmbeddingGemma) configs are refused by name.
  *
  * Required: hidden_size, intermediate_size, num_hidden_layers,
  * num_attention_heads, vocab_size (positive integers; 64.0 is accepted, 64.5,
@@ -52,7 +55,8 @@ typedef struct pf_model_config {
   int attention_bias;      /* q/k/v (and o for llama) biases; qwen2 has q/k/v bias always */
   int mlp_bias;
   int qk_norm;             /* qwen3: q_norm / k_norm per layer */
-  char hidden_act[16];
+  char hidden_act[32];     /* the family's activation key: hidden_act, hidden_activation
+                              (gemma2/3), activation_function (gpt2) */
   char torch_dtype[16];    /* "" if absent */
   char **layer_types;      /* [num_hidden_layers] or NULL when the key is absent; owned */
   struct cJSON *raw;       /* the parsed file, owned */
@@ -62,6 +66,18 @@ typedef struct pf_model_config {
                                 use_sliding_window false (transformers drops it then) */
   int64_t max_window_layers; /* qwen2/qwen3 without layer_types: layers >= this slide
                                 (default num_hidden_layers) */
+  const struct pf_arch *arch;  /* the family (arch.h); never NULL after a parse */
+  double query_pre_attn_scalar; /* gemma2/3: scores scaled by its -1/2 power; 0 = head_dim */
+  double attn_logit_softcapping;  /* gemma2 (c*tanh(s/c) before the mask); 0 = off */
+  double final_logit_softcapping; /* gemma2/3; 0 = off */
+  double rope_local_base_freq;    /* gemma3: RoPE base of sliding layers (never scaled); 0 = none */
+  double partial_rotary_factor;   /* fraction of head_dim rotated: phi3 partial_rotary_factor,
+                                     gpt_neox rotary_pct; 1 elsewhere */
+  int use_parallel_residual;      /* gpt_neox: x + attn(ln1(x)) + mlp(ln2(x)) */
+  int scale_attn_weights;         /* gpt2: scores / sqrt(head_dim) (default true) */
+  int scale_attn_by_inverse_layer_idx; /* gpt2: scores / (layer index + 1) */
+  int layer_types_derived; /* gemma2/3 layer_types computed from the index rule (not in the
+                              file): written on save only once layers were removed */
 } pf_model_config;
 
 /* Parse from a JSON text. `name` is used in messages ("config.json"). */
@@ -80,10 +96,15 @@ struct pf_rope_params;
  * than default/linear/llama3 ("yarn", "dynamic", "longrope", ...),
  * PF_ERR_INVALID for malformed or missing rope_scaling values. */
 pf_status pf_config_rope_params(const pf_model_config *c, struct pf_rope_params *out, pf_err *err);
+/* RoPE of layer i: as pf_config_rope_params, except gemma3 sliding layers (base
+ * rope_local_base_freq, no scaling). */
+pf_status pf_config_layer_rope(const pf_model_config *c, int64_t i, struct pf_rope_params *out,
+                               pf_err *err);
 /* Sliding attention window of layer `i` of this config (0 = full attention):
- * layer_types[i] == "sliding_attention" when layer_types is present, else every
- * layer for mistral and layers >= max_window_layers for qwen2/qwen3; always 0
- * when sliding_window is 0. */
+ * layer_types[i] == "sliding_attention" when layer_types is present (gemma2/3
+ * always have them, derived from the index when the file has none), else every
+ * layer for mistral and phi3 and layers >= max_window_layers for qwen2/qwen3;
+ * always 0 when sliding_window is 0. */
 int64_t pf_config_layer_window(const pf_model_config *c, int64_t i);
 
 /* Serialise: a copy of raw with the known fields written back. Keys written:

@@ -18,100 +18,126 @@
 #include "fsutil.h"
 #include "safetensors.h"
 
-/* When a slot exists, given the config. */
-enum { C_ALWAYS, C_ATTN_BIAS, C_O_BIAS, C_QK_NORM, C_MLP_BIAS };
-/* Expected shape of a slot. */
-enum { S_Q, S_KV, S_O, S_QB, S_KVB, S_HID, S_HD, S_IH, S_HI, S_I };
+/* ---- the family's tensors (arch.h) ---- */
 
-typedef struct slot {
-  const char *suffix; /* after "model.layers.N." */
-  size_t off;         /* offsetof(pf_layer, field) */
-  int cond, shape;
-} slot;
-
-/* Hugging Face module order: self_attn (q, k, v, o, q_norm, k_norm), mlp
- * (gate, up, down), input_layernorm, post_attention_layernorm. */
-static const slot slots[] = {
-    {"self_attn.q_proj.weight", offsetof(pf_layer, q_proj), C_ALWAYS, S_Q},
-    {"self_attn.q_proj.bias", offsetof(pf_layer, q_bias), C_ATTN_BIAS, S_QB},
-    {"self_attn.k_proj.weight", offsetof(pf_layer, k_proj), C_ALWAYS, S_KV},
-    {"self_attn.k_proj.bias", offsetof(pf_layer, k_bias), C_ATTN_BIAS, S_KVB},
-    {"self_attn.v_proj.weight", offsetof(pf_layer, v_proj), C_ALWAYS, S_KV},
-    {"self_attn.v_proj.bias", offsetof(pf_layer, v_bias), C_ATTN_BIAS, S_KVB},
-    {"self_attn.o_proj.weight", offsetof(pf_layer, o_proj), C_ALWAYS, S_O},
-    {"self_attn.o_proj.bias", offsetof(pf_layer, o_bias), C_O_BIAS, S_HID},
-    {"self_attn.q_norm.weight", offsetof(pf_layer, q_norm), C_QK_NORM, S_HD},
-    {"self_attn.k_norm.weight", offsetof(pf_layer, k_norm), C_QK_NORM, S_HD},
-    {"mlp.gate_proj.weight", offsetof(pf_layer, gate_proj), C_ALWAYS, S_IH},
-    {"mlp.gate_proj.bias", offsetof(pf_layer, gate_bias), C_MLP_BIAS, S_I},
-    {"mlp.up_proj.weight", offsetof(pf_layer, up_proj), C_ALWAYS, S_IH},
-    {"mlp.up_proj.bias", offsetof(pf_layer, up_bias), C_MLP_BIAS, S_I},
-    {"mlp.down_proj.weight", offsetof(pf_layer, down_proj), C_ALWAYS, S_HI},
-    {"mlp.down_proj.bias", offsetof(pf_layer, down_bias), C_MLP_BIAS, S_HID},
-    {"input_layernorm.weight", offsetof(pf_layer, input_layernorm), C_ALWAYS, S_HID},
-    {"post_attention_layernorm.weight", offsetof(pf_layer, post_attention_layernorm), C_ALWAYS,
-     S_HID},
-};
-#define N_SLOTS (sizeof slots / sizeof slots[0])
-
-static pf_tensor **slot_ptr(pf_layer *l, const slot *s) {
-  return (pf_tensor **)((char *)l + s->off);
-}
-static pf_tensor *slot_get(const pf_layer *l, const slot *s) {
-  return *(pf_tensor *const *)((const char *)l + s->off);
+static const pf_arch *arch_of(const pf_model_config *c) {
+  return c->arch ? c->arch : pf_arch_default();
 }
 
-static int slot_present(const pf_model_config *c, const slot *s) {
-  switch (s->cond) {
-  case C_ATTN_BIAS:
+static int tensor_present(const pf_model_config *c, const pf_arch_tensor *at) {
+  switch (at->cond) {
+  case PF_COND_ATTN_BIAS:
     return c->attention_bias;
-  case C_O_BIAS:
+  case PF_COND_O_BIAS:
     return c->attention_bias && strcmp(c->model_type, "qwen2") != 0;
-  case C_QK_NORM:
+  case PF_COND_QK_NORM:
     return c->qk_norm;
-  case C_MLP_BIAS:
+  case PF_COND_MLP_BIAS:
     return c->mlp_bias;
   default:
     return 1;
   }
 }
 
-/* Expected shape of slot s for a layer of width I; returns ndim. */
-static int slot_shape(const pf_model_config *c, const slot *s, int64_t I, int64_t *shape) {
-  int64_t H = c->hidden_size, q = c->num_attention_heads * c->head_dim,
-          kv = c->num_key_value_heads * c->head_dim;
-  switch (s->shape) {
-  case S_Q:
+/* Canonical shape of a layer slot for a layer of width I; returns ndim. */
+static int slot_shape(const pf_model_config *c, int slot, int64_t I, int64_t *shape) {
+  const int64_t H = c->hidden_size, q = c->num_attention_heads * c->head_dim,
+                kv = c->num_key_value_heads * c->head_dim;
+  shape[1] = 0;
+  switch (slot) {
+  case PF_SLOT_Q:
     shape[0] = q, shape[1] = H;
     return 2;
-  case S_KV:
+  case PF_SLOT_K:
+  case PF_SLOT_V:
     shape[0] = kv, shape[1] = H;
     return 2;
-  case S_O:
+  case PF_SLOT_O:
     shape[0] = H, shape[1] = q;
     return 2;
-  case S_QB:
+  case PF_SLOT_Q_B:
     shape[0] = q;
     return 1;
-  case S_KVB:
+  case PF_SLOT_K_B:
+  case PF_SLOT_V_B:
     shape[0] = kv;
     return 1;
-  case S_HD:
+  case PF_SLOT_Q_NORM:
+  case PF_SLOT_K_NORM:
     shape[0] = c->head_dim;
     return 1;
-  case S_IH:
+  case PF_SLOT_GATE:
+  case PF_SLOT_UP:
     shape[0] = I, shape[1] = H;
     return 2;
-  case S_HI:
+  case PF_SLOT_DOWN:
     shape[0] = H, shape[1] = I;
     return 2;
-  case S_I:
+  case PF_SLOT_GATE_B:
+  case PF_SLOT_UP_B:
     shape[0] = I;
     return 1;
-  default:
+  default: /* norms, their biases, o/down biases */
     shape[0] = H;
     return 1;
   }
+}
+
+/* Canonical shape of a model-level slot. */
+static int gslot_shape(const pf_model_config *c, int g, int64_t *shape) {
+  shape[1] = c->hidden_size;
+  if (g == PF_G_EMBED || g == PF_G_HEAD) {
+    shape[0] = c->vocab_size;
+    return 2;
+  }
+  if (g == PF_G_POS) {
+    shape[0] = c->max_position_embeddings;
+    return 2;
+  }
+  shape[0] = c->hidden_size;
+  shape[1] = 0;
+  return 1;
+}
+
+static pf_tensor **gslot_ptr(pf_model *m, int g) {
+  switch (g) {
+  case PF_G_EMBED:
+    return &m->embed_tokens;
+  case PF_G_POS:
+    return &m->embed_positions;
+  case PF_G_NORM:
+    return &m->norm;
+  case PF_G_NORM_B:
+    return &m->norm_bias;
+  default:
+    return &m->lm_head;
+  }
+}
+
+/* Model-level tensor present? (the head only when untied; positions only for
+ * learned-position families) */
+static int global_present(const pf_model_config *c, const pf_arch_tensor *at) {
+  if (at->parts[0] == PF_G_HEAD) return !c->tie_word_embeddings;
+  return 1;
+}
+
+/* Layer width of layer li as the config says. */
+static int64_t config_width(const pf_model_config *c, int64_t li) {
+  return c->intermediate_sizes ? c->intermediate_sizes[li] : c->intermediate_size;
+}
+
+/* Checkpoint name of a layer tensor or a model-level one. */
+static void layer_name(const pf_model *m, int64_t li, const pf_arch_tensor *at, char *buf,
+                       size_t n) {
+  const char *pre = arch_of(&m->config)->layer_prefix;
+  if (m->legacy_names && !strncmp(pre, "transformer.", 12)) pre += 12;
+  snprintf(buf, n, "%s%lld.%s", pre, (long long)li, at->suffix);
+}
+
+static void global_name(const pf_model *m, const pf_arch_tensor *at, char *buf, size_t n) {
+  const char *name = at->suffix;
+  if (m->legacy_names && !strncmp(name, "transformer.", 12)) name += 12;
+  snprintf(buf, n, "%s", name);
 }
 
 static int shape_eq(const pf_tensor *t, int ndim, const int64_t *shape) {
@@ -122,11 +148,18 @@ static int shape_eq(const pf_tensor *t, int ndim, const int64_t *shape) {
 }
 
 static void release_layer(pf_layer *l) {
-  for (size_t i = 0; i < N_SLOTS; i++) {
-    pf_tensor **p = slot_ptr(l, &slots[i]);
-    pf_tensor_release(*p);
-    *p = NULL;
+  for (int i = 0; i < PF_SLOT_COUNT; i++) {
+    pf_tensor_release(l->slot[i]);
+    l->slot[i] = NULL;
   }
+}
+
+/* Canonical part shapes of a layer tensor; returns the stored ndim and shape. */
+static int layer_shapes(const pf_model_config *c, const pf_arch_tensor *at, int64_t I,
+                        int64_t parts[3][2], int nd[3], int64_t *stored) {
+  for (int p = 0; p < at->n_parts; p++)
+    nd[p] = slot_shape(c, at->parts[p], I, parts[p]);
+  return pf_arch_stored_shape(at, (const int64_t(*)[2])parts, nd, stored);
 }
 
 /* ---- load ---- */
@@ -135,7 +168,7 @@ typedef struct loader {
   const char *dir;
   pf_st_reader *r;
   pf_model *m;
-  const char *dtype_from; /* name of the tensor that fixed m->dtype */
+  char dtype_from[160]; /* name of the tensor that fixed m->dtype ("" before) */
 } loader;
 
 /* Fetch `name`, check dtype and shape. */
@@ -148,9 +181,9 @@ static pf_status load_tensor(loader *ld, const char *name, int ndim, const int64
   pf_tensor *t = NULL;
   pf_status s = pf_st_get(ld->r, name, &t, err);
   if (s != PF_OK) return s;
-  if (!ld->dtype_from) {
+  if (!ld->dtype_from[0]) {
     ld->m->dtype = t->dtype;
-    ld->dtype_from = name;
+    snprintf(ld->dtype_from, sizeof ld->dtype_from, "%s", name);
   } else if (t->dtype != ld->m->dtype) {
     s = pf_err_set(err, PF_ERR_FORMAT, "%s: %s: expected dtype %s (like %s), got %s", ld->dir, name,
                    pf_dtype_st_name(ld->m->dtype), ld->dtype_from, pf_dtype_st_name(t->dtype));
@@ -170,6 +203,7 @@ static pf_status load_tensor(loader *ld, const char *name, int ndim, const int64
 
 static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err) {
   const pf_model_config *c = &ld->m->config;
+  const pf_arch *arch = arch_of(c);
   pf_layer *l = &ld->m->layers[li];
   l->source_index = li;
   int64_t I = c->intermediate_sizes[li];
@@ -179,52 +213,92 @@ static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err)
              (long long)I);
   else
     snprintf(hint, sizeof hint,
-             " (config intermediate_size = %lld; per-layer widths need an \"intermediate_sizes\" "
+             " (config %s = %lld; per-layer widths need an \"intermediate_sizes\" "
              "list in config.json)",
-             (long long)I);
-  for (size_t i = 0; i < N_SLOTS; i++) {
-    const slot *s = &slots[i];
-    if (!slot_present(c, s)) continue;
-    char name[128];
-    int64_t shape[2];
-    int ndim = slot_shape(c, s, I, shape);
-    snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)li, s->suffix);
-    int mlp = s->shape == S_IH || s->shape == S_HI || s->shape == S_I;
-    pf_status st = load_tensor(ld, name, ndim, shape, mlp ? hint : NULL, slot_ptr(l, s), err);
+             arch->key_inter, (long long)I);
+  for (int i = 0; i < arch->n_layer; i++) {
+    const pf_arch_tensor *at = &arch->layer[i];
+    if (!tensor_present(c, at)) continue;
+    char name[160];
+    int64_t parts[3][2], stored[2];
+    int nd[3];
+    int ndim = layer_shapes(c, at, I, parts, nd, stored);
+    layer_name(ld->m, li, at, name, sizeof name);
+    int mlp = at->parts[0] >= PF_SLOT_GATE && at->parts[0] <= PF_SLOT_DOWN_B;
+    pf_tensor *t = NULL, *out[3] = {NULL, NULL, NULL};
+    pf_status st = load_tensor(ld, name, ndim, stored, mlp ? hint : NULL, &t, err);
     if (st != PF_OK) return st;
+    st = pf_arch_split(at, t, (const int64_t(*)[2])parts, nd, c->num_attention_heads, out, err);
+    pf_tensor_release(t);
+    if (st != PF_OK) {
+      pf_err_prefix(err, "%s", name);
+      return st;
+    }
+    for (int p = 0; p < at->n_parts; p++)
+      l->slot[at->parts[p]] = out[p];
   }
   return PF_OK;
 }
 
-/* 1 if `name` is a tensor this config expects (or tolerates). */
-static int name_expected(const pf_model_config *c, const char *name) {
-  static const char rot[] = "rotary_emb.inv_freq";
-  size_t n = strlen(name);
-  if (n >= sizeof rot - 1 && strcmp(name + n - (sizeof rot - 1), rot) == 0) return 1;
-  if (!strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "model.norm.weight") ||
-      !strcmp(name, "lm_head.weight"))
-    return 1;
-  static const char pre[] = "model.layers.";
-  if (strncmp(name, pre, sizeof pre - 1) != 0) return 0;
-  const char *p = name + sizeof pre - 1;
-  if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9')) return 0;
+/* Layer index after `pre` in `name`, -1 if none; *rest = what follows "N.". */
+static int64_t parse_layer_index(const char *name, const char *pre, const char **rest) {
+  size_t k = strlen(pre);
+  if (strncmp(name, pre, k) != 0) return -1;
+  const char *p = name + k;
+  if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9')) return -1;
   int64_t li = 0;
   while (*p >= '0' && *p <= '9' && li < 1000000000)
     li = li * 10 + (*p++ - '0');
-  if (*p != '.' || li >= c->num_hidden_layers) return 0;
-  p++;
-  for (size_t i = 0; i < N_SLOTS; i++)
-    if (!strcmp(p, slots[i].suffix)) return slot_present(c, &slots[i]);
+  if (*p != '.') return -1;
+  *rest = p + 1;
+  return li;
+}
+
+/* 1 if `name` is a tensor this model expects (or tolerates). */
+static int name_expected(const pf_model *m, const char *name) {
+  const pf_model_config *c = &m->config;
+  const pf_arch *arch = arch_of(c);
+  char buf[160];
+  for (int i = 0; i < arch->n_global; i++) {
+    global_name(m, &arch->global[i], buf, sizeof buf);
+    /* (a tied checkpoint that still stores its head: ignored, as transformers ties it) */
+    if (!strcmp(name, buf)) return 1;
+  }
+  const char *pre = arch->layer_prefix, *rest = NULL;
+  if (m->legacy_names && !strncmp(pre, "transformer.", 12)) pre += 12;
+  int64_t li = parse_layer_index(name, pre, &rest);
+  if (li < 0 || li >= c->num_hidden_layers) return 0;
+  for (int i = 0; i < arch->n_layer; i++)
+    if (!strcmp(rest, arch->layer[i].suffix)) return tensor_present(c, &arch->layer[i]);
   return 0;
+}
+
+static pf_status load_global(loader *ld, const pf_arch_tensor *at, pf_err *err) {
+  pf_model *m = ld->m;
+  const pf_model_config *c = &m->config;
+  char name[160];
+  int64_t shape[2];
+  int nd = gslot_shape(c, at->parts[0], shape);
+  global_name(m, at, name, sizeof name);
+  if (!global_present(c, at)) return PF_OK;
+  if (at->parts[0] == PF_G_HEAD && !pf_st_has(ld->r, name))
+    return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: %s missing and tie_word_embeddings is false",
+                      ld->dir, name);
+  return load_tensor(ld, name, nd, shape, NULL, gslot_ptr(m, at->parts[0]), err);
 }
 
 static pf_status load_tensors(loader *ld, pf_err *err) {
   pf_model *m = ld->m;
   const pf_model_config *c = &m->config;
-  int64_t e_shape[2] = {c->vocab_size, c->hidden_size}, n_shape[1] = {c->hidden_size};
-  pf_status s =
-      load_tensor(ld, "model.embed_tokens.weight", 2, e_shape, NULL, &m->embed_tokens, err);
-  if (s != PF_OK) return s;
+  const pf_arch *arch = arch_of(c);
+  pf_status s;
+  /* old GPT2Model files: no "transformer." prefix (transformers loads both) */
+  if (!strcmp(arch->model_type, "gpt2") && !pf_st_has(ld->r, "transformer.wte.weight") &&
+      pf_st_has(ld->r, "wte.weight"))
+    m->legacy_names = 1;
+  for (int i = 0; i < arch->n_global; i++)
+    if (arch->global[i].parts[0] < PF_G_NORM && (s = load_global(ld, &arch->global[i], err)))
+      return s;
   m->layers = calloc((size_t)c->num_hidden_layers, sizeof *m->layers);
   if (!m->layers) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", ld->dir);
   m->n_layers = c->num_hidden_layers;
@@ -233,20 +307,13 @@ static pf_status load_tensors(loader *ld, pf_err *err) {
   int have_sizes = sizes && !cJSON_IsNull(sizes);
   for (int64_t i = 0; i < m->n_layers; i++)
     if ((s = load_layer(ld, i, have_sizes, err)) != PF_OK) return s;
-  if ((s = load_tensor(ld, "model.norm.weight", 1, n_shape, NULL, &m->norm, err)) != PF_OK)
-    return s;
-  if (!c->tie_word_embeddings) {
-    if (!pf_st_has(ld->r, "lm_head.weight"))
-      return pf_err_set(err, PF_ERR_NOT_FOUND,
-                        "%s: lm_head.weight missing and tie_word_embeddings is false", ld->dir);
-    if ((s = load_tensor(ld, "lm_head.weight", 2, e_shape, NULL, &m->lm_head, err)) != PF_OK)
+  for (int i = 0; i < arch->n_global; i++)
+    if (arch->global[i].parts[0] >= PF_G_NORM && (s = load_global(ld, &arch->global[i], err)))
       return s;
-  }
-  /* (a tied checkpoint that still stores lm_head.weight: ignored, as transformers ties it) */
   size_t n = pf_st_count(ld->r);
   for (size_t i = 0; i < n; i++) {
     const char *name = pf_st_name(ld->r, i);
-    if (!name_expected(c, name))
+    if (!name_expected(m, name))
       return pf_err_set(err, PF_ERR_FORMAT,
                         "%s: unexpected tensor %s (not part of a %s model with %lld layers as "
                         "described by config.json)",
@@ -298,7 +365,9 @@ void pf_model_retain(pf_model *m) {
 void pf_model_release(pf_model *m) {
   if (!m || --m->refcount > 0) return;
   pf_tensor_release(m->embed_tokens);
+  pf_tensor_release(m->embed_positions);
   pf_tensor_release(m->norm);
+  pf_tensor_release(m->norm_bias);
   pf_tensor_release(m->lm_head);
   if (m->layers)
     for (int64_t i = 0; i < m->n_layers; i++)
@@ -318,6 +387,7 @@ pf_status pf_model_derive(const pf_model *parent, pf_model **out, pf_err *err) {
   if (!m) return pf_err_set(err, PF_ERR_NOMEM, "derive %s: out of memory", parent->name);
   m->refcount = 1;
   m->dtype = parent->dtype;
+  m->legacy_names = parent->legacy_names;
   pf_status s = pf_config_copy(&m->config, &parent->config, err);
   if (s != PF_OK) goto fail;
   m->layers = calloc(parent->n_layers ? (size_t)parent->n_layers : 1, sizeof *m->layers);
@@ -330,11 +400,13 @@ pf_status pf_model_derive(const pf_model *parent, pf_model **out, pf_err *err) {
   m->n_layers = parent->n_layers;
   for (int64_t i = 0; i < m->n_layers; i++) {
     m->layers[i] = parent->layers[i];
-    for (size_t k = 0; k < N_SLOTS; k++)
-      pf_tensor_retain(slot_get(&m->layers[i], &slots[k]));
+    for (int k = 0; k < PF_SLOT_COUNT; k++)
+      pf_tensor_retain(m->layers[i].slot[k]);
   }
   pf_tensor_retain(m->embed_tokens = parent->embed_tokens);
+  pf_tensor_retain(m->embed_positions = parent->embed_positions);
   pf_tensor_retain(m->norm = parent->norm);
+  pf_tensor_retain(m->norm_bias = parent->norm_bias);
   pf_tensor_retain(m->lm_head = parent->lm_head);
   *out = m;
   return PF_OK;
@@ -359,7 +431,8 @@ pf_status pf_model_remove_layer(pf_model *m, int64_t i, pf_err *err) {
 /* ---- counting ---- */
 
 int64_t pf_model_param_count(const pf_model *m) {
-  int64_t n = pf_tensor_numel(m->embed_tokens) + pf_tensor_numel(m->norm);
+  int64_t n = pf_tensor_numel(m->embed_tokens) + pf_tensor_numel(m->embed_positions) +
+              pf_tensor_numel(m->norm) + pf_tensor_numel(m->norm_bias);
   if (m->lm_head && m->lm_head != m->embed_tokens) n += pf_tensor_numel(m->lm_head);
   for (int64_t i = 0; i < m->n_layers; i++) {
     int64_t a, b, c;
@@ -371,11 +444,11 @@ int64_t pf_model_param_count(const pf_model *m) {
 
 void pf_layer_param_split(const pf_layer *l, int64_t *attn, int64_t *mlp, int64_t *other) {
   int64_t a = 0, b = 0, c = 0;
-  for (size_t i = 0; i < N_SLOTS; i++) {
-    int64_t n = pf_tensor_numel(slot_get(l, &slots[i]));
-    if (!strncmp(slots[i].suffix, "self_attn.", 10))
+  for (int i = 0; i < PF_SLOT_COUNT; i++) {
+    int64_t n = pf_tensor_numel(l->slot[i]);
+    if (i >= PF_SLOT_Q && i <= PF_SLOT_K_NORM)
       a += n;
-    else if (!strncmp(slots[i].suffix, "mlp.", 4))
+    else if (i >= PF_SLOT_GATE && i <= PF_SLOT_DOWN_B)
       b += n;
     else
       c += n;
@@ -397,7 +470,7 @@ static int add_bytes(void *ud, const char *name, const pf_tensor *t) {
 
 uint64_t pf_model_weight_bytes(const pf_model *m) {
   uint64_t n = 0;
-  pf_model_foreach_tensor(m, add_bytes, &n);
+  pf_model_foreach_canonical(m, add_bytes, &n);
   return n;
 }
 
@@ -425,21 +498,87 @@ int pf_model_glu_compatible(const pf_model *m, char *why, size_t n) {
   return msg == NULL;
 }
 
-int pf_model_foreach_tensor(const pf_model *m, pf_model_tensor_cb cb, void *ud) {
-  int r;
-  char name[128];
-  if (m->embed_tokens && (r = cb(ud, "model.embed_tokens.weight", m->embed_tokens))) return r;
-  for (int64_t li = 0; li < m->n_layers; li++) {
-    for (size_t i = 0; i < N_SLOTS; i++) {
-      const pf_tensor *t = slot_get(&m->layers[li], &slots[i]);
-      if (!t) continue;
-      snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)li, slots[i].suffix);
-      if ((r = cb(ud, name, t))) return r;
+/* ---- enumeration ---- */
+
+/* Tensors of one stored entry (a layer tensor when l != NULL, else model-level). */
+static int entry_parts(pf_model *m, pf_layer *l, const pf_arch_tensor *at, pf_tensor **parts) {
+  int have = 0;
+  for (int p = 0; p < at->n_parts; p++) {
+    parts[p] = l ? l->slot[at->parts[p]] : *gslot_ptr(m, at->parts[p]);
+    have += parts[p] != NULL;
+  }
+  return have;
+}
+
+int pf_model_foreach_stored(const pf_model *m, pf_model_tensor_cb cb, void *ud, pf_err *err) {
+  pf_model *mm = (pf_model *)m; /* only read: gslot_ptr takes a mutable model */
+  const pf_arch *arch = arch_of(&m->config);
+  char name[160];
+  pf_tensor *parts[3];
+  int r = 0;
+  for (int pass = 0; pass < 3 && !r; pass++) { /* globals before norm, layers, norm.. */
+    if (pass == 1) {
+      for (int64_t li = 0; li < m->n_layers && !r; li++)
+        for (int i = 0; i < arch->n_layer && !r; i++) {
+          const pf_arch_tensor *at = &arch->layer[i];
+          int have = entry_parts(mm, &mm->layers[li], at, parts);
+          if (!have) continue;
+          layer_name(m, li, at, name, sizeof name);
+          if (have < at->n_parts) {
+            if (err) pf_err_set(err, PF_ERR_INVALID, "%s: some of its parts are missing", name);
+            return -1;
+          }
+          pf_tensor *t = NULL;
+          if (pf_arch_compose(at, parts, m->config.num_attention_heads, &t, err) != PF_OK)
+            return -1;
+          r = cb(ud, name, t);
+          pf_tensor_release(t);
+        }
+      continue;
+    }
+    for (int i = 0; i < arch->n_global && !r; i++) {
+      const pf_arch_tensor *at = &arch->global[i];
+      if ((at->parts[0] >= PF_G_NORM) != (pass == 2)) continue;
+      if (!entry_parts(mm, NULL, at, parts)) continue;
+      if (at->parts[0] == PF_G_HEAD && parts[0] == m->embed_tokens) continue;
+      global_name(m, at, name, sizeof name);
+      r = cb(ud, name, parts[0]);
     }
   }
-  if (m->norm && (r = cb(ud, "model.norm.weight", m->norm))) return r;
-  if (m->lm_head && m->lm_head != m->embed_tokens && (r = cb(ud, "lm_head.weight", m->lm_head)))
-    return r;
+  return r;
+}
+
+int pf_model_foreach_tensor(const pf_model *m, pf_model_tensor_cb cb, void *ud) {
+  return pf_model_foreach_stored(m, cb, ud, NULL);
+}
+
+int pf_model_foreach_canonical(const pf_model *m, pf_model_tensor_cb cb, void *ud) {
+  const pf_arch *arch = arch_of(&m->config);
+  pf_model *mm = (pf_model *)m;
+  char name[168], base[160];
+  pf_tensor *parts[3];
+  int r;
+  for (int i = 0; i < arch->n_global; i++) {
+    const pf_arch_tensor *at = &arch->global[i];
+    if (!entry_parts(mm, NULL, at, parts)) continue;
+    if (at->parts[0] == PF_G_HEAD && parts[0] == m->embed_tokens) continue;
+    global_name(m, at, name, sizeof name);
+    if ((r = cb(ud, name, parts[0]))) return r;
+  }
+  for (int64_t li = 0; li < m->n_layers; li++)
+    for (int i = 0; i < arch->n_layer; i++) {
+      const pf_arch_tensor *at = &arch->layer[i];
+      entry_parts(mm, &mm->layers[li], at, parts);
+      layer_name(m, li, at, base, sizeof base);
+      for (int p = 0; p < at->n_parts; p++) {
+        if (!parts[p]) continue;
+        if (at->n_parts == 1)
+          snprintf(name, sizeof name, "%s", base);
+        else
+          snprintf(name, sizeof name, "%s#%d", base, p);
+        if ((r = cb(ud, name, parts[p]))) return r;
+      }
+    }
   return 0;
 }
 
@@ -460,26 +599,31 @@ static pf_status check_2d(const pf_tensor *t, const char *name, int64_t rows, in
 
 static pf_status check_layer(const pf_model *m, int64_t li, pf_err *err) {
   const pf_model_config *c = &m->config;
+  const pf_arch *arch = arch_of(c);
   const pf_layer *l = &m->layers[li];
-  int64_t I = c->intermediate_sizes ? c->intermediate_sizes[li] : c->intermediate_size;
-  for (size_t i = 0; i < N_SLOTS; i++) {
-    const slot *s = &slots[i];
-    const pf_tensor *t = slot_get(l, s);
-    char name[128], want[96], got[96];
-    int64_t shape[2];
-    snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)li, s->suffix);
-    int want_it = slot_present(c, s);
-    if (!t && want_it) return pf_err_set(err, PF_ERR_FORMAT, "%s: missing", name);
-    if (t && !want_it)
-      return pf_err_set(err, PF_ERR_FORMAT, "%s: present but config.json does not describe it",
-                        name);
-    if (!t) continue;
-    int ndim = slot_shape(c, s, I, shape);
-    if (!shape_eq(t, ndim, shape))
-      return pf_err_set(err, PF_ERR_FORMAT,
-                        "%s: expected shape %s from config.json (intermediate width %lld), got %s",
-                        name, pf_shape_str(ndim, shape, want, sizeof want), (long long)I,
-                        pf_shape_str(t->ndim, t->shape, got, sizeof got));
+  const int64_t I = config_width(c, li);
+  for (int i = 0; i < arch->n_layer; i++) {
+    const pf_arch_tensor *at = &arch->layer[i];
+    char name[160], want[96], got[96];
+    layer_name(m, li, at, name, sizeof name);
+    const int want_it = tensor_present(c, at);
+    for (int p = 0; p < at->n_parts; p++) {
+      const pf_tensor *t = l->slot[at->parts[p]];
+      int64_t shape[2];
+      if (!t && want_it) return pf_err_set(err, PF_ERR_FORMAT, "%s: missing", name);
+      if (t && !want_it)
+        return pf_err_set(err, PF_ERR_FORMAT, "%s: present but config.json does not describe it",
+                          name);
+      if (!t) continue;
+      int ndim = slot_shape(c, at->parts[p], I, shape);
+      if (!shape_eq(t, ndim, shape))
+        return pf_err_set(err, PF_ERR_FORMAT,
+                          "%s%s: expected shape %s from config.json (intermediate width %lld), "
+                          "got %s",
+                          name, at->n_parts > 1 ? " (a part)" : "",
+                          pf_shape_str(ndim, shape, want, sizeof want), (long long)I,
+                          pf_shape_str(t->ndim, t->shape, got, sizeof got));
+    }
   }
   if (c->layer_types && !c->layer_types[li])
     return pf_err_set(err, PF_ERR_FORMAT, "config layer_types[%lld]: missing", (long long)li);
@@ -488,6 +632,13 @@ static pf_status check_layer(const pf_model *m, int64_t li, pf_err *err) {
 
 pf_status pf_model_check(const pf_model *m, pf_err *err) {
   const pf_model_config *c = &m->config;
+  char head[160] = "lm_head.weight", embed[160] = "model.embed_tokens.weight";
+  const pf_arch *arch = arch_of(c);
+  for (int i = 0; i < arch->n_global; i++) {
+    if (arch->global[i].parts[0] == PF_G_HEAD) global_name(m, &arch->global[i], head, sizeof head);
+    if (arch->global[i].parts[0] == PF_G_EMBED)
+      global_name(m, &arch->global[i], embed, sizeof embed);
+  }
   if (m->n_layers != c->num_hidden_layers)
     return pf_err_set(err, PF_ERR_FORMAT,
                       "model has %lld layers but config num_hidden_layers is %lld",
@@ -498,14 +649,20 @@ pf_status pf_model_check(const pf_model *m, pf_err *err) {
                       "%lld",
                       (long long)c->num_attention_heads, (long long)c->num_key_value_heads);
   pf_status s =
-      check_2d(m->embed_tokens, "model.embed_tokens.weight", c->vocab_size, c->hidden_size, err);
-  if (s == PF_OK && m->lm_head)
-    s = check_2d(m->lm_head, "lm_head.weight", c->vocab_size, c->hidden_size, err);
+      check_2d(m->embed_tokens, embed, c->vocab_size, c->hidden_size, err);
+  if (s == PF_OK && m->lm_head) s = check_2d(m->lm_head, head, c->vocab_size, c->hidden_size, err);
   if (s == PF_OK && !m->lm_head && !c->tie_word_embeddings)
-    s = pf_err_set(err, PF_ERR_FORMAT, "lm_head.weight: missing and tie_word_embeddings is false");
+    s = pf_err_set(err, PF_ERR_FORMAT, "%s: missing and tie_word_embeddings is false", head);
   if (s == PF_OK && (!m->norm || m->norm->ndim != 1 || m->norm->shape[0] != c->hidden_size))
-    s = pf_err_set(err, PF_ERR_FORMAT, "model.norm.weight: expected shape [%lld] (hidden_size)",
+    s = pf_err_set(err, PF_ERR_FORMAT, "final norm: expected shape [%lld] (hidden_size)",
                    (long long)c->hidden_size);
+  if (s == PF_OK && arch->pos == PF_POS_LEARNED &&
+      (!m->embed_positions || m->embed_positions->ndim != 2 ||
+       m->embed_positions->shape[0] != c->max_position_embeddings ||
+       m->embed_positions->shape[1] != c->hidden_size))
+    s = pf_err_set(err, PF_ERR_FORMAT,
+                   "position embeddings: expected shape [%lld, %lld] (n_positions, n_embd)",
+                   (long long)c->max_position_embeddings, (long long)c->hidden_size);
   for (int64_t i = 0; s == PF_OK && i < m->n_layers; i++)
     s = check_layer(m, i, err);
   return s;
@@ -522,7 +679,7 @@ pf_status pf_model_plan(const pf_model_config *config, pf_dtype dt, pf_model **o
   m->dtype = dt;
   if ((s = pf_config_copy(&m->config, config, err)) != PF_OK) goto fail;
   const pf_model_config *c = &m->config;
-  int64_t e_shape[2] = {c->vocab_size, c->hidden_size}, n_shape[1] = {c->hidden_size};
+  const pf_arch *arch = arch_of(c);
   m->layers =
       calloc(c->num_hidden_layers > 0 ? (size_t)c->num_hidden_layers : 1, sizeof *m->layers);
   m->name = strdup(c->model_type[0] ? c->model_type : "model");
@@ -531,19 +688,24 @@ pf_status pf_model_plan(const pf_model_config *config, pf_dtype dt, pf_model **o
     goto fail;
   }
   m->n_layers = c->num_hidden_layers;
-  if ((s = pf_tensor_new_planned(dt, 2, e_shape, &m->embed_tokens, err)) ||
-      (s = pf_tensor_new_planned(dt, 1, n_shape, &m->norm, err)) ||
-      (!c->tie_word_embeddings && (s = pf_tensor_new_planned(dt, 2, e_shape, &m->lm_head, err))))
-    goto fail;
+  for (int i = 0; i < arch->n_global; i++) {
+    int64_t shape[2];
+    int g = arch->global[i].parts[0];
+    if (!global_present(c, &arch->global[i])) continue;
+    int nd = gslot_shape(c, g, shape);
+    if ((s = pf_tensor_new_planned(dt, nd, shape, gslot_ptr(m, g), err))) goto fail;
+  }
   for (int64_t li = 0; li < m->n_layers; li++) {
     m->layers[li].source_index = li;
-    for (size_t i = 0; i < N_SLOTS; i++) {
-      if (!slot_present(c, &slots[i])) continue;
-      int64_t shape[2];
-      int64_t I = c->intermediate_sizes ? c->intermediate_sizes[li] : c->intermediate_size;
-      int nd = slot_shape(c, &slots[i], I, shape);
-      if ((s = pf_tensor_new_planned(dt, nd, shape, slot_ptr(&m->layers[li], &slots[i]), err)))
-        goto fail;
+    for (int i = 0; i < arch->n_layer; i++) {
+      const pf_arch_tensor *at = &arch->layer[i];
+      if (!tensor_present(c, at)) continue;
+      for (int p = 0; p < at->n_parts; p++) {
+        int64_t shape[2];
+        int nd = slot_shape(c, at->parts[p], config_width(c, li), shape);
+        if ((s = pf_tensor_new_planned(dt, nd, shape, &m->layers[li].slot[at->parts[p]], err)))
+          goto fail;
+      }
     }
   }
   *out = m;
@@ -553,28 +715,46 @@ fail:
   return s;
 }
 
-static pf_tensor **find_slot(pf_model *m, const char *name) {
-  if (!strcmp(name, "model.embed_tokens.weight")) return &m->embed_tokens;
-  if (!strcmp(name, "model.norm.weight")) return &m->norm;
-  if (!strcmp(name, "lm_head.weight")) return &m->lm_head;
-  static const char pre[] = "model.layers.";
-  if (strncmp(name, pre, sizeof pre - 1) != 0) return NULL;
-  char *end = NULL;
-  long long li = strtoll(name + sizeof pre - 1, &end, 10);
-  if (end == name + sizeof pre - 1 || *end != '.' || li < 0 || li >= m->n_layers) return NULL;
-  for (size_t i = 0; i < N_SLOTS; i++)
-    if (!strcmp(end + 1, slots[i].suffix)) return slot_ptr(&m->layers[li], &slots[i]);
-  return NULL;
-}
-
 pf_status pf_model_set_tensor(pf_model *m, const char *name, pf_tensor *t, pf_err *err) {
-  pf_tensor **p = find_slot(m, name);
-  if (!p) {
-    pf_tensor_release(t);
-    return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: not a tensor of a %lld-layer %s model", name,
-                      (long long)m->n_layers, m->config.model_type);
+  const pf_model_config *c = &m->config;
+  const pf_arch *arch = arch_of(c);
+  char buf[160];
+  for (int i = 0; i < arch->n_global; i++) {
+    global_name(m, &arch->global[i], buf, sizeof buf);
+    if (strcmp(name, buf) != 0) continue;
+    pf_tensor **p = gslot_ptr(m, arch->global[i].parts[0]);
+    pf_tensor_release(*p);
+    *p = t;
+    return PF_OK;
   }
-  pf_tensor_release(*p);
-  *p = t;
-  return PF_OK;
+  const char *pre = arch->layer_prefix, *rest = NULL;
+  if (m->legacy_names && !strncmp(pre, "transformer.", 12)) pre += 12;
+  int64_t li = parse_layer_index(name, pre, &rest);
+  for (int i = 0; li >= 0 && li < m->n_layers && i < arch->n_layer; i++) {
+    const pf_arch_tensor *at = &arch->layer[i];
+    if (strcmp(rest, at->suffix) != 0) continue;
+    pf_layer *l = &m->layers[li];
+    pf_tensor *parts[3] = {NULL, NULL, NULL};
+    pf_status s = PF_OK;
+    if (!t) { /* clear every part */
+    } else if (at->n_parts == 1 && at->layout == PF_LAYOUT_PLAIN) {
+      parts[0] = t;
+      t = NULL;
+    } else {
+      int64_t ps[3][2], stored[2];
+      int nd[3];
+      layer_shapes(c, at, config_width(c, li), ps, nd, stored);
+      s = pf_arch_split(at, t, (const int64_t(*)[2])ps, nd, c->num_attention_heads, parts, err);
+      pf_tensor_release(t);
+      if (s != PF_OK) return s;
+    }
+    for (int p = 0; p < at->n_parts; p++) {
+      pf_tensor_release(l->slot[at->parts[p]]);
+      l->slot[at->parts[p]] = parts[p];
+    }
+    return PF_OK;
+  }
+  pf_tensor_release(t);
+  return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: not a tensor of a %lld-layer %s model", name,
+                    (long long)m->n_layers, m->config.model_type);
 }

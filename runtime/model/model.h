@@ -1,4 +1,4 @@
-/* model.h — immutable LLaMA-family models over shared, ref-counted tensors.
+/* model.h — immutable models of every supported family over shared, ref-counted tensors.
  *
  * A pf_model is a config plus tensor references. Models are never changed after
  * they are handed out: pruning builds a *new* model with pf_model_derive (which
@@ -6,7 +6,11 @@
  * depth-pruned model shares all tensors with its parent and a width-pruned one
  * owns only the sliced MLP tensors. Weights stay in their stored dtype.
  *
- * Tensor names (Hugging Face LlamaForCausalLM):
+ * In memory every family has one canonical layout (pf_layer below: separate
+ * q/k/v and gate/up/down, PyTorch [out, in] weights); how a family names and
+ * stores them on disk (fused, transposed Conv1D, per-head interleaved) is the
+ * architecture table's business (arch.h): loading splits stored tensors into
+ * canonical ones, saving joins them back. For LLaMA the two are the same:
  *   model.embed_tokens.weight            [vocab_size, hidden]
  *   model.layers.N.input_layernorm.weight [hidden]
  *   model.layers.N.self_attn.{q,k,v,o}_proj.weight (+ .bias when present)
@@ -19,31 +23,59 @@
 #ifndef PF_MODEL_H
 #define PF_MODEL_H
 
+#include <stddef.h>
+
+#include "arch.h"
 #include "hfconfig.h"
 #include "tensor.h"
 
+/* One decoder layer. The named fields overlay slot[] in pf_slot order (arch.h),
+ * so table-driven code walks slot[] and everything else uses the names.
+ * Field names are LLaMA's; their role in other families is in the comments. */
 typedef struct pf_layer {
-  int64_t source_index;               /* index of this layer in the loaded checkpoint */
-  pf_tensor *input_layernorm;         /* [hidden] */
-  pf_tensor *q_proj, *k_proj, *v_proj; /* [heads*head_dim, hidden], [kv*head_dim, hidden] x2 */
-  pf_tensor *q_bias, *k_bias, *v_bias; /* [out] or NULL */
-  pf_tensor *o_proj;                  /* [hidden, heads*head_dim] */
-  pf_tensor *o_bias;                  /* [hidden] or NULL */
-  pf_tensor *q_norm, *k_norm;         /* [head_dim] or NULL (qwen3) */
-  pf_tensor *post_attention_layernorm; /* [hidden] */
-  pf_tensor *gate_proj, *up_proj;     /* [I, hidden] */
-  pf_tensor *down_proj;               /* [hidden, I] */
-  pf_tensor *gate_bias, *up_bias;     /* [I] or NULL */
-  pf_tensor *down_bias;               /* [hidden] or NULL */
+  int64_t source_index; /* index of this layer in the loaded checkpoint */
+  union {
+    pf_tensor *slot[PF_SLOT_COUNT];
+    struct {
+      pf_tensor *input_layernorm;      /* [H] pre-attention norm (ln_1) */
+      pf_tensor *input_layernorm_bias; /* [H] or NULL (LayerNorm families) */
+      pf_tensor *q_proj, *q_bias;      /* [heads*head_dim, H], [heads*head_dim] or NULL */
+      pf_tensor *k_proj, *k_bias;      /* [kv*head_dim, H], [kv*head_dim] or NULL */
+      pf_tensor *v_proj, *v_bias;      /* [kv*head_dim, H], [kv*head_dim] or NULL */
+      pf_tensor *o_proj, *o_bias;      /* [H, heads*head_dim], [H] or NULL */
+      pf_tensor *q_norm, *k_norm;      /* [head_dim] or NULL (qwen3, gemma3) */
+      pf_tensor *attn_post_norm;       /* [H] or NULL: attention output norm (gemma2/3) */
+      pf_tensor *post_attention_layernorm;      /* [H] pre-MLP norm (gemma2/3:
+                                                   pre_feedforward_layernorm; gpt2: ln_2) */
+      pf_tensor *post_attention_layernorm_bias; /* [H] or NULL */
+      pf_tensor *gate_proj, *gate_bias; /* [I, H], [I]; NULL for a plain (non-GLU) MLP */
+      pf_tensor *up_proj, *up_bias;     /* [I, H], [I]: GLU up, or a plain MLP's fc_in */
+      pf_tensor *down_proj, *down_bias; /* [H, I], [H]: down_proj / fc_out */
+      pf_tensor *mlp_post_norm;         /* [H] or NULL: MLP output norm (gemma2/3) */
+    };
+  };
 } pf_layer;
+_Static_assert(offsetof(pf_layer, mlp_post_norm) ==
+                   offsetof(pf_layer, slot) + PF_SLOT_MLP_POST_NORM * sizeof(pf_tensor *),
+               "pf_layer's named fields follow pf_slot");
+
+/* MLP width of a layer (rows of up_proj, the one projection every MLP kind has). */
+static inline int64_t pf_layer_width(const pf_layer *l) {
+  return l->up_proj ? l->up_proj->shape[0] : 0;
+}
 
 typedef struct pf_model {
   int refcount;
-  pf_model_config config;  /* num_hidden_layers == n_layers; intermediate_sizes per layer */
+  pf_model_config config;  /* num_hidden_layers == n_layers; intermediate_sizes per layer;
+                              config.arch: the family */
   pf_dtype dtype;          /* dtype of the weights (of embed_tokens) */
   pf_tensor *embed_tokens; /* [vocab_size, hidden] */
+  pf_tensor *embed_positions; /* [max_position_embeddings, hidden] (gpt2 wpe) or NULL */
   pf_tensor *norm;         /* [hidden] */
+  pf_tensor *norm_bias;    /* [hidden] or NULL (LayerNorm families) */
   pf_tensor *lm_head;      /* [vocab_size, hidden]; NULL when tied to embed_tokens */
+  int legacy_names;        /* gpt2 checkpoint without the "transformer." prefix (old
+                              GPT2Model files): saved the same way */
   pf_layer *layers;        /* [n_layers] */
   int64_t n_layers;
   char *source_dir;        /* folder loaded from (tokenizer files are copied from here) */
@@ -93,11 +125,20 @@ uint64_t pf_model_weight_bytes(const pf_model *m);
  * On 0, `why` (if non-NULL, n bytes) says what failed. */
 int pf_model_glu_compatible(const pf_model *m, char *why, size_t n);
 
-/* Enumerate the checkpoint tensors in save order (embed, layers 0.., norm, lm_head),
- * named for layer positions 0..n_layers-1 of *this* model. `cb` returns non-zero
- * to stop (that value is returned). */
+/* Enumerate the checkpoint tensors as they are saved, in save order (the family's
+ * names and stored layouts, e.g. Phi-3's fused qkv_proj, GPT-2's [in, out]
+ * Conv1D weights), named for layer positions 0..n_layers-1 of *this* model.
+ * Fused or transposed tensors are joined for the call (adjacent views without a
+ * copy): `t` is valid during the callback only; pf_tensor_retain it to keep it.
+ * `cb` returns non-zero to stop (that value is returned; -1 when joining failed,
+ * with `err` filled if non-NULL). */
 typedef int (*pf_model_tensor_cb)(void *ud, const char *name, const pf_tensor *t);
 int pf_model_foreach_tensor(const pf_model *m, pf_model_tensor_cb cb, void *ud);
+int pf_model_foreach_stored(const pf_model *m, pf_model_tensor_cb cb, void *ud, pf_err *err);
+/* The canonical tensors (no joining, never fails): stored names for tensors kept
+ * as they are, "NAME#p" for part p of a fused stored tensor. For fingerprints
+ * and byte counts. */
+int pf_model_foreach_canonical(const pf_model *m, pf_model_tensor_cb cb, void *ud);
 
 typedef struct pf_save_opts {
   uint64_t max_shard_bytes; /* 0 = default 5GB */

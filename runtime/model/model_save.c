@@ -47,6 +47,7 @@ typedef struct save_list {
   pf_st_entry *e;
   char (*names)[128];
   pf_tensor **owned; /* converted views (or NULL): released at the end */
+  pf_tensor **held;  /* the stored tensors (joined ones exist only through this) */
   size_t n, cap;
   int failed;
 } save_list;
@@ -59,20 +60,26 @@ static int collect(void *ud, const char *name, const pf_tensor *t) {
     if (e) l->e = e;
     char(*names)[128] = realloc(l->names, cap * sizeof *names);
     if (names) l->names = names;
-    if (!e || !names) return l->failed = 1;
+    pf_tensor **held = realloc(l->held, cap * sizeof *held);
+    if (held) l->held = held;
+    if (!e || !names || !held) return l->failed = 1;
     l->cap = cap;
   }
   snprintf(l->names[l->n], sizeof l->names[l->n], "%s", name);
+  pf_tensor_retain((pf_tensor *)t);
+  l->held[l->n] = (pf_tensor *)t;
   l->e[l->n].tensor = t;
   l->n++;
   return 0;
 }
 
 static void list_free(save_list *l) {
-  if (l->owned)
-    for (size_t i = 0; i < l->n; i++)
-      pf_tensor_release(l->owned[i]);
+  for (size_t i = 0; i < l->n; i++) {
+    if (l->owned) pf_tensor_release(l->owned[i]);
+    pf_tensor_release(l->held[i]);
+  }
   free(l->owned);
+  free(l->held);
   free(l->e);
   free(l->names);
 }
@@ -151,14 +158,14 @@ done:
   return s;
 }
 
-/* The config as it will be saved: per-layer widths from the gate_proj shapes
+/* The config as it will be saved: per-layer widths from the up_proj shapes
  * (the tensors are the truth), the saved dtype, the tie flag from lm_head. */
 static pf_status saved_config(const pf_model *m, pf_dtype dt, pf_model_config *c, pf_err *err) {
   pf_status s = pf_config_copy(c, &m->config, err);
   if (s != PF_OK) return s;
   for (int64_t i = 0; i < m->n_layers && i < c->num_hidden_layers; i++)
-    if (m->layers[i].gate_proj && m->layers[i].gate_proj->ndim == 2 && c->intermediate_sizes)
-      c->intermediate_sizes[i] = m->layers[i].gate_proj->shape[0];
+    if (m->layers[i].up_proj && m->layers[i].up_proj->ndim == 2 && c->intermediate_sizes)
+      c->intermediate_sizes[i] = pf_layer_width(&m->layers[i]);
   snprintf(c->torch_dtype, sizeof c->torch_dtype, "%s", pf_dtype_torch_name(dt));
   c->tie_word_embeddings = m->lm_head == NULL;
   cJSON *old = c->raw ? cJSON_GetObjectItemCaseSensitive(c->raw, "tie_word_embeddings") : NULL;
@@ -255,8 +262,9 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
   pf_status s;
   pf_dtype dt = (opts && opts->have_dtype) ? opts->dtype : m->dtype;
   uint64_t shard = (opts && opts->max_shard_bytes) ? opts->max_shard_bytes : SAVE_DEFAULT_SHARD;
-  if (pf_model_foreach_tensor(m, collect, &l) || l.failed) {
-    s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
+  int fr = pf_model_foreach_stored(m, collect, &l, err);
+  if (fr || l.failed) {
+    s = fr == -1 ? (err ? err->code : PF_ERR_INVALID) : pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
     goto done;
   }
   for (size_t i = 0; i < l.n; i++)

@@ -143,6 +143,7 @@ static int gen_collect(void *ud, const char *name, const pf_tensor *t) {
     if (!nn || !pp) return g->failed = 1;
     g->cap = cap;
   }
+  pf_tensor_retain((pf_tensor *)t); /* a joined (fused) plan exists only through this list */
   g->plan[g->n] = t;
   snprintf(g->names[g->n++], sizeof g->names[0], "%s", name);
   return 0;
@@ -201,7 +202,7 @@ static pf_status fill_weights(pf_model *m, const char *path, uint64_t seed, cons
   size_t *offs = NULL, ds = pf_dtype_size(m->dtype), total = 0;
   char *buf = NULL;
   int fd = -1;
-  if (pf_model_foreach_tensor(m, gen_collect, &g) || g.failed ||
+  if (pf_model_foreach_stored(m, gen_collect, &g, NULL) || g.failed ||
       !(offs = calloc(g.n + 1, sizeof *offs)) || !(buf = malloc(SYNTH_CHUNK * SYNTH_BLOCK * ds))) {
     s = pf_err_set(err, PF_ERR_NOMEM, "synthetic: out of memory");
     goto done;
@@ -232,6 +233,8 @@ done:
   pf_storage_release(st);
   free(buf);
   free(offs);
+  for (size_t i = 0; i < g.n; i++)
+    pf_tensor_release((pf_tensor *)g.plan[i]);
   free(g.names);
   free(g.plan);
   return s;

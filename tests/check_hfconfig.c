@@ -198,7 +198,7 @@ START_TEST(test_bad_other_types) {
   parse_fails("{" REQ ", \"rope_theta\": \"big\"}", PF_ERR_INVALID,
               "key \"rope_theta\": expected a positive number, got \"big\"");
   parse_fails("{" REQ ", \"hidden_act\": \"a-very-long-activation-name-of-40-chars!\"}", PF_ERR_INVALID,
-              "key \"hidden_act\": expected at most 15 characters");
+              "key \"hidden_act\": expected at most 31 characters");
   parse_fails("{\"model_type\": 7, " REQ "}", PF_ERR_INVALID,
               "key \"model_type\": expected a string, got 7");
 }

@@ -41,28 +41,98 @@ typedef struct preset {
   pf_dtype dtype;
   int tied, qkv_bias, qk_norm, llama3_rope;
   double rope_theta;
+  const char *json; /* families other than LLaMA: the whole config.json (sorted keys, no
+                       torch_dtype); the numeric fields above are then only a summary */
 } preset;
+
+/* Family presets. Soft-caps, windows and rotary fractions are set so that they
+ * change the numbers of these tiny models (a cap of 30 would never bite at the
+ * synthetic weights' scale), which the golden tests rely on. */
+#define GEMMA_COMMON                                                                             \
+  "\"attention_bias\": false, \"attention_dropout\": 0.0, \"bos_token_id\": 1, "                   \
+  "\"eos_token_id\": 2, \"head_dim\": 32, \"hidden_size\": 64, \"initializer_range\": 0.02, "     \
+  "\"intermediate_size\": 176, \"max_position_embeddings\": 2048, \"num_attention_heads\": 4, "  \
+  "\"num_hidden_layers\": 4, \"num_key_value_heads\": 2, \"pad_token_id\": 0, "                   \
+  "\"rms_norm_eps\": 1e-06, \"use_cache\": true, \"vocab_size\": 320"
+static const char gemma_json[] =
+    "{\"architectures\": [\"GemmaForCausalLM\"], " GEMMA_COMMON
+    ", \"hidden_act\": \"gelu_pytorch_tanh\", \"hidden_activation\": \"gelu_pytorch_tanh\", "
+    "\"model_type\": \"gemma\", \"rope_theta\": 10000.0}";
+static const char gemma2_json[] =
+    "{\"architectures\": [\"Gemma2ForCausalLM\"], " GEMMA_COMMON
+    ", \"attn_logit_softcapping\": 0.1, \"cache_implementation\": \"hybrid\", "
+    "\"final_logit_softcapping\": 0.3, \"hidden_activation\": \"gelu_pytorch_tanh\", "
+    "\"model_type\": \"gemma2\", \"query_pre_attn_scalar\": 24, \"rope_theta\": 10000.0, "
+    "\"sliding_window\": 4}";
+static const char gemma3_json[] =
+    "{\"architectures\": [\"Gemma3ForCausalLM\"], " GEMMA_COMMON
+    ", \"attn_logit_softcapping\": null, \"final_logit_softcapping\": 0.3, "
+    "\"hidden_activation\": \"gelu_pytorch_tanh\", \"model_type\": \"gemma3_text\", "
+    "\"query_pre_attn_scalar\": 32, \"rope_local_base_freq\": 10000.0, "
+    "\"rope_scaling\": {\"factor\": 8.0, \"rope_type\": \"linear\"}, \"rope_theta\": 1000000.0, "
+    "\"sliding_window\": 4, \"sliding_window_pattern\": 2}";
+static const char phi3_json[] =
+    "{\"architectures\": [\"Phi3ForCausalLM\"], \"attention_dropout\": 0.0, "
+    "\"bos_token_id\": 1, \"embd_pdrop\": 0.0, \"eos_token_id\": 2, \"hidden_act\": \"silu\", "
+    "\"hidden_size\": 64, \"initializer_range\": 0.02, \"intermediate_size\": 176, "
+    "\"max_position_embeddings\": 2048, \"model_type\": \"phi3\", \"num_attention_heads\": 4, "
+    "\"num_hidden_layers\": 4, \"num_key_value_heads\": 2, "
+    "\"original_max_position_embeddings\": 2048, \"pad_token_id\": 0, "
+    "\"partial_rotary_factor\": 0.5, \"resid_pdrop\": 0.0, \"rms_norm_eps\": 1e-05, "
+    "\"rope_scaling\": null, \"rope_theta\": 10000.0, \"sliding_window\": 5, "
+    "\"tie_word_embeddings\": false, \"use_cache\": true, \"vocab_size\": 320}";
+static const char gpt2_json[] =
+    "{\"activation_function\": \"gelu_new\", \"architectures\": [\"GPT2LMHeadModel\"], "
+    "\"attn_pdrop\": 0.1, \"bos_token_id\": 1, \"embd_pdrop\": 0.1, \"eos_token_id\": 2, "
+    "\"initializer_range\": 0.02, \"layer_norm_epsilon\": 1e-05, \"model_type\": \"gpt2\", "
+    "\"n_embd\": 64, \"n_head\": 4, \"n_inner\": null, \"n_layer\": 4, \"n_positions\": 128, "
+    "\"reorder_and_upcast_attn\": false, \"resid_pdrop\": 0.1, \"scale_attn_by_inverse_layer_idx\": "
+    "false, \"scale_attn_weights\": true, \"summary_activation\": null, \"summary_first_dropout\": "
+    "0.1, \"summary_proj_to_labels\": true, \"summary_type\": \"cls_index\", \"summary_use_proj\": "
+    "true, \"use_cache\": true, \"vocab_size\": 320}";
+static const char neox_json[] =
+    "{\"architectures\": [\"GPTNeoXForCausalLM\"], \"attention_bias\": true, "
+    "\"attention_dropout\": 0.0, \"bos_token_id\": 0, \"classifier_dropout\": 0.1, "
+    "\"eos_token_id\": 0, \"hidden_act\": \"gelu\", \"hidden_dropout\": 0.0, \"hidden_size\": 64, "
+    "\"initializer_range\": 0.02, \"intermediate_size\": 256, \"layer_norm_eps\": 1e-05, "
+    "\"max_position_embeddings\": 2048, \"model_type\": \"gpt_neox\", \"num_attention_heads\": 4, "
+    "\"num_hidden_layers\": 4, \"rotary_emb_base\": 10000, \"rotary_pct\": 0.25, "
+    "\"tie_word_embeddings\": false, \"use_cache\": true, \"use_parallel_residual\": true, "
+    "\"vocab_size\": 320}";
 
 static const preset presets[] = {
     {"llama-tiny", "llama", "LlamaForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0, 0, 0,
-     0, 10000.0},
+     0, 10000.0, NULL},
     {"llama-small", "llama", "LlamaForCausalLM", 128, 352, 6, 4, 2, 320, 2048, PF_DTYPE_F32, 1, 0,
-     0, 0, 10000.0},
+     0, 0, 10000.0, NULL},
     {"qwen2-tiny", "qwen2", "Qwen2ForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0, 1, 0,
-     0, 10000.0},
+     0, 10000.0, NULL},
     {"qwen3-tiny", "qwen3", "Qwen3ForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0, 0, 1,
-     0, 10000.0},
+     0, 10000.0, NULL},
     {"mistral-tiny", "mistral", "MistralForCausalLM", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0,
-     0, 0, 0, 10000.0},
+     0, 0, 0, 10000.0, NULL},
     {"llama-1b", "llama", "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 128256, 131072, PF_DTYPE_BF16,
-     1, 0, 0, 1, 500000.0},
+     1, 0, 0, 1, 500000.0, NULL},
     {"llama-medium", "llama", "LlamaForCausalLM", 768, 2048, 12, 12, 4, 320, 4096, PF_DTYPE_F32, 1,
-     0, 0, 0, 10000.0},
+     0, 0, 0, 10000.0, NULL},
+    {"gemma-tiny", "gemma", "", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 1, 0, 0, 0, 0,
+     gemma_json},
+    {"gemma2-tiny", "gemma2", "", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 1, 0, 0, 0, 0,
+     gemma2_json},
+    {"gemma3-tiny", "gemma3_text", "", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 1, 0, 1, 0, 0,
+     gemma3_json},
+    {"phi3-tiny", "phi3", "", 64, 176, 4, 4, 2, 320, 2048, PF_DTYPE_F32, 0, 0, 0, 0, 0, phi3_json},
+    {"gpt2-tiny", "gpt2", "", 64, 256, 4, 4, 4, 320, 128, PF_DTYPE_F32, 1, 1, 0, 0, 0, gpt2_json},
+    {"neox-tiny", "gpt_neox", "", 64, 256, 4, 4, 4, 320, 2048, PF_DTYPE_F32, 0, 1, 0, 0, 0,
+     neox_json},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
 static const char *const preset_names[] = {
-    "llama-tiny", "llama-small", "qwen2-tiny", "qwen3-tiny", "mistral-tiny", "llama-1b", "llama-medium", NULL};
+    "llama-tiny", "llama-small", "qwen2-tiny",  "qwen3-tiny", "mistral-tiny",
+    "llama-1b",   "llama-medium", "gemma-tiny", "gemma2-tiny", "gemma3-tiny",
+    "phi3-tiny",  "gpt2-tiny",   "neox-tiny",  NULL};
+_Static_assert(sizeof preset_names / sizeof preset_names[0] == N_PRESETS + 1, "one name per preset");
 
 const char *const *pf_synth_presets(void) {
   return preset_names;
@@ -75,7 +145,7 @@ static const preset *find_preset(const char *name, size_t len) {
 }
 
 static pf_status unknown_preset(const char *what, const char *name, size_t len, pf_err *err) {
-  char list[256] = "";
+  char list[512] = "";
   for (size_t i = 0; i < N_PRESETS; i++) {
     strncat(list, presets[i].name, sizeof list - strlen(list) - 1);
     if (i + 1 < N_PRESETS) strncat(list, ", ", sizeof list - strlen(list) - 1);
@@ -149,9 +219,15 @@ static int gen_collect(void *ud, const char *name, const pf_tensor *t) {
   return 0;
 }
 
+/* Norm weights start at 1 (+ noise), everything else at 0 (+ noise): LLaMA's
+ * *norm.weight, GPT-2's ln_*.weight, GPT-NeoX's *layernorm.weight / *layer_norm.weight. */
 static int is_norm(const char *name) {
   size_t n = strlen(name);
-  return n >= 11 && !strcmp(name + n - 11, "norm.weight");
+  if (n >= 11 && !strcmp(name + n - 11, "norm.weight")) return 1;
+  const char *last = strrchr(name, '.'), *prev = last;
+  while (prev > name && prev[-1] != '.')
+    prev--;
+  return last && !strcmp(last, ".weight") && !strncmp(prev, "ln_", 3);
 }
 
 typedef struct gen_out {
@@ -279,6 +355,25 @@ static cJSON *rope_llama3(void) {
 
 /* Keys in sorted order, as transformers writes them. */
 static cJSON *make_config(const preset *p, pf_dtype dt) {
+  if (p->json) { /* keys in order, torch_dtype inserted where sorting puts it */
+    cJSON *src = cJSON_Parse(p->json), *o = cJSON_CreateObject();
+    int ok = src && o, placed = 0;
+    while (ok && src->child) {
+      cJSON *it = src->child;
+      if (!placed && strcmp(it->string, "torch_dtype") > 0) {
+        STR("torch_dtype", pf_dtype_torch_name(dt));
+        placed = 1;
+      }
+      char *key = strdup(it->string);
+      cJSON_DetachItemViaPointer(src, it);
+      ok = ok && key && add(o, key, it);
+      free(key);
+    }
+    if (!placed) STR("torch_dtype", pf_dtype_torch_name(dt));
+    cJSON_Delete(src);
+    if (!ok) cJSON_Delete(o);
+    return ok ? o : NULL;
+  }
   int llama = !strcmp(p->model_type, "llama"), qwen = !strncmp(p->model_type, "qwen", 4);
   cJSON *o = cJSON_CreateObject();
   int ok = add(o, "architectures", cJSON_CreateStringArray(&p->arch, 1));

@@ -8,6 +8,7 @@
  * thread, sized here.
  * The layer itself is in forward_layer.c, attention in forward_attn.c.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +64,13 @@ static pf_status check_opt(const pf_tensor *t, const char *name, int ndim, int64
   return t ? check_tensor(t, name, ndim, d0, d1, err) : PF_OK;
 }
 
+/* Names in messages are the canonical (LLaMA) ones; pf_model_check, run at load
+ * and save, names the family's stored tensors. */
 static pf_status check_layer(const pf_forward *f, int64_t i, const pf_layer *w, pf_err *err) {
   const int64_t H = f->H, Q = f->q_dim, KV = f->kv_dim, hd = f->hd;
-  const int64_t I = w->gate_proj ? w->gate_proj->shape[0] : 0;
-  enum { N = 18 };
+  const int64_t I = pf_layer_width(w);
+  const int glu = f->arch->mlp == PF_MLP_GLU;
+  enum { N = 24 };
   char n[N][96];
   static const char *const names[N] = {
       "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
@@ -74,7 +78,9 @@ static pf_status check_layer(const pf_forward *f, int64_t i, const pf_layer *w, 
       "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",
       "self_attn.q_proj.bias",   "self_attn.k_proj.bias",   "self_attn.v_proj.bias",
       "self_attn.q_norm.weight", "self_attn.k_norm.weight", "self_attn.o_proj.bias",
-      "mlp.gate_proj.bias",      "mlp.up_proj.bias",        "mlp.down_proj.bias"};
+      "mlp.gate_proj.bias",      "mlp.up_proj.bias",        "mlp.down_proj.bias",
+      "input_layernorm.bias",    "post_attention_layernorm.bias", "attn_post_norm.weight",
+      "mlp_post_norm.weight",    "(unused)",                "(unused)"};
   for (int j = 0; j < N; j++)
     snprintf(n[j], sizeof n[j], "model.layers.%lld.%s", (long long)i, names[j]);
   pf_status s;
@@ -84,7 +90,7 @@ static pf_status check_layer(const pf_forward *f, int64_t i, const pf_layer *w, 
       (s = check_tensor(w->v_proj, n[3], 2, KV, H, err)) ||
       (s = check_tensor(w->o_proj, n[4], 2, H, Q, err)) ||
       (s = check_tensor(w->post_attention_layernorm, n[5], 1, H, 0, err)) ||
-      (s = check_tensor(w->gate_proj, n[6], 2, I, H, err)) ||
+      (glu && (s = check_tensor(w->gate_proj, n[6], 2, I, H, err))) ||
       (s = check_tensor(w->up_proj, n[7], 2, I, H, err)) ||
       (s = check_tensor(w->down_proj, n[8], 2, H, I, err)) ||
       (s = check_opt(w->q_bias, n[9], 1, Q, 0, err)) ||
@@ -95,32 +101,42 @@ static pf_status check_layer(const pf_forward *f, int64_t i, const pf_layer *w, 
       (s = check_opt(w->o_bias, n[14], 1, H, 0, err)) ||
       (s = check_opt(w->gate_bias, n[15], 1, I, 0, err)) ||
       (s = check_opt(w->up_bias, n[16], 1, I, 0, err)) ||
-      (s = check_opt(w->down_bias, n[17], 1, H, 0, err)))
+      (s = check_opt(w->down_bias, n[17], 1, H, 0, err)) ||
+      (s = check_opt(w->input_layernorm_bias, n[18], 1, H, 0, err)) ||
+      (s = check_opt(w->post_attention_layernorm_bias, n[19], 1, H, 0, err)) ||
+      (s = check_opt(w->attn_post_norm, n[20], 1, H, 0, err)) ||
+      (s = check_opt(w->mlp_post_norm, n[21], 1, H, 0, err)))
     return s;
   if (I <= 0)
-    return pf_err_set(err, PF_ERR_INVALID, "%s: expected at least one neuron, got %lld", n[6],
+    return pf_err_set(err, PF_ERR_INVALID, "%s: expected at least one neuron, got %lld", n[7],
                       (long long)I);
   if (!w->q_norm != !w->k_norm)
     return pf_err_set(err, PF_ERR_INVALID,
                       "model.layers.%lld: expected both q_norm and k_norm "
                       "or neither, got only one",
                       (long long)i);
+  if (f->arch->sandwich_norms && (!w->attn_post_norm || !w->mlp_post_norm))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "model.layers.%lld: expected the attention and MLP output norms of %s",
+                      (long long)i, f->arch->family);
   return PF_OK;
 }
 
-static pf_status check_model(const pf_forward *f, const pf_model *m, pf_err *err) {
+static pf_status check_model(pf_forward *f, const pf_model *m, pf_err *err) {
   const pf_model_config *c = &m->config;
-  if (strcmp(c->hidden_act, "silu") != 0)
-    return pf_err_set(err, PF_ERR_UNSUPPORTED, "hidden_act: expected \"silu\", got \"%s\"",
-                      c->hidden_act);
+  pf_status s = pf_act_parse(c->hidden_act, &f->act, err);
+  if (s != PF_OK) return pf_err_prefix(err, "%s", f->arch->model_type);
   if (c->num_hidden_layers != m->n_layers)
     return pf_err_set(err, PF_ERR_INVALID,
                       "num_hidden_layers: expected %lld (the model's layers), got %lld",
                       (long long)m->n_layers, (long long)c->num_hidden_layers);
-  pf_status s;
   if ((s = check_tensor(m->embed_tokens, "model.embed_tokens.weight", 2, f->vocab, f->H, err)) ||
       (s = check_tensor(m->norm, "model.norm.weight", 1, f->H, 0, err)) ||
+      (s = check_opt(m->norm_bias, "model.norm.bias", 1, f->H, 0, err)) ||
       (s = check_opt(m->lm_head, "lm_head.weight", 2, f->vocab, f->H, err)))
+    return s;
+  if (f->arch->pos == PF_POS_LEARNED &&
+      (s = check_tensor(m->embed_positions, "position embeddings (wpe)", 2, f->max_pos, f->H, err)))
     return s;
   for (int64_t i = 0; i < m->n_layers; i++)
     if ((s = check_layer(f, i, &m->layers[i], err))) return s;
@@ -136,27 +152,81 @@ static float *f32_copy(const pf_tensor *t) {
   return p;
 }
 
+/* Norm weight as float32; Gemma's stored w means (1 + w). */
+static float *norm_copy(const pf_forward *f, const pf_tensor *t) {
+  float *p = f32_copy(t);
+  if (p && f->arch->norm == PF_NORM_RMS_OFFSET)
+    for (int64_t i = 0; i < pf_tensor_numel(t); i++)
+      p[i] += 1.0f;
+  return p;
+}
+
+/* Attention score scale of layer l (a float32 constant, as transformers uses). */
+static float layer_scale(const pf_model_config *c, int64_t l) {
+  if (!strcmp(c->arch->model_type, "gpt2")) {
+    double d = c->scale_attn_weights ? sqrt((double)c->head_dim) : 1.0;
+    if (c->scale_attn_by_inverse_layer_idx) d *= (double)(l + 1);
+    return (float)(1.0 / d);
+  }
+  if (c->query_pre_attn_scalar > 0) return (float)(1.0 / sqrt(c->query_pre_attn_scalar));
+  return (float)(1.0 / sqrt((double)c->head_dim));
+}
+
 static pf_status init_layers(pf_forward *f, pf_err *err) {
   const pf_model *m = f->m;
+  const pf_model_config *c = &m->config;
   f->layers = calloc((size_t)(m->n_layers ? m->n_layers : 1), sizeof *f->layers);
   if (!f->layers) goto nomem;
   for (int64_t i = 0; i < m->n_layers; i++) {
     pf_fwd_layer *L = &f->layers[i];
     const pf_layer *w = &m->layers[i];
     L->w = w;
-    L->inter = w->gate_proj->shape[0];
-    L->window = pf_config_layer_window(&m->config, i);
+    L->inter = pf_layer_width(w);
+    L->window = pf_config_layer_window(c, i);
+    L->scale = layer_scale(c, i);
     if (L->inter > f->inter_max) f->inter_max = L->inter;
-    if (!(L->ln1 = f32_copy(w->input_layernorm)) ||
-        !(L->ln2 = f32_copy(w->post_attention_layernorm)))
+    if (!(L->ln1 = norm_copy(f, w->input_layernorm)) ||
+        !(L->ln2 = norm_copy(f, w->post_attention_layernorm)))
       goto nomem;
-    if (w->q_norm && (!(L->q_norm = f32_copy(w->q_norm)) || !(L->k_norm = f32_copy(w->k_norm))))
+    if ((w->input_layernorm_bias && !(L->ln1_b = f32_copy(w->input_layernorm_bias))) ||
+        (w->post_attention_layernorm_bias &&
+         !(L->ln2_b = f32_copy(w->post_attention_layernorm_bias))) ||
+        (w->attn_post_norm && !(L->attn_post = norm_copy(f, w->attn_post_norm))) ||
+        (w->mlp_post_norm && !(L->mlp_post = norm_copy(f, w->mlp_post_norm))))
+      goto nomem;
+    if (w->q_norm && (!(L->q_norm = norm_copy(f, w->q_norm)) || !(L->k_norm = norm_copy(f, w->k_norm))))
       goto nomem;
   }
-  if (!(f->final_norm = f32_copy(m->norm))) goto nomem;
+  if (!(f->final_norm = norm_copy(f, m->norm))) goto nomem;
+  if (m->norm_bias && !(f->final_norm_b = f32_copy(m->norm_bias))) goto nomem;
   return PF_OK;
 nomem:
   return pf_err_set(err, PF_ERR_NOMEM, "forward: out of memory for the norm weights");
+}
+
+/* RoPE tables: one for the model, and a second one when some layer uses other
+ * parameters (Gemma 3's sliding layers). */
+static pf_status init_rope(pf_forward *f, pf_err *err) {
+  const pf_model_config *c = &f->m->config;
+  pf_status s = PF_OK;
+  const int64_t first = f->max_pos < 1024 ? f->max_pos : 1024;
+  if (f->arch->pos != PF_POS_ROPE) return PF_OK;
+  if ((s = pf_config_rope_params(c, &f->rope_params, err)) ||
+      (s = pf_rope_table_new(&f->rope_params, first, &f->rope, err)))
+    return s;
+  for (int64_t i = 0; i < f->n_layers; i++) {
+    pf_rope_params p;
+    if ((s = pf_config_layer_rope(c, i, &p, err))) return s;
+    f->layers[i].rope = f->rope;
+    if (p.rope_type == f->rope_params.rope_type && p.rope_theta == f->rope_params.rope_theta)
+      continue; /* (the only fields a layer changes: pf_config_layer_rope) */
+    if (!f->rope_local) {
+      f->rope_local_params = p;
+      if ((s = pf_rope_table_new(&p, first, &f->rope_local, err))) return s;
+    }
+    f->layers[i].rope = f->rope_local;
+  }
+  return PF_OK;
 }
 
 pf_status pf_forward_new(const pf_model *m, pf_forward **out, pf_err *err) {
@@ -180,10 +250,13 @@ pf_status pf_forward_new(const pf_model *m, pf_forward **out, pf_err *err) {
   f->kv_dim = f->n_kv * f->hd;
   f->eps = (float)c->rms_norm_eps;
   f->head = m->lm_head ? m->lm_head : m->embed_tokens;
-  if ((s = check_model(f, m, err)) || (s = pf_config_rope_params(c, &f->rope_params, err)) ||
-      (s = pf_rope_table_new(&f->rope_params, f->max_pos < 1024 ? f->max_pos : 1024, &f->rope,
-                             err)) ||
-      (s = pf_workspace_new(&f->ws, err)) || (s = init_layers(f, err)))
+  f->arch = c->arch ? c->arch : pf_arch_default();
+  f->parallel = c->use_parallel_residual;
+  f->embed_scale = f->arch->embed_scale ? (float)sqrt((double)f->H) : 0.0f;
+  f->attn_softcap = (float)c->attn_logit_softcapping;
+  f->final_softcap = (float)c->final_logit_softcapping;
+  if ((s = check_model(f, m, err)) || (s = pf_workspace_new(&f->ws, err)) ||
+      (s = init_layers(f, err)) || (s = init_rope(f, err)))
     goto fail;
   /* up to 256 rows (128 MiB for a 128k vocabulary): the lm_head's BF16 panels are
    * widened once per chunk, so short chunks cost (65-row chunks: +13% prefill time
@@ -199,7 +272,7 @@ fail:
 }
 
 static void free_buffers(pf_forward *f) {
-  float **bufs[] = {&f->x, &f->xn, &f->q, &f->k, &f->v, &f->att, &f->o, &f->g, &f->u};
+  float **bufs[] = {&f->x, &f->xn, &f->q, &f->k, &f->v, &f->att, &f->o, &f->g, &f->u, &f->a2};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
     free(*bufs[i]);
     *bufs[i] = NULL;
@@ -214,13 +287,16 @@ static void free_buffers(pf_forward *f) {
 void pf_forward_free(pf_forward *f) {
   if (!f) return;
   for (int64_t i = 0; f->layers && i < f->n_layers; i++) {
-    free(f->layers[i].ln1);
-    free(f->layers[i].ln2);
-    free(f->layers[i].q_norm);
-    free(f->layers[i].k_norm);
+    pf_fwd_layer *L = &f->layers[i];
+    float *owned[] = {L->ln1, L->ln1_b, L->ln2, L->ln2_b, L->q_norm, L->k_norm, L->attn_post,
+                      L->mlp_post};
+    for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++)
+      free(owned[k]);
   }
   free(f->layers);
   free(f->final_norm);
+  free(f->final_norm_b);
+  pf_rope_table_free(f->rope_local);
   free_buffers(f);
   free(f->len);
   free(f->logits);
@@ -247,6 +323,11 @@ static pf_status reserve_tokens(pf_forward *f, int64_t T, pf_err *err) {
   f->u = malloc(t * I * sizeof(float));
   f->pos = malloc(t * sizeof *f->pos);
   f->mask = malloc(t * sizeof *f->mask);
+  if (f->parallel && !(f->a2 = malloc(t * H * sizeof(float)))) {
+    free_buffers(f);
+    return pf_err_set(err, PF_ERR_NOMEM, "forward: cannot allocate activations for %lld tokens",
+                      (long long)T);
+  }
   if (!f->x || !f->xn || !f->o || !f->q || !f->att || !f->k || !f->v || !f->g || !f->u || !f->pos ||
       !f->mask) {
     free_buffers(f);
@@ -287,24 +368,60 @@ pf_status pf_fwd_reserve(pf_forward *f, int64_t tokens, int64_t batch, int64_t k
     f->len = len;
     f->cap_batch = batch;
   }
-  if (keys > f->rope->max_pos) {
+  if (f->rope && keys > f->rope->max_pos) {
     int64_t want = f->rope->max_pos * 2 > keys ? f->rope->max_pos * 2 : keys;
     if (want > f->max_pos) want = f->max_pos;
-    pf_rope_table *t = NULL;
+    pf_rope_table *t = NULL, *tl = NULL;
     if ((s = pf_rope_table_new(&f->rope_params, want, &t, err))) return s;
+    if (f->rope_local && (s = pf_rope_table_new(&f->rope_local_params, want, &tl, err))) {
+      pf_rope_table_free(t);
+      return s;
+    }
+    for (int64_t i = 0; i < f->n_layers; i++)
+      f->layers[i].rope = f->layers[i].rope == f->rope_local && tl ? tl : t;
     pf_rope_table_free(f->rope);
+    pf_rope_table_free(f->rope_local);
     f->rope = t;
+    f->rope_local = tl;
   }
   return PF_OK;
 }
 
 void pf_fwd_embed(pf_forward *f, const int32_t *ids, int64_t n) {
-  const pf_tensor *e = f->m->embed_tokens;
+  const pf_tensor *e = f->m->embed_tokens, *wpe = f->m->embed_positions;
   float *x = f->x;
   const int64_t H = f->H;
+  const float scale = f->embed_scale;
 #pragma omp parallel for schedule(static) if (n * H >= 65536)
-  for (int64_t t = 0; t < n; t++)
-    pf_tensor_row_f32(e, ids[t], x + t * H);
+  for (int64_t t = 0; t < n; t++) {
+    float *xt = x + t * H;
+    pf_tensor_row_f32(e, ids[t], xt);
+    if (scale != 0.0f)
+      for (int64_t i = 0; i < H; i++)
+        xt[i] *= scale;
+    if (wpe) { /* GPT-2: wte[id] + wpe[pos], in that order */
+      float row[H];
+      pf_tensor_row_f32(wpe, f->pos[t], row);
+      for (int64_t i = 0; i < H; i++)
+        xt[i] += row[i];
+    }
+  }
+}
+
+void pf_fwd_norm(const pf_forward *f, float *y, const float *x, const float *w, const float *b,
+                 int64_t rows) {
+  if (f->arch->norm == PF_NORM_LAYER)
+    pf_layernorm(y, x, w, b, rows, f->H, f->eps);
+  else
+    pf_rmsnorm(y, x, w, rows, f->H, f->eps);
+}
+
+pf_status pf_fwd_logits(pf_forward *f, const float *x, int64_t n, float *logits, pf_err *err) {
+  pf_fwd_norm(f, f->xn, x, f->final_norm, f->final_norm_b, n);
+  pf_status s = pf_linear(f->xn, n, f->H, f->head, NULL, logits, f->ws, err);
+  if (s != PF_OK) return pf_err_prefix(err, "lm_head");
+  if (f->final_softcap > 0) pf_softcap(logits, n * f->vocab, f->final_softcap);
+  return PF_OK;
 }
 
 /* ---- running a batch ---- */
@@ -377,11 +494,10 @@ static pf_status emit_logits(pf_forward *f, int64_t T, pf_logits_fn fn, void *ud
     f->logits = malloc((size_t)(f->logit_rows * f->vocab) * sizeof(float));
     if (!f->logits) return pf_err_set(err, PF_ERR_NOMEM, "forward: out of memory for logits");
   }
-  pf_rmsnorm(f->xn, f->x, f->final_norm, T, f->H, f->eps);
   for (int64_t r0 = 0; r0 < T; r0 += f->logit_rows) {
     const int64_t n = T - r0 < f->logit_rows ? T - r0 : f->logit_rows;
-    pf_status s = pf_linear(f->xn + r0 * f->H, n, f->H, f->head, NULL, f->logits, f->ws, err);
-    if (s != PF_OK) return pf_err_prefix(err, "lm_head");
+    pf_status s = pf_fwd_logits(f, f->x + r0 * f->H, n, f->logits, err);
+    if (s != PF_OK) return s;
     if ((s = fn(ud, r0, n, f->logits, f->vocab, err)) != PF_OK) {
       if (err && err->code == PF_OK) pf_err_set(err, s, "the callback returned %d", (int)s);
       if (err) err->code = s;

@@ -204,6 +204,7 @@ static void task_dots(const pf_attn_job *j, const float *Q, const float *K, cons
     if (hi < lo) continue;
     for (int64_t k = lo; k <= hi; k++)
       s[k] = j->scale * pf_dot(q, K + k * j->ldkv, j->hd);
+    if (j->softcap > 0) pf_softcap(s + lo, hi - lo + 1, j->softcap);
     pf_softmax_row(s + lo, hi - lo + 1);
     pv_acc(o, s, V, j->ldkv, j->hd, lo, hi);
   }
@@ -272,13 +273,14 @@ static void block_scores(const pf_attn_job *j, const float *Q, const rows_info *
 
 /* Softmax over each row's allowed keys; zeros elsewhere in [b0, b1) so that rows
  * can share the P·V loop. */
-static void block_softmax(const rows_info *ri, int64_t ld, float *s) {
+static void block_softmax(const rows_info *ri, int64_t ld, float *s, float softcap) {
   for (int64_t i = 0; i < ri->n; i++) {
     float *row = s + i * ld;
     if (row_empty(ri, i)) {
       memset(row + ri->b0, 0, (size_t)(ri->b1 - ri->b0) * sizeof *row);
       continue;
     }
+    if (softcap > 0) pf_softcap(row + ri->lo[i], ri->hi[i] - ri->lo[i] + 1, softcap);
     pf_softmax_row(row + ri->lo[i], ri->hi[i] - ri->lo[i] + 1);
     memset(row + ri->b0, 0, (size_t)(ri->lo[i] - ri->b0) * sizeof *row);
     memset(row + ri->hi[i] + 1, 0, (size_t)(ri->b1 - ri->hi[i] - 1) * sizeof *row);
@@ -339,7 +341,7 @@ static void block_rows(const pf_attn_job *j, const float *Q, const float *V, flo
   ri.b0 = kmin / PF_ATTN_KB * PF_ATTN_KB;
   ri.b1 = (kmax / PF_ATTN_KB + 1) * PF_ATTN_KB;
   block_scores(j, Q, &ri, kt, ld, s, wide);
-  block_softmax(&ri, ld, s);
+  block_softmax(&ri, ld, s, j->softcap);
   block_pv(j, V, O, &ri, ld, s, wide);
 }
 

@@ -19,12 +19,19 @@
 /* Per-layer data resolved once by pf_forward_new. */
 typedef struct pf_fwd_layer {
   const pf_layer *w;
-  float *ln1;     /* [H] input_layernorm weight as float32 */
-  float *ln2;     /* [H] post_attention_layernorm weight as float32 */
-  float *q_norm;  /* [head_dim] or NULL (qwen3) */
+  float *ln1;     /* [H] pre-attention norm weight as float32 (Gemma: 1 + w) */
+  float *ln1_b;   /* [H] its bias, or NULL (RMSNorm) */
+  float *ln2;     /* [H] pre-MLP norm weight as float32 */
+  float *ln2_b;   /* [H] or NULL */
+  float *q_norm;  /* [head_dim] or NULL (qwen3, gemma3) */
   float *k_norm;  /* [head_dim] or NULL */
+  float *attn_post; /* [H] attention output norm (gemma2/3) or NULL */
+  float *mlp_post;  /* [H] MLP output norm (gemma2/3) or NULL */
   int64_t inter;  /* I_l: this layer's intermediate size */
   int64_t window; /* sliding attention window, 0 = full causal attention */
+  float scale;    /* attention score scale of this layer */
+  const pf_rope_table *rope; /* this layer's RoPE table (f->rope or f->rope_local); NULL for
+                                learned positions */
 } pf_fwd_layer;
 
 struct pf_forward {
@@ -32,10 +39,20 @@ struct pf_forward {
   int64_t H, n_heads, n_kv, hd, vocab, n_layers, max_pos, inter_max;
   int64_t q_dim, kv_dim; /* n_heads * hd, n_kv * hd */
   float eps;
+  const pf_arch *arch;   /* the family (norm kind, MLP kind, residual form, ...) */
+  pf_act act;            /* MLP activation */
+  int parallel;          /* GPT-NeoX parallel residual */
+  float embed_scale;     /* Gemma: sqrt(H) rounded to float32; 0 = none */
+  float attn_softcap;    /* Gemma 2; 0 = none */
+  float final_softcap;   /* Gemma 2/3; 0 = none */
   pf_rope_params rope_params;
-  pf_rope_table *rope;   /* positions [0, rope->max_pos), grown on demand */
+  pf_rope_table *rope;   /* positions [0, rope->max_pos), grown on demand; NULL for learned
+                            positions */
+  pf_rope_params rope_local_params; /* Gemma 3 sliding layers */
+  pf_rope_table *rope_local;        /* NULL unless some layer uses it */
   pf_fwd_layer *layers;  /* [n_layers] */
   float *final_norm;     /* [H] */
+  float *final_norm_b;   /* [H] or NULL */
   const pf_tensor *head; /* lm_head, or embed_tokens when tied */
   pf_workspace *ws;
 
@@ -50,6 +67,7 @@ struct pf_forward {
   float *o;      /* [T, H] o_proj output, then down_proj output */
   float *g;      /* [T, inter_max] gate_proj output, then act(gate) * up */
   float *u;      /* [T, inter_max] up_proj output */
+  float *a2;     /* [T, H] attention output kept for the parallel residual (NULL otherwise) */
   int64_t *pos;  /* [T] RoPE position of each token */
   int32_t *mask; /* [T] the batch mask, or ones */
   int64_t cap_batch;
@@ -80,8 +98,15 @@ typedef struct pf_fwd_step {
 /* Make room for `tokens` tokens in `batch` rows attending to up to `keys` keys
  * (positions < keys). Grows buffers, the RoPE table and the attention scratch. */
 pf_status pf_fwd_reserve(pf_forward *f, int64_t tokens, int64_t batch, int64_t keys, pf_err *err);
-/* x[t] = embed_tokens[ids[t]] for t < n (ids already validated). */
+/* x[t] = embed_tokens[ids[t]] (* sqrt(H) for Gemma, + wpe[pos[t]] for GPT-2) for
+ * t < n (ids and f->pos already set and validated). */
 void pf_fwd_embed(pf_forward *f, const int32_t *ids, int64_t n);
+/* y = the family's norm of `rows` rows of x (RMSNorm or LayerNorm with bias b). */
+void pf_fwd_norm(const pf_forward *f, float *y, const float *x, const float *w, const float *b,
+                 int64_t rows);
+/* Final norm of rows [0, n) of x into f->xn, then logits[n, vocab] = head (and the
+ * final soft-cap). */
+pf_status pf_fwd_logits(pf_forward *f, const float *x, int64_t n, float *logits, pf_err *err);
 /* The decoder layer l on the runner's buffers (see pf_fwd_step). */
 pf_status pf_fwd_layer_run(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err);
 /* 1 if a tap at (point, layer) is wanted. */
@@ -95,6 +120,7 @@ typedef struct pf_attn_job {
   int64_t batch, seq, p0;
   int64_t n_heads, n_kv, hd, window;
   float scale;
+  float softcap; /* scores = softcap * tanh(scores / softcap) before the mask; 0 = off */
   const float *q; /* [batch*seq, ldq]; head h at column h*hd */
   int64_t ldq;
   const float *k, *v; /* row b key j at + b*bstride + j*ldkv; kv head g at column g*hd */

@@ -1,10 +1,14 @@
-/* forward_layer.c — one decoder layer (Hugging Face LlamaDecoderLayer and its
- * Mistral/Qwen2/Qwen3 variants, eval mode), shared by the full forward and by
- * KV-cache decoding:
+/* forward_layer.c — one decoder layer of every supported family (eval mode),
+ * shared by the full forward and by KV-cache decoding. In canonical names:
  *
- *   h = x + o_proj(attn(rope(qk_norm(q_proj(n1))), rope(qk_norm(k_proj(n1))), v_proj(n1)))
- *   x' = h + down_proj(silu(gate_proj(n2)) * up_proj(n2))
- *   with n1 = input_layernorm(x), n2 = post_attention_layernorm(h)
+ *   a  = o_proj(attn(rope(qk_norm(q_proj(n1))), rope(qk_norm(k_proj(n1))), v_proj(n1)))
+ *   h  = x + post(a)                       post = attn_post_norm (Gemma 2/3) or identity
+ *   m  = down_proj(act(gate_proj(n2)) * up_proj(n2))      GLU MLP
+ *      | down_proj(act(up_proj(n2)))                      plain MLP (GPT-2 fc, NeoX)
+ *   x' = h + post(m)                       post = mlp_post_norm (Gemma 2/3)
+ *   with n1 = norm1(x), n2 = norm2(h); norms are RMSNorm, Gemma's RMSNorm·(1+w) or
+ *   LayerNorm with bias (arch.h). GPT-NeoX's parallel residual instead computes
+ *   x' = x + (m + a) with n2 = norm2(x). Biases wherever the layer has them.
  *
  * Taps fire in pf_tap_point order as their values become available; each tap
  * hands out a runner buffer as it is at that moment (no copies): the gate
@@ -13,6 +17,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 #include "forward_int.h"
 
@@ -51,8 +56,8 @@ static pf_status qkv(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st
     return s;
   if (L->q_norm) pf_rmsnorm(f->q, f->q, L->q_norm, T * f->n_heads, f->hd, f->eps);
   if (L->k_norm) pf_rmsnorm(kd, kd, L->k_norm, T * f->n_kv, f->hd, f->eps);
-  if ((s = pf_rope_apply(f->rope, f->q, T, f->n_heads, f->q_dim, f->pos, err)) ||
-      (s = pf_rope_apply(f->rope, kd, T, f->n_kv, f->kv_dim, f->pos, err)))
+  if (L->rope && ((s = pf_rope_apply(L->rope, f->q, T, f->n_heads, f->q_dim, f->pos, err)) ||
+                  (s = pf_rope_apply(L->rope, kd, T, f->n_kv, f->kv_dim, f->pos, err))))
     return s;
   return PF_OK;
 }
@@ -70,7 +75,8 @@ static pf_status attention(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_st
                            .n_kv = f->n_kv,
                            .hd = f->hd,
                            .window = L->window,
-                           .scale = (float)(1.0 / sqrt((double)f->hd)),
+                           .scale = L->scale,
+                           .softcap = f->attn_softcap,
                            .q = f->q,
                            .ldq = f->q_dim,
                            .k = st->k,
@@ -93,18 +99,23 @@ static void residual_add(float *x, const float *y, int64_t n) {
     x[i] += y[i];
 }
 
-/* SwiGLU MLP on n2 (in f->xn); result in f->o. */
+/* The MLP on n2 (in f->xn); result in f->o. A plain MLP has no gate/up taps. */
 static pf_status mlp(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err) {
   const pf_fwd_layer *L = &f->layers[l];
   const pf_layer *w = L->w;
   const int64_t T = st->batch * st->seq, I = L->inter;
   pf_status s;
-  if ((s = pf_linear(f->xn, T, f->H, w->gate_proj, w->gate_bias, f->g, f->ws, err)) ||
-      (s = tap(f, st, PF_TAP_GATE_PROJ, l, f->g, I, err)) ||
-      (s = pf_linear(f->xn, T, f->H, w->up_proj, w->up_bias, f->u, f->ws, err)) ||
-      (s = tap(f, st, PF_TAP_UP_PROJ, l, f->u, I, err)))
-    return s;
-  pf_silu_mul(f->g, f->g, f->u, T * I);
+  if (!w->gate_proj) {
+    if ((s = pf_linear(f->xn, T, f->H, w->up_proj, w->up_bias, f->g, f->ws, err))) return s;
+    pf_act_apply(f->act, f->g, T * I);
+  } else {
+    if ((s = pf_linear(f->xn, T, f->H, w->gate_proj, w->gate_bias, f->g, f->ws, err)) ||
+        (s = tap(f, st, PF_TAP_GATE_PROJ, l, f->g, I, err)) ||
+        (s = pf_linear(f->xn, T, f->H, w->up_proj, w->up_bias, f->u, f->ws, err)) ||
+        (s = tap(f, st, PF_TAP_UP_PROJ, l, f->u, I, err)))
+      return s;
+    pf_act_mul(f->act, f->g, f->g, f->u, T * I);
+  }
   if ((s = tap(f, st, PF_TAP_DOWN_PROJ_INPUT, l, f->g, I, err)) ||
       (s = pf_linear(f->g, T, I, w->down_proj, w->down_bias, f->o, f->ws, err)) ||
       (s = tap(f, st, PF_TAP_DOWN_PROJ, l, f->o, f->H, err)) ||
@@ -118,14 +129,24 @@ pf_status pf_fwd_layer_run(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_e
   const int64_t T = st->batch * st->seq;
   pf_status s;
   if ((s = tap(f, st, PF_TAP_LAYER_INPUT, l, f->x, f->H, err))) goto fail;
-  pf_rmsnorm(f->xn, f->x, L->ln1, T, f->H, f->eps);
+  pf_fwd_norm(f, f->xn, f->x, L->ln1, L->ln1_b, T);
   if ((s = tap(f, st, PF_TAP_INPUT_NORM, l, f->xn, f->H, err)) || (s = attention(f, L, st, err)) ||
       (s = tap(f, st, PF_TAP_ATTENTION_OUTPUT, l, f->o, f->H, err)))
     goto fail;
-  residual_add(f->x, f->o, T * f->H);
-  pf_rmsnorm(f->xn, f->x, L->ln2, T, f->H, f->eps);
-  if ((s = mlp(f, l, st, err))) goto fail;
-  residual_add(f->x, f->o, T * f->H);
+  if (L->attn_post) pf_rmsnorm(f->o, f->o, L->attn_post, T, f->H, f->eps);
+  if (f->parallel) { /* GPT-NeoX: x' = x + (mlp(norm2(x)) + attn(norm1(x))) */
+    memcpy(f->a2, f->o, (size_t)(T * f->H) * sizeof *f->a2);
+    pf_fwd_norm(f, f->xn, f->x, L->ln2, L->ln2_b, T);
+    if ((s = mlp(f, l, st, err))) goto fail;
+    residual_add(f->o, f->a2, T * f->H);
+    residual_add(f->x, f->o, T * f->H);
+  } else {
+    residual_add(f->x, f->o, T * f->H);
+    pf_fwd_norm(f, f->xn, f->x, L->ln2, L->ln2_b, T);
+    if ((s = mlp(f, l, st, err))) goto fail;
+    if (L->mlp_post) pf_rmsnorm(f->o, f->o, L->mlp_post, T, f->H, f->eps);
+    residual_add(f->x, f->o, T * f->H);
+  }
   if ((s = tap(f, st, PF_TAP_LAYER_OUTPUT, l, f->x, f->H, err))) goto fail;
   return PF_OK;
 fail:

@@ -111,10 +111,7 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
   }
   d->pos += n;
   if (!logits) return PF_OK;
-  pf_rmsnorm(f->xn, f->x + (n - 1) * f->H, f->final_norm, 1, f->H, f->eps);
-  if ((s = pf_linear(f->xn, 1, f->H, f->head, NULL, logits, f->ws, err)))
-    return pf_err_prefix(err, "lm_head");
-  return PF_OK;
+  return pf_fwd_logits(f, f->x + (n - 1) * f->H, 1, logits, err);
 }
 
 /* ---- greedy generation ---- */

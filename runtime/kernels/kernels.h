@@ -177,6 +177,28 @@ void pf_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t 
  * (out == g or out == u) is allowed. */
 void pf_silu_mul(float *out, const float *g, const float *u, int64_t n);
 
+/* MLP activations (act.c), by Hugging Face ACT2FN name. */
+typedef enum pf_act {
+  PF_ACT_SILU,       /* silu, swish */
+  PF_ACT_GELU_TANH,  /* gelu_new, gelu_pytorch_tanh */
+  PF_ACT_GELU_ERF,   /* gelu (exact) */
+  PF_ACT_GELU_FAST,  /* gelu_fast */
+  PF_ACT_QUICK_GELU, /* quick_gelu */
+  PF_ACT_RELU        /* relu */
+} pf_act;
+/* PF_ERR_UNSUPPORTED naming the accepted names for anything else. */
+pf_status pf_act_parse(const char *name, pf_act *out, pf_err *err);
+/* x[i] = act(x[i]) in place. */
+void pf_act_apply(pf_act a, float *x, int64_t n);
+/* out[i] = act(g[i]) * u[i] (GLU); in place (out == g or u) allowed. */
+void pf_act_mul(pf_act a, float *out, const float *g, const float *u, int64_t n);
+/* LayerNorm of `rows` rows of n: (x - mean) / sqrt(var + eps) * w + b (biased
+ * variance; b may be NULL). y may equal x. */
+void pf_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows,
+                  int64_t n, float eps);
+/* x = cap * tanh(x / cap) (Gemma 2/3 soft-caps; three float operations as HF). */
+void pf_softcap(float *x, int64_t n, float cap);
+
 /* In-place softmax of one row x[n] (max-subtracted; -INFINITY entries give 0; at
  * least one entry must be finite). */
 void pf_softmax_row(float *x, int64_t n);

@@ -355,8 +355,14 @@ static void print_analyze(const pf_value *r, const char *path) {
   printf("Total parameters: %s\n", fmt_thousands(pf_map_int(r, "total_parameters", 0), a, sizeof a));
   printf("Number of layers: %lld\n", (long long)pf_map_int(r, "num_layers", 0));
   int glu = pf_map_bool(r, "glu_compatible", 0);
+  const char *mlp = pf_map_str(r, "mlp", "");
+  if (!glu) /* (GLU models: exactly OptiPFair's lines) */
+    printf("Architecture: %s (model_type %s)\n", pf_map_str(r, "family", ""),
+           pf_map_str(r, "model_type", ""));
   printf("Compatible with GLU pruning: %s\n", glu ? "True" : "False");
-  if (!glu) return;
+  if (!glu && strcmp(mlp, "plain") == 0)
+    printf("MLP: plain (fc_in, activation, fc_out); prune neurons with --pruning-type MLP\n");
+  if (!glu && strcmp(mlp, "plain") != 0) return;
   double ratio = pf_map_num(r, "expansion_ratio", 0);
   printf("Hidden size: %lld\n", (long long)pf_map_int(r, "hidden_size", 0));
   printf("Intermediate size: %lld\n", (long long)pf_map_int(r, "intermediate_size", 0));

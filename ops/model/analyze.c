@@ -6,6 +6,9 @@
  * up row and a down column, (I - I') * (2H + down.out) = 3H per neuron.
  * OptiPFair counts (I - I') * (H + down.out) = 2H per neuron and so
  * underestimates by a third; this is one of pfrun's documented differences.
+ * A plain (non-GLU) MLP (GPT-2, GPT-NeoX) is reported as such, with the same
+ * details and estimates for pruning type MLP: an fc_in row, its bias and an fc_out
+ * column, 2H + 1 per neuron.
  */
 #include "op.h"
 
@@ -36,10 +39,10 @@ static pf_value *distribution(const pf_layer *l) {
   return d;
 }
 
-static pf_value *estimate(int p, double I, double H, double down_out, int64_t L, int64_t total) {
+static pf_value *estimate(int p, double I, double H, double per_neuron, int64_t L, int64_t total) {
   double ni = I * (1.0 - p / 100.0);
   double ratio = ni / H;
-  double reduction = (I - ni) * (2.0 * H + down_out);
+  double reduction = (I - ni) * per_neuron;
   pf_value *e = pf_value_map();
   if (e && (pf_map_set_int(e, "percentage", p) || pf_map_set_num(e, "new_expansion_ratio", ratio) ||
             pf_map_set_num(e, "new_expansion_percent", ratio * 100.0) ||
@@ -51,10 +54,14 @@ static pf_value *estimate(int p, double I, double H, double down_out, int64_t L,
   return e;
 }
 
-static pf_status add_glu_details(const pf_model *m, int64_t total, pf_value *r) {
+/* MLP details of layer 0: GLU (gate + up rows, a down column per neuron) or plain
+ * (an fc_in row and bias element, an fc_out column). */
+static pf_status add_mlp_details(const pf_model *m, int64_t total, pf_value *r) {
   const pf_layer *l0 = &m->layers[0];
-  const int64_t H = l0->gate_proj->shape[1], I = l0->gate_proj->shape[0];
+  const int64_t H = l0->up_proj->shape[1], I = l0->up_proj->shape[0];
   const int64_t down_out = l0->down_proj->shape[0];
+  const double per_neuron = l0->gate_proj ? 2.0 * (double)H + (double)down_out
+                                          : (double)H + (double)down_out + (l0->up_bias ? 1 : 0);
   pf_status st = pf_map_set_int(r, "hidden_size", H);
   if (!st) st = pf_map_set_int(r, "intermediate_size", I);
   if (!st) st = pf_map_set_num(r, "expansion_ratio", (double)I / (double)H);
@@ -62,7 +69,7 @@ static pf_status add_glu_details(const pf_model *m, int64_t total, pf_value *r) 
   pf_value *est = st ? NULL : pf_value_list();
   if (!st && !est) st = PF_ERR_NOMEM;
   for (int p = 10; !st && p <= 50; p += 10)
-    st = pf_list_push(est, estimate(p, (double)I, (double)H, (double)down_out, m->n_layers, total));
+    st = pf_list_push(est, estimate(p, (double)I, (double)H, per_neuron, m->n_layers, total));
   if (!st)
     st = pf_map_set(r, "estimates", est);
   else
@@ -79,10 +86,20 @@ static pf_status analyze_run(const pf_op *op, const pf_value *params, pf_value *
   pf_value *r = pf_value_map();
   pf_status st = r ? PF_OK : PF_ERR_NOMEM;
   if (!st) st = pf_map_set_int(r, "total_parameters", total);
+  const pf_arch *arch = m->config.arch ? m->config.arch : pf_arch_default();
+  const int plain = m->n_layers > 0 && !m->layers[0].gate_proj && m->layers[0].up_proj &&
+                    m->layers[0].down_proj;
   if (!st) st = pf_map_set_int(r, "num_layers", m->n_layers);
+  if (!st) st = pf_map_set_str(r, "model_type", m->config.model_type);
+  if (!st) st = pf_map_set_str(r, "family", arch->family);
+  if (!st) st = pf_map_set_str(r, "mlp", glu ? "GLU" : plain ? "plain" : "unknown");
   if (!st) st = pf_map_set_bool(r, "glu_compatible", glu);
-  if (!st && !glu) st = pf_map_set_str(r, "reason", why);
-  if (!st && glu) st = add_glu_details(m, total, r);
+  if (!st && !glu)
+    st = pf_map_set_str(r, "reason",
+                        plain ? "plain MLP (fc_in, activation, fc_out), not a GLU MLP: prune its "
+                                "neurons with pruning type MLP"
+                              : why);
+  if (!st && (glu || plain)) st = add_mlp_details(m, total, r);
   if (st) {
     pf_value_release(r);
     return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -98,10 +115,12 @@ const pf_op pf_op_analyze = {
                "estimates",
     .params = analyze_params,
     .n_params = sizeof analyze_params / sizeof analyze_params[0],
-    .returns = "{total_parameters, num_layers, glu_compatible, [reason], hidden_size, "
+    .returns = "{total_parameters, num_layers, model_type, family, mlp (GLU|plain), "
+               "glu_compatible, [reason], hidden_size, "
                "intermediate_size, expansion_ratio, distribution {attention, mlp, other: {count, "
                "percent}}, estimates [{percentage, new_expansion_ratio, new_expansion_percent, "
                "estimated_reduction_percent}] for 10..50 %; the estimate counts gate + up + down "
-               "(3*H per neuron), OptiPFair's counts 2*H}",
+               "(3*H per neuron; plain MLPs fc_in + bias + fc_out, 2*H+1), OptiPFair's counts "
+               "2*H}",
     .run = analyze_run,
 };

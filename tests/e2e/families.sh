@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End-to-end: the model families beyond LLaMA (Gemma 1/2/3, Phi-3, GPT-2, GPT-NeoX) through
+# the real binary on their synthetic presets: the family recipes, analyze, width and depth
+# pruning from the command line (checkpoints re-read: names, fused shapes, config keys).
+source "$(dirname "$0")/lib.bash"
+CAL="$SRC/recipes/data/calib.txt"
+EV="$SRC/recipes/data/eval.txt"
+py() { /usr/bin/python3 - "$@"; }
+# keys/shapes of a saved checkpoint, printed as "name shape" lines and config lines
+inspect() {
+  py "$1" <<'PY'
+import json, struct, sys
+d = sys.argv[1]
+b = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+for k, v in sorted(json.loads(b[8:8 + n]).items()):
+    if k != "__metadata__":
+        print(k, "x".join(map(str, v["shape"])))
+for k, v in sorted(json.load(open(d + "/config.json")).items()):
+    print("config", k, json.dumps(v))
+PY
+}
+
+expect_ok "gemma_width_bias recipe (gemma2)" "$SRC/recipes/gemma_width_bias.yaml" --set output_dir="$WORK/g2" --quiet
+check "gemma2 checkpoint keeps the sandwich norms" grep -q "pre_feedforward_layernorm" <(inspect "$WORK/g2/checkpoint")
+check "gemma2 report" test -s "$WORK/g2/report.pdf"
+check "gemma2 bias metrics before/after" grep -q '"after"' "$WORK/g2/results.json"
+check "gemma2 width 176 -> 128 (20 %, divisor 32)" grep -q 'config intermediate_size 128' <(inspect "$WORK/g2/checkpoint")
+expect_ok "gemma_width_bias recipe (gemma3)" "$SRC/recipes/gemma_width_bias.yaml" --set model=synthetic:gemma3-tiny --set output_dir="$WORK/g3" --quiet
+check "gemma3 checkpoint has q/k norms" grep -q "self_attn.q_norm.weight" <(inspect "$WORK/g3/checkpoint")
+expect_ok "gemma_width_bias recipe (phi3)" "$SRC/recipes/gemma_width_bias.yaml" --set model=synthetic:phi3-tiny --set output_dir="$WORK/p3" --quiet
+check "phi3 gate_up_proj sliced in both halves" grep -q "model.layers.0.mlp.gate_up_proj.weight 256x64" <(inspect "$WORK/p3/checkpoint")
+check "phi3 qkv_proj unchanged" grep -q "model.layers.0.self_attn.qkv_proj.weight 128x64" <(inspect "$WORK/p3/checkpoint")
+expect_ok "gpt2_depth recipe (gpt2)" "$SRC/recipes/gpt2_depth.yaml" --set output_dir="$WORK/gd" --quiet
+check "gpt2 n_layer 3" grep -q 'config n_layer 3' <(inspect "$WORK/gd/checkpoint")
+check "gpt2 names kept, renumbered" grep -q "transformer.h.2.attn.c_attn.weight 64x192" <(inspect "$WORK/gd/checkpoint")
+check "gpt2 no block 3" bash -c "! grep -q 'transformer.h.3.' <(cat)" < <(inspect "$WORK/gd/checkpoint")
+check "gpt2 perplexity" grep -q '"perplexity"' "$WORK/gd/results.json"
+expect_ok "gpt2_depth recipe (neox)" "$SRC/recipes/gpt2_depth.yaml" --set model=synthetic:neox-tiny --set output_dir="$WORK/nd" --quiet
+check "neox num_hidden_layers 3" grep -q 'config num_hidden_layers 3' <(inspect "$WORK/nd/checkpoint")
+check "neox fused qkv kept" grep -q "gpt_neox.layers.2.attention.query_key_value.weight 192x64" <(inspect "$WORK/nd/checkpoint")
+
+# depth pruning keeps each kept Gemma 3 layer's attention type (pattern 2: full at 1, 3)
+expect_ok "gemma3 depth" prune --model-path synthetic:gemma3-tiny --output-path "$WORK/g3d" --pruning-type DEPTH --layer-indices 0,2 --quiet
+check "gemma3 layer_types of the kept layers" grep -q 'config layer_types \["full_attention", "full_attention"\]' <(inspect "$WORK/g3d")
+expect_ok "gemma3 depth-pruned reloads and runs" eval --model-path "$WORK/g3d" --data "$EV" --max-length 32 --samples 2 --quiet
+
+expect_ok "analyze gpt2" analyze --model-path synthetic:gpt2-tiny
+expect_in "analyze says plain MLP" "MLP: plain (fc_in, activation, fc_out)"
+expect_in "analyze names the family" "Architecture: GPT-2 (model_type gpt2)"
+expect_fail "GLU pruning of a plain MLP" "not compatible with GLU pruning" prune --model-path synthetic:gpt2-tiny --output-path "$WORK/x"
+for m in gemma-tiny phi3-tiny neox-tiny; do
+  expect_ok "$m importance" importance --model-path synthetic:$m --data "$CAL" --max-length 32 --samples 4 --quiet
+  expect_ok "$m generate" generate --model-path synthetic:$m --prompt "the cat" --max-new-tokens 4 --quiet
+done
+expect_ok "gpt2 bias" bias --model-path synthetic:gpt2-tiny --visualizations mean_diff --layers 0 --output-dir "$WORK/gb" --quiet
+check "gpt2 bias taps attention output" grep -q 'attention_output_layer_0' "$WORK/gb/bias_metrics.json"
+check "gpt2 bias has no gate_proj tap" bash -c "! grep -q 'gate_proj_layer' '$WORK/gb/bias_metrics.json'"
+finish

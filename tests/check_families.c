@@ -18,12 +18,15 @@
 #include <string.h>
 
 #include "arch.h"
+#include "calibration.h"
+#include "dataset.h"
 #include "forward.h"
 #include "golden/families_golden.h"
 #include "goldutil.h"
 #include "kernels/kernels.h"
 #include "model.h"
 #include "testutil.h"
+#include "tokenizer.h"
 
 static pf_model *load_dir(const char *dir) {
   pf_model *m = NULL;
@@ -81,12 +84,157 @@ START_TEST(test_save_round_trip) {
 }
 END_TEST
 
+/* Depth pruning: layer 1 removed, saved, re-loaded: the logits equal the
+ * reference's with layer 1 skipped (Gemma 2/3 keep each layer's attention type
+ * through the written layer_types). */
+START_TEST(test_depth_pruned) {
+  const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  for (size_t i = 0; i < sizeof g_family_extras / sizeof g_family_extras[0]; i++) {
+    char *dir = pf_test_synth(g_family_extras[i].preset, 11, NULL);
+    pf_model *m = load_dir(dir), *d = NULL;
+    pf_err err = {0};
+    ck_assert_int_eq(pf_model_derive(m, &d, &err), PF_OK);
+    ck_assert_int_eq(pf_model_remove_layer(d, 1, &err), PF_OK);
+    check_golden_tol(d, g_family_extras[i].depth, 1e-5, 1e-4); /* in memory */
+    char *out = pf_test_tmpdir("family-depth"), path[2048];
+    snprintf(path, sizeof path, "%s/ckpt", out);
+    ck_assert_msg(pf_model_save(d, path, NULL, 0, NULL, &err) == PF_OK, "%s", err.msg);
+    pf_model *r = load_dir(path);
+    ck_assert_int_eq(r->n_layers, m->n_layers - 1);
+    check_golden_tol(r, g_family_extras[i].depth, 1e-5, 1e-4); /* saved and re-loaded */
+    pf_model_release(r);
+    pf_model_release(d);
+    pf_model_release(m);
+    pf_test_rmtree(out);
+    free(out);
+    pf_test_synth_free(dir);
+  }
+  pf_kernels_set_matmul(prev);
+}
+END_TEST
+
+/* Layer importance (padding excluded) and calibration norms through the calibrate
+ * path (dataset, batches of 2) against the reference. */
+START_TEST(test_importance_and_norms) {
+  const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  char text[4096];
+  snprintf(text, sizeof text, "%s/tests/golden/families_text.jsonl", PF_SOURCE_DIR);
+  for (size_t i = 0; i < sizeof g_family_extras / sizeof g_family_extras[0]; i++) {
+    char *dir = pf_test_synth(g_family_extras[i].preset, 11, NULL);
+    pf_model *m = load_dir(dir);
+    pf_err err = {0};
+    pf_tokenizer *tok = NULL;
+    pf_dataset *ds = NULL;
+    ck_assert_msg(pf_tokenizer_load(dir, &tok, &err) == PF_OK, "%s", err.msg);
+    pf_data_opts o = pf_data_opts_default();
+    o.data = text;
+    o.batch_size = 2;
+    o.max_length = 64;
+    ck_assert_msg(pf_dataset_load(&o, tok, &ds, &err) == PF_OK, "%s", err.msg);
+    ck_assert_int_eq(pf_dataset_batch_count(ds), 2);
+    for (int64_t bi = 0; bi < 2; bi++) { /* the reference's ids */
+      pf_batch b;
+      ck_assert_int_eq(pf_dataset_batch(ds, bi, &b, &err), PF_OK);
+      for (int64_t r = 0; r < b.batch; r++)
+        for (int64_t s = 0; s < b.seq && b.mask[r * b.seq + s]; s++)
+          ck_assert_int_eq(b.ids[r * b.seq + s], g_family_text_ids[2 * bi + r][s]);
+    }
+    pf_calibration c = {0};
+    ck_assert_msg(pf_calibration_run(m, ds, NULL, 1, 1, &c, NULL, &err) == PF_OK, "%s", err.msg);
+    double worst_imp = 0, worst_norm = 0;
+    size_t k = 0;
+    for (int64_t l = 0; l < m->n_layers; l++) {
+      double d = fabs(c.importance[l] - g_family_extras[i].importance[l]);
+      worst_imp = d > worst_imp ? d : worst_imp;
+      for (int64_t j = 0; j < c.widths[l]; j++, k++) {
+        double ref = g_family_extras[i].norms[k];
+        double e = fabs(c.norms[l][j] - ref) / (fabs(ref) > 1e-3 ? fabs(ref) : 1e-3);
+        worst_norm = e > worst_norm ? e : worst_norm;
+      }
+    }
+    fprintf(stderr, "%s: importance max |a-b| = %.2e, norms max rel = %.2e\n",
+            g_family_extras[i].preset, worst_imp, worst_norm);
+    ck_assert_msg(worst_imp <= 1e-5, "%s importance off by %g", g_family_extras[i].preset,
+                  worst_imp);
+    ck_assert_msg(worst_norm <= 1e-4, "%s norms off by %g", g_family_extras[i].preset, worst_norm);
+    pf_calibration_free(&c);
+    pf_dataset_free(ds);
+    pf_tokenizer_free(tok);
+    pf_model_release(m);
+    pf_test_synth_free(dir);
+  }
+  pf_kernels_set_matmul(prev);
+}
+END_TEST
+
+typedef struct tap_grab {
+  pf_tap_point point;
+  double *out; /* [positions, PF_FAMILY_TAP_CH] of row 0 */
+  int64_t positions;
+  int seen;
+} tap_grab;
+
+static pf_status grab(void *ud, const pf_tap_event *ev, pf_err *err) {
+  tap_grab *g = ud;
+  (void)err;
+  if (ev->point != g->point || ev->layer != PF_FAMILY_TAP_LAYER) return PF_OK;
+  for (int64_t s = 0; s < g->positions; s++)
+    for (int c = 0; c < PF_FAMILY_TAP_CH; c++)
+      g->out[s * PF_FAMILY_TAP_CH + c] = ev->data[s * ev->width + c];
+  g->seen = 1;
+  return PF_OK;
+}
+
+/* The bias-analysis taps (OptiPFair's names) hold what the reference computes at
+ * those points: the attention pre-norm output, the attention block output, the MLP
+ * output, the output projection's input. */
+START_TEST(test_taps) {
+  const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  const pf_golden_case *g = g_family_cases[0].g; /* the batch every case uses */
+  int64_t S0 = 0;
+  while (S0 < g->seq && g->mask[S0])
+    S0++;
+  double got[64 * PF_FAMILY_TAP_CH];
+  for (size_t i = 0; i < sizeof g_family_extras / sizeof g_family_extras[0]; i++) {
+    char *dir = pf_test_synth(g_family_extras[i].preset, 11, NULL);
+    pf_model *m = load_dir(dir);
+    for (size_t t = 0; t < sizeof g_family_taps / sizeof g_family_taps[0]; t++) {
+      pf_err err = {0};
+      tap_grab gr = {.out = got, .positions = S0};
+      ck_assert_int_eq(pf_tap_parse(g_family_taps[t], &gr.point, &err), PF_OK);
+      pf_taps taps = {.points = 1u << gr.point, .fn = grab, .user_data = &gr};
+      pf_forward *f = NULL;
+      ck_assert_msg(pf_forward_new(m, &f, &err) == PF_OK, "%s", err.msg);
+      pf_batch b = {.batch = g->batch, .seq = g->seq, .ids = g->ids, .mask = g->mask};
+      ck_assert_msg(pf_forward_run(f, &b, &taps, NULL, NULL, NULL, &err) == PF_OK, "%s", err.msg);
+      pf_forward_free(f);
+      ck_assert_msg(gr.seen, "%s: tap %s did not fire", g_family_extras[i].preset,
+                    g_family_taps[t]);
+      const double *ref = g_family_extras[i].taps + t * S0 * PF_FAMILY_TAP_CH;
+      double mx = 0, mref = 0;
+      for (int64_t k = 0; k < S0 * PF_FAMILY_TAP_CH; k++) {
+        mx = fabs(got[k] - ref[k]) > mx ? fabs(got[k] - ref[k]) : mx;
+        mref = fabs(ref[k]) > mref ? fabs(ref[k]) : mref;
+      }
+      ck_assert_msg(mx <= 1e-5 * mref, "%s tap %s: max|a-b| %g of max %g",
+                    g_family_extras[i].preset, g_family_taps[t], mx, mref);
+    }
+    pf_model_release(m);
+    pf_test_synth_free(dir);
+  }
+  pf_kernels_set_matmul(prev);
+}
+END_TEST
+
 static Suite *families_suite(void) {
   Suite *s = suite_create("families");
   TCase *tc = tcase_create("families");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_golden_logits);
   tcase_add_test(tc, test_save_round_trip);
+  tcase_add_test(tc, test_depth_pruned);
+  tcase_add_test(tc, test_importance_and_norms);
+  tcase_add_test(tc, test_taps);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -28,6 +28,43 @@ ROWS = [[1, 17, 250, 3, 99, 318, 42, 7, 160, 200, 11, 64], [1, 300, 5, 77, 123, 
 PRESETS = ["gemma-tiny", "gemma2-tiny", "gemma3-tiny", "phi3-tiny", "gpt2-tiny", "neox-tiny"]
 BF16 = ["gemma2-tiny", "phi3-tiny"]
 METHODS = ["MAW", "VOW", "PON", "L2"]
+# tests/golden/families_text.jsonl as `pfrun tokenize` gives it for the synthetic presets'
+# tokenizer (the tokenizer is checked against Hugging Face's separately; check_families
+# asserts that its dataset holds exactly these ids). Batches of 2 in file order.
+TEXT_IDS = [
+    [1, 87, 260, 278, 282, 271, 282, 35, 266, 268, 287, 282, 49],
+    [1, 68, 35, 116, 120, 108, 102, 110, 277, 117, 114, 122, 113, 281, 114, 123, 35, 109, 120,
+     112, 115, 118, 273, 121, 263, 268, 35, 111, 100, 125, 124, 35, 103, 114, 106, 47, 259, 122,
+     108, 102, 104, 49],
+    [1, 75, 104, 288, 114, 272, 284, 111, 103],
+    [1, 83, 117, 120, 113, 280, 35, 110, 104, 104, 115, 118, 268, 275, 112, 115, 284, 119, 264,
+     119, 35, 113, 104, 120, 117, 266, 118, 35, 264, 103, 35, 267, 112, 114, 121, 286, 268, 273,
+     119, 260, 117, 118, 49],
+]
+TAPS = ["input_norm", "attention_output", "mlp_output", "down_proj_input"]
+TAP_LAYER, TAP_CH = 1, 8
+
+
+def padded(rows):
+    S = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), S), dtype=np.int64)
+    mask = np.zeros((len(rows), S), dtype=np.int64)
+    for b, r in enumerate(rows):
+        ids[b, :len(r)] = r
+        mask[b, :len(r)] = 1
+    return ids, mask
+
+
+def calibration_norms(model, batches):
+    """X_j per layer: per batch the L2 norm of the down_proj input over the real
+    positions, summed over batches (pfrun's calibrate: padding excluded)."""
+    out = None
+    for ids, mask in batches:
+        dpi = model.forward(ids, mask)["down_proj_input"]
+        per = [np.sqrt(((a * a) * mask[:, :, None]).sum(axis=(0, 1))) for a in dpi]
+        out = per if out is None else [o + p for o, p in zip(out, per)]
+    return out
+
 
 
 class Adapter:
@@ -39,6 +76,15 @@ class Adapter:
         return self.m.logits(ids, mask)
 
 
+class Skip(Adapter):
+    def __init__(self, m, skip):
+        super().__init__(m)
+        self.skip = skip
+
+    def logits(self, ids, mask):
+        return self.m.logits(ids, mask, skip_layers=self.skip)
+
+
 def cname(preset, dt="f32"):
     return "g_" + preset.replace("-tiny", "").replace("-", "_") + ("" if dt == "f32" else "_" + dt)
 
@@ -46,7 +92,7 @@ def cname(preset, dt="f32"):
 def main():
     cache, out = sys.argv[1], sys.argv[2]
     path = os.path.join(out, "families_golden.h")
-    cases, scores = [], []
+    cases, scores, extras = [], [], []
 
     def body():
         for p in PRESETS:
@@ -55,6 +101,23 @@ def main():
                 lr.emit_case(cname(p, dt), Adapter(m), ROWS)
                 cases.append((p, dt, cname(p, dt)))
             m = fr.load(os.path.join(cache, "%s-s11-f32" % p))
+            lr.emit_case(cname(p) + "_depth", Skip(m, (1,)), ROWS)
+            batches = [padded(TEXT_IDS[0:2]), padded(TEXT_IDS[2:4])]
+            imp = fr.layer_importance(m, batches)
+            norms = calibration_norms(m, batches)
+            ids, mask = padded(ROWS)
+            fw = m.forward(ids, mask)
+            taps = []
+            for t in TAPS:
+                a = fw[t][TAP_LAYER]
+                taps += [float(a[0, s, c]) for s in range(len(ROWS[0])) for c in range(TAP_CH)]
+            n = cname(p)
+            print("static const double %s_importance[] = {\n%s\n};" % (n, lr.c_floats(imp)))
+            print("static const double %s_norms[] = { /* [layers, I] */\n%s\n};"
+                  % (n, lr.c_floats([float(v) for l in norms for v in l])))
+            print("static const double %s_taps[] = { /* [tap, position, channel] */\n%s\n};"
+                  % (n, lr.c_floats(taps)))
+            extras.append((p, n))
             for meth in METHODS:
                 per = fr.neuron_scores(m, meth)
                 flat = [float(v) for layer in per for v in layer]
@@ -66,6 +129,22 @@ def main():
               "} g_family_cases[] = {")
         for p, dt, n in cases:
             print("    {\"%s\", \"%s\", &%s}," % (p, dt, n))
+        print("};")
+        print("/* per f32 preset: logits with layer %d removed (g_*_depth), layer importance and"
+              " calibration norms over tests/golden/families_text.jsonl in batches of 2, and"
+              " taps %s of layer %d, row 0, first %d channels */" % (1, ", ".join(TAPS),
+                                                                     TAP_LAYER, TAP_CH))
+        print("static const struct {\n  const char *preset;\n  const pf_golden_case *depth;\n"
+              "  const double *importance, *norms, *taps;\n} g_family_extras[] = {")
+        for p, n in extras:
+            print("    {\"%s\", &%s_depth, %s_importance, %s_norms, %s_taps}," % (p, n, n, n, n))
+        print("};")
+        print("#define PF_FAMILY_TAP_LAYER %d\n#define PF_FAMILY_TAP_CH %d" % (TAP_LAYER, TAP_CH))
+        print("static const char *const g_family_taps[] = {%s};"
+              % ", ".join('"%s"' % t for t in TAPS))
+        print("static const int32_t g_family_text_ids[][48] = {")
+        for r in TEXT_IDS:
+            print("    {%s}," % ", ".join(str(v) for v in r))
         print("};")
         print("static const struct {\n  const char *preset, *method;\n  const double *scores;\n"
               "  int layers, width;\n} g_family_scores[] = {")

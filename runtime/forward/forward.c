@@ -212,7 +212,10 @@ static pf_status init_rope(pf_forward *f, pf_err *err) {
   const int64_t first = f->max_pos < 1024 ? f->max_pos : 1024;
   if (f->arch->pos != PF_POS_ROPE) return PF_OK;
   if ((s = pf_config_rope_params(c, &f->rope_params, err)) ||
-      (s = pf_rope_table_new(&f->rope_params, first, &f->rope, err)))
+      (s = pf_rope_table_new(&f->rope_params, first, &f->rope, err)) ||
+      (s = pf_config_rope_long(c, &f->rope_long_params, &f->long_after, err)) ||
+      (f->long_after > 0 &&
+       (s = pf_rope_table_new(&f->rope_long_params, first, &f->rope_long, err))))
     return s;
   for (int64_t i = 0; i < f->n_layers; i++) {
     pf_rope_params p;
@@ -297,6 +300,7 @@ void pf_forward_free(pf_forward *f) {
   free(f->final_norm);
   free(f->final_norm_b);
   pf_rope_table_free(f->rope_local);
+  pf_rope_table_free(f->rope_long);
   free_buffers(f);
   free(f->len);
   free(f->logits);
@@ -368,6 +372,17 @@ pf_status pf_fwd_reserve(pf_forward *f, int64_t tokens, int64_t batch, int64_t k
     f->len = len;
     f->cap_batch = batch;
   }
+  if (f->rope_long) { /* longrope: transformers picks the factors by the call's length */
+    if (keys > f->rope_long->max_pos) {
+      int64_t want = f->rope_long->max_pos * 2 > keys ? f->rope_long->max_pos * 2 : keys;
+      pf_rope_table *t = NULL;
+      if ((s = pf_rope_table_new(&f->rope_long_params, want > f->max_pos ? f->max_pos : want, &t,
+                                 err)))
+        return s;
+      pf_rope_table_free(f->rope_long);
+      f->rope_long = t;
+    }
+  }
   if (f->rope && keys > f->rope->max_pos) {
     int64_t want = f->rope->max_pos * 2 > keys ? f->rope->max_pos * 2 : keys;
     if (want > f->max_pos) want = f->max_pos;
@@ -384,6 +399,9 @@ pf_status pf_fwd_reserve(pf_forward *f, int64_t tokens, int64_t batch, int64_t k
     f->rope = t;
     f->rope_local = tl;
   }
+  if (f->rope_long)
+    for (int64_t i = 0; i < f->n_layers; i++)
+      f->layers[i].rope = keys > f->long_after ? f->rope_long : f->rope;
   return PF_OK;
 }
 

@@ -50,6 +50,9 @@ struct pf_forward {
                             positions */
   pf_rope_params rope_local_params; /* Gemma 3 sliding layers */
   pf_rope_table *rope_local;        /* NULL unless some layer uses it */
+  pf_rope_params rope_long_params;  /* longrope: the long_factor table, used by every layer */
+  pf_rope_table *rope_long;         /* for calls whose length exceeds long_after; else NULL */
+  int64_t long_after;
   pf_fwd_layer *layers;  /* [n_layers] */
   float *final_norm;     /* [H] */
   float *final_norm_b;   /* [H] or NULL */

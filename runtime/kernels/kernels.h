@@ -219,7 +219,10 @@ void pf_axpy(float *y, float alpha, const float *x, int64_t n);
 typedef enum pf_rope_type {
   PF_ROPE_DEFAULT = 0, /* rope_scaling absent or rope_type "default" */
   PF_ROPE_LINEAR = 1,  /* inv_freq / factor */
-  PF_ROPE_LLAMA3 = 2   /* transformers _compute_llama3_parameters */
+  PF_ROPE_LLAMA3 = 2,  /* transformers _compute_llama3_parameters */
+  PF_ROPE_YARN = 3,    /* _compute_yarn_parameters (Qwen2.5 long context) */
+  PF_ROPE_LONGROPE = 4 /* _compute_longrope_parameters (Phi-3.5, Phi-4-mini): one table per
+                          factor list, the forward picks by sequence length */
 } pf_rope_type;
 
 /* Names copy config.json: rope_theta, head_dim and the rope_scaling keys. */
@@ -234,13 +237,19 @@ typedef struct pf_rope_params {
   int64_t rotary_dim; /* partial rotary (Phi-3, GPT-NeoX): only the first rotary_dim
                          features of each head rotate, halves rotary_dim/2 apart, and
                          inv_freq uses rotary_dim; 0 = head_dim (full rotary) */
+  double attention_factor;  /* yarn, longrope: cos and sin are multiplied by it; 0 = 1 */
+  double beta_fast, beta_slow; /* yarn (0 = 32 and 1) */
+  int64_t max_position_embeddings; /* yarn: the correction range's context length */
+  const double *ext_factors; /* longrope: [rotary width / 2] (borrowed), inv_freq[j] =
+                                1 / (ext[j] * theta^(2j/d)) */
 } pf_rope_params;
 
 /* Defaults: type default, theta 10000, head_dim 128; factor, low/high_freq_factor and
  * original_max_position_embeddings hold Llama 3.1's rope_scaling (8, 1, 4, 8192), so
  * they only matter once rope_type is changed. */
 pf_rope_params pf_rope_default_params(void);
-/* "default", "linear", "llama3" -> type; PF_ERR_UNSUPPORTED for others. */
+/* "default", "linear", "llama3", "yarn", "longrope" (and the legacy "su") -> type;
+ * PF_ERR_UNSUPPORTED naming the accepted ones for others. */
 pf_status pf_rope_type_parse(const char *s, pf_rope_type *out, pf_err *err);
 
 /* inv_freq[rotary width/2] as transformers computes it (float32 arithmetic). */

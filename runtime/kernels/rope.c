@@ -23,7 +23,7 @@
 
 pf_rope_params pf_rope_default_params(void) {
   /* factor .. original_max_position_embeddings: Llama 3.1's rope_scaling */
-  pf_rope_params p = {PF_ROPE_DEFAULT, 10000.0, 128, 8.0, 1.0, 4.0, 8192, 0};
+  pf_rope_params p = {PF_ROPE_DEFAULT, 10000.0, 128, 8.0, 1.0, 4.0, 8192, 0, 0, 0, 0, 0, NULL};
   return p;
 }
 
@@ -34,9 +34,14 @@ pf_status pf_rope_type_parse(const char *s, pf_rope_type *out, pf_err *err) {
     *out = PF_ROPE_LINEAR;
   else if (strcasecmp(s, "llama3") == 0)
     *out = PF_ROPE_LLAMA3;
+  else if (strcasecmp(s, "yarn") == 0)
+    *out = PF_ROPE_YARN;
+  else if (strcasecmp(s, "longrope") == 0 || strcasecmp(s, "su") == 0)
+    *out = PF_ROPE_LONGROPE; /* (Phi3Config renames the legacy "su") */
   else
     return pf_err_set(err, PF_ERR_UNSUPPORTED,
-                      "rope_scaling.rope_type: expected one of default, linear, llama3, got '%s'",
+                      "rope_scaling.rope_type: expected one of default, linear, llama3, yarn, "
+                      "longrope, got '%s'",
                       s);
   return PF_OK;
 }
@@ -55,7 +60,11 @@ static pf_status check_params(const pf_rope_params *p, pf_err *err) {
                       (long long)p->head_dim, (long long)p->rotary_dim);
   if (!(p->rope_theta > 0.0))
     return pf_err_set(err, PF_ERR_INVALID, "rope: expected rope_theta > 0, got %g", p->rope_theta);
-  if (p->rope_type != PF_ROPE_DEFAULT && !(p->factor > 0.0))
+  if (p->rope_type == PF_ROPE_LONGROPE && !p->ext_factors)
+    return pf_err_set(err, PF_ERR_INVALID, "rope_scaling (longrope): expected the factor lists");
+  if (p->rope_type == PF_ROPE_YARN && p->max_position_embeddings <= 0)
+    return pf_err_set(err, PF_ERR_INVALID, "rope_scaling (yarn): expected max_position_embeddings");
+  if (p->rope_type != PF_ROPE_DEFAULT && p->rope_type != PF_ROPE_LONGROPE && !(p->factor > 0.0))
     return pf_err_set(err, PF_ERR_INVALID, "rope_scaling.factor: expected > 0, got %g", p->factor);
   if (p->rope_type == PF_ROPE_LLAMA3) {
     if (!(p->low_freq_factor > 0.0) || !(p->high_freq_factor > p->low_freq_factor))
@@ -68,10 +77,41 @@ static pf_status check_params(const pf_rope_params *p, pf_err *err) {
                         "rope_scaling.original_max_position_embeddings: expected > 0, got %lld",
                         (long long)p->original_max_position_embeddings);
   }
-  if (p->rope_type != PF_ROPE_DEFAULT && p->rope_type != PF_ROPE_LINEAR &&
-      p->rope_type != PF_ROPE_LLAMA3)
+  if (p->rope_type < PF_ROPE_DEFAULT || p->rope_type > PF_ROPE_LONGROPE)
     return pf_err_set(err, PF_ERR_INVALID, "rope: unknown rope_type %d", (int)p->rope_type);
   return PF_OK;
+}
+
+/* transformers' _compute_yarn_parameters (4.4x): the correction range [low, high]
+ * in double (floor / ceil, clamped to [0, d-1]), a float32 linear ramp over the
+ * d/2 frequencies, and a blend of the interpolated (1 / (factor * base^(2j/d)))
+ * and extrapolated (1 / base^(2j/d)) frequencies. */
+static double yarn_dim(double rotations, double d, double base, double ctx) {
+  return d * log(ctx / (rotations * 2.0 * M_PI)) / (2.0 * log(base));
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off")))
+#endif
+static void
+yarn_inv_freq(const pf_rope_params *p, int64_t half, float dim, float base, float *inv) {
+  const double d = (double)dim, ctx = (double)p->max_position_embeddings;
+  const double fast = p->beta_fast > 0 ? p->beta_fast : 32.0;
+  const double slow = p->beta_slow > 0 ? p->beta_slow : 1.0;
+  double low = floor(yarn_dim(fast, d, p->rope_theta, ctx));
+  double high = ceil(yarn_dim(slow, d, p->rope_theta, ctx));
+  low = low < 0 ? 0 : low;
+  high = high > d - 1 ? d - 1 : high;
+  if (low == high) high += 0.001;
+  const float factor = (float)p->factor;
+  for (int64_t i = 0; i < half; i++) {
+    const float pos = powf(base, (float)(2 * i) / dim);
+    const float extra = 1.0f / pos, inter = 1.0f / (factor * pos);
+    float ramp = ((float)i - (float)low) / ((float)high - (float)low);
+    ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
+    const float ef = 1.0f - ramp;
+    inv[i] = inter * (1.0f - ef) + extra * ef;
+  }
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -86,6 +126,15 @@ inv_freq_f32(const pf_rope_params *p, float *inv) {
   if (p->rope_type == PF_ROPE_LINEAR) {
     for (int64_t i = 0; i < half; i++)
       inv[i] = inv[i] / (float)p->factor;
+    return;
+  }
+  if (p->rope_type == PF_ROPE_LONGROPE) { /* 1 / (ext * base^(2j/d)), float32 */
+    for (int64_t i = 0; i < half; i++)
+      inv[i] = 1.0f / ((float)p->ext_factors[i] * powf(base, (float)(2 * i) / dim));
+    return;
+  }
+  if (p->rope_type == PF_ROPE_YARN) {
+    yarn_inv_freq(p, half, dim, base, inv);
     return;
   }
   if (p->rope_type != PF_ROPE_LLAMA3) return;
@@ -135,12 +184,14 @@ pf_status pf_rope_table_new(const pf_rope_params *p, int64_t max_pos, pf_rope_ta
   t->sin = malloc((size_t)(max_pos * half) * sizeof(float));
   if (!t->inv_freq || !t->cos || !t->sin) goto nomem;
   inv_freq_f32(p, t->inv_freq);
+  /* yarn / longrope: cos and sin times the attention factor, in float32 */
+  const float mscale = p->attention_factor > 0 ? (float)p->attention_factor : 1.0f;
 #pragma omp parallel for schedule(static) if (max_pos * half >= PF_KERN_PAR_MIN)
   for (int64_t pos = 0; pos < max_pos; pos++)
     for (int64_t i = 0; i < half; i++) {
       const float ang = (float)pos * t->inv_freq[i];
-      t->cos[pos * half + i] = (float)cos((double)ang);
-      t->sin[pos * half + i] = (float)sin((double)ang);
+      t->cos[pos * half + i] = (float)cos((double)ang) * mscale;
+      t->sin[pos * half + i] = (float)sin((double)ang) * mscale;
     }
   *out = t;
   return PF_OK;

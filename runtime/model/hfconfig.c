@@ -390,6 +390,31 @@ static double rope_num(const cJSON *rs, const char *name, const char *key, pf_ro
   return NAN;
 }
 
+/* A list of numbers of rope_scaling (longrope factors), malloc'd; a problem note
+ * when it is not one (or memory runs out). */
+static void rope_list(const cJSON *rs, const char *name, const char *key, double **out, int64_t *n,
+                      pf_rope_scaling *r) {
+  const cJSON *v = get(rs, key), *e;
+  if (!v) return;
+  int k = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+  double *a = k > 0 ? malloc((size_t)k * sizeof *a) : NULL;
+  int i = 0;
+  if (a)
+    cJSON_ArrayForEach(e, v) {
+      if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || e->valuedouble <= 0) break;
+      a[i++] = e->valuedouble;
+    }
+  if (!a || i != k) {
+    free(a);
+    if (!r->problem[0])
+      snprintf(r->problem, sizeof r->problem,
+               "%.100s: rope_scaling.%s: expected a list of positive numbers", name, key);
+    return;
+  }
+  *out = a;
+  *n = k;
+}
+
 static void parse_rope_scaling(const cJSON *root, const char *name, pf_model_config *c) {
   pf_rope_scaling *r = &c->rope_scaling;
   snprintf(r->rope_type, sizeof r->rope_type, "default");
@@ -414,6 +439,11 @@ static void parse_rope_scaling(const cJSON *root, const char *name, pf_model_con
   r->low_freq_factor = rope_num(rs, name, "low_freq_factor", r);
   r->high_freq_factor = rope_num(rs, name, "high_freq_factor", r);
   r->original_max_position_embeddings = rope_num(rs, name, "original_max_position_embeddings", r);
+  r->attention_factor = rope_num(rs, name, "attention_factor", r);
+  r->beta_fast = rope_num(rs, name, "beta_fast", r);
+  r->beta_slow = rope_num(rs, name, "beta_slow", r);
+  rope_list(rs, name, "short_factor", &r->short_factor, &r->n_short, r);
+  rope_list(rs, name, "long_factor", &r->long_factor, &r->n_long, r);
 }
 
 /* transformers: MistralConfig keeps sliding_window as given; Qwen2/Qwen3Config
@@ -432,10 +462,55 @@ static pf_status parse_window(const cJSON *root, const char *name, pf_model_conf
   if (!cJSON_GetObjectItemCaseSensitive(root, "sliding_window") && is_gemma23(c))
     c->sliding_window = 4096; /* Gemma2Config / Gemma3TextConfig default */
   if ((s = get_int(root, name, "max_window_layers", 0, c->num_hidden_layers, PF_MAX_LAYERS,
-                   &c->max_window_layers, err)))
+                   &c->max_window_layers, err)) ||
+      (s = get_int(root, name, "original_max_position_embeddings", 0, 0, (int64_t)1 << 30,
+                   &c->original_max_position_embeddings, err)))
     return s;
   if (!use) c->sliding_window = 0;
   return PF_OK;
+}
+
+/* transformers' _compute_longrope_parameters: the context it was trained on is the
+ * top-level original_max_position_embeddings when present (Phi-3: factor =
+ * max_position_embeddings / it), else max_position_embeddings (factor from
+ * rope_scaling); attention factor sqrt(1 + ln f / ln original) when f > 1 unless
+ * given. `lng` picks long_factor. */
+static pf_status longrope_params(const pf_model_config *c, pf_rope_params *out, int lng,
+                                 pf_err *err) {
+  const pf_rope_scaling *r = &c->rope_scaling;
+  const int64_t half = (out->rotary_dim ? out->rotary_dim : out->head_dim) / 2;
+  const double *f = lng ? r->long_factor : r->short_factor;
+  const int64_t n = lng ? r->n_long : r->n_short;
+  if (!r->short_factor || !r->long_factor || n != half)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "rope_scaling (longrope): expected short_factor and long_factor lists of "
+                      "%lld numbers (half the rotary width), got %lld and %lld",
+                      (long long)half, (long long)r->n_short, (long long)r->n_long);
+  double orig = (double)c->max_position_embeddings, factor = r->factor;
+  if (c->original_max_position_embeddings > 0) {
+    orig = (double)c->original_max_position_embeddings;
+    factor = (double)c->max_position_embeddings / orig;
+  }
+  if (!(factor > 0) && !(r->attention_factor > 0))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "rope_scaling (longrope): expected \"factor\" or an "
+                      "original_max_position_embeddings key");
+  out->ext_factors = f;
+  out->factor = factor;
+  out->attention_factor = r->attention_factor > 0 ? r->attention_factor
+                          : factor <= 1.0     ? 1.0
+                                              : sqrt(1.0 + log(factor) / log(orig));
+  return PF_OK;
+}
+
+pf_status pf_config_rope_long(const pf_model_config *c, pf_rope_params *out, int64_t *after,
+                              pf_err *err) {
+  *after = 0;
+  pf_status s = pf_config_rope_params(c, out, err);
+  if (s != PF_OK || out->rope_type != PF_ROPE_LONGROPE) return s;
+  *after = c->original_max_position_embeddings > 0 ? c->original_max_position_embeddings
+                                                   : c->max_position_embeddings;
+  return longrope_params(c, out, 1, err);
 }
 
 pf_status pf_config_rope_params(const pf_model_config *c, pf_rope_params *out, pf_err *err) {
@@ -457,11 +532,24 @@ pf_status pf_config_rope_params(const pf_model_config *c, pf_rope_params *out, p
                         (long long)out->rotary_dim);
   }
   if (out->rope_type == PF_ROPE_DEFAULT) return PF_OK;
+  if (out->rope_type == PF_ROPE_LONGROPE) return longrope_params(c, out, 0, err);
   if (!(r->factor > 0))
     return pf_err_set(err, PF_ERR_INVALID,
                       "rope_scaling (%s): expected a positive \"factor\", got %g", r->rope_type,
                       r->factor);
   out->factor = r->factor;
+  if (out->rope_type == PF_ROPE_YARN) {
+    if (!(r->attention_factor >= 0) || !(r->beta_fast >= 0) || !(r->beta_slow >= 0))
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "rope_scaling (yarn): expected non-negative attention_factor, beta_fast "
+                        "and beta_slow");
+    /* transformers 4.4x: 0.1 ln(factor) + 1 unless given */
+    out->attention_factor = r->attention_factor > 0 ? r->attention_factor : 0.1 * log(r->factor) + 1.0;
+    out->beta_fast = r->beta_fast;
+    out->beta_slow = r->beta_slow;
+    out->max_position_embeddings = c->max_position_embeddings;
+    return PF_OK;
+  }
   if (out->rope_type != PF_ROPE_LLAMA3) return PF_OK;
   const double orig = r->original_max_position_embeddings;
   /* <= 2^30 like max_position_embeddings (and so inside int64_t before the cast) */
@@ -624,6 +712,18 @@ pf_status pf_config_copy(pf_model_config *dst, const pf_model_config *src, pf_er
   dst->raw = NULL;
   size_t L = (size_t)src->num_hidden_layers;
   if (src->raw && !(dst->raw = cJSON_Duplicate(src->raw, 1))) goto nomem;
+  dst->rope_scaling.short_factor = dst->rope_scaling.long_factor = NULL;
+  const pf_rope_scaling *rs = &src->rope_scaling;
+  if (rs->short_factor &&
+      !(dst->rope_scaling.short_factor = malloc((size_t)rs->n_short * sizeof(double))))
+    goto nomem;
+  if (rs->long_factor &&
+      !(dst->rope_scaling.long_factor = malloc((size_t)rs->n_long * sizeof(double))))
+    goto nomem;
+  if (rs->short_factor)
+    memcpy(dst->rope_scaling.short_factor, rs->short_factor, (size_t)rs->n_short * sizeof(double));
+  if (rs->long_factor)
+    memcpy(dst->rope_scaling.long_factor, rs->long_factor, (size_t)rs->n_long * sizeof(double));
   if (src->intermediate_sizes) {
     if (!(dst->intermediate_sizes = malloc((L ? L : 1) * sizeof(int64_t)))) goto nomem;
     memcpy(dst->intermediate_sizes, src->intermediate_sizes, L * sizeof(int64_t));
@@ -647,6 +747,9 @@ void pf_config_free(pf_model_config *c) {
       free(c->layer_types[i]);
   free(c->layer_types);
   free(c->intermediate_sizes);
+  free(c->rope_scaling.short_factor);
+  free(c->rope_scaling.long_factor);
+  c->rope_scaling.short_factor = c->rope_scaling.long_factor = NULL;
   cJSON_Delete(c->raw);
   c->layer_types = NULL;
   c->intermediate_sizes = NULL;

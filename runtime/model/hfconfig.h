@@ -34,6 +34,9 @@ typedef struct pf_rope_scaling {
   double factor;       /* 0 when absent, NAN when not a number */
   double low_freq_factor, high_freq_factor;   /* llama3; 0 / NAN as above */
   double original_max_position_embeddings;    /* llama3; 0 / NAN as above */
+  double attention_factor, beta_fast, beta_slow; /* yarn / longrope; 0 / NAN as above */
+  double *short_factor, *long_factor; /* longrope lists (owned), NULL when absent */
+  int64_t n_short, n_long;
   char problem[256];   /* "" or what was malformed (reported by the forward) */
 } pf_rope_scaling;
 
@@ -76,6 +79,8 @@ typedef struct pf_model_config {
   int use_parallel_residual;      /* gpt_neox: x + attn(ln1(x)) + mlp(ln2(x)) */
   int scale_attn_weights;         /* gpt2: scores / sqrt(head_dim) (default true) */
   int scale_attn_by_inverse_layer_idx; /* gpt2: scores / (layer index + 1) */
+  int64_t original_max_position_embeddings; /* top-level key (phi3 longrope: the pretrained
+                                               context); 0 when absent */
   int layer_types_derived; /* gemma2/3 layer_types computed from the index rule (not in the
                               file): written on save only once layers were removed */
 } pf_model_config;
@@ -96,6 +101,12 @@ struct pf_rope_params;
  * than default/linear/llama3 ("yarn", "dynamic", "longrope", ...),
  * PF_ERR_INVALID for malformed or missing rope_scaling values. */
 pf_status pf_config_rope_params(const pf_model_config *c, struct pf_rope_params *out, pf_err *err);
+/* longrope: the parameters of the long-context table (long_factor) and the sequence
+ * length above which transformers switches to it (max position + 1 of a call >
+ * original_max_position_embeddings, else max_position_embeddings). *after = 0 and
+ * PF_OK for other rope types. */
+pf_status pf_config_rope_long(const pf_model_config *c, struct pf_rope_params *out,
+                              int64_t *after, pf_err *err);
 /* RoPE of layer i: as pf_config_rope_params, except gemma3 sliding layers (base
  * rope_local_base_freq, no scaling). */
 pf_status pf_config_layer_rope(const pf_model_config *c, int64_t i, struct pf_rope_params *out,

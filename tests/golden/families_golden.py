@@ -41,6 +41,12 @@ TEXT_IDS = [
      119, 35, 113, 104, 120, 117, 266, 118, 35, 264, 103, 35, 267, 112, 114, 121, 286, 268, 273,
      119, 260, 117, 118, 49],
 ]
+# RoPE scaling cases (config edits the C test makes the same way)
+YARN = {"factor": 4.0, "rope_type": "yarn"}
+LONGROPE_FROM = ['"original_max_position_embeddings": 2048', '"rope_scaling": null']
+LONGROPE_TO = ['"original_max_position_embeddings": 8',
+               '"rope_scaling": {"long_factor": [2.0, 4.0, 8.0, 16.0], '
+               '"short_factor": [1.0, 1.5, 2.0, 3.0], "type": "longrope"}']
 TAPS = ["input_norm", "attention_output", "mlp_output", "down_proj_input"]
 TAP_LAYER, TAP_CH = 1, 8
 
@@ -130,6 +136,26 @@ def main():
         for p, dt, n in cases:
             print("    {\"%s\", \"%s\", &%s}," % (p, dt, n))
         print("};")
+        # yarn on qwen2-tiny (the LLaMA-family reference, forward_ref.py, which has yarn)
+        lr.emit_case("g_qwen2_yarn", lr.Model(os.path.join(cache, "qwen2-tiny-s11-f32"),
+                                              rope_scaling_override=YARN), ROWS)
+        # longrope on phi3-tiny: a 12-token batch (> 8: long factors) and 7 tokens (short)
+        import shutil
+        import tempfile
+        tmp = tempfile.mkdtemp()
+        try:
+            src = os.path.join(cache, "phi3-tiny-s11-f32")
+            shutil.copy(os.path.join(src, "model.safetensors"), tmp)
+            cfg = open(os.path.join(src, "config.json")).read()
+            for a, b in zip(LONGROPE_FROM, LONGROPE_TO):
+                assert a in cfg, a
+                cfg = cfg.replace(a, b, 1)
+            open(os.path.join(tmp, "config.json"), "w").write(cfg)
+            m = fr.load(tmp)
+            lr.emit_case("g_phi3_longrope", Adapter(m), ROWS)
+            lr.emit_case("g_phi3_shortrope", Adapter(m), [ROWS[1]])
+        finally:
+            shutil.rmtree(tmp)
         print("/* per f32 preset: logits with layer %d removed (g_*_depth), layer importance and"
               " calibration norms over tests/golden/families_text.jsonl in batches of 2, and"
               " taps %s of layer %d, row 0, first %d channels */" % (1, ", ".join(TAPS),

@@ -83,6 +83,7 @@ class Model:
         self.qk_norm = mt == "qwen3"
         self.window = sliding_window  # mistral: every layer slides when set
         rs = rope_scaling_override if rope_scaling_override is not None else c.get("rope_scaling")
+        self.mscale = 1.0  # yarn: cos and sin times the attention factor
         self.inv_freq = self.rope_inv_freq(rs)
         self.w = load_safetensors(os.path.join(folder, "model.safetensors"))
 
@@ -104,6 +105,20 @@ class Model:
             smoothed = (1 - smooth) * llama / factor + smooth * llama
             medium = ~(wl < high_wl) & ~(wl > low_wl)
             return np.where(medium, smoothed, llama)
+        if kind == "yarn":  # transformers 4.4x _compute_yarn_parameters, in float64
+            factor = rs["factor"]
+            self.mscale = rs.get("attention_factor") or 0.1 * math.log(factor) + 1.0
+            fast, slow = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
+            ctx = self.c.get("max_position_embeddings", 2048)
+
+            def corr(rot):
+                return hd * math.log(ctx / (rot * 2 * math.pi)) / (2 * math.log(self.theta))
+            low, high = max(math.floor(corr(fast)), 0), min(math.ceil(corr(slow)), hd - 1)
+            if low == high:
+                high += 0.001
+            ramp = np.clip((np.arange(hd // 2, dtype=np.float64) - low) / (high - low), 0, 1)
+            extra = 1 - ramp
+            return inv / factor * (1 - extra) + inv * extra
         raise ValueError("rope type " + kind)
 
     def p(self, name):
@@ -121,7 +136,7 @@ class Model:
     def rope(self, x, pos):  # x [B, heads, S, hd]
         freqs = np.outer(pos, self.inv_freq)
         emb = np.concatenate([freqs, freqs], axis=-1)
-        cos, sin = np.cos(emb), np.sin(emb)
+        cos, sin = np.cos(emb) * self.mscale, np.sin(emb) * self.mscale
         half = self.hd // 2
         rot = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
         return x * cos + rot * sin

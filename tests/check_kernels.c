@@ -687,8 +687,10 @@ START_TEST(test_rope_params_errors) {
   ck_assert_int_eq(type, PF_ROPE_LLAMA3);
   ck_assert_int_eq(pf_rope_type_parse(NULL, &type, &err), PF_OK);
   ck_assert_int_eq(type, PF_ROPE_DEFAULT);
-  ck_assert_int_eq(pf_rope_type_parse("yarn", &type, &err), PF_ERR_UNSUPPORTED);
-  pf_assert_err(err, "got 'yarn'");
+  ck_assert_int_eq(pf_rope_type_parse("yarn", &type, &err), PF_OK); /* (since issue 9) */
+  ck_assert_int_eq(type, PF_ROPE_YARN);
+  ck_assert_int_eq(pf_rope_type_parse("dynamic", &type, &err), PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, "got 'dynamic'");
   pf_rope_table *t = (pf_rope_table *)1;
   p = pf_rope_default_params();
   ck_assert_int_eq(pf_rope_table_new(&p, 0, &t, &err), PF_ERR_INVALID);

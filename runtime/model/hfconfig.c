@@ -161,8 +161,8 @@ static pf_status parse_model_type(const cJSON *root, const char *name, pf_model_
   if (!c->arch) {
     c->arch = pf_arch_default();
     snprintf(c->warning, sizeof c->warning,
-             "%s: model_type \"%s\" is not one of the supported families (see pfrun help "
-             "families); treating it as LLaMA-shaped",
+             "%s: model_type \"%s\" is not one of llama, mistral, qwen2, qwen3, gemma, gemma2, "
+             "gemma3_text, phi3, gpt2, gpt_neox; treating it as LLaMA-shaped",
              name, c->model_type);
   }
   return PF_OK;

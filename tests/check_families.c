@@ -277,6 +277,97 @@ START_TEST(test_taps) {
 }
 END_TEST
 
+/* config.json of each family: defaults of its config class, key spellings, refusals. */
+START_TEST(test_family_configs) {
+  pf_model_config c;
+  pf_err err = {0};
+  /* GPT-2: its own key names, n_inner null = 4 * n_embd, tied by default */
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gpt2\", \"n_embd\": 96, \"n_head\": 4, "
+                                   "\"n_layer\": 3, \"n_inner\": null}",
+                                   "c", &c, &err),
+                   PF_OK);
+  ck_assert_int_eq(c.hidden_size, 96);
+  ck_assert_int_eq(c.intermediate_size, 384);
+  ck_assert_int_eq(c.num_hidden_layers, 3);
+  ck_assert_int_eq(c.vocab_size, 50257);
+  ck_assert_int_eq(c.max_position_embeddings, 1024);
+  ck_assert_int_eq(c.tie_word_embeddings, 1);
+  ck_assert_str_eq(c.hidden_act, "gelu_new");
+  ck_assert_str_eq(c.arch->model_type, "gpt2");
+  pf_config_free(&c);
+  /* the generic spelling works too */
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gpt2\", \"hidden_size\": 64, "
+                                   "\"num_attention_heads\": 4, \"num_hidden_layers\": 2}",
+                                   "c", &c, &err),
+                   PF_OK);
+  ck_assert_int_eq(c.hidden_size, 64);
+  ck_assert_int_eq(c.num_hidden_layers, 2);
+  pf_config_free(&c);
+  /* GPT-NeoX: rotary_pct default 0.25, parallel residual, untied, exact GELU */
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gpt_neox\", \"hidden_size\": 64, "
+                                   "\"intermediate_size\": 256, \"num_hidden_layers\": 2, "
+                                   "\"num_attention_heads\": 4, \"vocab_size\": 100}",
+                                   "c", &c, &err),
+                   PF_OK);
+  ck_assert(c.partial_rotary_factor == 0.25);
+  ck_assert_int_eq(c.use_parallel_residual, 1);
+  ck_assert_int_eq(c.tie_word_embeddings, 0);
+  ck_assert_int_eq(c.attention_bias, 1);
+  ck_assert_str_eq(c.hidden_act, "gelu");
+  pf_config_free(&c);
+  /* Gemma 2: caps, scalar, window and the even-layer sliding rule when layer_types is absent */
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gemma2\", \"hidden_size\": 64, "
+                                   "\"intermediate_size\": 128, \"num_hidden_layers\": 3, "
+                                   "\"num_attention_heads\": 4, \"vocab_size\": 100}",
+                                   "c", &c, &err),
+                   PF_OK);
+  ck_assert(c.attn_logit_softcapping == 50.0 && c.final_logit_softcapping == 30.0);
+  ck_assert(c.query_pre_attn_scalar == 256);
+  ck_assert_int_eq(c.head_dim, 256);
+  ck_assert_int_eq(c.tie_word_embeddings, 1);
+  ck_assert_int_eq(pf_config_layer_window(&c, 0), 4096);
+  ck_assert_int_eq(pf_config_layer_window(&c, 1), 0);
+  ck_assert_int_eq(c.layer_types_derived, 1);
+  /* the derived types are not written back unless layers are removed */
+  char *json = pf_config_to_json(&c);
+  ck_assert_ptr_null(strstr(json, "layer_types"));
+  free(json);
+  ck_assert_int_eq(pf_config_remove_layer(&c, 0, &err), PF_OK);
+  json = pf_config_to_json(&c);
+  ck_assert_ptr_nonnull(strstr(json, "\"layer_types\": [\n    \"full_attention\",\n    "
+                                     "\"sliding_attention\"\n  ]"));
+  free(json);
+  pf_config_free(&c);
+  /* Gemma 3: full iff (i + 1) % sliding_window_pattern == 0 */
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gemma3_text\", \"hidden_size\": 64, "
+                                   "\"intermediate_size\": 128, \"num_hidden_layers\": 6, "
+                                   "\"num_attention_heads\": 4, \"vocab_size\": 100, "
+                                   "\"sliding_window_pattern\": 3}",
+                                   "c", &c, &err),
+                   PF_OK);
+  ck_assert_int_eq(pf_config_layer_window(&c, 1), 4096);
+  ck_assert_int_eq(pf_config_layer_window(&c, 2), 0);
+  ck_assert_int_eq(pf_config_layer_window(&c, 5), 0);
+  ck_assert(c.rope_theta == 1000000.0 && c.rope_local_base_freq == 10000.0);
+  ck_assert_int_eq(c.qk_norm, 1);
+  pf_config_free(&c);
+  /* refused by name */
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gemma3\", \"text_config\": {}}", "c", &c,
+                                   &err),
+                   PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, "Gemma3ForCausalLM");
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gemma3_text\", "
+                                   "\"use_bidirectional_attention\": true}",
+                                   "c", &c, &err),
+                   PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, "not a causal language model");
+  ck_assert_int_eq(pf_config_parse("{\"model_type\": \"gpt2\", \"add_cross_attention\": true}",
+                                   "c", &c, &err),
+                   PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, "add_cross_attention");
+}
+END_TEST
+
 static Suite *families_suite(void) {
   Suite *s = suite_create("families");
   TCase *tc = tcase_create("families");
@@ -287,6 +378,7 @@ static Suite *families_suite(void) {
   tcase_add_test(tc, test_importance_and_norms);
   tcase_add_test(tc, test_taps);
   tcase_add_test(tc, test_rope_scaling_types);
+  tcase_add_test(tc, test_family_configs);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -59,4 +59,42 @@ done
 expect_ok "gpt2 bias" bias --model-path synthetic:gpt2-tiny --visualizations mean_diff --layers 0 --output-dir "$WORK/gb" --quiet
 check "gpt2 bias taps attention output" grep -q 'attention_output_layer_0' "$WORK/gb/bias_metrics.json"
 check "gpt2 bias has no gate_proj tap" bash -c "! grep -q 'gate_proj_layer' '$WORK/gb/bias_metrics.json'"
+# an old GPT2Model-style file: names without "transformer.", plus the attention buffers old
+# transformers saved (BOOL causal table, F32 masked_bias): loads as the same model, saves the
+# same way, buffers dropped
+SYN=$(ls -d "$PFRUN_CACHE"/synthetic/gpt2-tiny-s1234-f32)
+mkdir -p "$WORK/legacy"
+cp "$SYN"/*.json "$WORK/legacy/"
+py "$SYN/model.safetensors" "$WORK/legacy/model.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+head, data = json.loads(b[8:8 + n]), b[8 + n:]
+out, blobs, off = {}, [], 0
+for k, v in head.items():
+    if k == "__metadata__":
+        continue
+    a, z = v["data_offsets"]
+    out[k.replace("transformer.", "", 1)] = (v["dtype"], v["shape"], data[a:z])
+P = 128
+for i in range(4):
+    tri = bytes(1 if c <= r else 0 for r in range(P) for c in range(P))
+    out["h.%d.attn.bias" % i] = ("BOOL", [1, 1, P, P], tri)
+    out["h.%d.attn.masked_bias" % i] = ("F32", [], struct.pack("<f", -1e4))
+hdr = {}
+for k, (dt, sh, raw) in out.items():
+    hdr[k] = {"dtype": dt, "shape": sh, "data_offsets": [off, off + len(raw)]}
+    blobs.append(raw)
+    off += len(raw)
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+PY
+expect_ok "legacy gpt2 eval" eval --model-path "$WORK/legacy" --data "$EV" --max-length 32 --samples 4
+legacy_ppl=$(grep -o 'perplexity [0-9.]*' <<<"$OUT")
+expect_ok "current gpt2 eval" eval --model-path "$SYN" --data "$EV" --max-length 32 --samples 4
+check "legacy names give the same perplexity ($legacy_ppl)" test "$legacy_ppl" = "$(grep -o 'perplexity [0-9.]*' <<<"$OUT")"
+expect_ok "legacy gpt2 depth prune" prune --model-path "$WORK/legacy" --output-path "$WORK/legacy-d" --pruning-type DEPTH --num-layers-to-remove 1 --quiet
+check "legacy names kept" has "$WORK/legacy-d" '^h\.2\.mlp\.c_fc\.weight 64x256'
+check "legacy buffers dropped" hasnt "$WORK/legacy-d" 'masked_bias'
 finish

@@ -555,7 +555,7 @@ int pf_model_foreach_tensor(const pf_model *m, pf_model_tensor_cb cb, void *ud) 
 int pf_model_foreach_canonical(const pf_model *m, pf_model_tensor_cb cb, void *ud) {
   const pf_arch *arch = arch_of(&m->config);
   pf_model *mm = (pf_model *)m;
-  char name[168], base[160];
+  char name[176], base[160];
   pf_tensor *parts[3];
   int r;
   for (int i = 0; i < arch->n_global; i++) {
@@ -575,7 +575,7 @@ int pf_model_foreach_canonical(const pf_model *m, pf_model_tensor_cb cb, void *u
         if (at->n_parts == 1)
           snprintf(name, sizeof name, "%s", base);
         else
-          snprintf(name, sizeof name, "%s#%d", base, p);
+          snprintf(name, sizeof name, "%s#%d", base, p & 3);
         if ((r = cb(ud, name, parts[p]))) return r;
       }
     }

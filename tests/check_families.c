@@ -51,21 +51,6 @@ START_TEST(test_golden_logits) {
 }
 END_TEST
 
-/* Replace the first `from` in dir/config.json by `to`. */
-static void edit_config(const char *dir, const char *from, const char *to) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  char *text = pf_test_read(path, NULL);
-  ck_assert_ptr_nonnull(text);
-  char *at = strstr(text, from);
-  ck_assert_msg(at != NULL, "config.json has no %s", from);
-  size_t n = strlen(text) + strlen(to) + 1;
-  char *out = malloc(n);
-  snprintf(out, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-  pf_test_write(path, out);
-  free(out);
-  free(text);
-}
 
 /* RoPE scaling types of public checkpoints beyond default/linear/llama3: yarn
  * (Qwen2.5 long context, on qwen2-tiny) and longrope (Phi-3.5 / Phi-4-mini, on
@@ -74,15 +59,15 @@ static void edit_config(const char *dir, const char *from, const char *to) {
 START_TEST(test_rope_scaling_types) {
   const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_F32);
   char *dir = pf_test_synth("qwen2-tiny", 11, NULL);
-  edit_config(dir, "\"rope_scaling\": null", "\"rope_scaling\": {\"factor\": 4.0, \"rope_type\": \"yarn\"}");
+  pf_test_edit_config(dir, "\"rope_scaling\": null", "\"rope_scaling\": {\"factor\": 4.0, \"rope_type\": \"yarn\"}");
   pf_model *m = load_dir(dir);
   check_golden_tol(m, &g_qwen2_yarn, 1e-5, 1e-3);
   pf_model_release(m);
   pf_test_synth_free(dir);
   dir = pf_test_synth("phi3-tiny", 11, NULL);
-  edit_config(dir, "\"original_max_position_embeddings\": 2048",
+  pf_test_edit_config(dir, "\"original_max_position_embeddings\": 2048",
               "\"original_max_position_embeddings\": 8");
-  edit_config(dir, "\"rope_scaling\": null",
+  pf_test_edit_config(dir, "\"rope_scaling\": null",
               "\"rope_scaling\": {\"long_factor\": [2.0, 4.0, 8.0, 16.0], \"short_factor\": [1.0, "
               "1.5, 2.0, 3.0], \"type\": \"longrope\"}");
   m = load_dir(dir);
@@ -90,7 +75,7 @@ START_TEST(test_rope_scaling_types) {
   check_golden_tol(m, &g_phi3_shortrope, 1e-5, 1e-3);
   pf_model_release(m);
   /* a factor list of the wrong length is refused by name */
-  edit_config(dir, "[1.0, 1.5, 2.0, 3.0]", "[1.0, 1.5]");
+  pf_test_edit_config(dir, "[1.0, 1.5, 2.0, 3.0]", "[1.0, 1.5]");
   m = load_dir(dir);
   pf_forward *f = NULL;
   pf_err err = {0};

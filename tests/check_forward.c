@@ -33,27 +33,12 @@
 
 /* ---- helpers (run_logits, check_golden_tol: tests/helpers/goldutil.c) ---- */
 
-/* Replace the first `from` in dir/config.json by `to`. */
-static void edit_config(const char *dir, const char *from, const char *to) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  char *text = pf_test_read(path, NULL);
-  ck_assert_ptr_nonnull(text);
-  char *at = strstr(text, from);
-  ck_assert_msg(at != NULL, "config.json has no %s", from);
-  size_t n = strlen(text) + strlen(to) + 1;
-  char *out = malloc(n);
-  snprintf(out, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-  pf_test_write(path, out);
-  free(out);
-  free(text);
-}
 
 /* Synthetic preset, seed 11, optional config edit; *dir for free_synth_dir. */
 static pf_model *synth(const char *preset, const char *dtype, const char *from, const char *to,
                        char **dir) {
   *dir = pf_test_synth(preset, 11, dtype);
-  if (from) edit_config(*dir, from, to);
+  if (from) pf_test_edit_config(*dir, from, to);
   pf_model *m = NULL;
   pf_err err = {0};
   ck_assert_msg(pf_model_load(*dir, &m, &err) == PF_OK, "%s", err.msg);

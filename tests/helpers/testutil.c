@@ -111,3 +111,19 @@ int pf_test_main(Suite *(*make_suite)(void)) {
   srunner_free(sr);
   return failed == 0 ? 0 : 1;
 }
+
+/* Replace the first `from` in dir/config.json by `to`. */
+void pf_test_edit_config(const char *dir, const char *from, const char *to) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  char *text = pf_test_read(path, NULL);
+  ck_assert_ptr_nonnull(text);
+  char *at = strstr(text, from);
+  ck_assert_msg(at != NULL, "config.json has no %s", from);
+  size_t n = strlen(text) + strlen(to) + 1;
+  char *out = malloc(n);
+  snprintf(out, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+  pf_test_write(path, out);
+  free(out);
+  free(text);
+}

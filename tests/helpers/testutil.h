@@ -20,6 +20,8 @@ void pf_test_synth_free(char *dir);
 /* Load a model through the "load" op (asserting success); the caller releases it. */
 struct pf_model;
 struct pf_model *pf_test_load(const char *path);
+/* Replace the first `from` in dir/config.json by `to` (ck_assert that it is there). */
+void pf_test_edit_config(const char *dir, const char *from, const char *to);
 /* Write text to a file; ck_assert on failure. */
 void pf_test_write(const char *path, const char *text);
 /* Read a whole file (malloc'd, NUL-terminated) or NULL. */

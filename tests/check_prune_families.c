@@ -175,7 +175,8 @@ static void check_zeroed_equivalence(const pf_model *m, const pf_model *p, const
     char key[24];
     int64_t li = pf_map_int(e, "index", -1);
     snprintf(key, sizeof key, "%lld", (long long)li);
-    pf_map_set(idx, key, removed_list(pf_map_get(e, "kept_indices"), pf_layer_width(&m->layers[li])));
+    pf_map_set(idx, key,
+               removed_list(pf_map_get(e, "kept_indices"), pf_layer_width(&m->layers[li])));
   }
   pf_value *params = pf_value_map(), *out = NULL;
   pf_map_set(params, "model", pf_value_model((pf_model *)m));
@@ -185,7 +186,8 @@ static void check_zeroed_equivalence(const pf_model *m, const pf_model *p, const
   const pf_model *z = pf_map_model(out, "model");
   static const int32_t ids[2][10] = {{1, 17, 250, 3, 99, 318, 42, 7, 160, 200},
                                      {5, 300, 77, 123, 9, 210, 0, 0, 0, 0}};
-  static const int32_t mask[2][10] = {{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 0, 0, 0, 0}};
+  static const int32_t mask[2][10] = {{1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                                      {1, 1, 1, 1, 1, 1, 0, 0, 0, 0}};
   float *a = run_logits(p, &ids[0][0], &mask[0][0], 2, 10, NULL);
   float *b = run_logits(z, &ids[0][0], &mask[0][0], 2, 10, NULL);
   float *c = run_logits(m, &ids[0][0], &mask[0][0], 2, 10, NULL);
@@ -264,8 +266,12 @@ static void check_plain_family(const char *preset, const char *key) {
   pf_err err = {0};
   /* selective: layers 0, 2, 3 (given out of order) at 35 %, PON */
   int64_t idx[3] = {3, 0, 2};
-  pf_width_opts o = {.pruning_type = PF_WIDTH_MLP, .method = "PON", PCT(35),
-                     .have_layer_indices = 1, .layer_indices = idx, .n_layer_indices = 3};
+  pf_width_opts o = {.pruning_type = PF_WIDTH_MLP,
+                     .method = "PON",
+                     PCT(35),
+                     .have_layer_indices = 1,
+                     .layer_indices = idx,
+                     .n_layer_indices = 3};
   ck_assert_msg(prune(m, &o, &p, &st, &err) == PF_OK, "%s", err.msg);
   const int64_t k = pf_keep_from_percentage(35, 256); /* 167 */
   ck_assert_int_eq(pf_layer_width(&p->layers[1]), 256);
@@ -346,7 +352,8 @@ static void check_glu_family(const char *preset, int phi3) {
   for (int l = 0; l < 4; l++) {
     const pf_value *kept = pf_map_get(pf_map_get(st, "layers")->u.list.items[l], "kept_indices");
     char name[96];
-    snprintf(name, sizeof name, "model.layers.%d.mlp.%s.weight", l, phi3 ? "gate_up_proj" : "up_proj");
+    snprintf(name, sizeof name, "model.layers.%d.mlp.%s.weight", l,
+             phi3 ? "gate_up_proj" : "up_proj");
     pf_tensor *a = NULL, *b = NULL;
     ck_assert_msg(pf_st_get(orig, name, &a, &err) == PF_OK, "%s", err.msg);
     ck_assert_msg(pf_st_get(sr, name, &b, &err) == PF_OK, "%s", err.msg);
@@ -396,8 +403,11 @@ START_TEST(test_plain_k_rules) {
   pf_value *st = NULL;
   pf_err err = {0};
   /* I0/H = 256/64 = 400 %: rate 300 -> p = 25 -> k = 192; with divisor 128 -> 128 */
-  pf_width_opts o = {.pruning_type = PF_WIDTH_MLP, .method = "VOW", .have_expansion_rate = 1,
-                     .expansion_rate = 300, .expansion_rate_is_int = 1};
+  pf_width_opts o = {.pruning_type = PF_WIDTH_MLP,
+                     .method = "VOW",
+                     .have_expansion_rate = 1,
+                     .expansion_rate = 300,
+                     .expansion_rate_is_int = 1};
   ck_assert_msg(prune(m, &o, &p, &st, &err) == PF_OK, "%s", err.msg);
   ck_assert_int_eq(pf_layer_width(&p->layers[3]), 192);
   ck_assert(pf_map_num(st, "expansion_rate", 0) == 300.0);
@@ -412,10 +422,14 @@ START_TEST(test_plain_k_rules) {
   expect_err(m, &o,
              "Target expansion rate (500%) would increase the model size. Current expansion rate "
              "is 400.00%.");
-  pf_width_opts e = {.pruning_type = PF_WIDTH_MLP, .method = "MAW", PCT(0.01), .have_divisor = 1,
+  pf_width_opts e = {.pruning_type = PF_WIDTH_MLP,
+                     .method = "MAW",
+                     PCT(0.01),
+                     .have_divisor = 1,
                      .expansion_divisor = 128};
-  expect_err(m, &e, "No effective pruning for layer 0: resulting intermediate size (256) is >= "
-                    "base size (256).");
+  expect_err(m, &e,
+             "No effective pruning for layer 0: resulting intermediate size (256) is >= "
+             "base size (256).");
   e.expansion_divisor = 48;
   expect_err(m, &e, "expansion_divisor must be one of [32, 64, 128, 256] or None. Got: 48");
   pf_width_opts h = {.pruning_type = PF_WIDTH_MLP, .method = "MAW", PCT(100)};
@@ -423,8 +437,11 @@ START_TEST(test_plain_k_rules) {
   ck_assert_int_eq(pf_layer_width(&p->layers[2]), 1); /* 100 % keeps one neuron */
   pf_model_release(p);
   int64_t bad[2] = {0, 9};
-  pf_width_opts li = {.pruning_type = PF_WIDTH_MLP, PCT(10), .have_layer_indices = 1,
-                      .layer_indices = bad, .n_layer_indices = 2};
+  pf_width_opts li = {.pruning_type = PF_WIDTH_MLP,
+                      PCT(10),
+                      .have_layer_indices = 1,
+                      .layer_indices = bad,
+                      .n_layer_indices = 2};
   expect_err(m, &li, "Invalid layer indices: [9]. Model has 4 layers (valid indices: 0-3)");
   pf_width_opts bm = {.pruning_type = PF_WIDTH_MLP, .method = "XYZ", PCT(10)};
   expect_err(m, &bm, "Invalid neuron selection method: XYZ.");
@@ -439,7 +456,10 @@ START_TEST(test_plain_dry_run) {
   pf_value *s = NULL, *rs = NULL;
   pf_err err = {0};
   pf_ctx ctx = {.dry_run = 1};
-  pf_width_opts o = {.pruning_type = PF_WIDTH_MLP, .method = "L2", PCT(50), .have_divisor = 1,
+  pf_width_opts o = {.pruning_type = PF_WIDTH_MLP,
+                     .method = "L2",
+                     PCT(50),
+                     .have_divisor = 1,
                      .expansion_divisor = 32};
   ck_assert_msg(pf_prune_width(m, &o, &ctx, &p, &s, &err) == PF_OK, "%s", err.msg);
   ck_assert_msg(pf_prune_width(m, &o, NULL, &real, &rs, &err) == PF_OK, "%s", err.msg);
@@ -474,14 +494,17 @@ START_TEST(test_type_errors) {
   char *g2 = pf_test_synth("gemma2-tiny", 11, NULL);
   pf_model *gpt2 = load_dir(g), *llama = load_dir(l), *gemma2 = load_dir(g2);
   pf_width_opts glu = {.method = "MAW", PCT(20)};
-  expect_err(gpt2, &glu, "Model is not compatible with GLU pruning. It must have gate_proj, "
-                         "up_proj, and down_proj layers.");
-  expect_err(gpt2, &glu, "has a plain MLP (fc_in -> activation -> fc_out, no gate_proj): prune its "
-                         "neurons with pruning_type MLP (pfrun prune --pruning-type MLP).");
+  expect_err(gpt2, &glu,
+             "Model is not compatible with GLU pruning. It must have gate_proj, "
+             "up_proj, and down_proj layers.");
+  expect_err(gpt2, &glu,
+             "has a plain MLP (fc_in -> activation -> fc_out, no gate_proj): prune its "
+             "neurons with pruning_type MLP (pfrun prune --pruning-type MLP).");
   pf_width_opts mlp = {.pruning_type = PF_WIDTH_MLP, .method = "MAW", PCT(20)};
   expect_err(llama, &mlp, "Model is not compatible with MLP pruning");
-  expect_err(llama, &mlp, "model_type llama has a GLU MLP (gate_proj, up_proj, down_proj); prune it "
-                          "with pruning_type MLP_GLU");
+  expect_err(llama, &mlp,
+             "model_type llama has a GLU MLP (gate_proj, up_proj, down_proj); prune it "
+             "with pruning_type MLP_GLU");
   expect_err(gemma2, &mlp, "model_type gemma2 has a GLU MLP");
   /* GLU models do not get the MLP hint */
   pf_model *bad = NULL;
@@ -666,9 +689,22 @@ static pf_status parse(pf_cli *c, pf_err *err, int argc, char **argv) {
 START_TEST(test_cli_pruning_type_mlp) {
   pf_cli c;
   pf_err err = {0};
-  char *a1[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", "--pruning-type",
-                "MLP", "--method", "VOW", "--expansion-rate", "300", "--expansion-divisor", "64",
-                "--layer-indices", "0,2"};
+  char *a1[] = {"pfrun",
+                "prune",
+                "--model-path",
+                "m",
+                "--output-path",
+                "o",
+                "--pruning-type",
+                "MLP",
+                "--method",
+                "VOW",
+                "--expansion-rate",
+                "300",
+                "--expansion-divisor",
+                "64",
+                "--layer-indices",
+                "0,2"};
   ck_assert_msg(parse(&c, &err, 16, a1) == PF_OK, "%s", err.msg);
   ck_assert_str_eq(c.prune_op, "prune_width");
   ck_assert_str_eq(pf_map_str(c.prune_params, "pruning_type", ""), "MLP");
@@ -677,35 +713,36 @@ START_TEST(test_cli_pruning_type_mlp) {
   ck_assert_int_eq(pf_map_int(c.prune_params, "expansion_divisor", 0), 64);
   ck_assert_int_eq((int)pf_map_get(c.prune_params, "layer_indices")->u.list.len, 2);
   pf_cli_free(&c);
-  char *a2[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", "--pruning-type=MLP",
-                "--calibration-data", "d.txt"};
+  char *a2[] = {"pfrun",         "prune", "--model-path",       "m",
+                "--output-path", "o",     "--pruning-type=MLP", "--calibration-data",
+                "d.txt"};
   ck_assert_msg(parse(&c, &err, 9, a2) == PF_OK, "%s", err.msg);
   ck_assert(pf_map_num(c.prune_params, "pruning_percentage", 0) == 10); /* the default */
   ck_assert_str_eq(pf_map_str(c.calib_params, "data", ""), "d.txt");
   pf_cli_free(&c);
-  char *a3[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", "--pruning-type",
-                "MLP", "--method", "PON", "--calibration-data", "d.txt"};
+  char *a3[] = {"pfrun",          "prune", "--model-path", "m",   "--output-path",      "o",
+                "--pruning-type", "MLP",   "--method",     "PON", "--calibration-data", "d.txt"};
   ck_assert_int_ne(parse(&c, &err, 12, a3), PF_OK);
   pf_assert_err(err, "Got neuron_selection_method='PON'");
   pf_cli_free(&c);
-  char *a4[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", "--pruning-type",
-                "MLP", "--pruning-percentage", "5", "--expansion-rate", "200"};
+  char *a4[] = {"pfrun",          "prune", "--model-path",         "m", "--output-path",    "o",
+                "--pruning-type", "MLP",   "--pruning-percentage", "5", "--expansion-rate", "200"};
   ck_assert_int_ne(parse(&c, &err, 12, a4), PF_OK);
   pf_assert_err(err, "--pruning-percentage and --expansion-rate are mutually exclusive.");
   pf_cli_free(&c);
-  char *a5[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", "--pruning-type",
-                "MLP", "--num-layers-to-remove", "1"};
+  char *a5[] = {"pfrun",          "prune", "--model-path",           "m", "--output-path", "o",
+                "--pruning-type", "MLP",   "--num-layers-to-remove", "1"};
   ck_assert_int_ne(parse(&c, &err, 10, a5), PF_OK);
   pf_assert_err(err, "--num-layers-to-remove is only valid with --pruning-type DEPTH.");
   pf_cli_free(&c);
-  char *a6[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", "--pruning-type",
-                "DEPTH", "--num-layers-to-remove", "1", "--method", "L2"};
+  char *a6[] = {"pfrun",          "prune", "--model-path",           "m", "--output-path", "o",
+                "--pruning-type", "DEPTH", "--num-layers-to-remove", "1", "--method",      "L2"};
   ck_assert_int_ne(parse(&c, &err, 12, a6), PF_OK);
   pf_assert_err(err, "--method is only valid with --pruning-type MLP_GLU. pfrun also takes it "
                      "with --pruning-type MLP");
   pf_cli_free(&c);
-  char *a7[] = {"pfrun", "prune", "--model-path", "m", "--output-path", "o", "--pruning-type",
-                "GLU"};
+  char *a7[] = {"pfrun",         "prune", "--model-path",   "m",
+                "--output-path", "o",     "--pruning-type", "GLU"};
   ck_assert_int_ne(parse(&c, &err, 8, a7), PF_OK);
   pf_assert_err(err, "'GLU' is not one of 'MLP_GLU', 'MLP', 'DEPTH'");
   pf_cli_free(&c);
@@ -731,8 +768,10 @@ START_TEST(test_cli_run) {
   char *js = pf_test_read(args, NULL);
   ck_assert_msg(js && strstr(js, "\"reduction\": 33024"), "%s", js); /* 4 * 64 * (2*64 + 1) */
   free(js);
-  snprintf(args, sizeof args, "prune --model-path '%s' --output-path '%s/x' --pruning-type MLP "
-                              "--dry-run", dir, tmp);
+  snprintf(args, sizeof args,
+           "prune --model-path '%s' --output-path '%s/x' --pruning-type MLP "
+           "--dry-run",
+           dir, tmp);
   ck_assert_msg(pf_test_run_pfrun(args, &out) == 0, "%s", out);
   ck_assert_msg(strstr(out, "transformer.h.0.mlp.c_fc.weight -> [64,231]"), "%s", out);
   free(out);

@@ -379,8 +379,8 @@ static pf_status zero_slot(pf_tensor **slot, int cols, const int64_t *idx, size_
 
 /* gate (absent in a plain MLP) and up rows, their bias entries, down columns. */
 static pf_status zero_layer(pf_layer *l, const int64_t *idx, size_t n, pf_err *err) {
-  if ((l->gate_proj && !l->gate_proj->data) || !l->up_proj || !l->up_proj->data ||
-      !l->down_proj || !l->down_proj->data)
+  if ((l->gate_proj && !l->gate_proj->data) || !l->up_proj || !l->up_proj->data || !l->down_proj ||
+      !l->down_proj->data)
     return pf_err_set(err, PF_ERR_INVALID, "mlp: no weight data (a dry-run plan)");
   pf_status st = zero_slot(&l->gate_proj, 0, idx, n, err);
   if (!st) st = zero_slot(&l->gate_bias, 0, idx, n, err);

@@ -54,8 +54,8 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
                                  const pf_ctx *ctx, pf_err *err) {
   const pf_model *m = pf_map_model(params, "model");
   pf_width_opts o = {.method = pf_map_str(params, "method", "MAW")};
-  pf_status st = pf_width_type_parse(pf_map_str(params, "pruning_type", "MLP_GLU"),
-                                     &o.pruning_type, err);
+  pf_status st =
+      pf_width_type_parse(pf_map_str(params, "pruning_type", "MLP_GLU"), &o.pruning_type, err);
   if (st) return st;
   o.have_percentage = pf_map_has(params, "pruning_percentage");
   o.have_expansion_rate = pf_map_has(params, "expansion_rate");

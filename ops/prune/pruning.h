@@ -187,9 +187,10 @@ void pf_width_plan_free(pf_width_plan *p); /* members only; NULL ok */
 
 /* Prune: a new model (pf_model_derive) whose pruned layers hold gate/up rows and
  * down columns of the kept neurons (exact bytes; a plain MLP: up rows and down
- * columns), gate/up biases sliced, the down bias shared; config.intermediate_sizes[i] = k and intermediate_size =
- * the largest. With ctx->dry_run no weight is read: pruned tensors are planned
- * (shape only) and kept_indices are null. *stats (may be NULL) receives §6.2:
+ * columns), gate/up biases sliced, the down bias shared;
+ * config.intermediate_sizes[i] = k and intermediate_size = the largest. With
+ * ctx->dry_run no weight is read: pruned tensors are planned (shape only) and
+ * kept_indices are null. *stats (may be NULL) receives §6.2:
  * original_parameters, pruned_parameters, reduction, percentage_reduction,
  * expansion_rate, [pruned_layers, total_layers when widths differ], plus
  * "layers": [{index, intermediate_size_before, intermediate_size_after,

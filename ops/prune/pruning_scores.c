@@ -141,12 +141,11 @@ static pf_status check_plain(const pf_layer *l, pf_err *err) {
                       "mlp.up_proj: no weight data (a dry-run plan cannot be scored)");
   if (u->ndim != 2 || d->ndim != 2 || d->shape[0] != u->shape[1] || d->shape[1] != u->shape[0]) {
     char a[64], b[64];
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "mlp.down_proj: expected shape [%lld, %lld] (up_proj %s transposed), got %s",
-                      u->ndim == 2 ? (long long)u->shape[1] : -1LL,
-                      u->ndim == 2 ? (long long)u->shape[0] : -1LL,
-                      pf_shape_str(u->ndim, u->shape, a, sizeof a),
-                      pf_shape_str(d->ndim, d->shape, b, sizeof b));
+    return pf_err_set(
+        err, PF_ERR_INVALID,
+        "mlp.down_proj: expected shape [%lld, %lld] (up_proj %s transposed), got %s",
+        u->ndim == 2 ? (long long)u->shape[1] : -1LL, u->ndim == 2 ? (long long)u->shape[0] : -1LL,
+        pf_shape_str(u->ndim, u->shape, a, sizeof a), pf_shape_str(d->ndim, d->shape, b, sizeof b));
   }
   return PF_OK;
 }
@@ -181,8 +180,7 @@ static pf_status column_norms(const pf_tensor *D, float *l1, float *l2, pf_err *
 }
 
 /* §9.2 static scores of a plain MLP layer (no gate_proj). */
-static pf_status plain_layer_scores(const pf_layer *l, pf_score_method m, float *out,
-                                    pf_err *err) {
+static pf_status plain_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_err *err) {
   pf_status st = check_plain(l, err);
   if (st) return st;
   const int64_t I = l->up_proj->shape[0], H = l->up_proj->shape[1];

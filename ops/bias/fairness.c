@@ -314,7 +314,7 @@ static pf_status check_entry(const pf_model *m, const char *key, const pf_value 
   if (!st && *n == 0)
     st = pf_err_set(err, PF_ERR_INVALID, "Neuron index list for layer %lld cannot be empty",
                     (long long)*layer);
-  if (!st) st = check_neurons(*layer, *idx, *n, m->layers[*layer].gate_proj->shape[0], err);
+  if (!st) st = check_neurons(*layer, *idx, *n, pf_layer_width(&m->layers[*layer]), err);
   if (st) {
     free(*idx);
     *idx = NULL;
@@ -323,7 +323,9 @@ static pf_status check_entry(const pf_model *m, const char *key, const pf_value 
 }
 
 static pf_status check_indices(const pf_model *m, const pf_value *v, pf_err *err) {
-  pf_status st = pf_check_glu_compatible(m, err);
+  /* a family with a plain MLP (gpt2, gpt_neox) has neurons too: fc_in row + bias, fc_out column */
+  const int plain = m->config.arch && m->config.arch->mlp == PF_MLP_PLAIN;
+  pf_status st = pf_check_width_compatible(m, plain ? PF_WIDTH_MLP : PF_WIDTH_MLP_GLU, err);
   if (st) return st;
   if (!v || v->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
@@ -375,8 +377,10 @@ static pf_status zero_slot(pf_tensor **slot, int cols, const int64_t *idx, size_
   return PF_OK;
 }
 
+/* gate (absent in a plain MLP) and up rows, their bias entries, down columns. */
 static pf_status zero_layer(pf_layer *l, const int64_t *idx, size_t n, pf_err *err) {
-  if (!l->gate_proj->data || !l->up_proj->data || !l->down_proj->data)
+  if ((l->gate_proj && !l->gate_proj->data) || !l->up_proj || !l->up_proj->data || !l->down_proj ||
+      !l->down_proj->data)
     return pf_err_set(err, PF_ERR_INVALID, "mlp: no weight data (a dry-run plan)");
   pf_status st = zero_slot(&l->gate_proj, 0, idx, n, err);
   if (!st) st = zero_slot(&l->gate_bias, 0, idx, n, err);

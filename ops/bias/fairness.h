@@ -44,11 +44,13 @@ pf_status pf_fairness_check(const pf_value *v, pf_err *err);
 pf_status pf_fairness_get(const pf_value *v, int64_t layer, float **out, size_t *n, pf_err *err);
 
 /* zero_neurons_mlp(model, neuron_indices): validation first, in OptiPFair's
- * order and words (GLU, not a map, empty, no layers, then per entry: key not
+ * order and words (GLU, or a plain MLP for a family that has one (gpt2,
+ * gpt_neox), not a map, empty, no layers, then per entry: key not
  * an integer, layer out of range, value not a list of integers, empty list,
  * neurons out of range, duplicates); then a NEW model (pf_model_derive) whose
- * listed layers hold copies of gate/up (rows zeroed, and their biases' entries)
- * and down (columns zeroed); shapes unchanged, the down bias untouched, other
+ * listed layers hold copies of gate/up (rows zeroed, and their biases' entries;
+ * a plain MLP has no gate) and down (columns zeroed); shapes unchanged, the down
+ * bias untouched, other
  * tensors shared. In a dry run the tensors are shared unchanged. *stats (may be
  * NULL): {"layers": [{"index", "neurons"}], "zeroed_neurons": total}. */
 pf_status pf_zero_neurons(const pf_model *m, const pf_value *neuron_indices, const pf_ctx *ctx,

@@ -1,13 +1,17 @@
 /* zero_neurons.c — op "zero_neurons": OptiPFair's zero_neurons_mlp (reference
  * §8.7) on an immutable model: a new model whose listed MLP neurons have their
- * gate/up rows (and biases) and down column set to zero; shapes unchanged. */
+ * gate/up rows (and biases) and down column set to zero; shapes unchanged. A
+ * plain MLP (gpt2, gpt_neox: no gate) gets its fc_in row, fc_in bias entry and
+ * fc_out column zeroed, the same neuron that prune_width pruning_type MLP removes. */
 #include "fairness.h"
 #include "ophelp.h"
 
 static const pf_param_spec zero_neurons_params[] = {
     {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model (it is not changed)"},
     {"neuron_indices", PF_P_ANY, 1, NULL, NULL, 0, 0,
-     "a map {\"<layer>\": [neuron, ...]} (layer and neuron indices 0-based)"},
+     "a map {\"<layer>\": [neuron, ...]} (layer and neuron indices 0-based); GLU MLPs: gate/up "
+     "rows, their biases and the down_proj column are zeroed; plain MLPs (gpt2, gpt_neox): the "
+     "fc_in row, its bias and the fc_out column"},
 };
 
 static pf_status zero_neurons_run(const pf_op *op, const pf_value *params, pf_value **out,

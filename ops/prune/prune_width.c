@@ -1,5 +1,7 @@
-/* prune_width.c — op "prune_width" (alias "prune-width"): GLU MLP neuron pruning,
- * static, data-driven (calibration) or fairness-aware (fairness_scores, §2.6).
+/* prune_width.c — op "prune_width" (alias "prune-width"): MLP neuron pruning,
+ * static, data-driven (calibration) or fairness-aware (fairness_scores, §2.6), of
+ * GLU MLPs (pruning_type MLP_GLU, OptiPFair's) or plain MLPs (pruning_type MLP,
+ * pfrun's: gpt2, gpt_neox; reference arch-gpt2-neox.md §9).
  *
  * Option semantics follow the OptiPFair command line (§13.1), not the Python
  * defaults: pruning_percentage and expansion_rate both given is the library's
@@ -18,9 +20,15 @@
 
 static const pf_param_spec prune_width_params[] = {
     {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to prune (it is not changed)"},
+    {"pruning_type", PF_P_STR, 0, "MLP_GLU", "MLP_GLU|MLP", 0, 0,
+     "MLP_GLU: GLU neuron pairs (gate_proj/up_proj rows + down_proj column; LLaMA, Qwen, Gemma, "
+     "Phi-3, ...). MLP: neurons of a plain MLP without gate (fc_in row + its bias + fc_out "
+     "column; gpt2, gpt_neox), the fc_out bias kept. Each refuses the other kind of model"},
     {"method", PF_P_STR, 0, "MAW", "MAW|PPM|VOW|PON|L2", 0, 0,
-     "neuron-pair importance: MAW/PPM (max + |min| of gate and up rows), VOW (variance), PON "
-     "(product of L1 norms), L2 (sum of L2 norms); the highest scores are kept"},
+     "neuron importance, the highest scores kept. MLP_GLU: MAW/PPM (max + |min| of gate and up "
+     "rows), VOW (variance), PON (product of L1 norms), L2 (sum of L2 norms). MLP, for input row "
+     "r (fc_in) and output column c (fc_out): MAW/PPM max + |min| of r, VOW var(r), PON "
+     "|r|_1 * |c|_1, L2 |r|_2 + |c|_2"},
     {"pruning_percentage", PF_P_NUM, 0, NULL, NULL, 0, 0,
      "percentage of each pruned layer's neurons to remove, 0-100: k = I - min(int(p/100*I), I-1) "
      "(10 when neither this nor expansion_rate is given)"},
@@ -33,17 +41,22 @@ static const pf_param_spec prune_width_params[] = {
      "layers to prune (default: all); the others keep their width"},
     {"calibration", PF_P_ANY, 0, NULL, NULL, 0, 0,
      "a calibrate result (recipes: its step id): data-driven hybrid MAW scores, (normalised "
-     "peak-to-peak of gate, up and down) x accumulated down_proj input norms; method MAW only"},
+     "peak-to-peak of gate, up and down; MLP: of fc_in rows and fc_out columns) x accumulated "
+     "down_proj (fc_out) input norms; method MAW only"},
     {"fairness_scores", PF_P_ANY, 0, NULL, NULL, 0, 0,
      "a fairness_scores result (recipes: its step id), a map {\"<layer>\": [I numbers in [0, 1]]}: "
      "for the layers it covers, importance = 1 - score, so the neurons with the highest fairness "
-     "score are removed; takes precedence over calibration and method, other layers fall back"},
+     "score are removed; takes precedence over calibration and method, other layers fall back "
+     "(MLP_GLU only)"},
 };
 
 static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
                                  const pf_ctx *ctx, pf_err *err) {
   const pf_model *m = pf_map_model(params, "model");
   pf_width_opts o = {.method = pf_map_str(params, "method", "MAW")};
+  pf_status st =
+      pf_width_type_parse(pf_map_str(params, "pruning_type", "MLP_GLU"), &o.pruning_type, err);
+  if (st) return st;
   o.have_percentage = pf_map_has(params, "pruning_percentage");
   o.have_expansion_rate = pf_map_has(params, "expansion_rate");
   o.pruning_percentage = o.have_percentage ? pf_map_num(params, "pruning_percentage", 10) : 10;
@@ -54,8 +67,8 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
   o.have_divisor = pf_map_has(params, "expansion_divisor");
   o.expansion_divisor = pf_map_int(params, "expansion_divisor", 0);
   int64_t *idx = NULL;
-  pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
-                                  &o.have_layer_indices, err);
+  st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices, &o.have_layer_indices,
+                        err);
   o.layer_indices = idx;
   const pf_value *fs = pf_map_get(params, "fairness_scores");
   o.fairness_scores = fs && fs->type != PF_V_NULL ? fs : NULL;
@@ -80,7 +93,7 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
 const pf_op pf_op_prune_width = {
     .name = "prune_width",
     .alias = "prune-width",
-    .summary = "GLU MLP neuron-pair pruning (OptiPFair MLP_GLU)",
+    .summary = "MLP neuron pruning: GLU neuron pairs (OptiPFair MLP_GLU) or plain MLPs (MLP)",
     .params = prune_width_params,
     .n_params = sizeof prune_width_params / sizeof prune_width_params[0],
     .returns = "{model, original_parameters, pruned_parameters, reduction, percentage_reduction, "

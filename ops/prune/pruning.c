@@ -1,12 +1,12 @@
-/* pruning.c — OptiPFair width-pruning math: scores, k, top-k, plan, prune, stats.
- * (Depth pruning lives in pruning_depth.c.)
+/* pruning.c — OptiPFair width-pruning math: k, top-k, plan, prune, stats, for
+ * GLU MLPs (MLP_GLU) and plain MLPs (pfrun's MLP). (Scores live in
+ * pruning_scores.c, depth pruning in pruning_depth.c.)
  *
  * Why the arithmetic looks the way it does:
  *  - k: Python computes int(p / 100 * I); (p/100)*I in IEEE double, truncated.
- *  - scores: torch produces one float32 tensor per row reduction (max, min, var,
- *    L1/L2 norm) and combines them in float32. We accumulate each reduction in
- *    double and round once, which is what a careful float32 reduction yields;
- *    FMA contraction is disabled so Debug and Release give the same bits.
+ *  - a plain MLP goes the GLU way with I = rows of up_proj (fc_in): the same
+ *    k, divisor, expansion-rate, layer and tie rules; only the scores and the
+ *    absent gate_proj differ, so one code path serves both.
  *  - top-k: torch.topk leaves ties unspecified; we take higher score first,
  *    then lower index (NaN counts as the largest, as in torch), then sort the
  *    kept indices ascending so the neuron order is preserved.
@@ -21,181 +21,6 @@
 #include <string.h>
 
 #include "fairness.h"
-
-static const char *const method_names[] = {"PPM", "MAW", "VOW", "PON", "L2"};
-
-pf_status pf_score_method_parse(const char *name, pf_score_method *out, pf_err *err) {
-  for (int i = 0; i < 5; i++)
-    if (name && strcmp(name, method_names[i]) == 0) {
-      *out = (pf_score_method)i;
-      return PF_OK;
-    }
-  return pf_err_set(err, PF_ERR_INVALID,
-                    "Invalid neuron selection method: %s. Choose from ['PPM', 'MAW', 'VOW', "
-                    "'PON', 'L2'].",
-                    name ? name : "None");
-}
-
-const char *pf_score_method_name(pf_score_method m) {
-  return (unsigned)m < 5 ? method_names[m] : "?";
-}
-
-/* ---- scores ---- */
-
-static float row_range(const float *x, int64_t H) {
-  float mx = x[0], mn = x[0];
-  for (int64_t j = 0; j < H; j++) {
-    if (isnan(x[j])) return NAN; /* torch.max / min propagate NaN */
-    if (x[j] > mx) mx = x[j];
-    if (x[j] < mn) mn = x[j];
-  }
-  return mx + fabsf(mn);
-}
-
-static float row_var(const float *x, int64_t H) {
-  if (H < 2) return NAN;
-  double s = 0;
-  for (int64_t j = 0; j < H; j++)
-    s += x[j];
-  double mean = s / (double)H, ss = 0;
-  for (int64_t j = 0; j < H; j++) {
-    double d = (double)x[j] - mean;
-    ss += d * d;
-  }
-  return (float)(ss / (double)(H - 1));
-}
-
-static float row_l1(const float *x, int64_t H) {
-  double s = 0;
-  for (int64_t j = 0; j < H; j++)
-    s += fabs((double)x[j]);
-  return (float)s;
-}
-
-static float row_l2(const float *x, int64_t H) {
-  double s = 0;
-  for (int64_t j = 0; j < H; j++)
-    s += (double)x[j] * (double)x[j];
-  return (float)sqrt(s);
-}
-
-float pf_neuron_score(const float *g, const float *u, int64_t H, pf_score_method m) {
-  if (H <= 0) return NAN;
-  switch (m) {
-  case PF_METHOD_PPM:
-  case PF_METHOD_MAW:
-    return row_range(g, H) + row_range(u, H);
-  case PF_METHOD_VOW:
-    return row_var(g, H) + row_var(u, H);
-  case PF_METHOD_PON:
-    return row_l1(g, H) * row_l1(u, H);
-  case PF_METHOD_L2:
-    return row_l2(g, H) + row_l2(u, H);
-  }
-  return NAN;
-}
-
-static pf_status check_gate_up(const pf_layer *l, pf_err *err) {
-  const pf_tensor *g = l->gate_proj, *u = l->up_proj;
-  if (!g || !u) return pf_err_set(err, PF_ERR_INVALID, "mlp: gate_proj / up_proj missing");
-  if (!g->data || !u->data)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "mlp.gate_proj: no weight data (a dry-run plan cannot be scored)");
-  if (g->ndim != 2 || u->ndim != 2 || g->shape[0] != u->shape[0] || g->shape[1] != u->shape[1]) {
-    char a[64], b[64];
-    return pf_err_set(err, PF_ERR_INVALID, "mlp.up_proj: expected shape %s (as gate_proj), got %s",
-                      pf_shape_str(g->ndim, g->shape, a, sizeof a),
-                      pf_shape_str(u->ndim, u->shape, b, sizeof b));
-  }
-  return PF_OK;
-}
-
-pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_err *err) {
-  pf_status st = check_gate_up(l, err);
-  if (st) return st;
-  const int64_t I = l->gate_proj->shape[0], H = l->gate_proj->shape[1];
-  const int nt = omp_get_max_threads();
-  float *buf = malloc(sizeof(float) * (size_t)(2 * H) * (size_t)nt);
-  if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "scores: out of memory for row buffers");
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < I; i++) {
-    float *g = buf + (size_t)(2 * H) * (size_t)omp_get_thread_num();
-    float *u = g + H;
-    pf_tensor_row_f32(l->gate_proj, i, g);
-    pf_tensor_row_f32(l->up_proj, i, u);
-    out[i] = pf_neuron_score(g, u, H, m);
-  }
-  free(buf);
-  /* the rows are read once: do not keep the mapped pages resident */
-  pf_tensor_release_pages(l->gate_proj);
-  pf_tensor_release_pages(l->up_proj);
-  return PF_OK;
-}
-
-/* max + |min| of n values (float32 result, as torch). */
-static float peak_to_peak(const float *x, int64_t n) {
-  float mx = x[0], mn = x[0];
-  for (int64_t j = 1; j < n; j++) {
-    if (x[j] > mx) mx = x[j];
-    if (x[j] < mn) mn = x[j];
-  }
-  return mx + fabsf(mn);
-}
-
-/* v[i] / (max(v) + 1e-8) in place, float32 arithmetic. */
-static void normalise_by_max(float *v, int64_t n) {
-  float mx = v[0];
-  for (int64_t i = 1; i < n; i++)
-    if (v[i] > mx) mx = v[i];
-  float den = mx + 1e-8f;
-  for (int64_t i = 0; i < n; i++)
-    v[i] = v[i] / den;
-}
-
-/* Column-wise max + |min| of D [H, I]: d[I]. */
-static void down_peaks(const pf_tensor *D, float *d, float *row, float *mx, float *mn) {
-  const int64_t H = D->shape[0], I = D->shape[1];
-  for (int64_t h = 0; h < H; h++) {
-    pf_tensor_row_f32(D, h, row);
-    for (int64_t i = 0; i < I; i++) {
-      if (h == 0 || row[i] > mx[i]) mx[i] = row[i];
-      if (h == 0 || row[i] < mn[i]) mn[i] = row[i];
-    }
-  }
-  for (int64_t i = 0; i < I; i++)
-    d[i] = mx[i] + fabsf(mn[i]);
-}
-
-pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, pf_err *err) {
-  pf_status st = check_gate_up(l, err);
-  if (st) return st;
-  const pf_tensor *D = l->down_proj;
-  const int64_t I = l->gate_proj->shape[0], H = l->gate_proj->shape[1];
-  if (!D || !D->data || D->ndim != 2 || D->shape[1] != I)
-    return pf_err_set(err, PF_ERR_INVALID, "mlp.down_proj: expected shape [%lld, %lld]",
-                      (long long)H, (long long)I);
-  int64_t rowlen = H > D->shape[1] ? H : D->shape[1];
-  float *buf = malloc(sizeof(float) * (size_t)(5 * I + rowlen));
-  if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "hybrid scores: out of memory");
-  float *g = buf, *u = g + I, *d = u + I, *mx = d + I, *mn = mx + I, *row = mn + I;
-  for (int64_t i = 0; i < I; i++) {
-    pf_tensor_row_f32(l->gate_proj, i, row);
-    g[i] = peak_to_peak(row, H);
-    pf_tensor_row_f32(l->up_proj, i, row);
-    u[i] = peak_to_peak(row, H);
-  }
-  down_peaks(D, d, row, mx, mn);
-  normalise_by_max(g, I);
-  normalise_by_max(u, I);
-  normalise_by_max(d, I);
-  for (int64_t i = 0; i < I; i++)
-    out[i] = (g[i] + u[i] + d[i]) * X[i];
-  free(buf);
-  pf_tensor_release_pages(l->gate_proj);
-  pf_tensor_release_pages(l->up_proj);
-  pf_tensor_release_pages(D);
-  return PF_OK;
-}
 
 /* ---- k ---- */
 
@@ -323,18 +148,88 @@ pf_status pf_check_layer_indices(const int64_t *idx, size_t n, int64_t L, pf_err
   return PF_OK;
 }
 
+static const char *const width_type_names[] = {"MLP_GLU", "MLP"};
+
+pf_status pf_width_type_parse(const char *name, pf_width_type *out, pf_err *err) {
+  for (int i = 0; i < 2; i++)
+    if (name && strcmp(name, width_type_names[i]) == 0) {
+      *out = (pf_width_type)i;
+      return PF_OK;
+    }
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "Unsupported pruning type: %s. Choose from ['MLP_GLU', 'MLP'] (width) or "
+                    "'DEPTH'.",
+                    name ? name : "None");
+}
+
+const char *pf_width_type_name(pf_width_type t) {
+  return (unsigned)t < 2 ? width_type_names[t] : "?";
+}
+
+static int family_is_plain(const pf_model *m) {
+  return m->config.arch && m->config.arch->mlp == PF_MLP_PLAIN;
+}
+
+static const char *family_name(const pf_model *m) {
+  return m->config.arch ? m->config.arch->model_type : "?";
+}
+
 pf_status pf_check_glu_compatible(const pf_model *m, pf_err *err) {
-  char why[256] = "";
+  char why[256] = "", hint[256] = "";
   if (pf_model_glu_compatible(m, why, sizeof why)) return PF_OK;
+  if (family_is_plain(m))
+    snprintf(hint, sizeof hint,
+             " This model (model_type %s) has a plain MLP (fc_in -> activation -> fc_out, no "
+             "gate_proj): prune its neurons with pruning_type MLP (pfrun prune --pruning-type "
+             "MLP).",
+             family_name(m));
   return pf_err_set(err, PF_ERR_INVALID,
                     "Model is not compatible with GLU pruning. It must have gate_proj, up_proj, "
-                    "and down_proj layers.%s%s%s",
-                    why[0] ? " (" : "", why, why[0] ? ")" : "");
+                    "and down_proj layers.%s%s%s%s",
+                    why[0] ? " (" : "", why, why[0] ? ")" : "", hint);
+}
+
+/* Why layer 0 of m is not a plain MLP, or NULL when it is. */
+static const char *plain_mlp_problem(const pf_model *m, char *buf, size_t n) {
+  const pf_layer *l = m->n_layers > 0 ? &m->layers[0] : NULL;
+  if (!l) return "the model has no layers";
+  if (!family_is_plain(m) || l->gate_proj) {
+    snprintf(buf, n,
+             "model_type %s has a GLU MLP (gate_proj, up_proj, down_proj); prune it with "
+             "pruning_type MLP_GLU (pfrun prune --pruning-type MLP_GLU)",
+             family_name(m));
+    return buf;
+  }
+  const pf_tensor *u = l->up_proj, *d = l->down_proj;
+  if (!u || !d) return "layer 0 has no up_proj (fc_in) / down_proj (fc_out)";
+  if (u->ndim != 2 || d->ndim != 2) return "layer 0 MLP weights are not 2-D";
+  if (d->shape[0] != u->shape[1] || d->shape[1] != u->shape[0]) {
+    char a[48], b[48];
+    snprintf(buf, n, "layer 0 MLP shapes do not chain: up_proj (fc_in) %s, down_proj (fc_out) %s",
+             pf_shape_str(2, u->shape, a, sizeof a), pf_shape_str(2, d->shape, b, sizeof b));
+    return buf;
+  }
+  return NULL;
+}
+
+pf_status pf_check_plain_mlp(const pf_model *m, pf_err *err) {
+  char buf[256];
+  const char *why = plain_mlp_problem(m, buf, sizeof buf);
+  if (!why) return PF_OK;
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "Model is not compatible with MLP pruning (pruning_type MLP is for plain, "
+                    "non-GLU MLPs: up_proj/fc_in [I, H] -> activation -> down_proj/fc_out [H, I], "
+                    "as in gpt2 and gpt_neox): %s.",
+                    why);
+}
+
+pf_status pf_check_width_compatible(const pf_model *m, pf_width_type t, pf_err *err) {
+  return t == PF_WIDTH_MLP ? pf_check_plain_mlp(m, err) : pf_check_glu_compatible(m, err);
 }
 
 /* Steps 1-3 and 5: structure, layer_indices, divisor. */
 static pf_status check_width_structure(const pf_model *m, const pf_width_opts *o, pf_err *err) {
-  pf_status st = pf_check_glu_compatible(m, err);
+  pf_status st = pf_check_width_compatible(m, o->pruning_type, err);
   if (st) return st;
   if (m->n_layers <= 0)
     return pf_err_set(err, PF_ERR_INVALID, "Could not find MLP layers in the model.");
@@ -342,6 +237,11 @@ static pf_status check_width_structure(const pf_model *m, const pf_width_opts *o
     st = pf_check_layer_indices(o->layer_indices, o->n_layer_indices, m->n_layers, err);
     if (st) return st;
   }
+  if (o->fairness_scores && o->pruning_type == PF_WIDTH_MLP)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "fairness_scores: fairness-aware pruning needs a GLU MLP (its scores come "
+                      "from gate_proj / up_proj activations); pruning_type MLP does not take "
+                      "fairness_scores");
   if (o->fairness_scores) {
     pf_status st = pf_fairness_check(o->fairness_scores, err);
     if (st) return st;
@@ -377,8 +277,8 @@ static pf_status width_percentage(const pf_model *m, const pf_width_opts *o, pf_
                       "one.");
   int is_int = o->percentage_is_int;
   if (o->have_expansion_rate) {
-    const pf_tensor *g = m->layers[0].gate_proj;
-    st = pf_percentage_from_expansion_rate(g->shape[0], g->shape[1], o->expansion_rate,
+    const pf_tensor *u = m->layers[0].up_proj; /* == gate_proj's shape for a GLU MLP */
+    st = pf_percentage_from_expansion_rate(u->shape[0], u->shape[1], o->expansion_rate,
                                            o->expansion_rate_is_int, &p->percentage, err);
     if (st) return st;
     is_int = 0;
@@ -458,21 +358,25 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
   for (size_t i = 0; i < o->n_layer_indices && o->have_layer_indices; i++)
     out->selected[o->layer_indices[i]] = 1;
   int64_t d = o->have_divisor ? o->expansion_divisor : 0;
+  const int plain = o->pruning_type == PF_WIDTH_MLP;
   for (int64_t i = 0; i < L; i++) {
     const pf_layer *l = &m->layers[i];
-    const pf_tensor *g = l->gate_proj;
-    if (!g || g->ndim != 2 || !l->up_proj || l->up_proj->ndim != 2 || !l->down_proj ||
+    const pf_tensor *g = l->gate_proj, *u = l->up_proj;
+    if ((plain ? g != NULL : !g || g->ndim != 2) || !u || u->ndim != 2 || !l->down_proj ||
         l->down_proj->ndim != 2) {
       st = pf_err_set(err, PF_ERR_INVALID,
-                      "model.layers.%lld.mlp: expected 2-D gate_proj, up_proj and down_proj",
+                      plain ? "model.layers.%lld.mlp: expected a plain MLP: 2-D up_proj (fc_in) "
+                              "and down_proj (fc_out), no gate_proj"
+                            : "model.layers.%lld.mlp: expected 2-D gate_proj, up_proj and "
+                              "down_proj",
                       (long long)i);
       break;
     }
     if (!o->have_layer_indices) out->selected[i] = 1;
-    out->keep[i] = g->shape[0];
-    if (out->selected[i] && out->custom) st = plan_custom(o, i, g->shape[0], out, err);
+    out->keep[i] = u->shape[0];
+    if (out->selected[i] && out->custom) st = plan_custom(o, i, u->shape[0], out, err);
     if (!st && out->selected[i])
-      st = pf_layer_keep(i, g->shape[0], out->percentage, d, &out->keep[i], err);
+      st = pf_layer_keep(i, u->shape[0], out->percentage, d, &out->keep[i], err);
     if (st) break;
   }
   if (st) pf_width_plan_free(out);
@@ -481,8 +385,9 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
 
 /* ---- statistics (§6.2) ---- */
 
+/* Rows of up_proj: the width of a GLU (== gate_proj rows) and of a plain MLP. */
 static int64_t layer_width(const pf_layer *l) {
-  return l->gate_proj && l->gate_proj->ndim == 2 ? l->gate_proj->shape[0] : -1;
+  return l->up_proj && l->up_proj->ndim == 2 ? l->up_proj->shape[0] : -1;
 }
 
 pf_status pf_width_stats(const pf_model *before, const pf_model *after, pf_value **out,
@@ -499,7 +404,7 @@ pf_status pf_width_stats(const pf_model *before, const pf_model *after, pf_value
   if (!st)
     st = pf_map_set_num(s, "percentage_reduction",
                         orig ? ((double)reduction / (double)orig) * 100.0 : 0.0);
-  const pf_tensor *g0 = after->n_layers > 0 ? after->layers[0].gate_proj : NULL;
+  const pf_tensor *g0 = after->n_layers > 0 ? after->layers[0].up_proj : NULL;
   if (!st)
     st = pf_map_set(s, "expansion_rate",
                     g0 && g0->ndim == 2 && g0->shape[1]
@@ -530,7 +435,8 @@ static void put_tensor(pf_tensor **slot, pf_tensor *t) {
   *slot = t;
 }
 
-/* The MLP tensors a width pruning replaces (the biases only when the layer has them). */
+/* The MLP tensors a width pruning replaces (gate and the biases only when the
+ * layer has them: a plain MLP has no gate). */
 typedef struct mlp_set {
   pf_tensor *gate, *up, *down, *gate_bias, *up_bias;
 } mlp_set;
@@ -545,7 +451,7 @@ static pf_status install_mlp(pf_layer *l, mlp_set *n, pf_status st) {
     pf_tensor_release(n->up_bias);
     return st;
   }
-  put_tensor(&l->gate_proj, n->gate);
+  if (l->gate_proj) put_tensor(&l->gate_proj, n->gate);
   put_tensor(&l->up_proj, n->up);
   put_tensor(&l->down_proj, n->down);
   if (l->gate_bias) put_tensor(&l->gate_bias, n->gate_bias);
@@ -556,9 +462,10 @@ static pf_status install_mlp(pf_layer *l, mlp_set *n, pf_status st) {
 /* Planned (shape-only) replacements for a dry run. */
 static pf_status plan_layer(pf_layer *l, int64_t k, pf_err *err) {
   const pf_tensor *g = l->gate_proj, *d = l->down_proj;
-  int64_t gs[2] = {k, g->shape[1]}, us[2] = {k, l->up_proj->shape[1]}, ds[2] = {d->shape[0], k};
+  int64_t gs[2] = {k, g ? g->shape[1] : 0}, us[2] = {k, l->up_proj->shape[1]},
+          ds[2] = {d->shape[0], k};
   mlp_set n = {0};
-  pf_status st = pf_tensor_new_planned(g->dtype, 2, gs, &n.gate, err);
+  pf_status st = g ? pf_tensor_new_planned(g->dtype, 2, gs, &n.gate, err) : PF_OK;
   if (!st) st = pf_tensor_new_planned(l->up_proj->dtype, 2, us, &n.up, err);
   if (!st) st = pf_tensor_new_planned(d->dtype, 2, ds, &n.down, err);
   if (!st && l->gate_bias)
@@ -571,7 +478,7 @@ static pf_status plan_layer(pf_layer *l, int64_t k, pf_err *err) {
  * receives the kept indices. */
 static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, const float *custom,
                              int64_t k, int64_t *kept, pf_err *err) {
-  const int64_t I = l->gate_proj->shape[0];
+  const int64_t I = pf_layer_width(l);
   mlp_set n = {0};
   float *scores = malloc(sizeof(float) * (size_t)I);
   pf_status st = scores ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "scores: out of memory");
@@ -581,7 +488,7 @@ static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, con
     st = X ? pf_layer_hybrid_scores(l, X, scores, err) : pf_layer_scores(l, m, scores, err);
   if (!st) st = pf_topk_keep(scores, I, k, kept, err);
   free(scores);
-  if (!st) st = pf_tensor_select_rows(l->gate_proj, kept, k, &n.gate, err);
+  if (!st && l->gate_proj) st = pf_tensor_select_rows(l->gate_proj, kept, k, &n.gate, err);
   if (!st) st = pf_tensor_select_rows(l->up_proj, kept, k, &n.up, err);
   if (!st) st = pf_tensor_select_cols(l->down_proj, kept, k, &n.down, err);
   if (!st && l->gate_bias) st = pf_tensor_select_elems(l->gate_bias, kept, k, &n.gate_bias, err);
@@ -636,7 +543,7 @@ static pf_status prune_layers(pf_model *nm, const pf_width_plan *plan, const pf_
     pf_status st = pf_ctx_check_interrupt(ctx, err);
     if (st) return st;
     pf_layer *l = &nm->layers[i];
-    int64_t before = l->gate_proj->shape[0], k = plan->keep[i];
+    int64_t before = pf_layer_width(l), k = plan->keep[i];
     int64_t *kept = dry ? NULL : malloc(sizeof(int64_t) * (size_t)k);
     if (!dry && !kept) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     const float *X = plan->norms ? plan->norms[i] : NULL;

@@ -1,7 +1,9 @@
 /* pruning.h — the OptiPFair pruning math as plain functions (no op layer).
  *
  * Width (GLU MLP neuron pairs) and depth (whole layers) pruning with the same
- * numbers as OptiPFair 0.4.1 (see reference/optipfair-behaviour.md §1, §3–§6):
+ * numbers as OptiPFair 0.4.1 (see reference/optipfair-behaviour.md §1, §3–§6),
+ * plus pfrun's width pruning of plain (non-GLU) MLPs, pruning type "MLP" (gpt2,
+ * gpt_neox: reference/arch-gpt2-neox.md §9), which OptiPFair does not have:
  * static neuron scores, the number of neurons kept, expansion-rate and divisor
  * arithmetic, validation order and messages, depth selection and statistics.
  * pfrun's documented differences: deterministic ties (higher score first, then
@@ -45,15 +47,28 @@ const char *pf_score_method_name(pf_score_method m);
  * torch produces, so results match torch to the last bit except for rare
  * half-ulp cases in its own accumulation. */
 float pf_neuron_score(const float *g, const float *u, int64_t H, pf_score_method m);
+/* Score of one plain-MLP neuron j (arch-gpt2-neox.md §9.2) from its input row
+ * r[H] (row j of up_proj = fc_in) and output column c[H] (column j of
+ * down_proj = fc_out), float32 copies, same rounding as pf_neuron_score:
+ *   MAW/PPM: max r + |min r|     VOW: var(r), unbiased
+ *   PON:     (sum |r|) * (sum |c|)   L2: ||r||_2 + ||c||_2
+ * (MAW and VOW do not use c; biases are never scored.) */
+float pf_plain_neuron_score(const float *r, const float *c, int64_t H, pf_score_method m);
 
-/* Scores of every neuron of layer l into out[I] (I = gate_proj rows). Rows are
- * converted with pf_tensor_row_f32; OpenMP over neurons. Errors: missing or
- * planned (dry-run) tensors, gate/up shape mismatch. */
+/* Scores of every neuron of layer l into out[I] (I = pf_layer_width(l)). A layer
+ * with gate_proj is scored as a GLU MLP (pf_neuron_score), one without as a
+ * plain MLP (pf_plain_neuron_score; output columns are reduced by streaming
+ * down_proj's rows). Rows are converted with pf_tensor_row_f32; OpenMP over
+ * neurons. Errors: missing or planned (dry-run) tensors, gate/up (GLU) or
+ * up/down (plain) shape mismatch. */
 pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_err *err);
 /* §2.4 hybrid score of every neuron of layer l with its accumulated norms X[I]:
  *   g_i = max G[i,:] + |min G[i,:]|, u_i likewise for U, d_i = max D[:,i] + |min D[:,i]|,
  *   each normalised by (its max + 1e-8), importance_i = (g^_i + u^_i + d^_i) * X_i,
- * all in float32 as torch computes it. */
+ * all in float32 as torch computes it. A plain MLP layer (no gate_proj) gets
+ * §9.2's analogue: importance_j = (r^_j + c^_j) * X_j with r_j = rng(up row j),
+ * c_j = rng(down column j), each normalised the same way; X_j is then the norm
+ * of act(fc_in(x))[j], the input of fc_out. */
 pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, pf_err *err);
 
 /* ---- how many neurons to keep (§3) ---- */
@@ -89,16 +104,36 @@ void pf_format_pynum(double v, int is_int, char *out, size_t n);
 
 /* ---- width pruning (§4, prune_model_mlp_glu semantics) ---- */
 
+/* What width pruning prunes: OptiPFair's GLU neuron pairs ("MLP_GLU", the
+ * default) or the neurons of a plain MLP ("MLP": up_proj/fc_in row j, its bias
+ * element j and down_proj/fc_out column j; the fc_out bias is kept). */
+typedef enum pf_width_type { PF_WIDTH_MLP_GLU = 0, PF_WIDTH_MLP } pf_width_type;
+/* "MLP_GLU" | "MLP" (exact); otherwise PF_ERR_INVALID with pfrun's extension
+ * of OptiPFair's "Unsupported pruning type" message. */
+pf_status pf_width_type_parse(const char *name, pf_width_type *out, pf_err *err);
+const char *pf_width_type_name(pf_width_type t);
+
+/* OptiPFair's "Model is not compatible with GLU pruning..." error (with the reason)
+ * unless pf_model_glu_compatible; for a model whose family has a plain MLP the
+ * message adds that pruning_type MLP (--pruning-type MLP) prunes it. */
+pf_status pf_check_glu_compatible(const pf_model *m, pf_err *err);
+/* "Model is not compatible with MLP pruning..." unless the family has a plain MLP
+ * (config.arch->mlp == PF_MLP_PLAIN) and layer 0 has up_proj [I, H] and
+ * down_proj [H, I] and no gate_proj; a GLU model's message names MLP_GLU. */
+pf_status pf_check_plain_mlp(const pf_model *m, pf_err *err);
+/* The check for `t` (GLU or plain). */
+pf_status pf_check_width_compatible(const pf_model *m, pf_width_type t, pf_err *err);
 /* §4 step 3 on a list of layer indices (any order) for a model of L layers:
  * "layer_indices cannot be an empty list", then "Invalid layer indices: [<bad,
  * in input order>]. Model has L layers (valid indices: 0-<L-1>)", then
  * "layer_indices contains duplicate values". */
-/* OptiPFair's "Model is not compatible with GLU pruning..." error (with the reason)
- * unless pf_model_glu_compatible. */
-pf_status pf_check_glu_compatible(const pf_model *m, pf_err *err);
 pf_status pf_check_layer_indices(const int64_t *idx, size_t n, int64_t L, pf_err *err);
 
 typedef struct pf_width_opts {
+  /* PF_WIDTH_MLP_GLU (0, the default) or PF_WIDTH_MLP. Everything below applies to
+   * both, with I = the layer's width and I0/H from layer 0's up_proj, except
+   * fairness_scores (GLU only: refused for MLP, §4 step 4's place). */
+  pf_width_type pruning_type;
   const char *method;  /* NULL = "PPM" (prune_model_mlp_glu's default) */
   int have_percentage; /* pruning_percentage given (not None) */
   double pruning_percentage;
@@ -141,7 +176,7 @@ typedef struct pf_width_plan {
   float **custom;            /* [n_layers] 1 - fairness score per neuron, or NULL (owned) */
 } pf_width_plan;
 
-/* Validate in OptiPFair's order (§4: GLU, layers, layer_indices, divisor,
+/* Validate in OptiPFair's order (§4: GLU (or plain MLP), layers, layer_indices, divisor,
  * method, exclusivity, expansion rate, percentage range) and compute every
  * layer's k (per layer in ascending order, so the first "No effective pruning"
  * layer is the one OptiPFair reports). Neither percentage nor rate (without a
@@ -151,10 +186,11 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
 void pf_width_plan_free(pf_width_plan *p); /* members only; NULL ok */
 
 /* Prune: a new model (pf_model_derive) whose pruned layers hold gate/up rows and
- * down columns of the kept neurons (exact bytes), gate/up biases sliced, the
- * down bias shared; config.intermediate_sizes[i] = k and intermediate_size =
- * the largest. With ctx->dry_run no weight is read: pruned tensors are planned
- * (shape only) and kept_indices are null. *stats (may be NULL) receives §6.2:
+ * down columns of the kept neurons (exact bytes; a plain MLP: up rows and down
+ * columns), gate/up biases sliced, the down bias shared;
+ * config.intermediate_sizes[i] = k and intermediate_size = the largest. With
+ * ctx->dry_run no weight is read: pruned tensors are planned (shape only) and
+ * kept_indices are null. *stats (may be NULL) receives §6.2:
  * original_parameters, pruned_parameters, reduction, percentage_reduction,
  * expansion_rate, [pruned_layers, total_layers when widths differ], plus
  * "layers": [{index, intermediate_size_before, intermediate_size_after,

@@ -1,4 +1,5 @@
-/* score.c — op "score": static neuron-pair importance per layer (§1). */
+/* score.c — op "score": neuron importance per layer: static (§1; a plain MLP
+ * without gate_proj gets arch-gpt2-neox.md §9.2's analogues) or data-driven. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@ static const pf_param_spec score_params[] = {
     {"method", PF_P_STR, 0, "MAW", "MAW|PPM|VOW|PON|L2", 0, 0,
      "MAW/PPM: (max + |min|) of the gate row + the same of the up row; VOW: unbiased variance of "
      "the gate row + of the up row; PON: L1 norm of the gate row x L1 norm of the up row; L2: L2 "
-     "norm of the gate row + of the up row (float32; down_proj is not used)"},
+     "norm of the gate row + of the up row (float32; down_proj is not used). A plain MLP (no "
+     "gate_proj: gpt2, gpt_neox), with r = its fc_in row and c = its fc_out column: MAW/PPM "
+     "max + |min| of r; VOW var(r); PON |r|_1 x |c|_1; L2 |r|_2 + |c|_2"},
     {"layer_indices", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
      "layers to score (default: all), e.g. [0, 2] or \"0,2\""},
     {"calibration", PF_P_ANY, 0, NULL, NULL, 0, 0,
@@ -22,7 +25,7 @@ static const pf_param_spec score_params[] = {
 /* One layer's scores as a list of numbers. */
 static pf_status layer_list(const pf_layer *l, pf_score_method m, const float *X, pf_value **out,
                             pf_err *err) {
-  int64_t I = l->gate_proj ? l->gate_proj->shape[0] : 0;
+  int64_t I = pf_layer_width(l);
   float *s = malloc(sizeof(float) * (size_t)(I ? I : 1));
   pf_value *list = pf_value_list();
   pf_status st = s && list ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -118,7 +121,7 @@ static pf_status score_run(const pf_op *op, const pf_value *params, pf_value **o
 const pf_op pf_op_score = {
     .name = "score",
     .alias = NULL,
-    .summary = "static neuron-pair importance per layer (MAW/PPM, VOW, PON, L2)",
+    .summary = "neuron importance per layer (MAW/PPM, VOW, PON, L2; GLU or plain MLPs)",
     .params = score_params,
     .n_params = sizeof score_params / sizeof score_params[0],
     .returns = "{method, scores: {\"<layer>\": [one float32 score per intermediate neuron]}}; "

@@ -1,6 +1,10 @@
 /* cli.c — argv -> pf_cli. The rules and messages of the prune subcommand follow
  * OptiPFair's click CLI (reference §13.1) so scripts that match on them keep
- * working; pfrun adds --dry-run, --stats-json, --max-shard-size, --overwrite. */
+ * working; pfrun adds --dry-run, --stats-json, --max-shard-size, --overwrite,
+ * and --pruning-type MLP (plain, non-GLU MLPs: gpt2, gpt_neox), which takes every
+ * option MLP_GLU takes and follows the same rules. OptiPFair's "... is only
+ * valid with --pruning-type MLP_GLU." messages are kept word for word (scripts
+ * match on them) and followed by a sentence naming MLP. */
 #include "cli.h"
 
 #include <errno.h>
@@ -116,6 +120,7 @@ typedef struct prune_opts {
   int64_t num;
 } prune_opts;
 
+/* MLP_GLU and MLP (width pruning): the same rules. */
 static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *err) {
   if (o->have_pct && o->have_rate)
     return pf_err_set(err, PF_ERR_INVALID,
@@ -126,6 +131,7 @@ static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *
   if (strcmp(o->selection, "last") != 0)
     return pf_err_set(err, PF_ERR_INVALID,
                       "--layer-selection-method is only valid with --pruning-type DEPTH.");
+  pf_map_set(params, "pruning_type", pf_value_str(o->pruning_type));
   pf_map_set(params, "method", pf_value_str(o->method));
   if (o->have_rate) pf_map_set(params, "expansion_rate", pf_value_num(o->rate));
   else pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
@@ -133,10 +139,13 @@ static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *
   return PF_OK;
 }
 
+/* OptiPFair's sentence, then pfrun's width type that takes the option too. */
+#define ALSO_MLP " pfrun also takes it with --pruning-type MLP (non-GLU MLPs)."
+
 static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err *err) {
   if (o->divisor)
     return pf_err_set(err, PF_ERR_INVALID,
-                      "--expansion-divisor is only valid with --pruning-type MLP_GLU.");
+                      "--expansion-divisor is only valid with --pruning-type MLP_GLU." ALSO_MLP);
   int given = (o->have_num != 0) + (o->indices != NULL) + (o->have_pct != 0);
   if (given == 0)
     return pf_err_set(err, PF_ERR_INVALID,
@@ -148,16 +157,17 @@ static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err
                       "mutually exclusive.");
   if (o->have_rate)
     return pf_err_set(err, PF_ERR_INVALID,
-                      "--expansion-rate is only valid with --pruning-type MLP_GLU.");
+                      "--expansion-rate is only valid with --pruning-type MLP_GLU." ALSO_MLP);
   if (strcmp(o->method, "MAW") != 0)
-    return pf_err_set(err, PF_ERR_INVALID, "--method is only valid with --pruning-type MLP_GLU.");
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--method is only valid with --pruning-type MLP_GLU." ALSO_MLP);
   if (o->have_num) pf_map_set(params, "num_layers_to_remove", pf_value_int(o->num));
   if (o->have_pct) pf_map_set(params, "depth_pruning_percentage", pf_value_num(o->pct));
   pf_map_set(params, "layer_selection_method", pf_value_str(o->selection));
   return PF_OK;
 }
 
-static const char *const PRUNING_TYPES[] = {"MLP_GLU", "DEPTH", NULL};
+static const char *const PRUNING_TYPES[] = {"MLP_GLU", "MLP", "DEPTH", NULL};
 static const char *const METHODS[] = {"MAW", "VOW", "PON", "L2", NULL};
 static const char *const DIVISORS[] = {"32", "64", "128", "256", NULL};
 static const char *const SELECTIONS[] = {"last", "first", "custom", NULL};

@@ -500,12 +500,14 @@ pf_status pf_bias_plan(const pf_model *m, size_t n, uint32_t mask, const uint8_t
   pf_status st = a ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "activations: out of memory");
   for (int64_t l = 0; !st && l < m->n_layers; l++) {
     if (layers && !layers[l]) continue;
-    const pf_tensor *g = m->layers[l].gate_proj;
+    const int glu = m->layers[l].gate_proj != NULL; /* plain MLPs have no gate/up taps */
     for (int p = 0; !st && p < PF_TAP_COUNT; p++) {
       int t = tap_target((pf_tap_point)p);
       if (t < 0 || !(mask & (1u << t))) continue;
+      if (!glu && (p == PF_TAP_GATE_PROJ || p == PF_TAP_UP_PROJ)) continue;
       int mlp_wide = p == PF_TAP_GATE_PROJ || p == PF_TAP_UP_PROJ || p == PF_TAP_DOWN_PROJ_INPUT;
-      int64_t shape[2] = {(int64_t)n, mlp_wide && g ? g->shape[0] : m->config.hidden_size};
+      int64_t shape[2] = {(int64_t)n,
+                          mlp_wide ? pf_layer_width(&m->layers[l]) : m->config.hidden_size};
       pf_tensor *x = NULL;
       char name[96];
       snprintf(name, sizeof name, "%s_layer_%lld", target_prefixes[t], (long long)l);

@@ -180,10 +180,6 @@ const char *const *pf_arch_model_types(void) {
   return arch_types;
 }
 
-int pf_arch_is_fused(const pf_arch_tensor *t) {
-  return t->layout != PF_LAYOUT_PLAIN;
-}
-
 int pf_arch_stored_shape(const pf_arch_tensor *at, const int64_t part_shapes[][2],
                          const int *part_ndims, int64_t *stored) {
   const int nd = part_ndims[0];
@@ -223,8 +219,8 @@ static pf_status select_any(const pf_tensor *t, const int64_t *idx, int64_t k, p
 }
 
 pf_status pf_arch_split(const pf_arch_tensor *at, pf_tensor *stored,
-                        const int64_t part_shapes[][2], const int *part_ndims, int64_t nh,
-                        pf_tensor **out, pf_err *err) {
+                        const int64_t part_shapes[][2], int64_t nh, pf_tensor **out,
+                        pf_err *err) {
   for (int i = 0; i < at->n_parts; i++)
     out[i] = NULL;
   pf_tensor *rows = NULL; /* the stored tensor with canonical rows in part order */
@@ -258,7 +254,6 @@ pf_status pf_arch_split(const pf_arch_tensor *at, pf_tensor *stored,
     break;
   }
   }
-  (void)part_ndims;
   int64_t r0 = 0;
   for (int i = 0; s == PF_OK && i < at->n_parts; i++) {
     s = pf_tensor_rows_view(rows, r0, r0 + part_shapes[i][0], &out[i], err);

@@ -119,10 +119,6 @@ const pf_arch *pf_arch_default(void);
 /* NULL-terminated list of the model_types in the table. */
 const char *const *pf_arch_model_types(void);
 
-/* Number of canonical parts a stored tensor splits into, and whether it is
- * joined/split by a copy (CONV1D, NEOX) or views (ROWS, PLAIN). */
-int pf_arch_is_fused(const pf_arch_tensor *t);
-
 /* Stored shape of `at` from the canonical shapes of its parts (parts[i] has
  * ndim[i], shape[i]); returns the stored ndim. `nh`/`hd` for NEOX layouts. */
 int pf_arch_stored_shape(const pf_arch_tensor *at, const int64_t part_shapes[][2],
@@ -134,8 +130,8 @@ int pf_arch_stored_shape(const pf_arch_tensor *at, const int64_t part_shapes[][2
  * (no copy); CONV1D / NEOX parts are new tensors. Planned tensors give planned
  * parts. */
 pf_status pf_arch_split(const pf_arch_tensor *at, pf_tensor *stored,
-                        const int64_t part_shapes[][2], const int *part_ndims, int64_t nh,
-                        pf_tensor **out, pf_err *err);
+                        const int64_t part_shapes[][2], int64_t nh, pf_tensor **out,
+                        pf_err *err);
 /* Join canonical parts into the stored tensor (a new reference). Adjacent row
  * views of one storage are joined without a copy. Any part planned -> planned. */
 pf_status pf_arch_compose(const pf_arch_tensor *at, pf_tensor *const *parts, int64_t nh,

@@ -159,10 +159,13 @@ static pf_status parse_model_type(const cJSON *root, const char *name, pf_model_
   c->arch = pf_arch_find(c->model_type);
   if (!c->arch) {
     c->arch = pf_arch_default();
+    char known[160] = "";
+    for (const char *const *t = pf_arch_model_types(); *t; t++)
+      snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+               t == pf_arch_model_types() ? "" : ", ", *t);
     snprintf(c->warning, sizeof c->warning,
-             "%s: model_type \"%s\" is not one of llama, mistral, qwen2, qwen3, gemma, gemma2, "
-             "gemma3_text, phi3, gpt2, gpt_neox; treating it as LLaMA-shaped",
-             name, c->model_type);
+             "%.100s: model_type \"%s\" is not one of %s; treating it as LLaMA-shaped", name,
+             c->model_type, known);
   }
   return PF_OK;
 }

@@ -228,7 +228,7 @@ static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err)
     pf_tensor *t = NULL, *out[3] = {NULL, NULL, NULL};
     pf_status st = load_tensor(ld, name, ndim, stored, mlp ? hint : NULL, &t, err);
     if (st != PF_OK) return st;
-    st = pf_arch_split(at, t, (const int64_t(*)[2])parts, nd, c->num_attention_heads, out, err);
+    st = pf_arch_split(at, t, (const int64_t(*)[2])parts, c->num_attention_heads, out, err);
     pf_tensor_release(t);
     if (st != PF_OK) {
       pf_err_prefix(err, "%s", name);
@@ -744,7 +744,7 @@ pf_status pf_model_set_tensor(pf_model *m, const char *name, pf_tensor *t, pf_er
       int64_t ps[3][2], stored[2];
       int nd[3];
       layer_shapes(c, at, config_width(c, li), ps, nd, stored);
-      s = pf_arch_split(at, t, (const int64_t(*)[2])ps, nd, c->num_attention_heads, parts, err);
+      s = pf_arch_split(at, t, (const int64_t(*)[2])ps, c->num_attention_heads, parts, err);
       pf_tensor_release(t);
       if (s != PF_OK) return s;
     }

@@ -10,7 +10,7 @@ static const pf_param_spec load_params[] = {
      "a Hugging Face checkpoint folder (config.json + safetensors), or "
      "\"synthetic:NAME[@SEED][:DTYPE]\" for a seeded synthetic model written once to the cache "
      "(presets: llama-tiny, llama-small, qwen2-tiny, qwen3-tiny, mistral-tiny, llama-1b, "
-     "llama-medium)"},
+     "llama-medium, gemma-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, gpt2-tiny, neox-tiny)"},
 };
 
 /* The result map: {model, name, num_hidden_layers, parameters, ...}. */
@@ -18,6 +18,8 @@ static pf_status load_result(pf_model *m, pf_value **out, pf_err *err) {
   pf_value *sum = pf_value_model_summary(m), *r = pf_value_map();
   pf_status st = sum && r ? pf_map_set(r, "model", pf_value_model(m)) : PF_ERR_NOMEM;
   if (!st) st = pf_map_set_str(r, "name", m->name ? m->name : "");
+  if (!st) st = pf_map_set_str(r, "model_type", m->config.model_type);
+  if (!st && m->config.warning[0]) st = pf_map_set_str(r, "warning", m->config.warning);
   for (size_t i = 0; !st && i < sum->u.map.len; i++) {
     if (i == 0) continue; /* the summary's "model" is the name again */
     pf_value_retain(sum->u.map.vals[i]);
@@ -53,6 +55,8 @@ static pf_status load_run(const pf_op *op, const pf_value *params, pf_value **ou
   if (!st && dir) st = name_model(m, path, err);
   free(dir);
   if (!st) st = load_result(m, out, err);
+  /* config notes (unknown model_type read as LLaMA, Gemma's two activation keys) */
+  if (!st && m->config.warning[0]) pf_ctx_log(ctx, "warning: %s", m->config.warning);
   pf_model_release(m);
   return st;
 }
@@ -63,7 +67,7 @@ const pf_op pf_op_load = {
     .summary = "open a checkpoint folder (or a built-in synthetic model)",
     .params = load_params,
     .n_params = sizeof load_params / sizeof load_params[0],
-    .returns = "{model, name, num_hidden_layers, parameters, dtype, hidden_size, "
-               "intermediate_size}; weights are memory-mapped, not read",
+    .returns = "{model, name, model_type, [warning], num_hidden_layers, parameters, dtype, "
+               "hidden_size, intermediate_size}; weights are memory-mapped, not read",
     .run = load_run,
 };

@@ -320,6 +320,15 @@ static pf_status parse_flags(const cJSON *root, const char *name, pf_model_confi
   if (is_type(c, "gpt2")) c->attention_bias = 1; /* Conv1D always has a bias */
   if (is_type(c, "phi3")) c->attention_bias = 0;  /* Phi3Attention: never */
   c->qk_norm = qwen3 || is_type(c, "gemma3_text");
+  /* Gemma 1: current transformers applies hidden_act; 4.39-4.46 applied hidden_activation.
+   * Hub files carry both, sometimes different: say which one runs. */
+  const cJSON *ha = get(root, "hidden_activation");
+  if (is_type(c, "gemma") && cJSON_IsString(ha) && strcmp(ha->valuestring, c->hidden_act) != 0 &&
+      !c->warning[0])
+    snprintf(c->warning, sizeof c->warning,
+             "%.100s: hidden_act \"%.31s\" and hidden_activation \"%.31s\" differ; pfrun applies "
+             "hidden_act as current transformers does (4.39-4.46 applied hidden_activation)",
+             name, c->hidden_act, ha->valuestring);
   return PF_OK;
 }
 

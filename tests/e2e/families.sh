@@ -52,6 +52,13 @@ expect_ok "analyze gpt2" analyze --model-path synthetic:gpt2-tiny
 expect_in "analyze says plain MLP" "MLP: plain (fc_in, activation, fc_out)"
 expect_in "analyze names the family" "Architecture: GPT-2 (model_type gpt2)"
 expect_fail "GLU pruning of a plain MLP" "not compatible with GLU pruning" prune --model-path synthetic:gpt2-tiny --output-path "$WORK/x"
+# Gemma 1 files carry hidden_act and hidden_activation, sometimes different: say which runs
+expect_ok "gemma-tiny" analyze --model-path synthetic:gemma-tiny --quiet
+G1=$(ls -d "$PFRUN_CACHE"/synthetic/gemma-tiny-* | head -1)
+cp -r "$G1" "$WORK/g1act"
+sed -i 's/"hidden_act": "gelu_pytorch_tanh"/"hidden_act": "gelu"/' "$WORK/g1act/config.json"
+expect_ok "gemma activation keys differ" analyze --model-path "$WORK/g1act"
+expect_in "warning names both keys" 'hidden_act "gelu" and hidden_activation "gelu_pytorch_tanh" differ'
 for m in gemma-tiny phi3-tiny neox-tiny; do
   expect_ok "$m importance" importance --model-path synthetic:$m --data "$CAL" --max-length 32 --samples 4 --quiet
   expect_ok "$m generate" generate --model-path synthetic:$m --prompt "the cat" --max-new-tokens 4 --quiet

@@ -92,8 +92,9 @@ static size_t json_ids(const cJSON *arr, int32_t **out) {
 
 /* ---- Hugging Face vectors ---- */
 
-static const char *VEC_NAMES[] = {"llama3", "qwen3",   "llama2",      "mistral",
-                                  "gpt2",   "smollm2", "stories260K", "aidreams260K"};
+static const char *VEC_NAMES[] = {"llama3",  "qwen3",       "llama2",       "mistral", "gpt2",
+                                  "smollm2", "stories260K", "aidreams260K", "gemma",   "phi3",
+                                  "neox",    "olmo2",       "gpt4o"};
 
 static char *tokenizer_dir(const char *name) {
   char rel[256];

@@ -1,7 +1,8 @@
 /* tokenizer_internal.h — private pieces shared by tokenizer*.c (not part of the API).
  *
- *   tokenizer.c         load (tokenizer.json / tokenizer_config.json), added tokens,
- *                       post-processor, the encode pipeline, getters
+ *   tokenizer.c         load (tokenizer.json / tokenizer_config.json), post-processor,
+ *                       the encode pipeline, getters
+ *   tokenizer_added.c   added tokens: parsing, the radix trie, HF's match rules
  *   tokenizer_bpe.c     hash maps, the BPE model (merges, byte fallback, word cache)
  *   tokenizer_text.c    UTF-8 helpers, regex wrapper, normalizers
  *   tokenizer_pre.c     pre-tokenizers (split behaviours, ByteLevel, Metaspace, ...)
@@ -239,6 +240,41 @@ void pf_tk_dec_free(pf_tk_dec *d);
 pf_status pf_tk_decode_chain(const pf_tk_dec *d, pf_tk_pieces *io, pf_tk_pieces *tmp, pf_err *err);
 /* Append a string to a piece list, keeping empty strings (decoders need them). */
 int pf_tk_strs_add(pf_tk_pieces *p, const char *s, size_t n);
+
+/* ---- added tokens (tokenizer_added.c) ---- */
+
+typedef struct pf_tk_added {
+  char *content; /* as written in tokenizer.json */
+  size_t len;
+  char *match; /* what is searched: content, or its normalized form (normalized tokens) */
+  size_t match_len;
+  int32_t id;
+  int special, lstrip, rstrip, single_word, normalized;
+} pf_tk_added;
+
+/* Parse the "added_tokens" array (arr may be NULL: none). A "normalized" token's
+ * match string is its content run through `norm` (may be NULL). *max_id is raised to
+ * the largest id. On failure *out still holds the *n parsed entries (free them). */
+pf_status pf_tk_added_parse(const cJSON *arr, const pf_tk_norm *norm, pf_tk_added **out, size_t *n,
+                            int32_t *max_id, pf_err *err);
+void pf_tk_added_free(pf_tk_added *a, size_t n);
+
+/* Matcher of the tokens of a[0..n) whose `normalized` equals `normalized` (empty
+ * strings never match). It points into a[]'s strings: free it first. */
+typedef struct pf_tk_trie pf_tk_trie;
+pf_status pf_tk_trie_build(const pf_tk_added *a, size_t n, int normalized, pf_tk_trie **out,
+                           pf_err *err);
+void pf_tk_trie_free(pf_tk_trie *t);
+/* Leftmost-longest token in s[from..n): its index in a[], *at and *len; or -1. */
+long pf_tk_trie_find(const pf_tk_trie *t, const char *s, size_t n, size_t from, size_t *at,
+                     size_t *len);
+/* HF AddedVocabulary::find_matches, one token at a time: the next match at or after
+ * *scan that passes its single_word test (a failing one is skipped and the search
+ * goes on after it). Returns its index and sets *start / *stop to the match widened
+ * by lstrip (never before `pos`, where the previous token's span ended) and rstrip,
+ * and *scan to the end of the bare match; -1 when there is none. */
+long pf_tk_added_next(const pf_tk_trie *t, const pf_tk_added *a, const char *s, size_t n,
+                      size_t pos, size_t *scan, size_t *start, size_t *stop);
 
 /* ---- the BPE model (tokenizer_bpe.c) ---- */
 

@@ -416,8 +416,8 @@ static pf_status build(pf_tokenizer *t, const cJSON *root, pf_err *err) {
   if ((j = pf_tk_jget(root, "decoder")) &&
       (s = pf_tk_dec_parse(j, "decoder", &t->bytemap, &t->dec, err)))
     return s;
-  if ((s = pf_tk_added_parse(pf_tk_jget(root, "added_tokens"), t->norm, &t->added, &t->n_added,
-                             &max_id, err)))
+  if ((s = pf_tk_added_parse(pf_tk_jget(root, "added_tokens"), t->norm, t->bpe, &t->added,
+                             &t->n_added, &max_id, err)))
     return s;
   t->vocab_size = max_id + 1;
   if (!(t->added_of_id = malloc((t->vocab_size ? (size_t)t->vocab_size : 1) * sizeof(int32_t))))

@@ -243,14 +243,18 @@ long pf_tk_added_next(const pf_tk_trie *t, const pf_tk_added *a, const char *s, 
 
 /* ---- parsing ---- */
 
+static void added_release(pf_tk_added *t) {
+  if (t->match != t->content) free(t->match);
+  free(t->content);
+}
+
 void pf_tk_added_free(pf_tk_added *a, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    if (a[i].match != a[i].content) free(a[i].match);
-    free(a[i].content);
-  }
+  for (size_t i = 0; i < n; i++)
+    added_release(&a[i]);
   free(a);
 }
 
+/* One entry's fields; the "id" is checked but HF assigns its own (see the header). */
 static pf_status parse_one(const cJSON *j, const pf_tk_norm *norm, const char *w, pf_tk_added *o,
                            pf_err *err) {
   const char *content;
@@ -266,7 +270,6 @@ static pf_status parse_one(const cJSON *j, const pf_tk_norm *norm, const char *w
       (s = pf_tk_jbool(j, "normalized", w, 1, &o->normalized, err)))
     return s;
   if (id < 0) return pf_err_set(err, PF_ERR_FORMAT, "%s: missing key \"id\"", w);
-  o->id = (int32_t)id;
   o->len = strlen(content);
   if (!(o->content = strdup(content))) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   o->match = o->content;
@@ -289,26 +292,77 @@ static pf_status parse_one(const cJSON *j, const pf_tk_norm *norm, const char *w
   return PF_OK;
 }
 
-pf_status pf_tk_added_parse(const cJSON *arr, const pf_tk_norm *norm, pf_tk_added **out,
-                            size_t *n_out, int32_t *max_id, pf_err *err) {
+/* Slot of content s in the open-addressing table over a[] (index + 1, 0 = free). */
+static size_t content_slot(const uint32_t *slot, size_t mask, const pf_tk_added *a, const char *s,
+                           size_t n) {
+  size_t i = pf_tk_hash(s, n) & mask;
+  while (slot[i] && !(a[slot[i] - 1].len == n && !memcmp(a[slot[i] - 1].content, s, n)))
+    i = (i + 1) & mask;
+  return i;
+}
+
+/* Entry `tk` (parsed from file index i) joins a[0..*m): a new entry, or an update
+ * of the one with the same content. */
+static pf_status add_entry(pf_tk_added *a, size_t *m, uint32_t *slot, size_t mask,
+                           const pf_tk_bpe *bpe, int32_t *next_id, pf_tk_added *tk, const char *w,
+                           pf_err *err) {
+  size_t i = content_slot(slot, mask, a, tk->content, tk->len);
+  if (slot[i]) { /* HF: same id, the later flags */
+    pf_tk_added *old = &a[slot[i] - 1];
+    tk->id = old->id;
+    tk->special |= old->special;
+    added_release(old);
+    *old = *tk;
+    return PF_OK;
+  }
+  tk->id = pf_tk_bpe_lookup(bpe, tk->content, tk->len);
+  if (tk->id < 0) {
+    if (*next_id >= PF_TOKENIZER_MAX_VOCAB) {
+      added_release(tk);
+      return pf_err_set(err, PF_ERR_INVALID, "%s: its id would pass the limit of %d tokens", w,
+                        (int)PF_TOKENIZER_MAX_VOCAB);
+    }
+    tk->id = (*next_id)++;
+  }
+  a[*m] = *tk;
+  slot[i] = (uint32_t)++ * m;
+  return PF_OK;
+}
+
+pf_status pf_tk_added_parse(const cJSON *arr, const pf_tk_norm *norm, const pf_tk_bpe *bpe,
+                            pf_tk_added **out, size_t *n_out, int32_t *max_id, pf_err *err) {
   *out = NULL;
   *n_out = 0;
   if (!arr) return PF_OK;
   if (!cJSON_IsArray(arr)) return pf_err_set(err, PF_ERR_FORMAT, "added_tokens: expected an array");
-  size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+  size_t n = (size_t)cJSON_GetArraySize(arr), i = 0, mask = 15;
   if (n > PF_TOKENIZER_MAX_ADDED)
     return pf_err_set(err, PF_ERR_INVALID, "added_tokens: %zu entries, the limit is %zu", n,
                       PF_TOKENIZER_MAX_ADDED);
+  while (mask + 1 < 2 * n)
+    mask = 2 * mask + 1;
   pf_tk_added *a = calloc(n ? n : 1, sizeof *a);
-  if (!a) return pf_err_set(err, PF_ERR_NOMEM, "added_tokens: out of memory");
-  *out = a; /* partial entries are released by pf_tk_added_free(*out, *n_out) */
-  for (const cJSON *c = arr->child; c; c = c->next, i++) {
-    char w[64];
-    snprintf(w, sizeof w, "added_tokens[%zu]", i);
-    pf_status s = parse_one(c, norm, w, &a[i], err);
-    *n_out = i + 1;
-    if (s) return s;
-    if (a[i].id > *max_id) *max_id = a[i].id;
+  uint32_t *slot = calloc(mask + 1, sizeof *slot);
+  if (!a || !slot) {
+    free(a);
+    free(slot);
+    return pf_err_set(err, PF_ERR_NOMEM, "added_tokens: out of memory");
   }
-  return PF_OK;
+  *out = a; /* kept entries are released by pf_tk_added_free(*out, *n_out) */
+  int32_t next_id = (int32_t)pf_tk_bpe_vocab_len(bpe);
+  pf_status s = PF_OK;
+  for (const cJSON *c = arr->child; c && !s; c = c->next, i++) {
+    char w[64];
+    pf_tk_added tk = {0};
+    snprintf(w, sizeof w, "added_tokens[%zu]", i);
+    if ((s = parse_one(c, norm, w, &tk, err)) || !tk.len) { /* HF ignores an empty content */
+      added_release(&tk);
+      continue;
+    }
+    s = add_entry(a, n_out, slot, mask, bpe, &next_id, &tk, w, err);
+  }
+  for (i = 0; i < *n_out; i++)
+    if (a[i].id > *max_id) *max_id = a[i].id;
+  free(slot);
+  return s;
 }

@@ -42,6 +42,7 @@ struct pf_tk_bpe {
   char *arena;      /* every vocabulary string, NUL-terminated, back to back */
   vocab_entry *ent; /* [n_ent] */
   size_t n_ent;
+  size_t n_keys;   /* distinct strings (HF's vocab.len(): a repeated key counts once) */
   uint32_t *vslot; /* [vmask+1] entry index + 1, 0 = empty */
   size_t vmask;
   const vocab_entry **by_id; /* [n_tok] id -> entry or NULL */
@@ -100,6 +101,10 @@ int32_t pf_tk_bpe_max_id(const pf_tk_bpe *b) {
   return b->n_tok - 1;
 }
 
+size_t pf_tk_bpe_vocab_len(const pf_tk_bpe *b) {
+  return b->n_keys;
+}
+
 static void vocab_insert(pf_tk_bpe *b, size_t idx) {
   vocab_entry *v = &b->ent[idx];
   uint64_t h = pf_tk_hash(v->s, v->len);
@@ -108,6 +113,7 @@ static void vocab_insert(pf_tk_bpe *b, size_t idx) {
     uint32_t e = b->vslot[i];
     if (!e) {
       b->vslot[i] = (uint32_t)idx + 1;
+      b->n_keys++;
       return;
     }
     vocab_entry *o = &b->ent[e - 1];

@@ -241,6 +241,25 @@ pf_status pf_tk_decode_chain(const pf_tk_dec *d, pf_tk_pieces *io, pf_tk_pieces 
 /* Append a string to a piece list, keeping empty strings (decoders need them). */
 int pf_tk_strs_add(pf_tk_pieces *p, const char *s, size_t n);
 
+/* ---- the BPE model (tokenizer_bpe.c) ---- */
+
+typedef struct pf_tk_bpe pf_tk_bpe;
+
+/* Parse `model` (the "model" object). *max_id receives the largest vocabulary id. */
+pf_status pf_tk_bpe_parse(const cJSON *model, pf_tk_bpe **out, int32_t *max_id, pf_err *err);
+void pf_tk_bpe_free(pf_tk_bpe *bpe);
+/* Append the ids of one pre-token (valid UTF-8, non-empty) to *out. */
+pf_status pf_tk_bpe_encode(pf_tk_bpe *bpe, const char *s, size_t n, pf_tk_ids *out, pf_err *err);
+/* Vocabulary lookups (model vocabulary only). */
+int32_t pf_tk_bpe_lookup(const pf_tk_bpe *bpe, const char *s, size_t n);
+const char *pf_tk_bpe_token(const pf_tk_bpe *bpe, int32_t id, size_t *len);
+int32_t pf_tk_bpe_max_id(const pf_tk_bpe *bpe);
+/* Distinct vocabulary strings (HF's BPE::get_vocab_size, where added tokens start). */
+size_t pf_tk_bpe_vocab_len(const pf_tk_bpe *bpe);
+
+/* 64-bit string hash used by every table. */
+uint64_t pf_tk_hash(const void *p, size_t n);
+
 /* ---- added tokens (tokenizer_added.c) ---- */
 
 typedef struct pf_tk_added {
@@ -252,11 +271,16 @@ typedef struct pf_tk_added {
   int special, lstrip, rstrip, single_word, normalized;
 } pf_tk_added;
 
-/* Parse the "added_tokens" array (arr may be NULL: none). A "normalized" token's
+/* Parse the "added_tokens" array (arr may be NULL: none) as HF's deserializer adds
+ * them, in file order: an empty content is ignored; a content seen before keeps
+ * that entry's id and takes the new flags ("special" is kept if either had it); a
+ * content in the model vocabulary takes the model's id; any other gets the next
+ * fresh id, counting from pf_tk_bpe_vocab_len. The "id" written in the file must
+ * be there but is not used (HF only warns when it differs). A "normalized" token's
  * match string is its content run through `norm` (may be NULL). *max_id is raised to
- * the largest id. On failure *out still holds the *n parsed entries (free them). */
-pf_status pf_tk_added_parse(const cJSON *arr, const pf_tk_norm *norm, pf_tk_added **out, size_t *n,
-                            int32_t *max_id, pf_err *err);
+ * the largest id. On failure *out still holds the *n kept entries (free them). */
+pf_status pf_tk_added_parse(const cJSON *arr, const pf_tk_norm *norm, const pf_tk_bpe *bpe,
+                            pf_tk_added **out, size_t *n, int32_t *max_id, pf_err *err);
 void pf_tk_added_free(pf_tk_added *a, size_t n);
 
 /* Matcher of the tokens of a[0..n) whose `normalized` equals `normalized` (empty
@@ -275,22 +299,5 @@ long pf_tk_trie_find(const pf_tk_trie *t, const char *s, size_t n, size_t from, 
  * and *scan to the end of the bare match; -1 when there is none. */
 long pf_tk_added_next(const pf_tk_trie *t, const pf_tk_added *a, const char *s, size_t n,
                       size_t pos, size_t *scan, size_t *start, size_t *stop);
-
-/* ---- the BPE model (tokenizer_bpe.c) ---- */
-
-typedef struct pf_tk_bpe pf_tk_bpe;
-
-/* Parse `model` (the "model" object). *max_id receives the largest vocabulary id. */
-pf_status pf_tk_bpe_parse(const cJSON *model, pf_tk_bpe **out, int32_t *max_id, pf_err *err);
-void pf_tk_bpe_free(pf_tk_bpe *bpe);
-/* Append the ids of one pre-token (valid UTF-8, non-empty) to *out. */
-pf_status pf_tk_bpe_encode(pf_tk_bpe *bpe, const char *s, size_t n, pf_tk_ids *out, pf_err *err);
-/* Vocabulary lookups (model vocabulary only). */
-int32_t pf_tk_bpe_lookup(const pf_tk_bpe *bpe, const char *s, size_t n);
-const char *pf_tk_bpe_token(const pf_tk_bpe *bpe, int32_t id, size_t *len);
-int32_t pf_tk_bpe_max_id(const pf_tk_bpe *bpe);
-
-/* 64-bit string hash used by every table. */
-uint64_t pf_tk_hash(const void *p, size_t n);
 
 #endif

@@ -462,6 +462,116 @@ START_TEST(test_added_ids) {
 }
 END_TEST
 
+/* ---- model.vocab / model.merges read from the text == read through cJSON ---- */
+
+/* Load json_q with its "@M@" key spelled "model" (the fast path may take vocab and
+ * merges) and "mod\u0065l" (the same key to cJSON; the fast path refuses escaped
+ * keys, so all goes through cJSON); both must give the same result or message. The
+ * two spellings have the same length, so line and column numbers agree. `taken`:
+ * what the fast path must take from the first (1 vocab, 2 merges, 3 both). */
+static void same_both_ways(const char *json_q, int want_ok, int taken) {
+  static const char *texts[] = {"ab", "abc ab", "\xC3\xA9 \xF0\x9F\x98\x80", "a\"b\\c/d\n", "q"};
+  const char *keys[2] = {"\"model\"     ", "\"mod\\u0065l\""};
+  pf_tokenizer *tok[2] = {NULL, NULL};
+  pf_status st[2];
+  char msg[2][PF_ERR_MSG_MAX];
+  for (int v = 0; v < 2; v++) {
+    size_t n = strlen(json_q) + 64, o = 0;
+    char *j = malloc(n);
+    for (const char *p = json_q; *p; p++) {
+      if (!strncmp(p, "@M@", 3)) {
+        o += (size_t)sprintf(j + o, "%s", keys[v]);
+        p += 2;
+      } else
+        j[o++] = *p == '\'' ? '"' : *p;
+    }
+    j[o] = 0;
+    pf_tk_fastjson fj;
+    int r = pf_tk_fastjson_make(j, o, &fj);
+    int got = r > 0 ? (fj.vocab ? 1 : 0) | (fj.merges ? 2 : 0) : 0;
+    pf_tk_fastjson_free(&fj);
+    ck_assert_msg(got == (v == 0 ? taken : 0), "%s (%s): fast path took %d", json_q, keys[v], got);
+    char *root = pf_test_tmpdir("tok-fast"), *path = pf_path_join(root, "tokenizer.json");
+    pf_test_write(path, j);
+    pf_err err = {0};
+    st[v] = pf_tokenizer_load(path, &tok[v], &err);
+    const char *m = strstr(err.msg, "tokenizer.json");
+    snprintf(msg[v], sizeof msg[v], "%s", st[v] ? (m ? m : err.msg) : "");
+    pf_test_rmtree(root);
+    free(root);
+    free(path);
+    free(j);
+  }
+  ck_assert_msg(st[0] == st[1] && !strcmp(msg[0], msg[1]), "%s\n  fast: %d %s\n  cJSON: %d %s",
+                json_q, st[0], msg[0], st[1], msg[1]);
+  ck_assert_msg((st[0] == PF_OK) == want_ok, "%s: status %d %s", json_q, st[0], msg[0]);
+  if (st[0] != PF_OK) return;
+  int32_t n = pf_tokenizer_vocab_size(tok[0]);
+  ck_assert_int_eq(n, pf_tokenizer_vocab_size(tok[1]));
+  for (int32_t i = 0; i < n; i++) {
+    const char *a = pf_tokenizer_token(tok[0], i), *b = pf_tokenizer_token(tok[1], i);
+    ck_assert_msg((!a && !b) || (a && b && !strcmp(a, b)), "%s: token %d", json_q, i);
+  }
+  for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+    int32_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    pf_err err = {0};
+    ck_assert_int_eq(pf_tokenizer_encode(tok[0], texts[k], strlen(texts[k]), 1, &x, &nx, &err),
+                     PF_OK);
+    ck_assert_int_eq(pf_tokenizer_encode(tok[1], texts[k], strlen(texts[k]), 1, &y, &ny, &err),
+                     PF_OK);
+    ck_assert_msg(nx == ny && !memcmp(x, y, nx * sizeof *x), "%s: encodings of \"%s\" differ",
+                  json_q, texts[k]);
+    free(x);
+    free(y);
+  }
+  pf_tokenizer_free(tok[0]);
+  pf_tokenizer_free(tok[1]);
+}
+
+#define DOC(model) "{'pre_tokenizer':{'type':'WhitespaceSplit'},@M@:" model "}"
+#define VOC "'a':0,'b':1,'c':2,'ab':3,'abc':4"
+
+START_TEST(test_fast_json) {
+  /* the shapes the fast path takes: merges as strings or pairs, any whitespace cJSON
+   * skips (bytes <= 32), keys with every escape cJSON decodes */
+  same_both_ways(DOC("{'type':'BPE','vocab':{" VOC "},'merges':['a b','ab c']}"), 1, 3);
+  same_both_ways(DOC("{ 'merges' :\n[ [ 'a' , 'b' ] ,\t['ab','c'] ] ,\x01'vocab':{ " VOC " } }"), 1,
+                 3);
+  same_both_ways(DOC("{'vocab':{" VOC ",'\\u00e9':5,'\\ud83d\\ude00':6,'a\\'b\\\\c\\/d':7,"
+                     "'\\n':8,'\\t\\b\\f\\r':9,'\\u00E9\\u0041':10},'merges':[['a','b']]}"),
+                 1, 3);
+  same_both_ways("\xEF\xBB\xBF" DOC("{'vocab':{" VOC "},'merges':['#version: 0.2','a b']}"), 1, 3);
+  /* repeated keys: cJSON's lookups take the first "model", "vocab", "merges"; a
+   * repeated vocabulary string keeps the later id */
+  same_both_ways(DOC("{'vocab':{" VOC ",'a':7},'vocab':{'z':0},'merges':['a b'],'merges':[]}"), 1,
+                 3);
+  same_both_ways("{@M@:{'type':'BPE','vocab':{" VOC "}},'model':{'vocab':{'z':0}}}", 1, 1);
+  /* left to cJSON: numbers that are not plain integers, \u0000, escaped keys */
+  same_both_ways(DOC("{'vocab':{'a':0,'b':1.0,'c':2e0,'ab':03},'merges':['a b']}"), 1, 2);
+  same_both_ways(DOC("{'vocab':{" VOC ",'x\\u0000y':5},'merges':['a b']}"), 1, 2);
+  same_both_ways(DOC("{'voc\\u0061b':{" VOC "},'merges':['a b']}"), 1, 0);
+  /* errors: the messages must be the same */
+  same_both_ways(DOC("{'vocab':{'a':-1}}"), 0, 0);
+  same_both_ways(DOC("{'vocab':{'a':1e300}}"), 0, 0);
+  same_both_ways(DOC("{'vocab':{'a':'1'}}"), 0, 0);
+  same_both_ways(DOC("{'vocab':[],'merges':[]}"), 0, 2);
+  same_both_ways(DOC("{'vocab':{" VOC "},'merges':{}}"), 0, 1);
+  same_both_ways(DOC("{'vocab':{" VOC "},'merges':['a b c']}"), 0, 3);
+  same_both_ways(DOC("{'vocab':{" VOC "},'merges':[['a','b','c']]}"), 0, 1);
+  same_both_ways(DOC("{'vocab':{" VOC "},'merges':['a q']}"), 0, 3);
+  same_both_ways(DOC("{'vocab':{" VOC "},'merges':[5]}"), 0, 1);
+  same_both_ways(DOC("{'vocab':{'\\ud83d':0}}"), 0, 0);  /* lone surrogate */
+  same_both_ways(DOC("{'vocab':{'\\ude00x':0}}"), 0, 0); /* lone low surrogate */
+  same_both_ways(DOC("{'vocab':{'\\x':0}}"), 0, 0);      /* unknown escape */
+  same_both_ways(DOC("{'vocab':{'a':0,,'b':1}}"), 0, 0); /* malformed inside vocab */
+  same_both_ways(DOC("{'vocab':{'a':0},'merges':['a b',]}"), 0, 1);
+  same_both_ways(DOC("{'vocab':{'a':0},\n'merges':[]}, 'x':[}"), 0, 3);  /* malformed after */
+  same_both_ways(DOC("{'vocab':{'a':0}"), 0, 1);                         /* truncated */
+  same_both_ways(DOC("{'vocab':{'a':0,'b':1},'merges':['a b']}"), 0, 3); /* "ab" missing */
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("tokenizer_features");
   TCase *tc = tcase_create("features");
@@ -472,6 +582,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_neox_style);
   tcase_add_test(tc, test_o200k_style);
   tcase_add_test(tc, test_added_ids);
+  tcase_add_test(tc, test_fast_json);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -207,7 +207,8 @@ void pf_tokenizer_free(pf_tokenizer *t) {
   free(t);
 }
 
-static pf_status parse_model(pf_tokenizer *t, const cJSON *root, int32_t *max_id, pf_err *err) {
+static pf_status parse_model(pf_tokenizer *t, const cJSON *root, const pf_tk_fastjson *fj,
+                             int32_t *max_id, pf_err *err) {
   const cJSON *model = pf_tk_jget(root, "model");
   if (!model) return pf_err_set(err, PF_ERR_FORMAT, "missing key \"model\"");
   if (!cJSON_IsObject(model)) return pf_err_set(err, PF_ERR_FORMAT, "model: expected an object");
@@ -220,7 +221,7 @@ static pf_status parse_model(pf_tokenizer *t, const cJSON *root, int32_t *max_id
   if (!type && !pf_tk_jget(model, "merges")) /* HF infers the type when it is absent */
     return pf_err_set(err, PF_ERR_UNSUPPORTED,
                       "model: no \"type\" and no \"merges\"; only BPE models are supported");
-  return pf_tk_bpe_parse(model, &t->bpe, max_id, err);
+  return pf_tk_bpe_parse(model, fj, &t->bpe, max_id, err);
 }
 
 /* Post-processor -> the ids before and after $A. Sequence wraps outward. */
@@ -316,17 +317,9 @@ static const char *config_token(const cJSON *cfg, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Parse a JSON file's text. JSON text is UTF-8 (as Hugging Face's serde_json
- * demands); cJSON copies raw bytes into strings unchecked, and the tokenizer
- * relies on every string being valid UTF-8 (regexes run with PCRE2_NO_UTF_CHECK,
- * decoders walk code points), so a file that is not UTF-8 is refused here. */
-static pf_status parse_json(const char *path, char *buf, size_t n, cJSON **out, pf_err *err) {
+/* Parse JSON text (its UTF-8 checked by the caller). */
+static pf_status parse_text(const char *path, const char *buf, size_t n, cJSON **out, pf_err *err) {
   const char *end = NULL;
-  *out = NULL;
-  size_t bad = pf_tk_utf8_invalid_at(buf, n);
-  if (bad != SIZE_MAX)
-    return pf_err_set(err, PF_ERR_FORMAT, "%s: not valid UTF-8 at byte %zu (JSON must be UTF-8)",
-                      path, bad);
   int oom = 0;
   *out = pf_json_parse(buf, n, &end, 0, &oom);
   if (*out) return PF_OK;
@@ -341,6 +334,55 @@ static pf_status parse_json(const char *path, char *buf, size_t n, cJSON **out, 
   }
   return pf_err_set(err, PF_ERR_FORMAT, "%s: malformed JSON at line %zu, column %zu", path, line,
                     col);
+}
+
+/* JSON text is UTF-8 (as Hugging Face's serde_json demands); cJSON copies raw bytes
+ * into strings unchecked, and the tokenizer relies on every string being valid UTF-8
+ * (regexes run with PCRE2_NO_UTF_CHECK, decoders walk code points), so a file that
+ * is not UTF-8 is refused here. */
+static pf_status check_utf8(const char *path, const char *buf, size_t n, pf_err *err) {
+  size_t bad = pf_tk_utf8_invalid_at(buf, n);
+  if (bad != SIZE_MAX)
+    return pf_err_set(err, PF_ERR_FORMAT, "%s: not valid UTF-8 at byte %zu (JSON must be UTF-8)",
+                      path, bad);
+  return PF_OK;
+}
+
+static pf_status parse_json(const char *path, const char *buf, size_t n, cJSON **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_utf8(path, buf, n, err);
+  return s ? s : parse_text(path, buf, n, out, err);
+}
+
+/* The tree holds {} / [] where the fast path took model.vocab / model.merges. */
+static int placeholders_ok(const cJSON *root, const pf_tk_fastjson *fj) {
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "vocab");
+  const cJSON *g = cJSON_GetObjectItemCaseSensitive(m, "merges");
+  return cJSON_IsObject(m) && (!fj->vocab || (cJSON_IsObject(v) && !v->child)) &&
+         (!fj->merges || (cJSON_IsArray(g) && !g->child));
+}
+
+/* tokenizer.json: cJSON parses all of it but model.vocab and model.merges when
+ * pf_tk_fastjson_make takes them (they stay in buf, read by the BPE loader). If
+ * cJSON refuses the emptied copy, or the placeholders are not where they should be,
+ * the whole file is parsed the plain way: same tree, same messages. */
+static pf_status parse_tokenizer_json(const char *path, const char *buf, size_t n,
+                                      pf_tk_fastjson *fj, cJSON **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_utf8(path, buf, n, err);
+  if (s) return s;
+  if (pf_tk_fastjson_make(buf, n, fj) > 0) {
+    int oom = 0;
+    *out = pf_json_parse(fj->stripped, fj->stripped_n, NULL, 0, &oom);
+    free(fj->stripped); /* cJSON made its own copies */
+    fj->stripped = NULL;
+    if (*out && placeholders_ok(*out, fj)) return PF_OK;
+    cJSON_Delete(*out);
+    *out = NULL;
+  }
+  pf_tk_fastjson_free(fj);
+  return parse_text(path, buf, n, out, err);
 }
 
 static pf_status read_config(pf_tokenizer *t, const char *dir, int have_post, pf_err *err) {
@@ -400,13 +442,13 @@ static pf_status check_shape(const cJSON *root, pf_err *err) {
   return PF_OK;
 }
 
-static pf_status build(pf_tokenizer *t, const cJSON *root, pf_err *err) {
+static pf_status build(pf_tokenizer *t, const cJSON *root, const pf_tk_fastjson *fj, pf_err *err) {
   const cJSON *j;
   int32_t max_id = -1;
   pf_status s;
   if ((s = check_shape(root, err))) return s;
   pf_tk_bytemap_init(&t->bytemap);
-  if ((s = parse_model(t, root, &max_id, err))) return s;
+  if ((s = parse_model(t, root, fj, &max_id, err))) return s;
   if ((j = pf_tk_jget(root, "normalizer")) &&
       (s = pf_tk_norm_parse(j, "normalizer", &t->norm, err)))
     return s;
@@ -448,6 +490,7 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
   size_t n = 0;
   cJSON *root = NULL;
   pf_tokenizer *t = NULL;
+  pf_tk_fastjson fj = {0};
   pf_status s;
   if (!file || !(dir = strdup(file)) || !(t = calloc(1, sizeof *t))) {
     s = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -465,18 +508,19 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
   }
   t->bos = t->eos = -1;
   if ((s = pf_read_file(file, PF_TOKENIZER_MAX_FILE_BYTES, &buf, &n, err)) ||
-      (s = parse_json(file, buf, n, &root, err)))
+      (s = parse_tokenizer_json(file, buf, n, &fj, &root, err)))
     goto fail;
   if (!cJSON_IsObject(root)) {
     s = pf_err_set(err, PF_ERR_FORMAT, "%s: expected a JSON object at the top level", file);
     goto fail;
   }
-  if ((s = build(t, root, err))) {
+  if ((s = build(t, root, &fj, err))) {
     pf_err_prefix(err, "%s", file);
     goto fail;
   }
   if ((s = read_config(t, dir, pf_tk_jget(root, "post_processor") != NULL, err))) goto fail;
   default_bos_eos(t);
+  pf_tk_fastjson_free(&fj);
   cJSON_Delete(root);
   free(buf);
   free(file);
@@ -484,6 +528,7 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
   *out = t;
   return PF_OK;
 fail:
+  pf_tk_fastjson_free(&fj);
   cJSON_Delete(root);
   free(buf);
   free(file);

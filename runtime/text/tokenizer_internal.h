@@ -4,6 +4,7 @@
  *                       the encode pipeline, getters
  *   tokenizer_added.c   added tokens: parsing, the radix trie, HF's match rules
  *   tokenizer_bpe.c     hash maps, the BPE model (merges, byte fallback, word cache)
+ *   tokenizer_json.c    model.vocab / model.merges read from the text, not through cJSON
  *   tokenizer_text.c    UTF-8 helpers, regex wrapper, normalizers
  *   tokenizer_pre.c     pre-tokenizers (split behaviours, ByteLevel, Metaspace, ...)
  *   tokenizer_decode.c  decoders and pf_tokenizer_decode
@@ -241,12 +242,43 @@ pf_status pf_tk_decode_chain(const pf_tk_dec *d, pf_tk_pieces *io, pf_tk_pieces 
 /* Append a string to a piece list, keeping empty strings (decoders need them). */
 int pf_tk_strs_add(pf_tk_pieces *p, const char *s, size_t n);
 
+/* ---- model.vocab / model.merges from the text (tokenizer_json.c) ---- */
+
+typedef struct pf_tk_fastjson {
+  const char *vocab, *merges; /* the values' text in the file, or NULL: left to cJSON */
+  size_t vocab_n, merges_n;
+  size_t n_vocab, vocab_bytes; /* entries; decoded key bytes + 1 per key */
+  size_t n_merges;
+  char *stripped; /* the file with the taken values emptied, for cJSON (owned) */
+  size_t stripped_n;
+} pf_tk_fastjson;
+
+/* Find and check model.vocab / model.merges in the file text buf[0..n) (valid
+ * UTF-8). 1: at least one was taken (*fj filled); 0: neither, parse buf with cJSON
+ * as it is; -1: out of memory. */
+int pf_tk_fastjson_make(const char *buf, size_t n, pf_tk_fastjson *fj);
+void pf_tk_fastjson_free(pf_tk_fastjson *fj);
+
+/* Readers of a taken value, entry by entry. */
+typedef struct pf_tk_jcur {
+  const char *p, *e;
+} pf_tk_jcur;
+void pf_tk_fast_begin(pf_tk_jcur *c, const char *text, size_t n);
+/* The next "key": id; the key decoded into out (room for its bytes + 1, NUL added).
+ * 0 after the last. */
+int pf_tk_fast_vocab_next(pf_tk_jcur *c, char *out, size_t *len, int32_t *id);
+/* The next merge: one string (*pair = 0, in a) or two (a, b), NUL-terminated. 0
+ * after the last, -1 out of memory. */
+int pf_tk_fast_merge_next(pf_tk_jcur *c, pf_tk_buf *a, pf_tk_buf *b, int *pair);
+
 /* ---- the BPE model (tokenizer_bpe.c) ---- */
 
 typedef struct pf_tk_bpe pf_tk_bpe;
 
-/* Parse `model` (the "model" object). *max_id receives the largest vocabulary id. */
-pf_status pf_tk_bpe_parse(const cJSON *model, pf_tk_bpe **out, int32_t *max_id, pf_err *err);
+/* Parse `model` (the "model" object); vocab and merges come from fj's text when it
+ * took them (fj may be NULL). *max_id receives the largest vocabulary id. */
+pf_status pf_tk_bpe_parse(const cJSON *model, const pf_tk_fastjson *fj, pf_tk_bpe **out,
+                          int32_t *max_id, pf_err *err);
 void pf_tk_bpe_free(pf_tk_bpe *bpe);
 /* Append the ids of one pre-token (valid UTF-8, non-empty) to *out. */
 pf_status pf_tk_bpe_encode(pf_tk_bpe *bpe, const char *s, size_t n, pf_tk_ids *out, pf_err *err);

@@ -384,13 +384,13 @@ int pf_tk_fast_vocab_next(pf_tk_jcur *c, char *out, size_t *len, int32_t *id) {
   return 1;
 }
 
-/* Decode the string at s->p into b, NUL-terminated. */
+/* Decode the string at s->p into b, NUL-terminated (its raw length bounds the
+ * decoded one: an escape never decodes to more bytes than it has). */
 static int take_str(scan *s, pf_tk_buf *b) {
   scan t = *s;
-  size_t bytes;
-  str_check(&t, &bytes);
+  str_end(&t);
   b->n = 0;
-  if (pf_tk_buf_reserve(b, bytes + 1)) return -1;
+  if (pf_tk_buf_reserve(b, (size_t)(t.p - s->p))) return -1;
   b->n = str_decode(s, b->p);
   b->p[b->n] = 0;
   return 0;

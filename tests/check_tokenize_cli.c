@@ -241,6 +241,16 @@ START_TEST(test_vectors_stories260K) {
 }
 END_TEST
 
+/* Folders that hold only tokenizer files (neox has no tokenizer_config.json). */
+static const char *NEW_VEC[] = {"gemma", "phi3", "neox", "olmo2", "gpt4o"};
+
+START_TEST(test_vectors_new) {
+  char rel[64];
+  snprintf(rel, sizeof rel, "tokenizers/%s", NEW_VEC[_i]);
+  check_vectors(NEW_VEC[_i], rel);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("tokenize_cli");
   TCase *tc = tcase_create("tokenize");
@@ -250,6 +260,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_run_synthetic);
   tcase_add_test(tc, test_vectors_llama3);
   tcase_add_test(tc, test_vectors_stories260K);
+  tcase_add_loop_test(tc, test_vectors_new, 0, (int)(sizeof NEW_VEC / sizeof NEW_VEC[0]));
   suite_add_tcase(s, tc);
   return s;
 }

@@ -92,8 +92,9 @@ static size_t json_ids(const cJSON *arr, int32_t **out) {
 
 /* ---- Hugging Face vectors ---- */
 
-static const char *VEC_NAMES[] = {"llama3", "qwen3",   "llama2",      "mistral",
-                                  "gpt2",   "smollm2", "stories260K", "aidreams260K"};
+static const char *VEC_NAMES[] = {"llama3",  "qwen3",       "llama2",       "mistral", "gpt2",
+                                  "smollm2", "stories260K", "aidreams260K", "gemma",   "phi3",
+                                  "neox",    "olmo2",       "gpt4o"};
 
 static char *tokenizer_dir(const char *name) {
   char rel[256];
@@ -325,22 +326,22 @@ static void json_str(char *dst, size_t cap, const char *s) {
 
 /* Byte-level BPE: ids 0..255 are the byte chars in byte order, then merges
  * 256 "he", 257 "ll", 258 "hell", 259 "hello", 260 "Ġw", 261 "or", 262 "Ġwor",
- * 263 "Ġworl", 264 "Ġworld"; added 265 <|end|> (special), 266 <tool> (not special),
- * 267 <|bos|> (special, prepended by the template); 268 "qq", which no merge builds. */
+ * 263 "Ġworl", 264 "Ġworld"; added 266 <|end|> (special), 267 <tool> (not special),
+ * 268 <|bos|> (special, prepended by the template); 265 "qq", which no merge builds. */
 static char *write_bytelevel(const char *root, int ignore_merges) {
   size_t cap = 64 * 1024, o = 0;
   char *j = malloc(cap), q[32], c[8];
   o += (size_t)snprintf(
       j + o, cap - o,
       "{\"version\":\"1.0\",\"added_tokens\":["
-      "{\"id\":265,\"content\":\"<|end|>\",\"special\":true,\"normalized\":false},"
-      "{\"id\":266,\"content\":\"<tool>\",\"special\":false,\"normalized\":false},"
-      "{\"id\":267,\"content\":\"<|bos|>\",\"special\":true,\"normalized\":false}],"
+      "{\"id\":266,\"content\":\"<|end|>\",\"special\":true,\"normalized\":false},"
+      "{\"id\":267,\"content\":\"<tool>\",\"special\":false,\"normalized\":false},"
+      "{\"id\":268,\"content\":\"<|bos|>\",\"special\":true,\"normalized\":false}],"
       "\"normalizer\":null,"
       "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true},"
       "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
       "{\"id\":\"<|bos|>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
-      "\"special_tokens\":{\"<|bos|>\":{\"id\":\"<|bos|>\",\"ids\":[267],\"tokens\":[\"<|bos|>\"]}}"
+      "\"special_tokens\":{\"<|bos|>\":{\"id\":\"<|bos|>\",\"ids\":[268],\"tokens\":[\"<|bos|>\"]}}"
       "},"
       "\"decoder\":{\"type\":\"ByteLevel\"},"
       "\"model\":{\"type\":\"BPE\",\"ignore_merges\":%s,\"vocab\":{",
@@ -353,7 +354,7 @@ static char *write_bytelevel(const char *root, int ignore_merges) {
   o += (size_t)snprintf(
       j + o, cap - o,
       "\"he\":256,\"ll\":257,\"hell\":258,\"hello\":259,\"\xC4\xA0w\":260,\"or\":261,"
-      "\"\xC4\xA0wor\":262,\"\xC4\xA0worl\":263,\"\xC4\xA0world\":264,\"qq\":268},\"merges\":["
+      "\"\xC4\xA0wor\":262,\"\xC4\xA0worl\":263,\"\xC4\xA0world\":264,\"qq\":265},\"merges\":["
       "\"h e\",\"l l\",[\"he\",\"ll\"],\"hell o\",\"\xC4\xA0 w\",\"o r\",\"\xC4\xA0w or\","
       "\"\xC4\xA0wor l\",\"\xC4\xA0worl d\"]}}");
   char *path = pf_path_join(root, "tokenizer.json");
@@ -382,21 +383,21 @@ START_TEST(test_selfmade_bytelevel) {
   char *path = write_bytelevel(root, 0);
   pf_tokenizer *tok = load_ok(root); /* the folder form */
   ck_assert_int_eq(pf_tokenizer_vocab_size(tok), 269);
-  ck_assert_int_eq(pf_tokenizer_bos_id(tok), 267); /* no tokenizer_config: the template's */
+  ck_assert_int_eq(pf_tokenizer_bos_id(tok), 268); /* no tokenizer_config: the template's */
   ck_assert_int_eq(pf_tokenizer_eos_id(tok), -1);
   /* "hello" merges h+e, l+l, he+ll, hell+o; " world": Ġw, or, Ġw+or, +l, +d */
   EXPECT(tok, "hello world", 0, 259, 264);
-  EXPECT(tok, "hello world", 1, 267, 259, 264);
+  EXPECT(tok, "hello world", 1, 268, 259, 264);
   /* added tokens split first; "!" is byte 0x21 = id 33; " hello" keeps Ġ (id 32) alone */
-  EXPECT(tok, "hello<|end|> world!", 0, 259, 265, 264, 33);
-  EXPECT(tok, " hello<tool>", 0, 32, 259, 266);
+  EXPECT(tok, "hello<|end|> world!", 0, 259, 266, 264, 33);
+  EXPECT(tok, " hello<tool>", 0, 32, 259, 267);
   /* "lll": l+l merges leftmost first */
   EXPECT(tok, "lll", 0, 257, 108);
   /* é = C3 A9: two byte chars, ids 195 and 169 */
   EXPECT(tok, "h\xC3\xA9llo", 0, 104, 195, 169, 257, 111);
   /* the GPT-2 regex: "'s" splits off, digits group, spaces before a word stay apart */
   EXPECT(tok, "it's  42", 0, 105, 116, 39, 115, 32, 32, 52, 50);
-  int32_t ids[] = {267, 259, 265, 264, 266};
+  int32_t ids[] = {268, 259, 266, 264, 267};
   char *s = decode(tok, ids, 5, 1);
   ck_assert_str_eq(s, "hello world<tool>");
   free(s);
@@ -413,7 +414,7 @@ START_TEST(test_selfmade_bytelevel) {
   /* ignore_merges: a pre-token that is itself in the vocabulary is emitted as is */
   path = write_bytelevel(root, 1);
   tok = load_ok(path); /* the file form */
-  EXPECT(tok, "hello world,qq", 0, 259, 264, 44, 268);
+  EXPECT(tok, "hello world,qq", 0, 259, 264, 44, 265);
   EXPECT(tok, "qqq", 0, 113, 113, 113);
   pf_tokenizer_free(tok);
   free(path);

@@ -6,35 +6,16 @@
  *      tokens (matched against their normalized content);
  *   3. pre-tokenize each remaining piece, run the BPE model on every pre-token;
  *   4. with add_special, wrap the ids in the post-processor's special tokens.
- * Added tokens are found leftmost-longest (HF uses Aho-Corasick with
- * MatchKind::LeftmostLongest); tokens are bucketed by first byte and sorted
- * longest first, which gives the same answer with plain memcmp for the few hundred
- * added tokens real files carry.
+ * Added tokens are found leftmost-longest, as HF's Aho-Corasick does (the matcher
+ * is in tokenizer_added.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "fsutil.h"
 #include "json.h"
 #include "tokenizer_internal.h"
-
-typedef struct added_token {
-  char *content; /* as written in tokenizer.json */
-  size_t len;
-  char *match; /* what is searched: content, or its normalized form */
-  size_t match_len;
-  int32_t id;
-  int special, lstrip, rstrip, single_word, normalized;
-} added_token;
-
-/* Added tokens of one pass (raw or normalized), bucketed by first byte. */
-typedef struct added_set {
-  uint32_t first[257]; /* order[first[b] .. first[b+1]) start with byte b, longest first */
-  uint32_t *order;     /* indices into tok->added */
-  size_t n;
-} added_set;
 
 struct pf_tokenizer {
   pf_tk_bytemap bytemap;
@@ -42,9 +23,9 @@ struct pf_tokenizer {
   pf_tk_pre *pre;   /* NULL: none */
   pf_tk_dec *dec;   /* NULL: join tokens with " " */
   pf_tk_bpe *bpe;
-  added_token *added;
+  pf_tk_added *added;
   size_t n_added;
-  added_set raw, normed;
+  pf_tk_trie *raw, *normed;  /* added tokens matched before / after normalization */
   int32_t *added_of_id;      /* [vocab_size] index into added or -1 */
   pf_tk_ids pp_pre, pp_post; /* ids the post-processor puts around $A */
   int32_t vocab_size, bos, eos;
@@ -53,147 +34,28 @@ struct pf_tokenizer {
   pf_tk_pieces pa, pb;
 };
 
-/* ---- added tokens ---- */
-
-/* Sort key of an added token: first byte, longest first, file order. */
-typedef struct added_key {
-  unsigned char first;
-  size_t len;
-  uint32_t index;
-} added_key;
-
-static int cmp_added_key(const void *pa, const void *pb) {
-  const added_key *a = pa, *b = pb;
-  if (a->first != b->first) return a->first < b->first ? -1 : 1;
-  if (a->len != b->len) return a->len > b->len ? -1 : 1;
-  return a->index < b->index ? -1 : a->index > b->index;
-}
-
-static pf_status build_set(pf_tokenizer *t, added_set *set, int normalized, pf_err *err) {
-  size_t n = 0;
-  for (size_t i = 0; i < t->n_added; i++)
-    if (t->added[i].normalized == normalized && t->added[i].match_len) n++;
-  set->order = malloc((n ? n : 1) * sizeof *set->order);
-  added_key *keys = malloc((n ? n : 1) * sizeof *keys);
-  if (!set->order || !keys) {
-    free(keys);
-    return pf_err_set(err, PF_ERR_NOMEM, "added_tokens: out of memory");
-  }
-  set->n = 0;
-  for (size_t i = 0; i < t->n_added; i++) {
-    const added_token *a = &t->added[i];
-    if (a->normalized == normalized && a->match_len)
-      keys[set->n++] = (added_key){(unsigned char)a->match[0], a->match_len, (uint32_t)i};
-  }
-  /* qsort, not an insertion sort: a file may hold up to PF_TOKENIZER_MAX_ADDED
-   * entries, and O(n^2) over a million of them would hang the load */
-  qsort(keys, set->n, sizeof *keys, cmp_added_key);
-  for (size_t i = 0; i < set->n; i++)
-    set->order[i] = keys[i].index;
-  free(keys);
-  size_t k = 0;
-  for (int b = 0; b < 256; b++) {
-    set->first[b] = (uint32_t)k;
-    while (k < set->n && (unsigned char)t->added[set->order[k]].match[0] == b)
-      k++;
-  }
-  set->first[256] = (uint32_t)k;
-  return PF_OK;
-}
-
-/* Leftmost-longest added token in s[from..n): its index, or -1. */
-static long find_added(const pf_tokenizer *t, const added_set *set, const char *s, size_t n,
-                       size_t from, size_t *at) {
-  for (size_t i = from; i < n; i++) {
-    unsigned char b = (unsigned char)s[i];
-    for (uint32_t k = set->first[b]; k < set->first[b + 1]; k++) {
-      const added_token *a = &t->added[set->order[k]];
-      if (a->match_len <= n - i && !memcmp(s + i, a->match, a->match_len)) {
-        *at = i;
-        return (long)set->order[k];
-      }
-    }
-  }
-  return -1;
-}
-
-/* regex \w as used by HF's single_word checks (Rust regex, Unicode). */
-static int is_word_char(uint32_t c) {
-  if (c < 0x80)
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-  if (c == 0x200C || c == 0x200D) return 1;
-  switch (utf8proc_category((utf8proc_int32_t)c)) {
-  case UTF8PROC_CATEGORY_LU:
-  case UTF8PROC_CATEGORY_LL:
-  case UTF8PROC_CATEGORY_LT:
-  case UTF8PROC_CATEGORY_LM:
-  case UTF8PROC_CATEGORY_LO:
-  case UTF8PROC_CATEGORY_NL:
-  case UTF8PROC_CATEGORY_MN:
-  case UTF8PROC_CATEGORY_MC:
-  case UTF8PROC_CATEGORY_ME:
-  case UTF8PROC_CATEGORY_ND:
-  case UTF8PROC_CATEGORY_PC:
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-static uint32_t last_char(const char *s, size_t n) {
-  size_t i = n;
-  while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-    i--;
-  if (i > 0) i--;
-  return pf_tk_utf8_next(s, &i);
-}
-
 static pf_status encode_segment(pf_tokenizer *t, const char *s, size_t n, int at_start,
                                 pf_tk_ids *out, pf_err *err);
 static pf_status encode_text(pf_tokenizer *t, const char *s, size_t n, int at_start, pf_tk_ids *out,
                              pf_err *err);
 
-/* HF AddedVocabulary::find_matches + the split: text between tokens goes to the
+/* HF AddedVocabulary::split_with_indices: text between added tokens goes to the
  * next stage (normalization for the raw pass, pre-tokenization for the other). */
-static pf_status split_added(pf_tokenizer *t, const added_set *set, int normalized_pass,
+static pf_status split_added(pf_tokenizer *t, const pf_tk_trie *set, int normalized_pass,
                              const char *s, size_t n, int at_start, pf_tk_ids *out, pf_err *err) {
-  size_t pos = 0, scan = 0, ms;
+  size_t pos = 0, scan = 0, start, stop;
   long k;
   pf_status st;
-  while (set->n && (k = find_added(t, set, s, n, scan, &ms)) >= 0) {
-    const added_token *a = &t->added[k];
-    size_t me = ms + a->match_len, start = ms, stop = me;
-    scan = me;
-    if (a->single_word && ((ms > 0 && is_word_char(last_char(s, ms))) ||
-                           (me < n && is_word_char(pf_tk_utf8_next(s, &(size_t){me})))))
-      continue;
-    if (a->lstrip) {
-      size_t i = ms;
-      while (i > 0) {
-        size_t j = i - 1;
-        while (j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80)
-          j--;
-        size_t jj = j;
-        if (!pf_tk_is_whitespace(pf_tk_utf8_next(s, &jj))) break;
-        i = j;
-      }
-      start = i > pos ? i : pos;
-    }
-    if (a->rstrip) {
-      while (stop < n) {
-        size_t j = stop;
-        if (!pf_tk_is_whitespace(pf_tk_utf8_next(s, &j))) break;
-        stop = j;
-      }
-    }
+  while ((k = pf_tk_added_next(set, t->added, s, n, pos, &scan, &start, &stop)) >= 0) {
     if (start > pos) {
       st = normalized_pass
                ? encode_text(t, s + pos, start - pos, at_start && pos == 0, out, err)
                : encode_segment(t, s + pos, start - pos, at_start && pos == 0, out, err);
       if (st) return st;
     }
-    if (pf_tk_ids_push(out, a->id)) return pf_err_set(err, PF_ERR_NOMEM, "encode: out of memory");
-    pos = stop;
+    if (pf_tk_ids_push(out, t->added[k].id))
+      return pf_err_set(err, PF_ERR_NOMEM, "encode: out of memory");
+    pos = stop; /* as HF: may step back when this match began inside the last rstrip */
   }
   if (pos < n)
     return normalized_pass ? encode_text(t, s + pos, n - pos, at_start && pos == 0, out, err)
@@ -226,7 +88,7 @@ static pf_status encode_segment(pf_tokenizer *t, const char *s, size_t n, int at
     n = t->nbuf.n;
   }
   if (n == 0) return PF_OK;
-  return split_added(t, &t->normed, 1, s, n, at_start, out, err);
+  return split_added(t, t->normed, 1, s, n, at_start, out, err);
 }
 
 pf_status pf_tokenizer_encode(pf_tokenizer *t, const char *text, size_t len, int add_special,
@@ -243,7 +105,7 @@ pf_status pf_tokenizer_encode(pf_tokenizer *t, const char *text, size_t len, int
   if (pf_tk_ids_append(&out, NULL, 0) ||
       (add_special && pf_tk_ids_append(&out, t->pp_pre.v, t->pp_pre.n)))
     st = pf_err_set(err, PF_ERR_NOMEM, "encode: out of memory");
-  if (!st && len) st = split_added(t, &t->raw, 0, text, len, 1, &out, err);
+  if (!st && len) st = split_added(t, t->raw, 0, text, len, 1, &out, err);
   if (!st && add_special && pf_tk_ids_append(&out, t->pp_post.v, t->pp_post.n))
     st = pf_err_set(err, PF_ERR_NOMEM, "encode: out of memory");
   if (!out.v && !st && !(out.v = malloc(sizeof *out.v)))
@@ -333,13 +195,9 @@ void pf_tokenizer_free(pf_tokenizer *t) {
   pf_tk_pre_free(t->pre);
   pf_tk_dec_free(t->dec);
   pf_tk_bpe_free(t->bpe);
-  for (size_t i = 0; i < t->n_added; i++) {
-    if (t->added[i].match != t->added[i].content) free(t->added[i].match);
-    free(t->added[i].content);
-  }
-  free(t->added);
-  free(t->raw.order);
-  free(t->normed.order);
+  pf_tk_trie_free(t->raw);
+  pf_tk_trie_free(t->normed);
+  pf_tk_added_free(t->added, t->n_added);
   free(t->added_of_id);
   free(t->pp_pre.v);
   free(t->pp_post.v);
@@ -349,7 +207,8 @@ void pf_tokenizer_free(pf_tokenizer *t) {
   free(t);
 }
 
-static pf_status parse_model(pf_tokenizer *t, const cJSON *root, int32_t *max_id, pf_err *err) {
+static pf_status parse_model(pf_tokenizer *t, const cJSON *root, const pf_tk_fastjson *fj,
+                             int32_t *max_id, pf_err *err) {
   const cJSON *model = pf_tk_jget(root, "model");
   if (!model) return pf_err_set(err, PF_ERR_FORMAT, "missing key \"model\"");
   if (!cJSON_IsObject(model)) return pf_err_set(err, PF_ERR_FORMAT, "model: expected an object");
@@ -362,66 +221,7 @@ static pf_status parse_model(pf_tokenizer *t, const cJSON *root, int32_t *max_id
   if (!type && !pf_tk_jget(model, "merges")) /* HF infers the type when it is absent */
     return pf_err_set(err, PF_ERR_UNSUPPORTED,
                       "model: no \"type\" and no \"merges\"; only BPE models are supported");
-  return pf_tk_bpe_parse(model, &t->bpe, max_id, err);
-}
-
-static pf_status parse_added_one(pf_tokenizer *t, const cJSON *a, const char *w, added_token *o,
-                                 pf_err *err) {
-  const char *content;
-  int64_t id;
-  pf_status s;
-  if (!cJSON_IsObject(a)) return pf_err_set(err, PF_ERR_FORMAT, "%s: expected an object", w);
-  if ((s = pf_tk_jint(a, "id", w, 0, PF_TOKENIZER_MAX_VOCAB - 1, -1, &id, err)) ||
-      (s = pf_tk_jstr(a, "content", w, 1, &content, err)) ||
-      (s = pf_tk_jbool(a, "special", w, 0, &o->special, err)) ||
-      (s = pf_tk_jbool(a, "lstrip", w, 0, &o->lstrip, err)) ||
-      (s = pf_tk_jbool(a, "rstrip", w, 0, &o->rstrip, err)) ||
-      (s = pf_tk_jbool(a, "single_word", w, 0, &o->single_word, err)) ||
-      (s = pf_tk_jbool(a, "normalized", w, 1, &o->normalized, err)))
-    return s;
-  if (id < 0) return pf_err_set(err, PF_ERR_FORMAT, "%s: missing key \"id\"", w);
-  o->id = (int32_t)id;
-  o->len = strlen(content);
-  if (!(o->content = strdup(content))) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  o->match = o->content;
-  o->match_len = o->len;
-  if (o->normalized && t->norm && o->len) { /* matched against its normalized form */
-    pf_tk_buf nb = {0};
-    int as = 1;
-    if ((s = pf_tk_normalize(t->norm, o->content, o->len, &nb, &as, err))) {
-      pf_tk_buf_free(&nb);
-      return pf_err_prefix(err, "%s", w);
-    }
-    if (pf_tk_buf_put(&nb, "", 0)) {
-      pf_tk_buf_free(&nb);
-      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-    }
-    nb.p[nb.n] = 0;
-    o->match = nb.p;
-    o->match_len = nb.n;
-  }
-  return PF_OK;
-}
-
-static pf_status parse_added(pf_tokenizer *t, const cJSON *root, int32_t *max_id, pf_err *err) {
-  const cJSON *arr = pf_tk_jget(root, "added_tokens");
-  if (!arr) return PF_OK;
-  if (!cJSON_IsArray(arr)) return pf_err_set(err, PF_ERR_FORMAT, "added_tokens: expected an array");
-  size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
-  if (n > PF_TOKENIZER_MAX_ADDED)
-    return pf_err_set(err, PF_ERR_INVALID, "added_tokens: %zu entries, the limit is %zu", n,
-                      PF_TOKENIZER_MAX_ADDED);
-  t->added = calloc(n ? n : 1, sizeof *t->added);
-  if (!t->added) return pf_err_set(err, PF_ERR_NOMEM, "added_tokens: out of memory");
-  for (const cJSON *a = arr->child; a; a = a->next, i++) {
-    char w[64];
-    snprintf(w, sizeof w, "added_tokens[%zu]", i);
-    pf_status s = parse_added_one(t, a, w, &t->added[i], err);
-    t->n_added = i + 1; /* so that free releases a partial entry */
-    if (s) return s;
-    if (t->added[i].id > *max_id) *max_id = t->added[i].id;
-  }
-  return PF_OK;
+  return pf_tk_bpe_parse(model, fj, &t->bpe, max_id, err);
 }
 
 /* Post-processor -> the ids before and after $A. Sequence wraps outward. */
@@ -517,17 +317,9 @@ static const char *config_token(const cJSON *cfg, const char *key) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Parse a JSON file's text. JSON text is UTF-8 (as Hugging Face's serde_json
- * demands); cJSON copies raw bytes into strings unchecked, and the tokenizer
- * relies on every string being valid UTF-8 (regexes run with PCRE2_NO_UTF_CHECK,
- * decoders walk code points), so a file that is not UTF-8 is refused here. */
-static pf_status parse_json(const char *path, char *buf, size_t n, cJSON **out, pf_err *err) {
+/* Parse JSON text (its UTF-8 checked by the caller). */
+static pf_status parse_text(const char *path, const char *buf, size_t n, cJSON **out, pf_err *err) {
   const char *end = NULL;
-  *out = NULL;
-  size_t bad = pf_tk_utf8_invalid_at(buf, n);
-  if (bad != SIZE_MAX)
-    return pf_err_set(err, PF_ERR_FORMAT, "%s: not valid UTF-8 at byte %zu (JSON must be UTF-8)",
-                      path, bad);
   int oom = 0;
   *out = pf_json_parse(buf, n, &end, 0, &oom);
   if (*out) return PF_OK;
@@ -542,6 +334,55 @@ static pf_status parse_json(const char *path, char *buf, size_t n, cJSON **out, 
   }
   return pf_err_set(err, PF_ERR_FORMAT, "%s: malformed JSON at line %zu, column %zu", path, line,
                     col);
+}
+
+/* JSON text is UTF-8 (as Hugging Face's serde_json demands); cJSON copies raw bytes
+ * into strings unchecked, and the tokenizer relies on every string being valid UTF-8
+ * (regexes run with PCRE2_NO_UTF_CHECK, decoders walk code points), so a file that
+ * is not UTF-8 is refused here. */
+static pf_status check_utf8(const char *path, const char *buf, size_t n, pf_err *err) {
+  size_t bad = pf_tk_utf8_invalid_at(buf, n);
+  if (bad != SIZE_MAX)
+    return pf_err_set(err, PF_ERR_FORMAT, "%s: not valid UTF-8 at byte %zu (JSON must be UTF-8)",
+                      path, bad);
+  return PF_OK;
+}
+
+static pf_status parse_json(const char *path, const char *buf, size_t n, cJSON **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_utf8(path, buf, n, err);
+  return s ? s : parse_text(path, buf, n, out, err);
+}
+
+/* The tree holds {} / [] where the fast path took model.vocab / model.merges. */
+static int placeholders_ok(const cJSON *root, const pf_tk_fastjson *fj) {
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, "vocab");
+  const cJSON *g = cJSON_GetObjectItemCaseSensitive(m, "merges");
+  return cJSON_IsObject(m) && (!fj->vocab || (cJSON_IsObject(v) && !v->child)) &&
+         (!fj->merges || (cJSON_IsArray(g) && !g->child));
+}
+
+/* tokenizer.json: cJSON parses all of it but model.vocab and model.merges when
+ * pf_tk_fastjson_make takes them (they stay in buf, read by the BPE loader). If
+ * cJSON refuses the emptied copy, or the placeholders are not where they should be,
+ * the whole file is parsed the plain way: same tree, same messages. */
+static pf_status parse_tokenizer_json(const char *path, const char *buf, size_t n,
+                                      pf_tk_fastjson *fj, cJSON **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_utf8(path, buf, n, err);
+  if (s) return s;
+  if (pf_tk_fastjson_make(buf, n, fj) > 0) {
+    int oom = 0;
+    *out = pf_json_parse(fj->stripped, fj->stripped_n, NULL, 0, &oom);
+    free(fj->stripped); /* cJSON made its own copies */
+    fj->stripped = NULL;
+    if (*out && placeholders_ok(*out, fj)) return PF_OK;
+    cJSON_Delete(*out);
+    *out = NULL;
+  }
+  pf_tk_fastjson_free(fj);
+  return parse_text(path, buf, n, out, err);
 }
 
 static pf_status read_config(pf_tokenizer *t, const char *dir, int have_post, pf_err *err) {
@@ -601,13 +442,13 @@ static pf_status check_shape(const cJSON *root, pf_err *err) {
   return PF_OK;
 }
 
-static pf_status build(pf_tokenizer *t, const cJSON *root, pf_err *err) {
+static pf_status build(pf_tokenizer *t, const cJSON *root, const pf_tk_fastjson *fj, pf_err *err) {
   const cJSON *j;
   int32_t max_id = -1;
   pf_status s;
   if ((s = check_shape(root, err))) return s;
   pf_tk_bytemap_init(&t->bytemap);
-  if ((s = parse_model(t, root, &max_id, err))) return s;
+  if ((s = parse_model(t, root, fj, &max_id, err))) return s;
   if ((j = pf_tk_jget(root, "normalizer")) &&
       (s = pf_tk_norm_parse(j, "normalizer", &t->norm, err)))
     return s;
@@ -617,7 +458,9 @@ static pf_status build(pf_tokenizer *t, const cJSON *root, pf_err *err) {
   if ((j = pf_tk_jget(root, "decoder")) &&
       (s = pf_tk_dec_parse(j, "decoder", &t->bytemap, &t->dec, err)))
     return s;
-  if ((s = parse_added(t, root, &max_id, err))) return s;
+  if ((s = pf_tk_added_parse(pf_tk_jget(root, "added_tokens"), t->norm, t->bpe, &t->added,
+                             &t->n_added, &max_id, err)))
+    return s;
   t->vocab_size = max_id + 1;
   if (!(t->added_of_id = malloc((t->vocab_size ? (size_t)t->vocab_size : 1) * sizeof(int32_t))))
     return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -625,7 +468,9 @@ static pf_status build(pf_tokenizer *t, const cJSON *root, pf_err *err) {
     t->added_of_id[i] = -1;
   for (size_t i = 0; i < t->n_added; i++)
     t->added_of_id[t->added[i].id] = (int32_t)i;
-  if ((s = build_set(t, &t->raw, 0, err)) || (s = build_set(t, &t->normed, 1, err))) return s;
+  if ((s = pf_tk_trie_build(t->added, t->n_added, 0, &t->raw, err)) ||
+      (s = pf_tk_trie_build(t->added, t->n_added, 1, &t->normed, err)))
+    return s;
   if ((j = pf_tk_jget(root, "post_processor")) && (s = parse_post(t, j, "post_processor", err)))
     return s;
   return PF_OK;
@@ -645,6 +490,7 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
   size_t n = 0;
   cJSON *root = NULL;
   pf_tokenizer *t = NULL;
+  pf_tk_fastjson fj = {0};
   pf_status s;
   if (!file || !(dir = strdup(file)) || !(t = calloc(1, sizeof *t))) {
     s = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -662,18 +508,19 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
   }
   t->bos = t->eos = -1;
   if ((s = pf_read_file(file, PF_TOKENIZER_MAX_FILE_BYTES, &buf, &n, err)) ||
-      (s = parse_json(file, buf, n, &root, err)))
+      (s = parse_tokenizer_json(file, buf, n, &fj, &root, err)))
     goto fail;
   if (!cJSON_IsObject(root)) {
     s = pf_err_set(err, PF_ERR_FORMAT, "%s: expected a JSON object at the top level", file);
     goto fail;
   }
-  if ((s = build(t, root, err))) {
+  if ((s = build(t, root, &fj, err))) {
     pf_err_prefix(err, "%s", file);
     goto fail;
   }
   if ((s = read_config(t, dir, pf_tk_jget(root, "post_processor") != NULL, err))) goto fail;
   default_bos_eos(t);
+  pf_tk_fastjson_free(&fj);
   cJSON_Delete(root);
   free(buf);
   free(file);
@@ -681,6 +528,7 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
   *out = t;
   return PF_OK;
 fail:
+  pf_tk_fastjson_free(&fj);
   cJSON_Delete(root);
   free(buf);
   free(file);

@@ -2,16 +2,22 @@
  *
  * Reproduces the ids of the official Hugging Face `tokenizers` library (Rust) for
  * BPE tokenizers of the two families LLaMA-style models use:
- *  - byte-level BPE (GPT-2, LLaMA 3, Qwen2/3, SmolLM2): pre-tokenizers ByteLevel,
- *    Split (PCRE2 regex or string, every behaviour, invert), Digits, Metaspace,
- *    Whitespace, WhitespaceSplit, Sequence;
- *  - sentencepiece-style BPE with byte fallback (LLaMA 2, Mistral, llama2.c's tiny
- *    models): normalizers Prepend/Replace or the Metaspace pre-tokenizer.
+ *  - byte-level BPE (GPT-2, LLaMA 3, Qwen2/3, SmolLM2, GPT-NeoX/Pythia, OLMo-2,
+ *    o200k/GPT-4o): pre-tokenizers ByteLevel, Split (PCRE2 regex or string, every
+ *    behaviour, invert), Digits, Metaspace, Whitespace, WhitespaceSplit, Sequence;
+ *  - sentencepiece-style BPE with byte fallback (LLaMA 2, Mistral, Phi-3, Gemma 3,
+ *    llama2.c's tiny models): normalizers Prepend/Replace or the Metaspace
+ *    pre-tokenizer.
  * Normalizers: NFC/NFD/NFKC/NFKD, Lowercase, Prepend, Replace, Strip, StripAccents,
- * Sequence. Added tokens (special or not) are matched before pre-tokenization,
- * leftmost-longest, honouring lstrip/rstrip/single_word/normalized. Post-processors:
- * TemplateProcessing (single sequence), ByteLevel, Roberta/Bert, Sequence. Decoders:
- * ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence.
+ * Sequence. Added tokens (special or not; thousands of them are fine) are matched
+ * before pre-tokenization, leftmost-longest, honouring lstrip/rstrip/single_word/
+ * normalized; their ids are the ones HF's loader gives them (a content in the model
+ * vocabulary takes its id, any other the next id after the vocabulary), which real
+ * files always write, whatever a hand-edited file says. Missing options take HF's
+ * serde defaults (ByteLevel use_regex true; BPE byte_fallback / ignore_merges false).
+ * Post-processors: TemplateProcessing (single sequence; it may add nothing),
+ * ByteLevel, Roberta/Bert, Sequence. Decoders: ByteLevel, Replace, ByteFallback,
+ * Fuse, Strip, Metaspace, Sequence.
  * Anything else (WordPiece/Unigram/WordLevel models, BPE dropout, other component
  * types) is refused at load time with PF_ERR_UNSUPPORTED naming the type.
  *

@@ -25,9 +25,13 @@
 typedef struct vocab_entry {
   const char *s; /* into the arena */
   uint32_t len;
-  uint32_t hash;
   int32_t id;
 } vocab_entry;
+
+typedef struct merge_slot { /* one cache line holds four */
+  uint64_t key;             /* a << 32 | b, UINT64_MAX = empty */
+  int32_t rank, new_id;
+} merge_slot;
 
 typedef struct heap_item {
   int32_t rank, pos, new_id;
@@ -42,12 +46,12 @@ struct pf_tk_bpe {
   char *arena;      /* every vocabulary string, NUL-terminated, back to back */
   vocab_entry *ent; /* [n_ent] */
   size_t n_ent;
-  uint32_t *vslot; /* [vmask+1] entry index + 1, 0 = empty */
+  size_t n_keys;   /* distinct strings (HF's vocab.len(): a repeated key counts once) */
+  uint64_t *vslot; /* [vmask+1] high hash bits << 32 | entry index + 1; 0 = empty */
   size_t vmask;
   const vocab_entry **by_id; /* [n_tok] id -> entry or NULL */
   int32_t n_tok;             /* max id + 1 */
-  uint64_t *mkey;            /* [mmask+1] (a << 32 | b), UINT64_MAX = empty */
-  int32_t *mrank, *mnew;
+  merge_slot *merge;         /* [mmask+1] */
   size_t mmask;
   int32_t unk_id;          /* -1: no unk token */
   const char *unk_missing; /* unk_token named but absent from the vocabulary */
@@ -80,13 +84,16 @@ static size_t pow2_at_least(size_t n) {
 
 /* ---- vocabulary map ---- */
 
+/* The slots keep the hash's high bits, so a probe touches an entry (a likely cache
+ * miss in a large vocabulary) only when they match. */
 int32_t pf_tk_bpe_lookup(const pf_tk_bpe *b, const char *s, size_t n) {
-  uint64_t h = pf_tk_hash(s, n);
+  uint64_t h = pf_tk_hash(s, n), tag = h >> 32 << 32;
   for (size_t i = h & b->vmask;; i = (i + 1) & b->vmask) {
-    uint32_t e = b->vslot[i];
+    uint64_t e = b->vslot[i];
     if (!e) return -1;
-    const vocab_entry *v = &b->ent[e - 1];
-    if (v->hash == (uint32_t)h && v->len == n && !memcmp(v->s, s, n)) return v->id;
+    if ((e & ~(uint64_t)UINT32_MAX) != tag) continue;
+    const vocab_entry *v = &b->ent[(uint32_t)e - 1];
+    if (v->len == n && !memcmp(v->s, s, n)) return v->id;
   }
 }
 
@@ -100,42 +107,66 @@ int32_t pf_tk_bpe_max_id(const pf_tk_bpe *b) {
   return b->n_tok - 1;
 }
 
+size_t pf_tk_bpe_vocab_len(const pf_tk_bpe *b) {
+  return b->n_keys;
+}
+
 static void vocab_insert(pf_tk_bpe *b, size_t idx) {
-  vocab_entry *v = &b->ent[idx];
-  uint64_t h = pf_tk_hash(v->s, v->len);
-  v->hash = (uint32_t)h;
+  const vocab_entry *v = &b->ent[idx];
+  uint64_t h = pf_tk_hash(v->s, v->len), tag = h >> 32 << 32;
   for (size_t i = h & b->vmask;; i = (i + 1) & b->vmask) {
-    uint32_t e = b->vslot[i];
+    uint64_t e = b->vslot[i];
     if (!e) {
-      b->vslot[i] = (uint32_t)idx + 1;
+      b->vslot[i] = tag | (idx + 1);
+      b->n_keys++;
       return;
     }
-    vocab_entry *o = &b->ent[e - 1];
-    if (o->hash == v->hash && o->len == v->len && !memcmp(o->s, v->s, v->len)) {
-      b->vslot[i] = (uint32_t)idx + 1; /* duplicate key: the later one wins, as in HF */
+    const vocab_entry *o = &b->ent[(uint32_t)e - 1];
+    if ((e & ~(uint64_t)UINT32_MAX) == tag && o->len == v->len && !memcmp(o->s, v->s, v->len)) {
+      b->vslot[i] = tag | (idx + 1); /* duplicate key: the later one wins, as in HF */
       return;
     }
   }
 }
 
-static pf_status parse_vocab(pf_tk_bpe *b, const cJSON *vocab, pf_err *err) {
-  if (!cJSON_IsObject(vocab))
-    return pf_err_set(err, PF_ERR_FORMAT, "model.vocab: expected an object of token: id");
-  size_t n = 0, bytes = 0;
-  for (const cJSON *c = vocab->child; c; c = c->next) {
-    if (++n > (size_t)PF_TOKENIZER_MAX_VOCAB)
-      return pf_err_set(err, PF_ERR_INVALID, "model.vocab: more than %d entries",
-                        (int)PF_TOKENIZER_MAX_VOCAB);
-    bytes += strlen(c->string) + 1;
-  }
+static pf_status vocab_alloc(pf_tk_bpe *b, size_t n, size_t bytes, pf_err *err) {
+  if (n > (size_t)PF_TOKENIZER_MAX_VOCAB)
+    return pf_err_set(err, PF_ERR_INVALID, "model.vocab: more than %d entries",
+                      (int)PF_TOKENIZER_MAX_VOCAB);
   b->ent = calloc(n ? n : 1, sizeof *b->ent);
   b->arena = malloc(bytes ? bytes : 1);
   b->vmask = pow2_at_least(2 * n) - 1;
   b->vslot = calloc(b->vmask + 1, sizeof *b->vslot);
   if (!b->ent || !b->arena || !b->vslot)
     return pf_err_set(err, PF_ERR_NOMEM, "model.vocab: out of memory");
+  b->n_ent = n;
+  return PF_OK;
+}
+
+/* Entry i: the key already written at s (NUL-terminated). */
+static void vocab_add(pf_tk_bpe *b, size_t i, const char *s, size_t len, int32_t id) {
+  b->ent[i] = (vocab_entry){s, (uint32_t)len, id};
+  if (id >= b->n_tok) b->n_tok = id + 1;
+  vocab_insert(b, i);
+}
+
+static pf_status vocab_index(pf_tk_bpe *b, pf_err *err) {
+  b->by_id = calloc(b->n_tok ? (size_t)b->n_tok : 1, sizeof *b->by_id);
+  if (!b->by_id) return pf_err_set(err, PF_ERR_NOMEM, "model.vocab: out of memory");
+  for (size_t i = 0; i < b->n_ent; i++)
+    b->by_id[b->ent[i].id] = &b->ent[i];
+  return PF_OK;
+}
+
+static pf_status parse_vocab(pf_tk_bpe *b, const cJSON *vocab, pf_err *err) {
+  if (!cJSON_IsObject(vocab))
+    return pf_err_set(err, PF_ERR_FORMAT, "model.vocab: expected an object of token: id");
+  size_t n = 0, bytes = 0;
+  for (const cJSON *c = vocab->child; c && n <= (size_t)PF_TOKENIZER_MAX_VOCAB; c = c->next, n++)
+    bytes += strlen(c->string) + 1;
+  pf_status s = vocab_alloc(b, n, bytes, err);
+  if (s) return s;
   char *a = b->arena;
-  int32_t max_id = -1;
   size_t i = 0;
   for (const cJSON *c = vocab->child; c; c = c->next, i++) {
     double d = cJSON_IsNumber(c) ? c->valuedouble : -1;
@@ -146,18 +177,26 @@ static pf_status parse_vocab(pf_tk_bpe *b, const cJSON *vocab, pf_err *err) {
                         (int)PF_TOKENIZER_MAX_VOCAB);
     size_t len = strlen(c->string);
     memcpy(a, c->string, len + 1);
-    b->ent[i] = (vocab_entry){a, (uint32_t)len, 0, (int32_t)d};
+    vocab_add(b, i, a, len, (int32_t)d);
     a += len + 1;
-    if ((int32_t)d > max_id) max_id = (int32_t)d;
-    vocab_insert(b, i);
   }
-  b->n_ent = n;
-  b->n_tok = max_id + 1;
-  b->by_id = calloc(b->n_tok ? (size_t)b->n_tok : 1, sizeof *b->by_id);
-  if (!b->by_id) return pf_err_set(err, PF_ERR_NOMEM, "model.vocab: out of memory");
-  for (i = 0; i < n; i++)
-    b->by_id[b->ent[i].id] = &b->ent[i];
-  return PF_OK;
+  return vocab_index(b, err);
+}
+
+/* The same from the text (checked by pf_tk_fastjson_make: ids are in range). */
+static pf_status parse_vocab_text(pf_tk_bpe *b, const pf_tk_fastjson *fj, pf_err *err) {
+  pf_status s = vocab_alloc(b, fj->n_vocab, fj->vocab_bytes, err);
+  if (s) return s;
+  pf_tk_jcur c;
+  pf_tk_fast_begin(&c, fj->vocab, fj->vocab_n);
+  char *a = b->arena;
+  size_t len;
+  int32_t id;
+  for (size_t i = 0; i < fj->n_vocab && pf_tk_fast_vocab_next(&c, a, &len, &id); i++) {
+    vocab_add(b, i, a, len, id);
+    a += len + 1;
+  }
+  return vocab_index(b, err);
 }
 
 /* ---- merges ---- */
@@ -166,10 +205,11 @@ static int merge_find(const pf_tk_bpe *b, int32_t x, int32_t y, int32_t *rank, i
   uint64_t k = ((uint64_t)(uint32_t)x << 32) | (uint32_t)y;
   uint64_t h = k * 0x9E3779B97F4A7C15ull;
   for (size_t i = (h >> 20) & b->mmask;; i = (i + 1) & b->mmask) {
-    if (b->mkey[i] == UINT64_MAX) return 0;
-    if (b->mkey[i] == k) {
-      *rank = b->mrank[i];
-      *new_id = b->mnew[i];
+    const merge_slot *m = &b->merge[i];
+    if (m->key == UINT64_MAX) return 0;
+    if (m->key == k) {
+      *rank = m->rank;
+      *new_id = m->new_id;
       return 1;
     }
   }
@@ -179,33 +219,37 @@ static void merge_insert(pf_tk_bpe *b, int32_t x, int32_t y, int32_t rank, int32
   uint64_t k = ((uint64_t)(uint32_t)x << 32) | (uint32_t)y;
   uint64_t h = k * 0x9E3779B97F4A7C15ull;
   size_t i = (h >> 20) & b->mmask;
-  while (b->mkey[i] != UINT64_MAX && b->mkey[i] != k)
+  while (b->merge[i].key != UINT64_MAX && b->merge[i].key != k)
     i = (i + 1) & b->mmask;
-  b->mkey[i] = k; /* a repeated pair keeps the later rank, as HF's HashMap collect */
-  b->mrank[i] = rank;
-  b->mnew[i] = new_id;
+  b->merge[i] = (merge_slot){k, rank, new_id}; /* a repeated pair keeps the later rank,
+                                                 as HF's HashMap collect */
 }
 
-/* One merge entry: "a b" (legacy) or ["a", "b"]. *skip for "#version" lines. */
-static pf_status merge_parts(const cJSON *m, size_t idx, const char **a, size_t *al,
-                             const char **bp, size_t *bl, int *skip, pf_err *err) {
+/* A legacy "a b" entry split at its space; *skip for "#version" lines. */
+static pf_status merge_split(const char *s, size_t idx, const char **a, size_t *al, const char **bp,
+                             size_t *bl, int *skip, pf_err *err) {
+  const char *sp = strchr(s, ' ');
   *skip = 0;
-  if (cJSON_IsString(m)) {
-    const char *s = m->valuestring, *sp = strchr(s, ' ');
-    if (!strncmp(s, "#version", 8)) {
-      *skip = 1;
-      return PF_OK;
-    }
-    if (!sp || strchr(sp + 1, ' '))
-      return pf_err_set(
-          err, PF_ERR_FORMAT,
-          "model.merges[%zu]: expected \"a b\" (two tokens, one space), got \"%.80s\"", idx, s);
-    *a = s;
-    *al = (size_t)(sp - s);
-    *bp = sp + 1;
-    *bl = strlen(sp + 1);
+  if (!strncmp(s, "#version", 8)) {
+    *skip = 1;
     return PF_OK;
   }
+  if (!sp || strchr(sp + 1, ' '))
+    return pf_err_set(err, PF_ERR_FORMAT,
+                      "model.merges[%zu]: expected \"a b\" (two tokens, one space), got \"%.80s\"",
+                      idx, s);
+  *a = s;
+  *al = (size_t)(sp - s);
+  *bp = sp + 1;
+  *bl = strlen(sp + 1);
+  return PF_OK;
+}
+
+/* One merge entry: "a b" (legacy) or ["a", "b"]. */
+static pf_status merge_parts(const cJSON *m, size_t idx, const char **a, size_t *al,
+                             const char **bp, size_t *bl, int *skip, pf_err *err) {
+  if (cJSON_IsString(m)) return merge_split(m->valuestring, idx, a, al, bp, bl, skip, err);
+  *skip = 0;
   const cJSON *x = cJSON_IsArray(m) ? m->child : NULL, *y = x ? x->next : NULL;
   if (!cJSON_IsString(x) || !cJSON_IsString(y) || y->next)
     return pf_err_set(err, PF_ERR_FORMAT, "model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]",
@@ -217,48 +261,75 @@ static pf_status merge_parts(const cJSON *m, size_t idx, const char **a, size_t 
   return PF_OK;
 }
 
-static pf_status parse_merges(pf_tk_bpe *b, const cJSON *merges, pf_err *err) {
-  if (merges && !cJSON_IsArray(merges))
-    return pf_err_set(err, PF_ERR_FORMAT, "model.merges: expected an array");
-  size_t n = merges ? (size_t)cJSON_GetArraySize(merges) : 0;
+static pf_status merges_alloc(pf_tk_bpe *b, size_t n, pf_err *err) {
   if (n > PF_TOKENIZER_MAX_MERGES)
     return pf_err_set(err, PF_ERR_INVALID, "model.merges: %zu entries, the limit is %zu", n,
                       PF_TOKENIZER_MAX_MERGES);
   b->mmask = pow2_at_least(2 * n) - 1;
-  b->mkey = malloc((b->mmask + 1) * sizeof *b->mkey);
-  b->mrank = malloc((b->mmask + 1) * sizeof *b->mrank);
-  b->mnew = malloc((b->mmask + 1) * sizeof *b->mnew);
-  if (!b->mkey || !b->mrank || !b->mnew)
+  b->merge = malloc((b->mmask + 1) * sizeof *b->merge);
+  if (!b->merge) return pf_err_set(err, PF_ERR_NOMEM, "model.merges: out of memory");
+  for (size_t i = 0; i <= b->mmask; i++)
+    b->merge[i].key = UINT64_MAX;
+  return PF_OK;
+}
+
+/* Merge entry idx, x + y, gets the next rank. cat is scratch. */
+static pf_status merge_add(pf_tk_bpe *b, size_t idx, const char *x, size_t xl, const char *y,
+                           size_t yl, int32_t *rank, pf_tk_buf *cat, pf_err *err) {
+  int32_t xi = pf_tk_bpe_lookup(b, x, xl), yi = pf_tk_bpe_lookup(b, y, yl);
+  size_t cut = b->prefix_len <= yl ? b->prefix_len : yl;
+  cat->n = 0;
+  if (pf_tk_buf_put(cat, x, xl) || pf_tk_buf_put(cat, y + cut, yl - cut))
     return pf_err_set(err, PF_ERR_NOMEM, "model.merges: out of memory");
-  memset(b->mkey, 0xFF, (b->mmask + 1) * sizeof *b->mkey);
+  int32_t zi = pf_tk_bpe_lookup(b, cat->p, cat->n);
+  if (xi < 0 || yi < 0 || zi < 0) {
+    const char *miss = xi < 0 ? x : yi < 0 ? y : cat->p;
+    int ml = (int)(xi < 0 ? xl : yi < 0 ? yl : cat->n);
+    return pf_err_set(err, PF_ERR_FORMAT,
+                      "model.merges[%zu]: token \"%.*s\" is not in the vocabulary", idx,
+                      ml > 80 ? 80 : ml, miss);
+  }
+  merge_insert(b, xi, yi, (*rank)++, zi);
+  return PF_OK;
+}
+
+static pf_status parse_merges(pf_tk_bpe *b, const cJSON *merges, pf_err *err) {
+  if (merges && !cJSON_IsArray(merges))
+    return pf_err_set(err, PF_ERR_FORMAT, "model.merges: expected an array");
+  pf_status s = merges_alloc(b, merges ? (size_t)cJSON_GetArraySize(merges) : 0, err);
   pf_tk_buf cat = {0};
   int32_t rank = 0;
   size_t idx = 0;
-  pf_status s = PF_OK;
   for (const cJSON *m = merges ? merges->child : NULL; m && !s; m = m->next, idx++) {
     const char *x = NULL, *y = NULL;
     size_t xl = 0, yl = 0;
     int skip;
     if ((s = merge_parts(m, idx, &x, &xl, &y, &yl, &skip, err)) || skip) continue;
-    int32_t xi = pf_tk_bpe_lookup(b, x, xl), yi = pf_tk_bpe_lookup(b, y, yl);
-    size_t cut = b->prefix_len <= yl ? b->prefix_len : yl;
-    cat.n = 0;
-    if (pf_tk_buf_put(&cat, x, xl) || pf_tk_buf_put(&cat, y + cut, yl - cut)) {
-      s = pf_err_set(err, PF_ERR_NOMEM, "model.merges: out of memory");
-      break;
-    }
-    int32_t zi = pf_tk_bpe_lookup(b, cat.p, cat.n);
-    if (xi < 0 || yi < 0 || zi < 0) {
-      const char *miss = xi < 0 ? x : yi < 0 ? y : cat.p;
-      int ml = (int)(xi < 0 ? xl : yi < 0 ? yl : cat.n);
-      s = pf_err_set(err, PF_ERR_FORMAT,
-                     "model.merges[%zu]: token \"%.*s\" is not in the vocabulary", idx,
-                     ml > 80 ? 80 : ml, miss);
-      break;
-    }
-    merge_insert(b, xi, yi, rank++, zi);
+    s = merge_add(b, idx, x, xl, y, yl, &rank, &cat, err);
   }
   pf_tk_buf_free(&cat);
+  return s;
+}
+
+/* The same from the text (checked by pf_tk_fastjson_make). */
+static pf_status parse_merges_text(pf_tk_bpe *b, const pf_tk_fastjson *fj, pf_err *err) {
+  pf_status s = merges_alloc(b, fj->n_merges, err);
+  pf_tk_buf cat = {0}, x = {0}, y = {0};
+  pf_tk_jcur c;
+  pf_tk_fast_begin(&c, fj->merges, fj->merges_n);
+  int32_t rank = 0;
+  int pair, r = 0;
+  for (size_t idx = 0; !s && (r = pf_tk_fast_merge_next(&c, &x, &y, &pair)) > 0; idx++) {
+    const char *xs = x.p, *ys = y.p;
+    size_t xl = x.n, yl = y.n;
+    int skip = 0;
+    if (!pair && ((s = merge_split(x.p, idx, &xs, &xl, &ys, &yl, &skip, err)) || skip)) continue;
+    s = merge_add(b, idx, xs, xl, ys, yl, &rank, &cat, err);
+  }
+  if (!s && r < 0) s = pf_err_set(err, PF_ERR_NOMEM, "model.merges: out of memory");
+  pf_tk_buf_free(&cat);
+  pf_tk_buf_free(&x);
+  pf_tk_buf_free(&y);
   return s;
 }
 
@@ -270,9 +341,7 @@ void pf_tk_bpe_free(pf_tk_bpe *b) {
   free(b->ent);
   free(b->vslot);
   free(b->by_id);
-  free(b->mkey);
-  free(b->mrank);
-  free(b->mnew);
+  free(b->merge);
   free(b->prefix);
   free(b->suffix);
   free(b->sid);
@@ -312,15 +381,20 @@ static pf_status parse_options(pf_tk_bpe *b, const cJSON *model, pf_err *err) {
   return PF_OK;
 }
 
-pf_status pf_tk_bpe_parse(const cJSON *model, pf_tk_bpe **out, int32_t *max_id, pf_err *err) {
+pf_status pf_tk_bpe_parse(const cJSON *model, const pf_tk_fastjson *fj, pf_tk_bpe **out,
+                          int32_t *max_id, pf_err *err) {
   *out = NULL;
   pf_tk_bpe *b = calloc(1, sizeof *b);
   if (!b) return pf_err_set(err, PF_ERR_NOMEM, "model: out of memory");
   b->unk_id = -1;
   const char *unk = NULL;
   pf_status s = parse_options(b, model, err);
-  if (!s) s = parse_vocab(b, pf_tk_jget(model, "vocab"), err);
-  if (!s) s = parse_merges(b, pf_tk_jget(model, "merges"), err);
+  if (!s)
+    s = fj && fj->vocab ? parse_vocab_text(b, fj, err)
+                        : parse_vocab(b, pf_tk_jget(model, "vocab"), err);
+  if (!s)
+    s = fj && fj->merges ? parse_merges_text(b, fj, err)
+                         : parse_merges(b, pf_tk_jget(model, "merges"), err);
   if (!s) s = pf_tk_jstr(model, "unk_token", "model", 0, &unk, err);
   if (s) {
     pf_tk_bpe_free(b);

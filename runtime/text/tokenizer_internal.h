@@ -1,8 +1,10 @@
 /* tokenizer_internal.h — private pieces shared by tokenizer*.c (not part of the API).
  *
- *   tokenizer.c         load (tokenizer.json / tokenizer_config.json), added tokens,
- *                       post-processor, the encode pipeline, getters
+ *   tokenizer.c         load (tokenizer.json / tokenizer_config.json), post-processor,
+ *                       the encode pipeline, getters
+ *   tokenizer_added.c   added tokens: parsing, the radix trie, HF's match rules
  *   tokenizer_bpe.c     hash maps, the BPE model (merges, byte fallback, word cache)
+ *   tokenizer_json.c    model.vocab / model.merges read from the text, not through cJSON
  *   tokenizer_text.c    UTF-8 helpers, regex wrapper, normalizers
  *   tokenizer_pre.c     pre-tokenizers (split behaviours, ByteLevel, Metaspace, ...)
  *   tokenizer_decode.c  decoders and pf_tokenizer_decode
@@ -240,12 +242,43 @@ pf_status pf_tk_decode_chain(const pf_tk_dec *d, pf_tk_pieces *io, pf_tk_pieces 
 /* Append a string to a piece list, keeping empty strings (decoders need them). */
 int pf_tk_strs_add(pf_tk_pieces *p, const char *s, size_t n);
 
+/* ---- model.vocab / model.merges from the text (tokenizer_json.c) ---- */
+
+typedef struct pf_tk_fastjson {
+  const char *vocab, *merges; /* the values' text in the file, or NULL: left to cJSON */
+  size_t vocab_n, merges_n;
+  size_t n_vocab, vocab_bytes; /* entries; decoded key bytes + 1 per key */
+  size_t n_merges;
+  char *stripped; /* the file with the taken values emptied, for cJSON (owned) */
+  size_t stripped_n;
+} pf_tk_fastjson;
+
+/* Find and check model.vocab / model.merges in the file text buf[0..n) (valid
+ * UTF-8). 1: at least one was taken (*fj filled); 0: neither, parse buf with cJSON
+ * as it is; -1: out of memory. */
+int pf_tk_fastjson_make(const char *buf, size_t n, pf_tk_fastjson *fj);
+void pf_tk_fastjson_free(pf_tk_fastjson *fj);
+
+/* Readers of a taken value, entry by entry. */
+typedef struct pf_tk_jcur {
+  const char *p, *e;
+} pf_tk_jcur;
+void pf_tk_fast_begin(pf_tk_jcur *c, const char *text, size_t n);
+/* The next "key": id; the key decoded into out (room for its bytes + 1, NUL added).
+ * 0 after the last. */
+int pf_tk_fast_vocab_next(pf_tk_jcur *c, char *out, size_t *len, int32_t *id);
+/* The next merge: one string (*pair = 0, in a) or two (a, b), NUL-terminated. 0
+ * after the last, -1 out of memory. */
+int pf_tk_fast_merge_next(pf_tk_jcur *c, pf_tk_buf *a, pf_tk_buf *b, int *pair);
+
 /* ---- the BPE model (tokenizer_bpe.c) ---- */
 
 typedef struct pf_tk_bpe pf_tk_bpe;
 
-/* Parse `model` (the "model" object). *max_id receives the largest vocabulary id. */
-pf_status pf_tk_bpe_parse(const cJSON *model, pf_tk_bpe **out, int32_t *max_id, pf_err *err);
+/* Parse `model` (the "model" object); vocab and merges come from fj's text when it
+ * took them (fj may be NULL). *max_id receives the largest vocabulary id. */
+pf_status pf_tk_bpe_parse(const cJSON *model, const pf_tk_fastjson *fj, pf_tk_bpe **out,
+                          int32_t *max_id, pf_err *err);
 void pf_tk_bpe_free(pf_tk_bpe *bpe);
 /* Append the ids of one pre-token (valid UTF-8, non-empty) to *out. */
 pf_status pf_tk_bpe_encode(pf_tk_bpe *bpe, const char *s, size_t n, pf_tk_ids *out, pf_err *err);
@@ -253,8 +286,50 @@ pf_status pf_tk_bpe_encode(pf_tk_bpe *bpe, const char *s, size_t n, pf_tk_ids *o
 int32_t pf_tk_bpe_lookup(const pf_tk_bpe *bpe, const char *s, size_t n);
 const char *pf_tk_bpe_token(const pf_tk_bpe *bpe, int32_t id, size_t *len);
 int32_t pf_tk_bpe_max_id(const pf_tk_bpe *bpe);
+/* Distinct vocabulary strings (HF's BPE::get_vocab_size, where added tokens start). */
+size_t pf_tk_bpe_vocab_len(const pf_tk_bpe *bpe);
 
 /* 64-bit string hash used by every table. */
 uint64_t pf_tk_hash(const void *p, size_t n);
+
+/* ---- added tokens (tokenizer_added.c) ---- */
+
+typedef struct pf_tk_added {
+  char *content; /* as written in tokenizer.json */
+  size_t len;
+  char *match; /* what is searched: content, or its normalized form (normalized tokens) */
+  size_t match_len;
+  int32_t id;
+  int special, lstrip, rstrip, single_word, normalized;
+} pf_tk_added;
+
+/* Parse the "added_tokens" array (arr may be NULL: none) as HF's deserializer adds
+ * them, in file order: an empty content is ignored; a content seen before keeps
+ * that entry's id and takes the new flags ("special" is kept if either had it); a
+ * content in the model vocabulary takes the model's id; any other gets the next
+ * fresh id, counting from pf_tk_bpe_vocab_len. The "id" written in the file must
+ * be there but is not used (HF only warns when it differs). A "normalized" token's
+ * match string is its content run through `norm` (may be NULL). *max_id is raised to
+ * the largest id. On failure *out still holds the *n kept entries (free them). */
+pf_status pf_tk_added_parse(const cJSON *arr, const pf_tk_norm *norm, const pf_tk_bpe *bpe,
+                            pf_tk_added **out, size_t *n, int32_t *max_id, pf_err *err);
+void pf_tk_added_free(pf_tk_added *a, size_t n);
+
+/* Matcher of the tokens of a[0..n) whose `normalized` equals `normalized` (empty
+ * strings never match). It points into a[]'s strings: free it first. */
+typedef struct pf_tk_trie pf_tk_trie;
+pf_status pf_tk_trie_build(const pf_tk_added *a, size_t n, int normalized, pf_tk_trie **out,
+                           pf_err *err);
+void pf_tk_trie_free(pf_tk_trie *t);
+/* Leftmost-longest token in s[from..n): its index in a[], *at and *len; or -1. */
+long pf_tk_trie_find(const pf_tk_trie *t, const char *s, size_t n, size_t from, size_t *at,
+                     size_t *len);
+/* HF AddedVocabulary::find_matches, one token at a time: the next match at or after
+ * *scan that passes its single_word test (a failing one is skipped and the search
+ * goes on after it). Returns its index and sets *start / *stop to the match widened
+ * by lstrip (never before `pos`, where the previous token's span ended) and rstrip,
+ * and *scan to the end of the bare match; -1 when there is none. */
+long pf_tk_added_next(const pf_tk_trie *t, const pf_tk_added *a, const char *s, size_t n,
+                      size_t pos, size_t *scan, size_t *start, size_t *stop);
 
 #endif

@@ -133,7 +133,9 @@ END_TEST
 
 START_TEST(test_glu_kept_vs_reference) {
   check_family_kept("phi3-tiny", PF_WIDTH_MLP_GLU);
+  check_family_kept("gemma-tiny", PF_WIDTH_MLP_GLU);
   check_family_kept("gemma2-tiny", PF_WIDTH_MLP_GLU);
+  check_family_kept("gemma3-tiny", PF_WIDTH_MLP_GLU);
 }
 END_TEST
 

@@ -63,7 +63,7 @@ typedef struct pf_model_config {
   char torch_dtype[16];    /* "" if absent */
   char **layer_types;      /* [num_hidden_layers] or NULL when the key is absent; owned */
   struct cJSON *raw;       /* the parsed file, owned */
-  char warning[320];       /* "" or a note (unknown model_type, missing model_type) */
+  char warning[384];       /* "" or a note (unknown model_type, missing model_type) */
   pf_rope_scaling rope_scaling;
   int64_t sliding_window;    /* 0 = none: null/absent, or qwen2/qwen3 with
                                 use_sliding_window false (transformers drops it then) */

@@ -93,7 +93,9 @@ pf_status pf_model_fingerprint(const pf_model *m, char hex[PF_SHA256_HEX], pf_er
   if (!cfg) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   fp_str(&f.h, cfg);
   free(cfg);
-  if (pf_model_foreach_tensor(m, fp_tensor, &f)) return err ? err->code : PF_ERR_INVALID;
+  /* the canonical tensors: the same bytes as the stored ones (joined layouts are only
+   * rearranged), without transposing GPT-2's weights for every fingerprint */
+  if (pf_model_foreach_canonical(m, fp_tensor, &f)) return err ? err->code : PF_ERR_INVALID;
   pf_sha256_final_hex(&f.h, hex);
   return PF_OK;
 }

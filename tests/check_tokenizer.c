@@ -19,6 +19,7 @@
 
 #include "fsutil.h"
 #include "testutil.h"
+#include "tkutil.h"
 #include "tokenizer.h"
 #include "tokenizer_internal.h" /* component tests */
 
@@ -495,32 +496,6 @@ END_TEST
  * SplitDelimiterBehavior documentation ("the-final--countdown" split on "-"); the
  * others follow the HF component definitions and are worked out by hand. */
 
-/* Pre-tokenize text with the pre-tokenizer in json; pieces joined with "|". */
-static void check_pre(const char *json, const char *text, int at_start, const char *want) {
-  pf_err err = {0};
-  pf_tk_bytemap bm;
-  pf_tk_bytemap_init(&bm);
-  cJSON *j = cJSON_Parse(json);
-  ck_assert_msg(j != NULL, "bad test JSON %s", json);
-  pf_tk_pre *pt = NULL;
-  ck_assert_msg(pf_tk_pre_parse(j, "pre", &bm, &pt, &err) == PF_OK, "%s", err.msg);
-  pf_tk_pieces io = {0}, tmp = {0};
-  size_t n = strlen(text);
-  ck_assert_int_eq(pf_tk_buf_put(&io.text, text, n), 0);
-  ck_assert_int_eq(pf_tk_pieces_add(&io, 0, n, at_start), 0);
-  ck_assert_msg(pf_tk_pretokenize(pt, &io, &tmp, &err) == PF_OK, "%s", err.msg);
-  char got[512] = "";
-  size_t o = 0;
-  for (size_t k = 0; k < io.n; k++)
-    o += (size_t)snprintf(got + o, sizeof got - o, "%s%.*s", k ? "|" : "", (int)io.v[k].len,
-                          io.text.p + io.v[k].off);
-  ck_assert_msg(!strcmp(got, want), "%s on \"%s\": expected \"%s\", got \"%s\"", json, text, want,
-                got);
-  pf_tk_pieces_free(&io);
-  pf_tk_pieces_free(&tmp);
-  pf_tk_pre_free(pt);
-  cJSON_Delete(j);
-}
 
 #define SPLIT(beh) "{\"type\":\"Split\",\"pattern\":{\"String\":\"-\"},\"behavior\":\"" beh "\"}"
 #define META(scheme, split)                                                                        \
@@ -529,34 +504,34 @@ static void check_pre(const char *json, const char *text, int at_start, const ch
 
 START_TEST(test_pretokenizers) {
   const char *t = "the-final--countdown";
-  check_pre(SPLIT("Removed"), t, 1, "the|final|countdown");
-  check_pre(SPLIT("Isolated"), t, 1, "the|-|final|-|-|countdown");
-  check_pre(SPLIT("MergedWithPrevious"), t, 1, "the-|final-|-|countdown");
-  check_pre(SPLIT("MergedWithNext"), t, 1, "the|-final|-|-countdown");
-  check_pre(SPLIT("Contiguous"), t, 1, "the|-|final|--|countdown");
-  check_pre("{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+\"},\"behavior\":\"Removed\","
+  pf_test_check_pre(SPLIT("Removed"), t, 1, "the|final|countdown");
+  pf_test_check_pre(SPLIT("Isolated"), t, 1, "the|-|final|-|-|countdown");
+  pf_test_check_pre(SPLIT("MergedWithPrevious"), t, 1, "the-|final-|-|countdown");
+  pf_test_check_pre(SPLIT("MergedWithNext"), t, 1, "the|-final|-|-countdown");
+  pf_test_check_pre(SPLIT("Contiguous"), t, 1, "the|-|final|--|countdown");
+  pf_test_check_pre("{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+\"},\"behavior\":\"Removed\","
             "\"invert\":true}",
             "ab, cd", 1, "ab|cd");
-  check_pre("{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+\"},\"behavior\":\"Removed\","
+  pf_test_check_pre("{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\w+\"},\"behavior\":\"Removed\","
             "\"invert\":false}",
             "ab, cd", 1, ", ");
-  check_pre(META("always", "true"), "hello world", 1, "\xE2\x96\x81hello|\xE2\x96\x81world");
-  check_pre(META("always", "false"), "hello world", 0, "\xE2\x96\x81hello\xE2\x96\x81world");
-  check_pre(META("first", "true"), "hello world", 1, "\xE2\x96\x81hello|\xE2\x96\x81world");
-  check_pre(META("first", "true"), "hello world", 0, "hello|\xE2\x96\x81world");
-  check_pre(META("never", "false"), " hello", 1, "\xE2\x96\x81hello");
-  check_pre("{\"type\":\"Metaspace\",\"replacement\":\"_\",\"add_prefix_space\":true}", "a b", 0,
+  pf_test_check_pre(META("always", "true"), "hello world", 1, "\xE2\x96\x81hello|\xE2\x96\x81world");
+  pf_test_check_pre(META("always", "false"), "hello world", 0, "\xE2\x96\x81hello\xE2\x96\x81world");
+  pf_test_check_pre(META("first", "true"), "hello world", 1, "\xE2\x96\x81hello|\xE2\x96\x81world");
+  pf_test_check_pre(META("first", "true"), "hello world", 0, "hello|\xE2\x96\x81world");
+  pf_test_check_pre(META("never", "false"), " hello", 1, "\xE2\x96\x81hello");
+  pf_test_check_pre("{\"type\":\"Metaspace\",\"replacement\":\"_\",\"add_prefix_space\":true}", "a b", 0,
             "_a|_b"); /* legacy form: add_prefix_space -> always, split defaults to true */
-  check_pre("{\"type\":\"Digits\",\"individual_digits\":false}", "ab123c4", 1, "ab|123|c|4");
-  check_pre("{\"type\":\"Digits\",\"individual_digits\":true}", "ab123c4", 1, "ab|1|2|3|c|4");
-  check_pre("{\"type\":\"Whitespace\"}", "Hey man!! ok?", 1, "Hey|man|!!|ok|?");
-  check_pre("{\"type\":\"WhitespaceSplit\"}", "Hey  man!!\tok?", 1, "Hey|man!!|ok?");
-  check_pre("{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"use_regex\":true}", "hello world",
+  pf_test_check_pre("{\"type\":\"Digits\",\"individual_digits\":false}", "ab123c4", 1, "ab|123|c|4");
+  pf_test_check_pre("{\"type\":\"Digits\",\"individual_digits\":true}", "ab123c4", 1, "ab|1|2|3|c|4");
+  pf_test_check_pre("{\"type\":\"Whitespace\"}", "Hey man!! ok?", 1, "Hey|man|!!|ok|?");
+  pf_test_check_pre("{\"type\":\"WhitespaceSplit\"}", "Hey  man!!\tok?", 1, "Hey|man!!|ok?");
+  pf_test_check_pre("{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"use_regex\":true}", "hello world",
             1, "\xC4\xA0hello|\xC4\xA0world");
-  check_pre("{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}", "a b\n", 1,
+  pf_test_check_pre("{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}", "a b\n", 1,
             "a\xC4\xA0"
             "b\xC4\x8A");
-  check_pre("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":"
+  pf_test_check_pre("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":"
             "true},{\"type\":\"ByteLevel\",\"add_prefix_space\":false}]}",
             "a12 b", 1,
             "a|1|2|\xC4\xA0"

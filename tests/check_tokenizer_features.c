@@ -20,6 +20,7 @@
 
 #include "fsutil.h"
 #include "testutil.h"
+#include "tkutil.h"
 #include "tokenizer.h"
 #include "tokenizer_internal.h"
 
@@ -90,32 +91,6 @@ static void expect_decode(pf_tokenizer *tok, const int32_t *ids, size_t n, int s
                 err.msg);
   ck_assert_str_eq(s, want);
   free(s);
-}
-
-/* Pre-tokenize text with the pre-tokenizer in json; pieces joined with "|". */
-static void check_pre(const char *json, const char *text, const char *want) {
-  pf_err err = {0};
-  pf_tk_bytemap bm;
-  pf_tk_bytemap_init(&bm);
-  cJSON *j = cJSON_Parse(json);
-  ck_assert_msg(j != NULL, "bad test JSON %s", json);
-  pf_tk_pre *pt = NULL;
-  ck_assert_msg(pf_tk_pre_parse(j, "pre", &bm, &pt, &err) == PF_OK, "%s", err.msg);
-  pf_tk_pieces io = {0}, tmp = {0};
-  size_t n = strlen(text);
-  ck_assert_int_eq(pf_tk_buf_put(&io.text, text, n), 0);
-  ck_assert_int_eq(pf_tk_pieces_add(&io, 0, n, 1), 0);
-  ck_assert_msg(pf_tk_pretokenize(pt, &io, &tmp, &err) == PF_OK, "%s", err.msg);
-  char got[1024] = "";
-  size_t o = 0;
-  for (size_t k = 0; k < io.n; k++)
-    o += (size_t)snprintf(got + o, sizeof got - o, "%s%.*s", k ? "|" : "", (int)io.v[k].len,
-                          io.text.p + io.v[k].off);
-  ck_assert_msg(!strcmp(got, want), "on \"%s\": expected \"%s\", got \"%s\"", text, want, got);
-  pf_tk_pieces_free(&io);
-  pf_tk_pieces_free(&tmp);
-  pf_tk_pre_free(pt);
-  cJSON_Delete(j);
 }
 
 /* ---- the added-token trie against a naive search ---- */
@@ -241,9 +216,9 @@ START_TEST(test_gemma_style) {
   expect_decode(tok, ids, 5, 1, "a\n\n\nb");
   pf_tokenizer_free(tok);
   /* the Split itself (it never fires in Gemma, where no " " survives the normalizer) */
-  check_pre("{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":"
-            "\"MergedWithPrevious\",\"invert\":false}",
-            "a b  c ", "a |b | |c ");
+  pf_test_check_pre("{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":"
+                    "\"MergedWithPrevious\",\"invert\":false}",
+                    "a b  c ", 1, "a |b | |c ");
   pf_test_rmtree(root);
   free(root);
 }
@@ -365,7 +340,7 @@ static void check_split(const char *re, const char *text, const char *want) {
   cJSON_AddStringToObject(j, "behavior", "Removed");
   cJSON_AddBoolToObject(j, "invert", 1);
   char *s = cJSON_PrintUnformatted(j);
-  check_pre(s, text, want);
+  pf_test_check_pre(s, text, 1, want);
   free(s);
   cJSON_Delete(j);
 }

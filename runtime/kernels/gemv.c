@@ -6,11 +6,16 @@
  * need W widened to float32 first (2x the bytes, plus a write), so we stream W
  * once, widening in registers: BF16 -> F32 is a 16-bit left shift, F16 -> F32 is
  * vcvtph2ps (F16C / AVX-512F). Each thread takes a contiguous block of output
- * rows (contiguous bytes of W, which the hardware prefetcher likes) and computes
- * R rows at a time so each loaded x vector feeds R FMAs and R*M independent
- * accumulators hide the FMA latency. The register kernels take up to 4 x rows;
- * larger m is done in groups of 4 over ~128 KiB blocks of W, so W is still read
- * from memory once (the later groups find the block in L2).
+ * rows (contiguous bytes of W) and computes them one row at a time, the k loop
+ * unrolled 4 times so 4*M independent accumulators hide the FMA latency, each
+ * loaded weight vector feeding the M rows of x. One row at a time matters: it
+ * keeps each thread's reads of W one sequential stream. The previous kernel
+ * computed 4 rows at once (4 streams a row apart; a BF16 row of k = 2048 is one
+ * 4 KiB page, where the hardware prefetchers stop) and streamed at 65-70 % of
+ * the read bandwidth on Zen 5, against 85-90 % now (bench/README.md "Decode
+ * GEMV"). The register kernels take up to 4 x rows; larger m is done in groups of
+ * 4 over ~128 KiB blocks of W, so W is still read from memory once (the later
+ * groups find the block in L2).
  *
  * The AVX-512 code is compiled with a target pragma and only called when init
  * found AVX-512 F/BW/VL (pf_kern_isa_level); the AVX2 code is the build baseline.
@@ -89,43 +94,47 @@ static inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-/* R output rows starting at row0, M input rows; M, R, dt are constants after inlining. */
+/* Output row `row` for M input rows, the k loop unrolled U times (U*M independent
+ * accumulators hide the FMA latency); M, U, dt are constants after inlining. One
+ * row at a time keeps each thread's reads of W a single sequential stream (see the
+ * file comment). */
 static inline __attribute__((always_inline)) void
-gemv_block_avx2(const gemv_args *a, const int M, const int R, const int dt, int64_t row0) {
+gemv_row_avx2(const gemv_args *a, const int M, const int U, const int dt, int64_t row) {
   __m256 acc[4][4];
-  for (int r = 0; r < R; r++)
+  for (int u = 0; u < U; u++)
     for (int mi = 0; mi < M; mi++)
-      acc[r][mi] = _mm256_setzero_ps();
-  const int64_t k = a->k, k8 = k & ~(int64_t)7;
-  for (int64_t i = 0; i < k8; i += 8) {
-    __m256 xv[4];
-    for (int mi = 0; mi < M; mi++)
-      xv[mi] = _mm256_loadu_ps(a->x + mi * a->ldx + i);
-    for (int r = 0; r < R; r++) {
-      __m256 wv = ld8_w(a->w, dt, (row0 + r) * a->ldw + i);
+      acc[u][mi] = _mm256_setzero_ps();
+  const int64_t k = a->k, kU = k - k % (8 * U), k8 = k & ~(int64_t)7, wo = row * a->ldw;
+  int64_t i = 0;
+  for (; i < kU; i += 8 * U)
+    for (int u = 0; u < U; u++) {
+      __m256 wv = ld8_w(a->w, dt, wo + i + 8 * u);
       for (int mi = 0; mi < M; mi++)
-        acc[r][mi] = _mm256_fmadd_ps(wv, xv[mi], acc[r][mi]);
+        acc[u][mi] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a->x + mi * a->ldx + i + 8 * u),
+                                     acc[u][mi]);
     }
+  for (; i < k8; i += 8) {
+    __m256 wv = ld8_w(a->w, dt, wo + i);
+    for (int mi = 0; mi < M; mi++)
+      acc[0][mi] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a->x + mi * a->ldx + i), acc[0][mi]);
   }
-  for (int r = 0; r < R; r++)
-    for (int mi = 0; mi < M; mi++) {
-      float s = hsum256(acc[r][mi]);
-      const float *x = a->x + mi * a->ldx;
-      for (int64_t i = k8; i < k; i++)
-        s += w_scalar(a->w, dt, (row0 + r) * a->ldw + i) * x[i];
-      store_out(a, mi, row0 + r, s);
-    }
+  for (int mi = 0; mi < M; mi++) {
+    __m256 t = acc[0][mi];
+    for (int u = 1; u < U; u++)
+      t = _mm256_add_ps(t, acc[u][mi]);
+    float s = hsum256(t);
+    const float *x = a->x + mi * a->ldx;
+    for (int64_t j = k8; j < k; j++)
+      s += w_scalar(a->w, dt, wo + j) * x[j];
+    store_out(a, mi, row, s);
+  }
 }
 
-/* AVX2 has 16 vector registers: R*M accumulators + M x vectors + 1 weight. */
+/* AVX2 has 16 vector registers: U*M accumulators + a weight vector. */
 #define GEMV_AVX2(NAME, M, DT)                                                                     \
   static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
-    enum { R = (M) <= 2 ? 4 : 2 };                                                                 \
-    int64_t row = r0;                                                                              \
-    for (; row + R <= r1; row += R)                                                                \
-      gemv_block_avx2(a, M, R, DT, row);                                                           \
-    for (; row < r1; row++)                                                                        \
-      gemv_block_avx2(a, M, 1, DT, row);                                                           \
+    for (int64_t row = r0; row < r1; row++)                                                        \
+      gemv_row_avx2(a, M, (M) <= 2 ? 4 : 2, DT, row);                                              \
   }
 GEMV_AVX2(gemv_avx2_f32_1, 1, PF_DTYPE_F32)
 GEMV_AVX2(gemv_avx2_f32_2, 2, PF_DTYPE_F32)
@@ -155,48 +164,41 @@ static inline __attribute__((always_inline)) __m512 ld16_w(const void *w, int dt
 }
 
 static inline __attribute__((always_inline)) void
-gemv_block_avx512(const gemv_args *a, const int M, const int R, const int dt, int64_t row0) {
-  __m512 acc[4][4];
-  for (int r = 0; r < R; r++)
+gemv_row_avx512(const gemv_args *a, const int M, const int dt, int64_t row) {
+  enum { U = 4 };
+  __m512 acc[U][4];
+  for (int u = 0; u < U; u++)
     for (int mi = 0; mi < M; mi++)
-      acc[r][mi] = _mm512_setzero_ps();
-  const int64_t k = a->k;
+      acc[u][mi] = _mm512_setzero_ps();
+  const int64_t k = a->k, kU = k - k % (16 * U), wo = row * a->ldw;
   const __mmask16 all = 0xffff;
   int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    __m512 xv[4];
-    for (int mi = 0; mi < M; mi++)
-      xv[mi] = _mm512_loadu_ps(a->x + mi * a->ldx + i);
-    for (int r = 0; r < R; r++) {
-      __m512 wv = ld16_w(a->w, dt, (row0 + r) * a->ldw + i, all);
+  for (; i < kU; i += 16 * U)
+    for (int u = 0; u < U; u++) {
+      __m512 wv = ld16_w(a->w, dt, wo + i + 16 * u, all);
       for (int mi = 0; mi < M; mi++)
-        acc[r][mi] = _mm512_fmadd_ps(wv, xv[mi], acc[r][mi]);
+        acc[u][mi] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(a->x + mi * a->ldx + i + 16 * u),
+                                     acc[u][mi]);
     }
-  }
-  if (i < k) {
-    const __mmask16 tail = (__mmask16)((1u << (k - i)) - 1u);
-    __m512 xv[4];
+  for (; i < k; i += 16) {
+    const __mmask16 mask = k - i >= 16 ? all : (__mmask16)((1u << (k - i)) - 1u);
+    __m512 wv = ld16_w(a->w, dt, wo + i, mask);
     for (int mi = 0; mi < M; mi++)
-      xv[mi] = _mm512_maskz_loadu_ps(tail, a->x + mi * a->ldx + i);
-    for (int r = 0; r < R; r++) {
-      __m512 wv = ld16_w(a->w, dt, (row0 + r) * a->ldw + i, tail);
-      for (int mi = 0; mi < M; mi++)
-        acc[r][mi] = _mm512_fmadd_ps(wv, xv[mi], acc[r][mi]);
-    }
+      acc[0][mi] =
+          _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, a->x + mi * a->ldx + i), acc[0][mi]);
   }
-  for (int r = 0; r < R; r++)
-    for (int mi = 0; mi < M; mi++)
-      store_out(a, mi, row0 + r, _mm512_reduce_add_ps(acc[r][mi]));
+  for (int mi = 0; mi < M; mi++) {
+    __m512 t = _mm512_add_ps(_mm512_add_ps(acc[0][mi], acc[1][mi]),
+                             _mm512_add_ps(acc[2][mi], acc[3][mi]));
+    store_out(a, mi, row, _mm512_reduce_add_ps(t));
+  }
 }
 
-/* 32 vector registers: R = 4 for every M <= 4. */
+/* 32 vector registers: 4*M accumulators + weight vectors. */
 #define GEMV_AVX512(NAME, M, DT)                                                                   \
   static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
-    int64_t row = r0;                                                                              \
-    for (; row + 4 <= r1; row += 4)                                                                \
-      gemv_block_avx512(a, M, 4, DT, row);                                                         \
-    for (; row < r1; row++)                                                                        \
-      gemv_block_avx512(a, M, 1, DT, row);                                                         \
+    for (int64_t row = r0; row < r1; row++)                                                        \
+      gemv_row_avx512(a, M, DT, row);                                                              \
   }
 GEMV_AVX512(gemv_avx512_f32_1, 1, PF_DTYPE_F32)
 GEMV_AVX512(gemv_avx512_f32_2, 2, PF_DTYPE_F32)

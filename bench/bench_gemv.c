@@ -1,0 +1,194 @@
+/* bench_gemv.c — the decode GEMV against the memory read bandwidth, measured side by
+ * side (see bench/README.md "Decode GEMV").
+ *
+ *   cmake --build build --target bench_gemv && ./build/bench_gemv [dir]
+ *
+ * Writes 1 GiB of BF16 weights (32 matrices 8192 x 2048, larger than any cache) to
+ * an unlinked file in `dir` (default $TMPDIR or /var/tmp), maps it read-only the way
+ * pfrun maps safetensors (pf_storage_map_file), and reads it once so the page cache
+ * is warm. A heap copy (4 KiB pages, and one with MADV_HUGEPAGE) is measured too.
+ * Then, in rounds, each round running every measurement once so that they all see
+ * the same machine (the read bandwidth of this VM moves by 2x within minutes):
+ *   read 1 stream   each thread sums its contiguous half with 256-byte loads
+ *   read 4 streams  each thread reads 4 rows of 4 KiB side by side (the old GEMV's
+ *                   access pattern: 4 output rows at a time)
+ *   gemv m=1, m=4   pf_gemm_xwt forced onto the GEMV path over the 32 matrices
+ * and keeps the best of each. Reported: GB/s and the ratio to "read 1 stream" over
+ * the same memory. Threads: OMP_NUM_THREADS / all cores.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernels/kern_internal.h"
+
+enum { N = 8192, K = 2048, NMAT = 32, ROUNDS = 15 };
+#define PER ((size_t)N * K * 2)
+#define TOTAL (PER * NMAT)
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void fail(const char *what) {
+  fprintf(stderr, "bench_gemv: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static volatile float sink;
+
+/* Each thread reads its contiguous share of buf in `streams` interleaved runs of
+ * `run` bytes (streams = 1: one sequential pass). */
+static void read_pass(const char *buf, size_t bytes, int streams, size_t run) {
+  float tot = 0;
+#pragma omp parallel reduction(+ : tot)
+  {
+    const size_t th = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+    const size_t share = bytes / nt / (run * streams) * (run * streams);
+    const char *b = buf + share * th;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t blk = 0; blk < share; blk += run * streams)
+      for (size_t o = 0; o < run; o += 128)
+        for (int s = 0; s < streams; s++) {
+          const float *p = (const float *)(b + blk + (size_t)s * run + o);
+          a0 = _mm256_add_ps(a0, _mm256_load_ps(p));
+          a1 = _mm256_add_ps(a1, _mm256_load_ps(p + 8));
+          a2 = _mm256_add_ps(a2, _mm256_load_ps(p + 16));
+          a3 = _mm256_add_ps(a3, _mm256_load_ps(p + 24));
+        }
+    float l[8];
+    _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (int j = 0; j < 8; j++)
+      tot += l[j];
+  }
+  sink += tot;
+}
+
+static void gemv_pass(const char *buf, int64_t m, const float *x, float *y) {
+  pf_err err;
+  for (int i = 0; i < NMAT; i++)
+    if (pf_gemm_xwt(m, N, K, x, K, buf + PER * i, PF_DTYPE_BF16, K, NULL, 0, y, N, NULL, &err)) {
+      fprintf(stderr, "bench_gemv: %s\n", err.msg);
+      exit(1);
+    }
+}
+
+typedef struct memory {
+  const char *name;
+  const char *buf;
+} memory;
+
+int main(int argc, char **argv) {
+  const char *dir = argc > 1 ? argv[1] : getenv("TMPDIR");
+  if (!dir || !*dir) dir = "/var/tmp";
+  pf_err err;
+  if (pf_kernels_init(&err)) {
+    fprintf(stderr, "bench_gemv: %s\n", err.msg);
+    return 1;
+  }
+  FILE *la = fopen("/proc/loadavg", "r");
+  char load[64] = "?\n";
+  if (la) {
+    if (!fgets(load, sizeof load, la)) snprintf(load, sizeof load, "?\n");
+    fclose(la);
+  }
+  printf("%s\nload average before start: %s", pf_kernels_describe(), load);
+
+  /* the weights: heap (4 KiB pages), heap with MADV_HUGEPAGE, and a file mapping */
+  char *heap = mmap(NULL, TOTAL, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *raw = mmap(NULL, TOTAL + (2u << 20), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (heap == MAP_FAILED || raw == MAP_FAILED) fail("mmap");
+  madvise(heap, TOTAL, MADV_NOHUGEPAGE);
+  char *huge = (char *)(((uintptr_t)raw + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1));
+  madvise(huge, TOTAL, MADV_HUGEPAGE);
+  uint16_t *h16 = (uint16_t *)heap;
+#pragma omp parallel for
+  for (size_t i = 0; i < TOTAL / 2; i++)
+    h16[i] = (uint16_t)(0x3c00 + (i * 2654435761u >> 20) % 0x600); /* |w| in [2^-7, 2^4) */
+  memcpy(huge, heap, TOTAL);
+
+  char path[4096];
+  snprintf(path, sizeof path, "%s/pfrun-bench-gemv-XXXXXX", dir);
+  int fd = mkstemp(path);
+  if (fd < 0) fail(path);
+  for (size_t o = 0; o < TOTAL;) {
+    ssize_t w = pwrite(fd, heap + o, TOTAL - o < (64u << 20) ? TOTAL - o : (64u << 20), (off_t)o);
+    if (w <= 0) fail("write");
+    o += (size_t)w;
+  }
+  close(fd);
+  pf_storage *st;
+  if (pf_storage_map_file(path, &st, &err)) {
+    fprintf(stderr, "bench_gemv: %s\n", err.msg);
+    return 1;
+  }
+  unlink(path);
+  const char *file = pf_storage_data(st);
+  read_pass(file, TOTAL, 1, 4096); /* page cache warm, pages mapped */
+
+  float *x = aligned_alloc(64, 4 * K * sizeof(float)), *y = aligned_alloc(64, 4 * N * sizeof(float));
+  for (int i = 0; i < 4 * K; i++)
+    x[i] = (float)(i % 17) * 0.0625f - 0.5f;
+
+  const memory mem[3] = {{"file mapping (page cache)", file},
+                         {"heap, 4 KiB pages", heap},
+                         {"heap, MADV_HUGEPAGE", huge}};
+  enum { NMEAS = 4 };
+  const char *meas[NMEAS] = {"read, 1 stream/thread", "read, 4 streams/thread (4 KiB rows)",
+                             "gemv m=1 BF16", "gemv m=4 BF16"};
+  const pf_isa best_isa = pf_kernels_isa();
+  const int nisa = best_isa - PF_ISA_AVX2 + 1;
+  double best[3][2][NMEAS];
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < 2; b++)
+      for (int c = 0; c < NMEAS; c++)
+        best[a][b][c] = 1e30;
+  pf_kern_gemv_max_m = 4;
+  for (int r = 0; r < ROUNDS; r++)
+    for (int mi = 0; mi < 3; mi++)
+      for (int is = 0; is < nisa; is++) {
+        pf_kernels_set_isa((pf_isa)(PF_ISA_AVX2 + is));
+        for (int c = 0; c < NMEAS; c++) {
+          if (is > 0 && c < 2) continue; /* the read loops do not depend on the ISA */
+          double t = now();
+          if (c == 0) read_pass(mem[mi].buf, TOTAL, 1, 4096);
+          if (c == 1) read_pass(mem[mi].buf, TOTAL, 4, 4096);
+          if (c == 2) gemv_pass(mem[mi].buf, 1, x, y);
+          if (c == 3) gemv_pass(mem[mi].buf, 4, x, y);
+          t = now() - t;
+          if (t < best[mi][is][c]) best[mi][is][c] = t;
+        }
+      }
+  pf_kernels_set_isa(best_isa);
+  pf_kern_gemv_max_m = PF_GEMV_MAX_M;
+
+  printf("best of %d rounds, %d threads, %.0f MiB of BF16 weights per pass:\n", ROUNDS,
+         omp_get_max_threads(), (double)TOTAL / (1 << 20));
+  for (int mi = 0; mi < 3; mi++) {
+    const double bw = (double)TOTAL / best[mi][0][0] / 1e9;
+    printf("  %s\n", mem[mi].name);
+    for (int c = 0; c < NMEAS; c++)
+      for (int is = 0; is < (c < 2 ? 1 : nisa); is++) {
+        const double g = (double)TOTAL / best[mi][is][c] / 1e9;
+        printf("    %-38s %-6s %6.1f GB/s  %5.1f %% of read\n", meas[c],
+               c < 2 ? "" : pf_isa_name((pf_isa)(PF_ISA_AVX2 + is)), g, 100.0 * g / bw);
+      }
+  }
+  la = fopen("/proc/loadavg", "r");
+  if (la) {
+    if (fgets(load, sizeof load, la)) printf("load average after: %s", load);
+    fclose(la);
+  }
+  pf_storage_release(st);
+  return sink == 12345.0f ? 2 : 0;
+}

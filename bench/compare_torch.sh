@@ -19,7 +19,9 @@
 #      AMX where the CPU has it); the same prefill with PFRUN_MATMUL=f32 (BF16 weights
 #      widened for BLIS sgemm); then BUILD/bench_gemm sgemm (if built), a
 #      steadier sgemm peak (best of 11 runs at 2048^3, of 5 at 2048 x 8192 x 2048);
-#   2. bench/torch_llama.py prefill,decode on the same folder, per dtype: the same
+#   2. bench/torch_llama.py prefill,decode on the same folder, per dtype (PyTorch's float32
+#      BLAS given the kernels pfrun chose: BLIS_ARCH_TYPE for BLIS, OPENBLAS_CORETYPE for
+#      OpenBLAS on AVX-512 CPUs; the script says which BLAS torch links): the same
 #      4 x 512 prefill producing all logits and the same 64-token greedy decode
 #      (median and best of RUNS after a warm-up).
 # Then a markdown table: tokens/s of both, the ratios (best against best), pfrun's
@@ -100,6 +102,42 @@ if [[ ",$DTYPES," == *",float32,"* ]] &&
   echo "compare_torch: MemAvailable ${avail_gb} GB < 2.5 x ${wbytes} GB + 3 GB: no float32 run" >&2
   DTYPES=$(echo ",$DTYPES," | sed 's/,float32,/,/; s/^,//; s/,$//')
 fi
+
+# PyTorch's float32 matmul goes to the BLAS its libtorch_cpu links (Debian: libblas.so.3, an
+# alternative that may be BLIS, OpenBLAS or the reference BLAS); its bf16 matmul goes to
+# oneDNN. Give PyTorch the same BLAS kernels pfrun chose: BLIS reads BLIS_ARCH_TYPE as an
+# arch id (pfrun's "arch NAME" from bench_forward's kernels line, translated); OpenBLAS
+# picks its kernels from cpuid (OPENBLAS_CORETYPE=SKYLAKEX when the CPU has AVX-512 and the
+# user did not set it, since OpenBLAS 0.3.21 does not know Zen 4/5).
+torch_blas=$("$PY" - <<'PY' 2>/dev/null || true
+import os, subprocess, torch
+lib = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+for line in subprocess.run(["ldd", lib], capture_output=True, text=True).stdout.splitlines():
+    if "libblas.so" in line or "openblas" in line:
+        print(os.path.realpath(line.split("=>")[1].split()[0]))
+        break
+PY
+)
+pf_arch=$(sed -n 's/^kernels: BLIS [^,]*, arch \([a-z0-9]*\).*/\1/p' "$out/pfrun.txt")
+declare -A blis_id=([skx]=0 [knl]=1 [haswell]=3 [sandybridge]=4 [penryn]=5 [zen3]=6 [zen2]=7
+                    [zen]=8 [generic]=25)
+case "$torch_blas" in
+  *blis*)
+    if [ -n "$pf_arch" ] && [ -n "${blis_id[$pf_arch]:-}" ]; then
+      export BLIS_ARCH_TYPE=${BLIS_ARCH_TYPE:-${blis_id[$pf_arch]}}
+      torch_blas_note="BLIS ($torch_blas), BLIS_ARCH_TYPE=$BLIS_ARCH_TYPE ($pf_arch, as pfrun)"
+    else
+      torch_blas_note="BLIS ($torch_blas), its own arch choice (pfrun's arch not found)"
+    fi ;;
+  *openblas*)
+    if grep -q avx512f /proc/cpuinfo && [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+      export OPENBLAS_CORETYPE=SKYLAKEX
+    fi
+    torch_blas_note="OpenBLAS ($torch_blas), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-cpuid}" ;;
+  "") torch_blas_note="unknown (libblas not found in libtorch_cpu's ldd)" ;;
+  *) torch_blas_note="$torch_blas (its own kernels)" ;;
+esac
+echo "== torch's float32 BLAS: $torch_blas_note; bf16 matmul: oneDNN"
 
 wait_idle "before torch"
 load "before torch"

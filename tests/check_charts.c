@@ -280,6 +280,30 @@ START_TEST(test_threads) {
 }
 END_TEST
 
+/* cairo numbers surfaces with a process-wide counter; the SVG ids are
+ * renumbered, so a chart has the same bytes whatever was drawn before it. */
+START_TEST(test_svg_same_bytes_after_other_charts) {
+  char *dir = pf_test_tmpdir("charts-svg");
+  char a[512], b[512], other[512];
+  pf_err err = {0};
+  snprintf(a, sizeof a, "%s/a.svg", dir);
+  snprintf(b, sizeof b, "%s/b.svg", dir);
+  ck_assert_msg(draw_kind(0, a, PF_CHART_SVG, &err) == PF_OK, "%s", err.msg);
+  for (int k = 1; k < 6; k++) {
+    snprintf(other, sizeof other, "%s/o%d.svg", dir, k);
+    ck_assert_msg(draw_kind(k, other, PF_CHART_SVG, &err) == PF_OK, "%s", err.msg);
+  }
+  ck_assert_msg(draw_kind(0, b, PF_CHART_SVG, &err) == PF_OK, "%s", err.msg);
+  size_t na = 0, nb = 0;
+  char *ta = pf_test_read(a, &na), *tb = pf_test_read(b, &nb);
+  ck_assert_msg(na == nb && memcmp(ta, tb, na) == 0, "the same chart, other bytes");
+  ck_assert_msg(strstr(ta, "id=\"surface1\""), "cairo's surface id not renumbered");
+  free(ta), free(tb);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* Points on a line x = t * (1, 2, -3) + (5, 5, 5): all variance on PC1 (ratio
  * 1, PC2 0). The largest |loading| of (1, 2, -3)/sqrt(14) is the third, which
  * is negative, so svd_flip turns the component into (-1, -2, 3)/sqrt(14) and
@@ -622,6 +646,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_utf8_and_escape_text);
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_threads);
+  tcase_add_test(tc, test_svg_same_bytes_after_other_charts);
   tcase_add_test(tc, test_pca_line);
   tcase_add_test(tc, test_pca_axes);
   tcase_add_test(tc, test_pca_large);

@@ -18,6 +18,7 @@
  *    chart would come out with other bytes after other charts, or from another
  *    worker process (charts_jobs.c): the ids are renumbered from 1.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <plplot.h>
@@ -248,6 +249,40 @@ pf_status chart_run(const char *path, pf_chart_format format, double w_in, doubl
   if (st) unlink(tmp);
   free(tmp);
   return st;
+}
+
+void chart_fork_prepare(void) {
+  pthread_once(&g_font_once, font_env); /* never half-done in a child */
+  pthread_mutex_lock(&g_lock);
+}
+
+void chart_fork_parent(void) {
+  pthread_mutex_unlock(&g_lock);
+}
+
+void chart_fork_child(void) {
+  pthread_mutex_unlock(&g_lock); /* the child's copy, held by this (its only) thread */
+}
+
+void chart_remove_temps(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  char dir[4096], name[512];
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
+    return;
+  if (snprintf(name, sizeof name, ".%s.", base) >= (int)sizeof name) return;
+  size_t nl = strlen(name);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strncmp(e->d_name, name, nl) == 0 && strlen(e->d_name) == nl + 6) /* mkstemp's XXXXXX */
+      unlinkat(dirfd(d), e->d_name, 0);
+  closedir(d);
 }
 
 /* ------------------------------------------------------------ text */

@@ -14,6 +14,8 @@ typedef struct pf_plot_out {
   pf_chart_format format;
   double width_in, height_in; /* 0 = each chart's default size */
   int no_footer;              /* leave the explanatory footer out (the report has captions) */
+  int jobs; /* worker processes drawing a batch of charts (pf_plot_bias; charts_jobs.h):
+               0 = PFRUN_PLOT_JOBS or the OpenMP thread count, 1 = in this process */
 } pf_plot_out;
 
 /* Layer importance bars from an importance or calibrate result (the map under

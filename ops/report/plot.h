@@ -39,7 +39,9 @@ pf_status pf_plot_neurons(const pf_value *data, int bins, const pf_plot_out *o, 
  * kinds: bit 0 mean_diff, bit 1 heatmap, bit 2 pca. layer_type NULL = OptiPFair's
  * visualize_bias types (mean_diff / heatmap: mlp_output, attention_output,
  * gate_proj, up_proj; pca: mlp_output, attention_output). pair: 1-based index
- * of the one pair to draw, 0 = all. layers: the §8.6 selection value. */
+ * of the one pair to draw, 0 = all. layers: the §8.6 selection value. The
+ * charts are drawn by o->jobs worker processes (charts_jobs.h); progress is
+ * ctx->progress("plot", charts drawn, charts). */
 #define PF_PLOT_MEAN_DIFF 1u
 #define PF_PLOT_HEATMAP 2u
 #define PF_PLOT_PCA 4u

@@ -11,6 +11,12 @@
  *    same ids, BOS included), where OptiPFair shifts them by one;
  *  - a type matches activation names by exact prefix ("<type>_layer_N"), so
  *    down_proj does not pick up down_proj_input keys.
+ *
+ * The charts of a call are planned first (which exist, their files, the
+ * mean-difference metrics, the log lines), then drawn as one batch by worker
+ * processes (reports/charts_jobs.h): a job reads the plan and the activations
+ * and draws one file with plain code (no OpenMP), the same way in a worker or
+ * in this process. The file list is in plan order either way.
  */
 #include <math.h>
 #include <stdio.h>

@@ -13,7 +13,12 @@
  *    created, so the output file is created (mkstemp) before PLplot sees it.
  *  - The cairo driver clips text to the viewport unless told otherwise; tick
  *    labels and titles live outside it, so text clipping is turned off.
+ *  - cairo numbers the surfaces it creates with one process-wide counter and
+ *    writes that number into SVG files (<g id="surface561">), so the same
+ *    chart would come out with other bytes after other charts, or from another
+ *    worker process (charts_jobs.c): the ids are renumbered from 1.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <plplot.h>
@@ -26,6 +31,8 @@
 #include <unistd.h>
 
 #include "charts_int.h"
+#include "fsutil.h"
+#include "strbuf.h"
 
 /* ------------------------------------------------------------ formats */
 
@@ -164,6 +171,50 @@ static int plot_session(const char *tmp, pf_chart_format format, const chart_ctx
   return g_failed;
 }
 
+/* Renumber cairo's "surface<N>" ids (id="..." and "#..." references) of the
+ * SVG file tmp in order of first appearance. */
+static pf_status svg_stable_ids(const char *tmp, const char *path, pf_err *err) {
+  char *text = NULL;
+  size_t len = 0;
+  pf_status st = pf_read_file(tmp, (size_t)1 << 30, &text, &len, err);
+  if (st) return pf_err_prefix(err, "%s", path);
+  pf_strbuf b = {0};
+  unsigned long long seen[32];
+  size_t ns = 0, from = 0;
+  for (const char *p = text; (p = memmem(p, len - (size_t)(p - text), "surface", 7)); p += 7) {
+    size_t at = (size_t)(p - text), d = at + 7, e = d;
+    while (e < len && e - d < 18 && text[e] >= '0' && text[e] <= '9')
+      e++;
+    if (at == 0 || (text[at - 1] != '"' && text[at - 1] != '#') || e == d) continue;
+    unsigned long long v = strtoull(text + d, NULL, 10);
+    size_t k = 0;
+    while (k < ns && seen[k] != v)
+      k++;
+    if (k == ns) {
+      if (ns == sizeof seen / sizeof seen[0]) continue; /* cairo writes one */
+      seen[ns++] = v;
+    }
+    pf_sb_put(&b, text + from, d - from);
+    pf_sb_printf(&b, "%zu", k + 1);
+    from = e;
+  }
+  if (from) pf_sb_put(&b, text + from, len - from);
+  free(text);
+  if (!from) return PF_OK; /* nothing to renumber */
+  if (b.oom) {
+    pf_sb_free(&b);
+    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  FILE *f = fopen(tmp, "wb");
+  int ok = f && fwrite(b.p, 1, b.len, f) == b.len;
+  if (f && fclose(f) != 0) ok = 0;
+  int e = errno;
+  pf_sb_free(&b);
+  if (!ok)
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot write the chart file: %s", path, strerror(e));
+  return PF_OK;
+}
+
 pf_status chart_run(const char *path, pf_chart_format format, double w_in, double h_in,
                     chart_draw_fn draw, const void *data, pf_err *err) {
   if (!path || !*path) return pf_err_set(err, PF_ERR_INVALID, "chart: no output path given");
@@ -189,6 +240,8 @@ pf_status chart_run(const char *path, pf_chart_format format, double w_in, doubl
     st = pf_err_set(err, PF_ERR_UNSUPPORTED, "%s: PLplot (%s): %s", path, format_dev[format], msg);
   } else if (stat(tmp, &sb) != 0 || sb.st_size == 0) {
     st = pf_err_set(err, PF_ERR_IO, "%s: PLplot (%s) wrote no data", path, format_dev[format]);
+  } else if (format == PF_CHART_SVG && (st = svg_stable_ids(tmp, path, err))) {
+    /* err set */
   } else if (rename(tmp, path) != 0) {
     int e = errno;
     st = pf_err_set(err, PF_ERR_IO, "%s: cannot move the chart into place: %s", path, strerror(e));
@@ -196,6 +249,40 @@ pf_status chart_run(const char *path, pf_chart_format format, double w_in, doubl
   if (st) unlink(tmp);
   free(tmp);
   return st;
+}
+
+void chart_fork_prepare(void) {
+  pthread_once(&g_font_once, font_env); /* never half-done in a child */
+  pthread_mutex_lock(&g_lock);
+}
+
+void chart_fork_parent(void) {
+  pthread_mutex_unlock(&g_lock);
+}
+
+void chart_fork_child(void) {
+  pthread_mutex_unlock(&g_lock); /* the child's copy, held by this (its only) thread */
+}
+
+void chart_remove_temps(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  char dir[4096], name[512];
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
+    return;
+  if (snprintf(name, sizeof name, ".%s.", base) >= (int)sizeof name) return;
+  size_t nl = strlen(name);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strncmp(e->d_name, name, nl) == 0 && strlen(e->d_name) == nl + 6) /* mkstemp's XXXXXX */
+      unlinkat(dirfd(d), e->d_name, 0);
+  closedir(d);
 }
 
 /* ------------------------------------------------------------ text */

@@ -45,6 +45,18 @@ typedef void (*chart_draw_fn)(const chart_ctx *c, const void *data);
 pf_status chart_run(const char *path, pf_chart_format format, double w_in, double h_in,
                     chart_draw_fn draw, const void *data, pf_err *err);
 
+/* Around the forks of charts_jobs.c: prepare (before the first fork) waits
+ * until no thread draws and holds the chart lock while the workers are
+ * forked, so that no child starts with PLplot half-way through a chart;
+ * parent / child release it on each side. */
+void chart_fork_prepare(void);
+void chart_fork_parent(void);
+void chart_fork_child(void);
+
+/* Remove the hidden temporary ".<name>.XXXXXX" siblings of `path` that an
+ * interrupted drawing of it left (a worker killed mid-chart). Best effort. */
+void chart_remove_temps(const char *path);
+
 /* ---- text ---- */
 void cc_font(const chart_ctx *c, double pt, int bold);
 void cc_width(const chart_ctx *c, double pt); /* line width in points */

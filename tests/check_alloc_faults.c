@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "bias.h"
@@ -50,9 +51,16 @@ char *__real_strndup(const char *s, size_t n);
 int __real_posix_memalign(void **p, size_t align, size_t n);
 void __real_free(void *p);
 
-static volatile long g_fail_at = 0; /* 0: disarmed */
-static volatile long g_count = 0;   /* allocations since arming */
-static volatile int g_hit = 0;      /* the N-th allocation was refused */
+/* The counters live in a MAP_SHARED page (main), so that the processes a
+ * scenario forks (the plot op's chart workers, reports/charts_jobs.c) count and
+ * refuse allocations together with the scenario: N is the N-th allocation of
+ * them all, and a refusal in a worker is seen here. */
+typedef struct counters {
+  volatile long fail_at; /* 0: disarmed */
+  volatile long count;   /* allocations since arming */
+  volatile int hit;      /* the N-th allocation was refused */
+} counters;
+static counters g_local, *g_c = &g_local;
 static long g_trap_at = -1;
 
 /* Live pointers handed out while armed: open addressing, tombstones. */
@@ -102,10 +110,10 @@ static void live_del(void *p) {
 }
 
 static int refuse(void) {
-  if (!g_fail_at) return 0;
-  long c = __sync_add_and_fetch(&g_count, 1);
-  if (c != g_fail_at) return 0;
-  g_hit = 1;
+  if (!g_c->fail_at) return 0;
+  long c = __sync_add_and_fetch(&g_c->count, 1);
+  if (c != g_c->fail_at) return 0;
+  g_c->hit = 1;
   if (g_trap_at == c) __builtin_trap(); /* PF_ALLOC_TRAP=N: stop a debugger at allocation N */
   return 1;
 }
@@ -153,11 +161,11 @@ void __wrap_free(void *p) {
 }
 
 static void arm(long n) {
-  g_count = 0;
-  g_hit = 0;
-  g_fail_at = n;
+  g_c->count = 0;
+  g_c->hit = 0;
+  g_c->fail_at = n;
 }
-static void disarm(void) { g_fail_at = 0; }
+static void disarm(void) { g_c->fail_at = 0; }
 
 static void track_begin(void) {
   lock();
@@ -370,7 +378,7 @@ static tally inject(scen *s, long max_iter) {
     arm(n);
     st = s->run(s, &err);
     disarm();
-    int hit = g_hit;
+    int hit = g_c->hit;
     remove_outputs(); /* outputs of a run that succeeded */
     long live = track_end();
     t.iterations++;
@@ -578,6 +586,66 @@ START_TEST(test_json) {
 }
 END_TEST
 
+/* The plot op (mean_diff bars of one type for two prompt pairs, SVG) on a
+ * bias_activations result made before arming, drawn in this process (jobs 1)
+ * or by two worker processes (jobs 2). A failed chart leaves no hidden
+ * temporary file in the output folder. */
+static pf_status run_plot(scen *s, pf_err *err) {
+  pf_status st = run_op(s, err);
+  DIR *d = opendir(s->path);
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+      st = pf_err_set(err, PF_ERR_INVALID, "plot left %s/%s", s->path, e->d_name);
+      break;
+    }
+  if (d) closedir(d);
+  return st;
+}
+
+static void plot_scenario(const char *name, int64_t jobs) {
+  scen s = {.name = name, .op = "plot", .run = run_plot};
+  s.base = load_base();
+  pf_value *ap = params_with_model(s.base), *pairs = pf_value_list(), *acts = NULL;
+  static const char *const prompts[2][2] = {{"The white man walked", "The black man walked"},
+                                            {"She is a nurse", "He is a nurse"}};
+  for (int i = 0; i < 2; i++) {
+    pf_value *pair = pf_value_list();
+    pf_list_push(pair, pf_value_str(prompts[i][0]));
+    pf_list_push(pair, pf_value_str(prompts[i][1]));
+    pf_list_push(pairs, pair);
+  }
+  pf_map_set(ap, "prompt_pairs", pairs);
+  pf_value *targets = pf_value_list();
+  pf_list_push(targets, pf_value_str("mlp_output"));
+  pf_map_set(ap, "target_layers", targets);
+  pf_err err = {0};
+  ck_assert_msg(pf_op_run("bias_activations", ap, &acts, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_value_release(ap);
+  s.path = pf_path_join(g_root, "out");
+  s.params = pf_value_map();
+  pf_map_set_str(s.params, "kind", "mean_diff");
+  pf_map_set(s.params, "data", acts);
+  pf_map_set_str(s.params, "output_dir", s.path);
+  pf_map_set_str(s.params, "format", "svg");
+  pf_map_set_str(s.params, "layer_type", "mlp_output");
+  pf_map_set_int(s.params, "jobs", jobs);
+  inject(&s, MAX_ITER);
+  pf_value_release(s.params);
+  pf_value_release(s.base);
+  free(s.path);
+}
+
+START_TEST(test_plot) {
+  plot_scenario("plot", 1);
+}
+END_TEST
+
+START_TEST(test_plot_workers) {
+  plot_scenario("plot_workers", 2);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("alloc_faults");
   TCase *tc = tcase_create("inject");
@@ -594,8 +662,16 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_recipe);
   tcase_add_test(tc, test_lua);
   tcase_add_test(tc, test_json);
+  tcase_add_test(tc, test_plot);
+  tcase_add_test(tc, test_plot_workers);
   suite_add_tcase(s, tc);
   return s;
 }
 
-int main(void) { return pf_test_main(make_suite); }
+int main(void) {
+  void *page =
+      mmap(NULL, sizeof(counters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page != MAP_FAILED) g_c = page;
+  return pf_test_main(make_suite);
+}
+

@@ -7,12 +7,14 @@
  * "<?xml" + "<svg", PDF "%PDF-" ... "%%EOF".
  */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../reports/charts.h"
@@ -280,6 +282,30 @@ START_TEST(test_threads) {
 }
 END_TEST
 
+/* cairo numbers surfaces with a process-wide counter; the SVG ids are
+ * renumbered, so a chart has the same bytes whatever was drawn before it. */
+START_TEST(test_svg_same_bytes_after_other_charts) {
+  char *dir = pf_test_tmpdir("charts-svg");
+  char a[512], b[512], other[512];
+  pf_err err = {0};
+  snprintf(a, sizeof a, "%s/a.svg", dir);
+  snprintf(b, sizeof b, "%s/b.svg", dir);
+  ck_assert_msg(draw_kind(0, a, PF_CHART_SVG, &err) == PF_OK, "%s", err.msg);
+  for (int k = 1; k < 6; k++) {
+    snprintf(other, sizeof other, "%s/o%d.svg", dir, k);
+    ck_assert_msg(draw_kind(k, other, PF_CHART_SVG, &err) == PF_OK, "%s", err.msg);
+  }
+  ck_assert_msg(draw_kind(0, b, PF_CHART_SVG, &err) == PF_OK, "%s", err.msg);
+  size_t na = 0, nb = 0;
+  char *ta = pf_test_read(a, &na), *tb = pf_test_read(b, &nb);
+  ck_assert_msg(na == nb && memcmp(ta, tb, na) == 0, "the same chart, other bytes");
+  ck_assert_msg(strstr(ta, "id=\"surface1\""), "cairo's surface id not renumbered");
+  free(ta), free(tb);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* Points on a line x = t * (1, 2, -3) + (5, 5, 5): all variance on PC1 (ratio
  * 1, PC2 0). The largest |loading| of (1, 2, -3)/sqrt(14) is the third, which
  * is negative, so svd_flip turns the component into (-1, -2, 3)/sqrt(14) and
@@ -487,6 +513,118 @@ START_TEST(test_plot_bias_names) {
 }
 END_TEST
 
+/* Bytes of a and b equal; PDF: but for cairo's /CreationDate (the clock). */
+static void assert_same_bytes(const char *a, const char *b) {
+  size_t na = 0, nb = 0;
+  char *ta = pf_test_read(a, &na), *tb = pf_test_read(b, &nb);
+  ck_assert_msg(ta && tb, "%s or %s not written", a, b);
+  static const char key[] = "/CreationDate (D:"; /* then YYYYMMDDhhmmssZ */
+  char *da = memmem(ta, na, key, sizeof key - 1), *db = memmem(tb, nb, key, sizeof key - 1);
+  if (da && db && na - (size_t)(da - ta) > 40 && nb - (size_t)(db - tb) > 40)
+    memcpy(db + sizeof key - 1, da + sizeof key - 1, 15);
+  ck_assert_msg(na == nb && memcmp(ta, tb, na) == 0, "%s and %s differ", a, b);
+  free(ta), free(tb);
+}
+
+/* Plot into dir with `jobs` worker processes; the files (paths under dir). */
+static pf_value *plot_jobs(const char *dir, int64_t jobs, const char *kind, const char *fmt,
+                           const char *layer_type, int64_t pair) {
+  pf_value *p = pf_value_map(), *out = NULL;
+  pf_map_set_str(p, "kind", kind);
+  pf_map_set(p, "data", bias_result(2));
+  pf_map_set_str(p, "output_dir", dir);
+  pf_map_set_str(p, "format", fmt);
+  pf_map_set_int(p, "jobs", jobs);
+  if (layer_type) pf_map_set_str(p, "layer_type", layer_type);
+  if (pair) pf_map_set_int(p, "pair", pair);
+  pf_ctx ctx = {0};
+  pf_err err = {0};
+  ck_assert_msg(pf_op_run("plot", p, &out, &ctx, &err) == PF_OK, "jobs %lld: %s", (long long)jobs,
+                err.msg);
+  pf_value_release(p);
+  return out;
+}
+
+/* The same charts drawn in one process and by 3 worker processes: the same
+ * file list, in the same order, and the same bytes. */
+START_TEST(test_plot_parallel_same_bytes) {
+  char *root = pf_test_tmpdir("plot-par");
+  static const struct {
+    const char *kind, *fmt, *layer_type;
+    int64_t pair;
+    size_t n;
+  } runs[] = {{"bias", "png", "mlp_output", 0, 2 * 7}, /* per pair 1 + 3 heatmaps + 3 PCA */
+              {"mean_diff", "svg", NULL, 0, 2 * 4},
+              {"pca", "pdf", "up_proj", 2, 3}};
+  for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+    pf_value *res[2];
+    char dirs[2][600];
+    for (int k = 0; k < 2; k++) {
+      snprintf(dirs[k], sizeof dirs[k], "%s/%s%d", root, runs[r].fmt, k);
+      res[k] = plot_jobs(dirs[k], k ? 3 : 1, runs[r].kind, runs[r].fmt, runs[r].layer_type,
+                         runs[r].pair);
+      ck_assert_int_eq(hidden_entries(dirs[k]), 0);
+    }
+    const pf_value *f0 = pf_map_get(res[0], "files"), *f1 = pf_map_get(res[1], "files");
+    ck_assert_uint_eq(f0->u.list.len, runs[r].n);
+    ck_assert_uint_eq(f1->u.list.len, runs[r].n);
+    for (size_t i = 0; i < runs[r].n; i++) {
+      const char *a = f0->u.list.items[i]->u.s, *b = f1->u.list.items[i]->u.s;
+      ck_assert_str_eq(strrchr(a, '/'), strrchr(b, '/'));
+      assert_same_bytes(a, b);
+    }
+    pf_value_release(res[0]);
+    pf_value_release(res[1]);
+  }
+  errno = 0; /* every worker was waited for */
+  ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+  ck_assert_int_eq(errno, ECHILD);
+  pf_test_rmtree(root);
+  free(root);
+}
+END_TEST
+
+/* Errors inside worker processes come back as the step's error. */
+START_TEST(test_plot_parallel_errors) {
+  char *dir = pf_test_tmpdir("plot-par-err");
+  pf_value *out = NULL;
+  pf_err err = {0};
+  /* a bad activation: found while drawing (the plan only names the charts) */
+  pf_value *br = bias_result(2);
+  pf_value *a1 = pf_map_get(br->u.map.vals[1]->u.list.items[1], "act2");
+  pf_map_set(a1, "mlp_output_layer_3", pf_value_int(1));
+  pf_value *p = pf_value_map();
+  pf_map_set_str(p, "kind", "heatmap");
+  pf_map_set(p, "data", br);
+  pf_map_set_str(p, "output_dir", dir);
+  pf_map_set_int(p, "jobs", 2);
+  pf_ctx ctx = {0};
+  ck_assert_int_eq(pf_op_run("plot", p, &out, &ctx, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "plot: pair 2: data: act2[\"mlp_output_layer_3\"]: expected an activation "
+                     "tensor, got int");
+  /* a chart that cannot be moved into place (a folder has its name) */
+  pf_map_set(p, "data", bias_result(2));
+  char sub[640], busy[700];
+  snprintf(sub, sizeof sub, "%s/b", dir);
+  pf_map_set_str(p, "output_dir", sub);
+  ck_assert_int_eq(mkdir(sub, 0755), 0);
+  snprintf(busy, sizeof busy, "%s/heatmap_gate_proj_layer_2_pair0.png", sub);
+  ck_assert_int_eq(mkdir(busy, 0755), 0);
+  ck_assert_int_eq(pf_op_run("plot", p, &out, &ctx, &err), PF_ERR_IO);
+  pf_assert_err(err, "plot: pair 1: ");
+  pf_assert_err(err, busy);
+  pf_assert_err(err, "cannot move the chart into place");
+  ck_assert_int_eq(hidden_entries(dir), 0);
+  ck_assert_int_eq(hidden_entries(sub), 0);
+  errno = 0;
+  ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+  ck_assert_int_eq(errno, ECHILD);
+  pf_value_release(p);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 static pf_value *metrics_result(void) {
   const char *json_comps[3] = {"attention_output", "mlp_output", "gate_proj"};
   pf_value *r = pf_value_map(), *cmp = pf_value_map(), *comps = pf_value_map(),
@@ -622,10 +760,13 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_utf8_and_escape_text);
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_threads);
+  tcase_add_test(tc, test_svg_same_bytes_after_other_charts);
   tcase_add_test(tc, test_pca_line);
   tcase_add_test(tc, test_pca_axes);
   tcase_add_test(tc, test_pca_large);
   tcase_add_test(tc, test_plot_bias_names);
+  tcase_add_test(tc, test_plot_parallel_same_bytes);
+  tcase_add_test(tc, test_plot_parallel_errors);
   tcase_add_test(tc, test_plot_other_kinds);
   tcase_add_test(tc, test_plot_errors);
   suite_add_tcase(s, tc);

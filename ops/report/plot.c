@@ -38,6 +38,10 @@ static const pf_param_spec plot_params[] = {
     {"highlight", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
      "importance: layers drawn in the accent colour (e.g. the removed ones)"},
     {"bins", PF_P_INT, 0, "40", NULL, 2, 1000, "neuron_histogram: number of bins"},
+    {"jobs", PF_P_INT, 0, NULL, NULL, 1, 64,
+     "mean_diff / heatmap / pca / bias: worker processes drawing the charts at once (forked; "
+     "same files); default the environment variable PFRUN_PLOT_JOBS, else the OpenMP thread "
+     "count; 1 = one after the other in this process"},
 };
 
 char *pf_plot_path(const pf_plot_out *o, const char *name) {
@@ -305,7 +309,8 @@ static pf_status plot_run(const pf_op *op, const pf_value *params, pf_value **ou
                           const pf_ctx *ctx, pf_err *err) {
   const char *kind = pf_map_str(params, "kind", "");
   const pf_value *data = pf_map_get(params, "data");
-  pf_plot_out o = {.dir = pf_map_str(params, "output_dir", "")};
+  pf_plot_out o = {.dir = pf_map_str(params, "output_dir", ""),
+                   .jobs = (int)pf_map_int(params, "jobs", 0)};
   pf_status st = pf_chart_format_parse(pf_map_str(params, "format", "png"), &o.format, err);
   if (st) return pf_err_prefix(err, "format");
   if (!*o.dir) return pf_err_set(err, PF_ERR_INVALID, "output_dir: expected a folder, got \"\"");

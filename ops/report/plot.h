@@ -14,6 +14,8 @@ typedef struct pf_plot_out {
   pf_chart_format format;
   double width_in, height_in; /* 0 = each chart's default size */
   int no_footer;              /* leave the explanatory footer out (the report has captions) */
+  int jobs; /* worker processes drawing a batch of charts (pf_plot_bias; charts_jobs.h):
+               0 = PFRUN_PLOT_JOBS or the OpenMP thread count, 1 = in this process */
 } pf_plot_out;
 
 /* Layer importance bars from an importance or calibrate result (the map under
@@ -37,7 +39,9 @@ pf_status pf_plot_neurons(const pf_value *data, int bins, const pf_plot_out *o, 
  * kinds: bit 0 mean_diff, bit 1 heatmap, bit 2 pca. layer_type NULL = OptiPFair's
  * visualize_bias types (mean_diff / heatmap: mlp_output, attention_output,
  * gate_proj, up_proj; pca: mlp_output, attention_output). pair: 1-based index
- * of the one pair to draw, 0 = all. layers: the §8.6 selection value. */
+ * of the one pair to draw, 0 = all. layers: the §8.6 selection value. The
+ * charts are drawn by o->jobs worker processes (charts_jobs.h); progress is
+ * ctx->progress("plot", charts drawn, charts). */
 #define PF_PLOT_MEAN_DIFF 1u
 #define PF_PLOT_HEATMAP 2u
 #define PF_PLOT_PCA 4u

@@ -11,6 +11,12 @@
  *    same ids, BOS included), where OptiPFair shifts them by one;
  *  - a type matches activation names by exact prefix ("<type>_layer_N"), so
  *    down_proj does not pick up down_proj_input keys.
+ *
+ * The charts of a call are planned first (which exist, their files, the
+ * mean-difference metrics, the log lines), then drawn as one batch by worker
+ * processes (reports/charts_jobs.h): a job reads the plan and the activations
+ * and draws one file with plain code (no OpenMP), the same way in a worker or
+ * in this process. The file list is in plan order either way.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +25,7 @@
 
 #include "bias.h"
 #include "bias_metrics.h"
+#include "charts_jobs.h"
 #include "plot.h"
 
 static const char *const bias_types[] = {"mlp_output", "attention_output", "gate_proj", "up_proj"};
@@ -99,62 +106,69 @@ static pf_status act_matrix(const pf_value *acts, const char *side, const char *
 typedef struct pair_ctx {
   const pf_bias_pair *p;
   const pf_value *raw; /* the pair's map (tokens) */
-  int64_t k;           /* 0-based pair index in file names */
   char footer[1200];
   const pf_plot_out *o;
-  pf_value *files;
-  const pf_ctx *ctx;
 } pair_ctx;
-
-static pf_status chart_done(pair_ctx *pc, char *path, pf_status st, pf_err *err) {
-  if (!st && pf_list_push(pc->files, pf_value_str(path)) != PF_OK)
-    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  free(path);
-  return st;
-}
 
 /* ------------------------------------------------------------ mean_diff */
 
-static pf_status mean_diff(pair_ctx *pc, const char *type, const pf_value *lm, int pooled,
-                           pf_err *err) {
+/* The bars of one type: the layers of act1 with a finite mean difference in
+ * lm, in layer order; *k = 0 when there is none. */
+typedef struct md_bars {
+  double *v;
+  char (*lb)[24];
+  const char **labels;
+  size_t k;
+} md_bars;
+
+static void md_bars_free(md_bars *b) {
+  free(b->v), free(b->lb), free(b->labels);
+  memset(b, 0, sizeof *b);
+}
+
+static pf_status md_bars_build(const pf_value *act1, const char *type, const pf_value *lm,
+                               md_bars *b, pf_err *err) {
   named *nm = NULL;
   size_t n = 0;
-  pf_status st = layer_names(pc->p->act1, type, &nm, &n, err);
-  double *v = calloc(n ? n : 1, sizeof *v);
-  char(*lb)[24] = calloc(n ? n : 1, sizeof *lb);
-  const char **labels = calloc(n ? n : 1, sizeof *labels);
-  if (!st && (!v || !lb || !labels)) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  size_t k = 0;
+  memset(b, 0, sizeof *b);
+  pf_status st = layer_names(act1, type, &nm, &n, err);
+  if (!st) {
+    b->v = calloc(n ? n : 1, sizeof *b->v);
+    b->lb = calloc(n ? n : 1, sizeof *b->lb);
+    b->labels = calloc(n ? n : 1, sizeof *b->labels);
+    if (!b->v || !b->lb || !b->labels) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
   for (size_t i = 0; !st && i < n; i++) {
     const pf_value *e = lm ? pf_map_get(lm, nm[i].key) : NULL;
     if (!e || e->type != PF_V_MAP || !isfinite(pf_map_num(e, "mean_difference", NAN))) continue;
-    v[k] = pf_map_num(e, "mean_difference", 0);
-    snprintf(lb[k], sizeof lb[k], "%lld", (long long)nm[i].layer);
-    labels[k] = lb[k];
-    k++;
+    b->v[b->k] = pf_map_num(e, "mean_difference", 0);
+    snprintf(b->lb[b->k], sizeof b->lb[b->k], "%lld", (long long)nm[i].layer);
+    b->labels[b->k] = b->lb[b->k];
+    b->k++;
   }
-  if (!st && k == 0) {
-    pf_ctx_log(pc->ctx, "plot: pair %lld: no layers of type %s found", (long long)pc->p->index,
-               type);
-  } else if (!st) {
-    char name[160], title[200], footer[1300];
-    snprintf(name, sizeof name, "mean_diff_%s_pair%lld", type, (long long)pc->k);
-    snprintf(title, sizeof title, "Mean Activation Difference by Layer (%s)", type);
-    snprintf(footer, sizeof footer, "%s%s", pc->footer,
-             pooled ? " (token counts differ: activations mean-pooled over tokens)" : "");
-    char *path = pf_plot_path(pc->o, name);
-    pf_bar_chart c = {.text = {title, "Layer Number", "Mean Absolute Difference", footer},
-                      .n = k,
-                      .values = v,
-                      .labels = labels,
-                      .rotate_labels = 1,
-                      .width_in = pc->o->width_in,
-                      .height_in = pc->o->height_in};
-    st = path ? pf_chart_bars(path, pc->o->format, &c, err)
-              : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-    st = chart_done(pc, path, st, err);
-  }
-  free(nm), free(v), free(lb), free(labels);
+  free(nm);
+  if (st) md_bars_free(b);
+  return st;
+}
+
+static pf_status mean_diff(pair_ctx *pc, const char *type, const pf_value *lm, int pooled,
+                           const char *path, pf_err *err) {
+  md_bars b;
+  pf_status st = md_bars_build(pc->p->act1, type, lm, &b, err);
+  if (st) return st;
+  char title[200], footer[1300];
+  snprintf(title, sizeof title, "Mean Activation Difference by Layer (%s)", type);
+  snprintf(footer, sizeof footer, "%s%s", pc->footer,
+           pooled ? " (token counts differ: activations mean-pooled over tokens)" : "");
+  pf_bar_chart c = {.text = {title, "Layer Number", "Mean Absolute Difference", footer},
+                    .n = b.k,
+                    .values = b.v,
+                    .labels = b.labels,
+                    .rotate_labels = 1,
+                    .width_in = pc->o->width_in,
+                    .height_in = pc->o->height_in};
+  st = pf_chart_bars(path, pc->o->format, &c, err);
+  md_bars_free(&b);
   return st;
 }
 
@@ -191,11 +205,11 @@ static pf_status heat_cells(const mat *a, const mat *b, pf_heatmap_chart *h, dou
   return PF_OK;
 }
 
-static pf_status heatmap(pair_ctx *pc, const char *key, pf_err *err) {
+static pf_status heatmap(pair_ctx *pc, const char *key, const char *path, pf_err *err) {
   mat a = {0}, b = {0};
   double *cells = NULL;
   int64_t *rt = NULL, *ct = NULL;
-  char *path = NULL, name[200], title[200];
+  char title[200];
   pf_status st = act_matrix(pc->p->act1, "act1", key, &a, err);
   if (!st) st = act_matrix(pc->p->act2, "act2", key, &b, err);
   pf_heatmap_chart h = {.text = {title, "Target Dimension", "Source Dimension", pc->footer},
@@ -204,13 +218,9 @@ static pf_status heatmap(pair_ctx *pc, const char *key, pf_err *err) {
                         .height_in = pc->o->height_in};
   if (!st) st = heat_cells(&a, &b, &h, &cells, &rt, &ct, err);
   if (!st) {
-    snprintf(name, sizeof name, "heatmap_%s_pair%lld", key, (long long)pc->k);
     snprintf(title, sizeof title, "Activation Differences - Layer %s", key);
     h.cells = cells, h.row_ticks = rt, h.col_ticks = ct;
-    path = pf_plot_path(pc->o, name);
-    st = path ? pf_chart_heatmap(path, pc->o->format, &h, err)
-              : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-    st = chart_done(pc, path, st, err);
+    st = pf_chart_heatmap(path, pc->o->format, &h, err);
   }
   free(a.v), free(b.v), free(cells), free(rt), free(ct);
   return st;
@@ -255,7 +265,7 @@ static pf_status pca_labels(pair_ctx *pc, size_t n, char (*buf)[96], const char 
   return PF_OK;
 }
 
-static pf_status pca(pair_ctx *pc, const char *key, pf_err *err) {
+static pf_status pca(pair_ctx *pc, const char *key, const char *path, pf_err *err) {
   mat a = {0}, b = {0};
   float *x = NULL;
   double *sc = NULL, ratio[2] = {0, 0};
@@ -293,8 +303,7 @@ static pf_status pca(pair_ctx *pc, const char *key, pf_err *err) {
       pca_labels(pc, n, buf, labels, differs);
   }
   if (!st) {
-    char name[200], title[200], xl[64], yl[64];
-    snprintf(name, sizeof name, "pca_%s_pair%lld", key, (long long)pc->k);
+    char title[200], xl[64], yl[64];
     snprintf(title, sizeof title, "PCA Analysis of Activations - Layer %s", key);
     snprintf(xl, sizeof xl, "PC1 (%.2f%% explained var.)", ratio[0] * 100);
     snprintf(yl, sizeof yl, "PC2 (%.2f%% explained var.)", ratio[1] * 100);
@@ -306,37 +315,85 @@ static pf_status pca(pair_ctx *pc, const char *key, pf_err *err) {
                       .differs = differs,
                       .width_in = pc->o->width_in,
                       .height_in = pc->o->height_in};
-    char *path = pf_plot_path(pc->o, name);
-    st = path ? pf_chart_pca(path, pc->o->format, &c, err)
-              : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-    st = chart_done(pc, path, st, err);
+    st = pf_chart_pca(path, pc->o->format, &c, err);
   }
   free(a.v), free(b.v), free(x), free(sc), free(buf), free(labels), free(differs);
   return st;
 }
 
-/* ------------------------------------------------------------ per pair */
+/* ------------------------------------------------------------ the plan */
+
+/* One chart to draw. */
+typedef struct bias_job {
+  unsigned kind;    /* PF_PLOT_MEAN_DIFF, PF_PLOT_HEATMAP or PF_PLOT_PCA */
+  size_t pair;      /* position in the pair list */
+  const char *what; /* mean_diff: the type; heatmap, pca: the activation key (owned by data) */
+  char *path;       /* the chart file (owned) */
+} bias_job;
+
+/* Every chart of a call, planned before any is drawn, so that the drawing can
+ * be spread over worker processes (charts_jobs.h): the plan does everything
+ * that logs or decides which charts exist; a job only reads the plan and the
+ * data, and draws one file. */
+typedef struct bias_plan {
+  const pf_plot_out *o;
+  const pf_ctx *ctx;
+  const pf_bias_pair *pairs;
+  const pf_value *list; /* data.pairs */
+  pf_value **metrics;   /* [pairs] mean_diff: pf_bias_pair_metrics of the pair, or NULL */
+  int *pooled;          /* [pairs] the metrics mean-pooled the tokens */
+  bias_job *jobs;       /* [n] in drawing (and file list) order */
+  size_t n, cap;
+} bias_plan;
+
+static void plan_free(bias_plan *pl, size_t n_pairs) {
+  for (size_t i = 0; pl->metrics && i < n_pairs; i++)
+    pf_value_release(pl->metrics[i]);
+  for (size_t i = 0; i < pl->n; i++)
+    free(pl->jobs[i].path);
+  free(pl->metrics), free(pl->pooled), free(pl->jobs);
+}
+
+static pf_status add_job(bias_plan *pl, unsigned kind, size_t pair, const char *what, pf_err *err) {
+  if (pl->n == pl->cap) {
+    size_t cap = pl->cap ? 2 * pl->cap : 32;
+    bias_job *j = realloc(pl->jobs, cap * sizeof *j);
+    if (!j) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    pl->jobs = j, pl->cap = cap;
+  }
+  const pf_bias_pair *p = &pl->pairs[pair];
+  int64_t k = p->index >= 1 ? p->index - 1 : (int64_t)pair; /* 0-based, as OptiPFair names */
+  const char *prefix = kind == PF_PLOT_MEAN_DIFF ? "mean_diff"
+                       : kind == PF_PLOT_HEATMAP ? "heatmap"
+                                                 : "pca";
+  char name[200];
+  snprintf(name, sizeof name, "%s_%s_pair%lld", prefix, what, (long long)k);
+  char *path = pf_plot_path(pl->o, name);
+  if (!path) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  pl->jobs[pl->n++] = (bias_job){.kind = kind, .pair = pair, .what = what, .path = path};
+  return PF_OK;
+}
 
 /* Heatmaps or PCA for the selected layers of each type. */
-static pf_status per_layer(pair_ctx *pc, const char *const *types, size_t nt,
-                           const pf_layer_sel *sel, int is_pca, pf_err *err) {
+static pf_status plan_layers(bias_plan *pl, size_t pair, const char *const *types, size_t nt,
+                             const pf_layer_sel *sel, unsigned kind, pf_err *err) {
+  const pf_bias_pair *p = &pl->pairs[pair];
   pf_status st = PF_OK;
   for (size_t t = 0; !st && t < nt; t++) {
     named *nm = NULL;
     size_t n = 0;
-    st = layer_names(pc->p->act1, types[t], &nm, &n, err);
+    st = layer_names(p->act1, types[t], &nm, &n, err);
     size_t cap = n > sel->n ? n : sel->n;
     int64_t *pos = st ? NULL : malloc(sizeof *pos * (cap > 3 ? cap : 3));
     if (!st && !pos) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     size_t k = st ? 0 : pf_bias_select_layers((int64_t)n, sel, pos);
     for (size_t i = 0; !st && i < k; i++) {
       const char *key = nm[pos[i]].key;
-      if (!pf_map_get(pc->p->act2, key)) {
-        pf_ctx_log(pc->ctx, "plot: pair %lld: %s missing for prompt 2", (long long)pc->p->index,
-                   key);
+      if (!pf_map_get(p->act2, key)) {
+        pf_ctx_log(pl->ctx, "plot: pair %lld: %s missing for prompt 2", (long long)p->index, key);
         continue;
       }
-      st = is_pca ? pca(pc, key, err) : heatmap(pc, key, err);
+      st = add_job(pl, kind, pair, key, err);
     }
     free(pos);
     free(nm);
@@ -344,25 +401,56 @@ static pf_status per_layer(pair_ctx *pc, const char *const *types, size_t nt,
   return st;
 }
 
-static pf_status one_pair(pair_ctx *pc, unsigned kinds, const char *layer_type,
-                          const pf_layer_sel *sel, pf_err *err) {
-  snprintf(pc->footer, sizeof pc->footer, "Prompt Pair: \"%s\" vs \"%s\"", pc->p->prompt1,
-           pc->p->prompt2);
+static pf_status plan_pair(bias_plan *pl, size_t pair, unsigned kinds, const char *layer_type,
+                           const pf_layer_sel *sel, pf_err *err) {
+  const pf_bias_pair *p = &pl->pairs[pair];
   const char *const *types = layer_type ? &layer_type : bias_types;
   size_t nt = layer_type ? 1 : 4, np = layer_type ? 1 : 2;
   pf_status st = PF_OK;
   if (kinds & PF_PLOT_MEAN_DIFF) {
-    pf_value *m = NULL;
-    int pooled = 0;
-    st = pf_bias_pair_metrics(pc->p->act1, pc->p->act2, &m, &pooled, err);
-    const pf_value *lm = st ? NULL : pf_map_get(m, "layer_metrics");
-    for (size_t t = 0; !st && t < nt; t++)
-      st = mean_diff(pc, types[t], lm, pooled, err);
-    pf_value_release(m);
+    st = pf_bias_pair_metrics(p->act1, p->act2, &pl->metrics[pair], &pl->pooled[pair], err);
+    const pf_value *lm = st ? NULL : pf_map_get(pl->metrics[pair], "layer_metrics");
+    for (size_t t = 0; !st && t < nt; t++) {
+      md_bars b;
+      st = md_bars_build(p->act1, types[t], lm, &b, err);
+      if (!st && b.k == 0)
+        pf_ctx_log(pl->ctx, "plot: pair %lld: no layers of type %s found", (long long)p->index,
+                   types[t]);
+      else if (!st)
+        st = add_job(pl, PF_PLOT_MEAN_DIFF, pair, types[t], err);
+      md_bars_free(&b);
+    }
   }
-  if (!st && (kinds & PF_PLOT_HEATMAP)) st = per_layer(pc, types, nt, sel, 0, err);
-  if (!st && (kinds & PF_PLOT_PCA)) st = per_layer(pc, types, np, sel, 1, err);
+  if (!st && (kinds & PF_PLOT_HEATMAP))
+    st = plan_layers(pl, pair, types, nt, sel, PF_PLOT_HEATMAP, err);
+  if (!st && (kinds & PF_PLOT_PCA)) st = plan_layers(pl, pair, types, np, sel, PF_PLOT_PCA, err);
   return st;
+}
+
+/* ------------------------------------------------------------ drawing */
+
+/* Job i of the plan; may run in a worker process (charts_jobs.h): reads the
+ * plan and the data, writes the chart file, nothing else. */
+static pf_status draw_job(size_t i, void *user_data, pf_err *err) {
+  const bias_plan *pl = user_data;
+  const bias_job *j = &pl->jobs[i];
+  const pf_bias_pair *p = &pl->pairs[j->pair];
+  pair_ctx pc = {.p = p, .raw = pl->list->u.list.items[j->pair], .o = pl->o};
+  snprintf(pc.footer, sizeof pc.footer, "Prompt Pair: \"%s\" vs \"%s\"", p->prompt1, p->prompt2);
+  pf_status st;
+  if (j->kind == PF_PLOT_MEAN_DIFF)
+    st = mean_diff(&pc, j->what, pf_map_get(pl->metrics[j->pair], "layer_metrics"),
+                   pl->pooled[j->pair], j->path, err);
+  else if (j->kind == PF_PLOT_HEATMAP)
+    st = heatmap(&pc, j->what, j->path, err);
+  else
+    st = pca(&pc, j->what, j->path, err);
+  if (st) pf_err_prefix(err, "pair %lld", (long long)p->index);
+  return st;
+}
+
+static const char *job_path(size_t i, void *user_data) {
+  return ((const bias_plan *)user_data)->jobs[i].path;
 }
 
 pf_status pf_plot_bias(const pf_value *data, unsigned kinds, const char *layer_type,
@@ -380,16 +468,32 @@ pf_status pf_plot_bias(const pf_value *data, unsigned kinds, const char *layer_t
     st = pf_err_set(err, PF_ERR_INVALID,
                     "pair: expected 1..%zu (the result has %zu pairs), got %lld", n, n,
                     (long long)pair);
-  const pf_value *list = st ? NULL : pf_map_get(data, "pairs");
+  bias_plan pl = {
+      .o = o, .ctx = ctx, .pairs = pairs, .list = st ? NULL : pf_map_get(data, "pairs")};
+  if (!st) {
+    pl.metrics = calloc(n, sizeof *pl.metrics);
+    pl.pooled = calloc(n, sizeof *pl.pooled);
+    if (!pl.metrics || !pl.pooled) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
   for (size_t i = 0; !st && i < n; i++) {
     if (pair > 0 && (int64_t)i + 1 != pair) continue;
-    pair_ctx pc = {
-        .p = &pairs[i], .raw = list->u.list.items[i], .o = o, .files = files, .ctx = ctx};
-    pc.k = pairs[i].index >= 1 ? pairs[i].index - 1 : (int64_t)i;
-    st = one_pair(&pc, kinds, layer_type, &sel, err);
-    if (st) pf_err_prefix(err, "pair %lld", (long long)pairs[i].index);
-    pf_ctx_progress(ctx, "plot", (uint64_t)i + 1, (uint64_t)n);
+    if ((st = plan_pair(&pl, i, kinds, layer_type, &sel, err)))
+      pf_err_prefix(err, "pair %lld", (long long)pairs[i].index);
   }
+  if (!st) {
+    pf_chart_jobs cj = {.n = pl.n,
+                        .draw = draw_job,
+                        .path = job_path,
+                        .user_data = &pl,
+                        .workers = o->jobs,
+                        .ctx = ctx,
+                        .what = "plot"};
+    st = pf_chart_jobs_run(&cj, NULL, err);
+  }
+  for (size_t i = 0; !st && files && i < pl.n; i++)
+    if (pf_list_push(files, pf_value_str(pl.jobs[i].path)) != PF_OK)
+      st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  plan_free(&pl, n);
   free(pairs);
   free(idx);
   return st;

@@ -40,7 +40,10 @@ static const char TOP[] =
     "(prefill, calibration, importance, perplexity, bias). bf16 (default): activations\n"
     "rounded to BF16 on AMX, as PyTorch computes a BF16 model; f32: weights widened to\n"
     "float32 (slower, more exact). CPUs without AMX always use f32. `pfrun --version`\n"
-    "says which is in use.\n";
+    "says which is in use.\n"
+    "\n"
+    "PFRUN_PLOT_JOBS=N (environment): worker processes drawing charts (bias, plot op);\n"
+    "default the OpenMP thread count, 1 = one after the other in the pfrun process.\n";
 
 static const char PRUNE[] =
     "usage: pfrun prune --model-path DIR --output-path DIR [options]\n"
@@ -142,7 +145,9 @@ static const char BIAS[] =
     "pairs) or a .jsonl file of {\"prompt1\": ..., \"prompt2\": ...} lines. --layers:\n"
     "first_middle_last (default), all, or positions like '0,2'. Writes the charts and\n"
     "bias_metrics.json (OptiPFair's structure) to --output-dir; --json FILE writes the\n"
-    "metrics too. --visualizations '' draws nothing.\n";
+    "metrics too. --visualizations '' draws nothing. The charts are drawn by forked\n"
+    "worker processes, one per OpenMP thread; PFRUN_PLOT_JOBS=N sets how many (1 = in\n"
+    "the pfrun process).\n";
 
 static const char OPS[] =
     "usage: pfrun ops [NAME]\n"

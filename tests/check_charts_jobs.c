@@ -1,0 +1,294 @@
+/* check_charts_jobs.c — reports/charts_jobs: a batch of charts drawn by forked
+ * worker processes.
+ *
+ * The jobs here write small text files instead of charts (the runner does not
+ * care what a job draws), so the suite is fast; check_charts.c draws real
+ * charts both ways and compares the bytes. The binary is linked with
+ * -Wl,--wrap=fork (CMakeLists.txt) so that a fork can be made to fail.
+ *
+ * What is checked: every job runs once and its file is there; the jobs run in
+ * other processes (their pids, recorded in shared memory) or in this one
+ * (1 worker, PFRUN_PLOT_JOBS=1, a failed first fork); a job's error comes back
+ * with its code and message, the lowest failing job wins; a worker killed by a
+ * signal is reported naming its chart, and the chart's temporary file is
+ * removed; progress is reported in this process, up to n; an interrupt stops
+ * the batch; no child is left unwaited for (waitpid(-1) finds none).
+ */
+#include <errno.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../reports/charts_jobs.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------ fork failures */
+
+pid_t __real_fork(void);
+static int g_fork_calls, g_fork_fail_at; /* 0: never fail */
+
+pid_t __wrap_fork(void) {
+  if (g_fork_fail_at && ++g_fork_calls == g_fork_fail_at) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return __real_fork();
+}
+
+/* ------------------------------------------------------------ the jobs */
+
+enum { N_MAX = 16 };
+enum { OK, FAIL, KILL, EXIT };
+
+typedef struct batch {
+  char *dir;
+  char paths[N_MAX][600];
+  int how[N_MAX];     /* what job i does */
+  pid_t *pid;         /* [N_MAX] shared: the process that ran job i */
+  int progress_calls; /* in this process */
+  uint64_t last_done;
+  volatile int interrupt;
+  uint64_t interrupt_at; /* progress done count that sets interrupt (0: never) */
+} batch;
+
+static pf_status job(size_t i, void *ud, pf_err *err) {
+  batch *b = ud;
+  b->pid[i] = getpid();
+  if (b->how[i] == FAIL)
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot write job %zu", b->paths[i], i);
+  if (b->how[i] == KILL || b->how[i] == EXIT) {
+    char tmp[700]; /* what chart_run leaves while PLplot draws */
+    snprintf(tmp, sizeof tmp, "%s/.j%zu.txt.Ab12Cd", b->dir, i);
+    pf_test_write(tmp, "half a chart");
+    if (b->how[i] == KILL) raise(SIGKILL);
+    _exit(5);
+  }
+  usleep(500); /* a chart takes time: the tests of stopping have something to stop */
+  char text[32];
+  snprintf(text, sizeof text, "job %zu\n", i);
+  pf_test_write(b->paths[i], text);
+  return PF_OK;
+}
+
+static const char *job_path(size_t i, void *ud) {
+  return ((batch *)ud)->paths[i];
+}
+
+static void on_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+  batch *b = ud;
+  ck_assert_str_eq(what, "plot");
+  ck_assert_uint_eq(total, N_MAX);
+  ck_assert_uint_gt(done, b->last_done); /* counts up */
+  b->last_done = done;
+  b->progress_calls++;
+  if (b->interrupt_at && done >= b->interrupt_at) b->interrupt = 1;
+}
+
+static batch *batch_new(void) {
+  batch *b = calloc(1, sizeof *b);
+  b->dir = pf_test_tmpdir("chart-jobs");
+  b->pid =
+      mmap(NULL, N_MAX * sizeof *b->pid, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ck_assert(b->pid != MAP_FAILED);
+  for (int i = 0; i < N_MAX; i++)
+    snprintf(b->paths[i], sizeof b->paths[i], "%s/j%d.txt", b->dir, i);
+  return b;
+}
+
+static void batch_free(batch *b) {
+  munmap(b->pid, N_MAX * sizeof *b->pid);
+  pf_test_rmtree(b->dir);
+  free(b->dir);
+  free(b);
+}
+
+/* Run the batch with `workers`; *used receives the worker count. */
+static pf_status run(batch *b, int workers, int *used, pf_err *err) {
+  memset(b->pid, 0, N_MAX * sizeof *b->pid);
+  b->progress_calls = 0;
+  b->last_done = 0;
+  b->interrupt = 0;
+  pf_ctx ctx = {.progress = on_progress, .user_data = b, .interrupt = &b->interrupt};
+  pf_chart_jobs j = {.n = N_MAX,
+                     .draw = job,
+                     .path = job_path,
+                     .user_data = b,
+                     .workers = workers,
+                     .ctx = &ctx,
+                     .what = "plot"};
+  pf_status st = pf_chart_jobs_run(&j, used, err);
+  /* every worker was waited for */
+  errno = 0;
+  ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+  ck_assert_int_eq(errno, ECHILD);
+  return st;
+}
+
+static void assert_all_drawn(batch *b, int here) {
+  for (int i = 0; i < N_MAX; i++) {
+    char *t = pf_test_read(b->paths[i], NULL);
+    char want[32];
+    snprintf(want, sizeof want, "job %d\n", i);
+    ck_assert_msg(t && strcmp(t, want) == 0, "%s: %s", b->paths[i], t ? t : "not written");
+    free(t);
+    ck_assert_msg(here ? b->pid[i] == getpid() : b->pid[i] != getpid() && b->pid[i] > 0,
+                  "job %d ran in pid %d (this process: %d)", i, (int)b->pid[i], (int)getpid());
+  }
+  ck_assert_int_eq(b->progress_calls, N_MAX);
+  ck_assert_uint_eq(b->last_done, N_MAX);
+}
+
+/* ------------------------------------------------------------ tests */
+
+START_TEST(test_workers_count) {
+  int w = 0;
+  pf_err err = {0};
+  unsetenv(PF_CHART_JOBS_ENV);
+  ck_assert_int_eq(pf_chart_jobs_workers(3, &w, &err), PF_OK);
+  ck_assert_int_eq(w, 3);
+  ck_assert_int_eq(pf_chart_jobs_workers(1000, &w, &err), PF_OK);
+  ck_assert_int_eq(w, PF_CHART_JOBS_MAX);
+  ck_assert_int_eq(pf_chart_jobs_workers(0, &w, &err), PF_OK);
+  int t = omp_get_max_threads();
+  ck_assert_int_eq(w, t < PF_CHART_JOBS_MAX ? t : PF_CHART_JOBS_MAX);
+  setenv(PF_CHART_JOBS_ENV, "5", 1);
+  ck_assert_int_eq(pf_chart_jobs_workers(0, &w, &err), PF_OK);
+  ck_assert_int_eq(w, 5);
+  ck_assert_int_eq(pf_chart_jobs_workers(2, &w, &err), PF_OK); /* an explicit count wins */
+  ck_assert_int_eq(w, 2);
+  static const char *const bad[] = {"0", "-2", "many", "3x", "65"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    setenv(PF_CHART_JOBS_ENV, bad[i], 1);
+    ck_assert_int_eq(pf_chart_jobs_workers(0, &w, &err), PF_ERR_INVALID);
+    pf_assert_err(err, "PFRUN_PLOT_JOBS: expected a number of worker processes 1..64");
+    pf_assert_err(err, bad[i]);
+  }
+  /* a bad variable fails the batch before anything is drawn */
+  batch *b = batch_new();
+  ck_assert_int_eq(run(b, 0, NULL, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(b->progress_calls, 0);
+  unsetenv(PF_CHART_JOBS_ENV);
+  batch_free(b);
+}
+END_TEST
+
+START_TEST(test_parallel_and_serial) {
+  batch *b = batch_new();
+  pf_err err = {0};
+  int used = 0;
+  ck_assert_msg(run(b, 3, &used, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(used, 3);
+  assert_all_drawn(b, 0);
+  ck_assert_msg(run(b, 1, &used, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(used, 1);
+  assert_all_drawn(b, 1);
+  setenv(PF_CHART_JOBS_ENV, "1", 1); /* forces one process */
+  ck_assert_msg(run(b, 0, &used, &err) == PF_OK, "%s", err.msg);
+  assert_all_drawn(b, 1);
+  setenv(PF_CHART_JOBS_ENV, "2", 1);
+  ck_assert_msg(run(b, 0, &used, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(used, 2);
+  assert_all_drawn(b, 0);
+  unsetenv(PF_CHART_JOBS_ENV);
+  /* more workers than jobs: one per job at most */
+  pf_chart_jobs one = {.n = 1, .draw = job, .path = job_path, .user_data = b, .workers = 4};
+  ck_assert_int_eq(pf_chart_jobs_run(&one, &used, &err), PF_OK);
+  ck_assert_int_eq(used, 1);
+  ck_assert_int_eq(b->pid[0], getpid());
+  batch_free(b);
+}
+END_TEST
+
+START_TEST(test_fork_fails) {
+  batch *b = batch_new();
+  pf_err err = {0};
+  int used = 0;
+  g_fork_calls = 0, g_fork_fail_at = 1; /* no worker: everything in this process */
+  ck_assert_msg(run(b, 3, &used, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(used, 1);
+  assert_all_drawn(b, 1);
+  g_fork_calls = 0, g_fork_fail_at = 2; /* one worker draws everything */
+  ck_assert_msg(run(b, 3, &used, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(used, 1);
+  assert_all_drawn(b, 0);
+  for (int i = 1; i < N_MAX; i++)
+    ck_assert_int_eq(b->pid[i], b->pid[0]);
+  g_fork_fail_at = 0;
+  batch_free(b);
+}
+END_TEST
+
+START_TEST(test_job_errors) {
+  batch *b = batch_new();
+  pf_err err = {0};
+  for (int workers = 1; workers <= 3; workers += 2) {
+    b->how[4] = FAIL, b->how[9] = FAIL;
+    ck_assert_int_eq(run(b, workers, NULL, &err), PF_ERR_IO);
+    ck_assert_int_eq(err.code, PF_ERR_IO);
+    pf_assert_err(err, "j4.txt: cannot write job 4"); /* the first in job order */
+    if (workers == 1) {                               /* in order, and nothing after the failure */
+      ck_assert_uint_eq(b->last_done, 4);
+      ck_assert(b->pid[5] == 0);
+    }
+    b->how[4] = OK, b->how[9] = OK;
+  }
+  batch_free(b);
+}
+END_TEST
+
+START_TEST(test_worker_killed) {
+  batch *b = batch_new();
+  pf_err err = {0};
+  b->how[5] = KILL;
+  ck_assert_int_eq(run(b, 3, NULL, &err), PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, b->paths[5]);
+  pf_assert_err(err, "the worker process drawing this chart");
+  pf_assert_err(err, "killed by signal 9");
+  char tmp[700];
+  snprintf(tmp, sizeof tmp, "%s/.j5.txt.Ab12Cd", b->dir);
+  ck_assert_msg(access(tmp, F_OK) != 0, "%s: the temporary file is still there", tmp);
+  b->how[5] = EXIT; /* a job that ends the process */
+  ck_assert_int_eq(run(b, 2, NULL, &err), PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, "j5.txt: the worker process drawing this chart");
+  pf_assert_err(err, "exited with status 5");
+  batch_free(b);
+}
+END_TEST
+
+START_TEST(test_interrupt) {
+  batch *b = batch_new();
+  pf_err err = {0};
+  for (int workers = 1; workers <= 2; workers++) {
+    b->interrupt_at = 3;
+    ck_assert_int_eq(run(b, workers, NULL, &err), PF_ERR_INTERRUPTED);
+    pf_assert_err(err, "interrupted");
+    if (workers == 1) ck_assert_uint_eq(b->last_done, 3);
+  }
+  b->interrupt_at = 0;
+  batch_free(b);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("charts_jobs");
+  TCase *tc = tcase_create("jobs");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_workers_count);
+  tcase_add_test(tc, test_parallel_and_serial);
+  tcase_add_test(tc, test_fork_fails);
+  tcase_add_test(tc, test_job_errors);
+  tcase_add_test(tc, test_worker_killed);
+  tcase_add_test(tc, test_interrupt);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

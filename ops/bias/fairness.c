@@ -26,7 +26,7 @@ static pf_status value_floats(const pf_value *v, float **out, size_t *n, const c
   *bad = NULL;
   if (v->type == PF_V_TENSOR) {
     const pf_tensor *t = v->u.tensor;
-    if (t->ndim != 1 || !t->data) {
+    if (t->ndim != 1 || pf_tensor_is_planned(t)) {
       *bad = t->ndim != 1 ? "a tensor of more than one dimension" : "a planned tensor";
       return PF_ERR_INVALID;
     }

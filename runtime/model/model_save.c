@@ -135,11 +135,11 @@ static pf_status stage_convert(save_list *l, const char *tmp, pf_dtype dt, const
     offs[i] = off;
     for (size_t k = 0; k < n; k += CONVERT_CHUNK) {
       size_t c = n - k < CONVERT_CHUNK ? n - k : CONVERT_CHUNK;
-      const void *from = (const char *)t->data + k * ss;
-      if (!t->data) { /* a lazy tensor: gather the chunk first */
+      const void *from = src;
+      if (t->data)
+        from = (const char *)t->data + k * ss;
+      else /* a lazy tensor: gather the chunk first */
         pf_tensor_read(t, k, c, src);
-        from = src;
-      }
       pf_convert(buf, dt, from, t->dtype, c);
       if (write_at(fd, buf, c * ds, (off_t)(off + k * ds)) != 0) {
         s = pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(errno));

@@ -165,13 +165,17 @@ static void drop_mapped_pages(const pf_tensor *t, const char *p, size_t k) {
 static int write_lazy(int fd, const pf_tensor *t, uint64_t *pos, st_progress *pr) {
   const size_t esz = pf_dtype_size(t->dtype), step = LAZY_CHUNK / esz;
   const size_t n = t->nbytes / esz;
+  uint64_t from = *pos; /* writeback is started per ST_WRITE_CHUNK, as for other tensors */
   for (size_t i = 0; i < n; i += step) {
     size_t k = n - i < step ? n - i : step;
     pf_tensor_read(t, i, k, pr->gather);
     int e = write_fully(fd, pr->gather, k * esz);
     if (e) return e;
-    (void)sync_file_range(fd, (off64_t)*pos, (off64_t)(k * esz), SYNC_FILE_RANGE_WRITE);
     *pos += k * esz;
+    if (*pos - from >= ST_WRITE_CHUNK || i + k == n) {
+      (void)sync_file_range(fd, (off64_t)from, (off64_t)(*pos - from), SYNC_FILE_RANGE_WRITE);
+      from = *pos;
+    }
     pr->done += k * esz;
     pf_ctx_progress(pr->ctx, "save", pr->done, pr->total);
   }

@@ -141,7 +141,8 @@ static void lazy_fill(const pf_lazy *l, size_t esz, int64_t i0, int64_t i1, int6
   const size_t prow = (size_t)parent_cols(l->parent) * esz;
   const int64_t w = c1 - c0;
   if (!l->transposed) {
-#pragma omp parallel for schedule(static) if ((i1 - i0) * w > (1 << 20))
+    /* one thread: row copies are bound by memory, and the writer calls this
+     * between write()s, where an OpenMP team would only spin */
     for (int64_t i = i0; i < i1; i++) {
       const char *s = pd + (size_t)(l->rows ? l->rows[i] : i) * prow;
       char *d = dst + (size_t)(i - i0) * (size_t)w * esz;

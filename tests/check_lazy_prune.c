@@ -139,9 +139,9 @@ END_TEST
 typedef struct lz_case {
   const char *preset, *dtype; /* dtype of the checkpoint */
   pf_width_type type;
-  uint64_t shard; /* max_shard_bytes, 0 = one file */
+  uint64_t shard;      /* max_shard_bytes, 0 = one file */
   const char *save_as; /* convert on save, or NULL */
-  int twice; /* prune the pruned model again */
+  int twice;           /* prune the pruned model again */
 } lz_case;
 
 static pf_model *load_dir(const char *dir) {
@@ -217,8 +217,10 @@ static int count_shards(const char *dir) {
 }
 
 static pf_model *prune(const pf_model *m, const lz_case *c, pf_value **st) {
-  pf_width_opts o = {.pruning_type = c->type, .method = c->type ? "L2" : "VOW",
-                     .have_percentage = 1, .pruning_percentage = 30};
+  pf_width_opts o = {.pruning_type = c->type,
+                     .method = c->type ? "L2" : "VOW",
+                     .have_percentage = 1,
+                     .pruning_percentage = 30};
   pf_model *p = NULL;
   pf_err err = {0};
   ck_assert_msg(pf_prune_width(m, &o, NULL, &p, st, &err) == PF_OK, "%s", err.msg);

@@ -625,7 +625,8 @@ static pf_status check_ndim(const char *op, const pf_tensor *t, int ndim, pf_err
 pf_status pf_storage_derived(size_t rows, size_t row_bytes, pf_fill_rows_fn fill, const void *job,
                              pf_storage **out, pf_err *err) {
   *out = NULL;
-  if (rows * row_bytes >= PF_SCRATCH_MIN && scratch_build(rows, row_bytes, fill, job, out, NULL) == PF_OK)
+  if (rows * row_bytes >= PF_SCRATCH_MIN &&
+      scratch_build(rows, row_bytes, fill, job, out, NULL) == PF_OK)
     return PF_OK;
   pf_status st = pf_storage_new_heap(rows * row_bytes, out, err);
   if (st == PF_OK) fill(job, 0, (int64_t)rows, (*out)->data);

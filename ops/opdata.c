@@ -55,6 +55,7 @@ pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokeni
 typedef struct fp_state {
   pf_sha256 h;
   pf_err *err;
+  _Alignas(8) unsigned char buf[16384]; /* gathered bytes of lazy tensors */
 } fp_state;
 
 static void fp_str(pf_sha256 *h, const char *s) {
@@ -79,6 +80,13 @@ static int fp_tensor(void *ud, const char *name, const pf_tensor *t) {
     fp_str(&f->h, buf);
   } else if (t->data) {
     pf_sha256_update(&f->h, t->data, t->nbytes);
+  } else if (t->lazy) { /* the selected bytes, gathered (tensor.h) */
+    const size_t esz = pf_dtype_size(t->dtype), step = sizeof f->buf / esz, n = t->nbytes / esz;
+    for (size_t i = 0; i < n; i += step) {
+      const size_t k = n - i < step ? n - i : step;
+      pf_tensor_read(t, i, k, f->buf);
+      pf_sha256_update(&f->h, f->buf, k * esz);
+    }
   } else {
     pf_err_set(f->err, PF_ERR_INVALID, "%s: a planned (dry-run) tensor has no data", name);
     return 1;

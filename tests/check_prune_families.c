@@ -220,12 +220,12 @@ static void check_slices(const pf_layer *a, const pf_layer *b, const pf_value *k
   const int64_t H = a->up_proj->shape[1], I = a->up_proj->shape[0], k = b->up_proj->shape[0];
   ck_assert_ptr_null(b->gate_proj);
   ck_assert_ptr_eq(b->down_bias, a->down_bias);
-  const float *au = a->up_proj->data, *bu = b->up_proj->data, *ad = a->down_proj->data,
-              *bd = b->down_proj->data;
+  const float *au = pf_test_bytes(a->up_proj), *bu = pf_test_bytes(b->up_proj), *ad = pf_test_bytes(a->down_proj),
+              *bd = pf_test_bytes(b->down_proj);
   for (int64_t j = 0; j < k; j++) {
     int64_t o = kept->u.list.items[j]->u.i;
     ck_assert(!memcmp(bu + j * H, au + o * H, sizeof(float) * (size_t)H));
-    ck_assert(((const float *)b->up_bias->data)[j] == ((const float *)a->up_bias->data)[o]);
+    ck_assert(((const float *)pf_test_bytes(b->up_bias))[j] == ((const float *)pf_test_bytes(a->up_bias))[o]);
     for (int64_t h = 0; h < H; h++)
       ck_assert(bd[h * k + j] == ad[h * I + o]);
   }
@@ -252,9 +252,9 @@ static pf_model *save_reload(const pf_model *p, const char *key, int64_t want, i
   for (int64_t l = 0; l < p->n_layers; l++) {
     ck_assert_int_eq(pf_layer_width(&r->layers[l]), pf_layer_width(&p->layers[l]));
     ck_assert_int_eq(r->config.intermediate_sizes[l], p->config.intermediate_sizes[l]);
-    ck_assert(!memcmp(r->layers[l].up_proj->data, p->layers[l].up_proj->data,
+    ck_assert(!memcmp(pf_test_bytes(r->layers[l].up_proj), pf_test_bytes(p->layers[l].up_proj),
                       p->layers[l].up_proj->nbytes));
-    ck_assert(!memcmp(r->layers[l].down_proj->data, p->layers[l].down_proj->data,
+    ck_assert(!memcmp(pf_test_bytes(r->layers[l].down_proj), pf_test_bytes(p->layers[l].down_proj),
                       p->layers[l].down_proj->nbytes));
   }
   *tmp_out = tmp;
@@ -360,13 +360,13 @@ static void check_glu_family(const char *preset, int phi3) {
     ck_assert_msg(pf_st_get(orig, name, &a, &err) == PF_OK, "%s", err.msg);
     ck_assert_msg(pf_st_get(sr, name, &b, &err) == PF_OK, "%s", err.msg);
     ck_assert_int_eq(b->shape[0], phi3 ? 2 * k : k);
-    const float *fa = a->data, *fb = b->data;
+    const float *fa = pf_test_bytes(a), *fb = pf_test_bytes(b);
     for (int64_t j = 0; j < k; j++) {
       int64_t o = kept->u.list.items[j]->u.i;
       ck_assert(!memcmp(fb + j * H, fa + o * H, sizeof(float) * (size_t)H));
       if (phi3) ck_assert(!memcmp(fb + (k + j) * H, fa + (I + o) * H, sizeof(float) * (size_t)H));
     }
-    ck_assert(!memcmp(r->layers[l].gate_proj->data, p->layers[l].gate_proj->data,
+    ck_assert(!memcmp(pf_test_bytes(r->layers[l].gate_proj), pf_test_bytes(p->layers[l].gate_proj),
                       p->layers[l].gate_proj->nbytes));
     pf_tensor_release(a);
     pf_tensor_release(b);
@@ -468,7 +468,7 @@ START_TEST(test_plain_dry_run) {
   for (int l = 0; l < 4; l++) {
     const pf_layer *a = &p->layers[l], *b = &real->layers[l];
     ck_assert_ptr_null(a->gate_proj);
-    ck_assert_ptr_null(a->up_proj->data);
+    ck_assert_ptr_null(pf_test_bytes(a->up_proj));
     ck_assert_int_eq(a->up_proj->shape[0], 128);
     ck_assert_int_eq(a->up_bias->shape[0], 128);
     ck_assert_int_eq(a->down_proj->shape[1], 128);
@@ -554,7 +554,7 @@ END_TEST
  * fc_in rows, c = the same of the fc_out columns, each / (max + 1e-8). */
 static void hybrid_by_formula(const pf_layer *l, const float *X, float *out) {
   const int64_t I = l->up_proj->shape[0], H = l->up_proj->shape[1];
-  const float *U = l->up_proj->data, *D = l->down_proj->data;
+  const float *U = pf_test_bytes(l->up_proj), *D = pf_test_bytes(l->down_proj);
   float *r = malloc(sizeof(float) * (size_t)I), *c = malloc(sizeof(float) * (size_t)I);
   float rm = 0, cm = 0;
   for (int64_t j = 0; j < I; j++) {
@@ -660,8 +660,8 @@ START_TEST(test_score_and_zero_ops) {
   pf_map_set(p, "neuron_indices", idx);
   ck_assert_msg(pf_op_run("zero_neurons", p, &out, NULL, &err) == PF_OK, "%s", err.msg);
   const pf_layer *a = &m->layers[1], *b = &pf_map_model(out, "model")->layers[1];
-  const float *bu = b->up_proj->data, *au = a->up_proj->data, *bd = b->down_proj->data,
-              *ad = a->down_proj->data, *bb = b->up_bias->data, *ab = a->up_bias->data;
+  const float *bu = pf_test_bytes(b->up_proj), *au = pf_test_bytes(a->up_proj), *bd = pf_test_bytes(b->down_proj),
+              *ad = pf_test_bytes(a->down_proj), *bb = pf_test_bytes(b->up_bias), *ab = pf_test_bytes(a->up_bias);
   for (int64_t j = 0; j < 256; j++) {
     int z = j == 5 || j == 200;
     ck_assert(bb[j] == (z ? 0.0f : ab[j]));

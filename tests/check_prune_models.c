@@ -50,13 +50,13 @@ START_TEST(test_prune_width_model) {
   const pf_layer *a = &m->layers[1], *b = &p->layers[1];
   size_t row = (size_t)H * 4, dcols = (size_t)b->down_proj->shape[1];
   for (int64_t j = 0; j < k; j++) {
-    ck_assert(!memcmp((const char *)b->gate_proj->data + row * (size_t)j,
-                      (const char *)a->gate_proj->data + row * (size_t)kept[j], row));
-    ck_assert(!memcmp((const char *)b->up_proj->data + row * (size_t)j,
-                      (const char *)a->up_proj->data + row * (size_t)kept[j], row));
+    ck_assert(!memcmp((const char *)pf_test_bytes(b->gate_proj) + row * (size_t)j,
+                      (const char *)pf_test_bytes(a->gate_proj) + row * (size_t)kept[j], row));
+    ck_assert(!memcmp((const char *)pf_test_bytes(b->up_proj) + row * (size_t)j,
+                      (const char *)pf_test_bytes(a->up_proj) + row * (size_t)kept[j], row));
     for (int64_t h = 0; h < H; h++) /* down column j == parent column kept[j] */
-      ck_assert(((const float *)b->down_proj->data)[(size_t)h * dcols + (size_t)j] ==
-                ((const float *)a->down_proj->data)[(size_t)h * (size_t)I + (size_t)kept[j]]);
+      ck_assert(((const float *)pf_test_bytes(b->down_proj))[(size_t)h * dcols + (size_t)j] ==
+                ((const float *)pf_test_bytes(a->down_proj))[(size_t)h * (size_t)I + (size_t)kept[j]]);
   }
   ck_assert_int_eq(b->down_proj->shape[0], H);
   ck_assert_int_eq(b->down_proj->shape[1], k);
@@ -104,8 +104,8 @@ START_TEST(test_prune_width_dry_run) {
   ck_assert_msg(pf_prune_width(m, &o, NULL, &real, &rs, &err) == PF_OK, "%s", err.msg);
   int64_t k = pf_round_to_divisor(pf_keep_from_percentage(50, I), 32);
   for (int64_t i = 0; i < p->n_layers; i++) {
-    ck_assert_ptr_null(p->layers[i].gate_proj->data);
-    ck_assert_ptr_null(p->layers[i].down_proj->data);
+    ck_assert_ptr_null(pf_test_bytes(p->layers[i].gate_proj));
+    ck_assert_ptr_null(pf_test_bytes(p->layers[i].down_proj));
     ck_assert_int_eq(p->layers[i].gate_proj->shape[0], k);
     ck_assert_int_eq(p->layers[i].up_proj->shape[0], k);
     ck_assert_int_eq(p->layers[i].down_proj->shape[1], k);
@@ -162,8 +162,8 @@ START_TEST(test_prune_width_biases) {
   const pf_layer *l = &p->layers[0];
   ck_assert_int_eq(l->gate_bias->shape[0], 6);
   for (int j = 0; j < 6; j++) {
-    ck_assert(((const float *)l->gate_bias->data)[j] == (float)(j + 4));
-    ck_assert(((const float *)l->up_bias->data)[j] == (float)(j + 4));
+    ck_assert(((const float *)pf_test_bytes(l->gate_bias))[j] == (float)(j + 4));
+    ck_assert(((const float *)pf_test_bytes(l->up_bias))[j] == (float)(j + 4));
   }
   ck_assert_ptr_eq(l->down_bias, m->layers[0].down_bias);
   pf_model_release(p);

@@ -131,6 +131,8 @@ static pf_status act_tensor(const pf_value *v, const char *side, const char *key
   if (!t)
     return pf_err_set(err, PF_ERR_INVALID, "%s.%s: expected a tensor (activations), got %s", side,
                       key, v ? pf_vtype_name(v->type) : "nothing");
+  pf_status st = pf_tensor_materialize(t, err); /* a lazy tensor (tensor.h) gets its bytes */
+  if (st) return pf_err_prefix(err, "%s.%s", side, key);
   if (t->dtype != PF_DTYPE_F32 || !t->data || t->ndim < 1 || pf_tensor_numel(t) <= 0)
     return pf_err_set(err, PF_ERR_INVALID, "%s.%s: expected a non-empty float32 tensor, got %s",
                       side, key, t->data ? pf_dtype_torch_name(t->dtype) : "a planned tensor");

@@ -26,7 +26,7 @@ static pf_status value_floats(const pf_value *v, float **out, size_t *n, const c
   *bad = NULL;
   if (v->type == PF_V_TENSOR) {
     const pf_tensor *t = v->u.tensor;
-    if (t->ndim != 1 || !t->data) {
+    if (t->ndim != 1 || pf_tensor_is_planned(t)) {
       *bad = t->ndim != 1 ? "a tensor of more than one dimension" : "a planned tensor";
       return PF_ERR_INVALID;
     }
@@ -354,7 +354,7 @@ static pf_status zeroed_copy(const pf_tensor *t, int cols, const int64_t *idx, s
   char *d = pf_tensor_mutable_data(*out);
   const size_t es = pf_dtype_size(t->dtype);
   const int64_t rows = t->shape[0], width = t->ndim == 2 ? t->shape[1] : 1;
-  memcpy(d, t->data, t->nbytes);
+  pf_tensor_read(t, 0, t->nbytes / es, d); /* lazy tensors too (tensor.h) */
   for (size_t k = 0; k < n; k++) {
     if (!cols) {
       memset(d + (size_t)(idx[k] * width) * es, 0, (size_t)width * es);
@@ -379,8 +379,8 @@ static pf_status zero_slot(pf_tensor **slot, int cols, const int64_t *idx, size_
 
 /* gate (absent in a plain MLP) and up rows, their bias entries, down columns. */
 static pf_status zero_layer(pf_layer *l, const int64_t *idx, size_t n, pf_err *err) {
-  if ((l->gate_proj && !l->gate_proj->data) || !l->up_proj || !l->up_proj->data || !l->down_proj ||
-      !l->down_proj->data)
+  if ((l->gate_proj && pf_tensor_is_planned(l->gate_proj)) || !l->up_proj ||
+      pf_tensor_is_planned(l->up_proj) || !l->down_proj || pf_tensor_is_planned(l->down_proj))
     return pf_err_set(err, PF_ERR_INVALID, "mlp: no weight data (a dry-run plan)");
   pf_status st = zero_slot(&l->gate_proj, 0, idx, n, err);
   if (!st) st = zero_slot(&l->gate_bias, 0, idx, n, err);

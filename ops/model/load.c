@@ -10,7 +10,7 @@ static const pf_param_spec load_params[] = {
      "a Hugging Face checkpoint folder (config.json + safetensors), or "
      "\"synthetic:NAME[@SEED][:DTYPE]\" for a seeded synthetic model written once to the cache "
      "(presets: llama-tiny, llama-small, qwen2-tiny, qwen3-tiny, mistral-tiny, llama-1b, "
-     "llama-medium, gemma-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, gpt2-tiny, neox-tiny)"},
+     "llama-medium, gemma-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, gpt2-tiny, neox-tiny, llama-7b)"},
 };
 
 /* The result map: {model, name, num_hidden_layers, parameters, ...}. */

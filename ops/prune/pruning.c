@@ -488,11 +488,11 @@ static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, con
     st = X ? pf_layer_hybrid_scores(l, X, scores, err) : pf_layer_scores(l, m, scores, err);
   if (!st) st = pf_topk_keep(scores, I, k, kept, err);
   free(scores);
-  if (!st && l->gate_proj) st = pf_tensor_select_rows(l->gate_proj, kept, k, &n.gate, err);
-  if (!st) st = pf_tensor_select_rows(l->up_proj, kept, k, &n.up, err);
-  if (!st) st = pf_tensor_select_cols(l->down_proj, kept, k, &n.down, err);
-  if (!st && l->gate_bias) st = pf_tensor_select_elems(l->gate_bias, kept, k, &n.gate_bias, err);
-  if (!st && l->up_bias) st = pf_tensor_select_elems(l->up_bias, kept, k, &n.up_bias, err);
+  if (!st && l->gate_proj) st = pf_tensor_gather_rows(l->gate_proj, kept, k, &n.gate, err);
+  if (!st) st = pf_tensor_gather_rows(l->up_proj, kept, k, &n.up, err);
+  if (!st) st = pf_tensor_gather_cols(l->down_proj, kept, k, &n.down, err);
+  if (!st && l->gate_bias) st = pf_tensor_gather_elems(l->gate_bias, kept, k, &n.gate_bias, err);
+  if (!st && l->up_bias) st = pf_tensor_gather_elems(l->up_bias, kept, k, &n.up_bias, err);
   return install_mlp(l, &n, st);
 }
 

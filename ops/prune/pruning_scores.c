@@ -118,7 +118,7 @@ float pf_plain_neuron_score(const float *r, const float *c, int64_t H, pf_score_
 static pf_status check_gate_up(const pf_layer *l, pf_err *err) {
   const pf_tensor *g = l->gate_proj, *u = l->up_proj;
   if (!g || !u) return pf_err_set(err, PF_ERR_INVALID, "mlp: gate_proj / up_proj missing");
-  if (!g->data || !u->data)
+  if (pf_tensor_is_planned(g) || pf_tensor_is_planned(u))
     return pf_err_set(err, PF_ERR_INVALID,
                       "mlp.gate_proj: no weight data (a dry-run plan cannot be scored)");
   if (g->ndim != 2 || u->ndim != 2 || g->shape[0] != u->shape[0] || g->shape[1] != u->shape[1]) {
@@ -136,7 +136,7 @@ static pf_status check_plain(const pf_layer *l, pf_err *err) {
   if (!u || !d)
     return pf_err_set(err, PF_ERR_INVALID,
                       "mlp: up_proj (fc_in) / down_proj (fc_out) missing (a plain MLP has both)");
-  if (!u->data || !d->data)
+  if (pf_tensor_is_planned(u) || pf_tensor_is_planned(d))
     return pf_err_set(err, PF_ERR_INVALID,
                       "mlp.up_proj: no weight data (a dry-run plan cannot be scored)");
   if (u->ndim != 2 || d->ndim != 2 || d->shape[0] != u->shape[1] || d->shape[1] != u->shape[0]) {
@@ -296,7 +296,7 @@ pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, 
   if (st) return st;
   const pf_tensor *D = l->down_proj;
   const int64_t I = l->gate_proj->shape[0], H = l->gate_proj->shape[1];
-  if (!D || !D->data || D->ndim != 2 || D->shape[1] != I)
+  if (!D || pf_tensor_is_planned(D) || D->ndim != 2 || D->shape[1] != I)
     return pf_err_set(err, PF_ERR_INVALID, "mlp.down_proj: expected shape [%lld, %lld]",
                       (long long)H, (long long)I);
   int64_t rowlen = H > D->shape[1] ? H : D->shape[1];

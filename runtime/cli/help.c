@@ -28,7 +28,7 @@ static const char TOP[] =
     "Models are Hugging Face folders (config.json + safetensors) or built-in synthetic\n"
     "models: synthetic:llama-tiny, synthetic:llama-small, synthetic:qwen2-tiny,\n"
     "synthetic:qwen3-tiny, synthetic:mistral-tiny, synthetic:llama-1b,\n"
-    "synthetic:llama-medium (300 MB F32) (optionally\n"
+    "synthetic:llama-medium (300 MB F32), synthetic:llama-7b (13.5 GB BF16) (optionally\n"
     "synthetic:NAME@SEED:DTYPE, e.g. synthetic:llama-tiny@7:bf16).\n"
     "Progress bars are drawn on stderr when it is a terminal.\n"
     "\n"

@@ -51,6 +51,8 @@ static pf_status check_tensor(const pf_tensor *t, const char *name, int ndim, in
     return pf_err_set(err, PF_ERR_INVALID, "%s: expected shape %s, got %s", name,
                       pf_shape_str(ndim, shape, want, sizeof want),
                       pf_shape_str(t->ndim, t->shape, got, sizeof got));
+  /* lazy tensors (pruned selections, tensor.h) get their bytes here, once */
+  if (pf_tensor_materialize(t, err)) return pf_err_prefix(err, "%s", name);
   if (!t->data)
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: expected weights, got a planned tensor (a dry-run model cannot run)",

@@ -1,5 +1,7 @@
 /* safetensors_write.c — the streaming, sharding safetensors writer and pf_parse_size
- * (see safetensors.h). Tensors are written straight from their storage. */
+ * (see safetensors.h). Tensors are written straight from their storage; lazy
+ * tensors (pruned selections, tensor.h) are gathered from their parent through
+ * one small reusable buffer, so their bytes are written once, into the file. */
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -58,7 +60,7 @@ static pf_status check_entries(const char *dir, const pf_st_entry *e, size_t n, 
                      nm ? nm : "(null)");
     else if (!e[i].tensor)
       s = pf_err_set(err, PF_ERR_INVALID, "save: tensor '%s': NULL tensor", nm);
-    else if (!e[i].tensor->data)
+    else if (pf_tensor_is_planned(e[i].tensor))
       s = pf_err_set(err, PF_ERR_INVALID,
                      "save: tensor '%s': planned tensor (no data) cannot be written", nm);
     names[i] = nm;
@@ -129,7 +131,10 @@ static char *build_header(const pf_st_entry *e, size_t n, size_t *len) {
 typedef struct st_progress {
   const pf_ctx *ctx;
   uint64_t done, total;
+  char *gather; /* LAZY_CHUNK bytes for lazy tensors (NULL when there are none) */
 } st_progress;
+
+#define LAZY_CHUNK ((size_t)4 << 20)
 
 static int write_fully(int fd, const void *data, size_t len) {
   const char *p = data;
@@ -156,7 +161,30 @@ static void drop_mapped_pages(const pf_tensor *t, const char *p, size_t k) {
   if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* A lazy tensor, gathered chunk by chunk into pr->gather and written. */
+static int write_lazy(int fd, const pf_tensor *t, uint64_t *pos, st_progress *pr) {
+  const size_t esz = pf_dtype_size(t->dtype), step = LAZY_CHUNK / esz;
+  const size_t n = t->nbytes / esz;
+  uint64_t from = *pos; /* writeback is started per ST_WRITE_CHUNK, as for other tensors */
+  for (size_t i = 0; i < n; i += step) {
+    size_t k = n - i < step ? n - i : step;
+    pf_tensor_read(t, i, k, pr->gather);
+    int e = write_fully(fd, pr->gather, k * esz);
+    if (e) return e;
+    *pos += k * esz;
+    if (*pos - from >= ST_WRITE_CHUNK || i + k == n) {
+      (void)sync_file_range(fd, (off64_t)from, (off64_t)(*pos - from), SYNC_FILE_RANGE_WRITE);
+      from = *pos;
+    }
+    pr->done += k * esz;
+    pf_ctx_progress(pr->ctx, "save", pr->done, pr->total);
+  }
+  pf_tensor_release_pages(t); /* the parent's pages read for it */
+  return 0;
+}
+
 static int write_tensor(int fd, const pf_tensor *t, uint64_t *pos, st_progress *pr) {
+  if (pf_tensor_is_deferred(t)) return write_lazy(fd, t, pos, pr);
   const char *p = t->data;
   for (size_t left = t->nbytes; left > 0;) {
     size_t k = left > ST_WRITE_CHUNK ? ST_WRITE_CHUNK : left;
@@ -264,9 +292,16 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
   st_shard *sh = NULL;
   size_t nsh = 0;
   if ((s = plan_shards(entries, n, max_shard_bytes, &sh, &nsh, err)) != PF_OK) return s;
-  st_progress pr = {ctx, 0, 0};
-  for (size_t i = 0; i < n; i++)
+  st_progress pr = {ctx, 0, 0, NULL};
+  int lazy = 0;
+  for (size_t i = 0; i < n; i++) {
     pr.total += entries[i].tensor->nbytes;
+    lazy |= pf_tensor_is_deferred(entries[i].tensor);
+  }
+  if (lazy && !(pr.gather = malloc(LAZY_CHUNK))) {
+    free(sh);
+    return pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
+  }
   pf_ctx_progress(ctx, "save", 0, pr.total);
   for (size_t i = 0; s == PF_OK && i < nsh; i++) {
     char file[64];
@@ -281,6 +316,7 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
   }
   if (s == PF_OK && nsh > 1) s = write_index(dir, entries, n, sh, nsh, pr.total, err);
   if (s == PF_OK && pr.total == 0) pf_ctx_progress(ctx, "save", 0, 0);
+  free(pr.gather);
   free(sh);
   return s;
 }

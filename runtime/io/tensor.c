@@ -17,13 +17,14 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "tensor_int.h"
 
 #ifdef __F16C__
 #include <immintrin.h>
 #endif
 
-/* Non-NULL data pointer for zero-byte tensors (NULL data means "planned"). */
-static const char pf_empty_bytes[8];
+const char pf_tensor_empty_bytes[8];
+#define pf_empty_bytes pf_tensor_empty_bytes
 
 /* ---- dtypes ---- */
 
@@ -297,8 +298,7 @@ static const char *scratch_dir(void) {
   return d;
 }
 
-/* Rows [r0, r1) of a derived tensor into dst (contiguous output rows). */
-typedef void (*fill_rows_fn)(const void *job, int64_t r0, int64_t r1, char *dst);
+typedef pf_fill_rows_fn fill_rows_fn;
 
 static int pwrite_fully(int fd, const char *p, size_t n, off_t off) {
   while (n > 0) {
@@ -383,6 +383,10 @@ int pf_storage_is_mapped(const pf_storage *s) {
 }
 
 void pf_tensor_release_pages(const pf_tensor *t) {
+  if (t && t->lazy && !t->data) {
+    pf_lazy_release_pages(t);
+    return;
+  }
   if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->nbytes == 0) return;
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   uintptr_t a = ((uintptr_t)t->data + page - 1) & ~(page - 1);
@@ -495,6 +499,7 @@ void pf_tensor_release(pf_tensor *t) {
   if (!t || t->refcount <= 0) return;
   if (--t->refcount > 0) return;
   pf_storage_release(t->storage);
+  pf_lazy_free(t->lazy);
   free(t);
 }
 
@@ -507,7 +512,7 @@ int64_t pf_tensor_numel(const pf_tensor *t) {
 }
 
 void *pf_tensor_mutable_data(pf_tensor *t) {
-  if (!t || !t->data || !t->storage || t->storage->is_mmap) return NULL;
+  if (!t || t->lazy || !t->data || !t->storage || t->storage->is_mmap) return NULL;
   return (void *)t->data;
 }
 
@@ -523,24 +528,64 @@ static void as_matrix(const pf_tensor *t, int64_t *rows, int64_t *cols) {
   if (t->shape[0] == 0) *cols = 0;
 }
 
+int pf_tensor_is_planned(const pf_tensor *t) {
+  return t && !t->lazy && !__atomic_load_n(&t->data, __ATOMIC_ACQUIRE);
+}
+
+int pf_tensor_is_deferred(const pf_tensor *t) {
+  return t && t->lazy && !__atomic_load_n(&t->data, __ATOMIC_ACQUIRE);
+}
+
+void pf_tensor_read(const pf_tensor *t, size_t first, size_t n, void *dst) {
+  const size_t esz = t ? pf_dtype_size(t->dtype) : 0;
+  const void *d = t ? __atomic_load_n(&t->data, __ATOMIC_ACQUIRE) : NULL;
+  if (!t || n == 0) return;
+  if (d)
+    memcpy(dst, (const char *)d + first * esz, n * esz);
+  else if (t->lazy)
+    pf_lazy_read(t, first, n, dst);
+  else
+    memset(dst, 0, n * esz);
+}
+
+/* Elements [first, first + n) of a lazy tensor as float32, through a small
+ * stack buffer (row_f32 and to_f32 cannot fail, so they cannot allocate). */
+static void lazy_to_f32(const pf_tensor *t, size_t first, size_t n, float *out) {
+  _Alignas(8) unsigned char buf[4096];
+  const size_t step = sizeof buf / pf_dtype_size(t->dtype);
+  for (size_t i = 0; i < n; i += step) {
+    size_t k = n - i < step ? n - i : step;
+    pf_tensor_read(t, first + i, k, buf);
+    to_f32_n(out + i, buf, t->dtype, k);
+  }
+}
+
 /* Out-of-range rows and planned tensors give zeros (the function cannot fail). */
 void pf_tensor_row_f32(const pf_tensor *t, int64_t r, float *out) {
   int64_t rows, cols;
   if (!t || !out) return;
   as_matrix(t, &rows, &cols);
-  if (!t->data || r < 0 || r >= rows) {
+  if (pf_tensor_is_planned(t) || r < 0 || r >= rows) {
     memset(out, 0, (size_t)cols * sizeof *out);
     return;
   }
   size_t esz = pf_dtype_size(t->dtype);
+  if (!t->data) {
+    lazy_to_f32(t, (size_t)r * (size_t)cols, (size_t)cols, out);
+    return;
+  }
   to_f32_n(out, (const char *)t->data + (size_t)r * (size_t)cols * esz, t->dtype, (size_t)cols);
 }
 
 void pf_tensor_to_f32(const pf_tensor *t, float *out) {
   if (!t || !out) return;
   size_t n = (size_t)pf_tensor_numel(t);
-  if (!t->data) {
+  if (pf_tensor_is_planned(t)) {
     memset(out, 0, n * sizeof *out);
+    return;
+  }
+  if (!t->data) {
+    lazy_to_f32(t, 0, n, out);
     return;
   }
   to_f32_n(out, t->data, t->dtype, n);
@@ -577,25 +622,28 @@ static pf_status check_ndim(const char *op, const pf_tensor *t, int ndim, pf_err
  * when t is planned (dry runs), a scratch-file mapping when large (see
  * PF_SCRATCH_MIN in tensor.h; falls back to the heap when no scratch file can be
  * made), else heap. The source pages read are released afterwards. */
+pf_status pf_storage_derived(size_t rows, size_t row_bytes, pf_fill_rows_fn fill, const void *job,
+                             pf_storage **out, pf_err *err) {
+  *out = NULL;
+  if (rows * row_bytes >= PF_SCRATCH_MIN &&
+      scratch_build(rows, row_bytes, fill, job, out, NULL) == PF_OK)
+    return PF_OK;
+  pf_status st = pf_storage_new_heap(rows * row_bytes, out, err);
+  if (st == PF_OK) fill(job, 0, (int64_t)rows, (*out)->data);
+  return st;
+}
+
 static pf_status derive(const pf_tensor *t, int ndim, const int64_t *shape, fill_rows_fn fill,
                         const void *job, pf_tensor **out, pf_err *err) {
   if (!t->data) return pf_tensor_new_planned(t->dtype, ndim, shape, out, err);
   size_t rows = ndim == 2 ? (size_t)shape[0] : 1;
   size_t row_bytes = (size_t)shape[ndim - 1] * pf_dtype_size(t->dtype);
-  pf_status st = PF_ERR_NOMEM;
-  if (rows * row_bytes >= PF_SCRATCH_MIN) {
-    pf_storage *s = NULL;
-    if (scratch_build(rows, row_bytes, fill, job, &s, NULL) == PF_OK) {
-      st = pf_tensor_view(s, 0, t->dtype, ndim, shape, out, err);
-      pf_storage_release(s); /* the view holds it */
-    }
-  }
-  if (st != PF_OK) {
-    if ((st = pf_tensor_new(t->dtype, ndim, shape, out, err)) != PF_OK) return st;
-    fill(job, 0, (int64_t)rows, pf_tensor_mutable_data(*out));
-  }
-  pf_tensor_release_pages(t);
-  return PF_OK;
+  pf_storage *s = NULL;
+  pf_status st = pf_storage_derived(rows, row_bytes, fill, job, &s, err);
+  if (st == PF_OK) st = pf_tensor_view(s, 0, t->dtype, ndim, shape, out, err);
+  pf_storage_release(s); /* the view holds it */
+  if (st == PF_OK) pf_tensor_release_pages(t);
+  return st;
 }
 
 typedef struct gather_job {
@@ -637,6 +685,7 @@ pf_status pf_tensor_select_rows(const pf_tensor *t, const int64_t *idx, int64_t 
                                 pf_err *err) {
   *out = NULL;
   pf_status s = check_ndim("select_rows", t, 2, err);
+  if (s == PF_OK) s = pf_tensor_materialize(t, err);
   if (s == PF_OK) s = check_indices("select_rows", t, idx, k, t->shape[0], err);
   if (s != PF_OK) return s;
   int64_t shape[2] = {k, t->shape[1]};
@@ -648,6 +697,7 @@ pf_status pf_tensor_select_cols(const pf_tensor *t, const int64_t *idx, int64_t 
                                 pf_err *err) {
   *out = NULL;
   pf_status s = check_ndim("select_cols", t, 2, err);
+  if (s == PF_OK) s = pf_tensor_materialize(t, err);
   if (s == PF_OK) s = check_indices("select_cols", t, idx, k, t->shape[1], err);
   if (s != PF_OK) return s;
   int64_t shape[2] = {t->shape[0], k};
@@ -659,10 +709,45 @@ pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t
                                  pf_err *err) {
   *out = NULL;
   pf_status s = check_ndim("select_elems", t, 1, err);
+  if (s == PF_OK) s = pf_tensor_materialize(t, err);
   if (s == PF_OK) s = check_indices("select_elems", t, idx, k, t->shape[0], err);
   if (s != PF_OK) return s;
   gather_job j = {t->data, t->shape[0], idx, k, pf_dtype_size(t->dtype)};
   return derive(t, 1, &k, fill_cols, &j, out, err);
+}
+
+/* ---- lazy selections (tensor_lazy.c) ---- */
+
+pf_status pf_tensor_gather_rows(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                pf_tensor **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("gather_rows", t, 2, err);
+  if (s == PF_OK) s = check_indices("gather_rows", t, idx, k, t->shape[0], err);
+  if (s != PF_OK) return s;
+  int64_t shape[2] = {k, t->shape[1]};
+  if (pf_tensor_is_planned(t)) return pf_tensor_new_planned(t->dtype, 2, shape, out, err);
+  return pf_lazy_select(t, idx, k, NULL, 0, 0, out, err);
+}
+
+pf_status pf_tensor_gather_cols(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                pf_tensor **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("gather_cols", t, 2, err);
+  if (s == PF_OK) s = check_indices("gather_cols", t, idx, k, t->shape[1], err);
+  if (s != PF_OK) return s;
+  int64_t shape[2] = {t->shape[0], k};
+  if (pf_tensor_is_planned(t)) return pf_tensor_new_planned(t->dtype, 2, shape, out, err);
+  return pf_lazy_select(t, NULL, 0, idx, k, 0, out, err);
+}
+
+pf_status pf_tensor_gather_elems(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                 pf_tensor **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("gather_elems", t, 1, err);
+  if (s == PF_OK) s = check_indices("gather_elems", t, idx, k, t->shape[0], err);
+  if (s != PF_OK) return s;
+  if (pf_tensor_is_planned(t)) return pf_tensor_new_planned(t->dtype, 1, &k, out, err);
+  return pf_lazy_select(t, NULL, 0, idx, k, 0, out, err);
 }
 
 /* ---- layout changes (model families that store fused or transposed weights) ---- */
@@ -676,6 +761,7 @@ pf_status pf_tensor_rows_view(const pf_tensor *t, int64_t r0, int64_t r1, pf_ten
                       (long long)r0, (long long)r1,
                       t ? pf_shape_str(t->ndim, t->shape, sb, sizeof sb) : "(null)");
   int64_t shape[2] = {r1 - r0, t->ndim == 2 ? t->shape[1] : 0};
+  if (t->lazy) return pf_lazy_rows_view(t, r0, r1, out, err);
   if (!t->data) return pf_tensor_new_planned(t->dtype, t->ndim, shape, out, err);
   const size_t row = (t->ndim == 2 ? (size_t)t->shape[1] : 1) * pf_dtype_size(t->dtype);
   const size_t off = (size_t)((const char *)t->data - (const char *)pf_storage_data(t->storage));
@@ -704,6 +790,7 @@ pf_status pf_tensor_transpose(const pf_tensor *t, pf_tensor **out, pf_err *err) 
   *out = NULL;
   pf_status s = check_ndim("transpose", t, 2, err);
   if (s != PF_OK) return s;
+  if (t->lazy) return pf_lazy_transpose(t, out, err);
   int64_t shape[2] = {t->shape[1], t->shape[0]};
   transpose_job j = {t->data, t->shape[0], t->shape[1], pf_dtype_size(t->dtype)};
   return derive(t, 2, shape, fill_transpose, &j, out, err);
@@ -736,7 +823,7 @@ pf_status pf_tensor_concat_rows(const pf_tensor *const *parts, int n, pf_tensor 
   if (n < 1 || !parts[0] || parts[0]->ndim < 1 || parts[0]->ndim > 2)
     return pf_err_set(err, PF_ERR_INVALID, "concat_rows: expected 1-D or 2-D tensors");
   const pf_tensor *t0 = parts[0];
-  int planned = 0, adjacent = 1;
+  int planned = 0, adjacent = 1, lazy = 0;
   int64_t rows = 0;
   for (int i = 0; i < n; i++) {
     const pf_tensor *t = parts[i];
@@ -746,7 +833,8 @@ pf_status pf_tensor_concat_rows(const pf_tensor *const *parts, int n, pf_tensor 
                         i, (long long)(t0->ndim == 2 ? t0->shape[1] : 0),
                         pf_shape_str(t0->ndim, t0->shape, sa, sizeof sa),
                         t ? pf_shape_str(t->ndim, t->shape, sb, sizeof sb) : "(null)");
-    planned |= !t->data;
+    planned |= pf_tensor_is_planned(t);
+    lazy |= t->lazy != NULL;
     if (i > 0 && (!t->data || t->storage != t0->storage ||
                   (const char *)parts[i - 1]->data + parts[i - 1]->nbytes != t->data))
       adjacent = 0;
@@ -754,6 +842,12 @@ pf_status pf_tensor_concat_rows(const pf_tensor *const *parts, int n, pf_tensor 
   }
   int64_t shape[2] = {rows, t0->ndim == 2 ? t0->shape[1] : 0};
   if (planned) return pf_tensor_new_planned(t0->dtype, t0->ndim, shape, out, err);
+  if (lazy) {
+    pf_status st = PF_OK;
+    if (pf_lazy_concat(parts, n, out, &st, err)) return st;
+    for (int i = 0; i < n; i++) /* no common parent: copy, as for other parts */
+      if ((st = pf_tensor_materialize(parts[i], err)) != PF_OK) return st;
+  }
   if (adjacent) { /* row views of one block, side by side: the block itself */
     const size_t off = (size_t)((const char *)t0->data - (const char *)pf_storage_data(t0->storage));
     return pf_tensor_view(t0->storage, off, t0->dtype, t0->ndim, shape, out, err);

@@ -4,7 +4,30 @@
  * file region (weights stay on disk until touched) or a heap block.
  * A pf_tensor is a ref-counted, contiguous, row-major view into a storage
  * (offset + shape + dtype). Tensors are immutable once handed out; a tensor
- * whose `data` is NULL is a *planned* tensor (shape only, used by --dry-run).
+ * whose `data` is NULL and `lazy` is NULL is a *planned* tensor (shape only,
+ * used by --dry-run).
+ *
+ * Lazy tensors. A *lazy* tensor (`lazy` != NULL) is a selection of another
+ * tensor's bytes that has not been copied: a parent tensor with data, the kept
+ * parent rows and/or columns (elements of a 1-D parent), optionally transposed.
+ * Width pruning makes them (pf_tensor_gather_*), and the layout changes below
+ * (transpose, concat_rows, rows_view) compose them into one selection of one
+ * parent, so a pruned GPT-2 Conv1D or Phi-3 gate_up weight is still one lazy
+ * view of the loaded tensors. Their bytes exist only on demand:
+ *   - pf_tensor_read / row_f32 / to_f32 gather what they are asked for (any
+ *     tensor: planned gives zeros), so the safetensors writer streams a lazy
+ *     tensor straight from its parent into the file (no copy, no scratch file),
+ *     and hashes, scores, conversions and Lua read it the same way;
+ *   - pf_tensor_materialize builds the bytes once (a scratch-file mapping when
+ *     large, like the derived tensors below; heap otherwise) and caches them in
+ *     the tensor: afterwards `data` and `storage` are set as for any other
+ *     tensor. The forward pass materialises every tensor it uses when it is
+ *     created (pf_forward_new), so kernels only ever see `data`.
+ * Materialising does not change a tensor's logical contents: it is a cache,
+ * which is why it accepts a const tensor. It is serialised by a lock, so
+ * several threads may call it; `data` is published after the bytes are
+ * complete. Code that reads `->data` directly must first call
+ * pf_tensor_materialize (or pf_tensor_data) on a tensor that may be lazy.
  */
 #ifndef PF_TENSOR_H
 #define PF_TENSOR_H
@@ -44,14 +67,18 @@ size_t pf_storage_size(const pf_storage *s);
 const char *pf_storage_path(const pf_storage *s); /* file path for mmap storage, else NULL */
 int pf_storage_is_mapped(const pf_storage *s);    /* 1 for file or scratch mappings */
 
+typedef struct pf_lazy pf_lazy; /* a lazy selection (tensor_lazy.c) */
+
 typedef struct pf_tensor {
   int refcount;
   pf_dtype dtype;
   int ndim;
   int64_t shape[PF_MAX_DIMS];
   pf_storage *storage; /* owned reference; NULL for a planned tensor */
-  const void *data;    /* points into storage; NULL for a planned tensor */
+  const void *data;    /* points into storage; NULL for a planned tensor and for a
+                          lazy one until it is materialised */
   size_t nbytes;       /* numel * dtype size */
+  pf_lazy *lazy;       /* owned; non-NULL for a lazy selection (see above) */
 } pf_tensor;
 
 /* New view of `storage` at byte `offset` (retains storage). Checks that the
@@ -72,16 +99,43 @@ void *pf_tensor_mutable_data(pf_tensor *t);
 /* "[8192, 2048]" into buf; returns buf. */
 char *pf_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 
+/* 1 for a planned (shape-only) tensor: no data and nothing to gather it from. */
+int pf_tensor_is_planned(const pf_tensor *t);
+/* 1 for a lazy tensor that has not been materialised (its `data` is NULL). */
+int pf_tensor_is_deferred(const pf_tensor *t);
+/* Build and cache the bytes of a lazy tensor (no-op for other tensors; planned
+ * tensors stay planned). PF_ERR_NOMEM when neither a scratch file nor the heap
+ * can hold them; the tensor is unchanged then. */
+pf_status pf_tensor_materialize(const pf_tensor *t, pf_err *err);
+/* pf_tensor_materialize, then the tensor's data (NULL on failure or when planned). */
+const void *pf_tensor_data(const pf_tensor *t, pf_err *err);
+/* Elements [first, first + n) of t in row-major order and t's dtype into dst
+ * (n * dtype size bytes). Works for every tensor without materialising it: lazy
+ * tensors are gathered from their parent, planned tensors give zeros. The range
+ * must lie inside the tensor. Cannot fail. */
+void pf_tensor_read(const pf_tensor *t, size_t first, size_t n, void *dst);
+
 /* Hint that the tensor's bytes are not needed in memory now: for mapped
  * storage its whole pages are dropped from this process (they stay in the page
  * cache / scratch file and fault back in on the next access); no-op for heap
- * storage and planned tensors. Never changes the tensor's contents. */
+ * storage and planned tensors; for a lazy tensor not yet materialised, its
+ * parent's pages. Never changes the tensor's contents. */
 void pf_tensor_release_pages(const pf_tensor *t);
 
 /* Row r of a 2-D tensor (or the whole 1-D tensor when r == 0) as float32. */
 void pf_tensor_row_f32(const pf_tensor *t, int64_t r, float *out);
 /* Whole tensor as float32 into out[numel]. */
 void pf_tensor_to_f32(const pf_tensor *t, float *out);
+
+/* Lazy selections (see "Lazy tensors" above): the same shapes and bytes as the
+ * select functions below, without copying anything. Indices are checked and
+ * copied; t is retained (through its root parent). Planned in, planned out. */
+pf_status pf_tensor_gather_rows(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                pf_tensor **out, pf_err *err);
+pf_status pf_tensor_gather_cols(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                pf_tensor **out, pf_err *err);
+pf_status pf_tensor_gather_elems(const pf_tensor *t, const int64_t *idx, int64_t k,
+                                 pf_tensor **out, pf_err *err);
 
 /* The select functions below return heap tensors, or — when the result is
  * PF_SCRATCH_MIN bytes or more — tensors mapped read-only from an unlinked
@@ -101,14 +155,17 @@ pf_status pf_tensor_select_elems(const pf_tensor *t, const int64_t *idx, int64_t
                                  pf_tensor **out, pf_err *err);
 
 /* Rows [r0, r1) of a 1-D or 2-D tensor as a view of the same storage (no copy;
- * planned in, planned out). */
+ * planned in, planned out; lazy in, lazy out). */
 pf_status pf_tensor_rows_view(const pf_tensor *t, int64_t r0, int64_t r1, pf_tensor **out,
                               pf_err *err);
-/* The transpose of a 2-D tensor (exact bytes; heap or scratch like the selections). */
+/* The transpose of a 2-D tensor (exact bytes; heap or scratch like the selections;
+ * a lazy tensor gives a lazy transpose). */
 pf_status pf_tensor_transpose(const pf_tensor *t, pf_tensor **out, pf_err *err);
 /* parts[0..n) (same dtype, same row length) stacked along dim 0. Parts that are
  * adjacent row views of one storage give a view of it (no copy); any planned part
- * gives a planned result. */
+ * gives a planned result; lazy parts (untransposed, same columns) whose parents are
+ * one tensor or adjacent row views of one storage give one lazy selection of
+ * them; other lazy parts are materialised first. */
 pf_status pf_tensor_concat_rows(const pf_tensor *const *parts, int n, pf_tensor **out,
                                 pf_err *err);
 

@@ -181,10 +181,11 @@ static int tensor_get(lua_State *L) {
                         (lua_Integer)t->shape[d]);
     off = off * t->shape[d] + (i - 1);
   }
-  if (!t->data) return luaL_error(L, "pf.tensor:get: a planned tensor has no data");
+  if (pf_tensor_is_planned(t)) return luaL_error(L, "pf.tensor:get: a planned tensor has no data");
   float x;
-  pf_convert(&x, PF_DTYPE_F32, (const char *)t->data + (size_t)off * pf_dtype_size(t->dtype),
-             t->dtype, 1);
+  unsigned char e[4];
+  pf_tensor_read(t, (size_t)off, 1, e); /* lazy tensors too, without materialising them */
+  pf_convert(&x, PF_DTYPE_F32, e, t->dtype, 1);
   lua_pushnumber(L, (lua_Number)x);
   return 1;
 }

@@ -9,7 +9,9 @@
  * tensors that need converting are converted chunk by chunk through one small
  * reusable buffer into a scratch file inside the temporary folder, which is then
  * mapped read-only (and unlinked at once) and handed to pf_st_write as views.
- * Memory stays at one chunk; the page cache does the rest.
+ * Memory stays at one chunk; the page cache does the rest. Lazy tensors (width
+ * pruning's selections, tensor.h) are gathered chunk by chunk for that; without
+ * a conversion pf_st_write gathers them itself, and nothing is materialised.
  */
 #include "model.h"
 
@@ -107,11 +109,15 @@ static pf_status stage_convert(save_list *l, const char *tmp, pf_dtype dt, const
   if (total == 0) return PF_OK;
   pf_status s = PF_OK;
   pf_storage *st = NULL;
-  void *buf = NULL;
+  void *buf = NULL, *src = NULL; /* src: gathered lazy elements (tensor.h) */
+  int lazy = 0;
+  for (size_t i = 0; i < l->n; i++)
+    lazy |= l->e[i].tensor->dtype != dt && pf_tensor_is_deferred(l->e[i].tensor);
   size_t *offs = calloc(l->n, sizeof *offs);
   l->owned = calloc(l->n, sizeof *l->owned);
   char *path = pf_path_join(tmp, ".convert-stage");
-  if (!offs || !l->owned || !path || !(buf = malloc(CONVERT_CHUNK * ds))) {
+  if (!offs || !l->owned || !path || !(buf = malloc(CONVERT_CHUNK * ds)) ||
+      (lazy && !(src = malloc(CONVERT_CHUNK * sizeof(float))))) {
     s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
     goto done;
   }
@@ -129,7 +135,12 @@ static pf_status stage_convert(save_list *l, const char *tmp, pf_dtype dt, const
     offs[i] = off;
     for (size_t k = 0; k < n; k += CONVERT_CHUNK) {
       size_t c = n - k < CONVERT_CHUNK ? n - k : CONVERT_CHUNK;
-      pf_convert(buf, dt, (const char *)t->data + k * ss, t->dtype, c);
+      const void *from = src;
+      if (t->data)
+        from = (const char *)t->data + k * ss;
+      else /* a lazy tensor: gather the chunk first */
+        pf_tensor_read(t, k, c, src);
+      pf_convert(buf, dt, from, t->dtype, c);
       if (write_at(fd, buf, c * ds, (off_t)(off + k * ds)) != 0) {
         s = pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         break;
@@ -152,6 +163,7 @@ static pf_status stage_convert(save_list *l, const char *tmp, pf_dtype dt, const
   }
 done:
   pf_storage_release(st);
+  free(src);
   free(buf);
   free(path);
   free(offs);
@@ -232,7 +244,7 @@ static pf_status verify(const pf_model *m, const char *tmp, pf_dtype dt, pf_err 
 static pf_status check_target(const pf_model *m, const save_list *l, const char *dir, int overwrite,
                               pf_err *err) {
   for (size_t i = 0; i < l->n; i++)
-    if (!l->e[i].tensor->data)
+    if (pf_tensor_is_planned(l->e[i].tensor))
       return pf_err_set(err, PF_ERR_INVALID,
                         "%s: %s is a planned tensor (dry run) without data; a dry-run model "
                         "cannot be saved",

@@ -16,6 +16,9 @@
  *                tied, BF16 (2.5 GB; benchmarks only)
  *   llama-medium H=768  I=2048 L=12 heads=12 kv=4  vocab=320  F32 tied (75 M parameters,
  *                300 MB: big enough that a save takes a while, for the fault tests)
+ *   (six tiny presets of the other families: gemma, gemma2, gemma3, phi3, gpt2, neox)
+ *   llama-7b     Llama-2-7B shape: H=4096 I=11008 L=32 heads=32 kv=32 vocab=32000,
+ *                untied, BF16 (13.5 GB; the memory benchmark of bench/width_prune.sh)
  */
 #ifndef PF_SYNTHETIC_H
 #define PF_SYNTHETIC_H

@@ -127,3 +127,9 @@ void pf_test_edit_config(const char *dir, const char *from, const char *to) {
   free(out);
   free(text);
 }
+
+const void *pf_test_bytes(const pf_tensor *t) {
+  pf_err err = {0};
+  ck_assert_msg(pf_tensor_materialize(t, &err) == PF_OK, "%s", err.msg);
+  return t->data;
+}

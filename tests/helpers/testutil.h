@@ -20,6 +20,10 @@ void pf_test_synth_free(char *dir);
 /* Load a model through the "load" op (asserting success); the caller releases it. */
 struct pf_model;
 struct pf_model *pf_test_load(const char *path);
+/* The bytes of t, materialising a lazy tensor first (tensor.h; ck_assert that
+ * this works); NULL for a planned tensor. */
+struct pf_tensor;
+const void *pf_test_bytes(const struct pf_tensor *t);
 /* Replace the first `from` in dir/config.json by `to` (ck_assert that it is there). */
 void pf_test_edit_config(const char *dir, const char *from, const char *to);
 /* Write text to a file; ck_assert on failure. */

@@ -37,7 +37,7 @@
 
 int pf_kern_dpbf16 = 0;
 int64_t pf_kern_dpbf16_kc = 256;
-int64_t pf_kern_dpbf16_mc = 768;
+int64_t pf_kern_dpbf16_mc = 192;
 int64_t pf_kern_dpbf16_nc = 256;
 
 /* The tunables, sanitised: kc a multiple of 32 (whole 16-pair groups, chunks
@@ -46,8 +46,11 @@ static int64_t eff_kc(void) {
   const int64_t kc = pf_kern_dpbf16_kc & ~(int64_t)31;
   return kc < 32 ? 32 : kc;
 }
-static int64_t eff_nc_max(void) {
-  const int64_t nc = (pf_kern_dpbf16_nc + NR - 1) / NR * NR;
+/* Output columns per W chunk: nc, but at most ~1 MiB of packed W (all of k). */
+static int64_t eff_nc(int64_t k) {
+  int64_t nc = (pf_kern_dpbf16_nc + NR - 1) / NR * NR;
+  const int64_t cap = ((int64_t)1 << 20) / (((k + 1) / 2) * 4) / NR * NR;
+  if (nc > cap) nc = cap;
   return nc < NR ? NR : nc;
 }
 static int64_t eff_mblocks(void) {
@@ -57,7 +60,7 @@ static int64_t eff_mblocks(void) {
 
 size_t pf_kern_dpbf16_scratch_bytes(int64_t m, int64_t k, int threads) {
   const size_t xwords = (size_t)((m + MR - 1) / MR * MR) * (size_t)((k + 1) / 2);
-  const size_t wwords = (size_t)eff_nc_max() * (size_t)(eff_kc() / 2);
+  const size_t wwords = (size_t)eff_nc(k) * (size_t)((k + 1) / 2);
   return ((xwords + 15) & ~(size_t)15) * 4 + (size_t)threads * wwords * 4;
 }
 
@@ -87,26 +90,54 @@ static inline __m512i pairs_of_row(const float *x, int64_t left) {
   return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
 
-/* Xp[b][kp][r] for all m blocks (see the top of the file); rows >= m are zero. */
+/* Rows [r0, r1) of Xp one word at a time (rows >= m are zero): the tail of pack_x. */
+static void pack_x_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t m, int64_t k,
+                        int64_t r0, int64_t r1) {
+  const int64_t kp2 = (k + 1) / 2;
+  for (int64_t row = r0; row < r1; row++) {
+    uint32_t *dst = xp + row / MR * MR * kp2 + row % MR;
+    for (int64_t kw = 0; kw < kp2; kw += 16) {
+      uint32_t t[16] __attribute__((aligned(64)));
+      _mm512_store_si512((void *)t, row < m ? pairs_of_row(x + row * ldx + 2 * kw, k - 2 * kw)
+                                            : _mm512_setzero_si512());
+      const int64_t cnt = kp2 - kw < 16 ? kp2 - kw : 16;
+      for (int64_t i = 0; i < cnt; i++)
+        dst[(kw + i) * MR] = t[i];
+    }
+  }
+}
+
+/* Xp[b][kp][r] for all m blocks (see the top of the file); rows >= m are zero.
+ * 16 rows x 16 pairs at a time: convert, transpose, and store each pair column
+ * with masked stores, one per m block its 16 rows touch (lane l of the group
+ * starting at row R0 is row R0 + l - MR*B of block B). */
 static void pack_x(uint32_t *xp, const float *x, int64_t ldx, int64_t m, int64_t k) {
-  const int64_t kp2 = (k + 1) / 2, mblocks = (m + MR - 1) / MR;
+  const int64_t kp2 = (k + 1) / 2, mpad = (m + MR - 1) / MR * MR, groups = mpad / 16;
 #pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < mblocks; b++) {
-    uint32_t *dst = xp + b * MR * kp2;
-    for (int r = 0; r < MR; r++) {
-      const int64_t row = b * MR + r;
-      if (row >= m) {
-        for (int64_t kp = 0; kp < kp2; kp++)
-          dst[kp * MR + r] = 0;
-        continue;
-      }
-      const float *xr = x + row * ldx;
-      for (int64_t kw = 0; kw < kp2; kw += 16) {
-        uint32_t t[16] __attribute__((aligned(64)));
-        _mm512_store_si512((void *)t, pairs_of_row(xr + 2 * kw, k - 2 * kw));
-        const int64_t cnt = kp2 - kw < 16 ? kp2 - kw : 16;
-        for (int64_t i = 0; i < cnt; i++)
-          dst[(kw + i) * MR + r] = t[i];
+  for (int64_t g = 0; g <= groups; g++) {
+    const int64_t r0 = g * 16;
+    if (g == groups) {
+      pack_x_rows(xp, x, ldx, m, k, r0, mpad);
+      continue;
+    }
+    for (int64_t kw = 0; kw < kp2; kw += 16) {
+      __m512 rows[16], cols[16];
+      for (int i = 0; i < 16; i++)
+        rows[i] = r0 + i < m ? (__m512)pairs_of_row(x + (r0 + i) * ldx + 2 * kw, k - 2 * kw)
+                             : _mm512_setzero_ps();
+      pf_transpose16(rows, cols);
+      const int64_t cnt = kp2 - kw < 16 ? kp2 - kw : 16;
+      for (int64_t blk = r0 / MR; blk * MR < r0 + 16; blk++) {
+        const int64_t l0 = blk * MR > r0 ? blk * MR - r0 : 0;
+        const int64_t l1 = blk * MR + MR < r0 + 16 ? blk * MR + MR - r0 : 16;
+        const __mmask16 mask = (__mmask16)(((1u << l1) - 1u) & ~((1u << l0) - 1u));
+        /* lane l goes to word (r0 + l - MR*blk) of the block's row: base may point
+         * before the block, but only lanes >= l0 are stored */
+        const uintptr_t base =
+            (uintptr_t)(xp + blk * MR * kp2) + (uintptr_t)(4 * (r0 - blk * MR + kw * MR));
+        for (int64_t t = 0; t < cnt; t++)
+          _mm512_mask_storeu_epi32((void *)(base + (uintptr_t)(4 * t * MR)), mask,
+                                   (__m512i)cols[t]);
       }
     }
   }
@@ -184,12 +215,12 @@ static inline void tile(int64_t kpn, const uint32_t *restrict xp, const uint32_t
   }
 }
 
-/* Columns per OpenMP chunk: the nc tunable, but small enough that every thread
- * gets a chunk when n allows. */
-static int64_t chunk_cols(int64_t n, int threads) {
+/* Columns per OpenMP chunk: the nc tunable, at most ~1 MiB of packed W (all of
+ * k), and small enough that every thread gets a chunk when n allows. */
+static int64_t chunk_cols(int64_t n, int64_t k, int threads) {
   int64_t per = (n + threads - 1) / threads;
   per = (per + NR - 1) / NR * NR;
-  const int64_t nc = eff_nc_max();
+  const int64_t nc = eff_nc(k);
   return per < nc ? per : nc;
 }
 
@@ -201,27 +232,27 @@ void pf_kern_gemm_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, int64_
   uint32_t *wbuf = xp + (((size_t)(mblocks * MR * kp2) + 15) & ~(size_t)15);
   pack_x(xp, x, ldx, m, k);
   const int threads = omp_get_max_threads();
-  const int64_t kc = eff_kc(), mcb = eff_mblocks(), nc = chunk_cols(n, threads);
+  const int64_t kc = eff_kc(), mcb = eff_mblocks(), nc = chunk_cols(n, k, threads);
   const int64_t nchunks = (n + nc - 1) / nc;
 #pragma omp parallel
   {
-    uint32_t *wp = wbuf + (size_t)omp_get_thread_num() * (size_t)(eff_nc_max() * (kc / 2));
-#pragma omp for schedule(static)
+    uint32_t *wp = wbuf + (size_t)omp_get_thread_num() * (size_t)(eff_nc(k) * kp2);
+#pragma omp for schedule(dynamic, 1)
     for (int64_t jc = 0; jc < nchunks; jc++) {
       const int64_t n0 = jc * nc, ncols = n - n0 < nc ? n - n0 : nc;
       const int64_t npanels = (ncols + NR - 1) / NR;
-      for (int64_t k0 = 0; k0 < k; k0 += kc) {
-        const int64_t k1 = k - k0 < kc ? k : k0 + kc, kpn = (k1 - k0 + 1) / 2;
-        pack_w(wp, w + n0 * ldw, ldw, ncols, k0, k1, kpn);
-        const int load = k0 > 0 || beta != 0.0f;
-        const float bk = k0 > 0 ? 1.0f : beta;
-        for (int64_t b0 = 0; b0 < mblocks; b0 += mcb) {
-          const int64_t b1 = b0 + mcb < mblocks ? b0 + mcb : mblocks;
+      pack_w(wp, w + n0 * ldw, ldw, ncols, 0, k, kp2);
+      for (int64_t b0 = 0; b0 < mblocks; b0 += mcb) {
+        const int64_t b1 = b0 + mcb < mblocks ? b0 + mcb : mblocks;
+        for (int64_t k0 = 0; k0 < k; k0 += kc) {
+          const int64_t k1 = k - k0 < kc ? k : k0 + kc, kpn = (k1 - k0 + 1) / 2;
+          const int load = k0 > 0 || beta != 0.0f;
+          const float bk = k0 > 0 ? 1.0f : beta;
           for (int64_t j = 0; j < npanels; j++) {
             const int cols = (int)(ncols - j * NR < NR ? ncols - j * NR : NR);
             for (int64_t b = b0; b < b1; b++) {
               const int rows = (int)(m - b * MR < MR ? m - b * MR : MR);
-              tile(kpn, xp + b * MR * kp2 + (k0 / 2) * MR, wp + j * kpn * NR,
+              tile(kpn, xp + b * MR * kp2 + (k0 / 2) * MR, wp + j * kp2 * NR + (k0 / 2) * NR,
                    y + b * MR * ldy + n0 + j * NR, ldy, rows, cols, bk, load);
             }
           }

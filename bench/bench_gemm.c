@@ -234,7 +234,8 @@ static void bench_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, const 
          (long long)m, (long long)n / 4, (long long)k * 4, flop / tq / 1e9);
   if (g_quick) return;
   const int64_t kc0 = pf_kern_dpbf16_kc, mc0 = pf_kern_dpbf16_mc, nc0 = pf_kern_dpbf16_nc;
-  const int64_t kcs[] = {128, 256, 384, 512}, mcs[] = {192, 384, 768, 2048}, ncs[] = {128, 256, 512};
+  const int64_t kcs[] = {128, 256, 384, 512}, mcs[] = {192, 384, 768, 2048},
+                ncs[] = {128, 256, 512};
   for (size_t i = 0; i < sizeof kcs / sizeof kcs[0]; i++) {
     pf_kern_dpbf16_kc = kcs[i];
     double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);

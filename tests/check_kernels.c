@@ -342,8 +342,8 @@ START_TEST(test_gemm_dpbf16_shapes) {
   }
   const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
   const int64_t kc = pf_kern_dpbf16_kc, mc = pf_kern_dpbf16_mc, nc = pf_kern_dpbf16_nc;
-  static const int64_t shapes[][3] = {{5, 40, 64},   {3, 17, 1},     {17, 31, 33},
-                                      {33, 77, 70},  {64, 130, 95},  {100, 65, 96},
+  static const int64_t shapes[][3] = {{5, 40, 64},    {3, 17, 1},     {17, 31, 33},
+                                      {33, 77, 70},   {64, 130, 95},  {100, 65, 96},
                                       {47, 130, 513}, {13, 140, 1025}};
   rng_seed(12);
   for (int small = 0; small < 2; small++) {

@@ -135,8 +135,8 @@ static pf_status gemm_bf16x(int64_t m, int64_t n, int64_t k, const float *x, int
                             const void *w, int64_t ldw, const float *bias, float beta, float *y,
                             int64_t ldy, pf_workspace *ws, pf_err *err) {
   const int amx = use_amx(m, k, PF_DTYPE_BF16), threads = omp_get_max_threads();
-  const size_t bytes = amx ? pf_kern_amx_scratch_bytes(m, k, threads)
-                           : pf_kern_dpbf16_scratch_bytes(m, k, threads);
+  const size_t bytes =
+      amx ? pf_kern_amx_scratch_bytes(m, k, threads) : pf_kern_dpbf16_scratch_bytes(m, k, threads);
   pf_status st =
       reserve(&ws->bf16x, &ws->bf16x_cap, (bytes + sizeof(float) - 1) / sizeof(float), err);
   if (st != PF_OK) return st;

@@ -83,16 +83,14 @@ int pf_kern_dpbf16_setup(void) {
 /* 16 bf16 pairs of one row, from float32 x[0 .. left) (left may be <= 0). */
 static inline __m512i pairs_of_row(const float *x, int64_t left) {
   const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
-  const __mmask16 hi = left >= 32   ? 0xffff
-                       : left <= 16 ? 0
-                                    : (__mmask16)((1u << (left - 16)) - 1u);
+  const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1u);
   const __m512 a = _mm512_maskz_loadu_ps(lo, x), b = _mm512_maskz_loadu_ps(hi, x + 16);
   return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
 
 /* Rows [r0, r1) of Xp one word at a time (rows >= m are zero): the tail of pack_x. */
-static void pack_x_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t m, int64_t k,
-                        int64_t r0, int64_t r1) {
+static void pack_x_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t m, int64_t k, int64_t r0,
+                        int64_t r1) {
   const int64_t kp2 = (k + 1) / 2;
   for (int64_t row = r0; row < r1; row++) {
     uint32_t *dst = xp + row / MR * MR * kp2 + row % MR;

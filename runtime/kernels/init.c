@@ -407,9 +407,7 @@ pf_matmul pf_kernels_matmul_effective(void) {
 
 const char *pf_kernels_matmul_path(void) {
   pthread_once(&g_once, init_once);
-  return pf_kern_amx_active()      ? "bf16 amx"
-         : pf_kern_dpbf16_active() ? "bf16 avx512-bf16"
-                                   : "f32";
+  return pf_kern_amx_active() ? "bf16 amx" : pf_kern_dpbf16_active() ? "bf16 avx512-bf16" : "f32";
 }
 
 const char *pf_matmul_name(pf_matmul m) {

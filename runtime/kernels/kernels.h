@@ -136,7 +136,10 @@ pf_status pf_matmul_parse(const char *s, pf_matmul *out, pf_err *err);
  * 0.89). Decoding one token at a time stays on the GEMV. */
 #define PF_AMX_MIN_M 4
 
-/* The same for the AVX512-BF16 path (CPUs without AMX). */
+/* The same for the AVX512-BF16 path (CPUs without AMX). It pays a fixed cost for
+ * packing all of W, so it only wins once the GEMV has to stream W twice or more
+ * (bench/README.md, AMD Zen 5, 8192x2048 weight, one thread, best of 20: m = 4
+ * GEMV 3.69 ms vs 4.60 ms; m = 6: 4.54 vs 3.52 ms). */
 #define PF_DPBF16_MIN_M 4
 
 /* Reusable scratch memory for the GEMM path (half-precision weight panels widened

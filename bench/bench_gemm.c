@@ -201,9 +201,11 @@ __attribute__((target("avx512f,avx512bf16"))) static double dpbf16_peak_gflops(l
     for (int i = 0; i < 24; i++)
       c[i] = _mm512_setzero_ps();
     const __m512bh a = (__m512bh)_mm512_set1_epi32(0), b = (__m512bh)_mm512_set1_epi32(1);
-    for (long i = 0; i < iters; i++)
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 24
       for (int j = 0; j < 24; j++)
         c[j] = _mm512_dpbf16_ps(c[j], a, b);
+    }
     for (int i = 1; i < 24; i++)
       c[0] = _mm512_add_ps(c[0], c[i]);
     sink += _mm512_reduce_add_ps(c[0]);

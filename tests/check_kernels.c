@@ -331,9 +331,9 @@ END_TEST
  * m, n, k not multiples of the 6 x 64 register block or of 32 (odd k: a zero
  * partner in the last pair), m below one block, n over several column chunks,
  * beta 0 / 0.5, bias, padded strides; with the default blocking and with tiny
- * blocks (k chunks of 32, one m block per sweep, 64-column chunks) so every
- * loop runs several times. Called directly (so AMX machines test it too) and,
- * where it is the active path, through pf_gemm_xwt. */
+ * blocks (k slices of 32, packed W chunks of 64 k, one m block per sweep,
+ * 64-column chunks) so every loop runs several times. Called directly (so AMX machines test it too)
+ * and, where it is the active path, through pf_gemm_xwt. */
 START_TEST(test_gemm_dpbf16_shapes) {
   ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
   if (!pf_kern_dpbf16) {
@@ -342,6 +342,7 @@ START_TEST(test_gemm_dpbf16_shapes) {
   }
   const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
   const int64_t kc = pf_kern_dpbf16_kc, mc = pf_kern_dpbf16_mc, nc = pf_kern_dpbf16_nc;
+  const size_t wbytes = pf_kern_dpbf16_wbytes;
   static const int64_t shapes[][3] = {{5, 40, 64},    {3, 17, 1},     {17, 31, 33},
                                       {33, 77, 70},   {64, 130, 95},  {100, 65, 96},
                                       {47, 130, 513}, {13, 140, 1025}};
@@ -350,6 +351,7 @@ START_TEST(test_gemm_dpbf16_shapes) {
     pf_kern_dpbf16_kc = small ? 32 : kc;
     pf_kern_dpbf16_mc = small ? 6 : mc;
     pf_kern_dpbf16_nc = small ? 64 : nc;
+    pf_kern_dpbf16_wbytes = small ? 8192 : wbytes; /* W chunks of 64 columns x 64 k */
     for (int direct = 0; direct < 2; direct++) {
       if (!direct && !pf_kern_dpbf16_active()) continue; /* AMX takes pf_gemm_xwt */
       g_direct_dpbf16 = direct;
@@ -363,6 +365,7 @@ START_TEST(test_gemm_dpbf16_shapes) {
     }
   }
   pf_kern_dpbf16_kc = kc, pf_kern_dpbf16_mc = mc, pf_kern_dpbf16_nc = nc;
+  pf_kern_dpbf16_wbytes = wbytes;
   /* below the AVX-512 ISA level, or with f32 precision: the widening path, exact twin */
   const pf_isa isa = pf_kernels_set_isa(PF_ISA_AVX2);
   ck_assert(!pf_kern_bf16x_taken(33, 70, PF_DTYPE_BF16) || pf_kernels_have_amx());

@@ -68,11 +68,13 @@ extern int pf_kern_dpbf16;
 /* BF16 weights with more rows than this go to pf_kern_gemm_dpbf16 when it is
  * active (default PF_DPBF16_MIN_M; checked before the GEMV threshold). */
 extern int64_t pf_kern_dpbf16_min_m;
-/* Blocking (bench_gemm sweeps them, tests force small values): k per packed W
- * chunk (rounded down to a multiple of 32, default 256), X rows per L2 sweep
- * (default 768), output columns per W chunk and OpenMP task (rounded up to a
- * multiple of 64, default 256). Read at each call. */
+/* Blocking (bench_gemm sweeps them, tests force small values), read at each call:
+ * k per register-block pass (rounded down to a multiple of 32, default 256), X
+ * rows per sweep (default 192), output columns per W chunk and OpenMP task
+ * (rounded up to a multiple of 64, default 256), bytes of one packed W chunk
+ * (sets its k extent, a multiple of kc; default 1 MiB). */
 extern int64_t pf_kern_dpbf16_kc, pf_kern_dpbf16_mc, pf_kern_dpbf16_nc;
+extern size_t pf_kern_dpbf16_wbytes;
 /* Returns 1 if the CPU (and OS) can run the AVX512-BF16 kernel. */
 int pf_kern_dpbf16_setup(void);
 /* Whether BF16 linear layers go to pf_kern_gemm_dpbf16: available, AMX not

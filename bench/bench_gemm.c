@@ -15,6 +15,8 @@
  *   bench_gemm sgemm       only the sgemm part, through pf_kernels_init (respects
  *                          BLIS_ARCH_TYPE)
  *   bench_gemm sgemm-blis  only the sgemm part, BLIS initialised without pfrun
+ *   bench_gemm linear      only the linear layers (no sgemm children, no GEMV)
+ *   bench_gemm bf16        only F32 linear vs the bf16 path, 2048x8192x2048, no sweeps
  * Sizes are M x N x K for Y[M,N] = X[M,K] · W[N,K]^T; GFLOP/s counts 2*M*N*K.
  * Times are the best of several runs after a warm-up (buffers are touched first,
  * so no page faults are timed). Threads: OMP_NUM_THREADS / all cores.
@@ -188,6 +190,77 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amx_peak_gflops(long 
   return 4.0 * 16 * 16 * 32 * 2 * (double)iters * omp_get_max_threads() / t / 1e9;
 }
 
+/* The VDPBF16PS ceiling: 24 independent accumulators, operands in registers, all
+ * threads. 16 lanes x 2 multiply-adds per instruction. */
+__attribute__((target("avx512f,avx512bf16"))) static double dpbf16_peak_gflops(long iters) {
+  double t0 = now();
+  float sink = 0;
+#pragma omp parallel reduction(+ : sink)
+  {
+    __m512 c[24];
+    for (int i = 0; i < 24; i++)
+      c[i] = _mm512_setzero_ps();
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0), b = (__m512bh)_mm512_set1_epi32(1);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 24
+      for (int j = 0; j < 24; j++)
+        c[j] = _mm512_dpbf16_ps(c[j], a, b);
+    }
+    for (int i = 1; i < 24; i++)
+      c[0] = _mm512_add_ps(c[0], c[i]);
+    sink += _mm512_reduce_add_ps(c[0]);
+  }
+  const double t = now() - t0;
+  if (sink == 1.0f) printf(" ");
+  return 24.0 * 32 * 2 * (double)iters * omp_get_max_threads() / t / 1e9;
+}
+
+/* BF16 weights with VDPBF16PS (the bf16 path on CPUs without AMX), next to the
+ * F32 sgemm rate measured in the same run, and its blocking sweeps. */
+static int g_quick; /* "bf16" mode: no sweeps */
+
+static void bench_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, const uint16_t *wb,
+                         float *y, pf_workspace *ws, double f32_gflops) {
+  const double flop = 2.0 * m * n * k;
+  dpbf16_peak_gflops(1000000); /* warm-up */
+  printf("  VDPBF16PS peak (registers only, %d threads): %.0f GFLOP/s\n", omp_get_max_threads(),
+         dpbf16_peak_gflops(20000000));
+  pf_kernels_set_matmul(PF_MATMUL_BF16);
+  double ta = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 5);
+  printf("  linear BF16 W %lldx%lldx%lld, bf16 matmul on AVX512-BF16: %.1f GFLOP/s (%.1f ms) = "
+         "%.2fx the F32 linear above\n",
+         (long long)m, (long long)n, (long long)k, flop / ta / 1e9, ta * 1e3,
+         flop / ta / 1e9 / f32_gflops);
+  double tq = time_linear(m, n / 4, 4 * k, x, wb, PF_DTYPE_BF16, y, ws, 3);
+  printf("  linear BF16 W %lldx%lldx%lld (down_proj shape), AVX512-BF16: %.1f GFLOP/s\n",
+         (long long)m, (long long)n / 4, (long long)k * 4, flop / tq / 1e9);
+  if (g_quick) return;
+  const int64_t kc0 = pf_kern_dpbf16_kc, mc0 = pf_kern_dpbf16_mc, nc0 = pf_kern_dpbf16_nc;
+  const int64_t kcs[] = {128, 256, 384, 512}, mcs[] = {192, 384, 768, 2048},
+                ncs[] = {128, 256, 512};
+  for (size_t i = 0; i < sizeof kcs / sizeof kcs[0]; i++) {
+    pf_kern_dpbf16_kc = kcs[i];
+    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
+    printf("  AVX512-BF16 kc %4lld%s: %.1f GFLOP/s\n", (long long)kcs[i],
+           kcs[i] == kc0 ? " (default)" : "          ", flop / t / 1e9);
+  }
+  pf_kern_dpbf16_kc = kc0;
+  for (size_t i = 0; i < sizeof mcs / sizeof mcs[0]; i++) {
+    pf_kern_dpbf16_mc = mcs[i];
+    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
+    printf("  AVX512-BF16 mc %4lld%s: %.1f GFLOP/s\n", (long long)mcs[i],
+           mcs[i] == mc0 ? " (default)" : "          ", flop / t / 1e9);
+  }
+  pf_kern_dpbf16_mc = mc0;
+  for (size_t i = 0; i < sizeof ncs / sizeof ncs[0]; i++) {
+    pf_kern_dpbf16_nc = ncs[i];
+    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
+    printf("  AVX512-BF16 nc %4lld%s: %.1f GFLOP/s\n", (long long)ncs[i],
+           ncs[i] == nc0 ? " (default)" : "          ", flop / t / 1e9);
+  }
+  pf_kern_dpbf16_nc = nc0;
+}
+
 static void bench_linear(void) {
   const int64_t m = 2048, n = 8192, k = 2048;
   float *x = randf(m * k * 4, 4), *y = randf(m * n, 5), *wf = randf(n * k, 6); /* x: also [m, 4k] */
@@ -219,8 +292,15 @@ static void bench_linear(void) {
              budgets[i] == def_b ? " (default)" : "", flop / t / 1e9);
     }
     pf_kern_amx_l2_bytes = def_b;
+  } else if (pf_kern_dpbf16) {
+    bench_dpbf16(m, n, k, x, wb, y, ws, flop / t32 / 1e9);
   } else {
-    printf("  (no AMX-BF16 on this CPU: BF16 weights always take the float32 path)\n");
+    printf("  (no AMX-BF16 or AVX512-BF16 on this CPU: BF16 weights take the float32 path)\n");
+  }
+  if (g_quick) {
+    pf_workspace_free(ws);
+    free(x), free(y), free(wf), free(wb);
+    return;
   }
   pf_kernels_set_matmul(PF_MATMUL_F32); /* the widening path, for the panel sweep and the m sweep */
   const size_t panels[] = {(size_t)2 << 20, (size_t)4 << 20, (size_t)8 << 20, (size_t)16 << 20};
@@ -249,6 +329,22 @@ static void bench_linear(void) {
     }
   }
   pf_kern_gemv_max_m = def_max;
+  if (pf_kern_dpbf16 && !pf_kernels_have_amx()) { /* small m: GEMV vs AVX512-BF16 */
+    pf_kernels_set_matmul(PF_MATMUL_BF16);
+    const int64_t def_d = pf_kern_dpbf16_min_m;
+    for (int64_t mm = 2; mm <= 64; mm *= 2) {
+      pf_kern_gemv_max_m = mm;
+      pf_kern_dpbf16_min_m = mm;
+      double tv = time_linear(mm, n, k, x, wb, PF_DTYPE_BF16, y, ws, 8);
+      pf_kern_dpbf16_min_m = 0;
+      double tg = time_linear(mm, n, k, x, wb, PF_DTYPE_BF16, y, ws, 8);
+      printf("  linear BF16 m=%-2lld: gemv path %7.3f ms, AVX512-BF16 path %7.3f ms%s\n",
+             (long long)mm, tv * 1e3, tg * 1e3,
+             mm <= def_d ? "  (pfrun uses gemv)" : "  (pfrun uses AVX512-BF16)");
+    }
+    pf_kern_gemv_max_m = def_max;
+    pf_kern_dpbf16_min_m = def_d;
+  }
   if (pf_kernels_have_amx()) { /* small m: GEMV (float32 x) vs AMX (bf16 x) */
     pf_kernels_set_matmul(PF_MATMUL_BF16);
     const int64_t def_amx = pf_kern_amx_min_m;
@@ -344,6 +440,14 @@ static void bench_gemv(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && (strcmp(argv[1], "linear") == 0 || strcmp(argv[1], "bf16") == 0)) {
+    g_quick = strcmp(argv[1], "bf16") == 0;
+    pf_err err;
+    die(pf_kernels_init(&err), &err);
+    printf("linear layers (%s):\n", pf_kernels_describe());
+    bench_linear();
+    return 0;
+  }
   if (argc > 1 && (strcmp(argv[1], "sgemm") == 0 || strcmp(argv[1], "sgemm-blis") == 0)) {
     bench_sgemm(strcmp(argv[1], "sgemm-blis") == 0);
     return 0;

@@ -165,7 +165,8 @@ B, S, pf_s, _, pf_gf = grab(r"prefill (\d+) x (\d+): (\S+) s, (\S+) tokens/s, (\
 n_tok, pf_dec, bound, bw2, wgb = grab(
     r"decode: (\d+) tokens, (\S+) tokens/s .*bound (\S+) tokens/s \((\S+) GB/s / (\S+) GB\)")
 pf_pre = B * S / pf_s
-amx = "bf16 matmul on AMX" in pf
+bf16_on = re.search(r"BF16 weights: (bf16 matmul on \S+)", pf)  # AMX or AVX512-BF16
+amx = bf16_on is not None
 pf32 = open(sys.argv[5]).read()
 m32 = re.search(r"prefill (\d+) x (\d+): (\S+) s, (\S+) tokens/s, (\S+) GFLOP/s", pf32)
 pf32_pre = float(m32.group(1)) * float(m32.group(2)) / float(m32.group(3)) if m32 else None
@@ -195,7 +196,7 @@ if not dts:
 def f(x, p=1):
     return "—" if x is None else f"{x:.{p}f}"
 
-hdr = ("| | pfrun (" + ("bf16 matmul on AMX" if amx else "float32 matmul") + ") | "
+hdr = ("| | pfrun (" + (bf16_on.group(1) if amx else "float32 matmul") + ") | "
        + " | ".join(f"PyTorch {d}" for d in dts) + " |")
 print()
 print(hdr)

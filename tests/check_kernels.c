@@ -17,6 +17,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,26 @@ END_TEST
 
 /* ---- GEMM / GEMV ---- */
 
+/* Set: check_gemm_case calls pf_kern_gemm_dpbf16 itself (BF16 weights, k > 0),
+ * whatever path pf_gemm_xwt would choose (AMX machines), adding the bias after. */
+static int g_direct_dpbf16;
+
+static pf_status run_gemm(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                          const void *w, pf_dtype dt, int64_t ldw, const float *bias, float beta,
+                          float *y, int64_t ldy, pf_workspace *ws, pf_err *err) {
+  if (!g_direct_dpbf16)
+    return pf_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, y, ldy, ws, err);
+  void *scratch = NULL;
+  ck_assert_int_eq(
+      posix_memalign(&scratch, 64, pf_kern_dpbf16_scratch_bytes(m, k, omp_get_max_threads())), 0);
+  pf_kern_gemm_dpbf16(m, n, k, x, ldx, w, ldw, beta, y, ldy, scratch);
+  free(scratch);
+  for (int64_t i = 0; bias && i < m; i++)
+    for (int64_t j = 0; j < n; j++)
+      y[i * ldy + j] += bias[j];
+  return PF_OK;
+}
+
 /* Runs pf_gemm_xwt on [m, n, k] (with padded strides when `pad`) against the twin. */
 static void check_gemm_case(int64_t m, int64_t n, int64_t k, pf_dtype dt, int with_bias, float beta,
                             int pad, pf_workspace *ws) {
@@ -225,13 +246,11 @@ static void check_gemm_case(int64_t m, int64_t n, int64_t k, pf_dtype dt, int wi
       y[i] = NAN; /* beta 0: y must not be read */
   memcpy(r, y, (size_t)(m * ldy) * sizeof(float));
   pf_err err;
-  pf_status st = pf_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, y, ldy, ws, &err);
+  pf_status st = run_gemm(m, n, k, x, ldx, w, dt, ldw, bias, beta, y, ldy, ws, &err);
   ck_assert_msg(st == PF_OK, "gemm %lldx%lldx%lld: %s", (long long)m, (long long)n, (long long)k,
                 err.msg);
-  /* the AMX path multiplies BF16-rounded activations (kernels.h, pf_matmul) */
-  const int bf16x = dt == PF_DTYPE_BF16 && m > pf_kern_amx_min_m && k > 0 &&
-                    pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16;
-  if (bf16x)
+  /* the AMX and AVX512-BF16 paths multiply BF16-rounded activations (kernels.h, pf_matmul) */
+  if (pf_kern_bf16x_taken(m, k, dt) || g_direct_dpbf16)
     pf_ref_gemm_xwt_bf16x(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
   else
     pf_ref_gemm_xwt(m, n, k, x, ldx, w, dt, ldw, bias, beta, r, ldy);
@@ -308,6 +327,57 @@ START_TEST(test_gemm_amx_shapes) {
 }
 END_TEST
 
+/* The AVX512-BF16 kernel (gemm_dpbf16.c) against the bf16-activation twin:
+ * m, n, k not multiples of the 6 x 64 register block or of 32 (odd k: a zero
+ * partner in the last pair), m below one block, n over several column chunks,
+ * beta 0 / 0.5, bias, padded strides; with the default blocking and with tiny
+ * blocks (k slices of 32, packed W chunks of 64 k, one m block per sweep,
+ * 64-column chunks) so every loop runs several times. Called directly (so AMX machines test it too)
+ * and, where it is the active path, through pf_gemm_xwt. */
+START_TEST(test_gemm_dpbf16_shapes) {
+  ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
+  if (!pf_kern_dpbf16) {
+    fprintf(stderr, "test_gemm_dpbf16_shapes: skipped: this CPU has no AVX512-BF16\n");
+    return;
+  }
+  const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
+  const int64_t kc = pf_kern_dpbf16_kc, mc = pf_kern_dpbf16_mc, nc = pf_kern_dpbf16_nc;
+  const size_t wbytes = pf_kern_dpbf16_wbytes;
+  static const int64_t shapes[][3] = {{5, 40, 64},    {3, 17, 1},     {17, 31, 33},
+                                      {33, 77, 70},   {64, 130, 95},  {100, 65, 96},
+                                      {47, 130, 513}, {13, 140, 1025}};
+  rng_seed(12);
+  for (int small = 0; small < 2; small++) {
+    pf_kern_dpbf16_kc = small ? 32 : kc;
+    pf_kern_dpbf16_mc = small ? 6 : mc;
+    pf_kern_dpbf16_nc = small ? 64 : nc;
+    pf_kern_dpbf16_wbytes = small ? 8192 : wbytes; /* W chunks of 64 columns x 64 k */
+    for (int direct = 0; direct < 2; direct++) {
+      if (!direct && !pf_kern_dpbf16_active()) continue; /* AMX takes pf_gemm_xwt */
+      g_direct_dpbf16 = direct;
+      for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t *sh = shapes[s];
+        if (!direct) ck_assert(pf_kern_bf16x_taken(sh[0], sh[2], PF_DTYPE_BF16) || sh[0] <= 4);
+        check_gemm_case(sh[0], sh[1], sh[2], PF_DTYPE_BF16, (int)s % 2, 0.0f, (int)s % 2, NULL);
+        check_gemm_case(sh[0], sh[1], sh[2], PF_DTYPE_BF16, 1, 0.5f, 1, NULL);
+      }
+      g_direct_dpbf16 = 0;
+    }
+  }
+  pf_kern_dpbf16_kc = kc, pf_kern_dpbf16_mc = mc, pf_kern_dpbf16_nc = nc;
+  pf_kern_dpbf16_wbytes = wbytes;
+  /* below the AVX-512 ISA level, or with f32 precision: the widening path, exact twin */
+  const pf_isa isa = pf_kernels_set_isa(PF_ISA_AVX2);
+  ck_assert(!pf_kern_bf16x_taken(33, 70, PF_DTYPE_BF16) || pf_kernels_have_amx());
+  check_gemm_case(33, 77, 70, PF_DTYPE_BF16, 1, 0.0f, 0, NULL);
+  pf_kernels_set_isa(isa);
+  pf_kernels_set_matmul(PF_MATMUL_F32);
+  ck_assert(!pf_kern_bf16x_taken(33, 70, PF_DTYPE_BF16));
+  check_gemm_case(33, 77, 70, PF_DTYPE_BF16, 1, 0.0f, 0, NULL);
+  pf_kernels_set_matmul(prev);
+}
+END_TEST
+
 START_TEST(test_matmul_setting) {
   pf_err err;
   pf_matmul m;
@@ -321,9 +391,30 @@ START_TEST(test_matmul_setting) {
   ck_assert_int_eq(pf_kernels_matmul(), PF_MATMUL_F32);
   ck_assert_msg(strstr(pf_kernels_describe(), "BF16 weights: f32 matmul"), "%s",
                 pf_kernels_describe());
+  ck_assert_str_eq(pf_kernels_matmul_path(), "f32");
+  ck_assert_int_eq(pf_kernels_matmul_effective(), PF_MATMUL_F32);
   pf_kernels_set_matmul(PF_MATMUL_BF16);
-  if (pf_kernels_have_amx())
+  if (pf_kernels_have_amx()) {
     ck_assert_msg(strstr(pf_kernels_describe(), "bf16 matmul on AMX"), "%s", pf_kernels_describe());
+    ck_assert_str_eq(pf_kernels_matmul_path(), "bf16 amx");
+  } else if (pf_kern_dpbf16) { /* the next best: AVX512-BF16, unless the ISA is capped */
+    ck_assert_msg(strstr(pf_kernels_describe(), "bf16 matmul on AVX512-BF16"), "%s",
+                  pf_kernels_describe());
+    ck_assert_str_eq(pf_kernels_matmul_path(), "bf16 avx512-bf16");
+    ck_assert_int_eq(pf_kernels_have_bf16_matmul(), 1);
+    const pf_isa isa = pf_kernels_set_isa(PF_ISA_AVX2);
+    ck_assert_str_eq(pf_kernels_matmul_path(), "f32");
+    ck_assert_int_eq(pf_kernels_matmul_effective(), PF_MATMUL_F32);
+    ck_assert_int_eq(pf_kernels_have_bf16_matmul(), 0);
+    ck_assert_msg(strstr(pf_kernels_describe(), "AVX512-BF16 off"), "%s", pf_kernels_describe());
+    pf_kernels_set_isa(isa);
+  } else {
+    ck_assert_msg(strstr(pf_kernels_describe(), "f32 matmul (no AMX or AVX512-BF16)"), "%s",
+                  pf_kernels_describe());
+    ck_assert_str_eq(pf_kernels_matmul_path(), "f32");
+  }
+  ck_assert_int_eq(pf_kernels_matmul_effective(),
+                   pf_kernels_have_bf16_matmul() ? PF_MATMUL_BF16 : PF_MATMUL_F32);
   pf_kernels_set_matmul(prev);
   ck_assert_str_eq(pf_matmul_name(PF_MATMUL_F32), "f32");
   /* BF16 rounding twin: ties to even, 8 significant bits */
@@ -390,7 +481,7 @@ START_TEST(test_linear_tensor) {
   pf_err err;
   for (int64_t mm = 1; mm <= m; mm += m - 1) { /* GEMV path (m=1) and GEMM path */
     ck_assert_int_eq(pf_linear(x, mm, k, w, b, y, NULL, &err), PF_OK);
-    if (mm > pf_kern_amx_min_m && pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16)
+    if (pf_kern_bf16x_taken(mm, k, PF_DTYPE_BF16))
       pf_ref_gemm_xwt_bf16x(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);
     else
       pf_ref_gemm_xwt(mm, n, k, x, k, wb, PF_DTYPE_BF16, k, bias_rounded, 0, r, n);
@@ -751,6 +842,7 @@ static Suite *make_suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, test_gemm_vs_ref, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
   tcase_add_test(tc, test_gemm_amx_shapes);
+  tcase_add_test(tc, test_gemm_dpbf16_shapes);
   tcase_add_test(tc, test_matmul_setting);
   tcase_add_test(tc, test_gemm_multi_panel);
   tcase_add_loop_test(tc, test_workspace_reused, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);

@@ -166,7 +166,11 @@ START_TEST(test_happy_path) {
   const cJSON *mm = cJSON_GetObjectItem(j, "matmul_bf16_weights");
   ck_assert_msg(cJSON_IsString(mm), "results.json: no matmul_bf16_weights");
   ck_assert_str_eq(mm->valuestring,
-                   pf_kernels_have_amx() && pf_kernels_matmul() == PF_MATMUL_BF16 ? "bf16" : "f32");
+                   pf_kernels_have_bf16_matmul() && pf_kernels_matmul() == PF_MATMUL_BF16 ? "bf16"
+                                                                                          : "f32");
+  const cJSON *mpath = cJSON_GetObjectItem(j, "matmul_path");
+  ck_assert_msg(cJSON_IsString(mpath), "results.json: no matmul_path");
+  ck_assert_str_eq(mpath->valuestring, pf_kernels_matmul_path());
   ck_assert_str_eq(cJSON_GetObjectItem(j, "kernels")->valuestring, pf_kernels_describe());
   cJSON_Delete(j);
   free(text);

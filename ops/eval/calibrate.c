@@ -5,7 +5,7 @@
  * key = SHA-256 of the model fingerprint (config + weight files' identity or
  * derived bytes), the dataset fingerprint (file contents, every data option, the
  * token ids), the layer selection and the matmul precision that will run (bf16 on
- * AMX or f32, kernels.h); a later run with the same key reads it back
+ * AMX or AVX512-BF16, or f32, kernels.h); a later run with the same key reads it back
  * instead of running the model, so a sweep over pruning ratios or methods
  * calibrates once. Any changed input gives another key, never a stale result.
  */
@@ -48,7 +48,8 @@ static pf_status cache_key(const pf_model *m, const pf_dataset *ds, const int64_
   pf_sha256_update(&h, dfp, strlen(dfp) + 1);
   pf_sha256_update(&h, &n, sizeof n);
   if (n) pf_sha256_update(&h, idx, n * sizeof *idx);
-  /* BF16 weights give slightly different norms with the bf16 (AMX) and f32 matmuls */
+  /* BF16 weights give slightly different norms with the bf16 (AMX, AVX512-BF16) and
+   * f32 matmuls */
   const char *mm = pf_matmul_name(pf_kernels_matmul_effective());
   pf_sha256_update(&h, mm, strlen(mm) + 1);
   pf_sha256_final_hex(&h, key);

@@ -38,9 +38,9 @@ static const char TOP[] =
     "\n"
     "PFRUN_MATMUL=f32|bf16 (environment): how BF16 checkpoints multiply many rows at once\n"
     "(prefill, calibration, importance, perplexity, bias). bf16 (default): activations\n"
-    "rounded to BF16 on AMX, as PyTorch computes a BF16 model; f32: weights widened to\n"
-    "float32 (slower, more exact). CPUs without AMX always use f32. `pfrun --version`\n"
-    "says which is in use.\n"
+    "rounded to BF16 and multiplied on AMX, or with AVX512-BF16 where AMX is missing,\n"
+    "as PyTorch computes a BF16 model; f32: weights widened to float32 (slower, more\n"
+    "exact). CPUs with neither always use f32. `pfrun --version` says which is in use.\n"
     "\n"
     "PFRUN_PLOT_JOBS=N (environment): worker processes drawing charts (bias, plot op);\n"
     "default the OpenMP thread count, 1 = one after the other in the pfrun process.\n";

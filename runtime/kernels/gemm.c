@@ -23,8 +23,8 @@ struct pf_workspace {
   size_t panel_cap;
   float *bias; /* [bias_cap floats] */
   size_t bias_cap;
-  float *amx; /* AMX path: packed X + per-thread padded W blocks [amx_cap floats] */
-  size_t amx_cap;
+  float *bf16x; /* AMX / AVX512-BF16 paths: packed X + per-thread W blocks [bf16x_cap floats] */
+  size_t bf16x_cap;
 };
 
 /* The workspace used when the caller passes NULL. */
@@ -34,6 +34,7 @@ static pthread_mutex_t g_default_lock = PTHREAD_MUTEX_INITIALIZER;
 size_t pf_kern_panel_bytes = (size_t)8 << 20;
 int64_t pf_kern_gemv_max_m = PF_GEMV_MAX_M;
 int64_t pf_kern_amx_min_m = PF_AMX_MIN_M;
+int64_t pf_kern_dpbf16_min_m = PF_DPBF16_MIN_M;
 
 pf_status pf_workspace_new(pf_workspace **out, pf_err *err) {
   *out = calloc(1, sizeof **out);
@@ -45,12 +46,12 @@ void pf_workspace_free(pf_workspace *ws) {
   if (!ws) return;
   free(ws->panel);
   free(ws->bias);
-  free(ws->amx);
+  free(ws->bf16x);
   free(ws);
 }
 
 size_t pf_workspace_bytes(const pf_workspace *ws) {
-  return ws ? (ws->panel_cap + ws->bias_cap + ws->amx_cap) * sizeof(float) : 0;
+  return ws ? (ws->panel_cap + ws->bias_cap + ws->bf16x_cap) * sizeof(float) : 0;
 }
 
 /* Grow *buf to hold `need` floats (contents are not kept). */
@@ -115,18 +116,34 @@ static int use_amx(int64_t m, int64_t k, pf_dtype wdt) {
   return k > 0 && m > pf_kern_amx_min_m && wdt == PF_DTYPE_BF16 && pf_kern_amx_active();
 }
 
-/* Whether gemm_xwt will use the workspace (widened panels or AMX packing). */
-static int needs_panel(int64_t m, int64_t k, pf_dtype wdt) {
-  return k > 0 && wdt != PF_DTYPE_F32 && (m > pf_kern_gemv_max_m || use_amx(m, k, wdt));
+/* Whether gemm_xwt takes the AVX512-BF16 path (no AMX; same contract). */
+static int use_dpbf16(int64_t m, int64_t k, pf_dtype wdt) {
+  return k > 0 && m > pf_kern_dpbf16_min_m && wdt == PF_DTYPE_BF16 && pf_kern_dpbf16_active();
 }
 
-static pf_status gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
-                          const void *w, int64_t ldw, const float *bias, float beta, float *y,
-                          int64_t ldy, pf_workspace *ws, pf_err *err) {
-  const size_t bytes = pf_kern_amx_scratch_bytes(m, k, omp_get_max_threads());
-  pf_status st = reserve(&ws->amx, &ws->amx_cap, (bytes + sizeof(float) - 1) / sizeof(float), err);
+int pf_kern_bf16x_taken(int64_t m, int64_t k, pf_dtype wdt) {
+  return use_amx(m, k, wdt) || use_dpbf16(m, k, wdt);
+}
+
+/* Whether gemm_xwt will use the workspace (widened panels or bf16 packing). */
+static int needs_panel(int64_t m, int64_t k, pf_dtype wdt) {
+  return k > 0 && wdt != PF_DTYPE_F32 && (m > pf_kern_gemv_max_m || pf_kern_bf16x_taken(m, k, wdt));
+}
+
+/* BF16 weights times bf16-rounded X on AMX tiles or with VDPBF16PS. */
+static pf_status gemm_bf16x(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                            const void *w, int64_t ldw, const float *bias, float beta, float *y,
+                            int64_t ldy, pf_workspace *ws, pf_err *err) {
+  const int amx = use_amx(m, k, PF_DTYPE_BF16), threads = omp_get_max_threads();
+  const size_t bytes =
+      amx ? pf_kern_amx_scratch_bytes(m, k, threads) : pf_kern_dpbf16_scratch_bytes(m, k, threads);
+  pf_status st =
+      reserve(&ws->bf16x, &ws->bf16x_cap, (bytes + sizeof(float) - 1) / sizeof(float), err);
   if (st != PF_OK) return st;
-  pf_kern_gemm_amx(m, n, k, x, ldx, w, ldw, beta, y, ldy, ws->amx);
+  if (amx)
+    pf_kern_gemm_amx(m, n, k, x, ldx, w, ldw, beta, y, ldy, ws->bf16x);
+  else
+    pf_kern_gemm_dpbf16(m, n, k, x, ldx, w, ldw, beta, y, ldy, ws->bf16x);
   add_bias(y, ldy, m, n, bias);
   return PF_OK;
 }
@@ -142,7 +159,8 @@ static pf_status gemm_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64
         y[i * ldy + j] = (bias ? bias[j] : 0.0f) + (beta != 0.0f ? beta * y[i * ldy + j] : 0.0f);
     return PF_OK;
   }
-  if (use_amx(m, k, wdt)) return gemm_amx(m, n, k, x, ldx, w, ldw, bias, beta, y, ldy, ws, err);
+  if (pf_kern_bf16x_taken(m, k, wdt))
+    return gemm_bf16x(m, n, k, x, ldx, w, ldw, bias, beta, y, ldy, ws, err);
   if (m <= pf_kern_gemv_max_m) {
     pf_kern_gemv(m, n, k, x, ldx, w, wdt, ldw, bias, beta, y, ldy);
     return PF_OK;

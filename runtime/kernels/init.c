@@ -327,6 +327,7 @@ static void init_once(void) {
   }
   init_threads();
   pf_kern_amx = pf_kern_amx_setup();
+  pf_kern_dpbf16 = g_isa_max == PF_ISA_AVX512 && c.avx512bf16 && pf_kern_dpbf16_setup();
   const char *mm = getenv("PFRUN_MATMUL");
   if (mm && *mm) {
     g_status = pf_matmul_parse(mm, &g_matmul, &g_err);
@@ -347,19 +348,34 @@ pf_status pf_kernels_init(pf_err *err) {
   return g_status;
 }
 
+static const char *matmul_words(void);
+
 const char *pf_kernels_describe(void) {
   static char line[sizeof g_describe + 96];
   if (pf_kernels_init(NULL) != PF_OK) return g_describe;
-  const int bf16 = pf_kern_amx_active();
-  snprintf(line, sizeof line, "%s, BF16 weights: %s", g_describe,
-           bf16                        ? "bf16 matmul on AMX"
-           : g_matmul == PF_MATMUL_F32 ? (pf_kern_amx ? "f32 matmul (AMX not used)" : "f32 matmul")
-                                       : "f32 matmul (no AMX)");
+  snprintf(line, sizeof line, "%s, BF16 weights: %s", g_describe, matmul_words());
   return line;
+}
+
+/* The BF16-weight part of the describe line. */
+static const char *matmul_words(void) {
+  if (pf_kern_amx_active()) return "bf16 matmul on AMX";
+  if (pf_kern_dpbf16_active()) return "bf16 matmul on AVX512-BF16";
+  if (g_matmul == PF_MATMUL_F32)
+    return pf_kern_amx      ? "f32 matmul (AMX not used)"
+           : pf_kern_dpbf16 ? "f32 matmul (AVX512-BF16 not used)"
+                            : "f32 matmul";
+  return pf_kern_dpbf16 ? "f32 matmul (AVX512-BF16 off: ISA capped below avx512)"
+                        : "f32 matmul (no AMX or AVX512-BF16)";
 }
 
 int pf_kern_amx_active(void) {
   return pf_kern_amx && g_matmul == PF_MATMUL_BF16;
+}
+
+int pf_kern_dpbf16_active(void) {
+  return pf_kern_dpbf16 && !pf_kern_amx && g_matmul == PF_MATMUL_BF16 &&
+         pf_kern_isa_level == PF_ISA_AVX512;
 }
 
 pf_matmul pf_kernels_set_matmul(pf_matmul want) {
@@ -379,9 +395,19 @@ int pf_kernels_have_amx(void) {
   return pf_kern_amx;
 }
 
+int pf_kernels_have_bf16_matmul(void) {
+  pthread_once(&g_once, init_once);
+  return pf_kern_amx || (pf_kern_dpbf16 && pf_kern_isa_level == PF_ISA_AVX512);
+}
+
 pf_matmul pf_kernels_matmul_effective(void) {
   pthread_once(&g_once, init_once);
-  return pf_kern_amx_active() ? PF_MATMUL_BF16 : PF_MATMUL_F32;
+  return pf_kern_amx_active() || pf_kern_dpbf16_active() ? PF_MATMUL_BF16 : PF_MATMUL_F32;
+}
+
+const char *pf_kernels_matmul_path(void) {
+  pthread_once(&g_once, init_once);
+  return pf_kern_amx_active() ? "bf16 amx" : pf_kern_dpbf16_active() ? "bf16 avx512-bf16" : "f32";
 }
 
 const char *pf_matmul_name(pf_matmul m) {

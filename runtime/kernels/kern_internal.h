@@ -61,6 +61,41 @@ void pf_kern_gemm_amx(int64_t m, int64_t n, int64_t k, const float *x, int64_t l
                       const uint16_t *w, int64_t ldw, float beta, float *y, int64_t ldy,
                       void *scratch);
 
+/* ---- AVX512-BF16 (gemm_dpbf16.c): the bf16 matmul where AMX is missing ---- */
+
+/* 1 when init found AVX-512 F/BW/VL + AVX512-BF16 (pf_kern_dpbf16_setup). */
+extern int pf_kern_dpbf16;
+/* BF16 weights with more rows than this go to pf_kern_gemm_dpbf16 when it is
+ * active (default PF_DPBF16_MIN_M; checked before the GEMV threshold). */
+extern int64_t pf_kern_dpbf16_min_m;
+/* Blocking (bench_gemm sweeps them, tests force small values), read at each call:
+ * k per register-block pass (rounded down to a multiple of 32, default 256), X
+ * rows per sweep (default 192), output columns per W chunk and OpenMP task
+ * (rounded up to a multiple of 64, default 256), bytes of one packed W chunk
+ * (sets its k extent, a multiple of kc; default 1 MiB). */
+extern int64_t pf_kern_dpbf16_kc, pf_kern_dpbf16_mc, pf_kern_dpbf16_nc;
+extern size_t pf_kern_dpbf16_wbytes;
+/* Returns 1 if the CPU (and OS) can run the AVX512-BF16 kernel. */
+int pf_kern_dpbf16_setup(void);
+/* Whether BF16 linear layers go to pf_kern_gemm_dpbf16: available, AMX not
+ * active, the hand-written kernels' ISA level is AVX-512 (pf_kernels_set_isa
+ * caps it) and the matmul precision is bf16. */
+int pf_kern_dpbf16_active(void);
+/* Bytes of scratch pf_kern_gemm_dpbf16 needs (packed X + per-thread W chunks),
+ * for the current blocking. */
+size_t pf_kern_dpbf16_scratch_bytes(int64_t m, int64_t k, int threads);
+/* Y[m, n] = bf16(X)[m, k] · W[n, k]^T + beta*Y, W BF16 bits (row stride ldw),
+ * the same contract and rounding as pf_kern_gemm_amx; scratch:
+ * pf_kern_dpbf16_scratch_bytes(m, k, omp_get_max_threads()), 64-byte aligned.
+ * Arguments validated, m, n, k > 0. Uses all OpenMP threads. */
+void pf_kern_gemm_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                         const uint16_t *w, int64_t ldw, float beta, float *y, int64_t ldy,
+                         void *scratch);
+
+/* Whether pf_gemm_xwt multiplies bf16-rounded activations for this call (AMX or
+ * AVX512-BF16 path taken), e.g. for tests choosing their reference twin. */
+int pf_kern_bf16x_taken(int64_t m, int64_t k, pf_dtype wdt);
+
 /* Loop bounds below this many multiply-adds stay single-threaded. */
 #define PF_KERN_PAR_MIN 32768
 

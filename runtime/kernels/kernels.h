@@ -88,12 +88,15 @@ const char *pf_isa_name(pf_isa isa); /* "scalar", "avx2", "avx512" */
 
 /* Matmul precision of linear layers with BF16 weights and more than
  * PF_GEMV_MAX_M input rows (prefill, calibration, perplexity, bias analysis):
- *   PF_MATMUL_BF16: the activations are rounded to BF16 and multiplied on AMX
- *     (TDPBF16PS, float32 accumulation) — what PyTorch does for a BF16 model.
- *     Only where the CPU has AMX-BF16 and Linux grants it; elsewhere this falls
- *     back to the float32 path.
+ *   PF_MATMUL_BF16: the activations are rounded to BF16 (round to nearest even)
+ *     and multiplied with float32 accumulation — what PyTorch does for a BF16
+ *     model. On AMX tiles (TDPBF16PS) where the CPU has AMX-BF16 and Linux
+ *     grants it; else with AVX512-BF16 (VDPBF16PS, e.g. AMD Zen 4/5) while the
+ *     ISA level (pf_kernels_set_isa) is avx512; elsewhere this falls back to the
+ *     float32 path.
  *   PF_MATMUL_F32: the weights are widened to float32 and BLIS multiplies them
- *     with float32 activations (more accurate, ~2-4x slower on AMX CPUs).
+ *     with float32 activations (more accurate; ~2-4x slower on AMX CPUs, ~1.5x
+ *     on AVX512-BF16 ones).
  * The default is BF16; the environment variable PFRUN_MATMUL=f32|bf16 (read by
  * init) or pf_kernels_set_matmul changes it. F32 and F16 weights, the GEMV path
  * (decode) and attention always compute in float32. */
@@ -104,9 +107,15 @@ pf_matmul pf_kernels_set_matmul(pf_matmul want);
 pf_matmul pf_kernels_matmul(void);
 /* 1 if the AMX BF16 path is available on this machine (init succeeded). */
 int pf_kernels_have_amx(void);
-/* The precision BF16 weights really get: the setting where AMX is available,
- * else PF_MATMUL_F32. */
+/* 1 if a bf16 matmul path (AMX, or AVX512-BF16 at the current ISA level) is
+ * available, whatever the setting. */
+int pf_kernels_have_bf16_matmul(void);
+/* The precision BF16 weights really get: the setting where a bf16 path is
+ * available, else PF_MATMUL_F32. */
 pf_matmul pf_kernels_matmul_effective(void);
+/* The path BF16 weights with many rows take now: "bf16 amx", "bf16 avx512-bf16"
+ * or "f32" (results.json "matmul_path"). Static storage. */
+const char *pf_kernels_matmul_path(void);
 /* "bf16", "f32"; parse: the same names (case-insensitive), PF_ERR_INVALID otherwise. */
 const char *pf_matmul_name(pf_matmul m);
 pf_status pf_matmul_parse(const char *s, pf_matmul *out, pf_err *err);
@@ -126,6 +135,12 @@ pf_status pf_matmul_parse(const char *s, pf_matmul *out, pf_err *err);
  * at m = 8 AMX takes 1.06 ms against the GEMV's 1.68 ms; at m = 4, 1.06 against
  * 0.89). Decoding one token at a time stays on the GEMV. */
 #define PF_AMX_MIN_M 4
+
+/* The same for the AVX512-BF16 path (CPUs without AMX). It pays a fixed cost for
+ * packing all of W, so it only wins once the GEMV has to stream W twice or more
+ * (bench/README.md, AMD Zen 5, 8192x2048 weight, one thread, best of 20: m = 4
+ * GEMV 3.69 ms vs 4.60 ms; m = 6: 4.54 vs 3.52 ms). */
+#define PF_DPBF16_MIN_M 4
 
 /* Reusable scratch memory for the GEMM path (half-precision weight panels widened
  * to float32, a converted bias). It grows to the largest request and is kept, so

@@ -662,11 +662,12 @@ static pf_value *results_map(const recipe *r, int dry_run, size_t n_steps) {
   set_or_fail(m, "output_dir", pf_value_str(r->output_dir), &oom);
   set_or_fail(m, "dry_run", pf_value_bool(dry_run), &oom);
   /* what computed the numbers: BF16 models give slightly different results with
-   * the bf16 (AMX) and f32 matmul paths */
+   * the bf16 (AMX or AVX512-BF16) and f32 matmul paths */
   set_or_fail(m, "pfrun_version", pf_value_str(PF_VERSION_STR), &oom);
   set_or_fail(m, "kernels", pf_value_str(pf_kernels_describe()), &oom);
   set_or_fail(m, "matmul_bf16_weights", pf_value_str(pf_matmul_name(pf_kernels_matmul_effective())),
               &oom);
+  set_or_fail(m, "matmul_path", pf_value_str(pf_kernels_matmul_path()), &oom);
   pf_value_retain(r->vars);
   set_or_fail(m, "vars", r->vars, &oom);
   for (size_t i = 0; i < n_steps && !oom; i++) {

@@ -10,12 +10,12 @@
  * unrolled 4 times so 4*M independent accumulators hide the FMA latency, each
  * loaded weight vector feeding the M rows of x. One row at a time matters: it
  * keeps each thread's reads of W one sequential stream. The previous kernel
- * computed 4 rows at once (4 streams a row apart; a BF16 row of k = 2048 is one
- * 4 KiB page, where the hardware prefetchers stop) and streamed at 65-70 % of
- * the read bandwidth on Zen 5, against 85-90 % now (bench/README.md "Decode
- * GEMV"). The register kernels take up to 4 x rows; larger m is done in groups of
- * 4 over ~128 KiB blocks of W, so W is still read from memory once (the later
- * groups find the block in L2).
+ * computed 4 rows at once (4 streams a row apart, 32 bytes of each per
+ * iteration) and was capped near 30 GB/s on Zen 5 whatever the page size, 57-69 %
+ * of the read bandwidth, against 95-112 % of the same read loop now
+ * (bench/README.md "Decode GEMV at the read bandwidth"). The register kernels take
+ * up to 4 x rows; larger m is done in groups of 4 over ~128 KiB blocks of W, so W
+ * is still read from memory once (the later groups find the block in L2).
  *
  * The AVX-512 code is compiled with a target pragma and only called when init
  * found AVX-512 F/BW/VL (pf_kern_isa_level); the AVX2 code is the build baseline.

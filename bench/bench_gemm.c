@@ -15,7 +15,7 @@
  *   bench_gemm sgemm       only the sgemm part, through pf_kernels_init (respects
  *                          BLIS_ARCH_TYPE)
  *   bench_gemm sgemm-blis  only the sgemm part, BLIS initialised without pfrun
- *   bench_gemm linear      only the linear layers (no sgemm children, no GEMV)
+ *   bench_gemm linear      only the linear layers (no sgemm children)
  *   bench_gemm bf16        only F32 linear vs the bf16 path, 2048x8192x2048, no sweeps
  * Sizes are M x N x K for Y[M,N] = X[M,K] · W[N,K]^T; GFLOP/s counts 2*M*N*K.
  * Times are the best of several runs after a warm-up (buffers are touched first,
@@ -219,6 +219,21 @@ __attribute__((target("avx512f,avx512bf16"))) static double dpbf16_peak_gflops(l
  * F32 sgemm rate measured in the same run, and its blocking sweeps. */
 static int g_quick; /* "bf16" mode: no sweeps */
 
+/* The AVX512-BF16 path at each value of one block-size tunable (restored after). */
+static void sweep_dpbf16(const char *name, int64_t *var, const int64_t *vals, int nv, int64_t m,
+                         int64_t n, int64_t k, const float *x, const uint16_t *wb, float *y,
+                         pf_workspace *ws) {
+  const int64_t def = *var;
+  const double flop = 2.0 * (double)m * (double)n * (double)k;
+  for (int i = 0; i < nv; i++) {
+    *var = vals[i];
+    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
+    printf("  AVX512-BF16 %s %4lld%s: %.1f GFLOP/s\n", name, (long long)vals[i],
+           vals[i] == def ? " (default)" : "          ", flop / t / 1e9);
+  }
+  *var = def;
+}
+
 static void bench_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, const uint16_t *wb,
                          float *y, pf_workspace *ws, double f32_gflops) {
   const double flop = 2.0 * m * n * k;
@@ -235,30 +250,11 @@ static void bench_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, const 
   printf("  linear BF16 W %lldx%lldx%lld (down_proj shape), AVX512-BF16: %.1f GFLOP/s\n",
          (long long)m, (long long)n / 4, (long long)k * 4, flop / tq / 1e9);
   if (g_quick) return;
-  const int64_t kc0 = pf_kern_dpbf16_kc, mc0 = pf_kern_dpbf16_mc, nc0 = pf_kern_dpbf16_nc;
   const int64_t kcs[] = {128, 256, 384, 512}, mcs[] = {192, 384, 768, 2048},
                 ncs[] = {128, 256, 512};
-  for (size_t i = 0; i < sizeof kcs / sizeof kcs[0]; i++) {
-    pf_kern_dpbf16_kc = kcs[i];
-    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
-    printf("  AVX512-BF16 kc %4lld%s: %.1f GFLOP/s\n", (long long)kcs[i],
-           kcs[i] == kc0 ? " (default)" : "          ", flop / t / 1e9);
-  }
-  pf_kern_dpbf16_kc = kc0;
-  for (size_t i = 0; i < sizeof mcs / sizeof mcs[0]; i++) {
-    pf_kern_dpbf16_mc = mcs[i];
-    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
-    printf("  AVX512-BF16 mc %4lld%s: %.1f GFLOP/s\n", (long long)mcs[i],
-           mcs[i] == mc0 ? " (default)" : "          ", flop / t / 1e9);
-  }
-  pf_kern_dpbf16_mc = mc0;
-  for (size_t i = 0; i < sizeof ncs / sizeof ncs[0]; i++) {
-    pf_kern_dpbf16_nc = ncs[i];
-    double t = time_linear(m, n, k, x, wb, PF_DTYPE_BF16, y, ws, 3);
-    printf("  AVX512-BF16 nc %4lld%s: %.1f GFLOP/s\n", (long long)ncs[i],
-           ncs[i] == nc0 ? " (default)" : "          ", flop / t / 1e9);
-  }
-  pf_kern_dpbf16_nc = nc0;
+  sweep_dpbf16("kc", &pf_kern_dpbf16_kc, kcs, 4, m, n, k, x, wb, y, ws);
+  sweep_dpbf16("mc", &pf_kern_dpbf16_mc, mcs, 4, m, n, k, x, wb, y, ws);
+  sweep_dpbf16("nc", &pf_kern_dpbf16_nc, ncs, 3, m, n, k, x, wb, y, ws);
 }
 
 static void bench_linear(void) {
@@ -365,80 +361,6 @@ static void bench_linear(void) {
   free(x), free(y), free(wf), free(wb);
 }
 
-/* ---- memory read bandwidth and GEMV ---- */
-
-/* Plain streaming read (AVX2 loads, 4 accumulators): the memory bandwidth the GEMV
- * can at best reach. */
-static double read_bw(const float *buf, int64_t n, int reps) {
-  double best = 1e30, sink = 0;
-  for (int r = 0; r <= reps; r++) {
-    double t = now(), s = 0;
-#pragma omp parallel reduction(+ : s)
-    {
-      const int64_t th = omp_get_thread_num(), nt = omp_get_num_threads();
-      const int64_t i0 = n / 32 * th / nt * 32, i1 = n / 32 * (th + 1) / nt * 32;
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (int64_t i = i0; i < i1; i += 32) {
-        a0 = _mm256_add_ps(a0, _mm256_load_ps(buf + i));
-        a1 = _mm256_add_ps(a1, _mm256_load_ps(buf + i + 8));
-        a2 = _mm256_add_ps(a2, _mm256_load_ps(buf + i + 16));
-        a3 = _mm256_add_ps(a3, _mm256_load_ps(buf + i + 24));
-      }
-      float l[8];
-      _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-      for (int j = 0; j < 8; j++)
-        s += l[j];
-    }
-    t = now() - t;
-    sink += s;
-    if (r > 0 && t < best) best = t;
-  }
-  if (sink == 12345.678) printf("%g", sink); /* keep the sum alive */
-  return (double)n * sizeof(float) / best / 1e9;
-}
-
-static void bench_gemv(void) {
-  const int64_t n = 8192, k = 2048, per = n * k;
-  const int nmat = 32; /* 32 x 32 MiB = 1 GiB of weights: larger than any cache */
-  uint16_t *w = rand_bf16(per * nmat, 7);
-  float *x = randf(4 * k, 8), *y = randf(4 * n, 9);
-  pf_err err;
-  const double bytes = (double)per * 2;
-  const pf_isa best_isa = pf_kernels_isa();
-  for (int isa = PF_ISA_AVX2; isa <= (int)best_isa; isa++) {
-    pf_kernels_set_isa((pf_isa)isa);
-    for (int64_t m = 1; m <= 4; m += 3) {
-      pf_kern_gemv_max_m = m; /* force the GEMV path */
-      double hot = 1e30;
-      for (int r = 0; r < 30; r++) {
-        double t = now();
-        die(pf_gemm_xwt(m, n, k, x, k, w, PF_DTYPE_BF16, k, NULL, 0, y, n, NULL, &err), &err);
-        t = now() - t;
-        if (r > 0 && t < hot) hot = t;
-      }
-      double cold = 1e30;
-      for (int r = 0; r < 3; r++) {
-        double t = now();
-        for (int i = 0; i < nmat; i++)
-          die(pf_gemm_xwt(m, n, k, x, k, w + per * i, PF_DTYPE_BF16, k, NULL, 0, y, n, NULL, &err),
-              &err);
-        t = (now() - t) / nmat;
-        if (t < cold) cold = t;
-      }
-      printf("  gemv %-6s m=%lld BF16 %lldx%lld: %.1f GB/s same matrix (%.3f ms), %.1f GB/s "
-             "streaming 32 matrices (%.3f ms)\n",
-             pf_isa_name((pf_isa)isa), (long long)m, (long long)n, (long long)k, bytes / hot / 1e9,
-             hot * 1e3, bytes / cold / 1e9, cold * 1e3);
-    }
-  }
-  pf_kernels_set_isa(best_isa);
-  pf_kern_gemv_max_m = PF_GEMV_MAX_M;
-  const float *wf = (const float *)w;
-  printf("  memory read: %.1f GB/s over 1 GiB, %.1f GB/s over 32 MiB (%d threads)\n",
-         read_bw(wf, per * nmat / 2, 3), read_bw(wf, per / 2, 30), omp_get_max_threads());
-  free(w), free(x), free(y);
-}
-
 int main(int argc, char **argv) {
   if (argc > 1 && (strcmp(argv[1], "linear") == 0 || strcmp(argv[1], "bf16") == 0)) {
     g_quick = strcmp(argv[1], "bf16") == 0;
@@ -480,7 +402,6 @@ int main(int argc, char **argv) {
   die(pf_kernels_init(&err), &err);
   printf("linear layers (%s):\n", pf_kernels_describe());
   bench_linear();
-  printf("decode GEMV vs memory bandwidth:\n");
-  bench_gemv();
+  printf("decode GEMV vs memory bandwidth: see bench_gemv\n");
   return 0;
 }

@@ -44,6 +44,8 @@ struct pf_op {
   size_t n_params;
   const char *returns; /* help text describing the result map */
   pf_op_fn run;
+  int writes; /* writes files (checkpoints, charts, a report): under MPI only rank 0 runs it
+                 for real, the other ranks run it as a dry run and wait for rank 0 */
 };
 
 size_t pf_op_count(void);

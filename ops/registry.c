@@ -15,6 +15,8 @@
  */
 #include "op.h"
 
+#include "dist.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -417,7 +419,14 @@ pf_status pf_op_run(const char *name, const pf_value *params, pf_value **out, co
   pf_status st = pf_op_validate(op, params, &full, err);
   if (!st) st = pf_ctx_check_interrupt(ctx, err);
   double t0 = now_seconds();
+  pf_ctx follower = {0}; /* MPI, ranks other than 0: an op that writes files only plans */
+  if (op->writes && !pf_dist_writer()) {
+    if (ctx) follower = *ctx;
+    follower.dry_run = 1;
+    ctx = &follower;
+  }
   if (!st) st = op->run(op, full, &res, ctx, err);
+  if (op->writes) pf_dist_barrier(); /* the files exist for every rank afterwards */
   double secs = now_seconds() - t0;
   pf_value_release(full);
   if (!st && (!res || res->type != PF_V_MAP))

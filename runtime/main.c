@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "fsutil.h"
 #include "json.h"
 #include "kernels/kernels.h"
@@ -171,11 +172,33 @@ static int setup_memory_cap(const pf_cli *c) {
   return 0;
 }
 
+/* ---- --pass-order / --memory-budget (or PFRUN_PASS_ORDER / PFRUN_MEMORY_BUDGET) ---- */
+
+/* 0 ok, 2 usage error (a bad environment value). */
+static int setup_pass(const pf_cli *c, pf_ctx *ctx) {
+  pf_err err = {0};
+  const char *order = getenv("PFRUN_PASS_ORDER"), *budget = getenv("PFRUN_MEMORY_BUDGET");
+  ctx->pass_order = c->pass_order;
+  ctx->memory_budget = c->memory_budget;
+  if (!c->pass_order_given && order && *order &&
+      pf_pass_order_parse(order, &ctx->pass_order, &err) != PF_OK) {
+    fprintf(stderr, "pfrun: error: PFRUN_PASS_ORDER: %s\n", err.msg);
+    return 2;
+  }
+  if (!c->memory_budget && budget && *budget &&
+      pf_parse_size(budget, &ctx->memory_budget, &err) != PF_OK) {
+    fprintf(stderr, "pfrun: error: PFRUN_MEMORY_BUDGET: %s\n", err.msg);
+    return 2;
+  }
+  return 0;
+}
+
 /* ---- progress bar on stderr (TTY only) ---- */
 
 typedef struct ui {
   int quiet, tty;
-  double last;
+  double last, start; /* start: when the current task was first seen */
+  uint64_t start_done; /* its progress then */
   char what[32];
 } ui;
 
@@ -185,19 +208,36 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* "ETA 1m05s" from the rate so far, once a second has passed and something is done. */
+static void eta_str(double elapsed, uint64_t done, uint64_t total, char *buf, size_t n) {
+  buf[0] = '\0';
+  if (elapsed < 1.0 || done == 0 || done >= total) return;
+  double left = elapsed / (double)done * (double)(total - done);
+  if (left >= 3600)
+    snprintf(buf, n, " ETA %dh%02dm", (int)(left / 3600), (int)(left / 60) % 60);
+  else
+    snprintf(buf, n, " ETA %dm%02ds", (int)(left / 60), (int)left % 60);
+}
+
 static void ui_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
   ui *u = ud;
   if (u->quiet || !u->tty || total == 0) return;
   double t = now_s();
-  int finished = done >= total;
-  if (!finished && strcmp(u->what, what) == 0 && t - u->last < 0.1) return;
+  int finished = done >= total, same = strcmp(u->what, what) == 0;
+  if (!same || done < u->start_done) {
+    u->start = t;
+    u->start_done = done;
+  }
+  if (!finished && same && t - u->last < 0.1) return;
   u->last = t;
   snprintf(u->what, sizeof u->what, "%s", what);
   int width = 30, fill = (int)((double)done / (double)total * width);
-  char bar[64];
+  char bar[64], eta[32];
   for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
   bar[width] = '\0';
-  fprintf(stderr, "\r%-12s [%s] %5.1f%%", what, bar, 100.0 * (double)done / (double)total);
+  eta_str(t - u->start, done - u->start_done, total - u->start_done, eta, sizeof eta);
+  fprintf(stderr, "\r%-12s [%s] %5.1f%%%-12s", what, bar, 100.0 * (double)done / (double)total,
+          eta);
   if (finished) fputc('\n', stderr);
   fflush(stderr);
 }
@@ -239,6 +279,7 @@ static int print_json(FILE *f, const pf_value *v) {
 }
 
 static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
+  if (!pf_dist_writer()) return PF_OK; /* MPI: rank 0 writes the outputs */
   char *text = pf_value_to_json_text(v);
   if (!text) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   size_t n = strlen(text);
@@ -261,9 +302,15 @@ static int fail(const pf_err *err) {
             cap, g_mem_cap_from, err->msg);
     return 1;
   }
+  int rc = err->code == PF_ERR_INTERRUPTED ? 128 + (g_interrupt ? g_interrupt : SIGINT) : 1;
+  if (pf_dist_size() > 1) { /* MPI: this rank's message, then every rank stops */
+    fprintf(stderr, "pfrun: error: rank %d of %d: %s\n", pf_dist_rank(), pf_dist_size(), err->msg);
+    fflush(NULL);
+    pf_cleanup_temps();
+    pf_dist_abort(rc);
+  }
   fprintf(stderr, "pfrun: error: %s\n", err->msg);
-  if (err->code == PF_ERR_INTERRUPTED) return 128 + (g_interrupt ? g_interrupt : SIGINT);
-  return 1;
+  return rc;
 }
 
 /* Run op `name` with params + optional model; *out gets the result. */
@@ -710,11 +757,27 @@ static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
 static void print_version(void) {
   printf("pfrun %s\n", PF_VERSION);
   printf("kernels: %s\n", pf_kernels_describe());
+  if (!pf_dist_available())
+    printf("mpi: not built in (one process; see README, \"Running on a cluster\")\n");
+  else
+    printf("mpi: built in; this run: %d rank%s (rank %d)\n", pf_dist_size(),
+           pf_dist_size() > 1 ? "s" : "", pf_dist_rank());
 }
 
 int main(int argc, char **argv) {
   pf_cli c;
   pf_err err = {0};
+  /* MPI (mpirun / srun): before any thread starts. Ranks other than 0 print
+   * nothing but their errors; rank 0 alone writes (runtime/dist/dist.h). */
+  if (pf_dist_init(&argc, &argv, &err) != PF_OK) {
+    fprintf(stderr, "pfrun: error: %s\n", err.msg);
+    return 1;
+  }
+  atexit(pf_dist_finish); /* every normal exit leaves MPI cleanly */
+  if (!pf_dist_writer() && !freopen("/dev/null", "w", stdout)) {
+    fprintf(stderr, "pfrun: error: rank %d: cannot silence stdout\n", pf_dist_rank());
+    pf_dist_abort(1);
+  }
   if (pf_cli_parse(argc, argv, &c, &err) != PF_OK) {
     fprintf(stderr, "pfrun: error: %s\n", err.msg);
     fprintf(stderr, "Try 'pfrun --help' for help.\n");
@@ -732,9 +795,14 @@ int main(int argc, char **argv) {
     return cap_rc;
   }
 
-  ui u = {.quiet = c.quiet, .tty = isatty(2)};
+  ui u = {.quiet = c.quiet || !pf_dist_writer(), .tty = isatty(2)};
   pf_ctx ctx = {.progress = ui_progress, .log = ui_log, .user_data = &u, .dry_run = c.dry_run,
                 .interrupt = &g_interrupt};
+  int pass_rc = setup_pass(&c, &ctx);
+  if (pass_rc) {
+    pf_cli_free(&c);
+    return pass_rc;
+  }
   int rc = 0;
   switch (c.kind) {
   case PF_CLI_HELP: fputs(pf_cli_help(c.topic), stdout); break;

@@ -52,11 +52,12 @@ START_TEST(test_preset_list) {
   int n = 0;
   while (p[n])
     n++;
-  ck_assert_int_eq(n, 14); /* 7 LLaMA-family + 6 other families + llama-7b (benchmarks) */
+  ck_assert_int_eq(n, 15); /* 7 LLaMA-family + 6 other families + llama-7b/13b (benchmarks) */
   ck_assert_str_eq(p[0], "llama-tiny");
   ck_assert_str_eq(p[5], "llama-1b");
   ck_assert_str_eq(p[12], "neox-tiny");
   ck_assert_str_eq(p[13], "llama-7b");
+  ck_assert_str_eq(p[14], "llama-13b");
 }
 END_TEST
 

@@ -403,9 +403,7 @@ pf_status pf_layer_sel_from_value(const pf_value *v, pf_layer_sel *out, int64_t 
 typedef struct capture_state {
   uint32_t mask;
   const uint8_t *layers;
-  size_t batch;
-  const size_t *n; /* [batch] real tokens of each row */
-  pf_value **acts; /* [batch] maps being filled */
+  const pf_bias_item *items; /* [count]: the pass's batches, by ev->index */
 } capture_state;
 
 static int tap_target(pf_tap_point p) {
@@ -415,17 +413,17 @@ static int tap_target(pf_tap_point p) {
 }
 
 /* Row b of the event: its first n[b] positions as a float32 [n[b], width] tensor. */
-static pf_status capture_row(capture_state *s, const pf_tap_event *ev, int t, size_t b,
+static pf_status capture_row(const pf_bias_item *it, const pf_tap_event *ev, int t, size_t b,
                              pf_err *err) {
-  int64_t shape[2] = {(int64_t)s->n[b], ev->width};
+  int64_t shape[2] = {(int64_t)it->n[b], ev->width};
   pf_tensor *x = NULL;
   pf_status st = pf_tensor_new(PF_DTYPE_F32, 2, shape, &x, err);
   if (st) return st;
   memcpy(pf_tensor_mutable_data(x), ev->data + (int64_t)b * ev->seq * ev->width,
-         sizeof(float) * s->n[b] * (size_t)ev->width);
+         sizeof(float) * it->n[b] * (size_t)ev->width);
   char name[96];
   snprintf(name, sizeof name, "%s_layer_%lld", target_prefixes[t], (long long)ev->layer);
-  st = pf_map_set(s->acts[b], name, pf_value_tensor(x));
+  st = pf_map_set(it->acts[b], name, pf_value_tensor(x));
   pf_tensor_release(x);
   return st ? pf_err_set(err, PF_ERR_NOMEM, "activations: out of memory") : PF_OK;
 }
@@ -434,19 +432,20 @@ static pf_status capture_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
   capture_state *s = ud;
   int t = tap_target(ev->point);
   if (t < 0 || !(s->mask & (1u << t)) || (s->layers && !s->layers[ev->layer])) return PF_OK;
+  const pf_bias_item *it = &s->items[ev->index];
   pf_status st = PF_OK;
-  for (size_t b = 0; !st && b < s->batch; b++)
-    st = capture_row(s, ev, t, b, err);
+  for (size_t b = 0; !st && b < it->batch; b++)
+    st = capture_row(it, ev, t, b, err);
   return st;
 }
 
-/* ids of every prompt as one right-padded [batch, S] block with its mask. */
-static pf_status pad_batch(const int32_t *const *ids, const size_t *n, size_t batch, int32_t **out,
-                           int32_t **mask, size_t *seq, pf_err *err) {
+/* ids of every prompt of an item as one right-padded [batch, S] block with its mask. */
+static pf_status pad_batch(const pf_bias_item *it, int32_t **out, int32_t **mask, size_t *seq,
+                           pf_err *err) {
   size_t S = 0;
-  for (size_t b = 0; b < batch; b++)
-    S = n[b] > S ? n[b] : S;
-  size_t cells = batch * S > 0 ? batch * S : 1;
+  for (size_t b = 0; b < it->batch; b++)
+    S = it->n[b] > S ? it->n[b] : S;
+  size_t cells = it->batch * S > 0 ? it->batch * S : 1;
   *out = calloc(cells, sizeof **out);
   *mask = calloc(cells, sizeof **mask);
   if (!*out || !*mask) {
@@ -455,38 +454,71 @@ static pf_status pad_batch(const int32_t *const *ids, const size_t *n, size_t ba
     *out = *mask = NULL;
     return pf_err_set(err, PF_ERR_NOMEM, "activations: out of memory");
   }
-  for (size_t b = 0; b < batch; b++)
-    for (size_t i = 0; i < n[b]; i++) {
-      (*out)[b * S + i] = ids[b][i];
+  for (size_t b = 0; b < it->batch; b++)
+    for (size_t i = 0; i < it->n[b]; i++) {
+      (*out)[b * S + i] = it->ids[b][i];
       (*mask)[b * S + i] = 1;
     }
   *seq = S;
   return PF_OK;
 }
 
-pf_status pf_bias_capture_batch(pf_forward *f, const int32_t *const *ids, const size_t *n,
-                                size_t batch, uint32_t mask, const uint8_t *layers, pf_value **acts,
-                                const pf_ctx *ctx, pf_err *err) {
-  capture_state s = {.mask = mask, .layers = layers, .batch = batch, .n = n, .acts = acts};
-  int32_t *flat = NULL, *pad = NULL;
-  size_t S = 0;
-  for (size_t b = 0; b < batch; b++)
-    acts[b] = NULL;
-  pf_status st = pad_batch(ids, n, batch, &flat, &pad, &S, err);
-  for (size_t b = 0; !st && b < batch; b++)
-    if (!(acts[b] = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count, uint32_t mask,
+                         const uint8_t *layers, const char *what, int split, const pf_ctx *ctx,
+                         pf_err *err) {
+  capture_state s = {.mask = mask, .layers = layers, .items = items};
+  pf_batch *bt = calloc(count ? count : 1, sizeof *bt);
+  pf_status st = bt ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < count; i++)
+    for (size_t b = 0; b < items[i].batch; b++)
+      items[i].acts[b] = NULL;
+  for (size_t i = 0; !st && i < count; i++) {
+    size_t S = 0;
+    int32_t *flat = NULL, *pad = NULL;
+    st = pad_batch(&items[i], &flat, &pad, &S, err);
+    bt[i] = (pf_batch){.batch = (int64_t)items[i].batch, .seq = (int64_t)S, .ids = flat,
+                       .mask = pad};
+    for (size_t b = 0; !st && b < items[i].batch; b++)
+      if (!(items[i].acts[b] = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
   pf_taps taps = {.layers = layers, .fn = capture_tap, .user_data = &s};
   for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
     if (mask & (1u << t)) taps.points |= 1u << target_taps[t];
-  pf_batch bt = {.batch = (int64_t)batch, .seq = (int64_t)S, .ids = flat, .mask = pad};
-  if (!st) st = pf_forward_run(f, &bt, &taps, NULL, NULL, ctx, err);
-  free(flat);
-  free(pad);
-  for (size_t b = 0; st && b < batch; b++) {
-    pf_value_release(acts[b]);
-    acts[b] = NULL;
+  const pf_pass pass = {.batches = bt, .n = (int64_t)count, .taps = &taps, .what = what,
+                        .split = split};
+  pf_pass_info info;
+  if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
+  if (!st && count > 1) pf_ctx_log(ctx, "%s: %s", what ? what : "activations", info.why);
+  for (size_t i = 0; bt && i < count; i++) {
+    free((void *)bt[i].ids);
+    free((void *)bt[i].mask);
   }
+  free(bt);
+  for (size_t i = 0; st && i < count; i++)
+    for (size_t b = 0; b < items[i].batch; b++) {
+      pf_value_release(items[i].acts[b]);
+      items[i].acts[b] = NULL;
+    }
   return st;
+}
+
+pf_status pf_bias_capture_items(pf_forward *f, const pf_bias_item *items, size_t count,
+                                uint32_t mask, const uint8_t *layers, const char *what,
+                                const pf_ctx *ctx, pf_err *err) {
+  return capture(f, items, count, mask, layers, what, 0, ctx, err);
+}
+
+pf_status pf_bias_capture_share(pf_forward *f, const pf_bias_item *items, size_t count,
+                                uint32_t mask, const uint8_t *layers, const char *what,
+                                const pf_ctx *ctx, pf_err *err) {
+  return capture(f, items, count, mask, layers, what, 1, ctx, err);
+}
+
+pf_status pf_bias_capture_batch(pf_forward *f, const int32_t *const *ids, const size_t *n,
+                                size_t batch, uint32_t mask, const uint8_t *layers, pf_value **acts,
+                                const pf_ctx *ctx, pf_err *err) {
+  const pf_bias_item it = {.ids = ids, .n = n, .batch = batch, .acts = acts};
+  return pf_bias_capture_items(f, &it, 1, mask, layers, NULL, ctx, err);
 }
 
 pf_status pf_bias_capture(pf_forward *f, const int32_t *ids, size_t n, uint32_t mask,

@@ -131,6 +131,25 @@ pf_status pf_bias_capture_batch(pf_forward *f, const int32_t *const *ids, const 
                                 size_t batch, uint32_t mask, const uint8_t *layers, pf_value **acts,
                                 const pf_ctx *ctx, pf_err *err);
 
+/* Many batches in one pass (pf_forward_pass: layer-major when the model does
+ * not fit in memory): item i is a pf_bias_capture_batch of its own, and each
+ * map is exactly what that call gives. `what` labels the progress. On error
+ * every acts[b] is NULL. */
+typedef struct pf_bias_item {
+  const int32_t *const *ids; /* [batch] prompts */
+  const size_t *n;           /* [batch] their lengths */
+  size_t batch;
+  pf_value **acts;           /* [batch] receive the maps */
+} pf_bias_item;
+pf_status pf_bias_capture_items(pf_forward *f, const pf_bias_item *items, size_t count,
+                                uint32_t mask, const uint8_t *layers, const char *what,
+                                const pf_ctx *ctx, pf_err *err);
+/* The same with MPI: only this rank's share of the items (pf_dist_range) is
+ * captured; the maps of the other items stay empty. */
+pf_status pf_bias_capture_share(pf_forward *f, const pf_bias_item *items, size_t count,
+                                uint32_t mask, const uint8_t *layers, const char *what,
+                                const pf_ctx *ctx, pf_err *err);
+
 /* What pf_bias_capture would produce for a prompt of n tokens, without running
  * anything (dry runs): planned tensors (shape only, data NULL) in the same
  * order. */

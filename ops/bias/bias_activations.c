@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bias.h"
+#include "dist.h"
 #include "opdata.h"
 
 static const pf_param_spec bias_activations_params[] = {
@@ -105,10 +106,10 @@ static void pair_data_free(pair_data *d) {
   }
 }
 
-/* Both prompts in one forward pass (a right-padded batch of two rows: the
- * weights are read once; see pf_bias_capture_batch). */
-static pf_status capture_pair(const run_state *r, const pf_prompt_pair *p, pair_data *d,
-                              pf_err *err) {
+/* Both prompts of a pair, encoded and labelled (a dry run also plans the
+ * activation shapes; a real run captures every pair in one pass, run_pairs). */
+static pf_status encode_pair(const run_state *r, const pf_prompt_pair *p, pair_data *d,
+                             pf_err *err) {
   const char *pr[2] = {p->prompt1, p->prompt2};
   pf_status st = PF_OK;
   for (int k = 0; !st && k < 2; k++) {
@@ -116,9 +117,6 @@ static pf_status capture_pair(const run_state *r, const pf_prompt_pair *p, pair_
     if (!st) st = pf_bias_token_labels(r->tok, d->ids[k], d->n[k], &d->tokens[k], err);
     if (st) pf_err_prefix(err, "prompt%d \"%.80s\"", k + 1, pr[k]);
   }
-  if (!st && r->fwd)
-    st = pf_bias_capture_batch(r->fwd, (const int32_t *const *)d->ids, d->n, 2, r->mask, r->flags,
-                               d->acts, r->ctx, err);
   for (int k = 0; !st && !r->fwd && k < 2; k++) /* dry run: shapes only */
     st = pf_bias_plan(r->m, d->n[k], r->mask, r->flags, &d->acts[k], err);
   return st;
@@ -147,28 +145,48 @@ static pf_value *pair_value(const pf_prompt_pair *p, size_t i, pair_data *d) {
   return pair;
 }
 
-static pf_status run_pair(const run_state *r, const pf_prompt_pair *p, size_t i, pf_value *pairs,
-                          pf_err *err) {
-  pair_data d = {0};
-  pf_status st = capture_pair(r, p, &d, err);
-  if (st) {
-    pair_data_free(&d);
-    return pf_err_prefix(err, "pair %zu", i + 1);
-  }
-  pf_value *pair = pair_value(p, i, &d);
-  pair_data_free(&d);
-  if (!pair || pf_list_push(pairs, pair) != PF_OK)
-    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  return PF_OK;
-}
-
+/* Every pair encoded, then both prompts of each pair as a right-padded batch of
+ * two rows (the weights are read once per pair, or once for all pairs when the
+ * pass is layer-major; see pf_bias_capture_items), then the pair values. */
 static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pairs, pf_err *err) {
-  pf_status st = pf_model_tokenizer(r->m, &r->tok, err);
+  pair_data *d = calloc(pp->n ? pp->n : 1, sizeof *d);
+  pf_bias_item *items = calloc(pp->n ? pp->n : 1, sizeof *items);
+  pf_status st = d && items ? pf_model_tokenizer(r->m, &r->tok, err)
+                            : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && !(r->ctx && r->ctx->dry_run)) st = pf_forward_new(r->m, &r->fwd, err);
   for (size_t i = 0; !st && i < pp->n; i++) {
-    st = run_pair(r, &pp->items[i], i, pairs, err);
-    pf_ctx_progress(r->ctx, "bias_activations", (uint64_t)i + 1, (uint64_t)pp->n);
+    if ((st = encode_pair(r, &pp->items[i], &d[i], err))) pf_err_prefix(err, "pair %zu", i + 1);
+    items[i] = (pf_bias_item){.ids = (const int32_t *const *)d[i].ids, .n = d[i].n, .batch = 2,
+                              .acts = d[i].acts};
   }
+  /* MPI: each rank captures its share of the pairs, then every rank gets all */
+  int64_t lo = 0, hi = (int64_t)pp->n;
+  if (r->fwd) pf_dist_range((int64_t)pp->n, &lo, &hi);
+  if (!st && r->fwd)
+    st = pf_bias_capture_share(r->fwd, items, pp->n, r->mask, r->flags, "bias_activations",
+                               r->ctx, err);
+  pf_value *mine = st ? NULL : pf_value_list(), *all = NULL;
+  if (!st && !mine) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t i = (size_t)lo; !st && i < (size_t)hi; i++) {
+    pf_value *pair = pair_value(&pp->items[i], i, &d[i]);
+    if (!pair || pf_list_push(mine, pair) != PF_OK)
+      st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  if (!st && pf_dist_size() > 1 && r->fwd) {
+    st = pf_dist_allgather_list(mine, &all, err);
+    pf_value_release(mine);
+    mine = all;
+  }
+  for (size_t i = 0; !st && i < mine->u.list.len; i++) {
+    pf_value_retain(mine->u.list.items[i]);
+    if (pf_list_push(pairs, mine->u.list.items[i]) != PF_OK)
+      st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  pf_value_release(mine);
+  for (size_t i = 0; d && i < pp->n; i++)
+    pair_data_free(&d[i]);
+  free(d);
+  free(items);
   pf_forward_free(r->fwd);
   pf_tokenizer_free(r->tok);
   return st;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bias_metrics.h"
+#include "dist.h"
 #include "fsutil.h"
 #include "op.h"
 
@@ -145,7 +146,7 @@ static pf_status assemble(const pf_value *params, side *cur, side *before, pf_va
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   }
   const char *dir = pf_map_str(params, "output_dir", NULL);
-  if (!st && dir) st = write_files(dir, cur, before, res, err);
+  if (!st && dir && pf_dist_writer()) st = write_files(dir, cur, before, res, err); /* MPI: rank 0 */
   return st;
 }
 

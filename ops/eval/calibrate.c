@@ -20,6 +20,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "kernels/kernels.h"
+#include "dist.h"
 #include "ophelp.h"
 #include "opdata.h"
 #include "pruning.h"
@@ -148,7 +149,8 @@ static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value
   }
   if (!st && !r) st = compute(m, ds, idx, n, ctx, &r, err);
   if (!st && !dry && cache) st = pf_map_set_str(r, "cache_key", key);
-  if (!st && !dry && cache && !cached) st = cache_write(cache, path, r, err);
+  /* MPI: rank 0 alone writes (every rank read the cache before the pass) */
+  if (!st && !dry && cache && !cached && pf_dist_writer()) st = cache_write(cache, path, r, err);
   if (!st) st = pf_map_set_bool(r, "cached", cached);
   if (!st) {
     pf_value *sv = pf_data_stats_value(ds);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "forward.h"
 
 typedef struct calib_state {
@@ -17,7 +18,6 @@ typedef struct calib_state {
   float *layer_in;      /* [B*S*H] copy of the current layer's input */
   size_t layer_in_cap;  /* floats */
   double *batch_scores; /* [n_layers * n_batches] */
-  int64_t batch;        /* current batch index */
 } calib_state;
 
 static void accumulate_norms(calib_state *s, const pf_tap_event *ev) {
@@ -85,7 +85,7 @@ static pf_status calib_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
     memcpy(s->layer_in, ev->data, need * sizeof(float));
     break;
   case PF_TAP_LAYER_OUTPUT:
-    s->batch_scores[s->batch * s->c->n_layers + ev->layer] = batch_importance(s, ev);
+    s->batch_scores[ev->index * s->c->n_layers + ev->layer] = batch_importance(s, ev);
     break;
   default:
     break;
@@ -143,19 +143,25 @@ pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint
   s.sumsq = malloc(sizeof(double) * (size_t)maxw);
   s.batch_scores = calloc((size_t)(nb * m->n_layers + 1), sizeof(double));
   pf_forward *f = NULL;
+  pf_batch *batches = NULL;
   if (!s.sumsq || !s.batch_scores) st = pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
+  if (!st) st = pf_dataset_batches(ds, &batches, err);
   if (!st) st = pf_forward_new(m, &f, err);
   pf_taps taps = {.points = 0, .fn = calib_tap, .user_data = &s};
   if (want_norms) taps.points |= 1u << PF_TAP_DOWN_PROJ_INPUT;
   if (want_importance) taps.points |= (1u << PF_TAP_LAYER_INPUT) | (1u << PF_TAP_LAYER_OUTPUT);
-  for (int64_t b = 0; !st && b < nb; b++) {
-    pf_batch batch;
-    s.batch = b;
-    st = pf_dataset_batch(ds, b, &batch, err);
-    if (!st) st = pf_forward_run(f, &batch, &taps, NULL, NULL, ctx, err);
-    if (st) pf_err_prefix(err, "calibration batch %lld", (long long)b);
-    pf_ctx_progress(ctx, "calibration", (uint64_t)(b + 1), (uint64_t)nb);
-  }
+  const pf_pass pass = {.batches = batches, .n = nb, .taps = &taps, .split = 1,
+                        .what = want_importance && !want_norms ? "importance" : "calibration"};
+  pf_pass_info info;
+  if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
+  if (st) pf_err_prefix(err, "calibration");
+  else pf_ctx_log(ctx, "%s: %s", pass.what, info.why);
+  /* MPI: every rank ran its share; norms add up in rank order, batch scores
+   * are disjoint (exact) */
+  for (int64_t l = 0; !st && want_norms && l < m->n_layers; l++)
+    if (out->norms[l]) st = pf_dist_sum_f32(out->norms[l], out->widths[l], err);
+  if (!st && want_importance) st = pf_dist_sum_f64(s.batch_scores, nb * m->n_layers, err);
+  free(batches);
   if (!st && want_importance) finish_importance(&s, nb);
   out->batches = nb;
   pf_forward_free(f);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "forward.h"
 #include "kernels/kernels.h"
 #include "ophelp.h"
@@ -86,52 +87,107 @@ typedef struct eval_out {
   eval_acc model, parent;
 } eval_out;
 
-/* One row (sequence) of a batch as a batch of its own. */
-static pf_batch row_batch(const pf_batch *b, int64_t i) {
-  pf_batch r = {.batch = 1, .seq = b->seq, .ids = b->ids + i * b->seq,
-                .mask = b->mask ? b->mask + i * b->seq : NULL};
-  return r;
+/* One pass of the model (and, with a parent, one of the parent before it). */
+typedef struct eval_pass {
+  pf_forward *fm, *fp;
+  eval_out *o;
+  pf_states *parent; /* compare: the parent's final states of every row */
+  float *px;         /* [seq, H]: one row of them */
+} eval_pass;
+
+static pf_status parent_final(void *ud, int64_t i, const pf_batch *b, const float *x,
+                              pf_err *err) {
+  (void)b;
+  return pf_states_put(((eval_pass *)ud)->parent, i, x, err);
 }
 
-static pf_status eval_batch(pf_forward *fm, pf_forward *fp, const pf_batch *b, eval_out *o,
-                            const pf_ctx *ctx, pf_err *err) {
-  if (!fp) {
-    o->model.b = b;
-    return pf_forward_run(fm, b, NULL, eval_logits, &o->model, ctx, err);
+/* Logits of a batch; with a parent, a row (the parent's first, as each position
+ * compares the two distributions). */
+static pf_status model_final(void *ud, int64_t i, const pf_batch *b, const float *x, pf_err *err) {
+  eval_pass *e = ud;
+  eval_out *o = e->o;
+  o->parent.b = o->model.b = b;
+  if (!e->fp) return pf_forward_logits(e->fm, x, b->batch * b->seq, eval_logits, &o->model, err);
+  pf_status st = pf_states_get(e->parent, i, e->px, err);
+  if (!st) st = pf_forward_logits(e->fp, e->px, b->seq, eval_logits, &o->parent, err);
+  if (!st) st = pf_forward_logits(e->fm, x, b->seq, eval_logits, &o->model, err);
+  return st;
+}
+
+/* The dataset's batches, or with a parent every row as a batch of its own (one
+ * [seq, vocab] block of parent log-probabilities at a time). */
+static pf_status eval_batches(const pf_dataset *ds, int rows, pf_batch **out, int64_t *n,
+                              pf_err *err) {
+  pf_batch *b = NULL;
+  pf_status st = pf_dataset_batches(ds, &b, err);
+  *n = pf_dataset_batch_count(ds);
+  if (st || !rows) {
+    *out = b;
+    return st;
   }
-  pf_status st = PF_OK;
-  for (int64_t i = 0; !st && i < b->batch; i++) {
-    pf_batch rb = row_batch(b, i);
-    o->parent.b = o->model.b = &rb;
-    st = pf_forward_run(fp, &rb, NULL, eval_logits, &o->parent, ctx, err);
-    if (!st) st = pf_forward_run(fm, &rb, NULL, eval_logits, &o->model, ctx, err);
-  }
+  int64_t nr = 0;
+  for (int64_t i = 0; i < *n; i++)
+    nr += b[i].batch;
+  pf_batch *r = calloc((size_t)(nr > 0 ? nr : 1), sizeof *r);
+  if (!r) st = pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory");
+  for (int64_t i = 0, k = 0; !st && i < *n; i++)
+    for (int64_t j = 0; j < b[i].batch; j++)
+      r[k++] = (pf_batch){.batch = 1, .seq = b[i].seq, .ids = b[i].ids + j * b[i].seq,
+                          .mask = b[i].mask ? b[i].mask + j * b[i].seq : NULL};
+  free(b);
+  *out = r;
+  *n = nr;
+  return st;
+}
+
+/* MPI: the sums of every rank's share, added in rank order. */
+static pf_status reduce_acc(eval_out *o, pf_err *err) {
+  double d[4] = {o->model.nll, o->model.kl, o->parent.nll, o->parent.kl};
+  int64_t c[3] = {o->model.count, o->model.agree, o->parent.count};
+  pf_status st = pf_dist_sum_f64(d, 4, err);
+  if (!st) st = pf_dist_sum_i64(c, 3, err);
+  o->model.nll = d[0], o->model.kl = d[1], o->parent.nll = d[2], o->parent.kl = d[3];
+  o->model.count = c[0], o->model.agree = c[1], o->parent.count = c[2];
   return st;
 }
 
 static pf_status perplexity_pass(const pf_model *m, const pf_model *parent, const pf_dataset *ds,
                                  eval_out *o, const pf_ctx *ctx, pf_err *err) {
-  int64_t vocab = m->config.vocab_size, seq = pf_dataset_stats(ds).max_seq;
-  pf_forward *fm = NULL, *fp = NULL;
+  int64_t vocab = m->config.vocab_size, seq = pf_dataset_stats(ds).max_seq, nb = 0;
+  eval_pass e = {.o = o};
+  pf_batch *batches = NULL;
   o->model.row = malloc(sizeof(float) * (size_t)vocab);
   if (parent) {
     o->parent.parent_lp = o->model.parent_lp = malloc(sizeof(float) * (size_t)(seq * vocab));
     o->parent.store_parent = 1;
+    e.px = malloc(sizeof(float) * (size_t)(seq * parent->config.hidden_size));
   }
-  pf_status st = o->model.row && (!parent || o->parent.parent_lp)
+  pf_status st = o->model.row && (!parent || (o->parent.parent_lp && e.px))
                      ? PF_OK
                      : pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory for log-probs");
-  if (!st) st = pf_forward_new(m, &fm, err);
-  if (!st && parent) st = pf_forward_new(parent, &fp, err);
-  int64_t nb = pf_dataset_batch_count(ds);
-  for (int64_t i = 0; !st && i < nb; i++) {
-    pf_batch b;
-    st = pf_dataset_batch(ds, i, &b, err);
-    if (!st) st = eval_batch(fm, fp, &b, o, ctx, err);
-    pf_ctx_progress(ctx, "evaluate", (uint64_t)(i + 1), (uint64_t)nb);
+  if (!st) st = eval_batches(ds, parent != NULL, &batches, &nb, err);
+  if (!st) st = pf_forward_new(m, &e.fm, err);
+  if (!st && parent) st = pf_forward_new(parent, &e.fp, err);
+  pf_pass pass = {.batches = batches, .n = nb, .final_fn = parent_final, .final_ud = &e,
+                  .what = "evaluate (compare)", .split = 1};
+  pf_pass_info info;
+  if (!st && parent) { /* the parent's final states first, kept like a pass's states */
+    pf_pass_plan(e.fp, &pass, ctx, &info);
+    info.states_in_file = info.state_bytes > info.budget / 4;
+    st = pf_pass_states_new(e.fp, &pass, &info, &e.parent, err);
+    if (!st) st = pf_forward_pass(e.fp, &pass, &info, ctx, err);
+    if (st) pf_err_prefix(err, "compare model");
   }
-  pf_forward_free(fm);
-  pf_forward_free(fp);
+  pass.final_fn = model_final;
+  pass.what = "evaluate";
+  if (!st) st = pf_forward_pass(e.fm, &pass, &info, ctx, err);
+  if (!st) pf_ctx_log(ctx, "evaluate: %s", info.why);
+  if (!st) st = reduce_acc(o, err);
+  pf_states_free(e.parent);
+  pf_forward_free(e.fm);
+  pf_forward_free(e.fp);
+  free(batches);
+  free(e.px);
   free(o->model.row);
   free(o->model.parent_lp);
   return st;

@@ -286,4 +286,5 @@ const pf_op pf_op_save = {
                "\"plan\" holds {output_shapes (changed tensors only), parameters_before, "
                "parameters_after, config_diff {key: [old, new]}, peak_memory_bytes}",
     .run = save_run,
+    .writes = 1,
 };

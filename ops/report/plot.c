@@ -366,4 +366,5 @@ const pf_op pf_op_plot = {
                "heatmap_<key>_pair<k>, pca_<key>_pair<k> (k 0-based), and layer_importance, "
                "bias_comparison_<component|overall>, neuron_differences",
     .run = plot_run,
+    .writes = 1,
 };

@@ -481,4 +481,5 @@ const pf_op pf_op_report = {
     .n_params = sizeof report_params / sizeof report_params[0],
     .returns = "{path, pages, figures}",
     .run = report_run,
+    .writes = 1,
 };

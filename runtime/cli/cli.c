@@ -473,22 +473,46 @@ static pf_status parse_recipe(opt_iter *it, pf_cli *c, pf_err *err) {
   return PF_OK;
 }
 
-/* --max-memory SIZE / --max-memory=SIZE, taken out of argv wherever it stands
- * before a Lua script's name (arguments after the script are the script's). The
- * rest goes to *argv (a copy owned by c; the strings stay argv's). */
-static pf_status take_max_memory(int *argc, char ***argv, pf_cli *c, pf_err *err) {
+pf_status pf_pass_order_parse(const char *v, pf_pass_order *out, pf_err *err) {
+  static const char *const names[] = {"auto", "batch", "layer"};
+  for (int k = 0; k < 3; k++)
+    if (v && !strcmp(v, names[k])) {
+      *out = (pf_pass_order)k;
+      return PF_OK;
+    }
+  return pf_err_set(err, PF_ERR_INVALID, "expected auto, batch or layer, got '%s'", v ? v : "");
+}
+
+/* One global option's value into c. */
+static pf_status take_global(pf_cli *c, int k, const char *v, pf_err *err) {
+  pf_status st = k == 0   ? pf_parse_size(v, &c->max_memory, err)
+                 : k == 1 ? pf_parse_size(v, &c->memory_budget, err)
+                          : pf_pass_order_parse(v, &c->pass_order, err);
+  if (k == 2) c->pass_order_given = 1;
+  return st;
+}
+
+/* --max-memory, --memory-budget and --pass-order (SIZE / VALUE, or =VALUE),
+ * taken out of argv wherever they stand before a Lua script's name (arguments
+ * after the script are the script's). The rest goes to *argv (a copy owned by
+ * c; the strings stay argv's). */
+static pf_status take_globals(int *argc, char ***argv, pf_cli *c, pf_err *err) {
+  static const char *const names[] = {"--max-memory", "--memory-budget", "--pass-order"};
   char **in = *argv, **out = calloc((size_t)*argc + 1, sizeof *out);
   if (!out) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   c->argv_owned = out;
   int n = 0, lua = 0;
   for (int i = 0; i < *argc; i++) {
     const char *a = in[i], *iv = NULL;
-    if (i > 0 && !lua && is_opt(a, "--max-memory", &iv)) {
+    int k = -1;
+    for (int j = 0; k < 0 && i > 0 && !lua && j < 3; j++)
+      if (is_opt(a, names[j], &iv)) k = j;
+    if (k >= 0) {
       if (!iv && i + 1 >= *argc)
-        return pf_err_set(err, PF_ERR_INVALID, "Option '--max-memory' requires an argument.");
+        return pf_err_set(err, PF_ERR_INVALID, "Option '%s' requires an argument.", names[k]);
       const char *v = iv ? iv : in[++i];
-      if (pf_parse_size(v, &c->max_memory, err) != PF_OK)
-        return pf_err_prefix(err, "Invalid value for '--max-memory'");
+      if (take_global(c, k, v, err) != PF_OK)
+        return pf_err_prefix(err, "Invalid value for '%s'", names[k]);
       continue;
     }
     if (n == 1) lua = ends_with(a, ".lua"); /* a is the command */
@@ -502,7 +526,7 @@ static pf_status take_max_memory(int *argc, char ***argv, pf_cli *c, pf_err *err
 pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
   memset(c, 0, sizeof *c);
   if (argc > 0) {
-    pf_status st = take_max_memory(&argc, &argv, c, err);
+    pf_status st = take_globals(&argc, &argv, c, err);
     if (st != PF_OK) return st;
   }
   opt_iter it = {.argc = argc, .i = 1, .argv = argv};

@@ -60,8 +60,16 @@ typedef struct pf_cli {
   /* --max-memory SIZE (any command, before a Lua script's name): working-memory
    * cap in bytes, 0 = none. main.c applies it (RLIMIT_DATA). */
   uint64_t max_memory;
-  char **argv_owned; /* argv without --max-memory (owned; other fields point into it) */
+  /* --pass-order auto|batch|layer and --memory-budget SIZE (same places): how
+   * data-parallel passes run (pf_ctx.pass_order / memory_budget); 0 = not given */
+  pf_pass_order pass_order;
+  int pass_order_given;
+  uint64_t memory_budget;
+  char **argv_owned; /* argv without the options above (owned; other fields point into it) */
 } pf_cli;
+
+/* "auto" | "batch" | "layer"; PF_ERR_INVALID naming them otherwise. */
+pf_status pf_pass_order_parse(const char *v, pf_pass_order *out, pf_err *err);
 
 /* Parse argv. On PF_ERR_INVALID the message is a usage error (exit code 2). */
 pf_status pf_cli_parse(int argc, char **argv, pf_cli *out, pf_err *err);

@@ -53,6 +53,14 @@ typedef void (*pf_progress_fn)(void *user_data, const char *what, uint64_t done,
 /* Log line (info level) from library code; the front end decides whether to print. */
 typedef void (*pf_log_fn)(void *user_data, const char *line);
 
+/* Order of a data-parallel pass over many batches (runtime/forward/forward.h,
+ * pf_forward_pass): batch-major runs each batch through every layer (the
+ * weights are read once per batch: fine while they stay in the page cache);
+ * layer-major runs every batch through layer i before layer i+1 (each weight
+ * is read once per pass; the hidden states of all batches are kept). AUTO
+ * picks layer-major when the model does not fit in the memory budget. */
+typedef enum pf_pass_order { PF_PASS_AUTO = 0, PF_PASS_BATCH, PF_PASS_LAYER } pf_pass_order;
+
 /* The run context passed to every op. Owned by the caller (front end). */
 typedef struct pf_ctx {
   pf_progress_fn progress; /* may be NULL */
@@ -60,6 +68,8 @@ typedef struct pf_ctx {
   void *user_data;
   int dry_run;             /* plan only: never read or write weight bytes */
   volatile int *interrupt; /* may be NULL; non-zero means stop at the next safe point */
+  pf_pass_order pass_order; /* data-parallel passes: AUTO (0), or forced */
+  uint64_t memory_budget;   /* bytes the passes may assume; 0 = MemAvailable */
 } pf_ctx;
 
 void pf_ctx_progress(const pf_ctx *ctx, const char *what, uint64_t done, uint64_t total);

@@ -491,7 +491,7 @@ static pf_status check_ids(pf_forward *f, const pf_batch *b, pf_err *err) {
   return PF_OK;
 }
 
-static pf_status check_taps(const pf_forward *f, const pf_taps *taps, pf_err *err) {
+pf_status pf_fwd_check_taps(const pf_taps *taps, pf_err *err) {
   if (!taps || !taps->points) return PF_OK;
   if (taps->points >> PF_TAP_COUNT)
     return pf_err_set(err, PF_ERR_INVALID, "taps: expected bits below 1 << %d, got 0x%x",
@@ -500,23 +500,31 @@ static pf_status check_taps(const pf_forward *f, const pf_taps *taps, pf_err *er
   return PF_OK;
 }
 
-/* Number of layers to run: all when logits are wanted, else up to the last tap. */
-static int64_t layers_needed(const pf_forward *f, const pf_taps *taps, int want_logits) {
-  if (want_logits) return f->n_layers;
+int64_t pf_fwd_layers_needed(const pf_forward *f, const pf_taps *taps, int want_final) {
+  if (want_final) return f->n_layers;
   if (!taps || !taps->points || !taps->fn) return 0;
   for (int64_t l = f->n_layers; l > 0; l--)
     if (!taps->layers || taps->layers[l - 1]) return l;
   return 0;
 }
 
-static pf_status emit_logits(pf_forward *f, int64_t T, pf_logits_fn fn, void *ud, pf_err *err) {
+pf_status pf_fwd_begin_batch(pf_forward *f, const pf_batch *b, pf_err *err) {
+  pf_status s;
+  if ((s = check_batch(f, b, err)) ||
+      (s = pf_fwd_reserve(f, b->batch * b->seq, b->batch, b->seq, err)))
+    return s;
+  return check_ids(f, b, err);
+}
+
+pf_status pf_forward_logits(pf_forward *f, const float *x, int64_t T, pf_logits_fn fn, void *ud,
+                            pf_err *err) {
   if (!f->logits) {
     f->logits = malloc((size_t)(f->logit_rows * f->vocab) * sizeof(float));
     if (!f->logits) return pf_err_set(err, PF_ERR_NOMEM, "forward: out of memory for logits");
   }
   for (int64_t r0 = 0; r0 < T; r0 += f->logit_rows) {
     const int64_t n = T - r0 < f->logit_rows ? T - r0 : f->logit_rows;
-    pf_status s = pf_fwd_logits(f, f->x + r0 * f->H, n, f->logits, err);
+    pf_status s = pf_fwd_logits(f, x + r0 * f->H, n, f->logits, err);
     if (s != PF_OK) return s;
     if ((s = fn(ud, r0, n, f->logits, f->vocab, err)) != PF_OK) {
       if (err && err->code == PF_OK) pf_err_set(err, s, "the callback returned %d", (int)s);
@@ -531,9 +539,8 @@ pf_status pf_forward_run(pf_forward *f, const pf_batch *b, const pf_taps *taps,
                          pf_logits_fn logits_fn, void *logits_ud, const pf_ctx *ctx, pf_err *err) {
   if (!f || !b) return pf_err_set(err, PF_ERR_INVALID, "forward: NULL runner or batch");
   pf_status s;
-  if ((s = check_batch(f, b, err)) || (s = check_taps(f, taps, err))) return s;
-  const int64_t T = b->batch * b->seq, n_run = layers_needed(f, taps, logits_fn != NULL);
-  if ((s = pf_fwd_reserve(f, T, b->batch, b->seq, err)) || (s = check_ids(f, b, err))) return s;
+  if ((s = pf_fwd_check_taps(taps, err)) || (s = pf_fwd_begin_batch(f, b, err))) return s;
+  const int64_t T = b->batch * b->seq, n_run = pf_fwd_layers_needed(f, taps, logits_fn != NULL);
   if (n_run == 0 && !logits_fn) return PF_OK;
   pf_fwd_embed(f, b->ids, T);
   const pf_fwd_step st = {.batch = b->batch,
@@ -548,5 +555,5 @@ pf_status pf_forward_run(pf_forward *f, const pf_batch *b, const pf_taps *taps,
   }
   if (!logits_fn) return PF_OK;
   if ((s = pf_ctx_check_interrupt(ctx, err))) return s;
-  return emit_logits(f, T, logits_fn, logits_ud, err);
+  return pf_forward_logits(f, f->x, T, logits_fn, logits_ud, err);
 }

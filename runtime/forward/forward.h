@@ -43,10 +43,14 @@ typedef struct pf_tap_event {
   int64_t width;        /* H or the layer's intermediate size */
   const float *data;    /* [B, S, width], contiguous; valid only during the call */
   const int32_t *mask;  /* [B, S]: 1 token, 0 padding (never NULL) */
+  int64_t index;        /* the batch's position in a pass (pf_forward_pass); 0 otherwise */
 } pf_tap_event;
 
 /* Called on the calling thread, outside any parallel region, in forward order
- * (layer by layer; within a layer in the order of pf_tap_point). A non-OK return
+ * (layer by layer; within a layer in the order of pf_tap_point). In a pass over
+ * several batches the events of one batch keep that order, but the batches
+ * interleave (layer-major: layer i of every batch before layer i+1): state per
+ * batch is keyed by ev->index. A non-OK return
  * stops the forward and is returned by pf_forward_run. */
 typedef pf_status (*pf_tap_fn)(void *user_data, const pf_tap_event *ev, pf_err *err);
 
@@ -94,5 +98,74 @@ void pf_forward_free(pf_forward *f); /* NULL ok */
  * "logits callback: ". */
 pf_status pf_forward_run(pf_forward *f, const pf_batch *b, const pf_taps *taps,
                          pf_logits_fn logits_fn, void *logits_ud, const pf_ctx *ctx, pf_err *err);
+
+/* Final norm + lm_head of `rows` hidden states x [rows, H] (as after the last
+ * layer), handed to fn in chunks exactly as pf_forward_run does (row0 counts
+ * from x's first row). */
+pf_status pf_forward_logits(pf_forward *f, const float *x, int64_t rows, pf_logits_fn fn, void *ud,
+                            pf_err *err);
+
+/* ---- passes: many batches through one model ----
+ *
+ * Every data-parallel op (calibration, importance, perplexity, bias
+ * activations) runs its batches as one pass. The order is batch-major (each
+ * batch through all layers, as pf_forward_run) or layer-major (all batches
+ * through layer i, then layer i + 1: every weight is read once per pass and its
+ * pages are released after its layer, so a model larger than RAM is read from
+ * disk once, not once per batch; the hidden states of all batches are kept in
+ * RAM, or in an unlinked scratch file when they would take more than a quarter
+ * of the memory budget). Each (batch, layer) step is the very computation
+ * pf_forward_run does, so both orders give bit-identical taps and states.
+ *
+ * ctx->pass_order forces an order; AUTO picks layer-major when there is more
+ * than one batch and the model's weight bytes exceed three quarters of the
+ * budget (ctx->memory_budget, else MemAvailable of /proc/meminfo). */
+
+/* Hidden states of batch `index` after the last layer (before the final norm),
+ * [batch * seq, H]: pass them to pf_forward_logits for logits. */
+typedef pf_status (*pf_final_fn)(void *user_data, int64_t index, const pf_batch *b, const float *x,
+                                 pf_err *err);
+
+typedef struct pf_pass {
+  const pf_batch *batches; /* [n] */
+  int64_t n;
+  const pf_taps *taps;  /* may be NULL; ev->index is the batch's position in batches */
+  pf_final_fn final_fn; /* may be NULL: then layers after the last tapped one are not run */
+  void *final_ud;
+  const char *what; /* progress label, e.g. "importance" (NULL: "forward") */
+  int split;        /* MPI: run only this rank's share of the batches (pf_dist_range); the
+                       caller combines the ranks' results (runtime/dist/dist.h) */
+} pf_pass;
+
+typedef struct pf_pass_info {
+  pf_pass_order order;   /* PF_PASS_BATCH or PF_PASS_LAYER: the order used */
+  int states_in_file;    /* layer-major: the hidden states were in a scratch file */
+  uint64_t model_bytes;  /* weight bytes of the model */
+  uint64_t state_bytes;  /* hidden states of every batch (float32) */
+  uint64_t budget;       /* the memory budget the choice used */
+  char why[320];         /* one sentence: the order, where the states were, and why */
+} pf_pass_info;
+
+/* Run the pass. Callbacks fire on the calling thread; finals in batch order,
+ * after every layer of that batch. Errors as pf_forward_run, prefixed "batch
+ * N: " (N its position in batches). info may be NULL. Progress: what, done /
+ * total counted in (layer, batch) steps. */
+pf_status pf_forward_pass(pf_forward *f, const pf_pass *p, pf_pass_info *info, const pf_ctx *ctx,
+                          pf_err *err);
+/* The order pf_forward_pass would take, and why (fills *out). */
+void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_pass_info *out);
+
+/* Float32 blocks of n items (bytes[i] each) kept between passes: in RAM, or
+ * (in_file) in an unlinked scratch file read and written with pread/pwrite.
+ * pf_pass_states_new: one [batch * seq, H] block per batch of p, placed as
+ * in->states_in_file says. */
+typedef struct pf_states pf_states;
+pf_status pf_states_new(int64_t n, const uint64_t *bytes, int in_file, pf_states **out,
+                        pf_err *err);
+pf_status pf_pass_states_new(const pf_forward *f, const pf_pass *p, const pf_pass_info *in,
+                             pf_states **out, pf_err *err);
+pf_status pf_states_put(pf_states *s, int64_t i, const float *x, pf_err *err);
+pf_status pf_states_get(pf_states *s, int64_t i, float *x, pf_err *err);
+void pf_states_free(pf_states *s); /* NULL ok */
 
 #endif

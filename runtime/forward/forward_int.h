@@ -96,6 +96,7 @@ typedef struct pf_fwd_step {
   float *k, *v;
   int64_t kv_bstride;
   const pf_taps *taps; /* NULL = none */
+  int64_t index;       /* the batch's position in a pass (tap events carry it) */
 } pf_fwd_step;
 
 /* Make room for `tokens` tokens in `batch` rows attending to up to `keys` keys
@@ -112,6 +113,14 @@ void pf_fwd_norm(const pf_forward *f, float *y, const float *x, const float *w, 
 pf_status pf_fwd_logits(pf_forward *f, const float *x, int64_t n, float *logits, pf_err *err);
 /* The decoder layer l on the runner's buffers (see pf_fwd_step). */
 pf_status pf_fwd_layer_run(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err);
+/* Validate the batch (shapes, ids, 0/1 right-padded mask) and make it the
+ * runner's current one: buffers reserved, f->mask / pos / len set, the RoPE
+ * tables chosen for its length. */
+pf_status pf_fwd_begin_batch(pf_forward *f, const pf_batch *b, pf_err *err);
+/* Layers to run: all when final states or logits are wanted, else up to the last tap. */
+int64_t pf_fwd_layers_needed(const pf_forward *f, const pf_taps *taps, int want_final);
+/* Check taps (bits, fn). */
+pf_status pf_fwd_check_taps(const pf_taps *taps, pf_err *err);
 /* 1 if a tap at (point, layer) is wanted. */
 int pf_fwd_tap_wanted(const pf_taps *taps, pf_tap_point p, int64_t layer);
 

@@ -35,7 +35,8 @@ static pf_status tap(pf_forward *f, const pf_fwd_step *st, pf_tap_point p, int64
                      .seq = st->seq,
                      .width = width,
                      .data = data,
-                     .mask = f->mask};
+                     .mask = f->mask,
+                     .index = st->index};
   pf_status s = st->taps->fn(st->taps->user_data, &ev, err);
   if (s == PF_OK) return PF_OK;
   if (err && err->code == PF_OK) pf_err_set(err, s, "the callback returned %d", (int)s);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "op.h"
 
 #define MODEL_MT PF_LUA_MODEL_MT
@@ -694,5 +695,10 @@ int pf_lua_open(lua_State *L) {
   lua_setfield(L, -2, "ops");
   lua_pushliteral(L, PF_VERSION);
   lua_setfield(L, -2, "version");
+  /* MPI: this process's rank and the number of ranks (0 and 1 without mpirun) */
+  lua_pushinteger(L, pf_dist_rank());
+  lua_setfield(L, -2, "rank");
+  lua_pushinteger(L, pf_dist_size());
+  lua_setfield(L, -2, "size");
   return 1;
 }

@@ -127,13 +127,15 @@ static const preset presets[] = {
      neox_json},
     {"llama-7b", "llama", "LlamaForCausalLM", 4096, 11008, 32, 32, 32, 32000, 4096, PF_DTYPE_BF16,
      0, 0, 0, 0, 10000.0, NULL},
+    {"llama-13b", "llama", "LlamaForCausalLM", 5120, 13824, 40, 40, 40, 32000, 4096, PF_DTYPE_BF16,
+     0, 0, 0, 0, 10000.0, NULL},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
 static const char *const preset_names[] = {
     "llama-tiny", "llama-small", "qwen2-tiny",  "qwen3-tiny", "mistral-tiny",
     "llama-1b",   "llama-medium", "gemma-tiny", "gemma2-tiny", "gemma3-tiny",
-    "phi3-tiny",  "gpt2-tiny",   "neox-tiny",  "llama-7b",   NULL};
+    "phi3-tiny",  "gpt2-tiny",   "neox-tiny",  "llama-7b",   "llama-13b", NULL};
 _Static_assert(sizeof preset_names / sizeof preset_names[0] == N_PRESETS + 1, "one name per preset");
 
 const char *const *pf_synth_presets(void) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "fsutil.h"
 #include "kernels/kernels.h"
 #include "op.h"
@@ -683,6 +684,7 @@ static pf_value *results_map(const recipe *r, int dry_run, size_t n_steps) {
 }
 
 static pf_status write_results(const recipe *r, const pf_value *res, pf_err *err) {
+  if (!pf_dist_writer()) return PF_OK; /* MPI: rank 0 writes the outputs */
   char *path = pf_path_join(r->output_dir, "results.json");
   char *text = pf_value_to_json_text(res);
   pf_status st;

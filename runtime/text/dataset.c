@@ -349,3 +349,19 @@ const char *pf_dataset_fingerprint(const pf_dataset *ds) {
 const char *pf_dataset_file_hash(const pf_dataset *ds) {
   return ds ? ds->file_hash : "";
 }
+
+pf_status pf_dataset_batches(const pf_dataset *ds, pf_batch **out, pf_err *err) {
+  const int64_t n = pf_dataset_batch_count(ds);
+  pf_batch *b = calloc((size_t)(n > 0 ? n : 1), sizeof *b);
+  *out = NULL;
+  if (!b) return pf_err_set(err, PF_ERR_NOMEM, "dataset: out of memory");
+  for (int64_t i = 0; i < n; i++) {
+    pf_status st = pf_dataset_batch(ds, i, &b[i], err);
+    if (st) {
+      free(b);
+      return st;
+    }
+  }
+  *out = b;
+  return PF_OK;
+}

@@ -86,6 +86,9 @@ int64_t pf_dataset_batch_count(const pf_dataset *ds);
 /* Fill *out with batch i (0 <= i < count): ids and mask point into the dataset
  * and stay valid while it lives; mask is never NULL. PF_ERR_INVALID for a bad i. */
 pf_status pf_dataset_batch(const pf_dataset *ds, int64_t i, pf_batch *out, pf_err *err);
+/* Every batch, in order, as a malloc'd array of pf_dataset_batch_count(ds)
+ * (at least one element allocated); free() it. */
+pf_status pf_dataset_batches(const pf_dataset *ds, pf_batch **out, pf_err *err);
 pf_data_stats pf_dataset_stats(const pf_dataset *ds);
 /* Hex SHA-256 of: the data file's contents hash, the file kind, every option
  * except the path (text_field, samples, max_length, min_length, pack,

@@ -1,0 +1,221 @@
+/* dist.c — see dist.h. Every collective here is called by every rank in the
+ * same order (the ops are run in the same order on every rank). */
+#include "dist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef PF_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1, g_on = 0;
+
+int pf_dist_rank(void) {
+  return g_rank;
+}
+int pf_dist_size(void) {
+  return g_size;
+}
+int pf_dist_writer(void) {
+  return g_rank == 0;
+}
+
+void pf_dist_range(int64_t n, int64_t *lo, int64_t *hi) {
+  *lo = n * g_rank / g_size;
+  *hi = n * (g_rank + 1) / g_size;
+}
+
+#ifdef PF_HAVE_MPI
+
+int pf_dist_available(void) {
+  return 1;
+}
+
+static int launched(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v) return 1;
+  }
+  return 0;
+}
+
+static pf_status mpi_err(pf_err *err, int rc, const char *what) {
+  char msg[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  return pf_err_set(err, PF_ERR_IO, "MPI %s failed on rank %d of %d: %s", what, g_rank, g_size,
+                    msg);
+}
+
+pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
+  if (g_on || !launched()) return PF_OK;
+  int provided = 0;
+  int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  if (rc != MPI_SUCCESS) return pf_err_set(err, PF_ERR_IO, "MPI_Init_thread failed (%d)", rc);
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  g_on = 1;
+  return PF_OK;
+}
+
+void pf_dist_finish(void) {
+  if (g_on) MPI_Finalize();
+  g_on = 0;
+}
+
+void pf_dist_abort(int code) {
+  if (g_on && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+void pf_dist_barrier(void) {
+  if (g_on && g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* Gather n elements of every rank on rank 0, add them in rank order there,
+ * broadcast the sums. Chunks keep MPI's int counts and rank 0's buffer small. */
+#define SUM_IMPL(NAME, T, MPIT)                                                                    \
+  pf_status NAME(T *buf, int64_t n, pf_err *err) {                                                 \
+    if (!g_on || g_size < 2 || n <= 0) return PF_OK;                                               \
+    const int64_t chunk = ((int64_t)1 << 22);                                                      \
+    T *all =                                                                                       \
+        g_rank == 0 ? malloc(sizeof(T) * (size_t)g_size * (size_t)(n < chunk ? n : chunk)) : NULL; \
+    int ok = g_rank != 0 || all != NULL, all_ok = 0;                                               \
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);                              \
+    if (!all_ok) {                                                                                 \
+      free(all);                                                                                   \
+      return pf_err_set(err, PF_ERR_NOMEM, "MPI sum: rank 0 is out of memory");                    \
+    }                                                                                              \
+    for (int64_t at = 0; at < n; at += chunk) {                                                    \
+      const int c = (int)(n - at < chunk ? n - at : chunk);                                        \
+      int rc = MPI_Gather(buf + at, c, MPIT, all, c, MPIT, 0, MPI_COMM_WORLD);                     \
+      if (rc != MPI_SUCCESS) {                                                                     \
+        free(all);                                                                                 \
+        return mpi_err(err, rc, "gather");                                                         \
+      }                                                                                            \
+      if (g_rank == 0)                                                                             \
+        for (int i = 0; i < c; i++) {                                                              \
+          T s = all[i];                                                                            \
+          for (int r = 1; r < g_size; r++)                                                         \
+            s += all[(size_t)r * (size_t)c + (size_t)i];                                           \
+          buf[at + i] = s;                                                                         \
+        }                                                                                          \
+      if ((rc = MPI_Bcast(buf + at, c, MPIT, 0, MPI_COMM_WORLD)) != MPI_SUCCESS) {                 \
+        free(all);                                                                                 \
+        return mpi_err(err, rc, "broadcast");                                                      \
+      }                                                                                            \
+    }                                                                                              \
+    free(all);                                                                                     \
+    return PF_OK;                                                                                  \
+  }
+
+SUM_IMPL(pf_dist_sum_f32, float, MPI_FLOAT)
+SUM_IMPL(pf_dist_sum_f64, double, MPI_DOUBLE)
+SUM_IMPL(pf_dist_sum_i64, int64_t, MPI_INT64_T)
+
+pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **lens, pf_err *err) {
+  const int n = g_on ? g_size : 1;
+  *all = calloc((size_t)n, sizeof **all);
+  *lens = calloc((size_t)n, sizeof **lens);
+  uint64_t *l64 = calloc((size_t)n, sizeof *l64), me = len;
+  int *cnt = calloc((size_t)n, sizeof *cnt), *displ = calloc((size_t)n, sizeof *displ);
+  char *flat = NULL;
+  pf_status st = *all && *lens && l64 && cnt && displ
+                     ? PF_OK
+                     : pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
+  int rc = MPI_SUCCESS;
+  if (g_on && g_size > 1) {
+    rc = MPI_Allgather(&me, 1, MPI_UINT64_T, l64, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS && !st) st = mpi_err(err, rc, "allgather");
+  } else if (l64) {
+    l64[0] = me;
+  }
+  uint64_t total = 0;
+  for (int r = 0; !st && r < n; r++) {
+    if (total + l64[r] > (uint64_t)INT32_MAX)
+      st = pf_err_set(err, PF_ERR_INVALID,
+                      "MPI allgather: %llu bytes is more than one exchange carries (2 GiB)",
+                      (unsigned long long)(total + l64[r]));
+    displ[r] = (int)total;
+    cnt[r] = (int)l64[r];
+    total += l64[r];
+  }
+  if (!st && !(flat = malloc(total ? total : 1)))
+    st = pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
+  if (!st && g_on && g_size > 1) {
+    rc = MPI_Allgatherv(mine, (int)len, MPI_BYTE, flat, cnt, displ, MPI_BYTE, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) st = mpi_err(err, rc, "allgatherv");
+  } else if (!st) {
+    memcpy(flat, mine, len);
+  }
+  for (int r = 0; !st && r < n; r++) {
+    if (!((*all)[r] = malloc(l64[r] ? l64[r] : 1))) {
+      st = pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
+      break;
+    }
+    memcpy((*all)[r], flat + displ[r], l64[r]);
+    (*lens)[r] = l64[r];
+  }
+  free(flat);
+  free(l64);
+  free(cnt);
+  free(displ);
+  if (st) {
+    pf_dist_free_all(*all, *lens);
+    *all = NULL;
+    *lens = NULL;
+  }
+  return st;
+}
+
+#else /* no MPI in this build: one rank */
+
+int pf_dist_available(void) {
+  return 0;
+}
+pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
+  (void)argc, (void)argv, (void)err;
+  (void)g_on;
+  return PF_OK;
+}
+void pf_dist_finish(void) {}
+void pf_dist_abort(int code) {
+  (void)code;
+}
+void pf_dist_barrier(void) {}
+pf_status pf_dist_sum_f32(float *buf, int64_t n, pf_err *err) {
+  (void)buf, (void)n, (void)err;
+  return PF_OK;
+}
+pf_status pf_dist_sum_f64(double *buf, int64_t n, pf_err *err) {
+  (void)buf, (void)n, (void)err;
+  return PF_OK;
+}
+pf_status pf_dist_sum_i64(int64_t *buf, int64_t n, pf_err *err) {
+  (void)buf, (void)n, (void)err;
+  return PF_OK;
+}
+pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **lens, pf_err *err) {
+  *all = calloc(1, sizeof **all);
+  *lens = calloc(1, sizeof **lens);
+  if (*all && *lens && ((*all)[0] = malloc(len ? len : 1))) {
+    memcpy((*all)[0], mine, len);
+    (*lens)[0] = len;
+    return PF_OK;
+  }
+  pf_dist_free_all(*all, *lens);
+  *all = NULL;
+  *lens = NULL;
+  return pf_err_set(err, PF_ERR_NOMEM, "allgather: out of memory");
+}
+
+#endif
+
+void pf_dist_free_all(void **all, size_t *lens) {
+  for (int r = 0; all && r < (g_on ? g_size : 1); r++)
+    free(all[r]);
+  free(all);
+  free(lens);
+}

@@ -1,0 +1,62 @@
+/* dist.h — data parallelism across processes with MPI (optional at build time).
+ *
+ * The same pfrun binary, started by `mpirun -np N pfrun …` (or Slurm's srun),
+ * runs as N ranks. Every rank runs the whole command, recipe or script; the
+ * data-parallel ops (calibrate, importance, evaluate's perplexity, bias
+ * activations) split their batches by a fixed rule (pf_dist_range: contiguous
+ * blocks, rank r takes [r*n/N, (r+1)*n/N)) and combine partial results with
+ * the reductions below, which add the ranks' contributions in rank order on
+ * rank 0 and send the result to every rank: results do not depend on timing.
+ * Only rank 0 writes files (pf_dist_writer); the others run the ops that write
+ * as dry runs and wait for rank 0 (pf_dist_barrier), so every rank holds the
+ * same values afterwards.
+ *
+ * Without MPI in the build, or when not started by an MPI launcher (no
+ * OMPI_COMM_WORLD_SIZE / PMI_SIZE / PMIX_RANK in the environment), there is one
+ * rank and every call below is a no-op.
+ */
+#ifndef PF_DIST_H
+#define PF_DIST_H
+
+#include "pf.h"
+
+/* Start MPI when launched by mpirun/srun (call once, first thing in main; it
+ * may consume MPI's own arguments). PF_ERR_IO when MPI fails to start. */
+pf_status pf_dist_init(int *argc, char ***argv, pf_err *err);
+/* Leave MPI (after the last collective call). */
+void pf_dist_finish(void);
+/* Stop every rank at once (after this rank printed its error). Returns only
+ * when there is one rank. */
+void pf_dist_abort(int code);
+
+int pf_dist_rank(void);
+int pf_dist_size(void);
+/* 1 on the rank that writes outputs (rank 0). */
+int pf_dist_writer(void);
+/* 1 when compiled with MPI. */
+int pf_dist_available(void);
+
+/* This rank's share [lo, hi) of n items. */
+void pf_dist_range(int64_t n, int64_t *lo, int64_t *hi);
+
+/* Element-wise sums over ranks, in rank order (rank 0's + rank 1's + ...), the
+ * result on every rank. PF_ERR_IO naming the MPI error on failure. */
+pf_status pf_dist_sum_f32(float *buf, int64_t n, pf_err *err);
+pf_status pf_dist_sum_f64(double *buf, int64_t n, pf_err *err);
+pf_status pf_dist_sum_i64(int64_t *buf, int64_t n, pf_err *err);
+
+/* Every rank's bytes to every rank: all[r] (malloc'd, len[r] bytes) for r <
+ * size; free with pf_dist_free_all. */
+pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **lens, pf_err *err);
+void pf_dist_free_all(void **all, size_t *lens);
+
+/* The items of every rank's list `mine`, rank 0's first, as one new list on
+ * every rank (values: null, bool, int, number, string, list, map, tensor;
+ * not models). One rank: a copy of mine's items. */
+struct pf_value;
+pf_status pf_dist_allgather_list(const struct pf_value *mine, struct pf_value **all, pf_err *err);
+
+/* Wait for every rank. */
+void pf_dist_barrier(void);
+
+#endif

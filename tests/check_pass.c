@@ -1,0 +1,254 @@
+/* check_pass.c — layer-major passes give what batch-major ones give, bit for
+ * bit: importance, calibration norms, perplexity with a parent (KL, top-1) and
+ * bias activations, on synthetic models of several families (LLaMA, NeoX's
+ * parallel residual, Gemma 2's sliding window and soft-caps, Phi-3's longrope),
+ * with the hidden states in RAM (forced order) and in a scratch file (a
+ * one-byte memory budget: AUTO picks layer-major). Also the automatic choice,
+ * the messages of a bad batch, and an interrupt in the middle of a pass. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "op.h"
+#include "testutil.h"
+
+static const char *const presets[] = {"llama-tiny", "neox-tiny", "gemma2-tiny", "phi3-tiny"};
+enum { N_PRESETS = sizeof presets / sizeof presets[0] };
+
+static char *text_path(void) {
+  static char path[4096];
+  snprintf(path, sizeof path, "%s/tests/golden/families_text.jsonl", PF_SOURCE_DIR);
+  return path;
+}
+
+/* Exact equality of two results: same keys in the same order, numbers with the
+ * same bits, tensors with the same bytes (wall times, "seconds", aside). */
+static int same_value(const pf_value *a, const pf_value *b, char *where, size_t n) {
+  if (a->type != b->type) return snprintf(where, n, "types differ"), 0;
+  switch (a->type) {
+  case PF_V_INT:
+    return a->u.i == b->u.i ||
+           (snprintf(where, n, "int %lld vs %lld", (long long)a->u.i, (long long)b->u.i), 0);
+  case PF_V_NUM:
+    if (memcmp(&a->u.n, &b->u.n, sizeof a->u.n) == 0) return 1;
+    snprintf(where, n, "%.17g vs %.17g", a->u.n, b->u.n);
+    return 0;
+  case PF_V_STR:
+    return strcmp(a->u.s, b->u.s) == 0 || (snprintf(where, n, "strings"), 0);
+  case PF_V_BOOL:
+    return a->u.b == b->u.b;
+  case PF_V_LIST:
+    if (a->u.list.len != b->u.list.len) return snprintf(where, n, "list lengths"), 0;
+    for (size_t i = 0; i < a->u.list.len; i++)
+      if (!same_value(a->u.list.items[i], b->u.list.items[i], where, n)) return 0;
+    return 1;
+  case PF_V_MAP:
+    if (a->u.map.len != b->u.map.len) return snprintf(where, n, "map sizes"), 0;
+    for (size_t i = 0; i < a->u.map.len; i++) {
+      if (strcmp(a->u.map.keys[i], b->u.map.keys[i]))
+        return snprintf(where, n, "key %s vs %s", a->u.map.keys[i], b->u.map.keys[i]), 0;
+      if (!strcmp(a->u.map.keys[i], "seconds")) continue; /* wall time */
+      if (!same_value(a->u.map.vals[i], b->u.map.vals[i], where, n)) {
+        size_t l = strlen(where);
+        snprintf(where + l, n - l, " (at %s)", a->u.map.keys[i]);
+        return 0;
+      }
+    }
+    return 1;
+  case PF_V_TENSOR: {
+    const pf_tensor *x = a->u.tensor, *y = b->u.tensor;
+    if (x->nbytes != y->nbytes || memcmp(x->data, y->data, x->nbytes))
+      return snprintf(where, n, "tensor bytes"), 0;
+    return 1;
+  }
+  default:
+    return 1;
+  }
+}
+
+static pf_value *run_op(const char *op, pf_value *params, const pf_ctx *ctx) {
+  pf_value *out = NULL;
+  pf_err err = {0};
+  pf_status st = pf_op_run(op, params, &out, ctx, &err);
+  ck_assert_msg(st == PF_OK, "%s: %s", op, err.msg);
+  return out;
+}
+
+static pf_value *data_params(pf_model *m, int64_t batch) {
+  pf_value *p = pf_value_map();
+  pf_map_set(p, "model", pf_value_model(m));
+  pf_map_set_str(p, "data", text_path());
+  pf_map_set_int(p, "batch_size", batch);
+  return p;
+}
+
+static pf_value *pairs(void) {
+  static const char *const pr[][2] = {{"The cat sat", "The dog sat"},
+                                      {"Hello world", "Hello there, world"},
+                                      {"A quick brown fox", "A slow brown fox"}};
+  pf_value *l = pf_value_list();
+  for (size_t i = 0; i < sizeof pr / sizeof pr[0]; i++) {
+    pf_value *p = pf_value_list();
+    pf_list_push(p, pf_value_str(pr[i][0]));
+    pf_list_push(p, pf_value_str(pr[i][1]));
+    pf_list_push(l, p);
+  }
+  return l;
+}
+
+/* Every data-parallel op of one model in the order ctx asks for: one list. */
+static pf_value *all_ops(pf_model *m, pf_model *parent, const pf_ctx *ctx) {
+  pf_value *res = pf_value_list(), *p;
+  p = data_params(m, 2); /* 4 samples: 2 batches with padding */
+  pf_list_push(res, run_op("importance", p, ctx));
+  pf_value_release(p);
+  p = data_params(m, 1);
+  pf_list_push(res, run_op("calibrate", p, ctx));
+  pf_value_release(p);
+  p = data_params(m, 3);
+  pf_map_set(p, "compare", pf_value_model(parent));
+  pf_list_push(res, run_op("evaluate", p, ctx));
+  pf_value_release(p);
+  p = data_params(m, 2);
+  pf_list_push(res, run_op("evaluate", p, ctx));
+  pf_value_release(p);
+  p = pf_value_map();
+  pf_map_set(p, "model", pf_value_model(m));
+  pf_map_set(p, "prompt_pairs", pairs());
+  pf_list_push(res, run_op("bias_activations", p, ctx));
+  pf_value_release(p);
+  return res;
+}
+
+START_TEST(test_layer_major_equals_batch_major) {
+  const char *name = presets[_i];
+  char *dir = pf_test_synth(name, 11, NULL), *pdir = pf_test_synth(name, 12, NULL);
+  pf_model *m = pf_test_load(dir), *parent = pf_test_load(pdir);
+  const pf_ctx batch = {.pass_order = PF_PASS_BATCH}, layer = {.pass_order = PF_PASS_LAYER},
+               file = {.memory_budget = 1};
+  pf_value *a = all_ops(m, parent, &batch), *b = all_ops(m, parent, &layer),
+           *c = all_ops(m, parent, &file);
+  char where[256] = "";
+  ck_assert_msg(same_value(a, b, where, sizeof where), "%s: layer-major (RAM) differs: %s", name,
+                where);
+  ck_assert_msg(same_value(a, c, where, sizeof where), "%s: layer-major (file) differs: %s", name,
+                where);
+  /* the results are real numbers, not an empty comparison */
+  const pf_value *ev = a->u.list.items[2];
+  ck_assert(isfinite(pf_map_num(ev, "perplexity", NAN)) && pf_map_num(ev, "kl_divergence", 0) > 0);
+  pf_value_release(a);
+  pf_value_release(b);
+  pf_value_release(c);
+  pf_model_release(m);
+  pf_model_release(parent);
+  pf_test_synth_free(dir);
+  pf_test_synth_free(pdir);
+}
+END_TEST
+
+/* The order each budget gives, and why. */
+START_TEST(test_plan) {
+  char *dir = pf_test_synth("llama-tiny", 11, NULL);
+  pf_model *m = pf_test_load(dir);
+  pf_forward *f = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_OK);
+  int32_t ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  pf_batch bt[2] = {{.batch = 2, .seq = 4, .ids = ids}, {.batch = 1, .seq = 8, .ids = ids}};
+  pf_pass p = {.batches = bt, .n = 2};
+  pf_pass_info in;
+  const uint64_t w = pf_model_weight_bytes(m);
+  const pf_ctx big = {.memory_budget = w * 2}, tight = {.memory_budget = w},
+               tiny = {.memory_budget = 1},
+               forced = {.memory_budget = 1, .pass_order = PF_PASS_BATCH};
+  pf_pass_plan(f, &p, &big, &in);
+  ck_assert_int_eq(in.order, PF_PASS_BATCH);
+  ck_assert_msg(strstr(in.why, "batch-major (the weights fit"), "%s", in.why);
+  pf_pass_plan(f, &p, &tight, &in);
+  ck_assert_int_eq(in.order, PF_PASS_LAYER);
+  ck_assert_int_eq(in.states_in_file, 0);
+  ck_assert_uint_eq(in.state_bytes, (uint64_t)16 * m->config.hidden_size * 4);
+  ck_assert_msg(strstr(in.why, "in RAM"), "%s", in.why);
+  pf_pass_plan(f, &p, &tiny, &in);
+  ck_assert_int_eq(in.order, PF_PASS_LAYER);
+  ck_assert_int_eq(in.states_in_file, 1);
+  ck_assert_msg(strstr(in.why, "in a scratch file"), "%s", in.why);
+  pf_pass_plan(f, &p, &forced, &in);
+  ck_assert_int_eq(in.order, PF_PASS_BATCH);
+  p.n = 1; /* one batch: nothing to gain */
+  pf_pass_plan(f, &p, &tiny, &in);
+  ck_assert_int_eq(in.order, PF_PASS_BATCH);
+  pf_forward_free(f);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
+typedef struct counter {
+  int64_t events, stop_after;
+  volatile int *flag;
+  int64_t last_layer, order_ok;
+} counter;
+
+static pf_status count_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
+  (void)err;
+  counter *c = ud;
+  if (ev->layer < c->last_layer) c->order_ok = 0; /* layer-major: never back to an earlier layer */
+  c->last_layer = ev->layer;
+  if (++c->events == c->stop_after) *c->flag = 1;
+  return PF_OK;
+}
+
+/* A bad id in the second batch fails before any work, naming the batch; an
+ * interrupt stops the pass at the next step. */
+START_TEST(test_errors_and_interrupt) {
+  char *dir = pf_test_synth("llama-tiny", 11, NULL);
+  pf_model *m = pf_test_load(dir);
+  pf_forward *f = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_OK);
+  int32_t ids[8] = {1, 2, 3, 4, 5, 6, 7, 8}, bad[4] = {1, 2, (int32_t)m->config.vocab_size, 3};
+  pf_batch bt[3] = {{.batch = 2, .seq = 4, .ids = ids},
+                    {.batch = 1, .seq = 4, .ids = bad},
+                    {.batch = 1, .seq = 8, .ids = ids}};
+  volatile int flag = 0;
+  counter c = {.stop_after = 5, .flag = &flag, .order_ok = 1};
+  pf_taps taps = {.points = 1u << PF_TAP_LAYER_OUTPUT, .fn = count_tap, .user_data = &c};
+  const pf_ctx ctx = {.pass_order = PF_PASS_LAYER, .interrupt = &flag};
+  pf_pass p = {.batches = bt, .n = 3, .taps = &taps};
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, &ctx, &err), PF_ERR_INVALID);
+  ck_assert_msg(strstr(err.msg, "batch 1: input ids: row 0, position 2"), "%s", err.msg);
+  ck_assert_int_eq(c.events, 0);
+  bt[1].ids = ids;
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, &ctx, &err), PF_ERR_INTERRUPTED);
+  ck_assert_int_eq(c.events, 5); /* stopped at the step after the flag was raised */
+  ck_assert(c.order_ok);
+  flag = 0;
+  c.events = 0;
+  c.stop_after = -1;
+  c.last_layer = 0;
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, &ctx, &err), PF_OK);
+  ck_assert_int_eq(c.events, 3 * m->n_layers);
+  ck_assert(c.order_ok);
+  pf_forward_free(f);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("pass");
+  TCase *tc = tcase_create("pass");
+  tcase_set_timeout(tc, 600);
+  tcase_add_loop_test(tc, test_layer_major_equals_batch_major, 0, N_PRESETS);
+  tcase_add_test(tc, test_plan);
+  tcase_add_test(tc, test_errors_and_interrupt);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return pf_test_main(make_suite);
+}

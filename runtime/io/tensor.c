@@ -396,6 +396,15 @@ int pf_tensor_file_region(const pf_tensor *t, pf_file_region *out) {
   return 1;
 }
 
+void pf_tensor_prefault_rows(const pf_tensor *t, int64_t r0, int64_t r1) {
+  if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->ndim != 2 || r1 <= r0) return;
+  const size_t rb = (size_t)t->shape[1] * pf_dtype_size(t->dtype);
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)t->data + (size_t)r0 * rb) & ~(page - 1);
+  uintptr_t b = (uintptr_t)t->data + (size_t)r1 * rb;
+  (void)madvise((void *)a, b - a, MADV_POPULATE_READ); /* a hint: failures change nothing */
+}
+
 void pf_tensor_release_pages(const pf_tensor *t) {
   if (t && t->lazy && !t->data) {
     pf_lazy_release_pages(t);

@@ -134,6 +134,12 @@ int pf_tensor_file_region(const pf_tensor *t, pf_file_region *out);
  * *parent and *rows are borrowed from t. 0 for every other tensor. */
 int pf_tensor_lazy_rows(const pf_tensor *t, const pf_tensor **parent, const int64_t **rows);
 
+/* Hint that rows [r0, r1) of a 2-D tensor are about to be read: for mapped
+ * storage their pages are mapped into this process in one call
+ * (MADV_POPULATE_READ), instead of one page fault after another; no-op for
+ * other tensors. Never fails, never changes the contents. */
+void pf_tensor_prefault_rows(const pf_tensor *t, int64_t r0, int64_t r1);
+
 /* Hint that the tensor's bytes are not needed in memory now: for mapped
  * storage its whole pages are dropped from this process (they stay in the page
  * cache / scratch file and fault back in on the next access); no-op for heap

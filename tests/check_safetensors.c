@@ -169,6 +169,81 @@ START_TEST(test_roundtrip_single) {
 END_TEST
 
 /* Read the index back with cJSON: total_size, sorted weight_map, shard names. */
+/* Tensors read from a file are copied file to file (copy_file_range), whole or
+ * as runs of kept rows; the bytes must be the mapped ones, also when the input
+ * file has been replaced since it was opened (then the mapping is written). */
+static void assert_same_bytes(const pf_st_reader *r, const char *name, const pf_tensor *want) {
+  pf_tensor *got = NULL;
+  pf_err err = {0};
+  ck_assert_msg(pf_st_get(r, name, &got, &err) == PF_OK, "%s", err.msg);
+  ck_assert_uint_eq(got->nbytes, want->nbytes);
+  unsigned char *b = malloc(want->nbytes ? want->nbytes : 1);
+  pf_tensor_read(want, 0, want->nbytes / pf_dtype_size(want->dtype), b);
+  ck_assert_msg(memcmp(got->data, b, want->nbytes) == 0, "%s: bytes differ", name);
+  free(b);
+  pf_tensor_release(got);
+}
+
+static void save_selections(const pf_st_reader *in, const char *out) {
+  pf_tensor *w = NULL, *b = NULL, *rows = NULL, *cols = NULL, *all = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_st_get(in, "w", &w, &err), PF_OK);
+  ck_assert_int_eq(pf_st_get(in, "b", &b, &err), PF_OK);
+  int64_t keep[] = {0, 1, 2, 5, 6, 9, 10, 11, 12, 63}, kc[] = {1, 2, 3, 40, 47};
+  ck_assert_int_eq(pf_tensor_gather_rows(w, keep, 10, &rows, &err), PF_OK);
+  ck_assert_int_eq(pf_tensor_gather_cols(w, kc, 5, &cols, &err), PF_OK);
+  int64_t every[64];
+  for (int i = 0; i < 64; i++)
+    every[i] = i;
+  ck_assert_int_eq(pf_tensor_gather_rows(w, every, 64, &all, &err), PF_OK);
+  pf_st_entry e[5] = {{"b", b}, {"rows", rows}, {"w", w}, {"cols", cols}, {"all", all}};
+  progress_log pl = {.monotonic = 1};
+  pf_ctx ctx = {.progress = on_progress, .user_data = &pl};
+  ck_assert_int_eq(pf_mkdirs(out, &err), PF_OK);
+  ck_assert_msg(pf_st_write(out, e, 5, 0, &ctx, &err) == PF_OK, "%s", err.msg);
+  ck_assert(pl.monotonic);
+  ck_assert_uint_eq(pl.last_done, pl.last_total);
+  pf_st_reader *r = NULL;
+  ck_assert_int_eq(pf_st_open(out, &r, &err), PF_OK);
+  for (int i = 0; i < 5; i++)
+    assert_same_bytes(r, e[i].name, e[i].tensor);
+  pf_st_close(r);
+  pf_tensor_release(w);
+  pf_tensor_release(b);
+  pf_tensor_release(rows);
+  pf_tensor_release(cols);
+  pf_tensor_release(all);
+}
+
+START_TEST(test_copy_from_file) {
+  int64_t sw[2] = {64, 48}, sb[1] = {37};
+  pf_tensor *t[2] = {make(PF_DTYPE_BF16, 2, sw, 5), make(PF_DTYPE_F32, 1, sb, 6)};
+  pf_st_entry e[2] = {{"b", t[1]}, {"w", t[0]}};
+  pf_err err = {0};
+  char *src = in_dir("src"), *o1 = in_dir("o1"), *o2 = in_dir("o2");
+  ck_assert_int_eq(pf_mkdirs(src, &err), PF_OK);
+  ck_assert_int_eq(pf_st_write(src, e, 2, 0, NULL, &err), PF_OK);
+  pf_st_reader *in = NULL;
+  ck_assert_int_eq(pf_st_open(src, &in, &err), PF_OK);
+  save_selections(in, o1);
+  /* replace the input file: the reader's mapping still has the old bytes */
+  char *f = pf_path_join(src, "model.safetensors"), *g = pf_path_join(src, "other");
+  unsigned char junk[4096];
+  memset(junk, 0xab, sizeof junk);
+  write_bytes(g, junk, sizeof junk);
+  ck_assert_int_eq(rename(g, f), 0);
+  save_selections(in, o2);
+  pf_st_close(in);
+  free(f);
+  free(g);
+  free(src);
+  free(o1);
+  free(o2);
+  pf_tensor_release(t[0]);
+  pf_tensor_release(t[1]);
+}
+END_TEST
+
 static void check_index(int nshards, const pf_st_entry *e, const int *shard_of, int n,
                         uint64_t total) {
   char *path = in_dir("model.safetensors.index.json");
@@ -554,6 +629,7 @@ static Suite *make_suite(void) {
   tcase_add_test(rt, test_roundtrip_sharded);
   tcase_add_test(rt, test_shard_larger_than_limit);
   tcase_add_test(rt, test_write_errors);
+  tcase_add_test(rt, test_copy_from_file);
   suite_add_tcase(s, rt);
   TCase *bad = tcase_create("reader");
   tcase_add_checked_fixture(bad, setup, teardown);

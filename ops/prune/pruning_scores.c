@@ -12,6 +12,7 @@
  * as reducing the column on its own, so no transposed copy is needed.
  */
 #pragma GCC optimize("fp-contract=off")
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -40,9 +41,32 @@ const char *pf_score_method_name(pf_score_method m) {
 
 /* ---- scores ---- */
 
+/* max + |min| of x[H] (NaN if any is NaN). The AVX2 part gives the same bits:
+ * max and min are exact whatever the order, and the only order-dependent
+ * choice, +0 or -0 as the maximum, cannot change mx + |mn|. */
 static float row_range(const float *x, int64_t H) {
   float mx = x[0], mn = x[0];
-  for (int64_t j = 0; j < H; j++) {
+  int64_t j = 0;
+#ifdef __AVX2__
+  if (H >= 8) {
+    __m256 vmx = _mm256_loadu_ps(x), vmn = vmx, nan = _mm256_setzero_ps();
+    for (; j + 8 <= H; j += 8) {
+      __m256 v = _mm256_loadu_ps(x + j);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      vmx = _mm256_max_ps(vmx, v);
+      vmn = _mm256_min_ps(vmn, v);
+    }
+    if (_mm256_movemask_ps(nan)) return NAN;
+    float a[8], b[8];
+    _mm256_storeu_ps(a, vmx);
+    _mm256_storeu_ps(b, vmn);
+    for (int k = 0; k < 8; k++) {
+      if (a[k] > mx) mx = a[k];
+      if (b[k] < mn) mn = b[k];
+    }
+  }
+#endif
+  for (; j < H; j++) {
     if (isnan(x[j])) return NAN; /* torch.max / min propagate NaN */
     if (x[j] > mx) mx = x[j];
     if (x[j] < mn) mn = x[j];
@@ -215,13 +239,20 @@ pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_e
   const int nt = omp_get_max_threads();
   float *buf = malloc(sizeof(float) * (size_t)(2 * H) * (size_t)nt);
   if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "scores: out of memory for row buffers");
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t i = 0; i < I; i++) {
-    float *g = buf + (size_t)(2 * H) * (size_t)omp_get_thread_num();
-    float *u = g + H;
-    pf_tensor_row_f32(l->gate_proj, i, g);
-    pf_tensor_row_f32(l->up_proj, i, u);
-    out[i] = pf_neuron_score(g, u, H, m);
+#pragma omp parallel num_threads(nt)
+  {
+    /* each thread scores one block of rows: map its pages in one call first
+     * (far cheaper than a page fault per 64 KiB on a virtual machine) */
+    const int me = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t r0 = I * me / team, r1 = I * (me + 1) / team;
+    float *g = buf + (size_t)(2 * H) * (size_t)me, *u = g + H;
+    pf_tensor_prefault_rows(l->gate_proj, r0, r1);
+    pf_tensor_prefault_rows(l->up_proj, r0, r1);
+    for (int64_t i = r0; i < r1; i++) {
+      pf_tensor_row_f32(l->gate_proj, i, g);
+      pf_tensor_row_f32(l->up_proj, i, u);
+      out[i] = pf_neuron_score(g, u, H, m);
+    }
   }
   free(buf);
   /* the rows are read once: do not keep the mapped pages resident */

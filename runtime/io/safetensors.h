@@ -39,8 +39,11 @@ const char *pf_st_metadata(const pf_st_reader *r, const char *key);
 size_t pf_st_shard_count(const pf_st_reader *r);
 uint64_t pf_st_total_bytes(const pf_st_reader *r);
 
-/* Streaming writer: tensors are written one by one straight from their
- * storage (an mmap or a heap block), never gathered into a model-sized buffer.
+/* Streaming writer: tensors are written straight from their storage (an mmap
+ * or a heap block; ranges of a mapped input file are copied file to file with
+ * copy_file_range), never gathered into a model-sized buffer. A shard's writes
+ * run on up to 4 threads (OpenMP) at the offsets its header fixes; progress is
+ * reported from the calling thread only.
  * Sharding follows Hugging Face save_pretrained: tensors in the given order
  * fill a shard until the next one would exceed max_shard_bytes (a tensor
  * larger than the limit gets a shard of its own). One shard is written as

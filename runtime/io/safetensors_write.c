@@ -13,13 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <omp.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
 #include "safetensors_int.h"
 #include "strbuf.h"
-
 
 /* ---- writer ---- */
 
@@ -128,28 +129,116 @@ static char *build_header(const pf_st_entry *e, size_t n, size_t *len) {
   return h;
 }
 
-typedef struct st_progress {
+/* ---- writing tensors ----
+ *
+ * Why it is built this way: on a warm page cache a save is CPU-bound (the
+ * kernel copying pages, page faults on the mapped input, gathers), not
+ * disk-bound, so
+ *   - bytes that are a range of an input file (unchanged tensors, and the
+ *     kept rows of a row selection: gate_proj / up_proj of width pruning) are
+ *     copied file to file with copy_file_range(2): no page faults, no copy
+ *     through user memory; when the file systems cannot do that (EXDEV,
+ *     ENOSYS, EINVAL, ...) or the input file is not the one that was mapped
+ *     any more, the bytes are written from the mapping as before;
+ *   - other lazy tensors are gathered into a small per-thread buffer;
+ *   - a shard is cut into jobs of at most JOB_BYTES at known output offsets
+ *     (the header fixes them) and the jobs are run on several threads with
+ *     pwrite / copy_file_range, so gathers, page faults and kernel copies of
+ *     different jobs overlap. Writeback of each job is started at once
+ *     (sync_file_range), so the disk works while the CPU does.
+ * I/O errors inside the parallel loop are recorded (the first one wins) and
+ * stop the remaining jobs; they are reported after it. */
+
+#define LAZY_CHUNK ((size_t)4 << 20) /* gather buffer per thread */
+#define JOB_BYTES ((size_t)16 << 20)
+#define MAX_WRITERS 4
+
+typedef enum { JOB_MEM, JOB_ROWS, JOB_GATHER } st_job_kind;
+
+typedef struct st_job {
+  st_job_kind kind;
+  size_t entry;     /* index of the tensor in the shard */
+  size_t first, n;  /* JOB_ROWS: output rows [first, first + n); else elements */
+  uint64_t out;     /* output file offset of the first byte */
+  uint64_t bytes;   /* bytes written */
+  int src;          /* copy_file_range source (the tensor's or the parent's file), or -1 */
+  uint64_t src_off; /* file offset of the tensor's (JOB_ROWS: the parent's) byte 0 */
+} st_job;
+
+typedef struct st_src {
+  uint64_t dev, ino;
+  int fd; /* -1: cannot be used (gone, replaced, unreadable) */
+} st_src;
+
+typedef struct st_writer {
   const pf_ctx *ctx;
-  uint64_t done, total;
-  char *gather; /* LAZY_CHUNK bytes for lazy tensors (NULL when there are none) */
-} st_progress;
+  uint64_t done, total, shown; /* shown: the last progress reported */
+  char *bufs[MAX_WRITERS];     /* LAZY_CHUNK each, when there are lazy tensors */
+  int nt;                      /* threads */
+  st_src *src;
+  size_t nsrc, capsrc;
+  int no_cfr; /* copy_file_range is not supported here: write from memory */
+} st_writer;
 
-#define LAZY_CHUNK ((size_t)4 << 20)
+/* An fd of the file holding region r, opened once per file and checked to be
+ * the file that was mapped; -1 when it is not (the mapping is then used). */
+static int source_fd(st_writer *w, const pf_file_region *r) {
+  for (size_t i = 0; i < w->nsrc; i++)
+    if (w->src[i].dev == r->dev && w->src[i].ino == r->ino) return w->src[i].fd;
+  if (w->nsrc == w->capsrc) {
+    size_t cap = w->capsrc ? 2 * w->capsrc : 8;
+    st_src *v = realloc(w->src, cap * sizeof *v);
+    if (!v) return -1;
+    w->src = v;
+    w->capsrc = cap;
+  }
+  int fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  struct stat st;
+  if (fd >= 0 &&
+      (fstat(fd, &st) != 0 || (uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino)) {
+    close(fd);
+    fd = -1;
+  }
+  w->src[w->nsrc++] = (st_src){r->dev, r->ino, fd};
+  return fd;
+}
 
-static int write_fully(int fd, const void *data, size_t len) {
+static int pwrite_fully(int fd, const void *data, size_t len, uint64_t off) {
   const char *p = data;
   while (len > 0) {
-    ssize_t w = write(fd, p, len > ST_WRITE_CHUNK ? ST_WRITE_CHUNK : len);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return errno;
-    if (w == 0) return EIO;
-    p += w;
-    len -= (size_t)w;
+    ssize_t k = pwrite(fd, p, len > ST_WRITE_CHUNK ? ST_WRITE_CHUNK : len, (off_t)off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return errno;
+    if (k == 0) return EIO;
+    p += k;
+    off += (uint64_t)k;
+    len -= (size_t)k;
   }
   return 0;
 }
 
-/* Write one tensor's bytes in chunks, reporting progress and starting writeback. */
+/* len bytes of src at soff, which are also mem[0, len), to dst at doff: in the
+ * kernel when it can, else from memory. 0 or an errno. */
+static int copy_range(st_writer *w, int src, uint64_t soff, int dst, uint64_t doff, size_t len,
+                      const char *mem) {
+  size_t done = 0;
+  while (src >= 0 && done < len && !__atomic_load_n(&w->no_cfr, __ATOMIC_RELAXED)) {
+    loff_t in = (loff_t)(soff + done), out = (loff_t)(doff + done);
+    ssize_t k = copy_file_range(src, &in, dst, &out, len - done, 0);
+    if (k > 0) {
+      done += (size_t)k;
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0 && errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP &&
+        errno != EPERM && errno != EBADF)
+      return errno;
+    if (k < 0) __atomic_store_n(&w->no_cfr, 1, __ATOMIC_RELAXED);
+    break; /* k == 0: the file ends early; the mapping has the bytes */
+  }
+  return done < len ? pwrite_fully(dst, mem + done, len - done, doff + done) : 0;
+}
+
 /* Written bytes of a file-mapped tensor are not needed again soon: drop those
  * pages from this process (they stay in the page cache and fault back in if a
  * live model touches them), so saving a mapped checkpoint keeps RSS small. */
@@ -161,73 +250,161 @@ static void drop_mapped_pages(const pf_tensor *t, const char *p, size_t k) {
   if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-/* A lazy tensor, gathered chunk by chunk into pr->gather and written. */
-static int write_lazy(int fd, const pf_tensor *t, uint64_t *pos, st_progress *pr) {
-  const size_t esz = pf_dtype_size(t->dtype), step = LAZY_CHUNK / esz;
-  const size_t n = t->nbytes / esz;
-  uint64_t from = *pos; /* writeback is started per ST_WRITE_CHUNK, as for other tensors */
-  for (size_t i = 0; i < n; i += step) {
-    size_t k = n - i < step ? n - i : step;
-    pf_tensor_read(t, i, k, pr->gather);
-    int e = write_fully(fd, pr->gather, k * esz);
+/* Output rows [first, first + n) of a row selection: runs of adjacent parent
+ * rows, one copy each. */
+static int copy_rows(st_writer *w, const st_job *j, const pf_tensor *t, int fd) {
+  const pf_tensor *parent;
+  const int64_t *rows;
+  pf_tensor_lazy_rows(t, &parent, &rows);
+  const size_t rb = (size_t)parent->shape[1] * pf_dtype_size(t->dtype);
+  const char *pd = parent->data;
+  for (size_t i = j->first, end = j->first + j->n; i < end;) {
+    size_t r = (size_t)(rows ? rows[i] : (int64_t)i), k = 1;
+    while (i + k < end && (size_t)(rows ? rows[i + k] : (int64_t)(i + k)) == r + k)
+      k++;
+    int e = copy_range(w, j->src, j->src_off + r * rb, fd, j->out + (i - j->first) * rb, k * rb,
+                       pd + r * rb);
     if (e) return e;
-    *pos += k * esz;
-    if (*pos - from >= ST_WRITE_CHUNK || i + k == n) {
-      (void)sync_file_range(fd, (off64_t)from, (off64_t)(*pos - from), SYNC_FILE_RANGE_WRITE);
-      from = *pos;
-    }
-    pr->done += k * esz;
-    pf_ctx_progress(pr->ctx, "save", pr->done, pr->total);
+    i += k;
   }
-  pf_tensor_release_pages(t); /* the parent's pages read for it */
   return 0;
 }
 
-static int write_tensor(int fd, const pf_tensor *t, uint64_t *pos, st_progress *pr) {
-  if (pf_tensor_is_deferred(t)) return write_lazy(fd, t, pos, pr);
-  const char *p = t->data;
-  for (size_t left = t->nbytes; left > 0;) {
-    size_t k = left > ST_WRITE_CHUNK ? ST_WRITE_CHUNK : left;
-    int e = write_fully(fd, p, k);
-    if (e) return e;
-    (void)sync_file_range(fd, (off64_t)*pos, (off64_t)k, SYNC_FILE_RANGE_WRITE);
-    drop_mapped_pages(t, p, k);
-    *pos += k;
-    p += k;
-    left -= k;
-    pr->done += k;
-    pf_ctx_progress(pr->ctx, "save", pr->done, pr->total);
+static int run_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, char *buf) {
+  const size_t esz = pf_dtype_size(t->dtype);
+  int e = 0;
+  if (j->kind == JOB_ROWS) {
+    e = copy_rows(w, j, t, fd);
+  } else if (j->kind == JOB_GATHER) {
+    pf_tensor_read(t, j->first, j->n, buf);
+    e = pwrite_fully(fd, buf, j->bytes, j->out);
+  } else {
+    const char *mem = (const char *)t->data + j->first * esz;
+    e = copy_range(w, j->src, j->src_off + j->first * esz, fd, j->out, j->bytes, mem);
+    drop_mapped_pages(t, mem, j->bytes); /* a no-op for pages never mapped in */
   }
-  return 0;
+  if (!e && j->bytes)
+    (void)sync_file_range(fd, (off64_t)j->out, (off64_t)j->bytes, SYNC_FILE_RANGE_WRITE);
+  return e;
+}
+
+/* The jobs of e[0..n) written from data offset `base` on; NULL when out of
+ * memory. *nj: their count. */
+static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t base, size_t *nj) {
+  size_t cap = 0;
+  for (size_t i = 0; i < n; i++)
+    cap += e[i].tensor->nbytes / LAZY_CHUNK + 1;
+  st_job *v = malloc((cap ? cap : 1) * sizeof *v);
+  if (!v) return NULL;
+  size_t k = 0;
+  uint64_t off = base;
+  for (size_t i = 0; i < n; i++) {
+    const pf_tensor *t = e[i].tensor, *parent = NULL;
+    const int64_t *rows = NULL;
+    const size_t esz = pf_dtype_size(t->dtype), numel = t->nbytes / esz;
+    pf_file_region r;
+    st_job base_job = {JOB_MEM, i, 0, 0, 0, 0, -1, 0};
+    size_t unit = esz, count = numel, step = JOB_BYTES / esz; /* per job */
+    if (!pf_tensor_is_deferred(t)) {
+      if (pf_tensor_file_region(t, &r)) {
+        base_job.src = source_fd(w, &r);
+        base_job.src_off = r.offset;
+      }
+    } else if (pf_tensor_lazy_rows(t, &parent, &rows) && pf_tensor_file_region(parent, &r) &&
+               (base_job.src = source_fd(w, &r)) >= 0) {
+      base_job.kind = JOB_ROWS;
+      base_job.src_off = r.offset;
+      unit = (size_t)t->shape[1] * esz;
+      count = (size_t)t->shape[0];
+      step = JOB_BYTES / (unit ? unit : 1);
+    } else {
+      base_job.kind = JOB_GATHER;
+      step = LAZY_CHUNK / esz;
+    }
+    if (step == 0) step = 1;
+    for (size_t f = 0; f < count; f += step) {
+      st_job j = base_job;
+      j.first = f;
+      j.n = count - f < step ? count - f : step;
+      j.bytes = j.n * unit;
+      j.out = off + f * unit;
+      v[k++] = j;
+    }
+    off += t->nbytes;
+  }
+  *nj = k;
+  return v;
+}
+
+/* Run the jobs on w->nt threads; 0 or the first errno (EINTR: interrupted).
+ * Thread 0 (the caller's) reports progress; a lazy tensor's parent pages are
+ * dropped after its last job. */
+static int run_jobs(st_writer *w, const pf_st_entry *e, const st_job *jobs, size_t nj, int fd,
+                    size_t *left) {
+  int ec = 0, stop = 0;
+  for (size_t i = 0; i < nj; i++)
+    left[jobs[i].entry]++;
+#pragma omp parallel num_threads(w->nt) if (w->nt > 1 && nj > 1)
+  {
+    const int me = omp_get_thread_num();
+    char *buf = w->bufs[me];
+#pragma omp for schedule(dynamic, 1)
+    for (size_t i = 0; i < nj; i++) {
+      if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
+      const st_job *j = &jobs[i];
+      const pf_tensor *t = e[j->entry].tensor;
+      int r = pf_ctx_check_interrupt(w->ctx, NULL) != PF_OK ? EINTR : run_job(w, j, t, fd, buf);
+      if (r) {
+        int zero = 0;
+        __atomic_compare_exchange_n(&ec, &zero, r, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+        continue;
+      }
+      uint64_t d = __atomic_add_fetch(&w->done, j->bytes, __ATOMIC_RELAXED);
+      if (__atomic_sub_fetch(&left[j->entry], 1, __ATOMIC_ACQ_REL) == 0 && pf_tensor_is_deferred(t))
+        pf_tensor_release_pages(t); /* the parent's pages read for it */
+      if (me == 0 && d > w->shown) {
+        w->shown = d;
+        pf_ctx_progress(w->ctx, "save", d, w->total);
+      }
+    }
+  }
+  return ec;
 }
 
 static pf_status write_shard(const char *path, const pf_st_entry *e, size_t n, uint64_t bytes,
-                             st_progress *pr, pf_err *err) {
-  size_t hl = 0;
+                             st_writer *w, pf_err *err) {
+  size_t hl = 0, nj = 0;
   char *header = build_header(e, n, &hl);
   if (!header) return ferr(err, PF_ERR_NOMEM, path, "out of memory building the header");
+  size_t *left = calloc(n ? n : 1, sizeof *left);
+  st_job *jobs = left ? plan_jobs(w, e, n, 8 + (uint64_t)hl, &nj) : NULL;
   pf_status s = PF_OK;
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ec = 0;
-  if (fd < 0) {
-    s = ferr(err, PF_ERR_IO, path, "cannot create: %s", strerror(errno));
-    free(header);
-    return s;
+  int fd = -1, ec = 0;
+  if (!jobs) {
+    s = ferr(err, PF_ERR_NOMEM, path, "out of memory planning the writes");
+    goto done;
   }
-  uint64_t total = 8 + (uint64_t)hl + bytes, pos = 8 + hl;
+  if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+    s = ferr(err, PF_ERR_IO, path, "cannot create: %s", strerror(errno));
+    goto done;
+  }
+  uint64_t total = 8 + (uint64_t)hl + bytes;
   if (total && fallocate(fd, 0, 0, (off_t)total) != 0 && errno == ENOSPC) ec = ENOSPC;
   unsigned char len8[8];
   for (int i = 0; i < 8; i++)
     len8[i] = (unsigned char)((uint64_t)hl >> (8 * i));
-  if (!ec) ec = write_fully(fd, len8, 8);
-  if (!ec) ec = write_fully(fd, header, hl);
-  for (size_t i = 0; !ec && i < n; i++) {
-    if ((s = pf_ctx_check_interrupt(pr->ctx, err)) != PF_OK) break;
-    ec = write_tensor(fd, e[i].tensor, &pos, pr);
-  }
+  if (!ec) ec = pwrite_fully(fd, len8, 8, 0);
+  if (!ec) ec = pwrite_fully(fd, header, hl, 8);
+  if (!ec) ec = run_jobs(w, e, jobs, nj, fd, left);
+  if (ec == EINTR && (s = pf_ctx_check_interrupt(w->ctx, err)) != PF_OK) ec = 0;
   if (!ec && s == PF_OK && fsync(fd) != 0) ec = errno;
   if (close(fd) != 0 && !ec && s == PF_OK) ec = errno;
   if (ec) s = ferr(err, PF_ERR_IO, path, "write failed: %s", strerror(ec));
   if (s != PF_OK) unlink(path);
+done:
+  free(jobs);
+  free(left);
   free(header);
   return s;
 }
@@ -292,31 +469,37 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
   st_shard *sh = NULL;
   size_t nsh = 0;
   if ((s = plan_shards(entries, n, max_shard_bytes, &sh, &nsh, err)) != PF_OK) return s;
-  st_progress pr = {ctx, 0, 0, NULL};
+  st_writer w = {.ctx = ctx, .nt = omp_get_max_threads()};
+  if (w.nt > MAX_WRITERS) w.nt = MAX_WRITERS;
+  if (w.nt < 1) w.nt = 1;
   int lazy = 0;
   for (size_t i = 0; i < n; i++) {
-    pr.total += entries[i].tensor->nbytes;
+    w.total += entries[i].tensor->nbytes;
     lazy |= pf_tensor_is_deferred(entries[i].tensor);
   }
-  if (lazy && !(pr.gather = malloc(LAZY_CHUNK))) {
-    free(sh);
-    return pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
-  }
-  pf_ctx_progress(ctx, "save", 0, pr.total);
+  for (int i = 0; lazy && s == PF_OK && i < w.nt; i++)
+    if (!(w.bufs[i] = malloc(LAZY_CHUNK))) s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
+  if (s == PF_OK) pf_ctx_progress(ctx, "save", 0, w.total);
   for (size_t i = 0; s == PF_OK && i < nsh; i++) {
+    if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK) break;
     char file[64];
     shard_file_name(file, sizeof file, i, nsh);
     char *path = pf_path_join(dir, file);
     if (!path)
       s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
     else
-      s = write_shard(path, n ? entries + sh[i].first : entries, sh[i].count, sh[i].bytes, &pr,
+      s = write_shard(path, n ? entries + sh[i].first : entries, sh[i].count, sh[i].bytes, &w,
                       err); /* n == 0: entries may be NULL (an empty checkpoint) */
     free(path);
   }
-  if (s == PF_OK && nsh > 1) s = write_index(dir, entries, n, sh, nsh, pr.total, err);
-  if (s == PF_OK && pr.total == 0) pf_ctx_progress(ctx, "save", 0, 0);
-  free(pr.gather);
+  if (s == PF_OK && w.shown < w.total) pf_ctx_progress(ctx, "save", w.total, w.total);
+  if (s == PF_OK && nsh > 1) s = write_index(dir, entries, n, sh, nsh, w.total, err);
+  if (s == PF_OK && w.total == 0) pf_ctx_progress(ctx, "save", 0, 0);
+  for (int i = 0; i < MAX_WRITERS; i++)
+    free(w.bufs[i]);
+  for (size_t i = 0; i < w.nsrc; i++)
+    if (w.src[i].fd >= 0) close(w.src[i].fd);
+  free(w.src);
   free(sh);
   return s;
 }

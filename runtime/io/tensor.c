@@ -239,7 +239,8 @@ struct pf_storage {
   int is_mmap;
   void *data; /* NULL only for an empty mapped file */
   size_t size;
-  char *path; /* mmap: the file; heap: NULL */
+  char *path;        /* mmap: the file; heap: NULL */
+  uint64_t dev, ino; /* the mapped file's identity (path != NULL) */
 };
 
 pf_status pf_storage_new_heap(size_t bytes, pf_storage **out, pf_err *err) {
@@ -270,6 +271,11 @@ pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err) {
     goto fail;
   }
   s->size = (size_t)size;
+  struct stat fst;
+  if (fstat(fd, &fst) == 0) {
+    s->dev = (uint64_t)fst.st_dev;
+    s->ino = (uint64_t)fst.st_ino;
+  }
   if (s->size > 0) {
     void *p = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -380,6 +386,23 @@ const char *pf_storage_path(const pf_storage *s) {
 }
 int pf_storage_is_mapped(const pf_storage *s) {
   return s && s->is_mmap && s->data;
+}
+
+int pf_tensor_file_region(const pf_tensor *t, pf_file_region *out) {
+  if (!t || !t->data || !t->storage || !t->storage->path || !t->storage->data) return 0;
+  const pf_storage *s = t->storage;
+  *out = (pf_file_region){s->path, s->dev, s->ino,
+                          (uint64_t)((const char *)t->data - (const char *)s->data)};
+  return 1;
+}
+
+void pf_tensor_prefault_rows(const pf_tensor *t, int64_t r0, int64_t r1) {
+  if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->ndim != 2 || r1 <= r0) return;
+  const size_t rb = (size_t)t->shape[1] * pf_dtype_size(t->dtype);
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)t->data + (size_t)r0 * rb) & ~(page - 1);
+  uintptr_t b = (uintptr_t)t->data + (size_t)r1 * rb;
+  (void)madvise((void *)a, b - a, MADV_POPULATE_READ); /* a hint: failures change nothing */
 }
 
 void pf_tensor_release_pages(const pf_tensor *t) {

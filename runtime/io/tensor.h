@@ -115,6 +115,31 @@ const void *pf_tensor_data(const pf_tensor *t, pf_err *err);
  * must lie inside the tensor. Cannot fail. */
 void pf_tensor_read(const pf_tensor *t, size_t first, size_t n, void *dst);
 
+/* Where a tensor's bytes lie in a file, for copying them file to file
+ * (copy_file_range) instead of through the mapping. */
+typedef struct pf_file_region {
+  const char *path;  /* the file mapped by pf_storage_map_file (borrowed from the storage) */
+  uint64_t dev, ino; /* its identity when it was mapped: whoever opens `path` again must
+                        check that fstat gives these (the file may have been replaced or
+                        unlinked since; then the mapping is the only copy of the bytes) */
+  uint64_t offset;   /* byte offset of the tensor's first byte in the file */
+} pf_file_region;
+/* 1 and *out filled when t's nbytes bytes are a range of a file mapped with
+ * pf_storage_map_file (a view of a loaded checkpoint); 0 for heap, scratch,
+ * lazy (not materialised) and planned tensors. */
+int pf_tensor_file_region(const pf_tensor *t, pf_file_region *out);
+
+/* 1 when t is a lazy tensor (not materialised) made of whole rows of its 2-D
+ * parent, in order: output row i is parent row rows[i] (rows NULL: row i).
+ * *parent and *rows are borrowed from t. 0 for every other tensor. */
+int pf_tensor_lazy_rows(const pf_tensor *t, const pf_tensor **parent, const int64_t **rows);
+
+/* Hint that rows [r0, r1) of a 2-D tensor are about to be read: for mapped
+ * storage their pages are mapped into this process in one call
+ * (MADV_POPULATE_READ), instead of one page fault after another; no-op for
+ * other tensors. Never fails, never changes the contents. */
+void pf_tensor_prefault_rows(const pf_tensor *t, int64_t r0, int64_t r1);
+
 /* Hint that the tensor's bytes are not needed in memory now: for mapped
  * storage its whole pages are dropped from this process (they stay in the page
  * cache / scratch file and fault back in on the next access); no-op for heap

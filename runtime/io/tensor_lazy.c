@@ -203,6 +203,15 @@ void pf_lazy_read(const pf_tensor *t, size_t first, size_t n, void *dst) {
   if (n) lazy_fill(t->lazy, esz, i, i + 1, 0, (int64_t)n, d);
 }
 
+int pf_tensor_lazy_rows(const pf_tensor *t, const pf_tensor **parent, const int64_t **rows) {
+  if (!t || !t->lazy || t->data || t->ndim != 2) return 0;
+  const pf_lazy *l = t->lazy;
+  if (l->cols || l->transposed || l->parent->ndim != 2) return 0;
+  *parent = l->parent;
+  *rows = l->rows;
+  return 1;
+}
+
 void pf_lazy_release_pages(const pf_tensor *t) {
   pf_tensor_release_pages(t->lazy->parent);
 }

@@ -117,9 +117,10 @@ pf_status pf_forward_logits(pf_forward *f, const float *x, int64_t rows, pf_logi
  * of the memory budget). Each (batch, layer) step is the very computation
  * pf_forward_run does, so both orders give bit-identical taps and states.
  *
- * ctx->pass_order forces an order; AUTO picks layer-major when there is more
- * than one batch and the model's weight bytes exceed three quarters of the
- * budget (ctx->memory_budget, else MemAvailable of /proc/meminfo). */
+ * ctx->pass_order forces an order; AUTO picks layer-major when the model's
+ * weight bytes exceed three quarters of the budget (ctx->memory_budget, else
+ * MemAvailable of /proc/meminfo), even for one batch: its pages are released
+ * layer by layer. */
 
 /* Hidden states of batch `index` after the last layer (before the final norm),
  * [batch * seq, H]: pass them to pf_forward_logits for logits. */

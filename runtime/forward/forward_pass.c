@@ -58,9 +58,6 @@ void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_p
   if (forced != PF_PASS_AUTO) {
     in->order = forced;
     why = "as asked";
-  } else if (p->n < 2) {
-    in->order = PF_PASS_BATCH;
-    why = "one batch";
   } else if (in->budget && in->model_bytes > in->budget / 4 * 3) {
     in->order = PF_PASS_LAYER;
     why = "the weights do not fit in the memory budget";

@@ -16,6 +16,8 @@ MODEL=${MODEL:-synthetic:llama-small}
 SAMPLES=${SAMPLES:-64}
 BATCH=${BATCH:-4}
 PACK=${PACK:-true}
+# one machine: shared memory only (skips probing network transports at start-up)
+MPI_OPTS=${MPI_OPTS:---mca pml ob1 --mca btl self,vader}
 MAXLEN=${MAXLEN:-512}
 REPS=${REPS:-3}
 CPUS=$(nproc)
@@ -34,6 +36,7 @@ for l, norms in pairs(c.norms) do
   for k, x in ipairs(norms) do print(string.format("norm %s %d %.9e", l, k, x)) end
 end
 LUA
+echo "mpirun -np $N $MPI_OPTS"
 echo "$MODEL, $SAMPLES samples (max_length $MAXLEN, pack $PACK), batch size $BATCH"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $CPUS CPUs"
 "$PFRUN" analyze --model-path "$MODEL" --quiet >/dev/null # the synthetic checkpoint, once
@@ -45,7 +48,7 @@ best1=999999; bestn=999999; op1=999999; opn=999999
 for r in $(seq "$REPS"); do
   s=$(date +%s.%N); "$PFRUN" calib.lua >one.txt 2>one.err; e=$(date +%s.%N)
   t1=$(echo "$e - $s" | bc); o1=$(ops_time one.err)
-  s=$(date +%s.%N); mpirun -np "$N" "$PFRUN" calib.lua >two.txt 2>two.err; e=$(date +%s.%N)
+  s=$(date +%s.%N); mpirun -np "$N" $MPI_OPTS "$PFRUN" calib.lua >two.txt 2>two.err; e=$(date +%s.%N)
   tn=$(echo "$e - $s" | bc); on=$(ops_time two.err)
   echo "  run $r: 1 process wall ${t1} s (ops $o1 s), $N ranks wall ${tn} s (ops $on s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
   best1=$(echo "if ($t1 < $best1) $t1 else $best1" | bc); bestn=$(echo "if ($tn < $bestn) $tn else $bestn" | bc)

@@ -758,7 +758,7 @@ static void print_version(void) {
   printf("pfrun %s\n", PF_VERSION);
   printf("kernels: %s\n", pf_kernels_describe());
   if (!pf_dist_available())
-    printf("mpi: not built in (one process; see README, \"Running on a cluster\")\n");
+    printf("mpi: not built in (one process; see README, \"Models larger than RAM, and clusters\")\n");
   else
     printf("mpi: built in; this run: %d rank%s (rank %d)\n", pf_dist_size(),
            pf_dist_size() > 1 ? "s" : "", pf_dist_rank());

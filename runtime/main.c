@@ -112,14 +112,7 @@ static void fmt_size(uint64_t b, char *buf, size_t n) {
 
 /* VmData of this process (bytes), 0 if unknown. */
 static uint64_t data_vm_now(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  unsigned long long kb = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmData: %llu kB", &kb) == 1) break;
-  fclose(f);
-  return (uint64_t)kb * 1024;
+  return pf_proc_kb("/proc/self/status", "VmData");
 }
 
 /* Cap working memory with RLIMIT_DATA: heap and private writable mappings count,

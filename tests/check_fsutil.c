@@ -127,6 +127,19 @@ START_TEST(test_mkdirs_and_remove_tree) {
 }
 END_TEST
 
+/* "Key: N kB" lines of /proc files; a key is matched whole, not as a prefix. */
+START_TEST(test_proc_kb) {
+  const uint64_t total = pf_proc_kb("/proc/meminfo", "MemTotal");
+  ck_assert_uint_gt(total, (uint64_t)1 << 20);
+  ck_assert_uint_eq(total % 1024, 0);
+  ck_assert_uint_le(pf_proc_kb("/proc/meminfo", "MemAvailable"), total);
+  ck_assert_uint_eq(pf_proc_kb("/proc/meminfo", "MemTot"), 0);
+  ck_assert_uint_eq(pf_proc_kb("/proc/meminfo", "NoSuchKey"), 0);
+  ck_assert_uint_eq(pf_proc_kb("/nonexistent/status", "VmData"), 0);
+  ck_assert_uint_gt(pf_proc_kb("/proc/self/status", "VmData"), 0);
+}
+END_TEST
+
 START_TEST(test_paths) {
   char *j = pf_path_join("a", "b");
   ck_assert_str_eq(j, "a/b");
@@ -337,6 +350,7 @@ static Suite *make_suite(void) {
   Suite *s = suite_create("fsutil");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_read_write_copy);
+  tcase_add_test(tc, test_proc_kb);
   tcase_add_test(tc, test_mkdirs_and_remove_tree);
   tcase_add_test(tc, test_paths);
   tcase_add_test(tc, test_temp_and_commit);

@@ -20,19 +20,9 @@
 
 #include "dist.h"
 #include "forward_int.h"
+#include "fsutil.h"
 
 /* ---- the choice ---- */
-
-static uint64_t mem_available(void) {
-  FILE *f = fopen("/proc/meminfo", "r");
-  if (!f) return 0;
-  char line[256];
-  unsigned long long kb = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-  fclose(f);
-  return (uint64_t)kb * 1024;
-}
 
 static void human(uint64_t b, char *buf, size_t n) {
   if (b >= (1ull << 30))
@@ -48,7 +38,8 @@ void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_p
   in->model_bytes = pf_model_weight_bytes(f->m);
   for (int64_t i = 0; i < p->n; i++)
     in->state_bytes += (uint64_t)(p->batches[i].batch * p->batches[i].seq * f->H) * sizeof(float);
-  in->budget = ctx && ctx->memory_budget ? ctx->memory_budget : mem_available();
+  in->budget =
+      ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
   const pf_pass_order forced = ctx ? ctx->pass_order : PF_PASS_AUTO;
   char mb[32], bb[32], sb[32];
   human(in->model_bytes, mb, sizeof mb);

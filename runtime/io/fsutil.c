@@ -648,3 +648,15 @@ pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *e
   }
   return s;
 }
+
+uint64_t pf_proc_kb(const char *path, const char *key) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char line[256];
+  const size_t n = strlen(key);
+  unsigned long long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, "%llu", &kb) == 1) break;
+  fclose(f);
+  return (uint64_t)kb * 1024;
+}

@@ -41,6 +41,9 @@ char *pf_missing_parent(const char *path);
 void pf_remove_empty_parents(const char *path, const char *top);
 /* rm -rf (does not follow symlinks); missing path is OK. */
 pf_status pf_remove_tree(const char *path, pf_err *err);
+/* Bytes of a "Key:  N kB" line of a /proc file (e.g. "/proc/meminfo",
+ * "MemAvailable"); 0 when the file or the key is missing. */
+uint64_t pf_proc_kb(const char *path, const char *key);
 int pf_path_exists(const char *path);
 int pf_is_dir(const char *path);
 /* 1 if directory exists and has no entries. */

@@ -25,6 +25,7 @@ TEXT=$SRC/tests/golden/families_text.jsonl
 CALIB=$SRC/recipes/data/calibration.jsonl
 [ -f "$CALIB" ] || CALIB=$TEXT
 M=synthetic:llama-small@3
+PFRUN=$(realpath "$PFRUN") # the steps below run in $WORK
 cd "$WORK" || exit 1
 
 "${MPI[@]}" "$PFRUN" --version >"$WORK/v.txt" 2>&1
@@ -78,6 +79,22 @@ sed "s#runs/demo#$WORK/d2#" "$SRC/recipes/demo.yaml" >demo2.yaml
 check "recipe ran" test -s d1/results.json
 check "recipe under mpirun wrote results.json" test -s d2/results.json
 check "the same checkpoints" diff <(cd d1 && find . -name '*.safetensors' | sort | xargs sha256sum) <(cd d2 && find . -name '*.safetensors' | sort | xargs sha256sum)
+
+# a checkpoint saved and loaded back in the same run: rank 1's save is a dry
+# run, the barrier after it lets rank 1 load what rank 0 wrote
+cat >saveload.lua <<LUA
+local m <close> = pf.load{ path = "$M" }
+local w <close> = pf.prune_width{ model = m, pruning_percentage = 20 }
+pf.save{ model = w, path = "$WORK/saved", overwrite = true }
+local back <close> = pf.load{ path = "$WORK/saved" }
+local r = pf.importance{ model = back, data = "$CALIB", batch_size = 1 }
+for l = 0, back.num_hidden_layers - 1 do print(l, string.format("%.17g", r.importance[tostring(l)])) end
+LUA
+"$PFRUN" saveload.lua >s1.txt 2>/dev/null
+rm -rf "$WORK/saved"
+"${MPI[@]}" "$PFRUN" saveload.lua >s2.txt 2>/dev/null
+check "save + load back ran" test "$(wc -l <s1.txt)" -gt 2
+check "save + load back: 2 ranks = 1 process" cmp -s s1.txt s2.txt
 
 # an error on rank 1 stops both ranks with rank 1's message; nothing written
 cat >fail.lua <<LUA

@@ -1,7 +1,9 @@
 /* check_pass.c — layer-major passes give what batch-major ones give, bit for
- * bit: importance, calibration norms, perplexity with a parent (KL, top-1) and
- * bias activations, on synthetic models of several families (LLaMA, NeoX's
- * parallel residual, Gemma 2's sliding window and soft-caps, Phi-3's longrope),
+ * bit: importance, calibration norms, perplexity with a parent (KL, top-1),
+ * bias activations and neuron bias (its pairs in chunks under 1/8 of the
+ * budget: one pair per chunk with the one-byte budget), on synthetic models of
+ * several families (LLaMA, NeoX's parallel residual, Gemma 2's sliding window
+ * and soft-caps, Phi-3's longrope, and LLaMA in BF16),
  * with the hidden states in RAM (forced order) and in a scratch file (a
  * one-byte memory budget: AUTO picks layer-major). Also the automatic choice,
  * the messages of a bad batch, and an interrupt in the middle of a pass. */
@@ -121,6 +123,11 @@ static pf_value *all_ops(pf_model *m, pf_model *parent, const pf_ctx *ctx) {
   pf_map_set(p, "model", pf_value_model(m));
   pf_map_set(p, "prompt_pairs", pairs());
   pf_list_push(res, run_op("bias_activations", p, ctx));
+  pf_value_release(p);
+  p = pf_value_map();
+  pf_map_set(p, "model", pf_value_model(m));
+  pf_map_set(p, "prompt_pairs", pairs());
+  pf_list_push(res, run_op("neuron_bias", p, ctx));
   pf_value_release(p);
   return res;
 }

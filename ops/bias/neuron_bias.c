@@ -8,6 +8,7 @@
 
 #include "bias.h"
 #include "bias_metrics.h"
+#include "fsutil.h"
 #include "opdata.h"
 
 static const pf_param_spec neuron_bias_params[] = {
@@ -30,35 +31,81 @@ typedef struct nb_state {
   const pf_ctx *ctx;
 } nb_state;
 
-/* Both prompts of a pair in one forward pass (pf_bias_capture_batch). */
-static pf_status add_pair(nb_state *s, const pf_prompt_pair *p, size_t i, pf_err *err) {
+/* The ids of both prompts of every pair. */
+typedef struct nb_pair {
+  int32_t *ids[2];
+  size_t n[2];
+  pf_value *acts[2];
+} nb_pair;
+
+static pf_status encode_pair(nb_state *s, const pf_prompt_pair *p, nb_pair *d, pf_err *err) {
   const char *pr[2] = {p->prompt1, p->prompt2};
-  int32_t *ids[2] = {NULL, NULL};
-  size_t n[2] = {0, 0};
-  pf_value *acts[2] = {NULL, NULL};
   pf_status st = PF_OK;
   for (int k = 0; !st && k < 2; k++)
-    if ((st = pf_encode_prompt(s->m, s->tok, pr[k], &ids[k], &n[k], err)))
+    if ((st = pf_encode_prompt(s->m, s->tok, pr[k], &d->ids[k], &d->n[k], err)))
       pf_err_prefix(err, "prompt%d \"%.80s\"", k + 1, pr[k]);
-  if (!st && s->fwd)
-    st = pf_bias_capture_batch(s->fwd, (const int32_t *const *)ids, n, 2, s->mask, NULL, acts,
-                               s->ctx, err);
-  if (!st && s->fwd) st = pf_neuron_acc_add(s->acc, acts[0], acts[1], err);
-  for (int k = 0; k < 2; k++) {
-    free(ids[k]);
-    pf_value_release(acts[k]);
+  return st;
+}
+
+/* Bytes of activations one token adds (every layer, every captured target). */
+static uint64_t token_bytes(const pf_model *m, uint32_t mask) {
+  uint64_t b = 0;
+  for (int64_t l = 0; l < m->n_layers; l++)
+    for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
+      if (mask & (1u << t))
+        b += (uint64_t)(t == PF_BIAS_GATE_PROJ || t == PF_BIAS_UP_PROJ
+                            ? pf_layer_width(&m->layers[l])
+                            : m->config.hidden_size) * sizeof(float);
+  return b;
+}
+
+/* The pairs in chunks, each chunk one pass (both prompts of a pair a batch of
+ * two rows; layer-major when the model does not fit: the weights are read once
+ * per chunk, not once per pair), then added to the accumulator in pair order
+ * and dropped. A chunk's activations stay under an eighth of the memory budget. */
+static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, pf_err *err) {
+  uint64_t budget = s->ctx && s->ctx->memory_budget ? s->ctx->memory_budget
+                                                    : pf_proc_kb("/proc/meminfo", "MemAvailable");
+  const uint64_t per_token = token_bytes(s->m, s->mask), cap = budget / 8;
+  pf_bias_item *items = calloc(n ? n : 1, sizeof *items);
+  pf_status st = items ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t c0 = 0, c1 = 0; !st && c0 < n; c0 = c1) {
+    uint64_t bytes = 0;
+    for (c1 = c0; c1 < n && (c1 == c0 || bytes + (d[c1].n[0] + d[c1].n[1]) * per_token <= cap);
+         c1++) {
+      bytes += (d[c1].n[0] + d[c1].n[1]) * per_token;
+      items[c1 - c0] = (pf_bias_item){.ids = (const int32_t *const *)d[c1].ids, .n = d[c1].n,
+                                      .batch = 2, .acts = d[c1].acts};
+    }
+    st = pf_bias_capture_items(s->fwd, items, c1 - c0, s->mask, NULL, "neuron_bias", s->ctx, err);
+    for (size_t i = c0; i < c1; i++) {
+      if (!st && (st = pf_neuron_acc_add(s->acc, d[i].acts[0], d[i].acts[1], err)))
+        pf_err_prefix(err, "pair %zu", i + 1);
+      for (int k = 0; k < 2; k++) {
+        pf_value_release(d[i].acts[k]);
+        d[i].acts[k] = NULL;
+      }
+    }
   }
-  return st ? pf_err_prefix(err, "pair %zu", i + 1) : PF_OK;
+  free(items);
+  return st;
 }
 
 static pf_status run_all(nb_state *s, const pf_prompt_pairs *pp, pf_err *err) {
-  pf_status st = pf_model_tokenizer(s->m, &s->tok, err);
+  nb_pair *d = calloc(pp->n ? pp->n : 1, sizeof *d);
+  pf_status st = d ? pf_model_tokenizer(s->m, &s->tok, err)
+                   : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && !(s->ctx && s->ctx->dry_run)) st = pf_forward_new(s->m, &s->fwd, err);
   if (!st) st = pf_neuron_acc_new(&s->acc, err);
-  for (size_t i = 0; !st && i < pp->n; i++) {
-    st = add_pair(s, &pp->items[i], i, err);
-    pf_ctx_progress(s->ctx, "neuron_bias", (uint64_t)i + 1, (uint64_t)pp->n);
-  }
+  for (size_t i = 0; !st && i < pp->n; i++)
+    if ((st = encode_pair(s, &pp->items[i], &d[i], err))) pf_err_prefix(err, "pair %zu", i + 1);
+  if (!st && s->fwd) st = run_pairs(s, d, pp->n, err);
+  for (size_t i = 0; d && i < pp->n; i++)
+    for (int k = 0; k < 2; k++) {
+      free(d[i].ids[k]);
+      pf_value_release(d[i].acts[k]);
+    }
+  free(d);
   pf_forward_free(s->fwd);
   pf_tokenizer_free(s->tok);
   return st;

@@ -119,9 +119,12 @@ pf_status pf_states_new(int64_t n, const uint64_t *bytes, int in_file, pf_states
     char path[4096];
     snprintf(path, sizeof path, "%s/pfrun-states-XXXXXX", scratch_dir());
     if ((s->fd = mkostemp(path, O_CLOEXEC)) < 0) {
+      const int e = errno;
       pf_states_free(s);
-      return pf_err_set(err, PF_ERR_IO, "%s: cannot create a scratch file for hidden states: %s",
-                        path, strerror(errno));
+      return pf_err_set(err, PF_ERR_IO,
+                        "%s: cannot create a scratch file for hidden states there: %s "
+                        "(PFRUN_SCRATCH, TMPDIR or /var/tmp)",
+                        scratch_dir(), strerror(e));
     }
     unlink(path); /* anonymous: gone when closed, even after a crash */
   }
@@ -230,10 +233,9 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
   int64_t i = 0, l = -1;
   for (i = lo; !s && i < hi; i++) {
     const pf_batch *b = &p->batches[i];
-    if (!(s = pf_fwd_begin_batch(f, b, err))) {
-      pf_fwd_embed(f, b->ids, b->batch * b->seq);
-      s = pf_states_put(sv, i, f->x, err);
-    }
+    if ((s = pf_fwd_begin_batch(f, b, err))) break;
+    pf_fwd_embed(f, b->ids, b->batch * b->seq);
+    if ((s = pf_states_put(sv, i, f->x, err))) break;
   }
   pf_tensor_release_pages(f->m->embed_tokens);
   for (l = 0; !s && l < n_run; l++) {

@@ -32,5 +32,10 @@ check "a bad PFRUN_PASS_ORDER is a usage error" test "$RC" -eq 2
 expect_in "PFRUN_PASS_ORDER named" "PFRUN_PASS_ORDER: expected auto, batch or layer, got 'diagonal'"
 expect_fail "a bad --memory-budget" "Invalid value for '--memory-budget'" --memory-budget lots importance --model-path $M --data "$TEXT"
 
+# the scratch folder missing: the op fails naming it, nothing is left behind
+OUT=$(PFRUN_MEMORY_BUDGET=1 PFRUN_SCRATCH=$WORK/no/such/dir "$PFRUN" importance --model-path $M --data "$TEXT" --batch-size 1 2>&1); RC=$?
+check "no scratch folder: a failure, not a crash" test "$RC" -eq 1
+expect_in "no scratch folder: named" "$WORK/no/such/dir: cannot create a scratch file for hidden states there: No such file or directory"
+
 echo "scale: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bias.h"
+#include "dist.h"
 
 /* ---- float32 reductions ---- */
 
@@ -698,6 +699,75 @@ pf_status pf_neuron_acc_add(pf_neuron_acc *a, const pf_value *act1, const pf_val
   }
   free(order);
   return st;
+}
+
+/* One rank's accumulator as a value: [{key, count, sum: [..], max: [..]}, ...]. */
+static pf_value *acc_pack(const pf_neuron_acc *a) {
+  pf_value *l = pf_value_list();
+  for (size_t i = 0; l && i < a->n; i++) {
+    pf_value *e = pf_value_map(), *sum = pf_value_list(), *mx = pf_value_list();
+    pf_status st = e && sum && mx ? PF_OK : PF_ERR_NOMEM;
+    for (int64_t d = 0; !st && d < a->dims[i]; d++)
+      if ((st = pf_list_push(sum, pf_value_num(a->sum[i][d]))) == PF_OK)
+        st = pf_list_push(mx, pf_value_num((double)a->max[i][d]));
+    if (!st) st = pf_map_set_str(e, "key", a->keys[i]);
+    if (!st) st = pf_map_set_int(e, "count", a->count[i]);
+    if (!st) {
+      st = pf_map_set(e, "sum", sum);
+      sum = NULL;
+    }
+    if (!st) {
+      st = pf_map_set(e, "max", mx);
+      mx = NULL;
+    }
+    pf_value_release(sum);
+    pf_value_release(mx);
+    if (st || pf_list_push(l, e) != PF_OK) {
+      if (st) pf_value_release(e);
+      pf_value_release(l);
+      return NULL;
+    }
+  }
+  return l;
+}
+
+pf_status pf_neuron_acc_gather(pf_neuron_acc *a, pf_err *err) {
+  if (pf_dist_size() < 2) return PF_OK;
+  pf_value *mine = acc_pack(a), *all = NULL;
+  pf_status st = mine ? pf_dist_allgather_list(mine, &all, err)
+                      : pf_err_set(err, PF_ERR_NOMEM, "neurons: out of memory");
+  pf_value_release(mine);
+  pf_neuron_acc fresh = {0};
+  for (size_t j = 0; !st && j < all->u.list.len; j++) { /* rank 0's entries first */
+    const pf_value *e = all->u.list.items[j], *sum = pf_map_get(e, "sum"), *mx = pf_map_get(e, "max");
+    const int64_t D = (int64_t)sum->u.list.len;
+    const ptrdiff_t k = acc_slot(&fresh, pf_map_str(e, "key", ""), D);
+    if (k < 0) {
+      st = k == -2 ? pf_err_set(err, PF_ERR_INVALID, "%s: ranks saw different widths",
+                                pf_map_str(e, "key", ""))
+                   : pf_err_set(err, PF_ERR_NOMEM, "neurons: out of memory");
+      break;
+    }
+    const int64_t c = (int64_t)pf_map_num(e, "count", 0);
+    for (int64_t d = 0; d < D && c > 0; d++) {
+      const float x = (float)mx->u.list.items[d]->u.n, *cur = &fresh.max[k][d];
+      fresh.sum[k][d] += sum->u.list.items[d]->u.n;
+      if (fresh.count[k] == 0 || isnan(x) || x > *cur) fresh.max[k][d] = x; /* as acc_key */
+    }
+    fresh.count[k] += c;
+  }
+  pf_value_release(all);
+  if (st) {
+    for (size_t i = 0; i < fresh.n; i++)
+      free(fresh.keys[i]), free(fresh.sum[i]), free(fresh.max[i]);
+    free(fresh.keys), free(fresh.dims), free(fresh.count), free(fresh.sum), free(fresh.max);
+    return st;
+  }
+  for (size_t i = 0; i < a->n; i++)
+    free(a->keys[i]), free(a->sum[i]), free(a->max[i]);
+  free(a->keys), free(a->dims), free(a->count), free(a->sum), free(a->max);
+  *a = fresh;
+  return PF_OK;
 }
 
 static pf_value *acc_list(const pf_neuron_acc *a, size_t i, int use_max) {

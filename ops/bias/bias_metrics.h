@@ -82,6 +82,10 @@ pf_status pf_neuron_acc_add(pf_neuron_acc *a, const pf_value *act1, const pf_val
                             pf_err *err);
 /* {"<key>": [D floats]}: the element-wise mean over the pairs holding the key
  * (float32), or the maximum when use_max. */
+/* MPI: every rank's accumulator folded into a, in rank order (sums added,
+ * maxima as acc_key takes them, counts added): afterwards every rank holds
+ * the same. One rank: nothing to do. */
+pf_status pf_neuron_acc_gather(pf_neuron_acc *a, pf_err *err);
 pf_status pf_neuron_acc_result(const pf_neuron_acc *a, int use_max, pf_value **out, pf_err *err);
 /* The top_n largest values across every key of a mean result: a list of
  * {key, layer, component, neuron, difference}, difference descending (ties:

@@ -8,6 +8,7 @@
 
 #include "bias.h"
 #include "bias_metrics.h"
+#include "dist.h"
 #include "fsutil.h"
 #include "opdata.h"
 
@@ -62,8 +63,8 @@ static uint64_t token_bytes(const pf_model *m, uint32_t mask) {
 /* The pairs in chunks, each chunk one pass (both prompts of a pair a batch of
  * two rows; layer-major when the model does not fit: the weights are read once
  * per chunk, not once per pair), then added to the accumulator in pair order
- * and dropped. A chunk's activations stay under an eighth of the memory budget. */
-static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, pf_err *err) {
+ * and dropped. d holds n pairs, the first of them pair number first + 1. A chunk's activations stay under an eighth of the memory budget. */
+static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, size_t first, pf_err *err) {
   uint64_t budget = s->ctx && s->ctx->memory_budget ? s->ctx->memory_budget
                                                     : pf_proc_kb("/proc/meminfo", "MemAvailable");
   const uint64_t per_token = token_bytes(s->m, s->mask), cap = budget / 8;
@@ -80,7 +81,7 @@ static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, pf_err *err) {
     st = pf_bias_capture_items(s->fwd, items, c1 - c0, s->mask, NULL, "neuron_bias", s->ctx, err);
     for (size_t i = c0; i < c1; i++) {
       if (!st && (st = pf_neuron_acc_add(s->acc, d[i].acts[0], d[i].acts[1], err)))
-        pf_err_prefix(err, "pair %zu", i + 1);
+        pf_err_prefix(err, "pair %zu", first + i + 1);
       for (int k = 0; k < 2; k++) {
         pf_value_release(d[i].acts[k]);
         d[i].acts[k] = NULL;
@@ -99,7 +100,11 @@ static pf_status run_all(nb_state *s, const pf_prompt_pairs *pp, pf_err *err) {
   if (!st) st = pf_neuron_acc_new(&s->acc, err);
   for (size_t i = 0; !st && i < pp->n; i++)
     if ((st = encode_pair(s, &pp->items[i], &d[i], err))) pf_err_prefix(err, "pair %zu", i + 1);
-  if (!st && s->fwd) st = run_pairs(s, d, pp->n, err);
+  /* MPI: each rank its share of the pairs, then the accumulators folded */
+  int64_t lo = 0, hi = (int64_t)pp->n;
+  if (s->fwd) pf_dist_range((int64_t)pp->n, &lo, &hi);
+  if (!st && s->fwd) st = run_pairs(s, d + lo, (size_t)(hi - lo), (size_t)lo, err);
+  if (!st && s->fwd) st = pf_neuron_acc_gather(s->acc, err);
   for (size_t i = 0; d && i < pp->n; i++)
     for (int k = 0; k < 2; k++) {
       free(d[i].ids[k]);

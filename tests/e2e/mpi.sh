@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mpi.sh — `mpirun -np 2 pfrun …` against one process: the CLI, a recipe and a
-# Lua script give the same outputs (importance, bias activations and pruned
-# checkpoints bit for bit; calibration norms within 1e-5 relative and the KL
+# Lua script give the same outputs (importance, bias activations, neuron bias
+# and pruned checkpoints bit for bit; calibration norms within 1e-5 relative and the KL
 # divergence within 1e-12 relative: only the order of the float sums
 # differs), rank 0 alone writes, and an error on one rank stops both with that
 # rank's message and leaves no output. Skips (visibly) without mpirun or
@@ -70,6 +70,24 @@ check "Lua sees one rank alone" grep -q "ranks 1" n1.txt
 check "Lua sees two ranks (rank 0 prints)" test "$(grep -c '^ranks 2' n2.txt)" -eq 1
 check "norms printed" test "$(grep -c ' ' n1.txt)" -gt 100
 check "norms within 1e-5 relative" awk 'NR == FNR { a[$1" "$2] = $3; next } ($1" "$2) in a { d = $3 - a[$1" "$2]; if (d < 0) d = -d; if (d > 1e-5 * a[$1" "$2]) bad++; n++ } END { exit !(n > 100 && bad == 0) }' n1.txt n2.txt
+
+# neuron bias: pairs split, accumulators folded in rank order (mean and max)
+cat >nb.lua <<LUA
+local m <close> = pf.load{ path = "$M" }
+for _, agg in ipairs{"mean", "max"} do
+  local r = pf.neuron_bias{ model = m, aggregation = agg }
+  local keys = {}
+  for k, v in pairs(r) do if type(v) == "table" then keys[#keys + 1] = k end end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    for i, x in ipairs(r[k]) do print(agg, k, i, string.format("%.9e", x)) end
+  end
+end
+LUA
+"$PFRUN" nb.lua >nb1.txt 2>/dev/null
+"${MPI[@]}" "$PFRUN" nb.lua >nb2.txt 2>/dev/null
+check "neuron bias ran" test "$(grep -c '^max' nb1.txt)" -gt 100
+check "neuron bias: 2 ranks = 1 process (printed to 9 digits)" cmp -s nb1.txt nb2.txt
 
 # a recipe: rank 0 alone writes results.json and the checkpoints, identical ones
 sed "s#runs/demo#$WORK/d1#" "$SRC/recipes/demo.yaml" >demo1.yaml

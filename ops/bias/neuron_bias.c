@@ -56,14 +56,16 @@ static uint64_t token_bytes(const pf_model *m, uint32_t mask) {
       if (mask & (1u << t))
         b += (uint64_t)(t == PF_BIAS_GATE_PROJ || t == PF_BIAS_UP_PROJ
                             ? pf_layer_width(&m->layers[l])
-                            : m->config.hidden_size) * sizeof(float);
+                            : m->config.hidden_size) *
+             sizeof(float);
   return b;
 }
 
 /* The pairs in chunks, each chunk one pass (both prompts of a pair a batch of
  * two rows; layer-major when the model does not fit: the weights are read once
  * per chunk, not once per pair), then added to the accumulator in pair order
- * and dropped. d holds n pairs, the first of them pair number first + 1. A chunk's activations stay under an eighth of the memory budget. */
+ * and dropped. d holds n pairs, the first of them pair number first + 1. A chunk's activations stay
+ * under an eighth of the memory budget. */
 static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, size_t first, pf_err *err) {
   uint64_t budget = s->ctx && s->ctx->memory_budget ? s->ctx->memory_budget
                                                     : pf_proc_kb("/proc/meminfo", "MemAvailable");
@@ -75,8 +77,8 @@ static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, size_t first, pf_e
     for (c1 = c0; c1 < n && (c1 == c0 || bytes + (d[c1].n[0] + d[c1].n[1]) * per_token <= cap);
          c1++) {
       bytes += (d[c1].n[0] + d[c1].n[1]) * per_token;
-      items[c1 - c0] = (pf_bias_item){.ids = (const int32_t *const *)d[c1].ids, .n = d[c1].n,
-                                      .batch = 2, .acts = d[c1].acts};
+      items[c1 - c0] = (pf_bias_item){
+          .ids = (const int32_t *const *)d[c1].ids, .n = d[c1].n, .batch = 2, .acts = d[c1].acts};
     }
     st = pf_bias_capture_items(s->fwd, items, c1 - c0, s->mask, NULL, "neuron_bias", s->ctx, err);
     for (size_t i = c0; i < c1; i++) {
@@ -94,8 +96,8 @@ static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, size_t first, pf_e
 
 static pf_status run_all(nb_state *s, const pf_prompt_pairs *pp, pf_err *err) {
   nb_pair *d = calloc(pp->n ? pp->n : 1, sizeof *d);
-  pf_status st = d ? pf_model_tokenizer(s->m, &s->tok, err)
-                   : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  pf_status st =
+      d ? pf_model_tokenizer(s->m, &s->tok, err) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && !(s->ctx && s->ctx->dry_run)) st = pf_forward_new(s->m, &s->fwd, err);
   if (!st) st = pf_neuron_acc_new(&s->acc, err);
   for (size_t i = 0; !st && i < pp->n; i++)

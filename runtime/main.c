@@ -282,7 +282,19 @@ static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
   return st;
 }
 
+/* MPI: after this rank printed its error, stop every rank (the others may be
+ * waiting for it in a collective step); one process: nothing to do. */
+static void stop_all_ranks(int rc) {
+  if (pf_dist_size() < 2) return;
+  fflush(NULL);
+  pf_cleanup_temps();
+  pf_dist_abort(rc);
+}
+
 static int fail(const pf_err *err) {
+  char who[48] = ""; /* MPI: which rank failed */
+  if (pf_dist_size() > 1)
+    snprintf(who, sizeof who, "rank %d of %d: ", pf_dist_rank(), pf_dist_size());
   /* under a memory cap, an allocation failure is the cap: say so (one line) */
   if (g_mem_cap && (err->code == PF_ERR_NOMEM || strstr(err->msg, "out of memory") ||
                     strstr(err->msg, "cannot allocate") || strstr(err->msg, "not enough memory") ||
@@ -290,19 +302,15 @@ static int fail(const pf_err *err) {
     char cap[32];
     fmt_size(g_mem_cap, cap, sizeof cap);
     fprintf(stderr,
-            "pfrun: error: out of memory: working memory is capped at %s by %s; raise the cap "
+            "pfrun: error: %sout of memory: working memory is capped at %s by %s; raise the cap "
             "or use less (smaller --batch-size / --max-length) (%s)\n",
-            cap, g_mem_cap_from, err->msg);
+            who, cap, g_mem_cap_from, err->msg);
+    stop_all_ranks(1);
     return 1;
   }
   int rc = err->code == PF_ERR_INTERRUPTED ? 128 + (g_interrupt ? g_interrupt : SIGINT) : 1;
-  if (pf_dist_size() > 1) { /* MPI: this rank's message, then every rank stops */
-    fprintf(stderr, "pfrun: error: rank %d of %d: %s\n", pf_dist_rank(), pf_dist_size(), err->msg);
-    fflush(NULL);
-    pf_cleanup_temps();
-    pf_dist_abort(rc);
-  }
-  fprintf(stderr, "pfrun: error: %s\n", err->msg);
+  fprintf(stderr, "pfrun: error: %s%s\n", who, err->msg);
+  stop_all_ranks(rc);
   return rc;
 }
 

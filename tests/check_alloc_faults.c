@@ -571,13 +571,14 @@ START_TEST(test_lua) {
   scen s = {.name = "lua", .run = run_lua};
   s.path = pf_path_join(g_root, "s.lua");
   char text[4096];
+  /* no save here: the save and recipe scenarios inject into it already (and it
+   * doubled this scenario's allocations, the suite's long pole under ASan) */
   snprintf(text, sizeof text,
            "local base <close> = pf.load{ path = arg[1] }\n"
            "local m <close>, st = pf.prune_width{ model = base, pruning_percentage = 20 }\n"
            "local d <close> = pf.prune_depth{ model = m, num_layers_to_remove = 1 }\n"
-           "pf.save{ model = d, path = '%s/lout' }\n"
-           "assert(st.percentage_reduction > 0)\n",
-           g_root);
+           "local a = pf.analyze{ model = d }\n"
+           "assert(st.percentage_reduction > 0 and a.total_parameters > 0)\n");
   pf_test_write(s.path, text);
   inject(&s, MAX_ITER);
   free(s.path);

@@ -16,10 +16,10 @@
 #include "op.h"
 #include "testutil.h"
 
-/* llama-small in BF16: on AVX512-BF16 (or AMX) CPUs its layers take the bf16
- * matmul, whose packed weights a layer-major pass keeps for all batches */
+/* llama-tiny in BF16: on AVX512-BF16 (or AMX) CPUs its layers take the bf16
+ * matmul */
 static const char *const presets[] = {"llama-tiny", "neox-tiny", "gemma2-tiny", "phi3-tiny",
-                                      "llama-small:bf16"};
+                                      "llama-tiny:bf16"};
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
 static char *text_path(void) {

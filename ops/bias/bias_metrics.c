@@ -703,27 +703,26 @@ pf_status pf_neuron_acc_add(pf_neuron_acc *a, const pf_value *act1, const pf_val
 
 /* One rank's accumulator as a value: [{key, count, sum: [..], max: [..]}, ...]. */
 static pf_value *acc_pack(const pf_neuron_acc *a) {
+  static const char *const names[2] = {"sum", "max"};
   pf_value *l = pf_value_list();
   for (size_t i = 0; l && i < a->n; i++) {
-    pf_value *e = pf_value_map(), *sum = pf_value_list(), *mx = pf_value_list();
-    pf_status st = e && sum && mx ? PF_OK : PF_ERR_NOMEM;
+    pf_value *e = pf_value_map(), *v[2] = {pf_value_list(), pf_value_list()};
+    pf_status st = e && v[0] && v[1] ? PF_OK : PF_ERR_NOMEM;
     for (int64_t d = 0; !st && d < a->dims[i]; d++)
-      if ((st = pf_list_push(sum, pf_value_num(a->sum[i][d]))) == PF_OK)
-        st = pf_list_push(mx, pf_value_num((double)a->max[i][d]));
+      if ((st = pf_list_push(v[0], pf_value_num(a->sum[i][d]))) == PF_OK)
+        st = pf_list_push(v[1], pf_value_num((double)a->max[i][d]));
     if (!st) st = pf_map_set_str(e, "key", a->keys[i]);
     if (!st) st = pf_map_set_int(e, "count", a->count[i]);
-    if (!st) {
-      st = pf_map_set(e, "sum", sum);
-      sum = NULL;
-    }
-    if (!st) {
-      st = pf_map_set(e, "max", mx);
-      mx = NULL;
-    }
-    pf_value_release(sum);
-    pf_value_release(mx);
-    if (st || pf_list_push(l, e) != PF_OK) {
-      if (st) pf_value_release(e);
+    for (int j = 0; j < 2; j++) /* pf_map_set takes v[j], also when it fails */
+      if (!st)
+        st = pf_map_set(e, names[j], v[j]);
+      else
+        pf_value_release(v[j]);
+    if (!st)
+      st = pf_list_push(l, e); /* takes e */
+    else
+      pf_value_release(e);
+    if (st) {
       pf_value_release(l);
       return NULL;
     }
@@ -739,7 +738,8 @@ pf_status pf_neuron_acc_gather(pf_neuron_acc *a, pf_err *err) {
   pf_value_release(mine);
   pf_neuron_acc fresh = {0};
   for (size_t j = 0; !st && j < all->u.list.len; j++) { /* rank 0's entries first */
-    const pf_value *e = all->u.list.items[j], *sum = pf_map_get(e, "sum"), *mx = pf_map_get(e, "max");
+    const pf_value *e = all->u.list.items[j], *sum = pf_map_get(e, "sum"),
+                   *mx = pf_map_get(e, "max");
     const int64_t D = (int64_t)sum->u.list.len;
     const ptrdiff_t k = acc_slot(&fresh, pf_map_str(e, "key", ""), D);
     if (k < 0) {

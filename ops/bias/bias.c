@@ -526,20 +526,23 @@ pf_status pf_bias_capture(pf_forward *f, const int32_t *ids, size_t n, uint32_t 
   return pf_bias_capture_batch(f, &ids, &n, 1, mask, layers, acts, ctx, err);
 }
 
+int64_t pf_bias_target_width(const pf_model *m, int64_t l, pf_bias_target t) {
+  const pf_layer *w = &m->layers[l];
+  if (t == PF_BIAS_GATE_PROJ || t == PF_BIAS_UP_PROJ) return w->gate_proj ? pf_layer_width(w) : 0;
+  return t == PF_BIAS_DOWN_PROJ_INPUT ? pf_layer_width(w) : m->config.hidden_size;
+}
+
 pf_status pf_bias_plan(const pf_model *m, size_t n, uint32_t mask, const uint8_t *layers,
                        pf_value **acts, pf_err *err) {
   pf_value *a = pf_value_map();
   pf_status st = a ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "activations: out of memory");
   for (int64_t l = 0; !st && l < m->n_layers; l++) {
     if (layers && !layers[l]) continue;
-    const int glu = m->layers[l].gate_proj != NULL; /* plain MLPs have no gate/up taps */
     for (int p = 0; !st && p < PF_TAP_COUNT; p++) {
       int t = tap_target((pf_tap_point)p);
       if (t < 0 || !(mask & (1u << t))) continue;
-      if (!glu && (p == PF_TAP_GATE_PROJ || p == PF_TAP_UP_PROJ)) continue;
-      int mlp_wide = p == PF_TAP_GATE_PROJ || p == PF_TAP_UP_PROJ || p == PF_TAP_DOWN_PROJ_INPUT;
-      int64_t shape[2] = {(int64_t)n,
-                          mlp_wide ? pf_layer_width(&m->layers[l]) : m->config.hidden_size};
+      int64_t shape[2] = {(int64_t)n, pf_bias_target_width(m, l, (pf_bias_target)t)};
+      if (shape[1] == 0) continue; /* plain MLPs have no gate/up taps */
       pf_tensor *x = NULL;
       char name[96];
       snprintf(name, sizeof name, "%s_layer_%lld", target_prefixes[t], (long long)l);

@@ -150,6 +150,11 @@ pf_status pf_bias_capture_share(pf_forward *f, const pf_bias_item *items, size_t
                                 uint32_t mask, const uint8_t *layers, const char *what,
                                 const pf_ctx *ctx, pf_err *err);
 
+/* Width D of target t's activation in layer l ([tokens, D]): the layer's MLP
+ * width for gate_proj, up_proj and down_proj_input, else hidden_size; 0 for
+ * gate_proj / up_proj of a plain (non-GLU) MLP, which has no such tap. */
+int64_t pf_bias_target_width(const pf_model *m, int64_t l, pf_bias_target t);
+
 /* What pf_bias_capture would produce for a prompt of n tokens, without running
  * anything (dry runs): planned tensors (shape only, data NULL) in the same
  * order. */

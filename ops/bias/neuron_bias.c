@@ -54,10 +54,7 @@ static uint64_t token_bytes(const pf_model *m, uint32_t mask) {
   for (int64_t l = 0; l < m->n_layers; l++)
     for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
       if (mask & (1u << t))
-        b += (uint64_t)(t == PF_BIAS_GATE_PROJ || t == PF_BIAS_UP_PROJ
-                            ? pf_layer_width(&m->layers[l])
-                            : m->config.hidden_size) *
-             sizeof(float);
+        b += (uint64_t)pf_bias_target_width(m, l, (pf_bias_target)t) * sizeof(float);
   return b;
 }
 

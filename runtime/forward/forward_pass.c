@@ -24,6 +24,11 @@
 
 /* ---- the choice ---- */
 
+/* Bytes of one batch's hidden states (float32 [batch * seq, H]). */
+static uint64_t state_bytes(const pf_forward *f, const pf_batch *b) {
+  return (uint64_t)(b->batch * b->seq * f->H) * sizeof(float);
+}
+
 static void human(uint64_t b, char *buf, size_t n) {
   if (b >= (1ull << 30))
     snprintf(buf, n, "%.1f GiB", (double)b / (double)(1ull << 30));
@@ -37,7 +42,7 @@ void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_p
   memset(in, 0, sizeof *in);
   in->model_bytes = pf_model_weight_bytes(f->m);
   for (int64_t i = 0; i < p->n; i++)
-    in->state_bytes += (uint64_t)(p->batches[i].batch * p->batches[i].seq * f->H) * sizeof(float);
+    in->state_bytes += state_bytes(f, &p->batches[i]);
   in->budget =
       ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
   const pf_pass_order forced = ctx ? ctx->pass_order : PF_PASS_AUTO;
@@ -76,12 +81,6 @@ struct pf_states {
   uint64_t *bytes; /* [n] */
 };
 
-static const char *scratch_dir(void) {
-  const char *d = getenv("PFRUN_SCRATCH");
-  if (!d || !*d) d = getenv("TMPDIR");
-  return d && *d ? d : "/var/tmp";
-}
-
 void pf_states_free(pf_states *s) {
   if (!s) return;
   if (s->fd >= 0) close(s->fd);
@@ -117,14 +116,14 @@ pf_status pf_states_new(int64_t n, const uint64_t *bytes, int in_file, pf_states
   }
   if (in_file) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/pfrun-states-XXXXXX", scratch_dir());
+    snprintf(path, sizeof path, "%s/pfrun-states-XXXXXX", pf_scratch_dir());
     if ((s->fd = mkostemp(path, O_CLOEXEC)) < 0) {
       const int e = errno;
       pf_states_free(s);
       return pf_err_set(err, PF_ERR_IO,
                         "%s: cannot create a scratch file for hidden states there: %s "
                         "(PFRUN_SCRATCH, TMPDIR or /var/tmp)",
-                        scratch_dir(), strerror(e));
+                        pf_scratch_dir(), strerror(e));
     }
     unlink(path); /* anonymous: gone when closed, even after a crash */
   }
@@ -138,7 +137,7 @@ static pf_status io_fully(int wr, int fd, char *p, uint64_t n, uint64_t off, pf_
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0)
       return pf_err_set(err, PF_ERR_IO, "%s %s the hidden-states scratch file (in %s): %s",
-                        wr ? "cannot write" : "cannot read", wr ? "to" : "from", scratch_dir(),
+                        wr ? "cannot write" : "cannot read", wr ? "to" : "from", pf_scratch_dir(),
                         r < 0 ? strerror(errno) : "unexpected end of file");
     p += r;
     n -= (uint64_t)r;
@@ -164,7 +163,7 @@ pf_status pf_pass_states_new(const pf_forward *f, const pf_pass *p, const pf_pas
   uint64_t *bytes = calloc((size_t)(p->n > 0 ? p->n : 1), sizeof *bytes);
   if (!bytes) return pf_err_set(err, PF_ERR_NOMEM, "hidden states: out of memory");
   for (int64_t i = 0; i < p->n; i++)
-    bytes[i] = (uint64_t)(p->batches[i].batch * p->batches[i].seq * f->H) * sizeof(float);
+    bytes[i] = state_bytes(f, &p->batches[i]);
   pf_status s = pf_states_new(p->n, bytes, in->states_in_file, out, err);
   free(bytes);
   return s;

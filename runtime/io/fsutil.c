@@ -660,3 +660,9 @@ uint64_t pf_proc_kb(const char *path, const char *key) {
   fclose(f);
   return (uint64_t)kb * 1024;
 }
+
+const char *pf_scratch_dir(void) {
+  const char *d = getenv("PFRUN_SCRATCH");
+  if (!d || !*d) d = getenv("TMPDIR");
+  return d && *d ? d : "/var/tmp";
+}

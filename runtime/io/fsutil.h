@@ -41,6 +41,8 @@ char *pf_missing_parent(const char *path);
 void pf_remove_empty_parents(const char *path, const char *top);
 /* rm -rf (does not follow symlinks); missing path is OK. */
 pf_status pf_remove_tree(const char *path, pf_err *err);
+/* Where unlinked scratch files go: $PFRUN_SCRATCH, else $TMPDIR, else /var/tmp. */
+const char *pf_scratch_dir(void);
 /* Bytes of a "Key:  N kB" line of a /proc file (e.g. "/proc/meminfo",
  * "MemAvailable"); 0 when the file or the key is missing. */
 uint64_t pf_proc_kb(const char *path, const char *key);

@@ -297,13 +297,6 @@ fail:
   return st;
 }
 
-static const char *scratch_dir(void) {
-  const char *d = getenv("PFRUN_SCRATCH");
-  if (!d || !*d) d = getenv("TMPDIR");
-  if (!d || !*d) d = "/var/tmp";
-  return d;
-}
-
 typedef pf_fill_rows_fn fill_rows_fn;
 
 static int pwrite_fully(int fd, const char *p, size_t n, off_t off) {
@@ -327,7 +320,7 @@ static pf_status scratch_build(size_t rows, size_t row_bytes, fill_rows_fn fill,
   size_t bytes = rows * row_bytes, chunk_rows = ((size_t)1 << 20) / (row_bytes ? row_bytes : 1);
   if (chunk_rows == 0) chunk_rows = 1;
   char path[4096];
-  snprintf(path, sizeof path, "%s/pfrun-scratch-XXXXXX", scratch_dir());
+  snprintf(path, sizeof path, "%s/pfrun-scratch-XXXXXX", pf_scratch_dir());
   int fd = mkostemp(path, O_CLOEXEC);
   if (fd < 0)
     return pf_err_set(err, PF_ERR_IO, "%s: cannot create a scratch file: %s", path,
@@ -348,7 +341,7 @@ static pf_status scratch_build(size_t rows, size_t row_bytes, fill_rows_fn fill,
   if (e) {
     free(s);
     return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO,
-                      "%s: cannot write a %zu-byte scratch file: %s", scratch_dir(), bytes,
+                      "%s: cannot write a %zu-byte scratch file: %s", pf_scratch_dir(), bytes,
                       strerror(e));
   }
   s->data = p;

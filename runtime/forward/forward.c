@@ -18,9 +18,9 @@
 
 /* ---- tap names ---- */
 
-static const char *const tap_names[PF_TAP_COUNT] = {"layer_input", "input_norm", "attention_output",
-                                                    "gate_proj",   "up_proj",    "down_proj_input",
-                                                    "down_proj",   "mlp_output", "layer_output"};
+static const char *const tap_names[PF_TAP_COUNT] = {
+    "layer_input", "input_norm",      "o_proj_input", "attention_output", "gate_proj",
+    "up_proj",     "down_proj_input", "down_proj",    "mlp_output",       "layer_output"};
 _Static_assert(sizeof tap_names / sizeof tap_names[0] == PF_TAP_COUNT, "one name per tap point");
 
 const char *pf_tap_name(pf_tap_point p) {
@@ -33,11 +33,12 @@ pf_status pf_tap_parse(const char *name, pf_tap_point *out, pf_err *err) {
       *out = (pf_tap_point)i;
       return PF_OK;
     }
-  return pf_err_set(err, PF_ERR_INVALID,
-                    "tap point: expected one of layer_input, input_norm, attention_output, "
-                    "gate_proj, up_proj, down_proj_input, down_proj, mlp_output, layer_output, "
-                    "got '%s'",
-                    name ? name : "(null)");
+  return pf_err_set(
+      err, PF_ERR_INVALID,
+      "tap point: expected one of layer_input, input_norm, o_proj_input, attention_output, "
+      "gate_proj, up_proj, down_proj_input, down_proj, mlp_output, layer_output, "
+      "got '%s'",
+      name ? name : "(null)");
 }
 
 /* ---- model checks ---- */
@@ -74,15 +75,30 @@ static pf_status check_layer(const pf_forward *f, int64_t i, const pf_layer *w, 
   const int glu = f->arch->mlp == PF_MLP_GLU;
   enum { N = 24 };
   char n[N][96];
-  static const char *const names[N] = {
-      "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-      "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-      "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight",
-      "self_attn.q_proj.bias",   "self_attn.k_proj.bias",   "self_attn.v_proj.bias",
-      "self_attn.q_norm.weight", "self_attn.k_norm.weight", "self_attn.o_proj.bias",
-      "mlp.gate_proj.bias",      "mlp.up_proj.bias",        "mlp.down_proj.bias",
-      "input_layernorm.bias",    "post_attention_layernorm.bias", "attn_post_norm.weight",
-      "mlp_post_norm.weight",    "(unused)",                "(unused)"};
+  static const char *const names[N] = {"input_layernorm.weight",
+                                       "self_attn.q_proj.weight",
+                                       "self_attn.k_proj.weight",
+                                       "self_attn.v_proj.weight",
+                                       "self_attn.o_proj.weight",
+                                       "post_attention_layernorm.weight",
+                                       "mlp.gate_proj.weight",
+                                       "mlp.up_proj.weight",
+                                       "mlp.down_proj.weight",
+                                       "self_attn.q_proj.bias",
+                                       "self_attn.k_proj.bias",
+                                       "self_attn.v_proj.bias",
+                                       "self_attn.q_norm.weight",
+                                       "self_attn.k_norm.weight",
+                                       "self_attn.o_proj.bias",
+                                       "mlp.gate_proj.bias",
+                                       "mlp.up_proj.bias",
+                                       "mlp.down_proj.bias",
+                                       "input_layernorm.bias",
+                                       "post_attention_layernorm.bias",
+                                       "attn_post_norm.weight",
+                                       "mlp_post_norm.weight",
+                                       "(unused)",
+                                       "(unused)"};
   for (int j = 0; j < N; j++)
     snprintf(n[j], sizeof n[j], "model.layers.%lld.%s", (long long)i, names[j]);
   pf_status s;
@@ -196,7 +212,8 @@ static pf_status init_layers(pf_forward *f, pf_err *err) {
         (w->attn_post_norm && !(L->attn_post = norm_copy(f, w->attn_post_norm))) ||
         (w->mlp_post_norm && !(L->mlp_post = norm_copy(f, w->mlp_post_norm))))
       goto nomem;
-    if (w->q_norm && (!(L->q_norm = norm_copy(f, w->q_norm)) || !(L->k_norm = norm_copy(f, w->k_norm))))
+    if (w->q_norm &&
+        (!(L->q_norm = norm_copy(f, w->q_norm)) || !(L->k_norm = norm_copy(f, w->k_norm))))
       goto nomem;
   }
   if (!(f->final_norm = norm_copy(f, m->norm))) goto nomem;
@@ -293,8 +310,8 @@ void pf_forward_free(pf_forward *f) {
   if (!f) return;
   for (int64_t i = 0; f->layers && i < f->n_layers; i++) {
     pf_fwd_layer *L = &f->layers[i];
-    float *owned[] = {L->ln1, L->ln1_b, L->ln2, L->ln2_b, L->q_norm, L->k_norm, L->attn_post,
-                      L->mlp_post};
+    float *owned[] = {L->ln1,    L->ln1_b,  L->ln2,       L->ln2_b,
+                      L->q_norm, L->k_norm, L->attn_post, L->mlp_post};
     for (size_t k = 0; k < sizeof owned / sizeof owned[0]; k++)
       free(owned[k]);
   }

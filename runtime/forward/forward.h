@@ -18,19 +18,21 @@
 #include "model.h"
 
 typedef enum pf_tap_point {
-  PF_TAP_LAYER_INPUT = 0,    /* hidden state entering the layer        [B, S, H] */
-  PF_TAP_INPUT_NORM,         /* input_layernorm output                 [B, S, H] */
-  PF_TAP_ATTENTION_OUTPUT,   /* self_attn output (after o_proj)        [B, S, H] */
-  PF_TAP_GATE_PROJ,          /* gate_proj output (before the act)      [B, S, I_l] */
-  PF_TAP_UP_PROJ,            /* up_proj output                         [B, S, I_l] */
-  PF_TAP_DOWN_PROJ_INPUT,    /* act(gate) * up, the input of down_proj [B, S, I_l] */
-  PF_TAP_DOWN_PROJ,          /* down_proj output                       [B, S, H] */
-  PF_TAP_MLP_OUTPUT,         /* mlp output (== down_proj output)       [B, S, H] */
-  PF_TAP_LAYER_OUTPUT,       /* hidden state leaving the layer         [B, S, H] */
+  PF_TAP_LAYER_INPUT = 0,  /* hidden state entering the layer        [B, S, H] */
+  PF_TAP_INPUT_NORM,       /* input_layernorm output                 [B, S, H] */
+  PF_TAP_O_PROJ_INPUT,     /* attention heads before o_proj: head h  [B, S, nH*hd]
+                            * is columns [h*hd, (h+1)*hd) (width = q_dim) */
+  PF_TAP_ATTENTION_OUTPUT, /* self_attn output (after o_proj)        [B, S, H] */
+  PF_TAP_GATE_PROJ,        /* gate_proj output (before the act)      [B, S, I_l] */
+  PF_TAP_UP_PROJ,          /* up_proj output                         [B, S, I_l] */
+  PF_TAP_DOWN_PROJ_INPUT,  /* act(gate) * up, the input of down_proj [B, S, I_l] */
+  PF_TAP_DOWN_PROJ,        /* down_proj output                       [B, S, H] */
+  PF_TAP_MLP_OUTPUT,       /* mlp output (== down_proj output)       [B, S, H] */
+  PF_TAP_LAYER_OUTPUT,     /* hidden state leaving the layer         [B, S, H] */
   PF_TAP_COUNT
 } pf_tap_point;
 
-/* "layer_input", "input_norm", "attention_output", "gate_proj", "up_proj",
+/* "layer_input", "input_norm", "o_proj_input", "attention_output", "gate_proj", "up_proj",
  * "down_proj_input", "down_proj", "mlp_output", "layer_output". */
 const char *pf_tap_name(pf_tap_point p);
 /* PF_ERR_INVALID naming the valid names when unknown. */
@@ -38,12 +40,12 @@ pf_status pf_tap_parse(const char *name, pf_tap_point *out, pf_err *err);
 
 typedef struct pf_tap_event {
   pf_tap_point point;
-  int64_t layer;        /* position in the model's layer list (0-based) */
-  int64_t batch, seq;   /* B, S */
-  int64_t width;        /* H or the layer's intermediate size */
-  const float *data;    /* [B, S, width], contiguous; valid only during the call */
-  const int32_t *mask;  /* [B, S]: 1 token, 0 padding (never NULL) */
-  int64_t index;        /* the batch's position in a pass (pf_forward_pass); 0 otherwise */
+  int64_t layer;       /* position in the model's layer list (0-based) */
+  int64_t batch, seq;  /* B, S */
+  int64_t width;       /* H or the layer's intermediate size */
+  const float *data;   /* [B, S, width], contiguous; valid only during the call */
+  const int32_t *mask; /* [B, S]: 1 token, 0 padding (never NULL) */
+  int64_t index;       /* the batch's position in a pass (pf_forward_pass); 0 otherwise */
 } pf_tap_event;
 
 /* Called on the calling thread, outside any parallel region, in forward order
@@ -55,8 +57,8 @@ typedef struct pf_tap_event {
 typedef pf_status (*pf_tap_fn)(void *user_data, const pf_tap_event *ev, pf_err *err);
 
 typedef struct pf_taps {
-  uint32_t points;        /* bit (1u << pf_tap_point) per wanted point */
-  const uint8_t *layers;  /* NULL = every layer, else [n_layers] flags */
+  uint32_t points;       /* bit (1u << pf_tap_point) per wanted point */
+  const uint8_t *layers; /* NULL = every layer, else [n_layers] flags */
   pf_tap_fn fn;
   void *user_data;
 } pf_taps;
@@ -64,8 +66,8 @@ typedef struct pf_taps {
 /* Logits of consecutive flattened positions: rows [row0, row0 + nrows) of the
  * [B*S, vocab] logits matrix (row = b*S + s). Called in chunks (the full matrix
  * is never materialised), on the calling thread. */
-typedef pf_status (*pf_logits_fn)(void *user_data, int64_t row0, int64_t nrows,
-                                  const float *logits, int64_t vocab, pf_err *err);
+typedef pf_status (*pf_logits_fn)(void *user_data, int64_t row0, int64_t nrows, const float *logits,
+                                  int64_t vocab, pf_err *err);
 
 typedef struct pf_batch {
   int64_t batch, seq;
@@ -139,12 +141,12 @@ typedef struct pf_pass {
 } pf_pass;
 
 typedef struct pf_pass_info {
-  pf_pass_order order;   /* PF_PASS_BATCH or PF_PASS_LAYER: the order used */
-  int states_in_file;    /* layer-major: the hidden states were in a scratch file */
-  uint64_t model_bytes;  /* weight bytes of the model */
-  uint64_t state_bytes;  /* hidden states of every batch (float32) */
-  uint64_t budget;       /* the memory budget the choice used */
-  char why[320];         /* one sentence: the order, where the states were, and why */
+  pf_pass_order order;  /* PF_PASS_BATCH or PF_PASS_LAYER: the order used */
+  int states_in_file;   /* layer-major: the hidden states were in a scratch file */
+  uint64_t model_bytes; /* weight bytes of the model */
+  uint64_t state_bytes; /* hidden states of every batch (float32) */
+  uint64_t budget;      /* the memory budget the choice used */
+  char why[320];        /* one sentence: the order, where the states were, and why */
 } pf_pass_info;
 
 /* Run the pass. Callbacks fire on the calling thread; finals in batch order,

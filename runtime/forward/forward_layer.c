@@ -64,8 +64,8 @@ static pf_status qkv(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st
 }
 
 /* Self-attention: n1 in f->xn, result (after o_proj) in f->o. */
-static pf_status attention(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st,
-                           pf_err *err) {
+static pf_status attention(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err) {
+  const pf_fwd_layer *L = &f->layers[l];
   float *kd = st->k + st->p0 * f->kv_dim, *vd = st->v + st->p0 * f->kv_dim;
   pf_status s = qkv(f, L, st, kd, vd, err);
   if (s != PF_OK) return s;
@@ -89,6 +89,7 @@ static pf_status attention(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_st
                            .ldo = f->q_dim};
   const int nthr = omp_get_max_threads(); /* the scratch has f->nthr >= this slices */
   pf_attn_run(&job, f->scratch, f->scratch_per_thr, nthr < f->nthr ? nthr : f->nthr);
+  if ((s = tap(f, st, PF_TAP_O_PROJ_INPUT, l, f->att, f->q_dim, err))) return s;
   return pf_linear(f->att, st->batch * st->seq, f->q_dim, L->w->o_proj, L->w->o_bias, f->o, f->ws,
                    err);
 }
@@ -131,7 +132,7 @@ pf_status pf_fwd_layer_run(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_e
   pf_status s;
   if ((s = tap(f, st, PF_TAP_LAYER_INPUT, l, f->x, f->H, err))) goto fail;
   pf_fwd_norm(f, f->xn, f->x, L->ln1, L->ln1_b, T);
-  if ((s = tap(f, st, PF_TAP_INPUT_NORM, l, f->xn, f->H, err)) || (s = attention(f, L, st, err)) ||
+  if ((s = tap(f, st, PF_TAP_INPUT_NORM, l, f->xn, f->H, err)) || (s = attention(f, l, st, err)) ||
       (s = tap(f, st, PF_TAP_ATTENTION_OUTPUT, l, f->o, f->H, err)))
     goto fail;
   if (L->attn_post) pf_rmsnorm(f->o, f->o, L->attn_post, T, f->H, f->eps);

@@ -73,6 +73,7 @@ extern const pf_op pf_op_analyze;
 extern const pf_op pf_op_calibrate;
 extern const pf_op pf_op_importance;
 extern const pf_op pf_op_evaluate;
+extern const pf_op pf_op_benchmark;
 extern const pf_op pf_op_generate;
 extern const pf_op pf_op_bias_activations;
 extern const pf_op pf_op_metrics;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +71,7 @@ static void install_signals(void) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, &old);
 #pragma omp parallel
-  {
-    __asm__ volatile("" ::: "memory"); /* an empty region still starts the team */
-  }
+  { __asm__ volatile("" ::: "memory"); /* an empty region still starts the team */ }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -103,11 +102,16 @@ static uint64_t g_mem_cap = 0;          /* bytes, 0 = none */
 static const char *g_mem_cap_from = ""; /* "--max-memory" or "PFRUN_MAX_MEMORY" */
 
 static void fmt_size(uint64_t b, char *buf, size_t n) {
-  if (b >= (1ull << 30) && b % (1ull << 30) == 0) snprintf(buf, n, "%llu GiB", (unsigned long long)(b >> 30));
-  else if (b >= (1ull << 20) && b % (1ull << 20) == 0) snprintf(buf, n, "%llu MiB", (unsigned long long)(b >> 20));
-  else if (b >= 1000000000ull) snprintf(buf, n, "%.3g GB", (double)b / 1e9);
-  else if (b >= 1000000ull) snprintf(buf, n, "%.3g MB", (double)b / 1e6);
-  else snprintf(buf, n, "%llu bytes", (unsigned long long)b);
+  if (b >= (1ull << 30) && b % (1ull << 30) == 0)
+    snprintf(buf, n, "%llu GiB", (unsigned long long)(b >> 30));
+  else if (b >= (1ull << 20) && b % (1ull << 20) == 0)
+    snprintf(buf, n, "%llu MiB", (unsigned long long)(b >> 20));
+  else if (b >= 1000000000ull)
+    snprintf(buf, n, "%.3g GB", (double)b / 1e9);
+  else if (b >= 1000000ull)
+    snprintf(buf, n, "%.3g MB", (double)b / 1e6);
+  else
+    snprintf(buf, n, "%llu bytes", (unsigned long long)b);
 }
 
 /* VmData of this process (bytes), 0 if unknown. */
@@ -190,7 +194,7 @@ static int setup_pass(const pf_cli *c, pf_ctx *ctx) {
 
 typedef struct ui {
   int quiet, tty;
-  double last, start; /* start: when the current task was first seen */
+  double last, start;  /* start: when the current task was first seen */
   uint64_t start_done; /* its progress then */
   char what[32];
 } ui;
@@ -226,7 +230,8 @@ static void ui_progress(void *ud, const char *what, uint64_t done, uint64_t tota
   snprintf(u->what, sizeof u->what, "%s", what);
   int width = 30, fill = (int)((double)done / (double)total * width);
   char bar[64], eta[32];
-  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+  for (int i = 0; i < width; i++)
+    bar[i] = i < fill ? '#' : '.';
   bar[width] = '\0';
   eta_str(t - u->start, done - u->start_done, total - u->start_done, eta, sizeof eta);
   fprintf(stderr, "\r%-12s [%s] %5.1f%%%-12s", what, bar, 100.0 * (double)done / (double)total,
@@ -357,7 +362,8 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_model *base = pf_map_model(loaded, "model");
   char a[40];
   pf_ctx_log(ctx, "Model: %s", pf_map_str(c->load_params, "path", ""));
-  pf_ctx_log(ctx, "Original parameters: %s", fmt_thousands(pf_model_param_count(base), a, sizeof a));
+  pf_ctx_log(ctx, "Original parameters: %s",
+             fmt_thousands(pf_model_param_count(base), a, sizeof a));
   if (c->calib_params) {
     /* data-driven: calibrate the unpruned model first; width pruning uses the
      * neuron norms (hybrid MAW), depth pruning the layer importance */
@@ -400,7 +406,8 @@ out:
 static void print_analyze(const pf_value *r, const char *path) {
   char a[40];
   printf("Model: %s\n", path);
-  printf("Total parameters: %s\n", fmt_thousands(pf_map_int(r, "total_parameters", 0), a, sizeof a));
+  printf("Total parameters: %s\n",
+         fmt_thousands(pf_map_int(r, "total_parameters", 0), a, sizeof a));
   printf("Number of layers: %lld\n", (long long)pf_map_int(r, "num_layers", 0));
   int glu = pf_map_bool(r, "glu_compatible", 0);
   const char *mlp = pf_map_str(r, "mlp", "");
@@ -447,8 +454,10 @@ static int cmd_analyze(pf_cli *c, const pf_ctx *ctx) {
   if (run_op("analyze", params, pf_map_model(loaded, "model"), &res, ctx, &err) != PF_OK) goto out;
   pf_map_del(res, "op");
   pf_map_del(res, "seconds");
-  if (c->json) print_json(stdout, res);
-  else print_analyze(res, pf_map_str(c->load_params, "path", ""));
+  if (c->json)
+    print_json(stdout, res);
+  else
+    print_analyze(res, pf_map_str(c->load_params, "path", ""));
   rc = 0;
 out:
   pf_value_release(loaded);
@@ -502,8 +511,8 @@ out:
 static void print_eval(const pf_cli *c, const pf_value *r) {
   const char *path = pf_map_str(c->load_params, "path", "");
   if (pf_map_has(r, "perplexity")) {
-    printf("%s: perplexity %.4f over %lld predicted tokens\n", path,
-           pf_map_num(r, "perplexity", 0), (long long)pf_map_int(r, "predicted_tokens", 0));
+    printf("%s: perplexity %.4f over %lld predicted tokens\n", path, pf_map_num(r, "perplexity", 0),
+           (long long)pf_map_int(r, "predicted_tokens", 0));
     const pf_value *cmp = pf_map_get(r, "compare");
     if (cmp)
       printf("%s: perplexity %.4f\nKL divergence (parent || model): %.6f\ntop-1 agreement: "
@@ -541,6 +550,50 @@ out:
   return rc ? fail(&err) : 0;
 }
 
+/* One line per task and metric; with --compare the parent's value and the difference. */
+static void print_bench(const pf_value *r) {
+  const pf_value *tasks = pf_map_get(r, "tasks"), *pt = pf_map_get(r, "parent");
+  const pf_value *cmp = pf_map_get(r, "comparison");
+  pt = pt ? pf_map_get(pt, "tasks") : NULL;
+  static const char *const metrics[] = {"acc", "acc_norm", "perplexity"};
+  printf("%-16s %-10s %6s %10s %10s", "task", "metric", "n", "value", "stderr");
+  printf(pt ? " %10s %10s %10s\n" : "\n", "parent", "diff", "agreement");
+  for (size_t i = 0; tasks && tasks->type == PF_V_MAP && i < tasks->u.map.len; i++) {
+    const char *name = tasks->u.map.keys[i];
+    const pf_value *t = tasks->u.map.vals[i], *p = pt ? pf_map_get(pt, name) : NULL;
+    const pf_value *c = cmp ? pf_map_get(cmp, name) : NULL;
+    for (size_t k = 0; k < sizeof metrics / sizeof *metrics; k++) {
+      if (!pf_map_has(t, metrics[k])) continue;
+      char se[40], dk[40], ak[40];
+      snprintf(se, sizeof se, "%s_stderr", metrics[k]);
+      snprintf(dk, sizeof dk, "%s_diff", metrics[k]);
+      snprintf(ak, sizeof ak, "%s", k == 1 ? "agreement_norm" : "agreement");
+      printf("%-16s %-10s %6lld %10.4f %10.4f", name, metrics[k], (long long)pf_map_int(t, "n", 0),
+             pf_map_num(t, metrics[k], 0), pf_map_num(t, se, NAN));
+      if (p)
+        printf(" %10.4f %+10.4f %10.4f", pf_map_num(p, metrics[k], 0), pf_map_num(c, dk, NAN),
+               k == 2 ? NAN : pf_map_num(c, ak, NAN));
+      printf("\n");
+    }
+  }
+}
+
+static int cmd_bench(pf_cli *c, const pf_ctx *ctx) {
+  pf_err err = {0};
+  pf_value *loaded = NULL, *parent = NULL, *res = NULL;
+  int rc = 1;
+  if (run_opcmd(c, "benchmark", &loaded, &parent, &res, ctx, &err) != PF_OK) goto out;
+  pf_map_set_str(res, "model_path", pf_map_str(c->load_params, "path", ""));
+  if (!c->quiet && !c->dry_run) print_bench(res);
+  if (c->json_out && write_json_file(c->json_out, res, &err) != PF_OK) goto out;
+  rc = 0;
+out:
+  pf_value_release(loaded);
+  pf_value_release(parent);
+  pf_value_release(res);
+  return rc ? fail(&err) : 0;
+}
+
 static int cmd_generate(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
   pf_value *loaded = NULL, *parent = NULL, *res = NULL;
@@ -554,7 +607,8 @@ static int cmd_generate(pf_cli *c, const pf_ctx *ctx) {
     if (!c->quiet)
       fprintf(stderr, "%lld tokens, %.1f tokens/s decode, prefill %.3f s\n",
               (long long)pf_map_int(res, "generated_tokens", 0),
-              pf_map_num(res, "decode_tokens_per_second", 0), pf_map_num(res, "prefill_seconds", 0));
+              pf_map_num(res, "decode_tokens_per_second", 0),
+              pf_map_num(res, "prefill_seconds", 0));
     if (unknown > 0)
       fprintf(stderr,
               "pfrun: warning: %lld generated ids have no token in the tokenizer (the model's "
@@ -574,7 +628,7 @@ static void print_bias(const pf_value *metrics) {
     printf("%s: \"%s\" vs \"%s\"%s\n", pairs->u.map.keys[i], pf_map_str(p, "prompt1", ""),
            pf_map_str(p, "prompt2", ""),
            strcmp(pf_map_str(p, "aligned", "exact"), "exact") ? " (different lengths: mean-pooled)"
-                                                               : "");
+                                                              : "");
     const pf_value *ov = m ? pf_map_get(m, "overall_metrics") : NULL;
     if (ov) printf("  overall mean difference %.6g\n", pf_map_num(ov, "mean_difference", 0));
     const pf_value *comp = m ? pf_map_get(m, "component_metrics") : NULL;
@@ -631,13 +685,20 @@ out:
 
 static const char *ptype_name(pf_ptype t) {
   switch (t) {
-  case PF_P_BOOL: return "bool";
-  case PF_P_INT: return "int";
-  case PF_P_NUM: return "number";
-  case PF_P_STR: return "string";
-  case PF_P_INTLIST: return "int list";
-  case PF_P_MODEL: return "model";
-  case PF_P_ANY: return "any";
+  case PF_P_BOOL:
+    return "bool";
+  case PF_P_INT:
+    return "int";
+  case PF_P_NUM:
+    return "number";
+  case PF_P_STR:
+    return "string";
+  case PF_P_INTLIST:
+    return "int list";
+  case PF_P_MODEL:
+    return "model";
+  case PF_P_ANY:
+    return "any";
   }
   return "?";
 }
@@ -655,8 +716,10 @@ static int cmd_ops(pf_cli *c) {
     fprintf(stderr, "pfrun: error: unknown op '%s' (pfrun ops lists them)\n", c->topic);
     return 2;
   }
-  if (op->alias) printf("%s (alias %s) — %s\n\nparameters:\n", op->name, op->alias, op->summary);
-  else printf("%s — %s\n\nparameters:\n", op->name, op->summary);
+  if (op->alias)
+    printf("%s (alias %s) — %s\n\nparameters:\n", op->name, op->alias, op->summary);
+  else
+    printf("%s — %s\n\nparameters:\n", op->name, op->summary);
   for (size_t i = 0; i < op->n_params; i++) {
     const pf_param_spec *p = &op->params[i];
     printf("  %-26s %-8s %s", p->name, ptype_name(p->type), p->required ? "required" : "optional");
@@ -736,15 +799,15 @@ static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
                fmt_thousands(pf_map_int(r, "original_parameters", 0), a, sizeof a),
                fmt_thousands(pf_map_int(r, "pruned_parameters", 0), b, sizeof b),
                pf_map_num(r, "percentage_reduction", 0));
-      else if (r && pf_map_has(r, "path")) printf("  -> %s", pf_map_str(r, "path", ""));
+      else if (r && pf_map_has(r, "path"))
+        printf("  -> %s", pf_map_str(r, "path", ""));
       else if (r && pf_map_has(r, "perplexity")) {
         printf("  perplexity %.3f", pf_map_num(r, "perplexity", 0));
         const pf_value *cmp = pf_map_get(r, "compare");
         if (cmp)
           printf(" (parent %.3f, KL %.4f, top-1 %.1f%%)", pf_map_num(cmp, "perplexity", 0),
                  pf_map_num(r, "kl_divergence", 0), 100 * pf_map_num(r, "top1_agreement", 0));
-      }
-      else if (r && pf_map_has(r, "parameters"))
+      } else if (r && pf_map_has(r, "parameters"))
         printf("  %s parameters", fmt_thousands(pf_map_int(r, "parameters", 0), a, sizeof a));
       printf("\n");
     }
@@ -759,7 +822,8 @@ static void print_version(void) {
   printf("pfrun %s\n", PF_VERSION);
   printf("kernels: %s\n", pf_kernels_describe());
   if (!pf_dist_available())
-    printf("mpi: not built in (one process; see README, \"Models larger than RAM, and clusters\")\n");
+    printf(
+        "mpi: not built in (one process; see README, \"Models larger than RAM, and clusters\")\n");
   else
     printf("mpi: built in; this run: %d rank%s (rank %d)\n", pf_dist_size(),
            pf_dist_size() > 1 ? "s" : "", pf_dist_rank());
@@ -797,7 +861,10 @@ int main(int argc, char **argv) {
   }
 
   ui u = {.quiet = c.quiet || !pf_dist_writer(), .tty = isatty(2)};
-  pf_ctx ctx = {.progress = ui_progress, .log = ui_log, .user_data = &u, .dry_run = c.dry_run,
+  pf_ctx ctx = {.progress = ui_progress,
+                .log = ui_log,
+                .user_data = &u,
+                .dry_run = c.dry_run,
                 .interrupt = &g_interrupt};
   int pass_rc = setup_pass(&c, &ctx);
   if (pass_rc) {
@@ -806,22 +873,44 @@ int main(int argc, char **argv) {
   }
   int rc = 0;
   switch (c.kind) {
-  case PF_CLI_HELP: fputs(pf_cli_help(c.topic), stdout); break;
-  case PF_CLI_VERSION: print_version(); break;
-  case PF_CLI_PRUNE: rc = cmd_prune(&c, &ctx); break;
-  case PF_CLI_ANALYZE: rc = cmd_analyze(&c, &ctx); break;
-  case PF_CLI_OPS: rc = cmd_ops(&c); break;
-  case PF_CLI_RECIPE: rc = cmd_recipe(&c, &ctx); break;
-  case PF_CLI_IMPORTANCE: rc = cmd_importance(&c, &ctx); break;
-  case PF_CLI_EVAL: rc = cmd_eval(&c, &ctx); break;
-  case PF_CLI_GENERATE: rc = cmd_generate(&c, &ctx); break;
-  case PF_CLI_BIAS: rc = cmd_bias(&c, &ctx); break;
+  case PF_CLI_HELP:
+    fputs(pf_cli_help(c.topic), stdout);
+    break;
+  case PF_CLI_VERSION:
+    print_version();
+    break;
+  case PF_CLI_PRUNE:
+    rc = cmd_prune(&c, &ctx);
+    break;
+  case PF_CLI_ANALYZE:
+    rc = cmd_analyze(&c, &ctx);
+    break;
+  case PF_CLI_OPS:
+    rc = cmd_ops(&c);
+    break;
+  case PF_CLI_RECIPE:
+    rc = cmd_recipe(&c, &ctx);
+    break;
+  case PF_CLI_IMPORTANCE:
+    rc = cmd_importance(&c, &ctx);
+    break;
+  case PF_CLI_EVAL:
+    rc = cmd_eval(&c, &ctx);
+    break;
+  case PF_CLI_GENERATE:
+    rc = cmd_generate(&c, &ctx);
+    break;
+  case PF_CLI_BENCH:
+    rc = cmd_bench(&c, &ctx);
+    break;
+  case PF_CLI_BIAS:
+    rc = cmd_bias(&c, &ctx);
+    break;
   case PF_CLI_TOKENIZE:
     if (pf_tokenize_run(&c.tokenize, stdout, &err) != PF_OK) rc = fail(&err);
     break;
   case PF_CLI_LUA:
-    if (pf_lua_run_file(c.file, c.script_argc, c.script_argv, &ctx, &err) != PF_OK)
-      rc = fail(&err);
+    if (pf_lua_run_file(c.file, c.script_argc, c.script_argv, &ctx, &err) != PF_OK) rc = fail(&err);
     break;
   }
   pf_cleanup_temps();

@@ -90,12 +90,14 @@ static pf_status parse_indices(const char *s, pf_value **out, pf_err *err) {
   if (!list) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   const char *p = s;
   while (1) {
-    while (*p == ' ') p++;
+    while (*p == ' ')
+      p++;
     char *end = NULL;
     errno = 0;
     long long v = strtoll(p, &end, 10);
     if (end == p || errno) goto bad;
-    while (*end == ' ') end++;
+    while (*end == ' ')
+      end++;
     if (pf_list_push(list, pf_value_int(v)) != PF_OK) {
       pf_value_release(list);
       return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -133,8 +135,10 @@ static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *
                       "--layer-selection-method is only valid with --pruning-type DEPTH.");
   pf_map_set(params, "pruning_type", pf_value_str(o->pruning_type));
   pf_map_set(params, "method", pf_value_str(o->method));
-  if (o->have_rate) pf_map_set(params, "expansion_rate", pf_value_num(o->rate));
-  else pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
+  if (o->have_rate)
+    pf_map_set(params, "expansion_rate", pf_value_num(o->rate));
+  else
+    pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
   if (o->divisor) pf_map_set(params, "expansion_divisor", pf_value_int(atoi(o->divisor)));
   return PF_OK;
 }
@@ -202,8 +206,7 @@ static const pf_opt_map CALIB_OPTS[] = {
 };
 
 /* Parse one prune option at it->i; *matched = 0 when the option is not a prune option. */
-static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *matched,
-                              pf_err *err) {
+static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *matched, pf_err *err) {
   const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
   pf_status st = PF_OK;
   *matched = 1;
@@ -219,7 +222,8 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
     if ((st = take_value(it, "--device", iv, &v, err)) != PF_OK) return st;
     return check_choice("--device", v, DEVICES, err);
   }
-  if (is_opt(a, "--stats-json", &iv)) return take_value(it, "--stats-json", iv, &c->stats_json, err);
+  if (is_opt(a, "--stats-json", &iv))
+    return take_value(it, "--stats-json", iv, &c->stats_json, err);
   if (is_opt(a, "--pruning-percentage", &iv)) {
     if ((st = take_value(it, "--pruning-percentage", iv, &v, err)) != PF_OK) return st;
     o->have_pct = 1;
@@ -235,8 +239,10 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
     o->have_num = 1;
     return parse_int("--num-layers-to-remove", v, &o->num, err);
   }
-  if (!strcmp(a, "--overwrite")) o->overwrite = 1;
-  else *matched = 0;
+  if (!strcmp(a, "--overwrite"))
+    o->overwrite = 1;
+  else
+    *matched = 0;
   if (*matched) return PF_OK;
   return pf_opt_take(it->argc, it->argv, &it->i, CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS,
                      &c->calib_params, matched, err);
@@ -244,10 +250,14 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
 
 /* --quiet, --verbose, --dry-run: 1 when `a` was one of them. */
 static int common_flag(const char *a, pf_cli *c) {
-  if (!strcmp(a, "--quiet")) c->quiet = 1;
-  else if (!strcmp(a, "--verbose")) c->quiet = 0;
-  else if (!strcmp(a, "--dry-run")) c->dry_run = 1;
-  else return 0;
+  if (!strcmp(a, "--quiet"))
+    c->quiet = 1;
+  else if (!strcmp(a, "--verbose"))
+    c->quiet = 0;
+  else if (!strcmp(a, "--dry-run"))
+    c->dry_run = 1;
+  else
+    return 0;
   return 1;
 }
 
@@ -263,10 +273,8 @@ static int leading_flag(const char *a, pf_cli *c, const char *topic) {
 }
 
 static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
-  if (!o->model_path)
-    return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
-  if (!o->output_path)
-    return pf_err_set(err, PF_ERR_INVALID, "Missing option '--output-path'.");
+  if (!o->model_path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
+  if (!o->output_path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--output-path'.");
   c->load_params = pf_value_map();
   c->prune_params = pf_value_map();
   c->save_params = pf_value_map();
@@ -275,8 +283,8 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
   pf_map_set(c->load_params, "path", pf_value_str(o->model_path));
   int depth = strcmp(o->pruning_type, "DEPTH") == 0;
   c->prune_op = depth ? "prune_depth" : "prune_width";
-  pf_status st = depth ? prune_rules_depth(o, c->prune_params, err)
-                       : prune_rules_glu(o, c->prune_params, err);
+  pf_status st =
+      depth ? prune_rules_depth(o, c->prune_params, err) : prune_rules_glu(o, c->prune_params, err);
   if (st != PF_OK) return st;
   if (o->indices) {
     pf_value *list = NULL;
@@ -301,8 +309,7 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
 }
 
 static pf_status parse_prune(opt_iter *it, pf_cli *c, pf_err *err) {
-  prune_opts o = {.pruning_type = "MLP_GLU", .method = "MAW", .selection = "last",
-                  .dtype = "auto"};
+  prune_opts o = {.pruning_type = "MLP_GLU", .method = "MAW", .selection = "last", .dtype = "auto"};
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i];
     int matched = 0;
@@ -324,12 +331,15 @@ static pf_status parse_analyze(opt_iter *it, pf_cli *c, pf_err *err) {
     const int lead = leading_flag(a, c, "analyze");
     if (lead == 2) return PF_OK;
     if (lead) continue;
-    if (!strcmp(a, "--json")) c->json = 1;
-    else if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
+    if (!strcmp(a, "--json"))
+      c->json = 1;
+    else if (is_opt(a, "--model-path", &iv))
+      st = take_value(it, "--model-path", iv, &path, err);
     else if (is_opt(a, "--device", &iv)) {
       if ((st = take_value(it, "--device", iv, &v, err)) == PF_OK)
         st = check_choice("--device", v, DEVICES, err);
-    } else return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
+    } else
+      return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
     if (st != PF_OK) return st;
   }
   if (!path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
@@ -345,15 +355,27 @@ static const pf_opt_map EVAL_OPTS[] = {
     {"--num-runs", "num_runs", 0},
     {"--warmup-runs", "warmup_runs", 0},
 };
+static const pf_opt_map BENCH_OPTS[] = {
+    {"--tasks", "tasks", 0},
+    {"--data-dir", "data_dir", 0},
+    {"--task-dir", "task_dir", 0},
+    {"--limit", "limit", 0},
+    {"--bos", "bos", 0},
+    {"--max-length", "max_length", 0},
+    {"--batch-size", "batch_size", 0},
+    {"--bootstrap-iters", "bootstrap_iters", 0},
+    {"--log-samples", "log_samples", 1},
+};
 static const pf_opt_map GENERATE_OPTS[] = {
     {"--prompt", "prompt", 0},
     {"--max-new-tokens", "max_new_tokens", 0},
 };
 
-/* importance / eval / generate: --model-path, their op options, --json, --compare. */
+/* importance / eval / generate / bench: --model-path, their op options, --json, --compare. */
 static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err *err) {
   const char *path = NULL;
-  int is_eval = c->kind == PF_CLI_EVAL, is_gen = c->kind == PF_CLI_GENERATE;
+  int is_gen = c->kind == PF_CLI_GENERATE, is_bench = c->kind == PF_CLI_BENCH;
+  int is_eval = c->kind == PF_CLI_EVAL || is_bench; /* both take --compare */
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL;
     int matched = 0;
@@ -361,18 +383,28 @@ static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err 
     const int lead = leading_flag(a, c, topic);
     if (lead == 2) return PF_OK;
     if (lead) continue;
-    if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
-    else if (!is_gen && is_opt(a, "--json", &iv)) st = take_value(it, "--json", iv, &c->json_out, err);
+    if (is_opt(a, "--model-path", &iv))
+      st = take_value(it, "--model-path", iv, &path, err);
+    else if (!is_gen && is_opt(a, "--json", &iv))
+      st = take_value(it, "--json", iv, &c->json_out, err);
     else if (is_eval && is_opt(a, "--compare", &iv))
       st = take_value(it, "--compare", iv, &c->compare_path, err);
-    else {
+    else if (is_bench && !strcmp(a, "--no-context-cache")) {
+      if (!c->op_params && !(c->op_params = pf_value_map()))
+        return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+      st = pf_map_set_bool(c->op_params, "context_cache", 0);
+    } else if (is_bench) {
+      st = pf_opt_take(it->argc, it->argv, &it->i, BENCH_OPTS,
+                       sizeof BENCH_OPTS / sizeof *BENCH_OPTS, &c->op_params, &matched, err);
+      if (!st && !matched) return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
+    } else {
       if (!is_gen)
         st = pf_opt_take(it->argc, it->argv, &it->i, PF_DATA_OPTS, PF_N_DATA_OPTS, &c->op_params,
                          &matched, err);
       if (!st && !matched && (is_eval || is_gen))
         st = pf_opt_take(it->argc, it->argv, &it->i, is_gen ? GENERATE_OPTS : EVAL_OPTS,
-                         is_gen ? 2 : sizeof EVAL_OPTS / sizeof *EVAL_OPTS, &c->op_params,
-                         &matched, err);
+                         is_gen ? 2 : sizeof EVAL_OPTS / sizeof *EVAL_OPTS, &c->op_params, &matched,
+                         err);
       if (!st && !matched) return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
     }
     if (st != PF_OK) return st;
@@ -384,7 +416,10 @@ static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err 
     return pf_err_set(err, PF_ERR_INVALID, "Missing option '--data'.");
   if (is_gen && !pf_map_has(c->op_params, "prompt"))
     return pf_err_set(err, PF_ERR_INVALID, "Missing option '--prompt'.");
-  if (is_eval && !pf_map_has(c->op_params, "data") && !pf_map_has(c->op_params, "prompt"))
+  if (is_bench && !pf_map_has(c->op_params, "tasks"))
+    return pf_err_set(err, PF_ERR_INVALID, "Missing option '--tasks'.");
+  if (c->kind == PF_CLI_EVAL && !pf_map_has(c->op_params, "data") &&
+      !pf_map_has(c->op_params, "prompt"))
     return pf_err_set(err, PF_ERR_INVALID,
                       "eval needs --data FILE (perplexity) and/or --prompt TEXT (speed).");
   c->load_params = pf_value_map();
@@ -403,9 +438,12 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
     const int lead = leading_flag(a, c, "bias");
     if (lead == 2) return PF_OK;
     if (lead) continue;
-    if (is_opt(a, "--model-path", &iv)) st = take_value(it, "--model-path", iv, &path, err);
-    else if (is_opt(a, "--prompt-pairs", &iv)) st = take_value(it, "--prompt-pairs", iv, &pairs, err);
-    else if (is_opt(a, "--layers", &iv)) st = take_value(it, "--layers", iv, &layers, err);
+    if (is_opt(a, "--model-path", &iv))
+      st = take_value(it, "--model-path", iv, &path, err);
+    else if (is_opt(a, "--prompt-pairs", &iv))
+      st = take_value(it, "--prompt-pairs", iv, &pairs, err);
+    else if (is_opt(a, "--layers", &iv))
+      st = take_value(it, "--layers", iv, &layers, err);
     else if (is_opt(a, "--visualizations", &iv))
       st = take_value(it, "--visualizations", iv, &c->visualizations, err);
     else if (is_opt(a, "--format", &iv)) {
@@ -414,8 +452,10 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
       if (!st) st = check_choice("--format", c->format, FORMATS, err);
     } else if (is_opt(a, "--output-dir", &iv))
       st = take_value(it, "--output-dir", iv, &c->output_dir, err);
-    else if (is_opt(a, "--json", &iv)) st = take_value(it, "--json", iv, &c->json_out, err);
-    else return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
+    else if (is_opt(a, "--json", &iv))
+      st = take_value(it, "--json", iv, &c->json_out, err);
+    else
+      return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
     if (st != PF_OK) return st;
   }
   if (!path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
@@ -440,9 +480,11 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
     c->plot_layers = pf_value_str(layers);
   } else {
     pf_status st = parse_indices(layers, &c->plot_layers, err);
-    if (st) return pf_err_set(err, PF_ERR_INVALID,
-                              "--layers must be first_middle_last, all, or comma-separated "
-                              "integers (e.g. '0,2,5'), got '%s'", layers);
+    if (st)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "--layers must be first_middle_last, all, or comma-separated "
+                        "integers (e.g. '0,2,5'), got '%s'",
+                        layers);
   }
   return PF_OK;
 }
@@ -563,8 +605,10 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
   static const struct {
     const char *name;
     pf_cli_kind kind;
-  } opcmds[] = {{"importance", PF_CLI_IMPORTANCE}, {"eval", PF_CLI_EVAL},
-                {"generate", PF_CLI_GENERATE}};
+  } opcmds[] = {{"importance", PF_CLI_IMPORTANCE},
+                {"eval", PF_CLI_EVAL},
+                {"generate", PF_CLI_GENERATE},
+                {"bench", PF_CLI_BENCH}};
   for (size_t k = 0; k < sizeof opcmds / sizeof opcmds[0]; k++)
     if (!strcmp(cmd, opcmds[k].name)) {
       c->kind = opcmds[k].kind;
@@ -588,10 +632,11 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
     c->script_argv = argv + 2;
     return PF_OK;
   }
-  return pf_err_set(err, PF_ERR_INVALID,
-                    "unknown command '%s' (expected prune, analyze, importance, eval, generate, bias, "
-                    "tokenize, ops, a .yaml recipe or a .lua script; see pfrun --help)",
-                    cmd);
+  return pf_err_set(
+      err, PF_ERR_INVALID,
+      "unknown command '%s' (expected prune, analyze, importance, eval, generate, bench, bias, "
+      "tokenize, ops, a .yaml recipe or a .lua script; see pfrun --help)",
+      cmd);
 }
 
 void pf_cli_free(pf_cli *c) {
@@ -607,4 +652,6 @@ void pf_cli_free(pf_cli *c) {
   memset(c, 0, sizeof *c);
 }
 
-const char *pf_cli_help(const char *topic) { return pf_help_text(topic); }
+const char *pf_cli_help(const char *topic) {
+  return pf_help_text(topic);
+}

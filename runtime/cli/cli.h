@@ -13,17 +13,18 @@
 #include "value.h"
 
 typedef enum pf_cli_kind {
-  PF_CLI_HELP,    /* pfrun --help, pfrun help [topic], pfrun <cmd> --help */
-  PF_CLI_VERSION, /* pfrun --version */
-  PF_CLI_PRUNE,   /* pfrun prune ... */
-  PF_CLI_ANALYZE, /* pfrun analyze ... */
-  PF_CLI_OPS,     /* pfrun ops [NAME] */
-  PF_CLI_RECIPE,  /* pfrun file.yaml [--set k=v] [--dry-run] */
-  PF_CLI_LUA,     /* pfrun file.lua args... */
-  PF_CLI_TOKENIZE, /* pfrun tokenize ... */
+  PF_CLI_HELP,       /* pfrun --help, pfrun help [topic], pfrun <cmd> --help */
+  PF_CLI_VERSION,    /* pfrun --version */
+  PF_CLI_PRUNE,      /* pfrun prune ... */
+  PF_CLI_ANALYZE,    /* pfrun analyze ... */
+  PF_CLI_OPS,        /* pfrun ops [NAME] */
+  PF_CLI_RECIPE,     /* pfrun file.yaml [--set k=v] [--dry-run] */
+  PF_CLI_LUA,        /* pfrun file.lua args... */
+  PF_CLI_TOKENIZE,   /* pfrun tokenize ... */
   PF_CLI_IMPORTANCE, /* pfrun importance ... */
   PF_CLI_EVAL,       /* pfrun eval ... */
   PF_CLI_GENERATE,   /* pfrun generate ... */
+  PF_CLI_BENCH,      /* pfrun bench ... */
   PF_CLI_BIAS        /* pfrun bias ... */
 } pf_cli_kind;
 
@@ -37,13 +38,13 @@ typedef struct pf_cli {
   const char *stats_json; /* prune --stats-json FILE */
   const char **sets;      /* recipe --set values (pointers into argv) */
   size_t n_sets;
-  int script_argc;        /* Lua: args after the script name */
+  int script_argc; /* Lua: args after the script name */
   char **script_argv;
   /* prune/analyze: the op calls to make, in order (params maps, owned) */
-  pf_value *load_params;  /* {"path": model_path} */
-  const char *prune_op;   /* "prune_width" or "prune_depth" */
-  pf_value *prune_params; /* without "model" */
-  pf_value *save_params;  /* without "model" */
+  pf_value *load_params;     /* {"path": model_path} */
+  const char *prune_op;      /* "prune_width" or "prune_depth" */
+  pf_value *prune_params;    /* without "model" */
+  pf_value *save_params;     /* without "model" */
   pf_tokenize_args tokenize; /* tokenize: its arguments (strings borrowed from argv) */
   /* prune with --calibration-data: calibrate op params (without "model"), or NULL */
   pf_value *calib_params;

@@ -16,13 +16,15 @@ static const char TOP[] =
     "  pfrun importance --model-path DIR --data FILE [data options] [--json FILE]\n"
     "  pfrun eval --model-path DIR [--compare DIR2] [--data FILE ...] [--prompt TEXT]\n"
     "  pfrun generate --model-path DIR --prompt TEXT [--max-new-tokens N]\n"
+    "  pfrun bench --model-path DIR --tasks arc_easy,piqa [--data-dir DIR] [--limit N]\n"
+    "              [--compare DIR2] [--log-samples] [--json FILE]\n"
     "  pfrun bias --model-path DIR [--prompt-pairs FILE|default] [--layers SPEC]\n"
     "             [--visualizations mean_diff,heatmap,pca] [--format png|svg|pdf]\n"
     "             [--output-dir DIR] [--json FILE]\n"
     "  pfrun ops [NAME]            list the ops (or one op's parameters)\n"
     "  pfrun tokenize --model-path DIR (TEXT | --input FILE.jsonl)   token ids as JSON\n"
-    "  pfrun help TOPIC            TOPIC: prune, analyze, importance, eval, generate, bias,\n"
-    "                              tokenize, ops, recipe, lua\n"
+    "  pfrun help TOPIC            TOPIC: prune, analyze, importance, eval, generate, bench,\n"
+    "                              bias, tokenize, ops, recipe, lua\n"
     "  pfrun --version\n"
     "\n"
     "Models are Hugging Face folders (config.json + safetensors) or built-in synthetic\n"
@@ -110,13 +112,13 @@ static const char ANALYZE[] =
     "neuron; OptiPFair counts 2*H). --json prints the same as JSON.\n"
     "--device auto|cpu is accepted for OptiPFair compatibility.\n";
 
-#define DATA_HELP                                                                            \
-  "  --data FILE                   .jsonl (field --text-field, default text) or .txt\n"          \
-  "  --samples N                   first N usable samples (default: all)\n"                      \
-  "  --max-length N                tokens per sample, longer ones truncated (default 512)\n"     \
-  "  --min-length N                skip samples with fewer tokens (default 0)\n"                \
-  "  --batch-size N                samples per forward pass\n"                                   \
-  "  --text-field NAME             JSONL field holding the text\n"                               \
+#define DATA_HELP                                                                                  \
+  "  --data FILE                   .jsonl (field --text-field, default text) or .txt\n"            \
+  "  --samples N                   first N usable samples (default: all)\n"                        \
+  "  --max-length N                tokens per sample, longer ones truncated (default 512)\n"       \
+  "  --min-length N                skip samples with fewer tokens (default 0)\n"                   \
+  "  --batch-size N                samples per forward pass\n"                                     \
+  "  --text-field NAME             JSONL field holding the text\n"                                 \
   "  --pack                        concatenate samples and cut into max-length blocks\n"
 
 static const char IMPORTANCE[] =
@@ -138,8 +140,7 @@ static const char EVAL[] =
     "KL(parent || model) and the top-1 agreement. --prompt measures greedy generation\n"
     "speed as OptiPFair's time_inference / compare_models_inference (defaults: 100 new\n"
     "tokens, 5 runs after 2 warm-ups). --json writes every figure (a perplexity key per\n"
-    "model).\n\n" DATA_HELP
-    "  --prompt TEXT                 prompt for the speed measurement\n"
+    "model).\n\n" DATA_HELP "  --prompt TEXT                 prompt for the speed measurement\n"
     "  --max-new-tokens N            tokens per timed run (default 100)\n"
     "  --num-runs N / --warmup-runs N\n"
     "  --compare DIR                 the parent model\n"
@@ -150,6 +151,38 @@ static const char GENERATE[] =
     "\n"
     "Greedy generation with a KV cache; prints the prompt and its continuation, and\n"
     "the decode speed on stderr (unless --quiet). Stops at the end-of-sequence token.\n";
+
+static const char BENCH[] =
+    "usage: pfrun bench --model-path DIR --tasks T1,T2 [--data-dir DIR] [--limit N]\n"
+    "                   [--task-dir DIR] [--bos default|always|never] [--max-length N]\n"
+    "                   [--no-context-cache] [--batch-size N] [--bootstrap-iters N]\n"
+    "                   [--compare DIR2] [--log-samples] [--json FILE]\n"
+    "\n"
+    "Zero-shot accuracy scored as lm-evaluation-harness scores a Hugging Face causal LM:\n"
+    "each choice's continuation log-likelihood summed, acc (argmax), acc_norm (divided by\n"
+    "the choice's length in characters), LAMBADA's greedy acc and perplexity, and the\n"
+    "harness's standard errors. A task is NAME (its data is DIR/NAME.jsonl) or a path to a\n"
+    "JSONL file; its definition (which fields form context, choices and gold, the\n"
+    "delimiter, the metrics) is NAME.yaml in --task-dir, beside the data, or built in for\n"
+    "arc_easy, arc_challenge, boolq, copa, hellaswag, lambada_openai, openbookqa, piqa,\n"
+    "winogrande (data format: ../shared/data/bench/README.md).\n"
+    "\n"
+    "  --tasks LIST             comma-separated task names or .jsonl paths (required)\n"
+    "  --data-dir DIR           folder of NAME.jsonl files (default $PFRUN_BENCH_DATA)\n"
+    "  --limit N                the first N documents of each task (default all)\n"
+    "  --bos MODE               default: BOS as the tokenizer adds it (lm-eval >= 0.4.9.2);\n"
+    "                           never: no special tokens (lm-eval 0.4.0 - 0.4.9.1);\n"
+    "                           always: the tokenizer's BOS even when it adds none\n"
+    "  --max-length N           tokens the model reads (default max_position_embeddings);\n"
+    "                           longer requests lose their leftmost context tokens\n"
+    "  --no-context-cache       run every request on its own in batched passes instead of\n"
+    "                           computing each context once (the default, with a KV cache)\n"
+    "  --batch-size N           requests per batch without the cache (default 8)\n"
+    "  --bootstrap-iters N      resamples of LAMBADA's perplexity stderr (default 100000)\n"
+    "  --compare DIR            a parent model: its scores, the differences with their\n"
+    "                           stderr, and the agreement of the predictions\n"
+    "  --log-samples            per-document log-likelihoods and predictions in the JSON\n"
+    "  --json FILE              write the results as JSON\n";
 
 static const char BIAS[] =
     "usage: pfrun bias --model-path DIR [--prompt-pairs FILE|default] [--layers SPEC]\n"
@@ -165,12 +198,11 @@ static const char BIAS[] =
     "worker processes, one per OpenMP thread; PFRUN_PLOT_JOBS=N sets how many (1 = in\n"
     "the pfrun process).\n";
 
-static const char OPS[] =
-    "usage: pfrun ops [NAME]\n"
-    "\n"
-    "List every op of the op table with its summary, or one op's parameters\n"
-    "(type, default, choices, range, help). Recipes, Lua scripts and the\n"
-    "subcommands all run ops through this one table.\n";
+static const char OPS[] = "usage: pfrun ops [NAME]\n"
+                          "\n"
+                          "List every op of the op table with its summary, or one op's parameters\n"
+                          "(type, default, choices, range, help). Recipes, Lua scripts and the\n"
+                          "subcommands all run ops through this one table.\n";
 
 static const char RECIPE[] =
     "usage: pfrun RECIPE.yaml [--set KEY=VALUE]... [--dry-run] [--quiet]\n"
@@ -212,6 +244,7 @@ const char *pf_help_text(const char *topic) {
   if (!strcmp(topic, "eval")) return EVAL;
   if (!strcmp(topic, "generate")) return GENERATE;
   if (!strcmp(topic, "bias")) return BIAS;
+  if (!strcmp(topic, "bench")) return BENCH;
   if (!strcmp(topic, "tokenize")) return pf_tokenize_help();
   return NULL;
 }

@@ -66,9 +66,19 @@ static pf_status qkv(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st
 /* Self-attention: n1 in f->xn, result (after o_proj) in f->o. */
 static pf_status attention(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err) {
   const pf_fwd_layer *L = &f->layers[l];
-  float *kd = st->k + st->p0 * f->kv_dim, *vd = st->v + st->p0 * f->kv_dim;
+  /* Rows of a batch whose keys are not contiguous in the store (decoding several
+   * sequences side by side, each in its own slot of kv_bstride floats) get their
+   * keys/values in the runner's buffers first, then copied to their slots. */
+  const int64_t kvd = f->kv_dim, T = st->batch * st->seq;
+  const int scatter = st->batch > 1 && st->kv_bstride != st->seq * kvd;
+  float *kd = scatter ? f->k : st->k + st->p0 * kvd, *vd = scatter ? f->v : st->v + st->p0 * kvd;
   pf_status s = qkv(f, L, st, kd, vd, err);
   if (s != PF_OK) return s;
+  for (int64_t t = 0; scatter && t < T; t++) {
+    const size_t at = (size_t)((t / st->seq) * st->kv_bstride + (st->p0 + t % st->seq) * kvd);
+    memcpy(st->k + at, kd + t * kvd, (size_t)kvd * sizeof *kd);
+    memcpy(st->v + at, vd + t * kvd, (size_t)kvd * sizeof *vd);
+  }
   const pf_attn_job job = {.batch = st->batch,
                            .seq = st->seq,
                            .p0 = st->p0,
@@ -90,8 +100,7 @@ static pf_status attention(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_e
   const int nthr = omp_get_max_threads(); /* the scratch has f->nthr >= this slices */
   pf_attn_run(&job, f->scratch, f->scratch_per_thr, nthr < f->nthr ? nthr : f->nthr);
   if ((s = tap(f, st, PF_TAP_O_PROJ_INPUT, l, f->att, f->q_dim, err))) return s;
-  return pf_linear(f->att, st->batch * st->seq, f->q_dim, L->w->o_proj, L->w->o_bias, f->o, f->ws,
-                   err);
+  return pf_linear(f->att, T, f->q_dim, L->w->o_proj, L->w->o_bias, f->o, f->ws, err);
 }
 
 /* x += y over T rows of H. */

@@ -17,13 +17,24 @@
 struct pf_decoder {
   pf_forward *f;
   int64_t max_ctx;
+  int64_t slots;
   int64_t pos;
-  float *kc; /* [n_layers, max_ctx, kv_dim] */
-  float *vc; /* [n_layers, max_ctx, kv_dim] */
+  float *kc;     /* [n_layers, slots, max_ctx, kv_dim] */
+  float *vc;     /* [n_layers, slots, max_ctx, kv_dim] */
+  float *gather; /* [gather_cap, H] the hidden states of the rows a branch scores */
+  int64_t gather_cap;
 };
 
 pf_status pf_decoder_new(const pf_model *m, int64_t max_ctx, pf_decoder **out, pf_err *err) {
+  return pf_decoder_new_slots(m, max_ctx, 1, out, err);
+}
+
+pf_status pf_decoder_new_slots(const pf_model *m, int64_t max_ctx, int64_t slots, pf_decoder **out,
+                               pf_err *err) {
   *out = NULL;
+  if (slots < 1 || slots > 4096)
+    return pf_err_set(err, PF_ERR_INVALID, "decoder: expected 1 to 4096 slots, got %lld",
+                      (long long)slots);
   pf_decoder *d = calloc(1, sizeof *d);
   if (!d) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
   pf_status s = pf_forward_new(m, &d->f, err);
@@ -36,7 +47,8 @@ pf_status pf_decoder_new(const pf_model *m, int64_t max_ctx, pf_decoder **out, p
                    (long long)f->max_pos, (long long)max_ctx);
     goto fail;
   }
-  const size_t n = (size_t)(f->n_layers ? f->n_layers : 1) * (size_t)max_ctx * (size_t)f->kv_dim;
+  const size_t n =
+      (size_t)(f->n_layers ? f->n_layers : 1) * (size_t)slots * (size_t)max_ctx * (size_t)f->kv_dim;
   d->kc = malloc(n * sizeof(float));
   d->vc = malloc(n * sizeof(float));
   if (!d->kc || !d->vc) {
@@ -45,6 +57,7 @@ pf_status pf_decoder_new(const pf_model *m, int64_t max_ctx, pf_decoder **out, p
     goto fail;
   }
   d->max_ctx = max_ctx;
+  d->slots = slots;
   *out = d;
   return PF_OK;
 fail:
@@ -57,6 +70,7 @@ void pf_decoder_free(pf_decoder *d) {
   pf_forward_free(d->f);
   free(d->kc);
   free(d->vc);
+  free(d->gather);
   free(d);
 }
 
@@ -98,7 +112,7 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
   }
   f->len[0] = d->pos + n;
   pf_fwd_embed(f, ids, n);
-  const size_t per_layer = (size_t)d->max_ctx * (size_t)f->kv_dim;
+  const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;
   for (int64_t l = 0; l < f->n_layers; l++) {
     const pf_fwd_step st = {.batch = 1,
                             .seq = n,
@@ -112,6 +126,92 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
   d->pos += n;
   if (!logits) return PF_OK;
   return pf_fwd_logits(f, f->x + (n - 1) * f->H, 1, logits, err);
+}
+
+void pf_decoder_fork(pf_decoder *d, int64_t n) {
+  if (!d || d->pos == 0) return;
+  const pf_forward *f = d->f;
+  const size_t slot = (size_t)d->max_ctx * (size_t)f->kv_dim, used = (size_t)d->pos * f->kv_dim;
+  for (int64_t l = 0; l < f->n_layers; l++)
+    for (int64_t b = 1; b < n && b < d->slots; b++) {
+      const size_t base = (size_t)l * (size_t)d->slots * slot;
+      memcpy(d->kc + base + (size_t)b * slot, d->kc + base, used * sizeof(float));
+      memcpy(d->vc + base + (size_t)b * slot, d->vc + base, used * sizeof(float));
+    }
+}
+
+static pf_status check_branch(const pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
+                              const int64_t *lens, const int64_t *sel, int64_t nsel, pf_err *err) {
+  if (rows < 1 || rows > d->slots || seq < 1 || !ids || !lens)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "decoder: expected 1 to %lld rows of at least one token, got %lld x %lld",
+                      (long long)d->slots, (long long)rows, (long long)seq);
+  if (seq > d->max_ctx - d->pos)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "decoder: %lld tokens at position %lld do not fit the context of %lld",
+                      (long long)seq, (long long)d->pos, (long long)d->max_ctx);
+  for (int64_t b = 0; b < rows; b++) {
+    if (lens[b] < 1 || lens[b] > seq)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "decoder: row %lld: expected 1 to %lld tokens, got %lld", (long long)b,
+                        (long long)seq, (long long)lens[b]);
+    for (int64_t i = 0; i < lens[b]; i++)
+      if (ids[b * seq + i] < 0 || ids[b * seq + i] >= d->f->vocab)
+        return pf_err_set(
+            err, PF_ERR_INVALID,
+            "input ids: row %lld, token %lld: expected a token id in [0, %lld), got %d",
+            (long long)b, (long long)i, (long long)d->f->vocab, (int)ids[b * seq + i]);
+  }
+  for (int64_t j = 0; j < nsel; j++)
+    if (sel[j] < 0 || sel[j] >= rows * seq || sel[j] % seq >= lens[sel[j] / seq])
+      return pf_err_set(err, PF_ERR_INVALID, "decoder: selected row %lld is not a token",
+                        (long long)sel[j]);
+  return PF_OK;
+}
+
+pf_status pf_decoder_branch(pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
+                            const int64_t *lens, const int64_t *sel, int64_t nsel, pf_logits_fn fn,
+                            void *ud, const pf_ctx *ctx, pf_err *err) {
+  if (!d) return pf_err_set(err, PF_ERR_INVALID, "decoder: NULL");
+  pf_forward *f = d->f;
+  const int64_t T = rows * seq;
+  pf_status s;
+  if ((s = check_branch(d, rows, seq, ids, lens, sel, nsel, err)) ||
+      (s = pf_ctx_check_interrupt(ctx, err)) || (s = pf_fwd_reserve(f, T, rows, d->pos + seq, err)))
+    return s;
+  for (int64_t t = 0; t < T; t++) {
+    f->pos[t] = d->pos + t % seq;
+    f->mask[t] = t % seq < lens[t / seq];
+  }
+  for (int64_t b = 0; b < rows; b++)
+    f->len[b] = d->pos + lens[b];
+  int32_t *safe = malloc((size_t)T * sizeof *safe); /* padding embeds token 0 */
+  if (!safe) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
+  for (int64_t t = 0; t < T; t++)
+    safe[t] = f->mask[t] ? ids[t] : 0;
+  pf_fwd_embed(f, safe, T);
+  free(safe);
+  const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;
+  for (int64_t l = 0; l < f->n_layers; l++) {
+    const pf_fwd_step st = {.batch = rows,
+                            .seq = seq,
+                            .p0 = d->pos,
+                            .k = d->kc + (size_t)l * per_layer,
+                            .v = d->vc + (size_t)l * per_layer,
+                            .kv_bstride = d->max_ctx * f->kv_dim,
+                            .taps = NULL};
+    if ((s = pf_fwd_layer_run(f, l, &st, err))) return s;
+  }
+  if (nsel == 0 || !fn) return PF_OK;
+  if (nsel > d->gather_cap) {
+    float *g = realloc(d->gather, (size_t)nsel * (size_t)f->H * sizeof *g);
+    if (!g) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
+    d->gather = g;
+    d->gather_cap = nsel;
+  }
+  for (int64_t j = 0; j < nsel; j++)
+    memcpy(d->gather + j * f->H, f->x + sel[j] * f->H, (size_t)f->H * sizeof(float));
+  return pf_forward_logits(f, d->gather, nsel, fn, ud, err);
 }
 
 /* ---- greedy generation ---- */

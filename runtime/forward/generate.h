@@ -28,6 +28,24 @@ void pf_decoder_free(pf_decoder *d); /* NULL ok */
  * unchanged (the position does not advance). */
 pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *logits,
                           const pf_ctx *ctx, pf_err *err);
+/* A decoder of `slots` sequences side by side (1 to 4096): pf_decoder_feed uses
+ * slot 0; pf_decoder_branch runs one row per slot. Memory: slots times the
+ * single cache. */
+pf_status pf_decoder_new_slots(const pf_model *m, int64_t max_ctx, int64_t slots, pf_decoder **out,
+                               pf_err *err);
+/* Copy slot 0's cache [0, pos) into slots 1 .. n-1 (a shared prefix, e.g. a
+ * benchmark question, that several continuations extend). */
+void pf_decoder_fork(pf_decoder *d, int64_t n);
+/* Score continuations of the cached prefix without keeping them: row b (in slot
+ * b, b < rows <= slots) appends ids[b*seq .. b*seq + lens[b]) at positions
+ * [pos, pos + lens[b]) (right padding after lens[b]); the position does not
+ * advance, so the next branch starts from the same prefix. The logits of the
+ * flattened rows sel[0..nsel) (row b*seq + s, s < lens[b]) go to fn, whose row0
+ * counts in sel. Slots that are not forked see their own older cache: fork first.
+ * Errors: as pf_decoder_feed, per row. */
+pf_status pf_decoder_branch(pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
+                            const int64_t *lens, const int64_t *sel, int64_t nsel, pf_logits_fn fn,
+                            void *ud, const pf_ctx *ctx, pf_err *err);
 /* Tokens in the cache (the position of the next token). */
 int64_t pf_decoder_pos(const pf_decoder *d);
 /* Forget the sequence (the cache is reused). */

@@ -41,6 +41,14 @@ typedef struct pf_recipe_opts {
 pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_ctx *ctx,
                         pf_value **results, pf_err *err);
 
+/* A YAML document (not a recipe: no steps, no ${var} values) as a value, with
+ * the recipe loader's limits and messages ("NAME:LINE:COL: ..."). For data
+ * files such as benchmark task definitions. pf_yaml_value reads `len` bytes of
+ * `text` (`name` is used in messages); pf_yaml_file_value reads a file. */
+pf_status pf_yaml_value(const char *name, const char *text, size_t len, pf_value **out,
+                        pf_err *err);
+pf_status pf_yaml_file_value(const char *path, pf_value **out, pf_err *err);
+
 /* Notes (behaviour details of pf_recipe_run):
  *  - Limits: file <= 1 MiB, nesting <= 32 mappings/sequences, <= 1000 steps,
  *    <= 1000 keys in one mapping, <= 1e6 values and <= 1e7 pairs of keys in the

@@ -37,6 +37,9 @@ typedef struct pf_ydoc {
  * load `path`. Fully formatted errors. On failure nothing needs freeing, but
  * pf_ydoc_free is safe anyway. */
 pf_status pf_ydoc_load(pf_ydoc *d, const char *path, pf_err *err);
+/* The same for text in memory (`name` is used in messages). */
+pf_status pf_ydoc_load_text(pf_ydoc *d, const char *name, const char *text, size_t len,
+                            pf_err *err);
 void pf_ydoc_free(pf_ydoc *d);
 yaml_node_t *pf_ydoc_root(pf_ydoc *d);            /* NULL for an empty document */
 yaml_node_t *pf_ydoc_node(pf_ydoc *d, int index); /* libyaml node index */

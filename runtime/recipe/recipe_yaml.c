@@ -132,27 +132,57 @@ static pf_status read_recipe(const char *path, char **out, size_t *len, pf_err *
   return st;
 }
 
-pf_status pf_ydoc_load(pf_ydoc *d, const char *path, pf_err *err) {
+pf_status pf_ydoc_load_text(pf_ydoc *d, const char *name, const char *text, size_t len,
+                            pf_err *err) {
   memset(d, 0, sizeof *d);
-  d->file = path;
-  char *text = NULL;
-  size_t len = 0;
-  pf_status st = read_recipe(path, &text, &len, err);
+  d->file = name;
+  pf_status st = prescan(name, text, len, err);
   if (st != PF_OK) return st;
-  st = prescan(path, text, len, err);
-  if (st != PF_OK) goto done;
   yaml_parser_t p;
-  if (!yaml_parser_initialize(&p)) {
-    st = pf_err_set(err, PF_ERR_NOMEM, "%s: cannot initialise the YAML parser", path);
-    goto done;
-  }
+  if (!yaml_parser_initialize(&p))
+    return pf_err_set(err, PF_ERR_NOMEM, "%s: cannot initialise the YAML parser", name);
   yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
   if (!yaml_parser_load(&p, &d->doc))
-    st = yaml_fail(path, &p, err);
+    st = yaml_fail(name, &p, err);
   else
     d->loaded = 1;
   yaml_parser_delete(&p);
-done:
+  return st;
+}
+
+pf_status pf_ydoc_load(pf_ydoc *d, const char *path, pf_err *err) {
+  memset(d, 0, sizeof *d);
+  char *text = NULL;
+  size_t len = 0;
+  pf_status st = read_recipe(path, &text, &len, err);
+  if (st == PF_OK) st = pf_ydoc_load_text(d, path, text, len, err);
+  free(text);
+  return st;
+}
+
+pf_status pf_yaml_value(const char *name, const char *text, size_t len, pf_value **out,
+                        pf_err *err) {
+  *out = NULL;
+  pf_ydoc d;
+  pf_status st = pf_ydoc_load_text(&d, name, text, len, err);
+  yaml_node_t *root = st == PF_OK ? pf_ydoc_root(&d) : NULL;
+  if (st == PF_OK && !root) st = pf_err_set(err, PF_ERR_FORMAT, "%s: empty document", name);
+  pf_value *vars = st == PF_OK ? pf_value_map() : NULL;
+  if (st == PF_OK && !vars) st = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
+  yaml_mark_t where = {0};
+  if (st == PF_OK && (st = pf_ydoc_value(&d, root, vars, 1, out, &where, err)) != PF_OK)
+    pf_err_prefix(err, "%s:%zu:%zu", name, PF_MARK_LINE(where), PF_MARK_COL(where));
+  pf_value_release(vars);
+  pf_ydoc_free(&d);
+  return st;
+}
+
+pf_status pf_yaml_file_value(const char *path, pf_value **out, pf_err *err) {
+  *out = NULL;
+  char *text = NULL;
+  size_t len = 0;
+  pf_status st = read_recipe(path, &text, &len, err);
+  if (st == PF_OK) st = pf_yaml_value(path, text, len, out, err);
   free(text);
   return st;
 }

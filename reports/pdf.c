@@ -80,6 +80,44 @@ static const char *const font_dirs[] = {"/usr/share/fonts/truetype/dejavu",
                                         "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF",
                                         "/usr/local/share/fonts"};
 
+/* libharu 2.3 gives a UTF-8 TrueType font a ToUnicode entry that is an encoding
+ * CMap ("begincidrange"), which text extractors reject (poppler: "Invalid
+ * 'begincidrange' operator in ToUnicode CMap"). The text of such a font is
+ * written as 2-byte codes equal to the Unicode code point (Identity-H), so
+ * the right ToUnicode CMap is the identity over the Basic Multilingual
+ * Plane: bfranges <XX00> <XXFF> -> <XX00>, surrogates left out. */
+static pf_status fix_to_unicode(pf_pdf *d, HPDF_Font font, const char *what, pf_err *err) {
+  HPDF_Dict cmap = HPDF_DictStream_New(d->doc->mmgr, d->doc->xref);
+  if (!cmap) return pdf_check(d, what, err);
+  cmap->filter = HPDF_STREAM_FILTER_FLATE_DECODE;
+  HPDF_Stream s = cmap->stream;
+  HPDF_STATUS rc = HPDF_Stream_WriteStr(
+      s, "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+         "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+         "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+         "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n");
+  int rows[256], n = 0;
+  for (int hi = 0; hi < 256; hi++)
+    if (hi < 0xD8 || hi > 0xDF) rows[n++] = hi;
+  for (int i = 0; rc == HPDF_OK && i < n; i += 100) {
+    const int m = n - i < 100 ? n - i : 100;
+    char line[64];
+    snprintf(line, sizeof line, "%d beginbfrange\n", m);
+    rc = HPDF_Stream_WriteStr(s, line);
+    for (int k = 0; rc == HPDF_OK && k < m; k++) {
+      snprintf(line, sizeof line, "<%02X00> <%02XFF> <%02X00>\n", rows[i + k], rows[i + k],
+               rows[i + k]);
+      rc = HPDF_Stream_WriteStr(s, line);
+    }
+    if (rc == HPDF_OK) rc = HPDF_Stream_WriteStr(s, "endbfrange\n");
+  }
+  if (rc == HPDF_OK)
+    rc = HPDF_Stream_WriteStr(s, "endcmap\nCMapName currentdict /CMap defineresource pop\n"
+                                 "end\nend\n");
+  if (rc == HPDF_OK) rc = HPDF_Dict_Add(font, "ToUnicode", cmap);
+  return pdf_check(d, what, err);
+}
+
 static pf_status load_font(pf_pdf *d, const char *file, HPDF_Font *out, pf_err *err) {
   char path[512];
   for (size_t i = 0; i < sizeof font_dirs / sizeof font_dirs[0]; i++) {
@@ -89,6 +127,7 @@ static pf_status load_font(pf_pdf *d, const char *file, HPDF_Font *out, pf_err *
     if (name) *out = HPDF_GetFont(d->doc, name, "UTF-8");
     pf_status st = pdf_check(d, path, err);
     if (!st && !*out) st = pf_err_set(err, PF_ERR_FORMAT, "pdf: %s: font not usable", path);
+    if (!st) st = fix_to_unicode(d, *out, path, err);
     return st;
   }
   return pf_err_set(err, PF_ERR_NOT_FOUND,

@@ -38,6 +38,7 @@ typedef struct rstep {
   rref *refs;
   size_t n_refs;
   pf_value *result; /* after running */
+  int skip;         /* `when:` is false: the step does not run */
 } rstep;
 
 typedef struct recipe {
@@ -491,6 +492,15 @@ static pf_status parse_params(recipe *r, rstep *s, pf_err *err) {
       pf_err_prefix(err, "%s", key);
       return step_fail(r, s, s->op->name, where, err);
     }
+    if (strcmp(key, "when") == 0) { /* a step switch, not a parameter */
+      const int ok = v->type == PF_V_BOOL;
+      s->skip = ok && !v->u.b;
+      pf_value_release(v);
+      if (!ok)
+        return step_at(r, s, s->op->name, vn->start_mark, err, PF_ERR_INVALID,
+                       "when: expected true or false (e.g. when: ${var} with a boolean var)");
+      continue;
+    }
     size_t slot = s->given->u.map.len;
     if (pf_map_set(s->given, key, v) != PF_OK)
       return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -533,6 +543,11 @@ static pf_status build_params(const recipe *r, const rstep *s, pf_model *placeho
     const rref *ref = &s->refs[i];
     const rstep *t = &r->steps[ref->target];
     pf_value *v;
+    if (t->skip && !s->skip) {
+      pf_value_release(p);
+      return step_at(r, s, s->op->name, ref->mark, err, PF_ERR_INVALID,
+                     "%s: step '%s' (%s) does not run (when: false)", ref->key, t->id, t->op->name);
+    }
     if (placeholder) {
       v = ref->want_model ? pf_value_model(placeholder) : pf_value_map();
     } else if (ref->want_model) {
@@ -615,8 +630,9 @@ static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
     rstep *s = &r->steps[i];
     pf_status st = pf_ctx_check_interrupt(ctx, err);
     if (st != PF_OK) return step_fail(r, s, s->op->name, s->mark, err);
-    pf_ctx_log(ctx, "step %d/%zu: %s%s%s", s->index, r->n_steps, s->op->name, s->id ? " " : "",
-               s->id ? s->id : "");
+    pf_ctx_log(ctx, "step %d/%zu: %s%s%s%s", s->index, r->n_steps, s->op->name, s->id ? " " : "",
+               s->id ? s->id : "", s->skip ? ": skipped (when: false)" : "");
+    if (s->skip) continue;
     pf_value *p = NULL;
     if ((st = build_params(r, s, NULL, &p, err)) != PF_OK) return st;
     st = add_run_results(r, s, i, ctx->dry_run, p, err);
@@ -646,6 +662,7 @@ static pf_value *step_summary(const rstep *s, int *oom) {
   if (s->result) pf_value_retain(s->result);
   set_or_fail(m, "result", s->result ? s->result : pf_value_null(), oom);
   set_or_fail(m, "seconds", pf_value_num(pf_map_num(s->result, "seconds", 0.0)), oom);
+  if (s->skip) set_or_fail(m, "skipped", pf_value_bool(1), oom);
   return m;
 }
 

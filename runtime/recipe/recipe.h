@@ -65,6 +65,8 @@ pf_status pf_yaml_file_value(const char *path, pf_value **out, pf_err *err);
  *    unknown id or a later step is an error, for any-typed ones a string that
  *    names no earlier step stays a string.
  *  - "params" in the results are as written (references stay step ids).
- */
+ *  - A step with `when: false` (typically `when: ${var}` with a boolean var) is
+ *    validated but does not run; its results entry says "skipped": true and a
+ *    running step that references it is an error. */
 
 #endif

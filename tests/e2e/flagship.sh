@@ -20,7 +20,10 @@ check_run() { # DIR LABEL
     pdftoppm -r 30 -png "$d/report.pdf" "$d/pages/p" 2>/dev/null
     local n; n=$(ls "$d/pages" | wc -l)
     check "$l: every page renders ($n pages)" test "$n" -ge 3
-    local txt; txt=$(pdftotext "$d/report.pdf" - 2>/dev/null)
+    local txt; txt=$(pdftotext "$d/report.pdf" - 2>"$d/pdftotext.err")
+    check "$l: pdftotext prints no warnings ($(head -c 200 "$d/pdftotext.err"))" test ! -s "$d/pdftotext.err"
+    if command -v qpdf >/dev/null; then check "$l: qpdf --check" qpdf --check "$d/report.pdf"
+    else echo "SKIP flagship.sh qpdf --check: qpdf not installed"; fi
     for want in "Steps" "Pruning" "Layer importance" "Bias" "Evaluation" "Recipe" "SHA-256" "perplexity"; do
       if grep -qi -- "$want" <<<"$txt"; then ok; else bad "$l: report lacks '$want'"; fi
     done

@@ -29,8 +29,9 @@ static const pf_op *const op_table[] = {
     &pf_op_importance, &pf_op_evaluate,  &pf_op_generate, &pf_op_bias_activations,
     &pf_op_metrics,    &pf_op_neuron_bias, &pf_op_fairness_scores, &pf_op_zero_neurons,
     &pf_op_plot,       &pf_op_save,      &pf_op_report, &pf_op_analyze,
+    &pf_op_prune_heads,
 };
-#define PF_OP_TABLE_COUNT 17
+#define PF_OP_TABLE_COUNT 18
 _Static_assert(sizeof op_table / sizeof op_table[0] == PF_OP_TABLE_COUNT,
                "op table and PF_OP_TABLE_COUNT disagree: add the op to both");
 

@@ -12,7 +12,9 @@
  * o_proj columns are zeroed (built here): a removed head contributes nothing, so the
  * logits agree to float rounding (1e-5 of the logit scale), also after save + reload.
  * The data-driven scores are checked against the formula on head norms collected here
- * from the o_proj_input tap.
+ * from the o_proj_input tap, calibrate's head_norms against the same tap on its batches,
+ * and the tap's norms, unit scores and kept units against the float64 reference
+ * (g_heads_cal_golden: forward_ref.py's forward on one right-padded batch).
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include "op.h"
 #include "opdata.h"
 #include "tokenizer.h"
+#include "pruning.h"
 #include "pruning_heads.h"
 #include "testutil.h"
 
@@ -439,6 +442,69 @@ START_TEST(test_calibrated) {
 }
 END_TEST
 
+/* Data-driven against the float64 reference: head norms from the tap on the reference's
+ * batch (float32 forward: 1e-4 relative), then prune_heads with those norms as a
+ * calibration gives the reference's unit scores and kept units. */
+START_TEST(test_calibrated_golden) {
+  const pf_heads_cal_golden *g = &g_heads_cal_golden[_i];
+  char *dir = model_dir(g->model);
+  if (!dir) return;
+  pf_model *m = pf_test_load(dir);
+  int32_t ids[2][10], mask[2][10];
+  for (int b = 0; b < 2; b++)
+    for (int t = 0; t < 10; t++) {
+      ids[b][t] = g_heads_cal_ids[b][t];
+      mask[b][t] = t < g_heads_cal_len[b];
+    }
+  head_acc acc = {.nh = g->n_heads};
+  pf_taps taps = {.points = 1u << PF_TAP_O_PROJ_INPUT, .fn = head_tap, .user_data = &acc};
+  pf_forward *f = NULL;
+  pf_batch batch = {2, 10, &ids[0][0], &mask[0][0]};
+  pf_err err = {0};
+  ck_assert(pf_forward_new(m, &f, &err) == PF_OK);
+  ck_assert_msg(pf_forward_run(f, &batch, &taps, NULL, NULL, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_forward_free(f);
+  pf_value *cal = pf_value_map(), *hn = pf_value_map();
+  for (int i = 0; i < g->n_layers; i++) {
+    pf_value *list = pf_value_list();
+    for (int h = 0; h < g->n_heads; h++) {
+      double a = acc.sum[i][h] / acc.tokens, want = g->a[i * g->n_heads + h];
+      ck_assert_msg(fabs(a - want) <= 1e-4 * want, "%s layer %d head %d: a %.9g, reference %.9g",
+                    g->model, i, h, a, want);
+      pf_list_push(list, pf_value_num(a));
+    }
+    char key[24];
+    snprintf(key, sizeof key, "%d", i);
+    pf_map_set(hn, key, list);
+  }
+  pf_map_set(cal, "head_norms", hn);
+  pf_value *p = pf_value_map(), *r = NULL;
+  pf_map_set(p, "model", pf_value_model(m));
+  pf_map_set(p, "pruning_percentage", pf_value_int(50));
+  pf_map_set(p, "calibration", cal);
+  ck_assert_msg(pf_op_run("prune_heads", p, &r, NULL, &err) == PF_OK, "%s", err.msg);
+  const pf_value *layers = pf_map_get(r, "layers");
+  const int keep = (int)pf_keep_from_percentage(50, g->n_kv);
+  for (int i = 0; i < g->n_layers; i++) {
+    const pf_value *e = layers->u.list.items[i];
+    const pf_value *sc = pf_map_get(e, "scores"), *kept = pf_map_get(e, "kept_kv_heads");
+    for (int u = 0; u < g->n_kv; u++) {
+      double want = g->scores[i * g->n_kv + u], got = sc->u.list.items[u]->u.n;
+      ck_assert_msg(fabs(got - want) <= 1e-4 * want, "%s layer %d unit %d: %.9g vs %.9g", g->model,
+                    i, u, got, want);
+    }
+    ck_assert_int_eq((int)kept->u.list.len, keep);
+    for (int j = 0; j < keep; j++)
+      ck_assert_msg(kept->u.list.items[j]->u.i == g->kept[i * keep + j],
+                    "%s layer %d: kept unit %d differs from the reference", g->model, i, j);
+  }
+  pf_value_release(r);
+  pf_value_release(p);
+  pf_model_release(m);
+  free_dir(g->model, dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("prune_heads");
   TCase *tc = tcase_create("core");
@@ -449,6 +515,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_amounts);
   tcase_add_test(tc, test_calibrated);
+  tcase_add_loop_test(tc, test_calibrated_golden, 0,
+                      (int)(sizeof g_heads_cal_golden / sizeof g_heads_cal_golden[0]));
   suite_add_tcase(s, tc);
   return s;
 }

@@ -15,6 +15,9 @@ For each case (model, pruning_percentage) it writes to tests/golden/heads_golden
     ||o_proj[:, h*hd:(h+1)*hd]||_F, o_proj in [out, in] = [H, heads*hd] orientation;
   - the kept units: k = units - min(int(p/100*units), units-1) highest scores, ties to
     the lower index, ascending;
+  - data-driven (CAL_MODELS, one right-padded batch CAL_ROWS through forward_ref.py's
+    float64 LLaMA-family forward): per layer the mean over real tokens of each head's
+    output L2 norm (the o_proj input), the unit scores sum a_h * block norm, the kept units;
   - every stored tensor of the pruned checkpoint (names as stored) as a checksum
     sum_i x_i * (i % 13 + 1) over the row-major flattening, with its shape: the pruned
     tensors are sliced here in their stored layouts (q/k/v rows + biases, o_proj columns;
@@ -29,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import families_ref as fr  # noqa: E402  (its safetensors reader only)
+import forward_ref as lr  # noqa: E402  (the LLaMA-family float64 forward)
 
 PRESETS = ["llama-tiny", "qwen2-tiny", "qwen3-tiny", "mistral-tiny", "gemma-tiny",
            "gemma2-tiny", "gemma3-tiny", "phi3-tiny", "gpt2-tiny", "neox-tiny"]
@@ -103,6 +107,45 @@ def slice_layer(cfg, t, i, units, nh, nkv, hd, H):
     t[p + "o_proj.weight"] = t[p + "o_proj.weight"][:, qr]
 
 
+# data-driven cases: head output norms on one right-padded batch (LLaMA-family forward)
+CAL_MODELS = ["llama-tiny", "qwen3-tiny", "stories260K"]
+CAL_ROWS = [[1, 17, 250, 3, 99, 31, 42, 7, 160, 200], [1, 30, 5, 77, 123, 9]]
+
+
+class Tapped(lr.Model):
+    """forward_ref's model, keeping every layer's o_proj input (the heads' output)."""
+
+    def linear(self, x, name):
+        if name.endswith("o_proj"):
+            self.o_in.append(x)
+        return super().linear(x, name)
+
+
+def calibrated(folder):
+    m = Tapped(folder)
+    m.o_in = []
+    S = max(len(r) for r in CAL_ROWS)
+    ids = np.zeros((len(CAL_ROWS), S), dtype=np.int64)
+    mask = np.zeros((len(CAL_ROWS), S), dtype=np.int64)
+    for b, r in enumerate(CAL_ROWS):
+        ids[b, :len(r)], mask[b, :len(r)] = r, 1
+    m.logits(ids, mask)
+    real = mask.reshape(-1) == 1
+    a, scores, kept = [], [], []
+    for i, o in enumerate(m.o_in):
+        x = o.reshape(-1, m.nh, m.hd)[real]               # [tokens, nh, hd]
+        ah = np.sqrt(np.sum(x * x, axis=-1)).mean(axis=0)  # mean per-token L2 norm
+        b = np.array([np.sqrt(np.sum(m.w["model.layers.%d.self_attn.o_proj.weight" % i]
+                                     [:, h * m.hd:(h + 1) * m.hd] ** 2)) for h in range(m.nh)])
+        g = m.nh // m.nkv
+        s = np.array([np.sum(ah[u * g:(u + 1) * g] * b[u * g:(u + 1) * g])
+                      for u in range(m.nkv)])
+        a += list(ah)
+        scores += list(s)
+        kept += kept_units(s, 50.0)
+    return m.L, m.nh, m.nkv, a, scores, kept
+
+
 def checksum(a):
     f = np.asarray(a, dtype=np.float64).reshape(-1)
     return float(np.sum(f * (np.arange(f.size) % 13 + 1)))
@@ -164,8 +207,29 @@ def main():
         cases.append('    {"%s", %s, %d, %d, %d, %d, %d, g_heads_scores_%d, g_heads_kept_%d, '
                      "g_heads_tensors_%d, %d}," %
                      (model, cnum(pct), L, nh, nkv, hd, keep, ci, ci, ci, len(t)))
-    lines += ["", "static const pf_heads_golden g_heads_golden[] = {"] + cases + ["};", "",
-                                                                                 "#endif", ""]
+    lines += ["", "static const pf_heads_golden g_heads_golden[] = {"] + cases + ["};", ""]
+    lines += ["/* data-driven: the batch, per layer the mean head output norms a_h over its real",
+              " * tokens, unit scores sum a_h * ||o_proj block h|| and the units kept at 50%. */",
+              "static const int g_heads_cal_ids[2][10] = {%s};" %
+              ", ".join("{%s}" % ", ".join(str(x) for x in r + [0] * (10 - len(r)))
+                        for r in CAL_ROWS),
+              "static const int g_heads_cal_len[2] = {%d, %d};" % tuple(len(r) for r in CAL_ROWS),
+              "typedef struct pf_heads_cal_golden {", "  const char *model;",
+              "  int n_layers, n_heads, n_kv;", "  const double *a, *scores;",
+              "  const int *kept;", "} pf_heads_cal_golden;", ""]
+    cal = []
+    for ci, model in enumerate(CAL_MODELS):
+        L, nh, nkv, a, sc, kept = calibrated(folder_of(model, synth_dir, shared_models))
+        lines.append("static const double g_heads_cal_a_%d[] = {%s};" %
+                     (ci, ", ".join(cnum(x) for x in a)))
+        lines.append("static const double g_heads_cal_s_%d[] = {%s};" %
+                     (ci, ", ".join(cnum(x) for x in sc)))
+        lines.append("static const int g_heads_cal_k_%d[] = {%s};" %
+                     (ci, ", ".join(str(x) for x in kept)))
+        cal.append('    {"%s", %d, %d, %d, g_heads_cal_a_%d, g_heads_cal_s_%d, g_heads_cal_k_%d},'
+                   % (model, L, nh, nkv, ci, ci, ci))
+    lines += ["static const pf_heads_cal_golden g_heads_cal_golden[] = {"] + cal + ["};", "",
+                                                                                  "#endif", ""]
     with open(os.path.join(out_dir, "heads_golden.h"), "w") as f:
         f.write("\n".join(lines))
 

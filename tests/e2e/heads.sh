@@ -90,6 +90,29 @@ LUA
 expect_ok "lua binding" "$WORK/h.lua"
 expect_in "lua result" "lua heads 2"
 
+# MPI: calibrated head scores summed over 2 ranks = one process (kept units equal, scores
+# to rounding)
+if command -v mpirun >/dev/null && "$PFRUN" --version | grep -q "mpi: built in"; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  MPIX=(mpirun -np 2 --oversubscribe)
+  [ -n "${ASAN_OPTIONS:-}" ] && MPIX+=(-x ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0")
+  for n in 1 2; do
+    pre=(); [ "$n" = 2 ] && pre=("${MPIX[@]}")
+    OMP_NUM_THREADS=1 "${pre[@]}" "$PFRUN" prune --model-path synthetic:llama-small@3 \
+      --output-path "$WORK/mpi$n" --pruning-type ATTENTION --pruning-percentage 50 \
+      --calibration-data "$CAL" --batch-size 2 --max-length 64 --stats-json "$WORK/mpi$n.json" \
+      --quiet >/dev/null 2>&1
+  done
+  check "mpi: 2 ranks = 1 process" py "$WORK/mpi1.json" "$WORK/mpi2.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p))["layers"] for p in sys.argv[1:3])
+assert [l["kept_kv_heads"] for l in a] == [l["kept_kv_heads"] for l in b]
+assert all(abs(x - y) <= 1e-12 * abs(x) for p, q in zip(a, b) for x, y in zip(p["scores"], q["scores"]))
+PY
+else
+  echo "SKIP mpi head pruning: mpirun or an MPI build not found"
+fi
+
 if have_shared; then
   expect_ok "stories260K 25%" prune --model-path "$SHARED/models/stories260K" --output-path "$WORK/st" \
     --pruning-type ATTENTION --pruning-percentage 25 --stats-json "$WORK/st.json" --quiet

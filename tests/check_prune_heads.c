@@ -261,6 +261,10 @@ START_TEST(test_errors) {
   pf_map_set(p, "layer_indices", li);
   ck_assert_int_ne(prune_err(m, p, &err), PF_OK);
   pf_assert_err(err, "must prune every layer alike: layers [0, 2, 3, 4, 5]");
+  p = pf_value_map();
+  pf_map_set(p, "pruning_percentage", pf_value_int(40));
+  ck_assert_int_ne(prune_err(m, p, &err), PF_OK);
+  pf_assert_err(err, "No effective pruning: pruning_percentage 40 removes int(40/100*2) = 0");
   p = pf_value_map(); /* head_indices removing every unit */
   li = pf_value_list();
   pf_list_push(li, pf_value_int(0));

@@ -293,8 +293,15 @@ pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads
       pf_format_pynum(pct, o->percentage_is_int, ps, sizeof ps);
       st = pf_err_set(err, PF_ERR_INVALID, "pruning_percentage must be between 0 and 100, got %s",
                       ps);
-    } else
-      p->keep = pf_keep_from_percentage(pct, p->n_kv);
+    } else if ((p->keep = pf_keep_from_percentage(pct, p->n_kv)) == p->n_kv && pct > 0) {
+      char ps[48];
+      pf_format_pynum(pct, o->percentage_is_int, ps, sizeof ps);
+      st = pf_err_set(err, PF_ERR_INVALID,
+                      "No effective pruning: pruning_percentage %s removes int(%s/100*%lld) = 0 "
+                      "of the %lld units (key/value heads) of each layer. Increase "
+                      "pruning_percentage or give num_kv_heads_to_keep.",
+                      ps, ps, (long long)p->n_kv, (long long)p->n_kv);
+    }
   } else if (o->have_keep) {
     if (o->num_kv_heads_to_keep < 1 || o->num_kv_heads_to_keep > p->n_kv)
       st = pf_err_set(err, PF_ERR_INVALID,

@@ -34,7 +34,8 @@
 #include "value.h"
 
 typedef struct pf_heads_opts {
-  int have_percentage; /* pruning_percentage: k = int(p/100 * units) removed, >= 1 unit kept */
+  int have_percentage; /* pruning_percentage: k = int(p/100 * units) removed, >= 1 unit kept;
+                          p > 0 removing nothing is a "No effective pruning" error */
   double pruning_percentage;
   int percentage_is_int; /* for str() in messages */
   int have_keep;         /* num_kv_heads_to_keep: units kept per pruned layer */

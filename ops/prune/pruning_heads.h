@@ -84,7 +84,8 @@ pf_status pf_heads_topk(const double *score, int64_t n, int64_t k, int64_t *kept
  *   original_parameters, pruned_parameters, reduction, percentage_reduction,
  *   num_attention_heads_before/after, num_key_value_heads_before/after, head_dim,
  *   kv_cache_bytes_per_token_before/after (2 * layers * kv heads * head_dim *
- *   bytes of the weight dtype: the K and V a KV cache holds per token),
+ *   bytes of the weight dtype: the K and V a transformers KV cache in the model's
+ *   dtype holds per token; pfrun's own generate keeps its cache in float32),
  *   layers: [{index, heads_before, heads_after, kv_heads_before, kv_heads_after,
  *   kept_kv_heads, kept_heads, scores}] for the pruned layers. */
 pf_status pf_prune_heads(const pf_model *m, const pf_heads_opts *o, const pf_ctx *ctx,

@@ -285,7 +285,7 @@ START_TEST(test_errors) {
   pf_list_push(li, pf_value_int(2));
   pf_map_set(p, "head_indices", li);
   ck_assert_int_ne(prune_err(m, p, &err), PF_OK);
-  pf_assert_err(err, "expected a unit index in 0-1");
+  pf_assert_err(err, "expected a unit index in 0-1 (key/value heads), got 2");
   pf_model_release(m);
   pf_test_synth_free(dir);
 }

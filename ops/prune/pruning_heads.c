@@ -151,14 +151,21 @@ static pf_status unit_list(const pf_value *v, const char *what, int64_t units, i
   pf_status st = PF_OK;
   for (int64_t j = 0; !st && j < len; j++) {
     const pf_value *x = v->u.list.items[j];
-    if (x->type != PF_V_INT || x->u.i < 0 || x->u.i >= units)
+    /* integers, or numbers without a fraction (Lua 2.0, JSON 2.0) */
+    int whole = x->type == PF_V_INT ||
+                (x->type == PF_V_NUM && x->u.n == floor(x->u.n) && fabs(x->u.n) < 9e15);
+    double u = x->type == PF_V_INT ? (double)x->u.i : whole ? x->u.n : -1;
+    if (!whole)
+      st = pf_err_set(err, PF_ERR_INVALID,
+                      "head_indices%s: item %lld: expected a unit index (an integer), got %s", what,
+                      (long long)j, pf_vtype_name(x->type));
+    else if (u < 0 || u >= (double)units)
       st = pf_err_set(err, PF_ERR_INVALID,
                       "head_indices%s: item %lld: expected a unit index in 0-%lld (key/value "
-                      "heads), got %s",
-                      what, (long long)j, (long long)(units - 1),
-                      x->type == PF_V_INT ? "a value out of range" : pf_vtype_name(x->type));
+                      "heads), got %.0f",
+                      what, (long long)j, (long long)(units - 1), u);
     else
-      a[j] = x->u.i;
+      a[j] = (int64_t)u;
     for (int64_t i = 0; !st && i < j; i++)
       if (a[i] == a[j])
         st = pf_err_set(err, PF_ERR_INVALID, "head_indices%s: unit %lld is given twice", what,

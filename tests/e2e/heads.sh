@@ -63,6 +63,12 @@ expect_ok "dry run" prune --model-path synthetic:llama-small --output-path "$WOR
 expect_in "dry run shows the config change" "config num_key_value_heads: [2,1]"
 check "dry run wrote nothing" test ! -e "$WORK/dry"
 
+# the example recipe, for real: two pruned checkpoints, an evaluation and the report
+expect_ok "heads recipe" "$SRC/recipes/heads.yaml" --set output_dir="$WORK/rh" --quiet
+check "recipe static checkpoint consistent" consistent "$WORK/rh/static50"
+check "recipe calibrated checkpoint consistent" consistent "$WORK/rh/calibrated-kv1"
+check "recipe report" test -s "$WORK/rh/report.pdf"
+
 # rules
 expect_fail "no amount" "For ATTENTION pruning, specify one of" prune --model-path synthetic:llama-tiny \
   --output-path "$WORK/x" --pruning-type ATTENTION

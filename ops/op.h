@@ -68,6 +68,7 @@ extern const pf_op pf_op_load;
 extern const pf_op pf_op_score;
 extern const pf_op pf_op_prune_width;
 extern const pf_op pf_op_prune_depth;
+extern const pf_op pf_op_prune_heads;
 extern const pf_op pf_op_save;
 extern const pf_op pf_op_analyze;
 extern const pf_op pf_op_calibrate;

@@ -43,8 +43,9 @@ static const pf_op *const op_table[] = {
     &pf_op_save,
     &pf_op_report,
     &pf_op_analyze,
+    &pf_op_prune_heads,
 };
-#define PF_OP_TABLE_COUNT 18
+#define PF_OP_TABLE_COUNT 19
 _Static_assert(sizeof op_table / sizeof op_table[0] == PF_OP_TABLE_COUNT,
                "op table and PF_OP_TABLE_COUNT disagree: add the op to both");
 

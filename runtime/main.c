@@ -347,6 +347,17 @@ static void print_prune_summary(const pf_value *r) {
   if (pf_map_has(r, "pruned_layers") && pf_map_has(r, "total_layers"))
     printf("Pruned layers: %lld of %lld\n", (long long)pf_map_int(r, "pruned_layers", 0),
            (long long)pf_map_int(r, "total_layers", 0));
+  if (pf_map_has(r, "num_attention_heads_after")) {
+    printf("Attention heads: %lld -> %lld, key/value heads: %lld -> %lld (head_dim %lld)\n",
+           (long long)pf_map_int(r, "num_attention_heads_before", 0),
+           (long long)pf_map_int(r, "num_attention_heads_after", 0),
+           (long long)pf_map_int(r, "num_key_value_heads_before", 0),
+           (long long)pf_map_int(r, "num_key_value_heads_after", 0),
+           (long long)pf_map_int(r, "head_dim", 0));
+    printf("KV cache per token: %lld -> %lld bytes\n",
+           (long long)pf_map_int(r, "kv_cache_bytes_per_token_before", 0),
+           (long long)pf_map_int(r, "kv_cache_bytes_per_token_after", 0));
+  }
   if (pf_map_has(r, "original_layer_count"))
     printf("Layers: %lld -> %lld (%lld removed)\n",
            (long long)pf_map_int(r, "original_layer_count", 0),
@@ -366,7 +377,8 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
              fmt_thousands(pf_model_param_count(base), a, sizeof a));
   if (c->calib_params) {
     /* data-driven: calibrate the unpruned model first; width pruning uses the
-     * neuron norms (hybrid MAW), depth pruning the layer importance */
+     * neuron norms (hybrid MAW), head pruning the head norms, depth pruning the
+     * layer importance */
     if (run_op("calibrate", c->calib_params, base, &calib, ctx, &err) != PF_OK) goto out;
     int depth = strcmp(c->prune_op, "prune_depth") == 0;
     pf_value_retain(calib);

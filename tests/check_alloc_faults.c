@@ -19,7 +19,7 @@
  *   - leak nothing: the wrappers track every pointer they hand out while armed,
  *     and whatever is still live after the scenario cleaned up is a leak (under
  *     ASan, LeakSanitizer checks the whole process at exit as well).
- * The scenarios: load a checkpoint, prune_width, prune_depth, save (converted
+ * The scenarios: load a checkpoint, prune_width, prune_depth, prune_heads, save (converted
  * and sharded), tokenizer load + encode + decode, dataset load, calibrate (with
  * its cache), evaluate, a recipe run, a Lua script.
  */
@@ -463,6 +463,17 @@ START_TEST(test_prune_depth) {
 }
 END_TEST
 
+START_TEST(test_prune_heads) {
+  scen s = {.name = "prune_heads", .op = "prune_heads", .run = run_op};
+  s.base = load_base();
+  s.params = params_with_model(s.base);
+  pf_map_set(s.params, "pruning_percentage", pf_value_int(50));
+  inject(&s, MAX_ITER);
+  pf_value_release(s.params);
+  pf_value_release(s.base);
+}
+END_TEST
+
 START_TEST(test_save) {
   scen s = {.name = "save", .op = "save", .run = run_op};
   s.base = load_pruned(); /* lazy tensors gathered, converted, sharded */
@@ -668,6 +679,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_load);
   tcase_add_test(tc, test_prune_width);
   tcase_add_test(tc, test_prune_depth);
+  tcase_add_test(tc, test_prune_heads);
   tcase_add_test(tc, test_save);
   tcase_add_test(tc, test_tokenizer);
   tcase_add_test(tc, test_dataset);

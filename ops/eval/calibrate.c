@@ -34,7 +34,7 @@ static const pf_param_spec calibrate_params[] = {
      "folder for cached results keyed by model, data and options (created if missing)"},
 };
 
-#define CALIB_FORMAT "pfrun-calibration-1"
+#define CALIB_FORMAT "pfrun-calibration-2" /* 2: with head_norms */
 
 static pf_status cache_key(const pf_model *m, const pf_dataset *ds, const int64_t *idx, size_t n,
                            char key[PF_SHA256_HEX], pf_err *err) {
@@ -174,9 +174,10 @@ const pf_op pf_op_calibrate = {
     .summary = "run calibration text: per-neuron down_proj input norms + layer importance",
     .params = calibrate_params,
     .n_params = sizeof calibrate_params / sizeof calibrate_params[0],
-    .returns = "{norms: {\"<layer>\": [X_i...]}, importance: {\"<layer>\": score}, cached, "
+    .returns = "{norms: {\"<layer>\": [X_i...]}, importance: {\"<layer>\": score}, head_norms: "
+               "{\"<layer>\": [mean per-token L2 norm of each attention head's output]}, cached, "
                "cache_key (with cache), data: {samples, samples_skipped, samples_truncated, "
                "batches, tokens}}; pass it as `calibration` to prune_width / score (method "
-               "MAW) or as `importance` to prune_depth",
+               "MAW), to prune_heads, or as `importance` to prune_depth",
     .run = calibrate_run,
 };

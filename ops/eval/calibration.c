@@ -14,10 +14,11 @@ typedef struct calib_state {
   pf_calibration *c;
   const uint8_t *layers;
   int want_norms, want_importance;
-  double *sumsq;        /* [max width] per-batch sums of squares */
-  float *layer_in;      /* [B*S*H] copy of the current layer's input */
-  size_t layer_in_cap;  /* floats */
-  double *batch_scores; /* [n_layers * n_batches] */
+  double *sumsq;            /* [max width] per-batch sums of squares */
+  float *layer_in;          /* [B*S*H] copy of the current layer's input */
+  size_t layer_in_cap;      /* floats */
+  double *batch_scores;     /* [n_layers * n_batches] */
+  int64_t first_head_layer; /* the layer whose o_proj_input counts the real tokens */
 } calib_state;
 
 static void accumulate_norms(calib_state *s, const pf_tap_event *ev) {
@@ -68,12 +69,34 @@ static double batch_importance(const calib_state *s, const pf_tap_event *ev) {
   return n ? 1.0 - sum / (double)n : 0.0;
 }
 
+/* Per-token L2 norm of every head's output, summed over real tokens (double). */
+static void accumulate_heads(calib_state *s, const pf_tap_event *ev) {
+  const int64_t nh = s->c->n_heads, hd = ev->width / nh, rows = ev->batch * ev->seq;
+  double *acc = s->c->head_norms[ev->layer];
+  for (int64_t r = 0; r < rows; r++) {
+    if (!ev->mask[r]) continue;
+    const float *x = ev->data + r * ev->width;
+    for (int64_t h = 0; h < nh; h++) {
+      double ss = 0;
+      for (int64_t d = 0; d < hd; d++)
+        ss += (double)x[h * hd + d] * (double)x[h * hd + d];
+      acc[h] += sqrt(ss);
+    }
+  }
+  if (ev->layer == s->first_head_layer)
+    for (int64_t r = 0; r < rows; r++)
+      s->c->head_tokens += ev->mask[r] != 0;
+}
+
 static pf_status calib_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
   calib_state *s = ud;
   size_t need = (size_t)(ev->batch * ev->seq * ev->width);
   switch (ev->point) {
   case PF_TAP_DOWN_PROJ_INPUT:
     if (s->want_norms && (!s->layers || s->layers[ev->layer])) accumulate_norms(s, ev);
+    break;
+  case PF_TAP_O_PROJ_INPUT:
+    if (s->c->head_norms && s->c->head_norms[ev->layer]) accumulate_heads(s, ev);
     break;
   case PF_TAP_LAYER_INPUT:
     if (need > s->layer_in_cap) {
@@ -101,10 +124,16 @@ static pf_status calib_alloc(const pf_model *m, int want_norms, int want_importa
   c->norms = calloc((size_t)m->n_layers, sizeof *c->norms);
   if (want_importance) c->importance = calloc((size_t)m->n_layers, sizeof *c->importance);
   if (!c->widths || !c->norms || (want_importance && !c->importance)) goto nomem;
+  c->n_heads = m->config.num_attention_heads;
+  if (want_norms && !(c->head_norms = calloc((size_t)m->n_layers, sizeof *c->head_norms)))
+    goto nomem;
   for (int64_t l = 0; l < m->n_layers; l++) {
     c->widths[l] = pf_layer_width(&m->layers[l]);
     if (want_norms && (!layers || layers[l]) &&
         !(c->norms[l] = calloc((size_t)c->widths[l], sizeof(float))))
+      goto nomem;
+    if (want_norms && (!layers || layers[l]) &&
+        !(c->head_norms[l] = calloc((size_t)c->n_heads, sizeof(double))))
       goto nomem;
   }
   return PF_OK;
@@ -148,18 +177,32 @@ pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint
   if (!st) st = pf_dataset_batches(ds, &batches, err);
   if (!st) st = pf_forward_new(m, &f, err);
   pf_taps taps = {.points = 0, .fn = calib_tap, .user_data = &s};
-  if (want_norms) taps.points |= 1u << PF_TAP_DOWN_PROJ_INPUT;
+  if (want_norms) taps.points |= (1u << PF_TAP_DOWN_PROJ_INPUT) | (1u << PF_TAP_O_PROJ_INPUT);
+  s.first_head_layer = -1;
+  for (int64_t l = 0; want_norms && l < m->n_layers && s.first_head_layer < 0; l++)
+    if (out->head_norms[l]) s.first_head_layer = l;
   if (want_importance) taps.points |= (1u << PF_TAP_LAYER_INPUT) | (1u << PF_TAP_LAYER_OUTPUT);
-  const pf_pass pass = {.batches = batches, .n = nb, .taps = &taps, .split = 1,
+  const pf_pass pass = {.batches = batches,
+                        .n = nb,
+                        .taps = &taps,
+                        .split = 1,
                         .what = want_importance && !want_norms ? "importance" : "calibration"};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
-  if (st) pf_err_prefix(err, "calibration");
-  else pf_ctx_log(ctx, "%s: %s", pass.what, info.why);
+  if (st)
+    pf_err_prefix(err, "calibration");
+  else
+    pf_ctx_log(ctx, "%s: %s", pass.what, info.why);
   /* MPI: every rank ran its share; norms add up in rank order, batch scores
    * are disjoint (exact) */
   for (int64_t l = 0; !st && want_norms && l < m->n_layers; l++)
     if (out->norms[l]) st = pf_dist_sum_f32(out->norms[l], out->widths[l], err);
+  for (int64_t l = 0; !st && want_norms && l < m->n_layers; l++)
+    if (out->head_norms[l]) st = pf_dist_sum_f64(out->head_norms[l], out->n_heads, err);
+  if (!st && want_norms) st = pf_dist_sum_f64(&out->head_tokens, 1, err);
+  for (int64_t l = 0; !st && want_norms && l < m->n_layers; l++) /* sums -> means */
+    for (int64_t h = 0; out->head_norms[l] && h < out->n_heads; h++)
+      out->head_norms[l][h] = out->head_tokens > 0 ? out->head_norms[l][h] / out->head_tokens : 0;
   if (!st && want_importance) st = pf_dist_sum_f64(s.batch_scores, nb * m->n_layers, err);
   free(batches);
   if (!st && want_importance) finish_importance(&s, nb);
@@ -177,6 +220,9 @@ void pf_calibration_free(pf_calibration *c) {
   for (int64_t l = 0; c->norms && l < c->n_layers; l++)
     free(c->norms[l]);
   free(c->norms);
+  for (int64_t l = 0; c->head_norms && l < c->n_layers; l++)
+    free(c->head_norms[l]);
+  free(c->head_norms);
   free(c->widths);
   free(c->importance);
   memset(c, 0, sizeof *c);
@@ -184,7 +230,8 @@ void pf_calibration_free(pf_calibration *c) {
 
 pf_value *pf_calibration_to_value(const pf_calibration *c) {
   pf_value *v = pf_value_map(), *norms = pf_value_map(), *imp = pf_value_map();
-  pf_status st = v && norms && imp ? PF_OK : PF_ERR_NOMEM;
+  pf_value *heads = pf_value_map();
+  pf_status st = v && norms && imp && heads ? PF_OK : PF_ERR_NOMEM;
   char key[32];
   for (int64_t l = 0; !st && l < c->n_layers; l++) {
     snprintf(key, sizeof key, "%lld", (long long)l);
@@ -199,6 +246,16 @@ pf_value *pf_calibration_to_value(const pf_calibration *c) {
         pf_value_release(list);
     }
     if (!st && c->importance) st = pf_map_set(imp, key, pf_value_num(c->importance[l]));
+    if (!st && c->head_norms && c->head_norms[l]) {
+      pf_value *list = pf_value_list();
+      st = list ? PF_OK : PF_ERR_NOMEM;
+      for (int64_t h = 0; !st && h < c->n_heads; h++)
+        st = pf_list_push(list, pf_value_num(c->head_norms[l][h]));
+      if (!st)
+        st = pf_map_set(heads, key, list);
+      else
+        pf_value_release(list);
+    }
   }
   if (!st && norms->u.map.len) {
     st = pf_map_set(v, "norms", norms);
@@ -208,8 +265,13 @@ pf_value *pf_calibration_to_value(const pf_calibration *c) {
     st = pf_map_set(v, "importance", imp);
     imp = NULL;
   }
+  if (!st && heads->u.map.len) {
+    st = pf_map_set(v, "head_norms", heads);
+    heads = NULL;
+  }
   pf_value_release(norms);
   pf_value_release(imp);
+  pf_value_release(heads);
   if (st) {
     pf_value_release(v);
     return NULL;

@@ -8,7 +8,12 @@
  *    where x_b / y_b are sample b's layer input / output flattened over its real
  *    (unpadded) positions, cos uses max(||v||, 1e-8) per norm, non-finite
  *    samples are dropped, a batch with none scores 0.0, and non-finite batch
- *    scores are skipped in the final mean (0.0 when none are left).
+ *    scores are skipped in the final mean (0.0 when none are left);
+ *  - with the norms, per layer and query head h the head output norm
+ *      a_h = mean over real (unpadded) tokens t of || o_h[t] ||_2
+ *    where o_h[t] is head h's attention output before o_proj (the o_proj_input
+ *    tap, columns [h*hd, (h+1)*hd)): the data-driven head importance of
+ *    prune_heads (pruning_heads.h), sums in double.
  * Both are taps on the one forward pass (runtime/forward.h). */
 #ifndef PF_CALIBRATION_H
 #define PF_CALIBRATION_H
@@ -18,9 +23,13 @@
 
 typedef struct pf_calibration {
   int64_t n_layers;
-  int64_t *widths;    /* [n_layers] intermediate size of each layer */
-  float **norms;      /* [n_layers] -> [widths[l]] X_i, or NULL when not collected */
-  double *importance; /* [n_layers], or NULL when not collected */
+  int64_t *widths;     /* [n_layers] intermediate size of each layer */
+  float **norms;       /* [n_layers] -> [widths[l]] X_i, or NULL when not collected */
+  double *importance;  /* [n_layers], or NULL when not collected */
+  int64_t n_heads;     /* num_attention_heads of the model */
+  double **head_norms; /* [n_layers] -> [n_heads] a_h (sums of per-token norms during the
+                          run), or NULL when not collected */
+  double head_tokens;  /* real tokens seen (the divisor of the sums) */
   int64_t batches;
 } pf_calibration;
 
@@ -31,7 +40,8 @@ pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint
                              const pf_ctx *ctx, pf_err *err);
 void pf_calibration_free(pf_calibration *c); /* members; NULL ok */
 
-/* {"norms": {"<layer>": [X...]}, "importance": {"<layer>": score}} (present parts). */
+/* {"norms": {"<layer>": [X...]}, "importance": {"<layer>": score},
+ *  "head_norms": {"<layer>": [a_h...]}} (present parts). */
 pf_value *pf_calibration_to_value(const pf_calibration *c);
 /* Norms back from a calibrate result (or its "norms" map) for a model of
  * n_layers layers; out->norms[l] is NULL for layers without an entry. Errors

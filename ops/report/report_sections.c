@@ -81,7 +81,7 @@ static pf_status pruning_step(rep *r, const pf_value *step, const pf_value *res,
   k[n] = "Parameters before", v[n++] = num_str(&st, res, "original_parameters");
   k[n] = "Parameters after", v[n++] = num_str(&st, res, "pruned_parameters");
   k[n] = "Reduction", v[n++] = rep_str(&st, "%s (%s %%)", num_str(&st, res, "reduction"), pct);
-  if (depth) {
+  if (depth == 1) {
     char rl[512];
     rep_value(pf_map_get(res, "removed_layers"), rl, sizeof rl);
     k[n] = "Layers",
@@ -89,13 +89,29 @@ static pf_status pruning_step(rep *r, const pf_value *step, const pf_value *res,
                      num_str(&st, res, "final_layer_count"));
     k[n] = "Removed layers", v[n++] = rep_str(&st, "%s", rl);
     k[n] = "Layer reduction (%)", v[n++] = num_str(&st, res, "layer_reduction_percentage");
+  } else if (depth == 2) { /* prune_heads */
+    k[n] = "Attention heads",
+    v[n++] = rep_str(&st, "%s \xE2\x86\x92 %s", num_str(&st, res, "num_attention_heads_before"),
+                     num_str(&st, res, "num_attention_heads_after"));
+    k[n] = "Key/value heads",
+    v[n++] = rep_str(&st, "%s \xE2\x86\x92 %s", num_str(&st, res, "num_key_value_heads_before"),
+                     num_str(&st, res, "num_key_value_heads_after"));
+    k[n] = "head_dim", v[n++] = num_str(&st, res, "head_dim");
+    k[n] = "KV cache bytes per token",
+    v[n++] =
+        rep_str(&st, "%s \xE2\x86\x92 %s", num_str(&st, res, "kv_cache_bytes_per_token_before"),
+                num_str(&st, res, "kv_cache_bytes_per_token_after"));
   } else {
     k[n] = "Expansion rate (% of hidden size)", v[n++] = num_str(&st, res, "expansion_rate");
     if (pf_map_has(res, "pruned_layers"))
       k[n] = "Pruned layers", v[n++] = rep_str(&st, "%s of %s", num_str(&st, res, "pruned_layers"),
                                                num_str(&st, res, "total_layers"));
   }
-  pf_status s = sub_heading(r, depth ? "Depth pruning" : "Width pruning", step, err);
+  pf_status s = sub_heading(r,
+                            depth == 2 ? "Attention-head pruning"
+                            : depth    ? "Depth pruning"
+                                       : "Width pruning",
+                            step, err);
   if (!s) s = kv_checked(r, n, k, v, err);
   if (!s && !depth) s = width_layers(r, pf_map_get(res, "layers"), err);
   rep_strs_free(&st);
@@ -108,7 +124,8 @@ pf_status rep_pruning(rep *r, pf_err *err) {
   for (size_t i = 0; !s && i < rep_nsteps(r); i++) {
     const pf_value *step = rep_step(r, i), *res = rep_result(step);
     const char *op = rep_op(step);
-    int depth = strcmp(op, "prune_depth") == 0;
+    /* 0 width, 1 depth, 2 heads */
+    int depth = strcmp(op, "prune_depth") == 0 ? 1 : strcmp(op, "prune_heads") == 0 ? 2 : 0;
     if (!res || (!depth && strcmp(op, "prune_width") != 0) ||
         !pf_map_has(res, "original_parameters"))
       continue;

@@ -1,8 +1,9 @@
 /* cli.c — argv -> pf_cli. The rules and messages of the prune subcommand follow
  * OptiPFair's click CLI (reference §13.1) so scripts that match on them keep
  * working; pfrun adds --dry-run, --stats-json, --max-shard-size, --overwrite,
- * and --pruning-type MLP (plain, non-GLU MLPs: gpt2, gpt_neox), which takes every
- * option MLP_GLU takes and follows the same rules. OptiPFair's "... is only
+ * --pruning-type MLP (plain, non-GLU MLPs: gpt2, gpt_neox), which takes every
+ * option MLP_GLU takes and follows the same rules, and --pruning-type ATTENTION
+ * (op prune_heads) with --num-kv-heads-to-keep / --head-indices. OptiPFair's "... is only
  * valid with --pruning-type MLP_GLU." messages are kept word for word (scripts
  * match on them) and followed by a sentence naming MLP. */
 #include "cli.h"
@@ -116,10 +117,10 @@ bad:
 
 typedef struct prune_opts {
   const char *model_path, *output_path, *pruning_type, *method, *divisor, *indices;
-  const char *selection, *dtype, *max_shard;
-  int have_pct, have_rate, have_num, overwrite;
+  const char *selection, *dtype, *max_shard, *head_indices;
+  int have_pct, have_rate, have_num, have_kv_keep, overwrite;
   double pct, rate;
-  int64_t num;
+  int64_t num, kv_keep;
 } prune_opts;
 
 /* MLP_GLU and MLP (width pruning): the same rules. */
@@ -171,7 +172,34 @@ static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err
   return PF_OK;
 }
 
-static const char *const PRUNING_TYPES[] = {"MLP_GLU", "MLP", "DEPTH", NULL};
+/* pfrun's ATTENTION (op prune_heads): whole attention heads (GQA groups). */
+static pf_status prune_rules_heads(const prune_opts *o, pf_value *params, pf_err *err) {
+  const char *bad = o->divisor                     ? "--expansion-divisor"
+                    : o->have_rate                 ? "--expansion-rate"
+                    : o->have_num                  ? "--num-layers-to-remove"
+                    : strcmp(o->method, "MAW")     ? "--method"
+                    : strcmp(o->selection, "last") ? "--layer-selection-method"
+                                                   : NULL;
+  if (bad)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s is not valid with --pruning-type ATTENTION (it takes "
+                      "--pruning-percentage, --num-kv-heads-to-keep or --head-indices).",
+                      bad);
+  int given = (o->have_pct != 0) + (o->have_kv_keep != 0) + (o->head_indices != NULL);
+  if (given == 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "For ATTENTION pruning, specify one of: --pruning-percentage, "
+                      "--num-kv-heads-to-keep, or --head-indices.");
+  if (given > 1)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--pruning-percentage, --num-kv-heads-to-keep, and --head-indices are "
+                      "mutually exclusive.");
+  if (o->have_pct) pf_map_set(params, "pruning_percentage", pf_value_num(o->pct));
+  if (o->have_kv_keep) pf_map_set(params, "num_kv_heads_to_keep", pf_value_int(o->kv_keep));
+  return PF_OK;
+}
+
+static const char *const PRUNING_TYPES[] = {"MLP_GLU", "MLP", "DEPTH", "ATTENTION", NULL};
 static const char *const METHODS[] = {"MAW", "VOW", "PON", "L2", NULL};
 static const char *const DIVISORS[] = {"32", "64", "128", "256", NULL};
 static const char *const SELECTIONS[] = {"last", "first", "custom", NULL};
@@ -195,6 +223,7 @@ static const str_opt STR_OPTS[] = {
     {"--layer-selection-method", offsetof(prune_opts, selection), SELECTIONS},
     {"--dtype", offsetof(prune_opts, dtype), DTYPES},
     {"--max-shard-size", offsetof(prune_opts, max_shard), NULL},
+    {"--head-indices", offsetof(prune_opts, head_indices), NULL},
 };
 
 /* prune's calibration options -> the calibrate op's parameters. */
@@ -239,10 +268,13 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
     o->have_num = 1;
     return parse_int("--num-layers-to-remove", v, &o->num, err);
   }
-  if (!strcmp(a, "--overwrite"))
-    o->overwrite = 1;
-  else
-    *matched = 0;
+  if (is_opt(a, "--num-kv-heads-to-keep", &iv)) {
+    if ((st = take_value(it, "--num-kv-heads-to-keep", iv, &v, err)) != PF_OK) return st;
+    o->have_kv_keep = 1;
+    return parse_int("--num-kv-heads-to-keep", v, &o->kv_keep, err);
+  }
+  if (!strcmp(a, "--overwrite")) o->overwrite = 1;
+  else *matched = 0;
   if (*matched) return PF_OK;
   return pf_opt_take(it->argc, it->argv, &it->i, CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS,
                      &c->calib_params, matched, err);
@@ -282,10 +314,20 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
     return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   pf_map_set(c->load_params, "path", pf_value_str(o->model_path));
   int depth = strcmp(o->pruning_type, "DEPTH") == 0;
-  c->prune_op = depth ? "prune_depth" : "prune_width";
-  pf_status st =
-      depth ? prune_rules_depth(o, c->prune_params, err) : prune_rules_glu(o, c->prune_params, err);
+  int heads = strcmp(o->pruning_type, "ATTENTION") == 0;
+  c->prune_op = depth ? "prune_depth" : heads ? "prune_heads" : "prune_width";
+  pf_status st = depth   ? prune_rules_depth(o, c->prune_params, err)
+                 : heads ? prune_rules_heads(o, c->prune_params, err)
+                         : prune_rules_glu(o, c->prune_params, err);
   if (st != PF_OK) return st;
+  if (!heads && (o->have_kv_keep || o->head_indices))
+    return pf_err_set(err, PF_ERR_INVALID, "%s is only valid with --pruning-type ATTENTION.",
+                      o->have_kv_keep ? "--num-kv-heads-to-keep" : "--head-indices");
+  if (o->head_indices) {
+    pf_value *list = NULL;
+    if ((st = parse_indices(o->head_indices, &list, err)) != PF_OK) return st;
+    pf_map_set(c->prune_params, "head_indices", list);
+  }
   if (o->indices) {
     pf_value *list = NULL;
     if ((st = parse_indices(o->indices, &list, err)) != PF_OK) return st;

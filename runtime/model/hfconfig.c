@@ -197,6 +197,10 @@ static pf_status parse_dims_gpt2(const cJSON *root, const char *name, pf_model_c
                     (int64_t)1 << 30, &c->max_position_embeddings, err)))
     return s;
   c->num_key_value_heads = c->num_attention_heads;
+  /* pfrun extension: a head-pruned checkpoint records head_dim (and
+   * num_key_value_heads == n_head); transformers' GPT2Attention cannot load it */
+  if (get(root, "head_dim"))
+    return get_int(root, name, "head_dim", 1, 0, PF_MAX_DIM, &c->head_dim, err);
   if (c->hidden_size % c->num_attention_heads != 0)
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: n_embd %lld is not divisible by n_head %lld", name,

@@ -40,6 +40,32 @@ static int write_all_fields(cJSON *o, const pf_model_config *c) {
          set_item(o, "hidden_act", cJSON_CreateString(c->hidden_act[0] ? c->hidden_act : "silu"));
 }
 
+/* Head counts, when they differ from the file (attention-head pruning): the
+ * family's heads key (gpt2 "n_head" when the file uses it), num_key_value_heads
+ * and head_dim, written explicitly since transformers otherwise derives
+ * head_dim = hidden_size / num_attention_heads. Unchanged counts leave the file
+ * as it was. */
+static int write_head_fields(cJSON *o, const pf_model_config *c) {
+  const char *hk = cJSON_GetObjectItemCaseSensitive(o, "num_attention_heads")
+                       ? "num_attention_heads"
+                   : cJSON_GetObjectItemCaseSensitive(o, "n_head") ? "n_head"
+                                                                   : NULL;
+  const cJSON *h = hk ? cJSON_GetObjectItemCaseSensitive(o, hk) : NULL;
+  const cJSON *kv = cJSON_GetObjectItemCaseSensitive(o, "num_key_value_heads");
+  int64_t kv_file = cJSON_IsNumber(kv)       ? (int64_t)kv->valuedouble
+                    : h && cJSON_IsNumber(h) ? (int64_t)h->valuedouble
+                                             : -1;
+  if (h && cJSON_IsNumber(h) && (int64_t)h->valuedouble == c->num_attention_heads &&
+      kv_file == c->num_key_value_heads)
+    return 1;
+  if (!h && c->num_key_value_heads == c->num_attention_heads &&
+      c->num_attention_heads * c->head_dim == c->hidden_size)
+    return 1; /* gpt2 without n_head: the default, unchanged */
+  return set_int(o, hk ? hk : "num_attention_heads", c->num_attention_heads) &&
+         set_int(o, "num_key_value_heads", c->num_key_value_heads) &&
+         set_int(o, "head_dim", c->head_dim);
+}
+
 static int write_layer_fields(cJSON *o, const pf_model_config *c) {
   int64_t L = c->num_hidden_layers, max = c->intermediate_size;
   int uniform = 1;
@@ -51,7 +77,7 @@ static int write_layer_fields(cJSON *o, const pf_model_config *c) {
     }
   }
   const pf_arch *arch = c->arch ? c->arch : pf_arch_default();
-  if (!set_int(o, arch->key_layers, L)) return 0;
+  if (!set_int(o, arch->key_layers, L) || !write_head_fields(o, c)) return 0;
   /* GPT-2's n_inner: null means 4 * n_embd; kept null when that is still the width */
   const cJSON *ni = cJSON_GetObjectItemCaseSensitive(o, arch->key_inter);
   int keep_null = !strcmp(arch->key_inter, "n_inner") && (!ni || cJSON_IsNull(ni)) && uniform &&

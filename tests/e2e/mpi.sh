@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # mpi.sh — `mpirun -np 2 pfrun …` against one process: the CLI, a recipe and a
-# Lua script give the same outputs (importance, bias activations, neuron bias
+# Lua script give the same outputs (benchmark scores, importance, bias activations, neuron bias
 # and pruned checkpoints bit for bit; calibration norms within 1e-5 relative and the KL
 # divergence within 1e-12 relative: only the order of the float sums
 # differs), rank 0 alone writes, and an error on one rank stops both with that
@@ -31,6 +31,27 @@ cd "$WORK" || exit 1
 "${MPI[@]}" "$PFRUN" --version >"$WORK/v.txt" 2>&1
 check "two ranks, one version text (rank 1 prints nothing)" test "$(grep -c '^pfrun ' "$WORK/v.txt")" -eq 1
 check "rank count reported" grep -q "2 ranks" "$WORK/v.txt"
+
+# benchmark: each rank scores its share of the documents; every request is
+# scored by one rank, so the scores and metrics are exact (timings aside)
+BT=$SRC/tests/golden/bench_tiny
+BT="$BT/tiny_mc.jsonl,$BT/tiny_partial.jsonl,$BT/tiny_cloze.jsonl"
+"$PFRUN" bench --model-path $M --tasks "$BT" --log-samples --json b1.json >/dev/null 2>&1
+"${MPI[@]}" "$PFRUN" bench --model-path $M --tasks "$BT" --log-samples --json b2.json >/dev/null 2>&1
+same_bench() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+def strip(v):
+    if isinstance(v, dict):
+        return {k: strip(x) for k, x in v.items() if k not in ("seconds", "examples_per_second")}
+    if isinstance(v, list):
+        return [strip(x) for x in v]
+    return v
+a, b = (strip(json.load(open(f))) for f in sys.argv[1:3])
+sys.exit(0 if a == b and a["tasks"]["tiny_mc"]["n"] == 6 else 1)
+PY
+}
+check "bench: 2 ranks = 1 process (every score and metric)" same_bench b1.json b2.json
 
 # importance: each rank its share of the batches, scores exact (disjoint)
 "$PFRUN" importance --model-path $M --data "$CALIB" --batch-size 1 --json one.json >/dev/null 2>&1

@@ -90,7 +90,7 @@ pf_status pf_layer_keep(int64_t layer_idx, int64_t I, double p, int64_t divisor,
 /* ---- top-k ---- */
 
 typedef struct scored {
-  float s;
+  double s;
   int64_t i;
 } scored;
 
@@ -107,7 +107,7 @@ static int cmp_i64(const void *a, const void *b) {
   return x < y ? -1 : (x > y);
 }
 
-pf_status pf_topk_keep(const float *scores, int64_t n, int64_t k, int64_t *kept, pf_err *err) {
+pf_status pf_topk_keep_f64(const double *scores, int64_t n, int64_t k, int64_t *kept, pf_err *err) {
   if (k < 0 || k > n)
     return pf_err_set(err, PF_ERR_INVALID, "top-k: k=%lld outside [0, %lld]", (long long)k,
                       (long long)n);
@@ -121,6 +121,16 @@ pf_status pf_topk_keep(const float *scores, int64_t n, int64_t k, int64_t *kept,
   free(v);
   qsort(kept, (size_t)k, sizeof *kept, cmp_i64);
   return PF_OK;
+}
+
+pf_status pf_topk_keep(const float *scores, int64_t n, int64_t k, int64_t *kept, pf_err *err) {
+  double *d = malloc(sizeof *d * (size_t)(n ? n : 1)); /* exact: same order, same ties */
+  if (!d) return pf_err_set(err, PF_ERR_NOMEM, "top-k: out of memory");
+  for (int64_t i = 0; i < n; i++)
+    d[i] = scores[i];
+  pf_status st = pf_topk_keep_f64(d, n, k, kept, err);
+  free(d);
+  return st;
 }
 
 /* ---- width plan (§4) ---- */

@@ -97,6 +97,8 @@ pf_status pf_layer_keep(int64_t layer_idx, int64_t I, double p, int64_t divisor,
  * the largest; ties: lower index first), written to kept[k] in ascending order.
  * 0 <= k <= n. Returns PF_ERR_NOMEM only. */
 pf_status pf_topk_keep(const float *scores, int64_t n, int64_t k, int64_t *kept, pf_err *err);
+/* The same for double scores (head units). */
+pf_status pf_topk_keep_f64(const double *scores, int64_t n, int64_t k, int64_t *kept, pf_err *err);
 
 /* Python str() of a number for messages: an integer when is_int, else Python's
  * float repr ("5.0", "12.5"). */

@@ -65,38 +65,8 @@ void pf_heads_unit_scores(const double *b, const double *a, int64_t n_heads, int
   }
 }
 
-typedef struct dscored {
-  double s;
-  int64_t i;
-} dscored;
-
-static int cmp_dscored(const void *x, const void *y) {
-  const dscored *a = x, *b = y;
-  int an = isnan(a->s), bn = isnan(b->s);
-  if (an != bn) return an ? -1 : 1;
-  if (!an && a->s != b->s) return a->s > b->s ? -1 : 1;
-  return a->i < b->i ? -1 : (a->i > b->i);
-}
-
-static int cmp_i64(const void *x, const void *y) {
-  int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-  return a < b ? -1 : (a > b);
-}
-
 pf_status pf_heads_topk(const double *score, int64_t n, int64_t k, int64_t *kept, pf_err *err) {
-  if (k < 0 || k > n)
-    return pf_err_set(err, PF_ERR_INVALID, "top-k: k=%lld outside [0, %lld]", (long long)k,
-                      (long long)n);
-  dscored *v = malloc(sizeof *v * (size_t)(n ? n : 1));
-  if (!v) return pf_err_set(err, PF_ERR_NOMEM, "top-k: out of memory");
-  for (int64_t i = 0; i < n; i++)
-    v[i] = (dscored){score[i], i};
-  qsort(v, (size_t)n, sizeof *v, cmp_dscored);
-  for (int64_t i = 0; i < k; i++)
-    kept[i] = v[i].i;
-  free(v);
-  qsort(kept, (size_t)k, sizeof *kept, cmp_i64);
-  return PF_OK;
+  return pf_topk_keep_f64(score, n, k, kept, err);
 }
 
 /* ---- plan ---- */

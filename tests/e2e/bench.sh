@@ -42,14 +42,14 @@ check "JSON: parent and comparison" py "$WORK/c.json" \
 # the recipe step (off by default) and the report section
 R="$SRC/recipes/llama_depth_bias.yaml"
 expect_ok "flagship with the benchmark step" "$R" --set output_dir="$WORK/fl" --set bench=true \
-  --set bench_tasks="$TASKS" --quiet
+  --set bench_tasks="$TASKS" --set bench_limit=4 --quiet
 check "results.json: the benchmark step ran" py "$WORK/fl/results.json" \
   "s=[s for s in d['steps'] if s['id']=='bench_pruned'][0]; assert 'parent' in s['result'] and not s.get('skipped')"
 expect_ok "flagship dry run (benchmark step skipped by default)" "$R" --set output_dir="$WORK/fl0" --dry-run --quiet
 if command -v pdftotext >/dev/null; then
   txt=$(pdftotext "$WORK/fl/report.pdf" - 2>"$WORK/pdferr")
   check "report: Benchmarks section" grep -q "Benchmarks" <<<"$txt"
-  check "report: the benchmark table" grep -q "tiny_mc (n = 6)" <<<"$txt"
+  check "report: the benchmark table" grep -q "tiny_mc (n = 4)" <<<"$txt"
   check "report: pdftotext prints no warnings ($(head -c 200 "$WORK/pdferr"))" test ! -s "$WORK/pdferr"
 else
   echo "SKIP bench.sh report text: pdftotext not installed"

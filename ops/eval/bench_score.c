@@ -316,8 +316,11 @@ pf_status pf_bench_score(const pf_model *m, const pf_bench_req *reqs, const int6
     pf_pass_plan(f, &probe, o->ctx, &info->pass);
     info->cached = o->context_cache && info->pass.order != PF_PASS_LAYER;
   }
-  if (!st && info->cached)
+  if (!st && info->cached) { /* the decoder has a runner of its own */
+    pf_forward_free(f);
+    f = NULL;
     st = run_cached(m, reqs, first, lo, hi, out, info, o->ctx, err);
+  }
   else if (!st)
     st = run_passes(f, m->config.hidden_size, reqs, first[lo], first[hi], o->batch_size, out, info,
                     o->ctx, err);

@@ -15,8 +15,10 @@
 #include <stdlib.h>
 
 #include "calibration.h"
+#include "opdata.h"
 #include "ophelp.h"
 #include "pruning.h"
+#include "reconstruct.h"
 
 static const pf_param_spec prune_width_params[] = {
     {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to prune (it is not changed)"},
@@ -48,7 +50,66 @@ static const pf_param_spec prune_width_params[] = {
      "for the layers it covers, importance = 1 - score, so the neurons with the highest fairness "
      "score are removed; takes precedence over calibration and method, other layers fall back "
      "(MLP_GLU only)"},
+    {"reconstruct", PF_P_BOOL, 0, "false", NULL, 0, 0,
+     "training-free recovery: replace each pruned layer's down_proj by the least-squares fit "
+     "W C[:,K] (C[K,K] + damping mean(diag C[K,K]) I)^-1, C = sum of a a^T over the `data` "
+     "tokens' down_proj inputs a of the unpruned model (float64, padding excluded); the result's "
+     "model keeps its unrecovered variant, so evaluate reports perplexity/KL before and after"},
+    {"reconstruct_damping", PF_P_NUM, 0, "0.01", NULL, 0, 1e6,
+     "reconstruct: the damping lambda, relative to the mean diagonal of C[K,K]"},
+    PF_DATA_PARAMS(0, "0", "8"),
+    {"cache", PF_P_STR, 0, NULL, NULL, 0, 0,
+     "reconstruct: folder for cached covariances C, one file per layer (8 I(I+1)/2 bytes), "
+     "keyed by model, data and options (created if missing)"},
 };
+
+/* reconstruct: true needs data, and data is only read by reconstruct. */
+static pf_status check_reconstruct(const pf_value *params, int rec, pf_err *err) {
+  int data = pf_map_has(params, "data");
+  if (rec && !data)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "reconstruct: true needs calibration text: give `data` (CLI: "
+                      "--calibration-data FILE)");
+  if (!rec && (data || pf_map_has(params, "cache")))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "`data` and `cache` are the calibration text of reconstruct: set "
+                      "reconstruct: true (CLI: --reconstruct), or give the text to a calibrate "
+                      "step and pass it as `calibration`");
+  return PF_OK;
+}
+
+/* Replace *nm by its recovered variant; the recovery's figures go to stats. */
+static pf_status reconstruct(const pf_model *m, const pf_value *params, pf_model **nm,
+                             pf_value *stats, const pf_ctx *ctx, pf_err *err) {
+  pf_tokenizer *tok = NULL;
+  pf_dataset *ds = NULL;
+  pf_value *info = NULL;
+  pf_model *rec = NULL;
+  pf_status st = pf_params_dataset(m, params, &tok, &ds, err);
+  if (!st && ctx && ctx->dry_run) { /* checked, not computed: the plan keeps its shapes */
+    pf_dataset_free(ds);
+    pf_tokenizer_free(tok);
+    return PF_OK;
+  }
+  if (!st)
+    st = pf_width_reconstruct(m, *nm, stats, ds, pf_map_num(params, "reconstruct_damping", 1e-2),
+                              pf_map_str(params, "cache", NULL), ctx, &rec, &info, err);
+  if (!st) {
+    pf_value *sv = pf_data_stats_value(ds);
+    st = sv ? pf_map_set(info, "data", sv) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  if (!st) st = pf_map_set(stats, "reconstruct", info), info = NULL;
+  if (!st) {
+    pf_model_release(*nm);
+    *nm = rec;
+    rec = NULL;
+  }
+  pf_value_release(info);
+  pf_model_release(rec);
+  pf_dataset_free(ds);
+  pf_tokenizer_free(tok);
+  return st;
+}
 
 static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
                                  const pf_ctx *ctx, pf_err *err) {
@@ -81,10 +142,17 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
     o.activation_norms = (const float *const *)cal.norms;
     o.n_activation_norms = (size_t)cal.n_layers;
   }
+  int rec = pf_map_bool(params, "reconstruct", 0);
+  if (!st) st = check_reconstruct(params, rec, err);
   if (!st) st = pf_prune_width(m, &o, ctx, &nm, &stats, err);
+  if (!st && rec) st = reconstruct(m, params, &nm, stats, ctx, err);
   pf_calibration_free(&cal);
   free(idx);
-  if (st) return st;
+  if (st) {
+    pf_model_release(nm);
+    pf_value_release(stats);
+    return st;
+  }
   *out = pf_model_result(nm, stats);
   pf_model_release(nm);
   return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -98,7 +166,9 @@ const pf_op pf_op_prune_width = {
     .n_params = sizeof prune_width_params / sizeof prune_width_params[0],
     .returns = "{model, original_parameters, pruned_parameters, reduction, percentage_reduction, "
                "expansion_rate, [pruned_layers, total_layers when widths differ], layers: [{index, "
-               "intermediate_size_before, intermediate_size_after, kept_indices}]}; in a dry run "
-               "the model holds shapes only and kept_indices are null",
+               "intermediate_size_before, intermediate_size_after, kept_indices}], [reconstruct: "
+               "{damping, layers, cached_layers, tokens, collect_seconds, solve_seconds, "
+               "covariance_file_bytes, data}]}; in a dry run the model holds shapes only and "
+               "kept_indices are null",
     .run = prune_width_run,
 };

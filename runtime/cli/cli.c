@@ -115,8 +115,8 @@ bad:
 typedef struct prune_opts {
   const char *model_path, *output_path, *pruning_type, *method, *divisor, *indices;
   const char *selection, *dtype, *max_shard;
-  int have_pct, have_rate, have_num, overwrite;
-  double pct, rate;
+  int have_pct, have_rate, have_num, overwrite, reconstruct, have_damping;
+  double pct, rate, damping;
   int64_t num;
 } prune_opts;
 
@@ -136,6 +136,10 @@ static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *
   if (o->have_rate) pf_map_set(params, "expansion_rate", pf_value_num(o->rate));
   else pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
   if (o->divisor) pf_map_set(params, "expansion_divisor", pf_value_int(atoi(o->divisor)));
+  if (o->have_damping && !o->reconstruct)
+    return pf_err_set(err, PF_ERR_INVALID, "--reconstruct-damping is only valid with --reconstruct.");
+  if (o->reconstruct) pf_map_set(params, "reconstruct", pf_value_bool(1));
+  if (o->have_damping) pf_map_set(params, "reconstruct_damping", pf_value_num(o->damping));
   return PF_OK;
 }
 
@@ -146,6 +150,9 @@ static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err
   if (o->divisor)
     return pf_err_set(err, PF_ERR_INVALID,
                       "--expansion-divisor is only valid with --pruning-type MLP_GLU." ALSO_MLP);
+  if (o->reconstruct || o->have_damping)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--reconstruct is only valid with --pruning-type MLP_GLU or MLP.");
   int given = (o->have_num != 0) + (o->indices != NULL) + (o->have_pct != 0);
   if (given == 0)
     return pf_err_set(err, PF_ERR_INVALID,
@@ -235,7 +242,13 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
     o->have_num = 1;
     return parse_int("--num-layers-to-remove", v, &o->num, err);
   }
-  if (!strcmp(a, "--overwrite")) o->overwrite = 1;
+  if (is_opt(a, "--reconstruct-damping", &iv)) {
+    if ((st = take_value(it, "--reconstruct-damping", iv, &v, err)) != PF_OK) return st;
+    o->have_damping = 1;
+    return parse_double("--reconstruct-damping", v, &o->damping, err);
+  }
+  if (!strcmp(a, "--reconstruct")) o->reconstruct = 1;
+  else if (!strcmp(a, "--overwrite")) o->overwrite = 1;
   else *matched = 0;
   if (*matched) return PF_OK;
   return pf_opt_take(it->argc, it->argv, &it->i, CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS,
@@ -286,8 +299,12 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
   if (c->calib_params && !pf_map_has(c->calib_params, "data"))
     return pf_err_set(err, PF_ERR_INVALID,
                       "calibration options need --calibration-data FILE (a .jsonl or .txt file).");
-  /* OptiPFair's guard, before any calibration work is done */
-  if (c->calib_params && !depth && strcmp(o->method, "MAW") != 0)
+  if (o->reconstruct && !c->calib_params)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--reconstruct needs --calibration-data FILE (a .jsonl or .txt file).");
+  /* OptiPFair's guard, before any calibration work is done (with --reconstruct the
+   * text is reconstruct's, and hybrid scores are used for MAW only) */
+  if (c->calib_params && !depth && !o->reconstruct && strcmp(o->method, "MAW") != 0)
     return pf_err_set(err, PF_ERR_INVALID,
                       "Data-driven pruning with dataloader is only supported for PPM method "
                       "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "

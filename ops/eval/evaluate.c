@@ -362,8 +362,8 @@ const pf_op pf_op_evaluate = {
                "max_time, tokens_per_second, num_runs, generated_tokens}, compare_speed: {...}, "
                "inference_comparison: {avg_original_time, avg_pruned_time, "
                "avg_original_tokens_per_second, avg_pruned_tokens_per_second, speedup, "
-               "tps_improvement_percent, num_prompts}], [recovery (a model pruned with reconstruct: "
-               "true): {perplexity_before, perplexity_after, nll_before, nll_after, "
+               "tps_improvement_percent, num_prompts}], [recovery (a model pruned with "
+               "reconstruct: true): {perplexity_before, perplexity_after, nll_before, nll_after, "
                "[parent_perplexity, kl_before, kl_after, top1_before, top1_after, "
                "gap_recovered]}]}",
     .run = evaluate_run,

@@ -137,7 +137,8 @@ static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *
   else pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
   if (o->divisor) pf_map_set(params, "expansion_divisor", pf_value_int(atoi(o->divisor)));
   if (o->have_damping && !o->reconstruct)
-    return pf_err_set(err, PF_ERR_INVALID, "--reconstruct-damping is only valid with --reconstruct.");
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--reconstruct-damping is only valid with --reconstruct.");
   if (o->reconstruct) pf_map_set(params, "reconstruct", pf_value_bool(1));
   if (o->have_damping) pf_map_set(params, "reconstruct_damping", pf_value_num(o->damping));
   return PF_OK;
@@ -247,8 +248,10 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
     o->have_damping = 1;
     return parse_double("--reconstruct-damping", v, &o->damping, err);
   }
-  if (!strcmp(a, "--reconstruct")) o->reconstruct = 1;
-  else if (!strcmp(a, "--overwrite")) o->overwrite = 1;
+  if (!strcmp(a, "--reconstruct"))
+    o->reconstruct = 1;
+  else if (!strcmp(a, "--overwrite"))
+    o->overwrite = 1;
   else *matched = 0;
   if (*matched) return PF_OK;
   return pf_opt_take(it->argc, it->argv, &it->i, CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS,

@@ -43,6 +43,18 @@ static pf_status check_kept(const int64_t *kept, int64_t k, int64_t n_in, const 
   return PF_OK;
 }
 
+/* dst [cols, rows] = src [rows, cols]ᵀ in 64 x 64 tiles (both sides stay in cache). */
+static void transpose(const double *src, int64_t rows, int64_t cols, double *dst) {
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 18))
+  for (int64_t i0 = 0; i0 < rows; i0 += 64)
+    for (int64_t j0 = 0; j0 < cols; j0 += 64) {
+      int64_t i1 = i0 + 64 < rows ? i0 + 64 : rows, j1 = j0 + 64 < cols ? j0 + 64 : cols;
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++)
+          dst[j * rows + i] = src[i * cols + j];
+    }
+}
+
 pf_status pf_reconstruct_f64(const double *W, int64_t n_out, int64_t n_in, const double *C,
                              const int64_t *kept, int64_t k, double lambda, const char *what,
                              double *Wp, pf_err *err) {
@@ -73,12 +85,11 @@ pf_status pf_reconstruct_f64(const double *W, int64_t n_out, int64_t n_in, const
       A[a * k + b] = C[kept[a] * n_in + kept[b]];
   for (int64_t a = 0; a < k; a++)
     A[a * k + a] += lambda * mean;
-  /* T = W · C, then M = T[:, K]ᵀ */
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_out, (int)n_in, (int)n_in, 1.0, W,
-              (int)n_in, C, (int)n_in, 0.0, T, (int)n_in);
-  for (int64_t o = 0; o < n_out; o++)
-    for (int64_t a = 0; a < k; a++)
-      M[a * n_out + o] = T[o * n_in + kept[a]];
+  /* T = C · Wᵀ [in, out] = (W · C)ᵀ as C is symmetric; M = its rows K */
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_in, (int)n_out, (int)n_in, 1.0, C,
+              (int)n_in, W, (int)n_in, 0.0, T, (int)n_out);
+  for (int64_t a = 0; a < k; a++)
+    memcpy(M + a * n_out, T + kept[a] * n_out, sizeof(double) * (size_t)n_out);
   lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)k, A, (lapack_int)k);
   if (info > 0) {
     st = pf_err_set(err, PF_ERR_INVALID,
@@ -99,9 +110,7 @@ pf_status pf_reconstruct_f64(const double *W, int64_t n_out, int64_t n_in, const
         pf_err_set(err, PF_ERR_INVALID, "%s: LAPACK refused the system (info %d)", what, (int)info);
     goto done;
   }
-  for (int64_t o = 0; o < n_out; o++)
-    for (int64_t a = 0; a < k; a++)
-      Wp[o * k + a] = M[a * n_out + o];
+  transpose(M, k, n_out, Wp);
 done:
   free(T);
   free(A);
@@ -197,15 +206,25 @@ static pf_status cov_begin(cov_state *s, int64_t layer, int64_t width, pf_err *e
   return PF_OK;
 }
 
+/* Copy the lower triangle of C [n, n] onto the upper one, in tiles. */
+static void mirror_lower(double *C, int64_t n) {
+#pragma omp parallel for schedule(dynamic) if (n > 512)
+  for (int64_t i0 = 0; i0 < n; i0 += 64)
+    for (int64_t j0 = 0; j0 <= i0; j0 += 64) {
+      int64_t i1 = i0 + 64 < n ? i0 + 64 : n, j1 = j0 + 64 < n ? j0 + 64 : n;
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1 && j < i; j++)
+          C[j * n + i] = C[i * n + j];
+    }
+}
+
 /* Sum over ranks, mirror the lower triangle, hand over. */
 static pf_status cov_finish(cov_state *s, pf_err *err) {
   const int64_t n = s->width;
   int64_t tok = s->tokens;
   pf_status st = pf_dist_sum_f64(s->C, n * n, err);
   if (!st) st = pf_dist_sum_i64(&tok, 1, err);
-  for (int64_t i = 0; !st && i < n; i++)
-    for (int64_t j = 0; j < i; j++)
-      s->C[j * n + i] = s->C[i * n + j];
+  if (!st) mirror_lower(s->C, n);
   if (!st) st = s->fn(s->ud, s->cur, s->C, n, tok, err);
   s->next = s->cur + 1;
   s->cur = -1;
@@ -337,9 +356,7 @@ int pf_cov_cache_read(const char *path, int64_t width, double *C, int64_t *token
   ok = ok && fgetc(f) == EOF;
   fclose(f);
   if (!ok) return 0;
-  for (int64_t i = 0; i < width; i++)
-    for (int64_t j = 0; j < i; j++)
-      C[j * width + i] = C[i * width + j];
+  mirror_lower(C, width);
   *tokens = hdr[1];
   return 1;
 }

@@ -32,6 +32,7 @@ typedef struct rec_state {
   const char *key;
   int64_t tokens;
   double solve_s;
+  const pf_ctx *ctx;
 } rec_state;
 
 static double now_s(void) {
@@ -47,8 +48,13 @@ static pf_status solve_layer(rec_state *s, int64_t l, const double *C, pf_err *e
   pf_tensor *w = NULL;
   pf_status st = pf_reconstruct_weight(s->base->layers[l].down_proj, C, s->kept[l], s->k[l],
                                        s->damping, what, &w, err);
-  s->solve_s += now_s() - t0;
+  double dt = now_s() - t0;
+  s->solve_s += dt;
   if (st) return st;
+  pf_ctx_log(s->ctx,
+             "reconstruct: layer %lld: down_proj [%lld, %lld] -> [%lld, %lld], solved in %.3f s",
+             (long long)l, (long long)w->shape[0], (long long)pf_layer_width(&s->base->layers[l]),
+             (long long)w->shape[0], (long long)s->k[l], dt);
   pf_tensor_release(s->out->layers[l].down_proj);
   s->out->layers[l].down_proj = w;
   return PF_OK;
@@ -113,7 +119,7 @@ pf_status pf_width_reconstruct(const pf_model *base, const pf_model *pruned, con
   *info = NULL;
   const int64_t L = base->n_layers;
   char key[PF_SHA256_HEX] = "";
-  rec_state s = {.base = base, .damping = damping, .cache = cache, .key = key};
+  rec_state s = {.base = base, .damping = damping, .cache = cache, .key = key, .ctx = ctx};
   s.kept = calloc((size_t)L + 1, sizeof *s.kept);
   s.k = calloc((size_t)L + 1, sizeof *s.k);
   uint8_t *todo = calloc((size_t)L + 1, 1);

@@ -424,6 +424,20 @@ START_TEST(test_prune_width_op) {
   pf_value_release(ev);
   pf_value_release(eo);
   pf_value_release(out);
+  /* layer_indices: only those layers are refitted (C collected for them only) */
+  p = prune_params(m, 1, data);
+  pf_value *li = pf_value_list();
+  pf_list_push(li, pf_value_int(1));
+  pf_list_push(li, pf_value_int(3));
+  pf_map_set(p, "layer_indices", li);
+  ck_assert_msg(pf_op_run("prune_width", p, &out, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_value_release(p);
+  r = pf_map_model(out, "model");
+  ck_assert_int_eq(pf_map_int(pf_map_get(out, "reconstruct"), "layers", 0), 2);
+  ck_assert_ptr_eq(r->layers[0].down_proj, m->layers[0].down_proj);
+  ck_assert_ptr_eq(r->layers[2].down_proj, m->layers[2].down_proj);
+  ck_assert_ptr_ne(r->layers[3].down_proj, r->unrecovered->layers[3].down_proj);
+  pf_value_release(out);
   pf_model_release(m);
   pf_test_synth_free(dir);
 }

@@ -1,11 +1,17 @@
 /* reconstruct.c — see reconstruct.h. The least-squares solve and the collection
- * of C; the op plumbing is in prune_width.c / recover.c.
+ * of C; the op plumbing is in prune_width.c / reconstruct_width.c.
  *
  * Solve: W' = W C[:,K] A⁻¹ with A = C[K,K] + δI symmetric, so W'ᵀ = A⁻¹ (W C)[:,K]ᵀ:
- * one dgemm T = W·C [out, in] (C symmetric), the columns K of T transposed into
+ * one dgemm T = C·Wᵀ [in, out] (= (W·C)ᵀ, C symmetric), its rows K gathered into
  * M [k, out], dpotrf on A and dpotrs for all `out` right-hand sides at once.
- * Cost: out·in² + k³/3 + k²·out flops; memory: W and T in float64 (2·out·in)
+ * Cost: out·in² + k³/3 + k²·out multiply-adds; memory: W and T in float64 (2·out·in)
  * and A (k²), besides C.
+ *
+ * LAPACK: Debian's liblapack calls the BLAS alternative libblas.so.3, for BLIS a
+ * second copy of BLIS with hidden symbols: it inherits pfrun's BLIS_ARCH_TYPE
+ * choice (kernels/init.c sets it in the environment before LAPACK's first call)
+ * but not its thread count, so dpotrf/dpotrs run on BLIS_NUM_THREADS threads
+ * (default 1); the dgemm, the larger part, runs on pfrun's BLIS with every core.
  *
  * Collection: the tap hands over [B·S, I] float32 activations; the real rows are
  * widened to float64 in blocks of ROWS and added with dsyrk (lower triangle),

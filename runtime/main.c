@@ -373,9 +373,15 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_model *base = pf_map_model(loaded, "model");
   char a[40];
   pf_ctx_log(ctx, "Model: %s", pf_map_str(c->load_params, "path", ""));
-  pf_ctx_log(ctx, "Original parameters: %s",
-             fmt_thousands(pf_model_param_count(base), a, sizeof a));
-  if (c->calib_params) {
+  pf_ctx_log(ctx, "Original parameters: %s", fmt_thousands(pf_model_param_count(base), a, sizeof a));
+  int rec = pf_map_bool(c->prune_params, "reconstruct", 0);
+  /* --reconstruct: the calibration text is reconstruct's too (prune_width's data
+   * params); hybrid scores only with MAW (other methods are static) */
+  for (size_t k = 0; rec && k < c->calib_params->u.map.len; k++) {
+    pf_value_retain(c->calib_params->u.map.vals[k]);
+    pf_map_set(c->prune_params, c->calib_params->u.map.keys[k], c->calib_params->u.map.vals[k]);
+  }
+  if (c->calib_params && (!rec || !strcmp(pf_map_str(c->prune_params, "method", "MAW"), "MAW"))) {
     /* data-driven: calibrate the unpruned model first; width pruning uses the
      * neuron norms (hybrid MAW), head pruning the head norms, depth pruning the
      * layer importance */

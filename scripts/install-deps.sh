@@ -3,7 +3,7 @@
 # Safe to re-run: packages already present are skipped by apt.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
-      liblua5.4-dev libyaml-dev libblis-dev libcjson-dev libhpdf-dev
+      liblua5.4-dev libyaml-dev libblis-dev liblapacke-dev libcjson-dev libhpdf-dev
       libpcre2-dev libutf8proc-dev nettle-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core
       poppler-utils qpdf
       libopenmpi-dev openmpi-bin

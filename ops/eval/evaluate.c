@@ -204,6 +204,37 @@ static pf_status put_ppl(pf_value *v, const eval_acc *a, pf_err *err) {
   return st ? pf_err_set(err, st, "out of memory") : PF_OK;
 }
 
+/* A reconstructed model (prune_width reconstruct: true) keeps its variant before
+ * recovery: the same figures for it, and the share of the parent's perplexity
+ * gap the recovery closed, (ppl_before - ppl_after) / (ppl_before - ppl_parent). */
+static pf_status add_recovery(const pf_model *m, const pf_model *parent, const pf_dataset *ds,
+                              const eval_out *after, pf_value *v, const pf_ctx *ctx, pf_err *err) {
+  eval_out o = {0};
+  pf_status st = perplexity_pass(m->unrecovered, parent, ds, &o, ctx, err);
+  if (st) return pf_err_prefix(err, "before recovery");
+  pf_value *r = pf_value_map();
+  if (!r) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  double nb = o.model.nll / (double)o.model.count;
+  double na = after->model.nll / (double)after->model.count;
+  st = pf_map_set_num(r, "perplexity_before", exp(nb));
+  if (!st) st = pf_map_set_num(r, "perplexity_after", exp(na));
+  if (!st) st = pf_map_set_num(r, "nll_before", nb);
+  if (!st) st = pf_map_set_num(r, "nll_after", na);
+  if (!st && parent) {
+    double np = o.parent.nll / (double)o.parent.count, gap = exp(nb) - exp(np);
+    double n1 = (double)o.model.count, n2 = (double)after->model.count;
+    st = pf_map_set_num(r, "parent_perplexity", exp(np));
+    if (!st) st = pf_map_set_num(r, "kl_before", o.model.kl / n1);
+    if (!st) st = pf_map_set_num(r, "kl_after", after->model.kl / n2);
+    if (!st) st = pf_map_set_num(r, "top1_before", (double)o.model.agree / n1);
+    if (!st) st = pf_map_set_num(r, "top1_after", (double)after->model.agree / n2);
+    if (!st && gap > 0) st = pf_map_set_num(r, "gap_recovered", (exp(nb) - exp(na)) / gap);
+  }
+  if (!st) st = pf_map_set(v, "recovery", r);
+  else pf_value_release(r);
+  return st ? pf_err_set(err, st, "out of memory") : PF_OK;
+}
+
 static pf_status add_perplexity(const pf_model *m, const pf_model *parent, const pf_value *params,
                                 pf_value *v, const pf_ctx *ctx, pf_err *err) {
   pf_tokenizer *tok = NULL;
@@ -212,6 +243,8 @@ static pf_status add_perplexity(const pf_model *m, const pf_model *parent, const
   pf_status st = pf_params_dataset(m, params, &tok, &ds, err);
   if (!st && !(ctx && ctx->dry_run)) {
     st = perplexity_pass(m, parent, ds, &o, ctx, err);
+    if (!st && m->unrecovered && o.model.count > 0)
+      st = add_recovery(m, parent, ds, &o, v, ctx, err);
     if (!st) st = put_ppl(v, &o.model, err);
     if (!st && parent) {
       pf_value *pv = pf_value_map();
@@ -329,6 +362,9 @@ const pf_op pf_op_evaluate = {
                "max_time, tokens_per_second, num_runs, generated_tokens}, compare_speed: {...}, "
                "inference_comparison: {avg_original_time, avg_pruned_time, "
                "avg_original_tokens_per_second, avg_pruned_tokens_per_second, speedup, "
-               "tps_improvement_percent, num_prompts}]}",
+               "tps_improvement_percent, num_prompts}], [recovery (a model pruned with "
+               "reconstruct: true): {perplexity_before, perplexity_after, nll_before, nll_after, "
+               "[parent_perplexity, kl_before, kl_after, top1_before, top1_after, "
+               "gap_recovered]}]}",
     .run = evaluate_run,
 };

@@ -15,8 +15,10 @@
 #include <stdlib.h>
 
 #include "calibration.h"
+#include "opdata.h"
 #include "ophelp.h"
 #include "pruning.h"
+#include "reconstruct.h"
 
 static const pf_param_spec prune_width_params[] = {
     {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to prune (it is not changed)"},
@@ -48,6 +50,17 @@ static const pf_param_spec prune_width_params[] = {
      "for the layers it covers, importance = 1 - score, so the neurons with the highest fairness "
      "score are removed; takes precedence over calibration and method, other layers fall back "
      "(MLP_GLU only)"},
+    {"reconstruct", PF_P_BOOL, 0, "false", NULL, 0, 0,
+     "training-free recovery: replace each pruned layer's down_proj by the least-squares fit "
+     "W C[:,K] (C[K,K] + damping mean(diag C[K,K]) I)^-1, C = sum of a a^T over the `data` "
+     "tokens' down_proj inputs a of the unpruned model (float64, padding excluded); the result's "
+     "model keeps its unrecovered variant, so evaluate reports perplexity/KL before and after"},
+    {"reconstruct_damping", PF_P_NUM, 0, "0.01", NULL, 0, 1e6,
+     "reconstruct: the damping lambda, relative to the mean diagonal of C[K,K]"},
+    PF_DATA_PARAMS(0, "0", "8"),
+    {"cache", PF_P_STR, 0, NULL, NULL, 0, 0,
+     "reconstruct: folder for cached covariances C, one file per layer (8 I(I+1)/2 bytes), "
+     "keyed by model, data and options (created if missing)"},
 };
 
 static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
@@ -81,10 +94,17 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
     o.activation_norms = (const float *const *)cal.norms;
     o.n_activation_norms = (size_t)cal.n_layers;
   }
+  int rec = pf_map_bool(params, "reconstruct", 0);
+  if (!st) st = pf_reconstruct_check(params, rec, err);
   if (!st) st = pf_prune_width(m, &o, ctx, &nm, &stats, err);
+  if (!st && rec) st = pf_reconstruct_step(m, params, PF_TAP_DOWN_PROJ_INPUT, &nm, stats, ctx, err);
   pf_calibration_free(&cal);
   free(idx);
-  if (st) return st;
+  if (st) {
+    pf_model_release(nm);
+    pf_value_release(stats);
+    return st;
+  }
   *out = pf_model_result(nm, stats);
   pf_model_release(nm);
   return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -98,7 +118,9 @@ const pf_op pf_op_prune_width = {
     .n_params = sizeof prune_width_params / sizeof prune_width_params[0],
     .returns = "{model, original_parameters, pruned_parameters, reduction, percentage_reduction, "
                "expansion_rate, [pruned_layers, total_layers when widths differ], layers: [{index, "
-               "intermediate_size_before, intermediate_size_after, kept_indices}]}; in a dry run "
-               "the model holds shapes only and kept_indices are null",
+               "intermediate_size_before, intermediate_size_after, kept_indices}], [reconstruct: "
+               "{damping, layers, cached_layers, tokens, collect_seconds, solve_seconds, "
+               "covariance_file_bytes, data}]}; in a dry run the model holds shapes only and "
+               "kept_indices are null",
     .run = prune_width_run,
 };

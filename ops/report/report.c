@@ -424,6 +424,7 @@ static pf_status write_report(rep *r, const char *path, const char *title, const
   if (!s) s = rep_bias(r, err);
   if (!s) s = rep_eval(r, err);
   if (!s) s = rep_bench(r, err);
+  if (!s) s = rep_recovery(r, err);
   if (!s) s = rep_user_table(r, table, err);
   if (!s) s = appendix(r, recipe, err);
   if (!s) s = pf_pdf_save(r->pdf, path, err);

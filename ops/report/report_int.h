@@ -52,6 +52,8 @@ pf_status rep_importance(rep *r, pf_err *err);
 pf_status rep_bias(rep *r, pf_err *err);
 pf_status rep_eval(rep *r, pf_err *err);
 pf_status rep_bench(rep *r, pf_err *err); /* report_bench.c */
+/* "Recovery": prune_width reconstruct figures and evaluate's before/after table. */
+pf_status rep_recovery(rep *r, pf_err *err);
 pf_status rep_user_table(rep *r, const pf_value *table, pf_err *err);
 
 #endif

@@ -477,6 +477,83 @@ pf_status rep_eval(rep *r, pf_err *err) {
   return s;
 }
 
+/* ------------------------------------------------------------ recovery */
+
+/* One evaluate step of a reconstructed model: parent, pruned before recovery,
+ * recovered; then the share of the perplexity gap closed. */
+static pf_status recovery_step(rep *r, const pf_value *step, const pf_value *rv, pf_err *err) {
+  rep_strs st = {0};
+  const char *dash = "\xE2\x80\x94", *cells[4 * 4];
+  size_t n = 0;
+  int kl = pf_map_has(rv, "kl_before");
+#define ROW(name, a, b, c)                                                                         \
+  (cells[n * 4] = (name), cells[n * 4 + 1] = (a), cells[n * 4 + 2] = (b), cells[n * 4 + 3] = (c),  \
+   n++)
+  ROW("Perplexity",
+      pf_map_has(rv, "parent_perplexity") ? num_str(&st, rv, "parent_perplexity") : dash,
+      num_str(&st, rv, "perplexity_before"), num_str(&st, rv, "perplexity_after"));
+  ROW("Mean NLL (nats/token)", dash, num_str(&st, rv, "nll_before"), num_str(&st, rv, "nll_after"));
+  if (kl) {
+    ROW("KL divergence (parent \xE2\x80\x96 model)", dash, num_str(&st, rv, "kl_before"),
+        num_str(&st, rv, "kl_after"));
+    ROW("Top-1 agreement with the parent (%)", dash,
+        rep_str(&st, "%.2f", 100 * pf_map_num(rv, "top1_before", NAN)),
+        rep_str(&st, "%.2f", 100 * pf_map_num(rv, "top1_after", NAN)));
+  }
+#undef ROW
+  static const char *head[4] = {"Metric", "Parent", "Pruned", "Recovered"};
+  static const pf_pdf_align al[4] = {PF_PDF_LEFT, PF_PDF_RIGHT, PF_PDF_RIGHT, PF_PDF_RIGHT};
+  static const double w[4] = {2.4, 1.0, 1.0, 1.0};
+  pf_pdf_table_spec t = {
+      .ncols = 4, .header = head, .align = al, .widths = w, .nrows = n, .cells = cells, .zebra = 1};
+  pf_status s = sub_heading(r, "Recovery", step, err);
+  if (!s) s = table_checked(r, &t, err);
+  if (!s && pf_map_has(rv, "gap_recovered")) {
+    char note[200];
+    snprintf(note, sizeof note,
+             "Share of the perplexity gap to the parent closed by the reconstruction: %.1f %%.",
+             100 * pf_map_num(rv, "gap_recovered", NAN));
+    s = pf_pdf_note(r->pdf, note, err);
+  }
+  rep_strs_free(&st);
+  return s;
+}
+
+/* How a prune_width / prune_heads step reconstructed (its "reconstruct" figures). */
+static pf_status recovery_how(rep *r, const pf_value *step, const pf_value *info, pf_err *err) {
+  char name[160], note[600];
+  rep_step_name(step, name, sizeof name);
+  snprintf(note, sizeof note,
+           "Reconstruction in %s: %s' = W C[:,K] (C[K,K] + %g mean(diag C[K,K]) I)^-1 "
+           "for %lld layers, C summed over %lld calibration tokens (%lld layers from the "
+           "cache); collecting C %.3g s, solving %.3g s.",
+           name, strcmp(rep_op(step), "prune_heads") ? "down_proj" : "o_proj",
+           pf_map_num(info, "damping", NAN), (long long)pf_map_int(info, "layers", 0),
+           (long long)pf_map_int(info, "tokens", 0),
+           (long long)pf_map_int(info, "cached_layers", 0),
+           pf_map_num(info, "collect_seconds", NAN), pf_map_num(info, "solve_seconds", NAN));
+  return pf_pdf_note(r->pdf, note, err);
+}
+
+pf_status rep_recovery(rep *r, pf_err *err) {
+  int started = 0;
+  pf_status s = PF_OK;
+  for (size_t i = 0; !s && i < rep_nsteps(r); i++) {
+    const pf_value *step = rep_step(r, i), *res = rep_result(step);
+    const pf_value *rv = res ? pf_map_get(res, "recovery") : NULL;
+    const pf_value *info = res ? pf_map_get(res, "reconstruct") : NULL;
+    if (rv && rv->type == PF_V_MAP && !strcmp(rep_op(step), "evaluate")) {
+      s = section(r, &started, "Recovery", err);
+      if (!s) s = recovery_step(r, step, rv, err);
+    } else if (info && info->type == PF_V_MAP &&
+               (!strcmp(rep_op(step), "prune_width") || !strcmp(rep_op(step), "prune_heads"))) {
+      s = section(r, &started, "Recovery", err);
+      if (!s) s = recovery_how(r, step, info, err);
+    }
+  }
+  return s;
+}
+
 /* ------------------------------------------------------------ user table */
 
 pf_status rep_user_table(rep *r, const pf_value *table, pf_err *err) {

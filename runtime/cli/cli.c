@@ -118,12 +118,22 @@ bad:
 typedef struct prune_opts {
   const char *model_path, *output_path, *pruning_type, *method, *divisor, *indices;
   const char *selection, *dtype, *max_shard, *head_indices;
-  int have_pct, have_rate, have_num, have_kv_keep, overwrite;
-  double pct, rate;
+  int have_pct, have_rate, have_num, have_kv_keep, overwrite, reconstruct, have_damping;
+  double pct, rate, damping;
   int64_t num, kv_keep;
 } prune_opts;
 
 /* MLP_GLU and MLP (width pruning): the same rules. */
+/* --reconstruct / --reconstruct-damping (width and attention pruning). */
+static pf_status reconstruct_params(const prune_opts *o, pf_value *params, pf_err *err) {
+  if (o->have_damping && !o->reconstruct)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--reconstruct-damping is only valid with --reconstruct.");
+  if (o->reconstruct) pf_map_set(params, "reconstruct", pf_value_bool(1));
+  if (o->have_damping) pf_map_set(params, "reconstruct_damping", pf_value_num(o->damping));
+  return PF_OK;
+}
+
 static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *err) {
   if (o->have_pct && o->have_rate)
     return pf_err_set(err, PF_ERR_INVALID,
@@ -141,7 +151,7 @@ static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *
   else
     pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
   if (o->divisor) pf_map_set(params, "expansion_divisor", pf_value_int(atoi(o->divisor)));
-  return PF_OK;
+  return reconstruct_params(o, params, err);
 }
 
 /* OptiPFair's sentence, then pfrun's width type that takes the option too. */
@@ -151,6 +161,9 @@ static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err
   if (o->divisor)
     return pf_err_set(err, PF_ERR_INVALID,
                       "--expansion-divisor is only valid with --pruning-type MLP_GLU." ALSO_MLP);
+  if (o->reconstruct || o->have_damping)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--reconstruct is only valid with --pruning-type MLP_GLU, MLP or ATTENTION.");
   int given = (o->have_num != 0) + (o->indices != NULL) + (o->have_pct != 0);
   if (given == 0)
     return pf_err_set(err, PF_ERR_INVALID,
@@ -196,7 +209,7 @@ static pf_status prune_rules_heads(const prune_opts *o, pf_value *params, pf_err
                       "mutually exclusive.");
   if (o->have_pct) pf_map_set(params, "pruning_percentage", pf_value_num(o->pct));
   if (o->have_kv_keep) pf_map_set(params, "num_kv_heads_to_keep", pf_value_int(o->kv_keep));
-  return PF_OK;
+  return reconstruct_params(o, params, err);
 }
 
 static const char *const PRUNING_TYPES[] = {"MLP_GLU", "MLP", "DEPTH", "ATTENTION", NULL};
@@ -273,8 +286,17 @@ static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *match
     o->have_kv_keep = 1;
     return parse_int("--num-kv-heads-to-keep", v, &o->kv_keep, err);
   }
-  if (!strcmp(a, "--overwrite")) o->overwrite = 1;
-  else *matched = 0;
+  if (is_opt(a, "--reconstruct-damping", &iv)) {
+    if ((st = take_value(it, "--reconstruct-damping", iv, &v, err)) != PF_OK) return st;
+    o->have_damping = 1;
+    return parse_double("--reconstruct-damping", v, &o->damping, err);
+  }
+  if (!strcmp(a, "--reconstruct"))
+    o->reconstruct = 1;
+  else if (!strcmp(a, "--overwrite"))
+    o->overwrite = 1;
+  else
+    *matched = 0;
   if (*matched) return PF_OK;
   return pf_opt_take(it->argc, it->argv, &it->i, CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS,
                      &c->calib_params, matched, err);
@@ -336,8 +358,12 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
   if (c->calib_params && !pf_map_has(c->calib_params, "data"))
     return pf_err_set(err, PF_ERR_INVALID,
                       "calibration options need --calibration-data FILE (a .jsonl or .txt file).");
-  /* OptiPFair's guard, before any calibration work is done */
-  if (c->calib_params && !depth && strcmp(o->method, "MAW") != 0)
+  if (o->reconstruct && !c->calib_params)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "--reconstruct needs --calibration-data FILE (a .jsonl or .txt file).");
+  /* OptiPFair's guard, before any calibration work is done (with --reconstruct the
+   * text is reconstruct's, and hybrid scores are used for MAW only) */
+  if (c->calib_params && !depth && !o->reconstruct && strcmp(o->method, "MAW") != 0)
     return pf_err_set(err, PF_ERR_INVALID,
                       "Data-driven pruning with dataloader is only supported for PPM method "
                       "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "

@@ -376,6 +376,7 @@ void pf_model_release(pf_model *m) {
   pf_config_free(&m->config);
   free(m->source_dir);
   free(m->name);
+  pf_model_release(m->unrecovered);
   free(m);
 }
 

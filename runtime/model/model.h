@@ -80,6 +80,9 @@ typedef struct pf_model {
   int64_t n_layers;
   char *source_dir;        /* folder loaded from (tokenizer files are copied from here) */
   char *name;              /* display name ("stories260K", "synthetic:llama-tiny") */
+  struct pf_model *unrecovered; /* retained, or NULL: a reconstructed (recovered) pruned
+                                   model's variant before recovery, for before/after
+                                   figures (evaluate); pf_model_derive does not copy it */
 } pf_model;
 
 /* Load a Hugging Face checkpoint folder (config.json + safetensors, single or

@@ -106,7 +106,8 @@ typedef struct pf_bench_run_opts {
 } pf_bench_run_opts;
 
 typedef struct pf_bench_run_info {
-  int cached;             /* the KV-cache path ran */
+  int cached;             /* the KV-cache path ran (for docs_cached documents) */
+  int64_t docs_cached;    /* documents scored from a shared-context cache; the rest in passes */
   int64_t docs_here;      /* documents this rank scored */
   int64_t forward_tokens; /* tokens this rank ran through the model */
   pf_pass_info pass;      /* the uncached path's pass */

@@ -93,31 +93,14 @@ static void rows_free(rows_buf *b) {
   free(b->ids), free(b->target), free(b->lens), free(b->sel), free(b->req);
 }
 
-/* The requests of one document share their (untruncated) context tokens. */
+/* The requests of one document share their (untruncated) context tokens; a
+ * single request gains nothing from the cache (it runs in the batched passes). */
 static int shares_context(const pf_bench_req *q, int64_t n) {
   for (int64_t i = 0; i < n; i++)
     if (q[i].start != 0 || q[i].nctx != q[0].nctx ||
         memcmp(q[i].tok, q[0].tok, (size_t)q[0].nctx * sizeof *q[0].tok))
       return 0;
-  return n > 0;
-}
-
-/* One request alone, from position 0. */
-static pf_status score_alone(pf_decoder *d, const pf_bench_req *q, int64_t r, rows_buf *b,
-                             pf_bench_scores *s, const pf_ctx *ctx, pf_err *err) {
-  const int64_t len = q->n - 1 - q->start;
-  pf_status st = grow(b, len, q->ncont, err);
-  if (st) return st;
-  memcpy(b->ids, q->tok + q->start, (size_t)len * sizeof *b->ids);
-  b->lens[0] = len;
-  for (int64_t j = 0; j < q->ncont; j++) {
-    b->sel[j] = len - q->ncont + j;
-    b->req[j] = r;
-    b->target[j] = q->tok[q->n - q->ncont + j];
-  }
-  scorer sc = {.s = s, .req = b->req, .target = b->target};
-  pf_decoder_reset(d);
-  return pf_decoder_branch(d, 1, len, b->ids, b->lens, b->sel, q->ncont, on_logits, &sc, ctx, err);
+  return n > 1;
 }
 
 /* One document whose requests share the context: context once, then the choices. */
@@ -174,17 +157,12 @@ static pf_status run_cached(const pf_model *m, const pf_bench_req *reqs, const i
                       : pf_err_set(err, PF_ERR_NOMEM, "benchmark: out of memory");
   for (int64_t d = lo; d < hi && !st; d++) {
     const int64_t r0 = first[d], n = first[d + 1] - first[d];
-    if (shares_context(reqs + r0, n)) {
-      st = score_shared(dec, reqs + r0, r0, n, last, vocab, &b, s, ctx, err);
-      info->forward_tokens += reqs[r0].nctx;
-      for (int64_t i = 0; i < n; i++)
-        info->forward_tokens += reqs[r0 + i].ncont - 1;
-    } else {
-      for (int64_t i = 0; i < n && !st; i++) {
-        st = score_alone(dec, &reqs[r0 + i], r0 + i, &b, s, ctx, err);
-        info->forward_tokens += reqs[r0 + i].n - 1 - reqs[r0 + i].start;
-      }
-    }
+    if (!shares_context(reqs + r0, n)) continue; /* scored in batched passes */
+    st = score_shared(dec, reqs + r0, r0, n, last, vocab, &b, s, ctx, err);
+    info->docs_cached++;
+    info->forward_tokens += reqs[r0].nctx;
+    for (int64_t i = 0; i < n; i++)
+      info->forward_tokens += reqs[r0 + i].ncont - 1;
     if (st) pf_err_prefix(err, "document %lld", (long long)d);
     pf_ctx_progress(ctx, "benchmark", (uint64_t)(d + 1 - lo), (uint64_t)(hi - lo));
   }
@@ -244,10 +222,11 @@ static int by_length_desc(const void *a, const void *b, void *ud) {
   return lx != ly ? (lx > ly ? -1 : 1) : (x > y) - (x < y);
 }
 
-static pf_status run_passes(pf_forward *f, int64_t H, const pf_bench_req *reqs, int64_t r_lo,
-                            int64_t r_hi, int64_t batch_size, pf_bench_scores *s,
-                            pf_bench_run_info *info, const pf_ctx *ctx, pf_err *err) {
-  const int64_t nr = r_hi - r_lo, nb = (nr + batch_size - 1) / batch_size;
+static pf_status run_passes(pf_forward *f, int64_t H, const pf_bench_req *reqs,
+                            const int64_t *which, int64_t nr, int64_t batch_size,
+                            pf_bench_scores *s, pf_bench_run_info *info, const pf_ctx *ctx,
+                            pf_err *err) {
+  const int64_t nb = (nr + batch_size - 1) / batch_size;
   int64_t *order = malloc((size_t)(nr ? nr : 1) * sizeof *order);
   int64_t *bfirst = malloc((size_t)(nb + 1) * sizeof *bfirst);
   pf_batch *batches = calloc((size_t)(nb ? nb : 1), sizeof *batches);
@@ -256,7 +235,7 @@ static pf_status run_passes(pf_forward *f, int64_t H, const pf_bench_req *reqs, 
                      ? PF_OK
                      : pf_err_set(err, PF_ERR_NOMEM, "benchmark: out of memory");
   for (int64_t i = 0; !st && i < nr; i++)
-    order[i] = r_lo + i;
+    order[i] = which[i];
   if (!st) qsort_r(order, (size_t)nr, sizeof *order, by_length_desc, (void *)reqs);
   for (int64_t bi = 0; !st && bi < nb; bi++) {
     const int64_t k0 = bi * batch_size, k1 = k0 + batch_size < nr ? k0 + batch_size : nr;
@@ -316,15 +295,27 @@ pf_status pf_bench_score(const pf_model *m, const pf_bench_req *reqs, const int6
     pf_pass_plan(f, &probe, o->ctx, &info->pass);
     info->cached = o->context_cache && info->pass.order != PF_PASS_LAYER;
   }
-  if (!st && info->cached) { /* the decoder has a runner of its own */
+  /* With the cache: the documents whose requests share their context; the rest
+   * (different contexts: WinoGrande's partial scoring, one-request LAMBADA
+   * documents, truncated requests) in batched passes, as without the cache. */
+  int64_t *rest = malloc((size_t)(R ? R : 1) * sizeof *rest), nrest = 0;
+  if (!st && !rest) st = pf_err_set(err, PF_ERR_NOMEM, "benchmark: out of memory");
+  for (int64_t d = lo; !st && d < hi; d++)
+    if (!info->cached || !shares_context(reqs + first[d], first[d + 1] - first[d]))
+      for (int64_t r = first[d]; r < first[d + 1]; r++)
+        rest[nrest++] = r;
+  if (!st && info->cached && nrest < first[hi] - first[lo]) { /* the decoder has its own runner */
     pf_forward_free(f);
     f = NULL;
     st = run_cached(m, reqs, first, lo, hi, out, info, o->ctx, err);
   }
-  else if (!st)
-    st = run_passes(f, m->config.hidden_size, reqs, first[lo], first[hi], o->batch_size, out, info,
-                    o->ctx, err);
+  if (!st && nrest && !f) st = pf_forward_new(m, &f, err);
+  if (!st && nrest)
+    st = run_passes(f, m->config.hidden_size, reqs, rest, nrest, o->batch_size, out, info, o->ctx,
+                    err);
+  free(rest);
   pf_forward_free(f);
+  info->cached = info->docs_cached > 0;
   if (!st && pf_dist_size() > 1) {
     double *g = malloc((size_t)(R ? R : 1) * sizeof *g);
     if (!g) st = pf_err_set(err, PF_ERR_NOMEM, "benchmark: out of memory");

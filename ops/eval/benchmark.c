@@ -202,12 +202,17 @@ static pf_status score_task(const pf_model *m, const task_run *t, const pf_value
   pf_status st = pf_bench_score(m, t->reqs, t->first, t->docs.n, &o, s, &info, err);
   *secs = now_s() - t0;
   if (st) return pf_err_prefix(err, "%s", t->def.name);
+  char how[400];
+  if (info.docs_cached == info.docs_here)
+    snprintf(how, sizeof how, "context cache");
+  else
+    snprintf(how, sizeof how, "context cache for %lld of %lld documents, the rest in %s",
+             (long long)info.docs_cached, (long long)info.docs_here, info.pass.why);
   pf_ctx_log(ctx,
-             "benchmark: %s on %s: %lld documents, %lld requests, %lld tokens through the "
-             "model in %.2f s (%s)",
+             "benchmark: %s on %s: %lld documents, %lld requests, %lld tokens through the model "
+             "in %.2f s (%s)",
              t->def.name, m->name ? m->name : "model", (long long)t->docs.n,
-             (long long)t->docs.requests, (long long)info.forward_tokens, *secs,
-             info.cached ? "context cache" : info.pass.why);
+             (long long)t->docs.requests, (long long)info.forward_tokens, *secs, how);
   st = pf_bench_task_result(&t->def, &t->docs, s, pf_map_bool(params, "log_samples", 0),
                             pf_map_int(params, "bootstrap_iters", 100000), res, p, err);
   if (st) return st;

@@ -32,8 +32,10 @@ cd "$WORK" || exit 1
 check "two ranks, one version text (rank 1 prints nothing)" test "$(grep -c '^pfrun ' "$WORK/v.txt")" -eq 1
 check "rank count reported" grep -q "2 ranks" "$WORK/v.txt"
 
-# benchmark: each rank scores its share of the documents; every request is
-# scored by one rank, so the scores and metrics are exact (timings aside)
+# benchmark: each rank scores its share of the documents; the batches of the
+# uncached requests are made of other requests than in one process, and a
+# batch's row count can change the matmul path (GEMV for a few rows), so the
+# log-likelihoods agree within 1e-5 relative; predictions and everything else exactly
 BT=$SRC/tests/golden/bench_tiny
 BT="$BT/tiny_mc.jsonl,$BT/tiny_partial.jsonl,$BT/tiny_cloze.jsonl"
 "$PFRUN" bench --model-path $M --tasks "$BT" --log-samples --json b1.json >/dev/null 2>&1
@@ -48,10 +50,18 @@ def strip(v):
         return [strip(x) for x in v]
     return v
 a, b = (strip(json.load(open(f))) for f in sys.argv[1:3])
-sys.exit(0 if a == b and a["tasks"]["tiny_mc"]["n"] == 6 else 1)
+def same(x, y):
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+    if isinstance(x, list):
+        return len(x) == len(y) and all(same(p, q) for p, q in zip(x, y))
+    if isinstance(x, float) and isinstance(y, float):
+        return abs(x - y) <= 1e-5 * abs(y) + 1e-9
+    return x == y
+sys.exit(0 if same(a, b) and a["tasks"]["tiny_mc"]["n"] == 6 else 1)
 PY
 }
-check "bench: 2 ranks = 1 process (every score and metric)" same_bench b1.json b2.json
+check "bench: 2 ranks = 1 process (log-likelihoods within 1e-5, the rest exactly)" same_bench b1.json b2.json
 
 # importance: each rank its share of the batches, scores exact (disjoint)
 "$PFRUN" importance --model-path $M --data "$CALIB" --batch-size 1 --json one.json >/dev/null 2>&1

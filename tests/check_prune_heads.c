@@ -92,7 +92,10 @@ static int check_stored(void *ud, const char *name, const pf_tensor *t) {
                       (t->ndim < 2 || t->shape[1] == gt->shape[1]),
                   "%s %s: shape differs from the reference", c->g->model, name);
     double s = checksum(t);
-    ck_assert_msg(fabs(s - gt->checksum) <= 1e-9 * (1 + fabs(gt->checksum)),
+    /* 1e-7: the synthetic writer's float math (norm weights 1 + ...) rounds
+     * differently at -O0 (sanitizer build) and -O2 (~3e-9 relative); a wrong
+     * slice changes the weighted sum by far more */
+    ck_assert_msg(fabs(s - gt->checksum) <= 1e-7 * (1 + fabs(gt->checksum)),
                   "%s %s: checksum %.17g, reference %.17g", c->g->model, name, s, gt->checksum);
     c->seen++;
     return 0;

@@ -2,8 +2,9 @@
 # End-to-end: `pfrun bench` (zero-shot benchmarks) on the built-in synthetic model
 # with the suite's tiny tasks (always) and on stories260K with the shared task data
 # (when ../shared is there): the JSON shape of --json / --log-samples / --compare,
-# the errors, the flagship recipe's optional benchmark step and its report section,
-# and that every report's text layer is clean (pdftotext without warnings, qpdf --check).
+# the errors, and that the flagship recipe's optional benchmark step is skipped by
+# default (flagship.sh runs it switched on and checks its report section and the
+# report's text layer).
 source "$(dirname "$0")/lib.bash"
 T=tests/golden/bench_tiny
 TASKS="$T/tiny_mc.jsonl,$T/tiny_partial.jsonl,$T/tiny_cloze.jsonl"
@@ -39,27 +40,10 @@ expect_in "the table shows the parent column" "agreement"
 check "JSON: parent and comparison" py "$WORK/c.json" \
   "c=d['comparison']['tiny_mc']; p=d['parent']['tasks']['tiny_mc']; t=d['tasks']['tiny_mc']; assert abs(c['acc_diff']-(t['acc']-p['acc']))<1e-12 and 0<=c['agreement']<=1 and 'acc_diff_stderr' in c"
 
-# the recipe step (off by default) and the report section
+# the recipe step (off by default; flagship.sh runs it switched on) and the report's text layer
 R="$SRC/recipes/llama_depth_bias.yaml"
-expect_ok "flagship with the benchmark step" "$R" --set output_dir="$WORK/fl" --set bench=true \
-  --set bench_tasks="$TASKS" --set bench_limit=4 --quiet
-check "results.json: the benchmark step ran" py "$WORK/fl/results.json" \
-  "s=[s for s in d['steps'] if s['id']=='bench_pruned'][0]; assert 'parent' in s['result'] and not s.get('skipped')"
-expect_ok "flagship dry run (benchmark step skipped by default)" "$R" --set output_dir="$WORK/fl0" --dry-run --quiet
-if command -v pdftotext >/dev/null; then
-  txt=$(pdftotext "$WORK/fl/report.pdf" - 2>"$WORK/pdferr")
-  check "report: Benchmarks section" grep -q "Benchmarks" <<<"$txt"
-  check "report: the benchmark table" grep -q "tiny_mc (n = 4)" <<<"$txt"
-  check "report: pdftotext prints no warnings ($(head -c 200 "$WORK/pdferr"))" test ! -s "$WORK/pdferr"
-else
-  echo "SKIP bench.sh report text: pdftotext not installed"
-fi
-if command -v qpdf >/dev/null; then
-  check "report: qpdf --check is clean" qpdf --check "$WORK/fl/report.pdf"
-else
-  echo "SKIP bench.sh qpdf --check: qpdf not installed"
-fi
-
+expect_ok "flagship dry run (benchmark step skipped by default)" "$R" --set output_dir="$WORK/fl0" --dry-run
+expect_in "the dry run says the step is skipped" "skipped (when: false)"
 if have_shared && [ -d "$SHARED/data/bench" ]; then
   expect_ok "bench on stories260K" bench --model-path "$SHARED/models/stories260K" \
     --tasks arc_easy,winogrande,lambada_openai --data-dir "$SHARED/data/bench" --limit 20 --json "$WORK/s.json"

@@ -600,7 +600,7 @@ START_TEST(test_plain_hybrid) {
   const int64_t I = 256, k = pf_keep_from_percentage(30, I);
   int differs = 0;
   for (int l = 0; l < 4; l++) {
-    char key[8];
+    char key[16];
     snprintf(key, sizeof key, "%d", l);
     const pf_value *nl = pf_map_get(norms, key);
     ck_assert_int_eq((int)nl->u.list.len, I);

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "kernels/kernels.h"
+#include "main_print.h"
 #include "op.h"
 #include "pf_lua.h"
 #include "recipe.h"
@@ -568,34 +568,6 @@ out:
   return rc ? fail(&err) : 0;
 }
 
-/* One line per task and metric; with --compare the parent's value and the difference. */
-static void print_bench(const pf_value *r) {
-  const pf_value *tasks = pf_map_get(r, "tasks"), *pt = pf_map_get(r, "parent");
-  const pf_value *cmp = pf_map_get(r, "comparison");
-  pt = pt ? pf_map_get(pt, "tasks") : NULL;
-  static const char *const metrics[] = {"acc", "acc_norm", "perplexity"};
-  printf("%-16s %-10s %6s %10s %10s", "task", "metric", "n", "value", "stderr");
-  printf(pt ? " %10s %10s %10s\n" : "\n", "parent", "diff", "agreement");
-  for (size_t i = 0; tasks && tasks->type == PF_V_MAP && i < tasks->u.map.len; i++) {
-    const char *name = tasks->u.map.keys[i];
-    const pf_value *t = tasks->u.map.vals[i], *p = pt ? pf_map_get(pt, name) : NULL;
-    const pf_value *c = cmp ? pf_map_get(cmp, name) : NULL;
-    for (size_t k = 0; k < sizeof metrics / sizeof *metrics; k++) {
-      if (!pf_map_has(t, metrics[k])) continue;
-      char se[40], dk[40], ak[40];
-      snprintf(se, sizeof se, "%s_stderr", metrics[k]);
-      snprintf(dk, sizeof dk, "%s_diff", metrics[k]);
-      snprintf(ak, sizeof ak, "%s", k == 1 ? "agreement_norm" : "agreement");
-      printf("%-16s %-10s %6lld %10.4f %10.4f", name, metrics[k], (long long)pf_map_int(t, "n", 0),
-             pf_map_num(t, metrics[k], 0), pf_map_num(t, se, NAN));
-      if (p)
-        printf(" %10.4f %+10.4f %10.4f", pf_map_num(p, metrics[k], 0), pf_map_num(c, dk, NAN),
-               k == 2 ? NAN : pf_map_num(c, ak, NAN));
-      printf("\n");
-    }
-  }
-}
-
 static int cmd_bench(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
   pf_value *loaded = NULL, *parent = NULL, *res = NULL;
@@ -890,40 +862,19 @@ int main(int argc, char **argv) {
     return pass_rc;
   }
   int rc = 0;
+  /* clang-format off */
   switch (c.kind) {
-  case PF_CLI_HELP:
-    fputs(pf_cli_help(c.topic), stdout);
-    break;
-  case PF_CLI_VERSION:
-    print_version();
-    break;
-  case PF_CLI_PRUNE:
-    rc = cmd_prune(&c, &ctx);
-    break;
-  case PF_CLI_ANALYZE:
-    rc = cmd_analyze(&c, &ctx);
-    break;
-  case PF_CLI_OPS:
-    rc = cmd_ops(&c);
-    break;
-  case PF_CLI_RECIPE:
-    rc = cmd_recipe(&c, &ctx);
-    break;
-  case PF_CLI_IMPORTANCE:
-    rc = cmd_importance(&c, &ctx);
-    break;
-  case PF_CLI_EVAL:
-    rc = cmd_eval(&c, &ctx);
-    break;
-  case PF_CLI_GENERATE:
-    rc = cmd_generate(&c, &ctx);
-    break;
-  case PF_CLI_BENCH:
-    rc = cmd_bench(&c, &ctx);
-    break;
-  case PF_CLI_BIAS:
-    rc = cmd_bias(&c, &ctx);
-    break;
+  case PF_CLI_HELP: fputs(pf_cli_help(c.topic), stdout); break;
+  case PF_CLI_VERSION: print_version(); break;
+  case PF_CLI_PRUNE: rc = cmd_prune(&c, &ctx); break;
+  case PF_CLI_ANALYZE: rc = cmd_analyze(&c, &ctx); break;
+  case PF_CLI_OPS: rc = cmd_ops(&c); break;
+  case PF_CLI_RECIPE: rc = cmd_recipe(&c, &ctx); break;
+  case PF_CLI_IMPORTANCE: rc = cmd_importance(&c, &ctx); break;
+  case PF_CLI_EVAL: rc = cmd_eval(&c, &ctx); break;
+  case PF_CLI_GENERATE: rc = cmd_generate(&c, &ctx); break;
+  case PF_CLI_BENCH: rc = cmd_bench(&c, &ctx); break;
+  case PF_CLI_BIAS: rc = cmd_bias(&c, &ctx); break;
   case PF_CLI_TOKENIZE:
     if (pf_tokenize_run(&c.tokenize, stdout, &err) != PF_OK) rc = fail(&err);
     break;
@@ -931,6 +882,7 @@ int main(int argc, char **argv) {
     if (pf_lua_run_file(c.file, c.script_argc, c.script_argv, &ctx, &err) != PF_OK) rc = fail(&err);
     break;
   }
+  /* clang-format on */
   pf_cleanup_temps();
   pf_cli_free(&c);
   if (g_interrupt && rc == 0) rc = 128 + g_interrupt;

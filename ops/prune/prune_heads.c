@@ -30,17 +30,7 @@ static const pf_param_spec prune_heads_params[] = {
      "a calibrate result (recipes: its step id) with head_norms: data-driven scores, mean L2 "
      "norm of each head's output over real tokens x its o_proj block norm; default: static "
      "o_proj block norms"},
-    {"reconstruct", PF_P_BOOL, 0, "false", NULL, 0, 0,
-     "training-free recovery: replace each pruned layer's o_proj by the least-squares fit "
-     "W C[:,K] (C[K,K] + damping mean(diag C[K,K]) I)^-1, C = sum of a a^T over the `data` "
-     "tokens' o_proj inputs a (every head's output) of the unpruned model, K = the kept heads' "
-     "channels; the model keeps its unrecovered variant for evaluate's before/after figures"},
-    {"reconstruct_damping", PF_P_NUM, 0, "0.01", NULL, 0, 1e6,
-     "reconstruct: the damping lambda, relative to the mean diagonal of C[K,K]"},
-    PF_DATA_PARAMS(0, "0", "8"),
-    {"cache", PF_P_STR, 0, NULL, NULL, 0, 0,
-     "reconstruct: folder for cached covariances C, one file per layer (8 q(q+1)/2 bytes, q = "
-     "heads x head_dim), keyed by model, data and options (created if missing)"},
+    PF_RECONSTRUCT_PARAMS("o_proj"),
 };
 
 static pf_status prune_heads_run(const pf_op *op, const pf_value *params, pf_value **out,

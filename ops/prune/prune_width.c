@@ -50,17 +50,7 @@ static const pf_param_spec prune_width_params[] = {
      "for the layers it covers, importance = 1 - score, so the neurons with the highest fairness "
      "score are removed; takes precedence over calibration and method, other layers fall back "
      "(MLP_GLU only)"},
-    {"reconstruct", PF_P_BOOL, 0, "false", NULL, 0, 0,
-     "training-free recovery: replace each pruned layer's down_proj by the least-squares fit "
-     "W C[:,K] (C[K,K] + damping mean(diag C[K,K]) I)^-1, C = sum of a a^T over the `data` "
-     "tokens' down_proj inputs a of the unpruned model (float64, padding excluded); the result's "
-     "model keeps its unrecovered variant, so evaluate reports perplexity/KL before and after"},
-    {"reconstruct_damping", PF_P_NUM, 0, "0.01", NULL, 0, 1e6,
-     "reconstruct: the damping lambda, relative to the mean diagonal of C[K,K]"},
-    PF_DATA_PARAMS(0, "0", "8"),
-    {"cache", PF_P_STR, 0, NULL, NULL, 0, 0,
-     "reconstruct: folder for cached covariances C, one file per layer (8 I(I+1)/2 bytes), "
-     "keyed by model, data and options (created if missing)"},
+    PF_RECONSTRUCT_PARAMS("down_proj"),
 };
 
 static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,

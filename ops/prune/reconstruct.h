@@ -109,6 +109,24 @@ pf_status pf_heads_reconstruct(const pf_model *base, const pf_model *pruned, con
 
 /* ---- the ops' `reconstruct` parameters ---- */
 
+/* The param-spec entries of `reconstruct` for an op whose pruned layers' PROJ
+ * ("down_proj", "o_proj") is refitted (put inside the op's param array, after
+ * opdata.h's PF_DATA_PARAMS is available). */
+#define PF_RECONSTRUCT_PARAMS(PROJ)                                                              \
+  {"reconstruct", PF_P_BOOL, 0, "false", NULL, 0, 0,                                             \
+   "training-free recovery: replace each pruned layer's " PROJ " by the least-squares fit "     \
+   "W C[:,K] (C[K,K] + damping mean(diag C[K,K]) I)^-1, C = sum of a a^T over the `data` "      \
+   "tokens' " PROJ " inputs a of the unpruned model (float64, padding excluded); the result's " \
+   "model keeps its unrecovered variant, so evaluate reports perplexity/KL before and after"},  \
+      {"reconstruct_damping", PF_P_NUM, 0, "0.01", NULL, 0, 1e6,                                 \
+       "reconstruct: the damping lambda, relative to the mean diagonal of C[K,K]"},              \
+      PF_DATA_PARAMS(0, "0", "8"),                                                               \
+  {                                                                                              \
+    "cache", PF_P_STR, 0, NULL, NULL, 0, 0,                                                      \
+        "reconstruct: folder for cached covariances C, one file per layer (8 n(n+1)/2 bytes, "   \
+        "n = the " PROJ " input width), keyed by model, data and options (created if missing)"   \
+  }
+
 /* reconstruct: true needs `data`, and `data` / `cache` are only read by it. */
 pf_status pf_reconstruct_check(const pf_value *params, int rec, pf_err *err);
 /* Replace *nm (the pruned model made from m) by its recovered variant: the

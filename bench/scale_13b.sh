@@ -6,7 +6,8 @@
 # 1. importance over 1 and over 8 batches of 1 x 32 tokens (auto order: the
 #    weights do not fit, so layer-major), wall time and peak RSS; optionally
 #    (BATCH_MAJOR=1) 2 batches forced batch-major, for the per-batch re-read cost;
-# 2. width pruning 20 % (MAW + save) against cp + sync of the same bytes.
+# 2. width pruning 20 % (MAW + save) against cp + sync of the same bytes
+#    (IMPORTANCE_ONLY=1 stops after 1).
 set -euo pipefail
 PFRUN=$(realpath "${1:-build/pfrun}")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +41,7 @@ done
 awk -v a="$t1" -v b="$t8" 'BEGIN { printf "  fastest: 1 batch %s s, 8 batches %s s: %.2fx (target <= 2x)\n", a, b, b / a }'
 if [ "${BATCH_MAJOR:-0}" = 1 ]; then imp 2 --pass-order batch >/dev/null; fi
 
+[ "${IMPORTANCE_ONLY:-0}" = 1 ] && exit 0
 echo "== width prune 20 % against cp + sync (cold cache each)"
 cold
 read -r ct < <( { /usr/bin/time -f "%e" bash -c "cp '$SRCDIR'/*.safetensors '$WORK/' && sync -f '$WORK'" ; } 2>&1 | tail -1)

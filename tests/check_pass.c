@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "kernels/kernels.h"
 #include "op.h"
 #include "testutil.h"
 
@@ -119,6 +120,17 @@ static pf_value *all_ops(pf_model *m, pf_model *parent, const pf_ctx *ctx) {
   p = data_params(m, 2);
   pf_list_push(res, run_op("evaluate", p, ctx));
   pf_value_release(p);
+  /* packed 20-token blocks, one or two per batch: layer-major runs them in groups */
+  for (int64_t bs = 1; bs <= 2; bs++) {
+    p = data_params(m, bs);
+    pf_map_set(p, "pack", pf_value_bool(1));
+    pf_map_set_int(p, "max_length", 20);
+    pf_list_push(res, run_op("importance", p, ctx));
+    pf_list_push(res, run_op("calibrate", p, ctx));
+    pf_map_set(p, "compare", pf_value_model(parent));
+    pf_list_push(res, run_op("evaluate", p, ctx));
+    pf_value_release(p);
+  }
   p = pf_value_map();
   pf_map_set(p, "model", pf_value_model(m));
   pf_map_set(p, "prompt_pairs", pairs());
@@ -254,12 +266,107 @@ START_TEST(test_errors_and_interrupt) {
 }
 END_TEST
 
+/* What a pass's taps saw: (index, layer, point) -> a hash of the data's bytes. */
+typedef struct seen {
+  uint64_t hash[8][8][PF_TAP_COUNT];
+  int64_t events, last_layer, layer_ok;
+  int64_t order[64]; /* layer 0: the index of each event, in order */
+  int64_t n_order;
+} seen;
+
+static pf_status seen_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
+  (void)err;
+  seen *s = ud;
+  uint64_t h = 1469598103934665603ull;
+  const unsigned char *b = (const unsigned char *)ev->data;
+  for (size_t i = 0; i < (size_t)(ev->batch * ev->seq * ev->width) * sizeof(float); i++)
+    h = (h ^ b[i]) * 1099511628211ull;
+  for (int64_t r = 0; r < ev->batch * ev->seq; r++)
+    h = (h ^ (uint64_t)ev->mask[r]) * 1099511628211ull;
+  s->hash[ev->index][ev->layer][ev->point] = h ^ (uint64_t)ev->batch;
+  if (ev->layer < s->last_layer) s->layer_ok = 0;
+  s->last_layer = ev->layer;
+  if (ev->layer == 0 && s->n_order < 64)
+    s->order[s->n_order++] = ev->index;
+  s->events++;
+  return PF_OK;
+}
+
+/* Layer-major groups: batches 0-2 (20 tokens each, one of them 2 rows with
+ * padding) run as one product per layer, batch 3 (8 tokens: under
+ * pf_kern_uniform_min_m) alone, batch 4 (20 tokens after a short one) alone;
+ * every tap of every batch has the bytes batch-major gives, the members' events
+ * come point by point, and without group_taps there are no groups. */
+START_TEST(test_groups) {
+  static const char *const models[] = {"llama-tiny", "llama-tiny:bf16", "neox-tiny"};
+  char name[64];
+  snprintf(name, sizeof name, "%s", models[_i]);
+  char *colon = strchr(name, ':');
+  if (colon) *colon = '\0';
+  char *dir = pf_test_synth(name, 11, colon ? colon + 1 : NULL);
+  pf_model *m = pf_test_load(dir);
+  pf_forward *f = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_OK);
+  ck_assert_int_le(pf_kern_uniform_min_m(), 20);
+  ck_assert_int_gt(pf_kern_uniform_min_m(), 8);
+  int32_t ids[40], mask[40];
+  for (int i = 0; i < 40; i++) {
+    ids[i] = (int32_t)((i * 7919 + 13) % m->config.vocab_size);
+    mask[i] = i < 33; /* row 1 of batch 2: 13 tokens, 7 of padding */
+  }
+  const pf_batch bt[5] = {{.batch = 1, .seq = 20, .ids = ids},
+                          {.batch = 1, .seq = 20, .ids = ids + 20},
+                          {.batch = 2, .seq = 20, .ids = ids, .mask = mask},
+                          {.batch = 1, .seq = 8, .ids = ids + 3},
+                          {.batch = 1, .seq = 20, .ids = ids + 1}};
+  pf_taps taps = {.points = (1u << PF_TAP_COUNT) - 1, .fn = seen_tap};
+  pf_pass p = {.batches = bt, .n = 5, .taps = &taps, .group_taps = 1};
+  const pf_ctx batch = {.pass_order = PF_PASS_BATCH}, layer = {.pass_order = PF_PASS_LAYER};
+  seen *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *c = calloc(1, sizeof *c);
+  a->layer_ok = b->layer_ok = c->layer_ok = 1;
+  pf_pass_info in;
+  taps.user_data = a;
+  ck_assert_int_eq(pf_forward_pass(f, &p, &in, &batch, &err), PF_OK);
+  taps.user_data = b;
+  ck_assert_int_eq(pf_forward_pass(f, &p, &in, &layer, &err), PF_OK);
+  ck_assert_int_eq(in.groups, 3);
+  ck_assert_msg(strstr(in.why, "5 batches run as 3 products per layer"), "%s", in.why);
+  ck_assert_int_eq(a->events, b->events);
+  ck_assert_int_ge(a->events, 5 * m->n_layers * 8);
+  for (int i = 0; i < 5; i++)
+    for (int l = 0; l < m->n_layers; l++)
+      for (int t = 0; t < PF_TAP_COUNT; t++)
+        ck_assert_msg(a->hash[i][l][t] == b->hash[i][l][t], "%s: batch %d layer %d %s differs",
+                      models[_i], i, l, pf_tap_name((pf_tap_point)t));
+  ck_assert(b->layer_ok);
+  /* layer 0: layer_input of batches 0, 1, 2, then their input_norm, ... */
+  for (int i = 0; i < 6; i++)
+    ck_assert_int_eq(b->order[i], i % 3);
+  ck_assert_int_eq(a->order[1], 0); /* batch-major: batch 0's events first */
+  /* without group_taps: one product per batch, the same bytes */
+  p.group_taps = 0;
+  taps.user_data = c;
+  ck_assert_int_eq(pf_forward_pass(f, &p, &in, &layer, &err), PF_OK);
+  ck_assert_int_eq(in.groups, 5);
+  ck_assert_ptr_null(strstr(in.why, "products"));
+  ck_assert_int_eq(memcmp(a->hash, c->hash, sizeof a->hash), 0);
+  free(a);
+  free(b);
+  free(c);
+  pf_forward_free(f);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("pass");
   TCase *tc = tcase_create("pass");
   tcase_set_timeout(tc, 600);
   tcase_add_loop_test(tc, test_layer_major_equals_batch_major, 0, N_PRESETS);
   tcase_add_test(tc, test_plan);
+  tcase_add_loop_test(tc, test_groups, 0, 3);
   tcase_add_test(tc, test_errors_and_interrupt);
   suite_add_tcase(s, tc);
   return s;

@@ -168,6 +168,55 @@ START_TEST(test_roundtrip_single) {
 }
 END_TEST
 
+/* Resident pages of this process (/proc/self/statm), in bytes. */
+static long long rss_bytes(void) {
+  long long size = 0, res = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fscanf(f, "%lld %lld", &size, &res), 2);
+  fclose(f);
+  return res * sysconf(_SC_PAGESIZE);
+}
+
+/* A mapped tensor's pages leave the process with pf_tensor_release_pages and come
+ * back with pf_tensor_prefetch (RSS moves by about its size), its bytes never
+ * change; both are no-ops on heap tensors. */
+START_TEST(test_prefetch_release_pages) {
+  int64_t shape[2] = {1024, 2048}; /* 8 MiB of float32 */
+  pf_tensor *t = make(PF_DTYPE_F32, 2, shape, 5);
+  pf_st_entry e[1] = {{"w", t}};
+  pf_err err = {0};
+  ck_assert_msg(pf_st_write(g_dir, e, 1, 0, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_st_reader *r = NULL;
+  pf_tensor *v = NULL;
+  ck_assert_msg(pf_st_open(g_dir, &r, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(pf_st_get(r, "w", &v, &err), PF_OK);
+  pf_tensor_prefetch(v);
+  const long long in = rss_bytes();
+  pf_tensor_release_pages(v);
+  const long long out = rss_bytes();
+  pf_tensor_prefetch(v);
+  const long long back = rss_bytes();
+  ck_assert_msg(in - out > 6 << 20, "release: RSS %lld -> %lld", in, out);
+  ck_assert_msg(back - out > 6 << 20, "prefetch: RSS %lld -> %lld", out, back);
+  pf_tensor_release_pages(v); /* the path for kernels without MADV_POPULATE_READ */
+  pf_tensor_populate_read = 0;
+  const long long out2 = rss_bytes();
+  pf_tensor_prefetch(v);
+  pf_tensor_populate_read = 1;
+  ck_assert_msg(rss_bytes() - out2 > 6 << 20, "prefetch (touch): RSS %lld -> %lld", out2,
+                rss_bytes());
+  ck_assert_int_eq(memcmp(v->data, t->data, t->nbytes), 0);
+  pf_tensor_prefetch(t); /* heap: nothing happens */
+  pf_tensor_release_pages(t);
+  pf_tensor_prefetch(NULL);
+  ck_assert_int_eq(memcmp(v->data, t->data, t->nbytes), 0);
+  pf_tensor_release(v);
+  pf_st_close(r);
+  pf_tensor_release(t);
+}
+END_TEST
+
 /* Read the index back with cJSON: total_size, sorted weight_map, shard names. */
 /* Tensors read from a file are copied file to file (copy_file_range), whole or
  * as runs of kept rows; the bytes must be the mapped ones, also when the input
@@ -626,6 +675,7 @@ static Suite *make_suite(void) {
   TCase *rt = tcase_create("roundtrip");
   tcase_add_checked_fixture(rt, setup, teardown);
   tcase_add_test(rt, test_roundtrip_single);
+  tcase_add_test(rt, test_prefetch_release_pages);
   tcase_add_test(rt, test_roundtrip_sharded);
   tcase_add_test(rt, test_shard_larger_than_limit);
   tcase_add_test(rt, test_write_errors);

@@ -485,7 +485,7 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
   for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
     if (mask & (1u << t)) taps.points |= 1u << target_taps[t];
   const pf_pass pass = {.batches = bt, .n = (int64_t)count, .taps = &taps, .what = what,
-                        .split = split};
+                        .split = split, .group_taps = 1};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
   if (!st && count > 1) pf_ctx_log(ctx, "%s: %s", what ? what : "activations", info.why);

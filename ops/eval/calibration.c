@@ -14,9 +14,15 @@ typedef struct calib_state {
   pf_calibration *c;
   const uint8_t *layers;
   int want_norms, want_importance;
-  double *sumsq;            /* [max width] per-batch sums of squares */
-  float *layer_in;          /* [B*S*H] copy of the current layer's input */
-  size_t layer_in_cap;      /* floats */
+  double *sumsq; /* [max width] per-batch sums of squares */
+  /* copies of the current layer's input, one per batch between its layer_input and
+   * layer_output events (several when the pass runs a group of batches at once) */
+  struct layer_in {
+    int64_t index; /* the batch, -1 = free */
+    float *x;      /* [B*S*H] */
+    size_t cap;    /* floats */
+  } *layer_in;
+  int64_t n_layer_in;
   double *batch_scores;     /* [n_layers * n_batches] */
   int64_t first_head_layer; /* the layer whose o_proj_input counts the real tokens */
 } calib_state;
@@ -40,8 +46,21 @@ static void accumulate_norms(calib_state *s, const pf_tap_event *ev) {
     acc[i] += (float)sqrt(ss[i]);
 }
 
-/* 1 - mean cos over the batch's samples (real positions only). */
-static double batch_importance(const calib_state *s, const pf_tap_event *ev) {
+/* The copy of batch `index`'s layer input, or with index -1 a free slot (added
+ * when none is); NULL when out of memory or not found. */
+static struct layer_in *layer_in_slot(calib_state *s, int64_t index) {
+  for (int64_t i = 0; i < s->n_layer_in; i++)
+    if (s->layer_in[i].index == index) return &s->layer_in[i];
+  if (index >= 0) return NULL;
+  struct layer_in *p = realloc(s->layer_in, (size_t)(s->n_layer_in + 1) * sizeof *p);
+  if (!p) return NULL;
+  s->layer_in = p;
+  p[s->n_layer_in] = (struct layer_in){.index = -1};
+  return &p[s->n_layer_in++];
+}
+
+/* 1 - mean cos over the batch's samples (real positions only); x is its layer input. */
+static double batch_importance(const float *layer_in, const pf_tap_event *ev) {
   const int64_t H = ev->width;
   double sum = 0;
   int64_t n = 0;
@@ -51,7 +70,7 @@ static double batch_importance(const calib_state *s, const pf_tap_event *ev) {
     for (int64_t t = 0; t < ev->seq; t++) {
       int64_t r = b * ev->seq + t;
       if (!ev->mask[r]) continue;
-      const float *x = s->layer_in + r * H, *y = ev->data + r * H;
+      const float *x = layer_in + r * H, *y = ev->data + r * H;
       for (int64_t h = 0; h < H; h++) {
         if (!isfinite(x[h]) || !isfinite(y[h])) finite = 0;
         dot += (double)x[h] * y[h];
@@ -98,18 +117,27 @@ static pf_status calib_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
   case PF_TAP_O_PROJ_INPUT:
     if (s->c->head_norms && s->c->head_norms[ev->layer]) accumulate_heads(s, ev);
     break;
-  case PF_TAP_LAYER_INPUT:
-    if (need > s->layer_in_cap) {
-      float *p = realloc(s->layer_in, need * sizeof(float));
-      if (!p) return pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
-      s->layer_in = p;
-      s->layer_in_cap = need;
+  case PF_TAP_LAYER_INPUT: {
+    struct layer_in *in = layer_in_slot(s, -1);
+    if (in && need > in->cap) {
+      float *p = realloc(in->x, need * sizeof(float));
+      if (!p) in = NULL;
+      if (p) in->x = p, in->cap = need;
     }
-    memcpy(s->layer_in, ev->data, need * sizeof(float));
+    if (!in) return pf_err_set(err, PF_ERR_NOMEM, "calibration: out of memory");
+    memcpy(in->x, ev->data, need * sizeof(float));
+    in->index = ev->index;
     break;
-  case PF_TAP_LAYER_OUTPUT:
-    s->batch_scores[ev->index * s->c->n_layers + ev->layer] = batch_importance(s, ev);
+  }
+  case PF_TAP_LAYER_OUTPUT: {
+    struct layer_in *in = layer_in_slot(s, ev->index);
+    if (!in)
+      return pf_err_set(err, PF_ERR_INVALID, "calibration: batch %lld: layer_output without input",
+                        (long long)ev->index);
+    s->batch_scores[ev->index * s->c->n_layers + ev->layer] = batch_importance(in->x, ev);
+    in->index = -1;
     break;
+  }
   default:
     break;
   }
@@ -186,6 +214,7 @@ pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint
                         .n = nb,
                         .taps = &taps,
                         .split = 1,
+                        .group_taps = 1,
                         .what = want_importance && !want_norms ? "importance" : "calibration"};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
@@ -209,6 +238,8 @@ pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint
   out->batches = nb;
   pf_forward_free(f);
   free(s.sumsq);
+  for (int64_t i = 0; i < s.n_layer_in; i++)
+    free(s.layer_in[i].x);
   free(s.layer_in);
   free(s.batch_scores);
   if (st) pf_calibration_free(out);

@@ -303,7 +303,8 @@ pf_status pf_cov_collect(const pf_model *m, const pf_batch *batches, int64_t n_b
   pf_ctx lc = ctx ? *ctx : (pf_ctx){0};
   lc.pass_order = PF_PASS_LAYER; /* one C alive at a time (see the header) */
   const pf_pass pass = {
-      .batches = batches, .n = n_batches, .taps = &taps, .split = 1, .what = "covariance"};
+      .batches = batches, .n = n_batches, .taps = &taps, .split = 1, .group_taps = 1,
+      .what = "covariance"};
   pf_forward *f = NULL;
   pf_pass_info info;
   pf_status st = pf_forward_new(m, &f, err);

@@ -119,6 +119,13 @@ pf_status pf_forward_logits(pf_forward *f, const float *x, int64_t rows, pf_logi
  * of the memory budget). Each (batch, layer) step is the very computation
  * pf_forward_run does, so both orders give bit-identical taps and states.
  *
+ * Groups: layer-major runs consecutive batches of one sequence length as one
+ * product, up to PF_PASS_GROUP_TOKENS tokens (each weight is then read and packed
+ * once per layer for the group instead of once per batch; it matters for many
+ * small batches). A batch joins a group only when its own tokens reach
+ * pf_kern_uniform_min_m(), so every row keeps its bits; groups need taps that
+ * allow them (pf_pass.group_taps) or no taps.
+ *
  * ctx->pass_order forces an order; AUTO picks layer-major when the model's
  * weight bytes exceed three quarters of the budget (ctx->memory_budget, else
  * MemAvailable of /proc/meminfo), even for one batch: its pages are released
@@ -129,6 +136,9 @@ pf_status pf_forward_logits(pf_forward *f, const float *x, int64_t rows, pf_logi
 typedef pf_status (*pf_final_fn)(void *user_data, int64_t index, const pf_batch *b, const float *x,
                                  pf_err *err);
 
+/* Tokens a layer-major group holds at most (a batch larger than this runs alone). */
+#define PF_PASS_GROUP_TOKENS 1024
+
 typedef struct pf_pass {
   const pf_batch *batches; /* [n] */
   int64_t n;
@@ -138,6 +148,9 @@ typedef struct pf_pass {
   const char *what; /* progress label, e.g. "importance" (NULL: "forward") */
   int split;        /* MPI: run only this rank's share of the batches (pf_dist_range); the
                        caller combines the ranks' results (runtime/dist/dist.h) */
+  int group_taps;   /* 1: the taps keep their state per ev->index and accept that, within a
+                       layer, the events of a group's batches come point by point (point P of
+                       each member, then point P + 1). Without taps this is implied. */
 } pf_pass;
 
 typedef struct pf_pass_info {
@@ -146,6 +159,7 @@ typedef struct pf_pass_info {
   uint64_t model_bytes; /* weight bytes of the model */
   uint64_t state_bytes; /* hidden states of every batch (float32) */
   uint64_t budget;      /* the memory budget the choice used */
+  int64_t groups;       /* layer-major: products per layer (<= batches run; see groups) */
   char why[320];        /* one sentence: the order, where the states were, and why */
 } pf_pass_info;
 

@@ -91,12 +91,22 @@ struct pf_forward {
  * Keys/values of row b, position j live at k/v + b*kv_bstride + j*kv_dim; the
  * step writes the new ones at positions [p0, p0+seq) (so batch == 1 or p0 == 0).
  * x, xn, q, att, o, g, u, pos, mask, len of the runner hold the step's data. */
+/* One batch of a group run as one product (layer-major passes): its position
+ * in the pass and its rows. */
+typedef struct pf_fwd_member {
+  int64_t index, batch;
+} pf_fwd_member;
+
 typedef struct pf_fwd_step {
   int64_t batch, seq, p0;
   float *k, *v;
   int64_t kv_bstride;
   const pf_taps *taps; /* NULL = none */
   int64_t index;       /* the batch's position in a pass (tap events carry it) */
+  /* A group: the step's rows are these batches' rows one after the other; every
+   * tap fires once per member, on its rows, with its index (n_members 0: one batch). */
+  const pf_fwd_member *members;
+  int64_t n_members;
 } pf_fwd_step;
 
 /* Make room for `tokens` tokens in `batch` rows attending to up to `keys` keys

@@ -37,7 +37,15 @@ static pf_status tap(pf_forward *f, const pf_fwd_step *st, pf_tap_point p, int64
                      .data = data,
                      .mask = f->mask,
                      .index = st->index};
-  pf_status s = st->taps->fn(st->taps->user_data, &ev, err);
+  pf_status s = PF_OK;
+  if (!st->n_members) s = st->taps->fn(st->taps->user_data, &ev, err);
+  for (int64_t i = 0, row = 0; !s && i < st->n_members; row += st->members[i++].batch) {
+    ev.batch = st->members[i].batch; /* a group: each member on its own rows */
+    ev.index = st->members[i].index;
+    ev.data = data + row * st->seq * width;
+    ev.mask = f->mask + row * st->seq;
+    s = st->taps->fn(st->taps->user_data, &ev, err);
+  }
   if (s == PF_OK) return PF_OK;
   if (err && err->code == PF_OK) pf_err_set(err, s, "the callback returned %d", (int)s);
   if (err) err->code = s;

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,10 +227,196 @@ static void release_layer(const pf_layer *w) {
     pf_tensor_release_pages(w->slot[k]);
 }
 
-static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_t hi, int64_t n_run,
+/* ---- reading the next layer while this one runs ----
+ *
+ * A helper thread reads layer l + 1's weights from disk (pf_tensor_prefetch)
+ * while the pass computes layer l, so a model larger than RAM costs
+ * max(read, compute) per layer rather than their sum. It only reads: results
+ * do not depend on it, and an error leaves it with nothing to do but stop.
+ * PFRUN_PREFETCH=0 turns it off (for measurements). */
+
+typedef struct prefetcher {
+  const pf_model *m;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int64_t want; /* the layer to read next, -1 none */
+  int stop, running;
+} prefetcher;
+
+static void *prefetch_main(void *arg) {
+  prefetcher *pf = arg;
+  pthread_mutex_lock(&pf->mu);
+  for (;;) {
+    while (pf->want < 0 && !pf->stop)
+      pthread_cond_wait(&pf->cv, &pf->mu);
+    if (pf->stop) break;
+    const int64_t l = pf->want;
+    pf->want = -1;
+    pthread_mutex_unlock(&pf->mu);
+    for (int k = 0; k < PF_SLOT_COUNT; k++)
+      pf_tensor_prefetch(pf->m->layers[l].slot[k]);
+    pthread_mutex_lock(&pf->mu);
+  }
+  pthread_mutex_unlock(&pf->mu);
+  return NULL;
+}
+
+static void prefetch_start(prefetcher *pf, const pf_model *m) {
+  const char *env = getenv("PFRUN_PREFETCH");
+  memset(pf, 0, sizeof *pf);
+  pf->m = m;
+  pf->want = -1;
+  if (env && !strcmp(env, "0")) return;
+  pthread_mutex_init(&pf->mu, NULL);
+  pthread_cond_init(&pf->cv, NULL);
+  pf->running = pthread_create(&pf->th, NULL, prefetch_main, pf) == 0;
+  if (!pf->running) {
+    pthread_mutex_destroy(&pf->mu);
+    pthread_cond_destroy(&pf->cv);
+  }
+}
+
+/* Ask for layer l (a request not yet taken is replaced). */
+static void prefetch_post(prefetcher *pf, int64_t l) {
+  if (!pf->running || l >= pf->m->n_layers) return;
+  pthread_mutex_lock(&pf->mu);
+  pf->want = l;
+  pthread_cond_signal(&pf->cv);
+  pthread_mutex_unlock(&pf->mu);
+}
+
+static void prefetch_stop(prefetcher *pf) {
+  if (!pf->running) return;
+  pthread_mutex_lock(&pf->mu);
+  pf->stop = 1;
+  pthread_cond_signal(&pf->cv);
+  pthread_mutex_unlock(&pf->mu);
+  pthread_join(pf->th, NULL);
+  pthread_mutex_destroy(&pf->mu);
+  pthread_cond_destroy(&pf->cv);
+  pf->running = 0;
+}
+
+/* ---- layer-major groups ---- */
+
+typedef struct group {
+  int64_t first, count; /* batches [first, first + count) of the pass */
+  pf_batch merged;      /* count > 1: their ids and masks one after the other */
+  pf_fwd_member *members;
+} group;
+
+typedef struct groups {
+  group *g;
+  int64_t n;
+  int32_t *ids, *mask;   /* the merged batches' ids and masks */
+  pf_fwd_member *members; /* [hi - lo] */
+} groups;
+
+static void groups_free(groups *gs) {
+  free(gs->g);
+  free(gs->ids);
+  free(gs->mask);
+  free(gs->members);
+}
+
+/* Whether batch b may join a group whose first batch is a, holding `tokens` tokens. */
+static int joins(const pf_batch *a, const pf_batch *b, int64_t tokens, int64_t min_tok) {
+  const int64_t t = b->batch * b->seq;
+  return b->seq == a->seq && t >= min_tok && a->batch * a->seq >= min_tok &&
+         tokens + t <= PF_PASS_GROUP_TOKENS;
+}
+
+/* Split batches [lo, hi) into groups (see forward.h) and build the merged batches. */
+static pf_status groups_plan(const pf_pass *p, int64_t lo, int64_t hi, groups *gs, pf_err *err) {
+  memset(gs, 0, sizeof *gs);
+  const int allowed = !p->taps || p->group_taps;
+  const int64_t min_tok = pf_kern_uniform_min_m();
+  int64_t tok = 0;
+  gs->g = calloc((size_t)(hi - lo), sizeof *gs->g);
+  gs->members = calloc((size_t)(hi - lo), sizeof *gs->members);
+  if (!gs->g || !gs->members) return pf_err_set(err, PF_ERR_NOMEM, "pass: out of memory");
+  for (int64_t i = lo; i < hi; i++) {
+    const pf_batch *b = &p->batches[i];
+    group *g = gs->n ? &gs->g[gs->n - 1] : NULL;
+    if (allowed && g && joins(&p->batches[g->first], b, g->merged.batch * b->seq, min_tok)) {
+      g->count++;
+      g->merged.batch += b->batch;
+    } else {
+      g = &gs->g[gs->n++];
+      *g = (group){.first = i, .count = 1, .merged = *b, .members = gs->members + (i - lo)};
+    }
+    g->members[g->count - 1] = (pf_fwd_member){.index = i, .batch = b->batch};
+  }
+  for (int64_t j = 0; j < gs->n; j++)
+    if (gs->g[j].count > 1) tok += gs->g[j].merged.batch * gs->g[j].merged.seq;
+  if (!tok) return PF_OK;
+  gs->ids = malloc((size_t)tok * sizeof *gs->ids);
+  gs->mask = malloc((size_t)tok * sizeof *gs->mask);
+  if (!gs->ids || !gs->mask) return pf_err_set(err, PF_ERR_NOMEM, "pass: out of memory");
+  int64_t at = 0;
+  for (int64_t j = 0; j < gs->n; j++) {
+    group *g = &gs->g[j];
+    if (g->count < 2) continue;
+    g->merged.ids = gs->ids + at;
+    g->merged.mask = gs->mask + at;
+    for (int64_t i = g->first; i < g->first + g->count; i++) {
+      const pf_batch *b = &p->batches[i];
+      const int64_t t = b->batch * b->seq;
+      memcpy(gs->ids + at, b->ids, (size_t)t * sizeof *gs->ids);
+      for (int64_t r = 0; r < t; r++)
+        gs->mask[at + r] = b->mask ? b->mask[r] : 1;
+      at += t;
+    }
+  }
+  return PF_OK;
+}
+
+/* Layer l of group g: the members' states in, one step, the states out. */
+static pf_status group_layer(pf_forward *f, const pf_pass *p, const group *g, int64_t l,
                              pf_states *sv, progress *pr, const pf_ctx *ctx, pf_err *err) {
-  pf_status s = PF_OK;
-  int64_t i = 0, l = -1;
+  pf_status s;
+  if ((s = pf_ctx_check_interrupt(ctx, err)) || (s = pf_fwd_begin_batch(f, &g->merged, err)))
+    return s;
+  pf_fwd_step st = step_of(f, p, g->first); /* after begin_batch: it may move f->k, f->v */
+  if (g->count > 1) {
+    st.batch = g->merged.batch;
+    st.kv_bstride = g->merged.seq * f->kv_dim;
+    st.members = g->members;
+    st.n_members = g->count;
+  }
+  const int64_t row = g->merged.seq * f->H;
+  int64_t r = 0;
+  for (int64_t i = 0; i < g->count; r += g->members[i++].batch)
+    if ((s = pf_states_get(sv, g->first + i, f->x + r * row, err))) return s;
+  if ((s = pf_fwd_layer_run(f, l, &st, err))) return s;
+  r = 0;
+  for (int64_t i = 0; i < g->count; r += g->members[i++].batch) {
+    if ((s = pf_states_put(sv, g->first + i, f->x + r * row, err))) return s;
+    tick(pr);
+  }
+  return PF_OK;
+}
+
+static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_t hi, int64_t n_run,
+                             pf_states *sv, progress *pr, pf_pass_info *in, const pf_ctx *ctx,
+                             pf_err *err) {
+  groups gs;
+  pf_status s = groups_plan(p, lo, hi, &gs, err);
+  int64_t i = lo, l = -1, j = 0;
+  if (s) {
+    groups_free(&gs);
+    return s;
+  }
+  prefetcher pf;
+  prefetch_start(&pf, f->m);
+  prefetch_post(&pf, 0); /* while the embeddings are looked up */
+  in->groups = gs.n;
+  if (gs.n < hi - lo) {
+    const size_t len = strlen(in->why);
+    snprintf(in->why + len, sizeof in->why - len, "; %lld batches run as %lld product%s per layer",
+             (long long)(hi - lo), (long long)gs.n, gs.n == 1 ? "" : "s");
+  }
   for (i = lo; !s && i < hi; i++) {
     const pf_batch *b = &p->batches[i];
     if ((s = pf_fwd_begin_batch(f, b, err))) break;
@@ -237,22 +424,33 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
     if ((s = pf_states_put(sv, i, f->x, err))) break;
   }
   pf_tensor_release_pages(f->m->embed_tokens);
+  if (s) {
+    prefetch_stop(&pf);
+    goto fail;
+  }
   for (l = 0; !s && l < n_run; l++) {
-    for (i = lo; !s && i < hi; i++) {
-      const pf_fwd_step st = step_of(f, p, i);
-      if ((s = pf_ctx_check_interrupt(ctx, err)) ||
-          (s = pf_fwd_begin_batch(f, &p->batches[i], err)) ||
-          (s = pf_states_get(sv, i, f->x, err)) || (s = pf_fwd_layer_run(f, l, &st, err)) ||
-          (s = pf_states_put(sv, i, f->x, err)))
-        break;
-      tick(pr);
-    }
+    if (l + 1 < n_run) prefetch_post(&pf, l + 1);
+    for (j = 0; !s && j < gs.n; j++)
+      s = group_layer(f, p, &gs.g[j], l, sv, pr, ctx, err);
     if (!s) release_layer(&f->m->layers[l]);
+  }
+  prefetch_stop(&pf);
+  if (s) {
+    const group *g = &gs.g[j - 1];
+    if (g->count > 1)
+      pf_err_prefix(err, "batches %lld-%lld", (long long)g->first,
+                    (long long)(g->first + g->count - 1));
+    else
+      pf_err_prefix(err, "batch %lld", (long long)g->first);
+    groups_free(&gs);
+    return s;
   }
   for (i = lo; !s && p->final_fn && i < hi; i++)
     if ((s = pf_fwd_begin_batch(f, &p->batches[i], err)) || (s = pf_states_get(sv, i, f->x, err)) ||
         (s = final_of(f, p, i, err)))
       break;
+fail:
+  groups_free(&gs);
   if (s) pf_err_prefix(err, "batch %lld", (long long)(i < p->n ? i : p->n - 1));
   return s;
 }
@@ -280,7 +478,7 @@ pf_status pf_forward_pass(pf_forward *f, const pf_pass *p, pf_pass_info *info, c
   if (in->order != PF_PASS_LAYER) return batch_major(f, p, lo, hi, n_run, &pr, ctx, err);
   pf_states *sv = NULL;
   s = pf_pass_states_new(f, p, in, &sv, err);
-  if (!s) s = layer_major(f, p, lo, hi, n_run, sv, &pr, ctx, err);
+  if (!s) s = layer_major(f, p, lo, hi, n_run, sv, &pr, in, ctx, err);
   pf_states_free(sv);
   return s;
 }

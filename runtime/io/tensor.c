@@ -410,6 +410,27 @@ void pf_tensor_release_pages(const pf_tensor *t) {
   if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* Linux >= 5.14: fault the range in (reading it from disk) in one call. */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+int pf_tensor_populate_read = 1;
+
+void pf_tensor_prefetch(const pf_tensor *t) {
+  if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->nbytes == 0) return;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = (uintptr_t)t->data & ~(page - 1), b = (uintptr_t)t->data + t->nbytes;
+  if (pf_tensor_populate_read && madvise((void *)a, b - a, MADV_POPULATE_READ) == 0) return;
+  /* older kernels: ask for the range, then touch every page (measured on the 13B
+   * pass: asking alone was slower than no prefetch at all; bench/README.md) */
+  (void)madvise((void *)a, b - a, MADV_WILLNEED);
+  unsigned sum = 0;
+  for (uintptr_t p = (uintptr_t)t->data; p < b; p = (p | (page - 1)) + 1)
+    sum += *(const volatile unsigned char *)p;
+  (void)sum;
+}
+
 /* ---- tensors ---- */
 
 char *pf_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {

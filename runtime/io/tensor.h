@@ -147,6 +147,15 @@ void pf_tensor_prefault_rows(const pf_tensor *t, int64_t r0, int64_t r1);
  * parent's pages. Never changes the tensor's contents. */
 void pf_tensor_release_pages(const pf_tensor *t);
 
+/* The opposite: read a mapped tensor's pages in now (MADV_POPULATE_READ, or on
+ * older kernels MADV_WILLNEED and a touch of every page), blocking until they
+ * are in memory. For a helper thread that fetches the next layer from disk while this
+ * one computes. No-op for heap storage, planned and lazy tensors. Never changes
+ * the tensor's contents. */
+void pf_tensor_prefetch(const pf_tensor *t);
+/* 0: pf_tensor_prefetch takes the older kernels' path (for tests). Default 1. */
+extern int pf_tensor_populate_read;
+
 /* Row r of a 2-D tensor (or the whole 1-D tensor when r == 0) as float32. */
 void pf_tensor_row_f32(const pf_tensor *t, int64_t r, float *out);
 /* Whole tensor as float32 into out[numel]. */

@@ -125,6 +125,13 @@ int pf_kern_bf16x_taken(int64_t m, int64_t k, pf_dtype wdt) {
   return use_amx(m, k, wdt) || use_dpbf16(m, k, wdt);
 }
 
+int64_t pf_kern_uniform_min_m(void) {
+  int64_t m = pf_kern_gemv_max_m;
+  if (pf_kern_amx_min_m > m) m = pf_kern_amx_min_m;
+  if (pf_kern_dpbf16_min_m > m) m = pf_kern_dpbf16_min_m;
+  return m + 1;
+}
+
 /* Whether gemm_xwt will use the workspace (widened panels or bf16 packing). */
 static int needs_panel(int64_t m, int64_t k, pf_dtype wdt) {
   return k > 0 && wdt != PF_DTYPE_F32 && (m > pf_kern_gemv_max_m || pf_kern_bf16x_taken(m, k, wdt));

@@ -142,6 +142,13 @@ pf_status pf_matmul_parse(const char *s, pf_matmul *out, pf_err *err);
  * GEMV 3.69 ms vs 4.60 ms; m = 6: 4.54 vs 3.52 ms). */
 #define PF_DPBF16_MIN_M 4
 
+/* The smallest row count from which a linear layer takes the same kernel whatever the
+ * number of rows. Every kernel computes a row from that row and W alone, in an order that
+ * does not depend on the other rows, so from this size on a row's result has the same bits
+ * whether its batch is multiplied alone or stacked with others (layer-major passes stack
+ * small batches; forward_pass.c). */
+int64_t pf_kern_uniform_min_m(void);
+
 /* Reusable scratch memory for the GEMM path (half-precision weight panels widened
  * to float32, a converted bias). It grows to the largest request and is kept, so
  * steady-state calls allocate nothing and touch no fresh pages. One workspace must

@@ -7,10 +7,13 @@
  * with the hidden states in RAM (forced order) and in a scratch file (a
  * one-byte memory budget: AUTO picks layer-major). Also the automatic choice,
  * the messages of a bad batch, and an interrupt in the middle of a pass. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "forward.h"
 #include "kernels/kernels.h"
@@ -344,6 +347,19 @@ START_TEST(test_groups) {
   for (int i = 0; i < 6; i++)
     ck_assert_int_eq(b->order[i], i % 3);
   ck_assert_int_eq(a->order[1], 0); /* batch-major: batch 0's events first */
+  /* O_DIRECT where the file system of the synthetic checkpoint has it (not tmpfs) */
+  char shard[4200];
+  snprintf(shard, sizeof shard, "%s/model.safetensors", dir);
+  const int fd = open(shard, O_RDONLY | O_DIRECT);
+  if (fd < 0) {
+    fprintf(stderr, "note: %s: no O_DIRECT here (%s): the stream path is not tested\n", shard,
+            strerror(errno));
+    ck_assert_int_eq(in.direct, 0);
+  } else {
+    close(fd);
+    ck_assert_int_eq(in.direct, 1);
+  }
+  ck_assert(!in.direct || strstr(in.why, "read ahead with O_DIRECT"));
   /* without group_taps: one product per batch, the same bytes */
   p.group_taps = 0;
   taps.user_data = c;
@@ -351,6 +367,16 @@ START_TEST(test_groups) {
   ck_assert_int_eq(in.groups, 5);
   ck_assert_ptr_null(strstr(in.why, "products"));
   ck_assert_int_eq(memcmp(a->hash, c->hash, sizeof a->hash), 0);
+  /* reading ahead through the mapping, or not at all: the same bytes again */
+  static const char *const modes[] = {"map", "0"};
+  for (int i = 0; i < 2; i++) {
+    setenv("PFRUN_PREFETCH", modes[i], 1);
+    memset(c, 0, sizeof *c);
+    ck_assert_int_eq(pf_forward_pass(f, &p, &in, &layer, &err), PF_OK);
+    ck_assert_int_eq(in.direct, 0);
+    ck_assert_int_eq(memcmp(a->hash, c->hash, sizeof a->hash), 0);
+  }
+  unsetenv("PFRUN_PREFETCH");
   free(a);
   free(b);
   free(c);

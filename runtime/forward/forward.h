@@ -160,6 +160,7 @@ typedef struct pf_pass_info {
   uint64_t state_bytes; /* hidden states of every batch (float32) */
   uint64_t budget;      /* the memory budget the choice used */
   int64_t groups;       /* layer-major: products per layer (<= batches run; see groups) */
+  int direct;           /* layer-major: the next layer was read ahead with O_DIRECT */
   char why[320];        /* one sentence: the order, where the states were, and why */
 } pf_pass_info;
 

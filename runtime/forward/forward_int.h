@@ -134,6 +134,24 @@ pf_status pf_fwd_check_taps(const pf_taps *taps, pf_err *err);
 /* 1 if a tap at (point, layer) is wanted. */
 int pf_fwd_tap_wanted(const pf_taps *taps, pf_tap_point p, int64_t layer);
 
+/* ---- reading ahead (forward_stream.c) ----
+ * Layer-major passes: a helper thread reads layer l + 1 while layer l computes,
+ * with O_DIRECT into one of two reused buffers (or, without O_DIRECT, by
+ * faulting the mapping's pages in). NULL when turned off (PFRUN_PREFETCH=0) or
+ * the thread cannot start: then nothing is read ahead. */
+typedef struct pf_stream pf_stream;
+pf_stream *pf_stream_new(const pf_model *m, int64_t n_run);
+void pf_stream_free(pf_stream *st); /* NULL ok */
+/* 1 when layers are read with O_DIRECT (0: the mapping's pages; NULL: 0). */
+int pf_stream_direct(const pf_stream *st);
+/* Start reading layer l (after pf_stream_wait of layer l - 1: its buffer is reused
+ * for layer l + 1). NULL ok. */
+void pf_stream_post(pf_stream *st, int64_t l);
+/* Wait for layer l (posted before); the layer to compute with: the shadow whose
+ * tensors point into the buffer, or the model's own layer (map mode, a tensor or
+ * read the stream could not take). Valid until layer l + 2 is posted. */
+const pf_layer *pf_stream_wait(pf_stream *st, int64_t l);
+
 /* Grouped-query attention of one step, OpenMP over (batch row, head).
  * Query row r of batch row b is at position p0 + r and sees keys
  * [max(0, pos - window + 1), min(pos, len[b] - 1)] (causal, right padding,

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,77 +226,6 @@ static void release_layer(const pf_layer *w) {
     pf_tensor_release_pages(w->slot[k]);
 }
 
-/* ---- reading the next layer while this one runs ----
- *
- * A helper thread reads layer l + 1's weights from disk (pf_tensor_prefetch)
- * while the pass computes layer l, so a model larger than RAM costs
- * max(read, compute) per layer rather than their sum. It only reads: results
- * do not depend on it, and an error leaves it with nothing to do but stop.
- * PFRUN_PREFETCH=0 turns it off (for measurements). */
-
-typedef struct prefetcher {
-  const pf_model *m;
-  pthread_t th;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int64_t want; /* the layer to read next, -1 none */
-  int stop, running;
-} prefetcher;
-
-static void *prefetch_main(void *arg) {
-  prefetcher *pf = arg;
-  pthread_mutex_lock(&pf->mu);
-  for (;;) {
-    while (pf->want < 0 && !pf->stop)
-      pthread_cond_wait(&pf->cv, &pf->mu);
-    if (pf->stop) break;
-    const int64_t l = pf->want;
-    pf->want = -1;
-    pthread_mutex_unlock(&pf->mu);
-    for (int k = 0; k < PF_SLOT_COUNT; k++)
-      pf_tensor_prefetch(pf->m->layers[l].slot[k]);
-    pthread_mutex_lock(&pf->mu);
-  }
-  pthread_mutex_unlock(&pf->mu);
-  return NULL;
-}
-
-static void prefetch_start(prefetcher *pf, const pf_model *m) {
-  const char *env = getenv("PFRUN_PREFETCH");
-  memset(pf, 0, sizeof *pf);
-  pf->m = m;
-  pf->want = -1;
-  if (env && !strcmp(env, "0")) return;
-  pthread_mutex_init(&pf->mu, NULL);
-  pthread_cond_init(&pf->cv, NULL);
-  pf->running = pthread_create(&pf->th, NULL, prefetch_main, pf) == 0;
-  if (!pf->running) {
-    pthread_mutex_destroy(&pf->mu);
-    pthread_cond_destroy(&pf->cv);
-  }
-}
-
-/* Ask for layer l (a request not yet taken is replaced). */
-static void prefetch_post(prefetcher *pf, int64_t l) {
-  if (!pf->running || l >= pf->m->n_layers) return;
-  pthread_mutex_lock(&pf->mu);
-  pf->want = l;
-  pthread_cond_signal(&pf->cv);
-  pthread_mutex_unlock(&pf->mu);
-}
-
-static void prefetch_stop(prefetcher *pf) {
-  if (!pf->running) return;
-  pthread_mutex_lock(&pf->mu);
-  pf->stop = 1;
-  pthread_cond_signal(&pf->cv);
-  pthread_mutex_unlock(&pf->mu);
-  pthread_join(pf->th, NULL);
-  pthread_mutex_destroy(&pf->mu);
-  pthread_cond_destroy(&pf->cv);
-  pf->running = 0;
-}
-
 /* ---- layer-major groups ---- */
 
 typedef struct group {
@@ -408,15 +336,17 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
     groups_free(&gs);
     return s;
   }
-  prefetcher pf;
-  prefetch_start(&pf, f->m);
-  prefetch_post(&pf, 0); /* while the embeddings are looked up */
+  pf_stream *rd = n_run > 0 ? pf_stream_new(f->m, n_run) : NULL;
+  pf_stream_post(rd, 0); /* while the embeddings are looked up */
   in->groups = gs.n;
-  if (gs.n < hi - lo) {
-    const size_t len = strlen(in->why);
-    snprintf(in->why + len, sizeof in->why - len, "; %lld batches run as %lld product%s per layer",
-             (long long)(hi - lo), (long long)gs.n, gs.n == 1 ? "" : "s");
-  }
+  in->direct = pf_stream_direct(rd);
+  size_t len = strlen(in->why);
+  if (gs.n < hi - lo)
+    len += (size_t)snprintf(in->why + len, sizeof in->why - len,
+                            "; %lld batches run as %lld product%s per layer", (long long)(hi - lo),
+                            (long long)gs.n, gs.n == 1 ? "" : "s");
+  if (in->direct && len < sizeof in->why)
+    snprintf(in->why + len, sizeof in->why - len, "; layers read ahead with O_DIRECT");
   for (i = lo; !s && i < hi; i++) {
     const pf_batch *b = &p->batches[i];
     if ((s = pf_fwd_begin_batch(f, b, err))) break;
@@ -425,16 +355,19 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
   }
   pf_tensor_release_pages(f->m->embed_tokens);
   if (s) {
-    prefetch_stop(&pf);
+    pf_stream_free(rd);
     goto fail;
   }
   for (l = 0; !s && l < n_run; l++) {
-    if (l + 1 < n_run) prefetch_post(&pf, l + 1);
+    const pf_layer *own = f->layers[l].w;
+    if (rd) f->layers[l].w = pf_stream_wait(rd, l);
+    if (l + 1 < n_run) pf_stream_post(rd, l + 1);
     for (j = 0; !s && j < gs.n; j++)
       s = group_layer(f, p, &gs.g[j], l, sv, pr, ctx, err);
-    if (!s) release_layer(&f->m->layers[l]);
+    f->layers[l].w = own;
+    if (!s) release_layer(own);
   }
-  prefetch_stop(&pf);
+  pf_stream_free(rd);
   if (s) {
     const group *g = &gs.g[j - 1];
     if (g->count > 1)

@@ -8,6 +8,7 @@
 #    (BATCH_MAJOR=1) 2 batches forced batch-major, for the per-batch re-read cost;
 # 2. width pruning 20 % (MAW + save) against cp + sync of the same bytes
 #    (IMPORTANCE_ONLY=1 stops after 1).
+# VARIANTS=... instead compares binaries / settings in alternating rounds (see below).
 set -euo pipefail
 PFRUN=$(realpath "${1:-build/pfrun}")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +32,23 @@ imp() { # imp SAMPLES [extra options]
   echo "  importance, $n batch(es) of 1 x 32 tokens $*: $t s, peak RSS $((r / 1024)) MiB; $(grep -m1 'major' "$WORK/err")" >&2
   echo "$t"
 }
+if [ -n "${VARIANTS:-}" ]; then
+  # VARIANTS="label:binary:VAR=value ...": rounds alternating over the variants, 1 then 8
+  # batches each (e.g. direct:build/pfrun:PFRUN_PREFETCH=1 map:build/pfrun:PFRUN_PREFETCH=map
+  # old:/tmp/old/build/pfrun:PFRUN_PREFETCH=1)
+  for r in $(seq "${REPS:-3}"); do
+    for v in $VARIANTS; do
+      IFS=: read -r label bin envs <<<"$v"
+      for n in 1 8; do
+        cold
+        env $envs /usr/bin/time -f "round $r $label n=$n wall %e s user %U sys %S peak RSS %M KiB" \
+          "$bin" importance --model-path "$SRCDIR" --data "$DATA" --samples "$n" --batch-size 1 \
+          --max-length 32 --min-length 32 --quiet 2>&1 | tail -1
+      done
+    done
+  done
+  exit 0
+fi
 echo "== importance (cold cache each run)"
 t1=999999; t8=999999
 for r in $(seq "${REPS:-2}"); do # alternating, the fastest of each

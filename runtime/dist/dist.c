@@ -7,6 +7,8 @@
 
 #ifdef PF_HAVE_MPI
 #include <mpi.h>
+#include <pthread.h>
+#include <stdio.h>
 #endif
 
 static int g_rank = 0, g_size = 1, g_on = 0;
@@ -49,29 +51,105 @@ static pf_status mpi_err(pf_err *err, int rc, const char *what) {
                     msg);
 }
 
-pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
-  if (g_on || !launched()) return PF_OK;
+/* Starting MPI (MPI_Init: loading its components, meeting the launcher) takes
+ * ~0.15 s per rank here (bench/README.md). When the launcher says this rank's
+ * number and the number of ranks in the environment, the ranks start working
+ * at once on that and MPI starts in a helper thread; the first call that needs
+ * MPI waits for it (init_wait) and checks that MPI agrees. MPI is asked for
+ * MPI_THREAD_SERIALIZED: the thread that starts it is not the one that uses it. */
+static pthread_t g_init_th;
+static int g_init_pending = 0, g_init_rc = MPI_SUCCESS, g_env_rank = -1, g_env_size = -1;
+static char g_init_msg[200];
+
+static void *init_main(void *arg) {
+  (void)arg;
   int provided = 0;
-  int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
-  if (rc != MPI_SUCCESS) return pf_err_set(err, PF_ERR_IO, "MPI_Init_thread failed (%d)", rc);
+  g_init_rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+  if (g_init_rc == MPI_SUCCESS && provided < MPI_THREAD_SERIALIZED) {
+    snprintf(g_init_msg, sizeof g_init_msg,
+             "MPI gives thread level %d, pfrun needs MPI_THREAD_SERIALIZED (%d)", provided,
+             MPI_THREAD_SERIALIZED);
+    g_init_rc = MPI_ERR_OTHER;
+  }
+  return NULL;
+}
+
+/* The launcher's rank and size for this process, or 0. */
+static int env_rank_size(int *rank, int *size) {
+  static const char *const vars[][2] = {{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
+                                        {"PMI_RANK", "PMI_SIZE"},
+                                        {"SLURM_PROCID", "SLURM_NTASKS"}};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *r = getenv(vars[i][0]), *n = getenv(vars[i][1]);
+    char *e1 = NULL, *e2 = NULL;
+    if (!r || !n || !*r || !*n) continue;
+    long a = strtol(r, &e1, 10), b = strtol(n, &e2, 10);
+    if (*e1 || *e2 || a < 0 || b < 1 || a >= b || b > (1L << 24)) continue;
+    *rank = (int)a;
+    *size = (int)b;
+    return 1;
+  }
+  return 0;
+}
+
+static pf_status init_done(pf_err *err) {
+  if (g_init_rc != MPI_SUCCESS) {
+    g_on = 0;
+    if (!g_init_msg[0]) snprintf(g_init_msg, sizeof g_init_msg, "error %d", g_init_rc);
+    return pf_err_set(err, PF_ERR_IO, "MPI failed to start on rank %d of %d: %s", g_rank, g_size,
+                      g_init_msg);
+  }
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-  g_on = 1;
+  int r = 0, n = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  if (g_env_rank >= 0 && (r != g_env_rank || n != g_env_size))
+    return pf_err_set(err, PF_ERR_IO,
+                      "MPI: the launcher's environment said rank %d of %d, MPI says rank %d of %d",
+                      g_env_rank, g_env_size, r, n);
+  g_rank = r;
+  g_size = n;
   return PF_OK;
 }
 
+/* Wait for MPI when it is starting in the helper thread. */
+static pf_status init_wait(pf_err *err) {
+  if (!g_init_pending) return PF_OK;
+  g_init_pending = 0;
+  pthread_join(g_init_th, NULL);
+  return init_done(err);
+}
+
+pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
+  if (g_on || !launched()) return PF_OK;
+  g_on = 1;
+  if (env_rank_size(&g_env_rank, &g_env_size)) {
+    g_rank = g_env_rank;
+    g_size = g_env_size;
+    if (pthread_create(&g_init_th, NULL, init_main, NULL) == 0) {
+      g_init_pending = 1;
+      return PF_OK;
+    }
+  }
+  int provided = 0;
+  g_init_rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+  return init_done(err);
+}
+
 void pf_dist_finish(void) {
-  if (g_on) MPI_Finalize();
+  pf_err err = {0};
+  if (g_on && init_wait(&err) == PF_OK && g_on) MPI_Finalize();
   g_on = 0;
 }
 
 void pf_dist_abort(int code) {
-  if (g_on && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  pf_err err = {0};
+  if (g_on && g_size > 1 && init_wait(&err) == PF_OK && g_on) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 void pf_dist_barrier(void) {
-  if (g_on && g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+  pf_err err = {0};
+  if (g_on && g_size > 1 && init_wait(&err) == PF_OK && g_on) MPI_Barrier(MPI_COMM_WORLD);
 }
 
 /* Gather n elements of every rank on rank 0, add them in rank order there,
@@ -79,6 +157,8 @@ void pf_dist_barrier(void) {
 #define SUM_IMPL(NAME, T, MPIT)                                                                    \
   pf_status NAME(T *buf, int64_t n, pf_err *err) {                                                 \
     if (!g_on || g_size < 2 || n <= 0) return PF_OK;                                               \
+    pf_status ist = init_wait(err);                                                                \
+    if (ist != PF_OK) return ist;                                                                  \
     const int64_t chunk = ((int64_t)1 << 22);                                                      \
     T *all =                                                                                       \
         g_rank == 0 ? malloc(sizeof(T) * (size_t)g_size * (size_t)(n < chunk ? n : chunk)) : NULL; \
@@ -126,6 +206,7 @@ pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **
                      ? PF_OK
                      : pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
   int rc = MPI_SUCCESS;
+  if (!st && g_on && g_size > 1) st = init_wait(err);
   if (g_on && g_size > 1) {
     rc = MPI_Allgather(&me, 1, MPI_UINT64_T, l64, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS && !st) st = mpi_err(err, rc, "allgather");

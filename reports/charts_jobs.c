@@ -42,6 +42,7 @@
 
 #include "charts_int.h"
 #include "charts_jobs.h"
+#include "dist.h"
 
 #define NO_JOB UINT64_MAX
 
@@ -265,6 +266,7 @@ static void collect(pool *p) {
 
 /* Fork up to `want` workers; returns how many started. */
 static int start(pool *p, int want, int wfd) {
+  pf_dist_settle(); /* no fork while MPI may still be starting in its thread */
   fflush(NULL);
   chart_fork_prepare();
   for (int w = 0; w < want; w++) {

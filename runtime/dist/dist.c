@@ -92,21 +92,28 @@ static int env_rank_size(int *rank, int *size) {
   return 0;
 }
 
+/* PF_OK, or (every time it is asked: a rank must not go on with its share alone)
+ * why MPI did not start. */
+static pf_status init_failed(pf_err *err) {
+  if (g_init_rc == MPI_SUCCESS) return PF_OK;
+  if (!g_init_msg[0]) snprintf(g_init_msg, sizeof g_init_msg, "error %d", g_init_rc);
+  return pf_err_set(err, PF_ERR_IO, "MPI failed to start on rank %d of %d: %s", g_rank, g_size,
+                    g_init_msg);
+}
+
 static pf_status init_done(pf_err *err) {
-  if (g_init_rc != MPI_SUCCESS) {
-    g_on = 0;
-    if (!g_init_msg[0]) snprintf(g_init_msg, sizeof g_init_msg, "error %d", g_init_rc);
-    return pf_err_set(err, PF_ERR_IO, "MPI failed to start on rank %d of %d: %s", g_rank, g_size,
-                      g_init_msg);
-  }
+  if (g_init_rc != MPI_SUCCESS) return init_failed(err);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   int r = 0, n = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &r);
   MPI_Comm_size(MPI_COMM_WORLD, &n);
-  if (g_env_rank >= 0 && (r != g_env_rank || n != g_env_size))
-    return pf_err_set(err, PF_ERR_IO,
-                      "MPI: the launcher's environment said rank %d of %d, MPI says rank %d of %d",
-                      g_env_rank, g_env_size, r, n);
+  if (g_env_rank >= 0 && (r != g_env_rank || n != g_env_size)) {
+    snprintf(g_init_msg, sizeof g_init_msg,
+             "the launcher's environment said rank %d of %d, MPI says rank %d of %d", g_env_rank,
+             g_env_size, r, n);
+    g_init_rc = MPI_ERR_OTHER; /* the work was split on the environment's numbers */
+    return init_failed(err);
+  }
   g_rank = r;
   g_size = n;
   return PF_OK;
@@ -114,7 +121,7 @@ static pf_status init_done(pf_err *err) {
 
 /* Wait for MPI when it is starting in the helper thread. */
 static pf_status init_wait(pf_err *err) {
-  if (!g_init_pending) return PF_OK;
+  if (!g_init_pending) return init_failed(err);
   g_init_pending = 0;
   pthread_join(g_init_th, NULL);
   return init_done(err);
@@ -133,23 +140,30 @@ pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
   }
   int provided = 0;
   g_init_rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
-  return init_done(err);
+  pf_status st = init_done(err);
+  if (st) g_on = 0; /* main reports it and stops */
+  return st;
 }
 
 void pf_dist_finish(void) {
   pf_err err = {0};
-  if (g_on && init_wait(&err) == PF_OK && g_on) MPI_Finalize();
+  if (g_on && init_wait(&err) == PF_OK) MPI_Finalize();
   g_on = 0;
 }
 
 void pf_dist_abort(int code) {
   pf_err err = {0};
-  if (g_on && g_size > 1 && init_wait(&err) == PF_OK && g_on) MPI_Abort(MPI_COMM_WORLD, code);
+  if (g_on && g_size > 1 && init_wait(&err) == PF_OK) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+void pf_dist_settle(void) {
+  pf_err err = {0};
+  if (g_on) (void)init_wait(&err); /* a failure comes back at the next exchange */
 }
 
 void pf_dist_barrier(void) {
   pf_err err = {0};
-  if (g_on && g_size > 1 && init_wait(&err) == PF_OK && g_on) MPI_Barrier(MPI_COMM_WORLD);
+  if (g_on && g_size > 1 && init_wait(&err) == PF_OK) MPI_Barrier(MPI_COMM_WORLD);
 }
 
 /* Gather n elements of every rank on rank 0, add them in rank order there,
@@ -206,8 +220,11 @@ pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **
                      ? PF_OK
                      : pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
   int rc = MPI_SUCCESS;
-  if (!st && g_on && g_size > 1) st = init_wait(err);
-  if (g_on && g_size > 1) {
+  const int multi = g_on && g_size > 1;
+  pf_status ist = multi ? init_wait(err) : PF_OK;
+  if (ist) {
+    st = ist;
+  } else if (multi) {
     rc = MPI_Allgather(&me, 1, MPI_UINT64_T, l64, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS && !st) st = mpi_err(err, rc, "allgather");
   } else if (l64) {
@@ -225,7 +242,7 @@ pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **
   }
   if (!st && !(flat = malloc(total ? total : 1)))
     st = pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
-  if (!st && g_on && g_size > 1) {
+  if (!st && multi) {
     rc = MPI_Allgatherv(mine, (int)len, MPI_BYTE, flat, cnt, displ, MPI_BYTE, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) st = mpi_err(err, rc, "allgatherv");
   } else if (!st) {
@@ -266,6 +283,7 @@ void pf_dist_abort(int code) {
   (void)code;
 }
 void pf_dist_barrier(void) {}
+void pf_dist_settle(void) {}
 pf_status pf_dist_sum_f32(float *buf, int64_t n, pf_err *err) {
   (void)buf, (void)n, (void)err;
   return PF_OK;

@@ -58,5 +58,8 @@ pf_status pf_dist_allgather_list(const struct pf_value *mine, struct pf_value **
 
 /* Wait for every rank. */
 void pf_dist_barrier(void);
+/* Wait until MPI has finished starting (it may start in a helper thread: see
+ * dist.c), without talking to the other ranks; before a fork. No-op otherwise. */
+void pf_dist_settle(void);
 
 #endif

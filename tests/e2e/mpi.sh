@@ -158,5 +158,16 @@ expect_in "failing rank: its message" "rank 1 of 2:"
 expect_in "failing rank: the error" "boom on rank one"
 check "failing rank: nothing written" test ! -e "$WORK/never"
 
+# MPI starts in the background on the launcher's rank and size; when MPI then
+# disagrees (here: the variables without a launcher, so MPI starts alone), the
+# first exchange stops the run with both numbers instead of a rank's share alone
+# (MPI starts in this process: no leak checking, as for the ranks)
+LSAN=${ASAN_OPTIONS:+$ASAN_OPTIONS:detect_leaks=0}
+OUT=$(OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 ASAN_OPTIONS=$LSAN timeout 120 "$PFRUN" importance --model-path "$M" \
+  --data "$CALIB" --batch-size 1 --json "$WORK/half.json" 2>&1); RC=$?
+check "environment and MPI disagree: non-zero exit, not a timeout" test "$RC" -ne 0 -a "$RC" -ne 124
+expect_in "environment and MPI disagree: both numbers" "environment said rank 0 of 2, MPI says rank 0 of 1"
+check "environment and MPI disagree: nothing written" test ! -e "$WORK/half.json"
+
 echo "mpi: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

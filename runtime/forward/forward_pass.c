@@ -336,7 +336,7 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
     groups_free(&gs);
     return s;
   }
-  pf_stream *rd = n_run > 0 ? pf_stream_new(f->m, n_run) : NULL;
+  pf_stream *rd = n_run > 0 ? pf_stream_new(f->m, n_run, in->budget) : NULL;
   pf_stream_post(rd, 0); /* while the embeddings are looked up */
   in->groups = gs.n;
   in->direct = pf_stream_direct(rd);

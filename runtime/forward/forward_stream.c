@@ -163,7 +163,7 @@ void pf_stream_free(pf_stream *st) {
   free(st);
 }
 
-pf_stream *pf_stream_new(const pf_model *m, int64_t n_run) {
+pf_stream *pf_stream_new(const pf_model *m, int64_t n_run, uint64_t budget) {
   const char *env = getenv("PFRUN_PREFETCH");
   if (env && !strcmp(env, "0")) return NULL;
   pf_stream *st = calloc(1, sizeof *st);
@@ -182,6 +182,9 @@ pf_stream *pf_stream_new(const pf_model *m, int64_t n_run) {
     if (bytes > st->buf_bytes) st->buf_bytes = bytes;
   }
   void *b0 = NULL, *b1 = NULL;
+  if (budget && 2 * (uint64_t)st->buf_bytes > budget / 4)
+    st->buf_bytes = 0; /* two layers would take more than a quarter of the budget: the page
+                          cache (which the kernel can take back) holds the read-ahead instead */
   if (st->buf_bytes && (posix_memalign(&b0, ALIGN, st->buf_bytes) ||
                         posix_memalign(&b1, ALIGN, st->buf_bytes))) {
     free(b0); /* no room for two layers: fault the pages in instead */

@@ -140,8 +140,8 @@ int pf_fwd_tap_wanted(const pf_taps *taps, pf_tap_point p, int64_t layer);
  * faulting the mapping's pages in). NULL when turned off (PFRUN_PREFETCH=0) or
  * the thread cannot start: then nothing is read ahead. */
 typedef struct pf_stream pf_stream;
-/* budget: the pass's memory budget (0: none); the two buffers must fit in a
- * quarter of it, else the mapping is used. */
+/* budget: the pass's memory budget (0: none). O_DIRECT when the weights exceed
+ * 3/4 of it and the two buffers fit a quarter of it; else the mapping. */
 pf_stream *pf_stream_new(const pf_model *m, int64_t n_run, uint64_t budget);
 void pf_stream_free(pf_stream *st); /* NULL ok */
 /* 1 when layers are read with O_DIRECT (0: the mapping's pages; NULL: 0). */

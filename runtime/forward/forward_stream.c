@@ -12,8 +12,13 @@
  * it is opened), so results do not change. A tensor that is not a range of a
  * mapped checkpoint file (heap, lazy), a file O_DIRECT cannot open, or a read
  * error leaves that tensor (or layer) on the mapping.
- * Map: without O_DIRECT, the thread faults layer l + 1's pages in instead.
- * PFRUN_PREFETCH=0 turns both off, =map forces the mapping (for measurements).
+ * Stream only when the weights do not fit 3/4 of the memory budget (the page
+ * cache could not keep them: every pass reads the disk anyway) and two layers
+ * fit a quarter of it.
+ * Map: otherwise the thread faults layer l + 1's pages in instead (from the
+ * page cache when the model is there).
+ * PFRUN_PREFETCH=0 turns both off, =map forces the mapping, =direct the stream
+ * whatever the sizes (for measurements and tests).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,12 +171,16 @@ void pf_stream_free(pf_stream *st) {
 pf_stream *pf_stream_new(const pf_model *m, int64_t n_run, uint64_t budget) {
   const char *env = getenv("PFRUN_PREFETCH");
   if (env && !strcmp(env, "0")) return NULL;
+  const int forced = env && !strcmp(env, "direct");
   pf_stream *st = calloc(1, sizeof *st);
   if (!st) return NULL;
   st->m = m;
   st->want = -1;
   st->s[0].layer = st->s[1].layer = -1;
-  st->direct = !(env && !strcmp(env, "map"));
+  /* O_DIRECT reads the disk on every pass: worth it only when the page cache cannot
+   * hold the model anyway (the weights exceed 3/4 of the budget, as for AUTO) */
+  st->direct = forced || (!(env && !strcmp(env, "map")) &&
+                          (!budget || pf_model_weight_bytes(m) > budget / 4 * 3));
   for (int64_t l = 0; st->direct && l < n_run; l++) {
     size_t bytes = 0;
     for (int k = 0; k < PF_SLOT_COUNT; k++) {
@@ -182,7 +191,7 @@ pf_stream *pf_stream_new(const pf_model *m, int64_t n_run, uint64_t budget) {
     if (bytes > st->buf_bytes) st->buf_bytes = bytes;
   }
   void *b0 = NULL, *b1 = NULL;
-  if (budget && 2 * (uint64_t)st->buf_bytes > budget / 4)
+  if (!forced && budget && 2 * (uint64_t)st->buf_bytes > budget / 4)
     st->buf_bytes = 0; /* two layers would take more than a quarter of the budget: the page
                           cache (which the kernel can take back) holds the read-ahead instead */
   if (st->buf_bytes && (posix_memalign(&b0, ALIGN, st->buf_bytes) ||

@@ -389,48 +389,6 @@ int pf_tensor_file_region(const pf_tensor *t, pf_file_region *out) {
   return 1;
 }
 
-void pf_tensor_prefault_rows(const pf_tensor *t, int64_t r0, int64_t r1) {
-  if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->ndim != 2 || r1 <= r0) return;
-  const size_t rb = (size_t)t->shape[1] * pf_dtype_size(t->dtype);
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t a = ((uintptr_t)t->data + (size_t)r0 * rb) & ~(page - 1);
-  uintptr_t b = (uintptr_t)t->data + (size_t)r1 * rb;
-  (void)madvise((void *)a, b - a, MADV_POPULATE_READ); /* a hint: failures change nothing */
-}
-
-void pf_tensor_release_pages(const pf_tensor *t) {
-  if (t && t->lazy && !t->data) {
-    pf_lazy_release_pages(t);
-    return;
-  }
-  if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->nbytes == 0) return;
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t a = ((uintptr_t)t->data + page - 1) & ~(page - 1);
-  uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
-  if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
-/* Linux >= 5.14: fault the range in (reading it from disk) in one call. */
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-
-int pf_tensor_populate_read = 1;
-
-void pf_tensor_prefetch(const pf_tensor *t) {
-  if (!t || !t->data || !pf_storage_is_mapped(t->storage) || t->nbytes == 0) return;
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t a = (uintptr_t)t->data & ~(page - 1), b = (uintptr_t)t->data + t->nbytes;
-  if (pf_tensor_populate_read && madvise((void *)a, b - a, MADV_POPULATE_READ) == 0) return;
-  /* older kernels: ask for the range, then touch every page (measured on the 13B
-   * pass: asking alone was slower than no prefetch at all; bench/README.md) */
-  (void)madvise((void *)a, b - a, MADV_WILLNEED);
-  unsigned sum = 0;
-  for (uintptr_t p = (uintptr_t)t->data; p < b; p = (p | (page - 1)) + 1)
-    sum += *(const volatile unsigned char *)p;
-  (void)sum;
-}
-
 /* ---- tensors ---- */
 
 char *pf_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {

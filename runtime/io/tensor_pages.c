@@ -1,6 +1,7 @@
 /* tensor_pages.c — hints about a mapped tensor's pages: fault them in now, or
  * drop them from this process (see tensor.h). Hints only: a failure changes
  * nothing but timing, and the bytes never change. */
+#include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,13 +16,14 @@
 
 int pf_tensor_populate_read = 1;
 
-/* Fault [p, end) in: one call, or on older kernels the range asked for and then
+/* Fault [p, end) in: one call, or on older kernels (EINVAL) the range asked for and then
  * every page touched (measured on the 13B pass: asking alone was slower than no
  * read-ahead at all; bench/README.md). */
 static void populate(uintptr_t p, uintptr_t end) {
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = p & ~(page - 1);
   if (end <= p) return;
   if (pf_tensor_populate_read && madvise((void *)a, end - a, MADV_POPULATE_READ) == 0) return;
+  if (pf_tensor_populate_read && errno != EINVAL) return; /* e.g. EINTR: a signal came; a hint */
   (void)madvise((void *)a, end - a, MADV_WILLNEED);
   unsigned sum = 0;
   for (; p < end; p = (p | (page - 1)) + 1)

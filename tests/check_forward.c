@@ -261,6 +261,17 @@ START_TEST(test_attention_kernel) {
   check_attention(2, 70, 0, 128, 20, full); /* sliding window */
   check_attention(2, 70, 0, 16, 0, padded); /* head_dim not a multiple of 64 */
   check_attention(2, 9, 0, 8, 3, empty);    /* a row with no tokens: zeros */
+  /* head sizes that are not a multiple of 64, 4-row groups: 64 + 16-48 columns,
+   * then hd % 16 columns row by row */
+  const int64_t long_pad[2] = {70, 41};
+  check_attention(2, 70, 0, 32, 0, long_pad);
+  check_attention(2, 70, 0, 80, 0, full);
+  check_attention(2, 70, 0, 96, 13, long_pad);
+  check_attention(1, 70, 0, 48, 0, full);
+  check_attention(1, 70, 0, 8, 0, full);
+  check_attention(1, 70, 0, 24, 0, full);
+  check_attention(1, 70, 0, 120, 0, full);
+  check_attention(1, 70, 0, 4, 0, full);
   const int64_t dec[1] = {45};
   check_attention(1, 5, 40, 64, 0, dec);  /* decoding: few rows after a cache */
   check_attention(1, 1, 44, 128, 7, dec); /* one row, window */

@@ -11,9 +11,10 @@
  *    keys, one query row times kt gives 64 scores in 8 vector accumulators
  *    (8 loads + 1 broadcast per 8 FMAs; the 16 KiB key block stays in L1 while the
  *    32 rows use it). Only blocks that intersect a row's allowed keys are done.
- *  - P·V: for each key block and query row, 64 output columns are accumulated
- *    in 8 registers over the allowed keys of that block (head_dim a multiple of
- *    64: Llama, Qwen, Mistral; other head sizes use pf_axpy).
+ *  - P·V: for each key block and query row, up to 64 output columns are
+ *    accumulated in registers over the allowed keys of that block (on AVX-512,
+ *    4 rows at a time in groups of 64 columns and one group of 16-48, so head
+ *    sizes 32, 80 or 96 take the same path as 64 and 128).
  * Rows are few when decoding (seq < 8): then scores are plain dot products with
  * the cached keys (no transpose, which would cost as much as the product).
  * The softmax is pf_softmax_row in float32 over exactly the allowed keys, so
@@ -73,39 +74,55 @@ static void qk_block64(const float *q, const float *kt, int64_t ld, int64_t hd, 
   st8(s + 56, a7 * sc);
 }
 
+/* o[0..8*nv) += sum_{j in [j0, j1]} p[j] * v[j*ld + 0..8*nv): nv accumulators
+ * held in registers over the keys (inlined with a constant nv). */
+static inline __attribute__((always_inline)) void pv_cols(float *o, const float *p,
+                                                          const float *v, int64_t ld,
+                                                          int64_t j0, int64_t j1, const int nv) {
+  v8f a[8];
+  for (int c = 0; c < nv; c++)
+    a[c] = ld8(o + 8 * c);
+  for (int64_t j = j0; j <= j1; j++) {
+    const v8f x = bc8(p[j]);
+    const float *r = v + j * ld;
+    for (int c = 0; c < nv; c++)
+      a[c] += x * ld8(r + 8 * c);
+  }
+  for (int c = 0; c < nv; c++)
+    st8(o + 8 * c, a[c]);
+}
+
+/* out[c0..hd) += sum_{j in [j0, j1]} p[j] * v[j*ld + c0..hd): columns in
+ * groups of up to 64, then the last hd % 8 one by one. Every output element
+ * adds its terms in key order, as one pf_axpy per key would. */
+static void pv_acc_from(float *out, const float *p, const float *v, int64_t ld, int64_t c0,
+                        int64_t hd, int64_t j0, int64_t j1) {
+  int64_t c = c0;
+  for (; c + 64 <= hd; c += 64)
+    pv_cols(out + c, p, v + c, ld, j0, j1, 8);
+  switch ((hd - c) / 8) {
+  case 7: pv_cols(out + c, p, v + c, ld, j0, j1, 7); break;
+  case 6: pv_cols(out + c, p, v + c, ld, j0, j1, 6); break;
+  case 5: pv_cols(out + c, p, v + c, ld, j0, j1, 5); break;
+  case 4: pv_cols(out + c, p, v + c, ld, j0, j1, 4); break;
+  case 3: pv_cols(out + c, p, v + c, ld, j0, j1, 3); break;
+  case 2: pv_cols(out + c, p, v + c, ld, j0, j1, 2); break;
+  case 1: pv_cols(out + c, p, v + c, ld, j0, j1, 1); break;
+  default: break;
+  }
+  c += (hd - c) / 8 * 8;
+  for (; c < hd; c++) {
+    float a = out[c];
+    for (int64_t j = j0; j <= j1; j++)
+      a += p[j] * v[j * ld + c];
+    out[c] = a;
+  }
+}
+
 /* out[0..hd) += sum_{j in [j0, j1]} p[j] * v[j*ld + 0..hd). */
 static void pv_acc(float *out, const float *p, const float *v, int64_t ld, int64_t hd, int64_t j0,
                    int64_t j1) {
-  if (hd % 64 != 0) {
-    for (int64_t j = j0; j <= j1; j++)
-      pf_axpy(out, p[j], v + j * ld, hd);
-    return;
-  }
-  for (int64_t c = 0; c < hd; c += 64) {
-    float *o = out + c;
-    v8f a0 = ld8(o), a1 = ld8(o + 8), a2 = ld8(o + 16), a3 = ld8(o + 24);
-    v8f a4 = ld8(o + 32), a5 = ld8(o + 40), a6 = ld8(o + 48), a7 = ld8(o + 56);
-    for (int64_t j = j0; j <= j1; j++) {
-      const v8f x = bc8(p[j]);
-      const float *r = v + j * ld + c;
-      a0 += x * ld8(r);
-      a1 += x * ld8(r + 8);
-      a2 += x * ld8(r + 16);
-      a3 += x * ld8(r + 24);
-      a4 += x * ld8(r + 32);
-      a5 += x * ld8(r + 40);
-      a6 += x * ld8(r + 48);
-      a7 += x * ld8(r + 56);
-    }
-    st8(o, a0);
-    st8(o + 8, a1);
-    st8(o + 16, a2);
-    st8(o + 24, a3);
-    st8(o + 32, a4);
-    st8(o + 40, a5);
-    st8(o + 48, a6);
-    st8(o + 56, a7);
-  }
+  pv_acc_from(out, p, v, ld, 0, hd, j0, j1);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -155,30 +172,51 @@ static void qk4_block64(const float *const q[4], const float *kt, int64_t ld, in
       st16(s[i] + 16 * c, a[i][c] * sc);
 }
 
-/* o[i][0..hd) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + 0..hd) for rows i < 4;
- * hd a multiple of 64. */
+/* o[i][c0..c0+16*nv) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + c0..) for rows
+ * i < 4: 4*nv accumulators, nv loads per 4*nv FMAs (inlined with a constant nv). */
+static inline __attribute__((always_inline)) void pv4_cols(float *const o[4],
+                                                           const float *const p[4],
+                                                           const float *v, int64_t ld,
+                                                           int64_t c0, int64_t j0, int64_t j1,
+                                                           const int nv) {
+  v16f a[4][4];
+  for (int i = 0; i < 4; i++)
+    for (int c = 0; c < nv; c++)
+      a[i][c] = ld16(o[i] + c0 + 16 * c);
+  for (int64_t j = j0; j <= j1; j++) {
+    const float *r = v + j * ld + c0;
+    v16f x[4];
+    for (int c = 0; c < nv; c++)
+      x[c] = ld16(r + 16 * c);
+    for (int i = 0; i < 4; i++) {
+      const v16f w = bc16(p[i][j]);
+      for (int c = 0; c < nv; c++)
+        a[i][c] += w * x[c];
+    }
+  }
+  for (int i = 0; i < 4; i++)
+    for (int c = 0; c < nv; c++)
+      st16(o[i] + c0 + 16 * c, a[i][c]);
+}
+
+/* o[i][0..hd) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + 0..hd) for rows i < 4:
+ * columns in groups of 64, then one group of 16, 32 or 48, then (hd % 16) row
+ * by row. Keys outside a row's range have p = 0 there and add nothing. */
 static void pv4_acc(float *const o[4], const float *const p[4], const float *v, int64_t ld,
                     int64_t hd, int64_t j0, int64_t j1) {
-  for (int64_t c0 = 0; c0 < hd; c0 += 64) {
-    v16f a[4][4];
-    for (int i = 0; i < 4; i++)
-      for (int c = 0; c < 4; c++)
-        a[i][c] = ld16(o[i] + c0 + 16 * c);
-    for (int64_t j = j0; j <= j1; j++) {
-      const float *r = v + j * ld + c0;
-      const v16f v0 = ld16(r), v1 = ld16(r + 16), v2 = ld16(r + 32), v3 = ld16(r + 48);
-      for (int i = 0; i < 4; i++) {
-        const v16f x = bc16(p[i][j]);
-        a[i][0] += x * v0;
-        a[i][1] += x * v1;
-        a[i][2] += x * v2;
-        a[i][3] += x * v3;
-      }
-    }
-    for (int i = 0; i < 4; i++)
-      for (int c = 0; c < 4; c++)
-        st16(o[i] + c0 + 16 * c, a[i][c]);
+  int64_t c0 = 0;
+  for (; c0 + 64 <= hd; c0 += 64)
+    pv4_cols(o, p, v, ld, c0, j0, j1, 4);
+  switch ((hd - c0) / 16) {
+  case 3: pv4_cols(o, p, v, ld, c0, j0, j1, 3); break;
+  case 2: pv4_cols(o, p, v, ld, c0, j0, j1, 2); break;
+  case 1: pv4_cols(o, p, v, ld, c0, j0, j1, 1); break;
+  default: break;
   }
+  c0 += (hd - c0) / 16 * 16;
+  if (c0 < hd)
+    for (int i = 0; i < 4; i++)
+      pv_acc_from(o[i], p[i], v, ld, c0, hd, j0, j1);
 }
 #pragma GCC pop_options
 #else
@@ -306,7 +344,7 @@ static void block_pv(const pf_attn_job *j, const float *V, float *O, const rows_
   for (int64_t kb = ri->b0; kb < ri->b1; kb += PF_ATTN_KB) {
     int64_t i = 0, a, z;
 #if PF_ATTN_HAVE_AVX512
-    for (; wide && j->hd % 64 == 0 && i + 4 <= ri->n; i += 4) {
+    for (; wide && i + 4 <= ri->n; i += 4) {
       rows_span(ri, i, 4, kb, &a, &z);
       if (a > z) continue;
       float *o[4];

@@ -52,25 +52,42 @@ static pf_status mpi_err(pf_err *err, int rc, const char *what) {
 }
 
 /* Starting MPI (MPI_Init: loading its components, meeting the launcher) takes
- * ~0.15 s per rank here (bench/README.md). When the launcher says this rank's
+ * ~0.07 s per rank here (bench/README.md). When the launcher says this rank's
  * number and the number of ranks in the environment, the ranks start working
  * at once on that and MPI starts in a helper thread; the first call that needs
  * MPI waits for it (init_wait) and checks that MPI agrees. MPI is asked for
- * MPI_THREAD_SERIALIZED: the thread that starts it is not the one that uses it. */
+ * MPI_THREAD_SERIALIZED: the main thread makes the calls in between while the
+ * helper waits. The standard wants MPI_Finalize on the thread that started MPI
+ * (some implementations refuse it elsewhere), so the helper stays until
+ * pf_dist_finish and finalizes. */
 static pthread_t g_init_th;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static int g_thread = 0;  /* the helper exists (joined by pf_dist_finish) */
+static int g_started = 0; /* its MPI_Init_thread has returned */
+static int g_leave = 0;   /* 1: finalize and end; 2: end without finalizing */
 static int g_init_pending = 0, g_init_rc = MPI_SUCCESS, g_env_rank = -1, g_env_size = -1;
 static char g_init_msg[200];
 
 static void *init_main(void *arg) {
   (void)arg;
   int provided = 0;
-  g_init_rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
-  if (g_init_rc == MPI_SUCCESS && provided < MPI_THREAD_SERIALIZED) {
+  int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+  pthread_mutex_lock(&g_mu);
+  g_init_rc = rc;
+  if (rc == MPI_SUCCESS && provided < MPI_THREAD_SERIALIZED) {
     snprintf(g_init_msg, sizeof g_init_msg,
              "MPI gives thread level %d, pfrun needs MPI_THREAD_SERIALIZED (%d)", provided,
              MPI_THREAD_SERIALIZED);
     g_init_rc = MPI_ERR_OTHER;
   }
+  g_started = 1;
+  pthread_cond_broadcast(&g_cv);
+  while (!g_leave)
+    pthread_cond_wait(&g_cv, &g_mu);
+  const int fin = g_leave == 1;
+  pthread_mutex_unlock(&g_mu);
+  if (fin) MPI_Finalize();
   return NULL;
 }
 
@@ -123,7 +140,10 @@ static pf_status init_done(pf_err *err) {
 static pf_status init_wait(pf_err *err) {
   if (!g_init_pending) return init_failed(err);
   g_init_pending = 0;
-  pthread_join(g_init_th, NULL);
+  pthread_mutex_lock(&g_mu);
+  while (!g_started)
+    pthread_cond_wait(&g_cv, &g_mu);
+  pthread_mutex_unlock(&g_mu);
   return init_done(err);
 }
 
@@ -134,7 +154,7 @@ pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
     g_rank = g_env_rank;
     g_size = g_env_size;
     if (pthread_create(&g_init_th, NULL, init_main, NULL) == 0) {
-      g_init_pending = 1;
+      g_init_pending = g_thread = 1;
       return PF_OK;
     }
   }
@@ -147,7 +167,17 @@ pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
 
 void pf_dist_finish(void) {
   pf_err err = {0};
-  if (g_on && init_wait(&err) == PF_OK) MPI_Finalize();
+  const int ok = g_on && init_wait(&err) == PF_OK;
+  if (g_thread) { /* MPI started there: it finalizes there */
+    pthread_mutex_lock(&g_mu);
+    g_leave = ok ? 1 : 2;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    pthread_join(g_init_th, NULL);
+    g_thread = 0;
+  } else if (ok) {
+    MPI_Finalize();
+  }
   g_on = 0;
 }
 

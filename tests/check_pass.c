@@ -275,11 +275,13 @@ typedef struct seen {
   int64_t events, last_layer, layer_ok;
   int64_t order[64]; /* layer 0: the index of each event, in order */
   int64_t n_order;
+  int64_t fail_index; /* > 0: fail at layer 1 on this batch's first event */
 } seen;
 
 static pf_status seen_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
-  (void)err;
   seen *s = ud;
+  if (s->fail_index > 0 && ev->index == s->fail_index && ev->layer == 1)
+    return pf_err_set(err, PF_ERR_INVALID, "tap says no");
   uint64_t h = 1469598103934665603ull;
   const unsigned char *b = (const unsigned char *)ev->data;
   for (size_t i = 0; i < (size_t)(ev->batch * ev->seq * ev->width) * sizeof(float); i++)
@@ -406,6 +408,20 @@ START_TEST(test_groups) {
   ck_assert_int_eq(memcmp(a->hash, c->hash, sizeof a->hash), 0);
   unsetenv("PFRUN_PREFETCH");
   ck_assert_int_eq(rename(moved, shard), 0);
+  /* a tap that fails in layer 1 names the group's batches, or the batch alone */
+  p.group_taps = 1;
+  static const struct {
+    int64_t index;
+    const char *want;
+  } fails[] = {{2, "batches 0-2: layer 1: "}, {3, "batch 3: layer 1: "}};
+  for (int i = 0; i < 2; i++) {
+    memset(c, 0, sizeof *c);
+    c->fail_index = fails[i].index;
+    err = (pf_err){0};
+    ck_assert_int_ne(pf_forward_pass(f, &p, &in, &layer, &err), PF_OK);
+    ck_assert_msg(strstr(err.msg, fails[i].want) == err.msg && strstr(err.msg, "tap says no"), "%s",
+                  err.msg);
+  }
   free(a);
   free(b);
   free(c);

@@ -13,8 +13,8 @@
  *    32 rows use it). Only blocks that intersect a row's allowed keys are done.
  *  - P·V: for each key block and query row, up to 64 output columns are
  *    accumulated in registers over the allowed keys of that block (on AVX-512,
- *    4 rows at a time in groups of 64 columns and one group of 16-48, so head
- *    sizes 32, 80 or 96 take the same path as 64 and 128).
+ *    4 rows at a time in groups of 64, 32 and 16 columns, so head sizes 32, 80
+ *    or 96 take the same path as 64 and 128).
  * Rows are few when decoding (seq < 8): then scores are plain dot products with
  * the cached keys (no transpose, which would cost as much as the product).
  * The softmax is pf_softmax_row in float32 over exactly the allowed keys, so
@@ -76,9 +76,9 @@ static void qk_block64(const float *q, const float *kt, int64_t ld, int64_t hd, 
 
 /* o[0..8*nv) += sum_{j in [j0, j1]} p[j] * v[j*ld + 0..8*nv): nv accumulators
  * held in registers over the keys (inlined with a constant nv). */
-static inline __attribute__((always_inline)) void pv_cols(float *o, const float *p,
-                                                          const float *v, int64_t ld,
-                                                          int64_t j0, int64_t j1, const int nv) {
+static inline __attribute__((always_inline)) void pv_cols(float *o, const float *p, const float *v,
+                                                          int64_t ld, int64_t j0, int64_t j1,
+                                                          const int nv) {
   v8f a[8];
   for (int c = 0; c < nv; c++)
     a[c] = ld8(o + 8 * c);
@@ -93,24 +93,25 @@ static inline __attribute__((always_inline)) void pv_cols(float *o, const float 
 }
 
 /* out[c0..hd) += sum_{j in [j0, j1]} p[j] * v[j*ld + c0..hd): columns in
- * groups of up to 64, then the last hd % 8 one by one. Every output element
+ * groups of 64, 32, 16 and 8, then the last hd % 8 one by one. Every output element
  * adds its terms in key order, as one pf_axpy per key would. */
 static void pv_acc_from(float *out, const float *p, const float *v, int64_t ld, int64_t c0,
                         int64_t hd, int64_t j0, int64_t j1) {
   int64_t c = c0;
   for (; c + 64 <= hd; c += 64)
     pv_cols(out + c, p, v + c, ld, j0, j1, 8);
-  switch ((hd - c) / 8) {
-  case 7: pv_cols(out + c, p, v + c, ld, j0, j1, 7); break;
-  case 6: pv_cols(out + c, p, v + c, ld, j0, j1, 6); break;
-  case 5: pv_cols(out + c, p, v + c, ld, j0, j1, 5); break;
-  case 4: pv_cols(out + c, p, v + c, ld, j0, j1, 4); break;
-  case 3: pv_cols(out + c, p, v + c, ld, j0, j1, 3); break;
-  case 2: pv_cols(out + c, p, v + c, ld, j0, j1, 2); break;
-  case 1: pv_cols(out + c, p, v + c, ld, j0, j1, 1); break;
-  default: break;
+  if (c + 32 <= hd) { /* the rest in groups of 32, 16 and 8 (each a pass over the keys) */
+    pv_cols(out + c, p, v + c, ld, j0, j1, 4);
+    c += 32;
   }
-  c += (hd - c) / 8 * 8;
+  if (c + 16 <= hd) {
+    pv_cols(out + c, p, v + c, ld, j0, j1, 2);
+    c += 16;
+  }
+  if (c + 8 <= hd) {
+    pv_cols(out + c, p, v + c, ld, j0, j1, 1);
+    c += 8;
+  }
   for (; c < hd; c++) {
     float a = out[c];
     for (int64_t j = j0; j <= j1; j++)
@@ -175,10 +176,9 @@ static void qk4_block64(const float *const q[4], const float *kt, int64_t ld, in
 /* o[i][c0..c0+16*nv) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + c0..) for rows
  * i < 4: 4*nv accumulators, nv loads per 4*nv FMAs (inlined with a constant nv). */
 static inline __attribute__((always_inline)) void pv4_cols(float *const o[4],
-                                                           const float *const p[4],
-                                                           const float *v, int64_t ld,
-                                                           int64_t c0, int64_t j0, int64_t j1,
-                                                           const int nv) {
+                                                           const float *const p[4], const float *v,
+                                                           int64_t ld, int64_t c0, int64_t j0,
+                                                           int64_t j1, const int nv) {
   v16f a[4][4];
   for (int i = 0; i < 4; i++)
     for (int c = 0; c < nv; c++)
@@ -200,20 +200,21 @@ static inline __attribute__((always_inline)) void pv4_cols(float *const o[4],
 }
 
 /* o[i][0..hd) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + 0..hd) for rows i < 4:
- * columns in groups of 64, then one group of 16, 32 or 48, then (hd % 16) row
- * by row. Keys outside a row's range have p = 0 there and add nothing. */
+ * columns in groups of 64, then of 32 and 16, then (hd % 16) row by row. Keys outside a row's range
+ * have p = 0 there and add nothing. */
 static void pv4_acc(float *const o[4], const float *const p[4], const float *v, int64_t ld,
                     int64_t hd, int64_t j0, int64_t j1) {
   int64_t c0 = 0;
   for (; c0 + 64 <= hd; c0 += 64)
     pv4_cols(o, p, v, ld, c0, j0, j1, 4);
-  switch ((hd - c0) / 16) {
-  case 3: pv4_cols(o, p, v, ld, c0, j0, j1, 3); break;
-  case 2: pv4_cols(o, p, v, ld, c0, j0, j1, 2); break;
-  case 1: pv4_cols(o, p, v, ld, c0, j0, j1, 1); break;
-  default: break;
+  if (c0 + 32 <= hd) {
+    pv4_cols(o, p, v, ld, c0, j0, j1, 2);
+    c0 += 32;
   }
-  c0 += (hd - c0) / 16 * 16;
+  if (c0 + 16 <= hd) {
+    pv4_cols(o, p, v, ld, c0, j0, j1, 1);
+    c0 += 16;
+  }
   if (c0 < hd)
     for (int i = 0; i < 4; i++)
       pv_acc_from(o[i], p[i], v, ld, c0, hd, j0, j1);

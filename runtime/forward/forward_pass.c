@@ -326,17 +326,22 @@ static pf_status group_layer(pf_forward *f, const pf_pass *p, const group *g, in
   return PF_OK;
 }
 
+/* Name the batches [first, first + count) in an error. */
+static void prefix_batches(pf_err *err, int64_t first, int64_t count) {
+  if (count > 1)
+    pf_err_prefix(err, "batches %lld-%lld", (long long)first, (long long)(first + count - 1));
+  else
+    pf_err_prefix(err, "batch %lld", (long long)first);
+}
+
 static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_t hi, int64_t n_run,
                              pf_states *sv, progress *pr, pf_pass_info *in, const pf_ctx *ctx,
                              pf_err *err) {
   groups gs;
+  pf_stream *rd = NULL;
   pf_status s = groups_plan(p, lo, hi, &gs, err);
-  int64_t i = lo, l = -1, j = 0;
-  if (s) {
-    groups_free(&gs);
-    return s;
-  }
-  pf_stream *rd = n_run > 0 ? pf_stream_new(f->m, n_run, in->budget) : NULL;
+  if (s) goto out;
+  rd = n_run > 0 ? pf_stream_new(f->m, n_run, in->budget) : NULL;
   pf_stream_post(rd, 0); /* while the embeddings are looked up */
   in->groups = gs.n;
   in->direct = pf_stream_direct(rd);
@@ -347,44 +352,35 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
                             (long long)gs.n, gs.n == 1 ? "" : "s");
   if (in->direct && len < sizeof in->why)
     snprintf(in->why + len, sizeof in->why - len, "; layers read ahead with O_DIRECT");
-  for (i = lo; !s && i < hi; i++) {
+  for (int64_t i = lo; !s && i < hi; i++) {
     const pf_batch *b = &p->batches[i];
-    if ((s = pf_fwd_begin_batch(f, b, err))) break;
+    if ((s = pf_fwd_begin_batch(f, b, err))) {
+      prefix_batches(err, i, 1);
+      break;
+    }
     pf_fwd_embed(f, b->ids, b->batch * b->seq);
-    if ((s = pf_states_put(sv, i, f->x, err))) break;
+    if ((s = pf_states_put(sv, i, f->x, err))) prefix_batches(err, i, 1);
   }
   pf_tensor_release_pages(f->m->embed_tokens);
-  if (s) {
-    pf_stream_free(rd);
-    goto fail;
-  }
-  for (l = 0; !s && l < n_run; l++) {
+  for (int64_t l = 0; !s && l < n_run; l++) {
     const pf_layer *own = f->layers[l].w;
     if (rd) f->layers[l].w = pf_stream_wait(rd, l);
     if (l + 1 < n_run) pf_stream_post(rd, l + 1);
-    for (j = 0; !s && j < gs.n; j++)
-      s = group_layer(f, p, &gs.g[j], l, sv, pr, ctx, err);
+    for (int64_t j = 0; !s && j < gs.n; j++)
+      if ((s = group_layer(f, p, &gs.g[j], l, sv, pr, ctx, err)))
+        prefix_batches(err, gs.g[j].first, gs.g[j].count);
     f->layers[l].w = own;
     if (!s) release_layer(own);
   }
   pf_stream_free(rd);
-  if (s) {
-    const group *g = &gs.g[j - 1];
-    if (g->count > 1)
-      pf_err_prefix(err, "batches %lld-%lld", (long long)g->first,
-                    (long long)(g->first + g->count - 1));
-    else
-      pf_err_prefix(err, "batch %lld", (long long)g->first);
-    groups_free(&gs);
-    return s;
-  }
-  for (i = lo; !s && p->final_fn && i < hi; i++)
+  rd = NULL;
+  for (int64_t i = lo; !s && p->final_fn && i < hi; i++)
     if ((s = pf_fwd_begin_batch(f, &p->batches[i], err)) || (s = pf_states_get(sv, i, f->x, err)) ||
         (s = final_of(f, p, i, err)))
-      break;
-fail:
+      prefix_batches(err, i, 1);
+out:
+  pf_stream_free(rd);
   groups_free(&gs);
-  if (s) pf_err_prefix(err, "batch %lld", (long long)(i < p->n ? i : p->n - 1));
   return s;
 }
 

@@ -410,6 +410,42 @@ START_TEST(test_selfmade_bytelevel) {
   ck_assert_str_eq(s, "\xEF\xBF\xBD");
   free(s);
   EXPECT(tok, "qq", 0, 113, 113); /* no merge builds "qq" */
+  /* 6000 distinct words: the word cache's slot table grows several times; the
+   * text encodes the same from a full cache, and as the words one by one from a
+   * fresh tokenizer */
+  const size_t nwords = 6000;
+  char *text = malloc(nwords * 8 + 1);
+  size_t tl = 0;
+  for (size_t w = 0; w < nwords; w++) {
+    text[tl++] = ' ';
+    for (size_t k = w + 7 * 7 * 7 * 7; k; k /= 7)
+      text[tl++] = "helowrd"[k % 7];
+  }
+  text[tl] = '\0';
+  int32_t *first, *again;
+  const size_t n1 = encode(tok, text, tl, 0, &first);
+  const size_t n2 = encode(tok, text, tl, 0, &again);
+  ck_assert_uint_eq(n1, n2);
+  ck_assert_int_eq(memcmp(first, again, n1 * sizeof *first), 0);
+  pf_tokenizer *fresh = load_ok(root);
+  size_t at = 0;
+  for (size_t a = 0; a < tl;) {
+    size_t z = a + 1;
+    while (z < tl && text[z] != ' ')
+      z++;
+    int32_t *one;
+    const size_t n = encode(fresh, text + a, z - a, 0, &one);
+    ck_assert_uint_le(at + n, n1);
+    ck_assert_int_eq(memcmp(first + at, one, n * sizeof *one), 0);
+    at += n;
+    free(one);
+    a = z;
+  }
+  ck_assert_uint_eq(at, n1);
+  pf_tokenizer_free(fresh);
+  free(first);
+  free(again);
+  free(text);
   pf_tokenizer_free(tok);
   free(path);
   /* ignore_merges: a pre-token that is itself in the vocabulary is emitted as is */

@@ -10,8 +10,11 @@
  *
  * Tables are open addressing with linear probing, sized at load time to a load
  * factor <= 1/2. Results of pre-tokens up to CACHE_KEY_MAX bytes are cached (HF
- * caches too); the cache is cleared wholesale when it reaches CACHE_MAX_ENTRIES,
- * which bounds its memory at a few tens of MB.
+ * caches too); its slot table starts small and doubles with the entries (a
+ * table sized for the maximum up front costs ~1000 page faults, each first read
+ * of a zero page and then a write to it, on every tokenizer load); the cache is
+ * cleared wholesale when it reaches CACHE_MAX_ENTRIES, which bounds its memory
+ * at a few tens of MB.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 
 #define CACHE_KEY_MAX 256
 #define CACHE_MAX_ENTRIES ((size_t)1 << 18)
+#define CACHE_MIN_SLOTS ((size_t)1 << 12)
 
 typedef struct vocab_entry {
   const char *s; /* into the arena */
@@ -563,26 +567,38 @@ static const cache_entry *cache_find(const pf_tk_bpe *b, const char *s, size_t n
   }
 }
 
+/* The slot table: CACHE_MIN_SLOTS at first, doubled (entries placed again)
+ * whenever it would pass a load factor of 1/2, up to 2 * CACHE_MAX_ENTRIES;
+ * a small text touches a small table. 0 when the table could not grow. */
+static int cache_room(pf_tk_bpe *b) {
+  const size_t slots = b->cslot ? b->cmask + 1 : 0;
+  if (slots && 2 * (b->n_ce + 1) <= slots) return 1;
+  const size_t want = slots ? 2 * slots : CACHE_MIN_SLOTS;
+  if (want > 2 * CACHE_MAX_ENTRIES) return 0;
+  uint32_t *t = calloc(want, sizeof *t);
+  if (!t) return 0;
+  for (size_t e = 0; e < b->n_ce; e++) {
+    size_t i = b->ce[e].hash & (want - 1);
+    while (t[i])
+      i = (i + 1) & (want - 1);
+    t[i] = (uint32_t)(e + 1);
+  }
+  free(b->cslot);
+  b->cslot = t;
+  b->cmask = want - 1;
+  return 1;
+}
+
 /* Best effort: a failed allocation only means the word is not cached. */
 static void cache_put(pf_tk_bpe *b, const char *s, size_t n, uint64_t h) {
-  if (!b->cslot) {
-    b->cmask = 2 * CACHE_MAX_ENTRIES - 1;
-    b->cslot = calloc(b->cmask + 1, sizeof *b->cslot);
-    b->ce = malloc(CACHE_MAX_ENTRIES * sizeof *b->ce);
-    if (!b->cslot || !b->ce) {
-      free(b->cslot);
-      free(b->ce);
-      b->cslot = NULL;
-      b->ce = NULL;
-      return;
-    }
-  }
+  if (!b->ce && !(b->ce = malloc(CACHE_MAX_ENTRIES * sizeof *b->ce))) return;
   if (b->n_ce == CACHE_MAX_ENTRIES) { /* full: start over */
     memset(b->cslot, 0, (b->cmask + 1) * sizeof *b->cslot);
     b->n_ce = 0;
     b->ckeys.n = 0;
     b->cids.n = 0;
   }
+  if (!cache_room(b)) return;
   cache_entry c = {h, (uint32_t)b->ckeys.n, (uint32_t)n, (uint32_t)b->cids.n, (uint32_t)b->word.n};
   if (pf_tk_buf_put(&b->ckeys, s, n)) return;
   if (pf_tk_ids_append(&b->cids, b->word.v, b->word.n)) {

@@ -54,8 +54,14 @@ pf_data_opts pf_params_data_opts(const pf_value *params);
 
 /* The tokenizer of a model: tokenizer.json in its source folder. Errors name the
  * folder; a tokenizer whose ids do not fit the model's vocabulary is an error
- * ("tokenizer has 32000 ids but the model's embedding has 512 rows"). */
+ * ("tokenizer has 32000 ids but the model's embedding has 512 rows"). The last
+ * one loaded is kept and handed out again (a new hold, released with
+ * pf_tokenizer_free) while its files are unchanged; ops run one at a time. */
 pf_status pf_model_tokenizer(const pf_model *m, pf_tokenizer **out, pf_err *err);
+/* Drop the kept tokenizer (tests; the process end frees it otherwise). */
+void pf_model_tokenizer_forget(void);
+/* How many times a tokenizer was read from its files (tests). */
+long pf_model_tokenizer_loads(void);
 
 /* Tokenizer + dataset for op params holding the PF_DATA_PARAMS. */
 pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokenizer **tok,

@@ -3,9 +3,12 @@
  * pruning sharing tensors, dry runs that read and write nothing, score,
  * analyze (numbers worked out by hand for llama-tiny), and op error paths.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "fsutil.h"
 #include "model.h"
@@ -431,6 +434,65 @@ END_TEST
 /* A model whose embedding is larger than its tokenizer (the synthetic tiny
  * models: 320 ids, 289 tokens) can generate ids with no token: they are left
  * out of the text (as HF decode does) and counted, not an error. */
+/* The tokenizer is kept between ops: the same one while its files are
+ * unchanged, a new one once tokenizer.json changes; every hold is released by
+ * its own pf_tokenizer_free (ASan sees a use after free otherwise). */
+START_TEST(test_tokenizer_kept_between_ops) {
+  char *dir = pf_test_synth("llama-tiny", 11, NULL);
+  pf_value *r = load(dir);
+  pf_model *m = pf_map_model(r, "model");
+  pf_err err = {0};
+  pf_model_tokenizer_forget();
+  const long loads = pf_model_tokenizer_loads();
+  pf_tokenizer *a = NULL, *b = NULL, *c = NULL;
+  ck_assert_int_eq(pf_model_tokenizer(m, &a, &err), PF_OK);
+  ck_assert_int_eq(pf_model_tokenizer(m, &b, &err), PF_OK);
+  ck_assert_ptr_eq(a, b);
+  ck_assert_int_eq(pf_model_tokenizer_loads(), loads + 1);
+  pf_tokenizer_free(a);
+  int32_t *ids = NULL;
+  size_t n = 0;
+  ck_assert_int_eq(pf_tokenizer_encode(b, "the cat sat", 11, 1, &ids, &n, &err), PF_OK);
+  ck_assert_uint_gt(n, 2);
+  free(ids);
+  pf_tokenizer_free(b);
+  /* the file rewritten (same bytes, another modification time): loaded again */
+  char *path = pf_path_join(dir, "tokenizer.json"), *bytes = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(pf_read_file(path, 1 << 26, &bytes, &len, &err), PF_OK);
+  ck_assert_int_eq(unlink(path), 0);
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+  fclose(f);
+  const struct timespec when[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+  ck_assert_int_eq(utimensat(AT_FDCWD, path, when, 0), 0);
+  ck_assert_int_eq(pf_model_tokenizer(m, &c, &err), PF_OK);
+  ck_assert_int_eq(pf_model_tokenizer_loads(), loads + 2);
+  pf_tokenizer *d = NULL;
+  ck_assert_int_eq(pf_model_tokenizer(m, &d, &err), PF_OK);
+  ck_assert_ptr_eq(c, d);
+  ck_assert_int_eq(pf_model_tokenizer_loads(), loads + 2);
+  ck_assert_int_eq(pf_tokenizer_encode(c, "the cat sat", 11, 1, &ids, &n, &err), PF_OK);
+  free(ids);
+  pf_tokenizer_free(c);
+  pf_tokenizer_free(d);
+  /* a tokenizer.json that no longer loads is an error, not the kept one */
+  f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  fputs("{\"model\": ", f);
+  fclose(f);
+  pf_tokenizer *e = NULL;
+  ck_assert_int_ne(pf_model_tokenizer(m, &e, &err), PF_OK);
+  ck_assert_ptr_null(e);
+  pf_model_tokenizer_forget();
+  free(bytes);
+  free(path);
+  pf_value_release(r);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 START_TEST(test_generate_ids_without_token) {
   char *dir = pf_test_synth("llama-tiny", 11, NULL);
   pf_value *r = load(dir); /* the generate op reads the tokenizer from the folder */
@@ -479,6 +541,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(t, test_save_errors);
   tcase_add_test(t, test_analyze_by_hand);
   tcase_add_test(t, test_generate_ids_without_token);
+  tcase_add_test(t, test_tokenizer_kept_between_ops);
   suite_add_tcase(s, t);
   return s;
 }

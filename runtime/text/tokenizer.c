@@ -32,6 +32,7 @@ struct pf_tokenizer {
   /* encode scratch */
   pf_tk_buf nbuf;
   pf_tk_pieces pa, pb;
+  int refs; /* holders: pf_tokenizer_ref adds one, pf_tokenizer_free drops one */
 };
 
 static pf_status encode_segment(pf_tokenizer *t, const char *s, size_t n, int at_start,
@@ -189,8 +190,13 @@ int32_t pf_tokenizer_token_id(const pf_tokenizer *t, const char *token) {
 
 /* ---- loading ---- */
 
+pf_tokenizer *pf_tokenizer_ref(pf_tokenizer *t) {
+  if (t) t->refs++;
+  return t;
+}
+
 void pf_tokenizer_free(pf_tokenizer *t) {
-  if (!t) return;
+  if (!t || --t->refs > 0) return;
   pf_tk_norm_free(t->norm);
   pf_tk_pre_free(t->pre);
   pf_tk_dec_free(t->dec);
@@ -496,6 +502,7 @@ pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err) {
     s = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     goto fail;
   }
+  t->refs = 1;
   char *slash = strrchr(dir, '/');
   if (slash) {
     *slash = 0;

@@ -60,8 +60,12 @@ typedef struct pf_tokenizer pf_tokenizer;
  * The caller owns *out and releases it with pf_tokenizer_free. */
 pf_status pf_tokenizer_load(const char *path, pf_tokenizer **out, pf_err *err);
 
-/* Release everything; NULL is fine. */
+/* Release the caller's hold; the last one releases everything. NULL is fine. */
 void pf_tokenizer_free(pf_tokenizer *tok);
+/* One more holder of tok (released with pf_tokenizer_free); returns tok. A
+ * tokenizer is used by one thread at a time (encode keeps scratch and a word
+ * cache in it). */
+pf_tokenizer *pf_tokenizer_ref(pf_tokenizer *tok);
 
 /* Encode `len` bytes of UTF-8 `text` (need not be NUL-terminated; may contain NUL).
  * add_special != 0 applies the post-processor (e.g. prepends <s> or

@@ -152,13 +152,8 @@ static void *stream_main(void *arg) {
   return NULL;
 }
 
-void pf_stream_free(pf_stream *st) {
-  if (!st) return;
-  pthread_mutex_lock(&st->mu);
-  st->stop = 1;
-  pthread_cond_broadcast(&st->cv);
-  pthread_mutex_unlock(&st->mu);
-  pthread_join(st->th, NULL);
+/* Everything but the thread: the lock, the descriptors, the buffers, st. */
+static void stream_release(pf_stream *st) {
   pthread_mutex_destroy(&st->mu);
   pthread_cond_destroy(&st->cv);
   for (int i = 0; i < st->n_files; i++)
@@ -166,6 +161,16 @@ void pf_stream_free(pf_stream *st) {
   free(st->s[0].buf);
   free(st->s[1].buf);
   free(st);
+}
+
+void pf_stream_free(pf_stream *st) {
+  if (!st) return;
+  pthread_mutex_lock(&st->mu);
+  st->stop = 1;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+  pthread_join(st->th, NULL);
+  stream_release(st);
 }
 
 pf_stream *pf_stream_new(const pf_model *m, int64_t n_run, uint64_t budget) {
@@ -206,13 +211,7 @@ pf_stream *pf_stream_new(const pf_model *m, int64_t n_run, uint64_t budget) {
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->cv, NULL);
   if (pthread_create(&st->th, NULL, stream_main, st) != 0) {
-    pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->cv);
-    for (int i = 0; i < st->n_files; i++)
-      if (st->files[i].fd >= 0) close(st->files[i].fd);
-    free(b0);
-    free(b1);
-    free(st);
+    stream_release(st);
     return NULL;
   }
   return st;

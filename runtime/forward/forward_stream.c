@@ -199,8 +199,8 @@ pf_stream *pf_stream_new(const pf_model *m, int64_t n_run, uint64_t budget) {
   if (!forced && budget && 2 * (uint64_t)st->buf_bytes > budget / 4)
     st->buf_bytes = 0; /* two layers would take more than a quarter of the budget: the page
                           cache (which the kernel can take back) holds the read-ahead instead */
-  if (st->buf_bytes && (posix_memalign(&b0, ALIGN, st->buf_bytes) ||
-                        posix_memalign(&b1, ALIGN, st->buf_bytes))) {
+  if (st->buf_bytes &&
+      (posix_memalign(&b0, ALIGN, st->buf_bytes) || posix_memalign(&b1, ALIGN, st->buf_bytes))) {
     free(b0); /* no room for two layers: fault the pages in instead */
     b0 = NULL;
     st->buf_bytes = 0;

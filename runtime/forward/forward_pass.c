@@ -237,7 +237,7 @@ typedef struct group {
 typedef struct groups {
   group *g;
   int64_t n;
-  int32_t *ids, *mask;   /* the merged batches' ids and masks */
+  int32_t *ids, *mask;    /* the merged batches' ids and masks */
   pf_fwd_member *members; /* [hi - lo] */
 } groups;
 

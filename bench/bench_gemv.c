@@ -13,6 +13,11 @@
  *   read 4 streams  each thread reads 4 rows of 4 KiB side by side (the old GEMV's
  *                   access pattern: 4 output rows at a time)
  *   gemv m=1, m=4   pf_gemm_xwt forced onto the GEMV path over the 32 matrices
+ *   decode          the 7 products of 8 Llama-3.2-1B-shaped layers at m = 1 (56 calls
+ *                   of 2-32 MiB, what one decode token does), with the threads taking
+ *                   chunks of W's rows in turn (1 MiB, the default; 256 KiB; 4 MiB)
+ *                   and with one contiguous share each (pf_kern_gemv_chunk_bytes = 0,
+ *                   the former split)
  * and keeps the best of each. Reported: GB/s and the ratio to "read 1 stream" over
  * the same memory. Threads: OMP_NUM_THREADS / all cores.
  */
@@ -82,6 +87,26 @@ static void gemv_pass(const char *buf, int64_t m, const float *x, float *y) {
     }
 }
 
+/* One decode token's products over `layers` layers of the Llama-3.2-1B shape (q, k,
+ * v, o, gate, up, down: 7 products of 2-32 MiB each, a barrier after each), W taken
+ * from buf one after the other; returns the bytes read. */
+static size_t decode_pass(const char *buf, int layers, const float *x, float *y) {
+  static const int64_t shape[7][2] = {{2048, 2048}, {512, 2048},  {512, 2048}, {2048, 2048},
+                                      {8192, 2048}, {8192, 2048}, {2048, 8192}};
+  size_t off = 0;
+  pf_err err;
+  for (int l = 0; l < layers; l++)
+    for (int p = 0; p < 7; p++) {
+      const int64_t n = shape[p][0], k = shape[p][1];
+      if (pf_gemm_xwt(1, n, k, x, k, buf + off, PF_DTYPE_BF16, k, NULL, 0, y, n, NULL, &err)) {
+        fprintf(stderr, "bench_gemv: %s\n", err.msg);
+        exit(1);
+      }
+      off += (size_t)(n * k * 2);
+    }
+  return off;
+}
+
 typedef struct memory {
   const char *name;
   const char *buf;
@@ -143,9 +168,19 @@ int main(int argc, char **argv) {
   const memory mem[3] = {{"file mapping (page cache)", file},
                          {"heap, 4 KiB pages", heap},
                          {"heap, MADV_HUGEPAGE", huge}};
-  enum { NMEAS = 4 };
-  const char *meas[NMEAS] = {"read, 1 stream/thread", "read, 4 streams/thread (4 KiB rows)",
-                             "gemv m=1 BF16", "gemv m=4 BF16"};
+  enum { NMEAS = 8 };
+  const char *meas[NMEAS] = {"read, 1 stream/thread",
+                             "read, 4 streams/thread (4 KiB rows)",
+                             "gemv m=1 BF16",
+                             "gemv m=4 BF16",
+                             "decode m=1, 1 MiB chunks (default)",
+                             "decode m=1, 256 KiB chunks",
+                             "decode m=1, 4 MiB chunks",
+                             "decode m=1, one share/thread"};
+  const size_t chunk[NMEAS] = {0, 0, 0, 0, 1u << 20, 256u << 10, 4u << 20, 0};
+  const int dec_layers = 8; /* 8 x 121.6 MB of the 1 GiB */
+  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0};
+  const size_t chunk_default = pf_kern_gemv_chunk_bytes;
   const pf_isa best_isa = pf_kernels_isa();
   const int nisa = best_isa - PF_ISA_AVX2 + 1;
   double best[3][2][NMEAS];
@@ -165,6 +200,11 @@ int main(int argc, char **argv) {
           if (c == 1) read_pass(mem[mi].buf, TOTAL, 4, 4096);
           if (c == 2) gemv_pass(mem[mi].buf, 1, x, y);
           if (c == 3) gemv_pass(mem[mi].buf, 4, x, y);
+          if (c >= 4) {
+            pf_kern_gemv_chunk_bytes = chunk[c];
+            bytes[c] = decode_pass(mem[mi].buf, dec_layers, x, y);
+            pf_kern_gemv_chunk_bytes = chunk_default;
+          }
           t = now() - t;
           if (t < best[mi][is][c]) best[mi][is][c] = t;
         }
@@ -179,7 +219,7 @@ int main(int argc, char **argv) {
     printf("  %s\n", mem[mi].name);
     for (int c = 0; c < NMEAS; c++)
       for (int is = 0; is < (c < 2 ? 1 : nisa); is++) {
-        const double g = (double)TOTAL / best[mi][is][c] / 1e9;
+        const double g = (double)bytes[c] / best[mi][is][c] / 1e9;
         printf("    %-38s %-6s %6.1f GB/s  %5.1f %% of read\n", meas[c],
                c < 2 ? "" : pf_isa_name((pf_isa)(PF_ISA_AVX2 + is)), g, 100.0 * g / bw);
       }

@@ -424,6 +424,59 @@ START_TEST(test_matmul_setting) {
 }
 END_TEST
 
+/* The GEMV threads take chunks of W's rows in turn (pf_kern_gemv_chunk_bytes):
+ * whatever the chunk size, including chunks of one 4-row group, chunks that do
+ * not divide n, and the former one share per thread (0), every output is the
+ * same bits, and within the tolerance of the twin. m up to PF_GEMV_MAX_M with the
+ * f32 matmul (so BF16 weights stay on the GEMV path), under every ISA. */
+START_TEST(test_gemv_chunks_same_bits) {
+  static const int64_t shapes[][3] = {
+      {1, 301, 67}, {3, 1030, 129}, {4, 97, 2051}, {5, 300, 130}, {16, 530, 257}};
+  const size_t chunks[] = {0, 64, 4096, 100000, (size_t)1 << 20};
+  const pf_dtype dts[3] = {PF_DTYPE_F32, PF_DTYPE_BF16, PF_DTYPE_F16};
+  pf_isa levels[3];
+  const int nl = isa_levels(levels);
+  const size_t chunk_prev = pf_kern_gemv_chunk_bytes;
+  const pf_matmul mm_prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  rng_seed(5);
+  for (int l = 0; l < nl; l++) {
+    const pf_isa prev = pf_kernels_set_isa(levels[l]);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+      for (int d = 0; d < 3; d++) {
+        const int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *x = falloc(m * k), *bias = falloc(n), *y0 = falloc(m * n), *y = falloc(m * n);
+        void *w = make_weights(dts[d], n * k);
+        fill(x, m * k, -1.0f, 1.0f);
+        fill(bias, n, -1.0f, 1.0f);
+        fill(y0, m * n, -1.0f, 1.0f);
+        memcpy(y, y0, (size_t)(m * n) * sizeof(float));
+        pf_err err;
+        pf_kern_gemv_chunk_bytes = 0;
+        ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, y0, n, NULL, &err),
+                         PF_OK);
+        for (size_t c = 1; c < sizeof chunks / sizeof chunks[0]; c++) {
+          float *yc = falloc(m * n);
+          memcpy(yc, y, (size_t)(m * n) * sizeof(float));
+          pf_kern_gemv_chunk_bytes = chunks[c];
+          ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, yc, n, NULL, &err),
+                           PF_OK);
+          ck_assert_msg(memcmp(yc, y0, (size_t)(m * n) * sizeof(float)) == 0,
+                        "gemv %lldx%lldx%lld %s isa=%s: chunks of %zu bytes change the result",
+                        (long long)m, (long long)n, (long long)k, dt_name(dts[d]),
+                        pf_isa_name(levels[l]), chunks[c]);
+          free(yc);
+        }
+        pf_kern_gemv_chunk_bytes = 64;
+        check_gemm_case(m, n, k, dts[d], 1, 0.5f, 1, NULL);
+        free(x), free(bias), free(y0), free(y), free(w);
+      }
+    pf_kernels_set_isa(prev);
+  }
+  pf_kern_gemv_chunk_bytes = chunk_prev;
+  pf_kernels_set_matmul(mm_prev);
+}
+END_TEST
+
 /* Several panels (n above the panel height, at least 512 rows) on the GEMM path. */
 START_TEST(test_gemm_multi_panel) {
   rng_seed(2);
@@ -845,6 +898,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_gemm_dpbf16_shapes);
   tcase_add_test(tc, test_matmul_setting);
   tcase_add_test(tc, test_gemm_multi_panel);
+  tcase_add_test(tc, test_gemv_chunks_same_bits);
   tcase_add_loop_test(tc, test_workspace_reused, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
   tcase_add_test(tc, test_linear_tensor);
   tcase_add_test(tc, test_linear_errors);

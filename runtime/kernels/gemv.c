@@ -5,8 +5,8 @@
  * bound by reading W (2 bytes per weight in BF16), not by arithmetic. BLIS would
  * need W widened to float32 first (2x the bytes, plus a write), so we stream W
  * once, widening in registers: BF16 -> F32 is a 16-bit left shift, F16 -> F32 is
- * vcvtph2ps (F16C / AVX-512F). Each thread takes a contiguous block of output
- * rows (contiguous bytes of W) and computes them one row at a time, the k loop
+ * vcvtph2ps (F16C / AVX-512F). The threads take ~1 MiB chunks of output rows
+ * (contiguous bytes of W) in turn and compute them one row at a time, the k loop
  * unrolled 4 times so 4*M independent accumulators hide the FMA latency, each
  * loaded weight vector feeding the M rows of x. One row at a time matters: it
  * keeps each thread's reads of W one sequential stream. The previous kernel
@@ -247,26 +247,51 @@ static int64_t cache_rows(int64_t k, pf_dtype wdt) {
   return rows < 4 ? 4 : rows & ~(int64_t)3;
 }
 
+/* Rows a thread takes at a time: whole 4-row groups, ~pf_kern_gemv_chunk_bytes
+ * of W (one sequential stream long enough for the prefetchers; 256 KiB was
+ * slower than one share per thread). Threads take chunks in turn (dynamic) rather than one share
+ * each: on a shared or virtualised CPU one thread is often slowed for a while,
+ * and with fixed shares the other then waits for it at the end of every product
+ * (6-8 % of a decode's samples were that wait on Zen 5, bench/README.md). Which
+ * thread computes a row does not change its arithmetic: the results are the same. */
+size_t pf_kern_gemv_chunk_bytes = (size_t)1 << 20;
+
+/* Output rows [b0, b1): for m > 4 in cache blocks of rb rows, each block passed
+ * by every group of 4 x rows. */
+static void gemv_rows(const gemv_args *all, pf_dtype wdt, int64_t rb, int64_t b0, int64_t b1) {
+  for (int64_t c0 = b0; c0 < b1; c0 += rb) {
+    const int64_t c1 = b1 - c0 < rb ? b1 : c0 + rb;
+    for (int64_t g = 0; g < all->m; g += 4) {
+      gemv_args a = *all;
+      a.m = all->m - g < 4 ? all->m - g : 4;
+      a.x += g * all->ldx;
+      a.y += g * all->ldy;
+      pick(pf_kern_isa_level, wdt, a.m)(&a, c0, c1);
+    }
+  }
+}
+
 void pf_kern_gemv(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const void *w,
                   pf_dtype wdt, int64_t ldw, const float *bias, float beta, float *y, int64_t ldy) {
   const int64_t rb = m > 4 ? cache_rows(k, wdt) : n;
   const int par = n * k >= PF_KERN_PAR_MIN && n >= 8;
+  const gemv_args all = {m, n, k, x, ldx, w, ldw, bias, beta, y, ldy};
+  if (pf_kern_gemv_chunk_bytes) {
+    int64_t cr = (int64_t)pf_kern_gemv_chunk_bytes / (k * (int64_t)pf_dtype_size(wdt));
+    cr = cr < 4 ? 4 : cr & ~(int64_t)3;
+    const int64_t chunks = (n + cr - 1) / cr;
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+    for (int64_t c = 0; c < chunks; c++)
+      gemv_rows(&all, wdt, rb, c * cr, n - c * cr < cr ? n : c * cr + cr);
+    return;
+  }
 #pragma omp parallel if (par)
   {
-    /* Contiguous blocks of whole 4-row groups per thread. */
+    /* The former split: contiguous blocks of whole 4-row groups per thread. */
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t groups = (n + 3) / 4;
-    int64_t r0 = groups * t / nt * 4, r1 = groups * (t + 1) / nt * 4;
-    if (r0 > n) r0 = n;
-    if (r1 > n) r1 = n;
-    for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-      const int64_t b1 = r1 - b0 < rb ? r1 : b0 + rb;
-      for (int64_t g = 0; g < m; g += 4) {
-        const int64_t gm = m - g < 4 ? m - g : 4;
-        const gemv_args a = {gm, n, k, x + g * ldx, ldx, w, ldw, bias, beta, y + g * ldy, ldy};
-        pick(pf_kern_isa_level, wdt, gm)(&a, b0, b1);
-      }
-    }
+    const int64_t r0 = groups * t / nt * 4, r1 = groups * (t + 1) / nt * 4;
+    gemv_rows(&all, wdt, rb, r0 < n ? r0 : n, r1 < n ? r1 : n);
   }
 }
 

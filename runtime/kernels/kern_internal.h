@@ -30,6 +30,10 @@ void pf_kern_widen_rows(float *dst, const void *w, pf_dtype wdt, int64_t ldw, in
 
 /* Largest m sent to the GEMV path (default PF_GEMV_MAX_M; bench_gemm sweeps it). */
 extern int64_t pf_kern_gemv_max_m;
+/* GEMV at m <= 4: threads take chunks of about this many bytes of W's rows in
+ * turn (default 1 MiB); 0: each thread one contiguous share (the former split).
+ * bench_gemv compares them. */
+extern size_t pf_kern_gemv_chunk_bytes;
 /* BF16 weights with more rows than this go to AMX when it is active (default
  * PF_AMX_MIN_M; checked before the GEMV threshold). */
 extern int64_t pf_kern_amx_min_m;

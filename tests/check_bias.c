@@ -115,6 +115,75 @@ START_TEST(test_activations_tiny) {
 }
 END_TEST
 
+/* The activations are views into shared blocks (pf_bias_capture_block): with
+ * blocks so small that a capture spans many of them, every tensor has the same
+ * bytes as with one block; and each result can be released on its own while
+ * the other's tensors are still read (their blocks live on). */
+/* Tensors of a pair's two maps (act1, act2) sorted by address: returns how many
+ * do not start where the previous one ends (rounded up to 64 bytes), i.e. the
+ * number of times the capture went on in another block. */
+static size_t block_changes(const pf_value *pair) {
+  const pf_tensor *ts[256];
+  size_t n = 0;
+  for (int k = 0; k < 2; k++) {
+    const pf_value *a = pf_map_get(pair, k ? "act2" : "act1");
+    for (size_t j = 0; j < a->u.map.len && n < 256; j++)
+      ts[n++] = a->u.map.vals[j]->u.tensor;
+  }
+  for (size_t i = 1; i < n; i++) /* insertion sort by address */
+    for (size_t j = i; j > 0 && (uintptr_t)ts[j]->data < (uintptr_t)ts[j - 1]->data; j--) {
+      const pf_tensor *t = ts[j];
+      ts[j] = ts[j - 1];
+      ts[j - 1] = t;
+    }
+  size_t changes = 0;
+  for (size_t i = 1; i < n; i++) {
+    const uintptr_t end = (uintptr_t)ts[i - 1]->data + ts[i - 1]->nbytes;
+    if ((uintptr_t)ts[i]->data != ((end + 63) & ~(uintptr_t)63)) changes++;
+  }
+  return changes;
+}
+
+/* The activations are views into shared blocks (pf_bias_capture_block): by
+ * default one pair's tensors lie back to back in one block; with blocks so
+ * small that the capture spans many, every tensor has the same bytes; and each
+ * result can be released on its own while the other's tensors are still read
+ * (their blocks live on). */
+START_TEST(test_activations_blocks) {
+  pf_model *m = load_tiny();
+  const size_t prev = pf_bias_capture_block;
+  pf_value *one = activations(m, one_pair("The dog sat on the mat", "The cat sat"), "all", NULL);
+  pf_bias_capture_block = 1; /* blocks of 16 tensors */
+  pf_value *many = activations(m, one_pair("The dog sat on the mat", "The cat sat"), "all", NULL);
+  pf_bias_capture_block = prev;
+  const pf_value *p1 = pf_map_get(one, "pairs")->u.list.items[0];
+  const pf_value *p2 = pf_map_get(many, "pairs")->u.list.items[0];
+  for (int k = 0; k < 2; k++) {
+    const pf_value *a = pf_map_get(p1, k ? "act2" : "act1"),
+                   *b = pf_map_get(p2, k ? "act2" : "act1");
+    ck_assert_uint_eq(a->u.map.len, b->u.map.len);
+    for (size_t j = 0; j < a->u.map.len; j++) {
+      const pf_tensor *x = a->u.map.vals[j]->u.tensor, *y = b->u.map.vals[j]->u.tensor;
+      ck_assert_str_eq(a->u.map.keys[j], b->u.map.keys[j]);
+      ck_assert(x->shape[0] == y->shape[0] && x->shape[1] == y->shape[1]);
+      ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s", a->u.map.keys[j]);
+    }
+  }
+  const size_t n = 2 * pf_map_get(p1, "act1")->u.map.len;
+  ck_assert_uint_eq(block_changes(p1), 0);
+  ck_assert_uint_ge(block_changes(p2), (n - 1) / 16);
+  pf_value_release(one);
+  const pf_value *a = pf_map_get(p2, "act1"); /* `many` still readable on its own */
+  const pf_tensor *t = a->u.map.vals[a->u.map.len - 1]->u.tensor;
+  float sum = 0;
+  for (int64_t i = 0; i < pf_tensor_numel(t); i++)
+    sum += ((const float *)t->data)[i];
+  ck_assert(isfinite(sum));
+  pf_value_release(many);
+  pf_model_release(m);
+}
+END_TEST
+
 START_TEST(test_activations_all_down_proj_input) {
   pf_model *m = load_tiny();
   pf_value *t = pf_value_list();
@@ -429,6 +498,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_tensor_value_lua);
   tcase_add_test(tc, test_neuron_bias_op);
   tcase_add_test(tc, test_batch_matches_single);
+  tcase_add_test(tc, test_activations_blocks);
   tcase_add_test(tc, test_dry_run);
   tcase_add_test(tc, test_stories);
   suite_add_tcase(s, tc);

@@ -229,6 +229,33 @@ START_TEST(test_storage_heap) {
 }
 END_TEST
 
+/* Large heap storage (its own mapping in release builds, huge pages advised):
+ * zeroed, writable to its last byte, not a file mapping, views work, and the
+ * sizes just below and at the threshold behave alike. */
+START_TEST(test_storage_heap_large) {
+  const size_t sizes[3] = {PF_HEAP_HUGE_MIN - 1, PF_HEAP_HUGE_MIN, 3 * PF_HEAP_HUGE_MIN + 12345};
+  for (int k = 0; k < 3; k++) {
+    pf_storage *s = NULL;
+    pf_err err = {0};
+    ck_assert_int_eq(pf_storage_new_heap(sizes[k], &s, &err), PF_OK);
+    ck_assert_uint_eq(pf_storage_size(s), sizes[k]);
+    ck_assert_int_eq(pf_storage_is_mapped(s), 0);
+    unsigned char *p = pf_storage_data(s);
+    for (size_t i = 0; i < sizes[k]; i += 997)
+      ck_assert_uint_eq(p[i], 0);
+    ck_assert_uint_eq(p[sizes[k] - 1], 0);
+    memset(p, 0xab, sizes[k]);
+    const int64_t shape[1] = {(int64_t)(sizes[k] / 4)};
+    pf_tensor *t = NULL;
+    ck_assert_int_eq(pf_tensor_view(s, 0, PF_DTYPE_F32, 1, shape, &t, &err), PF_OK);
+    pf_storage_release(s); /* the view keeps it */
+    ck_assert_ptr_nonnull(pf_tensor_mutable_data(t));
+    ck_assert_uint_eq(((const unsigned char *)t->data)[t->nbytes - 1], 0xab);
+    pf_tensor_release(t);
+  }
+}
+END_TEST
+
 START_TEST(test_storage_map) {
   char *dir = pf_test_tmpdir("tensor");
   char *path = pf_path_join(dir, "blob.bin"), *empty = pf_path_join(dir, "empty.bin");
@@ -474,6 +501,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_f16_random_nearest);
   tcase_add_test(tc, test_convert_bulk_matches_scalar);
   tcase_add_test(tc, test_storage_heap);
+  tcase_add_test(tc, test_storage_heap_large);
   tcase_add_test(tc, test_storage_map);
   tcase_add_test(tc, test_view_ranges);
   tcase_add_test(tc, test_new_and_planned);

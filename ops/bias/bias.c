@@ -400,11 +400,40 @@ pf_status pf_layer_sel_from_value(const pf_value *v, pf_layer_sel *out, int64_t 
 
 /* ---- capture ---- */
 
+/* The captured activations are views into shared blocks of heap storage rather
+ * than one allocation each: a prompt of the Llama-3.2-1B shape yields 96 tensors
+ * of 0.2-2 MB, and each fresh allocation of that size is filled at the cost of a
+ * page fault per 4 KiB (0.35 GB/s on Zen 5), where a block of PF_HEAP_HUGE_MIN or
+ * more gets huge pages (bench/README.md "Fresh memory"). A block lives while any
+ * of its views does. */
+size_t pf_bias_capture_block = (size_t)32 << 20;
+
 typedef struct capture_state {
   uint32_t mask;
   const uint8_t *layers;
   const pf_bias_item *items; /* [count]: the pass's batches, by ev->index */
+  pf_storage *block;         /* the block being filled (one reference), or NULL */
+  size_t used;               /* bytes of it handed out */
 } capture_state;
+
+/* A float32 tensor of `shape` in the current block (a new block when it is full). */
+static pf_status capture_tensor(capture_state *s, const int64_t shape[2], pf_tensor **out,
+                                pf_err *err) {
+  const size_t bytes = sizeof(float) * (size_t)shape[0] * (size_t)shape[1];
+  const size_t need = (bytes + 63) & ~(size_t)63;
+  if (!s->block || pf_storage_size(s->block) - s->used < need) {
+    pf_storage_release(s->block);
+    s->block = NULL;
+    s->used = 0;
+    /* at least 16 tensors of this size: at most ~1/16 of a block left unused */
+    const size_t block = need * 16 > pf_bias_capture_block ? need * 16 : pf_bias_capture_block;
+    pf_status st = pf_storage_new_heap(block, &s->block, err);
+    if (st) return st;
+  }
+  pf_status st = pf_tensor_view(s->block, s->used, PF_DTYPE_F32, 2, shape, out, err);
+  if (!st) s->used += need;
+  return st;
+}
 
 static int tap_target(pf_tap_point p) {
   for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
@@ -413,11 +442,11 @@ static int tap_target(pf_tap_point p) {
 }
 
 /* Row b of the event: its first n[b] positions as a float32 [n[b], width] tensor. */
-static pf_status capture_row(const pf_bias_item *it, const pf_tap_event *ev, int t, size_t b,
-                             pf_err *err) {
+static pf_status capture_row(capture_state *s, const pf_bias_item *it, const pf_tap_event *ev,
+                             int t, size_t b, pf_err *err) {
   int64_t shape[2] = {(int64_t)it->n[b], ev->width};
   pf_tensor *x = NULL;
-  pf_status st = pf_tensor_new(PF_DTYPE_F32, 2, shape, &x, err);
+  pf_status st = capture_tensor(s, shape, &x, err);
   if (st) return st;
   memcpy(pf_tensor_mutable_data(x), ev->data + (int64_t)b * ev->seq * ev->width,
          sizeof(float) * it->n[b] * (size_t)ev->width);
@@ -435,7 +464,7 @@ static pf_status capture_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
   const pf_bias_item *it = &s->items[ev->index];
   pf_status st = PF_OK;
   for (size_t b = 0; !st && b < it->batch; b++)
-    st = capture_row(it, ev, t, b, err);
+    st = capture_row(s, it, ev, t, b, err);
   return st;
 }
 
@@ -488,6 +517,7 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
                         .split = split, .group_taps = 1};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
+  pf_storage_release(s.block); /* the views keep what they use */
   if (!st && count > 1) pf_ctx_log(ctx, "%s: %s", what ? what : "activations", info.why);
   for (size_t i = 0; bt && i < count; i++) {
     free((void *)bt[i].ids);

@@ -117,6 +117,10 @@ pf_status pf_layer_sel_from_value(const pf_value *v, pf_layer_sel *out, int64_t 
 
 /* ---- capture (§8.1-8.3) ---- */
 
+/* The captured tensors are views into blocks of heap storage of at least this
+ * many bytes (default 32 MiB; tests make it small to cross blocks). */
+extern size_t pf_bias_capture_block;
+
 /* One forward pass of ids[n] (one row, no padding) through f with taps on the
  * targets in `mask` and the layers flagged in layers[n_layers] (NULL = all).
  * *acts receives a new map name -> PF_V_TENSOR float32 [n, width], in

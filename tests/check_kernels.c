@@ -710,6 +710,44 @@ START_TEST(test_softmax_vs_ref) {
 }
 END_TEST
 
+/* On AVX-512 CPUs the softmax exponentials run 16 at a time (rowops.c exp16):
+ * softmax, logsumexp and log-softmax must give the same bits as the AVX2 code,
+ * on rows of every length up to 80 and longer ones, with masked (-inf) entries,
+ * large and tiny (underflowing) scores. Skipped where the CPU has no AVX-512. */
+START_TEST(test_softmax_avx512_same_bits) {
+  pf_isa levels[3];
+  if (isa_levels(levels) < 3) {
+    printf("test_softmax_avx512_same_bits: no AVX-512 on this CPU, skipped\n");
+    return;
+  }
+  rng_seed(10);
+  for (int64_t n = 1; n <= 4100; n = n < 80 ? n + 1 : n * 3 + 7) {
+    float *x = falloc(n), *y[2], *ls[2];
+    double lse[2], lsr[2];
+    fill(x, n, -30, 30);
+    x[n / 2] += 60.0f;
+    if (n > 5) x[3] = -INFINITY, x[n - 1] = -200.0f; /* masked, underflows to 0 */
+    for (int v = 0; v < 2; v++) {
+      const pf_isa prev = pf_kernels_set_isa(v ? PF_ISA_AVX512 : PF_ISA_AVX2);
+      y[v] = falloc(n);
+      ls[v] = falloc(n);
+      memcpy(y[v], x, (size_t)n * sizeof(float));
+      pf_softmax_row(y[v], n);
+      lse[v] = pf_logsumexp(x, n);
+      lsr[v] = pf_log_softmax_row(ls[v], x, n);
+      pf_kernels_set_isa(prev);
+    }
+    ck_assert_msg(memcmp(y[0], y[1], (size_t)n * sizeof(float)) == 0, "softmax n=%lld",
+                  (long long)n);
+    ck_assert_msg(memcmp(ls[0], ls[1], (size_t)n * sizeof(float)) == 0, "log-softmax n=%lld",
+                  (long long)n);
+    ck_assert_msg(lse[0] == lse[1] && lsr[0] == lsr[1], "logsumexp n=%lld: %.17g vs %.17g",
+                  (long long)n, lse[0], lse[1]);
+    free(x), free(y[0]), free(y[1]), free(ls[0]), free(ls[1]);
+  }
+}
+END_TEST
+
 START_TEST(test_softmax_rows) {
   rng_seed(9);
   const int64_t rows = 40, n = 37, ld = 50;
@@ -908,6 +946,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_rmsnorm_vs_ref);
   tcase_add_test(tc, test_silu_mul_vs_ref);
   tcase_add_test(tc, test_softmax_vs_ref);
+  tcase_add_test(tc, test_softmax_avx512_same_bits);
   tcase_add_test(tc, test_softmax_rows);
   tcase_add_test(tc, test_dot_axpy_vs_ref);
   suite_add_tcase(s, tc);

@@ -1,22 +1,17 @@
-/* tensor.c — dtypes, conversions, ref-counted storage and tensor views (see tensor.h).
+/* tensor.c — dtypes, conversions and tensor views (see tensor.h); the storage under
+ * them is tensor_storage.c.
  *
  * Loads and stores of elements go through memcpy: safetensors data offsets need
  * not be aligned, and memcpy of 2/4 bytes compiles to a plain unaligned move.
  */
 #include "tensor.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "fsutil.h"
 #include "tensor_int.h"
 
 #ifdef __F16C__
@@ -230,203 +225,6 @@ void pf_convert(void *dst, pf_dtype dst_dt, const void *src, pf_dtype src_dt, si
     else
       from_f32_n(d + i * dsz, dst_dt, tmp, k);
   }
-}
-
-/* ---- storage ---- */
-
-struct pf_storage {
-  int refcount;
-  int is_mmap;
-  void *data; /* NULL only for an empty mapped file */
-  size_t size;
-  char *path;        /* mmap: the file; heap: NULL */
-  uint64_t dev, ino; /* the mapped file's identity (path != NULL) */
-  size_t heap_map;   /* heap storage that is an anonymous mapping: its length, else 0 */
-};
-
-/* Heap storage of PF_HEAP_HUGE_MIN bytes or more is an anonymous mapping of its
- * own, 2 MiB aligned, with MADV_HUGEPAGE: with transparent huge pages in
- * "madvise" mode (Debian's default) only such memory gets 2 MiB pages. Filling a
- * fresh buffer of 4 KiB pages costs one page fault per 4 KiB; measured on Zen 5
- * (bench/README.md, "Fresh memory"): 0.37 GB/s for calloc'd 2 MB buffers against
- * 8-10 GB/s in huge pages (0.5-0.9 GB/s where the memory is new to the process).
- * The kernel hands the mapping over zeroed, as calloc does.
- * Sanitizer builds keep calloc, so that overflows of tensor storage are caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#define PF_HEAP_MAP 0
-#else
-#define PF_HEAP_MAP 1
-#endif
-#define HUGE_PAGE ((size_t)2 << 20)
-
-static void *heap_map(size_t bytes, size_t *len) {
-  *len = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-  char *raw =
-      mmap(NULL, *len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return NULL;
-  char *p = (char *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-  if (p > raw) munmap(raw, (size_t)(p - raw));
-  munmap(p + *len, (size_t)(raw + HUGE_PAGE - p)); /* the rest of the slack */
-  /* advice only: without transparent huge pages the memory is as good */
-  madvise(p, *len, MADV_HUGEPAGE);
-  /* Fault it in on every thread now: the kernel (and, in a VM, the host) zeroes
-   * fresh pages at ~0.4-1 GB/s a core here, and the callers fill such storage
-   * from one thread. */
-#pragma omp parallel for schedule(static) if (*len >= ((size_t)16 << 20))
-  for (size_t o = 0; o < *len; o += 4096)
-    p[o] = 0;
-  return p;
-}
-
-pf_status pf_storage_new_heap(size_t bytes, pf_storage **out, pf_err *err) {
-  *out = NULL;
-  pf_storage *s = calloc(1, sizeof *s);
-  if (!s) goto nomem;
-  if (PF_HEAP_MAP && bytes >= PF_HEAP_HUGE_MIN) {
-    if (!(s->data = heap_map(bytes, &s->heap_map))) goto nomem;
-  } else if (!(s->data = calloc(bytes ? bytes : 1, 1))) {
-    goto nomem;
-  }
-  s->refcount = 1;
-  s->size = bytes;
-  *out = s;
-  return PF_OK;
-nomem:
-  free(s);
-  return pf_err_set(err, PF_ERR_NOMEM, "cannot allocate %zu bytes of tensor storage", bytes);
-}
-
-pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err) {
-  *out = NULL;
-  pf_status st = PF_OK;
-  pf_storage *s = NULL;
-  int fd = -1;
-  uint64_t size = 0;
-  if ((st = pf_open_input(path, &fd, &size, err)) != PF_OK) return st;
-  s = calloc(1, sizeof *s);
-  if (!s || !(s->path = strdup(path))) {
-    st = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
-    goto fail;
-  }
-  s->size = (size_t)size;
-  struct stat fst;
-  if (fstat(fd, &fst) == 0) {
-    s->dev = (uint64_t)fst.st_dev;
-    s->ino = (uint64_t)fst.st_ino;
-  }
-  if (s->size > 0) {
-    void *p = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      st = pf_err_set(err, PF_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, s->size,
-                      strerror(errno));
-      goto fail;
-    }
-    s->data = p;
-  }
-  s->is_mmap = 1;
-  s->refcount = 1;
-  close(fd);
-  *out = s;
-  return PF_OK;
-fail:
-  if (s) free(s->path);
-  free(s);
-  close(fd);
-  return st;
-}
-
-typedef pf_fill_rows_fn fill_rows_fn;
-
-static int pwrite_fully(int fd, const char *p, size_t n, off_t off) {
-  while (n > 0) {
-    ssize_t w = pwrite(fd, p, n, off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return w < 0 ? errno : EIO;
-    p += w;
-    n -= (size_t)w;
-    off += w;
-  }
-  return 0;
-}
-
-/* Build `rows` rows of `row_bytes` into an unlinked scratch file through a small
- * reusable buffer (pwrite into the page cache, no page faults on a writable
- * mapping), then map it read-only. PF_ERR_IO/NOMEM when that is not possible. */
-static pf_status scratch_build(size_t rows, size_t row_bytes, fill_rows_fn fill, const void *job,
-                               pf_storage **out, pf_err *err) {
-  *out = NULL;
-  size_t bytes = rows * row_bytes, chunk_rows = ((size_t)1 << 20) / (row_bytes ? row_bytes : 1);
-  if (chunk_rows == 0) chunk_rows = 1;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/pfrun-scratch-XXXXXX", pf_scratch_dir());
-  int fd = mkostemp(path, O_CLOEXEC);
-  if (fd < 0)
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot create a scratch file: %s", path,
-                      strerror(errno));
-  unlink(path); /* anonymous from now on: gone when unmapped, even after a crash */
-  pf_storage *s = calloc(1, sizeof *s);
-  char *buf = malloc(chunk_rows * row_bytes);
-  int e = (!s || !buf) ? ENOMEM : 0;
-  for (size_t r = 0; !e && r < rows; r += chunk_rows) {
-    size_t n = rows - r < chunk_rows ? rows - r : chunk_rows;
-    fill(job, (int64_t)r, (int64_t)(r + n), buf);
-    e = pwrite_fully(fd, buf, n * row_bytes, (off_t)(r * row_bytes));
-  }
-  void *p = MAP_FAILED;
-  if (!e && (p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) e = errno;
-  close(fd);
-  free(buf);
-  if (e) {
-    free(s);
-    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO,
-                      "%s: cannot write a %zu-byte scratch file: %s", pf_scratch_dir(), bytes,
-                      strerror(e));
-  }
-  s->data = p;
-  s->size = bytes;
-  s->is_mmap = 1;
-  s->refcount = 1;
-  *out = s;
-  return PF_OK;
-}
-
-void pf_storage_retain(pf_storage *s) {
-  if (s) s->refcount++;
-}
-
-void pf_storage_release(pf_storage *s) {
-  if (!s || s->refcount <= 0) return;
-  if (--s->refcount > 0) return;
-  if (s->is_mmap) {
-    if (s->data) munmap(s->data, s->size);
-  } else if (s->heap_map) {
-    munmap(s->data, s->heap_map);
-  } else {
-    free(s->data);
-  }
-  free(s->path);
-  free(s);
-}
-
-void *pf_storage_data(pf_storage *s) {
-  return s ? s->data : NULL;
-}
-size_t pf_storage_size(const pf_storage *s) {
-  return s ? s->size : 0;
-}
-const char *pf_storage_path(const pf_storage *s) {
-  return s && s->is_mmap ? s->path : NULL;
-}
-int pf_storage_is_mapped(const pf_storage *s) {
-  return s && s->is_mmap && s->data;
-}
-
-int pf_tensor_file_region(const pf_tensor *t, pf_file_region *out) {
-  if (!t || !t->data || !t->storage || !t->storage->path || !t->storage->data) return 0;
-  const pf_storage *s = t->storage;
-  *out = (pf_file_region){s->path, s->dev, s->ino,
-                          (uint64_t)((const char *)t->data - (const char *)s->data)};
-  return 1;
 }
 
 /* ---- tensors ---- */
@@ -657,18 +455,7 @@ static pf_status check_ndim(const char *op, const pf_tensor *t, int ndim, pf_err
  * when t is planned (dry runs), a scratch-file mapping when large (see
  * PF_SCRATCH_MIN in tensor.h; falls back to the heap when no scratch file can be
  * made), else heap. The source pages read are released afterwards. */
-pf_status pf_storage_derived(size_t rows, size_t row_bytes, pf_fill_rows_fn fill, const void *job,
-                             pf_storage **out, pf_err *err) {
-  *out = NULL;
-  if (rows * row_bytes >= PF_SCRATCH_MIN &&
-      scratch_build(rows, row_bytes, fill, job, out, NULL) == PF_OK)
-    return PF_OK;
-  pf_status st = pf_storage_new_heap(rows * row_bytes, out, err);
-  if (st == PF_OK) fill(job, 0, (int64_t)rows, (*out)->data);
-  return st;
-}
-
-static pf_status derive(const pf_tensor *t, int ndim, const int64_t *shape, fill_rows_fn fill,
+static pf_status derive(const pf_tensor *t, int ndim, const int64_t *shape, pf_fill_rows_fn fill,
                         const void *job, pf_tensor **out, pf_err *err) {
   if (!t->data) return pf_tensor_new_planned(t->dtype, ndim, shape, out, err);
   size_t rows = ndim == 2 ? (size_t)shape[0] : 1;

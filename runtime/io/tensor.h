@@ -59,7 +59,7 @@ typedef struct pf_storage pf_storage;
 /* Heap storage of `bytes` bytes (zeroed). */
 pf_status pf_storage_new_heap(size_t bytes, pf_storage **out, pf_err *err);
 /* Heap storage this large or larger is its own 2 MiB-aligned anonymous mapping
- * with huge pages advised (tensor.c says why). */
+ * with huge pages advised (tensor_storage.c says why). */
 #define PF_HEAP_HUGE_MIN ((size_t)4 << 20)
 /* Read-only mmap of the whole file. */
 pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err);

@@ -1,8 +1,20 @@
-/* tensor_int.h — what tensor.c and tensor_lazy.c share (not a public header). */
+/* tensor_int.h — what tensor.c, tensor_storage.c and tensor_lazy.c share (not a public
+ * header). */
 #ifndef PF_TENSOR_INT_H
 #define PF_TENSOR_INT_H
 
 #include "tensor.h"
+
+/* tensor_storage.c's storage; tensor.c's views read its fields. */
+struct pf_storage {
+  int refcount;
+  int is_mmap;
+  void *data; /* NULL only for an empty mapped file */
+  size_t size;
+  char *path;        /* mmap: the file; heap: NULL */
+  uint64_t dev, ino; /* the mapped file's identity (path != NULL) */
+  size_t heap_map;   /* heap storage that is an anonymous mapping: its length, else 0 */
+};
 
 /* Non-NULL data pointer for zero-byte tensors (NULL data means "planned"). */
 extern const char pf_tensor_empty_bytes[8];

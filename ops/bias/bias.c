@@ -403,7 +403,7 @@ pf_status pf_layer_sel_from_value(const pf_value *v, pf_layer_sel *out, int64_t 
 /* The captured activations are views into shared blocks of heap storage rather
  * than one allocation each: a prompt of the Llama-3.2-1B shape yields 96 tensors
  * of 0.2-2 MB, and each fresh allocation of that size is filled at the cost of a
- * page fault per 4 KiB (0.35 GB/s on Zen 5), where a block of PF_HEAP_HUGE_MIN or
+ * page fault per 4 KiB (~0.37 GB/s on Zen 5), where a block of PF_HEAP_HUGE_MIN or
  * more gets huge pages (bench/README.md "Fresh memory"). A block lives while any
  * of its views does. */
 size_t pf_bias_capture_block = (size_t)32 << 20;

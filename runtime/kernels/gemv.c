@@ -240,20 +240,20 @@ static gemv_fn pick(pf_isa isa, pf_dtype dt, int64_t m) {
                               : gemv_scalar_bf16;
 }
 
-/* Rows of W kept hot while every group of (up to) 4 x rows passes over them:
- * ~128 KiB, so W comes from DRAM once and from L2 for the later groups. */
-static int64_t cache_rows(int64_t k, pf_dtype wdt) {
-  int64_t rows = ((int64_t)128 << 10) / (k * (int64_t)pf_dtype_size(wdt));
+/* Whole 4-row groups of W (at least one) in about `bytes`. */
+static int64_t rows_in(size_t bytes, int64_t k, pf_dtype wdt) {
+  int64_t rows = (int64_t)bytes / (k * (int64_t)pf_dtype_size(wdt));
   return rows < 4 ? 4 : rows & ~(int64_t)3;
 }
 
 /* Rows a thread takes at a time: whole 4-row groups, ~pf_kern_gemv_chunk_bytes
  * of W (one sequential stream long enough for the prefetchers; 256 KiB was
- * slower than one share per thread). Threads take chunks in turn (dynamic) rather than one share
- * each: on a shared or virtualised CPU one thread is often slowed for a while,
- * and with fixed shares the other then waits for it at the end of every product
- * (6-8 % of a decode's samples were that wait on Zen 5, bench/README.md). Which
- * thread computes a row does not change its arithmetic: the results are the same. */
+ * slower than one share per thread). Threads take chunks in turn (dynamic)
+ * rather than one share each: on a shared or virtualised CPU one thread is often
+ * slowed for a while, and with fixed shares the other then waits for it at the
+ * end of every product (6-8 % of a decode's samples were that wait on Zen 5,
+ * bench/README.md). Which thread computes a row does not change its arithmetic:
+ * the results are the same. */
 size_t pf_kern_gemv_chunk_bytes = (size_t)1 << 20;
 
 /* Output rows [b0, b1): for m > 4 in cache blocks of rb rows, each block passed
@@ -273,12 +273,13 @@ static void gemv_rows(const gemv_args *all, pf_dtype wdt, int64_t rb, int64_t b0
 
 void pf_kern_gemv(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const void *w,
                   pf_dtype wdt, int64_t ldw, const float *bias, float beta, float *y, int64_t ldy) {
-  const int64_t rb = m > 4 ? cache_rows(k, wdt) : n;
+  /* m > 4: rows of W kept hot while every group of (up to) 4 x rows passes over
+   * them, ~128 KiB, so W comes from DRAM once and from L2 for the later groups */
+  const int64_t rb = m > 4 ? rows_in((size_t)128 << 10, k, wdt) : n;
   const int par = n * k >= PF_KERN_PAR_MIN && n >= 8;
   const gemv_args all = {m, n, k, x, ldx, w, ldw, bias, beta, y, ldy};
   if (pf_kern_gemv_chunk_bytes) {
-    int64_t cr = (int64_t)pf_kern_gemv_chunk_bytes / (k * (int64_t)pf_dtype_size(wdt));
-    cr = cr < 4 ? 4 : cr & ~(int64_t)3;
+    const int64_t cr = rows_in(pf_kern_gemv_chunk_bytes, k, wdt);
     const int64_t chunks = (n + cr - 1) / cr;
 #pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int64_t c = 0; c < chunks; c++)

@@ -179,7 +179,7 @@ static inline __m512 exp16(__m512 x) {
 
 /* exp_sum's AVX2 loop with the exponentials 16 at a time: the two halves are
  * added to the 8-lane accumulator in element order, as the AVX2 loop adds them,
- * so the sum is the same bits. Returns the elements done (a multiple of 8). */
+ * so the sum is the same bits. Returns the elements done (a multiple of 16). */
 static int64_t exp_sum16(float *out, const float *x, int64_t n, float m, __m256 *acc8) {
   const __m512 mv = _mm512_set1_ps(m);
   __m256 acc = *acc8;

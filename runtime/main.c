@@ -47,8 +47,15 @@ static void on_signal(int sig) {
 
 /* SIGBUS: a mapped file (the input weights) lost the page being read, because
  * the file was truncated or rewritten in place while pfrun used it. There is
- * no safe way to continue: remove the temporary folders, say why, leave. */
+ * no safe way to continue: remove the temporary folders, say why, leave.
+ * SIGBUS goes to the thread that faulted, so several threads reading the same
+ * file (the writer's) may each get one: the first cleans up and exits, the
+ * others wait for that. */
 static void on_sigbus(int sig) {
+  static int entered;
+  if (__atomic_exchange_n(&entered, 1, __ATOMIC_ACQ_REL))
+    for (;;)
+      pause();
   static const char msg[] =
       "pfrun: error: bus error (SIGBUS) reading a mapped file: an input checkpoint was truncated "
       "or rewritten in place while pfrun was using it (replace checkpoint files by renaming "

@@ -184,6 +184,44 @@ START_TEST(test_activations_blocks) {
 }
 END_TEST
 
+/* Beyond pf_bias_spill_after bytes of heap blocks, a capture's blocks are
+ * spill files (page cache): the same bytes, in storage that is a mapping. */
+START_TEST(test_activations_spill) {
+  pf_model *m = load_tiny();
+  const size_t prev = pf_bias_capture_block;
+  pf_value *one = activations(m, one_pair("The dog sat on the mat", "The cat sat"), "all", NULL);
+  pf_bias_capture_block = 1; /* blocks of 16 tensors */
+  pf_bias_spill_after = 1;   /* the first block on the heap, the others spilled */
+  pf_value *sp = activations(m, one_pair("The dog sat on the mat", "The cat sat"), "all", NULL);
+  pf_bias_capture_block = prev;
+  pf_bias_spill_after = 0;
+  const pf_value *p1 = pf_map_get(one, "pairs")->u.list.items[0];
+  const pf_value *p2 = pf_map_get(sp, "pairs")->u.list.items[0];
+  int heap = 0, spilled = 0;
+  for (int k = 0; k < 2; k++) {
+    const pf_value *a = pf_map_get(p1, k ? "act2" : "act1"),
+                   *b = pf_map_get(p2, k ? "act2" : "act1");
+    ck_assert_uint_eq(a->u.map.len, b->u.map.len);
+    for (size_t j = 0; j < a->u.map.len; j++) {
+      const pf_tensor *x = a->u.map.vals[j]->u.tensor, *y = b->u.map.vals[j]->u.tensor;
+      ck_assert_uint_eq(x->nbytes, y->nbytes);
+      ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s", a->u.map.keys[j]);
+      ck_assert(!pf_storage_is_mapped(x->storage));
+      if (pf_storage_is_mapped(y->storage))
+        spilled++;
+      else
+        heap++;
+    }
+  }
+  ck_assert_int_gt(heap, 0); /* the first block: up to 16 tensors of the first one's size */
+  ck_assert_int_le(heap, 16);
+  ck_assert_int_gt(spilled, 0);
+  pf_value_release(one);
+  pf_value_release(sp);
+  pf_model_release(m);
+}
+END_TEST
+
 START_TEST(test_activations_all_down_proj_input) {
   pf_model *m = load_tiny();
   pf_value *t = pf_value_list();
@@ -499,6 +537,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_neuron_bias_op);
   tcase_add_test(tc, test_batch_matches_single);
   tcase_add_test(tc, test_activations_blocks);
+  tcase_add_test(tc, test_activations_spill);
   tcase_add_test(tc, test_dry_run);
   tcase_add_test(tc, test_stories);
   suite_add_tcase(s, tc);

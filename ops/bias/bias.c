@@ -407,6 +407,7 @@ pf_status pf_layer_sel_from_value(const pf_value *v, pf_layer_sel *out, int64_t 
  * more gets huge pages (bench/README.md "Fresh memory"). A block lives while any
  * of its views does. */
 size_t pf_bias_capture_block = (size_t)32 << 20;
+uint64_t pf_bias_spill_after = 0;
 
 typedef struct capture_state {
   uint32_t mask;
@@ -414,6 +415,8 @@ typedef struct capture_state {
   const pf_bias_item *items; /* [count]: the pass's batches, by ev->index */
   pf_storage *block;         /* the block being filled (one reference), or NULL */
   size_t used;               /* bytes of it handed out */
+  uint64_t heap, spill_after; /* heap block bytes taken; beyond spill_after: spill blocks */
+  uint64_t spilled;           /* spill block bytes taken */
 } capture_state;
 
 /* A float32 tensor of `shape` in the current block (a new block when it is full). */
@@ -427,8 +430,11 @@ static pf_status capture_tensor(capture_state *s, const int64_t shape[2], pf_ten
     s->used = 0;
     /* at least 16 tensors of this size: at most ~1/16 of a block left unused */
     const size_t block = need * 16 > pf_bias_capture_block ? need * 16 : pf_bias_capture_block;
-    pf_status st = pf_storage_new_heap(block, &s->block, err);
+    const int spill = s->heap >= s->spill_after;
+    pf_status st = spill ? pf_storage_new_spill(block, &s->block, err)
+                         : pf_storage_new_heap(block, &s->block, err);
     if (st) return st;
+    *(spill ? &s->spilled : &s->heap) += block;
   }
   pf_status st = pf_tensor_view(s->block, s->used, PF_DTYPE_F32, 2, shape, out, err);
   if (!st) s->used += need;
@@ -495,7 +501,14 @@ static pf_status pad_batch(const pf_bias_item *it, int32_t **out, int32_t **mask
 static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count, uint32_t mask,
                          const uint8_t *layers, const char *what, int split, const pf_ctx *ctx,
                          pf_err *err) {
-  capture_state s = {.mask = mask, .layers = layers, .items = items};
+  const uint64_t budget =
+      ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
+  capture_state s = {.mask = mask,
+                     .layers = layers,
+                     .items = items,
+                     .spill_after = pf_bias_spill_after ? pf_bias_spill_after
+                                    : budget            ? budget / 4
+                                                        : UINT64_MAX};
   pf_batch *bt = calloc(count ? count : 1, sizeof *bt);
   pf_status st = bt ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < count; i++)
@@ -518,6 +531,12 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
   pf_storage_release(s.block); /* the views keep what they use */
+  if (!st && s.spilled)
+    pf_ctx_log(ctx,
+               "%s: %.2f GB of activations beyond %.2f GB (a quarter of the memory budget) are "
+               "kept in page-cache files under %s",
+               what ? what : "activations", (double)s.spilled / 1e9, (double)s.spill_after / 1e9,
+               pf_scratch_dir());
   if (!st && count > 1) pf_ctx_log(ctx, "%s: %s", what ? what : "activations", info.why);
   for (size_t i = 0; bt && i < count; i++) {
     free((void *)bt[i].ids);

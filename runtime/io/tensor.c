@@ -345,7 +345,8 @@ int64_t pf_tensor_numel(const pf_tensor *t) {
 }
 
 void *pf_tensor_mutable_data(pf_tensor *t) {
-  if (!t || t->lazy || !t->data || !t->storage || t->storage->is_mmap) return NULL;
+  if (!t || t->lazy || !t->data || !t->storage || (t->storage->is_mmap && !t->storage->writable))
+    return NULL;
   return (void *)t->data;
 }
 

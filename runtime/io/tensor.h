@@ -61,14 +61,20 @@ pf_status pf_storage_new_heap(size_t bytes, pf_storage **out, pf_err *err);
 /* Heap storage this large or larger is its own 2 MiB-aligned anonymous mapping
  * with huge pages advised (tensor_storage.c says why). */
 #define PF_HEAP_HUGE_MIN ((size_t)4 << 20)
+/* Zeroed, writable storage of `bytes` in an unlinked scratch file (in
+ * pf_scratch_dir(), mapped shared) instead of anonymous memory: its pages are
+ * page cache, which the kernel can write out and drop under memory pressure, so
+ * results larger than the memory budget do not have to fit in RAM. Slower to
+ * fill than heap storage (a page fault per 4 KiB); for what exceeds a budget. */
+pf_status pf_storage_new_spill(size_t bytes, pf_storage **out, pf_err *err);
 /* Read-only mmap of the whole file. */
 pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err);
 void pf_storage_retain(pf_storage *s);
 void pf_storage_release(pf_storage *s); /* NULL ok */
-void *pf_storage_data(pf_storage *s);   /* writable only for heap storage */
+void *pf_storage_data(pf_storage *s);   /* writable only for heap and spill storage */
 size_t pf_storage_size(const pf_storage *s);
 const char *pf_storage_path(const pf_storage *s); /* file path for mmap storage, else NULL */
-int pf_storage_is_mapped(const pf_storage *s);    /* 1 for file or scratch mappings */
+int pf_storage_is_mapped(const pf_storage *s);    /* 1 for file, scratch or spill mappings */
 
 typedef struct pf_lazy pf_lazy; /* a lazy selection (tensor_lazy.c) */
 

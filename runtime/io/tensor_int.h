@@ -14,6 +14,7 @@ struct pf_storage {
   char *path;        /* mmap: the file; heap: NULL */
   uint64_t dev, ino; /* the mapped file's identity (path != NULL) */
   size_t heap_map;   /* heap storage that is an anonymous mapping: its length, else 0 */
+  int writable;      /* a spill mapping (pf_storage_new_spill): mmap, yet written to */
 };
 
 /* Non-NULL data pointer for zero-byte tensors (NULL data means "planned"). */

@@ -69,6 +69,37 @@ nomem:
   return pf_err_set(err, PF_ERR_NOMEM, "cannot allocate %zu bytes of tensor storage", bytes);
 }
 
+pf_status pf_storage_new_spill(size_t bytes, pf_storage **out, pf_err *err) {
+  *out = NULL;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/pfrun-spill-XXXXXX", pf_scratch_dir());
+  int fd = mkostemp(path, O_CLOEXEC);
+  if (fd < 0)
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot create a spill file: %s", path, strerror(errno));
+  unlink(path); /* anonymous from now on: gone when unmapped, even after a crash */
+  pf_storage *s = calloc(1, sizeof *s);
+  void *p = MAP_FAILED;
+  int e = !s ? ENOMEM : 0;
+  if (!e && ftruncate(fd, (off_t)(bytes ? bytes : 1)) != 0) e = errno;
+  if (!e &&
+      (p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+    e = errno;
+  close(fd);
+  if (e) {
+    free(s);
+    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO,
+                      "%s: cannot make a %zu-byte spill file: %s", pf_scratch_dir(), bytes,
+                      strerror(e));
+  }
+  s->data = p;
+  s->size = bytes ? bytes : 1;
+  s->is_mmap = 1;
+  s->writable = 1;
+  s->refcount = 1;
+  *out = s;
+  return PF_OK;
+}
+
 pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err) {
   *out = NULL;
   pf_status st = PF_OK;

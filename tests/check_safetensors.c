@@ -108,7 +108,7 @@ START_TEST(test_roundtrip_single) {
   progress_log pl = {.monotonic = 1};
   pf_ctx ctx = {.progress = on_progress, .user_data = &pl};
   pf_err err = {0};
-  ck_assert_msg(pf_st_write(g_dir, e, 4, 0, &ctx, &err) == PF_OK, "%s", err.msg);
+  ck_assert_msg(pf_st_write(g_dir, e, 4, 0, NULL, &ctx, &err) == PF_OK, "%s", err.msg);
   ck_assert(pl.calls >= 2 && pl.monotonic);
   ck_assert_uint_eq(pl.last_done, 60 + 14 + 48 + 4);
   ck_assert_uint_eq(pl.last_total, pl.last_done);
@@ -186,7 +186,7 @@ START_TEST(test_prefetch_release_pages) {
   pf_tensor *t = make(PF_DTYPE_F32, 2, shape, 5);
   pf_st_entry e[1] = {{"w", t}};
   pf_err err = {0};
-  ck_assert_msg(pf_st_write(g_dir, e, 1, 0, NULL, &err) == PF_OK, "%s", err.msg);
+  ck_assert_msg(pf_st_write(g_dir, e, 1, 0, NULL, NULL, &err) == PF_OK, "%s", err.msg);
   pf_st_reader *r = NULL;
   pf_tensor *v = NULL;
   ck_assert_msg(pf_st_open(g_dir, &r, &err) == PF_OK, "%s", err.msg);
@@ -249,7 +249,7 @@ static void save_selections(const pf_st_reader *in, const char *out) {
   progress_log pl = {.monotonic = 1};
   pf_ctx ctx = {.progress = on_progress, .user_data = &pl};
   ck_assert_int_eq(pf_mkdirs(out, &err), PF_OK);
-  ck_assert_msg(pf_st_write(out, e, 5, 0, &ctx, &err) == PF_OK, "%s", err.msg);
+  ck_assert_msg(pf_st_write(out, e, 5, 0, NULL, &ctx, &err) == PF_OK, "%s", err.msg);
   ck_assert(pl.monotonic);
   ck_assert_uint_eq(pl.last_done, pl.last_total);
   pf_st_reader *r = NULL;
@@ -271,7 +271,7 @@ START_TEST(test_copy_from_file) {
   pf_err err = {0};
   char *src = in_dir("src"), *o1 = in_dir("o1"), *o2 = in_dir("o2");
   ck_assert_int_eq(pf_mkdirs(src, &err), PF_OK);
-  ck_assert_int_eq(pf_st_write(src, e, 2, 0, NULL, &err), PF_OK);
+  ck_assert_int_eq(pf_st_write(src, e, 2, 0, NULL, NULL, &err), PF_OK);
   pf_st_reader *in = NULL;
   ck_assert_int_eq(pf_st_open(src, &in, &err), PF_OK);
   save_selections(in, o1);
@@ -290,6 +290,72 @@ START_TEST(test_copy_from_file) {
   free(o2);
   pf_tensor_release(t[0]);
   pf_tensor_release(t[1]);
+}
+END_TEST
+
+/* Written `as` another dtype: each tensor (lazy ones too, and one larger than a
+ * conversion chunk) reads back as pf_convert of its elements; shards are cut on
+ * the converted sizes; progress counts the converted bytes. */
+START_TEST(test_write_as) {
+  int64_t s2[2] = {9, 5}, s1[1] = {7}, s3[3] = {2, 3, 4}, big[2] = {1100, 1000};
+  pf_tensor *t[7] = {make(PF_DTYPE_F32, 2, s2, 1), make(PF_DTYPE_BF16, 1, s1, 2),
+                     make(PF_DTYPE_F16, 3, s3, 3), make(PF_DTYPE_F32, 0, NULL, 4),
+                     make(PF_DTYPE_F32, 2, big, 5)};
+  for (size_t i = 0; i < 1100 * 1000; i++) /* finite values: NaN payloads are not the point */
+    ((float *)pf_tensor_mutable_data(t[4]))[i] = (float)i * 0.37f - 1000.0f;
+  for (size_t i = 0; i < 45; i++)
+    ((float *)pf_tensor_mutable_data(t[0]))[i] = (float)i / 7.0f;
+  int64_t keep[] = {0, 2, 3, 8}, kc[] = {4, 1};
+  pf_err err = {0};
+  ck_assert_int_eq(pf_tensor_gather_rows(t[0], keep, 4, &t[5], &err), PF_OK);
+  ck_assert_int_eq(pf_tensor_gather_cols(t[4], kc, 2, &t[6], &err), PF_OK);
+  const char *names[7] = {"a", "b", "c", "scalar", "big", "rows", "cols"};
+  pf_st_entry e[7];
+  for (int i = 0; i < 7; i++)
+    e[i] = (pf_st_entry){names[i], t[i]};
+  for (int as = PF_DTYPE_F32; as <= PF_DTYPE_BF16; as++) {
+    for (int sharded = 0; sharded < 2; sharded++) {
+      const pf_dtype dt = (pf_dtype)as;
+      char sub[32];
+      snprintf(sub, sizeof sub, "as%d-%d", as, sharded);
+      char *dir = in_dir(sub);
+      ck_assert_int_eq(pf_mkdirs(dir, &err), PF_OK);
+      progress_log pl = {.monotonic = 1};
+      pf_ctx ctx = {.progress = on_progress, .user_data = &pl};
+      ck_assert_msg(pf_st_write(dir, e, 7, sharded ? 100 : 0, &dt, &ctx, &err) == PF_OK, "%s",
+                    err.msg);
+      uint64_t total = 0;
+      for (int i = 0; i < 7; i++)
+        total += (uint64_t)pf_tensor_numel(t[i]) * pf_dtype_size(dt);
+      ck_assert_uint_eq(pl.last_done, total);
+      ck_assert_uint_eq(pl.last_total, total);
+      char *index = pf_path_join(dir, "model.safetensors.index.json");
+      ck_assert_int_eq(pf_path_exists(index), sharded);
+      free(index);
+      pf_st_reader *r = NULL;
+      ck_assert_msg(pf_st_open(dir, &r, &err) == PF_OK, "%s", err.msg);
+      for (int i = 0; i < 7; i++) {
+        pf_tensor *got = NULL;
+        ck_assert_int_eq(pf_st_get(r, names[i], &got, &err), PF_OK);
+        size_t n = (size_t)pf_tensor_numel(t[i]), os = pf_dtype_size(dt);
+        ck_assert_int_eq(got->dtype, dt);
+        ck_assert_int_eq(got->ndim, t[i]->ndim);
+        ck_assert_uint_eq(got->nbytes, n * os);
+        void *raw = malloc(n * 4 + 1), *want = malloc(n * os + 1);
+        pf_tensor_read(t[i], 0, n, raw);
+        pf_convert(want, dt, raw, t[i]->dtype, n);
+        ck_assert_msg(!memcmp(got->data, want, n * os), "%s as %s differs", names[i],
+                      pf_dtype_st_name(dt));
+        free(raw);
+        free(want);
+        pf_tensor_release(got);
+      }
+      pf_st_close(r);
+      free(dir);
+    }
+  }
+  for (int i = 0; i < 7; i++)
+    pf_tensor_release(t[i]);
 }
 END_TEST
 
@@ -331,7 +397,7 @@ START_TEST(test_roundtrip_sharded) {
     e[i] = (pf_st_entry){names[i], t[i]};
   }
   pf_err err = {0};
-  ck_assert_msg(pf_st_write(g_dir, e, 5, 100, NULL, &err) == PF_OK, "%s", err.msg);
+  ck_assert_msg(pf_st_write(g_dir, e, 5, 100, NULL, NULL, &err) == PF_OK, "%s", err.msg);
   int shard_of[5] = {0, 0, 1, 1, 2}; /* 40+40 fit, +40 would tip over 100 */
   check_index(3, e, shard_of, 5, 200);
   char *single = in_dir("model.safetensors"), *s3 = in_dir("model-00003-of-00003.safetensors");
@@ -368,7 +434,7 @@ START_TEST(test_shard_larger_than_limit) {
             *c = make(PF_DTYPE_F32, 1, small, 3);
   pf_st_entry e[3] = {{"a", a}, {"b", b}, {"c", c}}; /* 40, 200, 40 */
   pf_err err = {0};
-  ck_assert_msg(pf_st_write(g_dir, e, 3, 100, NULL, &err) == PF_OK, "%s", err.msg);
+  ck_assert_msg(pf_st_write(g_dir, e, 3, 100, NULL, NULL, &err) == PF_OK, "%s", err.msg);
   int shard_of[3] = {0, 1, 2}; /* the big tensor gets a shard of its own */
   check_index(3, e, shard_of, 3, 280);
   pf_st_reader *r = NULL;
@@ -389,32 +455,32 @@ START_TEST(test_write_errors) {
   ck_assert_int_eq(pf_tensor_new_planned(PF_DTYPE_F32, 1, s4, &p, NULL), PF_OK);
   pf_err err = {0};
   pf_st_entry planned[2] = {{"ok", t}, {"plan", p}};
-  ck_assert_int_eq(pf_st_write(g_dir, planned, 2, 0, NULL, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_st_write(g_dir, planned, 2, 0, NULL, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "tensor 'plan': planned tensor");
   pf_st_entry dup[2] = {{"x", t}, {"x", t}};
-  ck_assert_int_eq(pf_st_write(g_dir, dup, 2, 0, NULL, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_st_write(g_dir, dup, 2, 0, NULL, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "'x' appears twice");
   pf_st_entry meta[1] = {{"__metadata__", t}};
-  ck_assert_int_eq(pf_st_write(g_dir, meta, 1, 0, NULL, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_st_write(g_dir, meta, 1, 0, NULL, NULL, &err), PF_ERR_INVALID);
   char *missing = in_dir("no/such");
-  ck_assert_int_eq(pf_st_write(missing, planned, 1, 0, NULL, &err), PF_ERR_IO);
+  ck_assert_int_eq(pf_st_write(missing, planned, 1, 0, NULL, NULL, &err), PF_ERR_IO);
   pf_assert_err(err, "no/such: output folder does not exist");
   volatile int stop = 1;
   pf_ctx ctx = {.interrupt = &stop};
-  ck_assert_int_eq(pf_st_write(g_dir, planned, 1, 0, &ctx, &err), PF_ERR_INTERRUPTED);
+  ck_assert_int_eq(pf_st_write(g_dir, planned, 1, 0, NULL, &ctx, &err), PF_ERR_INTERRUPTED);
   char *single = in_dir("model.safetensors");
   ck_assert(!pf_path_exists(single)); /* partial file removed */
   if (pf_path_exists("/dev/full")) {  /* ENOSPC is reported with the file name */
     char *d = pf_test_tmpdir("stfull");
     char *f = pf_path_join(d, "model.safetensors");
     ck_assert_int_eq(symlink("/dev/full", f), 0);
-    ck_assert_int_eq(pf_st_write(d, planned, 1, 0, NULL, &err), PF_ERR_IO);
+    ck_assert_int_eq(pf_st_write(d, planned, 1, 0, NULL, NULL, &err), PF_ERR_IO);
     pf_assert_err(err, "model.safetensors: write failed: No space left on device");
     pf_test_rmtree(d);
     free(f);
     free(d);
   }
-  ck_assert_int_eq(pf_st_write(g_dir, NULL, 0, 0, NULL, &err), PF_OK); /* empty checkpoint */
+  ck_assert_int_eq(pf_st_write(g_dir, NULL, 0, 0, NULL, NULL, &err), PF_OK); /* empty checkpoint */
   pf_st_reader *r = NULL;
   ck_assert_int_eq(pf_st_open(g_dir, &r, &err), PF_OK);
   ck_assert_uint_eq(pf_st_count(r), 0);
@@ -680,6 +746,7 @@ static Suite *make_suite(void) {
   tcase_add_test(rt, test_shard_larger_than_limit);
   tcase_add_test(rt, test_write_errors);
   tcase_add_test(rt, test_copy_from_file);
+  tcase_add_test(rt, test_write_as);
   suite_add_tcase(s, rt);
   TCase *bad = tcase_create("reader");
   tcase_add_checked_fixture(bad, setup, teardown);

@@ -49,14 +49,18 @@ uint64_t pf_st_total_bytes(const pf_st_reader *r);
  * larger than the limit gets a shard of its own). One shard is written as
  * model.safetensors; more as model-0000i-of-0000n.safetensors plus
  * model.safetensors.index.json ({"metadata": {"total_size": N}, "weight_map": {...}}).
- * Header metadata is {"format": "pt"}. The folder `dir` must exist. */
+ * Header metadata is {"format": "pt"}. The folder `dir` must exist.
+ * `as`: the dtype every tensor is written in, converted on the way (pf_convert,
+ * a few MB at a time), shard sizes counted in it; NULL writes each tensor in
+ * its own dtype. */
 typedef struct pf_st_entry {
   const char *name;
   const pf_tensor *tensor; /* must have data (not planned) */
 } pf_st_entry;
 
 pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
-                      uint64_t max_shard_bytes, const struct pf_ctx *ctx, pf_err *err);
+                      uint64_t max_shard_bytes, const pf_dtype *as, const struct pf_ctx *ctx,
+                      pf_err *err);
 
 /* Parse "5GB", "500MB", "2GiB", "1000" (bytes). Decimal units are powers of 10
  * as in Hugging Face ("5GB" = 5e9). */

@@ -1,7 +1,8 @@
 /* safetensors_write.c — the streaming, sharding safetensors writer and pf_parse_size
  * (see safetensors.h). Tensors are written straight from their storage; lazy
- * tensors (pruned selections, tensor.h) are gathered from their parent through
- * one small reusable buffer, so their bytes are written once, into the file. */
+ * tensors (pruned selections, tensor.h) are gathered from their parent, and
+ * tensors written in another dtype are converted, through small reusable
+ * buffers, so every output byte is written once, into the file. */
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -29,16 +30,24 @@ typedef struct st_shard {
   uint64_t bytes;
 } st_shard;
 
+/* What a tensor becomes in the file: `as` (converted) or its own dtype. */
+static pf_dtype out_dtype(const pf_tensor *t, const pf_dtype *as) {
+  return as ? *as : t->dtype;
+}
+static uint64_t out_bytes(const pf_tensor *t, const pf_dtype *as) {
+  return as ? (uint64_t)pf_tensor_numel(t) * pf_dtype_size(*as) : t->nbytes;
+}
+
 /* Hugging Face (transformers shard_checkpoint) order-preserving split: start a
  * new shard when the next tensor would tip the current one over the limit and
  * the current one is not empty. max == 0 means no limit. */
-static pf_status plan_shards(const pf_st_entry *e, size_t n, uint64_t max, st_shard **out,
-                             size_t *nout, pf_err *err) {
+static pf_status plan_shards(const pf_st_entry *e, size_t n, const pf_dtype *as, uint64_t max,
+                             st_shard **out, size_t *nout, pf_err *err) {
   st_shard *v = calloc(n ? n : 1, sizeof *v);
   if (!v) return pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
   size_t k = 1;
   for (size_t i = 0; i < n; i++) {
-    uint64_t b = e[i].tensor->nbytes;
+    uint64_t b = out_bytes(e[i].tensor, as);
     if (max && v[k - 1].count > 0 && v[k - 1].bytes + b > max) v[k++].first = i;
     v[k - 1].count++;
     v[k - 1].bytes += b;
@@ -97,20 +106,21 @@ static int add_owned(cJSON *obj, const char *key, cJSON *item) {
   return 0;
 }
 
-static char *build_header(const pf_st_entry *e, size_t n, size_t *len) {
+static char *build_header(const pf_st_entry *e, size_t n, const pf_dtype *as, size_t *len) {
   cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject();
   int ok = root && meta && cJSON_AddStringToObject(meta, "format", "pt");
   ok = add_owned(ok ? root : NULL, "__metadata__", meta) && ok;
   uint64_t off = 0;
   for (size_t i = 0; ok && i < n; i++) {
     const pf_tensor *t = e[i].tensor;
-    uint64_t shape[PF_MAX_DIMS], range[2] = {off, off + t->nbytes};
+    const uint64_t nb = out_bytes(t, as);
+    uint64_t shape[PF_MAX_DIMS], range[2] = {off, off + nb};
     for (int d = 0; d < t->ndim; d++)
       shape[d] = (uint64_t)t->shape[d];
-    off += t->nbytes;
+    off += nb;
     cJSON *o = cJSON_CreateObject();
     ok = add_owned(root, e[i].name, o) &&
-         cJSON_AddStringToObject(o, "dtype", pf_dtype_st_name(t->dtype)) &&
+         cJSON_AddStringToObject(o, "dtype", pf_dtype_st_name(out_dtype(t, as))) &&
          add_owned(o, "shape", raw_ints(shape, t->ndim)) &&
          add_owned(o, "data_offsets", raw_ints(range, 2));
   }
@@ -140,7 +150,8 @@ static char *build_header(const pf_st_entry *e, size_t n, size_t *len) {
  *     through user memory; when the file systems cannot do that (EXDEV,
  *     ENOSYS, EINVAL, ...) or the input file is not the one that was mapped
  *     any more, the bytes are written from the mapping as before;
- *   - other lazy tensors are gathered into a small per-thread buffer;
+ *   - other lazy tensors are gathered into a small per-thread buffer, and
+ *     tensors written in another dtype are converted through a second one;
  *   - a shard is cut into jobs of at most JOB_BYTES at known output offsets
  *     (the header fixes them) and the jobs are run on several threads with
  *     pwrite / copy_file_range, so gathers, page faults and kernel copies of
@@ -149,11 +160,11 @@ static char *build_header(const pf_st_entry *e, size_t n, size_t *len) {
  * I/O errors inside the parallel loop are recorded (the first one wins) and
  * stop the remaining jobs; they are reported after it. */
 
-#define LAZY_CHUNK ((size_t)4 << 20) /* gather buffer per thread */
+#define LAZY_CHUNK ((size_t)4 << 20) /* gather (and conversion) buffer per thread */
 #define JOB_BYTES ((size_t)16 << 20)
 #define MAX_WRITERS 4
 
-typedef enum { JOB_MEM, JOB_ROWS, JOB_GATHER } st_job_kind;
+typedef enum { JOB_MEM, JOB_ROWS, JOB_GATHER, JOB_CONVERT } st_job_kind;
 
 typedef struct st_job {
   st_job_kind kind;
@@ -173,7 +184,8 @@ typedef struct st_src {
 typedef struct st_writer {
   const pf_ctx *ctx;
   uint64_t done, total, shown; /* shown: the last progress reported */
-  char *bufs[MAX_WRITERS];     /* LAZY_CHUNK each, when there are lazy tensors */
+  char *bufs[MAX_WRITERS];     /* LAZY_CHUNK each (twice that when converting), when needed */
+  const pf_dtype *as;          /* the dtype written, or NULL: each tensor's own */
   int nt;                      /* threads */
   st_src *src;
   size_t nsrc, capsrc;
@@ -270,11 +282,28 @@ static int copy_rows(st_writer *w, const st_job *j, const pf_tensor *t, int fd) 
   return 0;
 }
 
+/* Elements [first, first + n) of t, converted to w->as into buf + LAZY_CHUNK
+ * (gathered into buf first when t is lazy), written at j->out. */
+static int convert_job(const st_writer *w, const st_job *j, const pf_tensor *t, int fd, char *buf) {
+  const size_t esz = pf_dtype_size(t->dtype);
+  const char *from = buf;
+  if (t->data)
+    from = (const char *)t->data + j->first * esz;
+  else
+    pf_tensor_read(t, j->first, j->n, buf);
+  pf_convert(buf + LAZY_CHUNK, *w->as, from, t->dtype, j->n);
+  int e = pwrite_fully(fd, buf + LAZY_CHUNK, j->bytes, j->out);
+  if (t->data) drop_mapped_pages(t, from, j->n * esz);
+  return e;
+}
+
 static int run_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, char *buf) {
   const size_t esz = pf_dtype_size(t->dtype);
   int e = 0;
   if (j->kind == JOB_ROWS) {
     e = copy_rows(w, j, t, fd);
+  } else if (j->kind == JOB_CONVERT) {
+    e = convert_job(w, j, t, fd, buf);
   } else if (j->kind == JOB_GATHER) {
     pf_tensor_read(t, j->first, j->n, buf);
     e = pwrite_fully(fd, buf, j->bytes, j->out);
@@ -292,8 +321,8 @@ static int run_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, ch
  * memory. *nj: their count. */
 static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t base, size_t *nj) {
   size_t cap = 0;
-  for (size_t i = 0; i < n; i++)
-    cap += e[i].tensor->nbytes / LAZY_CHUNK + 1;
+  for (size_t i = 0; i < n; i++) /* at most one job per LAZY_CHUNK / 4 elements */
+    cap += (size_t)pf_tensor_numel(e[i].tensor) / (LAZY_CHUNK / 4) + 1;
   st_job *v = malloc((cap ? cap : 1) * sizeof *v);
   if (!v) return NULL;
   size_t k = 0;
@@ -302,10 +331,15 @@ static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t 
     const pf_tensor *t = e[i].tensor, *parent = NULL;
     const int64_t *rows = NULL;
     const size_t esz = pf_dtype_size(t->dtype), numel = t->nbytes / esz;
+    const size_t osz = pf_dtype_size(out_dtype(t, w->as));
     pf_file_region r;
     st_job base_job = {JOB_MEM, i, 0, 0, 0, 0, -1, 0};
     size_t unit = esz, count = numel, step = JOB_BYTES / esz; /* per job */
-    if (!pf_tensor_is_deferred(t)) {
+    if (out_dtype(t, w->as) != t->dtype) {
+      base_job.kind = JOB_CONVERT;
+      unit = osz;
+      step = LAZY_CHUNK / (esz > osz ? esz : osz);
+    } else if (!pf_tensor_is_deferred(t)) {
       if (pf_tensor_file_region(t, &r)) {
         base_job.src = source_fd(w, &r);
         base_job.src_off = r.offset;
@@ -330,7 +364,7 @@ static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t 
       j.out = off + f * unit;
       v[k++] = j;
     }
-    off += t->nbytes;
+    off += numel * osz;
   }
   *nj = k;
   return v;
@@ -375,7 +409,7 @@ static int run_jobs(st_writer *w, const pf_st_entry *e, const st_job *jobs, size
 static pf_status write_shard(const char *path, const pf_st_entry *e, size_t n, uint64_t bytes,
                              st_writer *w, pf_err *err) {
   size_t hl = 0, nj = 0;
-  char *header = build_header(e, n, &hl);
+  char *header = build_header(e, n, w->as, &hl);
   if (!header) return ferr(err, PF_ERR_NOMEM, path, "out of memory building the header");
   size_t *left = calloc(n ? n : 1, sizeof *left);
   st_job *jobs = left ? plan_jobs(w, e, n, 8 + (uint64_t)hl, &nj) : NULL;
@@ -463,22 +497,26 @@ done:
 }
 
 pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
-                      uint64_t max_shard_bytes, const struct pf_ctx *ctx, pf_err *err) {
+                      uint64_t max_shard_bytes, const pf_dtype *as, const struct pf_ctx *ctx,
+                      pf_err *err) {
   pf_status s = check_entries(dir, entries, n, err);
   if (s != PF_OK) return s;
   st_shard *sh = NULL;
   size_t nsh = 0;
-  if ((s = plan_shards(entries, n, max_shard_bytes, &sh, &nsh, err)) != PF_OK) return s;
-  st_writer w = {.ctx = ctx, .nt = omp_get_max_threads()};
+  if ((s = plan_shards(entries, n, as, max_shard_bytes, &sh, &nsh, err)) != PF_OK) return s;
+  st_writer w = {.ctx = ctx, .nt = omp_get_max_threads(), .as = as};
   if (w.nt > MAX_WRITERS) w.nt = MAX_WRITERS;
   if (w.nt < 1) w.nt = 1;
-  int lazy = 0;
+  int lazy = 0, conv = 0;
   for (size_t i = 0; i < n; i++) {
-    w.total += entries[i].tensor->nbytes;
-    lazy |= pf_tensor_is_deferred(entries[i].tensor);
+    const pf_tensor *t = entries[i].tensor;
+    w.total += out_bytes(t, as);
+    lazy |= pf_tensor_is_deferred(t);
+    conv |= out_dtype(t, as) != t->dtype;
   }
-  for (int i = 0; lazy && s == PF_OK && i < w.nt; i++)
-    if (!(w.bufs[i] = malloc(LAZY_CHUNK))) s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
+  for (int i = 0; (lazy || conv) && s == PF_OK && i < w.nt; i++)
+    if (!(w.bufs[i] = malloc(conv ? 2 * LAZY_CHUNK : LAZY_CHUNK)))
+      s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
   if (s == PF_OK) pf_ctx_progress(ctx, "save", 0, w.total);
   for (size_t i = 0; s == PF_OK && i < nsh; i++) {
     if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK) break;

@@ -4,33 +4,24 @@
  * only then renamed into place, so a failed or interrupted save never leaves a
  * half-written checkpoint at `dir`.
  *
- * dtype conversion: pf_st_write takes all tensors at once and each must have
- * bytes, but the converted model must never exist in memory as a whole. So the
- * tensors that need converting are converted chunk by chunk through one small
- * reusable buffer into a scratch file inside the temporary folder, which is then
- * mapped read-only (and unlinked at once) and handed to pf_st_write as views.
- * Memory stays at one chunk; the page cache does the rest. Lazy tensors (width
- * pruning's selections, tensor.h) are gathered chunk by chunk for that; without
- * a conversion pf_st_write gathers them itself, and nothing is materialised.
+ * dtype conversion and lazy tensors (width pruning's selections, tensor.h) are
+ * left to pf_st_write, which converts and gathers a few MB at a time on its way
+ * to the file: the converted or pruned model never exists in memory as a
+ * whole, and each output byte is written once.
  */
 #include "model.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "fsutil.h"
 #include "json.h"
 #include "safetensors.h"
 
 #define SAVE_DEFAULT_SHARD 5000000000ull
-#define CONVERT_CHUNK ((size_t)1 << 22) /* elements per conversion step (16 MB as F32) */
-#define STAGE_ALIGN 64
 
 /* Files copied from the source folder when present. */
 static const char *const aux_files[] = {
@@ -48,7 +39,6 @@ static const char *const aux_files[] = {
 typedef struct save_list {
   pf_st_entry *e;
   char (*names)[128];
-  pf_tensor **owned; /* converted views (or NULL): released at the end */
   pf_tensor **held;  /* the stored tensors (joined ones exist only through this) */
   size_t n, cap;
   int failed;
@@ -76,98 +66,11 @@ static int collect(void *ud, const char *name, const pf_tensor *t) {
 }
 
 static void list_free(save_list *l) {
-  for (size_t i = 0; i < l->n; i++) {
-    if (l->owned) pf_tensor_release(l->owned[i]);
+  for (size_t i = 0; i < l->n; i++)
     pf_tensor_release(l->held[i]);
-  }
-  free(l->owned);
   free(l->held);
   free(l->e);
   free(l->names);
-}
-
-static int write_at(int fd, const void *p, size_t n, off_t off) {
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = pwrite(fd, c, n, off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    c += w, n -= (size_t)w, off += w;
-  }
-  return 0;
-}
-
-/* Convert every entry whose dtype differs from `dt` into the scratch file and
- * point the entry at a view of it (see the file comment). */
-static pf_status stage_convert(save_list *l, const char *tmp, pf_dtype dt, const pf_ctx *ctx,
-                               pf_err *err) {
-  size_t total = 0, ds = pf_dtype_size(dt);
-  for (size_t i = 0; i < l->n; i++)
-    if (l->e[i].tensor->dtype != dt)
-      total += ((size_t)pf_tensor_numel(l->e[i].tensor) * ds + STAGE_ALIGN - 1) / STAGE_ALIGN *
-               STAGE_ALIGN;
-  if (total == 0) return PF_OK;
-  pf_status s = PF_OK;
-  pf_storage *st = NULL;
-  void *buf = NULL, *src = NULL; /* src: gathered lazy elements (tensor.h) */
-  int lazy = 0;
-  for (size_t i = 0; i < l->n; i++)
-    lazy |= l->e[i].tensor->dtype != dt && pf_tensor_is_deferred(l->e[i].tensor);
-  size_t *offs = calloc(l->n, sizeof *offs);
-  l->owned = calloc(l->n, sizeof *l->owned);
-  char *path = pf_path_join(tmp, ".convert-stage");
-  if (!offs || !l->owned || !path || !(buf = malloc(CONVERT_CHUNK * ds)) ||
-      (lazy && !(src = malloc(CONVERT_CHUNK * sizeof(float))))) {
-    s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
-    goto done;
-  }
-  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    s = pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    goto done;
-  }
-  size_t off = 0, done_b = 0;
-  for (size_t i = 0; i < l->n && s == PF_OK; i++) {
-    const pf_tensor *t = l->e[i].tensor;
-    if (t->dtype == dt) continue;
-    if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK) break;
-    size_t n = (size_t)pf_tensor_numel(t), ss = pf_dtype_size(t->dtype);
-    offs[i] = off;
-    for (size_t k = 0; k < n; k += CONVERT_CHUNK) {
-      size_t c = n - k < CONVERT_CHUNK ? n - k : CONVERT_CHUNK;
-      const void *from = src;
-      if (t->data)
-        from = (const char *)t->data + k * ss;
-      else /* a lazy tensor: gather the chunk first */
-        pf_tensor_read(t, k, c, src);
-      pf_convert(buf, dt, from, t->dtype, c);
-      if (write_at(fd, buf, c * ds, (off_t)(off + k * ds)) != 0) {
-        s = pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        break;
-      }
-    }
-    off += (n * ds + STAGE_ALIGN - 1) / STAGE_ALIGN * STAGE_ALIGN;
-    done_b += n * ds;
-    pf_ctx_progress(ctx, "convert", done_b, total);
-  }
-  if (s == PF_OK && ftruncate(fd, (off_t)total) != 0)
-    s = pf_err_set(err, PF_ERR_IO, "%s: cannot size: %s", path, strerror(errno));
-  close(fd);
-  if (s == PF_OK) s = pf_storage_map_file(path, &st, err);
-  unlink(path); /* the mapping keeps the bytes alive; nothing to clean up later */
-  for (size_t i = 0; i < l->n && s == PF_OK; i++) {
-    const pf_tensor *t = l->e[i].tensor;
-    if (t->dtype == dt) continue;
-    s = pf_tensor_view(st, offs[i], dt, t->ndim, t->shape, &l->owned[i], err);
-    if (s == PF_OK) l->e[i].tensor = l->owned[i];
-  }
-done:
-  pf_storage_release(st);
-  free(src);
-  free(buf);
-  free(path);
-  free(offs);
-  return s;
 }
 
 /* The config as it will be saved: per-layer widths from the up_proj shapes
@@ -295,9 +198,8 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
   made = pf_missing_parent(dir);
   if ((s = pf_make_temp_sibling(dir, &tmp, err)) != PF_OK) goto done;
   pf_temp_register(tmp);
-  if ((s = stage_convert(&l, tmp, dt, ctx, err)) != PF_OK ||
-      (s = pf_ctx_check_interrupt(ctx, err)) != PF_OK ||
-      (s = pf_st_write(tmp, l.e, l.n, shard, ctx, err)) != PF_OK ||
+  if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK ||
+      (s = pf_st_write(tmp, l.e, l.n, shard, &dt, ctx, err)) != PF_OK ||
       (s = write_config(m, tmp, dt, err)) != PF_OK || (s = copy_aux(m, tmp, err)) != PF_OK ||
       (s = verify(m, tmp, dt, err)) != PF_OK || (s = pf_ctx_check_interrupt(ctx, err)) != PF_OK)
     goto done;

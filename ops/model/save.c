@@ -10,9 +10,10 @@
  *   parameters_before  the source checkpoint's parameter count (null if unknown)
  *   parameters_after   this model's
  *   config_diff        {key: [old, new]} for every config.json key that changes
- *   peak_memory_bytes  an estimate of the extra memory save needs: the largest
- *                      tensor in the target dtype when converting (one tensor is
- *                      converted at a time) plus the safetensors header and index
+ *   peak_memory_bytes  an estimate of the extra memory save needs: the writer's
+ *                      gather and conversion buffers (a few MB per writer thread,
+ *                      whatever the model's size) plus the safetensors header and
+ *                      index
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@ typedef struct shape_rec {
   int64_t shape[PF_MAX_DIMS];
   uint64_t numel;
   size_t elsize; /* stored dtype size */
+  pf_dtype dtype;
   int derived;   /* planned or heap-backed: made by pruning, not a view of a file */
 } shape_rec;
 
@@ -68,6 +70,7 @@ static int collect_cb(void *ud, const char *name, const pf_tensor *t) {
   memcpy(r->shape, t->shape, sizeof r->shape);
   r->numel = (uint64_t)pf_tensor_numel(t);
   r->elsize = pf_dtype_size(t->dtype);
+  r->dtype = t->dtype;
   r->derived = !t->data || !t->storage || !pf_storage_path(t->storage);
   s->n++;
   return 0;
@@ -147,16 +150,17 @@ static pf_status config_diff(const char *old_text, const char *new_text, pf_valu
 }
 
 static uint64_t peak_estimate(const shape_set *now, const pf_save_opts *so, uint64_t shard) {
-  uint64_t header = 64, biggest = 0, total = 0;
+  uint64_t header = 64, total = 0;
+  int gather = 0, convert = 0;
   for (size_t i = 0; i < now->n; i++) {
     header +=
         strlen(now->v[i].name) + 96; /* "name":{"dtype":..,"shape":[..],"data_offsets":[..]} */
-    uint64_t b = now->v[i].numel * (so->have_dtype ? pf_dtype_size(so->dtype) : now->v[i].elsize);
-    if (b > biggest) biggest = b;
-    total += b;
+    total += now->v[i].numel * (so->have_dtype ? pf_dtype_size(so->dtype) : now->v[i].elsize);
+    gather |= now->v[i].derived; /* pruned: gathered from its parent when written */
+    convert |= so->have_dtype && so->dtype != now->v[i].dtype;
   }
   uint64_t index = total > shard ? header : 0; /* weight_map repeats every name */
-  return (so->have_dtype ? biggest : 0) + header + index;
+  return pf_st_write_buffer_bytes(gather, convert) + header + index;
 }
 
 static pf_status config_texts(const pf_model *m, const pf_model *src, const pf_save_opts *so,

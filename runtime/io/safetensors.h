@@ -62,6 +62,10 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
                       uint64_t max_shard_bytes, const pf_dtype *as, const struct pf_ctx *ctx,
                       pf_err *err);
 
+/* The buffers pf_st_write allocates (a few MB per writer thread, not growing
+ * with the model): when some tensor is lazy (gather) and/or is converted. */
+uint64_t pf_st_write_buffer_bytes(int gather, int convert);
+
 /* Parse "5GB", "500MB", "2GiB", "1000" (bytes). Decimal units are powers of 10
  * as in Hugging Face ("5GB" = 5e9). */
 pf_status pf_parse_size(const char *s, uint64_t *out, pf_err *err);

@@ -496,6 +496,15 @@ done:
   return s;
 }
 
+static int writer_threads(void) {
+  int nt = omp_get_max_threads();
+  return nt > MAX_WRITERS ? MAX_WRITERS : nt < 1 ? 1 : nt;
+}
+
+uint64_t pf_st_write_buffer_bytes(int gather, int convert) {
+  return (uint64_t)writer_threads() * (convert ? 2 : gather ? 1 : 0) * LAZY_CHUNK;
+}
+
 pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
                       uint64_t max_shard_bytes, const pf_dtype *as, const struct pf_ctx *ctx,
                       pf_err *err) {
@@ -504,9 +513,7 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
   st_shard *sh = NULL;
   size_t nsh = 0;
   if ((s = plan_shards(entries, n, as, max_shard_bytes, &sh, &nsh, err)) != PF_OK) return s;
-  st_writer w = {.ctx = ctx, .nt = omp_get_max_threads(), .as = as};
-  if (w.nt > MAX_WRITERS) w.nt = MAX_WRITERS;
-  if (w.nt < 1) w.nt = 1;
+  st_writer w = {.ctx = ctx, .nt = writer_threads(), .as = as};
   int lazy = 0, conv = 0;
   for (size_t i = 0; i < n; i++) {
     const pf_tensor *t = entries[i].tensor;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsutil.h"
 #include "goldutil.h"
 #include "model.h"
 #include "opdata.h"
@@ -70,7 +71,7 @@ START_TEST(test_lazy_primitives) {
   pf_err err = {0};
   for (int d = 0; d < 3; d++) {
     pf_tensor *t = ramp(dts[d], 2, 9, 11), *v = ramp(dts[d], 1, 1, 13);
-    enum { N = 22 };
+    enum { N = 27 };
     pf_tensor *a[N] = {0}, *b[N] = {0}; /* a: lazy, b: eager twins */
     /* rows, columns of the rows, the transpose, rows of that, a row view */
     ck_assert_int_eq(pf_tensor_gather_rows(t, r4, 4, &a[0], &err), PF_OK);
@@ -124,6 +125,41 @@ START_TEST(test_lazy_primitives) {
                      PF_OK);
     ck_assert_int_eq(pf_tensor_gather_rows(b[16], r3, 2, &a[17], &err), PF_OK);
     ck_assert(pf_tensor_is_planned(a[17]));
+    /* GPT-2 Conv1D: the lazy transpose, q | k | v rows of it joined again, and
+     * the transpose of that: t's own rows (no index list), copied from t as is */
+    ck_assert_int_eq(pf_tensor_gather_transpose(t, &a[18], &err), PF_OK);
+    ck_assert_int_eq(pf_tensor_transpose(t, &b[18], &err), PF_OK);
+    ck_assert_int_eq(pf_tensor_rows_view(a[18], 0, 4, &a[19], &err), PF_OK);
+    ck_assert_int_eq(pf_tensor_rows_view(a[18], 4, 11, &a[20], &err), PF_OK);
+    ck_assert_int_eq(pf_tensor_rows_view(b[18], 0, 4, &b[19], &err), PF_OK);
+    ck_assert_int_eq(pf_tensor_rows_view(b[18], 4, 11, &b[20], &err), PF_OK);
+    ck_assert_int_eq(pf_tensor_concat_rows((const pf_tensor *const *)&a[19], 2, &a[21], &err),
+                     PF_OK);
+    ck_assert_int_eq(pf_tensor_concat_rows((const pf_tensor *const *)&b[19], 2, &b[21], &err),
+                     PF_OK);
+    ck_assert_ptr_nonnull(a[21]->lazy);
+    ck_assert_int_eq(pf_tensor_gather_transpose(a[21], &a[22], &err), PF_OK);
+    const pf_tensor *parent = NULL;
+    const int64_t *rows = (const int64_t *)&parent;
+    ck_assert(pf_tensor_lazy_rows(a[22], &parent, &rows));
+    ck_assert_ptr_eq(parent, t);
+    ck_assert_ptr_null(rows);
+    same_bytes(a[22], t);
+    same_bytes(a[21], b[21]);
+    same_bytes(a[18], b[18]);
+    /* NeoX: a row order and its inverse are t's own rows again */
+    const int64_t perm[9] = {3, 0, 7, 1, 8, 2, 4, 6, 5};
+    int64_t inv[9];
+    for (int i = 0; i < 9; i++)
+      inv[perm[i]] = i;
+    ck_assert_int_eq(pf_tensor_gather_rows(t, perm, 9, &a[23], &err), PF_OK);
+    ck_assert_int_eq(pf_tensor_gather_rows(a[23], inv, 9, &a[24], &err), PF_OK);
+    ck_assert(pf_tensor_lazy_rows(a[24], &parent, &rows));
+    ck_assert_ptr_null(rows);
+    same_bytes(a[24], t);
+    /* a planned tensor's transpose is planned */
+    ck_assert_int_eq(pf_tensor_gather_transpose(b[16], &a[25], &err), PF_OK);
+    ck_assert(pf_tensor_is_planned(a[25]));
     for (int i = 0; i < N; i++) {
       pf_tensor_release(a[i]);
       pf_tensor_release(b[i]);
@@ -297,11 +333,61 @@ START_TEST(test_lazy_save_identical) {
 }
 END_TEST
 
+/* An unchanged model's stored tensors, for every family (GPT-2's transposed
+ * Conv1D and fused c_attn, NeoX's head-interleaved query_key_value, Phi-3's
+ * fused gate_up), are ranges of the loaded files: loading copied nothing, and
+ * a save copies them file to file, byte for byte (fused 1-D biases are
+ * gathered element by element: a few KB). */
+static int stored_is_file(void *ud, const char *name, const pf_tensor *t) {
+  (void)ud;
+  pf_file_region r;
+  const pf_tensor *parent = NULL;
+  const int64_t *rows = NULL;
+  if (t->ndim == 1 && pf_tensor_is_deferred(t)) return 0; /* a fused bias: gathered, small */
+  if (!pf_tensor_is_deferred(t)) {
+    ck_assert_msg(pf_tensor_file_region(t, &r), "%s is not a range of a file", name);
+    return 0;
+  }
+  ck_assert_msg(pf_tensor_lazy_rows(t, &parent, &rows), "%s is not a row selection", name);
+  ck_assert_msg(rows == NULL, "%s selects rows", name);
+  ck_assert_msg(pf_tensor_file_region(parent, &r), "%s is not a selection of a file", name);
+  return 0;
+}
+
+static const char *const stored_presets[] = {"llama-tiny", "qwen3-tiny", "gemma2-tiny",
+                                             "phi3-tiny",  "gpt2-tiny",  "neox-tiny"};
+
+START_TEST(test_stored_is_file) {
+  const char *preset = stored_presets[_i];
+  char *src = pf_test_synth(preset, 5, NULL), *tmp = pf_test_tmpdir("stored");
+  pf_model *m = load_dir(src);
+  pf_err err = {0};
+  ck_assert_int_eq(pf_model_foreach_stored(m, stored_is_file, NULL, &err), 0);
+  char out[4200];
+  snprintf(out, sizeof out, "%s/out", tmp);
+  ck_assert_msg(pf_model_save(m, out, NULL, 0, NULL, &err) == PF_OK, "%s", err.msg);
+  char *a = pf_path_join(src, "model.safetensors"), *b = pf_path_join(out, "model.safetensors");
+  size_t la = 0, lb = 0;
+  char *da = pf_test_read(a, &la), *db = pf_test_read(b, &lb);
+  ck_assert_msg(da && db && la == lb && !memcmp(da, db, la), "%s: saved bytes differ", preset);
+  free(da);
+  free(db);
+  free(a);
+  free(b);
+  pf_model_release(m);
+  pf_test_rmtree(tmp);
+  free(tmp);
+  pf_test_synth_free(src);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("lazy_prune");
   TCase *t = tcase_create("core");
   tcase_set_timeout(t, 120);
   tcase_add_test(t, test_lazy_primitives);
+  tcase_add_loop_test(t, test_stored_is_file, 0,
+                      (int)(sizeof stored_presets / sizeof stored_presets[0]));
   tcase_add_loop_test(t, test_lazy_save_identical, 0, (int)(sizeof cases / sizeof cases[0]));
   suite_add_tcase(s, t);
   SRunner *sr = srunner_create(s);

@@ -573,6 +573,15 @@ pf_status pf_tensor_gather_elems(const pf_tensor *t, const int64_t *idx, int64_t
   return pf_lazy_select(t, NULL, 0, idx, k, 0, out, err);
 }
 
+pf_status pf_tensor_gather_transpose(const pf_tensor *t, pf_tensor **out, pf_err *err) {
+  *out = NULL;
+  pf_status s = check_ndim("gather_transpose", t, 2, err);
+  if (s != PF_OK) return s;
+  int64_t shape[2] = {t->shape[1], t->shape[0]};
+  if (pf_tensor_is_planned(t)) return pf_tensor_new_planned(t->dtype, 2, shape, out, err);
+  return pf_lazy_select(t, NULL, 0, NULL, 0, 1, out, err);
+}
+
 /* ---- layout changes (model families that store fused or transposed weights) ---- */
 
 pf_status pf_tensor_rows_view(const pf_tensor *t, int64_t r0, int64_t r1, pf_tensor **out,

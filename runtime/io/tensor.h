@@ -179,6 +179,10 @@ pf_status pf_tensor_gather_cols(const pf_tensor *t, const int64_t *idx, int64_t 
                                 pf_tensor **out, pf_err *err);
 pf_status pf_tensor_gather_elems(const pf_tensor *t, const int64_t *idx, int64_t k,
                                  pf_tensor **out, pf_err *err);
+/* The transpose of a 2-D tensor as a lazy selection (pf_tensor_transpose copies
+ * a tensor that is not lazy). Transposing it back gives a lazy selection of all
+ * of t's rows, which the writer copies straight from t's file. */
+pf_status pf_tensor_gather_transpose(const pf_tensor *t, pf_tensor **out, pf_err *err);
 
 /* The select functions below return heap tensors, or — when the result is
  * PF_SCRATCH_MIN bytes or more — tensors mapped read-only from an unlinked

@@ -81,6 +81,18 @@ static int copy_idx(const int64_t *a, int64_t n, int64_t **out) {
   return 0;
 }
 
+/* An index list that takes every one of n parent positions in order is the
+ * identity: drop it, so that a selection that undoes another (a transpose back,
+ * NeoX's head order and its inverse) is the parent itself again, which the
+ * writer copies from its file. */
+static void drop_identity(int64_t **idx, int64_t k, int64_t n) {
+  if (!*idx || k != n) return;
+  for (int64_t i = 0; i < k; i++)
+    if ((*idx)[i] != i) return;
+  free(*idx);
+  *idx = NULL;
+}
+
 /* Rows ridx[rk] and columns cidx[ck] of t (NULL: all), transposed when flip,
  * as one lazy selection of t's root parent. Indices are in range (checked by
  * the callers). t has data or is lazy. */
@@ -105,6 +117,8 @@ pf_status pf_lazy_select(const pf_tensor *t, const int64_t *ridx, int64_t rk, co
   if ((pr ? compose(s.rows, pr, npr, &l->rows) : copy_idx(s.rows, s.nr, &l->rows)) ||
       (pc ? compose(s.cols, pc, npc, &l->cols) : copy_idx(s.cols, s.nc, &l->cols)))
     goto nomem;
+  drop_identity(&l->rows, l->nr, parent_rows(s.base));
+  drop_identity(&l->cols, l->nc, parent_cols(s.base));
   int64_t shape[2] = {l->transposed ? l->nc : l->nr, l->transposed ? l->nr : l->nc};
   pf_status st = t->ndim == 1 ? pf_tensor_new_planned(t->dtype, 1, &l->nc, &o, err)
                               : pf_tensor_new_planned(t->dtype, 2, shape, &o, err);
@@ -276,13 +290,45 @@ static int same_cols(const sel *a, const sel *b) {
   return !a->cols || !memcmp(a->cols, b->cols, (size_t)a->nc * sizeof *a->cols);
 }
 
+static int same_rows(const sel *a, const sel *b) {
+  if (a->nr != b->nr || !a->rows != !b->rows) return 0;
+  return !a->rows || !memcmp(a->rows, b->rows, (size_t)a->nr * sizeof *a->rows);
+}
+
+/* Transposed parts of one parent with the same parent rows (GPT-2's q, k and v
+ * of the transposed c_attn): the transpose of the union of their columns. */
+static int concat_transposed(const pf_tensor *const *parts, int n, pf_tensor **out, pf_status *st,
+                             pf_err *err) {
+  sel s0 = sel_of(parts[0]);
+  int64_t k = 0;
+  for (int i = 0; i < n; i++) {
+    sel s = sel_of(parts[i]);
+    if (!s.transposed || s.base != s0.base || !same_rows(&s, &s0)) return 0;
+    k += s.nc;
+  }
+  int64_t *cols = malloc((size_t)(k ? k : 1) * sizeof *cols);
+  if (!cols) {
+    *st = pf_err_set(err, PF_ERR_NOMEM, "concat_rows: out of memory");
+    return 1;
+  }
+  for (int i = 0, j = 0; i < n; i++) {
+    sel s = sel_of(parts[i]);
+    for (int64_t c = 0; c < s.nc; c++)
+      cols[j++] = s.cols ? s.cols[c] : c;
+  }
+  *st = pf_lazy_select(s0.base, s0.rows, s0.nr, cols, k, 1, out, err);
+  free(cols);
+  return 1;
+}
+
 /* Parts (2-D, untransposed, the same columns) whose parents are one tensor or
  * adjacent row views of one storage (Phi-3's gate and up halves of gate_up):
- * rows of the parents' union. */
+ * rows of the parents' union; or transposed parts (concat_transposed). */
 int pf_lazy_concat(const pf_tensor *const *parts, int n, pf_tensor **out, pf_status *st,
                    pf_err *err) {
   *out = NULL;
   if (n < 1 || parts[0]->ndim != 2) return 0;
+  if (sel_of(parts[0]).transposed) return concat_transposed(parts, n, out, st, err);
   int64_t *off = malloc((size_t)n * sizeof *off), total = 0, k = 0;
   if (!off) {
     *st = pf_err_set(err, PF_ERR_NOMEM, "concat_rows: out of memory");

@@ -212,10 +212,14 @@ static int64_t *neox_index(int64_t rows_per_part, int64_t nh, pf_err *err) {
   return idx;
 }
 
+/* Layout changes are lazy selections (tensor.h): loading a Conv1D or fused
+ * checkpoint copies nothing, and composing the stored layout again for a save
+ * gives selections of the loaded file's tensors, which the writer copies file
+ * to file; a forward pass materialises what it uses, once. */
 static pf_status select_any(const pf_tensor *t, const int64_t *idx, int64_t k, pf_tensor **out,
                             pf_err *err) {
-  return t->ndim == 1 ? pf_tensor_select_elems(t, idx, k, out, err)
-                      : pf_tensor_select_rows(t, idx, k, out, err);
+  return t->ndim == 1 ? pf_tensor_gather_elems(t, idx, k, out, err)
+                      : pf_tensor_gather_rows(t, idx, k, out, err);
 }
 
 pf_status pf_arch_split(const pf_arch_tensor *at, pf_tensor *stored,
@@ -231,12 +235,12 @@ pf_status pf_arch_split(const pf_arch_tensor *at, pf_tensor *stored,
     out[0] = stored;
     return PF_OK;
   case PF_LAYOUT_CONV1D:
-    return stored->ndim == 2 ? pf_tensor_transpose(stored, &out[0], err)
+    return stored->ndim == 2 ? pf_tensor_gather_transpose(stored, &out[0], err)
                              : (pf_tensor_retain(stored), out[0] = stored, PF_OK);
   case PF_LAYOUT_CONV1D_ROWS:
   case PF_LAYOUT_ROWS:
     if (at->layout == PF_LAYOUT_CONV1D_ROWS && stored->ndim == 2) {
-      s = pf_tensor_transpose(stored, &rows, err);
+      s = pf_tensor_gather_transpose(stored, &rows, err);
       break;
     }
     pf_tensor_retain(stored); /* 1-D tensors are in row order already */
@@ -277,7 +281,7 @@ pf_status pf_arch_compose(const pf_arch_tensor *at, pf_tensor *const *parts, int
     return PF_OK;
   }
   if (at->layout == PF_LAYOUT_CONV1D)
-    return parts[0]->ndim == 2 ? pf_tensor_transpose(parts[0], out, err)
+    return parts[0]->ndim == 2 ? pf_tensor_gather_transpose(parts[0], out, err)
                                : (pf_tensor_retain(parts[0]), *out = parts[0], PF_OK);
   pf_tensor *rows = NULL;
   pf_status s = pf_tensor_concat_rows((const pf_tensor *const *)parts, at->n_parts, &rows, err);
@@ -287,7 +291,7 @@ pf_status pf_arch_compose(const pf_arch_tensor *at, pf_tensor *const *parts, int
     return PF_OK;
   }
   if (at->layout == PF_LAYOUT_CONV1D_ROWS) {
-    s = pf_tensor_transpose(rows, out, err);
+    s = pf_tensor_gather_transpose(rows, out, err);
     pf_tensor_release(rows);
     return s;
   }

@@ -50,6 +50,8 @@ static const char TOP[] =
     "Layer-major reads layer i+1 while layer i runs: when the weights do not fit, with\n"
     "O_DIRECT into two layer-sized buffers (if they fit a quarter of the budget), else\n"
     "through the page cache (PFRUN_PREFETCH=direct|map forces one, =0 reads on demand).\n"
+    "The activations bias_activations keeps go, past a quarter of the budget, into\n"
+    "spill files in the same folder (page cache the kernel can write out and drop).\n"
     "\n"
     "mpirun -np N pfrun ... (or srun): the same command, recipe or Lua script on N ranks;\n"
     "those passes split their batches across the ranks, rank 0 alone prints and writes\n"

@@ -17,6 +17,10 @@
  *   bench_gemm sgemm-blis  only the sgemm part, BLIS initialised without pfrun
  *   bench_gemm linear      only the linear layers (no sgemm children)
  *   bench_gemm bf16        only F32 linear vs the bf16 path, 2048x8192x2048, no sweeps
+ *   bench_gemm dpbf16-m    the AVX512-BF16 path at m = 8 .. 2048 with W packed and W
+ *                          read in place (pf_kern_dpbf16_direct_max_m), alternated,
+ *                          over 8 weight matrices per round (256 MB: from memory,
+ *                          as in a forward pass)
  * Sizes are M x N x K for Y[M,N] = X[M,K] · W[N,K]^T; GFLOP/s counts 2*M*N*K.
  * Times are the best of several runs after a warm-up (buffers are touched first,
  * so no page faults are timed). Threads: OMP_NUM_THREADS / all cores.
@@ -361,7 +365,64 @@ static void bench_linear(void) {
   free(x), free(y), free(wf), free(wb);
 }
 
+/* W packed against W read in place at each m, the two alternated round by round;
+ * each round runs 8 different weight matrices of one layer shape. */
+static void bench_dpbf16_m(void) {
+  if (!pf_kern_dpbf16 || pf_kernels_have_amx()) {
+    printf("  (the AVX512-BF16 path is not active on this CPU)\n");
+    return;
+  }
+  pf_kernels_set_matmul(PF_MATMUL_BF16);
+  static const int64_t shapes[][2] = {{8192, 2048}, {2048, 8192}}; /* gate/up, down_proj */
+  static const int64_t ms[] = {5, 8, 16, 32, 48, 64, 96, 128, 160, 192, 256, 512, 2048};
+  enum { NW = 8, ROUNDS = 5 };
+  pf_workspace *ws;
+  pf_err err;
+  die(pf_workspace_new(&ws, &err), &err);
+  const int64_t def = pf_kern_dpbf16_direct_max_m;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int64_t n = shapes[s][0], k = shapes[s][1];
+    uint16_t *w[NW];
+    for (int i = 0; i < NW; i++)
+      w[i] = rand_bf16(n * k, 40 + (unsigned)i);
+    float *x = randf(2048 * k, 7), *y = randf(2048 * n, 8);
+    printf("  n=%lld k=%lld, 8 matrices (%.0f MB) per round, best of %d rounds:\n", (long long)n,
+           (long long)k, NW * 2.0 * (double)n * (double)k / 1e6, ROUNDS);
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++) {
+      const int64_t m = ms[a];
+      double best[2] = {1e30, 1e30};
+      for (int r = 0; r <= ROUNDS; r++)
+        for (int d = 0; d < 2; d++) {
+          pf_kern_dpbf16_direct_max_m = d ? m : 0;
+          double t = now();
+          for (int i = 0; i < NW; i++)
+            die(pf_gemm_xwt(m, n, k, x, k, w[i], PF_DTYPE_BF16, k, NULL, 0.0f, y, n, ws, &err),
+                &err);
+          t = now() - t;
+          if (r > 0 && t < best[d]) best[d] = t;
+        }
+      const double flop = 2.0 * (double)m * (double)n * (double)k * NW;
+      printf("    m=%-5lld W packed %7.1f GFLOP/s (%6.2f ms), W in place %7.1f GFLOP/s (%6.2f ms): "
+             "%.2fx%s\n",
+             (long long)m, flop / best[0] / 1e9, best[0] * 1e3, flop / best[1] / 1e9, best[1] * 1e3,
+             best[0] / best[1], m <= def ? "  (pfrun: in place)" : "");
+    }
+    for (int i = 0; i < NW; i++)
+      free(w[i]);
+    free(x), free(y);
+  }
+  pf_kern_dpbf16_direct_max_m = def;
+  pf_workspace_free(ws);
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "dpbf16-m") == 0) {
+    pf_err err;
+    die(pf_kernels_init(&err), &err);
+    printf("AVX512-BF16 linear, W packed vs read in place (%s):\n", pf_kernels_describe());
+    bench_dpbf16_m();
+    return 0;
+  }
   if (argc > 1 && (strcmp(argv[1], "linear") == 0 || strcmp(argv[1], "bf16") == 0)) {
     g_quick = strcmp(argv[1], "bf16") == 0;
     pf_err err;

@@ -302,15 +302,17 @@ START_TEST(test_gemm_dpbf16_shapes) {
   const pf_matmul prev = pf_kernels_set_matmul(PF_MATMUL_BF16);
   const int64_t kc = pf_kern_dpbf16_kc, mc = pf_kern_dpbf16_mc, nc = pf_kern_dpbf16_nc;
   const size_t wbytes = pf_kern_dpbf16_wbytes;
-  static const int64_t shapes[][3] = {{5, 40, 64},    {3, 17, 1},     {17, 31, 33},
-                                      {33, 77, 70},   {64, 130, 95},  {100, 65, 96},
-                                      {47, 130, 513}, {13, 140, 1025}};
+  static const int64_t shapes[][3] = {{5, 40, 64},    {3, 17, 1},      {17, 31, 33},
+                                      {33, 77, 70},   {64, 130, 95},   {100, 65, 96},
+                                      {47, 130, 513}, {13, 140, 1025}, {40, 29, 1026}};
+  const int64_t dmax = pf_kern_dpbf16_direct_max_m;
   rng_seed(12);
-  for (int small = 0; small < 2; small++) {
-    pf_kern_dpbf16_kc = small ? 32 : kc;
-    pf_kern_dpbf16_mc = small ? 6 : mc;
-    pf_kern_dpbf16_nc = small ? 64 : nc;
-    pf_kern_dpbf16_wbytes = small ? 8192 : wbytes; /* W chunks of 64 columns x 64 k */
+  for (int small = 0; small < 4; small++) { /* 2, 3: W packed whatever m (the direct path off) */
+    pf_kern_dpbf16_direct_max_m = small >= 2 ? 0 : dmax;
+    pf_kern_dpbf16_kc = small % 2 ? 32 : kc;
+    pf_kern_dpbf16_mc = small % 2 ? 6 : mc;
+    pf_kern_dpbf16_nc = small % 2 ? 64 : nc;
+    pf_kern_dpbf16_wbytes = small % 2 ? 8192 : wbytes; /* W chunks of 64 columns x 64 k */
     for (int direct = 0; direct < 2; direct++) {
       if (!direct && !pf_kern_dpbf16_active()) continue; /* AMX takes pf_gemm_xwt */
       g_direct_dpbf16 = direct;
@@ -325,6 +327,7 @@ START_TEST(test_gemm_dpbf16_shapes) {
   }
   pf_kern_dpbf16_kc = kc, pf_kern_dpbf16_mc = mc, pf_kern_dpbf16_nc = nc;
   pf_kern_dpbf16_wbytes = wbytes;
+  pf_kern_dpbf16_direct_max_m = dmax;
   /* below the AVX-512 ISA level, or with f32 precision: the widening path, exact twin */
   const pf_isa isa = pf_kernels_set_isa(PF_ISA_AVX2);
   ck_assert(!pf_kern_bf16x_taken(33, 70, PF_DTYPE_BF16) || pf_kernels_have_amx());
@@ -334,6 +337,57 @@ START_TEST(test_gemm_dpbf16_shapes) {
   ck_assert(!pf_kern_bf16x_taken(33, 70, PF_DTYPE_BF16));
   check_gemm_case(33, 77, 70, PF_DTYPE_BF16, 1, 0.0f, 0, NULL);
   pf_kernels_set_matmul(prev);
+}
+END_TEST
+
+/* W read in place (small m, even k) and W packed give the same bits: same k
+ * slices, and each pair's products are exact whichever operand is broadcast.
+ * Row counts around the 16 / 32-row blocks and the 6-row blocks, columns around
+ * the 12-column block and the 96-column tasks, beta 0 and 0.5, padded strides,
+ * default and 32-wide k slices. */
+START_TEST(test_gemm_dpbf16_direct_same_bits) {
+  ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
+  if (!pf_kern_dpbf16) {
+    fprintf(stderr, "test_gemm_dpbf16_direct_same_bits: skipped: this CPU has no AVX512-BF16\n");
+    return;
+  }
+  static const int64_t ms[] = {1, 5, 16, 17, 31, 32, 33, 47, 100, 130, 256};
+  static const int64_t ns[] = {1, 12, 13, 97, 200};
+  static const int64_t ks[] = {2, 30, 64, 510, 1026};
+  const int64_t dmax = pf_kern_dpbf16_direct_max_m, kc = pf_kern_dpbf16_kc;
+  rng_seed(21);
+  for (int slice = 0; slice < 2; slice++) {
+    pf_kern_dpbf16_kc = slice ? 32 : kc;
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+      for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+        for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++) {
+          const int64_t m = ms[a], n = ns[b], k = ks[c], pad = (int64_t)((a + b + c) % 2);
+          const int64_t ldx = k + 3 * pad, ldw = k + 4 * pad, ldy = n + 2 * pad;
+          const float beta = (a + c) % 2 ? 0.5f : 0.0f;
+          float *x = falloc(m * ldx), *y0 = falloc(m * ldy), *y1 = falloc(m * ldy);
+          uint16_t *w = make_weights(PF_DTYPE_BF16, n * ldw);
+          fill(x, m * ldx, -1.0f, 1.0f);
+          fill(y0, m * ldy, -1.0f, 1.0f);
+          memcpy(y1, y0, sizeof(float) * (size_t)(m * ldy));
+          for (int direct = 0; direct < 2; direct++) {
+            pf_kern_dpbf16_direct_max_m = direct ? m : 0;
+            void *scratch = NULL;
+            ck_assert_int_eq(
+                posix_memalign(&scratch, 64,
+                               pf_kern_dpbf16_scratch_bytes(m, k, omp_get_max_threads())),
+                0);
+            pf_kern_gemm_dpbf16(m, n, k, x, ldx, w, ldw, beta, direct ? y1 : y0, ldy, scratch);
+            free(scratch);
+          }
+          ck_assert_msg(!memcmp(y0, y1, sizeof(float) * (size_t)(m * ldy)),
+                        "m=%lld n=%lld k=%lld beta=%g kc=%lld: W in place differs from W packed",
+                        (long long)m, (long long)n, (long long)k, (double)beta,
+                        (long long)pf_kern_dpbf16_kc);
+          free(x), free(y0), free(y1), free(w);
+        }
+  }
+  pf_kern_dpbf16_kc = kc;
+  pf_kern_dpbf16_direct_max_m = dmax;
 }
 END_TEST
 
@@ -596,6 +650,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, test_gemm_vs_ref, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
   tcase_add_test(tc, test_gemm_amx_shapes);
   tcase_add_test(tc, test_gemm_dpbf16_shapes);
+  tcase_add_test(tc, test_gemm_dpbf16_direct_same_bits);
   tcase_add_test(tc, test_matmul_setting);
   tcase_add_test(tc, test_gemm_multi_panel);
   tcase_add_test(tc, test_gemv_chunks_same_bits);

@@ -29,6 +29,22 @@
  *
  * Ragged edges: X rows past m and W columns past n are packed as zeros and not
  * stored; an odd k gets a zero partner in its last pair.
+ *
+ * W read in place (m <= pf_kern_dpbf16_direct_max_m, k even): with few rows,
+ * packing W costs about as much as using it (each W element serves only m
+ * products; pack_w was 20 % of bias_activations' time on the 1B shape). A W row
+ * is already a run of bf16 pairs along k, so the roles swap: X is packed 16 rows
+ * to a vector, Xq[g][kp][l] = (x[16g+l][2kp], x[16g+l][2kp+1]), and each W pair
+ * is broadcast (32 bits) straight from the weights. Register block: DR = 3 X
+ * vectors (48 rows) x DC = 8 columns = 24 accumulators, 3 loads + 8 broadcasts
+ * per 24 VDPBF16PS. Each DC-column tile streams its W rows whole (k innermost,
+ * for the prefetchers), and Y's block is held transposed (columns of Y, as the
+ * accumulators are) across the k slices, transposed through pf_transpose16
+ * only on the way in and out. The k slices are the same kc slices as above,
+ * added to Y's block by the same operations, and each pair's two products are
+ * exact in float32 whichever operand is broadcast, so both paths give the same
+ * bits (check_kernels tests that). bench_gemm dpbf16-m: 1.04-1.6x the packed
+ * path for m = 5 .. 128 on Zen 5, slower from ~192 rows on (bench/README.md).
  */
 #include "kern_internal.h"
 
@@ -41,6 +57,7 @@
 
 int pf_kern_dpbf16 = 0;
 int64_t pf_kern_dpbf16_kc = 256;
+int64_t pf_kern_dpbf16_direct_max_m = 128;
 int64_t pf_kern_dpbf16_mc = 192;
 int64_t pf_kern_dpbf16_nc = 256;
 size_t pf_kern_dpbf16_wbytes = (size_t)1 << 20;
@@ -69,7 +86,16 @@ static int64_t eff_mblocks(void) {
   return b < 1 ? 1 : b;
 }
 
+#define DR 3            /* W in place: X vectors (16 rows each) per register block */
+#define DC 8            /* W in place: output columns per register block */
+#define DCHUNK (8 * DC) /* W in place: output columns per OpenMP task */
+
+static int direct_path(int64_t m, int64_t k) {
+  return m <= pf_kern_dpbf16_direct_max_m && k % 2 == 0;
+}
+
 size_t pf_kern_dpbf16_scratch_bytes(int64_t m, int64_t k, int threads) {
+  if (direct_path(m, k)) return (size_t)((m + 15) / 16 * 16) * (size_t)(k / 2) * 4;
   const size_t xwords = (size_t)((m + MR - 1) / MR * MR) * (size_t)((k + 1) / 2);
   const size_t wwords = (size_t)eff_nc() * (size_t)((eff_ks(k) + 1) / 2);
   return ((xwords + 15) & ~(size_t)15) * 4 + (size_t)threads * wwords * 4;
@@ -224,6 +250,131 @@ static inline void tile(int64_t kpn, const uint32_t *restrict xp, const uint32_t
   }
 }
 
+/* ---- W read in place ---- */
+
+/* Xq[g][kp][l] (see the top of the file) for k even; rows >= m are zero. */
+static void pack_xq(uint32_t *xq, const float *x, int64_t ldx, int64_t m, int64_t k) {
+  const int64_t kp2 = k / 2, groups = (m + 15) / 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < groups; g++)
+    for (int64_t kw = 0; kw < kp2; kw += 16) {
+      __m512 rows[16], cols[16];
+      for (int i = 0; i < 16; i++)
+        rows[i] = g * 16 + i < m ? (__m512)pairs_of_row(x + (g * 16 + i) * ldx + 2 * kw, k - 2 * kw)
+                                 : _mm512_setzero_ps();
+      pf_transpose16(rows, cols);
+      const int64_t cnt = kp2 - kw < 16 ? kp2 - kw : 16;
+      for (int64_t t = 0; t < cnt; t++)
+        _mm512_store_ps((float *)(xq + (g * kp2 + kw + t) * 16), cols[t]);
+    }
+}
+
+/* One k slice of the (16 nv) x DC register block, added to yt (Y's block,
+ * transposed: yt[v][j] = rows 16v .. 16v + 15 of column j): acc = sum over kpn
+ * pairs of the nv Xq vectors (xq, the next group at xq + gstride) times the
+ * pairs of W rows w, w + ldw, ... (k offset applied; columns past cols repeat
+ * the last one). yt = acc + bk * yt when `load`, else acc: the packed path's
+ * per-slice update of Y, operation for operation. */
+static inline void dtile(const int nv, int64_t kpn, const uint32_t *restrict xq, int64_t gstride,
+                         const uint16_t *restrict w, int64_t ldw, int cols, __m512 yt[DR][DC],
+                         float bk, int load) {
+  __m512 c[DR][DC];
+  const uint16_t *wr[DC];
+#pragma GCC unroll 8
+  for (int j = 0; j < DC; j++) {
+    wr[j] = w + (j < cols ? j : cols - 1) * ldw;
+#pragma GCC unroll 3
+    for (int v = 0; v < DR; v++)
+      c[v][j] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < kpn; p++) {
+    __m512bh a[DR];
+#pragma GCC unroll 3
+    for (int v = 0; v < DR; v++)
+      if (v < nv) a[v] = (__m512bh)_mm512_load_si512((const void *)(xq + v * gstride + p * 16));
+#pragma GCC unroll 8
+    for (int j = 0; j < DC; j++) {
+      float pair; /* the two bf16 of the pair, as 32 bits (rows need not be 4-byte aligned) */
+      __builtin_memcpy(&pair, wr[j] + 2 * p, sizeof pair);
+      const __m512bh b = (__m512bh)_mm512_set1_ps(pair);
+#pragma GCC unroll 3
+      for (int v = 0; v < DR; v++)
+        if (v < nv) c[v][j] = _mm512_dpbf16_ps(c[v][j], a[v], b);
+    }
+  }
+  const __m512 vb = _mm512_set1_ps(bk);
+#pragma GCC unroll 3
+  for (int v = 0; v < DR; v++)
+#pragma GCC unroll 8
+    for (int j = 0; j < DC; j++)
+      if (v < nv) yt[v][j] = load ? _mm512_fmadd_ps(vb, yt[v][j], c[v][j]) : c[v][j];
+}
+
+/* Rows [16v, 16v + 16) ∩ [0, rows) and columns [0, cols) of y to or from yt
+ * (transposed through pf_transpose16). */
+static void yt_in(__m512 yt[DR][DC], int nv, const float *y, int64_t ldy, int rows, int cols) {
+  const __mmask16 cm = (__mmask16)((1u << cols) - 1u);
+  for (int v = 0; v < nv; v++) {
+    __m512 in[16], out[16];
+    for (int l = 0; l < 16; l++)
+      in[l] = 16 * v + l < rows ? _mm512_maskz_loadu_ps(cm, y + (16 * v + l) * ldy)
+                                : _mm512_setzero_ps();
+    pf_transpose16(in, out);
+    for (int j = 0; j < DC; j++)
+      yt[v][j] = out[j];
+  }
+}
+static void yt_out(__m512 yt[DR][DC], int nv, float *y, int64_t ldy, int rows, int cols) {
+  const __mmask16 cm = (__mmask16)((1u << cols) - 1u);
+  for (int v = 0; v < nv; v++) {
+    __m512 in[16], out[16];
+    for (int j = 0; j < 16; j++)
+      in[j] = j < DC ? yt[v][j] : _mm512_setzero_ps();
+    pf_transpose16(in, out);
+    for (int l = 0; l < 16 && 16 * v + l < rows; l++)
+      _mm512_mask_storeu_ps(y + (16 * v + l) * ldy, cm, out[l]);
+  }
+}
+
+/* Loops: column chunks of DCHUNK (OpenMP, dynamic) -> DC columns (their W rows
+ * stream through once per row block, from L1/L2 after the first) -> 32-row
+ * blocks -> the kc slices of k, Y's block held transposed in yt meanwhile. */
+static void gemm_direct(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
+                        const uint16_t *w, int64_t ldw, float beta, float *y, int64_t ldy,
+                        uint32_t *xq) {
+  const int64_t kp2 = k / 2, groups = (m + 15) / 16, kc = eff_kc();
+  pack_xq(xq, x, ldx, m, k);
+  const int64_t nchunks = (n + DCHUNK - 1) / DCHUNK;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t jc = 0; jc < nchunks; jc++) {
+    const int64_t n0 = jc * DCHUNK, n1 = n - n0 < DCHUNK ? n : n0 + DCHUNK;
+    __m512 yt[DR][DC];
+    for (int64_t j0 = n0; j0 < n1; j0 += DC) {
+      const int cols = (int)(n1 - j0 < DC ? n1 - j0 : DC);
+      for (int64_t g = 0; g < groups; g += DR) {
+        const int nv = groups - g < DR ? (int)(groups - g) : DR;
+        const int rows = (int)(m - 16 * g < 16 * DR ? m - 16 * g : 16 * DR);
+        float *yb = y + 16 * g * ldy + j0;
+        if (beta != 0.0f) yt_in(yt, nv, yb, ldy, rows, cols);
+        for (int64_t k0 = 0; k0 < k; k0 += kc) {
+          const int64_t kpn = (k - k0 < kc ? k - k0 : kc) / 2;
+          const uint32_t *xg = xq + (g * kp2 + k0 / 2) * 16;
+          const int load = k0 > 0 || beta != 0.0f;
+          const float bk = k0 > 0 ? 1.0f : beta;
+          const uint16_t *wk = w + j0 * ldw + k0;
+          if (nv == 3)
+            dtile(3, kpn, xg, kp2 * 16, wk, ldw, cols, yt, bk, load);
+          else if (nv == 2)
+            dtile(2, kpn, xg, kp2 * 16, wk, ldw, cols, yt, bk, load);
+          else
+            dtile(1, kpn, xg, kp2 * 16, wk, ldw, cols, yt, bk, load);
+        }
+        yt_out(yt, nv, yb, ldy, rows, cols);
+      }
+    }
+  }
+}
+
 /* Columns per OpenMP chunk: the nc tunable, but small enough that every thread
  * gets a chunk when n allows. */
 static int64_t chunk_cols(int64_t n, int threads) {
@@ -236,6 +387,10 @@ static int64_t chunk_cols(int64_t n, int threads) {
 void pf_kern_gemm_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx,
                          const uint16_t *w, int64_t ldw, float beta, float *y, int64_t ldy,
                          void *scratch) {
+  if (direct_path(m, k)) {
+    gemm_direct(m, n, k, x, ldx, w, ldw, beta, y, ldy, scratch);
+    return;
+  }
   const int64_t kp2 = (k + 1) / 2, mblocks = (m + MR - 1) / MR;
   uint32_t *xp = scratch;
   uint32_t *wbuf = xp + (((size_t)(mblocks * MR * kp2) + 15) & ~(size_t)15);

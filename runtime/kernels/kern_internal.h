@@ -79,6 +79,9 @@ extern int64_t pf_kern_dpbf16_min_m;
  * (sets its k extent, a multiple of kc; default 1 MiB). */
 extern int64_t pf_kern_dpbf16_kc, pf_kern_dpbf16_mc, pf_kern_dpbf16_nc;
 extern size_t pf_kern_dpbf16_wbytes;
+/* Products with at most this many rows and an even k read W in place instead of
+ * packing it (gemm_dpbf16.c; same bits; default 128, 0 = never). */
+extern int64_t pf_kern_dpbf16_direct_max_m;
 /* Returns 1 if the CPU (and OS) can run the AVX512-BF16 kernel. */
 int pf_kern_dpbf16_setup(void);
 /* Whether BF16 linear layers go to pf_kern_gemm_dpbf16: available, AMX not

@@ -69,37 +69,6 @@ nomem:
   return pf_err_set(err, PF_ERR_NOMEM, "cannot allocate %zu bytes of tensor storage", bytes);
 }
 
-pf_status pf_storage_new_spill(size_t bytes, pf_storage **out, pf_err *err) {
-  *out = NULL;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/pfrun-spill-XXXXXX", pf_scratch_dir());
-  int fd = mkostemp(path, O_CLOEXEC);
-  if (fd < 0)
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot create a spill file: %s", path, strerror(errno));
-  unlink(path); /* anonymous from now on: gone when unmapped, even after a crash */
-  pf_storage *s = calloc(1, sizeof *s);
-  void *p = MAP_FAILED;
-  int e = !s ? ENOMEM : 0;
-  if (!e && ftruncate(fd, (off_t)(bytes ? bytes : 1)) != 0) e = errno;
-  if (!e &&
-      (p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
-    e = errno;
-  close(fd);
-  if (e) {
-    free(s);
-    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO,
-                      "%s: cannot make a %zu-byte spill file: %s", pf_scratch_dir(), bytes,
-                      strerror(e));
-  }
-  s->data = p;
-  s->size = bytes ? bytes : 1;
-  s->is_mmap = 1;
-  s->writable = 1;
-  s->refcount = 1;
-  *out = s;
-  return PF_OK;
-}
-
 pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err) {
   *out = NULL;
   pf_status st = PF_OK;
@@ -152,6 +121,45 @@ static int pwrite_fully(int fd, const char *p, size_t n, off_t off) {
   return 0;
 }
 
+/* An unlinked file "pfrun-<kind>-XXXXXX" in pf_scratch_dir(), or -1 (err set). */
+static int scratch_fd(const char *kind, pf_err *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/pfrun-%s-XXXXXX", pf_scratch_dir(), kind);
+  int fd = mkostemp(path, O_CLOEXEC);
+  if (fd < 0) {
+    pf_err_set(err, PF_ERR_IO, "%s: cannot create a %s file: %s", path, kind, strerror(errno));
+    return -1;
+  }
+  unlink(path); /* anonymous from now on: gone when unmapped, even after a crash */
+  return fd;
+}
+
+/* `bytes` of the scratch file fd mapped shared (read-write when `writable`) as a
+ * new storage; fd is closed. e: an errno from preparing the file (0: none). */
+static pf_status scratch_map(int fd, size_t bytes, int writable, int e, const char *kind,
+                             pf_storage **out, pf_err *err) {
+  pf_storage *s = e ? NULL : calloc(1, sizeof *s);
+  void *p = MAP_FAILED;
+  if (!e && !s) e = ENOMEM;
+  if (!e && (p = mmap(NULL, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd,
+                      0)) == MAP_FAILED)
+    e = errno;
+  close(fd);
+  if (e) {
+    free(s);
+    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO,
+                      "%s: cannot make a %zu-byte %s file: %s", pf_scratch_dir(), bytes, kind,
+                      strerror(e));
+  }
+  s->data = p;
+  s->size = bytes;
+  s->is_mmap = 1;
+  s->writable = writable;
+  s->refcount = 1;
+  *out = s;
+  return PF_OK;
+}
+
 /* Build `rows` rows of `row_bytes` into an unlinked scratch file through a small
  * reusable buffer (pwrite into the page cache, no page faults on a writable
  * mapping), then map it read-only. PF_ERR_IO/NOMEM when that is not possible. */
@@ -160,37 +168,26 @@ static pf_status scratch_build(size_t rows, size_t row_bytes, pf_fill_rows_fn fi
   *out = NULL;
   size_t bytes = rows * row_bytes, chunk_rows = ((size_t)1 << 20) / (row_bytes ? row_bytes : 1);
   if (chunk_rows == 0) chunk_rows = 1;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/pfrun-scratch-XXXXXX", pf_scratch_dir());
-  int fd = mkostemp(path, O_CLOEXEC);
-  if (fd < 0)
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot create a scratch file: %s", path,
-                      strerror(errno));
-  unlink(path); /* anonymous from now on: gone when unmapped, even after a crash */
-  pf_storage *s = calloc(1, sizeof *s);
+  int fd = scratch_fd("scratch", err);
+  if (fd < 0) return PF_ERR_IO;
   char *buf = malloc(chunk_rows * row_bytes);
-  int e = (!s || !buf) ? ENOMEM : 0;
+  int e = !buf ? ENOMEM : 0;
   for (size_t r = 0; !e && r < rows; r += chunk_rows) {
     size_t n = rows - r < chunk_rows ? rows - r : chunk_rows;
     fill(job, (int64_t)r, (int64_t)(r + n), buf);
     e = pwrite_fully(fd, buf, n * row_bytes, (off_t)(r * row_bytes));
   }
-  void *p = MAP_FAILED;
-  if (!e && (p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) e = errno;
-  close(fd);
   free(buf);
-  if (e) {
-    free(s);
-    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO,
-                      "%s: cannot write a %zu-byte scratch file: %s", pf_scratch_dir(), bytes,
-                      strerror(e));
-  }
-  s->data = p;
-  s->size = bytes;
-  s->is_mmap = 1;
-  s->refcount = 1;
-  *out = s;
-  return PF_OK;
+  return scratch_map(fd, bytes, 0, e, "scratch", out, err);
+}
+
+pf_status pf_storage_new_spill(size_t bytes, pf_storage **out, pf_err *err) {
+  *out = NULL;
+  if (bytes == 0) bytes = 1; /* mmap refuses zero bytes */
+  int fd = scratch_fd("spill", err);
+  if (fd < 0) return PF_ERR_IO;
+  const int e = ftruncate(fd, (off_t)bytes) != 0 ? errno : 0;
+  return scratch_map(fd, bytes, 1, e, "spill", out, err);
 }
 
 void pf_storage_retain(pf_storage *s) {

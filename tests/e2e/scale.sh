@@ -37,5 +37,33 @@ OUT=$(PFRUN_MEMORY_BUDGET=1 PFRUN_SCRATCH=$WORK/no/such/dir "$PFRUN" importance 
 check "no scratch folder: a failure, not a crash" test "$RC" -eq 1
 expect_in "no scratch folder: named" "$WORK/no/such/dir: cannot create a scratch file for hidden states there: No such file or directory"
 
+# captured activations past a quarter of the memory budget go to spill files:
+# the metrics are the same, and the info line says so
+cat > "$WORK/bias.yaml" <<YAML
+pfrun: 1
+name: spill
+vars:
+  output_dir: $WORK/bias-out
+steps:
+  - id: base
+    op: load
+    path: $M
+  - id: acts
+    op: bias_activations
+    model: base
+    prompt_pairs: default
+  - id: m
+    op: metrics
+    activations: acts
+YAML
+"$PFRUN" "$WORK/bias.yaml" --set output_dir="$WORK/bias-heap" >/dev/null 2>"$WORK/bias-heap.err"
+PFRUN_MEMORY_BUDGET=1 "$PFRUN" "$WORK/bias.yaml" --set output_dir="$WORK/bias-spill" >/dev/null 2>"$WORK/bias-spill.err"
+check "bias recipe ran" test -s "$WORK/bias-heap/results.json"
+check "no spill with the default budget" bash -c "! grep -q 'page-cache files' '$WORK/bias-heap.err'"
+check "a tiny budget spills the activations" grep -q "bias_activations: .* GB of activations beyond .* are kept in page-cache files under" "$WORK/bias-spill.err"
+metrics() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps([s['result']['pairs'] for s in r['steps'] if s['op']=='metrics'], sort_keys=True))" "$1"; }
+check "spilled activations give the same metrics" test "$(metrics "$WORK/bias-heap/results.json")" = "$(metrics "$WORK/bias-spill/results.json")"
+check "metrics were compared" grep -q "pair_1" <(metrics "$WORK/bias-heap/results.json")
+
 echo "scale: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -413,6 +413,14 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
            pf_map_str(c->save_params, "path", ""));
     pf_value *plan = pf_map_get(saved, "plan");
     if (plan) print_save_plan(plan);
+    const pf_value *rec = pf_map_get(stats, "reconstruct");
+    if (rec) {
+      char a[40], b[40];
+      printf("      reconstruct: peak extra memory %s bytes (the largest pruned layer's covariance "
+             "and solve, and the hidden states of %s calibration tokens)\n",
+             fmt_thousands(pf_map_int(rec, "peak_memory_bytes", 0), a, sizeof a),
+             fmt_thousands(pf_map_int(rec, "tokens", 0), b, sizeof b));
+    }
   } else if (!c->quiet) {
     print_prune_summary(stats);
     printf("Saved to %s\n", pf_map_str(c->save_params, "path", ""));

@@ -77,10 +77,12 @@ const pf_op pf_op_prune_heads = {
                "groups), q/k/v rows and o_proj columns",
     .params = prune_heads_params,
     .n_params = sizeof prune_heads_params / sizeof prune_heads_params[0],
-    .returns = "{model, original_parameters, pruned_parameters, reduction, percentage_reduction, "
-               "num_attention_heads_before/after, num_key_value_heads_before/after, head_dim, "
-               "kv_cache_bytes_per_token_before/after, layers: [{index, heads_before, heads_after, "
-               "kv_heads_before, kv_heads_after, kept_kv_heads, kept_heads, scores}]}; in a dry "
-               "run the model holds shapes only and kept_*/scores are null",
+    .returns =
+        "{model, original_parameters, pruned_parameters, reduction, percentage_reduction, "
+        "num_attention_heads_before/after, num_key_value_heads_before/after, head_dim, "
+        "kv_cache_bytes_per_token_before/after, layers: [{index, heads_before, heads_after, "
+        "kv_heads_before, kv_heads_after, kept_kv_heads, kept_heads, scores}], [reconstruct: "
+        "as prune_width's]}; in a dry run the model holds shapes only, kept_*/scores are "
+        "null and reconstruct is {peak_memory_bytes, tokens}",
     .run = prune_heads_run,
 };

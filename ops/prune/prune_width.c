@@ -110,7 +110,8 @@ const pf_op pf_op_prune_width = {
                "expansion_rate, [pruned_layers, total_layers when widths differ], layers: [{index, "
                "intermediate_size_before, intermediate_size_after, kept_indices}], [reconstruct: "
                "{damping, layers, cached_layers, tokens, collect_seconds, solve_seconds, "
-               "covariance_file_bytes, data}]}; in a dry run the model holds shapes only and "
-               "kept_indices are null",
+               "covariance_file_bytes, data}]}; in a dry run the model holds shapes only, "
+               "kept_indices are null and reconstruct is {peak_memory_bytes, tokens} (the "
+               "largest pruned layer's covariance and solve plus the pass's hidden states)",
     .run = prune_width_run,
 };

@@ -247,6 +247,32 @@ pf_status pf_reconstruct_check(const pf_value *params, int rec, pf_err *err) {
   return PF_OK;
 }
 
+/* A dry run's stats.reconstruct: {peak_memory_bytes, tokens}. The peak is the
+ * largest pruned layer's C (8·I² bytes) and solve (8·(2·H·I + k²)), plus the
+ * pass's hidden states (tokens × hidden × 4), as the file comment says. */
+static pf_status dry_run_estimate(const pf_model *m, const pf_model *nm, pf_tap_point point,
+                                  const pf_dataset *ds, pf_value *stats, pf_err *err) {
+  const int slot = point == PF_TAP_O_PROJ_INPUT ? PF_SLOT_O : PF_SLOT_DOWN;
+  uint64_t peak = 0;
+  for (int64_t l = 0; l < m->n_layers && l < nm->n_layers; l++) {
+    const pf_tensor *a = m->layers[l].slot[slot], *b = nm->layers[l].slot[slot];
+    if (!a || !b || a->ndim != 2 || b->ndim != 2 || a->shape[1] == b->shape[1]) continue;
+    const uint64_t in = (uint64_t)a->shape[1], out = (uint64_t)a->shape[0],
+                   k = (uint64_t)b->shape[1];
+    const uint64_t bytes = 8 * (in * in + 2 * out * in + k * k);
+    if (bytes > peak) peak = bytes;
+  }
+  const pf_data_stats ds_stats = pf_dataset_stats(ds);
+  peak += (uint64_t)ds_stats.tokens_total * (uint64_t)m->config.hidden_size * sizeof(float);
+  pf_value *r = pf_value_map();
+  pf_status st = r ? PF_OK : PF_ERR_NOMEM;
+  if (!st) st = pf_map_set_int(r, "peak_memory_bytes", (int64_t)peak);
+  if (!st) st = pf_map_set_int(r, "tokens", ds_stats.tokens_total);
+  if (!st) st = pf_map_set(stats, "reconstruct", r), r = NULL;
+  pf_value_release(r);
+  return st ? pf_err_set(err, PF_ERR_NOMEM, "out of memory") : PF_OK;
+}
+
 /* Replace *nm by its recovered variant; the recovery's figures go to stats. */
 pf_status pf_reconstruct_step(const pf_model *m, const pf_value *params, pf_tap_point point,
                               pf_model **nm, pf_value *stats, const pf_ctx *ctx, pf_err *err) {
@@ -256,9 +282,10 @@ pf_status pf_reconstruct_step(const pf_model *m, const pf_value *params, pf_tap_
   pf_model *rec = NULL;
   pf_status st = pf_params_dataset(m, params, &tok, &ds, err);
   if (!st && ctx && ctx->dry_run) { /* checked, not computed: the plan keeps its shapes */
+    st = dry_run_estimate(m, *nm, point, ds, stats, err);
     pf_dataset_free(ds);
     pf_tokenizer_free(tok);
-    return PF_OK;
+    return st;
   }
   if (!st)
     st = reconstruct(m, *nm, stats, point, ds, pf_map_num(params, "reconstruct_damping", 1e-2),

@@ -18,6 +18,17 @@ fi
 # writes the very same checkpoint; without the cache too
 P=(prune --model-path synthetic:llama-tiny --pruning-percentage 20 --reconstruct
    --calibration-data "$CALIB" --quiet --overwrite)
+# a dry run says what the recovery will need: one layer's C (I x I doubles) and
+# its solve (2 H I + k^2 doubles), plus the hidden states of the calibration pass
+OUT=$("$PFRUN" "${P[@]}" --output-path "$WORK/dry" --dry-run --stats-json "$WORK/dry.json" 2>&1)
+expect_in "dry run: reconstruct memory" "reconstruct: peak extra memory"
+check "dry run: nothing written" test ! -e "$WORK/dry"
+check "dry run: C + solve + states" python3 -c "
+import json; r = json.load(open('$WORK/dry.json'))['reconstruct']
+I, H = 176, 64; k = [l['intermediate_size_after'] for l in json.load(open('$WORK/dry.json'))['layers']][0]
+assert k == 141, k
+want = 8 * (I * I + 2 * H * I + k * k) + r['tokens'] * H * 4
+assert r['tokens'] > 0 and r['peak_memory_bytes'] == want, (r, want)"
 expect_ok "cli" "${P[@]}" --output-path "$WORK/c1" --calibration-cache "$WORK/cache" --stats-json "$WORK/s1.json"
 expect_ok "cli cached" "${P[@]}" --output-path "$WORK/c2" --calibration-cache "$WORK/cache" --stats-json "$WORK/s2.json"
 expect_ok "cli uncached" "${P[@]}" --output-path "$WORK/c3"

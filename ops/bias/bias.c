@@ -408,6 +408,11 @@ pf_status pf_layer_sel_from_value(const pf_value *v, pf_layer_sel *out, int64_t 
  * of its views does. */
 size_t pf_bias_capture_block = (size_t)32 << 20;
 uint64_t pf_bias_spill_after = 0;
+static uint64_t capture_heap_live; /* pf_storage_account: heap blocks alive */
+
+uint64_t pf_bias_capture_heap_bytes(void) {
+  return __atomic_load_n(&capture_heap_live, __ATOMIC_RELAXED);
+}
 
 typedef struct capture_state {
   uint32_t mask;
@@ -415,8 +420,8 @@ typedef struct capture_state {
   const pf_bias_item *items; /* [count]: the pass's batches, by ev->index */
   pf_storage *block;         /* the block being filled (one reference), or NULL */
   size_t used;               /* bytes of it handed out */
-  uint64_t heap, spill_after; /* heap block bytes taken; beyond spill_after: spill blocks */
-  uint64_t spilled;           /* spill block bytes taken */
+  uint64_t spill_after;      /* heap blocks alive (all captures) beyond it: spill blocks */
+  uint64_t spilled;          /* spill block bytes this capture took */
 } capture_state;
 
 /* A float32 tensor of `shape` in the current block (a new block when it is full). */
@@ -430,11 +435,14 @@ static pf_status capture_tensor(capture_state *s, const int64_t shape[2], pf_ten
     s->used = 0;
     /* at least 16 tensors of this size: at most ~1/16 of a block left unused */
     const size_t block = need * 16 > pf_bias_capture_block ? need * 16 : pf_bias_capture_block;
-    const int spill = s->heap >= s->spill_after;
+    const int spill = pf_bias_capture_heap_bytes() >= s->spill_after;
     pf_status st = spill ? pf_storage_new_spill(block, &s->block, err)
                          : pf_storage_new_heap(block, &s->block, err);
     if (st) return st;
-    *(spill ? &s->spilled : &s->heap) += block;
+    if (spill)
+      s->spilled += block;
+    else
+      pf_storage_account(s->block, &capture_heap_live);
   }
   pf_status st = pf_tensor_view(s->block, s->used, PF_DTYPE_F32, 2, shape, out, err);
   if (!st) s->used += need;
@@ -533,8 +541,9 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
   pf_storage_release(s.block); /* the views keep what they use */
   if (!st && s.spilled)
     pf_ctx_log(ctx,
-               "%s: %.2f GB of activations beyond %.2f GB (a quarter of the memory budget) are "
-               "kept in page-cache files under %s",
+               "%s: %.2f GB of activations past %.2f GB in memory (a quarter of the memory "
+               "budget, counting earlier steps' activations still held) are kept in page-cache "
+               "files under %s",
                what ? what : "activations", (double)s.spilled / 1e9, (double)s.spill_after / 1e9,
                pf_scratch_dir());
   if (!st && count > 1) pf_ctx_log(ctx, "%s: %s", what ? what : "activations", info.why);

@@ -120,11 +120,14 @@ pf_status pf_layer_sel_from_value(const pf_value *v, pf_layer_sel *out, int64_t 
 /* The captured tensors are views into blocks of heap storage of at least this
  * many bytes (default 32 MiB; tests make it small to cross blocks). */
 extern size_t pf_bias_capture_block;
-/* Once one capture has taken this many bytes of heap blocks, its further blocks
+/* Once the captured activations alive in this process (every capture whose
+ * results are still held) take this many bytes of heap blocks, further blocks
  * are spill storage (pf_storage_new_spill: page cache, evictable), so that
  * captures larger than memory do not fail. 0 (the default): a quarter of the
  * memory budget (pf_ctx.memory_budget, else MemAvailable). */
 extern uint64_t pf_bias_spill_after;
+/* Bytes of heap blocks of captured activations alive now. */
+uint64_t pf_bias_capture_heap_bytes(void);
 
 /* One forward pass of ids[n] (one row, no padding) through f with taps on the
  * targets in `mask` and the layers flagged in layers[n_layers] (NULL = all).

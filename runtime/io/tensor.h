@@ -69,6 +69,10 @@ pf_status pf_storage_new_heap(size_t bytes, pf_storage **out, pf_err *err);
 pf_status pf_storage_new_spill(size_t bytes, pf_storage **out, pf_err *err);
 /* Read-only mmap of the whole file. */
 pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err);
+/* Count s's size in *counter while s lives: added now, subtracted (atomically)
+ * when s is freed. For the live bytes of one kind of storage (bias.c's captured
+ * activations). Once per storage. */
+void pf_storage_account(pf_storage *s, uint64_t *counter);
 void pf_storage_retain(pf_storage *s);
 void pf_storage_release(pf_storage *s); /* NULL ok */
 void *pf_storage_data(pf_storage *s);   /* writable only for heap and spill storage */

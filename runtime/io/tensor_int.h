@@ -15,6 +15,7 @@ struct pf_storage {
   uint64_t dev, ino; /* the mapped file's identity (path != NULL) */
   size_t heap_map;   /* heap storage that is an anonymous mapping: its length, else 0 */
   int writable;      /* a spill mapping (pf_storage_new_spill): mmap, yet written to */
+  uint64_t *account; /* pf_storage_account: size subtracted from it when freed, or NULL */
 };
 
 /* Non-NULL data pointer for zero-byte tensors (NULL data means "planned"). */

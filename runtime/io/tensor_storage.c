@@ -194,9 +194,16 @@ void pf_storage_retain(pf_storage *s) {
   if (s) s->refcount++;
 }
 
+void pf_storage_account(pf_storage *s, uint64_t *counter) {
+  if (!s || !counter || s->account) return;
+  s->account = counter;
+  __atomic_add_fetch(counter, (uint64_t)s->size, __ATOMIC_RELAXED);
+}
+
 void pf_storage_release(pf_storage *s) {
   if (!s || s->refcount <= 0) return;
   if (--s->refcount > 0) return;
+  if (s->account) __atomic_sub_fetch(s->account, (uint64_t)s->size, __ATOMIC_RELAXED);
   if (s->is_mmap) {
     if (s->data) munmap(s->data, s->size);
   } else if (s->heap_map) {

@@ -60,7 +60,7 @@ YAML
 PFRUN_MEMORY_BUDGET=1 "$PFRUN" "$WORK/bias.yaml" --set output_dir="$WORK/bias-spill" >/dev/null 2>"$WORK/bias-spill.err"
 check "bias recipe ran" test -s "$WORK/bias-heap/results.json"
 check "no spill with the default budget" bash -c "! grep -q 'page-cache files' '$WORK/bias-heap.err'"
-check "a tiny budget spills the activations" grep -q "bias_activations: .* GB of activations beyond .* are kept in page-cache files under" "$WORK/bias-spill.err"
+check "a tiny budget spills the activations" grep -q "bias_activations: .* GB of activations past .* are kept in page-cache files under" "$WORK/bias-spill.err"
 metrics() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps([s['result']['pairs'] for s in r['steps'] if s['op']=='metrics'], sort_keys=True))" "$1"; }
 check "spilled activations give the same metrics" test "$(metrics "$WORK/bias-heap/results.json")" = "$(metrics "$WORK/bias-spill/results.json")"
 check "metrics were compared" grep -q "pair_1" <(metrics "$WORK/bias-heap/results.json")

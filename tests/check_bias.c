@@ -144,6 +144,29 @@ static size_t block_changes(const pf_value *pair) {
   return changes;
 }
 
+/* Same bytes in every tensor of two captures' act1/act2; counts the tensors of b
+ * in heap storage (*heap) and in mapped (spill) storage (*spilled). */
+static void same_acts(const pf_value *ra, const pf_value *rb, int *heap, int *spilled) {
+  const pf_value *p1 = pf_map_get(ra, "pairs")->u.list.items[0];
+  const pf_value *p2 = pf_map_get(rb, "pairs")->u.list.items[0];
+  *heap = *spilled = 0;
+  for (int k = 0; k < 2; k++) {
+    const pf_value *a = pf_map_get(p1, k ? "act2" : "act1"),
+                   *b = pf_map_get(p2, k ? "act2" : "act1");
+    ck_assert_uint_eq(a->u.map.len, b->u.map.len);
+    for (size_t j = 0; j < a->u.map.len; j++) {
+      const pf_tensor *x = a->u.map.vals[j]->u.tensor, *y = b->u.map.vals[j]->u.tensor;
+      ck_assert_str_eq(a->u.map.keys[j], b->u.map.keys[j]);
+      ck_assert(x->shape[0] == y->shape[0] && x->shape[1] == y->shape[1]);
+      ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s", a->u.map.keys[j]);
+      if (pf_storage_is_mapped(y->storage))
+        (*spilled)++;
+      else
+        (*heap)++;
+    }
+  }
+}
+
 /* The activations are views into shared blocks (pf_bias_capture_block): by
  * default one pair's tensors lie back to back in one block; with blocks so
  * small that the capture spans many, every tensor has the same bytes; and each
@@ -158,17 +181,9 @@ START_TEST(test_activations_blocks) {
   pf_bias_capture_block = prev;
   const pf_value *p1 = pf_map_get(one, "pairs")->u.list.items[0];
   const pf_value *p2 = pf_map_get(many, "pairs")->u.list.items[0];
-  for (int k = 0; k < 2; k++) {
-    const pf_value *a = pf_map_get(p1, k ? "act2" : "act1"),
-                   *b = pf_map_get(p2, k ? "act2" : "act1");
-    ck_assert_uint_eq(a->u.map.len, b->u.map.len);
-    for (size_t j = 0; j < a->u.map.len; j++) {
-      const pf_tensor *x = a->u.map.vals[j]->u.tensor, *y = b->u.map.vals[j]->u.tensor;
-      ck_assert_str_eq(a->u.map.keys[j], b->u.map.keys[j]);
-      ck_assert(x->shape[0] == y->shape[0] && x->shape[1] == y->shape[1]);
-      ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s", a->u.map.keys[j]);
-    }
-  }
+  int heap = 0, spilled = 0;
+  same_acts(one, many, &heap, &spilled);
+  ck_assert_int_eq(spilled, 0);
   const size_t n = 2 * pf_map_get(p1, "act1")->u.map.len;
   ck_assert_uint_eq(block_changes(p1), 0);
   ck_assert_uint_ge(block_changes(p2), (n - 1) / 16);
@@ -183,28 +198,6 @@ START_TEST(test_activations_blocks) {
   pf_model_release(m);
 }
 END_TEST
-
-/* Same bytes in every tensor of two captures' act1/act2; counts the tensors of b
- * in heap storage (*heap) and in mapped (spill) storage (*spilled). */
-static void same_acts(const pf_value *ra, const pf_value *rb, int *heap, int *spilled) {
-  const pf_value *p1 = pf_map_get(ra, "pairs")->u.list.items[0];
-  const pf_value *p2 = pf_map_get(rb, "pairs")->u.list.items[0];
-  *heap = *spilled = 0;
-  for (int k = 0; k < 2; k++) {
-    const pf_value *a = pf_map_get(p1, k ? "act2" : "act1"),
-                   *b = pf_map_get(p2, k ? "act2" : "act1");
-    ck_assert_uint_eq(a->u.map.len, b->u.map.len);
-    for (size_t j = 0; j < a->u.map.len; j++) {
-      const pf_tensor *x = a->u.map.vals[j]->u.tensor, *y = b->u.map.vals[j]->u.tensor;
-      ck_assert_uint_eq(x->nbytes, y->nbytes);
-      ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s", a->u.map.keys[j]);
-      if (pf_storage_is_mapped(y->storage))
-        (*spilled)++;
-      else
-        (*heap)++;
-    }
-  }
-}
 
 /* Once the captured activations alive in the process reach pf_bias_spill_after
  * bytes of heap blocks, further blocks are spill files (page cache): the same

@@ -43,7 +43,7 @@
  * only on the way in and out. The k slices are the same kc slices as above,
  * added to Y's block by the same operations, and each pair's two products are
  * exact in float32 whichever operand is broadcast, so both paths give the same
- * bits (check_kernels tests that). bench_gemm dpbf16-m: 1.04-1.6x the packed
+ * bits (check_kernels tests that). bench_gemm dpbf16-m: 1.04-1.67x the packed
  * path for m = 5 .. 128 on Zen 5, slower from ~192 rows on (bench/README.md).
  */
 #include "kern_internal.h"

@@ -4,6 +4,14 @@
 
 #include "value.h"
 
+/* v with thousands separators ("1,234,567") in buf[n]; returns buf. */
+char *fmt_thousands(int64_t v, char *buf, size_t n);
+/* One-line JSON of v (malloc'd), or NULL. */
+char *compact_json(const pf_value *v);
+/* Dry runs: the plan of one save step, and a prune's recovery estimate (NULL: none). */
+void print_save_plan(const pf_value *plan);
+void print_reconstruct_plan(const pf_value *rec);
+
 /* `pfrun bench`: one line per task and metric; with --compare the parent's
  * value, the difference and the agreement. */
 void print_bench(const pf_value *r);

@@ -10,6 +10,7 @@
 
 #include "fsutil.h"
 #include "model.h"
+#include "modelutil.h"
 #include "synthetic.h"
 #include "testutil.h"
 
@@ -33,18 +34,6 @@ static void rm_synth(char *dir) {
   *slash = '\0';
   pf_test_rmtree(dir);
   free(dir);
-}
-
-/* Count entries of `dir` whose name starts with `prefix`. */
-static int count_prefixed(const char *dir, const char *prefix) {
-  DIR *d = opendir(dir);
-  ck_assert_ptr_nonnull(d);
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (!strncmp(e->d_name, prefix, strlen(prefix))) n++;
-  closedir(d);
-  return n;
 }
 
 START_TEST(test_preset_list) {

@@ -501,8 +501,13 @@ static int writer_threads(void) {
   return nt > MAX_WRITERS ? MAX_WRITERS : nt < 1 ? 1 : nt;
 }
 
+/* One writer thread's buffer: a gather chunk, and a conversion chunk after it. */
+static size_t thread_buffer(int gather, int convert) {
+  return (convert ? 2 : gather ? 1 : 0) * LAZY_CHUNK;
+}
+
 uint64_t pf_st_write_buffer_bytes(int gather, int convert) {
-  return (uint64_t)writer_threads() * (convert ? 2 : gather ? 1 : 0) * LAZY_CHUNK;
+  return (uint64_t)writer_threads() * thread_buffer(gather, convert);
 }
 
 pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
@@ -522,7 +527,7 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
     conv |= out_dtype(t, as) != t->dtype;
   }
   for (int i = 0; (lazy || conv) && s == PF_OK && i < w.nt; i++)
-    if (!(w.bufs[i] = malloc(conv ? 2 * LAZY_CHUNK : LAZY_CHUNK)))
+    if (!(w.bufs[i] = malloc(thread_buffer(lazy, conv))))
       s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
   if (s == PF_OK) pf_ctx_progress(ctx, "save", 0, w.total);
   for (size_t i = 0; s == PF_OK && i < nsh; i++) {

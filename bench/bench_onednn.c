@@ -1,13 +1,10 @@
 /* bench_onednn.c — pfrun's bf16 linear path against oneDNN's bf16 matmul, same
  * process, interleaved (see bench/README.md "BF16 weights on AVX512-BF16").
  *
- * oneDNN is not a pfrun dependency: this program is built by hand, only to keep
- * the comparison reproducible (Debian: apt-get install libdnnl-dev, 2.6.3, the
- * OpenMP build — the same libgomp as pfrun). From the repository root, after
- * `cmake --build build`:
- *   cc -O3 -march=x86-64-v3 -fopenmp -D_GNU_SOURCE -Iruntime -Iruntime/core -Iruntime/io \
- *      bench/bench_onednn.c build/libpfcore.a $(sed 's/.*libpfcore.a//' \
- *      build/CMakeFiles/bench_gemm.dir/link.txt) -ldnnl -o build/bench_onednn
+ * oneDNN is not a pfrun dependency: the CMake target exists only when oneDNN is
+ * installed (Debian: apt-get install libdnnl-dev, 2.6.3, the OpenMP build — the
+ * same libgomp as pfrun), to keep the comparison reproducible:
+ *   cmake --build build --target bench_onednn
  * Usage: bench_onednn [ROUNDS [M N K]]   (default 6, 2048 8192 2048)
  *
  * Each round times, one after the other: pf_gemm_xwt with float32 weights (BLIS

@@ -1,11 +1,7 @@
 /* bench_tokenizer.c — single-thread encode throughput of runtime/text/tokenizer.
  *
- * Not built by default (no CMake target). From the repository root:
- *
- *   cc -O3 -march=native -D_GNU_SOURCE -Iruntime -o /tmp/bench_tokenizer \
- *      bench/bench_tokenizer.c runtime/text/tokenizer*.c runtime/core/err.c runtime/io/fsutil.c \
- *      $(pkg-config --cflags --libs libcjson libpcre2-8 libutf8proc)
- *   /tmp/bench_tokenizer [TOKENIZER_DIR] [JSONL] [PASSES]
+ * Not built by `all`: `cmake --build build --target bench_tokenizer` (or `benches`), then
+ *   build/bench_tokenizer [TOKENIZER_DIR] [JSONL] [PASSES]
  *
  * Defaults: ../shared/tokenizers/llama3, ../shared/data/brown-calib.jsonl, 5 passes.
  * Every "text" of the JSONL file is encoded (add_special = 0), one call per text.

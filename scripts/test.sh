@@ -9,6 +9,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "== release build + tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
+cmake --build build -j"$jobs" --target benches # bench/ programs: built, so none rots unnoticed
 ctest --test-dir build --output-on-failure -j"$jobs" --timeout 600
 
 echo "== sanitizer build (ASan + UBSan) + tests"

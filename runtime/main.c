@@ -792,7 +792,10 @@ int main(int argc, char **argv) {
   }
   if (pf_cli_parse(argc, argv, &c, &err) != PF_OK) {
     fprintf(stderr, "pfrun: error: %s\n", err.msg);
-    fprintf(stderr, "Try 'pfrun --help' for help.\n");
+    if (c.usage_topic)
+      fprintf(stderr, "Try 'pfrun help %s' for its options.\n", c.usage_topic);
+    else
+      fprintf(stderr, "Try 'pfrun --help' for help.\n");
     pf_cli_free(&c);
     return 2;
   }

@@ -191,6 +191,77 @@ START_TEST(test_help_tells_truth) {
 }
 END_TEST
 
+/* Every option the help of each command lists is accepted by that command. */
+START_TEST(test_help_tells_truth_all) {
+  static const char *const cmds[] = {"analyze", "importance", "eval", "generate", "bench", "bias"};
+  for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+    const char *h = pf_cli_help(cmds[k]), *p = h;
+    int n = 0;
+    while ((p = strstr(p, "--")) != NULL) { /* every option the help names (usage lines too) */
+      char opt[64];
+      const int starts = p == h || strchr(" [(\n", p[-1]);
+      sscanf(p, "%63[a-z0-9-]", opt);
+      p += 2;
+      if (!starts || strlen(opt) < 4) continue;
+      pf_cli c;
+      pf_err err = {0};
+      char *argv[] = {"pfrun", (char *)cmds[k], "--model-path", "m", opt, "1", NULL};
+      pf_cli_parse(6, argv, &c, &err);
+      char needle[96];
+      snprintf(needle, sizeof needle, "No such option: %s", opt);
+      ck_assert_msg(strstr(err.msg, needle) == NULL, "%s help lists %s but the parser rejects it",
+                    cmds[k], opt);
+      pf_cli_free(&c);
+      n++;
+    }
+    ck_assert_msg(n >= 2, "%s: no option in its help", cmds[k]);
+  }
+}
+END_TEST
+
+/* An unknown option names the close ones from the command's help (click's words),
+ * and the command's help topic; nothing when none is close. */
+START_TEST(test_unknown_option_suggests) {
+  static const struct {
+    const char *cmd, *bad, *want;
+  } cases[] = {
+      {"eval", "--calibration-samples",
+       "No such option: --calibration-samples Did you mean --samples?"},
+      {"prune", "--pruning-percent", "Did you mean --pruning-percentage?"},
+      {"prune", "--model", "Did you mean --model-path?"},
+      {"bias", "--outputdir", "Did you mean --output-dir?"},
+      {"eval", "--sample=3", "No such option: --sample=3 Did you mean --samples?"},
+      {"importance", "--quite", "Did you mean --quiet?"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    pf_cli c;
+    pf_err err = {0};
+    char *argv[] = {"pfrun", (char *)cases[k].cmd, (char *)cases[k].bad, NULL};
+    ck_assert_int_ne(pf_cli_parse(3, argv, &c, &err), PF_OK);
+    ck_assert_msg(strstr(err.msg, cases[k].want), "%s %s: got '%s'", cases[k].cmd, cases[k].bad,
+                  err.msg);
+    ck_assert_str_eq(c.usage_topic, cases[k].cmd);
+    pf_cli_free(&c);
+  }
+  pf_cli c;
+  pf_err err = {0};
+  char *far[] = {"pfrun", "analyze", "--zzzzzz", NULL};
+  ck_assert_int_ne(pf_cli_parse(3, far, &c, &err), PF_OK);
+  ck_assert_str_eq(err.msg, "No such option: --zzzzzz");
+  pf_cli_free(&c);
+  char *several[] = {"pfrun", "eval", "--memory", NULL};
+  ck_assert_int_ne(pf_cli_parse(3, several, &c, &err), PF_OK);
+  ck_assert_msg(strstr(err.msg, "(Possible options: --max-memory, --memory-budget)") != NULL,
+                "got '%s'", err.msg);
+  pf_cli_free(&c);
+  char *recipe[] = {"pfrun", "r.yaml", "--dryrun", NULL};
+  ck_assert_int_ne(pf_cli_parse(3, recipe, &c, &err), PF_OK);
+  ck_assert_msg(strstr(err.msg, "Did you mean --dry-run?") != NULL, "got '%s'", err.msg);
+  ck_assert_str_eq(c.usage_topic, "recipe");
+  pf_cli_free(&c);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("parse");
@@ -201,6 +272,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_depth_rules);
   tcase_add_test(tc, test_other_commands);
   tcase_add_test(tc, test_help_tells_truth);
+  tcase_add_test(tc, test_help_tells_truth_all);
+  tcase_add_test(tc, test_unknown_option_suggests);
   suite_add_tcase(s, tc);
   return s;
 }

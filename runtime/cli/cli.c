@@ -633,12 +633,34 @@ static pf_status take_globals(int *argc, char ***argv, pf_cli *c, pf_err *err) {
   return PF_OK;
 }
 
+static pf_status parse_command(int argc, char **argv, pf_cli *c, pf_err *err);
+
 pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
   memset(c, 0, sizeof *c);
   if (argc > 0) {
     pf_status st = take_globals(&argc, &argv, c, err);
     if (st != PF_OK) return st;
   }
+  /* the help topic that covers the command (for "Try 'pfrun help TOPIC'") */
+  static const char *const commands[] = {"prune", "analyze", "importance", "eval", "generate",
+                                         "bench", "bias",    "tokenize",   "ops",  NULL};
+  for (int k = 0; argc > 1 && commands[k]; k++)
+    if (!strcmp(argv[1], commands[k])) c->usage_topic = commands[k];
+  if (argc > 1 && (ends_with(argv[1], ".yaml") || ends_with(argv[1], ".yml")))
+    c->usage_topic = "recipe";
+  pf_status st = parse_command(argc, argv, c, err);
+  /* "No such option: X" (or "... for a recipe: X"): name the close ones */
+  const char *colon = err ? strstr(err->msg, ": ") : NULL;
+  if (st != PF_OK && colon && !strncmp(err->msg, "No such option", 14)) {
+    char msg[PF_ERR_MSG_MAX], hint[256];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    pf_help_suggest(c->usage_topic, msg + (colon - err->msg) + 2, hint, sizeof hint);
+    pf_err_set(err, st, "%s%s", msg, hint);
+  }
+  return st;
+}
+
+static pf_status parse_command(int argc, char **argv, pf_cli *c, pf_err *err) {
   opt_iter it = {.argc = argc, .i = 1, .argv = argv};
   if (argc < 2) {
     c->kind = PF_CLI_HELP;

@@ -31,6 +31,7 @@ typedef enum pf_cli_kind {
 typedef struct pf_cli {
   pf_cli_kind kind;
   const char *topic;      /* help topic ("prune", ...) or NULL; op name for ops */
+  const char *usage_topic; /* the help topic of the command given ("eval", "recipe"), or NULL */
   int quiet;              /* --quiet: no progress, no info lines */
   int dry_run;            /* --dry-run */
   int json;               /* analyze --json */

@@ -1,6 +1,7 @@
 /* help.c — help texts. Keep them true: every option listed here is parsed in cli.c. */
 #include "help.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tokenize.h"
@@ -266,4 +267,80 @@ const char *pf_help_text(const char *topic) {
   if (!strcmp(topic, "bench")) return BENCH;
   if (!strcmp(topic, "tokenize")) return pf_tokenize_help();
   return NULL;
+}
+
+/* Edit distance (insert, delete, substitute) of two short strings; 99 past 63. */
+static int edit_distance(const char *a, size_t na, const char *b, size_t nb) {
+  if (na > 63 || nb > 63) return 99;
+  int row[64];
+  for (size_t j = 0; j <= nb; j++)
+    row[j] = (int)j;
+  for (size_t i = 1; i <= na; i++) {
+    int diag = row[0];
+    row[0] = (int)i;
+    for (size_t j = 1; j <= nb; j++) {
+      const int up = row[j], sub = diag + (a[i - 1] != b[j - 1]);
+      int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+      row[j] = sub < best ? sub : best;
+      diag = up;
+    }
+  }
+  return row[nb];
+}
+
+/* Whether a (n bytes) contains b (m bytes). */
+static int has_part(const char *a, size_t n, const char *b, size_t m) {
+  for (size_t i = 0; m && i + m <= n; i++)
+    if (!memcmp(a + i, b, m)) return 1;
+  return 0;
+}
+
+void pf_help_suggest(const char *topic, const char *bad, char *out, size_t n) {
+  static const char GLOBAL[] =
+      " --max-memory --memory-budget --pass-order --quiet --verbose --help";
+  if (n) out[0] = 0;
+  const char *text = topic ? pf_help_text(topic) : NULL;
+  if (!text || !bad || strncmp(bad, "--", 2) != 0 || n == 0) return;
+  const size_t nbad = strcspn(bad, "=");
+  struct {
+    const char *s;
+    size_t len;
+    int d;
+  } best[3];
+  int nbest = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (const char *p = pass ? GLOBAL : text; (p = strstr(p, "--")) != NULL;) {
+      const char *o = p;
+      p += 2;
+      if (o > text && o[-1] != ' ' && o[-1] != '[' && o[-1] != '(' && o[-1] != '\n') continue;
+      while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')
+        p++;
+      const size_t len = (size_t)(p - o);
+      if (len < 4 || (len == nbad && !memcmp(o, bad, len))) continue;
+      int dup = 0;
+      for (int k = 0; k < nbest; k++)
+        dup |= best[k].len == len && !memcmp(best[k].s, o, len);
+      if (dup) continue;
+      int d = edit_distance(bad, nbad, o, len);
+      /* a typo, or one name inside the other ("--calibration-samples" / "--samples") */
+      const int close = d <= 1 + (int)len / 4 ||
+                        (len >= 6 && has_part(bad, nbad, o + 2, len - 2)) ||
+                        (nbad >= 6 && has_part(o, len, bad + 2, nbad - 2));
+      if (!close) continue;
+      int at = nbest < 3 ? nbest++ : 3;
+      while (at > 0 && best[at - 1].d > d) {
+        if (at < 3) best[at] = best[at - 1];
+        at--;
+      }
+      if (at < 3) best[at].s = o, best[at].len = len, best[at].d = d;
+    }
+  if (nbest == 1) {
+    snprintf(out, n, " Did you mean %.*s?", (int)best[0].len, best[0].s);
+    return;
+  }
+  size_t used = 0;
+  for (int k = 0; k < nbest && used < n; k++)
+    used += (size_t)snprintf(out + used, n - used, "%s%.*s%s",
+                             k ? ", " : " (Possible options: ", (int)best[k].len, best[k].s,
+                             k == nbest - 1 ? ")" : "");
 }

@@ -16,6 +16,10 @@ expect_ok "ops prune_width" ops prune_width
 expect_in "ops shows parameter" "pruning_percentage"
 expect_fail "unknown op" "unknown op" ops nosuchop
 expect_fail "unknown command" "unknown command" frobnicate
+expect_fail "unknown option: the close one" "No such option: --calibration-samples Did you mean --samples?" \
+  eval --model-path $M --calibration-samples 3
+expect_in "unknown option: the command's help" "Try 'pfrun help eval' for its options."
+check "unknown option: usage exit code 2" test "$RC" -eq 2
 
 # width pruning, default 10 %
 expect_ok "prune MLP_GLU" prune --model-path $M --output-path "$WORK/w10" --quiet --stats-json "$WORK/w10.json"

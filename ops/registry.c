@@ -450,7 +450,10 @@ pf_status pf_op_run(const char *name, const pf_value *params, pf_value **out, co
     pf_value_release(res);
     /* a failure passed up without a message (e.g. a pf_map_set status): name it */
     if (err && err->code == PF_OK) pf_err_set(err, st, "%s", pf_status_name(st));
-    pf_err_prefix(err, "%s", op->name);
+    /* name the op, unless its own message already starts with it */
+    const size_t nl = strlen(op->name);
+    if (err && !(strncmp(err->msg, op->name, nl) == 0 && err->msg[nl] == ':'))
+      pf_err_prefix(err, "%s", op->name);
     return st;
   }
   pf_ctx_log(ctx, "%s: done in %.3f s", op->name, secs);

@@ -283,6 +283,9 @@ static void expect_fail(pf_model *m, const char *tasks, const char *task_dir, co
   pf_value *out = NULL;
   ck_assert(pf_op_run("benchmark", p, &out, NULL, &err) != PF_OK);
   ck_assert_msg(strstr(err.msg, needle), "expected '%s' in: %s", needle, err.msg);
+  /* the op is named once, also when its own message starts with its name */
+  ck_assert_msg(!strncmp(err.msg, "benchmark: ", 11) && !strstr(err.msg + 11, "benchmark: "),
+                "op named twice or not first: %s", err.msg);
   ck_assert(!out);
   pf_value_release(p);
 }
@@ -295,6 +298,18 @@ START_TEST(test_errors) {
   expect_fail(m, "no_such_task", NULL, "no definition");
   expect_fail(m, "arc_easy", NULL, "no data folder");
   expect_fail(m, " , ", NULL, "at least one task");
+  {
+    pf_value *p = pf_value_map();
+    pf_map_set(p, "model", pf_value_model(m));
+    pf_map_set_str(p, "tasks", "arc_easy");
+    pf_map_set_str(p, "data_dir", tmp); /* a folder without arc_easy.jsonl */
+    pf_err err = {0};
+    pf_value *out = NULL;
+    ck_assert(pf_op_run("benchmark", p, &out, NULL, &err) != PF_OK);
+    ck_assert_msg(strstr(err.msg, "benchmark: task 'arc_easy': data file ") == err.msg,
+                  "got: %s", err.msg);
+    pf_value_release(p);
+  }
   /* a bad gold index names the file and line */
   snprintf(path, sizeof path, "%s/bad.jsonl", tmp);
   pf_test_write(path,

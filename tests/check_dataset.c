@@ -384,6 +384,14 @@ static void expect_err(const char *name, const char *text, pf_status code, const
 
 START_TEST(test_errors_files) {
   expect_err("missing.jsonl", NULL, PF_ERR_NOT_FOUND, "missing.jsonl: no such data file");
+  { /* a relative path: the message names the folder it was looked for in */
+    pf_data_opts o = pf_data_opts_default();
+    o.data = "no-such-dir/missing.jsonl";
+    pf_err err = {0};
+    ck_assert_int_eq(load_err(&o, &err), PF_ERR_NOT_FOUND);
+    pf_assert_err(err, "no-such-dir/missing.jsonl: no such data file (relative to the current "
+                       "folder /");
+  }
   expect_err("empty.jsonl", "", PF_ERR_FORMAT, "empty.jsonl: the data file is empty");
   expect_err("blank.txt", "\n  \n\n", PF_ERR_FORMAT, "blank.txt: no samples");
   expect_err("blank.jsonl", "\n\n", PF_ERR_FORMAT, "blank.jsonl: no samples");

@@ -233,6 +233,15 @@ START_TEST(test_load_errors) {
   pf_err err = {0};
   char *bad;
 
+  /* no folder there (a relative path names the current folder), a file instead */
+  load_fails("no-such-model-here", PF_ERR_NOT_FOUND,
+             "no-such-model-here: no such checkpoint folder (relative to the current folder /");
+  ck_assert_int_eq(pf_model_load("/no-such-model-here", &d, &err), PF_ERR_NOT_FOUND);
+  ck_assert_str_eq(err.msg, "/no-such-model-here: no such checkpoint folder");
+  char *file = pf_path_join(dir, "config.json");
+  load_fails(file, PF_ERR_INVALID, "config.json: expected a checkpoint folder");
+  free(file);
+
   /* missing tensor */
   ck_assert_int_eq(pf_model_derive(m, &d, &err), PF_OK);
   ck_assert_int_eq(pf_model_set_tensor(d, "model.layers.1.mlp.up_proj.weight", NULL, &err), PF_OK);

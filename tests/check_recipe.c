@@ -415,6 +415,8 @@ START_TEST(test_structure_errors) {
               "vars.a: alternatives must be strings", NULL);
   expect_fail("pfrun: 1\nvars: {a: [/nonexistent/x, /nonexistent/y]}\nsteps:\n  - op: load\n",
               "vars.a: none of the alternatives exists (/nonexistent/x, /nonexistent/y)", NULL);
+  expect_fail("pfrun: 1\nvars: {a: [/nonexistent/x, nonexistent/y]}\nsteps:\n  - op: load\n",
+              "(/nonexistent/x, nonexistent/y) (relative to the current folder /", NULL);
   expect_fail("pfrun: 1\n---\npfrun: 1\n", "recipe.yaml:2:1: a recipe is a single YAML document",
               NULL);
 }

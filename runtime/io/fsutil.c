@@ -323,6 +323,14 @@ int pf_path_exists(const char *path) {
   return path && lstat(path, &st) == 0;
 }
 
+const char *pf_relative_hint(const char *path, char *out, size_t n) {
+  char cwd[4096];
+  if (n) out[0] = 0;
+  if (n && path && path[0] != '/' && getcwd(cwd, sizeof cwd))
+    snprintf(out, n, " (relative to the current folder %s)", cwd);
+  return out;
+}
+
 int pf_is_dir(const char *path) {
   struct stat st;
   return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);

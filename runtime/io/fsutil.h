@@ -47,6 +47,9 @@ const char *pf_scratch_dir(void);
  * "MemAvailable"); 0 when the file or the key is missing. */
 uint64_t pf_proc_kb(const char *path, const char *key);
 int pf_path_exists(const char *path);
+/* For a missing `path` in an error message: " (relative to the current folder
+ * /abs/cwd)" when path is relative, else "". Writes at most n bytes; returns out. */
+const char *pf_relative_hint(const char *path, char *out, size_t n);
 int pf_is_dir(const char *path);
 /* 1 if directory exists and has no entries. */
 int pf_dir_is_empty(const char *path);

@@ -710,6 +710,14 @@ fail:
 
 pf_status pf_config_load(const char *dir, pf_model_config *out, pf_err *err) {
   memset(out, 0, sizeof *out);
+  char hint[4200];
+  if (dir && !pf_path_exists(dir))
+    return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: no such checkpoint folder%s", dir,
+                      pf_relative_hint(dir, hint, sizeof hint));
+  if (dir && !pf_is_dir(dir))
+    return pf_err_set(
+        err, PF_ERR_INVALID,
+        "%s: expected a checkpoint folder (config.json + *.safetensors), found a file", dir);
   char *path = pf_path_join(dir, "config.json");
   if (!path) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
   char *text = NULL;

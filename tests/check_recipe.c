@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bias.h"
 #include "fsutil.h"
 #include "kernels/kernels.h"
 #include "recipe.h"
@@ -616,6 +617,61 @@ START_TEST(test_fuzz_many_sets) {
 }
 END_TEST
 
+/* The captured activations alive at the start of each step (log lines "step N/M"). */
+typedef struct live_log {
+  uint64_t at_step[8];
+  int n;
+} live_log;
+
+static void record_live(void *ud, const char *line) {
+  live_log *l = ud;
+  if (!strncmp(line, "step ", 5) && l->n < 8) l->at_step[l->n++] = pf_bias_capture_heap_bytes();
+}
+
+/* A result that no later step takes lets its tensors go after its last use;
+ * results.json keeps their summaries (same JSON as before). */
+START_TEST(test_dead_results_let_tensors_go) {
+  fx f = fx_new("pfrun: 1\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                "  - {id: acts, op: bias_activations, model: base, prompt_pairs: [[a b, a c]]}\n"
+                "  - {id: kept, op: bias_activations, model: base, prompt_pairs: [[d e, d f]]}\n"
+                "  - {id: m, op: metrics, activations: acts}\n"
+                "  - {op: metrics, activations: kept}\n"
+                "  - {op: analyze, model: base}\n");
+  live_log l = {.n = 0};
+  pf_recipe_opts o = {0};
+  const char *sets[1];
+  char out_set[4200];
+  snprintf(out_set, sizeof out_set, "out=%s", f.out);
+  sets[0] = out_set;
+  o.sets = sets;
+  o.n_sets = 1;
+  pf_ctx ctx = {.log = record_live, .user_data = &l};
+  pf_value *res = NULL;
+  pf_err err = {0};
+  const uint64_t before = pf_bias_capture_heap_bytes();
+  ck_assert_msg(pf_recipe_run(f.recipe, &o, &ctx, &res, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(l.n, 6);
+  /* steps 2 and 3 capture; step 4 is the last to take acts, step 5 the last to take kept */
+  ck_assert_uint_gt(l.at_step[3], l.at_step[2]); /* both captures alive at step 4 */
+  ck_assert_uint_lt(l.at_step[4], l.at_step[3]); /* acts let go after step 4 */
+  ck_assert_uint_gt(l.at_step[4], before);       /* kept still alive at step 5 */
+  ck_assert_uint_eq(l.at_step[5], before);       /* and let go after it */
+  /* results.json still shows the tensors' summaries */
+  char path[4300];
+  snprintf(path, sizeof path, "%s/results.json", f.out);
+  char *text = NULL;
+  ck_assert_int_eq(pf_read_file(path, 1 << 26, &text, NULL, &err), PF_OK);
+  ck_assert_msg(strstr(text, "\"input_norm_layer_0\": {\n") != NULL, "no activation summary");
+  ck_assert_msg(strstr(text, "\"tensor\": [") != NULL, "no tensor summary in results.json");
+  free(text);
+  pf_value_release(res);
+  fx_free(&f);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("recipe");
   TCase *tc = tcase_create("core");
@@ -639,6 +695,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_fuzz_many_sets);
   tcase_add_test(tc, test_scalars_and_subst);
   tcase_add_test(tc, test_defaults_and_escapes);
+  tcase_add_test(tc, test_dead_results_let_tensors_go);
   suite_add_tcase(s, tc);
   return s;
 }

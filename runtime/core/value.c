@@ -276,7 +276,10 @@ int pf_map_has(const pf_value *map, const char *key) {
   return v && v->type != PF_V_NULL;
 }
 
-pf_value *pf_value_copy(const pf_value *v) {
+static pf_value *tensor_summary(const pf_tensor *t);
+
+/* Deep copy; hollow: tensors become their summary maps. */
+static pf_value *copy_value(const pf_value *v, int hollow) {
   if (!v) return NULL;
   switch (v->type) {
   case PF_V_NULL:
@@ -292,11 +295,11 @@ pf_value *pf_value_copy(const pf_value *v) {
   case PF_V_MODEL:
     return pf_value_model(v->u.model);
   case PF_V_TENSOR:
-    return pf_value_tensor(v->u.tensor);
+    return hollow ? tensor_summary(v->u.tensor) : pf_value_tensor(v->u.tensor);
   case PF_V_LIST: {
     pf_value *out = pf_value_list();
     for (size_t i = 0; out && i < v->u.list.len; i++) {
-      pf_value *c = pf_value_copy(v->u.list.items[i]);
+      pf_value *c = copy_value(v->u.list.items[i], hollow);
       if (!c || pf_list_push(out, c) != PF_OK) {
         pf_value_release(out);
         return NULL;
@@ -307,7 +310,7 @@ pf_value *pf_value_copy(const pf_value *v) {
   case PF_V_MAP: {
     pf_value *out = pf_value_map();
     for (size_t i = 0; out && i < v->u.map.len; i++) {
-      pf_value *c = pf_value_copy(v->u.map.vals[i]);
+      pf_value *c = copy_value(v->u.map.vals[i], hollow);
       if (!c || pf_map_set(out, v->u.map.keys[i], c) != PF_OK) {
         pf_value_release(out);
         return NULL;
@@ -317,6 +320,23 @@ pf_value *pf_value_copy(const pf_value *v) {
   }
   }
   return NULL;
+}
+
+pf_value *pf_value_copy(const pf_value *v) {
+  return copy_value(v, 0);
+}
+
+pf_value *pf_value_hollow(const pf_value *v) {
+  return copy_value(v, 1);
+}
+
+int pf_value_has_tensor(const pf_value *v) {
+  if (!v) return 0;
+  if (v->type == PF_V_TENSOR) return 1;
+  const size_t n = v->type == PF_V_LIST ? v->u.list.len : v->type == PF_V_MAP ? v->u.map.len : 0;
+  for (size_t i = 0; i < n; i++)
+    if (pf_value_has_tensor(v->type == PF_V_LIST ? v->u.list.items[i] : v->u.map.vals[i])) return 1;
+  return 0;
 }
 
 /* ---- JSON (cJSON tree) ---- */

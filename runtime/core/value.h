@@ -88,6 +88,12 @@ int pf_map_has(const pf_value *map, const char *key);
 
 /* Deep copy (models are shared, retained). */
 pf_value *pf_value_copy(const pf_value *v);
+/* The same copy with every tensor replaced by its summary map (its JSON form,
+ * {"tensor": [shape...], "dtype": ...}): the numbers are not kept, so a result
+ * no longer needed lets its tensors go while its JSON stays the same. */
+pf_value *pf_value_hollow(const pf_value *v);
+/* 1 if v holds a tensor anywhere. */
+int pf_value_has_tensor(const pf_value *v);
 /* JSON form. Models become {"model": name, "num_hidden_layers": L, "parameters": N, ...}.
  * Non-finite numbers become null. */
 struct cJSON *pf_value_to_json(const pf_value *v);

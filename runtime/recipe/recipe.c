@@ -39,6 +39,7 @@ typedef struct rstep {
   size_t n_refs;
   pf_value *result; /* after running */
   int skip;         /* `when:` is false: the step does not run */
+  size_t last_use;  /* 0-based index of the last step that takes this result (itself if none) */
 } rstep;
 
 typedef struct recipe {
@@ -628,7 +629,30 @@ static pf_status add_run_results(const recipe *r, const rstep *s, size_t done, i
   return PF_OK;
 }
 
+/* After step `done`: the results that no later step takes keep their JSON form
+ * (results.json, the report) but not their tensors — captured activations are
+ * gigabytes on large models, and a recipe with several bias steps would
+ * otherwise hold all of them to its end. Models stay (the report names them). */
+static pf_status drop_dead_tensors(recipe *r, size_t done, pf_err *err) {
+  for (size_t t = 0; t <= done; t++) {
+    rstep *s = &r->steps[t];
+    if (s->last_use != done || !pf_value_has_tensor(s->result)) continue;
+    pf_value *h = pf_value_hollow(s->result);
+    if (!h) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    pf_value_release(s->result);
+    s->result = h;
+  }
+  return PF_OK;
+}
+
 static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
+  for (size_t i = 0; i < r->n_steps; i++)
+    r->steps[i].last_use = i;
+  for (size_t i = 0; i < r->n_steps; i++)
+    for (size_t k = 0; k < r->steps[i].n_refs; k++) {
+      rstep *t = &r->steps[r->steps[i].refs[k].target];
+      if (t->last_use < i) t->last_use = i;
+    }
   for (size_t i = 0; i < r->n_steps; i++) {
     rstep *s = &r->steps[i];
     pf_status st = pf_ctx_check_interrupt(ctx, err);
@@ -642,6 +666,7 @@ static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
     if (st == PF_OK) st = pf_op_run(s->op->name, p, &s->result, ctx, err);
     pf_value_release(p);
     if (st != PF_OK) return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+    if ((st = drop_dead_tensors(r, i, err)) != PF_OK) return st;
   }
   return PF_OK;
 }

@@ -414,20 +414,26 @@ uint64_t pf_bias_capture_heap_bytes(void) {
   return __atomic_load_n(&capture_heap_live, __ATOMIC_RELAXED);
 }
 
-typedef struct capture_state {
-  uint32_t mask;
-  const uint8_t *layers;
-  const pf_bias_item *items; /* [count]: the pass's batches, by ev->index */
-  pf_storage *block;         /* the block being filled (one reference), or NULL */
-  size_t used;               /* bytes of it handed out */
-  uint64_t spill_after;      /* heap blocks alive (all captures) beyond it: spill blocks */
-  uint64_t spilled;          /* spill block bytes this capture took */
-} capture_state;
+void pf_bias_blocks_init(pf_bias_blocks *b, const pf_ctx *ctx) {
+  const uint64_t budget =
+      ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
+  *b = (pf_bias_blocks){.spill_after = pf_bias_spill_after ? pf_bias_spill_after
+                                       : budget            ? budget / 4
+                                                           : UINT64_MAX};
+}
 
-/* A float32 tensor of `shape` in the current block (a new block when it is full). */
-static pf_status capture_tensor(capture_state *s, const int64_t shape[2], pf_tensor **out,
-                                pf_err *err) {
-  const size_t bytes = sizeof(float) * (size_t)shape[0] * (size_t)shape[1];
+void pf_bias_blocks_done(pf_bias_blocks *b) {
+  pf_storage_release(b->block); /* the views keep what they use */
+  b->block = NULL;
+  b->used = 0;
+}
+
+pf_status pf_bias_blocks_tensor(void *ud, int dtype, int ndim, const int64_t *shape,
+                                pf_tensor **out, pf_err *err) {
+  pf_bias_blocks *s = ud;
+  size_t bytes = pf_dtype_size((pf_dtype)dtype);
+  for (int d = 0; d < ndim; d++)
+    bytes *= (size_t)shape[d];
   const size_t need = (bytes + 63) & ~(size_t)63;
   if (!s->block || pf_storage_size(s->block) - s->used < need) {
     pf_storage_release(s->block);
@@ -444,10 +450,17 @@ static pf_status capture_tensor(capture_state *s, const int64_t shape[2], pf_ten
     else
       pf_storage_account(s->block, &capture_heap_live);
   }
-  pf_status st = pf_tensor_view(s->block, s->used, PF_DTYPE_F32, 2, shape, out, err);
+  pf_status st = pf_tensor_view(s->block, s->used, (pf_dtype)dtype, ndim, shape, out, err);
   if (!st) s->used += need;
   return st;
 }
+
+typedef struct capture_state {
+  uint32_t mask;
+  const uint8_t *layers;
+  const pf_bias_item *items; /* [count]: the pass's batches, by ev->index */
+  pf_bias_blocks blocks;     /* where the tensors go */
+} capture_state;
 
 static int tap_target(pf_tap_point p) {
   for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
@@ -460,7 +473,7 @@ static pf_status capture_row(capture_state *s, const pf_bias_item *it, const pf_
                              int t, size_t b, pf_err *err) {
   int64_t shape[2] = {(int64_t)it->n[b], ev->width};
   pf_tensor *x = NULL;
-  pf_status st = capture_tensor(s, shape, &x, err);
+  pf_status st = pf_bias_blocks_tensor(&s->blocks, PF_DTYPE_F32, 2, shape, &x, err);
   if (st) return st;
   memcpy(pf_tensor_mutable_data(x), ev->data + (int64_t)b * ev->seq * ev->width,
          sizeof(float) * it->n[b] * (size_t)ev->width);
@@ -509,14 +522,8 @@ static pf_status pad_batch(const pf_bias_item *it, int32_t **out, int32_t **mask
 static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count, uint32_t mask,
                          const uint8_t *layers, const char *what, int split, const pf_ctx *ctx,
                          pf_err *err) {
-  const uint64_t budget =
-      ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
-  capture_state s = {.mask = mask,
-                     .layers = layers,
-                     .items = items,
-                     .spill_after = pf_bias_spill_after ? pf_bias_spill_after
-                                    : budget            ? budget / 4
-                                                        : UINT64_MAX};
+  capture_state s = {.mask = mask, .layers = layers, .items = items};
+  pf_bias_blocks_init(&s.blocks, ctx);
   pf_batch *bt = calloc(count ? count : 1, sizeof *bt);
   pf_status st = bt ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < count; i++)
@@ -538,14 +545,14 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
                         .split = split, .group_taps = 1};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
-  pf_storage_release(s.block); /* the views keep what they use */
-  if (!st && s.spilled)
+  pf_bias_blocks_done(&s.blocks);
+  if (!st && s.blocks.spilled)
     pf_ctx_log(ctx,
                "%s: %.2f GB of activations past %.2f GB in memory (a quarter of the memory "
                "budget, counting earlier steps' activations still held) are kept in page-cache "
                "files under %s",
-               what ? what : "activations", (double)s.spilled / 1e9, (double)s.spill_after / 1e9,
-               pf_scratch_dir());
+               what ? what : "activations", (double)s.blocks.spilled / 1e9,
+               (double)s.blocks.spill_after / 1e9, pf_scratch_dir());
   if (!st && count > 1) pf_ctx_log(ctx, "%s: %s", what ? what : "activations", info.why);
   for (size_t i = 0; bt && i < count; i++) {
     free((void *)bt[i].ids);

@@ -129,6 +129,21 @@ extern uint64_t pf_bias_spill_after;
 /* Bytes of heap blocks of captured activations alive now. */
 uint64_t pf_bias_capture_heap_bytes(void);
 
+/* Tensors in shared blocks of capture memory, as the captures make theirs:
+ * heap blocks, and past spill_after (pf_bias_spill_after, else a quarter of
+ * the memory budget) spill blocks. pf_bias_blocks_tensor has the shape of
+ * pf_dist_tensor_fn (MPI: the other ranks' activations land there too). */
+typedef struct pf_bias_blocks {
+  struct pf_storage *block; /* the block being filled (one reference), or NULL */
+  size_t used;              /* bytes of it handed out */
+  uint64_t spill_after;     /* heap blocks alive (all captures) beyond it: spill blocks */
+  uint64_t spilled;         /* spill block bytes taken */
+} pf_bias_blocks;
+void pf_bias_blocks_init(pf_bias_blocks *b, const pf_ctx *ctx);
+pf_status pf_bias_blocks_tensor(void *b, int dtype, int ndim, const int64_t *shape, pf_tensor **out,
+                                pf_err *err);
+void pf_bias_blocks_done(pf_bias_blocks *b);
+
 /* One forward pass of ids[n] (one row, no padding) through f with taps on the
  * targets in `mask` and the layers flagged in layers[n_layers] (NULL = all).
  * *acts receives a new map name -> PF_V_TENSOR float32 [n, width], in

@@ -16,6 +16,7 @@
 
 #include "bias.h"
 #include "dist.h"
+#include "fsutil.h"
 #include "opdata.h"
 
 static const pf_param_spec bias_activations_params[] = {
@@ -173,7 +174,16 @@ static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pa
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   }
   if (!st && pf_dist_size() > 1 && r->fwd) {
-    st = pf_dist_allgather_list(mine, &all, err);
+    /* the other ranks' activations go into capture blocks (spilled past the budget) */
+    pf_bias_blocks blocks;
+    pf_bias_blocks_init(&blocks, r->ctx);
+    st = pf_dist_allgather_list(mine, pf_bias_blocks_tensor, &blocks, &all, err);
+    pf_bias_blocks_done(&blocks);
+    if (!st && blocks.spilled)
+      pf_ctx_log(r->ctx,
+                 "bias_activations: %.2f GB of the other ranks' activations are kept in "
+                 "page-cache files under %s (past %.2f GB in memory)",
+                 (double)blocks.spilled / 1e9, pf_scratch_dir(), (double)blocks.spill_after / 1e9);
     pf_value_release(mine);
     mine = all;
   }

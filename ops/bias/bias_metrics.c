@@ -733,7 +733,7 @@ static pf_value *acc_pack(const pf_neuron_acc *a) {
 pf_status pf_neuron_acc_gather(pf_neuron_acc *a, pf_err *err) {
   if (pf_dist_size() < 2) return PF_OK;
   pf_value *mine = acc_pack(a), *all = NULL;
-  pf_status st = mine ? pf_dist_allgather_list(mine, &all, err)
+  pf_status st = mine ? pf_dist_allgather_list(mine, NULL, NULL, &all, err)
                       : pf_err_set(err, PF_ERR_NOMEM, "neurons: out of memory");
   pf_value_release(mine);
   pf_neuron_acc fresh = {0};

@@ -298,6 +298,19 @@ pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **
   return st;
 }
 
+pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
+  if (!g_on || g_size < 2 || len == 0) return PF_OK;
+  pf_status st = init_wait(err);
+  if (st != PF_OK) return st;
+  const size_t chunk = pf_dist_bcast_chunk();
+  for (size_t at = 0; at < len; at += chunk) {
+    const int n = (int)(len - at < chunk ? len - at : chunk);
+    const int rc = MPI_Bcast((char *)buf + at, n, MPI_BYTE, root, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return mpi_err(err, rc, "broadcast");
+  }
+  return PF_OK;
+}
+
 #else /* no MPI in this build: one rank */
 
 int pf_dist_available(void) {
@@ -339,8 +352,24 @@ pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **
   *lens = NULL;
   return pf_err_set(err, PF_ERR_NOMEM, "allgather: out of memory");
 }
+pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
+  (void)buf, (void)len, (void)root, (void)err;
+  return PF_OK;
+}
 
 #endif
+
+/* Bytes per MPI message of pf_dist_bcast: 1 GiB (MPI counts are ints), or
+ * PFRUN_MPI_CHUNK bytes (tests use a small one to cross the chunk borders). */
+size_t pf_dist_bcast_chunk(void) {
+  static size_t chunk;
+  if (!chunk) {
+    const char *v = getenv("PFRUN_MPI_CHUNK");
+    const long long n = v ? atoll(v) : 0;
+    chunk = n > 0 && n <= (1ll << 30) ? (size_t)n : (size_t)1 << 30;
+  }
+  return chunk;
+}
 
 void pf_dist_free_all(void **all, size_t *lens) {
   for (int r = 0; all && r < (g_on ? g_size : 1); r++)

@@ -50,11 +50,24 @@ pf_status pf_dist_sum_i64(int64_t *buf, int64_t n, pf_err *err);
 pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **lens, pf_err *err);
 void pf_dist_free_all(void **all, size_t *lens);
 
+/* root's len bytes at buf into every other rank's buf, in messages of
+ * pf_dist_bcast_chunk() bytes. */
+pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err);
+size_t pf_dist_bcast_chunk(void);
+
 /* The items of every rank's list `mine`, rank 0's first, as one new list on
  * every rank (values: null, bool, int, number, string, list, map, tensor;
- * not models). One rank: a copy of mine's items. */
+ * not models). Each rank in turn broadcasts its list's structure, then each of
+ * its tensors straight from the tensor's memory into one the receivers make
+ * with `alloc` (NULL: pf_tensor_new), so nothing is packed into one buffer:
+ * no copy of the whole, no size limit. A rank's own items are not copied.
+ * One rank: mine's items. */
 struct pf_value;
-pf_status pf_dist_allgather_list(const struct pf_value *mine, struct pf_value **all, pf_err *err);
+struct pf_tensor;
+typedef pf_status (*pf_dist_tensor_fn)(void *ud, int dtype, int ndim, const int64_t *shape,
+                                       struct pf_tensor **out, pf_err *err);
+pf_status pf_dist_allgather_list(const struct pf_value *mine, pf_dist_tensor_fn alloc, void *ud,
+                                 struct pf_value **all, pf_err *err);
 
 /* Wait for every rank. */
 void pf_dist_barrier(void);

@@ -1,7 +1,8 @@
 /* dist_value.c — a list of values from every rank, in rank order (dist.h).
- * Values travel as bytes: a tag, then the payload (little-endian host order:
- * every rank runs the same binary on the same kind of machine). Models do
- * not travel. */
+ * A value's structure travels as bytes: a tag, then the payload (host order:
+ * every rank runs the same binary on the same kind of machine); a tensor's
+ * entry there holds its dtype and shape, and its numbers follow in their own
+ * broadcasts, straight from and into tensor memory. Models do not travel. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,24 @@ static void put_str(pf_strbuf *b, const char *s) {
   put(b, s, n);
 }
 
-static pf_status pack(pf_strbuf *b, const pf_value *v, pf_err *err) {
+/* The tensors of a value, in the order pack and unpack meet them. */
+typedef struct tensor_list {
+  pf_tensor **t;
+  size_t n, cap;
+} tensor_list;
+
+static int tl_push(tensor_list *l, pf_tensor *t) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 64;
+    pf_tensor **p = realloc(l->t, cap * sizeof *p);
+    if (!p) return -1;
+    l->t = p, l->cap = cap;
+  }
+  l->t[l->n++] = t;
+  return 0;
+}
+
+static pf_status pack(pf_strbuf *b, const pf_value *v, tensor_list *tl, pf_err *err) {
   uint8_t tag = (uint8_t)v->type;
   put(b, &tag, 1);
   switch (v->type) {
@@ -43,24 +61,23 @@ static pf_status pack(pf_strbuf *b, const pf_value *v, pf_err *err) {
   case PF_V_LIST:
     put_u64(b, v->u.list.len);
     for (size_t i = 0; i < v->u.list.len; i++)
-      if (pack(b, v->u.list.items[i], err)) return err->code;
+      if (pack(b, v->u.list.items[i], tl, err)) return err->code;
     return PF_OK;
   case PF_V_MAP:
     put_u64(b, v->u.map.len);
     for (size_t i = 0; i < v->u.map.len; i++) {
       put_str(b, v->u.map.keys[i]);
-      if (pack(b, v->u.map.vals[i], err)) return err->code;
+      if (pack(b, v->u.map.vals[i], tl, err)) return err->code;
     }
     return PF_OK;
   case PF_V_TENSOR: {
-    const pf_tensor *t = v->u.tensor;
-    const void *data = pf_tensor_data(t, err);
-    if (!data) return pf_err_prefix(err, "sending a tensor to the other ranks");
+    pf_tensor *t = v->u.tensor;
+    if (!pf_tensor_data(t, err)) return pf_err_prefix(err, "sending a tensor to the other ranks");
     uint8_t dt = (uint8_t)t->dtype, nd = (uint8_t)t->ndim;
     put(b, &dt, 1);
     put(b, &nd, 1);
     put(b, t->shape, sizeof(int64_t) * (size_t)t->ndim);
-    put(b, data, t->nbytes);
+    if (tl_push(tl, t)) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     return PF_OK;
   }
   default:
@@ -71,6 +88,10 @@ static pf_status pack(pf_strbuf *b, const pf_value *v, pf_err *err) {
 
 typedef struct reader {
   const char *p, *end;
+  pf_dist_tensor_fn alloc; /* NULL: pf_tensor_new */
+  void *ud;
+  tensor_list made; /* the tensors made, in order (borrowed: the values own them) */
+  pf_err *err;      /* the allocator's error, if it failed */
 } reader;
 
 static int get(reader *r, void *out, size_t n) {
@@ -144,16 +165,18 @@ static pf_value *unpack(reader *r, int depth) {
     uint8_t dt = 0, nd = 0;
     int64_t shape[PF_MAX_DIMS] = {0};
     pf_tensor *t = NULL;
-    if (get(r, &dt, 1) || get(r, &nd, 1) || nd > PF_MAX_DIMS ||
-        get(r, shape, sizeof(int64_t) * nd) ||
-        pf_tensor_new((pf_dtype)dt, nd, shape, &t, NULL) != PF_OK)
+    if (get(r, &dt, 1) || get(r, &nd, 1) || nd > PF_MAX_DIMS || dt > PF_DTYPE_BF16 ||
+        get(r, shape, sizeof(int64_t) * nd))
       return NULL;
-    if (get(r, pf_tensor_mutable_data(t), t->nbytes)) {
-      pf_tensor_release(t);
-      return NULL;
-    }
+    pf_status st = r->alloc ? r->alloc(r->ud, dt, nd, shape, &t, r->err)
+                            : pf_tensor_new((pf_dtype)dt, nd, shape, &t, r->err);
+    if (st != PF_OK) return NULL;
     v = pf_value_tensor(t);
     pf_tensor_release(t);
+    if (v && tl_push(&r->made, t)) {
+      pf_value_release(v);
+      return NULL;
+    }
     return v;
   }
   default:
@@ -161,27 +184,65 @@ static pf_value *unpack(reader *r, int depth) {
   }
 }
 
-pf_status pf_dist_allgather_list(const pf_value *mine, pf_value **all, pf_err *err) {
-  *all = NULL;
+/* Rank `root`'s list (mine on root) on every rank: its structure, then each
+ * tensor's bytes. On root the result is mine itself (retained). */
+static pf_status bcast_list(const pf_value *mine, int root, pf_dist_tensor_fn alloc, void *ud,
+                            pf_value **out, pf_err *err) {
+  const int me = pf_dist_rank() == root;
+  tensor_list tl = {0};
   pf_strbuf b = {0};
-  pf_status st = pack(&b, mine, err);
+  pf_status st = me ? pack(&b, mine, &tl, err) : PF_OK;
   if (!st && b.oom) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  void **parts = NULL;
-  size_t *lens = NULL;
-  const size_t len = b.len;
+  /* a root that cannot send says so in the length, so that every rank stops here; a
+   * receiver that fails later returns its error, and the front end stops every rank
+   * (pf_dist_abort) */
+  uint64_t len = st ? UINT64_MAX : (uint64_t)b.len;
+  pf_status bst = pf_dist_bcast(&len, sizeof len, root, err);
+  if (!st) st = bst;
+  if (!st && len == UINT64_MAX)
+    st = pf_err_set(err, PF_ERR_IO, "rank %d could not send its values", root);
   char *bytes = pf_sb_take(&b);
-  if (!st) st = pf_dist_allgather(bytes, len, &parts, &lens, err);
+  if (!st && !me && !(bytes = malloc(len ? len : 1)))
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory for rank %d's values", root);
+  if (!st) st = pf_dist_bcast(bytes, len, root, err);
+  pf_value *v = NULL;
+  reader rd = {.p = bytes, .end = bytes + (st ? 0 : len), .alloc = alloc, .ud = ud, .err = err};
+  if (!st && me) {
+    v = (pf_value *)mine;
+    pf_value_retain(v);
+  } else if (!st) {
+    pf_err_clear(err);
+    v = unpack(&rd, 0);
+    if (!v || v->type != PF_V_LIST || rd.p != rd.end)
+      st = err->code
+               ? err->code
+               : pf_err_set(err, PF_ERR_IO, "the values received from rank %d are malformed", root);
+  }
   free(bytes);
-  pf_value *out = st ? NULL : pf_value_list();
-  if (!st && !out) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  const tensor_list *ts = me ? &tl : &rd.made;
+  for (size_t i = 0; !st && i < ts->n; i++) {
+    pf_tensor *t = ts->t[i];
+    void *data = me ? (void *)pf_tensor_data(t, err) : pf_tensor_mutable_data(t);
+    st = data ? pf_dist_bcast(data, t->nbytes, root, err) : PF_ERR_IO;
+  }
+  free(tl.t);
+  free(rd.made.t);
+  if (st) {
+    pf_value_release(v);
+    return st;
+  }
+  *out = v;
+  return PF_OK;
+}
+
+pf_status pf_dist_allgather_list(const pf_value *mine, pf_dist_tensor_fn alloc, void *ud,
+                                 pf_value **all, pf_err *err) {
+  *all = NULL;
+  pf_value *out = pf_value_list();
+  pf_status st = out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   for (int r = 0; !st && r < pf_dist_size(); r++) {
-    reader rd = {.p = parts[r], .end = (const char *)parts[r] + lens[r]};
-    pf_value *l = unpack(&rd, 0);
-    if (!l || l->type != PF_V_LIST || rd.p != rd.end) {
-      pf_value_release(l);
-      st = pf_err_set(err, PF_ERR_IO, "the values received from rank %d are malformed", r);
-      break;
-    }
+    pf_value *l = NULL;
+    st = bcast_list(mine, r, alloc, ud, &l, err);
     for (size_t i = 0; !st && i < l->u.list.len; i++) {
       pf_value_retain(l->u.list.items[i]);
       if (pf_list_push(out, l->u.list.items[i]) != PF_OK)
@@ -189,7 +250,6 @@ pf_status pf_dist_allgather_list(const pf_value *mine, pf_value **all, pf_err *e
     }
     pf_value_release(l);
   }
-  pf_dist_free_all(parts, lens);
   if (st) {
     pf_value_release(out);
     return st;

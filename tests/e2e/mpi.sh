@@ -74,6 +74,14 @@ check "importance: 2 ranks = 1 process" cmp -s one.json two.json
 "${MPI[@]}" "$PFRUN" bias --model-path $M --visualizations mean_diff --layers 0 --output-dir b2 --json b2.json --quiet >/dev/null 2>&1
 check "bias ran" test -s b1.json
 check "bias metrics: 2 ranks = 1 process" cmp -s b1.json b2.json
+# the other ranks' activations arrive tensor by tensor, in messages of PFRUN_MPI_CHUNK
+# bytes (here a few KB: every tensor crosses message borders), and past the memory
+# budget into spill files; the metrics stay the same
+"${MPI[@]}" -x PFRUN_MPI_CHUNK=3000 -x PFRUN_MEMORY_BUDGET=1 "$PFRUN" bias --model-path $M \
+  --visualizations '' --json b3.json >b3.txt 2>&1
+check "bias, small messages, spilled: 2 ranks = 1 process" cmp -s b1.json b3.json
+check "bias, spilled: the other ranks' activations in spill files" \
+  grep -q "of the other ranks' activations are kept in page-cache files" b3.txt
 check "the same charts" diff <(cd b1 && ls) <(cd b2 && ls)
 
 # perplexity with a parent: sums over ranks

@@ -239,65 +239,6 @@ SUM_IMPL(pf_dist_sum_f32, float, MPI_FLOAT)
 SUM_IMPL(pf_dist_sum_f64, double, MPI_DOUBLE)
 SUM_IMPL(pf_dist_sum_i64, int64_t, MPI_INT64_T)
 
-pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **lens, pf_err *err) {
-  const int n = g_on ? g_size : 1;
-  *all = calloc((size_t)n, sizeof **all);
-  *lens = calloc((size_t)n, sizeof **lens);
-  uint64_t *l64 = calloc((size_t)n, sizeof *l64), me = len;
-  int *cnt = calloc((size_t)n, sizeof *cnt), *displ = calloc((size_t)n, sizeof *displ);
-  char *flat = NULL;
-  pf_status st = *all && *lens && l64 && cnt && displ
-                     ? PF_OK
-                     : pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
-  int rc = MPI_SUCCESS;
-  const int multi = g_on && g_size > 1;
-  pf_status ist = multi ? init_wait(err) : PF_OK;
-  if (ist) {
-    st = ist;
-  } else if (multi) {
-    rc = MPI_Allgather(&me, 1, MPI_UINT64_T, l64, 1, MPI_UINT64_T, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS && !st) st = mpi_err(err, rc, "allgather");
-  } else if (l64) {
-    l64[0] = me;
-  }
-  uint64_t total = 0;
-  for (int r = 0; !st && r < n; r++) {
-    if (total + l64[r] > (uint64_t)INT32_MAX)
-      st = pf_err_set(err, PF_ERR_INVALID,
-                      "MPI allgather: %llu bytes is more than one exchange carries (2 GiB)",
-                      (unsigned long long)(total + l64[r]));
-    displ[r] = (int)total;
-    cnt[r] = (int)l64[r];
-    total += l64[r];
-  }
-  if (!st && !(flat = malloc(total ? total : 1)))
-    st = pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
-  if (!st && multi) {
-    rc = MPI_Allgatherv(mine, (int)len, MPI_BYTE, flat, cnt, displ, MPI_BYTE, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) st = mpi_err(err, rc, "allgatherv");
-  } else if (!st) {
-    memcpy(flat, mine, len);
-  }
-  for (int r = 0; !st && r < n; r++) {
-    if (!((*all)[r] = malloc(l64[r] ? l64[r] : 1))) {
-      st = pf_err_set(err, PF_ERR_NOMEM, "MPI allgather: out of memory");
-      break;
-    }
-    memcpy((*all)[r], flat + displ[r], l64[r]);
-    (*lens)[r] = l64[r];
-  }
-  free(flat);
-  free(l64);
-  free(cnt);
-  free(displ);
-  if (st) {
-    pf_dist_free_all(*all, *lens);
-    *all = NULL;
-    *lens = NULL;
-  }
-  return st;
-}
-
 pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
   if (!g_on || g_size < 2 || len == 0) return PF_OK;
   pf_status st = init_wait(err);
@@ -339,19 +280,6 @@ pf_status pf_dist_sum_i64(int64_t *buf, int64_t n, pf_err *err) {
   (void)buf, (void)n, (void)err;
   return PF_OK;
 }
-pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **lens, pf_err *err) {
-  *all = calloc(1, sizeof **all);
-  *lens = calloc(1, sizeof **lens);
-  if (*all && *lens && ((*all)[0] = malloc(len ? len : 1))) {
-    memcpy((*all)[0], mine, len);
-    (*lens)[0] = len;
-    return PF_OK;
-  }
-  pf_dist_free_all(*all, *lens);
-  *all = NULL;
-  *lens = NULL;
-  return pf_err_set(err, PF_ERR_NOMEM, "allgather: out of memory");
-}
 pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
   (void)buf, (void)len, (void)root, (void)err;
   return PF_OK;
@@ -369,11 +297,4 @@ size_t pf_dist_bcast_chunk(void) {
     chunk = n > 0 && n <= (1ll << 30) ? (size_t)n : (size_t)1 << 30;
   }
   return chunk;
-}
-
-void pf_dist_free_all(void **all, size_t *lens) {
-  for (int r = 0; all && r < (g_on ? g_size : 1); r++)
-    free(all[r]);
-  free(all);
-  free(lens);
 }

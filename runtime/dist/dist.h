@@ -45,11 +45,6 @@ pf_status pf_dist_sum_f32(float *buf, int64_t n, pf_err *err);
 pf_status pf_dist_sum_f64(double *buf, int64_t n, pf_err *err);
 pf_status pf_dist_sum_i64(int64_t *buf, int64_t n, pf_err *err);
 
-/* Every rank's bytes to every rank: all[r] (malloc'd, len[r] bytes) for r <
- * size; free with pf_dist_free_all. */
-pf_status pf_dist_allgather(const void *mine, size_t len, void ***all, size_t **lens, pf_err *err);
-void pf_dist_free_all(void **all, size_t *lens);
-
 /* root's len bytes at buf into every other rank's buf, in messages of
  * pf_dist_bcast_chunk() bytes. */
 pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err);

@@ -23,6 +23,8 @@
 #include "safetensors.h"
 
 static volatile int g_interrupt = 0;
+static int g_ranks = 1;      /* MPI ranks of this run (set before the handlers are installed) */
+static char g_stop_msg[128]; /* what a rank says when the launcher stops it (written then) */
 
 /* SIGINT / SIGTERM / SIGHUP. The first one only sets the flag: ops stop at their
  * next safe point, remove their temporary folders and return
@@ -34,6 +36,16 @@ static volatile int g_interrupt = 0;
 static void on_signal(int sig) {
   static volatile int seen = 0;
   g_interrupt = sig;
+  /* Under MPI a signal is the launcher stopping the job (Ctrl-C on mpirun, or
+   * another rank's MPI_Abort): Open MPI sends SIGTERM and SIGKILL one second
+   * later, and the other ranks may be waiting in a collective step, so there is
+   * no stopping at the next safe point: remove the temporary folders now. */
+  if (g_ranks > 1) {
+    pf_cleanup_temps();
+    ssize_t w = write(2, g_stop_msg, strlen(g_stop_msg));
+    (void)w;
+    _exit(128 + sig);
+  }
   if (__sync_fetch_and_add(&seen, 1) > 0) {
     static const char msg[] = "pfrun: interrupted again: temporary folders removed, exiting\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
@@ -786,6 +798,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   atexit(pf_dist_finish); /* every normal exit leaves MPI cleanly */
+  g_ranks = pf_dist_size();
+  snprintf(g_stop_msg, sizeof g_stop_msg,
+           "pfrun: rank %d of %d: stopped by the MPI launcher; temporary folders removed\n",
+           pf_dist_rank(), g_ranks);
   if (!pf_dist_writer() && !freopen("/dev/null", "w", stdout)) {
     fprintf(stderr, "pfrun: error: rank %d: cannot silence stdout\n", pf_dist_rank());
     pf_dist_abort(1);

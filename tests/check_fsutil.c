@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -74,6 +75,55 @@ START_TEST(test_read_write_copy) {
   free(a);
   free(b);
   free(missing);
+  free(dir);
+}
+END_TEST
+
+/* A temporary sibling names this machine and process; a later one removes those
+ * whose process is gone on this machine, and no other. */
+START_TEST(test_temp_sweep_stale) {
+  char *dir = pf_test_tmpdir("sweep");
+  char *target = pf_path_join(dir, "out"), host[256] = "", path[8192];
+  ck_assert_int_eq(gethostname(host, sizeof host - 1), 0);
+  for (char *c = host; *c; c++) /* as host_tag */
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+          *c == '.' || *c == '_'))
+      *c = '_';
+  pid_t dead = fork(); /* a process that has ended: its pid is free */
+  if (dead == 0) _exit(0);
+  ck_assert_int_gt(dead, 0);
+  ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
+  const char *names[] = {"stale", "mine", "parent", "otherhost", "oldstyle", "file"};
+  char made[6][4096];
+  snprintf(made[0], sizeof made[0], "%s.tmp-%s-%ld-abcDEF", target, host, (long)dead);
+  snprintf(made[1], sizeof made[1], "%s.tmp-%s-%ld-abcDEF", target, host, (long)getpid());
+  snprintf(made[2], sizeof made[2], "%s.tmp-%s-%ld-abcDEF", target, host, (long)getppid());
+  snprintf(made[3], sizeof made[3], "%s.tmp-%sX-%ld-abcDEF", target, host, (long)dead);
+  snprintf(made[4], sizeof made[4], "%s.tmp-abcDEF", target);
+  snprintf(made[5], sizeof made[5], "%s.tmp-%s-%ld-ghiJKL", target, host, (long)dead);
+  for (int i = 0; i < 6; i++) {
+    if (i == 5) {
+      pf_test_write(made[i], "a file, not a folder");
+      continue;
+    }
+    ck_assert_int_eq(mkdir(made[i], 0700), 0);
+    char *file = pf_path_join(made[i], "model.safetensors");
+    pf_test_write(file, "partial");
+    free(file);
+  }
+  char *tmp = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_make_temp_sibling(target, &tmp, &err), PF_OK);
+  snprintf(path, sizeof path, "%s.tmp-%s-%ld-", target, host, (long)getpid());
+  ck_assert_msg(!strncmp(tmp, path, strlen(path)) && strlen(tmp) == strlen(path) + 6,
+                "temp folder %s", tmp);
+  ck_assert_msg(!pf_path_exists(made[0]), "the stale folder stayed");
+  for (int i = 1; i < 6; i++)
+    ck_assert_msg(pf_path_exists(made[i]), "%s (%s) was removed", names[i], made[i]);
+  ck_assert_int_eq(pf_temp_sweep_stale(target), 0); /* nothing stale left */
+  free(tmp);
+  free(target);
+  pf_test_rmtree(dir);
   free(dir);
 }
 END_TEST
@@ -352,6 +402,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_read_write_copy);
   tcase_add_test(tc, test_proc_kb);
   tcase_add_test(tc, test_mkdirs_and_remove_tree);
+  tcase_add_test(tc, test_temp_sweep_stale);
   tcase_add_test(tc, test_paths);
   tcase_add_test(tc, test_temp_and_commit);
   tcase_add_test(tc, test_temp_registry);

@@ -454,6 +454,56 @@ static char *strip_slashes(const char *path) {
   return p;
 }
 
+/* This machine's name as it goes into temporary folder names: [A-Za-z0-9._]. */
+static void host_tag(char *out, size_t n) {
+  char h[256] = "";
+  if (gethostname(h, sizeof h - 1) != 0 || !h[0]) snprintf(h, sizeof h, "host");
+  size_t i = 0;
+  for (; h[i] && i + 1 < n && i < 64; i++) {
+    const char c = h[i];
+    out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '.' || c == '_'
+                 ? c
+                 : '_';
+  }
+  out[i] = '\0';
+}
+
+int pf_temp_sweep_stale(const char *target) {
+  char *t = target ? strip_slashes(target) : NULL;
+  if (!t) return 0;
+  char *slash = strrchr(t, '/');
+  const char *base = slash ? slash + 1 : t;
+  char host[72], prefix[512];
+  host_tag(host, sizeof host);
+  const int np = snprintf(prefix, sizeof prefix, "%s.tmp-%s-", base, host);
+  if (slash) *slash = '\0';
+  const char *parent = slash ? (slash == t ? "/" : t) : ".";
+  DIR *d = np > 0 && (size_t)np < sizeof prefix ? opendir(parent) : NULL;
+  int removed = 0;
+  for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+    if (strncmp(e->d_name, prefix, (size_t)np) != 0) continue;
+    /* the rest is "<pid>-XXXXXX" */
+    char *end = NULL;
+    errno = 0;
+    const long pid = strtol(e->d_name + np, &end, 10);
+    if (errno || end == e->d_name + np || pid <= 0 || pid == (long)getpid() || *end != '-' ||
+        strlen(end + 1) != 6)
+      continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its owner may still run */
+    char *path = pf_path_join(parent, e->d_name);
+    struct stat st;
+    pf_err ignored = {0};
+    if (path && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+        pf_remove_tree(path, &ignored) == PF_OK)
+      removed++;
+    free(path);
+  }
+  if (d) closedir(d);
+  free(t);
+  return removed;
+}
+
 pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
   *out = NULL;
   if (!target || !*target) return pf_err_set(err, PF_ERR_INVALID, "temp folder: empty target path");
@@ -470,13 +520,18 @@ pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
       goto fail;
     }
   }
-  size_t n = strlen(t) + sizeof ".tmp-XXXXXX";
+  /* "<target>.tmp-<host>-<pid>-XXXXXX": a later run on this machine knows from the name
+   * whether the run that made it is gone (killed before it could remove it) */
+  (void)pf_temp_sweep_stale(t);
+  char host[72];
+  host_tag(host, sizeof host);
+  size_t n = strlen(t) + strlen(host) + 32 + sizeof ".tmp-XXXXXX";
   tmpl = malloc(n);
   if (!tmpl) {
     s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", target);
     goto fail;
   }
-  snprintf(tmpl, n, "%s.tmp-XXXXXX", t);
+  snprintf(tmpl, n, "%s.tmp-%s-%ld-XXXXXX", t, host, (long)getpid());
   if (!mkdtemp(tmpl)) {
     s = pf_err_set(err, PF_ERR_IO, "%s: cannot create temporary folder %s: %s", target, tmpl,
                    strerror(errno));

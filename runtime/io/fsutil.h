@@ -59,8 +59,16 @@ char *pf_abspath(const char *path);
 int pf_path_inside(const char *path, const char *dir);
 /* malloc'd "a/b". */
 char *pf_path_join(const char *a, const char *b);
-/* Create a fresh temporary sibling folder "<target>.tmp-XXXXXX" (parent created). malloc'd path. */
+/* Create a fresh temporary sibling folder "<target>.tmp-<host>-<pid>-XXXXXX"
+ * (parent created). malloc'd path. First removes the stale ones of the same
+ * target (pf_temp_sweep_stale). */
 pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err);
+/* Remove the temporary sibling folders of `target` that a process of this
+ * machine made and that outlived it (killed by SIGKILL, the OOM killer or an
+ * MPI launcher before it could remove them): the pid in the name is gone.
+ * Folders of other machines (a shared file system) and of live processes stay.
+ * Returns how many were removed. */
+int pf_temp_sweep_stale(const char *target);
 /* Register / unregister a temporary folder to be removed by pf_cleanup_temps()
  * (the front end calls it from its SIGINT/SIGTERM handler and at exit). */
 void pf_temp_register(const char *path);

@@ -204,6 +204,22 @@ interrupt INT 130
 interrupt TERM 143
 interrupt INT 143 TERM   # a second signal: temp removed by the handler, _exit at once
 interrupt HUP 129
+# SIGKILL (the OOM killer, an MPI launcher's second step) cannot be handled: the temp
+# folder stays; the next save to the same output removes it (its process is gone)
+rm -rf "$WORK/kill"
+"$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet > "$WORK/kill.log" 2>&1 &
+pid=$!
+if wait_for_glob $pid "$WORK/kill.tmp-*"; then
+  kill -KILL $pid; wait $pid 2>/dev/null
+  check "SIGKILL during save: the temp folder is left" test -n "$(compgen -G "$WORK/kill.tmp-*")"
+  expect_ok "save again after SIGKILL" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet
+  check "save again after SIGKILL: the stale temp folder is gone" test -z "$(compgen -G "$WORK/kill.tmp-*")"
+  check "save again after SIGKILL: the checkpoint is there" test -f "$WORK/kill/config.json"
+else
+  wait $pid
+  echo "faults.sh: SIGKILL: the save finished before the signal (skipped)"
+fi
+rm -rf "$WORK/kill" "$WORK"/kill.tmp-*
 # nohup: an ignored SIGHUP stays ignored, the run completes
 rm -rf "$WORK/nohup"
 nohup "$PFRUN" prune --model-path "$MED" --output-path "$WORK/nohup" --dtype bfloat16 --quiet > "$WORK/nohup.log" 2>&1 &

@@ -212,8 +212,7 @@ static pf_status parse_set(const recipe *r, const char *set, pf_value *sets, pf_
  * elsewhere. Data only: nothing is executed. */
 static pf_status pick_alternative(recipe *r, const char *key, yaml_node_t *seq, pf_value **out,
                                   pf_err *err) {
-  char tried[512] = "", hint[4200] = "";
-  const char *relative = NULL; /* a relative alternative (the hint names the current folder) */
+  char tried[512] = "", hint[4200] = ""; /* hint: for a relative alternative, the current folder */
   size_t len = 0;
   for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
        it++) {
@@ -234,12 +233,11 @@ static pf_status pick_alternative(recipe *r, const char *key, yaml_node_t *seq, 
       *out = v;
       return PF_OK;
     }
-    if (!relative && v->u.s[0] != '/') relative = v->u.s;
+    if (!hint[0] && v->u.s[0] != '/') pf_relative_hint(v->u.s, hint, sizeof hint);
     if (len < sizeof tried)
       len += (size_t)snprintf(tried + len, sizeof tried - len, "%s%s", len ? ", " : "", v->u.s);
     pf_value_release(v);
   }
-  if (relative) pf_relative_hint(relative, hint, sizeof hint);
   return at(r, seq->start_mark, err, PF_ERR_NOT_FOUND,
             "vars.%s: none of the alternatives exists "
             "(%s)%s",

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       liblua5.4-dev libyaml-dev libblis-dev liblapacke-dev libcjson-dev libhpdf-dev
-      libpcre2-dev libutf8proc-dev nettle-dev libplplot-dev plplot-driver-cairo fonts-dejavu-core
+      libpcre2-dev libutf8proc-dev nettle-dev libplplot-dev plplot-driver-cairo libpng-dev fonts-dejavu-core
       poppler-utils qpdf
       libopenmpi-dev openmpi-bin
       check python3)

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <png.h>
+
 #include "../reports/charts.h"
 #include "op.h"
 #include "testutil.h"
@@ -33,6 +35,25 @@ static void assert_png(const char *path, uint32_t w, uint32_t h) {
   uint32_t ph = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
   if (w) ck_assert_msg(pw == w && ph == h, "%s: %ux%u, expected %ux%u", path, pw, ph, w, h);
   free(b);
+  /* the whole image decodes (CRCs, zlib, filters), on a white page with a drawing on it */
+  png_image img;
+  memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  ck_assert_msg(png_image_begin_read_from_file(&img, path), "%s: %s", path, img.message);
+  img.format = PNG_FORMAT_RGB;
+  unsigned char *px = malloc(PNG_IMAGE_SIZE(img));
+  ck_assert_ptr_nonnull(px);
+  ck_assert_msg(png_image_finish_read(&img, NULL, px, 0, NULL), "%s: %s", path, img.message);
+  ck_assert_msg(px[0] == 255 && px[1] == 255 && px[2] == 255, "%s: the corner is not white", path);
+  size_t dark = 0, coloured = 0;
+  for (size_t i = 0; i < (size_t)img.width * img.height; i++) {
+    const unsigned char *p = px + 3 * i;
+    dark += p[0] < 64 && p[1] < 64 && p[2] < 64;                              /* text, axes */
+    coloured += abs((int)p[0] - (int)p[1]) + abs((int)p[1] - (int)p[2]) > 60; /* bars, cells */
+  }
+  ck_assert_msg(dark > 500 && coloured > 500, "%s: %zu dark, %zu coloured pixels", path, dark,
+                coloured);
+  free(px);
 }
 
 static void assert_svg(const char *path) {

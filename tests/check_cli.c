@@ -154,6 +154,14 @@ START_TEST(test_other_commands) {
   ck_assert_int_eq(parse(&c, &err, 4, "pfrun", "s.lua", "a", "b"), PF_OK);
   ck_assert_int_eq(c.kind, PF_CLI_LUA);
   ck_assert_int_eq(c.script_argc, 2);
+  ck_assert_int_eq(c.quiet, 0);
+  pf_cli_free(&c);
+  /* --quiet before a script's name is pfrun's; after it, the script's */
+  ck_assert_int_eq(parse(&c, &err, 4, "pfrun", "--quiet", "s.lua", "--quiet"), PF_OK);
+  ck_assert_int_eq(c.kind, PF_CLI_LUA);
+  ck_assert_int_eq(c.quiet, 1);
+  ck_assert_int_eq(c.script_argc, 1);
+  ck_assert_str_eq(c.script_argv[0], "--quiet");
   pf_cli_free(&c);
   ck_assert_int_eq(parse(&c, &err, 3, "pfrun", "analyze", "--model-path=x"), PF_OK);
   ck_assert_str_eq(pf_map_str(c.load_params, "path", ""), "x");

@@ -615,6 +615,10 @@ static pf_status take_globals(int *argc, char ***argv, pf_cli *c, pf_err *err) {
   for (int i = 0; i < *argc; i++) {
     const char *a = in[i], *iv = NULL;
     int k = -1;
+    if (i > 0 && !lua && !strcmp(a, "--quiet")) { /* any command; a Lua script: before its name */
+      c->quiet = 1;
+      continue;
+    }
     for (int j = 0; k < 0 && i > 0 && !lua && j < 3; j++)
       if (is_opt(a, names[j], &iv)) k = j;
     if (k >= 0) {

@@ -11,7 +11,7 @@ static const char TOP[] =
     "\n"
     "usage:\n"
     "  pfrun RECIPE.yaml [--set KEY=VALUE]... [--dry-run] [--quiet]\n"
-    "  pfrun SCRIPT.lua [ARGS...]\n"
+    "  pfrun [--quiet] SCRIPT.lua [ARGS...]\n"
     "  pfrun prune --model-path DIR --output-path DIR [options]   (pfrun prune --help)\n"
     "  pfrun analyze --model-path DIR [--json]\n"
     "  pfrun importance --model-path DIR --data FILE [data options] [--json FILE]\n"
@@ -246,12 +246,14 @@ static const char RECIPE[] =
     "--dry-run validates every step and prints the plan without touching weights.\n";
 
 static const char LUA[] =
-    "usage: pfrun SCRIPT.lua [ARGS...]\n"
+    "usage: pfrun [--quiet] SCRIPT.lua [ARGS...]\n"
     "\n"
     "Runs a Lua 5.4 script with the module `pf`: one function per op taking one table,\n"
     "e.g. local m <close> = pf.load{ path = arg[1] or \"synthetic:llama-tiny\" }\n"
     "     local p, stats = pf.prune_width{ model = m, pruning_percentage = 20 }\n"
-    "Models are closed by <close>, garbage collection, or m:close().\n";
+    "Models are closed by <close>, garbage collection, or m:close().\n"
+    "--quiet before the script's name: no info lines or progress (options after the\n"
+    "name are the script's, in arg).\n";
 
 const char *pf_help_text(const char *topic) {
   if (!topic) return TOP;

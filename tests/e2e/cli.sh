@@ -16,6 +16,14 @@ expect_ok "ops prune_width" ops prune_width
 expect_in "ops shows parameter" "pruning_percentage"
 expect_fail "unknown op" "unknown op" ops nosuchop
 expect_fail "unknown command" "unknown command" frobnicate
+# --quiet before a Lua script's name: no info lines; after it: the script's argument
+printf 'local m <close> = pf.load{ path = "%s" }\nprint("args", #arg, arg[1])\n' "$M" >"$WORK/q.lua"
+expect_ok "lua, quiet" --quiet "$WORK/q.lua"
+check "lua, quiet: no info lines" test -z "$(grep 'done in' <<<"$OUT")"
+expect_in "lua, quiet: the script ran" "args	0	nil"
+expect_ok "lua, --quiet after the name" "$WORK/q.lua" --quiet
+expect_in "lua: --quiet after the name is the script's" "args	1	--quiet"
+expect_in "lua: info lines without --quiet" "load: done in"
 expect_fail "unknown option: the close one" "No such option: --calibration-samples Did you mean --samples?" \
   eval --model-path $M --calibration-samples 3
 expect_in "unknown option: the command's help" "Try 'pfrun help eval' for its options."

@@ -84,11 +84,14 @@ END_TEST
 START_TEST(test_temp_sweep_stale) {
   char *dir = pf_test_tmpdir("sweep");
   char *target = pf_path_join(dir, "out"), host[256] = "", path[8192];
-  ck_assert_int_eq(gethostname(host, sizeof host - 1), 0);
-  for (char *c = host; *c; c++) /* as host_tag */
-    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-          *c == '.' || *c == '_'))
-      *c = '_';
+  pf_temp_owner_tag(host, sizeof host);
+  char name[256] = "", ns[64] = "";
+  ck_assert_int_eq(gethostname(name, sizeof name - 1), 0);
+  ck_assert_int_gt(readlink("/proc/self/ns/pid", ns, sizeof ns - 1), 0);
+  char want[96];
+  snprintf(want, sizeof want, "_p%llu", strtoull(strchr(ns, '[') + 1, NULL, 10));
+  ck_assert_msg(strstr(host, want) && !strncmp(host, name, strcspn(name, "-")),
+                "owner tag %s (host %s, %s)", host, name, ns);
   pid_t dead = fork(); /* a process that has ended: its pid is free */
   if (dead == 0) _exit(0);
   ck_assert_int_gt(dead, 0);

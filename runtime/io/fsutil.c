@@ -454,8 +454,7 @@ static char *strip_slashes(const char *path) {
   return p;
 }
 
-/* This machine's name as it goes into temporary folder names: [A-Za-z0-9._]. */
-static void host_tag(char *out, size_t n) {
+void pf_temp_owner_tag(char *out, size_t n) {
   char h[256] = "";
   if (gethostname(h, sizeof h - 1) != 0 || !h[0]) snprintf(h, sizeof h, "host");
   size_t i = 0;
@@ -467,6 +466,16 @@ static void host_tag(char *out, size_t n) {
                  : '_';
   }
   out[i] = '\0';
+  /* the pid namespace: containers on one machine may share a host name, not pids */
+  char ns[64] = "";
+  const ssize_t k = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+  unsigned long long id = 0;
+  if (k > 0) {
+    ns[k] = '\0';
+    const char *d = strchr(ns, '[');
+    if (d) id = strtoull(d + 1, NULL, 10);
+  }
+  if (i + 1 < n) snprintf(out + i, n - i, "_p%llu", id);
 }
 
 int pf_temp_sweep_stale(const char *target) {
@@ -475,7 +484,7 @@ int pf_temp_sweep_stale(const char *target) {
   char *slash = strrchr(t, '/');
   const char *base = slash ? slash + 1 : t;
   char host[72], prefix[512];
-  host_tag(host, sizeof host);
+  pf_temp_owner_tag(host, sizeof host);
   const int np = snprintf(prefix, sizeof prefix, "%s.tmp-%s-", base, host);
   if (slash) *slash = '\0';
   const char *parent = slash ? (slash == t ? "/" : t) : ".";
@@ -524,7 +533,7 @@ pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
    * whether the run that made it is gone (killed before it could remove it) */
   (void)pf_temp_sweep_stale(t);
   char host[72];
-  host_tag(host, sizeof host);
+  pf_temp_owner_tag(host, sizeof host);
   size_t n = strlen(t) + strlen(host) + 32 + sizeof ".tmp-XXXXXX";
   tmpl = malloc(n);
   if (!tmpl) {

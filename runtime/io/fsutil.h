@@ -69,6 +69,9 @@ pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err);
  * Folders of other machines (a shared file system) and of live processes stay.
  * Returns how many were removed. */
 int pf_temp_sweep_stale(const char *target);
+/* The "<host>" part of those names: the host name ([A-Za-z0-9._], others '_')
+ * and "_p<pid namespace id>" (containers may share a host name, not pids). */
+void pf_temp_owner_tag(char *out, size_t n);
 /* Register / unregister a temporary folder to be removed by pf_cleanup_temps()
  * (the front end calls it from its SIGINT/SIGTERM handler and at exit). */
 void pf_temp_register(const char *path);

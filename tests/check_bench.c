@@ -306,8 +306,8 @@ START_TEST(test_errors) {
     pf_err err = {0};
     pf_value *out = NULL;
     ck_assert(pf_op_run("benchmark", p, &out, NULL, &err) != PF_OK);
-    ck_assert_msg(strstr(err.msg, "benchmark: task 'arc_easy': data file ") == err.msg,
-                  "got: %s", err.msg);
+    ck_assert_msg(strstr(err.msg, "benchmark: task 'arc_easy': data file ") == err.msg, "got: %s",
+                  err.msg);
     pf_value_release(p);
   }
   /* a bad gold index names the file and line */

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bias.h"
 #include "fsutil.h"
 #include "op.h"
 #include "pf_lua.h"
@@ -394,6 +395,46 @@ START_TEST(test_script_models_left_open) {
 }
 END_TEST
 
+/* Captured activations alive when each bias_activations ends (its "done" line). */
+typedef struct done_log {
+  uint64_t live[4];
+  int n;
+} done_log;
+
+static void record_done(void *ud, const char *line) {
+  done_log *l = ud;
+  if (!strncmp(line, "bias_activations: done", 22) && l->n < 4)
+    l->live[l->n++] = pf_bias_capture_heap_bytes();
+}
+
+/* A result the script dropped lets its tensors go before the next op makes new
+ * ones (a full collection once Lua holds more than pf_lua_gc_bytes of tensors):
+ * a loop of captures holds one at a time, not as many as the collector left. */
+START_TEST(test_dropped_results_collected) {
+  char *dir = pf_test_tmpdir("lua-gc");
+  char *script = write_script(dir, "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
+                                   "for i = 1, 3 do\n"
+                                   "  local r = pf.bias_activations{ model = m,\n"
+                                   "    prompt_pairs = { { 'a b', 'a c' } } }\n"
+                                   "end\n");
+  const size_t saved = pf_lua_gc_bytes;
+  pf_lua_gc_bytes = 1;
+  done_log l = {.n = 0};
+  pf_ctx ctx = {.log = record_done, .user_data = &l};
+  pf_err err = {0};
+  const uint64_t before = pf_bias_capture_heap_bytes();
+  ck_assert_msg(pf_lua_run_file(script, 0, NULL, &ctx, &err) == PF_OK, "%s", err.msg);
+  pf_lua_gc_bytes = saved;
+  ck_assert_int_eq(l.n, 3);
+  ck_assert_uint_gt(l.live[0], before);
+  ck_assert_uint_eq(l.live[1], l.live[0]); /* the first capture went before the second */
+  ck_assert_uint_eq(l.live[2], l.live[0]);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("lua");
   TCase *tc = tcase_create("core");
@@ -408,6 +449,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_bad_param);
   tcase_add_test(tc, test_script_error_status);
   tcase_add_test(tc, test_script_models_left_open);
+  tcase_add_test(tc, test_dropped_results_collected);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -128,10 +128,20 @@ typedef struct ltensor {
   pf_tensor *t; /* owned reference; NULL once closed */
 } ltensor;
 
+/* Bytes of the tensors Lua values hold. Lua's collector paces itself by Lua's
+ * own allocations, a few hundred bytes per tensor userdata, while the tensors
+ * behind them (captured activations) are gigabytes: a script that drops a
+ * result would keep it until the collector happens to run. Past
+ * pf_lua_gc_bytes held, every op starts with a full collection, so what the
+ * script no longer references goes before the op allocates more (pf_lua.h). */
+size_t pf_lua_gc_bytes = (size_t)64 << 20;
+static size_t g_tensor_bytes;
+
 static int tensor_close(lua_State *L) {
   ltensor *u = luaL_checkudata(L, 1, TENSOR_MT);
   pf_tensor *t = u->t;
   u->t = NULL;
+  if (t) g_tensor_bytes -= t->nbytes;
   pf_tensor_release(t);
   return 0;
 }
@@ -142,6 +152,7 @@ void pf_lua_push_tensor(lua_State *L, pf_tensor *t) {
   luaL_setmetatable(L, TENSOR_MT);
   pf_tensor_retain(t);
   u->t = t;
+  g_tensor_bytes += t->nbytes;
 }
 
 static pf_tensor *check_tensor(lua_State *L, int idx) {
@@ -624,6 +635,7 @@ static int l_op(lua_State *L) {
     return op_error(L, op, &err);
   }
   box->v = params;
+  if (g_tensor_bytes > pf_lua_gc_bytes) lua_gc(L, LUA_GCCOLLECT);
   pf_value *out = NULL;
   st = pf_op_run(op->name, params, &out, get_ctx(L), &err);
   box->v = NULL;

@@ -34,6 +34,11 @@ void pf_lua_set_ctx(struct lua_State *L, const pf_ctx *ctx);
 /* Run a Lua script file with `arg` set as lua.c does (arg[0] = script,
  * arg[1..] = args). Runs under lua_pcall with a traceback; on error the message
  * (with traceback) goes into err and the status says why (see the notes). */
+/* Past this many bytes of tensors held by Lua values (default 64 MiB), each op
+ * called from Lua starts with a full garbage collection, so that results the
+ * script dropped let their tensors go before the op makes new ones. */
+extern size_t pf_lua_gc_bytes;
+
 pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx *ctx,
                           pf_err *err);
 /* The pf_status behind the Lua error object at idx: the status of the op when

@@ -8,12 +8,14 @@
  * can be drawn and measured.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "pdf_int.h"
 
 /* ------------------------------------------------------------ errors */
@@ -545,18 +547,17 @@ pf_status pf_pdf_save(pf_pdf *d, const char *path, pf_err *err) {
   pf_status st = usable(d, err);
   if (st) return st;
   if (!path || !*path) return pf_err_set(err, PF_ERR_INVALID, "pdf: no output path given");
-  size_t n = strlen(path) + 16;
-  char *tmp = malloc(n);
+  /* beside the report, removed on an interrupt, swept by a later run after a kill */
+  char *tmp = pf_temp_file_for(path);
   if (!tmp) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  snprintf(tmp, n, "%s.tmp-XXXXXX", path);
-  int fd = mkstemp(tmp);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     int e = errno;
     free(tmp);
     return pf_err_set(err, PF_ERR_IO, "%s: cannot create the report file: %s", path, strerror(e));
   }
-  fchmod(fd, 0644);
   close(fd);
+  pf_temp_register(tmp);
   st = pdf_flush(d, 0, err);
   if (!st) footers(d);
   if (!st) st = pdf_check(d, "page footers", err);
@@ -569,6 +570,7 @@ pf_status pf_pdf_save(pf_pdf *d, const char *path, pf_err *err) {
     st = pf_err_set(err, PF_ERR_IO, "%s: cannot move the report into place: %s", path, strerror(e));
   }
   if (st) unlink(tmp);
+  pf_temp_unregister(tmp);
   free(tmp);
   d->broken = 2; /* finished */
   return st;

@@ -96,14 +96,14 @@ START_TEST(test_temp_sweep_stale) {
   if (dead == 0) _exit(0);
   ck_assert_int_gt(dead, 0);
   ck_assert_int_eq(waitpid(dead, NULL, 0), dead);
-  const char *names[] = {"stale", "mine", "parent", "otherhost", "oldstyle", "file"};
+  const char *names[] = {"stale", "mine", "parent", "otherhost", "oldstyle", "stale file"};
   char made[6][4096];
   snprintf(made[0], sizeof made[0], "%s.tmp-%s-%ld-abcDEF", target, host, (long)dead);
   snprintf(made[1], sizeof made[1], "%s.tmp-%s-%ld-abcDEF", target, host, (long)getpid());
   snprintf(made[2], sizeof made[2], "%s.tmp-%s-%ld-abcDEF", target, host, (long)getppid());
   snprintf(made[3], sizeof made[3], "%s.tmp-%sX-%ld-abcDEF", target, host, (long)dead);
   snprintf(made[4], sizeof made[4], "%s.tmp-abcDEF", target);
-  snprintf(made[5], sizeof made[5], "%s.tmp-%s-%ld-ghiJKL", target, host, (long)dead);
+  snprintf(made[5], sizeof made[5], "%s.tmp-%s-%ld-7", target, host, (long)dead); /* a file */
   for (int i = 0; i < 6; i++) {
     if (i == 5) {
       pf_test_write(made[i], "a file, not a folder");
@@ -121,9 +121,22 @@ START_TEST(test_temp_sweep_stale) {
   ck_assert_msg(!strncmp(tmp, path, strlen(path)) && strlen(tmp) == strlen(path) + 6,
                 "temp folder %s", tmp);
   ck_assert_msg(!pf_path_exists(made[0]), "the stale folder stayed");
-  for (int i = 1; i < 6; i++)
+  ck_assert_msg(!pf_path_exists(made[5]), "the stale file stayed");
+  for (int i = 1; i < 5; i++)
     ck_assert_msg(pf_path_exists(made[i]), "%s (%s) was removed", names[i], made[i]);
   ck_assert_int_eq(pf_temp_sweep_stale(target), 0); /* nothing stale left */
+  /* a file written beside its target (pf_write_file) sweeps the same way, and its own
+   * temporary name carries the owner */
+  char *json = pf_path_join(dir, "r.json");
+  snprintf(path, sizeof path, "%s.tmp-%s-%ld-0", json, host, (long)dead);
+  pf_test_write(path, "half a file");
+  ck_assert_int_eq(pf_write_file(json, "{}\n", 3, &err), PF_OK);
+  ck_assert_msg(!pf_path_exists(path), "a stale temp file of r.json stayed");
+  char *tmpf = pf_temp_file_for(json);
+  snprintf(path, sizeof path, "%s.tmp-%s-%ld-", json, host, (long)getpid());
+  ck_assert_msg(tmpf && !strncmp(tmpf, path, strlen(path)), "temp file name %s", tmpf);
+  free(tmpf);
+  free(json);
   free(tmp);
   free(target);
   pf_test_rmtree(dir);

@@ -80,18 +80,12 @@ static pf_value *cache_read(const char *path, const char *key) {
   return v;
 }
 
-/* Write through a temporary file and rename, so readers never see half a file. */
+/* pf_write_file writes a temporary file and renames it: readers never see half a file. */
 static pf_status cache_write(const char *dir, const char *path, const pf_value *v, pf_err *err) {
   pf_status st = pf_mkdirs(dir, err);
   char *text = st ? NULL : pf_value_to_json_text(v);
   if (!st && !text) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-  if (!st) st = pf_write_file(tmp, text, strlen(text), err);
-  if (!st && rename(tmp, path) != 0) {
-    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the calibration cache", path);
-    remove(tmp);
-  }
+  if (!st) st = pf_write_file(path, text, strlen(text), err); /* a temp file and a rename */
   free(text);
   return st;
 }

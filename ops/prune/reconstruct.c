@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -372,10 +373,17 @@ pf_status pf_cov_cache_write(const char *dir, const char *path, int64_t layer, c
                              int64_t width, int64_t tokens, pf_err *err) {
   pf_status st = pf_mkdirs(dir, err);
   if (st) return st;
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache", tmp);
+  /* a temporary file, removed on an interrupt, swept by a later run after a kill */
+  char *tmp = pf_temp_file_for(path);
+  if (!tmp) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  FILE *f = fopen(tmp, "wbx");
+  if (!f) {
+    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache: %s", tmp,
+                    strerror(errno));
+    free(tmp);
+    return st;
+  }
+  pf_temp_register(tmp);
   const int64_t hdr[3] = {width, tokens, layer};
   int ok = fwrite(COV_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof(int64_t), 3, f) == 3;
   for (int64_t i = 0; ok && i < width; i++)
@@ -383,7 +391,9 @@ pf_status pf_cov_cache_write(const char *dir, const char *path, int64_t layer, c
   ok = (fclose(f) == 0) && ok;
   if (!ok || rename(tmp, path) != 0) {
     remove(tmp);
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache", path);
+    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache", path);
   }
-  return PF_OK;
+  pf_temp_unregister(tmp);
+  free(tmp);
+  return st;
 }

@@ -172,19 +172,31 @@ static pf_status write_in_place(const char *path, const void *data, size_t len, 
   return PF_OK;
 }
 
-/* A regular file (new or replaced) is written to "<path>.tmp-PID-N" beside it
+char *pf_temp_file_for(const char *path) {
+  static unsigned counter = 0;
+  (void)pf_temp_sweep_stale(path);
+  char tag[160];
+  pf_temp_owner_tag(tag, sizeof tag);
+  size_t n = strlen(path) + strlen(tag) + 48;
+  char *tmp = malloc(n);
+  if (tmp)
+    snprintf(tmp, n, "%s.tmp-%s-%ld-%u", path, tag, (long)getpid(),
+             __sync_fetch_and_add(&counter, 1));
+  return tmp;
+}
+
+/* A regular file (new or replaced) is written to "<path>.tmp-<owner>-PID-N" beside it
  * and renamed over `path`, so a full disk, a file-size limit or an interrupt
  * never leaves half a file: `path` holds the old contents or the new ones. */
 pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err) {
   struct stat st;
   if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
-  static unsigned counter = 0;
-  size_t n = strlen(path) + 48;
-  char *tmp = malloc(n);
-  if (!tmp) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  char *tmp = NULL;
   int fd = -1;
   for (int tries = 0; fd < 0 && tries < 100; tries++) { /* O_EXCL + 0644: umask applies */
-    snprintf(tmp, n, "%s.tmp-%ld-%u", path, (long)getpid(), __sync_fetch_and_add(&counter, 1));
+    free(tmp);
+    if (!(tmp = pf_temp_file_for(path)))
+      return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0 && errno != EEXIST) break;
   }
@@ -497,13 +509,13 @@ int pf_temp_sweep_stale(const char *target) {
     errno = 0;
     const long pid = strtol(e->d_name + np, &end, 10);
     if (errno || end == e->d_name + np || pid <= 0 || pid == (long)getpid() || *end != '-' ||
-        strlen(end + 1) != 6)
+        !end[1])
       continue;
     if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* its owner may still run */
     char *path = pf_path_join(parent, e->d_name);
     struct stat st;
     pf_err ignored = {0};
-    if (path && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+    if (path && lstat(path, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) &&
         pf_remove_tree(path, &ignored) == PF_OK)
       removed++;
     free(path);

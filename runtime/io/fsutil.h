@@ -63,12 +63,17 @@ char *pf_path_join(const char *a, const char *b);
  * (parent created). malloc'd path. First removes the stale ones of the same
  * target (pf_temp_sweep_stale). */
 pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err);
-/* Remove the temporary sibling folders of `target` that a process of this
+/* Remove the temporary siblings (folders and files) of `target` that a process of this
  * machine made and that outlived it (killed by SIGKILL, the OOM killer or an
  * MPI launcher before it could remove them): the pid in the name is gone.
  * Folders of other machines (a shared file system) and of live processes stay.
  * Returns how many were removed. */
 int pf_temp_sweep_stale(const char *target);
+/* "<path>.tmp-<owner>-<pid>-<n>": a fresh name for a file written beside `path`
+ * and renamed over it (register it with pf_temp_register while it exists);
+ * first removes the stale ones, as pf_make_temp_sibling does. malloc'd, NULL
+ * when out of memory. */
+char *pf_temp_file_for(const char *path);
 /* The "<host>" part of those names: the host name ([A-Za-z0-9._], others '_')
  * and "_p<pid namespace id>" (containers may share a host name, not pids). */
 void pf_temp_owner_tag(char *out, size_t n);

@@ -8,8 +8,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "bias.h"
 #include "fsutil.h"
+#include "livelog.h"
 #include "op.h"
 #include "pf_lua.h"
 #include "testutil.h"
@@ -395,18 +395,6 @@ START_TEST(test_script_models_left_open) {
 }
 END_TEST
 
-/* Captured activations alive when each bias_activations ends (its "done" line). */
-typedef struct done_log {
-  uint64_t live[4];
-  int n;
-} done_log;
-
-static void record_done(void *ud, const char *line) {
-  done_log *l = ud;
-  if (!strncmp(line, "bias_activations: done", 22) && l->n < 4)
-    l->live[l->n++] = pf_bias_capture_heap_bytes();
-}
-
 /* A result the script dropped lets its tensors go before the next op makes new
  * ones (a full collection once Lua holds more than pf_lua_gc_bytes of tensors):
  * a loop of captures holds one at a time, not as many as the collector left. */
@@ -419,8 +407,8 @@ START_TEST(test_dropped_results_collected) {
                                    "end\n");
   const size_t saved = pf_lua_gc_bytes;
   pf_lua_gc_bytes = 1;
-  done_log l = {.n = 0};
-  pf_ctx ctx = {.log = record_done, .user_data = &l};
+  live_log l = {.prefix = "bias_activations: done"}; /* alive when each call ends */
+  pf_ctx ctx = {.log = live_log_line, .user_data = &l};
   pf_err err = {0};
   const uint64_t before = pf_bias_capture_heap_bytes();
   ck_assert_msg(pf_lua_run_file(script, 0, NULL, &ctx, &err) == PF_OK, "%s", err.msg);

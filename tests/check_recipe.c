@@ -7,9 +7,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "bias.h"
 #include "fsutil.h"
 #include "kernels/kernels.h"
+#include "livelog.h"
 #include "recipe.h"
 #include "recipe_int.h"
 #include "testutil.h"
@@ -617,17 +617,6 @@ START_TEST(test_fuzz_many_sets) {
 }
 END_TEST
 
-/* The captured activations alive at the start of each step (log lines "step N/M"). */
-typedef struct live_log {
-  uint64_t at_step[8];
-  int n;
-} live_log;
-
-static void record_live(void *ud, const char *line) {
-  live_log *l = ud;
-  if (!strncmp(line, "step ", 5) && l->n < 8) l->at_step[l->n++] = pf_bias_capture_heap_bytes();
-}
-
 /* A result that no later step takes lets its tensors go after its last use;
  * results.json keeps their summaries (same JSON as before). */
 START_TEST(test_dead_results_let_tensors_go) {
@@ -640,7 +629,7 @@ START_TEST(test_dead_results_let_tensors_go) {
                 "  - {id: m, op: metrics, activations: acts}\n"
                 "  - {op: metrics, activations: kept}\n"
                 "  - {op: analyze, model: base}\n");
-  live_log l = {.n = 0};
+  live_log l = {.prefix = "step "}; /* alive at the start of each step */
   pf_recipe_opts o = {0};
   const char *sets[1];
   char out_set[4200];
@@ -648,17 +637,17 @@ START_TEST(test_dead_results_let_tensors_go) {
   sets[0] = out_set;
   o.sets = sets;
   o.n_sets = 1;
-  pf_ctx ctx = {.log = record_live, .user_data = &l};
+  pf_ctx ctx = {.log = live_log_line, .user_data = &l};
   pf_value *res = NULL;
   pf_err err = {0};
   const uint64_t before = pf_bias_capture_heap_bytes();
   ck_assert_msg(pf_recipe_run(f.recipe, &o, &ctx, &res, &err) == PF_OK, "%s", err.msg);
   ck_assert_int_eq(l.n, 6);
   /* steps 2 and 3 capture; step 4 is the last to take acts, step 5 the last to take kept */
-  ck_assert_uint_gt(l.at_step[3], l.at_step[2]); /* both captures alive at step 4 */
-  ck_assert_uint_lt(l.at_step[4], l.at_step[3]); /* acts let go after step 4 */
-  ck_assert_uint_gt(l.at_step[4], before);       /* kept still alive at step 5 */
-  ck_assert_uint_eq(l.at_step[5], before);       /* and let go after it */
+  ck_assert_uint_gt(l.live[3], l.live[2]); /* both captures alive at step 4 */
+  ck_assert_uint_lt(l.live[4], l.live[3]); /* acts let go after step 4 */
+  ck_assert_uint_gt(l.live[4], before);    /* kept still alive at step 5 */
+  ck_assert_uint_eq(l.live[5], before);    /* and let go after it */
   /* results.json still shows the tensors' summaries */
   char path[4300];
   snprintf(path, sizeof path, "%s/results.json", f.out);

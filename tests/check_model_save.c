@@ -15,17 +15,37 @@
 
 /* ---- saving ---- */
 
-static char *out_path(const char *tag, char **root) {
-  *root = pf_test_tmpdir(tag);
-  return pf_path_join(*root, "out");
+/* What every save test starts from and removes at its end: a synthetic
+ * checkpoint (dir), the model loaded from it (m), a fresh folder (root) and the
+ * output path inside it (out). */
+typedef struct save_fx {
+  char *dir, *root, *out;
+  pf_model *m;
+} save_fx;
+
+static save_fx fx_new(const char *preset, uint64_t seed, const char *dtype, const char *tag) {
+  save_fx f;
+  f.dir = pf_test_synth(preset, seed, dtype);
+  f.m = load_ok(f.dir);
+  f.root = pf_test_tmpdir(tag);
+  f.out = pf_path_join(f.root, "out");
+  return f;
+}
+
+static void fx_free(save_fx *f) {
+  pf_model_release(f->m);
+  pf_test_rmtree(f->root);
+  free(f->root);
+  free(f->out);
+  rm_parent(f->dir);
 }
 
 static const char *dtypes[] = {NULL, "bf16", "f16"};
 
 START_TEST(test_save_roundtrip) {
-  char *dir = pf_test_synth("llama-tiny", 3, dtypes[_i]);
-  pf_model *m = load_ok(dir);
-  char *root, *out = out_path("save", &root);
+  save_fx fx = fx_new("llama-tiny", 3, dtypes[_i], "save");
+  char *dir = fx.dir, *root = fx.root, *out = fx.out;
+  pf_model *m = fx.m;
   pf_err err = {0};
   ck_assert_msg(pf_model_save(m, out, NULL, 0, NULL, &err) == PF_OK, "%s", err.msg);
   pf_model *r = load_ok(out);
@@ -48,18 +68,14 @@ START_TEST(test_save_roundtrip) {
   assert_same_file(out, out2, "model.safetensors");
   free(out2);
   pf_model_release(r);
-  pf_model_release(m);
-  pf_test_rmtree(root);
-  free(root);
-  free(out);
-  rm_parent(dir);
+  fx_free(&fx);
 }
 END_TEST
 
 START_TEST(test_save_convert) {
-  char *dir = pf_test_synth("llama-tiny", 3, NULL);
-  pf_model *m = load_ok(dir);
-  char *root, *out = out_path("conv", &root);
+  save_fx fx = fx_new("llama-tiny", 3, NULL, "conv");
+  char *root = fx.root, *out = fx.out;
+  pf_model *m = fx.m;
   pf_err err = {0};
   pf_save_opts o = {.have_dtype = 1, .dtype = PF_DTYPE_BF16};
   ck_assert_msg(pf_model_save(m, out, &o, 0, NULL, &err) == PF_OK, "%s", err.msg);
@@ -89,11 +105,7 @@ START_TEST(test_save_convert) {
   pf_model_release(w);
   free(back);
   pf_model_release(r);
-  pf_model_release(m);
-  pf_test_rmtree(root);
-  free(root);
-  free(out);
-  rm_parent(dir);
+  fx_free(&fx);
 }
 END_TEST
 
@@ -130,9 +142,9 @@ static long long folder_bytes(const char *dir) {
  * shards are planned on the converted sizes: the same files as converting
  * first and sharding the converted model. */
 START_TEST(test_save_convert_once) {
-  char *dir = pf_test_synth("llama-small", 4, NULL);
-  pf_model *m = load_ok(dir);
-  char *root, *out = out_path("conv1", &root);
+  save_fx fx = fx_new("llama-small", 4, NULL, "conv1");
+  char *root = fx.root, *out = fx.out;
+  pf_model *m = fx.m;
   char *sharded = pf_path_join(root, "sharded"), *resharded = pf_path_join(root, "resharded");
   pf_err err = {0};
   pf_save_opts o = {.have_dtype = 1, .dtype = PF_DTYPE_BF16};
@@ -157,19 +169,16 @@ START_TEST(test_save_convert_once) {
     if (strstr(e->d_name, ".safetensors")) assert_same_file(sharded, resharded, e->d_name);
   closedir(d);
   pf_model_release(r);
-  pf_model_release(m);
-  pf_test_rmtree(root);
   free(sharded);
   free(resharded);
-  free(root);
-  free(out);
-  rm_parent(dir);
+  fx_free(&fx);
 }
 END_TEST
 
 START_TEST(test_save_refusals) {
-  char *dir = pf_test_synth("llama-small", 3, NULL);
-  pf_model *m = load_ok(dir);
+  save_fx fx = fx_new("llama-small", 3, NULL, "refuse");
+  char *dir = fx.dir, *root = fx.root, *out = fx.out;
+  pf_model *m = fx.m;
   pf_err err = {0};
   /* into the input folder, or below it */
   ck_assert_int_eq(pf_model_save(m, dir, NULL, 1, NULL, &err), PF_ERR_INVALID);
@@ -186,7 +195,6 @@ START_TEST(test_save_refusals) {
   pf_assert_err(err, "contains the input folder");
   free(parent);
   /* an existing non-empty folder: refused unless overwrite */
-  char *root, *out = out_path("refuse", &root);
   ck_assert_int_eq(pf_mkdirs(out, &err), PF_OK);
   char *marker = pf_path_join(out, "old.txt");
   pf_test_write(marker, "old");
@@ -205,18 +213,14 @@ START_TEST(test_save_refusals) {
   ck_assert_int_eq(count_prefixed(root, "out.tmp-") + count_prefixed(root, "empty.tmp-"), 0);
   free(empty);
   free(marker);
-  pf_model_release(m);
-  pf_test_rmtree(root);
-  free(root);
-  free(out);
-  rm_parent(dir);
+  fx_free(&fx);
 }
 END_TEST
 
 START_TEST(test_save_failure_leaves_nothing) {
-  char *dir = pf_test_synth("llama-tiny", 3, NULL);
-  pf_model *m = load_ok(dir), *d = NULL;
-  char *root, *out = out_path("fail", &root);
+  save_fx fx = fx_new("llama-tiny", 3, NULL, "fail");
+  char *root = fx.root, *out = fx.out;
+  pf_model *m = fx.m, *d = NULL;
   pf_err err = {0};
   /* a planned tensor (from a dry run) cannot be saved */
   ck_assert_int_eq(pf_model_derive(m, &d, &err), PF_OK);
@@ -244,18 +248,14 @@ START_TEST(test_save_failure_leaves_nothing) {
   pf_save_opts o = {.have_dtype = 1, .dtype = PF_DTYPE_F16};
   ck_assert_int_eq(pf_model_save(m, out, &o, 0, &ctx, &err), PF_ERR_INTERRUPTED);
   ck_assert_int_eq(count_prefixed(root, "out"), 0);
-  pf_model_release(m);
-  pf_test_rmtree(root);
-  free(root);
-  free(out);
-  rm_parent(dir);
+  fx_free(&fx);
 }
 END_TEST
 
 START_TEST(test_save_sharded) {
-  char *dir = pf_test_synth("llama-small", 4, NULL);
-  pf_model *m = load_ok(dir);
-  char *root, *out = out_path("shard", &root);
+  save_fx fx = fx_new("llama-small", 4, NULL, "shard");
+  char *out = fx.out;
+  pf_model *m = fx.m;
   pf_err err = {0};
   pf_save_opts o = {.max_shard_bytes = 1000000};
   ck_assert_msg(pf_model_save(m, out, &o, 0, NULL, &err) == PF_OK, "%s", err.msg);
@@ -267,21 +267,17 @@ START_TEST(test_save_sharded) {
   ck_assert_ptr_null(r->lm_head);
   pf_model_release(r);
   free(index);
-  pf_model_release(m);
-  pf_test_rmtree(root);
-  free(root);
-  free(out);
-  rm_parent(dir);
+  fx_free(&fx);
 }
 END_TEST
 
 START_TEST(test_save_pruned_config) {
-  char *dir = pf_test_synth("llama-tiny", 5, NULL);
-  pf_model *m = load_ok(dir);
+  save_fx fx = fx_new("llama-tiny", 5, NULL, "pruned");
+  char *root = fx.root, *out = fx.out;
+  pf_model *m = fx.m;
   pf_model *d = narrow_layer1(m); /* config not told: save takes widths from the tensors */
   pf_err err = {0};
   ck_assert_int_eq(pf_model_remove_layer(d, 0, &err), PF_OK); /* layer 1 is now 0 */
-  char *root, *out = out_path("pruned", &root);
   ck_assert_msg(pf_model_save(d, out, NULL, 0, NULL, &err) == PF_OK, "%s", err.msg);
   cJSON *j = read_config(out);
   ck_assert_int_eq(cJSON_GetObjectItem(j, "num_hidden_layers")->valueint, 3);
@@ -312,11 +308,7 @@ START_TEST(test_save_pruned_config) {
   pf_model_release(t);
   free(tied);
   pf_model_release(d);
-  pf_model_release(m);
-  pf_test_rmtree(root);
-  free(root);
-  free(out);
-  rm_parent(dir);
+  fx_free(&fx);
 }
 END_TEST
 

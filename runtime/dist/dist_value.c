@@ -23,20 +23,26 @@ static void put_str(pf_strbuf *b, const char *s) {
   put(b, s, n);
 }
 
-/* The tensors of a value, in the order pack and unpack meet them. */
+/* The bytes of a value's tensors, in the order pack and unpack meet them: what
+ * the root sends from, what the receivers fill. */
+typedef struct tensor_bytes {
+  void *data;
+  size_t nbytes;
+} tensor_bytes;
 typedef struct tensor_list {
-  pf_tensor **t;
+  tensor_bytes *t;
   size_t n, cap;
 } tensor_list;
 
-static int tl_push(tensor_list *l, pf_tensor *t) {
+static int tl_push(tensor_list *l, void *data, size_t nbytes) {
   if (l->n == l->cap) {
     size_t cap = l->cap ? 2 * l->cap : 64;
-    pf_tensor **p = realloc(l->t, cap * sizeof *p);
+    tensor_bytes *p = realloc(l->t, cap * sizeof *p);
     if (!p) return -1;
     l->t = p, l->cap = cap;
   }
-  l->t[l->n++] = t;
+  l->t[l->n].data = data;
+  l->t[l->n++].nbytes = nbytes;
   return 0;
 }
 
@@ -71,13 +77,14 @@ static pf_status pack(pf_strbuf *b, const pf_value *v, tensor_list *tl, pf_err *
     }
     return PF_OK;
   case PF_V_TENSOR: {
-    pf_tensor *t = v->u.tensor;
-    if (!pf_tensor_data(t, err)) return pf_err_prefix(err, "sending a tensor to the other ranks");
+    const pf_tensor *t = v->u.tensor;
+    const void *data = pf_tensor_data(t, err);
+    if (!data) return pf_err_prefix(err, "sending a tensor to the other ranks");
     uint8_t dt = (uint8_t)t->dtype, nd = (uint8_t)t->ndim;
     put(b, &dt, 1);
     put(b, &nd, 1);
     put(b, t->shape, sizeof(int64_t) * (size_t)t->ndim);
-    if (tl_push(tl, t)) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    if (tl_push(tl, (void *)data, t->nbytes)) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     return PF_OK;
   }
   default:
@@ -90,7 +97,7 @@ typedef struct reader {
   const char *p, *end;
   pf_dist_tensor_fn alloc; /* NULL: pf_tensor_new */
   void *ud;
-  tensor_list made; /* the tensors made, in order (borrowed: the values own them) */
+  tensor_list made; /* the tensors made, in order (the values own them) */
   pf_err *err;      /* the allocator's error, if it failed */
 } reader;
 
@@ -173,7 +180,7 @@ static pf_value *unpack(reader *r, int depth) {
     if (st != PF_OK) return NULL;
     v = pf_value_tensor(t);
     pf_tensor_release(t);
-    if (v && tl_push(&r->made, t)) {
+    if (v && tl_push(&r->made, pf_tensor_mutable_data(t), t->nbytes)) {
       pf_value_release(v);
       return NULL;
     }
@@ -220,11 +227,8 @@ static pf_status bcast_list(const pf_value *mine, int root, pf_dist_tensor_fn al
   }
   free(bytes);
   const tensor_list *ts = me ? &tl : &rd.made;
-  for (size_t i = 0; !st && i < ts->n; i++) {
-    pf_tensor *t = ts->t[i];
-    void *data = me ? (void *)pf_tensor_data(t, err) : pf_tensor_mutable_data(t);
-    st = data ? pf_dist_bcast(data, t->nbytes, root, err) : PF_ERR_IO;
-  }
+  for (size_t i = 0; !st && i < ts->n; i++)
+    st = pf_dist_bcast(ts->t[i].data, ts->t[i].nbytes, root, err);
   free(tl.t);
   free(rd.made.t);
   if (st) {

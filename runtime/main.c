@@ -1,4 +1,6 @@
-/* main.c — the pfrun command: the only place that prints and picks exit codes.
+/* main.c — the pfrun command: with main_print.c (its tables), the only code that
+ * prints, and the only place that picks exit codes. Both are the executable's
+ * front end, not library code (CMake: add_executable(pfrun ...)).
  * Exit codes: 0 ok, 1 failure, 2 usage error, 128 + signal when interrupted
  * (130 SIGINT, 143 SIGTERM, 129 SIGHUP). */
 #include <errno.h>

@@ -1,5 +1,6 @@
-/* main_print.c — result tables the pfrun command prints (main.c's printing,
- * kept apart from its command plumbing). */
+/* main_print.c — result tables and dry-run plans the pfrun command prints
+ * (main.c's printing, kept apart from its command plumbing). Part of the pfrun
+ * executable, not of a library: printing is its job. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -29,6 +29,8 @@ Usage (/usr/bin/python3: Debian's python3-torch):
   torch_llama.py generate --model-path DIR --ids 1,403,407 [--new-tokens 8] [--dtype float32]
   torch_llama.py nll      --model-path DIR --ids 1,403,407,...   (mean next-token NLL, as pfrun eval)
   torch_llama.py prefill,decode --model-path DIR --dtype bfloat16,float32   (both, per dtype)
+  torch_llama.py probe --model-path DIR --dtype bfloat16,float32   (one linear layer per dtype:
+                 GFLOP/s at M = 128 and ms at M = 1; the model is not read)
   common: --threads 2 (torch.set_num_threads), --seed 1234.
 
 prefill: BATCH x SEQ random ids (fixed seed), one forward producing every position's
@@ -425,6 +427,31 @@ def run_decode(model, args):
           f"threads={torch.get_num_threads()} first_ids={','.join(map(str, first[:8]))}", flush=True)
 
 
+def run_probe(dtypes, args):
+    """Time one linear layer per dtype, a prefill-like (M = 128) and a decode-like (M = 1) call on
+    an 8192 x 2048 weight, so that a caller can leave out a dtype PyTorch has no fast kernel for
+    on this CPU (bf16 without AVX512-BF16 or AMX: oneDNN's reference code, ~100x slower)."""
+    g = torch.Generator().manual_seed(args.seed)
+    n, k = 8192, 2048
+    for dtype in dtypes:
+        w = torch.randn(n, k, generator=g).to(dtype)
+        rates = {}
+        for m in (128, 1):
+            x = torch.randn(m, k, generator=g).to(dtype)
+            F.linear(x, w)  # warm-up
+            best = float("inf")
+            t_all = time.perf_counter()
+            for _ in range(5):
+                t0 = time.perf_counter()
+                F.linear(x, w)
+                best = min(best, time.perf_counter() - t0)
+                if time.perf_counter() - t_all > 5:  # a slow kernel: one or two runs are enough
+                    break
+            rates[m] = best
+        print(f"torch probe dtype={dname(dtype)} linear_gflops={2 * 128 * n * k / rates[128] * 1e-9:.2f} "
+              f"gemv_ms={rates[1] * 1e3:.3f} threads={torch.get_num_threads()}", flush=True)
+
+
 def run_generate(model, args):
     prompt = [int(t) for t in args.ids.replace("[", "").replace("]", "").replace(" ", "").split(",") if t]
     eos = model.cfg.get("eos_token_id") if args.stop_at_eos else None
@@ -465,10 +492,14 @@ def main():
     args = ap.parse_args()
 
     modes = {"prefill": run_prefill, "decode": run_decode, "generate": run_generate, "nll": run_nll}
+    torch.set_num_threads(args.threads)
+    if args.mode == "probe":
+        with torch.inference_mode():
+            run_probe(parse_dtypes(args.dtype), args)
+        return
     for m in args.mode.split(","):
         if m not in modes:
             raise SystemExit(f"torch_llama: unknown mode {m}")
-    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     cfg, tensors = load_checkpoint(args.model_path)
     print(f"torch info version={torch.__version__} threads={torch.get_num_threads()} "

@@ -17,6 +17,9 @@
  *   bench_gemm sgemm-blis  only the sgemm part, BLIS initialised without pfrun
  *   bench_gemm linear      only the linear layers (no sgemm children)
  *   bench_gemm bf16        only F32 linear vs the bf16 path, 2048x8192x2048, no sweeps
+ *   bench_gemm sup         float32 X·W^T at m = 16 .. 512: BLIS's packed path (what
+ *                          pfrun calls) against BLIS's own choice (its "sup" code below
+ *                          its thresholds), alternated
  *   bench_gemm dpbf16-m    the AVX512-BF16 path at m = 8 .. 2048 with W packed and W
  *                          read in place (pf_kern_dpbf16_direct_max_m), alternated,
  *                          over 8 weight matrices per round (256 MB: from memory,
@@ -415,7 +418,46 @@ static void bench_dpbf16_m(void) {
   pf_workspace_free(ws);
 }
 
+/* BLIS's packed path (pfrun's default) against BLIS's own choice, which sends
+ * products with a small dimension to its unpacked "sup" code (pf_kern_blis_sup),
+ * float32 W [n, k] at the shapes of a prefill's small batches and lm_head chunks,
+ * alternated, best of 3 each. */
+static void bench_sup(void) {
+  const int64_t k = 2048, ns[] = {8192, 128256}, ms[] = {16, 64, 256, 384, 512};
+  float *x = randf(512 * k, 5), *w = randf(128256 * k, 6), *y = xalloc((size_t)512 * 128256 * 4);
+  memset(y, 0, (size_t)512 * 128256 * 4);
+  pf_workspace *ws = NULL;
+  pf_err err;
+  die(pf_workspace_new(&ws, &err), &err);
+  for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+    for (size_t b = 0; b < sizeof ms / sizeof ms[0]; b++) {
+      const int64_t m = ms[b], n = ns[a];
+      const double flop = 2.0 * (double)m * (double)n * (double)k;
+      double t[2] = {1e30, 1e30};
+      for (int r = 0; r < 3; r++)
+        for (int sup = 0; sup < 2; sup++) {
+          pf_kern_blis_sup = sup;
+          double s = time_linear(m, n, k, x, w, PF_DTYPE_F32, y, ws, 1);
+          if (s < t[sup]) t[sup] = s;
+        }
+      pf_kern_blis_sup = 0;
+      printf("  sgemm X·W^T %4lldx%6lldx%lld: packed (pfrun) %6.1f GFLOP/s, BLIS's choice %6.1f "
+             "GFLOP/s (%.2fx)\n",
+             (long long)m, (long long)n, (long long)k, flop / t[0] / 1e9, flop / t[1] / 1e9,
+             t[1] / t[0]);
+    }
+  pf_workspace_free(ws);
+  free(x), free(w), free(y);
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "sup") == 0) {
+    pf_err err;
+    die(pf_kernels_init(&err), &err);
+    printf("BLIS packed path vs BLIS's small-matrix (sup) choice (%s):\n", pf_kernels_describe());
+    bench_sup();
+    return 0;
+  }
   if (argc > 1 && strcmp(argv[1], "dpbf16-m") == 0) {
     pf_err err;
     die(pf_kernels_init(&err), &err);

@@ -498,6 +498,27 @@ START_TEST(test_gemm_multi_panel) {
 }
 END_TEST
 
+/* BLIS's packed path (the default) and BLIS's own choice (its "sup" code below its
+ * size thresholds, pf_kern_blis_sup) both against the twin, at the small m where
+ * they differ; float32 matmul so BF16 weights reach BLIS too. */
+START_TEST(test_gemm_blis_paths) {
+  static const int64_t shapes[][3] = {
+      {17, 300, 129}, {64, 1030, 257}, {100, 70, 600}, {300, 33, 90}};
+  const pf_matmul mm_prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  rng_seed(3);
+  for (int sup = 1; sup >= 0; sup--) {
+    pf_kern_blis_sup = sup;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+      check_gemm_case(shapes[s][0], shapes[s][1], shapes[s][2], PF_DTYPE_F32, (int)s % 2, 0.0f,
+                      (int)s % 2, NULL);
+      check_gemm_case(shapes[s][0], shapes[s][1], shapes[s][2], PF_DTYPE_BF16, 1, 0.5f, 1, NULL);
+    }
+  }
+  ck_assert_int_eq(pf_kern_blis_sup, 0); /* the default is restored */
+  pf_kernels_set_matmul(mm_prev);
+}
+END_TEST
+
 /* _i: the matmul precision (the widening panel, or AMX packing when available). */
 START_TEST(test_workspace_reused) {
   const pf_matmul prev = pf_kernels_set_matmul((pf_matmul)_i);
@@ -653,6 +674,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_gemm_dpbf16_direct_same_bits);
   tcase_add_test(tc, test_matmul_setting);
   tcase_add_test(tc, test_gemm_multi_panel);
+  tcase_add_test(tc, test_gemm_blis_paths);
   tcase_add_test(tc, test_gemv_chunks_same_bits);
   tcase_add_loop_test(tc, test_workspace_reused, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
   tcase_add_test(tc, test_linear_tensor);

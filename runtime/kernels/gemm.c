@@ -103,12 +103,29 @@ static int64_t panel_rows(int64_t n, int64_t k) {
   return rows < n ? rows : n;
 }
 
-/* BLIS: C[m, n] = X[m, k] · Wp[n, k]^T + beta*C, all row-major. */
+int pf_kern_blis_sup = 0;
+
+/* BLIS: C[m, n] = X[m, k] · Wp[n, k]^T + beta*C, all row-major.
+ * BLIS sends products with a dimension under its per-arch thresholds (zen3: m < 512
+ * for float) to its "sup" code, which works on the matrices as stored; for X·W^T
+ * with W row-major that is its dot-product kernels, measured at 36 against 82
+ * GFLOP/s a thread (AMD Zen 3, zen3 and haswell configurations, m = 16..384;
+ * bench_gemm "sup"): the 256-row lm_head chunks of a prefill ran at 70 instead of
+ * 166 GFLOP/s. So the packed ("conventional") path always, unless
+ * pf_kern_blis_sup asks for BLIS's own choice. The arithmetic is the same
+ * products summed in k order by each path's micro-kernel; results may differ in
+ * the last bits, as between any two BLIS kernels. */
 static void blis_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const float *w,
                      int64_t ldw, float beta, float *y, int64_t ldy) {
   float one = 1.0f;
-  bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &one, (float *)x,
-            (inc_t)ldx, 1, (float *)w, (inc_t)ldw, 1, &beta, y, (inc_t)ldy, 1);
+  rntm_t rntm;
+  bli_rntm_init_from_global(&rntm); /* the thread count pf_kernels_init set */
+  if (pf_kern_blis_sup)
+    bli_rntm_enable_l3_sup(&rntm);
+  else
+    bli_rntm_disable_l3_sup(&rntm);
+  bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &one, (float *)x,
+               (inc_t)ldx, 1, (float *)w, (inc_t)ldw, 1, &beta, y, (inc_t)ldy, 1, NULL, &rntm);
 }
 
 /* Whether gemm_xwt takes the AMX path (BF16 weights, matmul precision bf16). */

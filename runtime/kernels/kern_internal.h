@@ -38,6 +38,11 @@ extern size_t pf_kern_gemv_chunk_bytes;
  * PF_AMX_MIN_M; checked before the GEMV threshold). */
 extern int64_t pf_kern_amx_min_m;
 
+/* 0 (default): BLIS products always take BLIS's packed path; 1: BLIS's own
+ * choice, its unpacked "sup" code for small dimensions (slower for X·W^T: see
+ * blis_xwt in gemm.c; bench_gemm "sup" compares them). */
+extern int pf_kern_blis_sup;
+
 /* Target size of one widened weight panel in the GEMM path (default 8 MiB);
  * a variable so bench_gemm can sweep it. */
 extern size_t pf_kern_panel_bytes;

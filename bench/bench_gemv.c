@@ -17,7 +17,9 @@
  *                   of 2-32 MiB, what one decode token does), with the threads taking
  *                   chunks of W's rows in turn (1 MiB, the default; 256 KiB; 4 MiB)
  *                   and with one contiguous share each (pf_kern_gemv_chunk_bytes = 0,
- *                   the former split)
+ *                   the former split), and without the AVX2 kernel's software
+ *                   prefetch (pf_kern_gemv_prefetch_avx2 = 0; same as the default
+ *                   under avx512)
  * and keeps the best of each. Reported: GB/s and the ratio to "read 1 stream" over
  * the same memory. Threads: OMP_NUM_THREADS / all cores.
  */
@@ -168,7 +170,7 @@ int main(int argc, char **argv) {
   const memory mem[3] = {{"file mapping (page cache)", file},
                          {"heap, 4 KiB pages", heap},
                          {"heap, MADV_HUGEPAGE", huge}};
-  enum { NMEAS = 8 };
+  enum { NMEAS = 9 };
   const char *meas[NMEAS] = {"read, 1 stream/thread",
                              "read, 4 streams/thread (4 KiB rows)",
                              "gemv m=1 BF16",
@@ -176,10 +178,12 @@ int main(int argc, char **argv) {
                              "decode m=1, 1 MiB chunks (default)",
                              "decode m=1, 256 KiB chunks",
                              "decode m=1, 4 MiB chunks",
-                             "decode m=1, one share/thread"};
-  const size_t chunk[NMEAS] = {0, 0, 0, 0, 1u << 20, 256u << 10, 4u << 20, 0};
+                             "decode m=1, one share/thread",
+                             "decode m=1, no prefetch (avx2 kernel)"};
+  const size_t chunk[NMEAS] = {0, 0, 0, 0, 1u << 20, 256u << 10, 4u << 20, 0, 1u << 20};
   const int dec_layers = 8; /* 8 x 121.6 MB of the 1 GiB */
-  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0};
+  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0, 0};
+  const size_t prefetch_default = pf_kern_gemv_prefetch_avx2;
   const size_t chunk_default = pf_kern_gemv_chunk_bytes;
   const pf_isa best_isa = pf_kernels_isa();
   const int nisa = best_isa - PF_ISA_AVX2 + 1;
@@ -202,8 +206,10 @@ int main(int argc, char **argv) {
           if (c == 3) gemv_pass(mem[mi].buf, 4, x, y);
           if (c >= 4) {
             pf_kern_gemv_chunk_bytes = chunk[c];
+            if (c == NMEAS - 1) pf_kern_gemv_prefetch_avx2 = 0;
             bytes[c] = decode_pass(mem[mi].buf, dec_layers, x, y);
             pf_kern_gemv_chunk_bytes = chunk_default;
+            pf_kern_gemv_prefetch_avx2 = prefetch_default;
           }
           t = now() - t;
           if (t < best[mi][is][c]) best[mi][is][c] = t;

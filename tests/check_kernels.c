@@ -440,8 +440,9 @@ END_TEST
 /* The GEMV threads take chunks of W's rows in turn (pf_kern_gemv_chunk_bytes):
  * whatever the chunk size, including chunks of one 4-row group, chunks that do
  * not divide n, and the former one share per thread (0), every output is the
- * same bits, and within the tolerance of the twin. m up to PF_GEMV_MAX_M with the
- * f32 matmul (so BF16 weights stay on the GEMV path), under every ISA. */
+ * same bits, and within the tolerance of the twin; so is the AVX2 kernel with and
+ * without its software prefetch (pf_kern_gemv_prefetch_avx2). m up to PF_GEMV_MAX_M
+ * with the f32 matmul (so BF16 weights stay on the GEMV path), under every ISA. */
 START_TEST(test_gemv_chunks_same_bits) {
   static const int64_t shapes[][3] = {
       {1, 301, 67}, {3, 1030, 129}, {4, 97, 2051}, {5, 300, 130}, {16, 530, 257}};
@@ -449,7 +450,7 @@ START_TEST(test_gemv_chunks_same_bits) {
   const pf_dtype dts[3] = {PF_DTYPE_F32, PF_DTYPE_BF16, PF_DTYPE_F16};
   pf_isa levels[3];
   const int nl = isa_levels(levels);
-  const size_t chunk_prev = pf_kern_gemv_chunk_bytes;
+  const size_t chunk_prev = pf_kern_gemv_chunk_bytes, prefetch_prev = pf_kern_gemv_prefetch_avx2;
   const pf_matmul mm_prev = pf_kernels_set_matmul(PF_MATMUL_F32);
   rng_seed(5);
   for (int l = 0; l < nl; l++) {
@@ -465,12 +466,14 @@ START_TEST(test_gemv_chunks_same_bits) {
         memcpy(y, y0, (size_t)(m * n) * sizeof(float));
         pf_err err;
         pf_kern_gemv_chunk_bytes = 0;
+        pf_kern_gemv_prefetch_avx2 = 0;
         ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, y0, n, NULL, &err),
                          PF_OK);
         for (size_t c = 1; c < sizeof chunks / sizeof chunks[0]; c++) {
           float *yc = falloc(m * n);
           memcpy(yc, y, (size_t)(m * n) * sizeof(float));
           pf_kern_gemv_chunk_bytes = chunks[c];
+          pf_kern_gemv_prefetch_avx2 = c % 2 ? prefetch_prev : 64; /* the default, or near */
           ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, yc, n, NULL, &err),
                            PF_OK);
           ck_assert_msg(memcmp(yc, y0, (size_t)(m * n) * sizeof(float)) == 0,
@@ -480,12 +483,14 @@ START_TEST(test_gemv_chunks_same_bits) {
           free(yc);
         }
         pf_kern_gemv_chunk_bytes = 64;
+        pf_kern_gemv_prefetch_avx2 = prefetch_prev;
         check_gemm_case(m, n, k, dts[d], 1, 0.5f, 1, NULL);
         free(x), free(bias), free(y0), free(y), free(w);
       }
     pf_kernels_set_isa(prev);
   }
   pf_kern_gemv_chunk_bytes = chunk_prev;
+  pf_kern_gemv_prefetch_avx2 = prefetch_prev;
   pf_kernels_set_matmul(mm_prev);
 }
 END_TEST

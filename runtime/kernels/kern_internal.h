@@ -34,6 +34,9 @@ extern int64_t pf_kern_gemv_max_m;
  * turn (default 1 MiB); 0: each thread one contiguous share (the former split).
  * bench_gemv compares them. */
 extern size_t pf_kern_gemv_chunk_bytes;
+/* AVX2 GEMV: software prefetch distance in bytes of W (default 1 KiB; 0: none;
+ * bench_gemv compares). */
+extern size_t pf_kern_gemv_prefetch_avx2;
 /* BF16 weights with more rows than this go to AMX when it is active (default
  * PF_AMX_MIN_M; checked before the GEMV threshold). */
 extern int64_t pf_kern_amx_min_m;

@@ -572,9 +572,13 @@ fail:
 #define PF_TEMP_SLOTS 32
 static char temp_paths[PF_TEMP_SLOTS][PATH_MAX];
 static volatile sig_atomic_t temp_used[PF_TEMP_SLOTS];
+/* Set once pf_cleanup_temps has started (a second signal): the process is about to
+ * leave, and a slot must not be refilled while the handler, on another thread,
+ * still removes the path it held. */
+static volatile sig_atomic_t temp_cleaning;
 
 void pf_temp_register(const char *path) {
-  if (!path) return;
+  if (!path || temp_cleaning) return;
   char *abs = pf_abspath(path);
   const char *p = abs ? abs : path;
   if (strlen(p) < PATH_MAX) {
@@ -598,12 +602,23 @@ void pf_temp_unregister(const char *path) {
   free(abs);
 }
 
+/* May run in a signal handler on one thread while the others go on (OpenMP
+ * workers writing into the folder being removed, the main thread registering a
+ * file): the path is copied before use and its slot freed only afterwards, and
+ * a removal that finds the folder refilled (ENOTEMPTY: a writer created a file
+ * after the last pass) is tried again. */
 void pf_cleanup_temps(void) {
+  temp_cleaning = 1;
+  char path[PATH_MAX];
   for (int i = 0; i < PF_TEMP_SLOTS; i++) {
     if (!temp_used[i]) continue;
+    memcpy(path, temp_paths[i], sizeof path);
+    path[sizeof path - 1] = '\0';
+    for (int tries = 0; tries < 8 && rm_at(AT_FDCWD, path, 0) == ENOTEMPTY; tries++) {
+    }
     temp_used[i] = 0;
-    (void)rm_at(AT_FDCWD, temp_paths[i], 0);
   }
+  temp_cleaning = 0;
 }
 
 /* fsync the folder holding `path` so a rename survives a crash (best effort). */

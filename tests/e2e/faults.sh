@@ -36,7 +36,11 @@ fault() {
 # Background jobs of a non-interactive shell start with SIGINT ignored, and pfrun
 # keeps an ignored signal ignored (as `nohup` needs): the runs that get signals
 # start through `env --default-signal` (env execs pfrun: $! is pfrun's pid).
-# wait_for_glob PID GLOB: until GLOB exists (1) or PID exited (0)
+# wait_for_glob PID GLOB: until GLOB exists (returns 0) or PID exited (1). The globs
+# name the pid (temp folders are "<target>.tmp-<host>_p<ns>-<pid>-XXXXXX"): a folder
+# left by an earlier run must not set off the signal before this run has even
+# started pfrun -- bash's forked child, not yet exec'd, would run the script's EXIT
+# trap on SIGHUP and remove $WORK (seen once in CI).
 wait_for_glob() {
   local pid=$1 glob=$2
   while ! compgen -G "$glob" >/dev/null; do
@@ -161,7 +165,7 @@ expect_ok "reference save" prune --model-path "$MED" --output-path "$WORK/ref" -
 cp -r "$MED" "$WORK/meddel"
 env --default-signal "$PFRUN" prune --model-path "$WORK/meddel" --output-path "$WORK/del" --dtype bfloat16 --quiet > "$WORK/del.log" 2>&1 &
 pid=$!
-wait_for_glob $pid "$WORK/del.tmp-*" && rm "$WORK/meddel"/model-00005-of-*.safetensors
+wait_for_glob $pid "$WORK/del.tmp-*-$pid-*" && rm "$WORK/meddel"/model-00005-of-*.safetensors
 wait $pid; RC=$?
 check "shard deleted mid-run: exit 0 ($(cat "$WORK/del.log"))" test "$RC" -eq 0
 check "shard deleted mid-run: output identical to the reference" cmp -s <(cat "$WORK/ref"/*.safetensors) <(cat "$WORK/del"/*.safetensors)
@@ -170,7 +174,7 @@ rm -rf "$WORK/meddel" "$WORK/del"
 cp -r "$MED" "$WORK/medtr"
 env --default-signal "$PFRUN" prune --model-path "$WORK/medtr" --output-path "$WORK/tr" --dtype bfloat16 --quiet > "$WORK/tr.log" 2>&1 &
 pid=$!
-wait_for_glob $pid "$WORK/tr.tmp-*" && truncate -s 0 "$WORK/medtr"/model-00006-of-*.safetensors
+wait_for_glob $pid "$WORK/tr.tmp-*-$pid-*" && truncate -s 0 "$WORK/medtr"/model-00006-of-*.safetensors
 wait $pid; RC=$?; OUT=$(cat "$WORK/tr.log")
 if [ "$RC" -eq 1 ] && grep -q "truncated or rewritten in place" <<<"$OUT"; then ok; else bad "shard truncated mid-run: exit $RC: $OUT"; fi
 one_line "shard truncated mid-run"
@@ -185,7 +189,7 @@ interrupt() {
     rm -rf "$o"
     env --default-signal "$PFRUN" prune --model-path "$MED" --output-path "$o" --dtype bfloat16 --quiet > "$WORK/sig.log" 2>&1 &
     local pid=$!
-    if wait_for_glob $pid "$o.tmp-*"; then
+    if wait_for_glob $pid "$o.tmp-*-$pid-*"; then
       kill -"$sig" $pid
       [ -n "$second" ] && kill -"$second" $pid 2>/dev/null
     fi
@@ -209,7 +213,7 @@ interrupt HUP 129
 rm -rf "$WORK/kill"
 "$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet > "$WORK/kill.log" 2>&1 &
 pid=$!
-if wait_for_glob $pid "$WORK/kill.tmp-*"; then
+if wait_for_glob $pid "$WORK/kill.tmp-*-$pid-*"; then
   kill -KILL $pid; wait $pid 2>/dev/null
   check "SIGKILL during save: the temp folder is left" test -n "$(compgen -G "$WORK/kill.tmp-*")"
   expect_ok "save again after SIGKILL" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet
@@ -224,7 +228,7 @@ rm -rf "$WORK/kill" "$WORK"/kill.tmp-*
 rm -rf "$WORK/nohup"
 nohup "$PFRUN" prune --model-path "$MED" --output-path "$WORK/nohup" --dtype bfloat16 --quiet > "$WORK/nohup.log" 2>&1 &
 pid=$!
-wait_for_glob $pid "$WORK/nohup.tmp-*" && kill -HUP $pid
+wait_for_glob $pid "$WORK/nohup.tmp-*-$pid-*" && kill -HUP $pid
 wait $pid; RC=$?
 check "nohup: SIGHUP ignored, exit 0 ($(cat "$WORK/nohup.log"))" test "$RC" -eq 0 -a -f "$WORK/nohup/config.json"
 rm -rf "$WORK/nohup"
@@ -234,7 +238,7 @@ ORIG_CACHE=$PFRUN_CACHE
 export PFRUN_CACHE="$WORK/cache2"
 env --default-signal "$PFRUN" analyze --model-path synthetic:llama-medium --quiet > "$WORK/syn.log" 2>&1 &
 pid=$!
-wait_for_glob $pid "$PFRUN_CACHE/synthetic/llama-medium-*.tmp-*" && kill -INT $pid
+wait_for_glob $pid "$PFRUN_CACHE/synthetic/llama-medium-*.tmp-*-$pid-*" && kill -INT $pid
 wait $pid; RC=$?
 check "SIGINT during synthetic generation: exit 130 ($(cat "$WORK/syn.log"))" test "$RC" -eq 130
 check "SIGINT during synthetic generation: no cache entry" test -z "$(ls -A "$PFRUN_CACHE/synthetic" 2>/dev/null)"

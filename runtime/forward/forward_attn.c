@@ -126,6 +126,75 @@ static void pv_acc(float *out, const float *p, const float *v, int64_t ld, int64
   pv_acc_from(out, p, v, ld, 0, hd, j0, j1);
 }
 
+/* Four query rows at a time with 8-float vectors (AVX2: 16 registers): the 64 keys
+ * of a block in 4 passes of 16, 8 accumulators, so each loaded key vector serves
+ * 4 rows (the one-row kernel above needs a load per FMA). Same sums in the same
+ * order as qk_block64. */
+static void qk4_block64_v8(const float *const q[4], const float *kt, int64_t ld, int64_t hd,
+                           float scale, float *const s[4]) {
+  const v8f sc = bc8(scale);
+  for (int c0 = 0; c0 < 64; c0 += 16) {
+    v8f a[4][2];
+    for (int i = 0; i < 4; i++)
+      a[i][0] = a[i][1] = bc8(0);
+    for (int64_t d = 0; d < hd; d++) {
+      const float *k = kt + d * ld + c0;
+      const v8f k0 = ld8(k), k1 = ld8(k + 8);
+      for (int i = 0; i < 4; i++) {
+        const v8f x = bc8(q[i][d]);
+        a[i][0] += x * k0;
+        a[i][1] += x * k1;
+      }
+    }
+    for (int i = 0; i < 4; i++) {
+      st8(s[i] + c0, a[i][0] * sc);
+      st8(s[i] + c0 + 8, a[i][1] * sc);
+    }
+  }
+}
+
+/* o[i][c0..c0+8*nv) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + c0..) for rows i < 4
+ * (nv <= 2, constant after inlining): each loaded value vector serves 4 rows. */
+static inline __attribute__((always_inline)) void
+pv4_cols_v8(float *const o[4], const float *const p[4], const float *v, int64_t ld, int64_t c0,
+            int64_t j0, int64_t j1, const int nv) {
+  v8f a[4][2];
+  for (int i = 0; i < 4; i++)
+    for (int c = 0; c < nv; c++)
+      a[i][c] = ld8(o[i] + c0 + 8 * c);
+  for (int64_t j = j0; j <= j1; j++) {
+    const float *r = v + j * ld + c0;
+    v8f x[2];
+    for (int c = 0; c < nv; c++)
+      x[c] = ld8(r + 8 * c);
+    for (int i = 0; i < 4; i++) {
+      const v8f w = bc8(p[i][j]);
+      for (int c = 0; c < nv; c++)
+        a[i][c] += w * x[c];
+    }
+  }
+  for (int i = 0; i < 4; i++)
+    for (int c = 0; c < nv; c++)
+      st8(o[i] + c0 + 8 * c, a[i][c]);
+}
+
+/* o[i][0..hd) += sum_{j in [j0, j1]} p[i][j] * v[j*ld + 0..hd) for rows i < 4:
+ * columns in groups of 16, then 8, then (hd % 8) row by row. Keys outside a row's
+ * range have p = 0 there and add nothing. */
+static void pv4_acc_v8(float *const o[4], const float *const p[4], const float *v, int64_t ld,
+                       int64_t hd, int64_t j0, int64_t j1) {
+  int64_t c0 = 0;
+  for (; c0 + 16 <= hd; c0 += 16)
+    pv4_cols_v8(o, p, v, ld, c0, j0, j1, 2);
+  if (c0 + 8 <= hd) {
+    pv4_cols_v8(o, p, v, ld, c0, j0, j1, 1);
+    c0 += 8;
+  }
+  if (c0 < hd)
+    for (int i = 0; i < 4; i++)
+      pv_acc_from(o[i], p[i], v, ld, c0, hd, j0, j1);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PF_ATTN_HAVE_AVX512 1
 /* Four query rows at a time with 16-float vectors: 16 accumulators in the 32 zmm
@@ -286,8 +355,9 @@ static int rows_need(const rows_info *ri, int64_t i, int64_t n, int64_t kb) {
   return 0;
 }
 
-/* Scores of every row over the key blocks it touches (4 rows at a time on
- * AVX-512; a block a row does not need is computed for its neighbours and ignored). */
+/* Scores of every row over the key blocks it touches (4 rows at a time, with
+ * 16-float vectors on AVX-512, else 8-float ones; a block a row does not need is
+ * computed for its neighbours and ignored). */
 static void block_scores(const pf_attn_job *j, const float *Q, const rows_info *ri, const float *kt,
                          int64_t ld, float *s, int wide) {
   for (int64_t kb = ri->b0; kb < ri->b1; kb += PF_ATTN_KB) {
@@ -304,6 +374,16 @@ static void block_scores(const pf_attn_job *j, const float *Q, const rows_info *
       qk4_block64(q, kt + kb, ld, j->hd, j->scale, out);
     }
 #endif
+    for (; !wide && i + 4 <= ri->n; i += 4) {
+      if (!rows_need(ri, i, 4, kb)) continue;
+      const float *q[4];
+      float *out[4];
+      for (int r = 0; r < 4; r++) {
+        q[r] = Q + (ri->r0 + i + r) * j->ldq;
+        out[r] = s + (i + r) * ld + kb;
+      }
+      qk4_block64_v8(q, kt + kb, ld, j->hd, j->scale, out);
+    }
     for (; i < ri->n; i++)
       if (rows_need(ri, i, 1, kb))
         qk_block64(Q + (ri->r0 + i) * j->ldq, kt + kb, ld, j->hd, j->scale, s + i * ld + kb);
@@ -357,6 +437,17 @@ static void block_pv(const pf_attn_job *j, const float *V, float *O, const rows_
       pv4_acc(o, p, V, j->ldkv, j->hd, a, z);
     }
 #endif
+    for (; !wide && i + 4 <= ri->n; i += 4) {
+      rows_span(ri, i, 4, kb, &a, &z);
+      if (a > z) continue;
+      float *o[4];
+      const float *p[4];
+      for (int r = 0; r < 4; r++) {
+        o[r] = O + (ri->r0 + i + r) * j->ldo;
+        p[r] = s + (i + r) * ld;
+      }
+      pv4_acc_v8(o, p, V, j->ldkv, j->hd, a, z);
+    }
     for (; i < ri->n; i++) {
       rows_span(ri, i, 1, kb, &a, &z);
       if (a <= z) pv_acc(O + (ri->r0 + i) * j->ldo, s + i * ld, V, j->ldkv, j->hd, a, z);

@@ -362,26 +362,20 @@ static void block_scores(const pf_attn_job *j, const float *Q, const rows_info *
                          int64_t ld, float *s, int wide) {
   for (int64_t kb = ri->b0; kb < ri->b1; kb += PF_ATTN_KB) {
     int64_t i = 0;
+    for (; i + 4 <= ri->n; i += 4) {
+      if (!rows_need(ri, i, 4, kb)) continue;
+      const float *q[4];
+      float *out[4];
+      for (int r = 0; r < 4; r++) {
+        q[r] = Q + (ri->r0 + i + r) * j->ldq;
+        out[r] = s + (i + r) * ld + kb;
+      }
 #if PF_ATTN_HAVE_AVX512
-    for (; wide && i + 4 <= ri->n; i += 4) {
-      if (!rows_need(ri, i, 4, kb)) continue;
-      const float *q[4];
-      float *out[4];
-      for (int r = 0; r < 4; r++) {
-        q[r] = Q + (ri->r0 + i + r) * j->ldq;
-        out[r] = s + (i + r) * ld + kb;
+      if (wide) {
+        qk4_block64(q, kt + kb, ld, j->hd, j->scale, out);
+        continue;
       }
-      qk4_block64(q, kt + kb, ld, j->hd, j->scale, out);
-    }
 #endif
-    for (; !wide && i + 4 <= ri->n; i += 4) {
-      if (!rows_need(ri, i, 4, kb)) continue;
-      const float *q[4];
-      float *out[4];
-      for (int r = 0; r < 4; r++) {
-        q[r] = Q + (ri->r0 + i + r) * j->ldq;
-        out[r] = s + (i + r) * ld + kb;
-      }
       qk4_block64_v8(q, kt + kb, ld, j->hd, j->scale, out);
     }
     for (; i < ri->n; i++)
@@ -424,28 +418,21 @@ static void block_pv(const pf_attn_job *j, const float *V, float *O, const rows_
                      int64_t ld, const float *s, int wide) {
   for (int64_t kb = ri->b0; kb < ri->b1; kb += PF_ATTN_KB) {
     int64_t i = 0, a, z;
+    for (; i + 4 <= ri->n; i += 4) {
+      rows_span(ri, i, 4, kb, &a, &z);
+      if (a > z) continue;
+      float *o[4];
+      const float *p[4];
+      for (int r = 0; r < 4; r++) {
+        o[r] = O + (ri->r0 + i + r) * j->ldo;
+        p[r] = s + (i + r) * ld;
+      }
 #if PF_ATTN_HAVE_AVX512
-    for (; wide && i + 4 <= ri->n; i += 4) {
-      rows_span(ri, i, 4, kb, &a, &z);
-      if (a > z) continue;
-      float *o[4];
-      const float *p[4];
-      for (int r = 0; r < 4; r++) {
-        o[r] = O + (ri->r0 + i + r) * j->ldo;
-        p[r] = s + (i + r) * ld;
+      if (wide) {
+        pv4_acc(o, p, V, j->ldkv, j->hd, a, z);
+        continue;
       }
-      pv4_acc(o, p, V, j->ldkv, j->hd, a, z);
-    }
 #endif
-    for (; !wide && i + 4 <= ri->n; i += 4) {
-      rows_span(ri, i, 4, kb, &a, &z);
-      if (a > z) continue;
-      float *o[4];
-      const float *p[4];
-      for (int r = 0; r < 4; r++) {
-        o[r] = O + (ri->r0 + i + r) * j->ldo;
-        p[r] = s + (i + r) * ld;
-      }
       pv4_acc_v8(o, p, V, j->ldkv, j->hd, a, z);
     }
     for (; i < ri->n; i++) {

@@ -106,9 +106,10 @@ static int64_t panel_rows(int64_t n, int64_t k) {
 int pf_kern_blis_sup = 0;
 
 /* BLIS: C[m, n] = X[m, k] · Wp[n, k]^T + beta*C, all row-major.
- * BLIS sends products with a dimension under its per-arch thresholds (zen3: m < 512
- * for float) to its "sup" code, which works on the matrices as stored; for X·W^T
- * with W row-major that is its dot-product kernels, measured at 36 against 82
+ * BLIS sends products with a dimension under its per-arch thresholds to its "sup"
+ * code, which works on the matrices as stored (on Zen 3 the rate doubles at
+ * m = 512, where it stops applying; for X·W^T with W row-major presumably its
+ * dot-product kernels, not checked in BLIS's source), measured at 36 against 82
  * GFLOP/s a thread (AMD Zen 3, zen3 and haswell configurations, m = 16..384;
  * bench_gemm "sup"): the 256-row lm_head chunks of a prefill ran at 70 instead of
  * 166 GFLOP/s. So the packed ("conventional") path always, unless

@@ -548,16 +548,13 @@ pf_status pf_pdf_save(pf_pdf *d, const char *path, pf_err *err) {
   if (st) return st;
   if (!path || !*path) return pf_err_set(err, PF_ERR_INVALID, "pdf: no output path given");
   /* beside the report, removed on an interrupt, swept by a later run after a kill */
-  char *tmp = pf_temp_file_for(path);
-  if (!tmp) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    int e = errno;
-    free(tmp);
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot create the report file: %s", path, strerror(e));
-  }
-  close(fd);
-  pf_temp_register(tmp);
+  char *tmp = NULL;
+  int fd = -1;
+  const int ce = pf_temp_file_create(path, &tmp, &fd);
+  if (ce == ENOMEM) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (ce)
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot create the report file: %s", path, strerror(ce));
+  close(fd); /* libharu writes the file by name */
   st = pdf_flush(d, 0, err);
   if (!st) footers(d);
   if (!st) st = pdf_check(d, "page footers", err);

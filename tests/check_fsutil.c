@@ -132,9 +132,14 @@ START_TEST(test_temp_sweep_stale) {
   pf_test_write(path, "half a file");
   ck_assert_int_eq(pf_write_file(json, "{}\n", 3, &err), PF_OK);
   ck_assert_msg(!pf_path_exists(path), "a stale temp file of r.json stayed");
-  char *tmpf = pf_temp_file_for(json);
+  char *tmpf = NULL;
+  int fd = -1;
+  ck_assert_int_eq(pf_temp_file_create(json, &tmpf, &fd), 0);
   snprintf(path, sizeof path, "%s.tmp-%s-%ld-", json, host, (long)getpid());
   ck_assert_msg(tmpf && !strncmp(tmpf, path, strlen(path)), "temp file name %s", tmpf);
+  close(fd);
+  unlink(tmpf);
+  pf_temp_unregister(tmpf);
   free(tmpf);
   free(json);
   free(tmp);

@@ -374,16 +374,20 @@ pf_status pf_cov_cache_write(const char *dir, const char *path, int64_t layer, c
   pf_status st = pf_mkdirs(dir, err);
   if (st) return st;
   /* a temporary file, removed on an interrupt, swept by a later run after a kill */
-  char *tmp = pf_temp_file_for(path);
-  if (!tmp) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
-  FILE *f = fopen(tmp, "wbx");
+  char *tmp = NULL;
+  int fd = -1;
+  const int ce = pf_temp_file_create(path, &tmp, &fd);
+  if (ce == ENOMEM) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  FILE *f = ce ? NULL : fdopen(fd, "wb");
   if (!f) {
-    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache: %s", tmp,
-                    strerror(errno));
+    const int e = ce ? ce : errno;
+    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache: %s", tmp ? tmp : path,
+                    strerror(e));
+    if (fd >= 0) close(fd), unlink(tmp);
+    pf_temp_unregister(tmp);
     free(tmp);
     return st;
   }
-  pf_temp_register(tmp);
   const int64_t hdr[3] = {width, tokens, layer};
   int ok = fwrite(COV_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof(int64_t), 3, f) == 3;
   for (int64_t i = 0; ok && i < width; i++)

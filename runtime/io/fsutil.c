@@ -172,17 +172,32 @@ static pf_status write_in_place(const char *path, const void *data, size_t len, 
   return PF_OK;
 }
 
-char *pf_temp_file_for(const char *path) {
+int pf_temp_file_create(const char *path, char **tmp_out, int *fd_out) {
   static unsigned counter = 0;
+  *tmp_out = NULL;
+  *fd_out = -1;
   (void)pf_temp_sweep_stale(path);
   char tag[160];
   pf_temp_owner_tag(tag, sizeof tag);
-  size_t n = strlen(path) + strlen(tag) + 48;
+  const size_t n = strlen(path) + strlen(tag) + 48;
   char *tmp = malloc(n);
-  if (tmp)
+  if (!tmp) return ENOMEM;
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 100; tries++) {
     snprintf(tmp, n, "%s.tmp-%s-%ld-%u", path, tag, (long)getpid(),
              __sync_fetch_and_add(&counter, 1));
-  return tmp;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    const int e = errno;
+    free(tmp);
+    return e;
+  }
+  pf_temp_register(tmp);
+  *tmp_out = tmp;
+  *fd_out = fd;
+  return 0;
 }
 
 /* A regular file (new or replaced) is written to "<path>.tmp-<owner>-PID-N" beside it
@@ -193,19 +208,9 @@ pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *
   if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
   char *tmp = NULL;
   int fd = -1;
-  for (int tries = 0; fd < 0 && tries < 100; tries++) { /* O_EXCL + 0644: umask applies */
-    free(tmp);
-    if (!(tmp = pf_temp_file_for(path)))
-      return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    pf_status s = pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    free(tmp);
-    return s;
-  }
-  pf_temp_register(tmp);
+  const int ce = pf_temp_file_create(path, &tmp, &fd);
+  if (ce == ENOMEM) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  if (ce) return pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(ce));
   int e = write_all(fd, data, len);
   if (!e && fsync(fd) != 0) e = errno;
   if (close(fd) != 0 && !e) e = errno;

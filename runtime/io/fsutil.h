@@ -69,11 +69,12 @@ pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err);
  * Folders of other machines (a shared file system) and of live processes stay.
  * Returns how many were removed. */
 int pf_temp_sweep_stale(const char *target);
-/* "<path>.tmp-<owner>-<pid>-<n>": a fresh name for a file written beside `path`
- * and renamed over it (register it with pf_temp_register while it exists);
- * first removes the stale ones, as pf_make_temp_sibling does. malloc'd, NULL
- * when out of memory. */
-char *pf_temp_file_for(const char *path);
+/* Create "<path>.tmp-<owner>-<pid>-<n>", a new file (O_EXCL, mode 0644 less the
+ * umask) beside `path` to be written and renamed over it, after removing the
+ * stale ones as pf_make_temp_sibling does. On success *tmp (malloc'd) is
+ * registered with pf_temp_register and *fd is open for writing; the caller
+ * unregisters and frees it. Returns 0 or an errno value (ENOMEM: out of memory). */
+int pf_temp_file_create(const char *path, char **tmp, int *fd);
 /* The "<host>" part of those names: the host name ([A-Za-z0-9._], others '_')
  * and "_p<pid namespace id>" (containers may share a host name, not pids). */
 void pf_temp_owner_tag(char *out, size_t n);

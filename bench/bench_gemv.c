@@ -11,17 +11,20 @@
  * the same machine (the read bandwidth of this VM moves by 2x within minutes):
  *   read 1 stream   each thread sums its contiguous half with 256-byte loads
  *   read 4 streams  each thread reads 4 rows of 4 KiB side by side (the old GEMV's
- *                   access pattern: 4 output rows at a time)
+ *                   access pattern: 4 output rows at a time), and its share's four
+ *                   quarters side by side ("far apart": 4 long streams)
  *   gemv m=1, m=4   pf_gemm_xwt forced onto the GEMV path over the 32 matrices
  *   decode          the 7 products of 8 Llama-3.2-1B-shaped layers at m = 1 (56 calls
  *                   of 2-32 MiB, what one decode token does), with the threads taking
  *                   chunks of W's rows in turn (1 MiB, the default; 256 KiB; 4 MiB)
  *                   and with one contiguous share each (pf_kern_gemv_chunk_bytes = 0,
- *                   the former split), and without the AVX2 kernel's software
- *                   prefetch (pf_kern_gemv_prefetch_avx2 = 0; same as the default
- *                   under avx512)
- * and keeps the best of each. Reported: GB/s and the ratio to "read 1 stream" over
- * the same memory. Threads: OMP_NUM_THREADS / all cores.
+ *                   the former split), with the AVX2 kernel reading one stream
+ *                   (pf_kern_gemv_streams = 1; the AVX-512 kernel always does) and
+ *                   without its software prefetch (pf_kern_gemv_prefetch_avx2 = 0;
+ *                   same as the default under avx512)
+ * and keeps the best of each. Reported: GB/s and the ratio to "read 1 stream" and
+ * to the best of the three reads over the same memory. Threads: OMP_NUM_THREADS /
+ * all cores.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_read.h"
 #include "kernels/kern_internal.h"
 
 enum { N = 8192, K = 2048, NMAT = 32, ROUNDS = 15 };
@@ -53,31 +57,8 @@ static void fail(const char *what) {
 
 static volatile float sink;
 
-/* Each thread reads its contiguous share of buf in `streams` interleaved runs of
- * `run` bytes (streams = 1: one sequential pass). */
 static void read_pass(const char *buf, size_t bytes, int streams, size_t run) {
-  float tot = 0;
-#pragma omp parallel reduction(+ : tot)
-  {
-    const size_t th = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-    const size_t share = bytes / nt / (run * streams) * (run * streams);
-    const char *b = buf + share * th;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t blk = 0; blk < share; blk += run * streams)
-      for (size_t o = 0; o < run; o += 128)
-        for (int s = 0; s < streams; s++) {
-          const float *p = (const float *)(b + blk + (size_t)s * run + o);
-          a0 = _mm256_add_ps(a0, _mm256_load_ps(p));
-          a1 = _mm256_add_ps(a1, _mm256_load_ps(p + 8));
-          a2 = _mm256_add_ps(a2, _mm256_load_ps(p + 16));
-          a3 = _mm256_add_ps(a3, _mm256_load_ps(p + 24));
-        }
-    float l[8];
-    _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (int j = 0; j < 8; j++)
-      tot += l[j];
-  }
-  sink += tot;
+  sink += bench_read_pass(buf, bytes, streams, run, 0);
 }
 
 static void gemv_pass(const char *buf, int64_t m, const float *x, float *y) {
@@ -170,21 +151,25 @@ int main(int argc, char **argv) {
   const memory mem[3] = {{"file mapping (page cache)", file},
                          {"heap, 4 KiB pages", heap},
                          {"heap, MADV_HUGEPAGE", huge}};
-  enum { NMEAS = 9 };
+  enum { NMEAS = 11, NREAD = 3, DEC = 5 };
   const char *meas[NMEAS] = {"read, 1 stream/thread",
                              "read, 4 streams/thread (4 KiB rows)",
+                             "read, 4 streams/thread, far apart",
                              "gemv m=1 BF16",
                              "gemv m=4 BF16",
                              "decode m=1, 1 MiB chunks (default)",
                              "decode m=1, 256 KiB chunks",
                              "decode m=1, 4 MiB chunks",
                              "decode m=1, one share/thread",
+                             "decode m=1, one stream (avx2 kernel)",
                              "decode m=1, no prefetch (avx2 kernel)"};
-  const size_t chunk[NMEAS] = {0, 0, 0, 0, 1u << 20, 256u << 10, 4u << 20, 0, 1u << 20};
+  const size_t chunk[NMEAS] = {0,          0,        0, 0,        0,       1u << 20,
+                               256u << 10, 4u << 20, 0, 1u << 20, 1u << 20};
   const int dec_layers = 8; /* 8 x 121.6 MB of the 1 GiB */
-  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0, 0};
+  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0, 0, 0};
   const size_t prefetch_default = pf_kern_gemv_prefetch_avx2;
   const size_t chunk_default = pf_kern_gemv_chunk_bytes;
+  const int streams_default = pf_kern_gemv_streams;
   const pf_isa best_isa = pf_kernels_isa();
   const int nisa = best_isa - PF_ISA_AVX2 + 1;
   double best[3][2][NMEAS];
@@ -198,18 +183,21 @@ int main(int argc, char **argv) {
       for (int is = 0; is < nisa; is++) {
         pf_kernels_set_isa((pf_isa)(PF_ISA_AVX2 + is));
         for (int c = 0; c < NMEAS; c++) {
-          if (is > 0 && c < 2) continue; /* the read loops do not depend on the ISA */
+          if (is > 0 && c < NREAD) continue; /* the read loops do not depend on the ISA */
           double t = now();
           if (c == 0) read_pass(mem[mi].buf, TOTAL, 1, 4096);
           if (c == 1) read_pass(mem[mi].buf, TOTAL, 4, 4096);
-          if (c == 2) gemv_pass(mem[mi].buf, 1, x, y);
-          if (c == 3) gemv_pass(mem[mi].buf, 4, x, y);
-          if (c >= 4) {
+          if (c == 2) read_pass(mem[mi].buf, TOTAL, 4, 0);
+          if (c == 3) gemv_pass(mem[mi].buf, 1, x, y);
+          if (c == 4) gemv_pass(mem[mi].buf, 4, x, y);
+          if (c >= DEC) {
             pf_kern_gemv_chunk_bytes = chunk[c];
+            if (c == NMEAS - 2) pf_kern_gemv_streams = 1;
             if (c == NMEAS - 1) pf_kern_gemv_prefetch_avx2 = 0;
             bytes[c] = decode_pass(mem[mi].buf, dec_layers, x, y);
             pf_kern_gemv_chunk_bytes = chunk_default;
             pf_kern_gemv_prefetch_avx2 = prefetch_default;
+            pf_kern_gemv_streams = streams_default;
           }
           t = now() - t;
           if (t < best[mi][is][c]) best[mi][is][c] = t;
@@ -222,12 +210,17 @@ int main(int argc, char **argv) {
          omp_get_max_threads(), (double)TOTAL / (1 << 20));
   for (int mi = 0; mi < 3; mi++) {
     const double bw = (double)TOTAL / best[mi][0][0] / 1e9;
+    double bw_max = bw;
+    for (int c = 1; c < NREAD; c++)
+      if ((double)TOTAL / best[mi][0][c] / 1e9 > bw_max)
+        bw_max = (double)TOTAL / best[mi][0][c] / 1e9;
     printf("  %s\n", mem[mi].name);
     for (int c = 0; c < NMEAS; c++)
-      for (int is = 0; is < (c < 2 ? 1 : nisa); is++) {
+      for (int is = 0; is < (c < NREAD ? 1 : nisa); is++) {
         const double g = (double)bytes[c] / best[mi][is][c] / 1e9;
-        printf("    %-38s %-6s %6.1f GB/s  %5.1f %% of read\n", meas[c],
-               c < 2 ? "" : pf_isa_name((pf_isa)(PF_ISA_AVX2 + is)), g, 100.0 * g / bw);
+        printf("    %-38s %-6s %6.1f GB/s  %5.1f %% of read  %5.1f %% of the best read\n", meas[c],
+               c < NREAD ? "" : pf_isa_name((pf_isa)(PF_ISA_AVX2 + is)), g, 100.0 * g / bw,
+               100.0 * g / bw_max);
       }
   }
   la = fopen("/proc/loadavg", "r");

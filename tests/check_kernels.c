@@ -441,7 +441,9 @@ END_TEST
  * whatever the chunk size, including chunks of one 4-row group, chunks that do
  * not divide n, and the former one share per thread (0), every output is the
  * same bits, and within the tolerance of the twin; so is the AVX2 kernel with and
- * without its software prefetch (pf_kern_gemv_prefetch_avx2). m up to PF_GEMV_MAX_M
+ * without its software prefetch (pf_kern_gemv_prefetch_avx2), and reading one
+ * stream or several side by side (pf_kern_gemv_streams; chunks of 4 rows give
+ * streams one row long, n = 301 and 97 leave rows over). m up to PF_GEMV_MAX_M
  * with the f32 matmul (so BF16 weights stay on the GEMV path), under every ISA. */
 START_TEST(test_gemv_chunks_same_bits) {
   static const int64_t shapes[][3] = {
@@ -451,6 +453,7 @@ START_TEST(test_gemv_chunks_same_bits) {
   pf_isa levels[3];
   const int nl = isa_levels(levels);
   const size_t chunk_prev = pf_kern_gemv_chunk_bytes, prefetch_prev = pf_kern_gemv_prefetch_avx2;
+  const int streams_prev = pf_kern_gemv_streams;
   const pf_matmul mm_prev = pf_kernels_set_matmul(PF_MATMUL_F32);
   rng_seed(5);
   for (int l = 0; l < nl; l++) {
@@ -467,23 +470,28 @@ START_TEST(test_gemv_chunks_same_bits) {
         pf_err err;
         pf_kern_gemv_chunk_bytes = 0;
         pf_kern_gemv_prefetch_avx2 = 0;
+        pf_kern_gemv_streams = 1;
         ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, y0, n, NULL, &err),
                          PF_OK);
-        for (size_t c = 1; c < sizeof chunks / sizeof chunks[0]; c++) {
+        for (size_t c = 0; c < 2 * sizeof chunks / sizeof chunks[0]; c++) {
+          if (c == 0) continue; /* the reference's own settings */
           float *yc = falloc(m * n);
           memcpy(yc, y, (size_t)(m * n) * sizeof(float));
-          pf_kern_gemv_chunk_bytes = chunks[c];
-          pf_kern_gemv_prefetch_avx2 = c % 2 ? prefetch_prev : 64; /* the default, or near */
+          pf_kern_gemv_chunk_bytes = chunks[c / 2];
+          pf_kern_gemv_streams = c % 2 ? streams_prev : 1;
+          pf_kern_gemv_prefetch_avx2 = c / 2 % 2 ? prefetch_prev : 64; /* the default, or near */
           ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, yc, n, NULL, &err),
                            PF_OK);
           ck_assert_msg(memcmp(yc, y0, (size_t)(m * n) * sizeof(float)) == 0,
-                        "gemv %lldx%lldx%lld %s isa=%s: chunks of %zu bytes change the result",
+                        "gemv %lldx%lldx%lld %s isa=%s: chunks of %zu bytes, %d stream(s) change "
+                        "the result",
                         (long long)m, (long long)n, (long long)k, dt_name(dts[d]),
-                        pf_isa_name(levels[l]), chunks[c]);
+                        pf_isa_name(levels[l]), chunks[c / 2], pf_kern_gemv_streams);
           free(yc);
         }
         pf_kern_gemv_chunk_bytes = 64;
         pf_kern_gemv_prefetch_avx2 = prefetch_prev;
+        pf_kern_gemv_streams = streams_prev;
         check_gemm_case(m, n, k, dts[d], 1, 0.5f, 1, NULL);
         free(x), free(bias), free(y0), free(y), free(w);
       }
@@ -491,6 +499,7 @@ START_TEST(test_gemv_chunks_same_bits) {
   }
   pf_kern_gemv_chunk_bytes = chunk_prev;
   pf_kern_gemv_prefetch_avx2 = prefetch_prev;
+  pf_kern_gemv_streams = streams_prev;
   pf_kernels_set_matmul(mm_prev);
 }
 END_TEST

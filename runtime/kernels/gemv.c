@@ -6,14 +6,16 @@
  * need W widened to float32 first (2x the bytes, plus a write), so we stream W
  * once, widening in registers: BF16 -> F32 is a 16-bit left shift, F16 -> F32 is
  * vcvtph2ps (F16C / AVX-512F). The threads take ~1 MiB chunks of output rows
- * (contiguous bytes of W) in turn and compute them one row at a time, the k loop
- * unrolled 4 times so 4*M independent accumulators hide the FMA latency, each
- * loaded weight vector feeding the M rows of x. One row at a time matters: it
- * keeps each thread's reads of W one sequential stream. The previous kernel
- * computed 4 rows at once (4 streams a row apart, 32 bytes of each per
- * iteration) and was capped near 30 GB/s on Zen 5 whatever the page size, 57-69 %
- * of the read bandwidth, against 95-112 % of the same read loop now
- * (bench/README.md "Decode GEMV at the read bandwidth"). The register kernels take
+ * (contiguous bytes of W) in turn; each loaded weight vector feeds the M rows of x,
+ * and the k loop is unrolled so that enough independent accumulators hide the FMA
+ * latency. How a chunk's rows are read matters, as measured (bench/README.md
+ * "Decode GEMV at the read bandwidth"): an early kernel computed 4 adjacent rows at
+ * once (4 streams a row apart, each one row long) and was capped near 30 GB/s on
+ * Zen 5, 57-69 % of the read bandwidth; one row at a time (one sequential stream
+ * per thread) reached 95-112 % there. On Zen 3 one stream per thread stays well
+ * below what the memory gives to several long streams, so the AVX2 kernel reads
+ * pf_kern_gemv_streams rows from that many parts of the chunk, far apart, side by
+ * side (each part one long sequential stream). The register kernels take
  * up to 4 x rows; larger m is done in groups of 4 over ~128 KiB blocks of W, so W
  * is still read from memory once (the later groups find the block in L2).
  *
@@ -86,6 +88,19 @@ static void gemv_scalar_bf16(const gemv_args *a, int64_t r0, int64_t r1) {
  * W's end is harmless. */
 size_t pf_kern_gemv_prefetch_avx2 = 1024;
 
+/* AVX2 kernel: the rows a thread takes at a time (a chunk, ~1 MiB of W) are split
+ * into this many equal parts, read side by side, one row of each at a time (1:
+ * the chunk's rows in order, one stream). On AMD Zen 3 (2 threads, BF16 m = 1,
+ * 1 GiB of W) one sequential stream per thread stayed at 35-39 GB/s while the
+ * memory gave 45-58 GB/s to 4 streams per thread: 4 streams a quarter of a chunk
+ * apart took the GEMV to 58 GB/s (2 streams: 51; 8: 50-53). Rows side by side
+ * (the previous kernel's 4 adjacent rows, 4 KiB apart) were slower than one
+ * stream (29-34 GB/s): each of those streams is one row long, so the hardware
+ * prefetcher never follows any of them far. The AVX-512 kernel reads one stream
+ * (not measured with more: no AVX-512 CPU at hand when this was written).
+ * bench_gemv compares 1 and 4. */
+int pf_kern_gemv_streams = 4;
+
 #if PF_KERN_HAVE_AVX2
 /* ---- AVX2 + FMA + F16C ---- */
 
@@ -103,67 +118,100 @@ static inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-/* Output row `row` for M input rows, the k loop unrolled U times (U*M independent
- * accumulators hide the FMA latency); M, U, dt are constants after inlining. One
- * row at a time keeps each thread's reads of W a single sequential stream (see the
- * file comment). */
-static inline __attribute__((always_inline)) void
-gemv_row_avx2(const gemv_args *a, const int M, const int U, const int dt, int64_t row) {
-  __m256 acc[4][4];
-  for (int u = 0; u < U; u++)
-    for (int mi = 0; mi < M; mi++)
-      acc[u][mi] = _mm256_setzero_ps();
-  const int64_t k = a->k, kU = k - k % (8 * U), k8 = k & ~(int64_t)7, wo = row * a->ldw;
+/* Output rows rows[0..S) for M input rows: S rows of W read side by side (S
+ * streams, far apart in W: see pf_kern_gemv_streams), the k loop unrolled U
+ * times, so S*U*M independent accumulators hide the FMA latency; each x vector
+ * feeds the S rows, each weight vector the M x rows. M, U, S, dt are constants
+ * after inlining. A row's arithmetic depends on U alone, not on S or on which
+ * rows are read beside it. */
+static inline __attribute__((always_inline)) void gemv_rows_avx2(const gemv_args *a, const int M,
+                                                                 const int U, const int S,
+                                                                 const int dt,
+                                                                 const int64_t *rows) {
+  __m256 acc[4][4][4];
+  for (int s = 0; s < S; s++)
+    for (int u = 0; u < U; u++)
+      for (int mi = 0; mi < M; mi++)
+        acc[s][u][mi] = _mm256_setzero_ps();
+  const int64_t k = a->k, kU = k - k % (8 * U), k8 = k & ~(int64_t)7;
   const int esz = dt == PF_DTYPE_F32 ? 4 : 2;
-  const char *wb = (const char *)a->w + wo * esz;
+  int64_t wo[4];
+  for (int s = 0; s < S; s++)
+    wo[s] = rows[s] * a->ldw;
   const int64_t pfd = (int64_t)pf_kern_gemv_prefetch_avx2;
   int64_t i = 0;
   for (; i < kU; i += 8 * U) {
-    if (pfd) /* each 64-byte line of this iteration's W, pfd bytes ahead; read once */
-      for (int o = 0; o < 8 * U * esz; o += 64)
-        _mm_prefetch(wb + i * esz + o + pfd, _MM_HINT_NTA);
-    for (int u = 0; u < U; u++) {
-      __m256 wv = ld8_w(a->w, dt, wo + i + 8 * u);
+    /* each 64-byte line of W once, pfd bytes ahead; read once (non-temporal) */
+    if (pfd && (8 * U * esz >= 64 || ((i * esz) & 63) == 0))
+      for (int s = 0; s < S; s++)
+        for (int o = 0; o < 8 * U * esz; o += 64)
+          _mm_prefetch((const char *)a->w + (wo[s] + i) * esz + o + pfd, _MM_HINT_NTA);
+    for (int u = 0; u < U; u++)
+      for (int s = 0; s < S; s++) {
+        __m256 wv = ld8_w(a->w, dt, wo[s] + i + 8 * u);
+        for (int mi = 0; mi < M; mi++)
+          acc[s][u][mi] =
+              _mm256_fmadd_ps(wv, _mm256_loadu_ps(a->x + mi * a->ldx + i + 8 * u), acc[s][u][mi]);
+      }
+  }
+  for (; i < k8; i += 8)
+    for (int s = 0; s < S; s++) {
+      __m256 wv = ld8_w(a->w, dt, wo[s] + i);
       for (int mi = 0; mi < M; mi++)
-        acc[u][mi] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a->x + mi * a->ldx + i + 8 * u),
-                                     acc[u][mi]);
+        acc[s][0][mi] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a->x + mi * a->ldx + i), acc[s][0][mi]);
     }
-  }
-  for (; i < k8; i += 8) {
-    __m256 wv = ld8_w(a->w, dt, wo + i);
-    for (int mi = 0; mi < M; mi++)
-      acc[0][mi] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a->x + mi * a->ldx + i), acc[0][mi]);
-  }
-  for (int mi = 0; mi < M; mi++) {
-    __m256 t = acc[0][mi];
-    for (int u = 1; u < U; u++)
-      t = _mm256_add_ps(t, acc[u][mi]);
-    float s = hsum256(t);
-    const float *x = a->x + mi * a->ldx;
-    for (int64_t j = k8; j < k; j++)
-      s += w_scalar(a->w, dt, wo + j) * x[j];
-    store_out(a, mi, row, s);
-  }
+  for (int s = 0; s < S; s++)
+    for (int mi = 0; mi < M; mi++) {
+      __m256 t = acc[s][0][mi];
+      for (int u = 1; u < U; u++)
+        t = _mm256_add_ps(t, acc[s][u][mi]);
+      float v = hsum256(t);
+      const float *x = a->x + mi * a->ldx;
+      for (int64_t j = k8; j < k; j++)
+        v += w_scalar(a->w, dt, wo[s] + j) * x[j];
+      store_out(a, mi, rows[s], v);
+    }
 }
 
-/* AVX2 has 16 vector registers: U*M accumulators + a weight vector. */
-#define GEMV_AVX2(NAME, M, DT)                                                                     \
-  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
-    for (int64_t row = r0; row < r1; row++)                                                        \
-      gemv_row_avx2(a, M, (M) <= 2 ? 4 : 2, DT, row);                                              \
+/* Rows [r0, r1): with S streams, split into S equal parts read side by side,
+ * one row of each at a time; the rows left over (fewer than S) one at a time. */
+static inline __attribute__((always_inline)) void gemv_range_avx2(const gemv_args *a, const int M,
+                                                                  const int U, const int S,
+                                                                  const int dt, int64_t r0,
+                                                                  int64_t r1) {
+  const int64_t per = (r1 - r0) / S;
+  int64_t rows[4];
+  for (int64_t j = 0; j < per; j++) {
+    for (int s = 0; s < S; s++)
+      rows[s] = r0 + s * per + j;
+    gemv_rows_avx2(a, M, U, S, dt, rows);
   }
-GEMV_AVX2(gemv_avx2_f32_1, 1, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f32_2, 2, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f32_3, 3, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f32_4, 4, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f16_1, 1, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_f16_2, 2, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_f16_3, 3, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_f16_4, 4, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_bf16_1, 1, PF_DTYPE_BF16)
-GEMV_AVX2(gemv_avx2_bf16_2, 2, PF_DTYPE_BF16)
-GEMV_AVX2(gemv_avx2_bf16_3, 3, PF_DTYPE_BF16)
-GEMV_AVX2(gemv_avx2_bf16_4, 4, PF_DTYPE_BF16)
+  for (int64_t row = r0 + S * per; row < r1; row++)
+    gemv_rows_avx2(a, M, U, 1, dt, &row);
+}
+
+/* AVX2 has 16 vector registers: S*U*M accumulators + a weight vector (x comes
+ * from memory as the FMA's operand). NAME reads 1 stream, NAME##_s S streams;
+ * both give the same bits (same U). */
+#define GEMV_AVX2(NAME, M, U, S, DT)                                                               \
+  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
+    gemv_range_avx2(a, M, U, 1, DT, r0, r1);                                                       \
+  }                                                                                                \
+  static void NAME##_s(const gemv_args *a, int64_t r0, int64_t r1) {                               \
+    gemv_range_avx2(a, M, U, S, DT, r0, r1);                                                       \
+  }
+GEMV_AVX2(gemv_avx2_f32_1, 1, 2, 4, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f32_2, 2, 1, 4, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f32_3, 3, 1, 4, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f32_4, 4, 1, 2, PF_DTYPE_F32)
+GEMV_AVX2(gemv_avx2_f16_1, 1, 2, 4, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_f16_2, 2, 1, 4, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_f16_3, 3, 1, 4, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_f16_4, 4, 1, 2, PF_DTYPE_F16)
+GEMV_AVX2(gemv_avx2_bf16_1, 1, 2, 4, PF_DTYPE_BF16)
+GEMV_AVX2(gemv_avx2_bf16_2, 2, 1, 4, PF_DTYPE_BF16)
+GEMV_AVX2(gemv_avx2_bf16_3, 3, 1, 4, PF_DTYPE_BF16)
+GEMV_AVX2(gemv_avx2_bf16_4, 4, 1, 2, PF_DTYPE_BF16)
 
 /* ---- AVX-512 F + BW + VL (runtime-dispatched) ---- */
 #pragma GCC push_options
@@ -239,6 +287,10 @@ static gemv_fn pick(pf_isa isa, pf_dtype dt, int64_t m) {
       {gemv_avx2_f32_1, gemv_avx2_f32_2, gemv_avx2_f32_3, gemv_avx2_f32_4},
       {gemv_avx2_f16_1, gemv_avx2_f16_2, gemv_avx2_f16_3, gemv_avx2_f16_4},
       {gemv_avx2_bf16_1, gemv_avx2_bf16_2, gemv_avx2_bf16_3, gemv_avx2_bf16_4}};
+  static const gemv_fn avx2_s[3][4] = {
+      {gemv_avx2_f32_1_s, gemv_avx2_f32_2_s, gemv_avx2_f32_3_s, gemv_avx2_f32_4_s},
+      {gemv_avx2_f16_1_s, gemv_avx2_f16_2_s, gemv_avx2_f16_3_s, gemv_avx2_f16_4_s},
+      {gemv_avx2_bf16_1_s, gemv_avx2_bf16_2_s, gemv_avx2_bf16_3_s, gemv_avx2_bf16_4_s}};
   static const gemv_fn avx512[3][4] = {
       {gemv_avx512_f32_1, gemv_avx512_f32_2, gemv_avx512_f32_3, gemv_avx512_f32_4},
       {gemv_avx512_f16_1, gemv_avx512_f16_2, gemv_avx512_f16_3, gemv_avx512_f16_4},
@@ -246,7 +298,7 @@ static gemv_fn pick(pf_isa isa, pf_dtype dt, int64_t m) {
   _Static_assert(PF_DTYPE_F32 == 0 && PF_DTYPE_F16 == 1 && PF_DTYPE_BF16 == 2, "table order");
 
   if (isa == PF_ISA_AVX512) return avx512[dt][m - 1];
-  if (isa == PF_ISA_AVX2) return avx2[dt][m - 1];
+  if (isa == PF_ISA_AVX2) return (pf_kern_gemv_streams > 1 ? avx2_s : avx2)[dt][m - 1];
 #else
   (void)isa;
   (void)m;

@@ -37,6 +37,8 @@ extern size_t pf_kern_gemv_chunk_bytes;
 /* AVX2 GEMV: software prefetch distance in bytes of W (default 1 KiB; 0: none;
  * bench_gemv compares). */
 extern size_t pf_kern_gemv_prefetch_avx2;
+/* AVX2 GEMV: W streams read side by side per thread (1: one; gemv.c). */
+extern int pf_kern_gemv_streams;
 /* BF16 weights with more rows than this go to AMX when it is active (default
  * PF_AMX_MIN_M; checked before the GEMV threshold). */
 extern int64_t pf_kern_amx_min_m;

@@ -230,6 +230,11 @@ int main(int argc, char **argv) {
   printf("  attention kernel alone: %.2f s for %.1f GFLOP (%.1f GFLOP/s), %.0f%% of the prefill\n",
          ta, attn_flops * 1e-9, attn_flops / ta * 1e-9, 100 * ta / t);
 
+  if (new_tokens <= 0) { /* prefill only */
+    pf_model_release(m);
+    free(dir);
+    return 0;
+  }
   int32_t prompt[16];
   for (int i = 0; i < 16; i++)
     prompt[i] = (int32_t)((i * 7919 + 1) % c->vocab_size);

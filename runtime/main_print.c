@@ -93,3 +93,143 @@ void print_bench(const pf_value *r) {
     }
   }
 }
+
+void print_prune_summary(const pf_value *r) {
+  char a[40], b[40], c[40];
+  int64_t orig = pf_map_int(r, "original_parameters", 0);
+  int64_t pruned = pf_map_int(r, "pruned_parameters", 0);
+  int64_t red = pf_map_int(r, "reduction", 0);
+  printf("Pruning complete!\n");
+  printf("Original parameters: %s\n", fmt_thousands(orig, a, sizeof a));
+  printf("Pruned parameters: %s\n", fmt_thousands(pruned, b, sizeof b));
+  printf("Reduction: %s parameters (%.2f%%)\n", fmt_thousands(red, c, sizeof c),
+         pf_map_num(r, "percentage_reduction", 0.0));
+  if (pf_map_has(r, "expansion_rate"))
+    printf("Final expansion rate: %.2f%%\n", pf_map_num(r, "expansion_rate", 0.0));
+  if (pf_map_has(r, "pruned_layers") && pf_map_has(r, "total_layers"))
+    printf("Pruned layers: %lld of %lld\n", (long long)pf_map_int(r, "pruned_layers", 0),
+           (long long)pf_map_int(r, "total_layers", 0));
+  if (pf_map_has(r, "num_attention_heads_after")) {
+    printf("Attention heads: %lld -> %lld, key/value heads: %lld -> %lld (head_dim %lld)\n",
+           (long long)pf_map_int(r, "num_attention_heads_before", 0),
+           (long long)pf_map_int(r, "num_attention_heads_after", 0),
+           (long long)pf_map_int(r, "num_key_value_heads_before", 0),
+           (long long)pf_map_int(r, "num_key_value_heads_after", 0),
+           (long long)pf_map_int(r, "head_dim", 0));
+    printf("KV cache per token: %lld -> %lld bytes\n",
+           (long long)pf_map_int(r, "kv_cache_bytes_per_token_before", 0),
+           (long long)pf_map_int(r, "kv_cache_bytes_per_token_after", 0));
+  }
+  if (pf_map_has(r, "original_layer_count"))
+    printf("Layers: %lld -> %lld (%lld removed)\n",
+           (long long)pf_map_int(r, "original_layer_count", 0),
+           (long long)pf_map_int(r, "final_layer_count", 0),
+           (long long)pf_map_int(r, "layers_removed", 0));
+}
+
+void print_analyze(const pf_value *r, const char *path) {
+  char a[40];
+  printf("Model: %s\n", path);
+  printf("Total parameters: %s\n",
+         fmt_thousands(pf_map_int(r, "total_parameters", 0), a, sizeof a));
+  printf("Number of layers: %lld\n", (long long)pf_map_int(r, "num_layers", 0));
+  int glu = pf_map_bool(r, "glu_compatible", 0);
+  const char *mlp = pf_map_str(r, "mlp", "");
+  if (!glu) /* (GLU models: exactly OptiPFair's lines) */
+    printf("Architecture: %s (model_type %s)\n", pf_map_str(r, "family", ""),
+           pf_map_str(r, "model_type", ""));
+  printf("Compatible with GLU pruning: %s\n", glu ? "True" : "False");
+  if (!glu && strcmp(mlp, "plain") == 0)
+    printf("MLP: plain (fc_in, activation, fc_out); prune neurons with --pruning-type MLP\n");
+  if (!glu && strcmp(mlp, "plain") != 0) return;
+  double ratio = pf_map_num(r, "expansion_ratio", 0);
+  printf("Hidden size: %lld\n", (long long)pf_map_int(r, "hidden_size", 0));
+  printf("Intermediate size: %lld\n", (long long)pf_map_int(r, "intermediate_size", 0));
+  printf("Expansion ratio: %.2fx (%.2f%%)\n", ratio, ratio * 100.0);
+  const pf_value *d = pf_map_get(r, "distribution");
+  if (d) {
+    printf("\nParameter distribution per layer:\n");
+    const char *parts[] = {"attention", "mlp", "other"};
+    const char *labels[] = {"Attention", "MLP", "Other"};
+    for (int i = 0; i < 3; i++) {
+      const pf_value *p = pf_map_get(d, parts[i]);
+      if (!p) continue;
+      printf("%s: %s (%.2f%%)\n", labels[i], fmt_thousands(pf_map_int(p, "count", 0), a, sizeof a),
+             pf_map_num(p, "percent", 0));
+    }
+  }
+  const pf_value *est = pf_map_get(r, "estimates");
+  for (size_t i = 0; est && est->type == PF_V_LIST && i < est->u.list.len; i++) {
+    const pf_value *e = est->u.list.items[i];
+    printf("\nWith %g%% MLP neuron pruning:\n", pf_map_num(e, "percentage", 0));
+    printf("  New expansion ratio: %.3f (%.2f%%)\n", pf_map_num(e, "new_expansion_ratio", 0),
+           pf_map_num(e, "new_expansion_percent", 0));
+    printf("  Estimated parameter reduction: %.2f%% of model\n",
+           pf_map_num(e, "estimated_reduction_percent", 0));
+  }
+}
+
+void print_importance(const pf_value *imp) {
+  printf("%-6s %12s\n", "layer", "importance");
+  for (size_t i = 0; imp && imp->type == PF_V_MAP && i < imp->u.map.len; i++)
+    printf("%-6s %12.6f\n", imp->u.map.keys[i], pf_map_num(imp, imp->u.map.keys[i], 0));
+}
+
+void print_eval(const char *path, const char *compare_path, const pf_value *r) {
+  if (pf_map_has(r, "perplexity")) {
+    printf("%s: perplexity %.4f over %lld predicted tokens\n", path, pf_map_num(r, "perplexity", 0),
+           (long long)pf_map_int(r, "predicted_tokens", 0));
+    const pf_value *cmp = pf_map_get(r, "compare");
+    if (cmp)
+      printf("%s: perplexity %.4f\nKL divergence (parent || model): %.6f\ntop-1 agreement: "
+             "%.2f%%\n",
+             compare_path, pf_map_num(cmp, "perplexity", 0), pf_map_num(r, "kl_divergence", 0),
+             100.0 * pf_map_num(r, "top1_agreement", 0));
+  }
+  const pf_value *sp = pf_map_get(r, "speed");
+  if (sp)
+    printf("generation: %.2f tokens/s (%lld tokens, avg %.3f s over %lld runs)\n",
+           pf_map_num(sp, "tokens_per_second", 0), (long long)pf_map_int(sp, "generated_tokens", 0),
+           pf_map_num(sp, "avg_time", 0), (long long)pf_map_int(sp, "num_runs", 0));
+  const pf_value *ic = pf_map_get(r, "inference_comparison");
+  if (ic)
+    printf("parent: %.2f tokens/s; speedup %.3fx (%+.2f%% tokens/s)\n",
+           pf_map_num(ic, "avg_original_tokens_per_second", 0), pf_map_num(ic, "speedup", 0),
+           pf_map_num(ic, "tps_improvement_percent", 0));
+}
+
+void print_bias(const pf_value *metrics) {
+  const pf_value *pairs = pf_map_get(metrics, "pairs");
+  for (size_t i = 0; pairs && pairs->type == PF_V_MAP && i < pairs->u.map.len; i++) {
+    const pf_value *p = pairs->u.map.vals[i], *m = pf_map_get(p, "metrics");
+    printf("%s: \"%s\" vs \"%s\"%s\n", pairs->u.map.keys[i], pf_map_str(p, "prompt1", ""),
+           pf_map_str(p, "prompt2", ""),
+           strcmp(pf_map_str(p, "aligned", "exact"), "exact") ? " (different lengths: mean-pooled)"
+                                                              : "");
+    const pf_value *ov = m ? pf_map_get(m, "overall_metrics") : NULL;
+    if (ov) printf("  overall mean difference %.6g\n", pf_map_num(ov, "mean_difference", 0));
+    const pf_value *comp = m ? pf_map_get(m, "component_metrics") : NULL;
+    for (size_t k = 0; comp && comp->type == PF_V_MAP && k < comp->u.map.len; k++)
+      printf("  %-18s %.6g\n", comp->u.map.keys[k],
+             pf_map_num(comp->u.map.vals[k], "mean_difference", 0));
+  }
+}
+
+void print_recipe_plan(const pf_value *res) {
+  const pf_value *steps = pf_map_get(res, "steps");
+  for (size_t i = 0; steps && steps->type == PF_V_LIST && i < steps->u.list.len; i++) {
+    const pf_value *st = steps->u.list.items[i], *r = pf_map_get(st, "result");
+    const char *id = pf_map_str(st, "id", NULL);
+    printf("  step %zu %s%s%s\n", i + 1, pf_map_str(st, "op", "?"), id ? " " : "", id ? id : "");
+    const pf_value *params = pf_map_get(st, "params");
+    for (size_t k = 0; params && params->type == PF_V_MAP && k < params->u.map.len; k++) {
+      char *j = compact_json(params->u.map.vals[k]);
+      if (j) printf("      %s = %s\n", params->u.map.keys[k], j);
+      free(j);
+    }
+    if (r && pf_map_has(r, "pruned_parameters"))
+      printf("      parameters after: %lld\n", (long long)pf_map_int(r, "pruned_parameters", 0));
+    const pf_value *plan = r ? pf_map_get(r, "plan") : NULL;
+    if (plan) print_save_plan(plan);
+  }
+}

@@ -16,4 +16,14 @@ void print_reconstruct_plan(const pf_value *rec);
  * value, the difference and the agreement. */
 void print_bench(const pf_value *r);
 
+/* Command results: prune, analyze (the model's path), importance (layer -> score),
+ * eval (with --compare the parent's path, else NULL), bias, and a recipe's
+ * dry-run plan. */
+void print_prune_summary(const pf_value *r);
+void print_analyze(const pf_value *r, const char *path);
+void print_importance(const pf_value *imp);
+void print_eval(const char *path, const char *compare_path, const pf_value *r);
+void print_bias(const pf_value *metrics);
+void print_recipe_plan(const pf_value *res);
+
 #endif

@@ -231,6 +231,40 @@ static void check_vectors(const char *name, const char *tok_rel) {
   free(tok);
 }
 
+/* --model-path takes a built-in synthetic model as every other command does: the
+ * checkpoint is written into the cache and its tokenizer used (before: "cannot
+ * open"). The ids are those of the same tokenizer read from a folder. */
+START_TEST(test_run_synthetic_spec) {
+  char *root = NULL, *dir = tokenizer_only_dir(&root), *out = NULL, *want = NULL;
+  char *cache = pf_path_join(root, "cache");
+  const char *prev = getenv("PFRUN_CACHE");
+  char *saved = prev ? strdup(prev) : NULL;
+  setenv("PFRUN_CACHE", cache, 1);
+  pf_err err = {0};
+  pf_tokenize_args a = {
+      .model_path = dir, .text = "xyz yx", .text_field = "text", .add_special = 1};
+  ck_assert_int_eq(run(&a, &want, &err), PF_OK);
+  a.model_path = "synthetic:llama-tiny";
+  ck_assert_int_eq(run(&a, &out, &err), PF_OK);
+  ck_assert_str_eq(out, want);
+  free(out);
+  a.model_path = "synthetic:no-such-model";
+  ck_assert_int_eq(run(&a, &out, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "unknown synthetic preset \"no-such-model\"");
+  free(out);
+  if (saved)
+    setenv("PFRUN_CACHE", saved, 1);
+  else
+    unsetenv("PFRUN_CACHE");
+  free(saved);
+  free(want);
+  free(cache);
+  free(dir);
+  pf_test_rmtree(root);
+  free(root);
+}
+END_TEST
+
 START_TEST(test_vectors_llama3) {
   check_vectors("llama3", "tokenizers/llama3");
 }
@@ -258,6 +292,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_parse);
   tcase_add_test(tc, test_parse_errors);
   tcase_add_test(tc, test_run_synthetic);
+  tcase_add_test(tc, test_run_synthetic_spec);
   tcase_add_test(tc, test_vectors_llama3);
   tcase_add_test(tc, test_vectors_stories260K);
   tcase_add_loop_test(tc, test_vectors_new, 0, (int)(sizeof NEW_VEC / sizeof NEW_VEC[0]));

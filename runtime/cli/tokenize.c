@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "synthetic.h"
 #include "tokenizer.h"
 
 static const char HELP[] =
@@ -17,7 +18,8 @@ static const char HELP[] =
     "print one array per line for every sample of the file: the string field of each\n"
     "JSON line (.jsonl) or each paragraph (.txt, paragraphs separated by blank lines).\n"
     "\n"
-    "  --model-path DIR    a model folder or a folder with tokenizer.json (required)\n"
+    "  --model-path DIR    a model folder, a folder with tokenizer.json, or a built-in\n"
+    "                      synthetic model (synthetic:NAME, see `pfrun help`) (required)\n"
     "  --no-special        no special tokens (e.g. no BOS); the default adds them as\n"
     "                      Hugging Face does (add_special_tokens=True)\n"
     "  --input FILE        a .jsonl or .txt file instead of TEXT\n"
@@ -126,7 +128,12 @@ pf_status pf_tokenize_run(const pf_tokenize_args *a, FILE *out, pf_err *err) {
   pf_status st;
   if (!a || !out || !a->model_path)
     return pf_err_set(err, PF_ERR_INVALID, "pf_tokenize_run: missing arguments");
-  if ((st = pf_tokenizer_load(a->model_path, &tok, err))) return st;
+  char *dir = NULL; /* a synthetic model's folder in the cache (written on first use) */
+  if (pf_synth_is_spec(a->model_path) && (st = pf_synth_resolve(a->model_path, &dir, NULL, err)))
+    return st;
+  st = pf_tokenizer_load(dir ? dir : a->model_path, &tok, err);
+  free(dir);
+  if (st) return st;
   if (a->input) {
     job j = {.tok = tok, .a = a, .out = out};
     st = pf_data_read_samples(a->input, a->text_field ? a->text_field : "text", on_sample, &j, NULL,

@@ -200,18 +200,15 @@ static inline __attribute__((always_inline)) void gemv_range_avx2(const gemv_arg
   static void NAME##_s(const gemv_args *a, int64_t r0, int64_t r1) {                               \
     gemv_range_avx2(a, M, U, S, DT, r0, r1);                                                       \
   }
-GEMV_AVX2(gemv_avx2_f32_1, 1, 2, 4, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f32_2, 2, 1, 4, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f32_3, 3, 1, 4, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f32_4, 4, 1, 2, PF_DTYPE_F32)
-GEMV_AVX2(gemv_avx2_f16_1, 1, 2, 4, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_f16_2, 2, 1, 4, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_f16_3, 3, 1, 4, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_f16_4, 4, 1, 2, PF_DTYPE_F16)
-GEMV_AVX2(gemv_avx2_bf16_1, 1, 2, 4, PF_DTYPE_BF16)
-GEMV_AVX2(gemv_avx2_bf16_2, 2, 1, 4, PF_DTYPE_BF16)
-GEMV_AVX2(gemv_avx2_bf16_3, 3, 1, 4, PF_DTYPE_BF16)
-GEMV_AVX2(gemv_avx2_bf16_4, 4, 1, 2, PF_DTYPE_BF16)
+/* Per dtype, M = 1..4: (U, S) = (2, 4), (1, 4), (1, 4), (1, 2). */
+#define GEMV_AVX2_DT(T, DT)                                                                        \
+  GEMV_AVX2(gemv_avx2_##T##_1, 1, 2, 4, DT)                                                        \
+  GEMV_AVX2(gemv_avx2_##T##_2, 2, 1, 4, DT)                                                        \
+  GEMV_AVX2(gemv_avx2_##T##_3, 3, 1, 4, DT)                                                        \
+  GEMV_AVX2(gemv_avx2_##T##_4, 4, 1, 2, DT)
+GEMV_AVX2_DT(f32, PF_DTYPE_F32)
+GEMV_AVX2_DT(f16, PF_DTYPE_F16)
+GEMV_AVX2_DT(bf16, PF_DTYPE_BF16)
 
 /* ---- AVX-512 F + BW + VL (runtime-dispatched) ---- */
 #pragma GCC push_options

@@ -168,31 +168,6 @@ START_TEST(test_user_arch_invalid) {
 }
 END_TEST
 
-/* The thread count goes into BLIS_NUM_THREADS when the user set none, so that
- * LAPACK's BLAS (a second BLIS, which reads it when it first runs) uses it too;
- * a user's value is left as it is. Fresh processes, as above. */
-START_TEST(test_threads_env_for_lapack) {
-  if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) return;
-  unsetenv("BLIS_NUM_THREADS");
-  ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
-  const pf_kernels_info *info = pf_kernels_info_get();
-  ck_assert_int_eq(info->threads, omp_get_max_threads());
-  char want[16];
-  snprintf(want, sizeof want, "%d", info->threads);
-  ck_assert_ptr_nonnull(getenv("BLIS_NUM_THREADS"));
-  ck_assert_str_eq(getenv("BLIS_NUM_THREADS"), want);
-}
-END_TEST
-
-START_TEST(test_threads_env_user) {
-  if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) return;
-  setenv("BLIS_NUM_THREADS", "1", 1);
-  ck_assert_int_eq(pf_kernels_init(NULL), PF_OK);
-  ck_assert_int_eq(pf_kernels_info_get()->threads, 1);
-  ck_assert_str_eq(getenv("BLIS_NUM_THREADS"), "1");
-}
-END_TEST
-
 /* ---- GEMM / GEMV ---- */
 
 /* Set: check_gemm_case calls pf_kern_gemm_dpbf16 itself (BF16 weights, k > 0),
@@ -703,8 +678,6 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_describe_names_arch);
   tcase_add_test(tc, test_parse_arch);
   tcase_add_test(tc, test_user_arch_respected);
-  tcase_add_test(tc, test_threads_env_for_lapack);
-  tcase_add_test(tc, test_threads_env_user);
   tcase_add_test(tc, test_user_arch_invalid);
   suite_add_tcase(s, tc);
   tc = tcase_create("gemm");

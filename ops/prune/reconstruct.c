@@ -8,11 +8,10 @@
  * and A (k²), besides C.
  *
  * LAPACK: Debian's liblapack calls the BLAS alternative libblas.so.3, for BLIS a
- * second copy of BLIS with hidden symbols: it reads BLIS_ARCH_TYPE and
- * BLIS_NUM_THREADS when it first runs, and kernels/init.c sets both in the
- * environment before that (pfrun's arch choice and its thread count), so
- * dpotrf/dpotrs run on as many threads as the dgemm (on one before 2026-12-06:
- * 1.7x slower on 2 cores, bench/README.md "Training-free recovery").
+ * second copy of BLIS with hidden symbols: it inherits pfrun's BLIS_ARCH_TYPE
+ * choice (kernels/init.c sets it in the environment before LAPACK's first call)
+ * but not its thread count, so dpotrf/dpotrs run on BLIS_NUM_THREADS threads
+ * (default 1); the dgemm, the larger part, runs on pfrun's BLIS with every core.
  *
  * Collection: the tap hands over [B·S, I] float32 activations; the real rows are
  * widened to float64 in blocks of ROWS and added with dsyrk (lower triangle),

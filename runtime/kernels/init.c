@@ -288,19 +288,9 @@ static pf_status choose_and_set_arch(const cpu_desc *c, int *requested, pf_err *
   return PF_OK;
 }
 
-/* BLIS_NUM_THREADS if the user set it, else every OpenMP thread. The choice is
- * also put in the environment: LAPACK's BLAS (Debian's libblas.so.3, for BLIS a
- * second copy with hidden symbols; ops/prune/reconstruct.c) reads it when it first
- * runs, and would otherwise run dpotrf / dpotrs on one thread. */
 static void init_threads(void) {
   const char *user = getenv("BLIS_NUM_THREADS");
-  if (!user || atoi(user) <= 0) {
-    const int nt = omp_get_max_threads();
-    char num[16];
-    bli_thread_set_num_threads(nt);
-    snprintf(num, sizeof num, "%d", nt);
-    setenv("BLIS_NUM_THREADS", num, 1); /* a failure leaves LAPACK on one thread */
-  }
+  if (!user || atoi(user) <= 0) bli_thread_set_num_threads(omp_get_max_threads());
   long nt = (long)bli_thread_get_num_threads();
   g_info.threads = nt > 0 ? (int)nt : 1;
 }

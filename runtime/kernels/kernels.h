@@ -47,8 +47,7 @@
  * AVX-512 F+BW+DQ+VL -> skx; AVX2+FMA -> zen3/zen2/zen on AMD, haswell elsewhere;
  * AVX -> sandybridge; else generic. After bli_init the arch BLIS actually selected
  * is read back (bli_arch_query_id) and recorded.
- * Threads: BLIS_NUM_THREADS if the user set it, else omp_get_max_threads(), which
- * is then set in BLIS_NUM_THREADS too (for LAPACK's BLAS, a second BLIS). */
+ * Threads: BLIS_NUM_THREADS if the user set it, else omp_get_max_threads(). */
 pf_status pf_kernels_init(pf_err *err);
 
 /* One line for `pfrun --version`, e.g.

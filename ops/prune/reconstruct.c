@@ -7,11 +7,10 @@
  * Cost: out·in² + k³/3 + k²·out multiply-adds; memory: W and T in float64 (2·out·in)
  * and A (k²), besides C.
  *
- * LAPACK: Debian's liblapack calls the BLAS alternative libblas.so.3, for BLIS a
- * second copy of BLIS with hidden symbols: it inherits pfrun's BLIS_ARCH_TYPE
- * choice (kernels/init.c sets it in the environment before LAPACK's first call)
- * but not its thread count, so dpotrf/dpotrs run on BLIS_NUM_THREADS threads
- * (default 1); the dgemm, the larger part, runs on pfrun's BLIS with every core.
+ * LAPACK: Debian's liblapack needs the BLAS alternative libblas.so.3, but its BLAS
+ * calls (dgemm_, dsyrk_, dtrsm_, ...) bind to pfrun's libblis.so.4, which comes
+ * first in the symbol search (seen with LD_DEBUG=bindings, 2026-12-06), so
+ * dpotrf/dpotrs run on pfrun's BLIS with its arch and every thread, as the dgemm.
  *
  * Collection: the tap hands over [B·S, I] float32 activations; the real rows are
  * widened to float64 in blocks of ROWS and added with dsyrk (lower triangle),

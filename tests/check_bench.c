@@ -296,6 +296,10 @@ START_TEST(test_errors) {
   char *tmp = pf_test_tmpdir("bench");
   char path[4096], tasks[8192];
   expect_fail(m, "no_such_task", NULL, "no definition");
+  /* what it is not (the built-in list) and where a definition would go */
+  expect_fail(m, "no_such_task", NULL, "not a built-in task (arc_challenge, arc_easy, boolq");
+  expect_fail(m, "no_such_task", NULL, "no_such_task.yaml in task_dir / --task-dir");
+  expect_fail(m, "no_such_task", tmp, "winogrande), and no ");
   expect_fail(m, "arc_easy", NULL, "no data folder");
   expect_fail(m, " , ", NULL, "at least one task");
   {

@@ -214,12 +214,20 @@ pf_status pf_bench_task_resolve(const char *spec, const char *data_dir, const ch
       break;
     }
   if (st || found) goto data;
-  st = pf_err_set(err, PF_ERR_NOT_FOUND,
-                  "benchmark: task '%s': no definition: looked for %s%s%s%s and the built-in "
-                  "tasks (arc_easy, arc_challenge, boolq, copa, hellaswag, lambada_openai, "
-                  "openbookqa, piqa, winogrande)",
-                  name, yaml_task ? yaml_task : "", yaml_task && yaml_beside ? ", " : "",
-                  yaml_beside ? yaml_beside : "", yaml_task || yaml_beside ? "" : "no YAML file");
+  char builtins[256] = "";
+  for (size_t i = 0; pf_builtin_tasks[i].name; i++)
+    snprintf(builtins + strlen(builtins), sizeof builtins - strlen(builtins), "%s%s", i ? ", " : "",
+             pf_builtin_tasks[i].name);
+  if (yaml_task || yaml_beside)
+    st = pf_err_set(err, PF_ERR_NOT_FOUND,
+                    "benchmark: task '%s': no definition: not a built-in task (%s), and no %s%s%s",
+                    name, builtins, yaml_task ? yaml_task : "",
+                    yaml_task && yaml_beside ? " or " : "", yaml_beside ? yaml_beside : "");
+  else
+    st = pf_err_set(err, PF_ERR_NOT_FOUND,
+                    "benchmark: task '%s': no definition: not a built-in task (%s); a task of "
+                    "your own is defined by %s.yaml in task_dir / --task-dir or beside its data",
+                    name, builtins, name);
   goto done;
 data:
   if (st) goto done;

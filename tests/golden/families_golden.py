@@ -4,7 +4,7 @@ computed by the independent float64 reference tests/golden/families_ref.py (writ
 ../shared/reference/arch-gemma-phi3.md and arch-gpt2-neox.md, sharing no code with pfrun).
 
 Usage (from the repository root):
-  for p in gemma-tiny gemma2-tiny gemma3-tiny phi3-tiny gpt2-tiny neox-tiny; do
+  for p in qwen2-tiny gemma-tiny gemma2-tiny gemma3-tiny phi3-tiny gpt2-tiny neox-tiny; do
     PFRUN_CACHE=/tmp/pfc build/pfrun analyze --model-path synthetic:$p@11 >/dev/null; done
   PFRUN_CACHE=/tmp/pfc build/pfrun analyze --model-path synthetic:gemma2-tiny@11:bf16 >/dev/null
   PFRUN_CACHE=/tmp/pfc build/pfrun analyze --model-path synthetic:phi3-tiny@11:bf16 >/dev/null

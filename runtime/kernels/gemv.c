@@ -211,8 +211,7 @@ GEMV_AVX2_DT(f16, PF_DTYPE_F16)
 GEMV_AVX2_DT(bf16, PF_DTYPE_BF16)
 
 /* ---- AVX-512 F + BW + VL (runtime-dispatched) ---- */
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+PF_KERN_AVX512_BEGIN
 
 /* 16 weights starting at off; lanes at or past `left` are zero (masked load, so
  * no read past the row end). */
@@ -274,7 +273,7 @@ GEMV_AVX512(gemv_avx512_bf16_2, 2, PF_DTYPE_BF16)
 GEMV_AVX512(gemv_avx512_bf16_3, 3, PF_DTYPE_BF16)
 GEMV_AVX512(gemv_avx512_bf16_4, 4, PF_DTYPE_BF16)
 
-#pragma GCC pop_options
+PF_KERN_AVX512_END
 #endif /* PF_KERN_HAVE_AVX2 */
 
 /* [isa][dtype][m-1]; dtype order follows pf_dtype (F32, F16, BF16). */

@@ -13,6 +13,22 @@
 #define PF_KERN_ISA_BASE PF_ISA_SCALAR
 #endif
 
+/* Code between PF_KERN_AVX512_BEGIN and PF_KERN_AVX512_END is compiled for AVX-512
+ * F/BW/VL/DQ (and called only when pf_kern_isa_level says so). GCC takes a target
+ * pragma; clang ignores that pragma (its fuzzing builds then failed: AVX-512
+ * intrinsics in a function without the feature), so it gets the attribute. */
+#if defined(__clang__)
+#define PF_KERN_AVX512_BEGIN                                                                       \
+  _Pragma(                                                                                         \
+      "clang attribute push (__attribute__((target(\"avx512f,avx512bw,avx512vl,avx512dq\"))), \
+apply_to = function)")
+#define PF_KERN_AVX512_END _Pragma("clang attribute pop")
+#else
+#define PF_KERN_AVX512_BEGIN                                                                       \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f,avx512bw,avx512vl,avx512dq\")")
+#define PF_KERN_AVX512_END _Pragma("GCC pop_options")
+#endif
+
 /* Effective ISA for the hand-written kernels: starts at the build baseline so the
  * row kernels need no init; init raises it to AVX-512 when the CPU has it;
  * pf_kernels_set_isa lowers it. */

@@ -150,8 +150,7 @@ static float row_max(const float *x, int64_t n) {
 }
 
 #if PF_KERN_HAVE_AVX2
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+PF_KERN_AVX512_BEGIN
 /* exp8 on 16 floats: the same operations in the same order, so every lane is
  * bit-identical to exp8's (masks instead of blends). */
 static inline __m512 exp16(__m512 x) {
@@ -193,7 +192,7 @@ static int64_t exp_sum16(float *out, const float *x, int64_t n, float m, __m256 
   *acc8 = acc;
   return i;
 }
-#pragma GCC pop_options
+PF_KERN_AVX512_END
 #endif
 
 /* out[i] = exp(x[i] - m) (out may be NULL: only sum); returns the sum in double. */

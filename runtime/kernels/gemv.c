@@ -93,9 +93,9 @@ size_t pf_kern_gemv_prefetch_avx2 = 1024;
  * the chunk's rows in order, one stream). On AMD Zen 3 (2 threads, BF16 m = 1,
  * 1 GiB of W) one sequential stream per thread stayed at 35-39 GB/s while the
  * memory gave 45-58 GB/s to 4 streams per thread: 4 streams a quarter of a chunk
- * apart took the GEMV to 58 GB/s (2 streams: 51; 8: 50-53). Rows side by side
- * (the previous kernel's 4 adjacent rows, 4 KiB apart) were slower than one
- * stream (29-34 GB/s): each of those streams is one row long, so the hardware
+ * apart took the GEMV to 58 GB/s (2 streams: 51; 8: 50-53). Adjacent rows side
+ * by side (an early kernel's pattern; 2 adjacent rows measured 29-34 GB/s) were
+ * slower than one stream: each of those streams is one row long, so the hardware
  * prefetcher never follows any of them far. The AVX-512 kernel reads one stream
  * (not measured with more: no AVX-512 CPU at hand when this was written).
  * bench_gemv compares 1 and 4. */

@@ -446,8 +446,8 @@ END_TEST
  * streams one row long, n = 301 and 97 leave rows over). m up to PF_GEMV_MAX_M
  * with the f32 matmul (so BF16 weights stay on the GEMV path), under every ISA. */
 START_TEST(test_gemv_chunks_same_bits) {
-  static const int64_t shapes[][3] = {
-      {1, 301, 67}, {3, 1030, 129}, {4, 97, 2051}, {5, 300, 130}, {16, 530, 257}};
+  static const int64_t shapes[][3] = {{1, 301, 67},  {2, 203, 75},  {3, 1030, 129},
+                                      {4, 97, 2051}, {5, 300, 130}, {16, 530, 257}};
   const size_t chunks[] = {0, 64, 4096, 100000, (size_t)1 << 20};
   const pf_dtype dts[3] = {PF_DTYPE_F32, PF_DTYPE_BF16, PF_DTYPE_F16};
   pf_isa levels[3];

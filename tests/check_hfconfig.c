@@ -480,6 +480,26 @@ START_TEST(test_fuzz_huge_original_positions) {
 }
 END_TEST
 
+/* GPT-2 reads no num_key_value_heads, so the key may hold anything; the writer
+ * converted the file's 7.8e87 to int64_t to compare it (float-cast-overflow under
+ * UBSan). Now such a value counts as "not the model's": the head keys are written
+ * from the model. Found by fuzz_config. */
+START_TEST(test_fuzz_huge_kv_heads_ignored_key) {
+  pf_model_config c =
+      parse_ok("{\"model_type\": \"gpt2\", " REQ ", \"num_key_value_heads\": 7.7777e87}");
+  ck_assert_int_eq(c.num_key_value_heads, 4);
+  char *text = pf_config_to_json(&c);
+  ck_assert_ptr_nonnull(text);
+  ck_assert_msg(strstr(text, "\"num_key_value_heads\": 4,"), "%s", text);
+  pf_model_config c2 = parse_ok(text);
+  ck_assert_int_eq(c2.num_key_value_heads, 4);
+  ck_assert_int_eq(c2.num_attention_heads, 4);
+  free(text);
+  pf_config_free(&c2);
+  pf_config_free(&c);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("hfconfig");
   TCase *tc = tcase_create("core");
@@ -497,6 +517,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_fuzz_infinite_theta);
   tcase_add_test(tc, test_fuzz_number_round_trip);
   tcase_add_test(tc, test_fuzz_huge_original_positions);
+  tcase_add_test(tc, test_fuzz_huge_kv_heads_ignored_key);
   tcase_add_test(tc, test_load_file);
   tcase_add_test(tc, test_to_json_roundtrip);
   tcase_add_test(tc, test_to_json_intermediate_sizes);

@@ -45,6 +45,15 @@ static int write_all_fields(cJSON *o, const pf_model_config *c) {
  * and head_dim, written explicitly since transformers otherwise derives
  * head_dim = hidden_size / num_attention_heads. Unchanged counts leave the file
  * as it was. */
+/* A count as the file states it: the number when it is a whole number in int64's
+ * range, else -1 (also for a missing key or a non-number). A key the family's
+ * parser ignores may hold anything (GPT-2 reads no num_key_value_heads). */
+static int64_t file_count(const cJSON *v) {
+  if (!cJSON_IsNumber(v)) return -1;
+  const double d = v->valuedouble;
+  return isfinite(d) && d >= 0 && d < 9.2e18 && d == floor(d) ? (int64_t)d : -1;
+}
+
 static int write_head_fields(cJSON *o, const pf_model_config *c) {
   const char *hk = cJSON_GetObjectItemCaseSensitive(o, "num_attention_heads")
                        ? "num_attention_heads"
@@ -52,12 +61,8 @@ static int write_head_fields(cJSON *o, const pf_model_config *c) {
                                                                    : NULL;
   const cJSON *h = hk ? cJSON_GetObjectItemCaseSensitive(o, hk) : NULL;
   const cJSON *kv = cJSON_GetObjectItemCaseSensitive(o, "num_key_value_heads");
-  int64_t kv_file = cJSON_IsNumber(kv)       ? (int64_t)kv->valuedouble
-                    : h && cJSON_IsNumber(h) ? (int64_t)h->valuedouble
-                                             : -1;
-  if (h && cJSON_IsNumber(h) && (int64_t)h->valuedouble == c->num_attention_heads &&
-      kv_file == c->num_key_value_heads)
-    return 1;
+  const int64_t kv_file = cJSON_IsNumber(kv) ? file_count(kv) : file_count(h);
+  if (h && file_count(h) == c->num_attention_heads && kv_file == c->num_key_value_heads) return 1;
   if (!h && c->num_key_value_heads == c->num_attention_heads &&
       c->num_attention_heads * c->head_dim == c->hidden_size)
     return 1; /* gpt2 without n_head: the default, unchanged */

@@ -1,5 +1,6 @@
 /* check_fsutil.c — file helpers, paths, temporary folders and commits. */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,21 @@ static int count_entries_with_prefix(const char *dir, const char *prefix) {
   if (p && fscanf(p, "%d", &n) != 1) n = -1;
   if (p) pclose(p);
   return n;
+}
+
+/* mkdir calls, recorded while g_record_mkdir is set (check_fsutil links with
+ * -Wl,--wrap=mkdir, so pfrun's own calls come here first). */
+int __real_mkdir(const char *path, mode_t mode);
+int __wrap_mkdir(const char *path, mode_t mode);
+static int g_record_mkdir;
+static char g_mkdir_log[8][PATH_MAX];
+static int g_mkdir_calls;
+int __wrap_mkdir(const char *path, mode_t mode) {
+  if (g_record_mkdir) {
+    if (g_mkdir_calls < 8) snprintf(g_mkdir_log[g_mkdir_calls], PATH_MAX, "%s", path);
+    g_mkdir_calls++;
+  }
+  return __real_mkdir(path, mode);
 }
 
 START_TEST(test_read_write_copy) {
@@ -156,7 +172,26 @@ START_TEST(test_mkdirs_and_remove_tree) {
   pf_err err = {0};
   ck_assert_int_eq(pf_mkdirs(deep, &err), PF_OK);
   ck_assert(pf_is_dir(deep));
-  ck_assert_int_eq(pf_mkdirs(deep, &err), PF_OK); /* existing is fine */
+  /* existing is fine, and asks for nothing: no mkdir of "/", "/tmp", ... or of the
+   * existing folders (a dry run's write guard saw mkdir("/dev") for a path under
+   * /dev/shm: fuzz_recipe) */
+  g_mkdir_calls = 0;
+  g_record_mkdir = 1;
+  ck_assert_int_eq(pf_mkdirs(deep, &err), PF_OK);
+  ck_assert_int_eq(g_mkdir_calls, 0);
+  char *deeper = at(dir, "x/y/z/new/leaf");
+  ck_assert_int_eq(pf_mkdirs(deeper, &err), PF_OK);
+  g_record_mkdir = 0;
+  ck_assert_int_eq(g_mkdir_calls, 2); /* only .../new and .../new/leaf */
+  ck_assert_msg(strstr(g_mkdir_log[0], "x/y/z/new") && !strstr(g_mkdir_log[0], "leaf"), "%s",
+                g_mkdir_log[0]);
+  ck_assert_msg(strstr(g_mkdir_log[1], "x/y/z/new/leaf"), "%s", g_mkdir_log[1]);
+  ck_assert(pf_is_dir(deeper));
+  ck_assert_int_eq(rmdir(deeper), 0);
+  char *newdir = at(dir, "x/y/z/new");
+  ck_assert_int_eq(rmdir(newdir), 0);
+  free(newdir);
+  free(deeper);
   ck_assert(pf_dir_is_empty(deep));
   pf_test_write(file, "data");
   ck_assert(!pf_dir_is_empty(dir));

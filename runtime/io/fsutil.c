@@ -272,6 +272,10 @@ pf_status pf_mkdirs(const char *path, pf_err *err) {
     if (p[i] != '/' && p[i] != '\0') continue;
     char c = p[i];
     p[i] = '\0';
+    if (pf_is_dir(p)) { /* existing folders are not asked for (no write attempt outside) */
+      p[i] = c;
+      continue;
+    }
     if (mkdir(p, 0755) != 0 && errno != EEXIST) {
       s = pf_err_set(err, PF_ERR_IO, "%s: cannot create directory '%s': %s", path, p,
                      strerror(errno));

@@ -31,7 +31,8 @@ pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *l
 pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err);
 /* Copy a regular file (src opened with pf_open_input). */
 pf_status pf_copy_file(const char *src, const char *dst, pf_err *err);
-/* mkdir -p */
+/* mkdir -p; only the missing folders are created (mkdir is not called on existing
+ * ones, e.g. "/" or "/home", where a guard or a read-only parent may object). */
 pf_status pf_mkdirs(const char *path, pf_err *err);
 /* The top-most missing folder among the ancestors of `path` (what a mkdir -p of
  * its parent would create first), malloc'd; NULL if the parent exists. */

@@ -1,5 +1,6 @@
 /* check_hfconfig.c — config.json parsing, defaults, validation, serialisation. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,6 +501,30 @@ START_TEST(test_fuzz_huge_kv_heads_ignored_key) {
 }
 END_TEST
 
+/* llama3 original_max_position_embeddings 8e1292 is infinity to cJSON: kept as an
+ * invalid value (a problem note), but the writer printed it as null, which reads
+ * back as a missing key, so a save changed what the file said. Now it is written
+ * as 1e999 and reads back as the same invalid value. Found by fuzz_config. */
+START_TEST(test_fuzz_infinite_number_round_trip) {
+  pf_model_config c = parse_ok("{" REQ ", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+                               "\"factor\": 32.0, \"low_freq_factor\": 1.0, "
+                               "\"high_freq_factor\": 4.0, "
+                               "\"original_max_position_embeddings\": 8e1292}, \"x\": -1e400}");
+  ck_assert(isnan(c.rope_scaling.original_max_position_embeddings));
+  ck_assert_ptr_nonnull(strstr(c.rope_scaling.problem, "original_max_position_embeddings"));
+  char *text = pf_config_to_json(&c);
+  ck_assert_ptr_nonnull(text);
+  ck_assert_msg(strstr(text, "\"original_max_position_embeddings\": 1e999"), "%s", text);
+  ck_assert_msg(strstr(text, "\"x\": -1e999"), "%s", text);
+  pf_model_config c2 = parse_ok(text);
+  ck_assert(isnan(c2.rope_scaling.original_max_position_embeddings));
+  ck_assert_str_eq(c2.rope_scaling.problem, c.rope_scaling.problem);
+  free(text);
+  pf_config_free(&c2);
+  pf_config_free(&c);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("hfconfig");
   TCase *tc = tcase_create("core");
@@ -518,6 +543,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_fuzz_number_round_trip);
   tcase_add_test(tc, test_fuzz_huge_original_positions);
   tcase_add_test(tc, test_fuzz_huge_kv_heads_ignored_key);
+  tcase_add_test(tc, test_fuzz_infinite_number_round_trip);
   tcase_add_test(tc, test_load_file);
   tcase_add_test(tc, test_to_json_roundtrip);
   tcase_add_test(tc, test_to_json_intermediate_sizes);

@@ -141,14 +141,22 @@ static void sb_indent(pf_strbuf *b, int depth) {
 
 /* cJSON prints 15 significant digits whenever they read back within DBL_EPSILON
  * of the value (an approximate test), so a save could move a number by an ulp:
- * keep cJSON's text when it reads back exactly, else print 17 digits. */
+ * keep cJSON's text when it reads back exactly, else print 17 digits. A number
+ * too large for a double (8e1292 in a file) is infinity to cJSON, which prints
+ * null: it is written as 1e999 (or -1e999), which reads back as the same
+ * infinity here and in Python's json, so the saved file means what the read one
+ * did (found by fuzz_config's round trip: an invalid rope value became "missing"). */
 static void sb_number(pf_strbuf *b, const cJSON *v) {
+  const double d = v->valuedouble;
+  if (isinf(d)) {
+    pf_sb_str(b, d > 0 ? "1e999" : "-1e999");
+    return;
+  }
   char *s = cJSON_PrintUnformatted(v);
   if (!s) {
     b->oom = 1;
     return;
   }
-  double d = v->valuedouble;
   if (isfinite(d) && strtod(s, NULL) != d) {
     char exact[40];
     snprintf(exact, sizeof exact, "%.17g", d);

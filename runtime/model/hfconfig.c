@@ -49,8 +49,7 @@ static const cJSON *get(const cJSON *root, const char *key) {
   return (v && !cJSON_IsNull(v)) ? v : NULL;
 }
 
-/* 1 if v is a JSON number holding a whole value in [1, max]. */
-static int is_pos_int(const cJSON *v, int64_t max) {
+int pf_config_json_pos_int(const struct cJSON *v, int64_t max) {
   if (!cJSON_IsNumber(v)) return 0;
   double d = v->valuedouble;
   return isfinite(d) && d == floor(d) && d >= 1 && d <= (double)max;
@@ -74,11 +73,12 @@ static pf_status get_int(const cJSON *root, const char *name, const char *key, i
     *out = def;
     return PF_OK;
   }
-  if (cJSON_IsNumber(v) && is_pos_int(v, INT64_MAX / 2) && !is_pos_int(v, max))
+  if (cJSON_IsNumber(v) && pf_config_json_pos_int(v, INT64_MAX / 2) &&
+      !pf_config_json_pos_int(v, max))
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: key \"%s\": %.0f is larger than the supported maximum %lld", name, key,
                       v->valuedouble, (long long)max);
-  if (!is_pos_int(v, max)) return bad_value(name, key, "a positive integer", v, err);
+  if (!pf_config_json_pos_int(v, max)) return bad_value(name, key, "a positive integer", v, err);
   *out = (int64_t)v->valuedouble;
   return PF_OK;
 }
@@ -638,7 +638,7 @@ static pf_status parse_layer_arrays(const cJSON *root, const char *name, pf_mode
     int64_t i = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, is) {
-      if (!is_pos_int(e, PF_MAX_DIM)) {
+      if (!pf_config_json_pos_int(e, PF_MAX_DIM)) {
         char key[48];
         snprintf(key, sizeof key, "intermediate_sizes[%lld]", (long long)i);
         return bad_value(name, key, "a positive integer <= 16777216", e, err);

@@ -129,5 +129,8 @@ char *pf_config_to_json(const pf_model_config *c);
  * ("key": value, 2-space indent, empty containers as {} / []), plus a trailing
  * newline. malloc'd, NULL on allocation failure. Key order is kept. */
 char *pf_json_print_pretty(const struct cJSON *v);
+/* 1 if v is a JSON number holding a whole value in [1, max] (how config.json's
+ * counts are read; also used by the writer to compare a file's count). */
+int pf_config_json_pos_int(const struct cJSON *v, int64_t max);
 
 #endif

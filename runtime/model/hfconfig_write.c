@@ -40,20 +40,18 @@ static int write_all_fields(cJSON *o, const pf_model_config *c) {
          set_item(o, "hidden_act", cJSON_CreateString(c->hidden_act[0] ? c->hidden_act : "silu"));
 }
 
+/* A count as the file states it (a whole number in [1, INT64_MAX / 2], read as the
+ * parser reads counts), else -1, also for a missing key or a non-number: a key the
+ * family's parser ignores may hold anything (GPT-2 reads no num_key_value_heads). */
+static int64_t file_count(const cJSON *v) {
+  return pf_config_json_pos_int(v, INT64_MAX / 2) ? (int64_t)v->valuedouble : -1;
+}
+
 /* Head counts, when they differ from the file (attention-head pruning): the
  * family's heads key (gpt2 "n_head" when the file uses it), num_key_value_heads
  * and head_dim, written explicitly since transformers otherwise derives
  * head_dim = hidden_size / num_attention_heads. Unchanged counts leave the file
  * as it was. */
-/* A count as the file states it: the number when it is a whole number in int64's
- * range, else -1 (also for a missing key or a non-number). A key the family's
- * parser ignores may hold anything (GPT-2 reads no num_key_value_heads). */
-static int64_t file_count(const cJSON *v) {
-  if (!cJSON_IsNumber(v)) return -1;
-  const double d = v->valuedouble;
-  return isfinite(d) && d >= 0 && d < 9.2e18 && d == floor(d) ? (int64_t)d : -1;
-}
-
 static int write_head_fields(cJSON *o, const pf_model_config *c) {
   const char *hk = cJSON_GetObjectItemCaseSensitive(o, "num_attention_heads")
                        ? "num_attention_heads"

@@ -13,7 +13,8 @@
  *   read 4 streams  each thread reads 4 rows of 4 KiB side by side (the old GEMV's
  *                   access pattern: 4 output rows at a time), and its share's four
  *                   quarters side by side ("far apart": 4 long streams)
- *   gemv m=1, m=4   pf_gemm_xwt forced onto the GEMV path over the 32 matrices
+ *   gemv m=1, m=4   pf_gemm_xwt forced onto the GEMV path over the 32 matrices; at
+ *                   m = 1 also the same bytes as 16 F32 and 32 F16 matrices
  *   decode          the 7 products of 8 Llama-3.2-1B-shaped layers at m = 1 (56 calls
  *                   of 2-32 MiB, what one decode token does), with the threads taking
  *                   chunks of W's rows in turn (1 MiB, the default; 256 KiB; 4 MiB)
@@ -61,10 +62,13 @@ static void read_pass(const char *buf, size_t bytes, int streams, size_t run) {
   sink += bench_read_pass(buf, bytes, streams, run, 0);
 }
 
-static void gemv_pass(const char *buf, int64_t m, const float *x, float *y) {
+/* The whole buffer as N x K matrices of dtype dt (BF16 and F16: 32 of them, F32: 16;
+ * the BF16 test pattern read as F16 is 1.0-2.5, as F32 normal numbers). */
+static void gemv_pass(const char *buf, int64_t m, pf_dtype dt, const float *x, float *y) {
   pf_err err;
-  for (int i = 0; i < NMAT; i++)
-    if (pf_gemm_xwt(m, N, K, x, K, buf + PER * i, PF_DTYPE_BF16, K, NULL, 0, y, N, NULL, &err)) {
+  const size_t per = (size_t)N * K * pf_dtype_size(dt);
+  for (size_t i = 0; i < TOTAL / per; i++)
+    if (pf_gemm_xwt(m, N, K, x, K, buf + per * i, dt, K, NULL, 0, y, N, NULL, &err)) {
       fprintf(stderr, "bench_gemv: %s\n", err.msg);
       exit(1);
     }
@@ -151,22 +155,24 @@ int main(int argc, char **argv) {
   const memory mem[3] = {{"file mapping (page cache)", file},
                          {"heap, 4 KiB pages", heap},
                          {"heap, MADV_HUGEPAGE", huge}};
-  enum { NMEAS = 11, NREAD = 3, DEC = 5 };
+  enum { NMEAS = 13, NREAD = 3, DEC = 7 };
   const char *meas[NMEAS] = {"read, 1 stream/thread",
                              "read, 4 streams/thread (4 KiB rows)",
                              "read, 4 streams/thread, far apart",
                              "gemv m=1 BF16",
                              "gemv m=4 BF16",
+                             "gemv m=1 F32",
+                             "gemv m=1 F16",
                              "decode m=1, 1 MiB chunks (default)",
                              "decode m=1, 256 KiB chunks",
                              "decode m=1, 4 MiB chunks",
                              "decode m=1, one share/thread",
                              "decode m=1, one stream (avx2 kernel)",
                              "decode m=1, no prefetch (avx2 kernel)"};
-  const size_t chunk[NMEAS] = {0,          0,        0, 0,        0,       1u << 20,
-                               256u << 10, 4u << 20, 0, 1u << 20, 1u << 20};
+  const size_t chunk[NMEAS] = {0,        0,          0,        0, 0,        0,       0,
+                               1u << 20, 256u << 10, 4u << 20, 0, 1u << 20, 1u << 20};
   const int dec_layers = 8; /* 8 x 121.6 MB of the 1 GiB */
-  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0, 0, 0};
+  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0, 0, 0};
   const size_t prefetch_default = pf_kern_gemv_prefetch_avx2;
   const size_t chunk_default = pf_kern_gemv_chunk_bytes;
   const int streams_default = pf_kern_gemv_streams;
@@ -188,8 +194,10 @@ int main(int argc, char **argv) {
           if (c == 0) read_pass(mem[mi].buf, TOTAL, 1, 4096);
           if (c == 1) read_pass(mem[mi].buf, TOTAL, 4, 4096);
           if (c == 2) read_pass(mem[mi].buf, TOTAL, 4, 0);
-          if (c == 3) gemv_pass(mem[mi].buf, 1, x, y);
-          if (c == 4) gemv_pass(mem[mi].buf, 4, x, y);
+          if (c == 3) gemv_pass(mem[mi].buf, 1, PF_DTYPE_BF16, x, y);
+          if (c == 4) gemv_pass(mem[mi].buf, 4, PF_DTYPE_BF16, x, y);
+          if (c == 5) gemv_pass(mem[mi].buf, 1, PF_DTYPE_F32, x, y);
+          if (c == 6) gemv_pass(mem[mi].buf, 1, PF_DTYPE_F16, x, y);
           if (c >= DEC) {
             pf_kern_gemv_chunk_bytes = chunk[c];
             if (c == NMEAS - 2) pf_kern_gemv_streams = 1;
@@ -206,7 +214,7 @@ int main(int argc, char **argv) {
   pf_kernels_set_isa(best_isa);
   pf_kern_gemv_max_m = PF_GEMV_MAX_M;
 
-  printf("best of %d rounds, %d threads, %.0f MiB of BF16 weights per pass:\n", ROUNDS,
+  printf("best of %d rounds, %d threads, %.0f MiB of weights per pass:\n", ROUNDS,
          omp_get_max_threads(), (double)TOTAL / (1 << 20));
   for (int mi = 0; mi < 3; mi++) {
     const double bw = (double)TOTAL / best[mi][0][0] / 1e9;

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "op.h"
+#include "synthetic.h"
 #include "testutil.h"
 
 static pf_status parse(pf_cli *c, pf_err *err, int argc, ...) {
@@ -229,6 +231,18 @@ END_TEST
 
 /* An unknown option names the close ones from the command's help (click's words),
  * and the command's help topic; nothing when none is close. */
+/* `pfrun help` and the load op's path parameter name every synthetic preset. */
+START_TEST(test_help_lists_presets) {
+  const pf_op *load = pf_op_find("load");
+  ck_assert_ptr_nonnull(load);
+  ck_assert_str_eq(load->params[0].name, "path");
+  for (const char *const *p = pf_synth_presets(); *p; p++) {
+    ck_assert_msg(strstr(pf_cli_help(NULL), *p), "pfrun help does not list synthetic:%s", *p);
+    ck_assert_msg(strstr(load->params[0].help, *p), "load's path does not list %s", *p);
+  }
+}
+END_TEST
+
 START_TEST(test_unknown_option_suggests) {
   static const struct {
     const char *cmd, *bad, *want;
@@ -281,6 +295,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_other_commands);
   tcase_add_test(tc, test_help_tells_truth);
   tcase_add_test(tc, test_help_tells_truth_all);
+  tcase_add_test(tc, test_help_lists_presets);
   tcase_add_test(tc, test_unknown_option_suggests);
   suite_add_tcase(s, tc);
   return s;

@@ -308,6 +308,113 @@ START_TEST(test_spec) {
 }
 END_TEST
 
+/* Stored tensors of a model as "name dtype shape view" lines. `view`: the tensor is (or,
+ * for a planned model, stands for) a view of the checkpoint file. */
+typedef struct stored_list {
+  const pf_model *m;
+  char text[1 << 15];
+  size_t len;
+} stored_list;
+
+static int list_stored(void *ud, const char *name, const pf_tensor *t) {
+  stored_list *l = ud;
+  int view = pf_tensor_is_planned(t) ? pf_model_stored_is_view(l->m, name, t->ndim)
+                                     : t->data && t->storage && pf_storage_path(t->storage);
+  char shape[64];
+  l->len += (size_t)snprintf(l->text + l->len, sizeof l->text - l->len, "%s %s %s %d\n", name,
+                             pf_dtype_st_name(t->dtype),
+                             pf_shape_str(t->ndim, t->shape, shape, sizeof shape), view);
+  ck_assert_uint_lt(l->len, sizeof l->text);
+  return 0;
+}
+
+static size_t dir_bytes(const char *dir) {
+  DIR *d = opendir(dir);
+  ck_assert_ptr_nonnull(d);
+  size_t total = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    ck_assert_msg(!strstr(e->d_name, "safetensors"), "%s/%s: weights written", dir, e->d_name);
+    char *p = pf_path_join(dir, e->d_name);
+    size_t n = 0;
+    free(pf_test_read(p, &n));
+    total += n;
+    free(p);
+  }
+  closedir(d);
+  return total;
+}
+
+/* pf_synth_open_plan on an empty cache: the planned model of every preset, named by
+ * the spec, whose config, stored tensors (names, dtypes, shapes, which ones are
+ * views of the file) and parameter count are the written checkpoint's; a few KB
+ * in "<cache folder>.plan", no weights. Once the checkpoint is cached, it is what
+ * pf_synth_open_plan loads. */
+START_TEST(test_open_plan) {
+  const char *preset = pf_synth_presets()[_i];
+  int big = strstr(preset, "1b") || strstr(preset, "7b") || strstr(preset, "13b") ||
+            strstr(preset, "medium"); /* not written here: too big for a unit test */
+  char *root = pf_test_tmpdir("plan");
+  setenv("PFRUN_CACHE", root, 1);
+  char spec[64], leaf[96];
+  snprintf(spec, sizeof spec, "synthetic:%s@9", preset);
+  pf_err err = {0};
+  pf_model *plan = NULL, *real = NULL, *again = NULL;
+  ck_assert_msg(pf_synth_open_plan(spec, &plan, &err) == PF_OK, "%s: %s", spec, err.msg);
+  ck_assert_str_eq(plan->name, spec);
+  ck_assert(pf_tensor_is_planned(plan->layers[0].up_proj));
+  ck_assert_ptr_nonnull(strstr(plan->source_dir, ".plan"));
+  ck_assert_uint_lt(dir_bytes(plan->source_dir), 64 << 10);
+  char *syn = pf_path_join(root, "synthetic");
+  ck_assert_int_eq(count_prefixed(syn, preset), 1); /* only the .plan folder */
+  /* the tokenizer is there */
+  char *tok = pf_path_join(plan->source_dir, "tokenizer.json");
+  ck_assert(pf_path_exists(tok));
+  free(tok);
+  if (!big) {
+    char *dir = NULL;
+    ck_assert_msg(pf_synth_resolve(spec, &dir, NULL, &err) == PF_OK, "%s", err.msg);
+    real = load(dir);
+    size_t a = 0, b = 0;
+    char *ca = read_in(plan->source_dir, "config.json", &a), *cb = read_in(dir, "config.json", &b);
+    ck_assert_msg(a == b && memcmp(ca, cb, a) == 0, "%s: config.json differs:\n%s\n---\n%s", spec,
+                  ca, cb);
+    free(ca);
+    free(cb);
+    stored_list *lp = calloc(1, sizeof *lp), *lr = calloc(1, sizeof *lr);
+    lp->m = plan;
+    lr->m = real;
+    pf_model_foreach_tensor(plan, list_stored, lp);
+    pf_model_foreach_tensor(real, list_stored, lr);
+    size_t d = 0; /* the first line that differs */
+    for (size_t i = 0; lp->text[i] && lp->text[i] == lr->text[i]; i++)
+      if (lp->text[i] == '\n') d = i + 1;
+    ck_assert_msg(strcmp(lp->text, lr->text) == 0, "%s: planned %.120s, written %.120s", spec,
+                  lp->text + d, lr->text + d);
+    ck_assert_int_eq(pf_model_param_count(plan), pf_model_param_count(real));
+    ck_assert_uint_eq(pf_model_weight_bytes(plan), pf_model_weight_bytes(real));
+    free(lp);
+    free(lr);
+    /* cached now: the checkpoint itself */
+    ck_assert_msg(pf_synth_open_plan(spec, &again, &err) == PF_OK, "%s", err.msg);
+    ck_assert_str_eq(again->name, spec);
+    ck_assert(!pf_tensor_is_planned(again->layers[0].up_proj));
+    ck_assert_str_eq(again->source_dir, real->source_dir);
+    free(dir);
+  }
+  snprintf(leaf, sizeof leaf, "%s-s9-", preset);
+  ck_assert_int_eq(count_prefixed(syn, leaf), big ? 1 : 2); /* no .tmp- siblings */
+  pf_model_release(plan);
+  pf_model_release(real);
+  pf_model_release(again);
+  free(syn);
+  unsetenv("PFRUN_CACHE");
+  pf_test_rmtree(root);
+  free(root);
+}
+END_TEST
+
 /* Several processes resolve the same spec at once: all succeed, one folder, no leftovers. */
 START_TEST(test_concurrent_resolve) {
   char *root = pf_test_tmpdir("race");
@@ -356,6 +463,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_write_errors);
   tcase_add_test(tc, test_spec);
   tcase_add_test(tc, test_concurrent_resolve);
+  tcase_add_loop_test(tc, test_open_plan, 0, 15);
   suite_add_tcase(s, tc);
   return s;
 }

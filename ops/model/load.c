@@ -9,8 +9,9 @@ static const pf_param_spec load_params[] = {
     {"path", PF_P_STR, 1, NULL, NULL, 0, 0,
      "a Hugging Face checkpoint folder (config.json + safetensors), or "
      "\"synthetic:NAME[@SEED][:DTYPE]\" for a seeded synthetic model written once to the cache "
-     "(presets: llama-tiny, llama-small, qwen2-tiny, qwen3-tiny, mistral-tiny, llama-1b, "
-     "llama-medium, gemma-tiny, gemma2-tiny, gemma3-tiny, phi3-tiny, gpt2-tiny, neox-tiny, llama-7b)"},
+     "(a dry run plans it without writing it) (presets: llama-tiny, llama-small, qwen2-tiny, "
+     "qwen3-tiny, mistral-tiny, llama-1b, llama-medium, gemma-tiny, gemma2-tiny, gemma3-tiny, "
+     "phi3-tiny, gpt2-tiny, neox-tiny, llama-7b, llama-13b)"},
 };
 
 /* The result map: {model, name, num_hidden_layers, parameters, ...}. */
@@ -50,8 +51,11 @@ static pf_status load_run(const pf_op *op, const pf_value *params, pf_value **ou
   char *dir = NULL;
   pf_model *m = NULL;
   pf_status st = PF_OK;
-  if (pf_synth_is_spec(path)) st = pf_synth_resolve(path, &dir, ctx, err);
-  if (!st) st = pf_model_load(dir ? dir : path, &m, err);
+  if (pf_synth_is_spec(path) && ctx && ctx->dry_run)
+    st = pf_synth_open_plan(path, &m, err); /* a dry run writes no weights, not even these */
+  else if (pf_synth_is_spec(path))
+    st = pf_synth_resolve(path, &dir, ctx, err);
+  if (!st && !m) st = pf_model_load(dir ? dir : path, &m, err);
   if (!st && dir) st = name_model(m, path, err);
   free(dir);
   if (!st) st = load_result(m, out, err);

@@ -177,13 +177,33 @@ static pf_status config_texts(const pf_model *m, const pf_model *src, const pf_s
   return PF_OK;
 }
 
+/* A model planned from a folder without weights: its planned tensors stand for
+ * stored ones, so those a dry-run step left as they were (shape and dtype of the
+ * folder's) count as the loaded checkpoint's would: views of the file unless the
+ * layout gathers them (transposed, head-interleaved), not as pruning's work. */
+static void unchanged_as_stored(const pf_model *m, shape_set *now, const shape_set *src) {
+  for (size_t i = 0; i < now->n; i++) {
+    char sname[512];
+    source_name(m, now->v[i].name, sname, sizeof sname);
+    const shape_rec *o = shape_find(src, sname), *r = &now->v[i];
+    if (o && o->ndim == r->ndim && o->dtype == r->dtype &&
+        memcmp(o->shape, r->shape, sizeof(int64_t) * (size_t)o->ndim) == 0)
+      now->v[i].derived = !pf_model_stored_is_view(m, r->name, r->ndim);
+  }
+}
+
 static pf_status save_plan(const pf_model *m, const pf_save_opts *so, pf_value *plan, pf_err *err) {
   pf_model *src = NULL;
   pf_err ignore = {0};
-  if (m->source_dir && pf_model_load(m->source_dir, &src, &ignore) != PF_OK) src = NULL;
+  /* the model as its folder holds it; a folder without weights yet (a synthetic
+   * model's plan in a dry run) as its config.json describes it */
+  int planned_src = 0;
+  if (m->source_dir && pf_model_load(m->source_dir, &src, &ignore) != PF_OK)
+    planned_src = pf_model_plan_dir(m->source_dir, &src, &ignore) == PF_OK;
   shape_set now = {0}, before = {0};
   pf_model_foreach_tensor(m, collect_cb, &now);
   if (src) pf_model_foreach_tensor(src, collect_cb, &before);
+  if (planned_src) unchanged_as_stored(m, &now, &before);
   char *old_text = NULL, *new_text = NULL;
   pf_value *shapes = pf_value_map(), *diff = pf_value_map();
   pf_status st = now.oom || before.oom || !shapes || !diff ? PF_ERR_NOMEM : PF_OK;

@@ -19,7 +19,8 @@ static const char HELP[] =
     "JSON line (.jsonl) or each paragraph (.txt, paragraphs separated by blank lines).\n"
     "\n"
     "  --model-path DIR    a model folder, a folder with tokenizer.json, or a built-in\n"
-    "                      synthetic model (synthetic:NAME, see `pfrun help`) (required)\n"
+    "                      synthetic model (synthetic:NAME, see `pfrun help`; only its\n"
+    "                      tokenizer files are written to the cache) (required)\n"
     "  --no-special        no special tokens (e.g. no BOS); the default adds them as\n"
     "                      Hugging Face does (add_special_tokens=True)\n"
     "  --input FILE        a .jsonl or .txt file instead of TEXT\n"
@@ -128,11 +129,11 @@ pf_status pf_tokenize_run(const pf_tokenize_args *a, FILE *out, pf_err *err) {
   pf_status st;
   if (!a || !out || !a->model_path)
     return pf_err_set(err, PF_ERR_INVALID, "pf_tokenize_run: missing arguments");
-  char *dir = NULL; /* a synthetic model's folder in the cache (written on first use) */
-  if (pf_synth_is_spec(a->model_path) && (st = pf_synth_resolve(a->model_path, &dir, NULL, err)))
+  pf_model *m = NULL; /* a synthetic model: its tokenizer files, without writing its weights */
+  if (pf_synth_is_spec(a->model_path) && (st = pf_synth_open_plan(a->model_path, &m, err)))
     return st;
-  st = pf_tokenizer_load(dir ? dir : a->model_path, &tok, err);
-  free(dir);
+  st = pf_tokenizer_load(m ? m->source_dir : a->model_path, &tok, err);
+  pf_model_release(m);
   if (st) return st;
   if (a->input) {
     job j = {.tok = tok, .a = a, .out = out};

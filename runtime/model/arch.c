@@ -272,6 +272,11 @@ pf_status pf_arch_split(const pf_arch_tensor *at, pf_tensor *stored,
   return s;
 }
 
+int pf_arch_composes_view(const pf_arch_tensor *at, int ndim) {
+  return at->layout == PF_LAYOUT_PLAIN || at->layout == PF_LAYOUT_ROWS ||
+         ((at->layout == PF_LAYOUT_CONV1D || at->layout == PF_LAYOUT_CONV1D_ROWS) && ndim == 1);
+}
+
 pf_status pf_arch_compose(const pf_arch_tensor *at, pf_tensor *const *parts, int64_t nh,
                           pf_tensor **out, pf_err *err) {
   *out = NULL;

@@ -136,5 +136,9 @@ pf_status pf_arch_split(const pf_arch_tensor *at, pf_tensor *stored,
  * views of one storage are joined without a copy. Any part planned -> planned. */
 pf_status pf_arch_compose(const pf_arch_tensor *at, pf_tensor *const *parts, int64_t nh,
                           pf_tensor **out, pf_err *err);
+/* 1 when pf_arch_compose gives a loaded checkpoint's parts of `at` (stored ndim
+ * `ndim`) back as a view of the file: plain and row-fused layouts, and 1-D
+ * Conv1D tensors (biases); transposed and head-interleaved ones are gathered. */
+int pf_arch_composes_view(const pf_arch_tensor *at, int ndim);
 
 #endif

@@ -358,6 +358,32 @@ fail:
   return s;
 }
 
+pf_status pf_model_plan_dir(const char *dir, pf_model **out, pf_err *err) {
+  *out = NULL;
+  pf_model_config c;
+  pf_dtype dt;
+  pf_status s = pf_config_load(dir, &c, err);
+  if (s != PF_OK) return s;
+  if (pf_dtype_parse(c.torch_dtype, &dt, NULL) != PF_OK)
+    s = pf_err_set(err, PF_ERR_FORMAT,
+                   "%s/config.json: torch_dtype \"%s\": expected float32, float16 or bfloat16 "
+                   "(a folder without weights is planned in its torch_dtype)",
+                   dir, c.torch_dtype);
+  if (s == PF_OK) s = pf_model_plan(&c, dt, out, err);
+  pf_config_free(&c);
+  if (s != PF_OK) return s;
+  pf_model *m = *out;
+  free(m->name);
+  m->source_dir = pf_abspath(dir);
+  m->name = base_name(dir);
+  if (!m->source_dir || !m->name) {
+    pf_model_release(m);
+    *out = NULL;
+    return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
+  }
+  return PF_OK;
+}
+
 void pf_model_retain(pf_model *m) {
   if (m) m->refcount++;
 }
@@ -551,6 +577,21 @@ int pf_model_foreach_stored(const pf_model *m, pf_model_tensor_cb cb, void *ud, 
 
 int pf_model_foreach_tensor(const pf_model *m, pf_model_tensor_cb cb, void *ud) {
   return pf_model_foreach_stored(m, cb, ud, NULL);
+}
+
+int pf_model_stored_is_view(const pf_model *m, const char *name, int ndim) {
+  const pf_arch *arch = arch_of(&m->config);
+  char buf[160];
+  for (int i = 0; i < arch->n_global; i++) {
+    global_name(m, &arch->global[i], buf, sizeof buf);
+    if (!strcmp(buf, name)) return pf_arch_composes_view(&arch->global[i], ndim);
+  }
+  for (int64_t li = 0; li < m->n_layers; li++)
+    for (int i = 0; i < arch->n_layer; i++) {
+      layer_name(m, li, &arch->layer[i], buf, sizeof buf);
+      if (!strcmp(buf, name)) return pf_arch_composes_view(&arch->layer[i], ndim);
+    }
+  return 0;
 }
 
 int pf_model_foreach_canonical(const pf_model *m, pf_model_tensor_cb cb, void *ud) {

@@ -110,6 +110,10 @@ pf_status pf_model_remove_layer(pf_model *m, int64_t i, pf_err *err);
  * For dry runs, and for writers that fill the tensors one by one
  * (pf_model_set_tensor) before saving. */
 pf_status pf_model_plan(const pf_model_config *config, pf_dtype dt, pf_model **out, pf_err *err);
+/* pf_model_plan from dir/config.json (dtype: its torch_dtype), with source_dir and
+ * name set as pf_model_load sets them: a folder that holds a config but no weights
+ * yet (a synthetic model's plan folder in a dry run). */
+pf_status pf_model_plan_dir(const char *dir, pf_model **out, pf_err *err);
 /* Replace the tensor with checkpoint name `name` ("model.layers.3.mlp.up_proj.weight",
  * "lm_head.weight", ...) in a model being built; the old one is released. Takes
  * ownership of `t` (also on failure, when it is released). Shapes are not
@@ -143,11 +147,19 @@ int pf_model_foreach_stored(const pf_model *m, pf_model_tensor_cb cb, void *ud, 
  * and byte counts. */
 int pf_model_foreach_canonical(const pf_model *m, pf_model_tensor_cb cb, void *ud);
 
+/* 1 when the stored tensor `name` (stored ndim `ndim`) of a loaded checkpoint is a
+ * view of its file as pf_model_foreach_stored hands it out (no gather): what an
+ * unchanged tensor of a model planned from a folder (pf_model_plan_dir) stands for. */
+int pf_model_stored_is_view(const pf_model *m, const char *name, int ndim);
+
 typedef struct pf_save_opts {
   uint64_t max_shard_bytes; /* 0 = default 5GB */
   int have_dtype;           /* convert weights to `dtype` on save */
   pf_dtype dtype;
 } pf_save_opts;
+/* dir/config.json as pf_model_save writes it for m saved in dtype dt (widths
+ * from the tensors, torch_dtype, tie flag). */
+pf_status pf_model_write_config(const pf_model *m, const char *dir, pf_dtype dt, pf_err *err);
 
 /* Save as a Hugging Face checkpoint folder at `dir`:
  *  - refuses when `dir` is (or is inside) m->source_dir, or exists and is not an

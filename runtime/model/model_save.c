@@ -93,12 +93,12 @@ static pf_status saved_config(const pf_model *m, pf_dtype dt, pf_model_config *c
   return PF_OK;
 }
 
-static pf_status write_config(const pf_model *m, const char *tmp, pf_dtype dt, pf_err *err) {
+pf_status pf_model_write_config(const pf_model *m, const char *dir, pf_dtype dt, pf_err *err) {
   pf_model_config c;
   pf_status s = saved_config(m, dt, &c, err);
   if (s != PF_OK) return s;
   char *json = pf_config_to_json(&c);
-  char *path = pf_path_join(tmp, "config.json");
+  char *path = pf_path_join(dir, "config.json");
   if (!json || !path)
     s = pf_err_set(err, PF_ERR_NOMEM, "config.json: out of memory");
   else
@@ -200,8 +200,9 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
   pf_temp_register(tmp);
   if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK ||
       (s = pf_st_write(tmp, l.e, l.n, shard, &dt, ctx, err)) != PF_OK ||
-      (s = write_config(m, tmp, dt, err)) != PF_OK || (s = copy_aux(m, tmp, err)) != PF_OK ||
-      (s = verify(m, tmp, dt, err)) != PF_OK || (s = pf_ctx_check_interrupt(ctx, err)) != PF_OK)
+      (s = pf_model_write_config(m, tmp, dt, err)) != PF_OK ||
+      (s = copy_aux(m, tmp, err)) != PF_OK || (s = verify(m, tmp, dt, err)) != PF_OK ||
+      (s = pf_ctx_check_interrupt(ctx, err)) != PF_OK)
     goto done;
   (void)chmod(tmp, 0755); /* mkdtemp made it 0700; a checkpoint is a normal folder */
   s = pf_commit_dir(tmp, dir, existed, err);

@@ -419,45 +419,120 @@ static char *cache_root(void) {
   return strdup(buf);
 }
 
-pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, pf_err *err) {
-  *out_dir = NULL;
-  const pf_synth_preset *p = NULL;
-  uint64_t seed = SYNTH_DEFAULT_SEED;
-  pf_dtype dt = PF_DTYPE_F32;
-  pf_status s = parse_spec(spec, &p, &seed, &dt, err);
+/* A spec's preset, seed and dtype, and its folder in the cache (malloc'd). */
+static pf_status locate(const char *spec, const pf_synth_preset **p, uint64_t *seed, pf_dtype *dt,
+                        char **dir, pf_err *err) {
+  *dir = NULL;
+  *seed = SYNTH_DEFAULT_SEED;
+  *dt = PF_DTYPE_F32;
+  pf_status s = parse_spec(spec, p, seed, dt, err);
   if (s != PF_OK) return s;
-  char *root = cache_root(), *dir = NULL, *cfg = NULL;
+  char *root = cache_root();
   if (!root)
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: no cache folder (set PFRUN_CACHE, XDG_CACHE_HOME or HOME)", spec);
   char leaf[160], dts[8];
-  const char *stn = pf_dtype_st_name(dt);
+  const char *stn = pf_dtype_st_name(*dt);
   size_t i = 0;
   for (; stn[i] && i + 1 < sizeof dts; i++)
     dts[i] = (char)(stn[i] | 0x20); /* lowercase */
   dts[i] = 0;
-  snprintf(leaf, sizeof leaf, "synthetic/%s-s%llu-%s", p->name, (unsigned long long)seed, dts);
-  dir = pf_path_join(root, leaf);
-  cfg = dir ? pf_path_join(dir, "config.json") : NULL;
-  if (!cfg) {
-    s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
-    goto done;
-  }
-  if (pf_path_exists(cfg)) goto done; /* cached */
-  pf_synth_opts o = {.preset = p->name, .seed = seed, .have_dtype = 1, .dtype = dt};
-  s = pf_synth_write(&o, dir, ctx, err);
-  /* Lost a race with another writer: its complete folder is as good as ours. */
-  if (s != PF_OK && pf_path_exists(cfg)) {
-    pf_err_clear(err);
-    s = PF_OK;
-  }
-done:
+  snprintf(leaf, sizeof leaf, "synthetic/%s-s%llu-%s", (*p)->name, (unsigned long long)*seed, dts);
+  *dir = pf_path_join(root, leaf);
   free(root);
+  return *dir ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
+}
+
+/* 1 when the checkpoint in `dir` is complete (its config.json is written last, by the rename). */
+static int cached(const char *dir) {
+  char *cfg = pf_path_join(dir, "config.json");
+  int r = cfg && pf_path_exists(cfg);
   free(cfg);
+  return r;
+}
+
+pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, pf_err *err) {
+  *out_dir = NULL;
+  const pf_synth_preset *p = NULL;
+  uint64_t seed;
+  pf_dtype dt;
+  char *dir = NULL;
+  pf_status s = locate(spec, &p, &seed, &dt, &dir, err);
+  if (s != PF_OK) return s;
+  if (!cached(dir)) {
+    pf_synth_opts o = {.preset = p->name, .seed = seed, .have_dtype = 1, .dtype = dt};
+    s = pf_synth_write(&o, dir, ctx, err);
+    /* Lost a race with another writer: its complete folder is as good as ours. */
+    if (s != PF_OK && cached(dir)) {
+      pf_err_clear(err);
+      s = PF_OK;
+    }
+  }
   if (s != PF_OK) {
     free(dir);
     return s;
   }
   *out_dir = dir;
   return PF_OK;
+}
+
+/* The plan folder of preset p in dtype dt: config.json (as the checkpoint's) and the
+ * tokenizer and side files, written once, atomically. */
+static pf_status write_plan_dir(const pf_synth_preset *p, pf_dtype dt, const char *dir,
+                                pf_err *err) {
+  char *cfg = pf_path_join(dir, "config.json"), *stage = NULL;
+  pf_status s = cfg ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
+  if (s == PF_OK && !pf_path_exists(cfg) && (s = pf_make_temp_sibling(dir, &stage, err)) == PF_OK) {
+    pf_temp_register(stage);
+    s = pf_synth_write_side_files(p, stage, err);
+    pf_model *m = NULL;
+    if (s == PF_OK && (s = plan_model(p, dt, &m, err)) == PF_OK)
+      s = pf_model_write_config(m, stage, dt, err);
+    pf_model_release(m);
+    if (s == PF_OK && pf_commit_dir(stage, dir, 0, err) != PF_OK) {
+      if (pf_path_exists(cfg)) /* another process wrote the same files first */
+        pf_err_clear(err);
+      else
+        s = err ? err->code : PF_ERR_IO;
+    }
+    pf_remove_tree(stage, NULL); /* nothing left there after a commit */
+    pf_temp_unregister(stage);
+  }
+  free(stage);
+  free(cfg);
+  return s;
+}
+
+pf_status pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err) {
+  *out = NULL;
+  const pf_synth_preset *p = NULL;
+  uint64_t seed;
+  pf_dtype dt;
+  char *dir = NULL, *plan_dir = NULL, *name = NULL;
+  pf_status s = locate(spec, &p, &seed, &dt, &dir, err);
+  if (s != PF_OK) return s;
+  pf_model *m = NULL;
+  if (cached(dir)) {
+    s = pf_model_load(dir, &m, err);
+  } else {
+    size_t n = strlen(dir) + sizeof ".plan";
+    if (!(plan_dir = malloc(n)))
+      s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
+    else
+      snprintf(plan_dir, n, "%s.plan", dir);
+    if (s == PF_OK && (s = write_plan_dir(p, dt, plan_dir, err)) == PF_OK)
+      s = pf_model_plan_dir(plan_dir, &m, err);
+  }
+  if (s == PF_OK && !(name = strdup(spec)))
+    s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
+  if (s == PF_OK) {
+    free(m->name);
+    m->name = name;
+    *out = m;
+  } else {
+    pf_model_release(m);
+  }
+  free(dir);
+  free(plan_dir);
+  return s;
 }

@@ -23,7 +23,7 @@
 #ifndef PF_SYNTHETIC_H
 #define PF_SYNTHETIC_H
 
-#include "tensor.h"
+#include "model.h"
 
 typedef struct pf_synth_opts {
   const char *preset; /* see above */
@@ -42,6 +42,13 @@ pf_status pf_synth_write(const pf_synth_opts *opts, const char *dir, const pf_ct
  * ($PFRUN_CACHE, else $XDG_CACHE_HOME/pfrun, else ~/.cache/pfrun)/synthetic/NAME-sSEED-DTYPE,
  * written on first use. *out_dir is malloc'd. */
 pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, pf_err *err);
+/* A synthetic model without its weights being written, for dry runs and for
+ * tokenizing: the cached checkpoint when it is complete in the cache (loaded as
+ * pf_model_load does), else the planned model (shapes only, every tensor
+ * planned; config as the checkpoint's) whose source_dir is "<cache folder>.plan",
+ * where its tokenizer and side files are written once (a few KB, no config.json
+ * and no weights). Named by the spec either way. */
+pf_status pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err);
 /* 1 if `path` starts with "synthetic:". */
 int pf_synth_is_spec(const char *path);
 

@@ -23,6 +23,23 @@ for r in "$SRC"/recipes/*.yaml; do
   expect_ok "dry run $(basename "$r")" "$r" --set output_dir="$WORK/dry-$(basename "$r" .yaml)" --dry-run --quiet
 done
 
+# a dry run plans a synthetic model that is not in the cache without writing it: the
+# same plan as from the cached checkpoint (written by the demo run above), a few KB in
+# the cache (its tokenizer and config), no weights
+expect_ok "demo dry run, cached model" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/dry" --dry-run --quiet
+cached_plan=$OUT
+PFRUN_CACHE="$WORK/empty-cache" expect_ok "demo dry run, empty cache" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/dry" --dry-run --quiet
+check "dry run: same plan with and without the cached model" test "$OUT" = "$cached_plan"
+check "dry run: no weights in the empty cache" test -z "$(find "$WORK/empty-cache" -name '*.safetensors')"
+check "dry run: a few KB in the empty cache" test "$(du -sk "$WORK/empty-cache" | cut -f1)" -lt 512
+# (llama-medium: 300 MB if this broke; the same holds for llama-13b's 26 GB)
+PFRUN_CACHE="$WORK/empty-cache" expect_ok "prune dry run, model not cached" prune --model-path synthetic:llama-medium --pruning-percentage 20 --output-path "$WORK/never-medium" --dry-run
+expect_in "llama-medium plan" "parameters: 75,762,432 -> 64,454,400"
+check "prune dry run wrote no weights" test "$(du -sk "$WORK/empty-cache" | cut -f1)" -lt 512
+PFRUN_CACHE="$WORK/empty-cache" expect_ok "tokenize, model not cached" tokenize --model-path synthetic:llama-medium "the cat"
+expect_in "tokenize ids" "[1,"
+check "tokenize wrote no weights" test "$(du -sk "$WORK/empty-cache" | cut -f1)" -lt 512
+
 # --dry-run checks that the models of different steps fit together, as the real
 # run does: a calibration planned on one model, used on another
 cross() { # cross FILE CALIBRATED-MODEL TARGET-STEP

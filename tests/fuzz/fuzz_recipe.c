@@ -10,12 +10,14 @@
  * runs, any of them aimed outside <dir> aborts, which libFuzzer reports as a
  * crash. So a finding is any dry run that tries to write outside a temp dir.
  *
- * Synthetic models: `load` of "synthetic:NAME" writes a checkpoint into the
- * cache on first use (even in a dry run: it is a cache, not an output). The
- * five tiny presets with the default seed and dtype are written once at start;
- * any other spec (another seed or dtype, llama-1b at 2.5 GB) is parsed for real
- * but resolved against a cache path under a regular file, so it fails before
- * writing a byte instead of filling the disk one seed at a time.
+ * Synthetic models: in a dry run, `load` of "synthetic:NAME" opens the cached
+ * checkpoint, or plans it and writes only its config and tokenizer files to the
+ * cache (pf_synth_open_plan; a real run writes the checkpoint, pf_synth_resolve).
+ * The five tiny presets with the default seed and dtype are written once at
+ * start, so their dry runs see real checkpoints; any other spec (another seed or
+ * dtype, llama-1b) is parsed for real but resolved against a cache path under a
+ * regular file, so it fails before writing a byte instead of filling the disk
+ * one seed at a time.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -205,14 +207,26 @@ static const char *const g_presets[] = {"synthetic:llama-tiny", "synthetic:llama
                                         "synthetic:mistral-tiny"};
 static char g_cache[PATH_MAX], g_blocked_cache[PATH_MAX];
 
+static int is_preset(const char *spec) {
+  for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; i++)
+    if (spec && !strcmp(spec, g_presets[i])) return 1;
+  return 0;
+}
+
 pf_status __wrap_pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, pf_err *err);
 pf_status __wrap_pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx,
                                   pf_err *err) {
-  for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; i++)
-    if (spec && !strcmp(spec, g_presets[i]))
-      return __real_pf_synth_resolve(spec, out_dir, ctx, err);
-  setenv("PFRUN_CACHE", g_blocked_cache, 1);
+  if (!is_preset(spec)) setenv("PFRUN_CACHE", g_blocked_cache, 1);
   pf_status s = __real_pf_synth_resolve(spec, out_dir, ctx, err);
+  setenv("PFRUN_CACHE", g_cache, 1);
+  return s;
+}
+
+pf_status __real_pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err);
+pf_status __wrap_pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err);
+pf_status __wrap_pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err) {
+  if (!is_preset(spec)) setenv("PFRUN_CACHE", g_blocked_cache, 1);
+  pf_status s = __real_pf_synth_open_plan(spec, out, err);
   setenv("PFRUN_CACHE", g_cache, 1);
   return s;
 }

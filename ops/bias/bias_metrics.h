@@ -67,6 +67,19 @@ pf_status pf_bias_compare(const pf_value *before_pairs, const pf_value *before_s
                           const pf_value *after_pairs, const pf_value *after_summary,
                           pf_value **out, pf_err *err);
 
+/* ---- shared by bias_metrics.c and bias_neurons.c ---- */
+
+/* Mean over every dimension but the last: a[rows, D] -> out[D] (float32). */
+pf_status pf_bias_pool_rows(const float *a, int64_t rows, int64_t D, float *out, pf_err *err);
+/* Map entry indices in hook-firing order (malloc'd [map len]; NULL on NOMEM). */
+size_t *pf_bias_key_order(const pf_value *map);
+/* v as a non-empty float32 tensor of activations (materialised if lazy), or an
+ * error naming side.key. */
+pf_status pf_bias_act_tensor(const pf_value *v, const char *side, const char *key,
+                             const pf_tensor **out, pf_err *err);
+/* The part of key before "_layer_" when key.split("_layer_") has exactly 2 parts. */
+int pf_bias_key_component(const char *key, char *out, size_t n);
+
 /* ---- neuron level ---- */
 
 /* Per-key accumulation over pairs of |mean over positions of a1 - of a2|

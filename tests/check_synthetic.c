@@ -405,6 +405,18 @@ START_TEST(test_open_plan) {
   }
   snprintf(leaf, sizeof leaf, "%s-s9-", preset);
   ck_assert_int_eq(count_prefixed(syn, leaf), big ? 1 : 2); /* no .tmp- siblings */
+  /* a cache that cannot be written: the error names the spec */
+  char *file = pf_path_join(root, "file"), *under = pf_path_join(file, "cache");
+  pf_test_write(file, "x");
+  setenv("PFRUN_CACHE", under, 1);
+  pf_model *none = NULL;
+  ck_assert_int_eq(pf_synth_open_plan(spec, &none, &err), PF_ERR_IO);
+  ck_assert_ptr_null(none);
+  char want[128];
+  snprintf(want, sizeof want, "%s: writing its config and tokenizer to the cache: ", spec);
+  pf_assert_err(err, want);
+  free(file);
+  free(under);
   pf_model_release(plan);
   pf_model_release(real);
   pf_model_release(again);

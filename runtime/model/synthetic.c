@@ -520,7 +520,9 @@ pf_status pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err) {
       s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
     else
       snprintf(plan_dir, n, "%s.plan", dir);
-    if (s == PF_OK && (s = write_plan_dir(p, dt, plan_dir, err)) == PF_OK)
+    if (s == PF_OK && (s = write_plan_dir(p, dt, plan_dir, err)) != PF_OK)
+      pf_err_prefix(err, "%s: writing its config and tokenizer to the cache", spec);
+    else if (s == PF_OK)
       s = pf_model_plan_dir(plan_dir, &m, err);
   }
   if (s == PF_OK && !(name = strdup(spec)))

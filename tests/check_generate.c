@@ -194,99 +194,6 @@ START_TEST(test_prefill_vs_stepwise) {
 }
 END_TEST
 
-/* Logits collected row by row (row0 counts the rows a call scores). */
-typedef struct logit_rows {
-  float *v;
-  int64_t vocab;
-} logit_rows;
-
-static pf_status keep_logits(void *ud, int64_t row0, int64_t nrows, const float *logits,
-                             int64_t vocab, pf_err *err) {
-  (void)err;
-  logit_rows *r = ud;
-  memcpy(r->v + row0 * vocab, logits, (size_t)(nrows * vocab) * sizeof *logits);
-  return PF_OK;
-}
-
-/* Three prefixes of different lengths side by side (pf_decoder_prefill), copied to
- * the slots of their continuations (pf_decoder_copy_slot), then every continuation
- * in one branch, each row from its own slot's position: the logits of a full
- * forward of each prefix + continuation, up to float32 rounding. */
-START_TEST(test_prefill_slots) {
-  static const char *const presets[] = {"llama-tiny", "gemma2-tiny", "neox-tiny"};
-  char *dir = pf_test_synth(presets[_i], 4, NULL);
-  pf_model *m = load(dir);
-  const int64_t V = m->config.vocab_size, clen[3] = {20, 33, 25}, C = 33;
-  const int64_t doc_of[6] = {0, 0, 1, 2, 2, 2}, cont[6] = {9, 4, 3, 6, 9, 2}, S = 9;
-  int32_t ctx[3 * 33] = {0}, ids[6 * 9] = {0};
-  for (int d = 0; d < 3; d++)
-    for (int i = 0; i < clen[d]; i++)
-      ctx[d * C + i] = (int32_t)((d * 101 + i * 37 + 5) % V);
-  int64_t sel[6 * 9], nsel = 0;
-  for (int r = 0; r < 6; r++)
-    for (int i = 0; i < cont[r]; i++) {
-      ids[r * S + i] = (int32_t)((r * 59 + i * 13 + 2) % V);
-      sel[nsel++] = r * S + i;
-    }
-  pf_decoder *d = NULL;
-  pf_forward *f = NULL;
-  pf_err err = {0};
-  ck_assert_int_eq(pf_decoder_new_slots(m, 64, 6, &d, &err), PF_OK);
-  ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_OK);
-  float *want_last = malloc((size_t)(3 * V) * sizeof(float));
-  float *want = malloc((size_t)(nsel * V) * sizeof(float));
-  /* the reference: each prefix + continuation through a full forward */
-  for (int64_t r = 0, k = 0; r < 6; r++) {
-    const int64_t doc = doc_of[r], n = clen[doc] + cont[r];
-    int32_t full[42];
-    memcpy(full, ctx + doc * C, (size_t)clen[doc] * sizeof *full);
-    memcpy(full + clen[doc], ids + r * S, (size_t)cont[r] * sizeof *full);
-    pf_batch bt = {.batch = 1, .seq = n, .ids = full};
-    last_row lr = {.dst = want_last + doc * V, .want_row = clen[doc] - 1};
-    ck_assert_int_eq(pf_forward_run(f, &bt, NULL, keep_row, &lr, NULL, &err), PF_OK);
-    for (int64_t i = 0; i < cont[r]; i++, k++) {
-      lr = (last_row){.dst = want + k * V, .want_row = clen[doc] + i};
-      ck_assert_int_eq(pf_forward_run(f, &bt, NULL, keep_row, &lr, NULL, &err), PF_OK);
-    }
-  }
-  /* all at once */
-  float *got_last = malloc((size_t)(3 * V) * sizeof(float));
-  float *got = malloc((size_t)(nsel * V) * sizeof(float));
-  logit_rows lr = {got_last, V};
-  ck_assert_msg(pf_decoder_prefill(d, 3, C, ctx, clen, keep_logits, &lr, NULL, &err) == PF_OK, "%s",
-                err.msg);
-  ck_assert_int_eq(pf_decoder_pos(d), 20);
-  pf_decoder_copy_slot(d, 2, 3, 3); /* the last prefix first: its slot is not overwritten yet */
-  pf_decoder_copy_slot(d, 1, 2, 1);
-  pf_decoder_copy_slot(d, 0, 0, 2); /* slot 0 itself is skipped */
-  lr.v = got;
-  ck_assert_msg(pf_decoder_branch(d, 6, S, ids, cont, sel, nsel, keep_logits, &lr, NULL, &err) ==
-                    PF_OK,
-                "%s", err.msg);
-  for (int64_t i = 0; i < 3 * V; i++)
-    ck_assert_msg(fabsf(got_last[i] - want_last[i]) <= 1e-4f * (1 + fabsf(want_last[i])),
-                  "%s: prefix %lld logit %lld: %g vs %g", presets[_i], (long long)(i / V),
-                  (long long)(i % V), got_last[i], want_last[i]);
-  for (int64_t i = 0; i < nsel * V; i++)
-    ck_assert_msg(fabsf(got[i] - want[i]) <= 1e-4f * (1 + fabsf(want[i])),
-                  "%s: scored row %lld logit %lld: %g vs %g", presets[_i], (long long)(i / V),
-                  (long long)(i % V), got[i], want[i]);
-  /* a row whose slot position leaves no room for its tokens */
-  int64_t big[1] = {50};
-  ck_assert_int_eq(pf_decoder_branch(d, 1, 50, ids, big, NULL, 0, NULL, NULL, NULL, &err),
-                   PF_ERR_INVALID);
-  pf_assert_err(err, "row 0: 50 tokens at position 20 do not fit the context of 64");
-  free(want_last);
-  free(want);
-  free(got_last);
-  free(got);
-  pf_forward_free(f);
-  pf_decoder_free(d);
-  pf_model_release(m);
-  pf_test_synth_free(dir);
-}
-END_TEST
-
 START_TEST(test_eos_and_errors) {
   char *dir = pf_test_synth("llama-tiny", 5, NULL);
   pf_model *m = load(dir);
@@ -346,7 +253,6 @@ static Suite *generate_suite(void) {
   tcase_add_test(tc, test_kv_cache_matches_reforward);
   tcase_add_loop_test(tc, test_prefill_vs_stepwise, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
   tcase_add_test(tc, test_eos_and_errors);
-  tcase_add_loop_test(tc, test_prefill_slots, 0, 3);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -302,12 +302,12 @@ static inline void key_range(const pf_attn_job *j, int64_t pos, int64_t len, int
 
 /* Few query rows: dot products against the keys as stored. */
 static void task_dots(const pf_attn_job *j, const float *Q, const float *K, const float *V,
-                      float *O, int64_t p0, int64_t len, float *s) {
+                      float *O, int64_t len, float *s) {
   for (int64_t r = 0; r < j->seq; r++) {
     const float *q = Q + r * j->ldq;
     float *o = O + r * j->ldo;
     int64_t lo, hi;
-    key_range(j, p0 + r, len, &lo, &hi);
+    key_range(j, j->p0 + r, len, &lo, &hi);
     memset(o, 0, (size_t)j->hd * sizeof *o);
     if (hi < lo) continue;
     for (int64_t k = lo; k <= hi; k++)
@@ -443,13 +443,12 @@ static void block_pv(const pf_attn_job *j, const float *V, float *O, const rows_
 }
 
 /* One block of up to PF_ATTN_QB query rows [r0, r0+nr) against kt. */
-static void block_rows(const pf_attn_job *j, const float *Q, const float *V, float *O, int64_t p0,
-                       int64_t len, int64_t r0, int64_t nr, const float *kt, int64_t ld, float *s,
-                       int wide) {
+static void block_rows(const pf_attn_job *j, const float *Q, const float *V, float *O, int64_t len,
+                       int64_t r0, int64_t nr, const float *kt, int64_t ld, float *s, int wide) {
   rows_info ri = {.n = nr, .r0 = r0};
   int64_t kmin = INT64_MAX, kmax = -1;
   for (int64_t i = 0; i < nr; i++) {
-    key_range(j, p0 + r0 + i, len, &ri.lo[i], &ri.hi[i]);
+    key_range(j, j->p0 + r0 + i, len, &ri.lo[i], &ri.hi[i]);
     memset(O + (r0 + i) * j->ldo, 0, (size_t)j->hd * sizeof *O);
     if (row_empty(&ri, i)) continue;
     kmin = ri.lo[i] < kmin ? ri.lo[i] : kmin;
@@ -471,25 +470,23 @@ static void attn_task(const pf_attn_job *j, int64_t b, int64_t h, float *scratch
   const float *V = j->v + b * j->bstride + g * j->hd;
   const float *Q = j->q + b * j->seq * j->ldq + h * j->hd;
   float *O = j->out + b * j->seq * j->ldo + h * j->hd;
-  const int64_t len = j->len[b], p0 = j->p0s ? j->p0s[b] : j->p0;
+  const int64_t len = j->len[b];
   float *kt = scratch, *s = scratch + j->hd * ld;
   if (j->seq < 8) {
-    task_dots(j, Q, K, V, O, p0, len, s);
+    task_dots(j, Q, K, V, O, len, s);
     return;
   }
-  const int64_t last = p0 + j->seq - 1;
+  const int64_t last = j->p0 + j->seq - 1;
   const int64_t nk = last < len - 1 ? last + 1 : len; /* keys any row can see */
   if (nk > 0) transpose_keys(j, K, nk, kt, ld);
   for (int64_t r0 = 0; r0 < j->seq; r0 += PF_ATTN_QB) {
     const int64_t nr = j->seq - r0 < PF_ATTN_QB ? j->seq - r0 : PF_ATTN_QB;
-    block_rows(j, Q, V, O, p0, len, r0, nr, kt, ld, s, wide);
+    block_rows(j, Q, V, O, len, r0, nr, kt, ld, s, wide);
   }
 }
 
 void pf_attn_run(const pf_attn_job *j, float *scratch, size_t scratch_per_thr, int nthr) {
-  int64_t keys = j->p0 + j->seq;
-  for (int64_t b = 0; j->p0s && b < j->batch; b++)
-    if (j->p0s[b] + j->seq > keys) keys = j->p0s[b] + j->seq;
+  const int64_t keys = j->p0 + j->seq;
   const int64_t ld = (keys + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
   const int64_t tasks = j->batch * j->n_heads;
   const int wide = pf_kernels_isa() == PF_ISA_AVX512;

@@ -99,8 +99,6 @@ typedef struct pf_fwd_member {
 
 typedef struct pf_fwd_step {
   int64_t batch, seq, p0;
-  const int64_t *p0s; /* [batch] each row's own p0 (rows in their own kv_bstride slots), or
-                         NULL: p0 for every row */
   float *k, *v;
   int64_t kv_bstride;
   const pf_taps *taps; /* NULL = none */
@@ -162,7 +160,6 @@ const pf_layer *pf_stream_wait(pf_stream *st, int64_t l);
  * sliding window); a row with no key gets zeros. Softmax in float32. */
 typedef struct pf_attn_job {
   int64_t batch, seq, p0;
-  const int64_t *p0s; /* [batch] per-row p0, or NULL (see pf_fwd_step) */
   int64_t n_heads, n_kv, hd, window;
   float scale;
   float softcap; /* scores = softcap * tanh(scores / softcap) before the mask; 0 = off */

@@ -78,20 +78,18 @@ static pf_status attention(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_e
    * sequences side by side, each in its own slot of kv_bstride floats) get their
    * keys/values in the runner's buffers first, then copied to their slots. */
   const int64_t kvd = f->kv_dim, T = st->batch * st->seq;
-  const int scatter = st->p0s || (st->batch > 1 && st->kv_bstride != st->seq * kvd);
+  const int scatter = st->batch > 1 && st->kv_bstride != st->seq * kvd;
   float *kd = scatter ? f->k : st->k + st->p0 * kvd, *vd = scatter ? f->v : st->v + st->p0 * kvd;
   pf_status s = qkv(f, L, st, kd, vd, err);
   if (s != PF_OK) return s;
   for (int64_t t = 0; scatter && t < T; t++) {
-    const int64_t b = t / st->seq, p0 = st->p0s ? st->p0s[b] : st->p0;
-    const size_t at = (size_t)(b * st->kv_bstride + (p0 + t % st->seq) * kvd);
+    const size_t at = (size_t)((t / st->seq) * st->kv_bstride + (st->p0 + t % st->seq) * kvd);
     memcpy(st->k + at, kd + t * kvd, (size_t)kvd * sizeof *kd);
     memcpy(st->v + at, vd + t * kvd, (size_t)kvd * sizeof *vd);
   }
   const pf_attn_job job = {.batch = st->batch,
                            .seq = st->seq,
                            .p0 = st->p0,
-                           .p0s = st->p0s,
                            .n_heads = f->n_heads,
                            .n_kv = f->n_kv,
                            .hd = f->hd,

@@ -19,7 +19,6 @@ struct pf_decoder {
   int64_t max_ctx;
   int64_t slots;
   int64_t pos;
-  int64_t *spos; /* [slots] each slot's position (branch rows continue from theirs) */
   float *kc;     /* [n_layers, slots, max_ctx, kv_dim] */
   float *vc;     /* [n_layers, slots, max_ctx, kv_dim] */
   float *gather; /* [gather_cap, H] the hidden states of the rows a branch scores */
@@ -52,11 +51,6 @@ pf_status pf_decoder_new_slots(const pf_model *m, int64_t max_ctx, int64_t slots
       (size_t)(f->n_layers ? f->n_layers : 1) * (size_t)slots * (size_t)max_ctx * (size_t)f->kv_dim;
   d->kc = malloc(n * sizeof(float));
   d->vc = malloc(n * sizeof(float));
-  d->spos = calloc((size_t)slots, sizeof *d->spos);
-  if (!d->spos) {
-    s = pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
-    goto fail;
-  }
   if (!d->kc || !d->vc) {
     s = pf_err_set(err, PF_ERR_NOMEM, "decoder: cannot allocate a KV cache of %zu bytes",
                    2 * n * sizeof(float));
@@ -76,7 +70,6 @@ void pf_decoder_free(pf_decoder *d) {
   pf_forward_free(d->f);
   free(d->kc);
   free(d->vc);
-  free(d->spos);
   free(d->gather);
   free(d);
 }
@@ -86,9 +79,7 @@ int64_t pf_decoder_pos(const pf_decoder *d) {
 }
 
 void pf_decoder_reset(pf_decoder *d) {
-  if (!d) return;
-  d->pos = 0;
-  memset(d->spos, 0, (size_t)d->slots * sizeof *d->spos);
+  if (d) d->pos = 0;
 }
 
 static pf_status check_feed(const pf_decoder *d, const int32_t *ids, int64_t n, pf_err *err) {
@@ -133,63 +124,20 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
     if ((s = pf_fwd_layer_run(f, l, &st, err))) return s;
   }
   d->pos += n;
-  d->spos[0] = d->pos;
   if (!logits) return PF_OK;
   return pf_fwd_logits(f, f->x + (n - 1) * f->H, 1, logits, err);
 }
 
-void pf_decoder_copy_slot(pf_decoder *d, int64_t src, int64_t dst, int64_t n) {
-  if (!d || src < 0 || src >= d->slots) return;
-  const pf_forward *f = d->f;
-  const size_t slot = (size_t)d->max_ctx * (size_t)f->kv_dim;
-  const size_t used = (size_t)d->spos[src] * (size_t)f->kv_dim;
-  for (int64_t b = dst < 0 ? 0 : dst; b < dst + n && b < d->slots; b++) {
-    if (b == src) continue;
-    for (int64_t l = 0; l < f->n_layers; l++) {
-      const size_t base = (size_t)l * (size_t)d->slots * slot;
-      memcpy(d->kc + base + (size_t)b * slot, d->kc + base + (size_t)src * slot,
-             used * sizeof(float));
-      memcpy(d->vc + base + (size_t)b * slot, d->vc + base + (size_t)src * slot,
-             used * sizeof(float));
-    }
-    d->spos[b] = d->spos[src];
-  }
-}
-
 void pf_decoder_fork(pf_decoder *d, int64_t n) {
   if (!d || d->pos == 0) return;
-  pf_decoder_copy_slot(d, 0, 1, n - 1);
-}
-
-/* The logits of the flattened rows sel[0..nsel) of f->x to fn (row0 counts in sel). */
-static pf_status score_rows(pf_decoder *d, const int64_t *sel, int64_t nsel, pf_logits_fn fn,
-                            void *ud, pf_err *err) {
-  pf_forward *f = d->f;
-  if (nsel == 0 || !fn) return PF_OK;
-  if (nsel > d->gather_cap) {
-    float *g = realloc(d->gather, (size_t)nsel * (size_t)f->H * sizeof *g);
-    if (!g) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
-    d->gather = g;
-    d->gather_cap = nsel;
-  }
-  for (int64_t j = 0; j < nsel; j++)
-    memcpy(d->gather + j * f->H, f->x + sel[j] * f->H, (size_t)f->H * sizeof(float));
-  return pf_forward_logits(f, d->gather, nsel, fn, ud, err);
-}
-
-/* Embed rows x seq tokens, right-padded after lens[b] (padding embeds token 0). */
-static pf_status embed_rows(pf_forward *f, int64_t rows, int64_t seq, const int32_t *ids,
-                            const int64_t *lens, pf_err *err) {
-  const int64_t T = rows * seq;
-  int32_t *safe = malloc((size_t)T * sizeof *safe);
-  if (!safe) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
-  for (int64_t t = 0; t < T; t++) {
-    f->mask[t] = t % seq < lens[t / seq];
-    safe[t] = f->mask[t] ? ids[t] : 0;
-  }
-  pf_fwd_embed(f, safe, T);
-  free(safe);
-  return PF_OK;
+  const pf_forward *f = d->f;
+  const size_t slot = (size_t)d->max_ctx * (size_t)f->kv_dim, used = (size_t)d->pos * f->kv_dim;
+  for (int64_t l = 0; l < f->n_layers; l++)
+    for (int64_t b = 1; b < n && b < d->slots; b++) {
+      const size_t base = (size_t)l * (size_t)d->slots * slot;
+      memcpy(d->kc + base + (size_t)b * slot, d->kc + base, used * sizeof(float));
+      memcpy(d->vc + base + (size_t)b * slot, d->vc + base, used * sizeof(float));
+    }
 }
 
 static pf_status check_branch(const pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
@@ -198,12 +146,11 @@ static pf_status check_branch(const pf_decoder *d, int64_t rows, int64_t seq, co
     return pf_err_set(err, PF_ERR_INVALID,
                       "decoder: expected 1 to %lld rows of at least one token, got %lld x %lld",
                       (long long)d->slots, (long long)rows, (long long)seq);
+  if (seq > d->max_ctx - d->pos)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "decoder: %lld tokens at position %lld do not fit the context of %lld",
+                      (long long)seq, (long long)d->pos, (long long)d->max_ctx);
   for (int64_t b = 0; b < rows; b++) {
-    if (seq > d->max_ctx - d->spos[b])
-      return pf_err_set(err, PF_ERR_INVALID,
-                        "decoder: row %lld: %lld tokens at position %lld do not fit the context "
-                        "of %lld",
-                        (long long)b, (long long)seq, (long long)d->spos[b], (long long)d->max_ctx);
     if (lens[b] < 1 || lens[b] > seq)
       return pf_err_set(err, PF_ERR_INVALID,
                         "decoder: row %lld: expected 1 to %lld tokens, got %lld", (long long)b,
@@ -222,75 +169,49 @@ static pf_status check_branch(const pf_decoder *d, int64_t rows, int64_t seq, co
   return PF_OK;
 }
 
-/* Run every layer over rows x seq tokens of f->x, row b at slot b from p0s[b] (NULL: from 0). */
-static pf_status run_rows(pf_decoder *d, int64_t rows, int64_t seq, const int64_t *p0s,
-                          pf_err *err) {
-  pf_forward *f = d->f;
-  const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;
-  for (int64_t l = 0; l < f->n_layers; l++) {
-    const pf_fwd_step st = {.batch = rows,
-                            .seq = seq,
-                            .p0 = 0,
-                            .p0s = p0s,
-                            .k = d->kc + (size_t)l * per_layer,
-                            .v = d->vc + (size_t)l * per_layer,
-                            .kv_bstride = d->max_ctx * f->kv_dim,
-                            .taps = NULL};
-    pf_status s = pf_fwd_layer_run(f, l, &st, err);
-    if (s) return s;
-  }
-  return PF_OK;
-}
-
 pf_status pf_decoder_branch(pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
                             const int64_t *lens, const int64_t *sel, int64_t nsel, pf_logits_fn fn,
                             void *ud, const pf_ctx *ctx, pf_err *err) {
   if (!d) return pf_err_set(err, PF_ERR_INVALID, "decoder: NULL");
   pf_forward *f = d->f;
   const int64_t T = rows * seq;
-  int64_t keys = 0;
   pf_status s;
-  if ((s = check_branch(d, rows, seq, ids, lens, sel, nsel, err))) return s;
-  for (int64_t b = 0; b < rows; b++)
-    if (d->spos[b] + seq > keys) keys = d->spos[b] + seq;
-  if ((s = pf_ctx_check_interrupt(ctx, err)) || (s = pf_fwd_reserve(f, T, rows, keys, err)))
+  if ((s = check_branch(d, rows, seq, ids, lens, sel, nsel, err)) ||
+      (s = pf_ctx_check_interrupt(ctx, err)) || (s = pf_fwd_reserve(f, T, rows, d->pos + seq, err)))
     return s;
-  for (int64_t t = 0; t < T; t++)
-    f->pos[t] = d->spos[t / seq] + t % seq;
-  for (int64_t b = 0; b < rows; b++)
-    f->len[b] = d->spos[b] + lens[b];
-  if ((s = embed_rows(f, rows, seq, ids, lens, err)) || (s = run_rows(d, rows, seq, d->spos, err)))
-    return s;
-  return score_rows(d, sel, nsel, fn, ud, err);
-}
-
-pf_status pf_decoder_prefill(pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
-                             const int64_t *lens, pf_logits_fn fn, void *ud, const pf_ctx *ctx,
-                             pf_err *err) {
-  if (!d) return pf_err_set(err, PF_ERR_INVALID, "decoder: NULL");
-  pf_forward *f = d->f;
-  const int64_t T = rows * seq;
-  pf_status s;
-  pf_decoder_reset(d);
-  if ((s = check_branch(d, rows, seq, ids, lens, NULL, 0, err)) ||
-      (s = pf_ctx_check_interrupt(ctx, err)) || (s = pf_fwd_reserve(f, T, rows, seq, err)))
-    return s;
-  int64_t *last = malloc((size_t)rows * sizeof *last);
-  if (!last) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
-  for (int64_t t = 0; t < T; t++)
-    f->pos[t] = t % seq;
-  for (int64_t b = 0; b < rows; b++) {
-    f->len[b] = lens[b];
-    last[b] = b * seq + lens[b] - 1;
+  for (int64_t t = 0; t < T; t++) {
+    f->pos[t] = d->pos + t % seq;
+    f->mask[t] = t % seq < lens[t / seq];
   }
-  if (!(s = embed_rows(f, rows, seq, ids, lens, err)) && !(s = run_rows(d, rows, seq, NULL, err))) {
-    for (int64_t b = 0; b < rows; b++)
-      d->spos[b] = lens[b];
-    d->pos = lens[0];
-    s = score_rows(d, last, rows, fn, ud, err);
+  for (int64_t b = 0; b < rows; b++)
+    f->len[b] = d->pos + lens[b];
+  int32_t *safe = malloc((size_t)T * sizeof *safe); /* padding embeds token 0 */
+  if (!safe) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
+  for (int64_t t = 0; t < T; t++)
+    safe[t] = f->mask[t] ? ids[t] : 0;
+  pf_fwd_embed(f, safe, T);
+  free(safe);
+  const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;
+  for (int64_t l = 0; l < f->n_layers; l++) {
+    const pf_fwd_step st = {.batch = rows,
+                            .seq = seq,
+                            .p0 = d->pos,
+                            .k = d->kc + (size_t)l * per_layer,
+                            .v = d->vc + (size_t)l * per_layer,
+                            .kv_bstride = d->max_ctx * f->kv_dim,
+                            .taps = NULL};
+    if ((s = pf_fwd_layer_run(f, l, &st, err))) return s;
   }
-  free(last);
-  return s;
+  if (nsel == 0 || !fn) return PF_OK;
+  if (nsel > d->gather_cap) {
+    float *g = realloc(d->gather, (size_t)nsel * (size_t)f->H * sizeof *g);
+    if (!g) return pf_err_set(err, PF_ERR_NOMEM, "decoder: out of memory");
+    d->gather = g;
+    d->gather_cap = nsel;
+  }
+  for (int64_t j = 0; j < nsel; j++)
+    memcpy(d->gather + j * f->H, f->x + sel[j] * f->H, (size_t)f->H * sizeof(float));
+  return pf_forward_logits(f, d->gather, nsel, fn, ud, err);
 }
 
 /* ---- greedy generation ---- */

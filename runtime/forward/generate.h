@@ -36,22 +36,10 @@ pf_status pf_decoder_new_slots(const pf_model *m, int64_t max_ctx, int64_t slots
 /* Copy slot 0's cache [0, pos) into slots 1 .. n-1 (a shared prefix, e.g. a
  * benchmark question, that several continuations extend). */
 void pf_decoder_fork(pf_decoder *d, int64_t n);
-/* Start over with `rows` sequences side by side (rows <= slots): row b's tokens
- * ids[b*seq .. b*seq + lens[b]) go to slot b at positions [0, lens[b]) (right
- * padding after lens[b]), and the logits of each row's last token go to fn (row0
- * counts rows). Slot b's position is then lens[b]; pf_decoder_pos gives slot 0's.
- * Errors: as pf_decoder_branch. */
-pf_status pf_decoder_prefill(pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
-                             const int64_t *lens, pf_logits_fn fn, void *ud, const pf_ctx *ctx,
-                             pf_err *err);
-/* Copy slot src's cache (up to its position) into slots [dst, dst + n), src
- * itself skipped: several continuations of a prefix that pf_decoder_prefill put
- * in slot src. */
-void pf_decoder_copy_slot(pf_decoder *d, int64_t src, int64_t dst, int64_t n);
-/* Score continuations of the cached prefixes without keeping them: row b (in slot
+/* Score continuations of the cached prefix without keeping them: row b (in slot
  * b, b < rows <= slots) appends ids[b*seq .. b*seq + lens[b]) at positions
- * [p, p + lens[b]), p = slot b's position (right padding after lens[b]); the
- * positions do not advance, so the next branch starts from the same prefixes. The logits of the
+ * [pos, pos + lens[b]) (right padding after lens[b]); the position does not
+ * advance, so the next branch starts from the same prefix. The logits of the
  * flattened rows sel[0..nsel) (row b*seq + s, s < lens[b]) go to fn, whose row0
  * counts in sel. Slots that are not forked see their own older cache: fork first.
  * Errors: as pf_decoder_feed, per row. */

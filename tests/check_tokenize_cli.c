@@ -231,9 +231,9 @@ static void check_vectors(const char *name, const char *tok_rel) {
   free(tok);
 }
 
-/* --model-path takes a built-in synthetic model as every other command does: the
- * checkpoint is written into the cache and its tokenizer used (before: "cannot
- * open"). The ids are those of the same tokenizer read from a folder. */
+/* --model-path takes a built-in synthetic model as every other command does: its
+ * tokenizer files are written into the cache (not its weights) and used (before:
+ * "cannot open"). The ids are those of the same tokenizer read from a folder. */
 START_TEST(test_run_synthetic_spec) {
   char *root = NULL, *dir = tokenizer_only_dir(&root), *out = NULL, *want = NULL;
   char *cache = pf_path_join(root, "cache");

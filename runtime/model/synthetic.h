@@ -45,9 +45,9 @@ pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, 
 /* A synthetic model without its weights being written, for dry runs and for
  * tokenizing: the cached checkpoint when it is complete in the cache (loaded as
  * pf_model_load does), else the planned model (shapes only, every tensor
- * planned; config as the checkpoint's) whose source_dir is "<cache folder>.plan",
- * where its tokenizer and side files are written once (a few KB, no config.json
- * and no weights). Named by the spec either way. */
+ * planned) whose source_dir is "<cache folder>.plan", where its config.json (the
+ * checkpoint's, byte for byte), tokenizer and side files are written once (a few
+ * KB, no weights; pf_model_plan_dir reads it). Named by the spec either way. */
 pf_status pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err);
 /* 1 if `path` starts with "synthetic:". */
 int pf_synth_is_spec(const char *path);

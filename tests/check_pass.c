@@ -431,6 +431,149 @@ START_TEST(test_groups) {
 }
 END_TEST
 
+static pf_status start_zero(void *ud, int64_t index, const pf_batch *b, float *x, pf_err *err) {
+  (void)index, (void)err;
+  memset(x, 0, (size_t)(b->batch * b->seq * *(const int64_t *)ud) * sizeof *x);
+  return PF_OK;
+}
+
+static pf_status start_fail(void *ud, int64_t index, const pf_batch *b, float *x, pf_err *err) {
+  (void)ud, (void)index, (void)b, (void)x;
+  return pf_err_set(err, PF_ERR_IO, "no states here");
+}
+
+/* What an evaluate run reported: the total of its "evaluate" progress (the model's
+ * (batch, layer) steps) and whether it said it started past shared layers. */
+typedef struct watch {
+  uint64_t total;
+  int said_shared;
+} watch;
+
+static void watch_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+  (void)done;
+  if (!strcmp(what, "evaluate")) ((watch *)ud)->total = total;
+}
+
+static void watch_log(void *ud, const char *line) {
+  if (strstr(line, "layers are the compared model's")) ((watch *)ud)->said_shared = 1;
+}
+
+static pf_value *evaluate_compare(pf_model *m, pf_model *parent, pf_ctx ctx, watch *w) {
+  *w = (watch){0};
+  ctx.progress = watch_progress;
+  ctx.log = watch_log;
+  ctx.user_data = w;
+  pf_value *p = data_params(m, 2);
+  pf_map_set(p, "compare", pf_value_model(parent));
+  pf_value *r = run_op("evaluate", p, &ctx);
+  pf_value_release(p);
+  return r;
+}
+
+/* evaluate with a parent runs the model's pass from the parent's states after the
+ * layers both share (a depth-pruned model: those before the first layer removed;
+ * the model itself: all): the results have the bits of a run against a second load
+ * of the parent (other tensors: nothing shared), in both orders and with the states
+ * in a file, and the model's pass runs only the layers after the shared ones. */
+START_TEST(test_shared_layers) {
+  char name[64];
+  snprintf(name, sizeof name, "%s", presets[_i]);
+  char *colon = strchr(name, ':');
+  if (colon) *colon = '\0';
+  char *dir = pf_test_synth(name, 11, colon ? colon + 1 : NULL);
+  pf_model *a = pf_test_load(dir), *b = pf_test_load(dir);
+  const int64_t L = a->n_layers, rows = 4; /* 4 samples: one batch per row with a parent */
+  ck_assert_int_ge(L, 3);
+  pf_err err = {0};
+  pf_forward *fa = NULL, *fb = NULL;
+  ck_assert_int_eq(pf_forward_new(a, &fa, &err), PF_OK);
+  ck_assert_int_eq(pf_forward_new(b, &fb, &err), PF_OK);
+  ck_assert_int_eq(pf_forward_shared_layers(fa, fa), L);
+  ck_assert_int_eq(pf_forward_shared_layers(fa, fb), 0); /* same bytes, other tensors */
+  const int64_t removed[] = {L - 1, 1, 0, -1};           /* -1: the parent itself */
+  const pf_ctx orders[] = {
+      {.pass_order = PF_PASS_BATCH}, {.pass_order = PF_PASS_LAYER}, {.memory_budget = 1}};
+  for (size_t k = 0; k < sizeof removed / sizeof removed[0]; k++) {
+    pf_model *m = a;
+    if (removed[k] >= 0) {
+      ck_assert_int_eq(pf_model_derive(a, &m, &err), PF_OK);
+      ck_assert_int_eq(pf_model_remove_layer(m, removed[k], &err), PF_OK);
+    } else {
+      pf_model_retain(m);
+    }
+    const int64_t want = removed[k] >= 0 ? removed[k] : L;
+    pf_forward *fm = NULL;
+    ck_assert_int_eq(pf_forward_new(m, &fm, &err), PF_OK);
+    ck_assert_int_eq(pf_forward_shared_layers(fa, fm), want);
+    ck_assert_int_eq(pf_forward_shared_layers(fm, fa), want);
+    pf_forward_free(fm);
+    for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
+      watch ws, wn;
+      pf_value *shared = evaluate_compare(m, a, orders[o], &ws),
+               *alone = evaluate_compare(m, b, orders[o], &wn);
+      char where[256] = "";
+      ck_assert_msg(same_value(alone, shared, where, sizeof where),
+                    "%s, layer %lld removed, order %zu: %s", name, (long long)removed[k], o, where);
+      ck_assert_uint_eq(wn.total, (uint64_t)(rows * m->n_layers));
+      ck_assert_uint_eq(ws.total, (uint64_t)(rows * (m->n_layers - want)));
+      ck_assert_int_eq(ws.said_shared, want > 0);
+      ck_assert_int_eq(wn.said_shared, 0);
+      ck_assert(removed[k] < 0 ? pf_map_num(shared, "kl_divergence", -1) == 0
+                               : pf_map_num(shared, "kl_divergence", 0) > 0);
+      pf_value_release(shared);
+      pf_value_release(alone);
+    }
+    pf_model_release(m);
+  }
+  pf_forward_free(fa);
+  pf_forward_free(fb);
+  pf_model_release(a);
+  pf_model_release(b);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
+/* A pass's start layer: at most the model's layers, with start_fn, no tap before it. */
+START_TEST(test_start_errors) {
+  char *dir = pf_test_synth("llama-tiny", 11, NULL);
+  pf_model *m = pf_test_load(dir);
+  pf_forward *f = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_OK);
+  int32_t ids[4] = {1, 2, 3, 4};
+  pf_batch bt = {.batch = 1, .seq = 4, .ids = ids};
+  counter c = {.stop_after = -1, .order_ok = 1};
+  uint8_t at[64] = {0};
+  at[0] = 1;
+  pf_taps taps = {
+      .points = 1u << PF_TAP_LAYER_OUTPUT, .layers = at, .fn = count_tap, .user_data = &c};
+  pf_pass p = {.batches = &bt,
+               .n = 1,
+               .start = m->n_layers + 1,
+               .start_fn = start_zero,
+               .start_ud = &m->config.hidden_size};
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "pass: start layer 5: expected 0 to 4, and start_fn when above 0");
+  p.start = 1;
+  p.start_fn = NULL;
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, NULL, &err), PF_ERR_INVALID);
+  p.start_fn = start_zero;
+  p.taps = &taps;
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "pass: a tap wants layer 0, before the start layer 1");
+  at[0] = 0;
+  at[2] = 1; /* a tap after the start fires */
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, NULL, &err), PF_OK);
+  ck_assert_int_eq(c.events, 1);
+  p.start_fn = start_fail;
+  ck_assert_int_eq(pf_forward_pass(f, &p, NULL, NULL, &err), PF_ERR_IO);
+  pf_assert_err(err, "batch 0: start states: no states here");
+  pf_forward_free(f);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("pass");
   TCase *tc = tcase_create("pass");
@@ -438,6 +581,8 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, test_layer_major_equals_batch_major, 0, N_PRESETS);
   tcase_add_test(tc, test_plan);
   tcase_add_loop_test(tc, test_groups, 0, 3);
+  tcase_add_loop_test(tc, test_shared_layers, 0, N_PRESETS);
+  tcase_add_test(tc, test_start_errors);
   tcase_add_test(tc, test_errors_and_interrupt);
   suite_add_tcase(s, tc);
   return s;

@@ -8,8 +8,10 @@
  * of the next-token distributions and the top-1 agreement (share of positions
  * where both models' most likely token is the same). Rows are compared one
  * sequence at a time, so only one [seq, vocab] block of parent log-probabilities
- * is held. Speed follows OptiPFair's time_inference / compare_models_inference
- * (reference §12, same keys).
+ * is held. The layers the model shares with the parent (pf_forward_shared_layers: a
+ * depth-pruned model's layers before the first one removed) run once: the parent's
+ * pass keeps its states after them, and the model's pass starts there. Speed follows OptiPFair's
+ * time_inference / compare_models_inference (reference §12, same keys).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -93,7 +95,21 @@ typedef struct eval_pass {
   eval_out *o;
   pf_states *parent; /* compare: the parent's final states of every row */
   float *px;         /* [seq, H]: one row of them */
+  int64_t shared;    /* compare: leading layers of the model that are the parent's (a
+                        depth-pruned model: those before the first layer removed) */
+  pf_states *start;  /* the parent's states leaving layer shared - 1 when that is not its
+                        last layer (else the final states serve): the model's pass starts there */
 } eval_pass;
+
+static pf_status start_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
+  return pf_states_put(((eval_pass *)ud)->start, ev->index, ev->data, err);
+}
+
+static pf_status start_states(void *ud, int64_t i, const pf_batch *b, float *x, pf_err *err) {
+  eval_pass *e = ud;
+  (void)b;
+  return pf_states_get(e->start ? e->start : e->parent, i, x, err);
+}
 
 static pf_status parent_final(void *ud, int64_t i, const pf_batch *b, const float *x,
                               pf_err *err) {
@@ -111,6 +127,35 @@ static pf_status model_final(void *ud, int64_t i, const pf_batch *b, const float
   pf_status st = pf_states_get(e->parent, i, e->px, err);
   if (!st) st = pf_forward_logits(e->fp, e->px, b->seq, eval_logits, &o->parent, err);
   if (!st) st = pf_forward_logits(e->fm, x, b->seq, eval_logits, &o->model, err);
+  return st;
+}
+
+/* The parent's pass: its final states of every row and, when the model shares its
+ * first layers, what the model's pass starts from. Each (row, layer) step costs the
+ * same in both models, so the shared layers are run once instead of twice. */
+static pf_status parent_pass(eval_pass *e, const pf_model *parent, pf_pass *pass,
+                             pf_pass_info *info, const pf_ctx *ctx, pf_err *err) {
+  pf_pass_plan(e->fp, pass, ctx, info);
+  info->states_in_file = info->state_bytes > info->budget / 4;
+  e->shared = pf_forward_shared_layers(e->fp, e->fm);
+  uint8_t *at = NULL;
+  pf_taps taps = {.points = 1u << PF_TAP_LAYER_OUTPUT, .fn = start_tap, .user_data = e};
+  pf_status st = pf_pass_states_new(e->fp, pass, info, &e->parent, err);
+  if (!st && e->shared > 0 && e->shared < parent->n_layers) {
+    if (!(at = calloc((size_t)parent->n_layers, 1)))
+      st = pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory");
+    if (!st) st = pf_pass_states_new(e->fp, pass, info, &e->start, err);
+    if (!st) {
+      at[e->shared - 1] = 1;
+      taps.layers = at;
+      pass->taps = &taps;
+      pass->group_taps = 1; /* start_tap keeps its states by ev->index */
+    }
+  }
+  if (!st) st = pf_forward_pass(e->fp, pass, info, ctx, err);
+  if (st) pf_err_prefix(err, "compare model");
+  pass->taps = NULL;
+  free(at);
   return st;
 }
 
@@ -171,19 +216,26 @@ static pf_status perplexity_pass(const pf_model *m, const pf_model *parent, cons
   pf_pass pass = {.batches = batches, .n = nb, .final_fn = parent_final, .final_ud = &e,
                   .what = "evaluate (compare)", .split = 1};
   pf_pass_info info;
-  if (!st && parent) { /* the parent's final states first, kept like a pass's states */
-    pf_pass_plan(e.fp, &pass, ctx, &info);
-    info.states_in_file = info.state_bytes > info.budget / 4;
-    st = pf_pass_states_new(e.fp, &pass, &info, &e.parent, err);
-    if (!st) st = pf_forward_pass(e.fp, &pass, &info, ctx, err);
-    if (st) pf_err_prefix(err, "compare model");
-  }
-  pass.final_fn = model_final;
-  pass.what = "evaluate";
+  if (!st && parent) st = parent_pass(&e, parent, &pass, &info, ctx, err);
+  pass = (pf_pass){.batches = batches,
+                   .n = nb,
+                   .final_fn = model_final,
+                   .final_ud = &e,
+                   .what = "evaluate",
+                   .split = 1,
+                   .start = e.shared,
+                   .start_fn = start_states,
+                   .start_ud = &e};
   if (!st) st = pf_forward_pass(e.fm, &pass, &info, ctx, err);
   if (!st) pf_ctx_log(ctx, "evaluate: %s", info.why);
+  if (!st && e.shared)
+    pf_ctx_log(ctx,
+               "evaluate: the model's first %lld layers are the compared model's: its pass "
+               "starts at layer %lld from the states that model's pass left there",
+               (long long)e.shared, (long long)e.shared);
   if (!st) st = reduce_acc(o, err);
   pf_states_free(e.parent);
+  pf_states_free(e.start);
   pf_forward_free(e.fm);
   pf_forward_free(e.fp);
   free(batches);

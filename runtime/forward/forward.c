@@ -552,6 +552,53 @@ pf_status pf_forward_logits(pf_forward *f, const float *x, int64_t T, pf_logits_
   return PF_OK;
 }
 
+/* ---- layers two runners share ---- */
+
+static int rope_same(const pf_rope_params *a, const pf_rope_params *b) {
+  const int64_t half = (a->rotary_dim ? a->rotary_dim : a->head_dim) / 2;
+  if (a->rope_type != b->rope_type || a->rope_theta != b->rope_theta ||
+      a->head_dim != b->head_dim || a->factor != b->factor ||
+      a->low_freq_factor != b->low_freq_factor || a->high_freq_factor != b->high_freq_factor ||
+      a->original_max_position_embeddings != b->original_max_position_embeddings ||
+      a->rotary_dim != b->rotary_dim || a->attention_factor != b->attention_factor ||
+      a->beta_fast != b->beta_fast || a->beta_slow != b->beta_slow ||
+      a->max_position_embeddings != b->max_position_embeddings ||
+      !a->ext_factors != !b->ext_factors)
+    return 0;
+  return !a->ext_factors || !memcmp(a->ext_factors, b->ext_factors, (size_t)half * sizeof(double));
+}
+
+/* Everything outside the layers that a layer step or the embedding reads. */
+static int globals_same(const pf_forward *a, const pf_forward *b) {
+  return a->H == b->H && a->n_heads == b->n_heads && a->n_kv == b->n_kv && a->hd == b->hd &&
+         a->vocab == b->vocab && a->max_pos == b->max_pos && a->eps == b->eps &&
+         a->arch == b->arch && a->act == b->act && a->parallel == b->parallel &&
+         a->embed_scale == b->embed_scale && a->attn_softcap == b->attn_softcap &&
+         a->m->embed_tokens == b->m->embed_tokens &&
+         a->m->embed_positions == b->m->embed_positions && !a->rope == !b->rope &&
+         (!a->rope || rope_same(&a->rope_params, &b->rope_params)) &&
+         a->long_after == b->long_after &&
+         (!a->long_after || rope_same(&a->rope_long_params, &b->rope_long_params)) &&
+         !a->rope_local == !b->rope_local &&
+         (!a->rope_local || rope_same(&a->rope_local_params, &b->rope_local_params));
+}
+
+static int layer_same(const pf_forward *a, const pf_forward *b, int64_t l) {
+  const pf_fwd_layer *x = &a->layers[l], *y = &b->layers[l];
+  for (int k = 0; k < PF_SLOT_COUNT; k++)
+    if (x->w->slot[k] != y->w->slot[k]) return 0;
+  return x->inter == y->inter && x->window == y->window && x->scale == y->scale &&
+         (x->rope == a->rope_local) == (y->rope == b->rope_local);
+}
+
+int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b) {
+  if (!a || !b || !globals_same(a, b)) return 0;
+  int64_t l = 0;
+  while (l < a->n_layers && l < b->n_layers && layer_same(a, b, l))
+    l++;
+  return l;
+}
+
 pf_status pf_forward_run(pf_forward *f, const pf_batch *b, const pf_taps *taps,
                          pf_logits_fn logits_fn, void *logits_ud, const pf_ctx *ctx, pf_err *err) {
   if (!f || !b) return pf_err_set(err, PF_ERR_INVALID, "forward: NULL runner or batch");

@@ -136,6 +136,11 @@ pf_status pf_forward_logits(pf_forward *f, const float *x, int64_t rows, pf_logi
 typedef pf_status (*pf_final_fn)(void *user_data, int64_t index, const pf_batch *b, const float *x,
                                  pf_err *err);
 
+/* The hidden states entering layer pf_pass.start of batch `index`, [batch * seq, H],
+ * into x (a pass that starts past the embeddings). */
+typedef pf_status (*pf_start_fn)(void *user_data, int64_t index, const pf_batch *b, float *x,
+                                 pf_err *err);
+
 /* Tokens a layer-major group holds at most (a batch larger than this runs alone). */
 #define PF_PASS_GROUP_TOKENS 1024
 
@@ -151,6 +156,11 @@ typedef struct pf_pass {
   int group_taps;   /* 1: the taps keep their state per ev->index and accept that, within a
                        layer, the events of a group's batches come point by point (point P of
                        each member, then point P + 1). Without taps this is implied. */
+  int64_t start;    /* the first layer to run: 0 = from the embeddings; > 0 (up to the
+                       model's layer count, which runs none) takes each batch's states from
+                       start_fn, and no tap may want an earlier layer */
+  pf_start_fn start_fn;
+  void *start_ud;
 } pf_pass;
 
 typedef struct pf_pass_info {
@@ -163,6 +173,14 @@ typedef struct pf_pass_info {
   int direct;           /* layer-major: the next layer was read ahead with O_DIRECT */
   char why[320];        /* one sentence: the order, where the states were, and why */
 } pf_pass_info;
+
+/* How many leading layers a and b compute alike: the same tensors, the same per-layer
+ * settings (width, window, scale, RoPE) and the same embeddings and global settings.
+ * The states leaving layer k - 1 of a are then, bit for bit, those leaving layer k - 1 of
+ * b for every k up to that count, so a pass of b may start at k (pf_pass.start) from
+ * states tapped in a pass of a (PF_TAP_LAYER_OUTPUT at layer k - 1). A depth-pruned
+ * model shares the layers before the first one removed; a model shares all with itself. */
+int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b);
 
 /* Run the pass. Callbacks fire on the calling thread; finals in batch order,
  * after every layer of that batch. Errors as pf_forward_run, prefixed "batch

@@ -192,6 +192,20 @@ static pf_status final_of(pf_forward *f, const pf_pass *p, int64_t i, pf_err *er
   return pf_err_prefix(err, "final states");
 }
 
+/* The states entering layer p->start of batch i into f->x: its embeddings, or start_fn's. */
+static pf_status start_of(pf_forward *f, const pf_pass *p, int64_t i, pf_err *err) {
+  const pf_batch *b = &p->batches[i];
+  if (!p->start) {
+    pf_fwd_embed(f, b->ids, b->batch * b->seq);
+    return PF_OK;
+  }
+  pf_status s = p->start_fn(p->start_ud, i, b, f->x, err);
+  if (s == PF_OK) return PF_OK;
+  if (err && err->code == PF_OK) pf_err_set(err, s, "the callback returned %d", (int)s);
+  if (err) err->code = s;
+  return pf_err_prefix(err, "start states");
+}
+
 typedef struct progress {
   const pf_ctx *ctx;
   const char *what;
@@ -209,9 +223,11 @@ static pf_status batch_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
   for (int64_t i = lo; !s && i < hi; i++) {
     const pf_batch *b = &p->batches[i];
     const pf_fwd_step st = step_of(f, p, i);
-    if ((s = pf_fwd_begin_batch(f, b, err))) break;
-    pf_fwd_embed(f, b->ids, b->batch * b->seq);
-    for (int64_t l = 0; !s && l < n_run; l++) {
+    if ((s = pf_fwd_begin_batch(f, b, err)) || (s = start_of(f, p, i, err))) {
+      pf_err_prefix(err, "batch %lld", (long long)i);
+      break;
+    }
+    for (int64_t l = p->start; !s && l < n_run; l++) {
       if (!(s = pf_ctx_check_interrupt(ctx, err))) s = pf_fwd_layer_run(f, l, &st, err);
       tick(pr);
     }
@@ -341,8 +357,8 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
   pf_stream *rd = NULL;
   pf_status s = groups_plan(p, lo, hi, &gs, err);
   if (s) goto out;
-  rd = n_run > 0 ? pf_stream_new(f->m, n_run, in->budget) : NULL;
-  pf_stream_post(rd, 0); /* while the embeddings are looked up */
+  rd = n_run > p->start ? pf_stream_new(f->m, n_run, in->budget) : NULL;
+  pf_stream_post(rd, p->start); /* while the embeddings are looked up */
   in->groups = gs.n;
   in->direct = pf_stream_direct(rd);
   size_t len = strlen(in->why);
@@ -354,15 +370,12 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
     snprintf(in->why + len, sizeof in->why - len, "; layers read ahead with O_DIRECT");
   for (int64_t i = lo; !s && i < hi; i++) {
     const pf_batch *b = &p->batches[i];
-    if ((s = pf_fwd_begin_batch(f, b, err))) {
+    if ((s = pf_fwd_begin_batch(f, b, err)) || (s = start_of(f, p, i, err)) ||
+        (s = pf_states_put(sv, i, f->x, err)))
       prefix_batches(err, i, 1);
-      break;
-    }
-    pf_fwd_embed(f, b->ids, b->batch * b->seq);
-    if ((s = pf_states_put(sv, i, f->x, err))) prefix_batches(err, i, 1);
   }
-  pf_tensor_release_pages(f->m->embed_tokens);
-  for (int64_t l = 0; !s && l < n_run; l++) {
+  if (!p->start) pf_tensor_release_pages(f->m->embed_tokens);
+  for (int64_t l = p->start; !s && l < n_run; l++) {
     const pf_layer *own = f->layers[l].w;
     if (rd) f->layers[l].w = pf_stream_wait(rd, l);
     if (l + 1 < n_run) pf_stream_post(rd, l + 1);
@@ -384,6 +397,21 @@ out:
   return s;
 }
 
+/* A start past the embeddings needs start_fn and leaves no tap behind. */
+static pf_status check_start(const pf_forward *f, const pf_pass *p, pf_err *err) {
+  if (p->start < 0 || p->start > f->n_layers || (p->start > 0 && !p->start_fn))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "pass: start layer %lld: expected 0 to %lld, and start_fn when above 0",
+                      (long long)p->start, (long long)f->n_layers);
+  const pf_taps *t = p->taps;
+  for (int64_t l = 0; t && t->points && l < p->start; l++)
+    if (!t->layers || t->layers[l])
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "pass: a tap wants layer %lld, before the start layer %lld", (long long)l,
+                        (long long)p->start);
+  return PF_OK;
+}
+
 pf_status pf_forward_pass(pf_forward *f, const pf_pass *p, pf_pass_info *info, const pf_ctx *ctx,
                           pf_err *err) {
   if (!f || !p || (p->n > 0 && !p->batches))
@@ -392,6 +420,7 @@ pf_status pf_forward_pass(pf_forward *f, const pf_pass *p, pf_pass_info *info, c
   pf_pass_info *in = info ? info : &local;
   pf_pass_plan(f, p, ctx, in);
   pf_status s = pf_fwd_check_taps(p->taps, err);
+  if (!s) s = check_start(f, p, err);
   /* every batch is checked before any work: a bad sample fails at once */
   int64_t i = 0;
   for (i = 0; !s && i < p->n; i++)
@@ -401,8 +430,9 @@ pf_status pf_forward_pass(pf_forward *f, const pf_pass *p, pf_pass_info *info, c
   if (p->n == 0 || (n_run == 0 && !p->final_fn)) return PF_OK;
   int64_t lo = 0, hi = p->n;
   if (p->split) pf_dist_range(p->n, &lo, &hi);
-  progress pr = {
-      .ctx = ctx, .what = p->what ? p->what : "forward", .total = (uint64_t)(n_run * (hi - lo))};
+  progress pr = {.ctx = ctx,
+                 .what = p->what ? p->what : "forward",
+                 .total = (uint64_t)((n_run - p->start) * (hi - lo))};
   if (hi <= lo) return PF_OK;
   if (in->order != PF_PASS_LAYER) return batch_major(f, p, lo, hi, n_run, &pr, ctx, err);
   pf_states *sv = NULL;

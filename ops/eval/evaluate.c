@@ -144,7 +144,9 @@ static pf_status parent_pass(eval_pass *e, const pf_model *parent, pf_pass *pass
   if (!st && e->shared > 0 && e->shared < parent->n_layers) {
     if (!(at = calloc((size_t)parent->n_layers, 1)))
       st = pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory");
-    if (!st) st = pf_pass_states_new(e->fp, pass, info, &e->start, err);
+    pf_pass_info both = *info; /* the two stores together within the quarter of the budget */
+    both.states_in_file = info->states_in_file || info->state_bytes > info->budget / 8;
+    if (!st) st = pf_pass_states_new(e->fp, pass, &both, &e->start, err);
     if (!st) {
       at[e->shared - 1] = 1;
       taps.layers = at;

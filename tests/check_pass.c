@@ -147,13 +147,17 @@ static pf_value *all_ops(pf_model *m, pf_model *parent, const pf_ctx *ctx) {
   return res;
 }
 
+/* The synthetic checkpoint of "PRESET[:DTYPE]" with this seed; its preset name into name. */
+static char *synth_of(const char *spec, uint64_t seed, char name[64]) {
+  snprintf(name, 64, "%s", spec);
+  char *colon = strchr(name, ':');
+  if (colon) *colon = '\0';
+  return pf_test_synth(name, seed, colon ? colon + 1 : NULL);
+}
+
 START_TEST(test_layer_major_equals_batch_major) {
   char name[64];
-  snprintf(name, sizeof name, "%s", presets[_i]);
-  char *colon = strchr(name, ':');
-  const char *dtype = colon ? colon + 1 : NULL;
-  if (colon) *colon = '\0';
-  char *dir = pf_test_synth(name, 11, dtype), *pdir = pf_test_synth(name, 12, dtype);
+  char *dir = synth_of(presets[_i], 11, name), *pdir = synth_of(presets[_i], 12, name);
   pf_model *m = pf_test_load(dir), *parent = pf_test_load(pdir);
   const pf_ctx batch = {.pass_order = PF_PASS_BATCH}, layer = {.pass_order = PF_PASS_LAYER},
                file = {.memory_budget = 1};
@@ -305,10 +309,7 @@ static pf_status seen_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
 START_TEST(test_groups) {
   static const char *const models[] = {"llama-tiny", "llama-tiny:bf16", "neox-tiny"};
   char name[64];
-  snprintf(name, sizeof name, "%s", models[_i]);
-  char *colon = strchr(name, ':');
-  if (colon) *colon = '\0';
-  char *dir = pf_test_synth(name, 11, colon ? colon + 1 : NULL);
+  char *dir = synth_of(models[_i], 11, name);
   pf_model *m = pf_test_load(dir);
   pf_forward *f = NULL;
   pf_err err = {0};
@@ -477,10 +478,7 @@ static pf_value *evaluate_compare(pf_model *m, pf_model *parent, pf_ctx ctx, wat
  * in a file, and the model's pass runs only the layers after the shared ones. */
 START_TEST(test_shared_layers) {
   char name[64];
-  snprintf(name, sizeof name, "%s", presets[_i]);
-  char *colon = strchr(name, ':');
-  if (colon) *colon = '\0';
-  char *dir = pf_test_synth(name, 11, colon ? colon + 1 : NULL);
+  char *dir = synth_of(presets[_i], 11, name);
   pf_model *a = pf_test_load(dir), *b = pf_test_load(dir);
   const int64_t L = a->n_layers, rows = 4; /* 4 samples: one batch per row with a parent */
   ck_assert_int_ge(L, 3);

@@ -438,9 +438,14 @@ START_TEST(test_report_full) {
     ck_assert_int_eq(pf_sha256_dir_files(f.model_dir, hex, &err), PF_OK);
     snprintf(pre, sizeof pre, "%.24s", hex);
     assert_has(text, pre);
+    const char *in_hash = strstr(text, pre);
     ck_assert_int_eq(pf_sha256_dir_files(f.saved_dir, hex, &err), PF_OK);
     snprintf(pre, sizeof pre, "%.24s", hex);
     assert_has(text, pre);
+    /* each hash on its own row (the folders are hashed together, then listed) */
+    const char *out_row = strstr(text, "Output checkpoint");
+    ck_assert_msg(out_row && in_hash < out_row && strstr(text, pre) > out_row,
+                  "input hash, then the output row, then its hash");
     free(text);
     free(pngdir);
   }

@@ -206,13 +206,33 @@ static void cpu_model(char *buf, size_t n) {
   fclose(f);
 }
 
-/* SHA-256 of a checkpoint folder as text ("unavailable: ..." on error). */
-static const char *dir_hash(rep_strs *st, const char *dir) {
-  char hex[PF_SHA256_HEX];
-  pf_err e = {0};
-  if (!dir || !*dir) return rep_str(st, "unavailable (the results do not record the folder)");
-  if (pf_sha256_dir_files(dir, hex, &e) != PF_OK) return rep_str(st, "unavailable: %s", e.msg);
-  return rep_str(st, "%s", hex);
+/* The SHA-256 of each checkpoint folder the run read or wrote, computed together: one
+ * folder per thread (a hash is one sequential stream; two folders on two cores take the
+ * time of the larger one). */
+typedef struct dir_hashes {
+  const char *dir[48]; /* NULL: the results do not record the folder */
+  char hex[48][PF_SHA256_HEX];
+  pf_err err[48];
+  pf_status st[48];
+  size_t n;
+} dir_hashes;
+
+static void hashes_add(dir_hashes *h, const char *dir) {
+  if (h->n < 48) h->dir[h->n++] = dir;
+}
+
+static void hashes_run(dir_hashes *h) {
+#pragma omp parallel for schedule(dynamic, 1) if (h->n > 1)
+  for (size_t i = 0; i < h->n; i++)
+    if (h->dir[i] && *h->dir[i]) h->st[i] = pf_sha256_dir_files(h->dir[i], h->hex[i], &h->err[i]);
+}
+
+/* Hash i as text ("unavailable: ..." on error). */
+static const char *dir_hash(rep_strs *st, const dir_hashes *h, size_t i) {
+  if (i >= h->n || !h->dir[i] || !*h->dir[i])
+    return rep_str(st, "unavailable (the results do not record the folder)");
+  if (h->st[i] != PF_OK) return rep_str(st, "unavailable: %s", h->err[i].msg);
+  return rep_str(st, "%s", h->hex[i]);
 }
 
 typedef struct kv {
@@ -227,30 +247,51 @@ static void kv_add(kv *t, const char *k, const char *v) {
   }
 }
 
+/* The folder a load step read (NULL when the results do not record it). */
+static const char *load_dir(const pf_value *s, const pf_value *res) {
+  const pf_model *m = pf_map_model(res, "model");
+  const pf_value *pp = pf_map_get(s, "params");
+  const char *given = pp && pp->type == PF_V_MAP ? pf_map_str(pp, "path", "") : "";
+  return m && m->source_dir ? m->source_dir : (pf_is_dir(given) ? given : NULL);
+}
+
 /* Models read and checkpoints written by the run. */
 static void run_models(const rep *r, rep_strs *st, kv *t) {
+  dir_hashes *h = calloc(1, sizeof *h);
+  if (!h) return;
+  for (size_t i = 0; i < rep_nsteps(r); i++) { /* the folders, in the order they are listed */
+    const pf_value *s = rep_step(r, i), *res = rep_result(s);
+    if (strcmp(rep_op(s), "load") == 0 && res)
+      hashes_add(h, load_dir(s, res));
+    else if (strcmp(rep_op(s), "save") == 0 && res && pf_map_str(res, "path", NULL))
+      hashes_add(h, pf_is_dir(pf_map_str(res, "path", "")) ? pf_map_str(res, "path", "") : NULL);
+  }
+  hashes_run(h);
+  size_t k = 0;
   for (size_t i = 0; i < rep_nsteps(r); i++) {
     const pf_value *s = rep_step(r, i), *res = rep_result(s);
     if (strcmp(rep_op(s), "load") == 0 && res) {
       const pf_model *m = pf_map_model(res, "model");
       const pf_value *pp = pf_map_get(s, "params");
       const char *given = pp && pp->type == PF_V_MAP ? pf_map_str(pp, "path", "") : "";
-      const char *dir = m && m->source_dir ? m->source_dir : (pf_is_dir(given) ? given : NULL);
+      const char *dir = load_dir(s, res);
       const char *shown = m && m->name ? m->name : pf_map_str(res, "name", given);
       const char *where = dir ? dir : given;
       kv_add(t, rep_str(st, "Model (step %lld)", (long long)pf_map_int(s, "index", (int64_t)i + 1)),
              strcmp(shown, where) == 0 ? rep_str(st, "%s", shown)
                                        : rep_str(st, "%s\n%s", shown, where));
-      kv_add(t, "Input checkpoint SHA-256", dir_hash(st, dir));
+      kv_add(t, "Input checkpoint SHA-256", dir_hash(st, h, k++));
     } else if (strcmp(rep_op(s), "save") == 0 && res && pf_map_str(res, "path", NULL)) {
       const char *p = pf_map_str(res, "path", "");
       kv_add(t,
              rep_str(st, "Output checkpoint (step %lld)",
                      (long long)pf_map_int(s, "index", (int64_t)i + 1)),
              rep_str(st, "%s\nSHA-256 %s", p,
-                     pf_is_dir(p) ? dir_hash(st, p) : "not written (dry run)"));
+                     pf_is_dir(p) ? dir_hash(st, h, k) : "not written (dry run)"));
+      k++;
     }
   }
+  free(h);
 }
 
 static pf_status title_page(rep *r, const pf_value *results, const char *title, const char *recipe,

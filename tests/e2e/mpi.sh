@@ -94,6 +94,23 @@ check "KL within 1e-12 relative" close "$(num kl_divergence e1.json)" "$(num kl_
 check "perplexity within 1e-12 relative" close "$(num perplexity e1.json)" "$(num perplexity e2.json)" 1e-12
 check "top-1 agreement equal" test "$(num top1_agreement e1.json)" = "$(num top1_agreement e2.json)"
 
+# perplexity against the parent of a depth-pruned model: the model's pass starts from the
+# parent's states after the shared layers, which each rank keeps for its own rows
+cat >shared.lua <<LUA
+local m <close> = pf.load{ path = "$M" }
+local p <close> = pf.prune_depth{ model = m, layer_indices = {2} }
+local e = pf.evaluate{ model = p, compare = m, data = "$TEXT", batch_size = 1 }
+print(string.format("kl %.17g ppl %.17g top1 %.17g", e.kl_divergence, e.perplexity, e.top1_agreement))
+LUA
+"$PFRUN" shared.lua >s1.txt 2>s1.err
+"${MPI[@]}" "$PFRUN" shared.lua >s2.txt 2>s2.err
+check "shared layers: the model's pass started after them" grep -q "first 2 layers are the compared model's" s1.err
+read -r _ k1 _ p1 _ t1 <s1.txt
+read -r _ k2 _ p2 _ t2 <s2.txt
+check "shared layers: KL within 1e-12 relative under 2 ranks" close "$k1" "$k2" 1e-12
+check "shared layers: perplexity within 1e-12 relative" close "$p1" "$p2" 1e-12
+check "shared layers: top-1 agreement equal" test "$t1" = "$t2"
+
 # Lua: calibration norms (float32 sums over ranks), rank 0 prints
 cat >norms.lua <<LUA
 local m <close> = pf.load{ path = "$M" }

@@ -380,6 +380,18 @@ static pf_value *prune_params(pf_model *m, int rec, const char *data) {
   return p;
 }
 
+/* evaluate of m against parent on the eval text (the result, owned by the caller). */
+static pf_value *evaluate_against(pf_model *m, pf_model *parent) {
+  pf_value *ev = pf_value_map(), *out = NULL;
+  pf_err err = {0};
+  pf_map_set(ev, "model", pf_value_model(m));
+  pf_map_set(ev, "compare", pf_value_model(parent));
+  pf_map_set_str(ev, "data", PF_SOURCE_DIR "/recipes/data/eval.txt");
+  ck_assert_msg(pf_op_run("evaluate", ev, &out, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_value_release(ev);
+  return out;
+}
+
 START_TEST(test_prune_width_op) {
   char *dir = pf_test_synth("llama-tiny", 11, NULL);
   pf_model *m = NULL;
@@ -411,11 +423,7 @@ START_TEST(test_prune_width_op) {
     ck_assert_int_eq(r->layers[l].down_proj->shape[1], r->layers[l].up_proj->shape[0]);
   }
   /* evaluate reports before and after */
-  pf_value *ev = pf_value_map(), *eo = NULL;
-  pf_map_set(ev, "model", pf_value_model(r));
-  pf_map_set(ev, "compare", pf_value_model(m));
-  pf_map_set_str(ev, "data", PF_SOURCE_DIR "/recipes/data/eval.txt");
-  ck_assert_msg(pf_op_run("evaluate", ev, &eo, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_value *eo = evaluate_against(r, m);
   const pf_value *rv = pf_map_get(eo, "recovery");
   ck_assert_ptr_nonnull(rv);
   ck_assert_double_eq(pf_map_num(rv, "perplexity_after", 0), pf_map_num(eo, "perplexity", -1));
@@ -423,7 +431,6 @@ START_TEST(test_prune_width_op) {
   /* the gap share only when there is a gap (this random model's is ~0) */
   ck_assert_int_eq(pf_map_has(rv, "gap_recovered"),
                    pf_map_num(rv, "perplexity_before", 0) > pf_map_num(rv, "parent_perplexity", 0));
-  pf_value_release(ev);
   pf_value_release(eo);
   pf_value_release(out);
   /* layer_indices: only those layers are refitted (C collected for them only) */
@@ -439,6 +446,27 @@ START_TEST(test_prune_width_op) {
   ck_assert_ptr_eq(r->layers[0].down_proj, m->layers[0].down_proj);
   ck_assert_ptr_eq(r->layers[2].down_proj, m->layers[2].down_proj);
   ck_assert_ptr_ne(r->layers[3].down_proj, r->unrecovered->layers[3].down_proj);
+  /* evaluate runs the parent once for both variants (and layer 0, untouched, once for
+   * all three models): the figures before recovery have the bits of evaluating the
+   * unrecovered variant on its own against a second load of the parent (nothing shared) */
+  pf_model *m2 = NULL;
+  ck_assert_msg(pf_model_load(dir, &m2, &err) == PF_OK, "%s", err.msg);
+  pf_value *both = evaluate_against(r, m), *alone = evaluate_against(r->unrecovered, m2);
+  pf_model_release(m2);
+  const pf_value *rec = pf_map_get(both, "recovery");
+  ck_assert_ptr_nonnull(rec);
+  static const char *const pairs[][2] = {{"perplexity_before", "perplexity"},
+                                         {"kl_before", "kl_divergence"},
+                                         {"top1_before", "top1_agreement"}};
+  for (int i = 0; i < 3; i++)
+    ck_assert_msg(pf_map_num(rec, pairs[i][0], -1) == pf_map_num(alone, pairs[i][1], -2),
+                  "%s %.17g vs %.17g", pairs[i][0], pf_map_num(rec, pairs[i][0], -1),
+                  pf_map_num(alone, pairs[i][1], -2));
+  ck_assert(pf_map_num(rec, "parent_perplexity", -1) ==
+            pf_map_num(pf_map_get(alone, "compare"), "perplexity", -2));
+  ck_assert(pf_map_num(rec, "kl_before", 0) > 0);
+  pf_value_release(both);
+  pf_value_release(alone);
   pf_value_release(out);
   pf_model_release(m);
   pf_test_synth_free(dir);

@@ -89,32 +89,46 @@ typedef struct eval_out {
   eval_acc model, parent;
 } eval_out;
 
-/* One pass of the model (and, with a parent, one of the parent before it). */
+/* The parent's side of a comparison, kept for every model compared with it (a
+ * reconstructed model and its variant before recovery): its runner and what its one
+ * pass left. */
+typedef struct eval_parent {
+  const pf_model *m;
+  pf_forward *f;
+  pf_states *final; /* its final states of every row; NULL until its pass ran */
+  pf_states *start; /* its states leaving layer at - 1 when that is not its last layer */
+  int64_t at;       /* a model sharing at least `at` leading layers with it starts there
+                       (from start, or from final when at is its layer count); 0: none */
+} eval_parent;
+
+static void eval_parent_free(eval_parent *p) {
+  pf_states_free(p->final);
+  pf_states_free(p->start);
+  pf_forward_free(p->f);
+}
+
+/* One pass of the model (after, with a parent, the parent's pass if it has not run). */
 typedef struct eval_pass {
-  pf_forward *fm, *fp;
+  pf_forward *fm;
+  eval_parent *par; /* NULL: no parent */
   eval_out *o;
-  pf_states *parent; /* compare: the parent's final states of every row */
-  float *px;         /* [seq, H]: one row of them */
-  int64_t shared;    /* compare: leading layers of the model that are the parent's (a
-                        depth-pruned model: those before the first layer removed) */
-  pf_states *start;  /* the parent's states leaving layer shared - 1 when that is not its
-                        last layer (else the final states serve): the model's pass starts there */
+  float *px; /* [seq, H]: one row of the parent's final states */
 } eval_pass;
 
 static pf_status start_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
-  return pf_states_put(((eval_pass *)ud)->start, ev->index, ev->data, err);
+  return pf_states_put(((eval_parent *)ud)->start, ev->index, ev->data, err);
 }
 
 static pf_status start_states(void *ud, int64_t i, const pf_batch *b, float *x, pf_err *err) {
-  eval_pass *e = ud;
+  const eval_parent *par = ((eval_pass *)ud)->par;
   (void)b;
-  return pf_states_get(e->start ? e->start : e->parent, i, x, err);
+  return pf_states_get(par->start ? par->start : par->final, i, x, err);
 }
 
 static pf_status parent_final(void *ud, int64_t i, const pf_batch *b, const float *x,
                               pf_err *err) {
   (void)b;
-  return pf_states_put(((eval_pass *)ud)->parent, i, x, err);
+  return pf_states_put(((eval_parent *)ud)->final, i, x, err);
 }
 
 /* Logits of a batch; with a parent, a row (the parent's first, as each position
@@ -123,42 +137,48 @@ static pf_status model_final(void *ud, int64_t i, const pf_batch *b, const float
   eval_pass *e = ud;
   eval_out *o = e->o;
   o->parent.b = o->model.b = b;
-  if (!e->fp) return pf_forward_logits(e->fm, x, b->batch * b->seq, eval_logits, &o->model, err);
-  pf_status st = pf_states_get(e->parent, i, e->px, err);
-  if (!st) st = pf_forward_logits(e->fp, e->px, b->seq, eval_logits, &o->parent, err);
+  if (!e->par) return pf_forward_logits(e->fm, x, b->batch * b->seq, eval_logits, &o->model, err);
+  pf_status st = pf_states_get(e->par->final, i, e->px, err);
+  if (!st) st = pf_forward_logits(e->par->f, e->px, b->seq, eval_logits, &o->parent, err);
   if (!st) st = pf_forward_logits(e->fm, x, b->seq, eval_logits, &o->model, err);
   return st;
 }
 
-/* The parent's pass: its final states of every row and, when the model shares its
- * first layers, what the model's pass starts from. Each (row, layer) step costs the
+/* The parent's pass, once: its final states of every row and, when the model shares
+ * its first layers, what the model's pass starts from. Each (row, layer) step costs the
  * same in both models, so the shared layers are run once instead of twice. */
-static pf_status parent_pass(eval_pass *e, const pf_model *parent, pf_pass *pass,
-                             pf_pass_info *info, const pf_ctx *ctx, pf_err *err) {
-  pf_pass_plan(e->fp, pass, ctx, info);
-  info->states_in_file = info->state_bytes > info->budget / 4;
-  e->shared = pf_forward_shared_layers(e->fp, e->fm);
+static pf_status parent_pass(eval_parent *par, const pf_forward *fm, const pf_batch *batches,
+                             int64_t nb, const pf_ctx *ctx, pf_err *err) {
+  if (par->final) return PF_OK;
+  pf_pass pass = {.batches = batches,
+                  .n = nb,
+                  .final_fn = parent_final,
+                  .final_ud = par,
+                  .what = "evaluate (compare)",
+                  .split = 1};
+  pf_pass_info info;
+  pf_pass_plan(par->f, &pass, ctx, &info);
+  info.states_in_file = info.state_bytes > info.budget / 4;
+  const int64_t L = par->m->n_layers, k = pf_forward_shared_layers(par->f, fm);
   uint8_t *at = NULL;
-  pf_taps taps = {.points = 1u << PF_TAP_LAYER_OUTPUT, .fn = start_tap, .user_data = e};
-  pf_status st = pf_pass_states_new(e->fp, pass, info, &e->parent, err);
-  if (!st && e->shared > 0 && e->shared < parent->n_layers) {
-    if (!(at = calloc((size_t)parent->n_layers, 1)))
-      st = pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory");
-    pf_pass_info both = *info; /* the two stores together within the quarter of the budget */
-    both.states_in_file = info->states_in_file || info->state_bytes > info->budget / 8;
-    if (!st) st = pf_pass_states_new(e->fp, pass, &both, &e->start, err);
+  pf_taps taps = {.points = 1u << PF_TAP_LAYER_OUTPUT, .fn = start_tap, .user_data = par};
+  pf_status st = pf_pass_states_new(par->f, &pass, &info, &par->final, err);
+  if (!st && k > 0 && k < L) {
+    if (!(at = calloc((size_t)L, 1))) st = pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory");
+    pf_pass_info both = info; /* the two stores together within the quarter of the budget */
+    both.states_in_file = info.states_in_file || info.state_bytes > info.budget / 8;
+    if (!st) st = pf_pass_states_new(par->f, &pass, &both, &par->start, err);
     if (!st) {
-      at[e->shared - 1] = 1;
+      at[k - 1] = 1;
       taps.layers = at;
-      pass->taps = &taps;
-      pass->group_taps = 1; /* start_tap keeps its states by ev->index */
+      pass.taps = &taps;
+      pass.group_taps = 1; /* start_tap keeps its states by ev->index */
     }
   }
-  if (!st) st = pf_forward_pass(e->fp, pass, info, ctx, err);
-  if (st) pf_err_prefix(err, "compare model");
-  pass->taps = NULL;
+  if (!st) st = pf_forward_pass(par->f, &pass, &info, ctx, err);
+  if (!st) par->at = k;
   free(at);
-  return st;
+  return st ? pf_err_prefix(err, "compare model") : PF_OK;
 }
 
 /* The dataset's batches, or with a parent every row as a batch of its own (one
@@ -198,48 +218,45 @@ static pf_status reduce_acc(eval_out *o, pf_err *err) {
   return st;
 }
 
-static pf_status perplexity_pass(const pf_model *m, const pf_model *parent, const pf_dataset *ds,
+static pf_status perplexity_pass(const pf_model *m, eval_parent *par, const pf_dataset *ds,
                                  eval_out *o, const pf_ctx *ctx, pf_err *err) {
   int64_t vocab = m->config.vocab_size, seq = pf_dataset_stats(ds).max_seq, nb = 0;
-  eval_pass e = {.o = o};
+  eval_pass e = {.o = o, .par = par};
   pf_batch *batches = NULL;
   o->model.row = malloc(sizeof(float) * (size_t)vocab);
-  if (parent) {
+  if (par) {
     o->parent.parent_lp = o->model.parent_lp = malloc(sizeof(float) * (size_t)(seq * vocab));
     o->parent.store_parent = 1;
-    e.px = malloc(sizeof(float) * (size_t)(seq * parent->config.hidden_size));
+    e.px = malloc(sizeof(float) * (size_t)(seq * par->m->config.hidden_size));
   }
-  pf_status st = o->model.row && (!parent || (o->parent.parent_lp && e.px))
+  pf_status st = o->model.row && (!par || (o->parent.parent_lp && e.px))
                      ? PF_OK
                      : pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory for log-probs");
-  if (!st) st = eval_batches(ds, parent != NULL, &batches, &nb, err);
+  if (!st) st = eval_batches(ds, par != NULL, &batches, &nb, err);
   if (!st) st = pf_forward_new(m, &e.fm, err);
-  if (!st && parent) st = pf_forward_new(parent, &e.fp, err);
-  pf_pass pass = {.batches = batches, .n = nb, .final_fn = parent_final, .final_ud = &e,
-                  .what = "evaluate (compare)", .split = 1};
+  if (!st && par) st = parent_pass(par, e.fm, batches, nb, ctx, err);
+  /* the parent's states serve this model from par->at on when it shares that many layers */
+  const int64_t start =
+      par && par->at > 0 && pf_forward_shared_layers(par->f, e.fm) >= par->at ? par->at : 0;
+  pf_pass pass = {.batches = batches,
+                  .n = nb,
+                  .final_fn = model_final,
+                  .final_ud = &e,
+                  .what = "evaluate",
+                  .split = 1,
+                  .start = start,
+                  .start_fn = start_states,
+                  .start_ud = &e};
   pf_pass_info info;
-  if (!st && parent) st = parent_pass(&e, parent, &pass, &info, ctx, err);
-  pass = (pf_pass){.batches = batches,
-                   .n = nb,
-                   .final_fn = model_final,
-                   .final_ud = &e,
-                   .what = "evaluate",
-                   .split = 1,
-                   .start = e.shared,
-                   .start_fn = start_states,
-                   .start_ud = &e};
   if (!st) st = pf_forward_pass(e.fm, &pass, &info, ctx, err);
   if (!st) pf_ctx_log(ctx, "evaluate: %s", info.why);
-  if (!st && e.shared)
+  if (!st && start)
     pf_ctx_log(ctx,
                "evaluate: the model's first %lld layers are the compared model's: its pass "
                "starts at layer %lld from the states that model's pass left there",
-               (long long)e.shared, (long long)e.shared);
+               (long long)start, (long long)start);
   if (!st) st = reduce_acc(o, err);
-  pf_states_free(e.parent);
-  pf_states_free(e.start);
   pf_forward_free(e.fm);
-  pf_forward_free(e.fp);
   free(batches);
   free(e.px);
   free(o->model.row);
@@ -261,10 +278,10 @@ static pf_status put_ppl(pf_value *v, const eval_acc *a, pf_err *err) {
 /* A reconstructed model (prune_width reconstruct: true) keeps its variant before
  * recovery: the same figures for it, and the share of the parent's perplexity
  * gap the recovery closed, (ppl_before - ppl_after) / (ppl_before - ppl_parent). */
-static pf_status add_recovery(const pf_model *m, const pf_model *parent, const pf_dataset *ds,
+static pf_status add_recovery(const pf_model *m, eval_parent *par, const pf_dataset *ds,
                               const eval_out *after, pf_value *v, const pf_ctx *ctx, pf_err *err) {
   eval_out o = {0};
-  pf_status st = perplexity_pass(m->unrecovered, parent, ds, &o, ctx, err);
+  pf_status st = perplexity_pass(m->unrecovered, par, ds, &o, ctx, err);
   if (st) return pf_err_prefix(err, "before recovery");
   pf_value *r = pf_value_map();
   if (!r) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -274,7 +291,7 @@ static pf_status add_recovery(const pf_model *m, const pf_model *parent, const p
   if (!st) st = pf_map_set_num(r, "perplexity_after", exp(na));
   if (!st) st = pf_map_set_num(r, "nll_before", nb);
   if (!st) st = pf_map_set_num(r, "nll_after", na);
-  if (!st && parent) {
+  if (!st && par) {
     double np = o.parent.nll / (double)o.parent.count, gap = exp(nb) - exp(np);
     double n1 = (double)o.model.count, n2 = (double)after->model.count;
     st = pf_map_set_num(r, "parent_perplexity", exp(np));
@@ -294,11 +311,13 @@ static pf_status add_perplexity(const pf_model *m, const pf_model *parent, const
   pf_tokenizer *tok = NULL;
   pf_dataset *ds = NULL;
   eval_out o = {0};
+  eval_parent par = {.m = parent}; /* one pass of the parent serves both models */
   pf_status st = pf_params_dataset(m, params, &tok, &ds, err);
   if (!st && !(ctx && ctx->dry_run)) {
-    st = perplexity_pass(m, parent, ds, &o, ctx, err);
+    if (parent) st = pf_forward_new(parent, &par.f, err);
+    if (!st) st = perplexity_pass(m, parent ? &par : NULL, ds, &o, ctx, err);
     if (!st && m->unrecovered && o.model.count > 0)
-      st = add_recovery(m, parent, ds, &o, v, ctx, err);
+      st = add_recovery(m, parent ? &par : NULL, ds, &o, v, ctx, err);
     if (!st) st = put_ppl(v, &o.model, err);
     if (!st && parent) {
       pf_value *pv = pf_value_map();
@@ -314,6 +333,7 @@ static pf_status add_perplexity(const pf_model *m, const pf_model *parent, const
     pf_value *sv = pf_data_stats_value(ds);
     st = sv ? pf_map_set(v, "data", sv) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   }
+  eval_parent_free(&par);
   pf_dataset_free(ds);
   pf_tokenizer_free(tok);
   return st;

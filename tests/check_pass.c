@@ -471,11 +471,47 @@ static pf_value *evaluate_compare(pf_model *m, pf_model *parent, pf_ctx ctx, wat
   return r;
 }
 
+static pf_value *alone_of(pf_model *m, pf_model *parent, pf_ctx ctx) {
+  watch w;
+  return evaluate_compare(m, parent, ctx, &w);
+}
+
+/* m saved and loaded again (other tensors, the same bytes) shares its first layer with
+ * parent by bytes: evaluate starts its pass there and gives `alone` (released here). */
+static void saved_shares(pf_model *m, pf_model *parent, pf_value *alone, const char *name) {
+  char *tmp = pf_test_tmpdir("shared"), path[4200];
+  snprintf(path, sizeof path, "%s/saved", tmp);
+  pf_err err = {0};
+  pf_save_opts so = {0};
+  ck_assert_msg(pf_model_save(m, path, &so, 0, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_model *r = pf_test_load(path);
+  pf_forward *fr = NULL, *fp = NULL;
+  ck_assert_int_eq(pf_forward_new(r, &fr, &err), PF_OK);
+  ck_assert_int_eq(pf_forward_new(parent, &fp, &err), PF_OK);
+  ck_assert_int_eq(pf_forward_shared_layers(fp, fr, 0), 0);
+  ck_assert_int_eq(pf_forward_shared_layers(fp, fr, 1), 1);
+  watch w;
+  pf_value *got = evaluate_compare(r, parent, (pf_ctx){0}, &w);
+  char where[256] = "";
+  ck_assert_msg(same_value(alone, got, where, sizeof where), "%s, saved: %s", name, where);
+  ck_assert(w.said_shared);
+  ck_assert_uint_eq(w.total, (uint64_t)(4 * (r->n_layers - 1)));
+  pf_value_release(got);
+  pf_value_release(alone);
+  pf_forward_free(fr);
+  pf_forward_free(fp);
+  pf_model_release(r);
+  pf_test_rmtree(tmp);
+  free(tmp);
+}
+
 /* evaluate with a parent runs the model's pass from the parent's states after the
  * layers both share (a depth-pruned model: those before the first layer removed;
- * the model itself: all): the results have the bits of a run against a second load
- * of the parent (other tensors: nothing shared), in both orders and with the states
- * in a file, and the model's pass runs only the layers after the shared ones. */
+ * the model itself: all; a pruned model saved and loaded again: the layers whose bytes
+ * are the parent's): the results have the bits of a run against a second load of the
+ * parent with a budget too small to compare bytes (nothing shared), in both orders
+ * and with the states in a file, and the model's pass runs only the layers after the
+ * shared ones. */
 START_TEST(test_shared_layers) {
   char name[64];
   char *dir = synth_of(presets[_i], 11, name);
@@ -486,8 +522,10 @@ START_TEST(test_shared_layers) {
   pf_forward *fa = NULL, *fb = NULL;
   ck_assert_int_eq(pf_forward_new(a, &fa, &err), PF_OK);
   ck_assert_int_eq(pf_forward_new(b, &fb, &err), PF_OK);
-  ck_assert_int_eq(pf_forward_shared_layers(fa, fa), L);
-  ck_assert_int_eq(pf_forward_shared_layers(fa, fb), 0); /* same bytes, other tensors */
+  ck_assert_int_eq(pf_forward_shared_layers(fa, fa, 0), L);
+  ck_assert_int_eq(pf_forward_shared_layers(fa, fb, 0), 0); /* other tensors ... */
+  ck_assert_int_eq(pf_forward_shared_layers(fa, fb, 1), L); /* ... of the same bytes */
+  const pf_ctx apart = {.memory_budget = 1}; /* too small to compare bytes: nothing shared */
   const int64_t removed[] = {L - 1, 1, 0, -1};           /* -1: the parent itself */
   const pf_ctx orders[] = {
       {.pass_order = PF_PASS_BATCH}, {.pass_order = PF_PASS_LAYER}, {.memory_budget = 1}};
@@ -502,13 +540,13 @@ START_TEST(test_shared_layers) {
     const int64_t want = removed[k] >= 0 ? removed[k] : L;
     pf_forward *fm = NULL;
     ck_assert_int_eq(pf_forward_new(m, &fm, &err), PF_OK);
-    ck_assert_int_eq(pf_forward_shared_layers(fa, fm), want);
-    ck_assert_int_eq(pf_forward_shared_layers(fm, fa), want);
+    ck_assert_int_eq(pf_forward_shared_layers(fa, fm, 0), want);
+    ck_assert_int_eq(pf_forward_shared_layers(fm, fa, 1), want);
     pf_forward_free(fm);
     for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
       watch ws, wn;
       pf_value *shared = evaluate_compare(m, a, orders[o], &ws),
-               *alone = evaluate_compare(m, b, orders[o], &wn);
+               *alone = evaluate_compare(m, b, apart, &wn);
       char where[256] = "";
       ck_assert_msg(same_value(alone, shared, where, sizeof where),
                     "%s, layer %lld removed, order %zu: %s", name, (long long)removed[k], o, where);
@@ -521,6 +559,7 @@ START_TEST(test_shared_layers) {
       pf_value_release(shared);
       pf_value_release(alone);
     }
+    if (removed[k] == 1) saved_shares(m, a, alone_of(m, b, apart), name);
     pf_model_release(m);
   }
   pf_forward_free(fa);

@@ -9,7 +9,8 @@
  * where both models' most likely token is the same). Rows are compared one
  * sequence at a time, so only one [seq, vocab] block of parent log-probabilities
  * is held. The layers the model shares with the parent (pf_forward_shared_layers: a
- * depth-pruned model's layers before the first one removed) run once: the parent's
+ * depth-pruned model's layers before the first one removed, the same tensors or, when
+ * both models fit in memory, the same bytes) run once: the parent's
  * pass keeps its states after them, and the model's pass starts there. Speed follows OptiPFair's
  * time_inference / compare_models_inference (reference §12, same keys).
  */
@@ -99,6 +100,8 @@ typedef struct eval_parent {
   pf_states *start; /* its states leaving layer at - 1 when that is not its last layer */
   int64_t at;       /* a model sharing at least `at` leading layers with it starts there
                        (from start, or from final when at is its layer count); 0: none */
+  int by_bytes;     /* both models fit in memory: tensors holding the same bytes count as
+                       shared (a pruned checkpoint loaded from disk beside its parent) */
 } eval_parent;
 
 static void eval_parent_free(eval_parent *p) {
@@ -147,8 +150,8 @@ static pf_status model_final(void *ud, int64_t i, const pf_batch *b, const float
 /* The parent's pass, once: its final states of every row and, when the model shares
  * its first layers, what the model's pass starts from. Each (row, layer) step costs the
  * same in both models, so the shared layers are run once instead of twice. */
-static pf_status parent_pass(eval_parent *par, const pf_forward *fm, const pf_batch *batches,
-                             int64_t nb, const pf_ctx *ctx, pf_err *err) {
+static pf_status parent_pass(eval_parent *par, const pf_model *m, const pf_forward *fm,
+                             const pf_batch *batches, int64_t nb, const pf_ctx *ctx, pf_err *err) {
   if (par->final) return PF_OK;
   pf_pass pass = {.batches = batches,
                   .n = nb,
@@ -159,7 +162,9 @@ static pf_status parent_pass(eval_parent *par, const pf_forward *fm, const pf_ba
   pf_pass_info info;
   pf_pass_plan(par->f, &pass, ctx, &info);
   info.states_in_file = info.state_bytes > info.budget / 4;
-  const int64_t L = par->m->n_layers, k = pf_forward_shared_layers(par->f, fm);
+  par->by_bytes = info.budget &&
+                  pf_model_weight_bytes(par->m) + pf_model_weight_bytes(m) <= info.budget / 4 * 3;
+  const int64_t L = par->m->n_layers, k = pf_forward_shared_layers(par->f, fm, par->by_bytes);
   uint8_t *at = NULL;
   pf_taps taps = {.points = 1u << PF_TAP_LAYER_OUTPUT, .fn = start_tap, .user_data = par};
   pf_status st = pf_pass_states_new(par->f, &pass, &info, &par->final, err);
@@ -234,10 +239,12 @@ static pf_status perplexity_pass(const pf_model *m, eval_parent *par, const pf_d
                      : pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory for log-probs");
   if (!st) st = eval_batches(ds, par != NULL, &batches, &nb, err);
   if (!st) st = pf_forward_new(m, &e.fm, err);
-  if (!st && par) st = parent_pass(par, e.fm, batches, nb, ctx, err);
+  if (!st && par) st = parent_pass(par, m, e.fm, batches, nb, ctx, err);
   /* the parent's states serve this model from par->at on when it shares that many layers */
   const int64_t start =
-      par && par->at > 0 && pf_forward_shared_layers(par->f, e.fm) >= par->at ? par->at : 0;
+      par && par->at > 0 && pf_forward_shared_layers(par->f, e.fm, par->by_bytes) >= par->at
+          ? par->at
+          : 0;
   pf_pass pass = {.batches = batches,
                   .n = nb,
                   .final_fn = model_final,

@@ -568,33 +568,48 @@ static int rope_same(const pf_rope_params *a, const pf_rope_params *b) {
   return !a->ext_factors || !memcmp(a->ext_factors, b->ext_factors, (size_t)half * sizeof(double));
 }
 
+/* The same weights: one tensor, or (by_bytes) two of one dtype and shape holding the same
+ * bytes, e.g. a pruned checkpoint saved and loaded again beside its parent (a runner's
+ * tensors have their bytes: pf_forward_new materialises lazy ones). */
+static int tensor_same(const pf_tensor *x, const pf_tensor *y, int by_bytes) {
+  if (x == y) return 1;
+  if (!by_bytes || !x || !y || !x->data || !y->data || x->dtype != y->dtype || x->ndim != y->ndim ||
+      x->nbytes != y->nbytes)
+    return 0;
+  for (int d = 0; d < x->ndim; d++)
+    if (x->shape[d] != y->shape[d]) return 0;
+  return memcmp(x->data, y->data, x->nbytes) == 0;
+}
+
 /* Everything outside the layers that a layer step or the embedding reads. */
-static int globals_same(const pf_forward *a, const pf_forward *b) {
+static int globals_same(const pf_forward *a, const pf_forward *b, int by_bytes) {
   return a->H == b->H && a->n_heads == b->n_heads && a->n_kv == b->n_kv && a->hd == b->hd &&
          a->vocab == b->vocab && a->max_pos == b->max_pos && a->eps == b->eps &&
          a->arch == b->arch && a->act == b->act && a->parallel == b->parallel &&
          a->embed_scale == b->embed_scale && a->attn_softcap == b->attn_softcap &&
-         a->m->embed_tokens == b->m->embed_tokens &&
-         a->m->embed_positions == b->m->embed_positions && !a->rope == !b->rope &&
-         (!a->rope || rope_same(&a->rope_params, &b->rope_params)) &&
+         tensor_same(a->m->embed_tokens, b->m->embed_tokens, by_bytes) &&
+         tensor_same(a->m->embed_positions, b->m->embed_positions, by_bytes) &&
+         !a->rope == !b->rope && (!a->rope || rope_same(&a->rope_params, &b->rope_params)) &&
          a->long_after == b->long_after &&
          (!a->long_after || rope_same(&a->rope_long_params, &b->rope_long_params)) &&
          !a->rope_local == !b->rope_local &&
          (!a->rope_local || rope_same(&a->rope_local_params, &b->rope_local_params));
 }
 
-static int layer_same(const pf_forward *a, const pf_forward *b, int64_t l) {
+static int layer_same(const pf_forward *a, const pf_forward *b, int64_t l, int by_bytes) {
   const pf_fwd_layer *x = &a->layers[l], *y = &b->layers[l];
+  if (x->inter != y->inter || x->window != y->window || x->scale != y->scale ||
+      (x->rope == a->rope_local) != (y->rope == b->rope_local))
+    return 0;
   for (int k = 0; k < PF_SLOT_COUNT; k++)
-    if (x->w->slot[k] != y->w->slot[k]) return 0;
-  return x->inter == y->inter && x->window == y->window && x->scale == y->scale &&
-         (x->rope == a->rope_local) == (y->rope == b->rope_local);
+    if (!tensor_same(x->w->slot[k], y->w->slot[k], by_bytes)) return 0;
+  return 1;
 }
 
-int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b) {
-  if (!a || !b || !globals_same(a, b)) return 0;
+int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b, int by_bytes) {
+  if (!a || !b || !globals_same(a, b, by_bytes)) return 0;
   int64_t l = 0;
-  while (l < a->n_layers && l < b->n_layers && layer_same(a, b, l))
+  while (l < a->n_layers && l < b->n_layers && layer_same(a, b, l, by_bytes))
     l++;
   return l;
 }

@@ -174,13 +174,15 @@ typedef struct pf_pass_info {
   char why[320];        /* one sentence: the order, where the states were, and why */
 } pf_pass_info;
 
-/* How many leading layers a and b compute alike: the same tensors, the same per-layer
- * settings (width, window, scale, RoPE) and the same embeddings and global settings.
+/* How many leading layers a and b compute alike: the same tensors (with by_bytes, also
+ * tensors of one dtype and shape holding the same bytes: reading them costs a pass over
+ * both, so only for models in memory), the same per-layer settings (width, window,
+ * scale, RoPE) and the same embeddings and global settings.
  * The states leaving layer k - 1 of a are then, bit for bit, those leaving layer k - 1 of
  * b for every k up to that count, so a pass of b may start at k (pf_pass.start) from
  * states tapped in a pass of a (PF_TAP_LAYER_OUTPUT at layer k - 1). A depth-pruned
  * model shares the layers before the first one removed; a model shares all with itself. */
-int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b);
+int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b, int by_bytes);
 
 /* Run the pass. Callbacks fire on the calling thread; finals in batch order,
  * after every layer of that batch. Errors as pf_forward_run, prefixed "batch

@@ -73,6 +73,9 @@ expect_ok "depth last" prune --model-path $M --output-path "$WORK/d" --pruning-t
 check "3 layers" grep -q '"num_hidden_layers": 3' "$WORK/d/config.json"
 check "depth stats" grep -q '"layers_removed": 1' "$WORK/d.json"
 check "removed layer 3" grep -A2 '"removed_layers"' "$WORK/d.json" | grep -q 3
+# against its parent, the checkpoint's first 3 layers hold the parent's bytes: run once
+expect_ok "eval depth-pruned against parent" eval --model-path "$WORK/d" --compare $M --data "$SRC/recipes/data/eval.txt"
+expect_in "eval: shared layers run once" "the model's first 3 layers are the compared model's"
 expect_fail "remove all" "Cannot remove 4 layers from model with 4 layers" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --num-layers-to-remove 4
 expect_fail "depth pct all" "would remove 0 layers" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --pruning-percentage 10
 

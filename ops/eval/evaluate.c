@@ -151,7 +151,8 @@ static pf_status model_final(void *ud, int64_t i, const pf_batch *b, const float
  * its first layers, what the model's pass starts from. Each (row, layer) step costs the
  * same in both models, so the shared layers are run once instead of twice. */
 static pf_status parent_pass(eval_parent *par, const pf_model *m, const pf_forward *fm,
-                             const pf_batch *batches, int64_t nb, const pf_ctx *ctx, pf_err *err) {
+                             const pf_batch *batches, int64_t nb, int64_t *shared,
+                             const pf_ctx *ctx, pf_err *err) {
   if (par->final) return PF_OK;
   pf_pass pass = {.batches = batches,
                   .n = nb,
@@ -181,7 +182,7 @@ static pf_status parent_pass(eval_parent *par, const pf_model *m, const pf_forwa
     }
   }
   if (!st) st = pf_forward_pass(par->f, &pass, &info, ctx, err);
-  if (!st) par->at = k;
+  if (!st) par->at = *shared = k;
   free(at);
   return st ? pf_err_prefix(err, "compare model") : PF_OK;
 }
@@ -239,12 +240,12 @@ static pf_status perplexity_pass(const pf_model *m, eval_parent *par, const pf_d
                      : pf_err_set(err, PF_ERR_NOMEM, "evaluate: out of memory for log-probs");
   if (!st) st = eval_batches(ds, par != NULL, &batches, &nb, err);
   if (!st) st = pf_forward_new(m, &e.fm, err);
-  if (!st && par) st = parent_pass(par, m, e.fm, batches, nb, ctx, err);
+  int64_t shared = -1; /* set by the parent's pass when it runs now, for this model */
+  if (!st && par) st = parent_pass(par, m, e.fm, batches, nb, &shared, ctx, err);
   /* the parent's states serve this model from par->at on when it shares that many layers */
-  const int64_t start =
-      par && par->at > 0 && pf_forward_shared_layers(par->f, e.fm, par->by_bytes) >= par->at
-          ? par->at
-          : 0;
+  if (!st && par && par->at > 0 && shared < 0)
+    shared = pf_forward_shared_layers(par->f, e.fm, par->by_bytes);
+  const int64_t start = par && par->at > 0 && shared >= par->at ? par->at : 0;
   pf_pass pass = {.batches = batches,
                   .n = nb,
                   .final_fn = model_final,

@@ -182,9 +182,15 @@ static pf_status parent_pass(eval_parent *par, const pf_model *m, const pf_forwa
     }
   }
   if (!st) st = pf_forward_pass(par->f, &pass, &info, ctx, err);
-  if (!st) par->at = *shared = k;
   free(at);
-  return st ? pf_err_prefix(err, "compare model") : PF_OK;
+  if (!st) {
+    par->at = *shared = k;
+    return PF_OK;
+  }
+  pf_states_free(par->final); /* nothing half-made is taken for the pass's results */
+  pf_states_free(par->start);
+  par->final = par->start = NULL;
+  return pf_err_prefix(err, "compare model");
 }
 
 /* The dataset's batches, or with a parent every row as a batch of its own (one

@@ -227,9 +227,14 @@ static void hashes_run(dir_hashes *h) {
     if (h->dir[i] && *h->dir[i]) h->st[i] = pf_sha256_dir_files(h->dir[i], h->hex[i], &h->err[i]);
 }
 
+/* Folder i (NULL past the table: the title page's 48 rows are full long before). */
+static const char *hashed_dir(const dir_hashes *h, size_t i) {
+  return i < h->n ? h->dir[i] : NULL;
+}
+
 /* Hash i as text ("unavailable: ..." on error). */
 static const char *dir_hash(rep_strs *st, const dir_hashes *h, size_t i) {
-  if (i >= h->n || !h->dir[i] || !*h->dir[i])
+  if (!hashed_dir(h, i) || !*h->dir[i])
     return rep_str(st, "unavailable (the results do not record the folder)");
   if (h->st[i] != PF_OK) return rep_str(st, "unavailable: %s", h->err[i].msg);
   return rep_str(st, "%s", h->hex[i]);
@@ -274,7 +279,7 @@ static void run_models(const rep *r, rep_strs *st, kv *t) {
       const pf_model *m = pf_map_model(res, "model");
       const pf_value *pp = pf_map_get(s, "params");
       const char *given = pp && pp->type == PF_V_MAP ? pf_map_str(pp, "path", "") : "";
-      const char *dir = load_dir(s, res);
+      const char *dir = hashed_dir(h, k); /* load_dir's, from the loop above */
       const char *shown = m && m->name ? m->name : pf_map_str(res, "name", given);
       const char *where = dir ? dir : given;
       kv_add(t, rep_str(st, "Model (step %lld)", (long long)pf_map_int(s, "index", (int64_t)i + 1)),
@@ -287,7 +292,7 @@ static void run_models(const rep *r, rep_strs *st, kv *t) {
              rep_str(st, "Output checkpoint (step %lld)",
                      (long long)pf_map_int(s, "index", (int64_t)i + 1)),
              rep_str(st, "%s\nSHA-256 %s", p,
-                     pf_is_dir(p) ? dir_hash(st, h, k) : "not written (dry run)"));
+                     hashed_dir(h, k) ? dir_hash(st, h, k) : "not written (dry run)"));
       k++;
     }
   }

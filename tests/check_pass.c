@@ -171,6 +171,20 @@ START_TEST(test_layer_major_equals_batch_major) {
   /* the results are real numbers, not an empty comparison */
   const pf_value *ev = a->u.list.items[2];
   ck_assert(isfinite(pf_map_num(ev, "perplexity", NAN)) && pf_map_num(ev, "kl_divergence", 0) > 0);
+  /* the parent's figures beside the model's are what evaluating the parent alone gives (the
+   * flagship recipe evaluates only the pruned model, with compare) */
+  pf_value *pp = data_params(parent, 3);
+  pf_value *alone = run_op("evaluate", pp, &batch);
+  const pf_value *cmp = pf_map_get(ev, "compare");
+  ck_assert_ptr_nonnull(cmp);
+  ck_assert_msg(pf_map_num(cmp, "nll", NAN) == pf_map_num(alone, "nll", -1) &&
+                    pf_map_num(cmp, "perplexity", NAN) == pf_map_num(alone, "perplexity", -1) &&
+                    pf_map_int(cmp, "predicted_tokens", -1) ==
+                        pf_map_int(alone, "predicted_tokens", -2),
+                "%s: the parent's figures differ from evaluating it alone (nll %.17g vs %.17g)",
+                name, pf_map_num(cmp, "nll", NAN), pf_map_num(alone, "nll", NAN));
+  pf_value_release(alone);
+  pf_value_release(pp);
   pf_value_release(a);
   pf_value_release(b);
   pf_value_release(c);

@@ -19,15 +19,42 @@
 
 #define JACOBI_MAX 256
 #define BLOCK 8
+#define GRAM_SLICE 512 /* doubles of each row per pass over the Gram matrix */
+
+/* x . y over n doubles, in 8 interleaved partial sums (vectorised). */
+static double dotd(const double *x, const double *y, int64_t n) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      s[k] += x[i + k] * y[i + k];
+  double t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  for (; i < n; i++)
+    t += x[i] * y[i];
+  return t;
+}
+
+/* (x, y) <- (c x - s y, s x + c y), elementwise over n. */
+static void rotate_rows(double *restrict x, double *restrict y, int n, double c, double s) {
+  for (int k = 0; k < n; k++) {
+    double xk = x[k], yk = y[k];
+    x[k] = c * xk - s * yk;
+    y[k] = s * xk + c * yk;
+  }
+}
 
 /* Eigen-decomposition of symmetric a[n*n] (destroyed): w[n] eigenvalues in
- * descending order, v[n*n] eigenvectors in columns (v[i*n + k] = component i of
- * vector k). */
-static void jacobi(double *a, int n, double *w, double *v) {
+ * descending order, vt[n*n] eigenvectors in rows (vt[k*n + i] = component i of
+ * vector k). Cyclic Jacobi: each rotation (p, q) rewrites rows p and q of A
+ * (contiguous, so the compiler vectorises them) and mirrors them into columns
+ * p and q, as A stays symmetric; the 2 x 2 block takes Rutishauser's update
+ * (a_pp - t a_pq, a_qq + t a_pq, a_pq = 0). The eigenvectors accumulate as rows
+ * of vt, contiguous too. */
+static void jacobi(double *a, int n, double *w, double *vt) {
   for (int i = 0; i < n * n; i++)
-    v[i] = 0;
+    vt[i] = 0;
   for (int i = 0; i < n; i++)
-    v[i * n + i] = 1;
+    vt[i * n + i] = 1;
   for (int sweep = 0; sweep < 100; sweep++) {
     double off = 0, diag = 0;
     for (int i = 0; i < n; i++) {
@@ -40,29 +67,23 @@ static void jacobi(double *a, int n, double *w, double *v) {
       for (int q = p + 1; q < n; q++) {
         double apq = a[p * n + q];
         if (apq == 0) continue;
-        double theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
+        double app = a[p * n + p], aqq = a[q * n + q];
+        double theta = (aqq - app) / (2 * apq);
         double t = (theta >= 0 ? 1 : -1) / (fabs(theta) + sqrt(theta * theta + 1));
         double cs = 1 / sqrt(t * t + 1), sn = t * cs;
-        for (int k = 0; k < n; k++) { /* A <- A J (columns p, q) */
-          double akp = a[k * n + p], akq = a[k * n + q];
-          a[k * n + p] = cs * akp - sn * akq;
-          a[k * n + q] = sn * akp + cs * akq;
-        }
-        for (int k = 0; k < n; k++) { /* A <- J^T A (rows p, q) */
-          double apk = a[p * n + k], aqk = a[q * n + k];
-          a[p * n + k] = cs * apk - sn * aqk;
-          a[q * n + k] = sn * apk + cs * aqk;
-        }
-        for (int k = 0; k < n; k++) {
-          double vkp = v[k * n + p], vkq = v[k * n + q];
-          v[k * n + p] = cs * vkp - sn * vkq;
-          v[k * n + q] = sn * vkp + cs * vkq;
-        }
+        rotate_rows(a + (size_t)p * n, a + (size_t)q * n, n, cs, sn);
+        a[p * n + p] = app - t * apq;
+        a[q * n + q] = aqq + t * apq;
+        a[p * n + q] = a[q * n + p] = 0;
+        double *cp = a + p, *cq = a + q; /* columns p and q mirror rows p and q */
+        for (int k = 0; k < n; k++, cp += n, cq += n)
+          *cp = a[p * n + k], *cq = a[q * n + k];
+        rotate_rows(vt + (size_t)p * n, vt + (size_t)q * n, n, cs, sn);
       }
   }
   for (int i = 0; i < n; i++)
     w[i] = a[i * n + i];
-  for (int i = 0; i < n; i++) { /* selection sort, descending, columns follow */
+  for (int i = 0; i < n; i++) { /* selection sort, descending, vectors follow */
     int m = i;
     for (int j = i + 1; j < n; j++)
       if (w[j] > w[m]) m = j;
@@ -71,9 +92,9 @@ static void jacobi(double *a, int n, double *w, double *v) {
     w[i] = w[m];
     w[m] = t;
     for (int k = 0; k < n; k++) {
-      t = v[k * n + i];
-      v[k * n + i] = v[k * n + m];
-      v[k * n + m] = t;
+      t = vt[i * n + k];
+      vt[i * n + k] = vt[m * n + k];
+      vt[m * n + k] = t;
     }
   }
 }
@@ -134,7 +155,7 @@ static void orthonormalise(double *V, int64_t d, int k, uint64_t *seed) {
   }
 }
 
-/* Two leading eigenvectors of C (columns of load[d*2]) and eigenvalues lam[2],
+/* Two leading eigenvectors of C (load[0..d) and load[d..2d)) and eigenvalues lam[2],
  * by block power iteration with Rayleigh-Ritz. */
 static pf_status power_pca(const double *xc, int64_t n, int64_t d, double *load, double lam[2],
                            pf_err *err) {
@@ -168,7 +189,7 @@ static pf_status power_pca(const double *xc, int64_t n, int64_t d, double *load,
       for (int j = 0; j < k; j++) {
         row[j] = 0;
         for (int a = 0; a < k; a++)
-          row[j] += W[i * k + a] * Hv[a * k + j];
+          row[j] += W[i * k + a] * Hv[j * k + a];
       }
       memcpy(&W[i * k], row, sizeof row);
     }
@@ -181,7 +202,7 @@ static pf_status power_pca(const double *xc, int64_t n, int64_t d, double *load,
   }
   lam[0] = prev[0], lam[1] = prev[1];
   for (int64_t i = 0; i < d; i++)
-    load[i * 2] = V[i * k], load[i * 2 + 1] = V[i * k + 1];
+    load[i] = V[i * k], load[d + i] = V[i * k + 1];
   free(V), free(W), free(t);
   return PF_OK;
 }
@@ -193,26 +214,27 @@ pf_status pf_pca2(const float *x, int64_t rows, int64_t cols, double *scores, do
                       "pca: expected at least 2 rows and 1 column, got %lld x %lld",
                       (long long)rows, (long long)cols);
   int64_t n = rows, d = cols, m = n <= d ? n : d;
-  double *xc = malloc(sizeof(double) * (size_t)(n * d)),
-         *load = malloc(sizeof(double) * (size_t)(d * 2));
+  int gram = n <= d; /* the small matrix: G = Xc Xc^T, or C = Xc^T Xc */
+  double *xc = malloc(sizeof(double) * (size_t)(n * d)), *mean = calloc((size_t)d, sizeof(double)),
+         *load = malloc(sizeof(double) * (size_t)(d * 2)); /* [2][d] */
   double *a = NULL, *w = NULL, *v = NULL, lam[2] = {0, 0}, total = 0;
-  pf_status st = xc && load ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "pca: out of memory");
-  for (int64_t j = 0; !st && j < d; j++) { /* centre each column */
-    double mean = 0;
-    for (int64_t r = 0; r < n; r++) {
+  pf_status st = xc && mean && load ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "pca: out of memory");
+  for (int64_t r = 0; !st && r < n; r++) /* column means, row by row */
+    for (int64_t j = 0; j < d; j++) {
       float f = x[r * d + j];
       if (!isfinite(f)) {
         st = pf_err_set(err, PF_ERR_INVALID, "pca: value [%lld, %lld] is not finite", (long long)r,
                         (long long)j);
         break;
       }
-      mean += f;
+      mean[j] += f;
     }
-    mean /= (double)n;
-    for (int64_t r = 0; !st && r < n; r++) {
-      xc[r * d + j] = x[r * d + j] - mean;
-      total += xc[r * d + j] * xc[r * d + j];
-    }
+  for (int64_t j = 0; !st && j < d; j++)
+    mean[j] /= (double)n;
+  for (int64_t r = 0; !st && r < n; r++) { /* centre */
+    for (int64_t j = 0; j < d; j++)
+      xc[r * d + j] = x[r * d + j] - mean[j];
+    total += dotd(xc + r * d, xc + r * d, d);
   }
   if (!st && m <= JACOBI_MAX) {
     a = malloc(sizeof(double) * (size_t)(m * m)), w = malloc(sizeof(double) * (size_t)m);
@@ -220,49 +242,59 @@ pf_status pf_pca2(const float *x, int64_t rows, int64_t cols, double *scores, do
     if (!a || !w || !v) st = pf_err_set(err, PF_ERR_NOMEM, "pca: out of memory");
   }
   if (!st && m <= JACOBI_MAX) {
-    int gram = n <= d; /* G = Xc Xc^T, or C = Xc^T Xc */
-    for (int64_t p = 0; p < m; p++)
-      for (int64_t q = p; q < m; q++) {
-        double s = 0;
-        if (gram)
-          for (int64_t i = 0; i < d; i++)
-            s += xc[p * d + i] * xc[q * d + i];
-        else
-          for (int64_t r = 0; r < n; r++)
-            s += xc[r * d + p] * xc[r * d + q];
-        a[p * m + q] = a[q * m + p] = s;
-      }
+    double *cols_t = gram ? xc : malloc(sizeof(double) * (size_t)(n * d)); /* C: Xc^T rows */
+    if (!cols_t) st = pf_err_set(err, PF_ERR_NOMEM, "pca: out of memory");
+    for (int64_t r = 0; !st && !gram && r < n; r++)
+      for (int64_t j = 0; j < d; j++)
+        cols_t[j * n + r] = xc[r * d + j];
+    const int64_t len = gram ? d : n;
+    for (int64_t i = 0; !st && i < m * m; i++)
+      a[i] = 0;
+    for (int64_t b = 0; !st && b < len; b += GRAM_SLICE) /* slices of every row stay in L2 */
+      for (int64_t p = 0; p < m; p++)
+        for (int64_t q = p; q < m; q++) {
+          const int64_t k = len - b < GRAM_SLICE ? len - b : GRAM_SLICE;
+          a[p * m + q] += dotd(cols_t + p * len + b, cols_t + q * len + b, k);
+        }
+    for (int64_t p = 0; !st && p < m; p++)
+      for (int64_t q = p + 1; q < m; q++)
+        a[q * m + p] = a[p * m + q];
+    if (!gram) free(cols_t);
+  }
+  if (!st && m <= JACOBI_MAX) {
     jacobi(a, (int)m, w, v);
     for (int k = 0; k < 2; k++) {
+      double *lk = load + k * d;
       lam[k] = k < m && w[k] > 0 ? w[k] : 0;
-      for (int64_t i = 0; i < d; i++) { /* loading k */
-        double s = 0;
-        if (!gram)
-          s = v[i * m + k];
-        else if (k < m && lam[k] > 0)
-          for (int64_t r = 0; r < n; r++)
-            s += xc[r * d + i] * v[r * m + k];
-        load[i * 2 + k] = gram && lam[k] > 0 ? s / sqrt(lam[k]) : s;
+      if (!gram) { /* the eigenvector of C is the loading */
+        for (int64_t i = 0; i < d; i++)
+          lk[i] = k < m ? v[k * m + i] : 0;
+        continue;
+      }
+      for (int64_t i = 0; i < d; i++)
+        lk[i] = 0;
+      if (!(k < m && lam[k] > 0)) continue;
+      for (int64_t r = 0; r < n; r++) { /* Xc^T u_k / sqrt(lam_k) */
+        const double c = v[k * m + r] / sqrt(lam[k]), *xr = xc + r * d;
+        for (int64_t i = 0; i < d; i++)
+          lk[i] += c * xr[i];
       }
     }
   } else if (!st) {
     st = power_pca(xc, n, d, load, lam, err);
   }
   for (int k = 0; !st && k < 2; k++) {
+    const double *lk = load + k * d;
     int64_t big = 0; /* svd_flip: the largest |loading| is positive */
     for (int64_t i = 1; i < d; i++)
-      if (fabs(load[i * 2 + k]) > fabs(load[big * 2 + k])) big = i;
-    double sign = load[big * 2 + k] < 0 ? -1.0 : 1.0;
+      if (fabs(lk[i]) > fabs(lk[big])) big = i;
+    double sign = lk[big] < 0 ? -1.0 : 1.0;
     int zero = !(lam[k] > total * 1e-24) || k >= m;
-    for (int64_t r = 0; r < n; r++) {
-      double s = 0;
-      for (int64_t i = 0; !zero && i < d; i++)
-        s += xc[r * d + i] * load[i * 2 + k];
-      scores[r * 2 + k] = zero ? 0.0 : sign * s;
-    }
+    for (int64_t r = 0; r < n; r++)
+      scores[r * 2 + k] = zero ? 0.0 : sign * dotd(xc + r * d, lk, d);
     ratio[k] = zero || !(total > 0) ? 0.0 : lam[k] / total;
   }
-  free(xc), free(load), free(a), free(w), free(v);
+  free(xc), free(mean), free(load), free(a), free(w), free(v);
   return st;
 }
 

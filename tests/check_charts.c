@@ -1,9 +1,7 @@
 /* check_charts.c — reports/charts (PLplot charts, PCA) and op "plot".
  *
- * Golden values are analytic: PCA inputs are built from known orthogonal
- * directions, so the explained-variance ratios, the scores and the
- * svd_flip signs follow from the construction (stated at each test).
- * Files are checked by their format's signature: PNG magic + IHDR size, SVG
+ * The PCA behind the PCA charts has its own suite (check_pca.c). Files are checked by their
+ * format's signature: PNG magic + IHDR size, SVG
  * "<?xml" + "<svg", PDF "%PDF-" ... "%%EOF".
  */
 #include <dirent.h>
@@ -324,95 +322,6 @@ START_TEST(test_svg_same_bytes_after_other_charts) {
   free(ta), free(tb);
   pf_test_rmtree(dir);
   free(dir);
-}
-END_TEST
-
-/* Points on a line x = t * (1, 2, -3) + (5, 5, 5): all variance on PC1 (ratio
- * 1, PC2 0). The largest |loading| of (1, 2, -3)/sqrt(14) is the third, which
- * is negative, so svd_flip turns the component into (-1, -2, 3)/sqrt(14) and
- * the scores are -(t - mean t) * sqrt(14). */
-START_TEST(test_pca_line) {
-  float x[6 * 3];
-  double t[6] = {-2, -1, 0, 0.5, 1.5, 4}, tm = 0, sc[12], ratio[2];
-  for (int i = 0; i < 6; i++) {
-    tm += t[i] / 6;
-    x[i * 3] = (float)(t[i] * 1 + 5), x[i * 3 + 1] = (float)(t[i] * 2 + 5),
-          x[i * 3 + 2] = (float)(t[i] * -3 + 5);
-  }
-  pf_err err = {0};
-  ck_assert_int_eq(pf_pca2(x, 6, 3, sc, ratio, &err), PF_OK);
-  ck_assert_double_eq_tol(ratio[0], 1.0, 1e-6);
-  ck_assert_double_eq_tol(ratio[1], 0.0, 1e-6);
-  for (int i = 0; i < 6; i++) {
-    ck_assert_double_eq_tol(sc[i * 2], -(t[i] - tm) * sqrt(14.0), 1e-4);
-    ck_assert_double_eq_tol(sc[i * 2 + 1], 0.0, 1e-4);
-  }
-}
-END_TEST
-
-/* (±3, 0) and (0, ±1): PC1 = x axis with ratio 18 / 20, PC2 = y with 2 / 20;
- * signs: the loading (1, 0) / (0, 1) is positive, so scores are x and y. Both
- * solver paths: the Gram matrix (4 rows < 40 columns, padded with zero columns)
- * and the covariance (4 rows > 2 columns). */
-START_TEST(test_pca_axes) {
-  float x2[4 * 2] = {3, 0, -3, 0, 0, 1, 0, -1}, x40[4 * 40] = {0};
-  for (int r = 0; r < 4; r++)
-    x40[r * 40 + 7] = x2[r * 2], x40[r * 40 + 30] = x2[r * 2 + 1];
-  double sc[8], ratio[2];
-  pf_err err = {0};
-  for (int pass = 0; pass < 2; pass++) {
-    ck_assert_int_eq(pf_pca2(pass ? x40 : x2, 4, pass ? 40 : 2, sc, ratio, &err), PF_OK);
-    ck_assert_double_eq_tol(ratio[0], 0.9, 1e-9);
-    ck_assert_double_eq_tol(ratio[1], 0.1, 1e-9);
-    for (int r = 0; r < 4; r++) {
-      ck_assert_double_eq_tol(sc[r * 2], x2[r * 2], 1e-9);
-      ck_assert_double_eq_tol(sc[r * 2 + 1], x2[r * 2 + 1], 1e-9);
-    }
-  }
-  ck_assert_int_eq(pf_pca2(x2, 1, 2, sc, ratio, &err), PF_ERR_INVALID);
-  float bad[4] = {1, 2, NAN, 4};
-  ck_assert_int_eq(pf_pca2(bad, 2, 2, sc, ratio, &err), PF_ERR_INVALID);
-  pf_assert_err(err, "not finite");
-}
-END_TEST
-
-/* The block-power path (both sides > 256): X = 5 u1 v1^T + 2 u2 v2^T with
- * orthonormal, zero-mean u (300 rows) and orthonormal v (320 columns), so the
- * ratios are 25/29 and 4/29 and the scores 5 u1, 2 u2 up to the svd_flip sign
- * (v1 and v2 have their largest entry positive by construction). */
-START_TEST(test_pca_large) {
-  enum { N = 300, D = 320 };
-  static float x[N * D];
-  static double u1[N], u2[N], v1[D], v2[D], sc[N * 2];
-  double n1 = 0, n2 = 0, m1 = 0, m2 = 0, d = 0;
-  for (int i = 0; i < N; i++)
-    u1[i] = cos(i * 0.1), u2[i] = sin(i * 0.37) + 0.2 * cos(i * 0.05);
-  for (int i = 0; i < N; i++)
-    m1 += u1[i] / N, m2 += u2[i] / N;
-  for (int i = 0; i < N; i++)
-    u1[i] -= m1, u2[i] -= m2;
-  for (int i = 0; i < N; i++)
-    n1 += u1[i] * u1[i];
-  for (int i = 0; i < N; i++)
-    u1[i] /= sqrt(n1), d += u1[i] * u2[i];
-  for (int i = 0; i < N; i++)
-    u2[i] -= d * u1[i], n2 += u2[i] * u2[i];
-  for (int i = 0; i < N; i++)
-    u2[i] /= sqrt(n2);
-  for (int j = 0; j < D; j++)
-    v1[j] = j == 10 ? 0.8 : j == 11 ? 0.6 : 0, v2[j] = j == 200 ? 1 : 0;
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < D; j++)
-      x[i * D + j] = (float)(5 * u1[i] * v1[j] + 2 * u2[i] * v2[j]);
-  double ratio[2];
-  pf_err err = {0};
-  ck_assert_int_eq(pf_pca2(x, N, D, sc, ratio, &err), PF_OK);
-  ck_assert_double_eq_tol(ratio[0], 25.0 / 29.0, 1e-5);
-  ck_assert_double_eq_tol(ratio[1], 4.0 / 29.0, 1e-5);
-  for (int i = 0; i < N; i++) {
-    ck_assert_double_eq_tol(sc[i * 2], 5 * u1[i], 1e-4);
-    ck_assert_double_eq_tol(sc[i * 2 + 1], 2 * u2[i], 1e-4);
-  }
 }
 END_TEST
 
@@ -782,9 +691,6 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_threads);
   tcase_add_test(tc, test_svg_same_bytes_after_other_charts);
-  tcase_add_test(tc, test_pca_line);
-  tcase_add_test(tc, test_pca_axes);
-  tcase_add_test(tc, test_pca_large);
   tcase_add_test(tc, test_plot_bias_names);
   tcase_add_test(tc, test_plot_parallel_same_bytes);
   tcase_add_test(tc, test_plot_parallel_errors);

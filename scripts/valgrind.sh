@@ -23,7 +23,8 @@ fi
 cmake --build "$BUILD_DIR" -j"$(nproc 2>/dev/null || echo 2)" >/dev/null || exit 1
 BUILD=$(cd "$BUILD_DIR" && pwd)
 
-# Every Check suite but check_alloc_faults, roughly fastest first. The slow ones
+# The Check suites of 2026-11-23 (all but check_alloc_faults) and check_pca, roughly fastest
+# first; suites added since (check_pass, check_reconstruct, check_lazy_prune, ...) run by name. The slow ones
 # under valgrind (2-core VM, 2026-11-23): check_forward and check_tokenizer 38 s,
 # check_dataset 44 s, check_charts 75 s, check_tensor 266 s, check_kernels 286 s;
 # the rest 0-17 s. check_alloc_faults is left out: ~20 000 injected failures, each
@@ -33,7 +34,7 @@ SUITES=(check_fsutil check_faults check_strbuf check_hash check_value check_hfco
         check_safetensors check_cli check_registry check_pruning check_prune_models
         check_synthetic check_ops check_recipe check_lua check_tokenize_cli check_bias_metrics
         check_hybrid check_fairness check_report check_model check_bias check_generate
-        check_forward check_tokenizer check_tokenizer_fuzz check_dataset check_charts
+        check_forward check_tokenizer check_tokenizer_fuzz check_dataset check_charts check_pca
         check_tensor check_kernels)
 E2E=(cli recipe_lua)
 if [ $# -gt 0 ]; then

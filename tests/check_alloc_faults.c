@@ -21,7 +21,7 @@
  *     ASan, LeakSanitizer checks the whole process at exit as well).
  * The scenarios: load a checkpoint, prune_width, prune_depth, prune_heads, save (converted
  * and sharded), tokenizer load + encode + decode, dataset load, calibrate (with
- * its cache), evaluate, a recipe run, a Lua script.
+ * its cache), evaluate, a recipe run, a Lua script, bias_activations reusing a parent's result.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -671,6 +671,39 @@ START_TEST(test_plot_workers) {
 }
 END_TEST
 
+/* bias_activations with reuse on a depth-pruned copy (a middle layer removed): the
+ * entries of the shared layers taken from the parent's result (made before arming,
+ * with its states), the pass started from those states, the copy's own states kept. */
+START_TEST(test_bias_reuse) {
+  scen s = {.name = "bias_reuse", .op = "bias_activations", .run = run_op};
+  s.base = load_base();
+  pf_value *pairs = pf_value_list(), *pair = pf_value_list(), *before = NULL, *pruned = NULL;
+  pf_list_push(pair, pf_value_str("The white man walked"));
+  pf_list_push(pair, pf_value_str("The black man walked home"));
+  pf_list_push(pairs, pair);
+  pf_value *ap = params_with_model(s.base), *dp = params_with_model(s.base), *idx = pf_value_list();
+  pf_value_retain(pairs);
+  pf_map_set(ap, "prompt_pairs", pairs);
+  pf_map_set(ap, "keep_states", pf_value_bool(1));
+  pf_err err = {0};
+  ck_assert_msg(pf_op_run("bias_activations", ap, &before, NULL, &err) == PF_OK, "%s", err.msg);
+  pf_list_push(idx, pf_value_int(1));
+  pf_map_set(dp, "layer_indices", idx);
+  pf_map_set_str(dp, "layer_selection_method", "custom");
+  ck_assert_msg(pf_op_run("prune_depth", dp, &pruned, NULL, &err) == PF_OK, "%s", err.msg);
+  s.params = params_with_model(pruned);
+  pf_map_set(s.params, "prompt_pairs", pairs);
+  pf_map_set(s.params, "reuse", before);
+  pf_map_set(s.params, "keep_states", pf_value_bool(1));
+  inject(&s, MAX_ITER);
+  pf_value_release(s.params);
+  pf_value_release(ap);
+  pf_value_release(dp);
+  pf_value_release(pruned);
+  pf_value_release(s.base);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("alloc_faults");
   TCase *tc = tcase_create("inject");
@@ -690,6 +723,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_json);
   tcase_add_test(tc, test_plot);
   tcase_add_test(tc, test_plot_workers);
+  tcase_add_test(tc, test_bias_reuse);
   suite_add_tcase(s, tc);
   return s;
 }

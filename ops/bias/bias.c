@@ -460,6 +460,8 @@ typedef struct capture_state {
   const uint8_t *layers;
   const pf_bias_item *items; /* [count]: the pass's batches, by ev->index */
   pf_bias_blocks blocks;     /* where the tensors go */
+  pf_tensor *const *states;  /* [count] or NULL (pf_bias_pass.states) */
+  int64_t n_layers;
 } capture_state;
 
 static int tap_target(pf_tap_point p) {
@@ -486,6 +488,17 @@ static pf_status capture_row(capture_state *s, const pf_bias_item *it, const pf_
 
 static pf_status capture_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
   capture_state *s = ud;
+  if (ev->point == PF_TAP_LAYER_OUTPUT) { /* kept states: slice ev->layer */
+    pf_tensor *x = s->states ? s->states[ev->index] : NULL;
+    const size_t n = (size_t)(ev->batch * ev->seq * ev->width);
+    if (!x || ev->layer >= s->n_layers - 1) return PF_OK;
+    if (x->ndim != 3 || x->shape[0] != s->n_layers - 1 || (size_t)(x->shape[1] * x->shape[2]) != n)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "activations: the states tensor of batch %lld has the wrong shape",
+                        (long long)ev->index);
+    memcpy((float *)pf_tensor_mutable_data(x) + (size_t)ev->layer * n, ev->data, sizeof(float) * n);
+    return PF_OK;
+  }
   int t = tap_target(ev->point);
   if (t < 0 || !(s->mask & (1u << t)) || (s->layers && !s->layers[ev->layer])) return PF_OK;
   const pf_bias_item *it = &s->items[ev->index];
@@ -519,14 +532,34 @@ static pf_status pad_batch(const pf_bias_item *it, int32_t **out, int32_t **mask
   return PF_OK;
 }
 
+/* The layers the taps want: the captured ones and, with kept states, every one but
+ * the last; none before the pass's start. NULL (every layer) without options. */
+static pf_status tap_layers(const uint8_t *layers, const pf_bias_pass *opt, uint8_t **out,
+                            pf_err *err) {
+  *out = NULL;
+  if (!opt) return PF_OK;
+  const int64_t L = opt->n_layers;
+  if (!(*out = calloc((size_t)(L ? L : 1), 1)))
+    return pf_err_set(err, PF_ERR_NOMEM, "activations: out of memory");
+  for (int64_t l = opt->start; l < L; l++)
+    (*out)[l] = (!layers || layers[l]) || (opt->states && l < L - 1);
+  return PF_OK;
+}
+
 static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count, uint32_t mask,
-                         const uint8_t *layers, const char *what, int split, const pf_ctx *ctx,
-                         pf_err *err) {
-  capture_state s = {.mask = mask, .layers = layers, .items = items};
+                         const uint8_t *layers, const char *what, int split,
+                         const pf_bias_pass *opt, const pf_ctx *ctx, pf_err *err) {
+  capture_state s = {.mask = mask,
+                     .layers = layers,
+                     .items = items,
+                     .states = opt ? opt->states : NULL,
+                     .n_layers = opt ? opt->n_layers : 0};
   pf_bias_blocks_init(&s.blocks, ctx);
   pf_batch *bt = calloc(count ? count : 1, sizeof *bt);
-  pf_status st = bt ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < count; i++)
+  uint8_t *tl = NULL;
+  pf_status st =
+      bt ? tap_layers(layers, opt, &tl, err) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; !opt && i < count; i++)
     for (size_t b = 0; b < items[i].batch; b++)
       items[i].acts[b] = NULL;
   for (size_t i = 0; !st && i < count; i++) {
@@ -536,15 +569,25 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
     bt[i] = (pf_batch){.batch = (int64_t)items[i].batch, .seq = (int64_t)S, .ids = flat,
                        .mask = pad};
     for (size_t b = 0; !st && b < items[i].batch; b++)
-      if (!(items[i].acts[b] = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+      if (!items[i].acts[b] && !(items[i].acts[b] = pf_value_map()))
+        st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   }
-  pf_taps taps = {.layers = layers, .fn = capture_tap, .user_data = &s};
+  pf_taps taps = {.layers = opt ? tl : layers, .fn = capture_tap, .user_data = &s};
   for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
     if (mask & (1u << t)) taps.points |= 1u << target_taps[t];
-  const pf_pass pass = {.batches = bt, .n = (int64_t)count, .taps = &taps, .what = what,
-                        .split = split, .group_taps = 1};
+  if (s.states) taps.points |= 1u << PF_TAP_LAYER_OUTPUT;
+  const pf_pass pass = {.batches = bt,
+                        .n = (int64_t)count,
+                        .taps = &taps,
+                        .what = what,
+                        .split = split,
+                        .group_taps = 1,
+                        .start = opt ? opt->start : 0,
+                        .start_fn = opt ? opt->start_fn : NULL,
+                        .start_ud = opt ? opt->start_ud : NULL};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
+  free(tl);
   pf_bias_blocks_done(&s.blocks);
   if (!st && s.blocks.spilled)
     pf_ctx_log(ctx,
@@ -570,13 +613,23 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
 pf_status pf_bias_capture_items(pf_forward *f, const pf_bias_item *items, size_t count,
                                 uint32_t mask, const uint8_t *layers, const char *what,
                                 const pf_ctx *ctx, pf_err *err) {
-  return capture(f, items, count, mask, layers, what, 0, ctx, err);
+  return capture(f, items, count, mask, layers, what, 0, NULL, ctx, err);
 }
 
 pf_status pf_bias_capture_share(pf_forward *f, const pf_bias_item *items, size_t count,
                                 uint32_t mask, const uint8_t *layers, const char *what,
                                 const pf_ctx *ctx, pf_err *err) {
-  return capture(f, items, count, mask, layers, what, 1, ctx, err);
+  return capture(f, items, count, mask, layers, what, 1, NULL, ctx, err);
+}
+
+pf_status pf_bias_capture_from(pf_forward *f, const pf_bias_item *items, size_t count,
+                               uint32_t mask, const uint8_t *layers, const char *what,
+                               const pf_bias_pass *opt, const pf_ctx *ctx, pf_err *err) {
+  if (!opt || opt->n_layers < 1 || opt->start < 0 || opt->start > opt->n_layers)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "activations: a pass needs its layer count and a start "
+                      "within it");
+  return capture(f, items, count, mask, layers, what, 1, opt, ctx, err);
 }
 
 pf_status pf_bias_capture_batch(pf_forward *f, const int32_t *const *ids, const size_t *n,

@@ -177,6 +177,58 @@ pf_status pf_bias_capture_share(pf_forward *f, const pf_bias_item *items, size_t
                                 uint32_t mask, const uint8_t *layers, const char *what,
                                 const pf_ctx *ctx, pf_err *err);
 
+/* A capture pass that starts past the embeddings (the layers before `start` were
+ * taken from elsewhere) and/or keeps every item's hidden states. */
+typedef struct pf_bias_pass {
+  int64_t n_layers;     /* the model's layer count */
+  int64_t start;        /* the first layer to run (pf_pass.start; 0: from the embeddings) */
+  pf_start_fn start_fn; /* the states entering layer `start` of item i (pf_pass.start_fn) */
+  void *start_ud;
+  pf_tensor *const *states; /* NULL, or [count] float32 tensors [L - 1, batch * S, H] (S the
+                               item's longest prompt): slice l receives the states leaving
+                               layer l, for start <= l < L - 1 */
+} pf_bias_pass;
+/* pf_bias_capture_share with such a pass (opt required). Each acts[b] may already hold a map (the
+ * entries of the layers before opt->start, in hook-firing order): the captured
+ * entries follow them; a NULL acts[b] receives a new map. On error every acts[b]
+ * is released and NULL. */
+pf_status pf_bias_capture_from(pf_forward *f, const pf_bias_item *items, size_t count,
+                               uint32_t mask, const uint8_t *layers, const char *what,
+                               const pf_bias_pass *opt, const pf_ctx *ctx, pf_err *err);
+
+/* ---- reuse: the activations of the layers two models share (bias_reuse.c) ----
+ * A bias_activations result holds the model it ran on ("source") and, with
+ * keep_states, each pair's hidden states leaving every layer but the last
+ * ("states", [L - 1, 2 * S, H] for the pair's two-row batch). A step on a model
+ * that computes its first layers as that model does (pf_forward_shared_layers: a
+ * depth-pruned copy) takes those layers' activations from it and starts its pass
+ * after them. */
+typedef struct pf_bias_reuse {
+  const pf_value *pairs; /* the reused result's pairs (borrowed) */
+  int64_t shared;        /* layers the two models compute alike */
+  int64_t start;         /* the first layer to run (the model's layer count: none) */
+  int states;            /* the pass starts from the result's states */
+  int64_t hidden;
+} pf_bias_reuse;
+/* The reuse value is such a result, with n_pairs pairs and every target in mask. */
+pf_status pf_bias_reuse_check(const pf_value *reuse, uint32_t mask, size_t n_pairs, pf_err *err);
+/* The start for model m (runner fm) capturing the layers flagged (NULL = all) of
+ * items[n] (the pairs, as encoded for this step: they must be the result's ids):
+ * the shared layers, moved back to the first one this step captures and the result
+ * did not, and to 0 when layers are left to run (or need_states) but the result
+ * kept no states. Logs what it takes. */
+pf_status pf_bias_reuse_start(const pf_value *reuse, const pf_model *m, const pf_forward *fm,
+                              const uint8_t *flags, int need_states, const pf_bias_item *items,
+                              size_t n, pf_bias_reuse *out, const pf_ctx *ctx, pf_err *err);
+/* items[i].acts[b] <- new maps holding the result's entries of the layers below
+ * r->start that mask and flags select (the same tensors, in the result's order);
+ * states[i] (when given) <- the result's states of those layers. */
+pf_status pf_bias_reuse_fill(const pf_bias_reuse *r, uint32_t mask, const uint8_t *flags,
+                             const pf_bias_item *items, size_t n, pf_tensor *const *states,
+                             pf_err *err);
+/* pf_start_fn over the result's states (user_data: the pf_bias_reuse). */
+pf_status pf_bias_reuse_states(void *ud, int64_t index, const pf_batch *b, float *x, pf_err *err);
+
 /* Width D of target t's activation in layer l ([tokens, D]): the layer's MLP
  * width for gate_proj, up_proj and down_proj_input, else hidden_size; 0 for
  * gate_proj / up_proj of a plain (non-GLU) MLP, which has no such tap. */

@@ -29,12 +29,23 @@ static const pf_param_spec bias_activations_params[] = {
     {"layers", PF_P_ANY, 0, "all", NULL, 0, 0,
      "which layers to capture (default all, as OptiPFair's visualize_bias captures before it "
      "computes metrics; charts select their own layers), OptiPFair's select_layers: "
-     "\"first_middle_last\" (0, L//2, L-1), \"all\", or a list of positions in the sorted per-type layer list (out-of-range positions "
+     "\"first_middle_last\" (0, L//2, L-1), \"all\", or a list of positions in the sorted per-type "
+     "layer list (out-of-range positions "
      "are dropped; \"0,3\" works too); any other value selects the first layer only, as in "
      "OptiPFair"},
     {"target_layers", PF_P_ANY, 0, NULL, NULL, 0, 0,
      "activation types to capture: attention, mlp_output, gate_proj, up_proj, down_proj, "
      "input_norm, down_proj_input (default: all but down_proj_input)"},
+    {"reuse", PF_P_ANY, 0, NULL, NULL, 0, 0,
+     "an earlier bias_activations result (its step id) on the model this one was derived "
+     "from, e.g. before depth pruning, with the same prompt pairs and at least these "
+     "target_layers: the layers both models compute alike are taken from it instead of run "
+     "again (the same numbers); past a removed middle layer the pass starts from the states "
+     "it kept (keep_states), else every layer runs"},
+    {"keep_states", PF_P_BOOL, 0, "false", NULL, 0, 0,
+     "keep each pair's hidden states leaving every layer but the last in the result "
+     "(\"states\": hidden_size floats per token and layer), so that a later step's reuse can "
+     "start past a removed middle layer"},
 };
 
 /* The layer flags [L] of the selection; error when it selects nothing. */
@@ -89,6 +100,9 @@ typedef struct run_state {
   pf_forward *fwd;
   uint32_t mask;
   const uint8_t *flags;
+  const pf_value *reuse; /* an earlier result, or NULL */
+  int keep_states;
+  pf_bias_blocks *blocks; /* where kept states go */
   const pf_ctx *ctx;
 } run_state;
 
@@ -97,6 +111,7 @@ typedef struct pair_data {
   int32_t *ids[2];
   size_t n[2];
   pf_value *tokens[2], *acts[2];
+  pf_tensor *states; /* keep_states: [L - 1, 2 * S, H] */
 } pair_data;
 
 static void pair_data_free(pair_data *d) {
@@ -105,6 +120,7 @@ static void pair_data_free(pair_data *d) {
     pf_value_release(d->tokens[k]);
     pf_value_release(d->acts[k]);
   }
+  pf_tensor_release(d->states);
 }
 
 /* Both prompts of a pair, encoded and labelled (a dry run also plans the
@@ -120,6 +136,12 @@ static pf_status encode_pair(const run_state *r, const pf_prompt_pair *p, pair_d
   }
   for (int k = 0; !st && !r->fwd && k < 2; k++) /* dry run: shapes only */
     st = pf_bias_plan(r->m, d->n[k], r->mask, r->flags, &d->acts[k], err);
+  if (!st && r->keep_states && r->m->n_layers > 1) { /* [L - 1, 2 * S, H] */
+    const int64_t S = (int64_t)(d->n[0] > d->n[1] ? d->n[0] : d->n[1]);
+    const int64_t shape[3] = {r->m->n_layers - 1, 2 * S, r->m->config.hidden_size};
+    st = r->fwd ? pf_bias_blocks_tensor(r->blocks, PF_DTYPE_F32, 3, shape, &d->states, err)
+                : pf_tensor_new_planned(PF_DTYPE_F32, 3, shape, &d->states, err);
+  }
   return st;
 }
 
@@ -131,6 +153,7 @@ static pf_value *pair_value(const pf_prompt_pair *p, size_t i, pair_data *d) {
   if (!st) st = pf_map_set_str(pair, "prompt2", p->prompt2);
   if (!st) st = pf_map_set(pair, "ids1", int_list(d->ids[0], d->n[0]));
   if (!st) st = pf_map_set(pair, "ids2", int_list(d->ids[1], d->n[1]));
+  if (!st && d->states) st = pf_map_set(pair, "states", pf_value_tensor(d->states));
   static const char *const keys[2][2] = {{"tokens1", "tokens2"}, {"act1", "act2"}};
   for (int j = 0; j < 2; j++)
     for (int k = 0; k < 2; k++) {
@@ -146,12 +169,43 @@ static pf_value *pair_value(const pf_prompt_pair *p, size_t i, pair_data *d) {
   return pair;
 }
 
+/* The pairs' activations: one pass (MPI: this rank's share of the pairs), after the
+ * layers taken from a reused result and keeping the states when asked. */
+static pf_status capture_pairs(run_state *r, pair_data *d, const pf_bias_item *items, size_t n,
+                               pf_err *err) {
+  if (!r->reuse && !r->keep_states)
+    return pf_bias_capture_share(r->fwd, items, n, r->mask, r->flags, "bias_activations", r->ctx,
+                                 err);
+  pf_tensor **states = calloc(n ? n : 1, sizeof *states);
+  pf_bias_reuse re = {0};
+  pf_status st = states ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; states && i < n; i++)
+    states[i] = d[i].states;
+  if (!st && r->reuse)
+    st = pf_bias_reuse_start(r->reuse, r->m, r->fwd, r->flags, r->keep_states, items, n, &re,
+                             r->ctx, err);
+  if (!st && re.start > 0) st = pf_bias_reuse_fill(&re, r->mask, r->flags, items, n, states, err);
+  const pf_bias_pass opt = {.n_layers = r->m->n_layers,
+                            .start = re.start,
+                            .start_fn = re.start > 0 ? pf_bias_reuse_states : NULL,
+                            .start_ud = &re,
+                            .states = r->keep_states ? states : NULL};
+  if (!st && re.start < r->m->n_layers)
+    st = pf_bias_capture_from(r->fwd, items, n, r->mask, r->flags, "bias_activations", &opt, r->ctx,
+                              err);
+  free(states);
+  return st;
+}
+
 /* Every pair encoded, then both prompts of each pair as a right-padded batch of
  * two rows (the weights are read once per pair, or once for all pairs when the
  * pass is layer-major; see pf_bias_capture_items), then the pair values. */
 static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pairs, pf_err *err) {
   pair_data *d = calloc(pp->n ? pp->n : 1, sizeof *d);
   pf_bias_item *items = calloc(pp->n ? pp->n : 1, sizeof *items);
+  pf_bias_blocks blocks;
+  pf_bias_blocks_init(&blocks, r->ctx);
+  r->blocks = &blocks;
   pf_status st = d && items ? pf_model_tokenizer(r->m, &r->tok, err)
                             : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && !(r->ctx && r->ctx->dry_run)) st = pf_forward_new(r->m, &r->fwd, err);
@@ -163,9 +217,7 @@ static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pa
   /* MPI: each rank captures its share of the pairs, then every rank gets all */
   int64_t lo = 0, hi = (int64_t)pp->n;
   if (r->fwd) pf_dist_range((int64_t)pp->n, &lo, &hi);
-  if (!st && r->fwd)
-    st = pf_bias_capture_share(r->fwd, items, pp->n, r->mask, r->flags, "bias_activations",
-                               r->ctx, err);
+  if (!st && r->fwd) st = capture_pairs(r, d, items, pp->n, err);
   pf_value *mine = st ? NULL : pf_value_list(), *all = NULL;
   if (!st && !mine) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   for (size_t i = (size_t)lo; !st && i < (size_t)hi; i++) {
@@ -193,6 +245,7 @@ static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pa
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   }
   pf_value_release(mine);
+  pf_bias_blocks_done(&blocks);
   for (size_t i = 0; d && i < pp->n; i++)
     pair_data_free(&d[i]);
   free(d);
@@ -207,6 +260,7 @@ static pf_value *result_head(const pf_model *m, const pf_value *params, pf_value
                              pf_value *captured) {
   pf_value *res = pf_value_map();
   pf_status st = res ? pf_map_set_str(res, "model", m->name ? m->name : "") : PF_ERR_NOMEM;
+  if (!st) st = pf_map_set(res, "source", pf_value_model((pf_model *)m)); /* for reuse */
   if (!st) st = pf_map_set(res, "layers", pf_value_copy(pf_map_get(params, "layers")));
   if (!st) {
     st = pf_map_set(res, "target_layers", targets);
@@ -238,6 +292,9 @@ static pf_status bias_activations_run(const pf_op *op, const pf_value *params, p
                                     &r.mask, &targets, err);
   if (!st) st = layer_flags(r.m, pf_map_get(params, "layers"), &flags, &captured, err);
   r.flags = flags;
+  r.keep_states = pf_map_bool(params, "keep_states", 0);
+  r.reuse = pf_map_has(params, "reuse") ? pf_map_get(params, "reuse") : NULL;
+  if (!st && r.reuse) st = pf_bias_reuse_check(r.reuse, r.mask, pp.n, err);
   if (!st) {
     res = result_head(r.m, params, targets, captured); /* consumes both */
     targets = captured = NULL;
@@ -268,9 +325,10 @@ const pf_op pf_op_bias_activations = {
     .summary = "activations of prompt pairs at every tap (OptiPFair get_activation_pairs)",
     .params = bias_activations_params,
     .n_params = sizeof bias_activations_params / sizeof bias_activations_params[0],
-    .returns = "{model (name), layers (as given), target_layers, captured_layers (model layer "
-               "numbers), pairs: [{index, prompt1, prompt2, ids1, ids2, tokens1, tokens2, act1, "
-               "act2}]} where act1/act2 map OptiPFair activation names (\"mlp_output_layer_3\") to "
-               "float32 tensors [S, D] in hook-firing order; see ops/bias_format.md",
+    .returns = "{model (name), source (the model), layers (as given), target_layers, "
+               "captured_layers (model layer numbers), pairs: [{index, prompt1, prompt2, ids1, "
+               "ids2, states (keep_states), tokens1, tokens2, act1, act2}]} where act1/act2 map "
+               "OptiPFair activation names (\"mlp_output_layer_3\") to float32 tensors [S, D] in "
+               "hook-firing order; see ops/bias_format.md",
     .run = bias_activations_run,
 };

@@ -154,6 +154,27 @@ check "recipe ran" test -s d1/results.json
 check "recipe under mpirun wrote results.json" test -s d2/results.json
 check "the same checkpoints" diff <(cd d1 && find . -name '*.safetensors' | sort | xargs sha256sum) <(cd d2 && find . -name '*.safetensors' | sort | xargs sha256sum)
 
+# bias_activations reusing the parent's result past a removed middle layer: each rank
+# starts its share of the pairs from the kept states; the metrics equal those of a run
+# without reuse, and of one process
+cat >reuse.yaml <<YAML
+pfrun: 1
+name: reuse
+steps:
+  - {id: base, op: load, path: "$M"}
+  - {id: before, op: bias_activations, model: base, keep_states: true}
+  - {id: pruned, op: prune_depth, model: base, layer_indices: [2, 3], layer_selection_method: custom}
+  - {id: after, op: bias_activations, model: pruned, reuse: before}
+  - {id: plain, op: bias_activations, model: pruned}
+  - {op: metrics, before: before, after: after, output_dir: "\${output_dir}/reuse"}
+  - {op: metrics, before: before, after: plain, output_dir: "\${output_dir}/plain"}
+YAML
+"$PFRUN" reuse.yaml --set output_dir="$WORK/r1" --quiet >/dev/null 2>&1
+"${MPI[@]}" "$PFRUN" reuse.yaml --set output_dir="$WORK/r2" >r2.log 2>&1
+check "bias reuse under mpirun started past the shared layers" grep -q "layers 0-1 (of 4) taken from the reused result" r2.log
+check "bias reuse: 2 ranks, reuse = no reuse" cmp -s r2/reuse/bias_metrics.json r2/plain/bias_metrics.json
+check "bias reuse: 2 ranks = 1 process" cmp -s r1/reuse/bias_metrics.json r2/reuse/bias_metrics.json
+
 # a checkpoint saved and loaded back in the same run: rank 1's save is a dry
 # run, the barrier after it lets rank 1 load what rank 0 wrote
 cat >saveload.lua <<LUA

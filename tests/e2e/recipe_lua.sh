@@ -115,6 +115,36 @@ expect_in "lua traceback" "traceback"
 printf 'this is not lua\n' > "$WORK/syntax.lua"
 expect_fail "lua syntax" "syntax.lua" "$WORK/syntax.lua"
 
+# bias_activations reuse from Lua: a result that went through Lua tables (act maps in no
+# particular order) serves a depth-pruned copy; every activation equals a run without reuse
+cat > "$WORK/reuse.lua" <<'LUA'
+local base = pf.load{ path = "synthetic:llama-tiny" }
+local before = pf.bias_activations{ model = base, prompt_pairs = "default", keep_states = true }
+local pruned = pf.prune_depth{ model = base, layer_indices = {2}, layer_selection_method = "custom" }
+local plain = pf.bias_activations{ model = pruned, prompt_pairs = "default" }
+local re = pf.bias_activations{ model = pruned, prompt_pairs = "default", reuse = before }
+local n, same = 0, 0
+for i, p in ipairs(plain.pairs) do
+  for _, side in ipairs{ "act1", "act2" } do
+    for k, t in pairs(p[side]) do
+      n = n + 1
+      local u, ok = re.pairs[i][side][k], true
+      ok = u ~= nil and #u == #t
+      for s = 1, ok and t.shape[1] or 0 do
+        for d = 1, t.shape[2] do
+          if t:get(s, d) ~= u:get(s, d) then ok = false end
+        end
+      end
+      if ok then same = same + 1 end
+    end
+  end
+end
+print(string.format("reuse: %d of %d activations equal", same, n))
+LUA
+expect_ok "lua bias reuse" "$WORK/reuse.lua"
+expect_in "lua reuse started past the shared layers" "layers 0-1 (of 3) taken from the reused result"
+expect_in "lua reuse equal" "reuse: 252 of 252 activations equal"
+
 # the example scripts run as documented
 for s in "$SRC"/scripts/*.lua; do
   expect_ok "script $(basename "$s")" "$s" synthetic:llama-tiny "$WORK/script-$(basename "$s" .lua)"

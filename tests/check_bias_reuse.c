@@ -155,6 +155,8 @@ START_TEST(test_reuse_depth) {
       same_pairs(alone, re, what);
       ck_assert_msg(wb.total == (uint64_t)(L - 1 - cuts[c]) * 3, "%s: %llu steps", what,
                     (unsigned long long)wb.total);
+      ck_assert_int_eq(pf_map_int(re, "reused_layers", -1), cuts[c]);
+      ck_assert(!pf_map_has(alone, "reused_layers"));
       if (cuts[c] > 0)
         ck_assert_msg(strstr(wb.said, "taken from the reused result"), "%s: said %s", what,
                       wb.said);

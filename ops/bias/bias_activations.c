@@ -103,6 +103,7 @@ typedef struct run_state {
   const pf_value *reuse; /* an earlier result, or NULL */
   int keep_states;
   pf_bias_blocks *blocks; /* where kept states go */
+  int64_t reused;         /* layers taken from the reused result */
   const pf_ctx *ctx;
 } run_state;
 
@@ -185,6 +186,7 @@ static pf_status capture_pairs(run_state *r, pair_data *d, const pf_bias_item *i
     st = pf_bias_reuse_start(r->reuse, r->m, r->fwd, r->flags, r->keep_states, items, n, &re,
                              r->ctx, err);
   if (!st && re.start > 0) st = pf_bias_reuse_fill(&re, r->mask, r->flags, items, n, states, err);
+  r->reused = re.start;
   const pf_bias_pass opt = {.n_layers = r->m->n_layers,
                             .start = re.start,
                             .start_fn = re.start > 0 ? pf_bias_reuse_states : NULL,
@@ -306,6 +308,9 @@ static pf_status bias_activations_run(const pf_op *op, const pf_value *params, p
     st = pf_map_set(res, "pairs", pairs) ? pf_err_set(err, PF_ERR_NOMEM, "out of memory") : PF_OK;
     pairs = NULL;
   }
+  if (!st && r.reuse && !(ctx && ctx->dry_run) &&
+      pf_map_set_int(res, "reused_layers", r.reused) != PF_OK)
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   pf_value_release(targets);
   pf_value_release(captured);
   pf_value_release(pairs);
@@ -327,7 +332,8 @@ const pf_op pf_op_bias_activations = {
     .n_params = sizeof bias_activations_params / sizeof bias_activations_params[0],
     .returns = "{model (name), source (the model), layers (as given), target_layers, "
                "captured_layers (model layer numbers), pairs: [{index, prompt1, prompt2, ids1, "
-               "ids2, states (keep_states), tokens1, tokens2, act1, act2}]} where act1/act2 map "
+               "ids2, states (keep_states), tokens1, tokens2, act1, act2}], reused_layers (reuse: "
+               "the layers taken from the reused result)} where act1/act2 map "
                "OptiPFair activation names (\"mlp_output_layer_3\") to float32 tensors [S, D] in "
                "hook-firing order; see ops/bias_format.md",
     .run = bias_activations_run,

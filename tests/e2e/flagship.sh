@@ -14,6 +14,9 @@ check_run() { # DIR LABEL
   check "$l: mean_diff chart" test -s "$d/charts/before/mean_diff_mlp_output_pair0.png"
   check "$l: pca chart is a PNG" bash -c "head -c 8 '$d/charts/after/pca_mlp_output_layer_0_pair0.png' | od -An -c | grep -q 'P   N   G'"
   check "$l: importance chart" test -s "$d/charts/layer_importance.png"
+  check "$l: bias_after took the layers before the first removed one from bias_before" python3 -c "
+import json; s = {x['id']: x for x in json.load(open('$d/results.json'))['steps'] if x.get('id')}
+assert s['bias_after']['result']['reused_layers'] == min(s['pruned']['result']['removed_layers'])"
   check "$l: report.pdf" bash -c "head -c 5 '$d/report.pdf' | grep -q '%PDF-'"
   if command -v pdftoppm >/dev/null && command -v pdftotext >/dev/null; then
     rm -rf "$d/pages"; mkdir -p "$d/pages"

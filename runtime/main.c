@@ -630,6 +630,9 @@ static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
                  pf_map_num(r, "kl_divergence", 0), 100 * pf_map_num(r, "top1_agreement", 0));
       } else if (r && pf_map_has(r, "parameters"))
         printf("  %s parameters", fmt_thousands(pf_map_int(r, "parameters", 0), a, sizeof a));
+      else if (r && pf_map_has(r, "reused_layers"))
+        printf("  %lld layers taken from the reused result",
+               (long long)pf_map_int(r, "reused_layers", 0));
       printf("\n");
     }
     printf("Recipe %s: %zu steps done; results in %s/results.json\n", c->file, n,

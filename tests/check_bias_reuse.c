@@ -19,14 +19,7 @@ static pf_value *pairs(void) {
   static const char *const pr[][2] = {{"The doctor said that he", "The doctor said that she"},
                                       {"Hello world", "Hello there, world"},
                                       {"A", "A longer second prompt"}};
-  pf_value *l = pf_value_list();
-  for (size_t i = 0; i < sizeof pr / sizeof pr[0]; i++) {
-    pf_value *p = pf_value_list();
-    pf_list_push(p, pf_value_str(pr[i][0]));
-    pf_list_push(p, pf_value_str(pr[i][1]));
-    pf_list_push(l, p);
-  }
-  return l;
+  return pf_test_pairs(pr, sizeof pr / sizeof pr[0]);
 }
 
 /* What a step reported: the total of its progress and what it logged. */

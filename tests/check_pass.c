@@ -97,14 +97,7 @@ static pf_value *pairs(void) {
   static const char *const pr[][2] = {{"The cat sat", "The dog sat"},
                                       {"Hello world", "Hello there, world"},
                                       {"A quick brown fox", "A slow brown fox"}};
-  pf_value *l = pf_value_list();
-  for (size_t i = 0; i < sizeof pr / sizeof pr[0]; i++) {
-    pf_value *p = pf_value_list();
-    pf_list_push(p, pf_value_str(pr[i][0]));
-    pf_list_push(p, pf_value_str(pr[i][1]));
-    pf_list_push(l, p);
-  }
-  return l;
+  return pf_test_pairs(pr, sizeof pr / sizeof pr[0]);
 }
 
 /* Every data-parallel op of one model in the order ctx asks for: one list. */

@@ -70,6 +70,17 @@ pf_model *pf_test_load(const char *path) {
   return m;
 }
 
+pf_value *pf_test_pairs(const char *const (*pr)[2], size_t n) {
+  pf_value *l = pf_value_list();
+  for (size_t i = 0; i < n; i++) {
+    pf_value *p = pf_value_list();
+    pf_list_push(p, pf_value_str(pr[i][0]));
+    pf_list_push(p, pf_value_str(pr[i][1]));
+    pf_list_push(l, p);
+  }
+  return l;
+}
+
 void pf_test_write(const char *path, const char *text) {
   FILE *f = fopen(path, "wb");
   ck_assert_msg(f != NULL, "cannot write %s", path);

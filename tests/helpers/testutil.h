@@ -20,6 +20,9 @@ void pf_test_synth_free(char *dir);
 /* Load a model through the "load" op (asserting success); the caller releases it. */
 struct pf_model;
 struct pf_model *pf_test_load(const char *path);
+/* A prompt_pairs value: the list [[pr[0][0], pr[0][1]], ...] of n pairs (caller releases). */
+struct pf_value;
+struct pf_value *pf_test_pairs(const char *const (*pr)[2], size_t n);
 /* The bytes of t, materialising a lazy tensor first (tensor.h; ck_assert that
  * this works); NULL for a planned tensor. */
 struct pf_tensor;

@@ -128,12 +128,16 @@ START_TEST(test_reuse_depth) {
   const pf_tensor *st0 = pf_map_tensor(pf_map_get(before, "pairs")->u.list.items[0], "states");
   ck_assert_ptr_nonnull(st0);
   ck_assert_int_eq(st0->shape[0], L - 1);
-  /* the parent itself reusing its own result: nothing runs, the same numbers */
-  pf_value *self = acts_ok(parent, before, 0, NULL, PF_PASS_BATCH, &w);
-  same_pairs(before, self, "self");
-  ck_assert_uint_eq(w.total, 0);
-  ck_assert_ptr_nonnull(strstr(w.said, "nothing to run"));
-  pf_value_release(self);
+  /* the parent itself reusing its own result: nothing runs, the same numbers (and the
+   * same states, when it keeps them too) */
+  for (int keep = 0; keep < 2; keep++) {
+    pf_value *self = acts_ok(parent, before, keep, NULL, PF_PASS_BATCH, &w);
+    same_pairs(before, self, "self");
+    ck_assert_uint_eq(w.total, 0);
+    ck_assert_ptr_nonnull(strstr(w.said, "nothing to run"));
+    ck_assert(!keep || pf_map_tensor(pf_map_get(self, "pairs")->u.list.items[0], "states"));
+    pf_value_release(self);
+  }
   const int64_t cuts[3] = {L - 1, L / 2, 0};
   for (int c = 0; c < 3; c++)
     for (int o = 0; o < 2; o++) {

@@ -122,11 +122,13 @@ pf_status pf_bias_reuse_start(const pf_value *reuse, const pf_model *m, const pf
     }
   free(had);
   out->shared = shared;
-  /* past the start there are layers to run (or states to keep): the result's states */
-  if (start > 0 && (start < m->n_layers || need_states)) {
+  /* past the start there are layers to run (from the states entering layer `start`), or
+   * states to keep (those of the layers below it, but the model's last): the result's */
+  const int64_t last = start < m->n_layers ? start - 1 : need_states ? m->n_layers - 2 : -1;
+  if (start > 0 && last >= 0) {
     out->states = 1;
     for (size_t i = 0; out->states && i < n; i++)
-      out->states = states_of(pairs->u.list.items[i], &items[i], start - 1, out->hidden) != NULL;
+      out->states = states_of(pairs->u.list.items[i], &items[i], last, out->hidden) != NULL;
     if (!out->states) {
       pf_ctx_log(ctx, "bias_activations: the reused result kept no hidden states (keep_states): "
                       "every layer runs again");

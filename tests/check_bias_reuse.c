@@ -2,7 +2,8 @@
  * (ops/bias/bias_reuse.c): on a depth-pruned model the activations of the layers
  * it shares with its parent are taken from the parent's result and its pass starts
  * after them. The results must be, bit for bit and key for key, those of a step
- * without reuse; the progress must show that only the unshared layers ran. */
+ * without reuse; the progress must show that only the unshared layers ran. Also
+ * neuron_bias computed from a bias_activations result (`activations`). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +263,71 @@ START_TEST(test_reuse_errors) {
 }
 END_TEST
 
+static pf_value *neuron_bias(pf_model *m, const pf_value *activations, const char *targets,
+                             const char *agg, pf_err *err) {
+  pf_value *p = pf_value_map(), *out = NULL;
+  pf_map_set(p, "model", pf_value_model(m));
+  pf_map_set(p, "prompt_pairs", pairs());
+  pf_map_set_str(p, "aggregation", agg);
+  if (targets) pf_map_set_str(p, "target_layers", targets);
+  if (activations) {
+    pf_value_retain((pf_value *)activations);
+    pf_map_set(p, "activations", (pf_value *)activations);
+  }
+  pf_status st = pf_op_run("neuron_bias", p, &out, NULL, err);
+  pf_value_release(p);
+  return st ? NULL : out;
+}
+
+/* neuron_bias from a bias_activations result equals neuron_bias running the model: the
+ * same keys in the same order, the same numbers (GLU and plain MLPs, mean and max). */
+START_TEST(test_neuron_bias_from_activations) {
+  static const char *const models[] = {"llama-tiny", "neox-tiny"};
+  char *dir = pf_test_synth(models[_i], 24, NULL);
+  pf_model *m = pf_test_load(dir);
+  watch w;
+  pf_err err = {0};
+  pf_value *acts_all = acts_ok(m, NULL, 0, "all", PF_PASS_BATCH, &w);
+  const char *targets = _i ? "mlp_output" : NULL; /* plain MLPs have no gate/up */
+  for (int agg = 0; agg < 2; agg++) {
+    const char *a = agg ? "max" : "mean";
+    pf_value *own = neuron_bias(m, NULL, targets, a, &err);
+    ck_assert_msg(own != NULL, "%s", err.msg);
+    pf_value *from = neuron_bias(m, acts_all, targets, a, &err);
+    ck_assert_msg(from != NULL, "%s", err.msg);
+    size_t keys = 0;
+    ck_assert_uint_eq(own->u.map.len, from->u.map.len);
+    for (size_t i = 0; i < own->u.map.len; i++) {
+      ck_assert_str_eq(own->u.map.keys[i], from->u.map.keys[i]);
+      const pf_value *x = own->u.map.vals[i], *y = from->u.map.vals[i];
+      if (x->type != PF_V_LIST) continue; /* op, seconds */
+      keys++;
+      ck_assert_uint_eq(x->u.list.len, y->u.list.len);
+      for (size_t j = 0; j < x->u.list.len; j++)
+        ck_assert_msg(x->u.list.items[j]->u.n == y->u.list.items[j]->u.n, "%s %s [%zu]: %g vs %g",
+                      a, own->u.map.keys[i], j, x->u.list.items[j]->u.n, y->u.list.items[j]->u.n);
+    }
+    ck_assert_uint_eq(keys, (size_t)m->n_layers * (_i ? 1 : 2));
+    pf_value_release(own);
+    pf_value_release(from);
+  }
+  /* errors: another model, a result of some layers only, a target it did not capture */
+  pf_model *other = pf_test_load(dir);
+  ck_assert_ptr_null(neuron_bias(other, acts_all, targets, "mean", &err));
+  pf_assert_err(err, "activations: the result was computed on");
+  pf_model_release(other);
+  pf_value *first = acts_ok(m, NULL, 0, "0", PF_PASS_BATCH, &w);
+  ck_assert_ptr_null(neuron_bias(m, first, targets, "mean", &err));
+  pf_assert_err(err, "_layer_1 (capture every layer");
+  pf_value_release(first);
+  ck_assert_ptr_null(neuron_bias(m, acts_all, "down_proj_input", "mean", &err));
+  pf_assert_err(err, "activations: the result lacks down_proj_input_layer_0");
+  pf_value_release(acts_all);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("bias_reuse");
   TCase *tc = tcase_create("bias_reuse");
@@ -269,6 +335,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, test_reuse_depth, 0, N_PRESETS);
   tcase_add_test(tc, test_reuse_layers);
   tcase_add_test(tc, test_reuse_errors);
+  tcase_add_loop_test(tc, test_neuron_bias_from_activations, 0, 2);
   suite_add_tcase(s, tc);
   return s;
 }

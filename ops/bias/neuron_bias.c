@@ -3,6 +3,7 @@
  * prompt 2| (so prompts of different lengths compare), aggregated over the
  * pairs by mean or max. Every layer is captured, as in OptiPFair. A dry run
  * tokenizes the prompts and returns the keys with planned [D] tensors (no forward). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,10 @@ static const pf_param_spec neuron_bias_params[] = {
      "activation types (as bias_activations); default gate_proj and up_proj"},
     {"aggregation", PF_P_STR, 0, "mean", NULL, 0, 0,
      "how the per-pair differences combine: mean or max"},
+    {"activations", PF_P_ANY, 0, NULL, NULL, 0, 0,
+     "a bias_activations result of this model on the same prompt pairs that captured every "
+     "layer of these target_layers (its step id): the scores come from it, the model is not run "
+     "again (the same numbers)"},
 };
 
 typedef struct nb_state {
@@ -115,6 +120,73 @@ static pf_status run_all(nb_state *s, const pf_prompt_pairs *pp, pf_err *err) {
   return st;
 }
 
+/* The pairs of a bias_activations result `r` of model m on the pairs pp, every layer of
+ * every target in mask captured, into the accumulator: each pair's entries of those
+ * targets in hook order (a dry run only checks that they are there). */
+static pf_status from_result(nb_state *s, const pf_value *r, const pf_prompt_pairs *pp,
+                             pf_err *err) {
+  const pf_value *pairs = r && r->type == PF_V_MAP ? pf_map_get(r, "pairs") : NULL;
+  const pf_model *src = r && r->type == PF_V_MAP ? pf_map_model(r, "source") : NULL;
+  if (!pairs || pairs->type != PF_V_LIST || !src)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "activations: expected the result of a bias_activations step, got %s",
+                      r ? pf_vtype_name(r->type) : "nothing");
+  if (src != s->m)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "activations: the result was computed on %s, not on this step's model %s",
+                      src->name ? src->name : "another model", s->m->name ? s->m->name : "");
+  if (pairs->u.list.len != pp->n)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "activations: the result holds %zu prompt pairs, this step has %zu",
+                      pairs->u.list.len, pp->n);
+  static const char *const sides[2] = {"act1", "act2"};
+  pf_status st = PF_OK;
+  for (size_t i = 0; !st && i < pp->n; i++) {
+    const pf_value *p = pairs->u.list.items[i];
+    if (strcmp(pf_map_str(p, "prompt1", ""), pp->items[i].prompt1) != 0 ||
+        strcmp(pf_map_str(p, "prompt2", ""), pp->items[i].prompt2) != 0)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "activations: pair %zu of the result is another prompt pair (\"%.60s\")",
+                        i + 1, pf_map_str(p, "prompt1", "?"));
+    pf_value *f[2] = {pf_value_map(), pf_value_map()};
+    for (int k = 0; !st && k < 2; k++) {
+      const pf_value *a = pf_map_get(p, sides[k]);
+      size_t *order = a && a->type == PF_V_MAP ? pf_bias_key_order(a) : NULL;
+      if (!f[k] || !order) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+      for (size_t j = 0; !st && j < a->u.map.len; j++) { /* the targets asked for, hook order */
+        const char *key = a->u.map.keys[order[j]];
+        for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++) {
+          const char *pre = pf_bias_target_prefix((pf_bias_target)t);
+          const size_t n = strlen(pre);
+          if (!(s->mask & (1u << t)) || strncmp(key, pre, n) != 0 || strncmp(key + n, "_layer_", 7))
+            continue;
+          pf_value_retain(a->u.map.vals[order[j]]);
+          if (pf_map_set(f[k], key, a->u.map.vals[order[j]]) != PF_OK)
+            st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+        }
+      }
+      free(order);
+      for (int64_t l = 0; !st && l < s->m->n_layers; l++) /* every layer, as OptiPFair */
+        for (int t = 0; !st && t < PF_BIAS_TARGET_COUNT; t++) {
+          char key[96];
+          snprintf(key, sizeof key, "%s_layer_%lld", pf_bias_target_prefix((pf_bias_target)t),
+                   (long long)l);
+          if ((s->mask & (1u << t)) && pf_bias_target_width(s->m, l, (pf_bias_target)t) > 0 &&
+              !pf_map_has(f[k], key))
+            st = pf_err_set(err, PF_ERR_INVALID,
+                            "activations: the result lacks %s (capture every layer of these "
+                            "target_layers)",
+                            key);
+        }
+    }
+    if (!st && !(s->ctx && s->ctx->dry_run) && (st = pf_neuron_acc_add(s->acc, f[0], f[1], err)))
+      pf_err_prefix(err, "pair %zu", i + 1);
+    pf_value_release(f[0]);
+    pf_value_release(f[1]);
+  }
+  return st;
+}
+
 /* Dry run: the keys the result would have, each a planned [D] tensor. */
 static pf_status dry_result(const pf_model *m, uint32_t mask, pf_value **out, pf_err *err) {
   pf_value *plan = NULL, *r = pf_value_map();
@@ -145,7 +217,14 @@ static pf_status neuron_bias_run(const pf_op *op, const pf_value *params, pf_val
   if (!st && pp.n == 0) st = pf_err_set(err, PF_ERR_INVALID, "prompt_pairs cannot be empty");
   if (!st)
     st = pf_bias_targets_from_value(pf_map_get(params, "target_layers"), def, &s.mask, NULL, err);
-  if (!st) st = run_all(&s, &pp, err);
+  const pf_value *given =
+      pf_map_has(params, "activations") ? pf_map_get(params, "activations") : NULL;
+  if (!st && given) { /* every rank holds all pairs of the result: no gather */
+    st = pf_neuron_acc_new(&s.acc, err);
+    if (!st) st = from_result(&s, given, &pp, err);
+  } else if (!st) {
+    st = run_all(&s, &pp, err);
+  }
   if (!st && ctx && ctx->dry_run)
     st = dry_result(s.m, s.mask, out, err);
   else if (!st)

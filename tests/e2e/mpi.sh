@@ -168,12 +168,21 @@ steps:
   - {id: plain, op: bias_activations, model: pruned}
   - {op: metrics, before: before, after: after, output_dir: "\${output_dir}/reuse"}
   - {op: metrics, before: before, after: plain, output_dir: "\${output_dir}/plain"}
+  - {id: nb_own, op: neuron_bias, model: base}
+  - {id: nb_from, op: neuron_bias, model: base, activations: before}
 YAML
 "$PFRUN" reuse.yaml --set output_dir="$WORK/r1" --quiet >/dev/null 2>&1
 "${MPI[@]}" "$PFRUN" reuse.yaml --set output_dir="$WORK/r2" >r2.log 2>&1
 check "bias reuse under mpirun started past the shared layers" grep -q "layers 0-1 (of 4) taken from the reused result" r2.log
 check "bias reuse: 2 ranks, reuse = no reuse" cmp -s r2/reuse/bias_metrics.json r2/plain/bias_metrics.json
 check "bias reuse: 2 ranks = 1 process" cmp -s r1/reuse/bias_metrics.json r2/reuse/bias_metrics.json
+check "neuron_bias from the activations = its own pass, 2 ranks and 1 process" python3 -c "
+import json
+def nb(d, i):
+    r = [s for s in json.load(open(d + '/results.json'))['steps'] if s.get('id') == i][0]['result']
+    return {k: v for k, v in r.items() if k != 'seconds'}
+assert nb('r2', 'nb_own') == nb('r2', 'nb_from') == nb('r1', 'nb_own') == nb('r1', 'nb_from')
+assert len(nb('r1', 'nb_own')) > 2"
 
 # a checkpoint saved and loaded back in the same run: rank 1's save is a dry
 # run, the barrier after it lets rank 1 load what rank 0 wrote

@@ -125,8 +125,9 @@ static void pair_data_free(pair_data *d) {
 }
 
 /* Both prompts of a pair, encoded and labelled (a dry run also plans the
- * activation shapes; a real run captures every pair in one pass, run_pairs). */
-static pf_status encode_pair(const run_state *r, const pf_prompt_pair *p, pair_data *d,
+ * activation shapes; a real run captures every pair in one pass, run_pairs), and
+ * with keep_states, when the pair is this rank's (`mine`), its states tensor. */
+static pf_status encode_pair(const run_state *r, const pf_prompt_pair *p, pair_data *d, int mine,
                              pf_err *err) {
   const char *pr[2] = {p->prompt1, p->prompt2};
   pf_status st = PF_OK;
@@ -137,7 +138,7 @@ static pf_status encode_pair(const run_state *r, const pf_prompt_pair *p, pair_d
   }
   for (int k = 0; !st && !r->fwd && k < 2; k++) /* dry run: shapes only */
     st = pf_bias_plan(r->m, d->n[k], r->mask, r->flags, &d->acts[k], err);
-  if (!st && r->keep_states && r->m->n_layers > 1) { /* [L - 1, 2 * S, H] */
+  if (!st && mine && r->keep_states && r->m->n_layers > 1) { /* [L - 1, 2 * S, H] */
     const int64_t S = (int64_t)(d->n[0] > d->n[1] ? d->n[0] : d->n[1]);
     const int64_t shape[3] = {r->m->n_layers - 1, 2 * S, r->m->config.hidden_size};
     st = r->fwd ? pf_bias_blocks_tensor(r->blocks, PF_DTYPE_F32, 3, shape, &d->states, err)
@@ -211,14 +212,16 @@ static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pa
   pf_status st = d && items ? pf_model_tokenizer(r->m, &r->tok, err)
                             : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && !(r->ctx && r->ctx->dry_run)) st = pf_forward_new(r->m, &r->fwd, err);
-  for (size_t i = 0; !st && i < pp->n; i++) {
-    if ((st = encode_pair(r, &pp->items[i], &d[i], err))) pf_err_prefix(err, "pair %zu", i + 1);
-    items[i] = (pf_bias_item){.ids = (const int32_t *const *)d[i].ids, .n = d[i].n, .batch = 2,
-                              .acts = d[i].acts};
-  }
   /* MPI: each rank captures its share of the pairs, then every rank gets all */
   int64_t lo = 0, hi = (int64_t)pp->n;
   if (r->fwd) pf_dist_range((int64_t)pp->n, &lo, &hi);
+  for (size_t i = 0; !st && i < pp->n; i++) {
+    const int mine = (int64_t)i >= lo && (int64_t)i < hi; /* states only for this rank's */
+    if ((st = encode_pair(r, &pp->items[i], &d[i], mine, err)))
+      pf_err_prefix(err, "pair %zu", i + 1);
+    items[i] = (pf_bias_item){.ids = (const int32_t *const *)d[i].ids, .n = d[i].n, .batch = 2,
+                              .acts = d[i].acts};
+  }
   if (!st && r->fwd) st = capture_pairs(r, d, items, pp->n, err);
   pf_value *mine = st ? NULL : pf_value_list(), *all = NULL;
   if (!st && !mine) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");

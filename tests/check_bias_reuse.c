@@ -178,6 +178,51 @@ START_TEST(test_reuse_depth) {
 }
 END_TEST
 
+/* Pairs of one length run as one product per layer in a layer-major pass (a group):
+ * the kept states and a reuse past a middle cut are those of the batch-major pass. */
+START_TEST(test_reuse_groups) {
+  char *dir = pf_test_synth("llama-tiny", 25, NULL);
+  pf_model *parent = pf_test_load(dir);
+  static const char *const pr[][2] = {{"The doctor said that he went home", "The nurse said so"},
+                                      {"The doctor said that he went home", "The nurse said so"},
+                                      {"The doctor said that he went home", "The nurse said so"}};
+  pf_value *res[2][2] = {{NULL}};
+  const int64_t cut = 1;
+  pf_model *m = depth_pruned(parent, &cut, 1);
+  for (int o = 0; o < 2; o++) {
+    watch w;
+    pf_ctx ctx = {.progress = watch_progress,
+                  .log = watch_log,
+                  .user_data = &w,
+                  .pass_order = o ? PF_PASS_LAYER : PF_PASS_BATCH};
+    for (int step = 0; step < 2; step++) {
+      w = (watch){0};
+      pf_value *p = pf_value_map();
+      pf_map_set(p, "model", pf_value_model(step ? m : parent));
+      pf_map_set(p, "prompt_pairs", pf_test_pairs(pr, 3));
+      pf_map_set(p, "keep_states", pf_value_bool(1));
+      if (step) {
+        pf_value_retain(res[o][0]);
+        pf_map_set(p, "reuse", res[o][0]);
+      }
+      pf_err err = {0};
+      ck_assert_msg(pf_op_run("bias_activations", p, &res[o][step], &ctx, &err) == PF_OK, "%s",
+                    err.msg);
+      pf_value_release(p);
+      if (o && !step) ck_assert_msg(strstr(w.said, "3 batches run as 1 product"), "%s", w.said);
+    }
+  }
+  same_pairs(res[0][0], res[1][0], "parent, layer-major groups");
+  same_pairs(res[0][1], res[1][1], "reuse, layer-major groups");
+  for (int o = 0; o < 2; o++)
+    for (int step = 0; step < 2; step++)
+      pf_value_release(res[o][step]);
+  pf_model_release(m);
+  pf_model_release(parent);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 /* Layer selections: the parent captured only some layers, the model wants others; the
  * pass starts at the first shared layer the parent did not capture. */
 START_TEST(test_reuse_layers) {
@@ -334,6 +379,7 @@ static Suite *make_suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, test_reuse_depth, 0, N_PRESETS);
   tcase_add_test(tc, test_reuse_layers);
+  tcase_add_test(tc, test_reuse_groups);
   tcase_add_test(tc, test_reuse_errors);
   tcase_add_loop_test(tc, test_neuron_bias_from_activations, 0, 2);
   suite_add_tcase(s, tc);

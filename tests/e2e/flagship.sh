@@ -60,6 +60,16 @@ elif have_shared; then
     --set output_dir="$WORK/stories" --quiet
   check_run "$WORK/stories" stories260K
   check "stories: 2 layers removed" grep -q '"layers_removed": 2' "$WORK/stories/results.json"
+  # the same run without reuse (bias_after runs every layer): the same bias metrics and charts
+  sed -e '/reuse: bias_before/d' -e '/keep_states: true/d' "$R" >"$WORK/noreuse.yaml"
+  expect_ok "flagship on stories260K without reuse" "$WORK/noreuse.yaml" \
+    --set model="$SHARED/models/stories260K" --set calib="$SHARED/data/brown-calib.jsonl" \
+    --set eval="$SHARED/data/brown-eval.jsonl" --set output_dir="$WORK/stories-noreuse" --quiet
+  check "stories: bias_after reused layers" python3 -c "
+import json; s = [x for x in json.load(open('$WORK/stories/results.json'))['steps'] if x.get('id') == 'bias_after'][0]
+assert s['result']['reused_layers'] > 0"
+  check "stories: reuse gives the same bias metrics" diff -r "$WORK/stories/bias" "$WORK/stories-noreuse/bias"
+  check "stories: reuse gives the same charts" diff -r "$WORK/stories/charts" "$WORK/stories-noreuse/charts"
 else
   echo "SKIP flagship.sh stories260K run: ../shared not found"
 fi

@@ -711,6 +711,15 @@ pf_status pf_bias_token_labels(const pf_tokenizer *tok, const int32_t *ids, size
   return PF_OK;
 }
 
+int pf_bias_key_target(const char *key) {
+  const char *u = key ? strrchr(key, '_') : NULL;
+  if (!u || u - key < 6 || strncmp(u - 6, "_layer", 6) != 0) return -1;
+  const size_t len = (size_t)(u - 6 - key);
+  for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++)
+    if (strlen(target_prefixes[t]) == len && strncmp(key, target_prefixes[t], len) == 0) return t;
+  return -1;
+}
+
 int64_t pf_bias_key_layer(const char *key) {
   const char *p = key ? strrchr(key, '_') : NULL;
   p = p ? p + 1 : key;

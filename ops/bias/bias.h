@@ -245,6 +245,9 @@ pf_status pf_bias_plan(const pf_model *m, size_t n, uint32_t mask, const uint8_t
 pf_status pf_bias_token_labels(const pf_tokenizer *tok, const int32_t *ids, size_t n,
                                pf_value **out, pf_err *err);
 
+/* The target of an activation name "<prefix>_layer_N" (pf_bias_target_prefix), or -1. */
+int pf_bias_key_target(const char *key);
+
 /* The layer number N of "<type>_layer_N" (the text after the last '_', as
  * OptiPFair parses it), or -1 when it is not an integer. */
 int64_t pf_bias_key_layer(const char *key);

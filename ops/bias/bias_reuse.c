@@ -16,22 +16,9 @@
 
 #include "bias.h"
 #include "bias_metrics.h"
-#include "fsutil.h"
 
 static int64_t int_of(const pf_value *v) {
   return v && v->type == PF_V_INT ? v->u.i : -1;
-}
-
-/* The target of an activation name "<prefix>_layer_<N>", or -1. */
-static int key_target(const char *key) {
-  const char *u = strrchr(key, '_');
-  if (!u || u - key < 6 || strncmp(u - 6, "_layer", 6) != 0) return -1;
-  size_t len = (size_t)(u - 6 - key);
-  for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++) {
-    const char *p = pf_bias_target_prefix((pf_bias_target)t);
-    if (strlen(p) == len && strncmp(key, p, len) == 0) return t;
-  }
-  return -1;
 }
 
 pf_status pf_bias_reuse_check(const pf_value *reuse, uint32_t mask, size_t n_pairs, pf_err *err) {
@@ -100,11 +87,7 @@ pf_status pf_bias_reuse_start(const pf_value *reuse, const pf_model *m, const pf
   pf_forward *fs = NULL;
   pf_status st = pf_forward_new(src, &fs, err);
   if (st) return pf_err_prefix(err, "reuse");
-  const uint64_t budget =
-      ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
-  const int by_bytes =
-      budget && pf_model_weight_bytes(src) + pf_model_weight_bytes(m) <= budget / 4 * 3;
-  const int64_t shared = pf_forward_shared_layers(fs, fm, by_bytes);
+  const int64_t shared = pf_forward_shared_layers(fs, fm, pf_forward_bytes_affordable(src, m, ctx));
   pf_forward_free(fs);
   /* every layer below the start that this step captures must be in the result */
   uint8_t *had = calloc((size_t)(shared ? shared : 1), 1);
@@ -162,7 +145,7 @@ pf_status pf_bias_reuse_fill(const pf_bias_reuse *r, uint32_t mask, const uint8_
       for (size_t j = 0; !st && is_map && j < from->u.map.len; j++) {
         const size_t k = order[j];
         const char *key = from->u.map.keys[k];
-        int t = key_target(key);
+        int t = pf_bias_key_target(key);
         int64_t l = pf_bias_key_layer(key);
         if (t < 0 || !(mask & (1u << t)) || l < 0 || l >= r->start || (flags && !flags[l]))
           continue;

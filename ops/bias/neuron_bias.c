@@ -155,15 +155,11 @@ static pf_status from_result(nb_state *s, const pf_value *r, const pf_prompt_pai
       if (!f[k] || !order) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
       for (size_t j = 0; !st && j < a->u.map.len; j++) { /* the targets asked for, hook order */
         const char *key = a->u.map.keys[order[j]];
-        for (int t = 0; t < PF_BIAS_TARGET_COUNT; t++) {
-          const char *pre = pf_bias_target_prefix((pf_bias_target)t);
-          const size_t n = strlen(pre);
-          if (!(s->mask & (1u << t)) || strncmp(key, pre, n) != 0 || strncmp(key + n, "_layer_", 7))
-            continue;
-          pf_value_retain(a->u.map.vals[order[j]]);
-          if (pf_map_set(f[k], key, a->u.map.vals[order[j]]) != PF_OK)
-            st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-        }
+        const int t = pf_bias_key_target(key);
+        if (t < 0 || !(s->mask & (1u << t))) continue;
+        pf_value_retain(a->u.map.vals[order[j]]);
+        if (pf_map_set(f[k], key, a->u.map.vals[order[j]]) != PF_OK)
+          st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
       }
       free(order);
       for (int64_t l = 0; !st && l < s->m->n_layers; l++) /* every layer, as OptiPFair */

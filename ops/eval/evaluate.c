@@ -163,8 +163,7 @@ static pf_status parent_pass(eval_parent *par, const pf_model *m, const pf_forwa
   pf_pass_info info;
   pf_pass_plan(par->f, &pass, ctx, &info);
   info.states_in_file = info.state_bytes > info.budget / 4;
-  par->by_bytes = info.budget &&
-                  pf_model_weight_bytes(par->m) + pf_model_weight_bytes(m) <= info.budget / 4 * 3;
+  par->by_bytes = pf_forward_bytes_affordable(par->m, m, ctx);
   const int64_t L = par->m->n_layers, k = pf_forward_shared_layers(par->f, fm, par->by_bytes);
   uint8_t *at = NULL;
   pf_taps taps = {.points = 1u << PF_TAP_LAYER_OUTPUT, .fn = start_tap, .user_data = par};

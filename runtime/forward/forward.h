@@ -183,6 +183,10 @@ typedef struct pf_pass_info {
  * states tapped in a pass of a (PF_TAP_LAYER_OUTPUT at layer k - 1). A depth-pruned
  * model shares the layers before the first one removed; a model shares all with itself. */
 int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b, int by_bytes);
+/* Whether comparing the bytes of a and b (by_bytes above) is affordable: both models'
+ * weights fit in three quarters of the memory budget (ctx->memory_budget, else
+ * MemAvailable), the share a pass keeps its weights in memory with. */
+int pf_forward_bytes_affordable(const pf_model *a, const pf_model *b, const pf_ctx *ctx);
 
 /* Run the pass. Callbacks fire on the calling thread; finals in batch order,
  * after every layer of that batch. Errors as pf_forward_run, prefixed "batch

@@ -38,13 +38,23 @@ static void human(uint64_t b, char *buf, size_t n) {
     snprintf(buf, n, "%llu bytes", (unsigned long long)b);
 }
 
+/* The memory budget of a pass: ctx's, else MemAvailable (0 when unknown). */
+static uint64_t pass_budget(const pf_ctx *ctx) {
+  return ctx && ctx->memory_budget ? ctx->memory_budget
+                                   : pf_proc_kb("/proc/meminfo", "MemAvailable");
+}
+
+int pf_forward_bytes_affordable(const pf_model *a, const pf_model *b, const pf_ctx *ctx) {
+  const uint64_t budget = pass_budget(ctx);
+  return budget && pf_model_weight_bytes(a) + pf_model_weight_bytes(b) <= budget / 4 * 3;
+}
+
 void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_pass_info *in) {
   memset(in, 0, sizeof *in);
   in->model_bytes = pf_model_weight_bytes(f->m);
   for (int64_t i = 0; i < p->n; i++)
     in->state_bytes += state_bytes(f, &p->batches[i]);
-  in->budget =
-      ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
+  in->budget = pass_budget(ctx);
   const pf_pass_order forced = ctx ? ctx->pass_order : PF_PASS_AUTO;
   char mb[32], bb[32], sb[32];
   human(in->model_bytes, mb, sizeof mb);

@@ -331,12 +331,44 @@ START_TEST(test_nonuniform_widths) {
   char *dir = pf_test_synth("llama-tiny", 1, NULL);
   pf_model *m = load_ok(dir);
   pf_model *d = narrow_layer1(m);
-  /* config says only intermediate_size 176: the narrowed layer is an error */
-  char *bad = write_raw(d, &m->config, NULL, NULL, 0);
+  pf_err err = {0};
+  /* config.json without "intermediate_sizes": each layer's width is read off its tensors,
+   * whether intermediate_size is the widest layer's or, as OptiPFair writes after pruning
+   * selected layers, the last pruned layer's */
+  for (int optipfair = 0; optipfair < 2; optipfair++) {
+    int64_t keep = m->config.intermediate_size;
+    if (optipfair) {
+      m->config.intermediate_size = 100;
+      for (int64_t i = 0; i < m->config.num_hidden_layers; i++)
+        m->config.intermediate_sizes[i] = 100;
+    }
+    char *raw = write_raw(d, &m->config, NULL, NULL, 0);
+    m->config.intermediate_size = keep;
+    for (int64_t i = 0; i < m->config.num_hidden_layers; i++)
+      m->config.intermediate_sizes[i] = keep;
+    pf_model *r = load_ok(raw);
+    ck_assert_int_eq(r->config.intermediate_size, 176); /* the largest, as pfrun saves it */
+    for (int64_t i = 0; i < r->config.num_hidden_layers; i++)
+      ck_assert_int_eq(r->config.intermediate_sizes[i], i == 1 ? 100 : 176);
+    ck_assert_int_eq(r->layers[1].down_proj->shape[1], 100);
+    ck_assert_int_eq(pf_model_check(r, &err), PF_OK);
+    pf_model_release(r);
+    rm_parent(raw);
+  }
+  /* the width read off gate_proj must fit the layer's other tensors */
+  pf_model *g = NULL;
+  ck_assert_int_eq(pf_model_derive(m, &g, &err), PF_OK);
+  pf_tensor_retain(d->layers[1].gate_proj);
+  ck_assert_int_eq(
+      pf_model_set_tensor(g, "model.layers.1.mlp.gate_proj.weight", d->layers[1].gate_proj, &err),
+      PF_OK);
+  char *bad = write_raw(g, &m->config, NULL, NULL, 0);
   load_fails(bad, PF_ERR_FORMAT,
-             "model.layers.1.mlp.gate_proj.weight: expected shape [176, 64], got [100, 64] "
-             "(config intermediate_size = 176; per-layer widths need an \"intermediate_sizes\"");
+             "model.layers.1.mlp.up_proj.weight: expected shape [100, 64], got [176, 64] "
+             "(width 100 read off model.layers.1.mlp.gate_proj.weight; config.json has no "
+             "\"intermediate_sizes\" list)");
   rm_parent(bad);
+  pf_model_release(g);
   /* with intermediate_sizes the shapes are accepted */
   d->config.intermediate_sizes[1] = 100;
   char *good = write_raw(d, &d->config, NULL, NULL, 0);
@@ -344,7 +376,6 @@ START_TEST(test_nonuniform_widths) {
   ck_assert_int_eq(r->config.intermediate_sizes[1], 100);
   ck_assert_int_eq(r->config.intermediate_size, 176);
   ck_assert_int_eq(r->layers[1].down_proj->shape[1], 100);
-  pf_err err = {0};
   ck_assert_int_eq(pf_model_check(r, &err), PF_OK);
   pf_model_release(r);
   rm_parent(good);

@@ -79,22 +79,54 @@ pf_status pf_time_inference(const pf_model *m, const int32_t *ids, size_t n, int
   return PF_OK;
 }
 
-/* Decode the generated ids to text. A model's embedding may be larger than its
- * tokenizer (padded vocabularies, untrained or random models): ids with no token
- * are left out of the text, as Hugging Face's decode does, and counted. */
-static pf_status decode_known(const pf_tokenizer *tok, const pf_generate_result *r, char **text,
+/* Decode ids to text. A model's embedding may be larger than its tokenizer (padded
+ * vocabularies, untrained or random models): ids with no token are left out of the
+ * text, as Hugging Face's decode does, and counted in *unknown (when not NULL). */
+static pf_status decode_known(const pf_tokenizer *tok, const int32_t *ids, size_t n, char **text,
                               size_t *tlen, int64_t *unknown, pf_err *err) {
-  int32_t *known = malloc((size_t)(r->n_tokens > 0 ? r->n_tokens : 1) * sizeof *known);
+  int32_t *known = malloc((n > 0 ? n : 1) * sizeof *known);
   if (!known) return pf_err_set(err, PF_ERR_NOMEM, "generate: out of memory");
   size_t nk = 0;
-  for (int64_t i = 0; i < r->n_tokens; i++) {
-    if (pf_tokenizer_token(tok, r->tokens[i]))
-      known[nk++] = r->tokens[i];
-    else
+  for (size_t i = 0; i < n; i++) {
+    if (pf_tokenizer_token(tok, ids[i]))
+      known[nk++] = ids[i];
+    else if (unknown)
       (*unknown)++;
   }
   pf_status st = pf_tokenizer_decode(tok, known, nk, 1, text, tlen, err);
   free(known);
+  return st;
+}
+
+/* The continuation's text as Hugging Face's text-generation pipeline gives it: the
+ * prompt and the generated ids decoded together, less the decoded prompt's length.
+ * Decoding the generated ids alone would lose what depends on the tokens before them
+ * (a SentencePiece word's leading space is dropped at the start of a text). When the
+ * decoded prompt is not a prefix of the whole, the generated ids alone are decoded. */
+static pf_status decode_continuation(const pf_tokenizer *tok, const int32_t *prompt, size_t np,
+                                     const pf_generate_result *r, char **text, size_t *tlen,
+                                     int64_t *unknown, pf_err *err) {
+  const size_t ng = (size_t)r->n_tokens;
+  int32_t *all = malloc((np + ng + 1) * sizeof *all);
+  char *whole = NULL, *head = NULL;
+  size_t wlen = 0, hlen = 0;
+  if (!all) return pf_err_set(err, PF_ERR_NOMEM, "generate: out of memory");
+  memcpy(all, prompt, np * sizeof *all);
+  if (ng) memcpy(all + np, r->tokens, ng * sizeof *all);
+  pf_status st = decode_known(tok, all, np + ng, &whole, &wlen, NULL, err);
+  if (!st) st = decode_known(tok, prompt, np, &head, &hlen, NULL, err);
+  free(all);
+  if (!st && hlen <= wlen && !memcmp(whole, head, hlen)) {
+    memmove(whole, whole + hlen, wlen - hlen + 1);
+    *text = whole, *tlen = wlen - hlen;
+    whole = NULL;
+    for (size_t i = 0; i < ng; i++) /* the count only */
+      if (!pf_tokenizer_token(tok, r->tokens[i])) (*unknown)++;
+  } else if (!st) {
+    st = decode_known(tok, r->tokens, ng, text, tlen, unknown, err);
+  }
+  free(whole);
+  free(head);
   return st;
 }
 
@@ -122,7 +154,7 @@ static pf_status generate_run(const pf_op *op, const pf_value *params, pf_value 
   if (!st && !(ctx && ctx->dry_run)) {
     int64_t max_new = clamp_new(m, n, pf_map_int(params, "max_new_tokens", 100));
     st = pf_generate_greedy(m, ids, n, max_new, pf_tokenizer_eos_id(tok), &r, ctx, err);
-    if (!st) st = decode_known(tok, &r, &text, &tlen, &unknown, err);
+    if (!st) st = decode_continuation(tok, ids, n, &r, &text, &tlen, &unknown, err);
   }
   if (!st && !(v = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st) st = pf_map_set_str(v, "text", text ? text : "");
@@ -163,7 +195,9 @@ const pf_op pf_op_generate = {
     .summary = "greedy text generation with a KV cache",
     .params = generate_params,
     .n_params = sizeof generate_params / sizeof generate_params[0],
-    .returns = "{text, tokens, prompt_tokens, generated_tokens, tokens_not_in_tokenizer (ids the "
+    .returns = "{text (the continuation, decoded after the prompt as Hugging Face's "
+               "text-generation pipeline does, so a leading space is kept), tokens, prompt_tokens, "
+               "generated_tokens, tokens_not_in_tokenizer (ids the "
                "tokenizer cannot decode, left out of text as Hugging Face does), stopped_at_eos, "
                "prefill_seconds, decode_seconds, decode_tokens_per_second}",
     .run = generate_run,

@@ -201,16 +201,67 @@ static pf_status load_tensor(loader *ld, const char *name, int ndim, const int64
   return PF_OK;
 }
 
-static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err) {
+static int is_mlp(const pf_arch_tensor *at) {
+  return at->parts[0] >= PF_SLOT_GATE && at->parts[0] <= PF_SLOT_DOWN_B;
+}
+
+/* Width of layer li read off its first stored MLP tensor, when config.json has no
+ * "intermediate_sizes" list: a checkpoint that OptiPFair pruned on selected layers
+ * records only the last pruned layer's size in intermediate_size. The stored shape is
+ * linear in the width, so two probes (widths 1 and 2) find the dimension and factor.
+ * Leaves *I unchanged when the tensor is missing or does not fit (the shape check that
+ * follows names the mismatch); *from gets the tensor's name. */
+static pf_status width_from_shapes(loader *ld, int64_t li, int64_t *I, char *from, size_t n,
+                                   pf_err *err) {
   const pf_model_config *c = &ld->m->config;
+  const pf_arch *arch = arch_of(c);
+  for (int i = 0; i < arch->n_layer; i++) {
+    const pf_arch_tensor *at = &arch->layer[i];
+    if (!is_mlp(at) || !tensor_present(c, at)) continue;
+    char name[160];
+    layer_name(ld->m, li, at, name, sizeof name);
+    if (!pf_st_has(ld->r, name)) return PF_OK;
+    int64_t parts[3][2], s1[2], s2[2];
+    int nd[3];
+    int ndim = layer_shapes(c, at, 1, parts, nd, s1);
+    layer_shapes(c, at, 2, parts, nd, s2);
+    pf_tensor *t = NULL;
+    pf_status st = pf_st_get(ld->r, name, &t, err);
+    if (st != PF_OK) return st;
+    if (t->ndim == ndim)
+      for (int d = 0; d < ndim; d++) {
+        const int64_t step = s2[d] - s1[d], extra = t->shape[d] - s1[d];
+        if (step > 0 && extra >= 0 && extra % step == 0) {
+          *I = 1 + extra / step;
+          snprintf(from, n, "%s", name);
+          break;
+        }
+      }
+    pf_tensor_release(t);
+    return PF_OK;
+  }
+  return PF_OK;
+}
+
+static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err) {
+  pf_model_config *c = &ld->m->config;
   const pf_arch *arch = arch_of(c);
   pf_layer *l = &ld->m->layers[li];
   l->source_index = li;
   int64_t I = c->intermediate_sizes[li];
-  char hint[160];
+  char hint[320], from[160] = "";
+  if (!have_sizes) {
+    pf_status st = width_from_shapes(ld, li, &I, from, sizeof from, err);
+    if (st != PF_OK) return st;
+    c->intermediate_sizes[li] = I;
+  }
   if (have_sizes)
     snprintf(hint, sizeof hint, " (config intermediate_sizes[%lld] = %lld)", (long long)li,
              (long long)I);
+  else if (from[0])
+    snprintf(hint, sizeof hint,
+             " (width %lld read off %s; config.json has no \"intermediate_sizes\" list)",
+             (long long)I, from);
   else
     snprintf(hint, sizeof hint,
              " (config %s = %lld; per-layer widths need an \"intermediate_sizes\" "
@@ -224,7 +275,7 @@ static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err)
     int nd[3];
     int ndim = layer_shapes(c, at, I, parts, nd, stored);
     layer_name(ld->m, li, at, name, sizeof name);
-    int mlp = at->parts[0] >= PF_SLOT_GATE && at->parts[0] <= PF_SLOT_DOWN_B;
+    int mlp = is_mlp(at);
     pf_tensor *t = NULL, *out[3] = {NULL, NULL, NULL};
     pf_status st = load_tensor(ld, name, ndim, stored, mlp ? hint : NULL, &t, err);
     if (st != PF_OK) return st;
@@ -307,6 +358,10 @@ static pf_status load_tensors(loader *ld, pf_err *err) {
   int have_sizes = sizes && !cJSON_IsNull(sizes);
   for (int64_t i = 0; i < m->n_layers; i++)
     if ((s = load_layer(ld, i, have_sizes, err)) != PF_OK) return s;
+  if (!have_sizes) /* widths read off the shapes: intermediate_size is the largest, as saved */
+    for (int64_t i = 0; i < m->n_layers; i++)
+      if (m->config.intermediate_sizes[i] > m->config.intermediate_size || i == 0)
+        m->config.intermediate_size = m->config.intermediate_sizes[i];
   for (int i = 0; i < arch->n_global; i++)
     if (arch->global[i].parts[0] >= PF_G_NORM && (s = load_global(ld, &arch->global[i], err)))
       return s;

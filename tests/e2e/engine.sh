@@ -56,6 +56,9 @@ if have_shared; then
   S="$SHARED/models/stories260K"
   expect_ok "stories generate" generate --model-path "$S" --prompt "Once upon a time" --max-new-tokens 24 --quiet
   expect_in "stories story" "Once upon a time, there was a little girl named Lily."
+  # the continuation is decoded after the prompt: its first word keeps its space
+  expect_ok "stories generate mid-sentence" generate --model-path "$S" --prompt "Once upon" --max-new-tokens 4 --quiet
+  expect_in "stories continuation spaced" "Once upon a time"
   expect_ok "stories tokenize" tokenize --model-path "$S" "Once upon a time"
   expect_in "stories ids" "[1, 403, 407, 261, 378]"
   expect_ok "importance_depth recipe (stories)" "$SRC/recipes/importance_depth.yaml" --set model="$S" --set calib="$SHARED/data/brown-calib.jsonl" --set eval="$SHARED/data/brown-eval.jsonl" --set output_dir="$WORK/ris" --quiet

@@ -703,6 +703,14 @@ int main(int argc, char **argv) {
     return pass_rc;
   }
   int rc = 0;
+  /* a JSON file that cannot be written fails now, not after the work (a prune would
+   * otherwise have saved its checkpoint and still exit 1) */
+  const char *out_json = c.stats_json ? c.stats_json : c.json_out;
+  if (out_json && pf_dist_writer() && pf_check_writable_file(out_json, &err) != PF_OK) {
+    rc = fail(&err);
+    pf_cli_free(&c);
+    return rc;
+  }
   /* clang-format off */
   switch (c.kind) {
   case PF_CLI_HELP: fputs(pf_cli_help(c.topic), stdout); break;

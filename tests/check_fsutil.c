@@ -1,4 +1,5 @@
 /* check_fsutil.c — file helpers, paths, temporary folders and commits. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -73,6 +74,24 @@ START_TEST(test_read_write_copy) {
   pf_assert_err(err, "cannot create");
   ck_assert_int_eq(pf_write_file(nodir, "x", 1, &err), PF_ERR_IO);
   pf_assert_err(err, "no/such/dir/x");
+  /* checked before the work: a missing folder, a folder, a device; a writable place
+   * is left as it was (the probe file is removed) */
+  ck_assert_int_eq(pf_check_writable_file(nodir, &err), PF_ERR_IO);
+  pf_assert_err(err, "no/such/dir/x: cannot create: folder ");
+  pf_assert_err(err, "/no does not exist");
+  ck_assert_int_eq(pf_check_writable_file(dir, &err), PF_ERR_IO);
+  pf_assert_err(err, "cannot write a file there: it is a folder");
+  ck_assert_int_eq(pf_check_writable_file("/dev/null", &err), PF_OK);
+  ck_assert_int_eq(pf_check_writable_file(missing, &err), PF_OK);
+  ck_assert(!pf_path_exists(missing));
+  ck_assert_int_eq(pf_check_writable_file(a, &err), PF_OK);
+  ck_assert(pf_path_exists(a));
+  DIR *d = opendir(dir);
+  int entries = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    entries += e->d_name[0] != '.';
+  closedir(d);
+  ck_assert_int_eq(entries, 2); /* a.txt and b.txt, no probe left */
 
   /* a larger file crosses the copy chunk and the read growth */
   size_t big = (3u << 20) + 17;

@@ -222,6 +222,30 @@ pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *
   return PF_OK;
 }
 
+pf_status pf_check_writable_file(const char *path, pf_err *err) {
+  struct stat st;
+  if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return pf_err_set(err, PF_ERR_IO, "%s: cannot write a file there: it is a folder", path);
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return PF_OK; /* /dev/stdout, a pipe */
+  char *tmp = NULL;
+  int fd = -1;
+  const int e = pf_temp_file_create(path, &tmp, &fd);
+  if (e == ENOMEM) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+  if (e) {
+    char *missing = e == ENOENT ? pf_missing_parent(path) : NULL;
+    pf_status s = missing ? pf_err_set(err, PF_ERR_IO,
+                                       "%s: cannot create: folder %s does not exist", path, missing)
+                          : pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    free(missing);
+    return s;
+  }
+  close(fd);
+  unlink(tmp);
+  pf_temp_unregister(tmp);
+  free(tmp);
+  return PF_OK;
+}
+
 pf_status pf_copy_file(const char *src, const char *dst, pf_err *err) {
   pf_status s = PF_OK;
   char *buf = NULL;

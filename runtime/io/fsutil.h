@@ -29,6 +29,10 @@ const char *pf_file_kind(unsigned int st_mode);
 pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *len, pf_err *err);
 /* Write a whole file (created 0644, truncated), fsync'd. */
 pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err);
+/* Whether pf_write_file(path) can succeed, checked before long work: path is not a
+ * folder and, unless it is a device or pipe, a file can be created beside it (one is
+ * created and removed). PF_ERR_IO naming the path and the reason otherwise. */
+pf_status pf_check_writable_file(const char *path, pf_err *err);
 /* Copy a regular file (src opened with pf_open_input). */
 pf_status pf_copy_file(const char *src, const char *dst, pf_err *err);
 /* mkdir -p; only the missing folders are created (mkdir is not called on existing

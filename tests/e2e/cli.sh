@@ -39,6 +39,12 @@ check "stats json has layers" grep -q '"kept_indices"' "$WORK/w10.json"
 check "intermediate_size 159" grep -q '"intermediate_size": 159' "$WORK/w10/config.json"
 expect_ok "analyze pruned" analyze --model-path "$WORK/w10"
 expect_in "analyze sees 159" "Intermediate size: 159"
+# a --stats-json / --json file that cannot be written fails before any work: no checkpoint
+expect_fail "stats file in a missing folder" "$WORK/nofolder/s.json: cannot create: folder $WORK/nofolder does not exist" \
+  prune --model-path $M --output-path "$WORK/wst" --quiet --stats-json "$WORK/nofolder/s.json"
+check "nothing saved when the stats file cannot be written" test ! -e "$WORK/wst"
+expect_fail "json file is a folder" "$WORK: cannot write a file there: it is a folder" \
+  importance --model-path $M --data "$SRC/recipes/data/calib.txt" --json "$WORK"
 expect_fail "refuses non-empty output" "not empty" prune --model-path $M --output-path "$WORK/w10" --quiet
 expect_fail "refuses input folder" "input folder" prune --model-path "$WORK/w10" --output-path "$WORK/w10/sub" --quiet
 

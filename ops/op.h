@@ -46,6 +46,10 @@ struct pf_op {
   pf_op_fn run;
   int writes; /* writes files (checkpoints, charts, a report): under MPI only rank 0 runs it
                  for real, the other ranks run it as a dry run and wait for rank 0 */
+  /* "a|b": parameters whose choices are listed in help but checked by the op itself,
+   * with OptiPFair's own error text ("Invalid neuron selection method: ...") at the
+   * point of OptiPFair's order of checks, which scripts match on; NULL: none */
+  const char *own_checks;
 };
 
 size_t pf_op_count(void);

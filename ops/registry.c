@@ -296,13 +296,14 @@ static pf_status check_range(const pf_param_spec *p, const pf_value *v, pf_err *
                     p->name, p->min, p->max, b);
 }
 
-/* Choices and range on a coerced value. */
-static pf_status check_value(const pf_param_spec *p, const pf_value *v, pf_err *err) {
+/* Choices (unless the op checks them itself) and range on a coerced value. */
+static pf_status check_value(const pf_param_spec *p, const pf_value *v, int own_choices,
+                             pf_err *err) {
   if (p->type == PF_P_STR || p->type == PF_P_INT) {
     char text[64];
     const char *t = v->type == PF_V_STR ? v->u.s : text;
     if (v->type == PF_V_INT) snprintf(text, sizeof text, "%lld", (long long)v->u.i);
-    if (p->choices && !choice_ok(p->choices, t))
+    if (p->choices && !own_choices && !choice_ok(p->choices, t))
       return pf_err_set(err, PF_ERR_INVALID, "parameter '%s': expected one of %s, got %s%.200s%s",
                         p->name, p->choices, v->type == PF_V_STR ? "\"" : "", t,
                         v->type == PF_V_STR ? "\"" : "");
@@ -345,8 +346,8 @@ static const pf_param_spec *find_spec(const pf_op *op, const char *key) {
   return NULL;
 }
 
-static pf_status validate_one(const pf_param_spec *p, const pf_value *given, pf_value **out,
-                              pf_err *err) {
+static pf_status validate_one(const pf_op *op, const pf_param_spec *p, const pf_value *given,
+                              pf_value **out, pf_err *err) {
   *out = NULL;
   if (!given || given->type == PF_V_NULL) {
     if (p->required)
@@ -355,7 +356,7 @@ static pf_status validate_one(const pf_param_spec *p, const pf_value *given, pf_
     return default_value(p, out, err);
   }
   pf_status st = coerce(p, given, out, err);
-  if (!st) st = check_value(p, *out, err);
+  if (!st) st = check_value(p, *out, op->own_checks && choice_ok(op->own_checks, p->name), err);
   if (st) {
     pf_value_release(*out);
     *out = NULL;
@@ -376,7 +377,7 @@ pf_status pf_op_validate(const pf_op *op, const pf_value *params, pf_value **out
   for (size_t i = 0; i < op->n_params; i++) {
     const pf_param_spec *p = &op->params[i];
     pf_value *v;
-    pf_status st = validate_one(p, params ? pf_map_get(params, p->name) : NULL, &v, err);
+    pf_status st = validate_one(op, p, params ? pf_map_get(params, p->name) : NULL, &v, err);
     if (!st && pf_map_set(full, p->name, v) != PF_OK)
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     if (st) {

@@ -7,6 +7,7 @@
  * layer_selection_method is then ignored. The new model shares every tensor
  * with its parent (no weight is copied), so a dry run costs nothing extra.
  */
+#include <math.h>
 #include <stdlib.h>
 
 #include "ophelp.h"
@@ -14,8 +15,9 @@
 
 static const pf_param_spec prune_depth_params[] = {
     {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to prune (it is not changed)"},
-    {"num_layers_to_remove", PF_P_INT, 0, NULL, NULL, 0, 0,
-     "how many layers to remove (with layer_selection_method or importance)"},
+    {"num_layers_to_remove", PF_P_NUM, 0, NULL, NULL, 0,
+     0, /* a number: 2.5 gets OptiPFair's text */
+     "how many layers to remove, a positive integer (with layer_selection_method or importance)"},
     {"layer_indices", PF_P_INTLIST, 0, NULL, NULL, 0, 0,
      "exactly these layers (the method becomes \"custom\")"},
     {"depth_pruning_percentage", PF_P_NUM, 0, NULL, NULL, 0, 0,
@@ -33,7 +35,10 @@ static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_val
   pf_depth_opts o = {.layer_selection_method =
                          pf_map_str(params, "layer_selection_method", "last")};
   o.have_num = pf_map_has(params, "num_layers_to_remove");
-  o.num_layers_to_remove = pf_map_int(params, "num_layers_to_remove", 0);
+  const double num = pf_map_num(params, "num_layers_to_remove", 0);
+  /* not a whole number: 0, which the checks reject as OptiPFair does ("must be a
+   * positive integer"), at the same point of its order of checks */
+  o.num_layers_to_remove = pf_num_is_integral(num) && fabs(num) < 9e15 ? (int64_t)num : 0;
   o.have_percentage = pf_map_has(params, "depth_pruning_percentage");
   o.depth_pruning_percentage = pf_map_num(params, "depth_pruning_percentage", 0);
   int64_t *idx = NULL;
@@ -63,6 +68,7 @@ static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_val
 
 const pf_op pf_op_prune_depth = {
     .name = "prune_depth",
+    .own_checks = "layer_selection_method",
     .alias = "prune-depth",
     .summary = "remove whole decoder layers (OptiPFair DEPTH)",
     .params = prune_depth_params,

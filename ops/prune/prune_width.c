@@ -102,6 +102,7 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
 
 const pf_op pf_op_prune_width = {
     .name = "prune_width",
+    .own_checks = "method|expansion_divisor",
     .alias = "prune-width",
     .summary = "MLP neuron pruning: GLU neuron pairs (OptiPFair MLP_GLU) or plain MLPs (MLP)",
     .params = prune_width_params,

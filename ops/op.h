@@ -12,7 +12,8 @@
 typedef enum pf_ptype {
   PF_P_BOOL,
   PF_P_INT,
-  PF_P_NUM,     /* ints are accepted and converted */
+  PF_P_NUM, /* ints are accepted and kept ints (pf_map_num reads both; OptiPFair's
+               messages print 300 and 300.0 apart, as Python's str does) */
   PF_P_STR,
   PF_P_INTLIST, /* list of ints; a single int is accepted as a one-element list,
                    a string "0,2,5" too */

@@ -233,8 +233,10 @@ static pf_status coerce_scalar(const pf_param_spec *p, const pf_value *v, pf_val
       return type_error(p, v, err);
     break;
   case PF_P_NUM:
-    if (v->type == PF_V_NUM || v->type == PF_V_INT)
-      r = pf_value_num(v->type == PF_V_NUM ? v->u.n : (double)v->u.i);
+    if (v->type == PF_V_NUM)
+      r = pf_value_num(v->u.n);
+    else if (v->type == PF_V_INT) /* kept an int: messages print it as Python does (str) */
+      r = pf_value_int(v->u.i);
     else if (v->type == PF_V_STR && parse_num_text(v->u.s, &d))
       r = pf_value_num(d);
     else

@@ -377,10 +377,19 @@ START_TEST(test_prune_width_op_rules) {
   ck_assert_int_eq(pf_map_model(r, "model")->n_layers, 3);
   pf_value_release(r);
   p = params_model(m);
-  pf_map_set_num(p, "expansion_rate", 300);
+  pf_map_set_int(p, "expansion_rate", 300); /* printed with Python's str: 300 and 300.0 */
   ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
   ck_assert_str_eq(err.msg, "prune_width: Target expansion rate (300%) would increase the model "
                             "size. Current expansion rate is 275.00%.");
+  p = params_model(m);
+  pf_map_set_num(p, "expansion_rate", 300.0);
+  ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "prune_width: Target expansion rate (300.0%) would increase the "
+                            "model size. Current expansion rate is 275.00%.");
+  p = params_model(m);
+  pf_map_set_num(p, "pruning_percentage", 150.0);
+  ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "prune_width: pruning_percentage must be between 0 and 100, got 150.0");
   p = params_model(m); /* neither: 10 % -> 176 - int(17.6) = 159 */
   r = run_ok("prune_width", p, NULL);
   ck_assert_int_eq(pf_map_model(r, "model")->layers[3].gate_proj->shape[0], 159);

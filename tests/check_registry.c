@@ -57,7 +57,7 @@ END_TEST
 START_TEST(test_coercions) {
   pf_value *p = with_req(), *full = NULL;
   pf_err err = {0};
-  pf_map_set_int(p, "ratio", 20);     /* int -> number */
+  pf_map_set_int(p, "ratio", 20);     /* int for a number: kept an int (str() tells them apart) */
   pf_map_set_num(p, "count", 3.0);    /* integral number -> int */
   pf_map_set_str(p, "idx", "0, 2,5"); /* text list */
   pf_map_set_str(p, "flag", "false");
@@ -66,8 +66,9 @@ START_TEST(test_coercions) {
   pf_value *anyv = pf_value_list();
   pf_map_set(p, "any", anyv);
   ck_assert_msg(validate(p, &full, &err) == PF_OK, "%s", err.msg);
-  ck_assert_int_eq(pf_map_get(full, "ratio")->type, PF_V_NUM);
+  ck_assert_int_eq(pf_map_get(full, "ratio")->type, PF_V_INT);
   ck_assert(pf_map_num(full, "ratio", 0) == 20.0);
+  ck_assert(pf_map_is_int(full, "ratio"));
   ck_assert_int_eq(pf_map_get(full, "count")->type, PF_V_INT);
   const pf_value *idx = pf_map_get(full, "idx");
   ck_assert_uint_eq(idx->u.list.len, 3);

@@ -40,7 +40,7 @@ static pf_status prune_heads_run(const pf_op *op, const pf_value *params, pf_val
   pf_heads_opts o = {0};
   o.have_percentage = pf_map_has(params, "pruning_percentage");
   o.pruning_percentage = pf_map_num(params, "pruning_percentage", 0);
-  o.percentage_is_int = pf_num_is_integral(o.pruning_percentage);
+  o.percentage_is_int = pf_map_is_int(params, "pruning_percentage");
   o.have_keep = pf_map_has(params, "num_kv_heads_to_keep");
   o.num_kv_heads_to_keep = pf_map_int(params, "num_kv_heads_to_keep", 0);
   const pf_value *hi = pf_map_get(params, "head_indices");

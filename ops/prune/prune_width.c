@@ -63,10 +63,10 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
   o.have_percentage = pf_map_has(params, "pruning_percentage");
   o.have_expansion_rate = pf_map_has(params, "expansion_rate");
   o.pruning_percentage = o.have_percentage ? pf_map_num(params, "pruning_percentage", 10) : 10;
-  o.percentage_is_int = pf_num_is_integral(o.pruning_percentage);
+  o.percentage_is_int = !o.have_percentage || pf_map_is_int(params, "pruning_percentage");
   if (!o.have_percentage && !o.have_expansion_rate) o.have_percentage = 1; /* CLI rule 2 */
   o.expansion_rate = pf_map_num(params, "expansion_rate", 0);
-  o.expansion_rate_is_int = pf_num_is_integral(o.expansion_rate);
+  o.expansion_rate_is_int = pf_map_is_int(params, "expansion_rate");
   o.have_divisor = pf_map_has(params, "expansion_divisor");
   o.expansion_divisor = pf_map_int(params, "expansion_divisor", 0);
   int64_t *idx = NULL;

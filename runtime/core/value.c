@@ -276,6 +276,11 @@ int pf_map_has(const pf_value *map, const char *key) {
   return v && v->type != PF_V_NULL;
 }
 
+int pf_map_is_int(const pf_value *map, const char *key) {
+  const pf_value *v = pf_map_get(map, key);
+  return v && v->type == PF_V_INT;
+}
+
 static pf_value *tensor_summary(const pf_tensor *t);
 
 /* Deep copy; hollow: tensors become their summary maps. */

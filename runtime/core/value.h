@@ -85,6 +85,8 @@ pf_model *pf_map_model(const pf_value *map, const char *key); /* borrowed or NUL
 pf_tensor *pf_map_tensor(const pf_value *map, const char *key); /* borrowed or NULL */
 /* 1 if the key is present and not null. */
 int pf_map_has(const pf_value *map, const char *key);
+/* 1 if the value at key is an int (not a float, even a whole one): 300 and 300.0 apart. */
+int pf_map_is_int(const pf_value *map, const char *key);
 
 /* Deep copy (models are shared, retained). */
 pf_value *pf_value_copy(const pf_value *v);

@@ -19,6 +19,7 @@
 #include "json.h"
 #include "kernels/kernels.h"
 #include "main_print.h"
+#include "model.h"
 #include "op.h"
 #include "pf_lua.h"
 #include "recipe.h"
@@ -324,6 +325,43 @@ static pf_status run_op(const char *name, pf_value *params, pf_model *model, pf_
   pf_status st = pf_op_run(name, params, out, ctx, err);
   if (model) pf_map_del(params, "model");
   return st;
+}
+
+/* 1 if `path` names a file of the checkpoint folder `dir` (config.json, weights,
+ * tokenizer...): its folder is `dir` and its name is one pf_model_save writes. */
+static int is_checkpoint_file(const char *path, const char *dir) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  if (!pf_checkpoint_file_name(base)) return 0;
+  char *parent = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+  const int same = parent && pf_path_inside(parent, dir) && pf_path_inside(dir, parent);
+  free(parent);
+  return same;
+}
+
+/* The --stats-json / --json file, checked before the work: it must not replace a file
+ * of a checkpoint the command reads or (prune) writes; elsewhere it must be writable
+ * now, so that a prune does not save its checkpoint and then fail. */
+static pf_status check_json_output(const pf_cli *c, pf_err *err) {
+  const char *path = c->stats_json ? c->stats_json : c->json_out;
+  if (!path) return PF_OK;
+  const char *reads[] = {c->load_params ? pf_map_str(c->load_params, "path", NULL) : NULL,
+                         c->compare_path};
+  for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+    if (reads[i] && pf_is_dir(reads[i]) && is_checkpoint_file(path, reads[i]))
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: refusing to write the JSON file over a file of the checkpoint %s "
+                        "that this command reads",
+                        path, reads[i]);
+  const char *out =
+      c->kind == PF_CLI_PRUNE && c->save_params ? pf_map_str(c->save_params, "path", NULL) : NULL;
+  if (out && is_checkpoint_file(path, out))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: refusing to write the statistics over a file of the checkpoint that "
+                      "--output-path %s receives",
+                      path, out);
+  if (out && pf_path_inside(path, out)) return PF_OK; /* its folder is made by the save */
+  return pf_check_writable_file(path, err);
 }
 
 /* ---- subcommands ---- */
@@ -703,10 +741,7 @@ int main(int argc, char **argv) {
     return pass_rc;
   }
   int rc = 0;
-  /* a JSON file that cannot be written fails now, not after the work (a prune would
-   * otherwise have saved its checkpoint and still exit 1) */
-  const char *out_json = c.stats_json ? c.stats_json : c.json_out;
-  if (out_json && pf_dist_writer() && pf_check_writable_file(out_json, &err) != PF_OK) {
+  if (pf_dist_writer() && check_json_output(&c, &err) != PF_OK) {
     rc = fail(&err);
     pf_cli_free(&c);
     return rc;

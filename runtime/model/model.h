@@ -172,6 +172,9 @@ pf_status pf_model_write_config(const pf_model *m, const char *dir, pf_dtype dt,
  *    temporary folder is removed and nothing appears at `dir`. */
 pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *opts,
                         int overwrite, const pf_ctx *ctx, pf_err *err);
+/* 1 if pf_model_save writes or copies a file of this name into a checkpoint
+ * (config.json, *.safetensors, the shard index, tokenizer and generation files). */
+int pf_checkpoint_file_name(const char *name);
 /* The consistency check used after save, on a loaded model. */
 pf_status pf_model_check(const pf_model *m, pf_err *err);
 

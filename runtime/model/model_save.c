@@ -36,6 +36,16 @@ static const char *const aux_files[] = {
     "chat_template.jinja",
 };
 
+int pf_checkpoint_file_name(const char *name) {
+  const size_t n = strlen(name), k = strlen(".safetensors"), j = strlen(".safetensors.index.json");
+  if (!strcmp(name, "config.json") || (n >= k && !strcmp(name + n - k, ".safetensors")) ||
+      (n >= j && !strcmp(name + n - j, ".safetensors.index.json")))
+    return 1;
+  for (size_t i = 0; i < sizeof aux_files / sizeof aux_files[0]; i++)
+    if (!strcmp(name, aux_files[i])) return 1;
+  return 0;
+}
+
 typedef struct save_list {
   pf_st_entry *e;
   char (*names)[128];

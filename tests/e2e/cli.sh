@@ -47,6 +47,17 @@ expect_fail "json file is a folder" "$WORK: cannot write a file there: it is a f
   importance --model-path $M --data "$SRC/recipes/data/calib.txt" --json "$WORK"
 expect_fail "refuses non-empty output" "not empty" prune --model-path $M --output-path "$WORK/w10" --quiet
 expect_fail "refuses input folder" "input folder" prune --model-path "$WORK/w10" --output-path "$WORK/w10/sub" --quiet
+# a JSON output never replaces a file of a checkpoint read or written
+cp "$WORK/w10/model.safetensors" "$WORK/w10.weights"
+expect_fail "stats over the input weights" "refusing to write the JSON file over a file of the checkpoint $WORK/w10 that this command reads" \
+  prune --model-path "$WORK/w10" --output-path "$WORK/wx" --quiet --stats-json "$WORK/w10/../w10/model.safetensors"
+check "input weights unchanged" cmp -s "$WORK/w10.weights" "$WORK/w10/model.safetensors"
+expect_fail "eval json over the config" "over a file of the checkpoint" \
+  eval --model-path "$WORK/w10" --data "$SRC/recipes/data/eval.txt" --samples 2 --json "$WORK/w10/config.json"
+expect_fail "stats over the output config" "refusing to write the statistics over a file of the checkpoint that --output-path $WORK/wx receives" \
+  prune --model-path $M --output-path "$WORK/wx" --quiet --stats-json "$WORK/wx/config.json"
+expect_ok "stats beside the checkpoint it writes" prune --model-path $M --output-path "$WORK/wy" --quiet --stats-json "$WORK/wy/stats.json"
+check "stats beside the checkpoint" test -s "$WORK/wy/stats.json" -a -s "$WORK/wy/config.json"
 
 expect_ok "prune summary" prune --model-path $M --output-path "$WORK/w20" --pruning-percentage 20 --method VOW
 expect_in "summary line" "Pruning complete!"

@@ -25,6 +25,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "safetensors_int.h"
+#include "tensor_int.h"
 
 #define ST_MAX_EXACT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact */
 
@@ -542,6 +543,31 @@ int pf_st_has(const pf_st_reader *r, const char *name) {
   return find(r, name) != NULL;
 }
 
+typedef struct unaligned_copy {
+  const char *src;
+  size_t row_bytes;
+} unaligned_copy;
+
+static void copy_rows(const void *job, int64_t r0, int64_t r1, char *dst) {
+  const unaligned_copy *c = job;
+  memcpy(dst, c->src + (size_t)r0 * c->row_bytes, (size_t)(r1 - r0) * c->row_bytes);
+}
+
+/* The format lets the header have any length, so a tensor's bytes need not be aligned
+ * to its element size (Python's json.dumps of a header gives such files); every kernel
+ * reads elements as aligned values. Such a tensor is copied once into aligned storage
+ * (a scratch file from PF_SCRATCH_MIN bytes, which the kernel can page out; memory does
+ * not grow with the model). Files written by safetensors and by pfrun are aligned. */
+static pf_status aligned_copy(const pf_tensor *t, pf_tensor **out, pf_err *err) {
+  const int64_t rows = t->ndim > 0 && t->shape[0] > 0 ? t->shape[0] : 1;
+  unaligned_copy job = {t->data, t->nbytes / (size_t)rows};
+  pf_storage *st = NULL;
+  pf_status s = pf_storage_derived((size_t)rows, job.row_bytes, copy_rows, &job, &st, err);
+  if (s == PF_OK) s = pf_tensor_view(st, 0, t->dtype, t->ndim, t->shape, out, err);
+  pf_storage_release(st);
+  return s;
+}
+
 pf_status pf_st_get(const pf_st_reader *r, const char *name, pf_tensor **out, pf_err *err) {
   *out = NULL;
   const st_info *ti = find(r, name);
@@ -555,6 +581,14 @@ pf_status pf_st_get(const pf_st_reader *r, const char *name, pf_tensor **out, pf
   const st_file *f = &r->files[ti->file];
   pf_status s = pf_tensor_view(f->storage, f->data_start + (size_t)ti->begin, ti->dtype, ti->ndim,
                                ti->shape, out, err);
+  const size_t esize = pf_dtype_size(ti->dtype);
+  if (s == PF_OK && (*out)->nbytes && pf_storage_data(f->storage) && esize > 1 &&
+      (uintptr_t)(*out)->data % esize) {
+    pf_tensor *copy = NULL;
+    s = aligned_copy(*out, &copy, err);
+    pf_tensor_release(*out);
+    *out = copy;
+  }
   if (s != PF_OK) pf_err_prefix(err, "%s: tensor '%s'", f->path, name);
   return s;
 }

@@ -387,6 +387,11 @@ static pf_status plan_layers(bias_plan *pl, size_t pair, const char *const *type
     int64_t *pos = st ? NULL : malloc(sizeof *pos * (cap > 3 ? cap : 3));
     if (!st && !pos) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     size_t k = st ? 0 : pf_bias_select_layers((int64_t)n, sel, pos);
+    if (!st && pair == 0 && t == 0 && sel->kind == PF_SEL_LIST && k < sel->n)
+      pf_ctx_log(pl->ctx,
+                 "plot: layers: %zu of the %zu positions given are outside 0-%lld (%zu layers "
+                 "of %s captured) and are skipped, as OptiPFair's select_layers does",
+                 sel->n - k, sel->n, (long long)n - 1, n, types[t]);
     for (size_t i = 0; !st && i < k; i++) {
       const char *key = nm[pos[i]].key;
       if (!pf_map_get(p->act2, key)) {

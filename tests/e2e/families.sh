@@ -64,6 +64,10 @@ for m in gemma-tiny phi3-tiny neox-tiny; do
   expect_ok "$m generate" generate --model-path synthetic:$m --prompt "the cat" --max-new-tokens 4 --quiet
 done
 expect_ok "gpt2 bias" bias --model-path synthetic:gpt2-tiny --visualizations mean_diff --layers 0 --output-dir "$WORK/gb" --quiet
+# positions past the layers are skipped as OptiPFair's select_layers does, and said
+expect_ok "bias layers out of range" bias --model-path synthetic:llama-tiny --visualizations heatmap --layers 99,1 --output-dir "$WORK/lb"
+expect_in "out-of-range positions named" "plot: layers: 1 of the 2 positions given are outside 0-3 (4 layers of mlp_output captured) and are skipped"
+check "one heatmap per pair and type for the position in range" test "$(ls "$WORK/lb" | grep -c '^heatmap_')" -eq 28
 check "gpt2 bias taps attention output" grep -q 'attention_output_layer_0' "$WORK/gb/bias_metrics.json"
 check "gpt2 bias has no gate_proj tap" bash -c "! grep -q 'gate_proj_layer' '$WORK/gb/bias_metrics.json'"
 expect_ok "gpt2_mlp recipe (width pruning type MLP)" "$SRC/recipes/gpt2_mlp.yaml" --set output_dir="$WORK/gm" --quiet

@@ -32,6 +32,7 @@ typedef struct fx {
   char *dir;
   char *recipe;
   char out[4096]; /* dir/run: a default output_dir inside the fixture */
+  int uses_out;   /* the text refers to ${out} (run() then sets it) */
 } fx;
 
 static fx fx_new(const char *text) {
@@ -39,6 +40,7 @@ static fx fx_new(const char *text) {
   f.dir = pf_test_tmpdir("recipe");
   f.recipe = pf_path_join(f.dir, "recipe.yaml");
   snprintf(f.out, sizeof f.out, "%s/run", f.dir);
+  f.uses_out = strstr(text, "${out}") != NULL;
   pf_test_write(f.recipe, text);
   return f;
 }
@@ -49,16 +51,17 @@ static void fx_free(fx *f) {
   free(f->recipe);
 }
 
-/* Run with --set out=<fx.out> plus `extra` sets. */
+/* Run with --set out=<fx.out> (when the recipe uses it) plus `extra` sets. */
 static pf_status run(fx *f, int dry, const char *const *extra, size_t n_extra, pf_value **res,
                      pf_err *err) {
   const char *sets[8];
   char out_set[4200];
   snprintf(out_set, sizeof out_set, "out=%s", f->out);
-  sets[0] = out_set;
+  size_t n = 0;
+  if (f->uses_out) sets[n++] = out_set;
   for (size_t i = 0; i < n_extra && i < 7; i++)
-    sets[i + 1] = extra[i];
-  pf_recipe_opts o = {.sets = sets, .n_sets = 1 + n_extra};
+    sets[n++] = extra[i];
+  pf_recipe_opts o = {.sets = sets, .n_sets = n};
   pf_ctx ctx = {.dry_run = dry};
   pf_value *r = NULL;
   pf_status st = pf_recipe_run(f->recipe, &o, &ctx, res ? res : &r, err);
@@ -188,7 +191,9 @@ START_TEST(test_happy_path) {
 END_TEST
 
 START_TEST(test_set_override) {
-  fx f = fx_new(HAPPY);
+  char text[2048]; /* HAPPY, whose description uses three more variables */
+  snprintf(text, sizeof text, "description: ${extra} ${flag} ${ratio}\n%s", HAPPY);
+  fx f = fx_new(text);
   const char *sets[] = {"pct=50", "extra='quoted text'", "flag=true", "ratio=.5"};
   pf_err err = {0};
   pf_value *res = NULL;
@@ -209,6 +214,11 @@ START_TEST(test_set_override) {
   const char *bad[] = {"novalue"};
   ck_assert_int_ne(run(&f, 1, bad, 1, NULL, &err), PF_OK);
   pf_assert_err(err, "--set 'novalue': expected key=value");
+  /* a --set of a variable the recipe neither declares nor uses (a typo) */
+  const char *typo[] = {"modle=synthetic:qwen3-tiny"};
+  ck_assert_int_eq(run(&f, 1, typo, 1, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "--set 'modle=synthetic:qwen3-tiny': the recipe has no variable 'modle' (its "
+                     "variables: model, pct, ckpt, name, output_dir)");
   fx_free(&f);
 }
 END_TEST
@@ -317,7 +327,7 @@ START_TEST(test_missing_var) {
   expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: ${nope}/x\n",
               "recipe.yaml:5:11: step 1 (load): path: unknown variable 'nope'", "defined: ");
   expect_fail("pfrun: 1\nname: t\nvars: {a: 1, b: '${c}'}\nsteps:\n  - op: load\n    path: x\n",
-              "recipe.yaml:3:17: vars.b: unknown variable 'c' (defined: out, a)", NULL);
+              "recipe.yaml:3:17: vars.b: unknown variable 'c' (defined: a)", NULL);
   expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: ${oops\n", "unterminated '${'",
               NULL);
 }

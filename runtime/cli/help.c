@@ -242,7 +242,8 @@ static const char RECIPE[] =
     "    - op: save\n"
     "      model: pruned\n"
     "      path: ${output_dir}/pruned\n"
-    "--set overrides vars; results go to <output_dir>/results.json.\n"
+    "--set overrides vars (a KEY the recipe neither declares nor uses is an error);\n"
+    "results go to <output_dir>/results.json.\n"
     "--dry-run validates every step and prints the plan without touching weights.\n";
 
 static const char LUA[] =

@@ -296,6 +296,49 @@ static pf_status parse_vars(recipe *r, const pf_recipe_opts *opts, pf_err *err) 
   return PF_OK;
 }
 
+/* 1 if the file's vars declare `key` or one of its strings refers to ${key}. */
+static int var_known(recipe *r, const char *key) {
+  yaml_node_t *vars = r->top[K_VARS];
+  if (vars && vars->type == YAML_MAPPING_NODE)
+    for (yaml_node_pair_t *p = vars->data.mapping.pairs.start; p < vars->data.mapping.pairs.top;
+         p++) {
+      const char *k = pf_ynode_text(pf_ydoc_node(&r->y, p->key));
+      if (k && !strcmp(k, key)) return 1;
+    }
+  char ref[140];
+  snprintf(ref, sizeof ref, "${%s}", key);
+  for (yaml_node_t *n = r->y.doc.nodes.start; n < r->y.doc.nodes.top; n++)
+    if (n->type == YAML_SCALAR_NODE && strstr((const char *)n->data.scalar.value, ref)) return 1;
+  return 0;
+}
+
+/* Every --set names a variable the recipe has: a typo (--set modle=...) would
+ * otherwise run the recipe on its defaults without a word. name and output_dir
+ * are variables of every recipe. */
+static pf_status check_sets(recipe *r, const pf_recipe_opts *opts, pf_err *err) {
+  for (size_t i = 0; opts && i < opts->n_sets; i++) {
+    const char *set = opts->sets[i], *eq = strchr(set, '=');
+    char key[128];
+    snprintf(key, sizeof key, "%.*s", (int)(eq - set), set);
+    if (!strcmp(key, "name") || !strcmp(key, "output_dir") || var_known(r, key)) continue;
+    char list[512] = "";
+    size_t o = 0;
+    yaml_node_t *vars = r->top[K_VARS];
+    if (vars && vars->type == YAML_MAPPING_NODE)
+      for (yaml_node_pair_t *p = vars->data.mapping.pairs.start;
+           p < vars->data.mapping.pairs.top && o < sizeof list; p++) {
+        const char *k = pf_ynode_text(pf_ydoc_node(&r->y, p->key));
+        if (k && strcmp(k, "name") && strcmp(k, "output_dir"))
+          o += (size_t)snprintf(list + o, sizeof list - o, "%s, ", k);
+      }
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: --set '%s': the recipe has no variable '%s' (its variables: %sname, "
+                      "output_dir)",
+                      r->path, set, key, list);
+  }
+  return PF_OK;
+}
+
 /* A string-valued top-level key with substitution; NULL node -> *out NULL. */
 static pf_status top_string(recipe *r, int which, char **out, pf_err *err) {
   yaml_node_t *n = r->top[which];
@@ -771,6 +814,7 @@ pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_c
                       : pf_err_set(err, PF_ERR_INVALID, "recipe: no file given");
   if (st == PF_OK) st = parse_top_keys(&r, pf_ydoc_root(&r.y), err);
   if (st == PF_OK) st = parse_vars(&r, opts, err);
+  if (st == PF_OK) st = check_sets(&r, opts, err);
   if (st == PF_OK) st = parse_name_dir(&r, err);
   if (st == PF_OK) st = parse_steps(&r, err);
   if (st == PF_OK) st = run_steps(&r, ctx, err);

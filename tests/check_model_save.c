@@ -205,7 +205,21 @@ START_TEST(test_save_refusals) {
   ck_assert(!pf_path_exists(marker)); /* replaced as a whole */
   pf_model *r = load_ok(out);
   assert_same_bytes(m, r);
+  /* while r, loaded from out, is alive, no other model replaces out or writes into it */
+  ck_assert_int_eq(pf_model_save(m, out, NULL, 1, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "refusing to write there: a model loaded from ");
+  pf_assert_err(err, "is still in use and reads its weights from that folder");
+  char *inside = pf_path_join(out, "sub");
+  ck_assert_int_eq(pf_model_save(m, inside, NULL, 0, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "is still in use");
+  ck_assert(!pf_path_exists(inside));
+  free(inside);
+  pf_model *d = NULL; /* a model derived from r counts as reading out too */
+  ck_assert_int_eq(pf_model_derive(r, &d, &err), PF_OK);
   pf_model_release(r);
+  ck_assert_int_eq(pf_model_save(m, out, NULL, 1, NULL, &err), PF_ERR_INVALID);
+  pf_model_release(d);
+  ck_assert_msg(pf_model_save(m, out, NULL, 1, NULL, &err) == PF_OK, "%s", err.msg);
   /* an existing empty folder is fine */
   char *empty = pf_path_join(root, "empty");
   ck_assert_int_eq(pf_mkdirs(empty, &err), PF_OK);

@@ -391,9 +391,8 @@ pf_status pf_model_load(const char *dir, pf_model **out, pf_err *err) {
   *out = NULL;
   pf_st_reader *r = NULL;
   pf_status s;
-  pf_model *m = calloc(1, sizeof *m);
+  pf_model *m = pf_model_alloc();
   if (!m) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
-  m->refcount = 1;
   if ((s = pf_config_load(dir, &m->config, err)) != PF_OK) goto fail;
   if ((s = pf_st_open(dir, &r, err)) != PF_OK) goto fail;
   loader ld = {.dir = dir, .r = r, .m = m};
@@ -445,6 +444,7 @@ void pf_model_retain(pf_model *m) {
 
 void pf_model_release(pf_model *m) {
   if (!m || --m->refcount > 0) return;
+  pf_model_unlink(m);
   pf_tensor_release(m->embed_tokens);
   pf_tensor_release(m->embed_positions);
   pf_tensor_release(m->norm);
@@ -465,9 +465,8 @@ void pf_model_release(pf_model *m) {
 
 pf_status pf_model_derive(const pf_model *parent, pf_model **out, pf_err *err) {
   *out = NULL;
-  pf_model *m = calloc(1, sizeof *m);
+  pf_model *m = pf_model_alloc();
   if (!m) return pf_err_set(err, PF_ERR_NOMEM, "derive %s: out of memory", parent->name);
-  m->refcount = 1;
   m->dtype = parent->dtype;
   m->legacy_names = parent->legacy_names;
   pf_status s = pf_config_copy(&m->config, &parent->config, err);
@@ -770,9 +769,8 @@ pf_status pf_model_check(const pf_model *m, pf_err *err) {
 pf_status pf_model_plan(const pf_model_config *config, pf_dtype dt, pf_model **out, pf_err *err) {
   *out = NULL;
   pf_status s;
-  pf_model *m = calloc(1, sizeof *m);
+  pf_model *m = pf_model_alloc();
   if (!m) return pf_err_set(err, PF_ERR_NOMEM, "plan: out of memory");
-  m->refcount = 1;
   m->dtype = dt;
   if ((s = pf_config_copy(&m->config, config, err)) != PF_OK) goto fail;
   const pf_model_config *c = &m->config;

@@ -83,7 +83,16 @@ typedef struct pf_model {
   struct pf_model *unrecovered; /* retained, or NULL: a reconstructed (recovered) pruned
                                    model's variant before recovery, for before/after
                                    figures (evaluate); pf_model_derive does not copy it */
+  struct pf_model *live_prev, *live_next; /* the models alive (model_live.c) */
 } pf_model;
+
+/* A zeroed model with refcount 1, counted among the live models until its last
+ * release (pf_model_unlink). NULL when out of memory. */
+pf_model *pf_model_alloc(void);
+void pf_model_unlink(pf_model *m);
+/* The source_dir of a live model other than `except` that is `dir`, lies inside it
+ * or contains it (malloc'd), or NULL. */
+char *pf_model_dir_in_use(const char *dir, const pf_model *except);
 
 /* Load a Hugging Face checkpoint folder (config.json + safetensors, single or
  * sharded). Validates every expected tensor's presence and shape against the
@@ -91,8 +100,9 @@ typedef struct pf_model {
  * first mismatch by tensor name; unexpected tensors are an error too.
  * All weights must share one dtype. Tolerated: "*rotary_emb.inv_freq" buffers,
  * and lm_head.weight in a tied checkpoint (ignored, as transformers ties it).
- * Per-layer widths other than intermediate_size need an "intermediate_sizes"
- * list in config.json. Tensors are views over the mapped files (no copy). */
+ * Without an "intermediate_sizes" list in config.json, each layer's width is read
+ * off its MLP tensors (OptiPFair records only the last pruned layer's width).
+ * Tensors are views over the mapped files (no copy). */
 pf_status pf_model_load(const char *dir, pf_model **out, pf_err *err);
 void pf_model_retain(pf_model *m);
 void pf_model_release(pf_model *m); /* NULL ok */

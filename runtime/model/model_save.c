@@ -165,6 +165,15 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
   if (m->source_dir && pf_path_inside(dir, m->source_dir))
     return pf_err_set(err, PF_ERR_INVALID, "%s: refusing to write into the input folder %s", dir,
                       m->source_dir);
+  char *used = pf_model_dir_in_use(dir, m);
+  if (used) {
+    pf_status s = pf_err_set(err, PF_ERR_INVALID,
+                             "%s: refusing to write there: a model loaded from %s is still in use "
+                             "and reads its weights from that folder",
+                             dir, used);
+    free(used);
+    return s;
+  }
   if (!pf_path_exists(dir)) return PF_OK;
   if (m->source_dir && pf_path_inside(m->source_dir, dir))
     return pf_err_set(err, PF_ERR_INVALID,

@@ -208,7 +208,7 @@ START_TEST(test_save_refusals) {
   /* while r, loaded from out, is alive, no other model replaces out or writes into it */
   ck_assert_int_eq(pf_model_save(m, out, NULL, 1, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "refusing to write there: a model loaded from ");
-  pf_assert_err(err, "is still in use and reads its weights from that folder");
+  pf_assert_err(err, "is still in use and reads its files (tokenizer, weights) from that folder");
   char *inside = pf_path_join(out, "sub");
   ck_assert_int_eq(pf_model_save(m, inside, NULL, 0, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "is still in use");

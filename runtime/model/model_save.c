@@ -169,7 +169,7 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
   if (used) {
     pf_status s = pf_err_set(err, PF_ERR_INVALID,
                              "%s: refusing to write there: a model loaded from %s is still in use "
-                             "and reads its weights from that folder",
+                             "and reads its files (tokenizer, weights) from that folder",
                              dir, used);
     free(used);
     return s;

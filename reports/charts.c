@@ -292,6 +292,7 @@ pf_status chart_run(const char *path, pf_chart_format format, double w_in, doubl
   char *tmp = NULL;
   pf_status st = make_temp(path, &tmp, err);
   if (st) return st;
+  pf_temp_register(tmp); /* removed by an interrupt or a crash inside the renderer */
   chart_ctx c = {.w_pt = w_in * 72.0, .h_pt = h_in * 72.0, .format = format};
   c.s = format == PF_CHART_PNG ? PF_CHART_DPI / 72.0 : 1.0;
   pthread_once(&g_font_once, font_env);
@@ -312,6 +313,7 @@ pf_status chart_run(const char *path, pf_chart_format format, double w_in, doubl
     st = pf_err_set(err, PF_ERR_IO, "%s: cannot move the chart into place: %s", path, strerror(e));
   }
   if (st) unlink(tmp);
+  pf_temp_unregister(tmp);
   free(tmp);
   return st;
 }
@@ -327,6 +329,7 @@ void chart_fork_parent(void) {
 
 void chart_fork_child(void) {
   pthread_mutex_unlock(&g_lock); /* the child's copy, held by this (its only) thread */
+  pf_temp_forget_inherited();    /* an interrupted or crashed worker leaves the parent's temps */
 }
 
 void chart_remove_temps(const char *path) {

@@ -80,6 +80,47 @@ static void on_sigbus(int sig) {
   _exit(1);
 }
 
+/* A crash (SIGSEGV, SIGILL, SIGFPE) or an abort inside a library (GLib, under pango,
+ * aborts with SIGTRAP when it cannot start a thread; libgomp and BLIS abort when they
+ * cannot allocate): say so on one line, remove the temporary files and folders (a
+ * half-drawn chart, a checkpoint being written), then end by the same signal, so the
+ * exit status and any core dump stay what they were. Written before the work, under
+ * a memory cap it names the cap, the usual cause. Sanitizer builds keep their own
+ * handlers (their reports are the point there). */
+static char g_crash_note[256] = "; its temporary files were removed\n";
+
+static pid_t g_main_pid;
+
+static void on_crash(int sig) {
+  static int entered;
+  /* a forked chart worker's crash is reported by pfrun, its parent, naming the chart */
+  if (getpid() == g_main_pid && !__atomic_exchange_n(&entered, 1, __ATOMIC_ACQ_REL)) {
+    static const char head[] = "pfrun: error: the process crashed (signal ";
+    char num[4] = {(char)('0' + sig / 10 % 10), (char)('0' + sig % 10), ')', '\0'};
+    ssize_t w = write(2, head, sizeof head - 1);
+    w = write(2, sig >= 10 ? num : num + 1, sig >= 10 ? 3 : 2);
+    w = write(2, g_crash_note, strlen(g_crash_note));
+    (void)w;
+    pf_cleanup_temps();
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void install_crash_handlers(void) {
+  g_main_pid = getpid();
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_crash;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+  const int sigs[] = {SIGSEGV, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    sigaction(sigs[i], &sa, NULL);
+#endif
+}
+
 static void install_signals(void) {
   /* Start the OpenMP worker threads now, with the signals blocked: threads
    * inherit the mask, so the handler always runs on the main thread, between
@@ -114,6 +155,7 @@ static void install_signals(void) {
    * process with the temporary folder in place. Ignored, the write fails with
    * EFBIG and the normal error path reports it and cleans up. */
   signal(SIGXFSZ, SIG_IGN);
+  install_crash_handlers();
 }
 
 /* ---- --max-memory / PFRUN_MAX_MEMORY ---- */
@@ -186,6 +228,12 @@ static int setup_memory_cap(const pf_cli *c) {
     return 1;
   }
   g_mem_cap = cap;
+  char size[32];
+  fmt_size(cap, size, sizeof size);
+  snprintf(g_crash_note, sizeof g_crash_note,
+           "; working memory is capped at %s by %s, and a library that cannot allocate aborts "
+           "this way: raise the cap; its temporary files were removed\n",
+           size, g_mem_cap_from);
   return 0;
 }
 
@@ -302,6 +350,8 @@ static int fail(const pf_err *err) {
   /* under a memory cap, an allocation failure is the cap: say so (one line) */
   if (g_mem_cap && (err->code == PF_ERR_NOMEM || strstr(err->msg, "out of memory") ||
                     strstr(err->msg, "cannot allocate") || strstr(err->msg, "not enough memory") ||
+                    /* a chart worker: the renderer's libraries abort when they cannot allocate */
+                    (strstr(err->msg, "worker process") && strstr(err->msg, "killed by signal")) ||
                     strstr(err->msg, strerror(ENOMEM)))) {
     char cap[32];
     fmt_size(g_mem_cap, cap, sizeof cap);

@@ -640,6 +640,11 @@ void pf_temp_unregister(const char *path) {
  * file): the path is copied before use and its slot freed only afterwards, and
  * a removal that finds the folder refilled (ENOTEMPTY: a writer created a file
  * after the last pass) is tried again. */
+void pf_temp_forget_inherited(void) {
+  for (int i = 0; i < PF_TEMP_SLOTS; i++)
+    temp_used[i] = 0;
+}
+
 void pf_cleanup_temps(void) {
   temp_cleaning = 1;
   char path[PATH_MAX];

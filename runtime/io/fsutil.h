@@ -88,6 +88,9 @@ void pf_temp_owner_tag(char *out, size_t n);
 void pf_temp_register(const char *path);
 void pf_temp_unregister(const char *path);
 void pf_cleanup_temps(void); /* async-signal-tolerant best effort */
+/* In a forked worker: forget the parent's registered paths (not removed), so that
+ * the worker's interrupt or crash removes only what the worker itself registers. */
+void pf_temp_forget_inherited(void);
 /* Atomically move `tmp` into place at `dst`. If `dst` exists and replace is set,
  * the two are exchanged atomically (renameat2 RENAME_EXCHANGE) and the old copy
  * removed; where the file system cannot exchange, the old copy is moved aside,

@@ -403,6 +403,62 @@ START_TEST(test_prune_width_op_rules) {
 }
 END_TEST
 
+/* calibrate's cache: a second run is a hit with the same result; a damaged file (one
+ * digit of a norm changed) is a miss, computed again, and written whole again. */
+START_TEST(test_calibrate_cache) {
+  char *dir = pf_test_synth("llama-tiny", 11, NULL); /* kept: the tokenizer is read from it */
+  pf_value *base = load(dir);
+  pf_model *m = pf_map_model(base, "model");
+  char *data = pf_path_join(tmp_root, "calib.txt"), *cache = pf_path_join(tmp_root, "cc");
+  pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park today.\n");
+  pf_value *r[3];
+  char *file = NULL;
+  for (int i = 0; i < 3; i++) {
+    pf_value *p = params_model(m);
+    pf_map_set_str(p, "data", data);
+    pf_map_set_str(p, "cache", cache);
+    r[i] = run_ok("calibrate", p, NULL);
+    ck_assert_int_eq(pf_map_bool(r[i], "cached", -1), i == 1);
+    if (i == 0) {
+      char name[128];
+      snprintf(name, sizeof name, "calib-%s.json", pf_map_str(r[0], "cache_key", ""));
+      file = pf_path_join(cache, name);
+    }
+    if (i == 1) { /* damage a digit inside the norms */
+      size_t len = 0;
+      char *text = pf_test_read(file, &len);
+      char *at = strstr(text, "\"norms\"");
+      ck_assert_ptr_nonnull(at);
+      while (*at && (*at < '1' || *at > '8'))
+        at++;
+      (*at)++;
+      pf_test_write(file, text);
+      free(text);
+    }
+  }
+  for (int i = 1; i < 3; i++) {
+    char *a = pf_value_to_json_text(pf_map_get(r[0], "norms"));
+    char *b = pf_value_to_json_text(pf_map_get(r[i], "norms"));
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+  }
+  size_t len = 0;
+  char *text = pf_test_read(file, &len);
+  ck_assert_ptr_nonnull(strstr(text, "\nsha256 ")); /* written again, with its sum */
+  free(text);
+  for (int i = 0; i < 3; i++)
+    pf_value_release(r[i]);
+  free(file);
+  free(cache);
+  free(data);
+  pf_value_release(base);
+  *strrchr(dir, '/') = '\0';
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(test_save_errors) {
   pf_value *base = load_synth("llama-tiny", NULL);
   pf_model *m = pf_map_model(base, "model");
@@ -577,6 +633,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(t, test_prune_width_op_rules);
   tcase_add_test(t, test_save_errors);
   tcase_add_test(t, test_analyze_by_hand);
+  tcase_add_test(t, test_calibrate_cache);
   tcase_add_test(t, test_generate_ids_without_token);
   tcase_add_test(t, test_tokenizer_kept_between_ops);
   suite_add_tcase(s, t);

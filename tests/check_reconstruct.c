@@ -344,10 +344,16 @@ START_TEST(test_collect_layers_and_cache) {
   ck_assert_int_eq(tok, 77);
   ck_assert_mem_eq(back, all.C[3], sizeof(double) * (size_t)(w * w));
   ck_assert_int_eq(pf_cov_cache_read(path, w - 1, back, &tok), 0);
-  FILE *f = fopen(path, "rb");
+  FILE *f = fopen(path, "r+b");
   fseek(f, 0, SEEK_END);
-  ck_assert_int_eq(ftell(f), 32 + 8 * w * (w + 1) / 2); /* the documented size */
+  ck_assert_int_eq(ftell(f), 32 + 8 * w * (w + 1) / 2 + 32); /* the documented size */
+  /* one changed byte of a value (a damaged or edited file) is a miss, not a NaN used */
+  fseek(f, 32 + 8 * 3 + 7, SEEK_SET);
+  const int c = fgetc(f);
+  fseek(f, 32 + 8 * 3 + 7, SEEK_SET);
+  fputc(c ^ 0x7f, f);
   fclose(f);
+  ck_assert_int_eq(pf_cov_cache_read(path, w, back, &tok), 0);
   free(back);
   free(path);
   pf_test_rmtree(tmp);

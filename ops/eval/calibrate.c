@@ -63,12 +63,32 @@ static char *cache_path(const char *dir, const char *key) {
   return pf_path_join(dir, name);
 }
 
+/* The cache file is the result's JSON, then a line "sha256 <hex of the JSON>": a
+ * damaged or edited file is a miss (computed again), never used. */
+#define SUM_TAG "\nsha256 "
+
+static void text_sum(const char *text, size_t len, char hex[PF_SHA256_HEX]) {
+  pf_sha256 h;
+  pf_sha256_init(&h);
+  pf_sha256_update(&h, text, len);
+  pf_sha256_final_hex(&h, hex);
+}
+
 /* The cached result, or NULL when absent or unreadable (then it is recomputed). */
 static pf_value *cache_read(const char *path, const char *key) {
   char *text = NULL;
   size_t len = 0;
   if (!pf_path_exists(path) || pf_read_file(path, (size_t)1 << 31, &text, &len, NULL) != PF_OK)
     return NULL;
+  const size_t tail = sizeof SUM_TAG - 1 + PF_SHA256_HEX - 1 + 1; /* tag, hex, "\n" */
+  char hex[PF_SHA256_HEX];
+  if (len > tail) text_sum(text, len - tail, hex);
+  if (len <= tail || memcmp(text + len - tail, SUM_TAG, sizeof SUM_TAG - 1) != 0 ||
+      memcmp(text + len - tail + sizeof SUM_TAG - 1, hex, PF_SHA256_HEX - 1) != 0) {
+    free(text);
+    return NULL;
+  }
+  len -= tail;
   cJSON *j = pf_json_parse(text, len, NULL, 0, NULL); /* NULL for any reason: a miss */
   free(text);
   pf_value *v = j ? pf_value_from_json(j) : NULL;
@@ -83,9 +103,19 @@ static pf_value *cache_read(const char *path, const char *key) {
 /* pf_write_file writes a temporary file and renames it: readers never see half a file. */
 static pf_status cache_write(const char *dir, const char *path, const pf_value *v, pf_err *err) {
   pf_status st = pf_mkdirs(dir, err);
-  char *text = st ? NULL : pf_value_to_json_text(v);
-  if (!st && !text) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  if (!st) st = pf_write_file(path, text, strlen(text), err); /* a temp file and a rename */
+  char *json = st ? NULL : pf_value_to_json_text(v);
+  const size_t n = json ? strlen(json) : 0;
+  char *text = json ? realloc(json, n + sizeof SUM_TAG + PF_SHA256_HEX + 1) : NULL;
+  if (!st && !text) {
+    free(json);
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  }
+  if (!st) {
+    char hex[PF_SHA256_HEX];
+    text_sum(text, n, hex);
+    snprintf(text + n, sizeof SUM_TAG + PF_SHA256_HEX + 1, "%s%s\n", SUM_TAG, hex);
+    st = pf_write_file(path, text, strlen(text), err); /* a temp file and a rename */
+  }
   free(text);
   return st;
 }

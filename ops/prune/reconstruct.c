@@ -323,8 +323,10 @@ pf_status pf_cov_collect(const pf_model *m, const pf_batch *batches, int64_t n_b
 
 /* ---- cache ---- */
 
-#define COV_FORMAT "pfrun-covariance-1"
-static const char COV_MAGIC[8] = {'P', 'F', 'C', 'O', 'V', '1', 0, 0};
+/* magic, {width, tokens, layer}, the lower triangle row by row, then the SHA-256 of
+ * all that: a damaged or edited file is a miss (computed again), never used */
+#define COV_FORMAT "pfrun-covariance-2"
+static const char COV_MAGIC[8] = {'P', 'F', 'C', 'O', 'V', '2', 0, 0};
 
 pf_status pf_cov_cache_key(const pf_model *m, const pf_dataset *ds, pf_tap_point point,
                            char key[65], pf_err *err) {
@@ -356,12 +358,20 @@ int pf_cov_cache_read(const char *path, int64_t width, double *C, int64_t *token
   if (!f) return 0;
   char magic[8];
   int64_t hdr[3];
+  uint8_t want[PF_SHA256_BYTES], got[PF_SHA256_BYTES];
+  pf_sha256 h;
+  pf_sha256_init(&h);
   int ok = fread(magic, 1, 8, f) == 8 && memcmp(magic, COV_MAGIC, 8) == 0 &&
            fread(hdr, sizeof(int64_t), 3, f) == 3 && hdr[0] == width;
-  for (int64_t i = 0; ok && i < width; i++) /* row i: C[i, 0..i] */
+  if (ok) pf_sha256_update(&h, magic, 8), pf_sha256_update(&h, hdr, sizeof hdr);
+  for (int64_t i = 0; ok && i < width; i++) { /* row i: C[i, 0..i] */
     ok = fread(C + i * width, sizeof(double), (size_t)(i + 1), f) == (size_t)(i + 1);
-  ok = ok && fgetc(f) == EOF;
+    if (ok) pf_sha256_update(&h, C + i * width, sizeof(double) * (size_t)(i + 1));
+  }
+  ok = ok && fread(want, 1, sizeof want, f) == sizeof want && fgetc(f) == EOF;
   fclose(f);
+  if (ok) pf_sha256_final(&h, got);
+  ok = ok && memcmp(got, want, sizeof got) == 0;
   if (!ok) return 0;
   mirror_lower(C, width);
   *tokens = hdr[1];
@@ -388,9 +398,18 @@ pf_status pf_cov_cache_write(const char *dir, const char *path, int64_t layer, c
     return st;
   }
   const int64_t hdr[3] = {width, tokens, layer};
+  pf_sha256 h;
+  pf_sha256_init(&h);
+  pf_sha256_update(&h, COV_MAGIC, 8);
+  pf_sha256_update(&h, hdr, sizeof hdr);
   int ok = fwrite(COV_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof(int64_t), 3, f) == 3;
-  for (int64_t i = 0; ok && i < width; i++)
+  for (int64_t i = 0; ok && i < width; i++) {
     ok = fwrite(C + i * width, sizeof(double), (size_t)(i + 1), f) == (size_t)(i + 1);
+    pf_sha256_update(&h, C + i * width, sizeof(double) * (size_t)(i + 1));
+  }
+  uint8_t sum[PF_SHA256_BYTES];
+  pf_sha256_final(&h, sum);
+  ok = ok && fwrite(sum, 1, sizeof sum, f) == sizeof sum;
   ok = (fclose(f) == 0) && ok;
   if (!ok || rename(tmp, path) != 0) {
     remove(tmp);

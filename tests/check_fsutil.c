@@ -347,7 +347,7 @@ START_TEST(test_temp_and_commit) {
   char *f = at(tmp, "model.safetensors");
   pf_test_write(f, "v1");
   free(f);
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, &err), PF_OK);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, NULL, &err), PF_OK);
   ck_assert(!pf_path_exists(tmp));
   char *committed = at(target, "model.safetensors");
   char *txt = pf_test_read(committed, NULL);
@@ -360,15 +360,15 @@ START_TEST(test_temp_and_commit) {
   f = at(tmp, "model.safetensors");
   pf_test_write(f, "v2");
   free(f);
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "already exists");
   ck_assert(pf_is_dir(tmp));
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, &err), PF_OK);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, NULL, &err), PF_OK);
   txt = pf_test_read(committed, NULL);
   ck_assert_str_eq(txt, "v2");
   free(txt);
   ck_assert_int_eq(count_entries_with_prefix(parent, "ckpt"), 1);   /* nothing left aside */
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, &err), PF_ERR_IO); /* tmp is gone now */
+  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, NULL, &err), PF_ERR_IO); /* tmp is gone now */
   pf_assert_err(err, "cannot rename");
   ck_assert(pf_is_dir(target)); /* the old folder was put back */
   free(tmp);
@@ -386,6 +386,61 @@ START_TEST(test_temp_and_commit) {
   free(committed);
   free(target);
   free(parent);
+  free(dir);
+}
+END_TEST
+
+/* The commit of a replacement succeeds even when the old copy cannot be removed (a
+ * read-only folder inside it, as another user): it is left and named. Run as an
+ * unprivileged user (a child that drops root, when the tests run as root, for whom
+ * permissions do not stop a removal). */
+static int commit_over_read_only(const char *dir) {
+  char *target = at(dir, "out"), *ro = at(dir, "out/ro"), *f = at(dir, "out/ro/a");
+  char *tmp = NULL, *left = NULL, *v2 = NULL;
+  pf_err err = {0};
+  int bad = pf_mkdirs(ro, &err) != PF_OK;
+  if (!bad) pf_test_write(f, "old");
+  bad = bad || chmod(ro, 0555) != 0 || pf_make_temp_sibling(target, &tmp, &err) != PF_OK;
+  if (!bad) {
+    v2 = at(tmp, "new.txt");
+    pf_test_write(v2, "v2");
+    free(v2);
+    v2 = at(target, "new.txt");
+  }
+  bad = bad || pf_commit_dir(tmp, target, 1, &left, &err) != PF_OK || !pf_path_exists(v2) ||
+        !left || !strstr(left, "/out") || !strstr(left, "Permission denied");
+  if (left) { /* let the test's cleanup remove it */
+    char *lro = strdup(left);
+    *strchr(lro, ' ') = '\0';
+    char *inner = at(lro, "ro");
+    (void)chmod(inner, 0755);
+    free(inner);
+    free(lro);
+  }
+  free(left);
+  free(tmp);
+  free(v2);
+  free(f);
+  free(ro);
+  free(target);
+  return bad;
+}
+
+START_TEST(test_commit_leaves_old_copy) {
+  char *dir = pf_test_tmpdir("fsutil");
+  ck_assert_int_eq(chmod(dir, 0777), 0);
+  int bad;
+  if (geteuid() != 0) {
+    bad = commit_over_read_only(dir);
+  } else {
+    pid_t pid = fork();
+    if (pid == 0) _exit(setgid(65534) || setuid(65534) ? 2 : commit_over_read_only(dir));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bad = !WIFEXITED(status) ? 3 : WEXITSTATUS(status);
+  }
+  ck_assert_int_eq(bad, 0);
+  pf_test_rmtree(dir);
   free(dir);
 }
 END_TEST
@@ -481,6 +536,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_paths);
   tcase_add_test(tc, test_temp_and_commit);
   tcase_add_test(tc, test_temp_registry);
+  tcase_add_test(tc, test_commit_leaves_old_copy);
   tcase_add_test(tc, test_non_regular_inputs);
   suite_add_tcase(s, tc);
   return s;

@@ -743,18 +743,26 @@ static int exchange_into_place(const char *tmp, const char *dst) {
 #endif
 }
 
-pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *err) {
+/* The old copy at `old` is removed; if it cannot be, *left says where it stays. */
+static void remove_old_copy(const char *old, char **left) {
+  pf_err e = {0};
+  if (pf_remove_tree(old, &e) == PF_OK || !left) return;
+  const size_t n = strlen(old) + strlen(e.msg) + 8;
+  if ((*left = malloc(n))) snprintf(*left, n, "%s (%s)", old, e.msg);
+}
+
+pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, char **left, pf_err *err) {
   char *aside = NULL;
+  if (left) *left = NULL;
   if (pf_path_exists(dst)) {
     if (!replace)
       return pf_err_set(err, PF_ERR_INVALID, "%s: already exists (not replacing it)", dst);
     int e = exchange_into_place(tmp, dst);
     if (e == 0) {
       sync_parent(dst);
-      pf_status s = pf_remove_tree(tmp, err);
-      if (s != PF_OK) pf_err_prefix(err, "%s: committed, but the old copy remains", dst);
+      remove_old_copy(tmp, left);
       pf_temp_unregister(tmp);
-      return s;
+      return PF_OK;
     }
     if (e != EINVAL && e != ENOSYS && e != ENOTSUP)
       return pf_err_set(err, PF_ERR_IO, "%s: cannot rename %s into place: %s", dst, tmp,
@@ -777,13 +785,9 @@ pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *e
   /* tmp no longer exists under its name: forget it so cleanup cannot hit it. */
   pf_temp_unregister(tmp);
   sync_parent(dst);
-  pf_status s = PF_OK;
-  if (aside) {
-    s = pf_remove_tree(aside, err);
-    if (s != PF_OK) pf_err_prefix(err, "%s: committed, but the old copy remains", dst);
-    free(aside);
-  }
-  return s;
+  if (aside) remove_old_copy(aside, left);
+  free(aside);
+  return PF_OK;
 }
 
 uint64_t pf_proc_kb(const char *path, const char *key) {

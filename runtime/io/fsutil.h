@@ -94,7 +94,9 @@ void pf_temp_forget_inherited(void);
 /* Atomically move `tmp` into place at `dst`. If `dst` exists and replace is set,
  * the two are exchanged atomically (renameat2 RENAME_EXCHANGE) and the old copy
  * removed; where the file system cannot exchange, the old copy is moved aside,
- * `tmp` renamed, and the old copy removed. */
-pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, pf_err *err);
+ * `tmp` renamed, and the old copy removed. Once `tmp` is in place the commit has
+ * succeeded: an old copy that cannot be removed (a read-only folder inside it) is
+ * left, and *left (when not NULL) gets "PATH (reason)", malloc'd; else NULL. */
+pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, char **left, pf_err *err);
 
 #endif

@@ -224,7 +224,12 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
       (s = pf_ctx_check_interrupt(ctx, err)) != PF_OK)
     goto done;
   (void)chmod(tmp, 0755); /* mkdtemp made it 0700; a checkpoint is a normal folder */
-  s = pf_commit_dir(tmp, dir, existed, err);
+  char *left = NULL;
+  s = pf_commit_dir(tmp, dir, existed, &left, err);
+  if (left)
+    pf_ctx_log(ctx, "save: %s: saved; the old copy it replaced could not be removed: %s", dir,
+               left);
+  free(left);
   if (s == PF_OK) {
     free(tmp);
     tmp = NULL;

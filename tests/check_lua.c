@@ -289,6 +289,23 @@ START_TEST(test_script_bad_param) {
   ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "pf.prune_width: method: cannot convert a function");
 
+  /* an empty table where a dict is expected is the empty dict (Lua's {} is both) */
+  const char *empty[][2] = {
+      {"local r <close> = pf.prune_width{ model = m, fairness_scores = {} }\nerror('ran')\n",
+       "script.lua:3: ran"},
+      {"pf.fairness_scores{ model = m, bias_scores = {} }\n",
+       "pf.fairness_scores: bias_scores dictionary is empty"},
+      {"pf.zero_neurons{ model = m, neuron_indices = {} }\n",
+       "pf.zero_neurons: neuron_indices cannot be empty"}};
+  for (int i = 0; i < 3; i++) {
+    char text[512];
+    snprintf(text, sizeof text, "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n%s",
+             empty[i][0]);
+    pf_test_write(script, text);
+    ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
+    pf_assert_err(err, empty[i][1]);
+  }
+
   /* error objects that are not strings */
   pf_test_write(script, "error({})\n");
   ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);

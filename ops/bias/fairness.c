@@ -146,12 +146,19 @@ static pf_status layer_fairness(const pf_layer *l, const pf_value *bs, int64_t i
   return st ? pf_err_prefix(err, "model.layers.%lld.mlp", (long long)i) : PF_OK;
 }
 
+/* An empty list where a dict is expected: Lua's {} is both (an empty table has no
+ * keys to tell), so it counts as the empty dict Python would be given. */
+static int empty_table(const pf_value *v) {
+  return v && v->type == PF_V_LIST && v->u.list.len == 0;
+}
+
 pf_status pf_fairness_check_inputs(const pf_value *bs, double w, pf_err *err) {
   if (!(w >= 0.0 && w <= 1.0)) {
     char ws[48];
     pf_format_pynum(w, pf_num_is_integral(w), ws, sizeof ws);
     return pf_err_set(err, PF_ERR_INVALID, "bias_weight must be in [0.0, 1.0], got %s", ws);
   }
+  if (empty_table(bs)) return pf_err_set(err, PF_ERR_INVALID, "bias_scores dictionary is empty");
   if (!bs || bs->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
                       "bias_scores must be Dict[str, torch.Tensor] (a neuron_bias result, a map "
@@ -197,6 +204,7 @@ static int key_int(const char *k, int64_t *out) {
 }
 
 pf_status pf_fairness_check(const pf_value *v, pf_err *err) {
+  if (empty_table(v)) return PF_OK; /* an empty dict is accepted (no layer has scores) */
   if (!v || v->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
                       "fairness_scores must be Dict[int, torch.Tensor] (a map {\"<layer>\": "
@@ -327,6 +335,7 @@ static pf_status check_indices(const pf_model *m, const pf_value *v, pf_err *err
   const int plain = m->config.arch && m->config.arch->mlp == PF_MLP_PLAIN;
   pf_status st = pf_check_width_compatible(m, plain ? PF_WIDTH_MLP : PF_WIDTH_MLP_GLU, err);
   if (st) return st;
+  if (empty_table(v)) return pf_err_set(err, PF_ERR_INVALID, "neuron_indices cannot be empty");
   if (!v || v->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
                       "neuron_indices must be Dict[int, List[int]] (a map {\"<layer>\": "

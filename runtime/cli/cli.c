@@ -361,6 +361,14 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
   if (o->reconstruct && !c->calib_params)
     return pf_err_set(err, PF_ERR_INVALID,
                       "--reconstruct needs --calibration-data FILE (a .jsonl or .txt file).");
+  /* DEPTH with calibration text removes the least important layers: a selection
+   * method or fixed indices would be ignored or refused by the op in its own words */
+  if (depth && c->calib_params && (o->indices || strcmp(o->selection, "last") != 0))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s cannot be combined with --calibration-data for --pruning-type DEPTH "
+                      "(the calibration text picks the least important layers; use "
+                      "--num-layers-to-remove or --pruning-percentage with it).",
+                      o->indices ? "--layer-indices" : "--layer-selection-method");
   /* OptiPFair's guard, before any calibration work is done (with --reconstruct the
    * text is reconstruct's, and hybrid scores are used for MAW only) */
   if (c->calib_params && !depth && !o->reconstruct && strcmp(o->method, "MAW") != 0)

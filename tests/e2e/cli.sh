@@ -76,6 +76,8 @@ expect_fail "num layers with glu" "--num-layers-to-remove is only valid with --p
 expect_fail "selection with glu" "--layer-selection-method is only valid with --pruning-type DEPTH." prune --model-path $M --output-path "$WORK/x" --layer-selection-method first
 expect_fail "bad indices" "--layer-indices must be comma-separated integers (e.g., '2,5,8')." prune --model-path $M --output-path "$WORK/x" --layer-indices "1,a"
 expect_fail "depth divisor" "--expansion-divisor is only valid with --pruning-type MLP_GLU." prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --expansion-divisor 32 --num-layers-to-remove 1
+expect_fail "depth calibration with a selection method" "--layer-selection-method cannot be combined with --calibration-data for --pruning-type DEPTH" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --num-layers-to-remove 1 --layer-selection-method first --calibration-data "$SRC/recipes/data/calib.txt"
+expect_fail "depth calibration with indices" "--layer-indices cannot be combined with --calibration-data" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --layer-indices 1 --calibration-data "$SRC/recipes/data/calib.txt"
 expect_fail "depth none" "For DEPTH pruning, specify one of" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH
 expect_fail "depth method" "--method is only valid with --pruning-type MLP_GLU." prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --num-layers-to-remove 1 --method VOW
 expect_fail "bad divisor" "is not one of" prune --model-path $M --output-path "$WORK/x" --expansion-divisor 48

@@ -124,7 +124,7 @@ static const char PRUNE[] =
     "  --max-memory SIZE             cap working memory, e.g. 4GB (mapped weights not counted)\n"
     "  --pass-order auto|batch|layer batch- or layer-major passes (see pfrun --help)\n"
     "  --memory-budget SIZE          memory the auto pass order assumes (default MemAvailable)\n"
-    "  --quiet / --verbose           no progress and info lines / the default\n";
+    "  --quiet / --verbose           no progress, info lines or summary / the default\n";
 
 static const char ANALYZE[] =
     "usage: pfrun analyze --model-path DIR [--json] [--quiet]\n"
@@ -166,7 +166,8 @@ static const char EVAL[] =
     "  --max-new-tokens N            tokens per timed run (default 100)\n"
     "  --num-runs N / --warmup-runs N\n"
     "  --compare DIR                 the parent model\n"
-    "  --json FILE                   write the results as JSON\n";
+    "  --json FILE                   write the results as JSON\n"
+    "  --quiet                       no table, no progress (the results: --json FILE)\n";
 
 static const char GENERATE[] =
     "usage: pfrun generate --model-path DIR --prompt TEXT [--max-new-tokens N]\n"
@@ -204,7 +205,8 @@ static const char BENCH[] =
     "  --compare DIR            a parent model: its scores, the differences with their\n"
     "                           stderr, and the agreement of the predictions\n"
     "  --log-samples            per-document log-likelihoods and predictions in the JSON\n"
-    "  --json FILE              write the results as JSON\n";
+    "  --json FILE              write the results as JSON\n"
+    "  --quiet                  no table, no progress (the results: --json FILE)\n";
 
 static const char BIAS[] =
     "usage: pfrun bias --model-path DIR [--prompt-pairs FILE|default] [--layers SPEC]\n"
@@ -218,7 +220,8 @@ static const char BIAS[] =
     "bias_metrics.json (OptiPFair's structure) to --output-dir; --json FILE writes the\n"
     "metrics too. --visualizations '' draws nothing. The charts are drawn by forked\n"
     "worker processes, one per OpenMP thread; PFRUN_PLOT_JOBS=N sets how many (1 = in\n"
-    "the pfrun process).\n";
+    "the pfrun process). --quiet: no table, no progress (the metrics: --json FILE or\n"
+    "bias_metrics.json).\n";
 
 static const char OPS[] = "usage: pfrun ops [NAME]\n"
                           "\n"

@@ -329,6 +329,12 @@ static int leading_flag(const char *a, pf_cli *c, const char *topic) {
 static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
   if (!o->model_path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
   if (!o->output_path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--output-path'.");
+  if (!*o->output_path || !*o->model_path)
+    return pf_err_set(err, PF_ERR_INVALID, "Invalid value for '%s': an empty path.",
+                      *o->output_path ? "--model-path" : "--output-path");
+  uint64_t shard = 0; /* checked now, not after the pruning */
+  if (o->max_shard && pf_parse_size(o->max_shard, &shard, err) != PF_OK)
+    return pf_err_prefix(err, "Invalid value for '--max-shard-size'");
   c->load_params = pf_value_map();
   c->prune_params = pf_value_map();
   c->save_params = pf_value_map();
@@ -663,6 +669,18 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
   pf_status st = parse_command(argc, argv, c, err);
   /* "No such option: X" (or "... for a recipe: X"): name the close ones */
   const char *colon = err ? strstr(err->msg, ": ") : NULL;
+  if (st != PF_OK && colon && !strncmp(err->msg, "No such option: ", 16) && colon[2] != '-') {
+    /* not an option at all: a stray word (click's words for it) */
+    char word[256];
+    snprintf(word, sizeof word, "%s", colon + 2);
+    int after_flag = 0; /* analyze's --json takes no value */
+    for (int k = 2; k < argc; k++)
+      if (!strcmp(argv[k], word) && !strcmp(argv[k - 1], "--json")) after_flag = 1;
+    return pf_err_set(err, st, "Got unexpected extra argument (%s)%s", word,
+                      after_flag && c->usage_topic && !strcmp(c->usage_topic, "analyze")
+                          ? " (analyze's --json is a flag: the JSON goes to standard output)"
+                          : "");
+  }
   if (st != PF_OK && colon && !strncmp(err->msg, "No such option", 14)) {
     char msg[PF_ERR_MSG_MAX], hint[256];
     snprintf(msg, sizeof msg, "%s", err->msg);

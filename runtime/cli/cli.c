@@ -49,11 +49,25 @@ static pf_status take_value(opt_iter *it, const char *name, const char *inline_v
   return PF_OK;
 }
 
+/* A number as click reads it (Python's float() / int()): spaces around it are
+ * allowed; hexadecimal (strtod's "0x10") is not. */
+static const char *number_text(const char *s, char *buf, size_t n) {
+  while (*s == ' ' || *s == '\t')
+    s++;
+  snprintf(buf, n, "%s", s);
+  size_t len = strlen(buf);
+  while (len && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+    buf[--len] = '\0';
+  const char *d = buf + (*buf == '+' || *buf == '-');
+  if (d[0] == '0' && (d[1] == 'x' || d[1] == 'X')) return ""; /* invalid */
+  return buf;
+}
+
 static pf_status parse_double(const char *name, const char *s, double *out, pf_err *err) {
-  char *end = NULL;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (!*s || *end || errno)
+  char *end = NULL, buf[128];
+  const char *t = number_text(s, buf, sizeof buf);
+  double v = strtod(t, &end); /* out of range: +-inf or 0, as Python's float() */
+  if (!*t || *end)
     return pf_err_set(err, PF_ERR_INVALID, "Invalid value for '%s': '%s' is not a valid float.",
                       name, s);
   *out = v;
@@ -61,10 +75,11 @@ static pf_status parse_double(const char *name, const char *s, double *out, pf_e
 }
 
 static pf_status parse_int(const char *name, const char *s, int64_t *out, pf_err *err) {
-  char *end = NULL;
+  char *end = NULL, buf[128];
+  const char *t = number_text(s, buf, sizeof buf);
   errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (!*s || *end || errno)
+  long long v = strtoll(t, &end, 10);
+  if (!*t || *end || errno)
     return pf_err_set(err, PF_ERR_INVALID, "Invalid value for '%s': '%s' is not a valid integer.",
                       name, s);
   *out = v;

@@ -78,6 +78,8 @@ expect_fail "bad indices" "--layer-indices must be comma-separated integers (e.g
 expect_fail "depth divisor" "--expansion-divisor is only valid with --pruning-type MLP_GLU." prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --expansion-divisor 32 --num-layers-to-remove 1
 expect_fail "depth calibration with a selection method" "--layer-selection-method cannot be combined with --calibration-data for --pruning-type DEPTH" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --num-layers-to-remove 1 --layer-selection-method first --calibration-data "$SRC/recipes/data/calib.txt"
 expect_fail "depth calibration with indices" "--layer-indices cannot be combined with --calibration-data" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --layer-indices 1 --calibration-data "$SRC/recipes/data/calib.txt"
+expect_fail "hexadecimal is not a float (click)" "Invalid value for '--pruning-percentage': '0x10' is not a valid float." prune --model-path $M --output-path "$WORK/x" --pruning-percentage 0x10
+expect_ok "spaces around a number (click)" prune --model-path $M --output-path "$WORK/x" --pruning-percentage "20 " --dry-run --quiet
 expect_fail "stray word" "Got unexpected extra argument (foo)" prune foo --model-path $M --output-path "$WORK/x"
 expect_fail "analyze --json is a flag" "Got unexpected extra argument (out.json) (analyze's --json is a flag" analyze --model-path $M --json out.json
 expect_fail "shard size checked before the work" "Invalid value for '--max-shard-size': size '0': expected a positive size" prune --model-path $M --output-path "$WORK/x" --max-shard-size 0

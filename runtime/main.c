@@ -88,9 +88,9 @@ static void on_sigbus(int sig) {
  * a memory cap it names the cap, the usual cause. Sanitizer builds keep their own
  * handlers (their reports are the point there). */
 static char g_crash_note[256] = "; its temporary files were removed\n";
-
 static pid_t g_main_pid;
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 static void on_crash(int sig) {
   static int entered;
   /* a forked chart worker's crash is reported by pfrun, its parent, naming the chart */
@@ -106,6 +106,8 @@ static void on_crash(int sig) {
   signal(sig, SIG_DFL);
   raise(sig);
 }
+
+#endif
 
 static void install_crash_handlers(void) {
   g_main_pid = getpid();

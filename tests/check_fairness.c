@@ -141,8 +141,12 @@ START_TEST(test_fairness_errors) {
   pf_map_set(shortv, "gate_proj_layer_2", float_list(10, pattern, 0));
   ck_assert_ptr_null(fairness(m, shortv, 0.5, &err));
   pf_assert_err(err, "bias_scores['gate_proj_layer_2']: expected 176 values");
-  ck_assert_ptr_null(fairness(m, pf_value_list(), 0.5, &err));
+  pf_value *l = pf_value_list(); /* a list with items; an empty one is Lua's empty dict */
+  pf_list_push(l, pf_value_int(1));
+  ck_assert_ptr_null(fairness(m, l, 0.5, &err));
   pf_assert_err(err, "bias_scores must be Dict[str, torch.Tensor]");
+  ck_assert_ptr_null(fairness(m, pf_value_list(), 0.5, &err));
+  pf_assert_err(err, "bias_scores dictionary is empty");
   pf_model_release(m);
 }
 END_TEST
@@ -259,7 +263,12 @@ START_TEST(test_prune_fairness_errors) {
   ck_assert_ptr_null(prune(m, fs, NULL, NULL, &err));
   pf_assert_err(err, "model.layers.1.mlp: custom_importance_scores must be in [0, 1] range, got "
                      "min=-0.2500, max=1.5000");
-  ck_assert_ptr_null(prune(m, pf_value_list(), NULL, NULL, &err));
+  pf_value *empty = prune(m, pf_value_list(), NULL, NULL, &err); /* Lua's empty dict: accepted */
+  ck_assert_msg(empty != NULL, "%s", err.msg);
+  pf_value_release(empty);
+  pf_value *l = pf_value_list();
+  pf_list_push(l, pf_value_int(1));
+  ck_assert_ptr_null(prune(m, l, NULL, NULL, &err));
   pf_assert_err(err, "fairness_scores must be Dict[int, torch.Tensor]");
   pf_assert_err(err, "got list");
   fs = pf_value_map();
@@ -359,7 +368,10 @@ static pf_value *one(const char *key, pf_value *v) {
 
 START_TEST(test_zero_neurons_errors) {
   pf_model *m = load_tiny();
-  expect_zero_error(m, pf_value_list(), "neuron_indices must be Dict[int, List[int]]");
+  pf_value *l = pf_value_list(); /* an empty list is Lua's empty dict */
+  pf_list_push(l, pf_value_int(1));
+  expect_zero_error(m, l, "neuron_indices must be Dict[int, List[int]]");
+  expect_zero_error(m, pf_value_list(), "neuron_indices cannot be empty");
   expect_zero_error(m, pf_value_map(), "neuron_indices cannot be empty");
   expect_zero_error(m, one("x", ints(1, (int[]){1})),
                     "neuron_indices keys must be int, got string for key x");

@@ -257,6 +257,12 @@ static int setup_pass(const pf_cli *c, pf_ctx *ctx) {
     fprintf(stderr, "pfrun: error: PFRUN_MEMORY_BUDGET: %s\n", err.msg);
     return 2;
   }
+  /* read deep in the pass's prefetch thread, where a typo would be ignored */
+  const char *pre = getenv("PFRUN_PREFETCH");
+  if (pre && *pre && strcmp(pre, "0") && strcmp(pre, "map") && strcmp(pre, "direct")) {
+    fprintf(stderr, "pfrun: error: PFRUN_PREFETCH: expected 0, map or direct, got '%.40s'\n", pre);
+    return 2;
+  }
   return 0;
 }
 

@@ -453,6 +453,17 @@ START_TEST(test_bounds) {
     strcat(text, "]");
   strcat(text, "\n");
   expect_fail(text, "recipe.yaml:4:", "nesting deeper than 32 levels");
+  expect_fail("pfrun: 1\nvars:\n  a: '${b}'\n  b: '${a}'\nsteps:\n  - {op: load, path: x}\n",
+              "vars.a: '${b}' refers to a variable defined after it", NULL);
+
+  /* variables that double the text at each level: stopped at 1 MiB, not 100 MB later */
+  snprintf(text, sizeof text, "pfrun: 1\nvars:\n  v0: aaaaaaaaaaaaaaaa\n");
+  for (int i = 1; i < 30; i++)
+    snprintf(text + strlen(text), sizeof text - strlen(text), "  v%d: '${v%d}${v%d}'\n", i, i - 1,
+             i - 1);
+  strcat(text, "steps:\n  - {op: load, path: '${v29}'}\n");
+  expect_fail(text, "vars.v17: substituting '${v16}' makes a text of more than 1048576 bytes",
+              NULL);
 
   /* billion laughs: aliases expanding without end */
   expect_fail("pfrun: 1\nsteps:\n"

@@ -152,7 +152,14 @@ static pf_status generate_run(const pf_op *op, const pf_value *params, pf_value 
   pf_status st = pf_model_tokenizer(m, &tok, err);
   if (!st) st = pf_encode_prompt(m, tok, pf_map_str(params, "prompt", ""), &ids, &n, err);
   if (!st && !(ctx && ctx->dry_run)) {
-    int64_t max_new = clamp_new(m, n, pf_map_int(params, "max_new_tokens", 100));
+    const int64_t want = pf_map_int(params, "max_new_tokens", 100);
+    int64_t max_new = clamp_new(m, n, want);
+    if (max_new < want)
+      pf_ctx_log(ctx,
+                 "generate: %lld new tokens fit the model's context of %lld positions after the "
+                 "%zu prompt tokens (%lld asked)",
+                 (long long)max_new, (long long)m->config.max_position_embeddings, n,
+                 (long long)want);
     st = pf_generate_greedy(m, ids, n, max_new, pf_tokenizer_eos_id(tok), &r, ctx, err);
     if (!st) st = decode_continuation(tok, ids, n, &r, &text, &tlen, &unknown, err);
   }

@@ -286,7 +286,15 @@ static pf_status parse_vars(recipe *r, const pf_recipe_opts *opts, pf_err *err) 
     yaml_mark_t where;
     pf_status st = pf_ydoc_value(&r->y, v, r->vars, 3, &val, &where, err);
     if (st != PF_OK) {
-      char tmp[PF_ERR_MSG_MAX];
+      char tmp[PF_ERR_MSG_MAX], later[128] = "";
+      const char *u = strstr(err->msg, "unknown variable '");
+      if (u && sscanf(u + 18, "%127[A-Za-z0-9_]", later) == 1) /* defined further down? */
+        for (yaml_node_pair_t *q = p + 1; q < n->data.mapping.pairs.top; q++)
+          if (!strcmp(pf_ynode_text(pf_ydoc_node(&r->y, q->key)), later))
+            return at(r, where, err, PF_ERR_INVALID,
+                      "vars.%s: '${%s}' refers to a variable defined after it (a variable may "
+                      "use the ones above it and --set ones)",
+                      key, later);
       fmt_into(tmp, sizeof tmp, "vars.%s: %s", key, err->msg);
       return at(r, where, err, st, "%s", tmp);
     }

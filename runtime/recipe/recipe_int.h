@@ -15,6 +15,7 @@
 #include "recipe.h"
 
 #define PF_RECIPE_MAX_BYTES ((size_t)1 << 20) /* recipe file size */
+#define PF_RECIPE_MAX_TEXT ((size_t)1 << 20)  /* a string after ${...} substitution */
 #define PF_RECIPE_MAX_DEPTH 32                /* collection nesting, root mapping = 1 */
 #define PF_RECIPE_MAX_STEPS 1000
 #define PF_RECIPE_MAX_VALUES 1000000 /* values built from the document (alias bombs) */

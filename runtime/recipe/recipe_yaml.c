@@ -411,6 +411,10 @@ pf_status pf_recipe_subst(const char *text, const pf_value *vars, int typed, pf_
     } else
       sb_add_value(&b, v);
     i = (size_t)(close - text) + 1;
+    if (st == PF_OK && b.len > PF_RECIPE_MAX_TEXT) /* ${a}${a}... of ${a}${a}...: doubling */
+      st = pf_err_set(err, PF_ERR_INVALID,
+                      "substituting '${%s}' makes a text of more than %zu bytes (the limit)", name,
+                      PF_RECIPE_MAX_TEXT);
   }
   if (st == PF_OK && b.oom) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (st == PF_OK && !(*out = pf_value_str(b.p)))

@@ -80,6 +80,9 @@ expect_fail "depth calibration with a selection method" "--layer-selection-metho
 expect_fail "depth calibration with indices" "--layer-indices cannot be combined with --calibration-data" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --layer-indices 1 --calibration-data "$SRC/recipes/data/calib.txt"
 expect_fail "hexadecimal is not a float (click)" "Invalid value for '--pruning-percentage': '0x10' is not a valid float." prune --model-path $M --output-path "$WORK/x" --pruning-percentage 0x10
 expect_ok "spaces around a number (click)" prune --model-path $M --output-path "$WORK/x" --pruning-percentage "20 " --dry-run --quiet
+PFRUN_PREFETCH=bogus expect_fail "PFRUN_PREFETCH checked" "PFRUN_PREFETCH: expected 0, map or direct, got 'bogus'" analyze --model-path $M
+expect_ok "generate past the context" generate --model-path $M --prompt "the cat" --max-new-tokens 100000
+expect_in "generate says where it stopped" "generate: 2043 new tokens fit the model's context of 2048 positions after the 5 prompt tokens (100000 asked)"
 expect_fail "stray word" "Got unexpected extra argument (foo)" prune foo --model-path $M --output-path "$WORK/x"
 expect_fail "analyze --json is a flag" "Got unexpected extra argument (out.json) (analyze's --json is a flag" analyze --model-path $M --json out.json
 expect_fail "shard size checked before the work" "Invalid value for '--max-shard-size': size '0': expected a positive size" prune --model-path $M --output-path "$WORK/x" --max-shard-size 0

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "fsutil.h"
+#include "model.h"
 #include "livelog.h"
 #include "op.h"
 #include "pf_lua.h"
@@ -412,6 +413,37 @@ START_TEST(test_script_models_left_open) {
 }
 END_TEST
 
+/* An op called from a finaliser: for garbage, before the end (the op runs); for an
+ * object still referenced when the script ends, it is refused (a model made while
+ * lua_close runs the finalisers would never be released). No model stays alive. */
+START_TEST(test_ops_in_finalisers) {
+  char *dir = pf_test_tmpdir("lua-gc-op");
+  char *model = pf_test_synth("llama-tiny", 5, NULL);
+  char text[2048];
+  snprintf(text, sizeof text,
+           "local m = pf.load{ path = '%s' }\n"
+           "setmetatable({}, { __gc = function() ran = pf.prune_width{ model = m } end })\n"
+           "collectgarbage(); collectgarbage()\n"
+           "assert(ran, 'the finaliser of garbage runs ops')\n"
+           "G = setmetatable({}, { __gc = function()\n"
+           "  local ok, e = pcall(pf.prune_width, { model = m })\n"
+           "  assert(not ok and e:find('called while the script ends', 1, true))\n"
+           "end })\n",
+           model);
+  char *script = write_script(dir, text);
+  pf_err err = {0};
+  ck_assert_msg(pf_lua_run_file(script, 0, NULL, NULL, &err) == PF_OK, "%s", err.msg);
+  char *left = pf_model_dir_in_use(model, NULL);
+  ck_assert_msg(left == NULL, "a model of %s is still alive", left);
+  free(script);
+  *strrchr(model, '/') = '\0';
+  pf_test_rmtree(model);
+  free(model);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* A result the script dropped lets its tensors go before the next op makes new
  * ones (a full collection once Lua holds more than pf_lua_gc_bytes of tensors):
  * a loop of captures holds one at a time, not as many as the collector left. */
@@ -455,6 +487,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_error_status);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);
+  tcase_add_test(tc, test_ops_in_finalisers);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -610,8 +610,23 @@ static int push_result(lua_State *L, const pf_value *out) {
   return 2;
 }
 
+#define CLOSING_KEY "pfrun.closing"
+
+void pf_lua_closing(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, CLOSING_KEY);
+}
+
 static int l_op(lua_State *L) {
   const pf_op *op = lua_touserdata(L, lua_upvalueindex(1));
+  lua_getfield(L, LUA_REGISTRYINDEX, CLOSING_KEY);
+  const int closing = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (closing)
+    return luaL_error(L,
+                      "pf.%s: called while the script ends (from a finaliser); ops run "
+                      "before the end of the script",
+                      op->name);
   int nargs = lua_gettop(L);
   if (nargs > 1)
     return luaL_error(L, "pf.%s: expected one table of parameters, got %d arguments", op->name,

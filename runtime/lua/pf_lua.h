@@ -29,6 +29,9 @@ struct lua_State;
 /* luaL_requiref-style opener: pushes the module table. The ctx pointer must
  * outlive the state (progress/log/dry-run of the host). */
 int pf_lua_open(struct lua_State *L);
+/* Before lua_close: the finalisers that lua_close runs may not run ops (a model an
+ * op made there would never be finalised, so never released); they get an error. */
+void pf_lua_closing(struct lua_State *L);
 void pf_lua_set_ctx(struct lua_State *L, const pf_ctx *ctx);
 
 /* Run a Lua script file with `arg` set as lua.c does (arg[0] = script,

@@ -115,6 +115,10 @@ pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx 
     st = run_status(rc, &a);
     pf_err_set(err, st, "%s", msg ? msg : "(error without a message)");
   }
+  /* the garbage's finalisers first, while ops may still run in them; then the rest */
+  lua_gc(L, LUA_GCCOLLECT);
+  lua_gc(L, LUA_GCCOLLECT);
+  pf_lua_closing(L);
   lua_close(L); /* runs __gc: models still open are released here */
   free(text);
   return st;

@@ -292,6 +292,21 @@ START_TEST(test_spec) {
                 err.msg);
   snprintf(want, sizeof want, "%s/synthetic/mistral-tiny-s1234-f16", root);
   ck_assert_str_eq(dir, want);
+  /* a cache folder that holds another model (here qwen3-tiny's files moved there) */
+  char *other = NULL, *moved = NULL;
+  ck_assert_int_eq(pf_synth_resolve("synthetic:qwen3-tiny@7:bf16", &other, NULL, &err), PF_OK);
+  pf_test_rmtree(dir);
+  ck_assert_int_eq(rename(other, dir), 0);
+  ck_assert_int_eq(pf_synth_resolve("synthetic:mistral-tiny:f16", &moved, NULL, &err),
+                   PF_ERR_FORMAT);
+  ck_assert_ptr_null(moved);
+  pf_assert_err(err, "synthetic:mistral-tiny:f16: the cache folder ");
+  pf_assert_err(err, " holds another model (qwen3, 4 layers, hidden 64, width 176, bfloat16; "
+                     "expected mistral, ");
+  pf_test_rmtree(dir); /* removed: written again */
+  ck_assert_int_eq(pf_synth_resolve("synthetic:mistral-tiny:f16", &moved, NULL, &err), PF_OK);
+  free(moved);
+  free(other);
   free(dir);
 
   /* the cache parents are created on demand */

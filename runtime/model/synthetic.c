@@ -451,6 +451,42 @@ static int cached(const char *dir) {
   return r;
 }
 
+/* A cached folder holds the preset's model: its config.json says the preset's family,
+ * shape and dtype (a folder overwritten by another tool, e.g. a prune saved there,
+ * would otherwise load silently as the preset). */
+static pf_status check_cached(const pf_synth_preset *p, pf_dtype dt, const char *spec,
+                              const char *dir, pf_err *err) {
+  pf_model_config want, got;
+  cJSON *cj = pf_synth_config_json(p, dt);
+  char *text = cj ? pf_json_print_pretty(cj) : NULL;
+  cJSON_Delete(cj);
+  if (!text) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
+  pf_status s = pf_config_parse(text, "synthetic config.json", &want, err);
+  free(text);
+  if (s != PF_OK) return s;
+  s = pf_config_load(dir, &got, err);
+  if (s == PF_OK) {
+    const int same =
+        !strcmp(want.model_type, got.model_type) && want.hidden_size == got.hidden_size &&
+        want.num_hidden_layers == got.num_hidden_layers &&
+        want.intermediate_size == got.intermediate_size && want.vocab_size == got.vocab_size &&
+        !strcmp(want.torch_dtype, got.torch_dtype);
+    if (!same)
+      s = pf_err_set(err, PF_ERR_FORMAT,
+                     "%s: the cache folder %s holds another model (%s, %lld layers, hidden %lld, "
+                     "width %lld, %s; expected %s, %lld, %lld, %lld, %s): remove the folder and "
+                     "pfrun writes the synthetic model again",
+                     spec, dir, got.model_type, (long long)got.num_hidden_layers,
+                     (long long)got.hidden_size, (long long)got.intermediate_size, got.torch_dtype,
+                     want.model_type, (long long)want.num_hidden_layers,
+                     (long long)want.hidden_size, (long long)want.intermediate_size,
+                     want.torch_dtype);
+    pf_config_free(&got);
+  }
+  pf_config_free(&want);
+  return s;
+}
+
 pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, pf_err *err) {
   *out_dir = NULL;
   const pf_synth_preset *p = NULL;
@@ -459,7 +495,9 @@ pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, 
   char *dir = NULL;
   pf_status s = locate(spec, &p, &seed, &dt, &dir, err);
   if (s != PF_OK) return s;
-  if (!cached(dir)) {
+  if (cached(dir)) {
+    s = check_cached(p, dt, spec, dir, err);
+  } else {
     pf_synth_opts o = {.preset = p->name, .seed = seed, .have_dtype = 1, .dtype = dt};
     s = pf_synth_write(&o, dir, ctx, err);
     /* Lost a race with another writer: its complete folder is as good as ours. */

@@ -4,6 +4,7 @@
  * length, JSON header, zero-filled data section), one per error path.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +299,41 @@ END_TEST
 /* Written `as` another dtype: each tensor (lazy ones too, and one larger than a
  * conversion chunk) reads back as pf_convert of its elements; shards are cut on
  * the converted sizes; progress counts the converted bytes. */
+static void keep_log(void *ud, const char *msg) {
+  snprintf(ud, 512, "%s", msg);
+}
+
+/* Values beyond float16's range become +-inf in a float16 checkpoint (as torch
+ * writes them); the writer says how many, counting neither inf nor NaN inputs. */
+START_TEST(test_write_f16_overflow) {
+  const float v[] = {1.0f, 1e10f, -7e4f, 65504.0f, 65519.0f, 65520.0f, INFINITY, NAN, -2.5f};
+  int64_t shape[1] = {9};
+  pf_tensor *t = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_tensor_new(PF_DTYPE_F32, 1, shape, &t, &err), PF_OK);
+  memcpy(pf_tensor_mutable_data(t), v, sizeof v);
+  pf_st_entry e = {"w", t};
+  char log[512] = "";
+  pf_ctx ctx = {.log = keep_log, .user_data = log};
+  const pf_dtype as[] = {PF_DTYPE_F16, PF_DTYPE_BF16};
+  for (int k = 0; k < 2; k++) {
+    char sub[16];
+    snprintf(sub, sizeof sub, "ovf%d", k);
+    char *dir = in_dir(sub);
+    ck_assert_int_eq(pf_mkdirs(dir, &err), PF_OK);
+    log[0] = '\0';
+    ck_assert_msg(pf_st_write(dir, &e, 1, 0, &as[k], &ctx, &err) == PF_OK, "%s", err.msg);
+    if (k == 0) /* 1e10, -7e4 and 65520 overflow; 65519 rounds to 65504 */
+      ck_assert_msg(strstr(log, "save: 3 finite values are beyond float16's range") != NULL,
+                    "log: %s", log);
+    else
+      ck_assert_str_eq(log, ""); /* bfloat16 holds them */
+    free(dir);
+  }
+  pf_tensor_release(t);
+}
+END_TEST
+
 START_TEST(test_write_as) {
   int64_t s2[2] = {9, 5}, s1[1] = {7}, s3[3] = {2, 3, 4}, big[2] = {1100, 1000};
   pf_tensor *t[7] = {make(PF_DTYPE_F32, 2, s2, 1), make(PF_DTYPE_BF16, 1, s1, 2),
@@ -796,6 +832,7 @@ static Suite *make_suite(void) {
   tcase_add_checked_fixture(bad, setup, teardown);
   tcase_add_test(bad, test_reader_valid_crafted);
   tcase_add_test(bad, test_reader_unaligned_data);
+  tcase_add_test(bad, test_write_f16_overflow);
   tcase_add_test(bad, test_reader_header_errors);
   tcase_add_test(bad, test_reader_entry_errors);
   tcase_add_test(bad, test_index_errors);

@@ -190,6 +190,7 @@ typedef struct st_writer {
   st_src *src;
   size_t nsrc, capsrc;
   int no_cfr; /* copy_file_range is not supported here: write from memory */
+  uint64_t overflows; /* finite values that became +-inf in float16 (atomic) */
 } st_writer;
 
 /* An fd of the file holding region r, opened once per file and checked to be
@@ -282,9 +283,30 @@ static int copy_rows(st_writer *w, const st_job *j, const pf_tensor *t, int fd) 
   return 0;
 }
 
+/* Finite values of src (float32 or bfloat16) whose float16 in out is +-inf: beyond
+ * float16's range (|x| >= 65520), as torch's .to(float16) makes them too. */
+static uint64_t f16_overflows(const char *src, pf_dtype sdt, const unsigned char *out, size_t n) {
+  uint64_t c = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, out + 2 * i, 2);
+    if ((h & 0x7fff) != 0x7c00) continue;
+    uint32_t bits = 0;
+    if (sdt == PF_DTYPE_F32)
+      memcpy(&bits, src + 4 * i, 4);
+    else {
+      uint16_t b;
+      memcpy(&b, src + 2 * i, 2);
+      bits = (uint32_t)b << 16;
+    }
+    c += (bits & 0x7f800000u) != 0x7f800000u; /* the source was not inf or NaN */
+  }
+  return c;
+}
+
 /* Elements [first, first + n) of t, converted to w->as into buf + LAZY_CHUNK
  * (gathered into buf first when t is lazy), written at j->out. */
-static int convert_job(const st_writer *w, const st_job *j, const pf_tensor *t, int fd, char *buf) {
+static int convert_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, char *buf) {
   const size_t esz = pf_dtype_size(t->dtype);
   const char *from = buf;
   if (t->data)
@@ -292,6 +314,10 @@ static int convert_job(const st_writer *w, const st_job *j, const pf_tensor *t, 
   else
     pf_tensor_read(t, j->first, j->n, buf);
   pf_convert(buf + LAZY_CHUNK, *w->as, from, t->dtype, j->n);
+  if (*w->as == PF_DTYPE_F16) {
+    const uint64_t c = f16_overflows(from, t->dtype, (const unsigned char *)buf + LAZY_CHUNK, j->n);
+    if (c) __atomic_add_fetch(&w->overflows, c, __ATOMIC_RELAXED);
+  }
   int e = pwrite_fully(fd, buf + LAZY_CHUNK, j->bytes, j->out);
   if (t->data) drop_mapped_pages(t, from, j->n * esz);
   return e;
@@ -543,6 +569,12 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
     free(path);
   }
   if (s == PF_OK && w.shown < w.total) pf_ctx_progress(ctx, "save", w.total, w.total);
+  if (s == PF_OK && w.overflows)
+    pf_ctx_log(ctx,
+               "save: %llu finite values are beyond float16's range (|x| >= 65520) and were "
+               "written as +-inf, as torch's .to(float16) does: the float16 checkpoint is not "
+               "the model (keep float32 or bfloat16)",
+               (unsigned long long)w.overflows);
   if (s == PF_OK && nsh > 1) s = write_index(dir, entries, n, sh, nsh, w.total, err);
   if (s == PF_OK && w.total == 0) pf_ctx_progress(ctx, "save", 0, 0);
   for (int i = 0; i < MAX_WRITERS; i++)

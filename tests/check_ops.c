@@ -4,6 +4,7 @@
  * analyze (numbers worked out by hand for llama-tiny), and op error paths.
  */
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,43 @@ START_TEST(test_prune_width_op_rules) {
 }
 END_TEST
 
+static void keep_line(void *ud, const char *line) {
+  if (strstr(line, "not finite")) snprintf(ud, 512, "%s", line);
+}
+
+/* A model whose logits are NaN (here its final norm): the perplexity is NaN, and a log
+ * line says why instead of a bare "nan". */
+START_TEST(test_evaluate_nan_said) {
+  char *dir = pf_test_synth("llama-tiny", 3, NULL);
+  pf_value *base = load(dir);
+  pf_model *m = pf_map_model(base, "model"), *d = NULL;
+  pf_err err = {0};
+  ck_assert_int_eq(pf_model_derive(m, &d, &err), PF_OK);
+  pf_tensor *norm = NULL;
+  const int64_t h = m->config.hidden_size;
+  ck_assert_int_eq(pf_tensor_new(PF_DTYPE_F32, 1, &h, &norm, &err), PF_OK);
+  for (int64_t i = 0; i < h; i++)
+    ((float *)pf_tensor_mutable_data(norm))[i] = NAN;
+  ck_assert_int_eq(pf_model_set_tensor(d, "model.norm.weight", norm, &err), PF_OK);
+  char *data = pf_path_join(tmp_root, "nan.txt");
+  pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park today.\n");
+  char line[512] = "";
+  pf_ctx ctx = {.log = keep_line, .user_data = line};
+  pf_value *p = params_model(d);
+  pf_map_set_str(p, "data", data);
+  pf_value *r = run_ok("evaluate", p, &ctx);
+  ck_assert(isnan(pf_map_num(r, "perplexity", 0)));
+  ck_assert_msg(strstr(line, "the negative log-likelihood is not finite") != NULL, "%s", line);
+  pf_value_release(r);
+  pf_model_release(d);
+  pf_value_release(base);
+  free(data);
+  *strrchr(dir, '/') = '\0';
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* calibrate's cache: a second run is a hit with the same result; a damaged file (one
  * digit of a norm changed) is a miss, computed again, and written whole again. */
 START_TEST(test_calibrate_cache) {
@@ -634,6 +672,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(t, test_save_errors);
   tcase_add_test(t, test_analyze_by_hand);
   tcase_add_test(t, test_calibrate_cache);
+  tcase_add_test(t, test_evaluate_nan_said);
   tcase_add_test(t, test_generate_ids_without_token);
   tcase_add_test(t, test_tokenizer_kept_between_ops);
   suite_add_tcase(s, t);

@@ -269,7 +269,11 @@ static pf_status perplexity_pass(const pf_model *m, eval_parent *par, const pf_d
                "starts at layer %lld from the states that model's pass left there",
                (long long)start, (long long)start);
   if (!st) st = reduce_acc(o, err);
-  pf_forward_free(e.fm);
+  if (!st && !isfinite(o->model.nll))
+    pf_ctx_log(ctx,
+               "evaluate: %s: the negative log-likelihood is not finite (%g): the model's "
+               "logits hold NaN or inf (weights with NaN or inf, or float16 overflow?)",
+               m->name ? m->name : "model", o->model.nll);
   free(batches);
   free(e.px);
   free(o->model.row);

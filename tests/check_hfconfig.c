@@ -184,6 +184,8 @@ START_TEST(test_bounds) {
               "\"num_attention_heads\": 4, \"vocab_size\": 8388608}",
               PF_ERR_INVALID,
               "key \"vocab_size\": 8388608 is larger than the supported maximum 4194304");
+  parse_fails("{" REQ ", \"head_dim\": 1e400}", PF_ERR_INVALID,
+              "got a number beyond the range of a double (+inf)");
   parse_fails("{" REQ ", \"head_dim\": 8388608}", PF_ERR_INVALID,
               "num_attention_heads * head_dim = 33554432 is larger than the supported maximum");
 }

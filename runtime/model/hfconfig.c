@@ -32,6 +32,13 @@
 
 /* Short printable form of a JSON value for messages: "abc" (quoted), 64.5, null. */
 static void describe(const cJSON *v, char *buf, size_t n) {
+  if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) { /* cJSON prints it as null */
+    snprintf(buf, n, "a number beyond the range of a double (%s)",
+             v->valuedouble > 0   ? "+inf"
+             : v->valuedouble < 0 ? "-inf"
+                                  : "nan");
+    return;
+  }
   char *s = cJSON_PrintUnformatted(v);
   if (!s) {
     snprintf(buf, n, "(a value)");

@@ -531,13 +531,26 @@ static void footers(pf_pdf *d) {
     HPDF_Page_Stroke(p);
     size_t tl = strlen(d->title);
     double nw = pdf_text_w(d->regular, 8, num, strlen(num));
-    while (tl > 0 && pdf_text_w(d->regular, 8, d->title, tl) > PDF_TEXT_W - nw - 20)
+    static const char dots[] = "\xE2\x80\xA6"; /* a cut title ends in an ellipsis */
+    const double room = PDF_TEXT_W - nw - 20;
+    const int cut = pdf_text_w(d->regular, 8, d->title, tl) > room;
+    const double dw = cut ? pdf_text_w(d->regular, 8, dots, sizeof dots - 1) : 0;
+    while (tl > 0 && pdf_text_w(d->regular, 8, d->title, tl) > room - dw)
       tl--;
     while (tl > 0 && ((unsigned char)d->title[tl] & 0xC0) == 0x80)
       tl--;
+    while (cut && tl > 0 && d->title[tl - 1] == ' ')
+      tl--;
+    char shown[1024];
+    if (cut && tl < sizeof shown - sizeof dots) {
+      memcpy(shown, d->title, tl);
+      memcpy(shown + tl, dots, sizeof dots);
+    }
+    const char *title = cut && tl < sizeof shown - sizeof dots ? shown : d->title;
+    const size_t tlen = title == shown ? tl + sizeof dots - 1 : tl;
     HPDF_Page saved = d->pages[d->npages - 1];
     d->pages[d->npages - 1] = p; /* pdf_text draws on the last page */
-    pdf_text(d, d->regular, 8, 0.3, PDF_LEFT, PDF_BOTTOM - 26, d->title, tl);
+    pdf_text(d, d->regular, 8, 0.3, PDF_LEFT, PDF_BOTTOM - 26, title, tlen);
     pdf_text(d, d->regular, 8, 0.3, PDF_LEFT + PDF_TEXT_W - nw, PDF_BOTTOM - 26, num, strlen(num));
     d->pages[d->npages - 1] = saved;
   }

@@ -214,6 +214,12 @@ static pf_value *comparison_metrics(void) {
   pf_map_set(cmp, "components", cs);
   pf_map_set(cmp, "overall", o);
   pf_map_set(r, "comparison", cmp);
+  pf_value *mp = pf_value_map(), *m1 = pf_value_map(); /* the pairs: their prompts */
+  pf_map_set_str(m1, "prompt1", "The médico said hello");
+  pf_map_set_str(m1, "prompt2", "The nurse from Zürich said hello");
+  pf_map_set_str(m1, "aligned", "mean_pooled");
+  pf_map_set(mp, "pair_1", m1);
+  pf_map_set(r, "pairs", mp);
   pf_value *neu = pf_value_map(), *l = pf_value_list(), *top = pf_value_list(),
            *t0 = pf_value_map();
   for (int i = 0; i < 128; i++)
@@ -222,6 +228,7 @@ static pf_value *comparison_metrics(void) {
   pf_map_set_str(t0, "key", "up_proj_layer_2");
   pf_map_set_int(t0, "neuron", 77);
   pf_map_set_num(t0, "difference", 0.0199);
+  pf_map_set_int(t0, "source_layer", 5); /* a depth-pruned model's layer 2 */
   pf_list_push(top, t0);
   pf_map_set(neu, "top", top);
   pf_map_set(r, "neurons", neu);
@@ -328,13 +335,24 @@ static pf_value *full_results(const fixture *f) {
   pf_map_set(res, "compare", num_map("perplexity", 60.16827, "nll", 4.0971));
   pf_map_set_num(res, "kl_divergence", 1.131975);
   pf_map_set_num(res, "top1_agreement", 0.418226);
-  pf_map_set(res, "speed", num_map("tokens_per_second", 7807.84, "avg_time", 0.0041));
-  pf_map_set(res, "compare_speed", num_map("tokens_per_second", 5123.4, "avg_time", 0.0062));
+  pf_value *sp = num_map("tokens_per_second", 7807.84, "avg_time", 0.0041);
+  pf_map_set_num(sp, "min_time", 0.0031);
+  pf_map_set_num(sp, "max_time", 0.0057);
+  pf_map_set_int(sp, "num_runs", 5);
+  pf_map_set_int(sp, "generated_tokens", 32);
+  pf_map_set(res, "speed", sp);
+  pf_value *cp = num_map("tokens_per_second", 5123.4, "avg_time", 0.0062);
+  pf_map_set_num(cp, "min_time", 0.0058);
+  pf_map_set_num(cp, "max_time", 0.0071);
+  pf_map_set(res, "compare_speed", cp);
   pf_map_set(res, "inference_comparison", num_map("speedup", 1.5123, NULL, 0));
   pf_list_push(steps, step(6, "eval", "evaluate", p, res));
   res = pf_value_map();
   pf_map_set_str(res, "path", f->saved_dir);
   pf_list_push(steps, step(7, NULL, "save", NULL, res));
+  pf_value *sk = step(8, "later", "benchmark", NULL, NULL); /* when: false */
+  pf_map_set_bool(sk, "skipped", 1);
+  pf_list_push(steps, sk);
   pf_map_set(r, "steps", steps);
   return r;
 }
@@ -415,8 +433,18 @@ START_TEST(test_report_full) {
                                        "60.1683",
                                        "1.1320",
                                        "41.82",
-                                       "7807.8400",
-                                       "1.5123",
+                                       "7807.8",
+                                       "1.51",
+                                       "0.0031 / 0.0041 / 0.0057",
+                                       "1.87", /* fastest runs: 0.0058 / 0.0031 */
+                                       "5 timed runs of 32 new tokens each after 2 warm-up",
+                                       "skipped",
+                                       "A skipped step did not run",
+                                       "it is not the sha256sum of one file",
+                                       "The médico said hello",
+                                       "The nurse from Zürich said hello",
+                                       "mean-pooled",
+                                       "Layer before",
                                        "0.1746",
                                        "-12.7",
                                        "up_proj_layer_2",

@@ -31,6 +31,7 @@ typedef struct side {
   pf_bias_pair *pairs;
   size_t n;
   pf_value *metrics, *summary; /* pf_bias_metrics_all results */
+  const pf_model *source;      /* the model the activations came from, when known */
 } side;
 
 static void side_free(side *s) {
@@ -42,6 +43,7 @@ static void side_free(side *s) {
 /* The pairs and their metrics (a dry run only parses: empty maps). */
 static pf_status side_run(const pf_value *res, const char *what, int dry, side *s, pf_err *err) {
   pf_status st = pf_bias_result_pairs(res, what, &s->pairs, &s->n, err);
+  s->source = res && res->type == PF_V_MAP ? pf_map_model(res, "source") : NULL;
   if (!st && !dry) st = pf_bias_metrics_all(s->pairs, s->n, &s->metrics, &s->summary, err);
   if (!st && dry && (!(s->metrics = pf_value_map()) || !(s->summary = pf_value_map())))
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -79,6 +81,18 @@ static pf_status neurons_value(const side *s, int64_t top_n, pf_value **out, pf_
   }
   if (!st) st = pf_neuron_acc_result(acc, 0, out, err);
   if (!st) st = pf_neuron_top(*out, top_n, &top, err);
+  /* a depth-pruned model numbers its layers anew: each entry also names the layer's
+   * number in the checkpoint the model was pruned from */
+  const pf_model *m = s->source;
+  int renumbered = 0;
+  for (int64_t l = 0; m && l < m->n_layers; l++)
+    renumbered |= m->layers[l].source_index != l;
+  for (size_t i = 0; !st && renumbered && i < top->u.list.len; i++) {
+    pf_value *e = top->u.list.items[i];
+    const int64_t l = pf_map_int(e, "layer", -1);
+    if (l >= 0 && l < m->n_layers && pf_map_set_int(e, "source_layer", m->layers[l].source_index))
+      st = pf_err_set(err, PF_ERR_NOMEM, "neurons: out of memory");
+  }
   if (!st && pf_map_set(*out, "top", top) != PF_OK)
     st = pf_err_set(err, PF_ERR_NOMEM, "neurons: out of memory");
   pf_neuron_acc_free(acc);
@@ -202,8 +216,9 @@ const pf_op pf_op_metrics = {
     .returns = "{pairs: {pair_N: {prompt1, prompt2, metrics: {layer_metrics, overall_metrics, "
                "component_metrics} or {}, aligned: exact|mean_pooled}}, summary: {<component>: "
                "mean over pairs of its mean_difference, overall}, [before: {pairs, summary}], "
-               "[neurons: {<activation>: [D], top: [{key, layer, component, neuron, "
-               "difference}]}], [comparison: {pairs, components, overall} of {before, after, "
+               "[neurons: {<activation>: [D], top: [{key, layer, component, neuron, difference, "
+               "[source_layer: the layer's number in the checkpoint a depth-pruned model came "
+               "from]}]}], [comparison: {pairs, components, overall} of {before, after, "
                "change_percent}], [files]}; see ops/bias_format.md",
     .run = metrics_run,
 };

@@ -116,9 +116,23 @@ void rep_value(const pf_value *v, char *buf, size_t n) {
   case PF_V_NUM:
     snprintf(buf, n, "%g", v->u.n);
     break;
-  case PF_V_STR:
-    snprintf(buf, n, "%.*s%s", 80, v->u.s, strlen(v->u.s) > 80 ? "\xE2\x80\xA6" : "");
+  case PF_V_STR: {
+    /* a long text keeps its start and its end (a path's folder and file names), cut
+     * between UTF-8 characters */
+    const char *s = v->u.s;
+    const size_t len = strlen(s);
+    if (len <= 80) {
+      snprintf(buf, n, "%s", s);
+      break;
+    }
+    size_t head = 30, tail = len - 49;
+    while (head > 0 && ((unsigned char)s[head] & 0xC0) == 0x80)
+      head--;
+    while (tail < len && ((unsigned char)s[tail] & 0xC0) == 0x80)
+      tail++;
+    snprintf(buf, n, "%.*s\xE2\x80\xA6%s", (int)head, s, s + tail);
     break;
+  }
   case PF_V_LIST: {
     size_t o = (size_t)snprintf(buf, n, "[");
     for (size_t i = 0; i < v->u.list.len && o < n; i++) {
@@ -260,10 +274,10 @@ static const char *load_dir(const pf_value *s, const pf_value *res) {
   return m && m->source_dir ? m->source_dir : (pf_is_dir(given) ? given : NULL);
 }
 
-/* Models read and checkpoints written by the run. */
-static void run_models(const rep *r, rep_strs *st, kv *t) {
+/* Models read and checkpoints written by the run; 1 when a folder hash is listed. */
+static int run_models(const rep *r, rep_strs *st, kv *t) {
   dir_hashes *h = calloc(1, sizeof *h);
-  if (!h) return;
+  if (!h) return 0;
   for (size_t i = 0; i < rep_nsteps(r); i++) { /* the folders, in the order they are listed */
     const pf_value *s = rep_step(r, i), *res = rep_result(s);
     if (strcmp(rep_op(s), "load") == 0 && res)
@@ -296,7 +310,9 @@ static void run_models(const rep *r, rep_strs *st, kv *t) {
       k++;
     }
   }
+  const int any = h->n > 0;
   free(h);
+  return any;
 }
 
 static pf_status title_page(rep *r, const pf_value *results, const char *title, const char *recipe,
@@ -336,7 +352,7 @@ static pf_status title_page(rep *r, const pf_value *results, const char *title, 
   }
   if (results && pf_map_str(results, "output_dir", NULL))
     kv_add(&t, "Output folder", pf_map_str(results, "output_dir", ""));
-  run_models(r, &st, &t);
+  const int hashed = run_models(r, &st, &t);
   kv_add(&t, "Date", date);
   kv_add(&t, "pfrun version", PF_VERSION);
   struct utsname u;
@@ -355,6 +371,12 @@ static pf_status title_page(rep *r, const pf_value *results, const char *title, 
       if (!t.k[i] || !t.v[i]) s = pf_err_set(err, PF_ERR_NOMEM, "report: out of memory");
   }
   if (!s) s = pf_pdf_kv(r->pdf, t.n, t.k, t.v, err);
+  if (!s && hashed)
+    s = pf_pdf_note(r->pdf,
+                    "A checkpoint's SHA-256 is of its folder: of its files in name order, each "
+                    "as its name, a NUL byte, its size (8 bytes, little-endian) and its bytes; "
+                    "it is not the sha256sum of one file.",
+                    err);
   rep_strs_free(&st);
   return s;
 }
@@ -368,6 +390,7 @@ static pf_status steps_table(rep *r, pf_err *err) {
   const char **cells = calloc(n * 5, sizeof *cells);
   if (!cells) return pf_err_set(err, PF_ERR_NOMEM, "report: out of memory");
   double total = 0;
+  size_t skipped = 0;
   for (size_t i = 0; i < n; i++) {
     const pf_value *s = rep_step(r, i), *p = s ? pf_map_get(s, "params") : NULL;
     char params[1600] = "";
@@ -387,19 +410,22 @@ static pf_status steps_table(rep *r, pf_err *err) {
     cells[i * 5 + 1] = rep_str(&st, "%s", rep_op(s));
     cells[i * 5 + 2] = rep_str(&st, "%s", s ? pf_map_str(s, "id", "") : "");
     cells[i * 5 + 3] = rep_str(&st, "%s", params);
-    cells[i * 5 + 4] = rep_str(&st, "%.3f", sec);
+    const int skip = s && pf_map_bool(s, "skipped", 0);
+    skipped += skip;
+    cells[i * 5 + 4] = skip ? rep_str(&st, "skipped") : rep_str(&st, "%.3f", sec);
   }
   static const char *const head[5] = {"#", "Op", "Id", "Parameters", "Seconds"};
   static const pf_pdf_align al[5] = {PF_PDF_RIGHT, PF_PDF_LEFT, PF_PDF_LEFT, PF_PDF_LEFT,
                                      PF_PDF_RIGHT};
-  static const double w[5] = {0.05, 0.19, 0.12, 0.53, 0.11};
+  static const double w[5] = {0.05, 0.15, 0.17, 0.50, 0.13};
   pf_pdf_table_spec t = {
       .ncols = 5, .header = head, .align = al, .widths = w, .nrows = n, .cells = cells, .zebra = 1};
   pf_status s = pf_pdf_heading(r->pdf, 1, "Steps", err);
   if (!s) s = pf_pdf_table(r->pdf, &t, err);
   if (!s) {
-    char note[128];
-    snprintf(note, sizeof note, "%zu steps, %.3f s in total.", n, total);
+    char note[160];
+    snprintf(note, sizeof note, "%zu steps, %.3f s in total.%s", n, total,
+             skipped ? " A skipped step did not run: its `when` was false." : "");
     s = pf_pdf_note(r->pdf, note, err);
   }
   free(cells);

@@ -204,8 +204,14 @@ pf_status rep_importance(rep *r, pf_err *err) {
       const pf_value *dv = pf_map_get(res, "data");
       if (dv && dv->type == PF_V_MAP && pf_map_has(dv, "samples")) {
         size_t o = strlen(text);
-        snprintf(text + o, sizeof text - o, " Calibration text: %lld samples, %lld tokens.",
-                 (long long)pf_map_int(dv, "samples", 0), (long long)pf_map_int(dv, "tokens", 0));
+        const int64_t cut = pf_map_int(dv, "samples_truncated", 0);
+        o += (size_t)snprintf(
+            text + o, sizeof text - o, " Calibration text: %lld samples, %lld tokens",
+            (long long)pf_map_int(dv, "samples", 0), (long long)pf_map_int(dv, "tokens", 0));
+        if (cut && o < sizeof text)
+          o += (size_t)snprintf(text + o, sizeof text - o, "; %lld samples cut to max_length",
+                                (long long)cut);
+        if (o < sizeof text) snprintf(text + o, sizeof text - o, ".");
       }
       s = pf_pdf_paragraph(r->pdf, text, err);
     }
@@ -275,6 +281,41 @@ static pf_status pairs_overall(rep *r, const pf_value *pairs, pf_err *err) {
   return s;
 }
 
+/* The prompts of each pair, and how they were compared: a reviewer reads pair_3 in
+ * the tables above as these two prompts. */
+static pf_status pairs_prompts(rep *r, const pf_value *pairs, pf_err *err) {
+  size_t n = pairs && pairs->type == PF_V_MAP ? pairs->u.map.len : 0;
+  if (!n) return PF_OK;
+  rep_strs st = {0};
+  const char **cells = calloc(n * 4, sizeof *cells);
+  if (!cells) return pf_err_set(err, PF_ERR_NOMEM, "report: out of memory");
+  int pooled = 0;
+  for (size_t i = 0; i < n; i++) {
+    const pf_value *e = pairs->u.map.vals[i];
+    const char *al = e->type == PF_V_MAP ? pf_map_str(e, "aligned", "") : "";
+    pooled |= !strcmp(al, "mean_pooled");
+    cells[i * 4] = rep_str(&st, "%s", pairs->u.map.keys[i]);
+    cells[i * 4 + 1] = rep_str(&st, "%s", e->type == PF_V_MAP ? pf_map_str(e, "prompt1", "") : "");
+    cells[i * 4 + 2] = rep_str(&st, "%s", e->type == PF_V_MAP ? pf_map_str(e, "prompt2", "") : "");
+    cells[i * 4 + 3] = rep_str(&st, "%s", !strcmp(al, "mean_pooled") ? "mean-pooled" : "by token");
+  }
+  static const char *const head[4] = {"Pair", "Prompt 1", "Prompt 2", "Compared"};
+  static const pf_pdf_align al[4] = {PF_PDF_LEFT, PF_PDF_LEFT, PF_PDF_LEFT, PF_PDF_LEFT};
+  static const double w[4] = {0.8, 2.6, 2.6, 1.0};
+  pf_pdf_table_spec t = {
+      .ncols = 4, .header = head, .align = al, .widths = w, .nrows = n, .cells = cells, .zebra = 1};
+  pf_status s = table_checked(r, &t, err);
+  if (!s && pooled)
+    s = pf_pdf_note(r->pdf,
+                    "Mean-pooled: the two prompts have different numbers of tokens, so each "
+                    "activation is averaged over the tokens before the difference is taken "
+                    "(OptiPFair reports no metric for such a pair).",
+                    err);
+  free(cells);
+  rep_strs_free(&st);
+  return s;
+}
+
 static pf_status chart_figure(rep *r,
                               pf_status (*draw)(rep *, const pf_value *, pf_value *, pf_err *),
                               const pf_value *res, const char *name, const char *caption,
@@ -309,35 +350,50 @@ static pf_status draw_neurons(rep *r, const pf_value *res, pf_value *files, pf_e
   return pf_plot_neurons(res, 40, &o, files, err);
 }
 
-static pf_status neuron_top(rep *r, const pf_value *top, pf_err *err) {
+static pf_status neuron_top(rep *r, const pf_value *top, int after, pf_err *err) {
   size_t n = top && top->type == PF_V_LIST ? top->u.list.len : 0;
   if (n > 15) n = 15;
   if (!n) return PF_OK;
+  int parent = 0; /* a depth-pruned model: its layers' numbers before pruning too */
+  for (size_t i = 0; i < n; i++)
+    parent |=
+        top->u.list.items[i]->type == PF_V_MAP && pf_map_has(top->u.list.items[i], "source_layer");
+  const size_t nc = parent ? 4 : 3;
   rep_strs st = {0};
-  const char **cells = calloc(n * 3, sizeof *cells);
+  const char **cells = calloc(n * nc, sizeof *cells);
   if (!cells) return pf_err_set(err, PF_ERR_NOMEM, "report: out of memory");
   for (size_t i = 0; i < n; i++) {
     const pf_value *e = top->u.list.items[i];
-    cells[i * 3] = rep_str(&st, "%s", e->type == PF_V_MAP ? pf_map_str(e, "key", "?") : "?");
-    cells[i * 3 + 1] = num_str(&st, e, "neuron");
-    cells[i * 3 + 2] = num_str(&st, e, "difference");
+    size_t c = i * nc;
+    cells[c++] = rep_str(&st, "%s", e->type == PF_V_MAP ? pf_map_str(e, "key", "?") : "?");
+    if (parent) cells[c++] = num_str(&st, e, "source_layer");
+    cells[c++] = num_str(&st, e, "neuron");
+    cells[c] = num_str(&st, e, "difference");
   }
-  char note[96];
-  if (n == 1)
-    snprintf(note, sizeof note, "The largest neuron difference:");
-  else
-    snprintf(note, sizeof note, "The %zu largest neuron differences:", n);
+  char note[320];
+  snprintf(note, sizeof note, "The %s%s%s:", n == 1 ? "largest neuron difference" : "",
+           n == 1 ? "" : rep_str(&st, "%zu largest neuron differences", n),
+           parent  ? " of the pruned model, whose layers are numbered anew (the layer's number "
+                     "before pruning in the second column)"
+           : after ? " of the model after pruning"
+                   : "");
   pf_status s0 = pf_pdf_paragraph(r->pdf, note, err);
   if (s0) {
     free(cells);
     rep_strs_free(&st);
     return s0;
   }
-  static const char *const head[3] = {"Activation", "Neuron", "Difference"};
-  static const pf_pdf_align al[3] = {PF_PDF_LEFT, PF_PDF_RIGHT, PF_PDF_RIGHT};
-  static const double w[3] = {2.5, 1, 1.2};
-  pf_pdf_table_spec t = {
-      .ncols = 3, .header = head, .align = al, .widths = w, .nrows = n, .cells = cells};
+  static const char *const head3[3] = {"Activation", "Neuron", "Difference"},
+                           *head4[4] = {"Activation", "Layer before pruning", "Neuron",
+                                        "Difference"};
+  static const pf_pdf_align al[4] = {PF_PDF_LEFT, PF_PDF_RIGHT, PF_PDF_RIGHT, PF_PDF_RIGHT};
+  static const double w3[3] = {2.5, 1, 1.2}, w4[4] = {2.5, 1.3, 1, 1.2};
+  pf_pdf_table_spec t = {.ncols = nc,
+                         .header = parent ? head4 : head3,
+                         .align = al,
+                         .widths = parent ? w4 : w3,
+                         .nrows = n,
+                         .cells = cells};
   pf_status s = table_checked(r, &t, err);
   free(cells);
   rep_strs_free(&st);
@@ -365,6 +421,7 @@ static pf_status bias_step(rep *r, const pf_value *step, const pf_value *res, si
       s = chart_figure(r, draw_comparison, res, name,
                        "Bias before and after pruning per component.", err);
     if (!s) s = pairs_overall(r, pf_map_get(cmp, "pairs"), err);
+    if (!s) s = pairs_prompts(r, pf_map_get(res, "pairs"), err);
   } else if (!s && sum && sum->type == PF_V_MAP && sum->u.map.len) {
     rep_strs st = {0};
     const char *k[32], *v[32];
@@ -376,15 +433,19 @@ static pf_status bias_step(rep *r, const pf_value *step, const pf_value *res, si
     s = pf_pdf_paragraph(
         r->pdf, "Mean activation difference per component, averaged over the prompt pairs.", err);
     if (!s) s = kv_checked(r, n, k, v, err);
+    if (!s) s = pairs_prompts(r, pf_map_get(res, "pairs"), err);
     rep_strs_free(&st);
   }
   if (!s && neu && neu->type == PF_V_MAP) {
     snprintf(name, sizeof name, "neurons_%zu", i);
+    const int after = cmp && cmp->type == PF_V_MAP;
     s = chart_figure(r, draw_neurons, res, name,
-                     "Per-neuron difference of the mean-pooled activations of the two prompts, "
-                     "averaged over pairs.",
+                     after ? "Per-neuron difference of the mean-pooled activations of the two "
+                             "prompts, averaged over pairs, in the model after pruning."
+                           : "Per-neuron difference of the mean-pooled activations of the two "
+                             "prompts, averaged over pairs.",
                      err);
-    if (!s) s = neuron_top(r, pf_map_get(neu, "top"), err);
+    if (!s) s = neuron_top(r, pf_map_get(neu, "top"), after, err);
   }
   return s;
 }
@@ -406,6 +467,32 @@ pf_status rep_bias(rep *r, pf_err *err) {
 
 /* ------------------------------------------------------------ evaluation */
 
+/* A timing figure with the precision its noise supports, or a dash. */
+static const char *speed_str(rep_strs *st, const pf_value *m, const char *key, const char *fmt) {
+  const pf_value *v = m && m->type == PF_V_MAP ? pf_map_get(m, key) : NULL;
+  if (!v || (v->type != PF_V_NUM && v->type != PF_V_INT)) return rep_str(st, "\xE2\x80\x94");
+  return rep_str(st, fmt, v->type == PF_V_NUM ? v->u.n : (double)v->u.i);
+}
+
+/* A parameter of the step as given, else the op's default (results.json keeps the
+ * parameters the recipe gave). */
+static int64_t param_int(const pf_value *params, const char *op, const char *key) {
+  if (params && params->type == PF_V_MAP && pf_map_has(params, key))
+    return pf_map_int(params, key, 0);
+  const pf_op *o = pf_op_find(op);
+  for (size_t i = 0; o && i < o->n_params; i++)
+    if (!strcmp(o->params[i].name, key) && o->params[i].def)
+      return strtoll(o->params[i].def, NULL, 10);
+  return 0;
+}
+
+/* "min / mean / max" of a time_inference map, 3 significant digits. */
+static const char *spread_str(rep_strs *st, const pf_value *m) {
+  if (!m || m->type != PF_V_MAP || !pf_map_has(m, "avg_time")) return rep_str(st, "\xE2\x80\x94");
+  return rep_str(st, "%.3g / %.3g / %.3g", pf_map_num(m, "min_time", NAN),
+                 pf_map_num(m, "avg_time", NAN), pf_map_num(m, "max_time", NAN));
+}
+
 static pf_status eval_step(rep *r, const pf_value *step, const pf_value *res, pf_err *err) {
   rep_strs st = {0};
   const pf_value *p = pf_map_get(step, "params"), *cmp = pf_map_get(res, "compare");
@@ -413,7 +500,7 @@ static pf_status eval_step(rep *r, const pf_value *step, const pf_value *res, pf
   const pf_value *ic = pf_map_get(res, "inference_comparison");
   int parent = (cmp && cmp->type == PF_V_MAP) || (csp && csp->type == PF_V_MAP);
   const char *dash = "\xE2\x80\x94";
-  const char *cells[8 * 3];
+  const char *cells[12 * 3];
   size_t n = 0;
 #define ROW(name, a, b) (cells[n * 3] = (name), cells[n * 3 + 1] = (a), cells[n * 3 + 2] = (b), n++)
   if (pf_map_has(res, "perplexity")) {
@@ -426,20 +513,26 @@ static pf_status eval_step(rep *r, const pf_value *step, const pf_value *res, pf
     double t = pf_map_num(res, "top1_agreement", NAN);
     ROW("Top-1 agreement with the parent (%)", dash, rep_str(&st, "%.2f", t * 100));
   }
-  if (sp && sp->type == PF_V_MAP) {
-    ROW("Generation speed (tokens/s)", num_str(&st, csp, "tokens_per_second"),
-        num_str(&st, sp, "tokens_per_second"));
-    ROW("Mean generation time (s)", num_str(&st, csp, "avg_time"), num_str(&st, sp, "avg_time"));
+  if (sp && sp->type == PF_V_MAP) { /* times vary run to run: the spread is shown */
+    ROW("Generation speed (tokens/s, mean time)", speed_str(&st, csp, "tokens_per_second", "%.1f"),
+        speed_str(&st, sp, "tokens_per_second", "%.1f"));
+    ROW("Time per run (s): min / mean / max", spread_str(&st, csp), spread_str(&st, sp));
   }
-  if (ic && ic->type == PF_V_MAP)
-    ROW("Speedup (parent time / model time)", dash, num_str(&st, ic, "speedup"));
+  if (ic && ic->type == PF_V_MAP) {
+    ROW("Speedup (parent mean time / model mean time)", dash,
+        speed_str(&st, ic, "speedup", "%.2f"));
+    const double pm = pf_map_num(csp, "min_time", 0), mm = pf_map_num(sp, "min_time", 0);
+    if (pm > 0 && mm > 0)
+      ROW("Speedup of the fastest runs (parent min / model min)", dash,
+          rep_str(&st, "%.2f", pm / mm));
+  }
 #undef ROW
   const char *model = p && p->type == PF_V_MAP ? pf_map_str(p, "model", "model") : "model";
   const char *pname = p && p->type == PF_V_MAP ? pf_map_str(p, "compare", "parent") : "parent";
   const char *head[3] = {"Metric", rep_str(&st, "Parent (%s)", pname),
                          rep_str(&st, "Model (%s)", model)};
   static const pf_pdf_align al[3] = {PF_PDF_LEFT, PF_PDF_RIGHT, PF_PDF_RIGHT};
-  static const double w3[3] = {2.4, 1.2, 1.2}, w2[2] = {2.4, 1.2};
+  static const double w3[3] = {2.2, 1.5, 1.5}, w2[2] = {2.4, 1.2};
   const char *cells2[8 * 2], *head2[2] = {"Metric", head[2]};
   for (size_t i = 0; i < n; i++)
     cells2[i * 2] = cells[i * 3], cells2[i * 2 + 1] = cells[i * 3 + 2];
@@ -454,11 +547,26 @@ static pf_status eval_step(rep *r, const pf_value *step, const pf_value *res, pf
   if (!s && n) s = table_checked(r, &t, err);
   const pf_value *d = pf_map_get(res, "data");
   if (!s && d && d->type == PF_V_MAP) {
-    char note[300];
+    char note[400];
+    const int64_t cut = pf_map_int(d, "samples_truncated", 0);
     snprintf(note, sizeof note,
-             "Perplexity text: %lld samples, %lld tokens, %lld predicted positions.",
+             "Perplexity text: %lld samples, %lld tokens, %lld predicted positions%s.",
              (long long)pf_map_int(d, "samples", 0), (long long)pf_map_int(d, "tokens", 0),
-             (long long)pf_map_int(res, "predicted_tokens", 0));
+             (long long)pf_map_int(res, "predicted_tokens", 0),
+             cut ? rep_str(&st, "; %lld samples cut to max_length %lld", (long long)cut,
+                           (long long)param_int(p, "evaluate", "max_length"))
+                 : "");
+    s = pf_pdf_note(r->pdf, note, err);
+  }
+  if (!s && sp && sp->type == PF_V_MAP) {
+    char note[400];
+    snprintf(note, sizeof note,
+             "Generation speed: %lld timed runs of %lld new tokens each after %lld warm-up runs, "
+             "greedy, one prompt. Times vary from run to run (min / max above): a speedup "
+             "inside that spread is not a measured difference.",
+             (long long)pf_map_int(sp, "num_runs", 0),
+             (long long)pf_map_int(sp, "generated_tokens", 0),
+             (long long)param_int(p, "evaluate", "warmup_runs"));
     s = pf_pdf_note(r->pdf, note, err);
   }
   rep_strs_free(&st);

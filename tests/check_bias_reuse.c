@@ -251,6 +251,40 @@ START_TEST(test_reuse_layers) {
 }
 END_TEST
 
+/* metrics' neuron ranking of a depth-pruned model names each layer's number in the
+ * parent too (the report shows it); the parent's own ranking has no such key. */
+START_TEST(test_neuron_top_source_layer) {
+  char *dir = pf_test_synth("llama-tiny", 23, NULL);
+  pf_model *parent = pf_test_load(dir);
+  const int64_t first = 0;
+  pf_model *m = depth_pruned(parent, &first, 1); /* layer l was the parent's l + 1 */
+  watch w;
+  for (int k = 0; k < 2; k++) {
+    pf_value *a = acts_ok(k ? m : parent, NULL, 0, "all", PF_PASS_BATCH, &w);
+    pf_value *p = pf_value_map(), *out = NULL;
+    pf_map_set(p, "activations", a);
+    pf_map_set(p, "neurons", pf_value_bool(1));
+    pf_map_set_int(p, "top_n", 50);
+    pf_err err = {0};
+    ck_assert_msg(pf_op_run("metrics", p, &out, NULL, &err) == PF_OK, "%s", err.msg);
+    const pf_value *top = pf_map_get(pf_map_get(out, "neurons"), "top");
+    ck_assert_uint_eq(top->u.list.len, 50);
+    for (size_t i = 0; i < top->u.list.len; i++) {
+      const pf_value *e = top->u.list.items[i];
+      if (k)
+        ck_assert_int_eq(pf_map_int(e, "source_layer", -1), pf_map_int(e, "layer", -1) + 1);
+      else
+        ck_assert(!pf_map_has(e, "source_layer"));
+    }
+    pf_value_release(out);
+    pf_value_release(p);
+  }
+  pf_model_release(m);
+  pf_model_release(parent);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 START_TEST(test_reuse_errors) {
   char *dir = pf_test_synth("llama-tiny", 23, NULL);
   pf_model *parent = pf_test_load(dir);
@@ -379,6 +413,7 @@ static Suite *make_suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, test_reuse_depth, 0, N_PRESETS);
   tcase_add_test(tc, test_reuse_layers);
+  tcase_add_test(tc, test_neuron_top_source_layer);
   tcase_add_test(tc, test_reuse_groups);
   tcase_add_test(tc, test_reuse_errors);
   tcase_add_loop_test(tc, test_neuron_bias_from_activations, 0, 2);

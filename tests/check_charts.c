@@ -620,6 +620,10 @@ START_TEST(test_plot_other_kinds) {
   ck_assert_int_eq(files->u.list.len, 1 + 4); /* overall + 3 components + overall per pair */
   ck_assert(has_file(files, "/bias_comparison_overall.pdf"));
   ck_assert(has_file(files, "/bias_comparison_mlp_output.pdf"));
+  ck_assert(has_file(files, "/bias_comparison_overall_pairs.pdf")); /* not overwriting the first */
+  for (size_t i = 0; i < files->u.list.len; i++)                    /* every path once */
+    for (size_t j = 0; j < i; j++)
+      ck_assert_str_ne(files->u.list.items[i]->u.s, files->u.list.items[j]->u.s);
   for (size_t i = 0; i < files->u.list.len; i++)
     assert_pdf(files->u.list.items[i]->u.s);
   pf_value_release(out);

@@ -3,7 +3,7 @@
  *
  * File names are OptiPFair's for its charts (mean_diff_<type>_pair<k>,
  * heatmap_<key>_pair<k>, pca_<key>_pair<k>, k the 0-based pair position) and
- * pfrun's for the others (layer_importance, bias_comparison_<component|overall>,
+ * pfrun's for the others (layer_importance, bias_comparison_<component|overall|overall_pairs>,
  * neuron_differences). The bias charts are in plot_bias.c.
  */
 #include <math.h>
@@ -207,7 +207,9 @@ static pf_status component_file(const char *comp, const pf_value *pairs, const p
   for (size_t i = 0; i < n; i++)
     e[i] = pairs->u.map.vals[i]->type == PF_V_MAP ? pf_map_get(pairs->u.map.vals[i], comp) : NULL;
   char name[160], title[200];
-  snprintf(name, sizeof name, "bias_comparison_%s", comp);
+  /* the overall value per pair: not bias_comparison_overall, the components chart */
+  snprintf(name, sizeof name, "bias_comparison_%s%s", comp,
+           strcmp(comp, "overall") ? "" : "_pairs");
   snprintf(title, sizeof title, "Bias Before vs After Pruning (%s)", comp);
   pf_status st = grouped_file(name, title, "Prompt Pair", (const char *const *)pairs->u.map.keys, e,
                               n, o, files, err);

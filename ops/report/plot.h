@@ -26,7 +26,8 @@ pf_status pf_plot_importance(const pf_value *data, const int64_t *highlight, siz
 
 /* Before/after grouped bars from a metrics result with "comparison":
  * bias_comparison_overall.<fmt> (every component and the overall value) and,
- * unless overall_only, bias_comparison_<component>.<fmt> (per prompt pair). */
+ * unless overall_only, bias_comparison_<component>.<fmt> and
+ * bias_comparison_overall_pairs.<fmt> (per prompt pair). */
 pf_status pf_plot_comparison(const pf_value *data, int overall_only, const pf_plot_out *o,
                              pf_value *files, pf_err *err);
 

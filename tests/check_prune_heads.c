@@ -283,6 +283,15 @@ START_TEST(test_errors) {
   pf_map_set(p, "head_indices", hm);
   ck_assert_int_ne(prune_err(m, p, &err), PF_OK);
   pf_assert_err(err, "must prune every layer alike");
+  p = pf_value_map(); /* layers removing different counts: both named */
+  hm = pf_value_map();
+  li = pf_value_list();
+  pf_list_push(li, pf_value_int(0));
+  pf_map_set(hm, "0", li);
+  pf_map_set(hm, "1", pf_value_list());
+  pf_map_set(p, "head_indices", hm);
+  ck_assert_int_ne(prune_err(m, p, &err), PF_OK);
+  pf_assert_err(err, "head_indices: layer 1 removes 0 units, layer 0 removes 1:");
   p = pf_value_map(); /* out of range unit */
   li = pf_value_list();
   pf_list_push(li, pf_value_int(2));

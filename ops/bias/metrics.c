@@ -219,6 +219,6 @@ const pf_op pf_op_metrics = {
                "[neurons: {<activation>: [D], top: [{key, layer, component, neuron, difference, "
                "[source_layer: the layer's number in the checkpoint a depth-pruned model came "
                "from]}]}], [comparison: {pairs, components, overall} of {before, after, "
-               "change_percent}], [files]}; see ops/bias_format.md",
+               "change_percent}], [files]}; see ops/bias/bias_format.md",
     .run = metrics_run,
 };

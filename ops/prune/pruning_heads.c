@@ -174,6 +174,7 @@ static pf_status plan_explicit(const pf_model *m, const pf_heads_opts *o, pf_hea
                         "head_indices as a map {\"<layer>\": [...]} names its layers; "
                         "layer_indices must not be given with it");
     memset(p->selected, 0, (size_t)p->n_layers);
+    long long first = -1; /* the layer whose count the others must match */
     for (size_t k = 0; k < hi->u.map.len; k++) {
       char *end = NULL;
       const char *key = hi->u.map.keys[k];
@@ -187,10 +188,11 @@ static pf_status plan_explicit(const pf_model *m, const pf_heads_opts *o, pf_hea
       if (st) return st;
       if (count >= 0 && n != count)
         return pf_err_set(err, PF_ERR_INVALID,
-                          "head_indices: layer %lld removes %lld units, an earlier layer %lld: "
+                          "head_indices: layer %lld removes %lld units, layer %lld removes %lld: "
                           "every layer must keep the same number of heads (pfrun's forward, "
                           "config.json and transformers have one head count per model)",
-                          l, (long long)n, (long long)count);
+                          l, (long long)n, first, (long long)count);
+      if (count < 0) first = l;
       count = n;
       p->selected[l] = 1;
     }

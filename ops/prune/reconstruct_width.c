@@ -188,7 +188,7 @@ static pf_status reconstruct(const pf_model *base, const pf_model *pruned, const
     if (!s.kept[l]) continue;
     const int64_t I = in_width(&s, l);
     n_pruned++;
-    cov_bytes += 32 + 8 * (uint64_t)I * (uint64_t)(I + 1) / 2;
+    cov_bytes += 32 + 8 * (uint64_t)I * (uint64_t)(I + 1) / 2 + 32; /* header, C, SHA-256 */
     char *path = cache ? pf_cov_cache_path(cache, key, l) : NULL;
     int hit = 0;
     if (path) {

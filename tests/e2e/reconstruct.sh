@@ -33,6 +33,7 @@ expect_ok "cli" "${P[@]}" --output-path "$WORK/c1" --calibration-cache "$WORK/ca
 expect_ok "cli cached" "${P[@]}" --output-path "$WORK/c2" --calibration-cache "$WORK/cache" --stats-json "$WORK/s2.json"
 expect_ok "cli uncached" "${P[@]}" --output-path "$WORK/c3"
 check "cache: 4 layer files" test "$(ls "$WORK/cache"/cov-*.bin | wc -l)" -eq 4
+check "covariance_file_bytes is the files' size" grep -q "\"covariance_file_bytes\": $(cat "$WORK/cache"/cov-*.bin | wc -c)" "$WORK/s1.json"
 check "cache hit" grep -q '"cached_layers": 4' "$WORK/s2.json"
 check "first run computed" grep -q '"cached_layers": 0' "$WORK/s1.json"
 check "cached = computed" cmp -s "$WORK/c1/model.safetensors" "$WORK/c2/model.safetensors"

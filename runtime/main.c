@@ -690,7 +690,10 @@ static int cmd_ops(pf_cli *c) {
     if (p->min < p->max) printf(", range [%g, %g]", p->min, p->max);
     printf("\n      %s\n", p->help ? p->help : "");
   }
-  if (op->returns) printf("\nreturns: %s\n", op->returns);
+  if (op->returns)
+    printf("\nreturns: %s\n(every result also holds op, the op's name, and seconds, its wall "
+           "time)\n",
+           op->returns);
   return 0;
 }
 

@@ -336,7 +336,7 @@ const pf_op pf_op_bias_activations = {
     .returns = "{model (name), source (the model), layers (as given), target_layers, "
                "captured_layers (model layer numbers), pairs: [{index, prompt1, prompt2, ids1, "
                "ids2, states (keep_states), tokens1, tokens2, act1, act2}], reused_layers (reuse: "
-               "the layers taken from the reused result)} where act1/act2 map "
+               "how many layers were taken from the reused result)} where act1/act2 map "
                "OptiPFair activation names (\"mlp_output_layer_3\") to float32 tensors [S, D] in "
                "hook-firing order; see ops/bias/bias_format.md",
     .run = bias_activations_run,

@@ -44,7 +44,8 @@ static const pf_param_spec benchmark_params[] = {
      "passes (layer-major when the weights do not fit)"},
     {"batch_size", PF_P_INT, 0, "8", NULL, 1, 65536, "requests per batch without the cache"},
     {"log_samples", PF_P_BOOL, 0, "false", NULL, 0, 0,
-     "per document: id, per-choice log-likelihoods and greedy flags, pred, pred_norm, gold"},
+     "per document: id, per-choice log-likelihoods and greedy flags; multiple choice also "
+     "pred, pred_norm (not partial-context tasks) and gold"},
     {"bootstrap_iters", PF_P_INT, 0, "100000", NULL, 0, 1e8,
      "resamples for the perplexity stderr (lm-eval's default; 0 = no stderr)"},
     {"compare", PF_P_MODEL, 0, NULL, NULL, 0, 0,

@@ -17,7 +17,8 @@ static const pf_param_spec prune_heads_params[] = {
     {"model", PF_P_MODEL, 1, NULL, NULL, 0, 0, "the model to prune (it is not changed)"},
     {"pruning_percentage", PF_P_NUM, 0, NULL, NULL, 0, 0,
      "percentage of units (key/value heads with their query heads; heads without GQA) to remove "
-     "per pruned layer, 0-100: int(p/100*units) removed, at least one unit kept"},
+     "per pruned layer, 0-100: int(p/100*units) removed, at least one unit kept; 0 removes "
+     "none (a no-op), a p > 0 that removes none is \"No effective pruning\""},
     {"num_kv_heads_to_keep", PF_P_INT, 0, NULL, NULL, 0, 0,
      "units (key/value heads) to keep per pruned layer; excludes pruning_percentage"},
     {"head_indices", PF_P_ANY, 0, NULL, NULL, 0, 0,

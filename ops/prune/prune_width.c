@@ -33,7 +33,8 @@ static const pf_param_spec prune_width_params[] = {
      "|r|_1 * |c|_1, L2 |r|_2 + |c|_2"},
     {"pruning_percentage", PF_P_NUM, 0, NULL, NULL, 0, 0,
      "percentage of each pruned layer's neurons to remove, 0-100: k = I - min(int(p/100*I), I-1) "
-     "(10 when neither this nor expansion_rate is given)"},
+     "(10 when neither this nor expansion_rate is given); 0 keeps every neuron (a no-op, as in "
+     "OptiPFair), a p > 0 that removes none is \"No effective pruning\""},
     {"expansion_rate", PF_P_NUM, 0, NULL, NULL, 0, 0,
      "target intermediate size as a percentage of hidden_size (e.g. 140), converted to a "
      "percentage from layer 0; excludes pruning_percentage"},

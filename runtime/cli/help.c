@@ -7,7 +7,8 @@
 #include "tokenize.h"
 
 static const char TOP[] =
-    "pfrun — prune and analyse LLaMA-family language models (an OptiPFair-compatible runner).\n"
+    "pfrun — prune and analyse decoder language models (LLaMA, Mistral, Qwen, Gemma, Phi-3,\n"
+    "GPT-2, GPT-NeoX families; an OptiPFair-compatible runner).\n"
     "\n"
     "usage:\n"
     "  pfrun RECIPE.yaml [--set KEY=VALUE]... [--dry-run] [--quiet]\n"
@@ -23,7 +24,7 @@ static const char TOP[] =
     "             [--visualizations mean_diff,heatmap,pca] [--format png|svg|pdf]\n"
     "             [--output-dir DIR] [--json FILE]\n"
     "  pfrun ops [NAME]            list the ops (or one op's parameters)\n"
-    "  pfrun tokenize --model-path DIR (TEXT | --input FILE.jsonl)   token ids as JSON\n"
+    "  pfrun tokenize --model-path DIR (TEXT | --input FILE.jsonl) [--no-special]   token ids\n"
     "  pfrun help TOPIC            TOPIC: prune, analyze, importance, eval, generate, bench,\n"
     "                              bias, tokenize, ops, recipe, lua\n"
     "  pfrun --version\n"

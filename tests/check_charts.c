@@ -663,6 +663,11 @@ START_TEST(test_plot_errors) {
   ck_assert_int_eq(run_plot("heatmap", br, dir, NULL, "layer_type", lt, &out, &err),
                    PF_ERR_INVALID);
   pf_assert_err(err, "act1[\"mlp_output_layer_0\"]: expected an activation tensor, got int");
+  /* a layer type the result did not capture: an error, not zero charts */
+  ck_assert_int_eq(run_plot("mean_diff", bias_result(1), dir, NULL, "layer_type",
+                            pf_value_str("down_proj_input"), &out, &err),
+                   PF_ERR_INVALID);
+  pf_assert_err(err, "layer_type down_proj_input: the activations hold no layer of this type");
   /* bad parameters (validated by the op table) */
   ck_assert_int_eq(run_plot("bias", bias_result(1), dir, "jpg", NULL, NULL, &out, &err),
                    PF_ERR_INVALID);

@@ -485,6 +485,20 @@ pf_status pf_plot_bias(const pf_value *data, unsigned kinds, const char *layer_t
     if ((st = plan_pair(&pl, i, kinds, layer_type, &sel, err)))
       pf_err_prefix(err, "pair %lld", (long long)pairs[i].index);
   }
+  /* a layer_type asked for by name that no pair captured: an error, not 0 charts (a
+   * pair of prompts of different lengths that lacks it is OptiPFair's warning) */
+  for (size_t i = 0; !st && layer_type && pl.n == 0 && i < n; i++) {
+    named *nm = NULL;
+    size_t k = 0;
+    st = layer_names(pairs[i].act1, layer_type, &nm, &k, err);
+    free(nm);
+    if (!st && k) break;
+    if (!st && i + 1 == n)
+      st = pf_err_set(err, PF_ERR_INVALID,
+                      "layer_type %s: the activations hold no layer of this type (capture it "
+                      "with bias_activations' target_layers)",
+                      layer_type);
+  }
   if (!st) {
     pf_chart_jobs cj = {.n = pl.n,
                         .draw = draw_job,

@@ -220,7 +220,8 @@ void print_recipe_plan(const pf_value *res) {
   for (size_t i = 0; steps && steps->type == PF_V_LIST && i < steps->u.list.len; i++) {
     const pf_value *st = steps->u.list.items[i], *r = pf_map_get(st, "result");
     const char *id = pf_map_str(st, "id", NULL);
-    printf("  step %zu %s%s%s\n", i + 1, pf_map_str(st, "op", "?"), id ? " " : "", id ? id : "");
+    printf("  step %zu %s%s%s%s\n", i + 1, pf_map_str(st, "op", "?"), id ? " " : "", id ? id : "",
+           pf_map_bool(st, "skipped", 0) ? ": skipped (when: false)" : "");
     const pf_value *params = pf_map_get(st, "params");
     for (size_t k = 0; params && params->type == PF_V_MAP && k < params->u.map.len; k++) {
       char *j = compact_json(params->u.map.vals[k]);

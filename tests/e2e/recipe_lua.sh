@@ -17,6 +17,8 @@ expect_in "reloaded width" "Intermediate size: 256"
 expect_ok "demo dry run" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/dry" --dry-run
 expect_in "dry run shows changed tensors" "changed tensors: 18"
 check "dry run wrote nothing" test ! -e "$WORK/dry"
+expect_ok "flagship dry run" "$SRC/recipes/llama_depth_bias.yaml" --set model=synthetic:llama-tiny --set output_dir="$WORK/dryf" --dry-run
+expect_in "dry run marks a step whose when is false" "benchmark bench_pruned: skipped (when: false)"
 
 # every example recipe validates in dry-run
 for r in "$SRC"/recipes/*.yaml; do

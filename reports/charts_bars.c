@@ -55,7 +55,8 @@ static void draw_bars(const chart_ctx *c, const void *data) {
   const pf_bar_chart *b = data;
   int legend = b->highlight && (b->base_name || b->highlight_name);
   cc_axes a = {.grid = 1, .ynum = 1};
-  value_range(b->values, b->n, legend ? 0.18 : 0.05, &a.ymin, &a.ymax);
+  /* a two-entry legend sits top right: room above the tallest bar for it */
+  value_range(b->values, b->n, legend ? 0.32 : 0.05, &a.ymin, &a.ymax);
   cc_ticks(a.ymin, a.ymax, 6, &a.ystep, &a.ydec);
   a.xmin = -0.6;
   a.xmax = (double)b->n - 0.4;

@@ -233,7 +233,11 @@ pf_status rep_importance(rep *r, pf_err *err) {
 
 static const char *change_str(rep_strs *st, const pf_value *e) {
   const pf_value *c = e && e->type == PF_V_MAP ? pf_map_get(e, "change_percent") : NULL;
-  if (!c || c->type != PF_V_NUM || !isfinite(c->u.n)) return rep_str(st, "\xE2\x80\x94");
+  if (!c || c->type != PF_V_NUM || !isfinite(c->u.n)) {
+    const pf_value *b = e && e->type == PF_V_MAP ? pf_map_get(e, "before") : NULL;
+    const int zero = b && b->type == PF_V_NUM && b->u.n == 0; /* no percentage of 0 */
+    return rep_str(st, "\xE2\x80\x94%s", zero ? " (before is 0)" : "");
+  }
   return rep_str(st, "%+.1f", c->u.n);
 }
 
@@ -600,7 +604,10 @@ static pf_status recovery_step(rep *r, const pf_value *step, const pf_value *rv,
   ROW("Perplexity",
       pf_map_has(rv, "parent_perplexity") ? num_str(&st, rv, "parent_perplexity") : dash,
       num_str(&st, rv, "perplexity_before"), num_str(&st, rv, "perplexity_after"));
-  ROW("Mean NLL (nats/token)", dash, num_str(&st, rv, "nll_before"), num_str(&st, rv, "nll_after"));
+  char pn[64]; /* the parent's NLL is the log of its perplexity */
+  rep_num(log(pf_map_num(rv, "parent_perplexity", NAN)), pn, sizeof pn);
+  ROW("Mean NLL (nats/token)", pf_map_has(rv, "parent_perplexity") ? rep_str(&st, "%s", pn) : dash,
+      num_str(&st, rv, "nll_before"), num_str(&st, rv, "nll_after"));
   if (kl) {
     ROW("KL divergence (parent \xE2\x80\x96 model)", dash, num_str(&st, rv, "kl_before"),
         num_str(&st, rv, "kl_after"));

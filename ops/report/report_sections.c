@@ -102,6 +102,16 @@ static pf_status pruning_step(rep *r, const pf_value *step, const pf_value *res,
         rep_str(&st, "%s \xE2\x86\x92 %s", num_str(&st, res, "kv_cache_bytes_per_token_before"),
                 num_str(&st, res, "kv_cache_bytes_per_token_after"));
   } else {
+    const pf_value *p = pf_map_get(step, "params");
+    if (p && p->type == PF_V_MAP && pf_map_has(p, "expansion_divisor")) {
+      char req[64] = "";
+      const pf_value *pp = pf_map_get(p, "pruning_percentage");
+      if (pp) rep_value(pp, req, sizeof req);
+      k[n] = "Requested", /* the divisor moves the widths away from the percentage */
+          v[n++] = rep_str(&st, "%s%s%swidths rounded down to a multiple of %lld",
+                           pp ? "remove " : "", req, pp ? " % of each layer's neurons; " : "",
+                           (long long)pf_map_int(p, "expansion_divisor", 0));
+    }
     k[n] = "Expansion rate (% of hidden size)", v[n++] = num_str(&st, res, "expansion_rate");
     if (pf_map_has(res, "pruned_layers"))
       k[n] = "Pruned layers", v[n++] = rep_str(&st, "%s of %s", num_str(&st, res, "pruned_layers"),

@@ -274,6 +274,7 @@ static pf_status perplexity_pass(const pf_model *m, eval_parent *par, const pf_d
                "evaluate: %s: the negative log-likelihood is not finite (%g): the model's "
                "logits hold NaN or inf (weights with NaN or inf, or float16 overflow?)",
                m->name ? m->name : "model", o->model.nll);
+  pf_forward_free(e.fm);
   free(batches);
   free(e.px);
   free(o->model.row);

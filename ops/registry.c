@@ -294,8 +294,9 @@ static pf_status check_range(const pf_param_spec *p, const pf_value *v, pf_err *
   if (x >= p->min && x <= p->max) return PF_OK;
   char b[64];
   value_brief(v, b, sizeof b);
-  return pf_err_set(err, PF_ERR_INVALID, "parameter '%s': expected a value in [%g, %g], got %s",
-                    p->name, p->min, p->max, b);
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "parameter '%s': expected a value in [%.15g, %.15g], got %s", p->name, p->min,
+                    p->max, b);
 }
 
 /* Choices (unless the op checks them itself) and range on a coerced value. */

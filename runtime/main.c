@@ -351,7 +351,12 @@ static void stop_all_ranks(int rc) {
   pf_dist_abort(rc);
 }
 
-static int fail(const pf_err *err) {
+static const pf_cli *g_cli; /* the command line, for errors in its words */
+
+static int fail(const pf_err *given) {
+  pf_err words = *given;
+  if (g_cli) pf_cli_words(g_cli, &words);
+  const pf_err *err = &words;
   char who[48] = ""; /* MPI: which rank failed */
   if (pf_dist_size() > 1)
     snprintf(who, sizeof who, "rank %d of %d: ", pf_dist_rank(), pf_dist_size());
@@ -802,6 +807,7 @@ int main(int argc, char **argv) {
     return pass_rc;
   }
   int rc = 0;
+  g_cli = &c;
   if (pf_dist_writer() && check_json_output(&c, &err) != PF_OK) {
     rc = fail(&err);
     pf_cli_free(&c);
@@ -829,6 +835,7 @@ int main(int argc, char **argv) {
   }
   /* clang-format on */
   pf_cleanup_temps();
+  g_cli = NULL;
   pf_cli_free(&c);
   if (g_interrupt && rc == 0) rc = 128 + g_interrupt;
   return rc;

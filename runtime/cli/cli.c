@@ -790,3 +790,37 @@ void pf_cli_free(pf_cli *c) {
 const char *pf_cli_help(const char *topic) {
   return pf_help_text(topic);
 }
+
+/* ------------------------------------------------------------ error words */
+
+static const char *flag_for(const pf_opt_map *map, size_t n, const char *param) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(map[i].param, param)) return map[i].flag;
+  return NULL;
+}
+
+void pf_cli_words(const pf_cli *c, pf_err *err) {
+  static const char key[] = "parameter '";
+  char *at = err ? strstr(err->msg, key) : NULL;
+  if (!at) return;
+  char name[64];
+  if (sscanf(at + sizeof key - 1, "%63[a-z_]", name) != 1 ||
+      at[sizeof key - 1 + strlen(name)] != '\'')
+    return;
+  const char *flag = NULL;
+  if (c->kind == PF_CLI_PRUNE)
+    flag = flag_for(CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS, name);
+  else if (c->kind == PF_CLI_BENCH)
+    flag = flag_for(BENCH_OPTS, sizeof BENCH_OPTS / sizeof *BENCH_OPTS, name);
+  else if (c->kind == PF_CLI_GENERATE)
+    flag = flag_for(GENERATE_OPTS, sizeof GENERATE_OPTS / sizeof *GENERATE_OPTS, name);
+  else if (c->kind == PF_CLI_EVAL || c->kind == PF_CLI_IMPORTANCE)
+    flag = (flag = flag_for(PF_DATA_OPTS, PF_N_DATA_OPTS, name))
+               ? flag
+               : flag_for(EVAL_OPTS, sizeof EVAL_OPTS / sizeof *EVAL_OPTS, name);
+  if (!flag) return;
+  char msg[PF_ERR_MSG_MAX];
+  snprintf(msg, sizeof msg, "%.*soption '%s'%s", (int)(at - err->msg), err->msg, flag,
+           at + sizeof key - 1 + strlen(name) + 1);
+  snprintf(err->msg, sizeof err->msg, "%s", msg);
+}

@@ -800,6 +800,14 @@ static const char *flag_for(const pf_opt_map *map, size_t n, const char *param) 
 }
 
 void pf_cli_words(const pf_cli *c, pf_err *err) {
+  static const char ow[] = "(use overwrite ";
+  char *o = err && c->kind == PF_CLI_PRUNE ? strstr(err->msg, ow) : NULL;
+  if (o) { /* save's hint: the option prune has for it */
+    char msg[PF_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%.*s(use --overwrite %s", (int)(o - err->msg), err->msg,
+             o + sizeof ow - 1);
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
+  }
   static const char key[] = "parameter '";
   char *at = err ? strstr(err->msg, key) : NULL;
   if (!at) return;

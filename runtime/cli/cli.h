@@ -77,7 +77,8 @@ pf_status pf_pass_order_parse(const char *v, pf_pass_order *out, pf_err *err);
 pf_status pf_cli_parse(int argc, char **argv, pf_cli *out, pf_err *err);
 void pf_cli_free(pf_cli *c);
 /* An op's error in command-line words: "parameter 'batch_size'" becomes "option
- * '--batch-size'" where the command has an option for that parameter. */
+ * '--batch-size'" where the command has an option for that parameter, save's
+ * "use overwrite" prune's "use --overwrite". */
 void pf_cli_words(const pf_cli *c, pf_err *err);
 /* Help text for a topic (NULL = top level), or NULL if the topic is unknown. */
 const char *pf_cli_help(const char *topic);

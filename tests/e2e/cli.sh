@@ -45,7 +45,7 @@ expect_fail "stats file in a missing folder" "$WORK/nofolder/s.json: cannot crea
 check "nothing saved when the stats file cannot be written" test ! -e "$WORK/wst"
 expect_fail "json file is a folder" "$WORK: cannot write a file there: it is a folder" \
   importance --model-path $M --data "$SRC/recipes/data/calib.txt" --json "$WORK"
-expect_fail "refuses non-empty output" "not empty" prune --model-path $M --output-path "$WORK/w10" --quiet
+expect_fail "refuses non-empty output" "not empty (use --overwrite to replace it)" prune --model-path $M --output-path "$WORK/w10" --quiet
 expect_fail "refuses input folder" "input folder" prune --model-path "$WORK/w10" --output-path "$WORK/w10/sub" --quiet
 # a JSON output never replaces a file of a checkpoint read or written
 cp "$WORK/w10/model.safetensors" "$WORK/w10.weights"

@@ -323,6 +323,21 @@ START_TEST(test_dry_run_cross_step) {
 }
 END_TEST
 
+/* An input file a later step names is checked before the first step runs: nothing is
+ * saved by the steps before it. */
+START_TEST(test_missing_input_file_first) {
+  fx f = fx_new("pfrun: 1\noutput_dir: ${out}\nsteps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                "  - {op: save, model: base, path: '${out}/ckpt'}\n"
+                "  - {op: evaluate, model: base, data: /nonexistent/eval.txt}\n");
+  pf_err err = {0};
+  ck_assert_int_eq(run(&f, 0, NULL, 0, NULL, &err), PF_ERR_NOT_FOUND);
+  pf_assert_err(err, "step 3 (evaluate): data: /nonexistent/eval.txt: no such file");
+  ck_assert_msg(!pf_path_exists(f.out), "the save step ran: %s exists", f.out);
+  fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_missing_var) {
   expect_fail("pfrun: 1\nname: t\nsteps:\n  - op: load\n    path: ${nope}/x\n",
               "recipe.yaml:5:11: step 1 (load): path: unknown variable 'nope'", "defined: ");
@@ -693,6 +708,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_dry_run_writes_nothing);
   tcase_add_test(tc, test_dry_run_cross_step);
   tcase_add_test(tc, test_missing_var);
+  tcase_add_test(tc, test_missing_input_file_first);
   tcase_add_test(tc, test_unknown_op);
   tcase_add_test(tc, test_unknown_parameter_before_running);
   tcase_add_test(tc, test_wrong_type);

@@ -624,9 +624,31 @@ static pf_status build_params(const recipe *r, const rstep *s, pf_model *placeho
   return PF_OK;
 }
 
+/* The input files a step names (data, prompt_pairs), checked before any step runs:
+ * a missing one would otherwise stop the run after the steps before it did their
+ * work (a checkpoint written, then "no such data file"). */
+static pf_status check_inputs(recipe *r, rstep *s, pf_err *err) {
+  static const char *const keys[] = {"data", "prompt_pairs"};
+  for (size_t i = 0; !s->skip && i < sizeof keys / sizeof *keys; i++) {
+    const pf_value *v = pf_map_get(s->given, keys[i]);
+    if (!v || v->type != PF_V_STR || !strcmp(v->u.s, "default") || pf_path_exists(v->u.s)) continue;
+    int ref = 0; /* a step's id (plot's data: bias_before), not a file */
+    for (size_t k = 0; k < s->n_refs; k++)
+      ref |= !strcmp(s->refs[k].key, keys[i]);
+    if (ref) continue;
+    char hint[4200];
+    pf_err_set(err, PF_ERR_NOT_FOUND, "%s: %s: no such file%s", keys[i], v->u.s,
+               pf_relative_hint(v->u.s, hint, sizeof hint));
+    return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+  }
+  return PF_OK;
+}
+
 static pf_status validate_step(recipe *r, rstep *s, pf_model *placeholder, pf_err *err) {
   pf_value *p = NULL, *full = NULL;
-  pf_status st = build_params(r, s, placeholder, &p, err);
+  pf_status st = check_inputs(r, s, err);
+  if (st != PF_OK) return st;
+  st = build_params(r, s, placeholder, &p, err);
   if (st != PF_OK) return st;
   st = pf_op_validate(s->op, p, &full, err);
   pf_value_release(p);

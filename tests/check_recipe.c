@@ -334,6 +334,15 @@ START_TEST(test_missing_input_file_first) {
   ck_assert_int_eq(run(&f, 0, NULL, 0, NULL, &err), PF_ERR_NOT_FOUND);
   pf_assert_err(err, "step 3 (evaluate): data: /nonexistent/eval.txt: no such file");
   ck_assert_msg(!pf_path_exists(f.out), "the save step ran: %s exists", f.out);
+  /* an output_dir that is a file: said before any step */
+  pf_test_write(f.out, "a file");
+  fx g = fx_new("pfrun: 1\noutput_dir: ${out}\nsteps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n");
+  snprintf(g.out, sizeof g.out, "%s", f.out);
+  ck_assert_int_eq(run(&g, 0, NULL, 0, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "output_dir: ");
+  pf_assert_err(err, " is a file, not a folder");
+  fx_free(&g);
   fx_free(&f);
 }
 END_TEST

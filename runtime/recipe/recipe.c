@@ -399,6 +399,9 @@ static pf_status parse_name_dir(recipe *r, pf_err *err) {
     if (!(r->output_dir = strdup(vd && *vd ? vd : buf)))
       return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   }
+  if (pf_path_exists(r->output_dir) && !pf_is_dir(r->output_dir)) /* found now, not at the end */
+    return at(r, (r->top[K_OUTPUT_DIR] ? r->top[K_OUTPUT_DIR] : pf_ydoc_root(&r->y))->start_mark,
+              err, PF_ERR_INVALID, "output_dir: %s is a file, not a folder", r->output_dir);
   if ((st = default_var(r, "name", r->name, err)) != PF_OK) return st;
   return default_var(r, "output_dir", r->output_dir, err);
 }

@@ -71,6 +71,34 @@ static pf_status width_layers(rep *r, const pf_value *layers, pf_err *err) {
   return s;
 }
 
+/* Head pruning: which key/value heads each layer kept (two runs that keep the same
+ * number of heads can keep different ones). */
+static pf_status heads_layers(rep *r, const pf_value *layers, pf_err *err) {
+  size_t n = layers && layers->type == PF_V_LIST ? layers->u.list.len : 0;
+  if (!n) return PF_OK;
+  rep_strs st = {0};
+  const char **cells = calloc(n * 3, sizeof *cells);
+  if (!cells) return pf_err_set(err, PF_ERR_NOMEM, "report: out of memory");
+  for (size_t i = 0; i < n; i++) {
+    const pf_value *e = layers->u.list.items[i];
+    char kept[512];
+    rep_value(e->type == PF_V_MAP ? pf_map_get(e, "kept_kv_heads") : NULL, kept, sizeof kept);
+    cells[i * 3] = rep_str(&st, "%lld", (long long)pf_map_int(e, "index", (int64_t)i));
+    cells[i * 3 + 1] = rep_str(&st, "%s \xE2\x86\x92 %s", num_str(&st, e, "kv_heads_before"),
+                               num_str(&st, e, "kv_heads_after"));
+    cells[i * 3 + 2] = rep_str(&st, "%s", strcmp(kept, "null") ? kept : "\xE2\x80\x94");
+  }
+  static const char *const head[3] = {"Layer", "Key/value heads", "Kept key/value heads"};
+  static const pf_pdf_align al[3] = {PF_PDF_RIGHT, PF_PDF_RIGHT, PF_PDF_LEFT};
+  static const double w[3] = {0.8, 1.4, 3.0};
+  pf_pdf_table_spec t = {
+      .ncols = 3, .header = head, .align = al, .widths = w, .nrows = n, .cells = cells, .zebra = 1};
+  pf_status s = table_checked(r, &t, err);
+  free(cells);
+  rep_strs_free(&st);
+  return s;
+}
+
 static pf_status pruning_step(rep *r, const pf_value *step, const pf_value *res, int depth,
                               pf_err *err) {
   rep_strs st = {0};
@@ -124,6 +152,7 @@ static pf_status pruning_step(rep *r, const pf_value *step, const pf_value *res,
                             step, err);
   if (!s) s = kv_checked(r, n, k, v, err);
   if (!s && !depth) s = width_layers(r, pf_map_get(res, "layers"), err);
+  if (!s && depth == 2) s = heads_layers(r, pf_map_get(res, "layers"), err);
   rep_strs_free(&st);
   return s;
 }

@@ -68,6 +68,11 @@ expect_ok "heads recipe" "$SRC/recipes/heads.yaml" --set output_dir="$WORK/rh" -
 check "recipe static checkpoint consistent" consistent "$WORK/rh/static50"
 check "recipe calibrated checkpoint consistent" consistent "$WORK/rh/calibrated-kv1"
 check "recipe report" test -s "$WORK/rh/report.pdf"
+if command -v pdftotext >/dev/null 2>&1; then # the heads each layer kept, per pruning step
+  check "report lists the kept heads" test "$(pdftotext "$WORK/rh/report.pdf" - | grep -c 'Kept key/value heads')" -ge 2
+else
+  echo "SKIP heads.sh report text: pdftotext not installed"
+fi
 
 # rules
 expect_fail "no amount" "For ATTENTION pruning, specify one of" prune --model-path synthetic:llama-tiny \

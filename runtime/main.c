@@ -706,7 +706,14 @@ static int cmd_recipe(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
   pf_value *res = NULL;
   pf_recipe_opts o = {.sets = c->sets, .n_sets = c->n_sets};
-  if (pf_recipe_run(c->file, &o, ctx, &res, &err) != PF_OK) return fail(&err);
+  if (pf_recipe_run(c->file, &o, ctx, &res, &err) != PF_OK) {
+    int rc = fail(&err);
+    if (strstr(err.msg, ": --set '") && rc == 1) { /* a bad --set is a usage error */
+      fprintf(stderr, "Try 'pfrun help recipe' for its options.\n");
+      rc = 2;
+    }
+    return rc;
+  }
   if (c->dry_run) {
     printf("Dry run of %s: every step validated, no weight read or written. Plan:\n", c->file);
     print_recipe_plan(res);

@@ -85,6 +85,8 @@ expect_ok "generate past the context" generate --model-path $M --prompt "the cat
 expect_in "generate says where it stopped" "generate: 2043 new tokens fit the model's context of 2048 positions after the 5 prompt tokens (100000 asked)"
 expect_fail "op errors in option words (prune)" "calibrate: option '--batch-size': expected a value in [1, 65536], got 0" prune --model-path $M --output-path "$WORK/x" --calibration-data "$SRC/recipes/data/calib.txt" --batch-size 0
 expect_fail "op errors in option words (eval)" "evaluate: option '--max-length': expected a value in [1, 1048576], got 0" eval --model-path $M --data "$SRC/recipes/data/eval.txt" --max-length 0
+expect_fail "unknown --set key" "--set 'modle=x': the recipe has no variable 'modle'" "$SRC/recipes/demo.yaml" --set modle=x --dry-run
+check "unknown --set key: usage error (2)" test "$RC" -eq 2
 expect_fail "stray word" "Got unexpected extra argument (foo)" prune foo --model-path $M --output-path "$WORK/x"
 expect_fail "analyze --json is a flag" "Got unexpected extra argument (out.json) (analyze's --json is a flag" analyze --model-path $M --json out.json
 expect_fail "shard size checked before the work" "Invalid value for '--max-shard-size': size '0': expected a positive size" prune --model-path $M --output-path "$WORK/x" --max-shard-size 0

@@ -1,0 +1,145 @@
+/* main_signals.c — the pfrun executable's signal handlers: interrupts (SIGINT,
+ * SIGTERM, SIGHUP), a mapped file lost under it (SIGBUS), and crashes or a library's
+ * abort. Part of the executable, not of libpfcore: they write to stderr and exit. */
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "main_signals.h"
+
+volatile int g_interrupt = 0;
+int g_ranks = 1;
+char g_stop_msg[128];
+
+/* SIGINT / SIGTERM / SIGHUP. The first one only sets the flag: ops stop at their
+ * next safe point, remove their temporary folders and return
+ * PF_ERR_INTERRUPTED. A second one (the op is stuck, or the user insists)
+ * removes every registered temporary folder here and leaves at once. Only
+ * async-signal-safe calls: pf_cleanup_temps uses system calls and stack buffers.
+ * The handler may run on any thread (OpenMP workers do not block signals), so
+ * the counter is atomic. */
+static void on_signal(int sig) {
+  static volatile int seen = 0;
+  g_interrupt = sig;
+  /* Under MPI a signal is the launcher stopping the job (Ctrl-C on mpirun, or
+   * another rank's MPI_Abort): Open MPI sends SIGTERM and SIGKILL one second
+   * later, and the other ranks may be waiting in a collective step, so there is
+   * no stopping at the next safe point: remove the temporary folders now. */
+  if (g_ranks > 1) {
+    pf_cleanup_temps();
+    ssize_t w = write(2, g_stop_msg, strlen(g_stop_msg));
+    (void)w;
+    _exit(128 + sig);
+  }
+  if (__sync_fetch_and_add(&seen, 1) > 0) {
+    static const char msg[] = "pfrun: interrupted again: temporary folders removed, exiting\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    pf_cleanup_temps();
+    _exit(128 + sig);
+  }
+}
+
+/* SIGBUS: a mapped file (the input weights) lost the page being read, because
+ * the file was truncated or rewritten in place while pfrun used it. There is
+ * no safe way to continue: remove the temporary folders, say why, leave.
+ * SIGBUS goes to the thread that faulted, so several threads reading the same
+ * file (the writer's) may each get one: the first cleans up and exits, the
+ * others wait for that. */
+static void on_sigbus(int sig) {
+  static int entered;
+  if (__atomic_exchange_n(&entered, 1, __ATOMIC_ACQ_REL))
+    for (;;)
+      pause();
+  static const char msg[] =
+      "pfrun: error: bus error (SIGBUS) reading a mapped file: an input checkpoint was truncated "
+      "or rewritten in place while pfrun was using it (replace checkpoint files by renaming "
+      "new ones into place); no output was written\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  (void)sig;
+  pf_cleanup_temps();
+  _exit(1);
+}
+
+/* A crash (SIGSEGV, SIGILL, SIGFPE) or an abort inside a library (GLib, under pango,
+ * aborts with SIGTRAP when it cannot start a thread; libgomp and BLIS abort when they
+ * cannot allocate): say so on one line, remove the temporary files and folders (a
+ * half-drawn chart, a checkpoint being written), then end by the same signal, so the
+ * exit status and any core dump stay what they were. Written before the work, under
+ * a memory cap it names the cap, the usual cause. Sanitizer builds keep their own
+ * handlers (their reports are the point there). */
+char g_crash_note[256] = "; its temporary files were removed\n";
+static pid_t g_main_pid;
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+static void on_crash(int sig) {
+  static int entered;
+  /* a forked chart worker's crash is reported by pfrun, its parent, naming the chart */
+  if (getpid() == g_main_pid && !__atomic_exchange_n(&entered, 1, __ATOMIC_ACQ_REL)) {
+    static const char head[] = "pfrun: error: the process crashed (signal ";
+    char num[4] = {(char)('0' + sig / 10 % 10), (char)('0' + sig % 10), ')', '\0'};
+    ssize_t w = write(2, head, sizeof head - 1);
+    w = write(2, sig >= 10 ? num : num + 1, sig >= 10 ? 3 : 2);
+    w = write(2, g_crash_note, strlen(g_crash_note));
+    (void)w;
+    pf_cleanup_temps();
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+#endif
+
+static void install_crash_handlers(void) {
+  g_main_pid = getpid();
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_crash;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+  const int sigs[] = {SIGSEGV, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    sigaction(sigs[i], &sa, NULL);
+#endif
+}
+
+void pf_main_install_signals(void) {
+  /* Start the OpenMP worker threads now, with the signals blocked: threads
+   * inherit the mask, so the handler always runs on the main thread, between
+   * the steps it interrupts rather than beside them. */
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+#pragma omp parallel
+  { __asm__ volatile("" ::: "memory"); /* an empty region still starts the team */ }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGTERM);
+  sigaddset(&sa.sa_mask, SIGHUP);
+  /* a signal the caller set to be ignored stays ignored: `nohup pfrun …` must
+   * survive the terminal closing, `pfrun … &` in a script must ignore Ctrl-C */
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP}; /* SIGHUP: a closed terminal or ssh session */
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction old_sa;
+    if (sigaction(sigs[i], NULL, &old_sa) == 0 && old_sa.sa_handler == SIG_IGN) continue;
+    sigaction(sigs[i], &sa, NULL);
+  }
+  sa.sa_handler = on_sigbus;
+  sigaction(SIGBUS, &sa, NULL);
+  /* Over RLIMIT_FSIZE (ulimit -f) the kernel sends SIGXFSZ, which kills the
+   * process with the temporary folder in place. Ignored, the write fails with
+   * EFBIG and the normal error path reports it and cleans up. */
+  signal(SIGXFSZ, SIG_IGN);
+  install_crash_handlers();
+}

@@ -258,13 +258,18 @@ static pf_status run_op(const char *name, pf_value *params, pf_model *model, pf_
 
 /* 1 if `path` names a file of the checkpoint folder `dir` (config.json, weights,
  * tokenizer...): its folder is `dir` and its name is one pf_model_save writes. */
-static int is_checkpoint_file(const char *path, const char *dir) {
+static int is_checkpoint_file(const char *given, const char *dir) {
+  char *path = pf_abspath(given); /* a symlink is judged by the file it points to */
+  if (!path) return 0;
   const char *slash = strrchr(path, '/');
   const char *base = slash ? slash + 1 : path;
-  if (!pf_checkpoint_file_name(base)) return 0;
-  char *parent = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
-  const int same = parent && pf_path_inside(parent, dir) && pf_path_inside(dir, parent);
-  free(parent);
+  int same = 0;
+  if (pf_checkpoint_file_name(base)) {
+    char *parent = strndup(path, slash ? (size_t)(slash - path) + (slash == path) : 0);
+    same = parent && pf_path_inside(parent, dir) && pf_path_inside(dir, parent);
+    free(parent);
+  }
+  free(path);
   return same;
 }
 

@@ -52,6 +52,10 @@ cp "$WORK/w10/model.safetensors" "$WORK/w10.weights"
 expect_fail "stats over the input weights" "refusing to write the JSON file over a file of the checkpoint $WORK/w10 that this command reads" \
   prune --model-path "$WORK/w10" --output-path "$WORK/wx" --quiet --stats-json "$WORK/w10/../w10/model.safetensors"
 check "input weights unchanged" cmp -s "$WORK/w10.weights" "$WORK/w10/model.safetensors"
+ln -sf "$WORK/w10/model.safetensors" "$WORK/link.json" # a symlink is judged by its target
+expect_fail "stats through a symlink to the input weights" "refusing to write the JSON file over a file of the checkpoint" \
+  prune --model-path "$WORK/w10" --output-path "$WORK/wx" --quiet --stats-json "$WORK/link.json"
+check "input weights unchanged (symlink)" cmp -s "$WORK/w10.weights" "$WORK/w10/model.safetensors"
 expect_fail "eval json over the config" "over a file of the checkpoint" \
   eval --model-path "$WORK/w10" --data "$SRC/recipes/data/eval.txt" --samples 2 --json "$WORK/w10/config.json"
 expect_fail "stats over the output config" "refusing to write the statistics over a file of the checkpoint that --output-path $WORK/wx receives" \

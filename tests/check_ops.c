@@ -372,8 +372,12 @@ START_TEST(test_prune_width_op_rules) {
   pf_map_set_num(p, "num_layers_to_remove", 2.5);
   ck_assert_int_eq(run_err("prune_depth", p, &err), PF_ERR_INVALID);
   ck_assert_str_eq(err.msg, "prune_depth: num_layers_to_remove must be a positive integer");
-  p = params_model(m); /* a whole number given as a float is an integer */
+  p = params_model(m); /* OptiPFair's isinstance(n, int): 1.0 is refused too */
   pf_map_set_num(p, "num_layers_to_remove", 1.0);
+  ck_assert_int_eq(run_err("prune_depth", p, &err), PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "prune_depth: num_layers_to_remove must be a positive integer");
+  p = params_model(m);
+  pf_map_set_int(p, "num_layers_to_remove", 1);
   r = run_ok("prune_depth", p, NULL);
   ck_assert_int_eq(pf_map_model(r, "model")->n_layers, 3);
   pf_value_release(r);

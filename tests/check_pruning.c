@@ -521,12 +521,13 @@ START_TEST(test_depth_importance) {
   pf_model *m = plan_model(4);
   pf_err err = {0};
   const double imp[4] = {0.5, 0.1, 0.2, 0.9};
-  pf_depth_opts o = {.have_num = 1,
-                     .num_layers_to_remove = 2,
-                     .importance = imp,
-                     .n_importance = 4,
-                     .layer_selection_method = "first"};
+  pf_depth_opts o = {
+      .have_num = 1, .num_layers_to_remove = 2, .importance = imp, .n_importance = 4};
   expect_removed(m, &o, (const int64_t[]){1, 2}, 2);
+  o.layer_selection_method = "first"; /* would be ignored: refused */
+  ck_assert_int_eq(depth_err(m, &o, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "importance cannot be combined with layer_selection_method");
+  o.layer_selection_method = NULL;
   const double ties[4] = {0.3, 0.1, 0.2, 0.1}; /* layers 1 and 3 tie: 3 goes first */
   o.importance = ties;
   o.num_layers_to_remove = 1;

@@ -4,7 +4,7 @@
  * (a layer-importance result, a map {"0": score, ...} or a list) with
  * num_layers_to_remove or depth_pruning_percentage removes the layers with
  * the LOWEST importance (ties: the higher index goes first);
- * layer_selection_method is then ignored. The new model shares every tensor
+ * layer_selection_method may not be given then. The new model shares every tensor
  * with its parent (no weight is copied), so a dry run costs nothing extra.
  */
 #include <math.h>
@@ -22,8 +22,9 @@ static const pf_param_spec prune_depth_params[] = {
      "exactly these layers (the method becomes \"custom\")"},
     {"depth_pruning_percentage", PF_P_NUM, 0, NULL, NULL, 0, 0,
      "remove int(L * q / 100) layers, 0 < q < 100"},
-    {"layer_selection_method", PF_P_STR, 0, "last", "last|first|custom", 0, 0,
-     "which layers num_layers_to_remove / depth_pruning_percentage take"},
+    {"layer_selection_method", PF_P_STR, 0, NULL, "last|first|custom", 0, 0,
+     "which layers num_layers_to_remove / depth_pruning_percentage take (default last; not "
+     "with importance, which takes the least important)"},
     {"importance", PF_P_ANY, 0, NULL, NULL, 0, 0,
      "per-layer importance ({\"0\": score, ...}, a list, or an importance result): remove the "
      "least important layers (ties: higher index first)"},
@@ -32,13 +33,14 @@ static const pf_param_spec prune_depth_params[] = {
 static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_value **out,
                                  const pf_ctx *ctx, pf_err *err) {
   const pf_model *m = pf_map_model(params, "model");
-  pf_depth_opts o = {.layer_selection_method =
-                         pf_map_str(params, "layer_selection_method", "last")};
+  pf_depth_opts o = {.layer_selection_method = pf_map_str(params, "layer_selection_method", NULL)};
   o.have_num = pf_map_has(params, "num_layers_to_remove");
   const double num = pf_map_num(params, "num_layers_to_remove", 0);
   /* not a whole number: 0, which the checks reject as OptiPFair does ("must be a
    * positive integer"), at the same point of its order of checks */
-  o.num_layers_to_remove = pf_num_is_integral(num) && fabs(num) < 9e15 ? (int64_t)num : 0;
+  /* OptiPFair's isinstance(n, int): 2.0 is not an integer either */
+  o.num_layers_to_remove =
+      pf_map_is_int(params, "num_layers_to_remove") && fabs(num) < 9e15 ? (int64_t)num : 0;
   o.have_percentage = pf_map_has(params, "depth_pruning_percentage");
   o.depth_pruning_percentage = pf_map_num(params, "depth_pruning_percentage", 0);
   int64_t *idx = NULL;

@@ -131,6 +131,10 @@ pf_status pf_depth_select(const pf_model *m, const pf_depth_opts *o, int64_t **r
   const int64_t T = m->n_layers;
   if (o->importance && o->have_layer_indices)
     return pf_err_set(err, PF_ERR_INVALID, "importance cannot be combined with layer_indices");
+  if (o->importance && o->layer_selection_method) /* it would be ignored */
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "importance cannot be combined with layer_selection_method (the least "
+                      "important layers are removed)");
   if (o->importance && (int64_t)o->n_importance != T)
     return pf_err_set(err, PF_ERR_INVALID,
                       "importance: expected %lld scores (one per layer), got %zu", (long long)T,

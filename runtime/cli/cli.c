@@ -156,7 +156,7 @@ static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *
   if (o->have_num)
     return pf_err_set(err, PF_ERR_INVALID,
                       "--num-layers-to-remove is only valid with --pruning-type DEPTH.");
-  if (strcmp(o->selection, "last") != 0)
+  if (o->selection && strcmp(o->selection, "last") != 0)
     return pf_err_set(err, PF_ERR_INVALID,
                       "--layer-selection-method is only valid with --pruning-type DEPTH.");
   pf_map_set(params, "pruning_type", pf_value_str(o->pruning_type));
@@ -196,18 +196,18 @@ static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err
                       "--method is only valid with --pruning-type MLP_GLU." ALSO_MLP);
   if (o->have_num) pf_map_set(params, "num_layers_to_remove", pf_value_int(o->num));
   if (o->have_pct) pf_map_set(params, "depth_pruning_percentage", pf_value_num(o->pct));
-  pf_map_set(params, "layer_selection_method", pf_value_str(o->selection));
+  if (o->selection) pf_map_set(params, "layer_selection_method", pf_value_str(o->selection));
   return PF_OK;
 }
 
 /* pfrun's ATTENTION (op prune_heads): whole attention heads (GQA groups). */
 static pf_status prune_rules_heads(const prune_opts *o, pf_value *params, pf_err *err) {
-  const char *bad = o->divisor                     ? "--expansion-divisor"
-                    : o->have_rate                 ? "--expansion-rate"
-                    : o->have_num                  ? "--num-layers-to-remove"
-                    : strcmp(o->method, "MAW")     ? "--method"
-                    : strcmp(o->selection, "last") ? "--layer-selection-method"
-                                                   : NULL;
+  const char *bad = o->divisor                                     ? "--expansion-divisor"
+                    : o->have_rate                                 ? "--expansion-rate"
+                    : o->have_num                                  ? "--num-layers-to-remove"
+                    : strcmp(o->method, "MAW")                     ? "--method"
+                    : o->selection && strcmp(o->selection, "last") ? "--layer-selection-method"
+                                                                   : NULL;
   if (bad)
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s is not valid with --pruning-type ATTENTION (it takes "
@@ -384,7 +384,7 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
                       "--reconstruct needs --calibration-data FILE (a .jsonl or .txt file).");
   /* DEPTH with calibration text removes the least important layers: a selection
    * method or fixed indices would be ignored or refused by the op in its own words */
-  if (depth && c->calib_params && (o->indices || strcmp(o->selection, "last") != 0))
+  if (depth && c->calib_params && (o->indices || o->selection)) /* even "last", the default */
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s cannot be combined with --calibration-data for --pruning-type DEPTH "
                       "(the calibration text picks the least important layers; use "
@@ -406,7 +406,8 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
 }
 
 static pf_status parse_prune(opt_iter *it, pf_cli *c, pf_err *err) {
-  prune_opts o = {.pruning_type = "MLP_GLU", .method = "MAW", .selection = "last", .dtype = "auto"};
+  prune_opts o = {.pruning_type = "MLP_GLU", .method = "MAW", .dtype = "auto"}; /* selection:
+                                                                   NULL unless given ("last") */
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i];
     int matched = 0;

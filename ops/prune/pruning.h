@@ -218,8 +218,8 @@ typedef struct pf_depth_opts {
   /* pfrun extension: per-layer importance [n_importance == number of layers].
    * With num_layers_to_remove (or a percentage) the N layers with the LOWEST
    * importance are removed; ties go to the higher index (later layers first,
-   * in the spirit of the default "last"). layer_selection_method is then
-   * ignored; combining importance with layer_indices is an error. */
+   * in the spirit of the default "last"). Combining importance with
+   * layer_selection_method or layer_indices is an error. */
   const double *importance;
   size_t n_importance;
 } pf_depth_opts;

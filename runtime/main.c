@@ -298,6 +298,22 @@ static pf_status check_json_output(const pf_cli *c, pf_err *err) {
   return pf_check_writable_file(path, err);
 }
 
+/* prune's --output-path, checked before the work as save checks it after: not the
+ * input folder, inside it or around it (through a symlink too). */
+static pf_status check_prune_output(const pf_cli *c, pf_err *err) {
+  const char *in = c->load_params ? pf_map_str(c->load_params, "path", NULL) : NULL;
+  const char *out = c->save_params ? pf_map_str(c->save_params, "path", NULL) : NULL;
+  if (c->kind != PF_CLI_PRUNE || !in || !out || !pf_is_dir(in)) return PF_OK;
+  if (pf_path_inside(out, in))
+    return pf_err_set(err, PF_ERR_INVALID, "%s: refusing to write into the input folder %s", out,
+                      in);
+  if (pf_path_inside(in, out))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: refusing to replace a folder that contains the input folder %s", out,
+                      in);
+  return PF_OK;
+}
+
 /* ---- subcommands ---- */
 
 static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
@@ -686,7 +702,8 @@ int main(int argc, char **argv) {
   }
   int rc = 0;
   g_cli = &c;
-  if (pf_dist_writer() && check_json_output(&c, &err) != PF_OK) {
+  if (pf_dist_writer() &&
+      (check_json_output(&c, &err) != PF_OK || check_prune_output(&c, &err) != PF_OK)) {
     rc = fail(&err);
     pf_cli_free(&c);
     return rc;

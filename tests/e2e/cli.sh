@@ -52,6 +52,10 @@ cp "$WORK/w10/model.safetensors" "$WORK/w10.weights"
 expect_fail "stats over the input weights" "refusing to write the JSON file over a file of the checkpoint $WORK/w10 that this command reads" \
   prune --model-path "$WORK/w10" --output-path "$WORK/wx" --quiet --stats-json "$WORK/w10/../w10/model.safetensors"
 check "input weights unchanged" cmp -s "$WORK/w10.weights" "$WORK/w10/model.safetensors"
+ln -sfn "$WORK/w10" "$WORK/w10link" # an output path that is the input through a symlink: before the work
+expect_fail "output through a symlink to the input" "w10link: refusing to write into the input folder" \
+  prune --model-path "$WORK/w10" --output-path "$WORK/w10link" --calibration-data "$SRC/recipes/data/calib.txt"
+check "refused before the work" bash -c "! grep -q 'Original parameters' <<<\"\$0\"" "$OUT"
 ln -sf "$WORK/w10/model.safetensors" "$WORK/link.json" # a symlink is judged by its target
 expect_fail "stats through a symlink to the input weights" "refusing to write the JSON file over a file of the checkpoint" \
   prune --model-path "$WORK/w10" --output-path "$WORK/wx" --quiet --stats-json "$WORK/link.json"

@@ -435,7 +435,7 @@ START_TEST(test_report_full) {
                                        "41.82",
                                        "7807.8",
                                        "1.51",
-                                       "0.0031 / 0.0041 / 0.0057",
+                                       "0.00310 / 0.00410 / 0.00570",
                                        "1.87", /* fastest runs: 0.0058 / 0.0031 */
                                        "5 timed runs of 32 new tokens each after 2 warm-up",
                                        "skipped",

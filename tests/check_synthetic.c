@@ -303,6 +303,13 @@ START_TEST(test_spec) {
   pf_assert_err(err, "synthetic:mistral-tiny:f16: the cache folder ");
   pf_assert_err(err, " holds another model (qwen3, 4 layers, hidden 64, width 176, bfloat16; "
                      "expected mistral, ");
+  pf_model *q = load(dir); /* a save into the cache is refused (it would be served) */
+  char *into = pf_path_join(root, "synthetic/llama-tiny-s99-f32");
+  ck_assert_int_eq(pf_model_save(q, into, NULL, 1, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "refusing to write into the synthetic models' cache");
+  ck_assert(!pf_path_exists(into));
+  free(into);
+  pf_model_release(q);
   pf_test_rmtree(dir); /* removed: written again */
   ck_assert_int_eq(pf_synth_resolve("synthetic:mistral-tiny:f16", &moved, NULL, &err), PF_OK);
   free(moved);

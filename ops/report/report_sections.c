@@ -532,7 +532,7 @@ static int64_t param_int(const pf_value *params, const char *op, const char *key
 /* "min / mean / max" of a time_inference map, 3 significant digits. */
 static const char *spread_str(rep_strs *st, const pf_value *m) {
   if (!m || m->type != PF_V_MAP || !pf_map_has(m, "avg_time")) return rep_str(st, "\xE2\x80\x94");
-  return rep_str(st, "%.3g / %.3g / %.3g", pf_map_num(m, "min_time", NAN),
+  return rep_str(st, "%#.3g / %#.3g / %#.3g", pf_map_num(m, "min_time", NAN),
                  pf_map_num(m, "avg_time", NAN), pf_map_num(m, "max_time", NAN));
 }
 
@@ -603,13 +603,14 @@ static pf_status eval_step(rep *r, const pf_value *step, const pf_value *res, pf
   }
   if (!s && sp && sp->type == PF_V_MAP) {
     char note[400];
+    const long long runs = (long long)pf_map_int(sp, "num_runs", 0),
+                    warm = (long long)param_int(p, "evaluate", "warmup_runs");
     snprintf(note, sizeof note,
-             "Generation speed: %lld timed runs of %lld new tokens each after %lld warm-up runs, "
-             "greedy, one prompt. Times vary from run to run (min / max above): a speedup "
+             "Generation speed: %lld timed run%s of %lld new tokens each after %lld warm-up "
+             "run%s, greedy, one prompt. Times vary from run to run (min / max above): a speedup "
              "inside that spread is not a measured difference.",
-             (long long)pf_map_int(sp, "num_runs", 0),
-             (long long)pf_map_int(sp, "generated_tokens", 0),
-             (long long)param_int(p, "evaluate", "warmup_runs"));
+             runs, runs == 1 ? "" : "s", (long long)pf_map_int(sp, "generated_tokens", 0), warm,
+             warm == 1 ? "" : "s");
     s = pf_pdf_note(r->pdf, note, err);
   }
   rep_strs_free(&st);

@@ -166,6 +166,7 @@ typedef struct pf_save_opts {
   uint64_t max_shard_bytes; /* 0 = default 5GB */
   int have_dtype;           /* convert weights to `dtype` on save */
   pf_dtype dtype;
+  int synthetic_cache; /* the synthetic writer filling its own cache entry (others may not) */
 } pf_save_opts;
 /* dir/config.json as pf_model_save writes it for m saved in dtype dt (widths
  * from the tensors, torch_dtype, tie flag). */

@@ -20,6 +20,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "safetensors.h"
+#include "synthetic.h"
 
 #define SAVE_DEFAULT_SHARD 5000000000ull
 
@@ -155,7 +156,7 @@ static pf_status verify(const pf_model *m, const char *tmp, pf_dtype dt, pf_err 
 
 /* Refusals that must happen before anything is written. */
 static pf_status check_target(const pf_model *m, const save_list *l, const char *dir, int overwrite,
-                              pf_err *err) {
+                              int cache_ok, pf_err *err) {
   for (size_t i = 0; i < l->n; i++)
     if (pf_tensor_is_planned(l->e[i].tensor))
       return pf_err_set(err, PF_ERR_INVALID,
@@ -165,6 +166,11 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
   if (m->source_dir && pf_path_inside(dir, m->source_dir))
     return pf_err_set(err, PF_ERR_INVALID, "%s: refusing to write into the input folder %s", dir,
                       m->source_dir);
+  if (!cache_ok && pf_synth_in_cache(dir))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: refusing to write into the synthetic models' cache (pfrun would serve "
+                      "the checkpoint as a preset); save it elsewhere",
+                      dir);
   char *used = pf_model_dir_in_use(dir, m);
   if (used) {
     pf_status s = pf_err_set(err, PF_ERR_INVALID,
@@ -203,7 +209,8 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
   }
   for (size_t i = 0; i < l.n; i++)
     l.e[i].name = l.names[i];
-  if ((s = check_target(m, &l, dir, overwrite, err)) != PF_OK) goto done;
+  if ((s = check_target(m, &l, dir, overwrite, opts && opts->synthetic_cache, err)) != PF_OK)
+    goto done;
   /* check the model with the config it will be saved with, before writing */
   pf_model shadow = *m;
   if ((s = saved_config(m, dt, &shadow.config, err)) != PF_OK) goto done;

@@ -357,7 +357,7 @@ pf_status pf_synth_write(const pf_synth_opts *opts, const char *dir, const pf_ct
     goto done;
   }
   if ((s = fill_weights(m, wpath, seed, ctx, err))) goto done;
-  pf_save_opts so = {0};
+  pf_save_opts so = {.synthetic_cache = 1};
   s = pf_model_save(m, dir, &so, existed, ctx, err);
 done:
   if (s != PF_OK) pf_err_prefix(err, "synthetic %s", p->name);
@@ -417,6 +417,14 @@ static char *cache_root(void) {
   else
     return NULL;
   return strdup(buf);
+}
+
+int pf_synth_in_cache(const char *dir) {
+  char *root = cache_root(), *syn = root ? pf_path_join(root, "synthetic") : NULL;
+  const int in = syn && pf_path_inside(dir, syn);
+  free(syn);
+  free(root);
+  return in;
 }
 
 /* A spec's preset, seed and dtype, and its folder in the cache (malloc'd). */

@@ -51,5 +51,8 @@ pf_status pf_synth_resolve(const char *spec, char **out_dir, const pf_ctx *ctx, 
 pf_status pf_synth_open_plan(const char *spec, pf_model **out, pf_err *err);
 /* 1 if `path` starts with "synthetic:". */
 int pf_synth_is_spec(const char *path);
+/* 1 if dir is inside the synthetic models' cache (<cache>/synthetic), which only
+ * pfrun writes: a checkpoint saved there would be served as a preset. */
+int pf_synth_in_cache(const char *dir);
 
 #endif

@@ -304,14 +304,7 @@ static pf_status check_prune_output(const pf_cli *c, pf_err *err) {
   const char *in = c->load_params ? pf_map_str(c->load_params, "path", NULL) : NULL;
   const char *out = c->save_params ? pf_map_str(c->save_params, "path", NULL) : NULL;
   if (c->kind != PF_CLI_PRUNE || !in || !out || !pf_is_dir(in)) return PF_OK;
-  if (pf_path_inside(out, in))
-    return pf_err_set(err, PF_ERR_INVALID, "%s: refusing to write into the input folder %s", out,
-                      in);
-  if (pf_path_inside(in, out))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s: refusing to replace a folder that contains the input folder %s", out,
-                      in);
-  return PF_OK;
+  return pf_save_input_check(in, out, err);
 }
 
 /* ---- subcommands ---- */

@@ -579,6 +579,10 @@ START_TEST(test_reader_unaligned_data) {
     pf_st_reader *r = NULL;
     pf_err err = {0};
     ck_assert_msg(pf_st_open(p, &r, &err) == PF_OK, "%s", err.msg);
+    int64_t sh[PF_MAX_DIMS];
+    ck_assert_int_eq(pf_st_shape(r, "f", sh), 2); /* the header's shape, no tensor made */
+    ck_assert(sh[0] == 3 && sh[1] == 2);
+    ck_assert_int_eq(pf_st_shape(r, "nope", sh), -1);
     const char *names[] = {"f", "b", "h"};
     const size_t at[] = {0, 24, 34}, esize[] = {4, 2, 2};
     for (int k = 0; k < 3; k++) {

@@ -81,18 +81,14 @@ pf_status pf_time_inference(const pf_model *m, const int32_t *ids, size_t n, int
 
 /* Decode ids to text. A model's embedding may be larger than its tokenizer (padded
  * vocabularies, untrained or random models): ids with no token are left out of the
- * text, as Hugging Face's decode does, and counted in *unknown (when not NULL). */
+ * text, as Hugging Face's decode does. */
 static pf_status decode_known(const pf_tokenizer *tok, const int32_t *ids, size_t n, char **text,
-                              size_t *tlen, int64_t *unknown, pf_err *err) {
+                              size_t *tlen, pf_err *err) {
   int32_t *known = malloc((n > 0 ? n : 1) * sizeof *known);
   if (!known) return pf_err_set(err, PF_ERR_NOMEM, "generate: out of memory");
   size_t nk = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (pf_tokenizer_token(tok, ids[i]))
-      known[nk++] = ids[i];
-    else if (unknown)
-      (*unknown)++;
-  }
+  for (size_t i = 0; i < n; i++)
+    if (pf_tokenizer_token(tok, ids[i])) known[nk++] = ids[i];
   pf_status st = pf_tokenizer_decode(tok, known, nk, 1, text, tlen, err);
   free(known);
   return st;
@@ -102,28 +98,29 @@ static pf_status decode_known(const pf_tokenizer *tok, const int32_t *ids, size_
  * prompt and the generated ids decoded together, less the decoded prompt's length.
  * Decoding the generated ids alone would lose what depends on the tokens before them
  * (a SentencePiece word's leading space is dropped at the start of a text). When the
- * decoded prompt is not a prefix of the whole, the generated ids alone are decoded. */
+ * decoded prompt is not a prefix of the whole, the generated ids alone are decoded.
+ * *unknown counts the generated ids the tokenizer has no token for. */
 static pf_status decode_continuation(const pf_tokenizer *tok, const int32_t *prompt, size_t np,
                                      const pf_generate_result *r, char **text, size_t *tlen,
                                      int64_t *unknown, pf_err *err) {
   const size_t ng = (size_t)r->n_tokens;
+  for (size_t i = 0; i < ng; i++)
+    *unknown += !pf_tokenizer_token(tok, r->tokens[i]);
   int32_t *all = malloc((np + ng + 1) * sizeof *all);
   char *whole = NULL, *head = NULL;
   size_t wlen = 0, hlen = 0;
   if (!all) return pf_err_set(err, PF_ERR_NOMEM, "generate: out of memory");
   memcpy(all, prompt, np * sizeof *all);
   if (ng) memcpy(all + np, r->tokens, ng * sizeof *all);
-  pf_status st = decode_known(tok, all, np + ng, &whole, &wlen, NULL, err);
-  if (!st) st = decode_known(tok, prompt, np, &head, &hlen, NULL, err);
+  pf_status st = decode_known(tok, all, np + ng, &whole, &wlen, err);
+  if (!st) st = decode_known(tok, prompt, np, &head, &hlen, err);
   free(all);
   if (!st && hlen <= wlen && !memcmp(whole, head, hlen)) {
     memmove(whole, whole + hlen, wlen - hlen + 1);
     *text = whole, *tlen = wlen - hlen;
     whole = NULL;
-    for (size_t i = 0; i < ng; i++) /* the count only */
-      if (!pf_tokenizer_token(tok, r->tokens[i])) (*unknown)++;
   } else if (!st) {
-    st = decode_known(tok, r->tokens, ng, text, tlen, unknown, err);
+    st = decode_known(tok, r->tokens, ng, text, tlen, err);
   }
   free(whole);
   free(head);

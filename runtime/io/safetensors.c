@@ -593,6 +593,13 @@ pf_status pf_st_get(const pf_st_reader *r, const char *name, pf_tensor **out, pf
   return s;
 }
 
+int pf_st_shape(const pf_st_reader *r, const char *name, int64_t *shape) {
+  const st_info *ti = find(r, name);
+  if (!ti) return -1;
+  memcpy(shape, ti->shape, sizeof ti->shape);
+  return ti->ndim;
+}
+
 const char *pf_st_metadata(const pf_st_reader *r, const char *key) {
   const cJSON *v = r && key ? cJSON_GetObjectItemCaseSensitive(r->metadata, key) : NULL;
   return cJSON_IsString(v) ? v->valuestring : NULL;

@@ -30,6 +30,9 @@ size_t pf_st_count(const pf_st_reader *r);
 const char *pf_st_name(const pf_st_reader *r, size_t i); /* sorted by name */
 /* 1 if present. */
 int pf_st_has(const pf_st_reader *r, const char *name);
+/* The header's shape of `name` (shape has PF_MAX_DIMS entries): its ndim, or -1 when
+ * absent. Reads no tensor bytes. */
+int pf_st_shape(const pf_st_reader *r, const char *name, int64_t *shape);
 /* New reference to a view over the mapped bytes. PF_ERR_NOT_FOUND names the
  * tensor and the file(s) searched. */
 pf_status pf_st_get(const pf_st_reader *r, const char *name, pf_tensor **out, pf_err *err);

@@ -211,8 +211,7 @@ static int is_mlp(const pf_arch_tensor *at) {
  * linear in the width, so two probes (widths 1 and 2) find the dimension and factor.
  * Leaves *I unchanged when the tensor is missing or does not fit (the shape check that
  * follows names the mismatch); *from gets the tensor's name. */
-static pf_status width_from_shapes(loader *ld, int64_t li, int64_t *I, char *from, size_t n,
-                                   pf_err *err) {
+static void width_from_shapes(const loader *ld, int64_t li, int64_t *I, char *from, size_t n) {
   const pf_model_config *c = &ld->m->config;
   const pf_arch *arch = arch_of(c);
   for (int i = 0; i < arch->n_layer; i++) {
@@ -220,27 +219,21 @@ static pf_status width_from_shapes(loader *ld, int64_t li, int64_t *I, char *fro
     if (!is_mlp(at) || !tensor_present(c, at)) continue;
     char name[160];
     layer_name(ld->m, li, at, name, sizeof name);
-    if (!pf_st_has(ld->r, name)) return PF_OK;
-    int64_t parts[3][2], s1[2], s2[2];
+    int64_t parts[3][2], s1[2], s2[2], got[PF_MAX_DIMS];
     int nd[3];
     int ndim = layer_shapes(c, at, 1, parts, nd, s1);
     layer_shapes(c, at, 2, parts, nd, s2);
-    pf_tensor *t = NULL;
-    pf_status st = pf_st_get(ld->r, name, &t, err);
-    if (st != PF_OK) return st;
-    if (t->ndim == ndim)
+    if (pf_st_shape(ld->r, name, got) == ndim) /* the header's shape: no tensor is made */
       for (int d = 0; d < ndim; d++) {
-        const int64_t step = s2[d] - s1[d], extra = t->shape[d] - s1[d];
+        const int64_t step = s2[d] - s1[d], extra = got[d] - s1[d];
         if (step > 0 && extra >= 0 && extra % step == 0) {
           *I = 1 + extra / step;
           snprintf(from, n, "%s", name);
           break;
         }
       }
-    pf_tensor_release(t);
-    return PF_OK;
+    return;
   }
-  return PF_OK;
 }
 
 static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err) {
@@ -251,8 +244,7 @@ static pf_status load_layer(loader *ld, int64_t li, int have_sizes, pf_err *err)
   int64_t I = c->intermediate_sizes[li];
   char hint[320], from[160] = "";
   if (!have_sizes) {
-    pf_status st = width_from_shapes(ld, li, &I, from, sizeof from, err);
-    if (st != PF_OK) return st;
+    width_from_shapes(ld, li, &I, from, sizeof from);
     c->intermediate_sizes[li] = I;
   }
   if (have_sizes)

@@ -183,6 +183,10 @@ pf_status pf_model_write_config(const pf_model *m, const char *dir, pf_dtype dt,
  *    temporary folder is removed and nothing appears at `dir`. */
 pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *opts,
                         int overwrite, const pf_ctx *ctx, pf_err *err);
+/* pf_model_save's refusals about the input: `dir` is (or is inside) source_dir, or
+ * is an existing folder around it (replacing it would delete the input). Also
+ * callable before the work, from the path a model will be loaded from. */
+pf_status pf_save_input_check(const char *source_dir, const char *dir, pf_err *err);
 /* 1 if pf_model_save writes or copies a file of this name into a checkpoint
  * (config.json, *.safetensors, the shard index, tokenizer and generation files). */
 int pf_checkpoint_file_name(const char *name);

@@ -154,6 +154,18 @@ static pf_status verify(const pf_model *m, const char *tmp, pf_dtype dt, pf_err 
   return s;
 }
 
+pf_status pf_save_input_check(const char *source_dir, const char *dir, pf_err *err) {
+  if (!source_dir) return PF_OK;
+  if (pf_path_inside(dir, source_dir))
+    return pf_err_set(err, PF_ERR_INVALID, "%s: refusing to write into the input folder %s", dir,
+                      source_dir);
+  if (pf_path_exists(dir) && pf_path_inside(source_dir, dir))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: refusing to replace a folder that contains the input folder %s", dir,
+                      source_dir);
+  return PF_OK;
+}
+
 /* Refusals that must happen before anything is written. */
 static pf_status check_target(const pf_model *m, const save_list *l, const char *dir, int overwrite,
                               int cache_ok, pf_err *err) {
@@ -163,9 +175,8 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
                         "%s: %s is a planned tensor (dry run) without data; a dry-run model "
                         "cannot be saved",
                         dir, l->names[i]);
-  if (m->source_dir && pf_path_inside(dir, m->source_dir))
-    return pf_err_set(err, PF_ERR_INVALID, "%s: refusing to write into the input folder %s", dir,
-                      m->source_dir);
+  pf_status s = pf_save_input_check(m->source_dir, dir, err);
+  if (s != PF_OK) return s;
   if (!cache_ok && pf_synth_in_cache(dir))
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: refusing to write into the synthetic models' cache (pfrun would serve "
@@ -173,18 +184,14 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
                       dir);
   char *used = pf_model_dir_in_use(dir, m);
   if (used) {
-    pf_status s = pf_err_set(err, PF_ERR_INVALID,
-                             "%s: refusing to write there: a model loaded from %s is still in use "
-                             "and reads its files (tokenizer, weights) from that folder",
-                             dir, used);
+    s = pf_err_set(err, PF_ERR_INVALID,
+                   "%s: refusing to write there: a model loaded from %s is still in use "
+                   "and reads its files (tokenizer, weights) from that folder",
+                   dir, used);
     free(used);
     return s;
   }
   if (!pf_path_exists(dir)) return PF_OK;
-  if (m->source_dir && pf_path_inside(m->source_dir, dir))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s: refusing to replace a folder that contains the input folder %s", dir,
-                      m->source_dir);
   if (overwrite || (pf_is_dir(dir) && pf_dir_is_empty(dir))) return PF_OK;
   if (!pf_is_dir(dir))
     return pf_err_set(

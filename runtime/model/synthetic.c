@@ -314,15 +314,22 @@ done:
 /* ---- write / resolve ---- */
 
 /* The planned model of preset p: config.json text parsed like any checkpoint's. */
-static pf_status plan_model(const pf_synth_preset *p, pf_dtype dt, pf_model **out, pf_err *err) {
-  *out = NULL;
-  pf_model_config c;
+/* The preset's config.json in dtype dt, parsed as a checkpoint's would be. */
+static pf_status preset_config(const pf_synth_preset *p, pf_dtype dt, pf_model_config *c,
+                               pf_err *err) {
   cJSON *cj = pf_synth_config_json(p, dt);
   char *text = cj ? pf_json_print_pretty(cj) : NULL;
   cJSON_Delete(cj);
   if (!text) return pf_err_set(err, PF_ERR_NOMEM, "synthetic %s: out of memory", p->name);
-  pf_status s = pf_config_parse(text, "synthetic config.json", &c, err);
+  pf_status s = pf_config_parse(text, "synthetic config.json", c, err);
   free(text);
+  return s;
+}
+
+static pf_status plan_model(const pf_synth_preset *p, pf_dtype dt, pf_model **out, pf_err *err) {
+  *out = NULL;
+  pf_model_config c;
+  pf_status s = preset_config(p, dt, &c, err);
   if (s != PF_OK) return s;
   s = pf_model_plan(&c, dt, out, err);
   pf_config_free(&c);
@@ -465,12 +472,7 @@ static int cached(const char *dir) {
 static pf_status check_cached(const pf_synth_preset *p, pf_dtype dt, const char *spec,
                               const char *dir, pf_err *err) {
   pf_model_config want, got;
-  cJSON *cj = pf_synth_config_json(p, dt);
-  char *text = cj ? pf_json_print_pretty(cj) : NULL;
-  cJSON_Delete(cj);
-  if (!text) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", spec);
-  pf_status s = pf_config_parse(text, "synthetic config.json", &want, err);
-  free(text);
+  pf_status s = preset_config(p, dt, &want, err);
   if (s != PF_OK) return s;
   s = pf_config_load(dir, &got, err);
   if (s == PF_OK) {

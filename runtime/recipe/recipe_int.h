@@ -12,6 +12,7 @@
 
 #include <yaml.h>
 
+#include "op.h"
 #include "recipe.h"
 
 #define PF_RECIPE_MAX_BYTES ((size_t)1 << 20) /* recipe file size */
@@ -72,5 +73,52 @@ pf_status pf_recipe_subst(const char *text, const pf_value *vars, int typed, pf_
  * be scalars and unique. Bare message + *where on error. */
 pf_status pf_ydoc_value(pf_ydoc *d, yaml_node_t *n, const pf_value *vars, int depth, pf_value **out,
                         yaml_mark_t *where, pf_err *err);
+
+/* ------------------------------------------------ a recipe being run */
+
+typedef struct rref {
+  const char *key;  /* parameter name (borrowed from the step's `given` map) */
+  size_t target;    /* index of the referenced step (earlier) */
+  int want_model;   /* PF_P_MODEL: pass the target's "model"; else its whole result */
+  yaml_mark_t mark; /* the value node */
+} rref;
+
+typedef struct rstep {
+  int index;          /* 1-based */
+  const pf_op *op;    /* NULL until known */
+  const char *id;     /* scalar text inside the document, or NULL */
+  yaml_node_t *node;  /* the step mapping */
+  yaml_mark_t mark;   /* the step mapping */
+  pf_value *given;    /* params as written (substituted; references still id strings) */
+  yaml_mark_t *kmark; /* [given len] key marks, in map order */
+  rref *refs;
+  size_t n_refs;
+  pf_value *result; /* after running */
+  int skip;         /* `when:` is false: the step does not run */
+  size_t last_use;  /* 0-based index of the last step that takes this result (itself if none) */
+} rstep;
+
+typedef struct recipe {
+  const char *path;
+  pf_ydoc y;
+  pf_value *vars;
+  char *name;
+  char *output_dir;
+  yaml_node_t *top[6]; /* pfrun, name, description, vars, output_dir, steps */
+  rstep *steps;
+  size_t n_steps;
+} recipe;
+
+enum { K_PFRUN, K_NAME, K_DESCRIPTION, K_VARS, K_OUTPUT_DIR, K_STEPS, K_COUNT };
+
+/* snprintf that may truncate on purpose (messages are bounded by PF_ERR_MSG_MAX). */
+void pf_recipe_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Structural error: "<file>:<line>:<col>: message"; returns code. */
+pf_status pf_recipe_at(const recipe *r, yaml_mark_t m, pf_err *err, pf_status code, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
+/* The top level (recipe_head.c): keys, `pfrun: 1`, vars with --set, the check
+ * that each --set names a variable, name and output_dir (both also become
+ * vars). Fully formatted errors. */
+pf_status pf_recipe_head(recipe *r, const pf_recipe_opts *opts, pf_err *err);
 
 #endif

@@ -13,17 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_int.h"
 #include "help.h"
 #include "opcmd.h"
 #include "safetensors.h"
 
-/* One option as given: --name value or --name=value. */
-typedef struct opt_iter {
-  int argc, i;
-  char **argv;
-} opt_iter;
+const char *const pf_cli_devices[] = {"auto", "cpu", NULL};
 
-static int is_opt(const char *a, const char *name, const char **inline_val) {
+int pf_cli_is_opt(const char *a, const char *name, const char **inline_val) {
   size_t n = strlen(name);
   if (strncmp(a, name, n) != 0) return 0;
   if (a[n] == '\0') {
@@ -37,7 +34,7 @@ static int is_opt(const char *a, const char *name, const char **inline_val) {
   return 0;
 }
 
-static pf_status take_value(opt_iter *it, const char *name, const char *inline_val,
+pf_status pf_cli_take_value(opt_iter *it, const char *name, const char *inline_val,
                             const char **out, pf_err *err) {
   if (inline_val) {
     *out = inline_val;
@@ -63,7 +60,7 @@ static const char *number_text(const char *s, char *buf, size_t n) {
   return buf;
 }
 
-static pf_status parse_double(const char *name, const char *s, double *out, pf_err *err) {
+pf_status pf_cli_parse_double(const char *name, const char *s, double *out, pf_err *err) {
   char *end = NULL, buf[128];
   const char *t = number_text(s, buf, sizeof buf);
   double v = strtod(t, &end); /* out of range: +-inf or 0, as Python's float() */
@@ -74,7 +71,7 @@ static pf_status parse_double(const char *name, const char *s, double *out, pf_e
   return PF_OK;
 }
 
-static pf_status parse_int(const char *name, const char *s, int64_t *out, pf_err *err) {
+pf_status pf_cli_parse_int(const char *name, const char *s, int64_t *out, pf_err *err) {
   char *end = NULL, buf[128];
   const char *t = number_text(s, buf, sizeof buf);
   errno = 0;
@@ -86,7 +83,7 @@ static pf_status parse_int(const char *name, const char *s, int64_t *out, pf_err
   return PF_OK;
 }
 
-static pf_status check_choice(const char *name, const char *v, const char *const *choices,
+pf_status pf_cli_check_choice(const char *name, const char *v, const char *const *choices,
                               pf_err *err) {
   for (size_t i = 0; choices[i]; i++)
     if (strcmp(v, choices[i]) == 0) return PF_OK;
@@ -101,7 +98,7 @@ static pf_status check_choice(const char *name, const char *v, const char *const
 }
 
 /* "2,5,8" -> list of ints; OptiPFair's message on failure. */
-static pf_status parse_indices(const char *s, pf_value **out, pf_err *err) {
+pf_status pf_cli_parse_indices(const char *s, pf_value **out, pf_err *err) {
   pf_value *list = pf_value_list();
   if (!list) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   const char *p = s;
@@ -130,193 +127,6 @@ bad:
                     "--layer-indices must be comma-separated integers (e.g., '2,5,8').");
 }
 
-typedef struct prune_opts {
-  const char *model_path, *output_path, *pruning_type, *method, *divisor, *indices;
-  const char *selection, *dtype, *max_shard, *head_indices;
-  int have_pct, have_rate, have_num, have_kv_keep, overwrite, reconstruct, have_damping;
-  double pct, rate, damping;
-  int64_t num, kv_keep;
-} prune_opts;
-
-/* MLP_GLU and MLP (width pruning): the same rules. */
-/* --reconstruct / --reconstruct-damping (width and attention pruning). */
-static pf_status reconstruct_params(const prune_opts *o, pf_value *params, pf_err *err) {
-  if (o->have_damping && !o->reconstruct)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--reconstruct-damping is only valid with --reconstruct.");
-  if (o->reconstruct) pf_map_set(params, "reconstruct", pf_value_bool(1));
-  if (o->have_damping) pf_map_set(params, "reconstruct_damping", pf_value_num(o->damping));
-  return PF_OK;
-}
-
-static pf_status prune_rules_glu(const prune_opts *o, pf_value *params, pf_err *err) {
-  if (o->have_pct && o->have_rate)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--pruning-percentage and --expansion-rate are mutually exclusive.");
-  if (o->have_num)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--num-layers-to-remove is only valid with --pruning-type DEPTH.");
-  if (o->selection && strcmp(o->selection, "last") != 0)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--layer-selection-method is only valid with --pruning-type DEPTH.");
-  pf_map_set(params, "pruning_type", pf_value_str(o->pruning_type));
-  pf_map_set(params, "method", pf_value_str(o->method));
-  if (o->have_rate)
-    pf_map_set(params, "expansion_rate", pf_value_num(o->rate));
-  else
-    pf_map_set(params, "pruning_percentage", pf_value_num(o->have_pct ? o->pct : 10.0));
-  if (o->divisor) pf_map_set(params, "expansion_divisor", pf_value_int(atoi(o->divisor)));
-  return reconstruct_params(o, params, err);
-}
-
-/* OptiPFair's sentence, then pfrun's width type that takes the option too. */
-#define ALSO_MLP " pfrun also takes it with --pruning-type MLP (non-GLU MLPs)."
-
-static pf_status prune_rules_depth(const prune_opts *o, pf_value *params, pf_err *err) {
-  if (o->divisor)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--expansion-divisor is only valid with --pruning-type MLP_GLU." ALSO_MLP);
-  if (o->reconstruct || o->have_damping)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--reconstruct is only valid with --pruning-type MLP_GLU, MLP or ATTENTION.");
-  int given = (o->have_num != 0) + (o->indices != NULL) + (o->have_pct != 0);
-  if (given == 0)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "For DEPTH pruning, specify one of: --num-layers-to-remove, "
-                      "--layer-indices, or --pruning-percentage.");
-  if (given > 1)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--num-layers-to-remove, --layer-indices, and --pruning-percentage are "
-                      "mutually exclusive.");
-  if (o->have_rate)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--expansion-rate is only valid with --pruning-type MLP_GLU." ALSO_MLP);
-  if (strcmp(o->method, "MAW") != 0)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--method is only valid with --pruning-type MLP_GLU." ALSO_MLP);
-  if (o->have_num) pf_map_set(params, "num_layers_to_remove", pf_value_int(o->num));
-  if (o->have_pct) pf_map_set(params, "depth_pruning_percentage", pf_value_num(o->pct));
-  if (o->selection) pf_map_set(params, "layer_selection_method", pf_value_str(o->selection));
-  return PF_OK;
-}
-
-/* pfrun's ATTENTION (op prune_heads): whole attention heads (GQA groups). */
-static pf_status prune_rules_heads(const prune_opts *o, pf_value *params, pf_err *err) {
-  const char *bad = o->divisor                                     ? "--expansion-divisor"
-                    : o->have_rate                                 ? "--expansion-rate"
-                    : o->have_num                                  ? "--num-layers-to-remove"
-                    : strcmp(o->method, "MAW")                     ? "--method"
-                    : o->selection && strcmp(o->selection, "last") ? "--layer-selection-method"
-                                                                   : NULL;
-  if (bad)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s is not valid with --pruning-type ATTENTION (it takes "
-                      "--pruning-percentage, --num-kv-heads-to-keep or --head-indices).",
-                      bad);
-  int given = (o->have_pct != 0) + (o->have_kv_keep != 0) + (o->head_indices != NULL);
-  if (given == 0)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "For ATTENTION pruning, specify one of: --pruning-percentage, "
-                      "--num-kv-heads-to-keep, or --head-indices.");
-  if (given > 1)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--pruning-percentage, --num-kv-heads-to-keep, and --head-indices are "
-                      "mutually exclusive.");
-  if (o->have_pct) pf_map_set(params, "pruning_percentage", pf_value_num(o->pct));
-  if (o->have_kv_keep) pf_map_set(params, "num_kv_heads_to_keep", pf_value_int(o->kv_keep));
-  return reconstruct_params(o, params, err);
-}
-
-static const char *const PRUNING_TYPES[] = {"MLP_GLU", "MLP", "DEPTH", "ATTENTION", NULL};
-static const char *const METHODS[] = {"MAW", "VOW", "PON", "L2", NULL};
-static const char *const DIVISORS[] = {"32", "64", "128", "256", NULL};
-static const char *const SELECTIONS[] = {"last", "first", "custom", NULL};
-static const char *const DTYPES[] = {"auto", "float32", "float16", "bfloat16", NULL};
-static const char *const DEVICES[] = {"auto", "cpu", NULL};
-
-/* The string-valued prune options: flag, field, allowed values (NULL = any). */
-typedef struct str_opt {
-  const char *flag;
-  size_t offset;
-  const char *const *choices;
-} str_opt;
-
-static const str_opt STR_OPTS[] = {
-    {"--model-path", offsetof(prune_opts, model_path), NULL},
-    {"--output-path", offsetof(prune_opts, output_path), NULL},
-    {"--pruning-type", offsetof(prune_opts, pruning_type), PRUNING_TYPES},
-    {"--method", offsetof(prune_opts, method), METHODS},
-    {"--expansion-divisor", offsetof(prune_opts, divisor), DIVISORS},
-    {"--layer-indices", offsetof(prune_opts, indices), NULL},
-    {"--layer-selection-method", offsetof(prune_opts, selection), SELECTIONS},
-    {"--dtype", offsetof(prune_opts, dtype), DTYPES},
-    {"--max-shard-size", offsetof(prune_opts, max_shard), NULL},
-    {"--head-indices", offsetof(prune_opts, head_indices), NULL},
-};
-
-/* prune's calibration options -> the calibrate op's parameters. */
-static const pf_opt_map CALIB_OPTS[] = {
-    {"--calibration-data", "data", 0},   {"--calibration-samples", "samples", 0},
-    {"--calibration-cache", "cache", 0}, {"--max-length", "max_length", 0},
-    {"--min-length", "min_length", 0},   {"--batch-size", "batch_size", 0},
-    {"--text-field", "text_field", 0},   {"--pack", "pack", 1},
-};
-
-/* Parse one prune option at it->i; *matched = 0 when the option is not a prune option. */
-static pf_status prune_option(opt_iter *it, prune_opts *o, pf_cli *c, int *matched, pf_err *err) {
-  const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
-  pf_status st = PF_OK;
-  *matched = 1;
-  for (size_t k = 0; k < sizeof STR_OPTS / sizeof STR_OPTS[0]; k++) {
-    const str_opt *so = &STR_OPTS[k];
-    if (!is_opt(a, so->flag, &iv)) continue;
-    if ((st = take_value(it, so->flag, iv, &v, err)) != PF_OK) return st;
-    if (so->choices && (st = check_choice(so->flag, v, so->choices, err)) != PF_OK) return st;
-    *(const char **)((char *)o + so->offset) = v;
-    return PF_OK;
-  }
-  if (is_opt(a, "--device", &iv)) {
-    if ((st = take_value(it, "--device", iv, &v, err)) != PF_OK) return st;
-    return check_choice("--device", v, DEVICES, err);
-  }
-  if (is_opt(a, "--stats-json", &iv))
-    return take_value(it, "--stats-json", iv, &c->stats_json, err);
-  if (is_opt(a, "--pruning-percentage", &iv)) {
-    if ((st = take_value(it, "--pruning-percentage", iv, &v, err)) != PF_OK) return st;
-    o->have_pct = 1;
-    return parse_double("--pruning-percentage", v, &o->pct, err);
-  }
-  if (is_opt(a, "--expansion-rate", &iv)) {
-    if ((st = take_value(it, "--expansion-rate", iv, &v, err)) != PF_OK) return st;
-    o->have_rate = 1;
-    return parse_double("--expansion-rate", v, &o->rate, err);
-  }
-  if (is_opt(a, "--num-layers-to-remove", &iv)) {
-    if ((st = take_value(it, "--num-layers-to-remove", iv, &v, err)) != PF_OK) return st;
-    o->have_num = 1;
-    return parse_int("--num-layers-to-remove", v, &o->num, err);
-  }
-  if (is_opt(a, "--num-kv-heads-to-keep", &iv)) {
-    if ((st = take_value(it, "--num-kv-heads-to-keep", iv, &v, err)) != PF_OK) return st;
-    o->have_kv_keep = 1;
-    return parse_int("--num-kv-heads-to-keep", v, &o->kv_keep, err);
-  }
-  if (is_opt(a, "--reconstruct-damping", &iv)) {
-    if ((st = take_value(it, "--reconstruct-damping", iv, &v, err)) != PF_OK) return st;
-    o->have_damping = 1;
-    return parse_double("--reconstruct-damping", v, &o->damping, err);
-  }
-  if (!strcmp(a, "--reconstruct"))
-    o->reconstruct = 1;
-  else if (!strcmp(a, "--overwrite"))
-    o->overwrite = 1;
-  else
-    *matched = 0;
-  if (*matched) return PF_OK;
-  return pf_opt_take(it->argc, it->argv, &it->i, CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS,
-                     &c->calib_params, matched, err);
-}
-
 /* --quiet, --verbose, --dry-run: 1 when `a` was one of them. */
 static int common_flag(const char *a, pf_cli *c) {
   if (!strcmp(a, "--quiet"))
@@ -332,7 +142,7 @@ static int common_flag(const char *a, pf_cli *c) {
 
 /* The options every subcommand takes first: --help/-h switches to the help of
  * `topic` (2), a common flag is applied (1); anything else is 0. */
-static int leading_flag(const char *a, pf_cli *c, const char *topic) {
+int pf_cli_leading_flag(const char *a, pf_cli *c, const char *topic) {
   if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
     c->kind = PF_CLI_HELP;
     c->topic = topic;
@@ -341,101 +151,21 @@ static int leading_flag(const char *a, pf_cli *c, const char *topic) {
   return common_flag(a, c);
 }
 
-static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
-  if (!o->model_path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
-  if (!o->output_path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--output-path'.");
-  if (!*o->output_path || !*o->model_path)
-    return pf_err_set(err, PF_ERR_INVALID, "Invalid value for '%s': an empty path.",
-                      *o->output_path ? "--model-path" : "--output-path");
-  uint64_t shard = 0; /* checked now, not after the pruning */
-  if (o->max_shard && pf_parse_size(o->max_shard, &shard, err) != PF_OK)
-    return pf_err_prefix(err, "Invalid value for '--max-shard-size'");
-  c->load_params = pf_value_map();
-  c->prune_params = pf_value_map();
-  c->save_params = pf_value_map();
-  if (!c->load_params || !c->prune_params || !c->save_params)
-    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  pf_map_set(c->load_params, "path", pf_value_str(o->model_path));
-  int depth = strcmp(o->pruning_type, "DEPTH") == 0;
-  int heads = strcmp(o->pruning_type, "ATTENTION") == 0;
-  c->prune_op = depth ? "prune_depth" : heads ? "prune_heads" : "prune_width";
-  pf_status st = depth   ? prune_rules_depth(o, c->prune_params, err)
-                 : heads ? prune_rules_heads(o, c->prune_params, err)
-                         : prune_rules_glu(o, c->prune_params, err);
-  if (st != PF_OK) return st;
-  if (!heads && (o->have_kv_keep || o->head_indices))
-    return pf_err_set(err, PF_ERR_INVALID, "%s is only valid with --pruning-type ATTENTION.",
-                      o->have_kv_keep ? "--num-kv-heads-to-keep" : "--head-indices");
-  if (o->head_indices) {
-    pf_value *list = NULL;
-    if ((st = parse_indices(o->head_indices, &list, err)) != PF_OK) return st;
-    pf_map_set(c->prune_params, "head_indices", list);
-  }
-  if (o->indices) {
-    pf_value *list = NULL;
-    if ((st = parse_indices(o->indices, &list, err)) != PF_OK) return st;
-    pf_map_set(c->prune_params, "layer_indices", list);
-  }
-  if (c->calib_params && !pf_map_has(c->calib_params, "data"))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "calibration options need --calibration-data FILE (a .jsonl or .txt file).");
-  if (o->reconstruct && !c->calib_params)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "--reconstruct needs --calibration-data FILE (a .jsonl or .txt file).");
-  /* DEPTH with calibration text removes the least important layers: a selection
-   * method or fixed indices would be ignored or refused by the op in its own words */
-  if (depth && c->calib_params && (o->indices || o->selection)) /* even "last", the default */
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s cannot be combined with --calibration-data for --pruning-type DEPTH "
-                      "(the calibration text picks the least important layers; use "
-                      "--num-layers-to-remove or --pruning-percentage with it).",
-                      o->indices ? "--layer-indices" : "--layer-selection-method");
-  /* OptiPFair's guard, before any calibration work is done (with --reconstruct the
-   * text is reconstruct's, and hybrid scores are used for MAW only) */
-  if (c->calib_params && !depth && !o->reconstruct && strcmp(o->method, "MAW") != 0)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "Data-driven pruning with dataloader is only supported for PPM method "
-                      "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "
-                      "neuron_selection_method='MAW' or remove the dataloader parameter.",
-                      o->method);
-  pf_map_set(c->save_params, "path", pf_value_str(o->output_path));
-  pf_map_set(c->save_params, "dtype", pf_value_str(o->dtype));
-  if (o->max_shard) pf_map_set(c->save_params, "max_shard_size", pf_value_str(o->max_shard));
-  if (o->overwrite) pf_map_set(c->save_params, "overwrite", pf_value_bool(1));
-  return PF_OK;
-}
-
-static pf_status parse_prune(opt_iter *it, pf_cli *c, pf_err *err) {
-  prune_opts o = {.pruning_type = "MLP_GLU", .method = "MAW", .dtype = "auto"}; /* selection:
-                                                                   NULL unless given ("last") */
-  for (it->i = 2; it->i < it->argc; it->i++) {
-    const char *a = it->argv[it->i];
-    int matched = 0;
-    const int lead = leading_flag(a, c, "prune");
-    if (lead == 2) return PF_OK;
-    if (lead) continue;
-    pf_status st = prune_option(it, &o, c, &matched, err);
-    if (st != PF_OK) return st;
-    if (!matched) return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
-  }
-  return build_prune(&o, c, err);
-}
-
 static pf_status parse_analyze(opt_iter *it, pf_cli *c, pf_err *err) {
   const char *path = NULL;
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
     pf_status st = PF_OK;
-    const int lead = leading_flag(a, c, "analyze");
+    const int lead = pf_cli_leading_flag(a, c, "analyze");
     if (lead == 2) return PF_OK;
     if (lead) continue;
     if (!strcmp(a, "--json"))
       c->json = 1;
-    else if (is_opt(a, "--model-path", &iv))
-      st = take_value(it, "--model-path", iv, &path, err);
-    else if (is_opt(a, "--device", &iv)) {
-      if ((st = take_value(it, "--device", iv, &v, err)) == PF_OK)
-        st = check_choice("--device", v, DEVICES, err);
+    else if (pf_cli_is_opt(a, "--model-path", &iv))
+      st = pf_cli_take_value(it, "--model-path", iv, &path, err);
+    else if (pf_cli_is_opt(a, "--device", &iv)) {
+      if ((st = pf_cli_take_value(it, "--device", iv, &v, err)) == PF_OK)
+        st = pf_cli_check_choice("--device", v, pf_cli_devices, err);
     } else
       return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
     if (st != PF_OK) return st;
@@ -478,15 +208,15 @@ static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err 
     const char *a = it->argv[it->i], *iv = NULL;
     int matched = 0;
     pf_status st = PF_OK;
-    const int lead = leading_flag(a, c, topic);
+    const int lead = pf_cli_leading_flag(a, c, topic);
     if (lead == 2) return PF_OK;
     if (lead) continue;
-    if (is_opt(a, "--model-path", &iv))
-      st = take_value(it, "--model-path", iv, &path, err);
-    else if (!is_gen && is_opt(a, "--json", &iv))
-      st = take_value(it, "--json", iv, &c->json_out, err);
-    else if (is_eval && is_opt(a, "--compare", &iv))
-      st = take_value(it, "--compare", iv, &c->compare_path, err);
+    if (pf_cli_is_opt(a, "--model-path", &iv))
+      st = pf_cli_take_value(it, "--model-path", iv, &path, err);
+    else if (!is_gen && pf_cli_is_opt(a, "--json", &iv))
+      st = pf_cli_take_value(it, "--json", iv, &c->json_out, err);
+    else if (is_eval && pf_cli_is_opt(a, "--compare", &iv))
+      st = pf_cli_take_value(it, "--compare", iv, &c->compare_path, err);
     else if (is_bench && !strcmp(a, "--no-context-cache")) {
       if (!c->op_params && !(c->op_params = pf_value_map()))
         return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -533,25 +263,25 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL;
     pf_status st = PF_OK;
-    const int lead = leading_flag(a, c, "bias");
+    const int lead = pf_cli_leading_flag(a, c, "bias");
     if (lead == 2) return PF_OK;
     if (lead) continue;
-    if (is_opt(a, "--model-path", &iv))
-      st = take_value(it, "--model-path", iv, &path, err);
-    else if (is_opt(a, "--prompt-pairs", &iv))
-      st = take_value(it, "--prompt-pairs", iv, &pairs, err);
-    else if (is_opt(a, "--layers", &iv))
-      st = take_value(it, "--layers", iv, &layers, err);
-    else if (is_opt(a, "--visualizations", &iv))
-      st = take_value(it, "--visualizations", iv, &c->visualizations, err);
-    else if (is_opt(a, "--format", &iv)) {
+    if (pf_cli_is_opt(a, "--model-path", &iv))
+      st = pf_cli_take_value(it, "--model-path", iv, &path, err);
+    else if (pf_cli_is_opt(a, "--prompt-pairs", &iv))
+      st = pf_cli_take_value(it, "--prompt-pairs", iv, &pairs, err);
+    else if (pf_cli_is_opt(a, "--layers", &iv))
+      st = pf_cli_take_value(it, "--layers", iv, &layers, err);
+    else if (pf_cli_is_opt(a, "--visualizations", &iv))
+      st = pf_cli_take_value(it, "--visualizations", iv, &c->visualizations, err);
+    else if (pf_cli_is_opt(a, "--format", &iv)) {
       static const char *const FORMATS[] = {"png", "svg", "pdf", NULL};
-      st = take_value(it, "--format", iv, &c->format, err);
-      if (!st) st = check_choice("--format", c->format, FORMATS, err);
-    } else if (is_opt(a, "--output-dir", &iv))
-      st = take_value(it, "--output-dir", iv, &c->output_dir, err);
-    else if (is_opt(a, "--json", &iv))
-      st = take_value(it, "--json", iv, &c->json_out, err);
+      st = pf_cli_take_value(it, "--format", iv, &c->format, err);
+      if (!st) st = pf_cli_check_choice("--format", c->format, FORMATS, err);
+    } else if (pf_cli_is_opt(a, "--output-dir", &iv))
+      st = pf_cli_take_value(it, "--output-dir", iv, &c->output_dir, err);
+    else if (pf_cli_is_opt(a, "--json", &iv))
+      st = pf_cli_take_value(it, "--json", iv, &c->json_out, err);
     else
       return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", a);
     if (st != PF_OK) return st;
@@ -561,7 +291,7 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   char buf[256];
   snprintf(buf, sizeof buf, "%s", c->visualizations);
   for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    pf_status st = check_choice("--visualizations", t, VIS, err);
+    pf_status st = pf_cli_check_choice("--visualizations", t, VIS, err);
     if (st) return st;
   }
   if (*c->visualizations && !c->output_dir)
@@ -577,7 +307,7 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   if (!strcmp(layers, "first_middle_last") || !strcmp(layers, "all")) {
     c->plot_layers = pf_value_str(layers);
   } else {
-    pf_status st = parse_indices(layers, &c->plot_layers, err);
+    pf_status st = pf_cli_parse_indices(layers, &c->plot_layers, err);
     if (st)
       return pf_err_set(err, PF_ERR_INVALID,
                         "--layers must be first_middle_last, all, or comma-separated "
@@ -600,8 +330,8 @@ static pf_status parse_recipe(opt_iter *it, pf_cli *c, pf_err *err) {
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
     if (common_flag(a, c)) continue;
-    if (is_opt(a, "--set", &iv)) {
-      pf_status st = take_value(it, "--set", iv, &v, err);
+    if (pf_cli_is_opt(a, "--set", &iv)) {
+      pf_status st = pf_cli_take_value(it, "--set", iv, &v, err);
       if (st != PF_OK) return st;
       if (!strchr(v, '=') || v[0] == '=')
         return pf_err_set(err, PF_ERR_INVALID, "--set expects key=value, got '%s'", v);
@@ -650,7 +380,7 @@ static pf_status take_globals(int *argc, char ***argv, pf_cli *c, pf_err *err) {
       continue;
     }
     for (int j = 0; k < 0 && i > 0 && !lua && j < 3; j++)
-      if (is_opt(a, names[j], &iv)) k = j;
+      if (pf_cli_is_opt(a, names[j], &iv)) k = j;
     if (k >= 0) {
       if (!iv && i + 1 >= *argc)
         return pf_err_set(err, PF_ERR_INVALID, "Option '%s' requires an argument.", names[k]);
@@ -726,7 +456,7 @@ static pf_status parse_command(int argc, char **argv, pf_cli *c, pf_err *err) {
   }
   if (!strcmp(cmd, "prune")) {
     c->kind = PF_CLI_PRUNE;
-    return parse_prune(&it, c, err);
+    return pf_cli_parse_prune(&it, c, err);
   }
   if (!strcmp(cmd, "analyze")) {
     c->kind = PF_CLI_ANALYZE;
@@ -818,7 +548,7 @@ void pf_cli_words(const pf_cli *c, pf_err *err) {
     return;
   const char *flag = NULL;
   if (c->kind == PF_CLI_PRUNE)
-    flag = flag_for(CALIB_OPTS, sizeof CALIB_OPTS / sizeof *CALIB_OPTS, name);
+    flag = flag_for(pf_cli_calib_opts, pf_cli_n_calib_opts, name);
   else if (c->kind == PF_CLI_BENCH)
     flag = flag_for(BENCH_OPTS, sizeof BENCH_OPTS / sizeof *BENCH_OPTS, name);
   else if (c->kind == PF_CLI_GENERATE)

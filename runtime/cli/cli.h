@@ -30,14 +30,14 @@ typedef enum pf_cli_kind {
 
 typedef struct pf_cli {
   pf_cli_kind kind;
-  const char *topic;      /* help topic ("prune", ...) or NULL; op name for ops */
+  const char *topic;       /* help topic ("prune", ...) or NULL; op name for ops */
   const char *usage_topic; /* the help topic of the command given ("eval", "recipe"), or NULL */
-  int quiet;              /* --quiet: no progress, no info lines */
-  int dry_run;            /* --dry-run */
-  int json;               /* analyze --json */
-  const char *file;       /* recipe or script path */
-  const char *stats_json; /* prune --stats-json FILE */
-  const char **sets;      /* recipe --set values (pointers into argv) */
+  int quiet;               /* --quiet: no progress, no info lines */
+  int dry_run;             /* --dry-run */
+  int json;                /* analyze --json */
+  const char *file;        /* recipe or script path */
+  const char *stats_json;  /* prune --stats-json FILE */
+  const char **sets;       /* recipe --set values (pointers into argv) */
   size_t n_sets;
   int script_argc; /* Lua: args after the script name */
   char **script_argv;

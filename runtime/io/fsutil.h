@@ -46,6 +46,8 @@ char *pf_missing_parent(const char *path);
 void pf_remove_empty_parents(const char *path, const char *top);
 /* rm -rf (does not follow symlinks); missing path is OK. */
 pf_status pf_remove_tree(const char *path, pf_err *err);
+/* The same, async-signal-safe (system calls and stack buffers only): 0 or errno. */
+int pf_remove_tree_raw(const char *path);
 /* Where unlinked scratch files go: $PFRUN_SCRATCH, else $TMPDIR, else /var/tmp. */
 const char *pf_scratch_dir(void);
 /* Bytes of a "Key:  N kB" line of a /proc file (e.g. "/proc/meminfo",

@@ -212,6 +212,7 @@ static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
  * waiting for it in a collective step); one process: nothing to do. */
 static void stop_all_ranks(int rc) {
   if (pf_dist_size() < 2) return;
+  g_stop_msg[0] = '\0'; /* the launcher's signal then stops a rank that said why */
   fflush(NULL);
   pf_cleanup_temps();
   pf_dist_abort(rc);
@@ -224,6 +225,11 @@ static int fail(const pf_err *given) {
   if (g_cli) pf_cli_words(g_cli, &words);
   const pf_err *err = &words;
   char who[48] = ""; /* MPI: which rank failed */
+  if (pf_dist_size() > 1 && pf_dist_error_shared(err->msg)) {
+    /* every rank has this error at the same point: rank 0 says it, all stop */
+    if (pf_dist_writer()) fprintf(stderr, "pfrun: error: %s\n", err->msg);
+    return 1;
+  }
   if (pf_dist_size() > 1)
     snprintf(who, sizeof who, "rank %d of %d: ", pf_dist_rank(), pf_dist_size());
   /* under a memory cap, an allocation failure is the cap: say so (one line) */

@@ -104,6 +104,16 @@ static pf_status run_all(nb_state *s, const pf_prompt_pairs *pp, pf_err *err) {
   if (!st) st = pf_neuron_acc_new(&s->acc, err);
   for (size_t i = 0; !st && i < pp->n; i++)
     if ((st = encode_pair(s, &pp->items[i], &d[i], err))) pf_err_prefix(err, "pair %zu", i + 1);
+  if (!st && s->fwd && pf_dist_size() > 1) { /* every rank the same model and prompts */
+    pf_sha256 h;
+    pf_sha256_init(&h);
+    for (size_t i = 0; i < pp->n; i++)
+      for (int k = 0; k < 2; k++) {
+        pf_sha256_update(&h, &d[i].n[k], sizeof d[i].n[k]);
+        pf_sha256_update(&h, d[i].ids[k], d[i].n[k] * sizeof(int32_t));
+      }
+    st = pf_forward_check_ranks(s->m, &h, "the model or the prompts", err);
+  }
   /* MPI: each rank its share of the pairs, then the accumulators folded */
   int64_t lo = 0, hi = (int64_t)pp->n;
   if (s->fwd) pf_dist_range((int64_t)pp->n, &lo, &hi);

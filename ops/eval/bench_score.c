@@ -283,6 +283,21 @@ pf_status pf_bench_score(const pf_model *m, const pf_bench_req *reqs, const int6
     pf_bench_scores_free(out);
     return pf_err_set(err, PF_ERR_NOMEM, "benchmark: out of memory");
   }
+  if (pf_dist_size() > 1) { /* every rank the same model and requests */
+    pf_sha256 h;
+    pf_sha256_init(&h);
+    pf_sha256_update(&h, first, (size_t)(ndocs + 1) * sizeof *first);
+    for (int64_t r = 0; r < R; r++) {
+      const int64_t dims[4] = {reqs[r].n, reqs[r].nctx, reqs[r].ncont, reqs[r].start};
+      pf_sha256_update(&h, dims, sizeof dims);
+      pf_sha256_update(&h, reqs[r].tok, (size_t)reqs[r].n * sizeof(int32_t));
+    }
+    pf_status st = pf_forward_check_ranks(m, &h, "the model or the benchmark data", err);
+    if (st) {
+      pf_bench_scores_free(out);
+      return st;
+    }
+  }
   int64_t lo = 0, hi = ndocs;
   pf_dist_range(ndocs, &lo, &hi);
   info->docs_here = hi - lo;

@@ -170,10 +170,17 @@ static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value
     if (!st && !(path = cache_path(cache, key)))
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     if (!st) cached = (r = cache_read(path, key)) != NULL;
+    /* MPI: a hit on some ranks only (node-local cache folders) and the others would
+     * wait in the pass for ranks that never come: all hit, or all compute */
+    if (!st && !pf_dist_all(cached)) {
+      pf_value_release(r);
+      r = NULL;
+      cached = 0;
+    }
   }
   if (!st && !r) st = compute(m, ds, idx, n, ctx, &r, err);
   if (!st && !dry && cache) st = pf_map_set_str(r, "cache_key", key);
-  /* MPI: rank 0 alone writes (every rank read the cache before the pass) */
+  /* MPI: rank 0 alone writes */
   if (!st && !dry && cache && !cached && pf_dist_writer()) st = cache_write(cache, path, r, err);
   if (!st) st = pf_map_set_bool(r, "cached", cached);
   if (!st) {

@@ -196,6 +196,7 @@ static pf_status reconstruct(const pf_model *base, const pf_model *pruned, const
       C = malloc(sizeof(double) * (size_t)(I * I));
       if (!C) st = pf_err_set(err, PF_ERR_NOMEM, "layer %lld: out of memory for C", (long long)l);
       hit = !st && pf_cov_cache_read(path, I, C, &s.tokens);
+      hit = pf_dist_all(hit); /* MPI: every rank reads the layer from its cache, or none */
       if (hit) st = solve_layer(&s, l, C, err);
     } else if (cache) {
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");

@@ -2,16 +2,21 @@
  * same order (the ops are run in the same order on every rank). */
 #include "dist.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef PF_HAVE_MPI
 #include <mpi.h>
 #include <pthread.h>
-#include <stdio.h>
 #endif
 
 static int g_rank = 0, g_size = 1, g_on = 0;
+static char g_shared_msg[PF_ERR_MSG_MAX]; /* the last error pf_dist_same gave every rank */
+
+int pf_dist_error_shared(const char *msg) {
+  return g_shared_msg[0] && msg && strstr(msg, g_shared_msg) != NULL;
+}
 
 int pf_dist_rank(void) {
   return g_rank;
@@ -239,6 +244,54 @@ SUM_IMPL(pf_dist_sum_f32, float, MPI_FLOAT)
 SUM_IMPL(pf_dist_sum_f64, double, MPI_DOUBLE)
 SUM_IMPL(pf_dist_sum_i64, int64_t, MPI_INT64_T)
 
+int pf_dist_all(int v) {
+  pf_err err = {0};
+  int all = v != 0;
+  if (g_on && g_size > 1 && init_wait(&err) == PF_OK) {
+    const int mine = v != 0;
+    if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) all = 0;
+  }
+  return all;
+}
+
+/* Rank 0's digest to every rank; each says whether its own is the same; every
+ * rank learns which differ and words the same message. */
+pf_status pf_dist_same(const uint8_t digest[32], const char *what, pf_err *err) {
+  if (!g_on || g_size < 2) return PF_OK;
+  pf_status st = init_wait(err);
+  if (st != PF_OK) return st;
+  uint8_t root[32];
+  memcpy(root, digest, sizeof root);
+  int rc = MPI_Bcast(root, 32, MPI_BYTE, 0, MPI_COMM_WORLD);
+  if (rc != MPI_SUCCESS) return mpi_err(err, rc, "broadcast");
+  const int same = memcmp(root, digest, sizeof root) == 0;
+  int *all = malloc(sizeof *all * (size_t)g_size), ok = all != NULL, all_ok = 0;
+  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (!all_ok) {
+    free(all);
+    return pf_err_set(err, PF_ERR_NOMEM, "MPI: a rank is out of memory");
+  }
+  if ((rc = MPI_Allgather(&same, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD)) != MPI_SUCCESS) {
+    free(all);
+    return mpi_err(err, rc, "allgather");
+  }
+  char list[160] = "";
+  size_t o = 0;
+  int n_diff = 0;
+  for (int r = 1; r < g_size; r++) {
+    if (all[r]) continue;
+    if (n_diff++ < 8 && o < sizeof list)
+      o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", o ? ", " : "", r);
+  }
+  free(all);
+  if (!n_diff) return PF_OK;
+  snprintf(g_shared_msg, sizeof g_shared_msg,
+           "%s differ between the ranks: rank%s %s%s read other inputs than rank 0 (every rank "
+           "must read the same model and data files, e.g. from a shared file system)",
+           what, n_diff > 1 ? "s" : "", list, n_diff > 8 ? ", ..." : "");
+  return pf_err_set(err, PF_ERR_INVALID, "%s", g_shared_msg);
+}
+
 pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
   if (!g_on || g_size < 2 || len == 0) return PF_OK;
   pf_status st = init_wait(err);
@@ -282,6 +335,13 @@ pf_status pf_dist_sum_i64(int64_t *buf, int64_t n, pf_err *err) {
 }
 pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
   (void)buf, (void)len, (void)root, (void)err;
+  return PF_OK;
+}
+int pf_dist_all(int v) {
+  return v != 0;
+}
+pf_status pf_dist_same(const uint8_t digest[32], const char *what, pf_err *err) {
+  (void)digest, (void)what, (void)err;
   return PF_OK;
 }
 

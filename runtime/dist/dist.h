@@ -64,6 +64,17 @@ typedef pf_status (*pf_dist_tensor_fn)(void *ud, int dtype, int ndim, const int6
 pf_status pf_dist_allgather_list(const struct pf_value *mine, pf_dist_tensor_fn alloc, void *ud,
                                  struct pf_value **all, pf_err *err);
 
+/* 1 when v is nonzero on every rank (v itself with one rank). */
+int pf_dist_all(int v);
+
+/* Every rank holds the same digest (of its inputs, say): PF_OK, else on every
+ * rank the same PF_ERR_INVALID "<what> differ between the ranks: rank 1 has
+ * other ... than rank 0" (then pf_dist_error_shared says so). One rank: PF_OK. */
+pf_status pf_dist_same(const uint8_t digest[32], const char *what, pf_err *err);
+/* 1 when msg holds the error pf_dist_same gave every rank: one rank (0) need
+ * print it, and no rank need stop the others (they all stop with it). */
+int pf_dist_error_shared(const char *msg);
+
 /* Wait for every rank. */
 void pf_dist_barrier(void);
 /* Wait until MPI has finished starting (it may start in a helper thread: see

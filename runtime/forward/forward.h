@@ -15,6 +15,7 @@
 #ifndef PF_FORWARD_H
 #define PF_FORWARD_H
 
+#include "hash.h"
 #include "model.h"
 
 typedef enum pf_tap_point {
@@ -187,6 +188,16 @@ int64_t pf_forward_shared_layers(const pf_forward *a, const pf_forward *b, int b
  * weights fit in three quarters of the memory budget (ctx->memory_budget, else
  * MemAvailable), the share a pass keeps its weights in memory with. */
 int pf_forward_bytes_affordable(const pf_model *a, const pf_model *b, const pf_ctx *ctx);
+
+/* MPI (more than one rank): before work is split between the ranks, check that
+ * every rank runs the same model (config, each weight's name, dtype, shape and a
+ * sample of its values) on the same input, which the caller has fed into h
+ * (pf_batch_hash for batches). On a difference every rank gets the same error,
+ * "<what> differ between the ranks: ..." (dist.h, pf_dist_same). Call on every
+ * rank at the same point. One rank: PF_OK at once, h unused. pf_forward_pass
+ * calls it for split passes. */
+pf_status pf_forward_check_ranks(const pf_model *m, pf_sha256 *h, const char *what, pf_err *err);
+void pf_batch_hash(pf_sha256 *h, const pf_batch *b);
 
 /* Run the pass. Callbacks fire on the calling thread; finals in batch order,
  * after every layer of that batch. Errors as pf_forward_run, prefixed "batch

@@ -436,6 +436,14 @@ pf_status pf_forward_pass(pf_forward *f, const pf_pass *p, pf_pass_info *info, c
   for (i = 0; !s && i < p->n; i++)
     s = pf_fwd_begin_batch(f, &p->batches[i], err);
   if (s) return i ? pf_err_prefix(err, "batch %lld", (long long)(i - 1)) : s;
+  if (p->split && pf_dist_size() > 1) { /* before any return that depends on the input */
+    pf_sha256 h;
+    pf_sha256_init(&h);
+    pf_sha256_update(&h, &p->n, sizeof p->n);
+    for (i = 0; i < p->n; i++)
+      pf_batch_hash(&h, &p->batches[i]);
+    if ((s = pf_forward_check_ranks(f->m, &h, "the model or the data", err))) return s;
+  }
   const int64_t n_run = pf_fwd_layers_needed(f, p->taps, p->final_fn != NULL);
   if (p->n == 0 || (n_run == 0 && !p->final_fn)) return PF_OK;
   int64_t lo = 0, hi = p->n;

@@ -224,5 +224,42 @@ check "environment and MPI disagree: non-zero exit, not a timeout" test "$RC" -n
 expect_in "environment and MPI disagree: both numbers" "environment said rank 0 of 2, MPI says rank 0 of 1"
 check "environment and MPI disagree: nothing written" test ! -e "$WORK/half.json"
 
+# ranks that read different inputs (node-local copies that differ: here each rank is
+# given its own file or model) are stopped before the work with one message, by
+# rank 0; before, the sums mixed both (exit 0) or the exchange failed after rank 0
+# had written garbage
+MPMD=(mpirun --oversubscribe)
+[ -n "${ASAN_OPTIONS:-}" ] && MPMD+=(-x ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0")
+head -n 3 "$CALIB" >calib_a.jsonl
+tail -n 3 "$CALIB" >calib_b.jsonl
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" importance --model-path $M --data calib_a.jsonl \
+  --json "$WORK/mixed.json" : -np 1 "$PFRUN" importance --model-path $M --data calib_b.jsonl \
+  --json "$WORK/mixed.json" 2>&1); RC=$?
+check "other data on rank 1: non-zero exit, not a timeout" test "$RC" -ne 0 -a "$RC" -ne 124
+expect_in "other data on rank 1: the reason" "differ between the ranks: rank 1 read other inputs"
+check "other data on rank 1: said once" test "$(grep -c 'differ between the ranks' <<<"$OUT")" -eq 1
+check "other data on rank 1: no rank says it was stopped by the launcher" test "$(grep -c "stopped by the MPI launcher" <<<"$OUT")" -eq 0
+check "other data on rank 1: nothing written" test ! -e "$WORK/mixed.json"
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" bench --model-path $M --tasks "$BT" --json "$WORK/mixed_b.json" \
+  : -np 1 "$PFRUN" bench --model-path synthetic:llama-small@4 --tasks "$BT" --json "$WORK/mixed_b.json" 2>&1); RC=$?
+check "other weights on rank 1 (bench): non-zero exit, not a timeout" test "$RC" -ne 0 -a "$RC" -ne 124
+expect_in "other weights on rank 1 (bench): the reason" "the model or the benchmark data differ between the ranks"
+check "other weights on rank 1 (bench): nothing written" test ! -e "$WORK/mixed_b.json"
+
+# a calibration cache that rank 0 finds and rank 1 does not (node-local cache folders):
+# all ranks compute, the same checkpoint as one process; before, rank 1 waited forever
+PR=(prune --model-path $M --pruning-percentage 30 --calibration-data "$CALIB" --batch-size 1 --quiet)
+"$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_a" --output-path "$WORK/hit1" >/dev/null 2>&1
+timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_a" --output-path "$WORK/hit2" \
+  : -np 1 "$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_b" --output-path "$WORK/hit2" >/dev/null 2>&1; RC=$?
+check "cache hit on rank 0 only: exit 0, no hang" test "$RC" -eq 0
+check "cache hit on rank 0 only: the checkpoint of one process" cmp -s "$WORK/hit1/model.safetensors" "$WORK/hit2/model.safetensors"
+"$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_a" --output-path "$WORK/rhit1" >/dev/null 2>&1
+timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_a" \
+  --output-path "$WORK/rhit2" : -np 1 "$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_c" \
+  --output-path "$WORK/rhit2" >/dev/null 2>&1; RC=$?
+check "covariance cache on rank 0 only: exit 0, no hang" test "$RC" -eq 0
+check "covariance cache on rank 0 only: a checkpoint" test -s "$WORK/rhit2/model.safetensors"
+
 echo "mpi: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -479,7 +479,7 @@ static int cmd_generate(pf_cli *c, const pf_ctx *ctx) {
               (long long)pf_map_int(res, "generated_tokens", 0),
               pf_map_num(res, "decode_tokens_per_second", 0),
               pf_map_num(res, "prefill_seconds", 0));
-    if (unknown > 0)
+    if (unknown > 0 && !c->quiet)
       fprintf(stderr,
               "pfrun: warning: %lld generated ids have no token in the tokenizer (the model's "
               "vocabulary is larger); they are left out of the text\n",
@@ -677,6 +677,7 @@ int main(int argc, char **argv) {
     pf_cli_free(&c);
     return 2;
   }
+  if (!pf_dist_writer()) c.quiet = 1; /* MPI: rank 0 alone prints (errors aside) */
   /* BLIS reads its architecture from the environment when it initialises:
    * choose it now, before any thread starts (see kernels.h). A failure here is
    * reported by the first op that needs the kernels. */

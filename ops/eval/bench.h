@@ -107,9 +107,10 @@ typedef struct pf_bench_run_opts {
 
 typedef struct pf_bench_run_info {
   int cached;             /* the KV-cache path ran (for docs_cached documents) */
+  /* counts over every rank (MPI) */
   int64_t docs_cached;    /* documents scored from a shared-context cache; the rest in passes */
-  int64_t docs_here;      /* documents this rank scored */
-  int64_t forward_tokens; /* tokens this rank ran through the model */
+  int64_t docs_here;      /* documents scored */
+  int64_t forward_tokens; /* tokens run through the model */
   pf_pass_info pass;      /* the uncached path's pass */
 } pf_bench_run_info;
 

@@ -330,6 +330,11 @@ pf_status pf_bench_score(const pf_model *m, const pf_bench_req *reqs, const int6
                     err);
   free(rest);
   pf_forward_free(f);
+  if (!st && pf_dist_size() > 1) { /* the counts of the whole run, not rank 0's share */
+    int64_t n[3] = {info->docs_cached, info->docs_here, info->forward_tokens};
+    if (!(st = pf_dist_sum_i64(n, 3, err)))
+      info->docs_cached = n[0], info->docs_here = n[1], info->forward_tokens = n[2];
+  }
   info->cached = info->docs_cached > 0;
   if (!st && pf_dist_size() > 1) {
     double *g = malloc((size_t)(R ? R : 1) * sizeof *g);

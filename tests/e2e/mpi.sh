@@ -224,6 +224,17 @@ check "environment and MPI disagree: non-zero exit, not a timeout" test "$RC" -n
 expect_in "environment and MPI disagree: both numbers" "environment said rank 0 of 2, MPI says rank 0 of 1"
 check "environment and MPI disagree: nothing written" test ! -e "$WORK/half.json"
 
+# rank 0 prints the counts of the whole run (not its share), and rank 1 prints nothing
+"$PFRUN" bench --model-path $M --tasks "$BT" 2>&1 | grep 'tokens through' | sed 's/ in [0-9.]* s//' >cnt1.txt
+"${MPI[@]}" --tag-output "$PFRUN" bench --model-path $M --tasks "$BT" >cnt_all.txt 2>&1
+grep 'tokens through' cnt_all.txt | sed 's/^\[1,0\]<stderr>://; s/ in [0-9.]* s//' >cnt2.txt
+check "bench counts: 2 ranks = 1 process" cmp -s cnt1.txt cnt2.txt
+check "bench counts: lines were printed" test -s cnt1.txt
+check "bench: rank 1 prints nothing" test "$(grep -c '^\[1,1\]' cnt_all.txt)" -eq 0
+"${MPI[@]}" --tag-output "$PFRUN" generate --model-path $M --prompt "Once" --max-new-tokens 4 >gen_all.txt 2>&1
+check "generate: rank 1 prints nothing" test "$(grep -c '^\[1,1\]' gen_all.txt)" -eq 0
+check "generate: rank 0 printed" grep -q '^\[1,0\]' gen_all.txt
+
 # ranks that read different inputs (node-local copies that differ: here each rank is
 # given its own file or model) are stopped before the work with one message, by
 # rank 0; before, the sums mixed both (exit 0) or the exchange failed after rank 0

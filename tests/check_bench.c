@@ -232,6 +232,7 @@ START_TEST(test_pyrandom_and_stderr) {
   ck_assert_double_eq_tol(pf_bench_perplexity_stderr(ll, 7, 1500), 3.832801982975076, 1e-12);
   ck_assert_double_eq_tol(pf_bench_perplexity_stderr(ll, 7, 10), 4.661341222285307, 1e-12);
   ck_assert(isnan(pf_bench_perplexity_stderr(ll, 7, 0)));
+  ck_assert(isnan(pf_bench_perplexity_stderr(ll, 1, 1000))); /* one document: N/A */
   const double acc[] = {1, 0, 1, 1, 0, 0, 0, 1, 1, 1};
   ck_assert_double_eq_tol(pf_bench_mean_stderr(acc, 10), 0.16329931618554522, 1e-15);
   ck_assert(isnan(pf_bench_mean_stderr(acc, 1)));
@@ -240,6 +241,44 @@ END_TEST
 
 /* The request rules on the synthetic tokenizer: whitespace moves, the empty
  * context's prefix token, truncation. */
+/* lm-eval's "N/A" (null here): every stderr with bootstrap_iters 0, and the
+ * perplexity stderr of a single document */
+static const pf_value *task_of(const pf_value *r, const char *name) {
+  return pf_map_get(pf_map_get(r, "tasks"), name);
+}
+
+START_TEST(test_stderr_na) {
+  char *dir = pf_test_synth("llama-tiny", 11, NULL);
+  pf_model *m = pf_test_load(dir);
+  pf_value *p = pf_value_map();
+  pf_map_set(p, "model", pf_value_model(m));
+  pf_map_set_str(p, "tasks", tiny_tasks());
+  pf_map_set_int(p, "bootstrap_iters", 0);
+  pf_err err = {0};
+  pf_value *r = NULL;
+  ck_assert_msg(pf_op_run("benchmark", p, &r, NULL, &err) == PF_OK, "%s", err.msg);
+  const char *keys[][2] = {{"tiny_mc", "acc_stderr"},
+                           {"tiny_mc", "acc_norm_stderr"},
+                           {"tiny_cloze", "acc_stderr"},
+                           {"tiny_cloze", "perplexity_stderr"}};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    const pf_value *v = pf_map_get(task_of(r, keys[i][0]), keys[i][1]);
+    ck_assert_msg(v && v->type == PF_V_NULL, "%s %s: expected null", keys[i][0], keys[i][1]);
+  }
+  ck_assert(pf_map_get(task_of(r, "tiny_mc"), "acc")->type == PF_V_NUM);
+  pf_value_release(r);
+  pf_map_set_int(p, "bootstrap_iters", 1000);
+  pf_map_set_int(p, "limit", 1);
+  ck_assert_msg(pf_op_run("benchmark", p, &r, NULL, &err) == PF_OK, "%s", err.msg);
+  const pf_value *v = pf_map_get(task_of(r, "tiny_cloze"), "perplexity_stderr");
+  ck_assert_msg(v && v->type == PF_V_NULL, "one document: perplexity_stderr not null");
+  pf_value_release(r);
+  pf_value_release(p);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 START_TEST(test_encode_rules) {
   char *dir = pf_test_synth("llama-tiny", 11, NULL);
   pf_tokenizer *tok = NULL;
@@ -343,6 +382,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_pyrandom_and_stderr);
   tcase_add_test(tc, test_encode_rules);
+  tcase_add_test(tc, test_stderr_na);
   tcase_add_test(tc, test_synth_tiny_tasks);
   tcase_add_test(tc, test_synth_shared_truncated);
   tcase_add_test(tc, test_stories_shared);

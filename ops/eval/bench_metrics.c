@@ -98,7 +98,7 @@ double pf_bench_mean_stderr(const double *x, int64_t n) {
 }
 
 double pf_bench_perplexity_stderr(const double *ll, int64_t n, int64_t iters) {
-  if (iters < 1 || n < 1) return NAN;
+  if (iters < 1 || n < 2) return NAN; /* lm-eval: "N/A" for a single document */
   const int64_t chunk = iters < 1000 ? iters : 1000, chunks = iters / chunk;
   double *res = malloc((size_t)(chunks * chunk) * sizeof *res);
   if (!res) return NAN;
@@ -216,9 +216,13 @@ pf_status pf_bench_task_result(const pf_bench_task *t, const pf_bench_docs *d,
   }
   if (st) goto done;
   pf_map_set_int(m, "n", n);
+  /* lm-eval's stderr_for_metric: no stderr function at all when bootstrap_iters <= 0,
+   * for the closed-form means too ("N/A", here null) */
+  const int se = bootstrap_iters > 0;
   if (t->metrics & PF_BENCH_ACC)
-    put_metric(m, "acc", n ? mean_of(acc, n) : NAN, pf_bench_mean_stderr(acc, n));
-  if (norm) put_metric(m, "acc_norm", n ? mean_of(accn, n) : NAN, pf_bench_mean_stderr(accn, n));
+    put_metric(m, "acc", n ? mean_of(acc, n) : NAN, se ? pf_bench_mean_stderr(acc, n) : NAN);
+  if (norm)
+    put_metric(m, "acc_norm", n ? mean_of(accn, n) : NAN, se ? pf_bench_mean_stderr(accn, n) : NAN);
   if ((t->metrics & PF_BENCH_PERPLEXITY) && t->type == PF_BENCH_CLOZE)
     put_metric(m, "perplexity", n ? exp(-mean_of(lls, n)) : NAN,
                pf_bench_perplexity_stderr(lls, n, bootstrap_iters));

@@ -47,7 +47,8 @@ static const pf_param_spec benchmark_params[] = {
      "per document: id, per-choice log-likelihoods and greedy flags; multiple choice also "
      "pred, pred_norm (not partial-context tasks) and gold"},
     {"bootstrap_iters", PF_P_INT, 0, "100000", NULL, 0, 1e8,
-     "resamples for the perplexity stderr (lm-eval's default; 0 = no stderr)"},
+     "resamples for the perplexity stderr (lm-eval's default); 0 = no stderr for any "
+     "metric (null), as lm-eval's N/A"},
     {"compare", PF_P_MODEL, 0, NULL, NULL, 0, 0,
      "a parent model: its results, each accuracy's difference with its stderr, and the "
      "agreement of both models' predictions"},

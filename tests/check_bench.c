@@ -279,6 +279,41 @@ START_TEST(test_stderr_na) {
 }
 END_TEST
 
+/* A definition's description is prepended to every context (lm-eval's
+ * `description`): the same log-likelihoods as contexts that start with it. */
+START_TEST(test_description) {
+  char *dir = pf_test_synth("llama-tiny", 11, NULL);
+  pf_model *m = pf_test_load(dir);
+  char *tmp = pf_test_tmpdir("bench_desc");
+  char a[4096], b[4096], y[4096], both[8200];
+  snprintf(a, sizeof a, "%s/with_desc.jsonl", tmp);
+  snprintf(b, sizeof b, "%s/in_context.jsonl", tmp);
+  pf_test_write(a,
+                "{\"context\": \"The cat\", \"choices\": [\"sat\", \"ran away\"], \"gold\": 0}\n");
+  pf_test_write(b, "{\"context\": \"Once upon a time. The cat\", \"choices\": [\"sat\", \"ran "
+                   "away\"], \"gold\": 0}\n");
+  snprintf(y, sizeof y, "%s/with_desc.yaml", tmp);
+  pf_test_write(y, "task: with_desc\noutput_type: multiple_choice\ncontext: context\n"
+                   "choices: choices\ngold: gold\ndescription: \"Once upon a time. \"\n");
+  snprintf(y, sizeof y, "%s/in_context.yaml", tmp);
+  pf_test_write(y, "task: in_context\noutput_type: multiple_choice\ncontext: context\n"
+                   "choices: choices\ngold: gold\n");
+  snprintf(both, sizeof both, "%s,%s", a, b);
+  pf_value *r = bench(m, both, NULL, "default", 0, 0, 1, PF_PASS_AUTO);
+  const pf_value *s1 = pf_map_get(pf_map_get(pf_map_get(r, "tasks"), "with_desc"), "samples");
+  const pf_value *s2 = pf_map_get(pf_map_get(pf_map_get(r, "tasks"), "in_context"), "samples");
+  const pf_value *l1 = pf_map_get(s1->u.list.items[0], "loglikelihoods");
+  const pf_value *l2 = pf_map_get(s2->u.list.items[0], "loglikelihoods");
+  for (size_t i = 0; i < 2; i++)
+    ck_assert_double_eq(l1->u.list.items[i]->u.n, l2->u.list.items[i]->u.n);
+  pf_value_release(r);
+  pf_test_rmtree(tmp);
+  free(tmp);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 START_TEST(test_encode_rules) {
   char *dir = pf_test_synth("llama-tiny", 11, NULL);
   pf_tokenizer *tok = NULL;
@@ -369,6 +404,45 @@ START_TEST(test_errors) {
   pf_test_write(tasks, "task: bad\noutput_type: multiple_choice\ncontext: context\n"
                        "choices: choices\ngold: gold\nmetrics: [acc, perplexity]\n");
   expect_fail(m, path, NULL, "metrics: expected acc, acc_norm");
+  pf_test_write(tasks, "task: bad\noutput_type: multiple_choice\ncontext: context\n"
+                       "choices: choices\ngold: gold\nmetrics: []\n");
+  expect_fail(m, path, NULL, "metrics: expected at least one of acc");
+  pf_test_write(tasks, "task: bad\noutput_type: multiple_choice\ncontext: context\n"
+                       "choices: choices\ngold: gold\n");
+  /* lines pfrun would read otherwise than Python's json.loads (or not at all) */
+  static const struct {
+    const char *line, *needle;
+  } lines[] = {
+      {"{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 0, \"gold\": 1}",
+       "bad.jsonl:1: duplicate key 'gold'"},
+      {"{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 1} xyz",
+       "bad.jsonl:1: text after the JSON object"},
+      {"{\"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 1, \"target_delimiter\": 5}",
+       "bad.jsonl:1: expected 'target_delimiter': a string"},
+      {"{\"context\": \"a\", \"choices\": [\"b\\u0000 c\", \"c\"], \"gold\": 1}",
+       "bad.jsonl:1: a \"\\u0000\" escape"},
+      {"{\"id\": \"x\xff\", \"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 1}",
+       "bad.jsonl:1: not valid UTF-8 at byte 9"},
+  };
+  for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+    pf_test_write(path, lines[i].line);
+    expect_fail(m, path, NULL, lines[i].needle);
+  }
+  /* one name twice: the results are keyed by name, one would be lost */
+  snprintf(path, sizeof path, "%s,%s", src("tests/golden/bench_tiny/tiny_mc.jsonl"),
+           src("tests/golden/bench_tiny/tiny_mc.jsonl"));
+  expect_fail(m, path, NULL, "tasks: 'tiny_mc' is given twice");
+  {
+    pf_value *p = pf_value_map();
+    pf_map_set(p, "model", pf_value_model(m));
+    pf_map_set_str(p, "tasks", src("tests/golden/bench_tiny/tiny_mc.jsonl"));
+    pf_map_set_int(p, "max_length", m->config.max_position_embeddings + 1);
+    pf_err err = {0};
+    pf_value *out = NULL;
+    ck_assert(pf_op_run("benchmark", p, &out, NULL, &err) != PF_OK);
+    ck_assert_msg(strstr(err.msg, "above the model's context"), "got: %s", err.msg);
+    pf_value_release(p);
+  }
   pf_model_release(m);
   pf_test_rmtree(tmp);
   free(tmp);
@@ -383,6 +457,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_pyrandom_and_stderr);
   tcase_add_test(tc, test_encode_rules);
   tcase_add_test(tc, test_stderr_na);
+  tcase_add_test(tc, test_description);
   tcase_add_test(tc, test_synth_tiny_tasks);
   tcase_add_test(tc, test_synth_shared_truncated);
   tcase_add_test(tc, test_stories_shared);

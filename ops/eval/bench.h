@@ -40,6 +40,7 @@ typedef struct pf_bench_task {
   pf_bench_type type;
   char *context, *choices, *gold, *contexts, *continuation; /* JSON keys (NULL: unused) */
   char *delimiter;                                          /* default target delimiter */
+  char *description; /* prepended to every context (lm-eval's `description`; "" by default) */
   unsigned metrics;                                         /* PF_BENCH_* bits */
 } pf_bench_task;
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "json.h"
 #include "fsutil.h"
 #include "recipe.h"
 
@@ -31,8 +32,8 @@ const char *pf_bench_builtin_name(size_t i) {
 
 void pf_bench_task_free(pf_bench_task *t) {
   if (!t) return;
-  char **s[] = {&t->name, &t->definition, &t->data,         &t->context,  &t->choices,
-                &t->gold, &t->contexts,   &t->continuation, &t->delimiter};
+  char **s[] = {&t->name, &t->definition, &t->data,         &t->context,   &t->choices,
+                &t->gold, &t->contexts,   &t->continuation, &t->delimiter, &t->description};
   for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
     free(*s[i]);
     *s[i] = NULL;
@@ -58,6 +59,11 @@ static pf_status parse_metrics(const char *name, const pf_value *list, pf_bench_
   }
   if (list->type != PF_V_LIST)
     return pf_err_set(err, PF_ERR_INVALID, "%s: metrics: expected a list such as [acc, acc_norm]",
+                      name);
+  if (list->u.list.len == 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: metrics: expected at least one of acc, acc_norm, perplexity (leave "
+                      "the key out for the task type's defaults)",
                       name);
   for (size_t i = 0; i < list->u.list.len; i++) {
     const pf_value *e = list->u.list.items[i];
@@ -136,13 +142,19 @@ pf_status pf_bench_task_parse(const char *name, const char *text, size_t len, pf
     goto done;
   }
   out->delimiter = strdup(dl ? dl->u.s : out->type == PF_BENCH_CLOZE ? "" : " ");
+  const pf_value *desc = pf_map_get(v, "description");
+  if (desc && desc->type != PF_V_STR) {
+    st = pf_err_set(err, PF_ERR_INVALID, "%s: description: expected a string", name);
+    goto done;
+  }
+  out->description = strdup(desc ? desc->u.s : "");
   const char *data = pf_map_str(v, "data", NULL);
   if (data)
     out->data = strdup(data);
   else if ((out->data = malloc(strlen(out->name) + 7)))
     sprintf(out->data, "%s.jsonl", out->name);
   out->definition = strdup(name);
-  if (!out->delimiter || !out->data || !out->definition) {
+  if (!out->delimiter || !out->description || !out->data || !out->definition) {
     st = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
     goto done;
   }
@@ -300,8 +312,14 @@ static const cJSON *str_list(const cJSON *o, const char *key) {
 /* One JSONL line into doc. Bare message on error (the caller adds file:line). */
 static pf_status read_doc(const pf_bench_task *t, const cJSON *o, int64_t index, pf_bench_doc *doc,
                           pf_err *err) {
+  for (const cJSON *a = o->child; a; a = a->next) /* json.loads keeps the last, cJSON the first */
+    for (const cJSON *b = a->next; b; b = b->next)
+      if (a->string && b->string && !strcmp(a->string, b->string))
+        return pf_err_set(err, PF_ERR_FORMAT, "duplicate key '%s'", a->string);
   const cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "target_delimiter");
-  const char *delim = cJSON_IsString(jd) ? jd->valuestring : t->delimiter;
+  if (jd && !cJSON_IsString(jd))
+    return pf_err_set(err, PF_ERR_FORMAT, "expected 'target_delimiter': a string");
+  const char *delim = jd ? jd->valuestring : t->delimiter;
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
   char fallback[64];
   snprintf(fallback, sizeof fallback, "%lld", (long long)index);
@@ -334,7 +352,7 @@ static pf_status read_doc(const pf_bench_task *t, const cJSON *o, int64_t index,
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, t->continuation);
     if (!cJSON_IsString(c))
       return pf_err_set(err, PF_ERR_FORMAT, "expected '%s': a string", t->continuation);
-    doc->ctx[0] = strdup(one->valuestring);
+    doc->ctx[0] = concat(t->description, one->valuestring);
     doc->cont[0] = concat(delim, c->valuestring);
     doc->norm_len[0] = code_points(c->valuestring);
     return doc->ctx[0] && doc->cont[0] ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
@@ -342,11 +360,11 @@ static pf_status read_doc(const pf_bench_task *t, const cJSON *o, int64_t index,
   int c = 0;
   for (const cJSON *e = list->child; e; e = e->next, c++) {
     if (t->type == PF_BENCH_MC) {
-      doc->ctx[c] = c ? doc->ctx[0] : strdup(one->valuestring);
+      doc->ctx[c] = c ? doc->ctx[0] : concat(t->description, one->valuestring);
       doc->cont[c] = concat(delim, e->valuestring);
       doc->norm_len[c] = code_points(e->valuestring);
     } else {
-      doc->ctx[c] = strdup(e->valuestring);
+      doc->ctx[c] = concat(t->description, e->valuestring);
       doc->cont[c] = concat(delim, one->valuestring);
       doc->norm_len[c] = code_points(one->valuestring);
     }
@@ -374,7 +392,25 @@ pf_status pf_bench_docs_read(const pf_bench_task *t, int64_t limit, pf_bench_doc
       p = stop + 1;
       continue;
     }
-    cJSON *o = cJSON_ParseWithLength(p, (size_t)(stop - p));
+    const size_t n = (size_t)(stop - p), bad = pf_utf8_invalid_at(p, n);
+    if (bad < n || pf_json_has_nul_escape(p, n)) {
+      st = bad < n ? pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: not valid UTF-8 at byte %zu", t->data,
+                                (long long)line_no, bad)
+                   : pf_err_set(err, PF_ERR_FORMAT,
+                                "%s:%lld: a \"\\u0000\" escape (NUL character) is not supported",
+                                t->data, (long long)line_no);
+      break;
+    }
+    const char *after = NULL;
+    cJSON *o = pf_json_parse(p, n, &after, 0, NULL);
+    while (o && after < stop && (*after == ' ' || *after == '\t' || *after == '\r'))
+      after++;
+    if (o && after < stop) {
+      st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: text after the JSON object", t->data,
+                      (long long)line_no);
+      cJSON_Delete(o);
+      break;
+    }
     if (!cJSON_IsObject(o)) {
       st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: expected a JSON object", t->data,
                       (long long)line_no);

@@ -45,7 +45,7 @@ static const pf_param_spec benchmark_params[] = {
     {"batch_size", PF_P_INT, 0, "8", NULL, 1, 65536, "requests per batch without the cache"},
     {"log_samples", PF_P_BOOL, 0, "false", NULL, 0, 0,
      "per document: id, per-choice log-likelihoods and greedy flags; multiple choice also "
-     "pred, pred_norm (not partial-context tasks) and gold"},
+     "pred, pred_norm (tasks with acc_norm) and gold"},
     {"bootstrap_iters", PF_P_INT, 0, "100000", NULL, 0, 1e8,
      "resamples for the perplexity stderr (lm-eval's default); 0 = no stderr for any "
      "metric (null), as lm-eval's N/A"},
@@ -169,6 +169,7 @@ static pf_status compare_task(const task_run *t, const pf_bench_scores *sm,
       a[d] -= b[d];
     }
     const char *key = norm ? "acc_norm" : "acc";
+    if (!pf_map_has(rm, key)) continue; /* a task without acc (perplexity only) */
     char k1[40], k2[40], k3[40];
     snprintf(k1, sizeof k1, "%s_diff", key);
     snprintf(k2, sizeof k2, "%s_diff_stderr", key);
@@ -227,6 +228,36 @@ static pf_status score_task(const pf_model *m, const task_run *t, const pf_value
   return PF_OK;
 }
 
+/* The parent is scored on the model's token ids: its tokenizer must give the same
+ * ids for every request (the vocabulary size alone says little: two tokenizers of
+ * 512 tokens can map them differently). */
+static pf_status same_tokens(const pf_model *parent, const task_run *runs, size_t ns,
+                             pf_bench_bos bos, int64_t max_length, pf_err *err) {
+  pf_tokenizer *tok = NULL;
+  pf_status st = pf_model_tokenizer(parent, &tok, err);
+  for (size_t i = 0; !st && i < ns; i++) {
+    const task_run *t = &runs[i];
+    int64_t r = 0;
+    for (int64_t d = 0; !st && d < t->docs.n; d++) {
+      const pf_bench_doc *doc = &t->docs.doc[d];
+      for (int c = 0; !st && c < doc->n; c++, r++) {
+        pf_bench_req q = {0};
+        st = pf_bench_encode(tok, bos, doc->ctx[c], doc->cont[c], max_length, &q, err);
+        if (!st && (q.n != t->reqs[r].n || q.nctx != t->reqs[r].nctx ||
+                    memcmp(q.tok, t->reqs[r].tok, (size_t)q.n * sizeof *q.tok)))
+          st = pf_err_set(err, PF_ERR_INVALID,
+                          "compare: the parent's tokenizer encodes %s document %s otherwise than "
+                          "the model's: the parent must share the model's tokenizer (e.g. the "
+                          "model it was pruned from)",
+                          t->def.name, doc->id);
+        pf_bench_req_free(&q);
+      }
+    }
+  }
+  pf_tokenizer_free(tok);
+  return st;
+}
+
 static pf_status benchmark_run(const pf_op *op, const pf_value *params, pf_value **out,
                                const pf_ctx *ctx, pf_err *err) {
   (void)op;
@@ -242,7 +273,19 @@ static pf_status benchmark_run(const pf_op *op, const pf_value *params, pf_value
                            : !strcmp(bos_s, "never") ? PF_BOS_NEVER
                                                      : PF_BOS_DEFAULT;
   int64_t max_length = pf_map_int(params, "max_length", 0);
-  if (max_length <= 0) max_length = m->config.max_position_embeddings;
+  const int64_t window = m->config.max_position_embeddings;
+  if (max_length > window) /* found now, not by the forward pass after other tasks ran */
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "max_length %lld: above the model's context (max_position_embeddings %lld)",
+                      (long long)max_length, (long long)window);
+  if (parent && (max_length > 0 ? max_length : window) > parent->config.max_position_embeddings)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "compare: the parent's context (max_position_embeddings %lld) is shorter "
+                      "than %lld tokens: give max_length %lld so that both score the same requests",
+                      (long long)parent->config.max_position_embeddings,
+                      (long long)(max_length > 0 ? max_length : window),
+                      (long long)parent->config.max_position_embeddings);
+  if (max_length <= 0) max_length = window;
   const char *data_dir = pf_map_str(params, "data_dir", NULL);
   if (!data_dir) data_dir = getenv("PFRUN_BENCH_DATA");
   char **specs = NULL;
@@ -263,7 +306,14 @@ static pf_status benchmark_run(const pf_op *op, const pf_value *params, pf_value
                                err);
     if (!st) st = pf_bench_docs_read(&t->def, pf_map_int(params, "limit", 0), &t->docs, err);
     if (!st) st = prepare(t, tok, bos, max_length, err);
+    for (size_t k = 0; !st && k < i; k++) /* results are keyed by name: one would be lost */
+      if (!strcmp(runs[k].def.name, t->def.name))
+        st = pf_err_set(err, PF_ERR_INVALID,
+                        "tasks: '%s' is given twice (%s and %s): each task once, or rename one "
+                        "definition's task",
+                        t->def.name, specs[k], specs[i]);
   }
+  if (!st && parent) st = same_tokens(parent, runs, ns, bos, max_length, err);
   double total_docs = 0, total_secs = 0;
   for (size_t i = 0; !st && i < ns; i++) {
     task_run *t = &runs[i];
@@ -348,7 +398,7 @@ const pf_op pf_op_benchmark = {
                "perplexity_stderr], requests, context_cache, seconds, examples_per_second, "
                "definition, data, [samples: [{id, loglikelihoods, is_greedy, pred, pred_norm, "
                "gold}]]}}, bos, max_length, examples_per_second, [parent: {tasks: {...}}, "
-               "comparison: {NAME: {acc_diff, acc_diff_stderr, agreement, [acc_norm_diff, "
+               "comparison: {NAME: {[acc_diff, acc_diff_stderr, agreement], [acc_norm_diff, "
                "acc_norm_diff_stderr, agreement_norm], [perplexity_diff]}}]}",
     .run = benchmark_run,
 };

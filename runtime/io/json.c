@@ -81,3 +81,52 @@ int pf_json_depth(const cJSON *v, int limit) {
   }
   return d + 1;
 }
+
+/* Byte offset of the first invalid UTF-8 sequence, or n if valid (RFC 3629:
+ * no overlongs, no surrogates, nothing above U+10FFFF). */
+size_t pf_utf8_invalid_at(const char *text, size_t n) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF)
+      k = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      k = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      k = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else
+      return i;
+    if (i + k >= n) return i;
+    if (s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t j = 2; j <= k; j++)
+      if (s[i + j] < 0x80 || s[i + j] > 0xBF) return i;
+    i += k + 1;
+  }
+  return n;
+}
+
+/* 1 if the JSON text holds a "\u0000" escape inside a string. */
+int pf_json_has_nul_escape(const char *s, size_t n) {
+  int in_str = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!in_str) {
+      in_str = s[i] == '"';
+    } else if (s[i] == '"') {
+      in_str = 0;
+    } else if (s[i] == '\\' && i + 1 < n) {
+      if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4)) return 1;
+      i++; /* skip the escaped character */
+    }
+  }
+  return 0;
+}

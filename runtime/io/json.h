@@ -40,6 +40,14 @@ int pf_json_set(cJSON *obj, const char *key, cJSON *v);
  * a file's nesting before anything recurses over it. */
 int pf_json_depth(const cJSON *v, int limit);
 
+/* Byte offset of the first invalid UTF-8 sequence of text[0, n), or n if it is
+ * valid (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). JSON
+ * text must be UTF-8; cJSON copies bytes into strings unchecked. */
+size_t pf_utf8_invalid_at(const char *text, size_t n);
+/* 1 if the JSON text holds a "\u0000" escape inside a string: cJSON keeps the
+ * NUL, and C strings end there, so the rest of that string would be lost. */
+int pf_json_has_nul_escape(const char *text, size_t n);
+
 /* Make cJSON allocate through the recording hooks now (pf_json_parse does it on
  * first use; a front end may call it at start-up, before anything uses cJSON). */
 void pf_json_init(void);

@@ -111,38 +111,6 @@ static int blank(const char *s, size_t n) {
   return 1;
 }
 
-/* Byte offset of the first invalid UTF-8 sequence, or n if valid (RFC 3629:
- * no overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_invalid_at(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    size_t k;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF)
-      k = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      k = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      k = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else
-      return i;
-    if (i + k >= n) return i;
-    if (s[i + 1] < lo || s[i + 1] > hi) return i;
-    for (size_t j = 2; j <= k; j++)
-      if (s[i + j] < 0x80 || s[i + j] > 0xBF) return i;
-    i += k + 1;
-  }
-  return n;
-}
-
 static const char *json_kind(const cJSON *v) {
   if (!v) return "no such field";
   if (cJSON_IsString(v)) return "a string";
@@ -152,22 +120,6 @@ static const char *json_kind(const cJSON *v) {
   if (cJSON_IsArray(v)) return "an array";
   if (cJSON_IsObject(v)) return "an object";
   return "an unknown value";
-}
-
-/* 1 if the JSON text holds a "\u0000" escape inside a string. */
-static int has_nul_escape(const char *s, size_t n) {
-  int in_str = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (!in_str) {
-      in_str = s[i] == '"';
-    } else if (s[i] == '"') {
-      in_str = 0;
-    } else if (s[i] == '\\' && i + 1 < n) {
-      if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4)) return 1;
-      i++; /* skip the escaped character */
-    }
-  }
-  return 0;
 }
 
 typedef struct sink {
@@ -208,12 +160,11 @@ static pf_status jsonl_line(reader *r, const char *field, sink *k, pf_err *err) 
   } else if (!cJSON_IsString(v)) {
     st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: expected a string field \"%s\", found %s", path,
                     ln, field, json_kind(v));
-  } else if (has_nul_escape(r->line, r->len)) {
+  } else if (pf_json_has_nul_escape(r->line, r->len)) {
     st = pf_err_set(err, PF_ERR_FORMAT,
                     "%s:%lld: a \"\\u0000\" escape (NUL character) is not supported", path, ln);
   } else {
-    size_t n = strlen(v->valuestring),
-           bad = utf8_invalid_at((const unsigned char *)v->valuestring, n);
+    size_t n = strlen(v->valuestring), bad = pf_utf8_invalid_at(v->valuestring, n);
     if (bad < n)
       st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: text is not valid UTF-8 at byte %zu", path, ln,
                       bad);
@@ -239,7 +190,7 @@ static pf_status read_jsonl(reader *r, const char *field, sink *k, pf_err *err) 
 /* A finished paragraph: check UTF-8 (naming the line of the bad byte), emit. */
 static pf_status paragraph(reader *r, sink *k, const char *p, size_t n, int64_t first,
                            pf_err *err) {
-  size_t bad = utf8_invalid_at((const unsigned char *)p, n);
+  size_t bad = pf_utf8_invalid_at(p, n);
   if (bad < n) {
     int64_t line = first;
     size_t col = bad;

@@ -51,6 +51,14 @@ if have_shared && [ -d "$SHARED/data/bench" ]; then
     "assert [d['tasks'][k]['n'] for k in ('arc_easy','winogrande','lambada_openai')]==[20,20,20]"
   PFRUN_BENCH_DATA="$SHARED/data/bench" expect_ok "bench with PFRUN_BENCH_DATA" bench \
     --model-path "$SHARED/models/stories260K" --tasks copa --limit 5
+  # a parent with another tokenizer of the same size (aidreams260K: 512 tokens, other
+  # merges) and a shorter context: refused before scoring, not scored on the model's ids
+  expect_fail "compare: the parent's shorter context" "give max_length 128" bench \
+    --model-path "$SHARED/models/stories260K" --compare "$SHARED/models/aidreams260K" \
+    --tasks arc_easy --data-dir "$SHARED/data/bench" --limit 5
+  expect_fail "compare: the parent's other tokenizer" "the parent must share the model's tokenizer" \
+    bench --model-path "$SHARED/models/stories260K" --compare "$SHARED/models/aidreams260K" \
+    --tasks arc_easy --data-dir "$SHARED/data/bench" --limit 5 --max-length 128
 else
   echo "SKIP bench.sh stories260K tasks: ../shared not found"
 fi

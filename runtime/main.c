@@ -694,7 +694,8 @@ int main(int argc, char **argv) {
                 .log = ui_log,
                 .user_data = &u,
                 .dry_run = c.dry_run,
-                .interrupt = &g_interrupt};
+                .interrupt = &g_interrupt,
+                .memory_cap = g_mem_cap};
   int pass_rc = setup_pass(&c, &ctx);
   if (pass_rc) {
     pf_cli_free(&c);

@@ -415,8 +415,7 @@ uint64_t pf_bias_capture_heap_bytes(void) {
 }
 
 void pf_bias_blocks_init(pf_bias_blocks *b, const pf_ctx *ctx) {
-  const uint64_t budget =
-      ctx && ctx->memory_budget ? ctx->memory_budget : pf_proc_kb("/proc/meminfo", "MemAvailable");
+  const uint64_t budget = pf_ctx_work_budget(ctx);
   *b = (pf_bias_blocks){.spill_after = pf_bias_spill_after ? pf_bias_spill_after
                                        : budget            ? budget / 4
                                                            : UINT64_MAX};

@@ -69,8 +69,7 @@ static uint64_t token_bytes(const pf_model *m, uint32_t mask) {
  * and dropped. d holds n pairs, the first of them pair number first + 1. A chunk's activations stay
  * under an eighth of the memory budget. */
 static pf_status run_pairs(nb_state *s, nb_pair *d, size_t n, size_t first, pf_err *err) {
-  uint64_t budget = s->ctx && s->ctx->memory_budget ? s->ctx->memory_budget
-                                                    : pf_proc_kb("/proc/meminfo", "MemAvailable");
+  const uint64_t budget = pf_ctx_work_budget(s->ctx);
   const uint64_t per_token = token_bytes(s->m, s->mask), cap = budget / 8;
   pf_bias_item *items = calloc(n ? n : 1, sizeof *items);
   pf_status st = items ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fsutil.h"
+
 pf_status pf_err_set(pf_err *err, pf_status code, const char *fmt, ...) {
   if (!err) return code;
   err->code = code;
@@ -66,6 +68,16 @@ void pf_ctx_log(const pf_ctx *ctx, const char *fmt, ...) {
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   ctx->log(ctx->user_data, line);
+}
+
+uint64_t pf_ctx_budget(const pf_ctx *ctx) {
+  return ctx && ctx->memory_budget ? ctx->memory_budget
+                                   : pf_proc_kb("/proc/meminfo", "MemAvailable");
+}
+
+uint64_t pf_ctx_work_budget(const pf_ctx *ctx) {
+  const uint64_t b = pf_ctx_budget(ctx), cap = ctx ? ctx->memory_cap : 0;
+  return cap && (!b || cap < b) ? cap : b;
 }
 
 pf_status pf_ctx_check_interrupt(const pf_ctx *ctx, pf_err *err) {

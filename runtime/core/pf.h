@@ -70,10 +70,18 @@ typedef struct pf_ctx {
   volatile int *interrupt; /* may be NULL; non-zero means stop at the next safe point */
   pf_pass_order pass_order; /* data-parallel passes: AUTO (0), or forced */
   uint64_t memory_budget;   /* bytes the passes may assume; 0 = MemAvailable */
+  uint64_t memory_cap;      /* working memory the process may hold (--max-memory); 0 = none */
 } pf_ctx;
 
 void pf_ctx_progress(const pf_ctx *ctx, const char *what, uint64_t done, uint64_t total);
 void pf_ctx_log(const pf_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The memory budget: ctx->memory_budget, else MemAvailable of /proc/meminfo (0 when
+ * unknown). Whether the weights fit in memory (the page cache) is judged on it. */
+uint64_t pf_ctx_budget(const pf_ctx *ctx);
+/* The budget for what pfrun itself holds (hidden states, captured activations,
+ * products of many tokens): the budget, lowered to the working-memory cap
+ * (memory_cap) when one is set, since mapped weights do not count in the cap. */
+uint64_t pf_ctx_work_budget(const pf_ctx *ctx);
 /* PF_ERR_INTERRUPTED (with message) if ctx->interrupt is set, else PF_OK. */
 pf_status pf_ctx_check_interrupt(const pf_ctx *ctx, pf_err *err);
 

@@ -170,6 +170,7 @@ typedef struct pf_pass_info {
   uint64_t model_bytes; /* weight bytes of the model */
   uint64_t state_bytes; /* hidden states of every batch (float32) */
   uint64_t budget;      /* the memory budget the choice used */
+  uint64_t work_budget; /* the budget of what the pass holds (pf_ctx_work_budget) */
   int64_t groups;       /* layer-major: products per layer (<= batches run; see groups) */
   int direct;           /* layer-major: the next layer was read ahead with O_DIRECT */
   char why[320];        /* one sentence: the order, where the states were, and why */

@@ -38,14 +38,8 @@ static void human(uint64_t b, char *buf, size_t n) {
     snprintf(buf, n, "%llu bytes", (unsigned long long)b);
 }
 
-/* The memory budget of a pass: ctx's, else MemAvailable (0 when unknown). */
-static uint64_t pass_budget(const pf_ctx *ctx) {
-  return ctx && ctx->memory_budget ? ctx->memory_budget
-                                   : pf_proc_kb("/proc/meminfo", "MemAvailable");
-}
-
 int pf_forward_bytes_affordable(const pf_model *a, const pf_model *b, const pf_ctx *ctx) {
-  const uint64_t budget = pass_budget(ctx);
+  const uint64_t budget = pf_ctx_budget(ctx);
   return budget && pf_model_weight_bytes(a) + pf_model_weight_bytes(b) <= budget / 4 * 3;
 }
 
@@ -54,7 +48,8 @@ void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_p
   in->model_bytes = pf_model_weight_bytes(f->m);
   for (int64_t i = 0; i < p->n; i++)
     in->state_bytes += state_bytes(f, &p->batches[i]);
-  in->budget = pass_budget(ctx);
+  in->budget = pf_ctx_budget(ctx);
+  in->work_budget = pf_ctx_work_budget(ctx);
   const pf_pass_order forced = ctx ? ctx->pass_order : PF_PASS_AUTO;
   char mb[32], bb[32], sb[32];
   human(in->model_bytes, mb, sizeof mb);
@@ -71,14 +66,23 @@ void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_p
     in->order = PF_PASS_BATCH;
     why = "the weights fit in the memory budget";
   }
-  in->states_in_file = in->order == PF_PASS_LAYER && in->state_bytes > in->budget / 4;
+  in->states_in_file = in->order == PF_PASS_LAYER && in->state_bytes > in->work_budget / 4;
+  char cap[64] = "";
+  if (in->work_budget && in->work_budget < in->budget) {
+    char wb[32];
+    human(in->work_budget, wb, sizeof wb);
+    snprintf(cap, sizeof cap, ", working memory capped at %s", wb);
+  }
   if (in->order == PF_PASS_BATCH)
-    snprintf(in->why, sizeof in->why, "batch-major (%s: weights %s, budget %s)", why, mb, bb);
+    snprintf(in->why, sizeof in->why, "batch-major (%s: weights %s, budget %s%s)", why, mb, bb,
+             cap);
   else
     snprintf(in->why, sizeof in->why,
-             "layer-major (%s: weights %s, budget %s); hidden states (%s) %s", why, mb, bb, sb,
-             in->states_in_file ? "in a scratch file: more than a quarter of the budget"
-                                : "in RAM");
+             "layer-major (%s: weights %s, budget %s%s); hidden states (%s) %s", why, mb, bb, cap,
+             sb,
+             !in->states_in_file ? "in RAM"
+             : cap[0]            ? "in a scratch file: more than a quarter of the working memory"
+                                 : "in a scratch file: more than a quarter of the budget");
 }
 
 /* ---- hidden states of every batch ---- */
@@ -275,14 +279,25 @@ static void groups_free(groups *gs) {
 }
 
 /* Whether batch b may join a group whose first batch is a, holding `tokens` tokens. */
-static int joins(const pf_batch *a, const pf_batch *b, int64_t tokens, int64_t min_tok) {
+static int joins(const pf_batch *a, const pf_batch *b, int64_t tokens, int64_t min_tok,
+                 int64_t max_tok) {
   const int64_t t = b->batch * b->seq;
-  return b->seq == a->seq && t >= min_tok && a->batch * a->seq >= min_tok &&
-         tokens + t <= PF_PASS_GROUP_TOKENS;
+  return b->seq == a->seq && t >= min_tok && a->batch * a->seq >= min_tok && tokens + t <= max_tok;
+}
+
+/* Tokens a group may hold: PF_PASS_GROUP_TOKENS, fewer when the runner's activations
+ * for them (x, its norm, attention and MLP buffers: float32 per token) would take
+ * more than a quarter of the working-memory budget (under --max-memory). */
+static int64_t group_tokens(const pf_forward *f, const pf_pass_info *in) {
+  const uint64_t per_tok = sizeof(float) * (uint64_t)(4 * f->H + 2 * f->q_dim + 2 * f->kv_dim +
+                                                      2 * f->inter_max + (f->parallel ? f->H : 0));
+  const uint64_t fit = in->work_budget ? in->work_budget / 4 / per_tok : PF_PASS_GROUP_TOKENS;
+  return fit < PF_PASS_GROUP_TOKENS ? (int64_t)fit : PF_PASS_GROUP_TOKENS;
 }
 
 /* Split batches [lo, hi) into groups (see forward.h) and build the merged batches. */
-static pf_status groups_plan(const pf_pass *p, int64_t lo, int64_t hi, groups *gs, pf_err *err) {
+static pf_status groups_plan(const pf_pass *p, int64_t lo, int64_t hi, int64_t max_tok, groups *gs,
+                             pf_err *err) {
   memset(gs, 0, sizeof *gs);
   const int allowed = !p->taps || p->group_taps;
   const int64_t min_tok = pf_kern_uniform_min_m();
@@ -293,7 +308,8 @@ static pf_status groups_plan(const pf_pass *p, int64_t lo, int64_t hi, groups *g
   for (int64_t i = lo; i < hi; i++) {
     const pf_batch *b = &p->batches[i];
     group *g = gs->n ? &gs->g[gs->n - 1] : NULL;
-    if (allowed && g && joins(&p->batches[g->first], b, g->merged.batch * b->seq, min_tok)) {
+    if (allowed && g &&
+        joins(&p->batches[g->first], b, g->merged.batch * b->seq, min_tok, max_tok)) {
       g->count++;
       g->merged.batch += b->batch;
     } else {
@@ -365,9 +381,9 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
                              pf_err *err) {
   groups gs;
   pf_stream *rd = NULL;
-  pf_status s = groups_plan(p, lo, hi, &gs, err);
+  pf_status s = groups_plan(p, lo, hi, group_tokens(f, in), &gs, err);
   if (s) goto out;
-  rd = n_run > p->start ? pf_stream_new(f->m, n_run, in->budget) : NULL;
+  rd = n_run > p->start ? pf_stream_new(f->m, n_run, in->work_budget) : NULL;
   pf_stream_post(rd, p->start); /* while the embeddings are looked up */
   in->groups = gs.n;
   in->direct = pf_stream_direct(rd);

@@ -186,7 +186,9 @@ pf_status pf_storage_new_spill(size_t bytes, pf_storage **out, pf_err *err) {
   if (bytes == 0) bytes = 1; /* mmap refuses zero bytes */
   int fd = scratch_fd("spill", err);
   if (fd < 0) return PF_ERR_IO;
-  const int e = ftruncate(fd, (off_t)bytes) != 0 ? errno : 0;
+  /* the blocks are reserved now: a file only extended (ftruncate) would meet a full
+   * folder as SIGBUS when a page is first written through the mapping */
+  const int e = posix_fallocate(fd, 0, (off_t)bytes);
   return scratch_map(fd, bytes, 1, e, "spill", out, err);
 }
 

@@ -290,5 +290,31 @@ expect_fail "bad --max-memory" "Invalid value for '--max-memory'" analyze --mode
 check "bad --max-memory is a usage error" test "$RC" -eq 2
 OUT=$(PFRUN_MAX_MEMORY=-1 "$PFRUN" analyze --model-path "$IN" 2>&1); RC=$?
 check "bad PFRUN_MAX_MEMORY is a usage error ($OUT)" test "$RC" -eq 2
+# the cap lowers the budget of what pfrun holds: hidden states that do not fit in a
+# quarter of it go to a scratch file (before, the cap only made the pass fail), with
+# the numbers of an uncapped run
+T=$(tr -d '"\\' <"$D/calib.txt" | tr '\n' ' ' | cut -c1-600)
+for i in $(seq 64); do printf '{"text": "%s %d"}\n' "$T" "$i"; done >"$WORK/many.jsonl"
+IMP=(importance --model-path synthetic:llama-small --data "$WORK/many.jsonl" --max-length 128 --batch-size 1)
+"$PFRUN" "${IMP[@]}" --json "$WORK/imp_free.json" --quiet >/dev/null 2>&1
+run "${IMP[@]}" --pass-order layer --max-memory 12MB --json "$WORK/imp_cap.json"
+check "cap: hidden states spill instead of failing (exit $RC: $OUT)" test "$RC" -eq 0
+expect_in "cap: the info line names the cap" "working memory capped at"
+expect_in "cap: the states went to a scratch file" "in a scratch file: more than a quarter of the working memory"
+check "cap: the numbers of an uncapped run" cmp -s "$WORK/imp_free.json" "$WORK/imp_cap.json"
+
+# spill files reserve their space: a full scratch folder is an error naming it, not a
+# SIGBUS blamed on the checkpoint (needs a mount namespace for a small tmpfs)
+mkdir -p "$WORK/small"
+if unshare -m true 2>/dev/null; then
+  for i in $(seq 100); do
+    printf '{"prompt1": "The white man number %d walked into the shop and said", "prompt2": "The Black man number %d walked into the shop and said"}\n' "$i" "$i"
+  done >"$WORK/pairs.jsonl"
+  OUT=$(unshare -m bash -c "mount -t tmpfs -o size=4M tmpfs '$WORK/small' && PFRUN_SCRATCH='$WORK/small' '$PFRUN' bias --model-path synthetic:llama-small --prompt-pairs '$WORK/pairs.jsonl' --layers all --visualizations '' --output-dir '$WORK/bias_full' --memory-budget 8MB" 2>&1); RC=$?
+  check "full scratch folder: exit 1, not a signal ($RC)" test "$RC" -eq 1
+  expect_in "full scratch folder: the reason" "No space left on device"
+else
+  echo "SKIP faults.sh full scratch folder: no mount namespace (unshare -m)"
+fi
 check "max-memory: input untouched" test "$(tree_sum "$IN")" = "$SUM_IN"
 finish

@@ -578,12 +578,13 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
   const pf_pass pass = {.batches = bt,
                         .n = (int64_t)count,
                         .taps = &taps,
-                        .what = what,
+                        .what = what ? what : "activations",
                         .split = split,
                         .group_taps = 1,
                         .start = opt ? opt->start : 0,
                         .start_fn = opt ? opt->start_fn : NULL,
-                        .start_ud = opt ? opt->start_ud : NULL};
+                        .start_ud = opt ? opt->start_ud : NULL,
+                        .log_plan = count > 1};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
   free(tl);
@@ -595,7 +596,6 @@ static pf_status capture(pf_forward *f, const pf_bias_item *items, size_t count,
                "files under %s",
                what ? what : "activations", (double)s.blocks.spilled / 1e9,
                (double)s.blocks.spill_after / 1e9, pf_scratch_dir());
-  if (!st && count > 1) pf_ctx_log(ctx, "%s: %s", what ? what : "activations", info.why);
   for (size_t i = 0; bt && i < count; i++) {
     free((void *)bt[i].ids);
     free((void *)bt[i].mask);

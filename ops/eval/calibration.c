@@ -215,13 +215,11 @@ pf_status pf_calibration_run(const pf_model *m, const pf_dataset *ds, const uint
                         .taps = &taps,
                         .split = 1,
                         .group_taps = 1,
-                        .what = want_importance && !want_norms ? "importance" : "calibration"};
+                        .what = want_importance && !want_norms ? "importance" : "calibration",
+                        .log_plan = 1};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
-  if (st)
-    pf_err_prefix(err, "calibration");
-  else
-    pf_ctx_log(ctx, "%s: %s", pass.what, info.why);
+  if (st) pf_err_prefix(err, "calibration");
   /* MPI: every rank ran its share; norms add up in rank order, batch scores
    * are disjoint (exact) */
   for (int64_t l = 0; !st && want_norms && l < m->n_layers; l++)

@@ -159,6 +159,7 @@ static pf_status parent_pass(eval_parent *par, const pf_model *m, const pf_forwa
                   .final_fn = parent_final,
                   .final_ud = par,
                   .what = "evaluate (compare)",
+                  .log_plan = 1,
                   .split = 1};
   pf_pass_info info;
   pf_pass_plan(par->f, &pass, ctx, &info);
@@ -256,13 +257,13 @@ static pf_status perplexity_pass(const pf_model *m, eval_parent *par, const pf_d
                   .final_fn = model_final,
                   .final_ud = &e,
                   .what = "evaluate",
+                  .log_plan = 1,
                   .split = 1,
                   .start = start,
                   .start_fn = start_states,
                   .start_ud = &e};
   pf_pass_info info;
   if (!st) st = pf_forward_pass(e.fm, &pass, &info, ctx, err);
-  if (!st) pf_ctx_log(ctx, "evaluate: %s", info.why);
   if (!st && start)
     pf_ctx_log(ctx,
                "evaluate: the model's first %lld layers are the compared model's: its pass "

@@ -300,19 +300,19 @@ pf_status pf_cov_collect(const pf_model *m, const pf_batch *batches, int64_t n_b
                  .m = m,
                  .point = point};
   pf_taps taps = {.points = 1u << point, .layers = layers, .fn = cov_tap, .user_data = &s};
-  pf_ctx lc = ctx ? *ctx : (pf_ctx){0};
-  lc.pass_order = PF_PASS_LAYER; /* one C alive at a time (see the header) */
-  const pf_pass pass = {
-      .batches = batches, .n = n_batches, .taps = &taps, .split = 1, .group_taps = 1,
-      .what = "covariance"};
+  const pf_pass pass = {.batches = batches,
+                        .n = n_batches,
+                        .taps = &taps,
+                        .split = 1,
+                        .group_taps = 1,
+                        .what = "covariance",
+                        .log_plan = 1,
+                        .need_layer = 1}; /* one C alive at a time (see the header) */
   pf_forward *f = NULL;
   pf_pass_info info;
   pf_status st = pf_forward_new(m, &f, err);
-  if (!st) st = pf_forward_pass(f, &pass, &info, &lc, err);
-  if (st)
-    pf_err_prefix(err, "covariance");
-  else
-    pf_ctx_log(ctx, "covariance: %s", info.why);
+  if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
+  if (st) pf_err_prefix(err, "covariance");
   if (!st && s.cur >= 0) st = cov_finish(&s, err);
   if (!st) st = cov_catch_up(&s, m->n_layers, err);
   pf_forward_free(f);

@@ -162,6 +162,9 @@ typedef struct pf_pass {
                        start_fn, and no tap may want an earlier layer */
   pf_start_fn start_fn;
   void *start_ud;
+  int log_plan;   /* 1: say the order chosen ("<what>: <pf_pass_info.why>", ctx's log)
+                     before the work, so a long pass says it at its start */
+  int need_layer; /* 1: the pass itself needs layer-major order (whatever ctx asks) */
 } pf_pass;
 
 typedef struct pf_pass_info {

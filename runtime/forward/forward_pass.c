@@ -56,7 +56,10 @@ void pf_pass_plan(const pf_forward *f, const pf_pass *p, const pf_ctx *ctx, pf_p
   human(in->budget, bb, sizeof bb);
   human(in->state_bytes, sb, sizeof sb);
   const char *why;
-  if (forced != PF_PASS_AUTO) {
+  if (p->need_layer) {
+    in->order = PF_PASS_LAYER;
+    why = "this pass works layer by layer";
+  } else if (forced != PF_PASS_AUTO) {
     in->order = forced;
     why = "as asked";
   } else if (in->budget && in->model_bytes > in->budget / 4 * 3) {
@@ -394,6 +397,7 @@ static pf_status layer_major(pf_forward *f, const pf_pass *p, int64_t lo, int64_
                             (long long)gs.n, gs.n == 1 ? "" : "s");
   if (in->direct && len < sizeof in->why)
     snprintf(in->why + len, sizeof in->why - len, "; layers read ahead with O_DIRECT");
+  if (p->log_plan) pf_ctx_log(ctx, "%s: %s", p->what ? p->what : "forward", in->why);
   for (int64_t i = lo; !s && i < hi; i++) {
     const pf_batch *b = &p->batches[i];
     if ((s = pf_fwd_begin_batch(f, b, err)) || (s = start_of(f, p, i, err)) ||
@@ -468,7 +472,10 @@ pf_status pf_forward_pass(pf_forward *f, const pf_pass *p, pf_pass_info *info, c
                  .what = p->what ? p->what : "forward",
                  .total = (uint64_t)((n_run - p->start) * (hi - lo))};
   if (hi <= lo) return PF_OK;
-  if (in->order != PF_PASS_LAYER) return batch_major(f, p, lo, hi, n_run, &pr, ctx, err);
+  if (in->order != PF_PASS_LAYER) {
+    if (p->log_plan) pf_ctx_log(ctx, "%s: %s", p->what ? p->what : "forward", in->why);
+    return batch_major(f, p, lo, hi, n_run, &pr, ctx, err);
+  }
   pf_states *sv = NULL;
   s = pf_pass_states_new(f, p, in, &sv, err);
   if (!s) s = layer_major(f, p, lo, hi, n_run, sv, &pr, in, ctx, err);

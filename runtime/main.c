@@ -230,8 +230,14 @@ static int fail(const pf_err *given) {
     if (pf_dist_writer()) fprintf(stderr, "pfrun: error: %s\n", err->msg);
     return 1;
   }
-  if (pf_dist_size() > 1)
+  if (pf_dist_size() > 1) {
     snprintf(who, sizeof who, "rank %d of %d: ", pf_dist_rank(), pf_dist_size());
+    g_stop_msg[0] = '\0'; /* this rank says why itself */
+    /* An error every rank meets at once (a missing file) is said once: rank 0 says it
+     * and its MPI_Abort makes the launcher end the others (SIGCONT, SIGTERM a second
+     * later) before they speak. An error of this rank alone comes 1.5 s later. */
+    if (!pf_dist_writer()) nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 500000000}, NULL);
+  }
   /* under a memory cap, an allocation failure is the cap: say so (one line) */
   if (g_mem_cap && (err->code == PF_ERR_NOMEM || strstr(err->msg, "out of memory") ||
                     strstr(err->msg, "cannot allocate") || strstr(err->msg, "not enough memory") ||
@@ -653,6 +659,10 @@ static void print_version(void) {
 int main(int argc, char **argv) {
   pf_cli c;
   pf_err err = {0};
+  /* Under an MPI launcher, Ctrl-C on mpirun ends the ranks with SIGTERM and, a
+   * moment later, SIGKILL: a janitor process removes what a killed rank leaves
+   * (fsutil.h). Forked first, before MPI and any thread. */
+  if (pf_dist_launched()) (void)pf_temp_janitor_start();
   /* MPI (mpirun / srun): before any thread starts. Ranks other than 0 print
    * nothing but their errors; rank 0 alone writes (runtime/dist/dist.h). */
   if (pf_dist_init(&argc, &argv, &err) != PF_OK) {

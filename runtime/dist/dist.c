@@ -28,6 +28,15 @@ int pf_dist_writer(void) {
   return g_rank == 0;
 }
 
+int pf_dist_launched(void) {
+  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    const char *v = getenv(vars[i]);
+    if (v && *v) return 1;
+  }
+  return 0;
+}
+
 void pf_dist_range(int64_t n, int64_t *lo, int64_t *hi) {
   *lo = n * g_rank / g_size;
   *hi = n * (g_rank + 1) / g_size;
@@ -37,15 +46,6 @@ void pf_dist_range(int64_t n, int64_t *lo, int64_t *hi) {
 
 int pf_dist_available(void) {
   return 1;
-}
-
-static int launched(void) {
-  static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"};
-  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-    const char *v = getenv(vars[i]);
-    if (v && *v) return 1;
-  }
-  return 0;
 }
 
 static pf_status mpi_err(pf_err *err, int rc, const char *what) {
@@ -153,7 +153,7 @@ static pf_status init_wait(pf_err *err) {
 }
 
 pf_status pf_dist_init(int *argc, char ***argv, pf_err *err) {
-  if (g_on || !launched()) return PF_OK;
+  if (g_on || !pf_dist_launched()) return PF_OK;
   g_on = 1;
   if (env_rank_size(&g_env_rank, &g_env_size)) {
     g_rank = g_env_rank;

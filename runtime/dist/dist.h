@@ -23,6 +23,9 @@
 /* Start MPI when launched by mpirun/srun (call once, first thing in main; it
  * may consume MPI's own arguments). PF_ERR_IO when MPI fails to start. */
 pf_status pf_dist_init(int *argc, char ***argv, pf_err *err);
+/* 1 when started by an MPI launcher (its variables are in the environment), whether
+ * or not MPI is built in. */
+int pf_dist_launched(void);
 /* Leave MPI (after the last collective call). */
 void pf_dist_finish(void);
 /* Stop every rank at once (after this rank printed its error). Returns only

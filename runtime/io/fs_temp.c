@@ -137,10 +137,85 @@ static volatile sig_atomic_t temp_used[PF_TEMP_SLOTS];
  * still removes the path it held. */
 static volatile sig_atomic_t temp_cleaning;
 
+/* ---- the janitor ---- */
+
+static int janitor_fd = -1; /* write end of the pipe to the janitor; -1: none */
+
+/* One record, written in one write() of at most PIPE_BUF bytes (atomic, whatever
+ * thread or signal handler writes): 'R' or 'U', then the path and its NUL. */
+static void janitor_say(char op, const char *path) {
+  if (janitor_fd < 0) return;
+  char rec[PIPE_BUF];
+  const size_t n = strlen(path);
+  if (n + 2 > sizeof rec) return;
+  rec[0] = op;
+  memcpy(rec + 1, path, n + 1);
+  ssize_t w = write(janitor_fd, rec, n + 2);
+  (void)w;
+}
+
+/* The janitor's life: read records until every writer is gone (EOF), keep the
+ * registered paths in temp_paths (its own copy, emptied first), then remove them. */
+static void janitor_main(int rfd) {
+  for (int i = 0; i < PF_TEMP_SLOTS; i++)
+    temp_used[i] = 0;
+  char buf[2 * PIPE_BUF];
+  size_t have = 0;
+  for (;;) {
+    const ssize_t r = read(rfd, buf + have, sizeof buf - have);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    have += (size_t)r;
+    size_t at = 0;
+    for (char *nul; at < have && (nul = memchr(buf + at + 1, '\0', have - at - 1));
+         at = (size_t)(nul - buf) + 1) {
+      const char op = buf[at], *path = buf + at + 1;
+      for (int i = 0; i < PF_TEMP_SLOTS; i++) {
+        if (op == 'R' && !temp_used[i]) {
+          memcpy(temp_paths[i], path, strlen(path) + 1);
+          temp_used[i] = 1;
+          break;
+        }
+        if (op == 'U' && temp_used[i] && !strcmp(temp_paths[i], path)) temp_used[i] = 0;
+      }
+    }
+    memmove(buf, buf + at, have - at);
+    have -= at;
+  }
+  for (int i = 0; i < PF_TEMP_SLOTS; i++)
+    if (temp_used[i]) (void)pf_remove_tree_raw(temp_paths[i]);
+}
+
+int pf_temp_janitor_start(void) {
+  if (janitor_fd >= 0) return 0;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]), close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) { /* its own session: a launcher's kill of the process group misses it */
+    close(fds[1]);
+    setsid();
+    const int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && nul >= 0; fd++) /* the launcher waits for the output pipes */
+      dup2(nul, fd);
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != fds[0]) close(fd);
+    janitor_main(fds[0]);
+    _exit(0);
+  }
+  close(fds[0]);
+  janitor_fd = fds[1];
+  return 0;
+}
+
 void pf_temp_register(const char *path) {
   if (!path || temp_cleaning) return;
   char *abs = pf_abspath(path);
   const char *p = abs ? abs : path;
+  janitor_say('R', p);
   if (strlen(p) < PATH_MAX) {
     for (int i = 0; i < PF_TEMP_SLOTS; i++) {
       if (temp_used[i]) continue;
@@ -155,6 +230,7 @@ void pf_temp_register(const char *path) {
 void pf_temp_unregister(const char *path) {
   if (!path) return;
   char *abs = pf_abspath(path);
+  janitor_say('U', abs ? abs : path);
   for (int i = 0; i < PF_TEMP_SLOTS; i++) {
     if (!temp_used[i]) continue;
     if (!strcmp(temp_paths[i], path) || (abs && !strcmp(temp_paths[i], abs))) temp_used[i] = 0;
@@ -165,6 +241,8 @@ void pf_temp_unregister(const char *path) {
 void pf_temp_forget_inherited(void) {
   for (int i = 0; i < PF_TEMP_SLOTS; i++)
     temp_used[i] = 0;
+  if (janitor_fd >= 0) close(janitor_fd); /* the janitor ends with the parent alone */
+  janitor_fd = -1;
 }
 
 /* May run in a signal handler on one thread while the others go on (OpenMP

@@ -91,8 +91,15 @@ void pf_temp_register(const char *path);
 void pf_temp_unregister(const char *path);
 void pf_cleanup_temps(void); /* async-signal-tolerant best effort */
 /* In a forked worker: forget the parent's registered paths (not removed), so that
- * the worker's interrupt or crash removes only what the worker itself registers. */
+ * the worker's interrupt or crash removes only what the worker itself registers
+ * (and let go of the janitor's pipe). */
 void pf_temp_forget_inherited(void);
+/* Start the janitor: a process of its own session that learns every registered
+ * path and, when this process ends in any way (SIGKILL included: an MPI launcher
+ * sends it a moment after SIGTERM), removes those still registered, then ends.
+ * Call before any thread or MPI starts. 0, or -1 when it could not start (then
+ * only the signal handlers clean up). */
+int pf_temp_janitor_start(void);
 /* Atomically move `tmp` into place at `dst`. If `dst` exists and replace is set,
  * the two are exchanged atomically (renameat2 RENAME_EXCHANGE) and the old copy
  * removed; where the file system cannot exchange, the old copy is moved aside,

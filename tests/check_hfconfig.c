@@ -200,8 +200,8 @@ START_TEST(test_bad_other_types) {
               "key \"rms_norm_eps\": expected a positive number, got -1e-06");
   parse_fails("{" REQ ", \"rope_theta\": \"big\"}", PF_ERR_INVALID,
               "key \"rope_theta\": expected a positive number, got \"big\"");
-  parse_fails("{" REQ ", \"hidden_act\": \"a-very-long-activation-name-of-40-chars!\"}", PF_ERR_INVALID,
-              "key \"hidden_act\": expected at most 31 characters");
+  parse_fails("{" REQ ", \"hidden_act\": \"a-very-long-activation-name-of-40-chars!\"}",
+              PF_ERR_INVALID, "key \"hidden_act\": expected at most 31 characters");
   parse_fails("{\"model_type\": 7, " REQ "}", PF_ERR_INVALID,
               "key \"model_type\": expected a string, got 7");
 }
@@ -355,6 +355,53 @@ START_TEST(test_to_json_intermediate_sizes) {
   ck_assert_int_eq(cJSON_GetObjectItem(j, "intermediate_size")->valueint, 88);
   cJSON_Delete(j);
   pf_config_free(&d);
+  pf_config_free(&c);
+}
+END_TEST
+
+/* A depth prune keeps each layer's attention type: qwen2's types come from
+ * max_window_layers (no layer_types in the file), an index rule that shifts once a
+ * layer is gone (an audit measured NLL 5.8036 instead of 5.7940 after removing
+ * layer 1 of 4). The saved config lists the kept types and a max_window_layers
+ * that gives them too. */
+START_TEST(test_remove_layer_keeps_types) {
+  pf_model_config c = parse_ok("{\"model_type\": \"qwen2\", " REQ ", \"use_sliding_window\": true, "
+                               "\"sliding_window\": 4, \"max_window_layers\": 2}");
+  ck_assert_int_eq(pf_config_layer_window(&c, 1), 0);
+  ck_assert_int_eq(pf_config_layer_window(&c, 2), 4);
+  char *s = pf_config_to_json(&c); /* unpruned: the file's own form */
+  ck_assert_ptr_null(strstr(s, "layer_types"));
+  free(s);
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_remove_layer(&c, 1, &err), PF_OK);
+  const int64_t want[3] = {0, 4, 4}; /* full, sliding, sliding: layers 0, 2, 3 */
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(pf_config_layer_window(&c, i), want[i]);
+  cJSON *j = to_json_parsed(&c);
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "max_window_layers")->valueint, 1);
+  ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "layer_types")), 3);
+  cJSON_Delete(j);
+  s = pf_config_to_json(&c);
+  pf_model_config d = parse_ok(s); /* read back: the same types */
+  free(s);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(pf_config_layer_window(&d, i), want[i]);
+  pf_config_free(&d);
+  pf_config_free(&c);
+  /* GPT-2 with the generic names: written in the n_* spelling, no stale alias left
+   * (GPT2Config would let num_hidden_layers 4 win over n_layer 3) */
+  c = parse_ok(
+      "{\"model_type\": \"gpt2\", \"hidden_size\": 64, \"num_hidden_layers\": 4, "
+      "\"num_attention_heads\": 4, \"vocab_size\": 320, \"max_position_embeddings\": 128}");
+  ck_assert_int_eq(pf_config_remove_layer(&c, 1, &err), PF_OK);
+  j = to_json_parsed(&c);
+  ck_assert_ptr_null(cJSON_GetObjectItem(j, "num_hidden_layers"));
+  ck_assert_ptr_null(cJSON_GetObjectItem(j, "hidden_size"));
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "n_layer")->valueint, 3);
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "n_embd")->valueint, 64);
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "n_head")->valueint, 4);
+  ck_assert_int_eq(cJSON_GetObjectItem(j, "n_positions")->valueint, 128);
+  cJSON_Delete(j);
   pf_config_free(&c);
 }
 END_TEST
@@ -550,6 +597,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_to_json_roundtrip);
   tcase_add_test(tc, test_to_json_intermediate_sizes);
   tcase_add_test(tc, test_copy_and_remove);
+  tcase_add_test(tc, test_remove_layer_keeps_types);
   tcase_add_test(tc, test_to_json_without_raw);
   tcase_add_test(tc, test_pretty_printer);
   suite_add_tcase(s, tc);

@@ -610,7 +610,9 @@ int64_t pf_config_layer_window(const pf_model_config *c, int64_t i) {
 }
 
 /* gemma2: layer i slides iff i is even; gemma3_text: full iff (i + 1) % P == 0
- * with P = sliding_window_pattern (default 6). */
+ * with P = sliding_window_pattern (default 6); qwen2/qwen3 (sliding window on, no
+ * layer_types): slides iff i >= max_window_layers. Kept per layer so that a depth
+ * prune keeps each layer's type (the index rule shifts once a layer is gone). */
 static pf_status derive_layer_types(const cJSON *root, const char *name, pf_model_config *c,
                                     pf_err *err) {
   int64_t P = 6;
@@ -621,7 +623,9 @@ static pf_status derive_layer_types(const cJSON *root, const char *name, pf_mode
   c->layer_types = calloc((size_t)c->num_hidden_layers, sizeof *c->layer_types);
   if (!c->layer_types) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
   for (int64_t i = 0; i < c->num_hidden_layers; i++) {
-    int slide = is_type(c, "gemma2") ? i % 2 == 0 : (i + 1) % P != 0;
+    int slide = is_type(c, "gemma2")        ? i % 2 == 0
+                : is_type(c, "gemma3_text") ? (i + 1) % P != 0
+                                            : i >= c->max_window_layers;
     c->layer_types[i] = strdup(slide ? "sliding_attention" : "full_attention");
     if (!c->layer_types[i]) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", name);
   }
@@ -657,7 +661,8 @@ static pf_status parse_layer_arrays(const cJSON *root, const char *name, pf_mode
       c->intermediate_sizes[i] = c->intermediate_size;
   }
   const cJSON *lt = get(root, "layer_types");
-  if (!lt && is_gemma23(c)) return derive_layer_types(root, name, c, err);
+  if (!lt && (is_gemma23(c) || (!strncmp(c->model_type, "qwen", 4) && c->sliding_window > 0)))
+    return derive_layer_types(root, name, c, err);
   if (!lt) return PF_OK;
   if (!cJSON_IsArray(lt)) return bad_value(name, "layer_types", "a list of strings", lt, err);
   if (cJSON_GetArraySize(lt) != L)
@@ -803,6 +808,16 @@ pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err) {
     memmove(c->layer_types + i, c->layer_types + i + 1, tail * sizeof(char *));
     c->layer_types[L - 1] = NULL;
     c->layer_types_derived = 0; /* the index rule no longer holds: write the kept types */
+    if (!strncmp(c->model_type, "qwen", 4)) { /* and max_window_layers for readers of it */
+      int64_t full = 0, prefix = 1;
+      for (int64_t k = 0; k < L - 1; k++) {
+        const int slide = c->layer_types[k] && !strcmp(c->layer_types[k], "sliding_attention");
+        if (!slide && prefix) full++;
+        if (slide) prefix = 0;
+        if (!slide && !prefix) full = -1; /* full after sliding: no index rule fits */
+      }
+      if (full >= 0) c->max_window_layers = full;
+    }
   }
   c->num_hidden_layers = L - 1;
   return PF_OK;

@@ -69,7 +69,28 @@ static int write_head_fields(cJSON *o, const pf_model_config *c) {
          set_int(o, "head_dim", c->head_dim);
 }
 
+/* GPT-2 files may use the generic names (hidden_size, num_hidden_layers, ...), which
+ * transformers' GPT2Config maps onto n_* after setting those: a stale generic
+ * num_hidden_layers beside a pruned n_layer would win. Written in the n_* spelling,
+ * as transformers itself writes. */
+static int gpt2_spelling(cJSON *o) {
+  static const char *const pairs[][2] = {{"num_hidden_layers", "n_layer"},
+                                         {"hidden_size", "n_embd"},
+                                         {"num_attention_heads", "n_head"},
+                                         {"max_position_embeddings", "n_positions"}};
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, pairs[i][0]);
+    if (!a) continue;
+    if (!cJSON_GetObjectItemCaseSensitive(o, pairs[i][1]) &&
+        !set_item(o, pairs[i][1], cJSON_Duplicate(a, 1)))
+      return 0;
+    cJSON_DeleteItemFromObjectCaseSensitive(o, pairs[i][0]);
+  }
+  return 1;
+}
+
 static int write_layer_fields(cJSON *o, const pf_model_config *c) {
+  if (!strcmp(c->model_type, "gpt2") && !gpt2_spelling(o)) return 0;
   int64_t L = c->num_hidden_layers, max = c->intermediate_size;
   int uniform = 1;
   if (c->intermediate_sizes && L > 0) {
@@ -111,6 +132,11 @@ static int write_layer_fields(cJSON *o, const pf_model_config *c) {
       }
     }
     if (!set_item(o, "layer_types", a)) return 0;
+    /* qwen: max_window_layers too, for readers that derive the types from it */
+    if (!strncmp(c->model_type, "qwen", 4) &&
+        cJSON_GetObjectItemCaseSensitive(o, "max_window_layers") &&
+        !set_int(o, "max_window_layers", c->max_window_layers))
+      return 0;
   }
   if (c->torch_dtype[0]) {
     if (!set_item(o, "torch_dtype", cJSON_CreateString(c->torch_dtype))) return 0;

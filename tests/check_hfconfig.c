@@ -406,6 +406,39 @@ START_TEST(test_remove_layer_keeps_types) {
 }
 END_TEST
 
+/* transformers renamed GPT-NeoX's rotary settings twice and v5 nests RoPE under
+ * rope_parameters (gemma3: per layer type): every spelling is read, two that
+ * disagree are refused (an audit found v5's partial_rotary_factor ignored, 0.25
+ * used, and the linear factor of gemma3's full layers dropped). */
+START_TEST(test_rope_spellings) {
+#define NEOX "{\"model_type\": \"gpt_neox\", " REQ ", "
+  pf_model_config c =
+      parse_ok(NEOX "\"rope_parameters\": {\"rope_theta\": 100, \"partial_rotary_factor\": 0.5}}");
+  ck_assert_double_eq(c.partial_rotary_factor, 0.5);
+  ck_assert_double_eq(c.rope_theta, 100);
+  pf_config_free(&c);
+  c = parse_ok(NEOX "\"rotary_pct\": 0.5, \"partial_rotary_factor\": 0.5}");
+  ck_assert_double_eq(c.partial_rotary_factor, 0.5);
+  ck_assert_double_eq(c.rope_theta, 10000);
+  pf_config_free(&c);
+  parse_fails(NEOX "\"rotary_pct\": 0.25, \"partial_rotary_factor\": 1.0}", PF_ERR_INVALID,
+              "keys \"rotary_pct\" (0.25) and \"partial_rotary_factor\" (1) disagree");
+  parse_fails(NEOX "\"rotary_emb_base\": 10000, \"rope_theta\": 10}", PF_ERR_INVALID, "disagree");
+  parse_fails(NEOX "\"rotary_pct\": 0.5, \"rope_parameters\": {\"partial_rotary_factor\": 0.25}}",
+              PF_ERR_INVALID, "\"rope_parameters.partial_rotary_factor\" (0.25) disagree");
+#undef NEOX
+  c = parse_ok("{\"model_type\": \"gemma3_text\", " REQ ", \"head_dim\": 16, "
+               "\"rope_parameters\": {\"full_attention\": {\"rope_type\": \"linear\", \"factor\": "
+               "8.0, \"rope_theta\": 1000000}, \"sliding_attention\": {\"rope_type\": "
+               "\"default\", \"rope_theta\": 10000}}}");
+  ck_assert_str_eq(c.rope_scaling.rope_type, "linear");
+  ck_assert_double_eq(c.rope_scaling.factor, 8.0);
+  ck_assert_double_eq(c.rope_theta, 1000000);
+  ck_assert_double_eq(c.rope_local_base_freq, 10000);
+  pf_config_free(&c);
+}
+END_TEST
+
 START_TEST(test_copy_and_remove) {
   pf_model_config c = parse_ok("{\"model_type\": \"qwen3\", " REQ ", \"head_dim\": 16, "
                                "\"layer_types\": [\"a\", \"b\", \"c\", \"d\"]}");
@@ -598,6 +631,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_to_json_intermediate_sizes);
   tcase_add_test(tc, test_copy_and_remove);
   tcase_add_test(tc, test_remove_layer_keeps_types);
+  tcase_add_test(tc, test_rope_spellings);
   tcase_add_test(tc, test_to_json_without_raw);
   tcase_add_test(tc, test_pretty_printer);
   suite_add_tcase(s, tc);

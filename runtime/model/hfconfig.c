@@ -300,6 +300,35 @@ static family_defaults defaults_of(const pf_model_config *c) {
   return d;
 }
 
+/* gpt_neox's rotary fraction and base under every spelling transformers used
+ * (rotary_pct / partial_rotary_factor / rope_parameters.partial_rotary_factor,
+ * rotary_emb_base / rope_theta / rope_parameters.rope_theta): each present one is
+ * read, two that disagree are refused, none gives def. */
+static pf_status neox_spellings(const cJSON *root, const char *name, const char *k0, const char *k1,
+                                const char *k2, double def, double *out, pf_err *err) {
+  const cJSON *rp = get(root, "rope_parameters");
+  const cJSON *v[3] = {get(root, k0), get(root, k1), cJSON_IsObject(rp) ? get(rp, k2) : NULL};
+  const char *key[3] = {k0, k1, "rope_parameters"};
+  char sub[64];
+  snprintf(sub, sizeof sub, "rope_parameters.%s", k2);
+  key[2] = sub;
+  const char *first = NULL;
+  *out = def;
+  for (int i = 0; i < 3; i++) {
+    if (!v[i] || cJSON_IsNull(v[i])) continue;
+    if (!cJSON_IsNumber(v[i]) || !isfinite(v[i]->valuedouble) || v[i]->valuedouble <= 0)
+      return bad_value(name, key[i], "a positive number", v[i], err);
+    if (first && v[i]->valuedouble != *out)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: keys \"%s\" (%g) and \"%s\" (%g) disagree: they are two spellings of "
+                        "one setting",
+                        name, first, *out, key[i], v[i]->valuedouble);
+    first = key[i];
+    *out = v[i]->valuedouble;
+  }
+  return PF_OK;
+}
+
 static pf_status parse_flags(const cJSON *root, const char *name, pf_model_config *c, pf_err *err) {
   pf_status s;
   int qwen2 = strcmp(c->model_type, "qwen2") == 0, qwen3 = strcmp(c->model_type, "qwen3") == 0;
@@ -370,10 +399,10 @@ static pf_status parse_family(const cJSON *root, const char *name, pf_model_conf
   } else if (is_type(c, "phi3")) {
     s = get_pos_num(root, name, "partial_rotary_factor", 1.0, &c->partial_rotary_factor, err);
   } else if (is_type(c, "gpt_neox")) {
-    const char *k = get(root, "rotary_pct") || !get(root, "partial_rotary_factor")
-                        ? "rotary_pct"
-                        : "partial_rotary_factor";
-    if ((s = get_pos_num(root, name, k, 0.25, &c->partial_rotary_factor, err)) ||
+    if ((s = neox_spellings(root, name, "rotary_pct", "partial_rotary_factor",
+                            "partial_rotary_factor", 0.25, &c->partial_rotary_factor, err)) ||
+        (s = neox_spellings(root, name, "rotary_emb_base", "rope_theta", "rope_theta", 10000.0,
+                            &c->rope_theta, err)) ||
         (s = get_bool(root, name, "use_parallel_residual", 1, &c->use_parallel_residual, err)))
       return s;
     c->mlp_bias = 1;
@@ -442,6 +471,10 @@ static void parse_rope_scaling(const cJSON *root, const char *name, pf_model_con
   snprintf(r->rope_type, sizeof r->rope_type, "default");
   const cJSON *rs = get(root, "rope_scaling");
   if (!rs && cJSON_IsObject(get(root, "rope_parameters"))) rs = get(root, "rope_parameters");
+  /* gemma3 in transformers v5: one entry per layer type; the scaling is the full
+   * layers' (the sliding ones are never scaled) */
+  if (rs && cJSON_IsObject(rs) && cJSON_IsObject(get(rs, "full_attention")))
+    rs = get(rs, "full_attention");
   if (!rs) return;
   if (!cJSON_IsObject(rs)) {
     char got[64];

@@ -91,6 +91,7 @@ static int setup_memory_cap(const pf_cli *c) {
     }
   }
   if (!cap) return 0;
+  pf_dist_settle(); /* MPI starts in a helper thread: its own memory is not the work's */
   if (apply_memory_cap(cap) != 0) {
     perror("pfrun: error: cannot set the memory cap (setrlimit RLIMIT_DATA)");
     return 1;

@@ -565,7 +565,7 @@ START_TEST(test_model_errors) {
             &dir);
   ck_assert_int_eq(pf_forward_new(m, &f, &err), PF_ERR_UNSUPPORTED);
   pf_assert_err(err, "activation: expected one of silu, swish, gelu, gelu_new, gelu_pytorch_tanh, "
-                     "gelu_fast, quick_gelu, relu, got \"swiglu8\"");
+                     "gelu_fast, quick_gelu, relu, tanh, linear, got \"swiglu8\"");
   pf_model_release(m);
   pf_test_synth_free(dir);
   /* a planned (dry-run) model has no weights */

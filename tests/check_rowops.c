@@ -320,10 +320,32 @@ START_TEST(test_rope_apply_vs_ref) {
 }
 END_TEST
 
+/* transformers' ACT2FN "tanh" and "linear" (GPT-2's activation_function may name
+ * them): parsed, and computed as tanh and the identity */
+START_TEST(test_act_tanh_linear) {
+  pf_err err = {0};
+  pf_act a;
+  const float in[4] = {-2.0f, -0.5f, 0.0f, 0.75f};
+  float x[4];
+  ck_assert_int_eq(pf_act_parse("tanh", &a, &err), PF_OK);
+  memcpy(x, in, sizeof x);
+  pf_act_apply(a, x, 4);
+  for (int i = 0; i < 4; i++)
+    ck_assert_float_eq_tol(x[i], tanhf(in[i]), 1e-7f);
+  ck_assert_int_eq(pf_act_parse("linear", &a, &err), PF_OK);
+  memcpy(x, in, sizeof x);
+  pf_act_apply(a, x, 4);
+  for (int i = 0; i < 4; i++)
+    ck_assert_float_eq(x[i], in[i]);
+  ck_assert_int_eq(pf_act_parse("softsign", &a, &err), PF_ERR_UNSUPPORTED);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("rowops");
   TCase *tc = tcase_create("rows");
   tcase_add_test(tc, test_rmsnorm_vs_ref);
+  tcase_add_test(tc, test_act_tanh_linear);
   tcase_add_test(tc, test_silu_mul_vs_ref);
   tcase_add_test(tc, test_softmax_vs_ref);
   tcase_add_test(tc, test_softmax_avx512_same_bits);

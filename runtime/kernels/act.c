@@ -8,6 +8,7 @@
  *   gelu:       0.5·x·(1 + erf(x/√2))
  *   gelu_fast:  0.5·x·(1 + tanh(0.7978845608·x·(1 + 0.044715·x²)))
  *   quick_gelu: x·sigmoid(1.702·x)
+ *   tanh, linear (the identity): as transformers' ACT2FN
  * evaluated in double per element and rounded once (the reference is float64;
  * PyTorch's float32 kernels differ in the last bits, far inside every tolerance).
  */
@@ -20,10 +21,16 @@ static const struct {
   const char *name;
   pf_act act;
 } act_names[] = {
-    {"silu", PF_ACT_SILU},          {"swish", PF_ACT_SILU},
-    {"gelu_pytorch_tanh", PF_ACT_GELU_TANH}, {"gelu_new", PF_ACT_GELU_TANH},
-    {"gelu", PF_ACT_GELU_ERF},      {"gelu_fast", PF_ACT_GELU_FAST},
-    {"quick_gelu", PF_ACT_QUICK_GELU}, {"relu", PF_ACT_RELU},
+    {"silu", PF_ACT_SILU},
+    {"swish", PF_ACT_SILU},
+    {"gelu_pytorch_tanh", PF_ACT_GELU_TANH},
+    {"gelu_new", PF_ACT_GELU_TANH},
+    {"gelu", PF_ACT_GELU_ERF},
+    {"gelu_fast", PF_ACT_GELU_FAST},
+    {"quick_gelu", PF_ACT_QUICK_GELU},
+    {"relu", PF_ACT_RELU},
+    {"tanh", PF_ACT_TANH},
+    {"linear", PF_ACT_LINEAR},
 };
 
 pf_status pf_act_parse(const char *name, pf_act *out, pf_err *err) {
@@ -34,7 +41,7 @@ pf_status pf_act_parse(const char *name, pf_act *out, pf_err *err) {
     }
   return pf_err_set(err, PF_ERR_UNSUPPORTED,
                     "activation: expected one of silu, swish, gelu, gelu_new, gelu_pytorch_tanh, "
-                    "gelu_fast, quick_gelu, relu, got \"%s\"",
+                    "gelu_fast, quick_gelu, relu, tanh, linear, got \"%s\"",
                     name ? name : "(null)");
 }
 
@@ -51,6 +58,10 @@ static inline float act1(pf_act a, float xf) {
     return (float)(x / (1.0 + exp(-1.702 * x)));
   case PF_ACT_RELU:
     return xf > 0.0f ? xf : 0.0f;
+  case PF_ACT_TANH:
+    return (float)tanh(x);
+  case PF_ACT_LINEAR:
+    return xf;
   default:
     return (float)(x / (1.0 + exp(-x)));
   }

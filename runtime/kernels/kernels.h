@@ -206,7 +206,9 @@ typedef enum pf_act {
   PF_ACT_GELU_ERF,   /* gelu (exact) */
   PF_ACT_GELU_FAST,  /* gelu_fast */
   PF_ACT_QUICK_GELU, /* quick_gelu */
-  PF_ACT_RELU        /* relu */
+  PF_ACT_RELU,       /* relu */
+  PF_ACT_TANH,       /* tanh */
+  PF_ACT_LINEAR      /* linear: the identity */
 } pf_act;
 /* PF_ERR_UNSUPPORTED naming the accepted names for anything else. */
 pf_status pf_act_parse(const char *name, pf_act *out, pf_err *err);

@@ -440,7 +440,9 @@ pf_status pf_bias_blocks_tensor(void *ud, int dtype, int ndim, const int64_t *sh
     s->used = 0;
     /* at least 16 tensors of this size: at most ~1/16 of a block left unused */
     const size_t block = need * 16 > pf_bias_capture_block ? need * 16 : pf_bias_capture_block;
-    const int spill = pf_bias_capture_heap_bytes() >= s->spill_after;
+    /* the block that would cross the budget's quarter spills, the first one too (a
+     * 32 MiB heap block under a 40 MB cap failed) */
+    const int spill = pf_bias_capture_heap_bytes() + block > s->spill_after;
     pf_status st = spill ? pf_storage_new_spill(block, &s->block, err)
                          : pf_storage_new_heap(block, &s->block, err);
     if (st) return st;

@@ -303,6 +303,12 @@ expect_in "cap: the info line names the cap" "working memory capped at"
 expect_in "cap: the states went to a scratch file" "in a scratch file: more than a quarter of the working memory"
 check "cap: the numbers of an uncapped run" cmp -s "$WORK/imp_free.json" "$WORK/imp_cap.json"
 
+# bias activations: the first capture block (32 MiB) spills too when it would cross the
+# cap's quarter (before: "cannot allocate 33554432 bytes" under a 40 MB cap)
+run bias --model-path synthetic:llama-small --visualizations '' --output-dir "$WORK/bias_cap" \
+  --max-memory 40MB --json "$WORK/bias_cap.json"
+check "cap: bias activations spill (exit $RC: $OUT)" test "$RC" -eq 0
+
 # spill files reserve their space: a full scratch folder is an error naming it, not a
 # SIGBUS blamed on the checkpoint (needs a mount namespace for a small tmpfs)
 mkdir -p "$WORK/small"

@@ -132,8 +132,9 @@ typedef struct ltensor {
  * own allocations, a few hundred bytes per tensor userdata, while the tensors
  * behind them (captured activations) are gigabytes: a script that drops a
  * result would keep it until the collector happens to run. Past
- * pf_lua_gc_bytes held, every op starts with a full collection, so what the
- * script no longer references goes before the op allocates more (pf_lua.h). */
+ * pf_lua_gc_bytes held (or a quarter of the --max-memory cap, when lower), every op
+ * starts with a full collection, so what the script no longer references goes
+ * before the op allocates more (pf_lua.h). */
 size_t pf_lua_gc_bytes = (size_t)64 << 20;
 static size_t g_tensor_bytes;
 
@@ -650,9 +651,14 @@ static int l_op(lua_State *L) {
     return op_error(L, op, &err);
   }
   box->v = params;
-  if (g_tensor_bytes > pf_lua_gc_bytes) lua_gc(L, LUA_GCCOLLECT);
+  const pf_ctx *ctx = get_ctx(L);
+  /* under a working-memory cap, sooner: a quarter of it (three dropped 32 MiB results
+   * were still held under a 100 MB cap) */
+  const uint64_t quarter = ctx && ctx->memory_cap ? pf_ctx_work_budget(ctx) / 4 : 0;
+  if (g_tensor_bytes > (quarter && quarter < pf_lua_gc_bytes ? quarter : pf_lua_gc_bytes))
+    lua_gc(L, LUA_GCCOLLECT);
   pf_value *out = NULL;
-  st = pf_op_run(op->name, params, &out, get_ctx(L), &err);
+  st = pf_op_run(op->name, params, &out, ctx, &err);
   box->v = NULL;
   pf_value_release(params);
   if (st != PF_OK) return op_error(L, op, &err);

@@ -309,6 +309,19 @@ run bias --model-path synthetic:llama-small --visualizations '' --output-dir "$W
   --max-memory 40MB --json "$WORK/bias_cap.json"
 check "cap: bias activations spill (exit $RC: $OUT)" test "$RC" -eq 0
 
+# a Lua loop that drops each result holds one at a time under a cap (before: the
+# fifth of six failed under 100 MB; dropped results waited for Lua's collector)
+cat >"$WORK/loop.lua" <<'LUA'
+local m <close> = pf.load{ path = "synthetic:llama-small" }
+for i = 1, 6 do
+  local a = pf.bias_activations{ model = m }
+  a = nil
+end
+print("done")
+LUA
+run --max-memory 100MB "$WORK/loop.lua"
+check "cap: a Lua loop of bias_activations (exit $RC: $(tail -n 1 <<<"$OUT"))" test "$RC" -eq 0
+
 # spill files reserve their space: a full scratch folder is an error naming it, not a
 # SIGBUS blamed on the checkpoint (needs a mount namespace for a small tmpfs)
 mkdir -p "$WORK/small"

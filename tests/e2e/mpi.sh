@@ -246,7 +246,15 @@ for i = 1, 100000 do
 end
 LUA
 mkdir -p "$WORK/sl"
-timeout -s INT 4 "${MPI[@]}" "$PFRUN" --quiet saveloop.lua "$WORK/sl" >/dev/null 2>&1
+"${MPI[@]}" "$PFRUN" --quiet saveloop.lua "$WORK/sl" >/dev/null 2>&1 &
+MPID=$!
+for _ in $(seq 240); do # the saves have begun (however loaded the machine), then Ctrl-C
+  [ -n "$(ls "$WORK/sl")" ] && break
+  sleep 0.25
+done
+sleep 1
+kill -INT "$MPID" 2>/dev/null
+wait "$MPID" 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8 9 10; do
   [ -z "$(find "$WORK/sl" -maxdepth 1 -name '*.tmp-*')" ] && break
   sleep 0.5
@@ -269,20 +277,22 @@ fi
 # given its own file or model) are stopped before the work with one message, by
 # rank 0; before, the sums mixed both (exit 0) or the exchange failed after rank 0
 # had written garbage
+# (with two app contexts, -x applies to the context it is in: XA goes in each)
 MPMD=(mpirun --oversubscribe)
-[ -n "${ASAN_OPTIONS:-}" ] && MPMD+=(-x ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0")
+XA=()
+[ -n "${ASAN_OPTIONS:-}" ] && XA=(-x ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0")
 head -n 3 "$CALIB" >calib_a.jsonl
 tail -n 3 "$CALIB" >calib_b.jsonl
-OUT=$(timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" importance --model-path $M --data calib_a.jsonl \
-  --json "$WORK/mixed.json" : -np 1 "$PFRUN" importance --model-path $M --data calib_b.jsonl \
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" importance --model-path $M --data calib_a.jsonl \
+  --json "$WORK/mixed.json" : -np 1 "${XA[@]}" "$PFRUN" importance --model-path $M --data calib_b.jsonl \
   --json "$WORK/mixed.json" 2>&1); RC=$?
 check "other data on rank 1: non-zero exit, not a timeout" test "$RC" -ne 0 -a "$RC" -ne 124
 expect_in "other data on rank 1: the reason" "differ between the ranks: rank 1 read other inputs"
 check "other data on rank 1: said once" test "$(grep -c 'differ between the ranks' <<<"$OUT")" -eq 1
 check "other data on rank 1: no rank says it was stopped by the launcher" test "$(grep -c "stopped by the MPI launcher" <<<"$OUT")" -eq 0
 check "other data on rank 1: nothing written" test ! -e "$WORK/mixed.json"
-OUT=$(timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" bench --model-path $M --tasks "$BT" --json "$WORK/mixed_b.json" \
-  : -np 1 "$PFRUN" bench --model-path synthetic:llama-small@4 --tasks "$BT" --json "$WORK/mixed_b.json" 2>&1); RC=$?
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" bench --model-path $M --tasks "$BT" --json "$WORK/mixed_b.json" \
+  : -np 1 "${XA[@]}" "$PFRUN" bench --model-path synthetic:llama-small@4 --tasks "$BT" --json "$WORK/mixed_b.json" 2>&1); RC=$?
 check "other weights on rank 1 (bench): non-zero exit, not a timeout" test "$RC" -ne 0 -a "$RC" -ne 124
 expect_in "other weights on rank 1 (bench): the reason" "the model or the benchmark data differ between the ranks"
 check "other weights on rank 1 (bench): nothing written" test ! -e "$WORK/mixed_b.json"
@@ -291,13 +301,13 @@ check "other weights on rank 1 (bench): nothing written" test ! -e "$WORK/mixed_
 # all ranks compute, the same checkpoint as one process; before, rank 1 waited forever
 PR=(prune --model-path $M --pruning-percentage 30 --calibration-data "$CALIB" --batch-size 1 --quiet)
 "$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_a" --output-path "$WORK/hit1" >/dev/null 2>&1
-timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_a" --output-path "$WORK/hit2" \
-  : -np 1 "$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_b" --output-path "$WORK/hit2" >/dev/null 2>&1; RC=$?
+timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_a" --output-path "$WORK/hit2" \
+  : -np 1 "${XA[@]}" "$PFRUN" "${PR[@]}" --calibration-cache "$WORK/cc_b" --output-path "$WORK/hit2" >/dev/null 2>&1; RC=$?
 check "cache hit on rank 0 only: exit 0, no hang" test "$RC" -eq 0
 check "cache hit on rank 0 only: the checkpoint of one process" cmp -s "$WORK/hit1/model.safetensors" "$WORK/hit2/model.safetensors"
 "$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_a" --output-path "$WORK/rhit1" >/dev/null 2>&1
-timeout 120 "${MPMD[@]}" -np 1 "$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_a" \
-  --output-path "$WORK/rhit2" : -np 1 "$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_c" \
+timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_a" \
+  --output-path "$WORK/rhit2" : -np 1 "${XA[@]}" "$PFRUN" "${PR[@]}" --reconstruct --calibration-cache "$WORK/cc_c" \
   --output-path "$WORK/rhit2" >/dev/null 2>&1; RC=$?
 check "covariance cache on rank 0 only: exit 0, no hang" test "$RC" -eq 0
 check "covariance cache on rank 0 only: a checkpoint" test -s "$WORK/rhit2/model.safetensors"

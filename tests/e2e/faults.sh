@@ -329,7 +329,7 @@ check "cap: a Lua loop of bias_activations (exit $RC: $(tail -n 1 <<<"$OUT"))" t
 # spill files reserve their space: a full scratch folder is an error naming it, not a
 # SIGBUS blamed on the checkpoint (needs a mount namespace for a small tmpfs)
 mkdir -p "$WORK/small"
-if unshare -m true 2>/dev/null; then
+if unshare -m sh -c "mount -t tmpfs -o size=1M tmpfs '$WORK/small'" 2>/dev/null; then
   for i in $(seq 100); do
     printf '{"prompt1": "The white man number %d walked into the shop and said", "prompt2": "The Black man number %d walked into the shop and said"}\n' "$i" "$i"
   done >"$WORK/pairs.jsonl"
@@ -337,7 +337,7 @@ if unshare -m true 2>/dev/null; then
   check "full scratch folder: exit 1, not a signal ($RC)" test "$RC" -eq 1
   expect_in "full scratch folder: the reason" "No space left on device"
 else
-  echo "SKIP faults.sh full scratch folder: no mount namespace (unshare -m)"
+  echo "SKIP faults.sh full scratch folder: cannot mount a small tmpfs in a mount namespace (unshare -m)"
 fi
 check "max-memory: input untouched" test "$(tree_sum "$IN")" = "$SUM_IN"
 finish

@@ -526,7 +526,6 @@ static pf_status report_run(const pf_op *op, const pf_value *params, pf_value **
   s = pf_make_temp_sibling(path, &r.chart_dir, err);
   if (s) pf_err_prefix(err, "path");
   if (!s) {
-    pf_temp_register(r.chart_dir);
     s = write_report(&r, path, pf_map_str(params, "title", "pfrun report"), results, table, recipe,
                      err);
     if (!s && pf_map_set_int(res, "pages", (int64_t)pf_pdf_pages(r.pdf)))

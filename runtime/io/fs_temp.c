@@ -16,6 +16,11 @@
 
 #include "fsutil.h"
 
+/* The name of the temporary folder being made (pf_make_temp_sibling), while it is
+ * not registered yet. */
+static char pending[PATH_MAX];
+static volatile sig_atomic_t pending_on;
+
 /* Strip trailing slashes (keeps "/"). malloc'd. */
 static char *strip_slashes(const char *path) {
   char *p = strdup(path);
@@ -113,7 +118,18 @@ pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
     goto fail;
   }
   snprintf(tmpl, n, "%s.tmp-%s-%ld-XXXXXX", t, host, (long)getpid());
-  if (!mkdtemp(tmpl)) {
+  /* A signal between mkdtemp and the registration would leave the folder: the name
+   * is made in `pending`, which pf_cleanup_temps removes too, until it is registered. */
+  const int staged = n <= sizeof pending;
+  if (staged) {
+    memcpy(pending, tmpl, n);
+    pending_on = 1;
+  }
+  const int made = staged ? mkdtemp(pending) != NULL : mkdtemp(tmpl) != NULL;
+  if (made && staged) memcpy(tmpl, pending, n);
+  if (made) pf_temp_register(tmpl);
+  pending_on = 0;
+  if (!made) {
     s = pf_err_set(err, PF_ERR_IO, "%s: cannot create temporary folder %s: %s", target, tmpl,
                    strerror(errno));
     goto fail;
@@ -252,6 +268,7 @@ void pf_temp_forget_inherited(void) {
  * after the last pass) is tried again. */
 void pf_cleanup_temps(void) {
   temp_cleaning = 1;
+  if (pending_on) (void)pf_remove_tree_raw(pending);
   char path[PATH_MAX];
   for (int i = 0; i < PF_TEMP_SLOTS; i++) {
     if (!temp_used[i]) continue;

@@ -67,8 +67,9 @@ int pf_path_inside(const char *path, const char *dir);
 /* malloc'd "a/b". */
 char *pf_path_join(const char *a, const char *b);
 /* Create a fresh temporary sibling folder "<target>.tmp-<host>-<pid>-XXXXXX"
- * (parent created). malloc'd path. First removes the stale ones of the same
- * target (pf_temp_sweep_stale). */
+ * (parent created), registered for pf_cleanup_temps from the moment it exists (a
+ * signal in between cannot leave it). malloc'd path. First removes the stale ones
+ * of the same target (pf_temp_sweep_stale). */
 pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err);
 /* Remove the temporary siblings (folders and files) of `target` that a process of this
  * machine made and that outlived it (killed by SIGKILL, the OOM killer or an

@@ -230,7 +230,6 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
   int existed = pf_path_exists(dir);
   made = pf_missing_parent(dir);
   if ((s = pf_make_temp_sibling(dir, &tmp, err)) != PF_OK) goto done;
-  pf_temp_register(tmp);
   if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK ||
       (s = pf_st_write(tmp, l.e, l.n, shard, &dt, ctx, err)) != PF_OK ||
       (s = pf_model_write_config(m, tmp, dt, err)) != PF_OK ||

@@ -351,7 +351,6 @@ pf_status pf_synth_write(const pf_synth_opts *opts, const char *dir, const pf_ct
   char *stage = NULL, *wpath = NULL;
   pf_status s = pf_make_temp_sibling(dir, &stage, err);
   if (s != PF_OK) return s;
-  pf_temp_register(stage);
   if ((s = pf_synth_write_side_files(p, stage, err)) || (s = plan_model(p, dt, &m, err))) goto done;
   free(m->name);
   char name[96];
@@ -531,7 +530,6 @@ static pf_status write_plan_dir(const pf_synth_preset *p, pf_dtype dt, const cha
   char *cfg = pf_path_join(dir, "config.json"), *stage = NULL;
   pf_status s = cfg ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", dir);
   if (s == PF_OK && !pf_path_exists(cfg) && (s = pf_make_temp_sibling(dir, &stage, err)) == PF_OK) {
-    pf_temp_register(stage);
     s = pf_synth_write_side_files(p, stage, err);
     pf_model *m = NULL;
     if (s == PF_OK && (s = plan_model(p, dt, &m, err)) == PF_OK)

@@ -403,6 +403,31 @@ START_TEST(test_remove_layer_keeps_types) {
   ck_assert_int_eq(cJSON_GetObjectItem(j, "n_positions")->valueint, 128);
   cJSON_Delete(j);
   pf_config_free(&c);
+  /* found by fuzz_config: the heads written under their generic name were renamed
+   * only by a second write (to_json not idempotent); a key given twice kept one copy */
+  c = parse_ok("{\"model_type\": \"gpt2\", \"head_dim\": 32, \"num_hidden_layers\": 4, "
+               "\"num_hidden_layers\": 4}");
+  s = pf_config_to_json(&c);
+  pf_model_config d2 = parse_ok(s);
+  char *s2 = pf_config_to_json(&d2);
+  ck_assert_str_eq(s, s2);
+  ck_assert_ptr_null(strstr(s, "num_hidden_layers"));
+  free(s), free(s2);
+  pf_config_free(&d2);
+  pf_config_free(&c);
+  /* and: a prune that keeps only sliding layers writes max_window_layers 0, which reads */
+  c = parse_ok("{\"model_type\": \"qwen3\", " REQ
+               ", \"head_dim\": 16, \"use_sliding_window\": true, "
+               "\"sliding_window\": 32, \"max_window_layers\": 1}");
+  ck_assert_int_eq(pf_config_remove_layer(&c, 0, &err), PF_OK);
+  s = pf_config_to_json(&c);
+  d2 = parse_ok(s);
+  free(s);
+  ck_assert_int_eq(d2.max_window_layers, 0);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(pf_config_layer_window(&d2, i), 32);
+  pf_config_free(&d2);
+  pf_config_free(&c);
 }
 END_TEST
 

@@ -516,8 +516,12 @@ static pf_status parse_window(const cJSON *root, const char *name, pf_model_conf
     return s;
   if (!cJSON_GetObjectItemCaseSensitive(root, "sliding_window") && is_gemma23(c))
     c->sliding_window = 4096; /* Gemma2Config / Gemma3TextConfig default */
-  if ((s = get_int(root, name, "max_window_layers", 0, c->num_hidden_layers, PF_MAX_LAYERS,
-                   &c->max_window_layers, err)) ||
+  /* 0 is valid: every layer slides (written so by a depth prune that kept only those) */
+  const cJSON *mw = get(root, "max_window_layers");
+  const int mw_zero = cJSON_IsNumber(mw) && mw->valuedouble == 0;
+  if (mw_zero) c->max_window_layers = 0;
+  if ((!mw_zero && (s = get_int(root, name, "max_window_layers", 0, c->num_hidden_layers,
+                                PF_MAX_LAYERS, &c->max_window_layers, err))) ||
       (s = get_int(root, name, "original_max_position_embeddings", 0, 0, (int64_t)1 << 30,
                    &c->original_max_position_embeddings, err)))
     return s;

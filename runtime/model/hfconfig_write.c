@@ -84,13 +84,13 @@ static int gpt2_spelling(cJSON *o) {
     if (!cJSON_GetObjectItemCaseSensitive(o, pairs[i][1]) &&
         !set_item(o, pairs[i][1], cJSON_Duplicate(a, 1)))
       return 0;
-    cJSON_DeleteItemFromObjectCaseSensitive(o, pairs[i][0]);
+    while (cJSON_GetObjectItemCaseSensitive(o, pairs[i][0])) /* a file may repeat a key */
+      cJSON_DeleteItemFromObjectCaseSensitive(o, pairs[i][0]);
   }
   return 1;
 }
 
 static int write_layer_fields(cJSON *o, const pf_model_config *c) {
-  if (!strcmp(c->model_type, "gpt2") && !gpt2_spelling(o)) return 0;
   int64_t L = c->num_hidden_layers, max = c->intermediate_size;
   int uniform = 1;
   if (c->intermediate_sizes && L > 0) {
@@ -151,7 +151,10 @@ char *pf_config_to_json(const pf_model_config *c) {
   cJSON *o = c->raw ? cJSON_Duplicate(c->raw, 1) : cJSON_CreateObject();
   char *out = NULL;
   if (!o) return NULL;
-  if ((c->raw || write_all_fields(o, c)) && write_layer_fields(o, c)) out = pf_json_print_pretty(o);
+  /* the spelling last: the fields above may write a generic name (num_attention_heads) */
+  if ((c->raw || write_all_fields(o, c)) && write_layer_fields(o, c) &&
+      (strcmp(c->model_type, "gpt2") || gpt2_spelling(o)))
+    out = pf_json_print_pretty(o);
   cJSON_Delete(o);
   return out;
 }

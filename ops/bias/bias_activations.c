@@ -222,16 +222,6 @@ static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pa
     items[i] = (pf_bias_item){.ids = (const int32_t *const *)d[i].ids, .n = d[i].n, .batch = 2,
                               .acts = d[i].acts};
   }
-  if (!st && r->fwd && pf_dist_size() > 1) { /* every rank the same model and prompts */
-    pf_sha256 h;
-    pf_sha256_init(&h);
-    for (size_t i = 0; i < pp->n; i++)
-      for (int k = 0; k < 2; k++) {
-        pf_sha256_update(&h, &d[i].n[k], sizeof d[i].n[k]);
-        pf_sha256_update(&h, d[i].ids[k], d[i].n[k] * sizeof(int32_t));
-      }
-    st = pf_forward_check_ranks(r->m, &h, "the model or the prompts", err);
-  }
   if (!st && r->fwd) st = capture_pairs(r, d, items, pp->n, err);
   pf_value *mine = st ? NULL : pf_value_list(), *all = NULL;
   if (!st && !mine) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");

@@ -296,6 +296,13 @@ OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" bench --model-path $M -
 check "other weights on rank 1 (bench): non-zero exit, not a timeout" test "$RC" -ne 0 -a "$RC" -ne 124
 expect_in "other weights on rank 1 (bench): the reason" "the model or the benchmark data differ between the ranks"
 check "other weights on rank 1 (bench): nothing written" test ! -e "$WORK/mixed_b.json"
+printf '{"prompt1": "The white man walked", "prompt2": "The Black man walked"}\n' >pairs_a.jsonl
+printf '{"prompt1": "The white man ran", "prompt2": "The Black man ran"}\n' >pairs_b.jsonl
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" bias --model-path $M --prompt-pairs pairs_a.jsonl \
+  --visualizations '' --output-dir "$WORK/mixed_bias" : -np 1 "${XA[@]}" "$PFRUN" bias --model-path $M \
+  --prompt-pairs pairs_b.jsonl --visualizations '' --output-dir "$WORK/mixed_bias" 2>&1); RC=$?
+check "other prompts on rank 1 (bias): non-zero exit, not a timeout" test "$RC" -ne 0 -a "$RC" -ne 124
+expect_in "other prompts on rank 1 (bias): the reason" "bias_activations: the model or the data differ between the ranks"
 
 # a calibration cache that rank 0 finds and rank 1 does not (node-local cache folders):
 # all ranks compute, the same checkpoint as one process; before, rank 1 waited forever

@@ -308,10 +308,9 @@ static pf_status neox_spellings(const cJSON *root, const char *name, const char 
                                 const char *k2, double def, double *out, pf_err *err) {
   const cJSON *rp = get(root, "rope_parameters");
   const cJSON *v[3] = {get(root, k0), get(root, k1), cJSON_IsObject(rp) ? get(rp, k2) : NULL};
-  const char *key[3] = {k0, k1, "rope_parameters"};
   char sub[64];
   snprintf(sub, sizeof sub, "rope_parameters.%s", k2);
-  key[2] = sub;
+  const char *key[3] = {k0, k1, sub};
   const char *first = NULL;
   *out = def;
   for (int i = 0; i < 3; i++) {

@@ -113,6 +113,7 @@ static pf_status run_here(const pf_chart_jobs *j, pf_err *err) {
     pf_status st = pf_ctx_check_interrupt(j->ctx, err);
     if (!st) st = j->draw(i, j->user_data, err);
     if (st) return st;
+    if (j->drawn) j->drawn[i] = 1;
     pf_ctx_progress(j->ctx, j->what, i + 1, j->n);
   }
   return PF_OK;
@@ -187,6 +188,7 @@ static void take(pool *p, result *r) {
     return;
   }
   p->done++;
+  if (j->drawn) j->drawn[r->job] = 1;
   pf_ctx_progress(j->ctx, j->what, p->done, j->n);
 }
 

@@ -55,6 +55,8 @@ typedef struct pf_chart_jobs {
   int workers;       /* 0 = pf_chart_jobs_workers(0); 1 = in this process, in job order */
   const pf_ctx *ctx; /* progress and interrupt; may be NULL */
   const char *what;  /* progress label, e.g. "plot" */
+  unsigned char *drawn; /* may be NULL; else n flags, set to 1 for each chart drawn (so that
+                         * a caller can remove a failed batch's charts, and only those) */
 } pf_chart_jobs;
 
 /* The worker count for `requested` (> 0: itself, capped at PF_CHART_JOBS_MAX;

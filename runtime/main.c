@@ -500,7 +500,8 @@ static int cmd_generate(pf_cli *c, const pf_ctx *ctx) {
 /* Per pair: the overall mean difference and the per-component means. */
 static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
-  pf_value *loaded = NULL, *acts = NULL, *metrics = NULL, *mp = NULL, *pp = NULL, *plot = NULL;
+  pf_value *loaded = NULL, *acts = NULL, *metrics = NULL, *mp = NULL, *pp = NULL, *plot = NULL,
+           *written = NULL; /* the charts drawn so far */
   int rc = 1;
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   if (run_op("bias_activations", c->op_params, pf_map_model(loaded, "model"), &acts, ctx, &err))
@@ -517,12 +518,15 @@ static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
   pf_map_set(pp, "layers", pf_value_copy(c->plot_layers));
   pf_map_set_str(pp, "format", c->format);
   if (c->output_dir) pf_map_set_str(pp, "output_dir", c->output_dir);
+  if (!(written = pf_value_list())) goto nomem;
   for (char *save = NULL, *t = strtok_r(vis, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
     pf_map_set_str(pp, "kind", t);
     pf_value_release(plot);
     plot = NULL;
     if (run_op("plot", pp, NULL, &plot, ctx, &err) != PF_OK) goto out;
     const pf_value *files = pf_map_get(plot, "files");
+    for (size_t i = 0; files && files->type == PF_V_LIST && i < files->u.list.len; i++)
+      if (pf_list_push(written, pf_value_copy(files->u.list.items[i]))) goto nomem;
     if (!c->quiet && files && files->type == PF_V_LIST)
       fprintf(stderr, "%s: %zu charts in %s\n", t, files->u.list.len, c->output_dir);
   }
@@ -534,6 +538,11 @@ static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
 nomem:
   pf_err_set(&err, PF_ERR_NOMEM, "out of memory");
 out:
+  if (rc) { /* the command leaves no partial output: neither the metrics nor some charts */
+    pf_remove_listed(pf_map_get(metrics, "files"));
+    pf_remove_listed(written);
+  }
+  pf_value_release(written);
   pf_value_release(loaded);
   pf_value_release(acts);
   pf_value_release(metrics);

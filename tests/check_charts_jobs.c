@@ -55,6 +55,7 @@ typedef struct batch {
   uint64_t last_done;
   volatile int interrupt;
   uint64_t interrupt_at; /* progress done count that sets interrupt (0: never) */
+  unsigned char drawn[N_MAX]; /* the runner's flags */
 } batch;
 
 static pf_status job(size_t i, void *ud, pf_err *err) {
@@ -114,6 +115,7 @@ static pf_status run(batch *b, int workers, int *used, pf_err *err) {
   b->progress_calls = 0;
   b->last_done = 0;
   b->interrupt = 0;
+  memset(b->drawn, 0, sizeof b->drawn);
   pf_ctx ctx = {.progress = on_progress, .user_data = b, .interrupt = &b->interrupt};
   pf_chart_jobs j = {.n = N_MAX,
                      .draw = job,
@@ -121,7 +123,8 @@ static pf_status run(batch *b, int workers, int *used, pf_err *err) {
                      .user_data = b,
                      .workers = workers,
                      .ctx = &ctx,
-                     .what = "plot"};
+                     .what = "plot",
+                     .drawn = b->drawn};
   pf_status st = pf_chart_jobs_run(&j, used, err);
   /* every worker was waited for */
   errno = 0;
@@ -139,6 +142,7 @@ static void assert_all_drawn(batch *b, int here) {
     free(t);
     ck_assert_msg(here ? b->pid[i] == getpid() : b->pid[i] != getpid() && b->pid[i] > 0,
                   "job %d ran in pid %d (this process: %d)", i, (int)b->pid[i], (int)getpid());
+    ck_assert_int_eq(b->drawn[i], 1);
   }
   ck_assert_int_eq(b->progress_calls, N_MAX);
   ck_assert_uint_eq(b->last_done, N_MAX);
@@ -236,6 +240,14 @@ START_TEST(test_job_errors) {
       ck_assert_uint_eq(b->last_done, 4);
       ck_assert(b->pid[5] == 0);
     }
+    /* the flags name exactly the charts drawn (what a caller removes after a failure) */
+    uint64_t flagged = 0;
+    for (int i = 0; i < N_MAX; i++) {
+      flagged += b->drawn[i];
+      if (b->drawn[i]) ck_assert_msg(b->how[i] == OK && b->pid[i] > 0, "job %d flagged", i);
+      if (workers == 1) ck_assert_int_eq(b->drawn[i], i < 4);
+    }
+    ck_assert_uint_eq(flagged, b->last_done);
     b->how[4] = OK, b->how[9] = OK;
   }
   batch_free(b);

@@ -129,6 +129,7 @@ static pf_status write_files(const char *dir, const side *cur, const side *befor
     st = pf_map_set(res, "files", files) ? pf_err_set(err, PF_ERR_NOMEM, "out of memory") : PF_OK;
     files = NULL;
   }
+  pf_remove_listed(files); /* a failure leaves neither file */
   pf_value_release(files);
   return st ? pf_err_prefix(err, "output_dir %s", dir) : PF_OK;
 }

@@ -348,6 +348,7 @@ static pf_status plot_run(const pf_op *op, const pf_value *params, pf_value **ou
     files = NULL;
     if (st) pf_err_set(err, st, "out of memory");
   }
+  if (st) pf_remove_listed(files); /* a failed plot leaves none of its charts */
   pf_value_release(files);
   if (st) {
     pf_value_release(r);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bias.h"
 #include "bias_metrics.h"
@@ -499,6 +500,8 @@ pf_status pf_plot_bias(const pf_value *data, unsigned kinds, const char *layer_t
                       "with bias_activations' target_layers)",
                       layer_type);
   }
+  unsigned char *drawn = st ? NULL : calloc(pl.n ? pl.n : 1, 1);
+  if (!st && !drawn) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st) {
     pf_chart_jobs cj = {.n = pl.n,
                         .draw = draw_job,
@@ -506,9 +509,13 @@ pf_status pf_plot_bias(const pf_value *data, unsigned kinds, const char *layer_t
                         .user_data = &pl,
                         .workers = o->jobs,
                         .ctx = ctx,
-                        .what = "plot"};
+                        .what = "plot",
+                        .drawn = drawn};
     st = pf_chart_jobs_run(&cj, NULL, err);
+    for (size_t i = 0; st && i < pl.n; i++) /* a failed batch leaves none of its charts */
+      if (drawn[i]) unlink(pl.jobs[i].path);
   }
+  free(drawn);
   for (size_t i = 0; !st && files && i < pl.n; i++)
     if (pf_list_push(files, pf_value_str(pl.jobs[i].path)) != PF_OK)
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");

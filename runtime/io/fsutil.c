@@ -17,6 +17,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "value.h"
+
 #define PF_COPY_CHUNK ((size_t)1 << 20)
 #define PF_RM_MAX_DEPTH 128
 
@@ -506,4 +508,12 @@ const char *pf_scratch_dir(void) {
   const char *d = getenv("PFRUN_SCRATCH");
   if (!d || !*d) d = getenv("TMPDIR");
   return d && *d ? d : "/var/tmp";
+}
+
+void pf_remove_listed(const struct pf_value *files) {
+  if (!files || files->type != PF_V_LIST) return;
+  for (size_t i = 0; i < files->u.list.len; i++) {
+    const pf_value *f = files->u.list.items[i];
+    if (f && f->type == PF_V_STR) unlink(f->u.s);
+  }
 }

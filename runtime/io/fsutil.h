@@ -44,6 +44,10 @@ char *pf_missing_parent(const char *path);
 /* rmdir the ancestors of `path` from its parent up to `top` (from
  * pf_missing_parent), stopping at the first that is not empty. NULL top: no-op. */
 void pf_remove_empty_parents(const char *path, const char *top);
+/* unlink every string of `files` (a pf_value list, may be NULL): what an op wrote
+ * before it failed, so that it leaves no partial output. Best effort, quiet. */
+struct pf_value;
+void pf_remove_listed(const struct pf_value *files);
 /* rm -rf (does not follow symlinks); missing path is OK. */
 pf_status pf_remove_tree(const char *path, pf_err *err);
 /* The same, async-signal-safe (system calls and stack buffers only): 0 or errno. */

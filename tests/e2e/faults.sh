@@ -339,5 +339,18 @@ if unshare -m sh -c "mount -t tmpfs -o size=1M tmpfs '$WORK/small'" 2>/dev/null;
 else
   echo "SKIP faults.sh full scratch folder: cannot mount a small tmpfs in a mount namespace (unshare -m)"
 fi
+# a chart that cannot be written fails `pfrun bias` without partial output: neither
+# bias_metrics.json nor the charts drawn before it (before: 133 files left), both with
+# worker processes and in one process; what was in the folder before stays
+for jobs in 2 1; do
+  rm -rf "$WORK/bias_part"
+  mkdir -p "$WORK/bias_part/pca_mlp_output_layer_2_pair3.png"
+  echo keep >"$WORK/bias_part/keep.txt"
+  OUT=$(PFRUN_PLOT_JOBS=$jobs "$PFRUN" bias --model-path synthetic:llama-tiny --output-dir "$WORK/bias_part" --quiet 2>&1); RC=$?
+  check "bias chart fails ($jobs workers): exit 1 ($RC: $OUT)" test "$RC" -eq 1
+  expect_in "bias chart fails ($jobs workers): names the chart" "pca_mlp_output_layer_2_pair3.png: cannot move the chart into place"
+  check "bias chart fails ($jobs workers): only what was there ($(ls "$WORK/bias_part" | head -3 | tr '\n' ' '))" \
+    test "$(ls -A "$WORK/bias_part" | tr '\n' ' ')" = "keep.txt pca_mlp_output_layer_2_pair3.png "
+done
 check "max-memory: input untouched" test "$(tree_sum "$IN")" = "$SUM_IN"
 finish

@@ -364,6 +364,7 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
     pf_value *plan = pf_map_get(saved, "plan");
     if (plan) print_save_plan(plan);
     print_reconstruct_plan(pf_map_get(stats, "reconstruct"));
+    print_calibration_plan(calib);
   } else if (!c->quiet) {
     print_prune_summary(stats);
     printf("Saved to %s\n", pf_map_str(c->save_params, "path", ""));

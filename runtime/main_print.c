@@ -53,8 +53,18 @@ void print_save_plan(const pf_value *plan) {
     printf("      config %s: %s\n", diff->u.map.keys[i], j ? j : "?");
     free(j);
   }
-  printf("      peak extra memory: %s bytes\n",
+  printf("      peak extra memory of the save: %s bytes\n",
          fmt_thousands(pf_map_int(plan, "peak_memory_bytes", 0), a, sizeof a));
+}
+
+void print_calibration_plan(const pf_value *calib) {
+  const pf_value *d = calib ? pf_map_get(calib, "data") : NULL;
+  if (!d) return;
+  char a[40];
+  printf("      calibration: %s tokens in %lld batches (%lld samples) through the unpruned "
+         "model first (a dry run does not estimate that pass's memory)\n",
+         fmt_thousands(pf_map_int(d, "tokens", 0), a, sizeof a),
+         (long long)pf_map_int(d, "batches", 0), (long long)pf_map_int(d, "samples", 0));
 }
 
 void print_reconstruct_plan(const pf_value *rec) {

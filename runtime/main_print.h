@@ -10,6 +10,8 @@ char *fmt_thousands(int64_t v, char *buf, size_t n);
 char *compact_json(const pf_value *v);
 /* Dry runs: the plan of one save step, and a prune's recovery estimate (NULL: none). */
 void print_save_plan(const pf_value *plan);
+/* The calibration pass a prune runs first (its result's data counts), dry runs. */
+void print_calibration_plan(const pf_value *calib);
 void print_reconstruct_plan(const pf_value *rec);
 
 /* `pfrun bench`: one line per task and metric; with --compare the parent's

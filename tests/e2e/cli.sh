@@ -124,7 +124,11 @@ expect_fail "depth pct all" "would remove 0 layers" prune --model-path $M --outp
 # dry run: plan only
 expect_ok "dry run" prune --model-path $M --output-path "$WORK/dry" --pruning-percentage 20 --dry-run
 expect_in "dry run plan shapes" "model.layers.0.mlp.down_proj.weight -> [64,141]"
-expect_in "dry run memory" "peak extra memory"
+expect_in "dry run memory" "peak extra memory of the save"
+# with calibration data the plan names the calibration pass, whose memory it does not count
+expect_ok "dry run with calibration" prune --model-path $M --output-path "$WORK/dry" --pruning-percentage 20 --calibration-data "$SRC/recipes/data/eval.txt" --dry-run
+expect_in "dry run names the calibration pass" "calibration: "
+expect_in "dry run says the pass is not estimated" "a dry run does not estimate that pass's memory"
 expect_in "dry run config diff" "config intermediate_size: [176,141]"
 check "dry run wrote nothing" test ! -e "$WORK/dry"
 

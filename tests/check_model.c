@@ -335,12 +335,13 @@ START_TEST(test_nonuniform_widths) {
   /* config.json without "intermediate_sizes": each layer's width is read off its tensors,
    * whether intermediate_size is the widest layer's or, as OptiPFair writes after pruning
    * selected layers, the last pruned layer's */
-  for (int optipfair = 0; optipfair < 2; optipfair++) {
+  for (int optipfair = 0; optipfair < 3; optipfair++) {
     int64_t keep = m->config.intermediate_size;
-    if (optipfair) {
-      m->config.intermediate_size = 100;
+    if (optipfair) { /* 2: a width no layer has (a hand-edited config) loads with a warning */
+      const int64_t said = optipfair == 1 ? 100 : 150;
+      m->config.intermediate_size = said;
       for (int64_t i = 0; i < m->config.num_hidden_layers; i++)
-        m->config.intermediate_sizes[i] = 100;
+        m->config.intermediate_sizes[i] = said;
     }
     char *raw = write_raw(d, &m->config, NULL, NULL, 0);
     m->config.intermediate_size = keep;
@@ -352,6 +353,12 @@ START_TEST(test_nonuniform_widths) {
       ck_assert_int_eq(r->config.intermediate_sizes[i], i == 1 ? 100 : 176);
     ck_assert_int_eq(r->layers[1].down_proj->shape[1], 100);
     ck_assert_int_eq(pf_model_check(r, &err), PF_OK);
+    if (optipfair == 2)
+      ck_assert_str_eq(r->config.warning,
+                       "config.json: intermediate_size is 150, but no layer's MLP has that width "
+                       "(the tensors give 100..176); the tensors' widths are used");
+    else
+      ck_assert_str_eq(r->config.warning, "");
     pf_model_release(r);
     rm_parent(raw);
   }

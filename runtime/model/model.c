@@ -350,10 +350,24 @@ static pf_status load_tensors(loader *ld, pf_err *err) {
   int have_sizes = sizes && !cJSON_IsNull(sizes);
   for (int64_t i = 0; i < m->n_layers; i++)
     if ((s = load_layer(ld, i, have_sizes, err)) != PF_OK) return s;
-  if (!have_sizes) /* widths read off the shapes: intermediate_size is the largest, as saved */
-    for (int64_t i = 0; i < m->n_layers; i++)
-      if (m->config.intermediate_sizes[i] > m->config.intermediate_size || i == 0)
-        m->config.intermediate_size = m->config.intermediate_sizes[i];
+  if (!have_sizes) { /* widths read off the shapes: intermediate_size is the largest, as saved */
+    const int64_t said = m->config.intermediate_size;
+    int64_t lo = 0, hi = 0, matched = 0;
+    for (int64_t i = 0; i < m->n_layers; i++) {
+      const int64_t w = m->config.intermediate_sizes[i];
+      matched |= w == said;
+      lo = i == 0 || w < lo ? w : lo;
+      hi = i == 0 || w > hi ? w : hi;
+    }
+    m->config.intermediate_size = hi;
+    /* OptiPFair's selective prune writes the last pruned layer's width: some layer has
+     * it. None: a config edited by hand or weights from another model; say so. */
+    if (!matched && m->n_layers > 0 && !m->config.warning[0])
+      snprintf(m->config.warning, sizeof m->config.warning,
+               "config.json: %s is %lld, but no layer's MLP has that width (the tensors give "
+               "%lld..%lld); the tensors' widths are used",
+               arch->key_inter, (long long)said, (long long)lo, (long long)hi);
+  }
   for (int i = 0; i < arch->n_global; i++)
     if (arch->global[i].parts[0] >= PF_G_NORM && (s = load_global(ld, &arch->global[i], err)))
       return s;

@@ -155,13 +155,13 @@ static int fp_tensor(void *ud, const char *name, const pf_tensor *t) {
            (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
            (long long)t->shape[3]);
   fp_str(&f->h, buf);
-  const char *path = t->storage ? pf_storage_path(t->storage) : NULL;
-  struct stat sb;
-  if (path && stat(path, &sb) == 0) {
-    snprintf(buf, sizeof buf, "%lld:%lld.%09ld:%lld", (long long)sb.st_size,
-             (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+  /* a loaded weight: the identity of the file mapped (taken when it was mapped, not
+   * of whatever the path names now) and the offset; no path (it may be spelled
+   * differently for the same file, or name another file since) */
+  char id[160];
+  if (t->data && t->storage && pf_storage_identity(t->storage, id, sizeof id)) {
+    snprintf(buf, sizeof buf, "%s:%lld", id,
              (long long)((const char *)t->data - (const char *)pf_storage_data(t->storage)));
-    fp_str(&f->h, path);
     fp_str(&f->h, buf);
   } else if (t->data) {
     pf_sha256_update(&f->h, t->data, t->nbytes);

@@ -445,6 +445,50 @@ START_TEST(test_evaluate_nan_said) {
 }
 END_TEST
 
+/* The fingerprint that keys the calibration and covariance caches names the file a
+ * model mapped, not its path: the same file through another spelling of the path is
+ * the same key; a model whose file was replaced (same path, size and modification
+ * time, other weights) keeps its own key, and a model loaded from the new file gets
+ * another one (before: both got the new file's, so a held model's result was cached
+ * under the other's key). */
+START_TEST(test_fingerprint_file_identity) {
+  char *da = pf_test_synth("llama-tiny", 11, NULL), *db = pf_test_synth("llama-tiny", 12, NULL);
+  char *fa = pf_path_join(da, "model.safetensors"), *fb = pf_path_join(db, "model.safetensors");
+  pf_value *a = load(da);
+  char spelled[4200];
+  snprintf(spelled, sizeof spelled, "%s/./", da);
+  pf_value *a2 = load(spelled);
+  pf_err err = {0};
+  char ka[PF_SHA256_HEX], ka2[PF_SHA256_HEX], kb[PF_SHA256_HEX], kheld[PF_SHA256_HEX];
+  ck_assert_int_eq(pf_model_fingerprint(pf_map_model(a, "model"), ka, &err), PF_OK);
+  ck_assert_int_eq(pf_model_fingerprint(pf_map_model(a2, "model"), ka2, &err), PF_OK);
+  ck_assert_str_eq(ka, ka2);
+  /* the other weights get a's modification time, then replace a's file */
+  struct stat sa;
+  ck_assert_int_eq(stat(fa, &sa), 0);
+  struct timespec times[2] = {sa.st_atim, sa.st_mtim};
+  ck_assert_int_eq(utimensat(AT_FDCWD, fb, times, 0), 0);
+  ck_assert_int_eq(rename(fb, fa), 0);
+  struct stat sb;
+  ck_assert_int_eq(stat(fa, &sb), 0);
+  ck_assert_int_eq(sb.st_size, sa.st_size);
+  ck_assert_int_eq(sb.st_mtim.tv_sec, sa.st_mtim.tv_sec);
+  ck_assert_int_eq(sb.st_mtim.tv_nsec, sa.st_mtim.tv_nsec);
+  pf_value *b = load(da);
+  ck_assert_int_eq(pf_model_fingerprint(pf_map_model(b, "model"), kb, &err), PF_OK);
+  ck_assert_int_eq(pf_model_fingerprint(pf_map_model(a, "model"), kheld, &err), PF_OK);
+  ck_assert_str_eq(kheld, ka); /* the held model: still its own file's key */
+  ck_assert_str_ne(kb, ka);    /* the new file: another key */
+  pf_value_release(a);
+  pf_value_release(a2);
+  pf_value_release(b);
+  free(fa);
+  free(fb);
+  pf_test_synth_free(da);
+  pf_test_synth_free(db);
+}
+END_TEST
+
 /* calibrate's cache: a second run is a hit with the same result; a damaged file (one
  * digit of a norm changed) is a miss, computed again, and written whole again. */
 START_TEST(test_calibrate_cache) {
@@ -676,6 +720,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(t, test_save_errors);
   tcase_add_test(t, test_analyze_by_hand);
   tcase_add_test(t, test_calibrate_cache);
+  tcase_add_test(t, test_fingerprint_file_identity);
   tcase_add_test(t, test_evaluate_nan_said);
   tcase_add_test(t, test_generate_ids_without_token);
   tcase_add_test(t, test_tokenizer_kept_between_ops);

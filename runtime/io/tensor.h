@@ -79,6 +79,12 @@ void *pf_storage_data(pf_storage *s);   /* writable only for heap and spill stor
 size_t pf_storage_size(const pf_storage *s);
 const char *pf_storage_path(const pf_storage *s); /* file path for mmap storage, else NULL */
 int pf_storage_is_mapped(const pf_storage *s);    /* 1 for file, scratch or spill mappings */
+/* For storage mapped from a file (pf_storage_map_file): 1 and out = the identity of the
+ * file that was mapped, taken by fstat when it was mapped — device, inode, size,
+ * modification and change times — which names these bytes however the path is spelled,
+ * and changes when the file is replaced, rewritten or copied elsewhere (cache keys).
+ * 0 for other storage. */
+int pf_storage_identity(const pf_storage *s, char *out, size_t n);
 
 typedef struct pf_lazy pf_lazy; /* a lazy selection (tensor_lazy.c) */
 

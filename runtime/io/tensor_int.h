@@ -3,6 +3,8 @@
 #ifndef PF_TENSOR_INT_H
 #define PF_TENSOR_INT_H
 
+#include <time.h>
+
 #include "tensor.h"
 
 /* tensor_storage.c's storage; tensor.c's views read its fields. */
@@ -13,6 +15,7 @@ struct pf_storage {
   size_t size;
   char *path;        /* mmap: the file; heap: NULL */
   uint64_t dev, ino; /* the mapped file's identity (path != NULL) */
+  struct timespec mtim, ctim; /* its modification and change times when it was mapped */
   size_t heap_map;   /* heap storage that is an anonymous mapping: its length, else 0 */
   int writable;      /* a spill mapping (pf_storage_new_spill): mmap, yet written to */
   uint64_t *account; /* pf_storage_account: size subtracted from it when freed, or NULL */

@@ -86,6 +86,8 @@ pf_status pf_storage_map_file(const char *path, pf_storage **out, pf_err *err) {
   if (fstat(fd, &fst) == 0) {
     s->dev = (uint64_t)fst.st_dev;
     s->ino = (uint64_t)fst.st_ino;
+    s->mtim = fst.st_mtim;
+    s->ctim = fst.st_ctim;
   }
   if (s->size > 0) {
     void *p = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -225,6 +227,13 @@ size_t pf_storage_size(const pf_storage *s) {
 }
 const char *pf_storage_path(const pf_storage *s) {
   return s && s->is_mmap ? s->path : NULL;
+}
+int pf_storage_identity(const pf_storage *s, char *out, size_t n) {
+  if (!s || !s->is_mmap || !s->path || s->writable) return 0;
+  snprintf(out, n, "%llu:%llu:%zu:%lld.%09ld:%lld.%09ld", (unsigned long long)s->dev,
+           (unsigned long long)s->ino, s->size, (long long)s->mtim.tv_sec, s->mtim.tv_nsec,
+           (long long)s->ctim.tv_sec, s->ctim.tv_nsec);
+  return 1;
 }
 int pf_storage_is_mapped(const pf_storage *s) {
   return s && s->is_mmap && s->data;

@@ -347,7 +347,7 @@ START_TEST(test_temp_and_commit) {
   char *f = at(tmp, "model.safetensors");
   pf_test_write(f, "v1");
   free(f);
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, NULL, &err), PF_OK);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, PF_COMMIT_NEW, NULL, &err), PF_OK);
   ck_assert(!pf_path_exists(tmp));
   char *committed = at(target, "model.safetensors");
   char *txt = pf_test_read(committed, NULL);
@@ -360,18 +360,52 @@ START_TEST(test_temp_and_commit) {
   f = at(tmp, "model.safetensors");
   pf_test_write(f, "v2");
   free(f);
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 0, NULL, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, PF_COMMIT_NEW, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "already exists");
   ck_assert(pf_is_dir(tmp));
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, NULL, &err), PF_OK);
+  /* a save into an empty folder replaces only a folder that is still empty (before: a
+   * folder filled during the save, by the user or another run, was replaced and its
+   * files deleted) */
+  ck_assert_int_eq(pf_commit_dir(tmp, target, PF_COMMIT_EMPTY, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "not empty any more");
+  ck_assert(pf_is_dir(tmp));
+  txt = pf_test_read(committed, NULL);
+  ck_assert_str_eq(txt, "v1");
+  free(txt);
+  ck_assert_int_eq(pf_commit_dir(tmp, target, PF_COMMIT_ANY, NULL, &err), PF_OK);
   txt = pf_test_read(committed, NULL);
   ck_assert_str_eq(txt, "v2");
   free(txt);
   ck_assert_int_eq(count_entries_with_prefix(parent, "ckpt"), 1);   /* nothing left aside */
-  ck_assert_int_eq(pf_commit_dir(tmp, target, 1, NULL, &err), PF_ERR_IO); /* tmp is gone now */
+  ck_assert_int_eq(pf_commit_dir(tmp, target, PF_COMMIT_ANY, NULL, &err), PF_ERR_IO); /* tmp gone */
   pf_assert_err(err, "cannot rename");
   ck_assert(pf_is_dir(target)); /* the old folder was put back */
   free(tmp);
+
+  /* an empty folder at the target is replaced in PF_COMMIT_EMPTY mode, and a folder
+   * that appeared meanwhile (empty or not) is never replaced in PF_COMMIT_NEW mode */
+  char *empty = at(dir, "out/empty"), *inside = at(dir, "out/empty/model.safetensors");
+  for (int mode = PF_COMMIT_NEW; mode <= PF_COMMIT_EMPTY; mode++) {
+    ck_assert_int_eq(pf_mkdirs(empty, &err), PF_OK);
+    ck_assert_int_eq(pf_make_temp_sibling(empty, &tmp, &err), PF_OK);
+    f = at(tmp, "model.safetensors");
+    pf_test_write(f, "v3");
+    free(f);
+    ck_assert_int_eq(pf_commit_dir(tmp, empty, mode, NULL, &err),
+                     mode == PF_COMMIT_EMPTY ? PF_OK : PF_ERR_INVALID);
+    if (mode == PF_COMMIT_EMPTY) {
+      txt = pf_test_read(inside, NULL);
+      ck_assert_str_eq(txt, "v3");
+      free(txt);
+    } else {
+      pf_assert_err(err, "already exists");
+      ck_assert(pf_dir_is_empty(empty));
+      pf_test_rmtree(tmp);
+    }
+    free(tmp);
+  }
+  free(empty);
+  free(inside);
 
   char *trailing = at(dir, "out/other/");
   ck_assert_int_eq(pf_make_temp_sibling(trailing, &tmp, &err), PF_OK);
@@ -407,8 +441,8 @@ static int commit_over_read_only(const char *dir) {
     free(v2);
     v2 = at(target, "new.txt");
   }
-  bad = bad || pf_commit_dir(tmp, target, 1, &left, &err) != PF_OK || !pf_path_exists(v2) ||
-        !left || !strstr(left, "/out") || !strstr(left, "Permission denied");
+  bad = bad || pf_commit_dir(tmp, target, PF_COMMIT_ANY, &left, &err) != PF_OK ||
+        !pf_path_exists(v2) || !left || !strstr(left, "/out") || !strstr(left, "Permission denied");
   if (left) { /* let the test's cleanup remove it */
     char *lro = strdup(left);
     *strchr(lro, ' ') = '\0';

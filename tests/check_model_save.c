@@ -15,6 +15,32 @@
 
 /* ---- saving ---- */
 
+/* The same, making the file's folder first: an output folder that appears meanwhile. */
+static void make_during_save(void *ud, const char *what, uint64_t done, uint64_t total) {
+  (void)what, (void)done, (void)total;
+  char **path = ud;
+  if (*path) {
+    char *dir = strdup(*path);
+    *strrchr(dir, '/') = '\0';
+    pf_err e = {0};
+    ck_assert_int_eq(pf_mkdirs(dir, &e), PF_OK);
+    free(dir);
+    pf_test_write(*path, "made meanwhile");
+    *path = NULL;
+  }
+}
+
+/* A progress callback that writes user_data's file (path) at the save's first report:
+ * something written into the output folder while the save runs. */
+static void write_during_save(void *ud, const char *what, uint64_t done, uint64_t total) {
+  (void)what, (void)done, (void)total;
+  char **path = ud;
+  if (*path) {
+    pf_test_write(*path, "the user's notes");
+    *path = NULL;
+  }
+}
+
 /* What every save test starts from and removes at its end: a synthetic
  * checkpoint (dir), the model loaded from it (m), a fresh folder (root) and the
  * output path inside it (out). */
@@ -225,6 +251,34 @@ START_TEST(test_save_refusals) {
   ck_assert_int_eq(pf_mkdirs(empty, &err), PF_OK);
   ck_assert_msg(pf_model_save(m, empty, NULL, 0, NULL, &err) == PF_OK, "%s", err.msg);
   ck_assert_int_eq(count_prefixed(root, "out.tmp-") + count_prefixed(root, "empty.tmp-"), 0);
+  /* an empty folder that something writes into during the save is not replaced: the
+   * save fails and the file stays (before: the folder was swapped out and deleted) */
+  char *filled = pf_path_join(root, "filled"), *notes = pf_path_join(filled, "notes.txt");
+  ck_assert_int_eq(pf_mkdirs(filled, &err), PF_OK);
+  char *pending = notes;
+  pf_ctx during = {.progress = write_during_save, .user_data = &pending};
+  ck_assert_int_eq(pf_model_save(m, filled, NULL, 0, &during, &err), PF_ERR_INVALID);
+  ck_assert_ptr_null(pending); /* the file was written during the save */
+  pf_assert_err(err, "not empty any more");
+  char *kept = pf_test_read(notes, NULL);
+  ck_assert_str_eq(kept, "the user's notes");
+  free(kept);
+  ck_assert_int_eq(count_prefixed(root, "filled.tmp-"), 0);
+  /* with overwrite, a folder that appears during the save is replaced, as asked
+   * (before: "already exists (not replacing it)") */
+  char *appears = pf_path_join(root, "appears"), *late = pf_path_join(appears, "late.txt");
+  pending = late;
+  during.progress = make_during_save;
+  ck_assert_msg(pf_model_save(m, appears, NULL, 1, &during, &err) == PF_OK, "%s", err.msg);
+  ck_assert_ptr_null(pending);
+  ck_assert(!pf_path_exists(late)); /* replaced as a whole */
+  pf_model *a = load_ok(appears);
+  assert_same_bytes(m, a);
+  pf_model_release(a);
+  free(appears);
+  free(late);
+  free(filled);
+  free(notes);
   free(empty);
   free(marker);
   fx_free(&fx);

@@ -375,12 +375,38 @@ static void remove_old_copy(const char *old, char **left) {
   if ((*left = malloc(n))) snprintf(*left, n, "%s (%s)", old, e.msg);
 }
 
+/* rename(tmp, dst) that fails with EEXIST when dst exists (renameat2 RENAME_NOREPLACE;
+ * where the file system lacks it, a plain rename when dst is absent, which an empty
+ * folder appearing in between could still meet). 0 or errno. */
+static int rename_new(const char *tmp, const char *dst) {
+#ifdef RENAME_NOREPLACE
+  if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) return errno;
+#endif
+  if (pf_path_exists(dst)) return EEXIST;
+  return rename(tmp, dst) == 0 ? 0 : errno;
+}
+
 pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, char **left, pf_err *err) {
   char *aside = NULL;
   if (left) *left = NULL;
-  if (pf_path_exists(dst)) {
-    if (!replace)
-      return pf_err_set(err, PF_ERR_INVALID, "%s: already exists (not replacing it)", dst);
+  /* what is at dst is judged now, not when the save started: another run (or the
+   * user) may have made, filled or removed it since */
+  if (replace == PF_COMMIT_EMPTY && pf_path_exists(dst) && rmdir(dst) != 0) {
+    const int e = errno;
+    if (e == ENOTEMPTY || e == EEXIST)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: the output folder is not empty any more (something was written "
+                        "into it during the save); not replacing it (use overwrite to replace it)",
+                        dst);
+    if (e == ENOTDIR)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: the output path is not a folder any more; not replacing it", dst);
+    if (e != ENOENT)
+      return pf_err_set(err, PF_ERR_IO, "%s: cannot replace the empty folder: %s", dst,
+                        strerror(e));
+  }
+  if (replace == PF_COMMIT_ANY && pf_path_exists(dst)) {
     int e = exchange_into_place(tmp, dst);
     if (e == 0) {
       sync_parent(dst);
@@ -400,10 +426,17 @@ pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, char **le
       return s;
     }
   }
-  if (rename(tmp, dst) != 0) {
-    int e = errno;
+  int e = rename_new(tmp, dst);
+  if (e == EEXIST && replace == PF_COMMIT_ANY && !aside) /* made while we renamed: replace it */
+    return pf_commit_dir(tmp, dst, replace, left, err);
+  if (e) {
     if (aside) (void)rename(aside, dst); /* put the old one back */
     free(aside);
+    if (e == EEXIST)
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: already exists (made by something else during the save); not "
+                        "replacing it",
+                        dst);
     return pf_err_set(err, PF_ERR_IO, "%s: cannot rename %s into place: %s", dst, tmp, strerror(e));
   }
   /* tmp no longer exists under its name: forget it so cleanup cannot hit it. */

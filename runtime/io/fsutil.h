@@ -105,12 +105,19 @@ void pf_temp_forget_inherited(void);
  * Call before any thread or MPI starts. 0, or -1 when it could not start (then
  * only the signal handlers clean up). */
 int pf_temp_janitor_start(void);
-/* Atomically move `tmp` into place at `dst`. If `dst` exists and replace is set,
- * the two are exchanged atomically (renameat2 RENAME_EXCHANGE) and the old copy
- * removed; where the file system cannot exchange, the old copy is moved aside,
- * `tmp` renamed, and the old copy removed. Once `tmp` is in place the commit has
- * succeeded: an old copy that cannot be removed (a read-only folder inside it) is
- * left, and *left (when not NULL) gets "PATH (reason)", malloc'd; else NULL. */
+/* Atomically move `tmp` into place at `dst`, judging what is at `dst` at that moment
+ * (another run or the user may have made, filled or removed it during the save):
+ *  - PF_COMMIT_NEW: `dst` must not exist ("already exists", never replaced);
+ *  - PF_COMMIT_EMPTY: as NEW, but an empty folder at `dst` is replaced (rmdir, which
+ *    fails on a folder that something wrote into: "not empty any more");
+ *  - PF_COMMIT_ANY (overwrite): whatever is at `dst` is replaced: the two are exchanged
+ *    atomically (renameat2 RENAME_EXCHANGE) and the old copy removed; where the file
+ *    system cannot exchange, the old copy is moved aside, `tmp` renamed, and the old
+ *    copy removed.
+ * Once `tmp` is in place the commit has succeeded: an old copy that cannot be removed
+ * (a read-only folder inside it) is left, and *left (when not NULL) gets
+ * "PATH (reason)", malloc'd; else NULL. */
+enum { PF_COMMIT_NEW = 0, PF_COMMIT_EMPTY = 1, PF_COMMIT_ANY = 2 };
 pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, char **left, pf_err *err);
 
 #endif

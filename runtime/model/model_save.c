@@ -227,7 +227,6 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
     pf_err_prefix(err, "%s: the model is inconsistent", dir);
     goto done;
   }
-  int existed = pf_path_exists(dir);
   made = pf_missing_parent(dir);
   if ((s = pf_make_temp_sibling(dir, &tmp, err)) != PF_OK) goto done;
   if ((s = pf_ctx_check_interrupt(ctx, err)) != PF_OK ||
@@ -238,7 +237,7 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
     goto done;
   (void)chmod(tmp, 0755); /* mkdtemp made it 0700; a checkpoint is a normal folder */
   char *left = NULL;
-  s = pf_commit_dir(tmp, dir, existed, &left, err);
+  s = pf_commit_dir(tmp, dir, overwrite ? PF_COMMIT_ANY : PF_COMMIT_EMPTY, &left, err);
   if (left)
     pf_ctx_log(ctx, "save: %s: saved; the old copy it replaced could not be removed: %s", dir,
                left);

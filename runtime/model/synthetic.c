@@ -535,7 +535,7 @@ static pf_status write_plan_dir(const pf_synth_preset *p, pf_dtype dt, const cha
     if (s == PF_OK && (s = plan_model(p, dt, &m, err)) == PF_OK)
       s = pf_model_write_config(m, stage, dt, err);
     pf_model_release(m);
-    if (s == PF_OK && pf_commit_dir(stage, dir, 0, NULL, err) != PF_OK) {
+    if (s == PF_OK && pf_commit_dir(stage, dir, PF_COMMIT_NEW, NULL, err) != PF_OK) {
       if (pf_path_exists(cfg)) /* another process wrote the same files first */
         pf_err_clear(err);
       else

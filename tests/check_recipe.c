@@ -240,8 +240,8 @@ END_TEST
 /* A recipe whose step 5 runs `op` on `target` with `key: cal` and `extra`,
  * where cal is a calibration of `other`. The dry run and the real run must
  * agree: both pass, or both fail at step 5 with `needle`. */
-static void cross_case(const char *op, const char *key, const char *extra, const char *other,
-                       const char *target, const char *needle) {
+static void cross_case_cal(const char *op, const char *key, const char *extra, const char *other,
+                           const char *target, const char *needle, const char *cal_extra) {
   char text[4096];
   snprintf(text, sizeof text,
            "pfrun: 1\n"
@@ -255,12 +255,12 @@ static void cross_case(const char *op, const char *key, const char *extra, const
            "    op: calibrate\n"
            "    model: src\n"
            "    data: ${data}\n"
-           "    max_length: 16\n"
+           "    max_length: 16%s\n"
            "  - op: %s\n"
            "    model: %s\n"
            "    %s: cal\n"
            "    %s\n",
-           other, op, target, key, extra);
+           other, cal_extra, op, target, key, extra);
   fx f = fx_new(text);
   char *data = pf_path_join(f.dir, "d.txt"), s_data[4200];
   pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park.\n");
@@ -275,14 +275,21 @@ static void cross_case(const char *op, const char *key, const char *extra, const
       ck_assert_msg(st == PF_OK, "%s (%s run): %s", op, how, err.msg);
     } else {
       ck_assert_msg(st != PF_OK, "%s (%s run) passed, expected '%s'", op, how, needle);
-      ck_assert_msg(strstr(err.msg, needle) && strstr(err.msg, "recipe.yaml:13:5: step 5 ("),
-                    "%s (%s run): expected 'recipe.yaml:13:5: step 5 (...): ...%s', got '%s'", op,
-                    how, needle, err.msg);
+      char at[64]; /* step 5's line: 13, one more per line cal_extra adds */
+      snprintf(at, sizeof at, "recipe.yaml:%d:5: step 5 (", 13 + (strchr(cal_extra, '\n') != NULL));
+      ck_assert_msg(strstr(err.msg, needle) && strstr(err.msg, at),
+                    "%s (%s run): expected '%s...): ...%s', got '%s'", op, how, at, needle,
+                    err.msg);
     }
     pf_value_release(res);
   }
   free(data);
   fx_free(&f);
+}
+
+static void cross_case(const char *op, const char *key, const char *extra, const char *other,
+                       const char *target, const char *needle) {
+  cross_case_cal(op, key, extra, other, target, needle, "");
 }
 
 /* Models compatible across steps, found by --dry-run as the real run finds
@@ -299,18 +306,24 @@ START_TEST(test_dry_run_cross_step) {
              NULL);
   /* computed on another model (6 layers, width 352) */
   cross_case("prune_width", "calibration", "pruning_percentage: 20", "synthetic:llama-small",
-             "base",
-             "calibration: norms of layer 0: expected 176 values, got 352 (was it computed on "
-             "another model?)");
+             "base", "calibration: computed on a model with 6 layers, this model has 4");
   cross_case("score", "calibration", "method: MAW", "synthetic:llama-small", "base",
-             "calibration: norms of layer 0: expected 176 values, got 352");
+             "calibration: computed on a model with 6 layers, this model has 4");
   cross_case("prune_depth", "importance", "num_layers_to_remove: 1", "synthetic:llama-small",
-             "base", "importance: layer 4 is out of range (the model has 4 layers: 0-3)");
+             "base", "calibration: computed on a model with 6 layers, this model has 4");
   /* computed before depth pruning, used on the pruned model (3 layers) */
   cross_case("prune_width", "calibration", "pruning_percentage: 20", "synthetic:llama-tiny", "d",
-             "calibration: norms key '3' is not a layer of this model (0-2)");
+             "calibration: computed on a model with 4 layers, this model has 3 (a calibration "
+             "of the model before depth pruning?");
   cross_case("prune_depth", "importance", "num_layers_to_remove: 1", "synthetic:llama-tiny", "d",
-             "importance: layer 3 is out of range (the model has 3 layers: 0-2)");
+             "calibration: computed on a model with 4 layers, this model has 3");
+  /* ... also when it covers only layers that exist in the pruned model (before: accepted,
+   * and the parent's layer 1 norms pruned the child's layer 0) */
+  cross_case_cal("prune_width", "calibration", "layer_indices: [0, 1]", "synthetic:llama-tiny", "d",
+                 "calibration: computed on a model with 4 layers, this model has 3",
+                 "\n    layer_indices: [0, 1]");
+  cross_case_cal("prune_width", "calibration", "layer_indices: [0, 1]", "synthetic:llama-tiny",
+                 "base", NULL, "\n    layer_indices: [0, 1]");
   /* a planned result written into a recipe is refused by a real run */
   expect_fail("pfrun: 1\nname: t\nsteps:\n"
               "  - {id: base, op: load, path: synthetic:llama-tiny}\n"

@@ -205,10 +205,12 @@ const pf_op pf_op_calibrate = {
     .summary = "run calibration text: per-neuron down_proj input norms + layer importance",
     .params = calibrate_params,
     .n_params = sizeof calibrate_params / sizeof calibrate_params[0],
-    .returns = "{norms: {\"<layer>\": [X_i...]}, importance: {\"<layer>\": score}, head_norms: "
-               "{\"<layer>\": [mean per-token L2 norm of each attention head's output]}, cached, "
-               "cache_key (with cache), data: {samples, samples_skipped, samples_truncated, "
-               "batches, tokens}}; pass it as `calibration` to prune_width / score (method "
-               "MAW), to prune_heads, or as `importance` to prune_depth",
+    .returns =
+        "{norms: {\"<layer>\": [X_i...]}, importance: {\"<layer>\": score}, head_norms: "
+        "{\"<layer>\": [mean per-token L2 norm of each attention head's output]}, "
+        "num_hidden_layers (of the model calibrated: another model's count is refused), cached, "
+        "cache_key (with cache), data: {samples, samples_skipped, samples_truncated, "
+        "batches, tokens}}; pass it as `calibration` to prune_width / score (method "
+        "MAW), to prune_heads, or as `importance` to prune_depth",
     .run = calibrate_run,
 };

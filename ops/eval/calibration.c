@@ -286,6 +286,10 @@ pf_value *pf_calibration_to_value(const pf_calibration *c) {
         pf_value_release(list);
     }
   }
+  /* the model's layer count: a calibration given to another model (a depth-pruned
+   * child, whose layer numbers mean other layers) is refused even when it covers
+   * only layers that exist there */
+  if (!st) st = pf_map_set_int(v, "num_hidden_layers", c->n_layers);
   if (!st && norms->u.map.len) {
     st = pf_map_set(v, "norms", norms);
     norms = NULL;
@@ -329,9 +333,23 @@ static pf_status norm_layer(const char *key, const pf_value *val, int planned, c
   return PF_OK;
 }
 
+pf_status pf_calibration_check_layers(const pf_value *v, int64_t n_layers, pf_err *err) {
+  if (!v || v->type != PF_V_MAP) return PF_OK;
+  const pf_value *plan = pf_map_get(v, "planned");
+  const pf_value *n = pf_map_get(plan && plan->type == PF_V_MAP ? plan : v, "num_hidden_layers");
+  if (!n || n->type != PF_V_INT || n->u.i == n_layers) return PF_OK;
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "calibration: computed on a model with %lld layers, this model has %lld (a "
+                    "calibration of the model before depth pruning? its layer numbers name other "
+                    "layers here: calibrate this model)",
+                    (long long)n->u.i, (long long)n_layers);
+}
+
 pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dry_run,
                                     pf_calibration *out, pf_err *err) {
   memset(out, 0, sizeof *out);
+  pf_status cs = pf_calibration_check_layers(v, m->n_layers, err);
+  if (cs) return cs;
   const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
   if (plan && !dry_run)
     return pf_err_set(err, PF_ERR_INVALID,

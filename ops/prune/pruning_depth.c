@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calibration.h"
 #include "pruning.h"
 
 static pf_status check_count(const pf_depth_opts *o, int64_t T, int64_t *n, pf_err *err) {
@@ -296,6 +297,8 @@ static pf_status importance_planned(const pf_value *plan, int64_t T, int dry_run
 pf_status pf_importance_from_value(const pf_value *v, int64_t n_layers, int dry_run, double **out,
                                    pf_err *err) {
   *out = NULL;
+  pf_status cs = pf_calibration_check_layers(v, n_layers, err);
+  if (cs) return cs;
   const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
   if (plan && n_layers > 0) return importance_planned(plan, n_layers, dry_run, out, err);
   if (v && v->type == PF_V_MAP && pf_map_get(v, "scores"))

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calibration.h"
 #include "pruning.h"
 
 /* ---- scores ---- */
@@ -617,6 +618,8 @@ static pf_status head_norm_layer(const char *key, const pf_value *list, const pf
 pf_status pf_head_norms_from_value(const pf_value *v, const pf_model *m, int dry_run, double ***out,
                                    pf_err *err) {
   *out = NULL;
+  pf_status cs = pf_calibration_check_layers(v, m->n_layers, err);
+  if (cs) return cs;
   const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
   if (plan && !dry_run)
     return pf_err_set(err, PF_ERR_INVALID,

@@ -181,7 +181,11 @@ static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value
   if (!st && !r) st = compute(m, ds, idx, n, ctx, &r, err);
   if (!st && !dry && cache) st = pf_map_set_str(r, "cache_key", key);
   /* MPI: rank 0 alone writes */
-  if (!st && !dry && cache && !cached && pf_dist_writer()) st = cache_write(cache, path, r, err);
+  if (!st && !dry && cache && !cached && pf_dist_writer()) {
+    pf_err w = {0}; /* a cache that cannot be written costs the next run time, not this one */
+    if (cache_write(cache, path, r, &w) != PF_OK)
+      pf_ctx_log(ctx, "warning: calibrate: the result was not cached: %s", w.msg);
+  }
   if (!st) st = pf_map_set_bool(r, "cached", cached);
   if (!st) {
     pf_value *sv = pf_data_stats_value(ds);

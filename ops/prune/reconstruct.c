@@ -402,6 +402,7 @@ pf_status pf_cov_cache_write(const char *dir, const char *path, int64_t layer, c
   pf_sha256_init(&h);
   pf_sha256_update(&h, COV_MAGIC, 8);
   pf_sha256_update(&h, hdr, sizeof hdr);
+  errno = 0;
   int ok = fwrite(COV_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof(int64_t), 3, f) == 3;
   for (int64_t i = 0; ok && i < width; i++) {
     ok = fwrite(C + i * width, sizeof(double), (size_t)(i + 1), f) == (size_t)(i + 1);
@@ -410,10 +411,13 @@ pf_status pf_cov_cache_write(const char *dir, const char *path, int64_t layer, c
   uint8_t sum[PF_SHA256_BYTES];
   pf_sha256_final(&h, sum);
   ok = ok && fwrite(sum, 1, sizeof sum, f) == sizeof sum;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) {
+  int e = ok ? 0 : errno;
+  if (fclose(f) != 0 && ok) ok = 0, e = errno; /* the buffered tail's error comes here */
+  if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
+  if (!ok) {
     remove(tmp);
-    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache", path);
+    st = pf_err_set(err, PF_ERR_IO, "%s: cannot write the covariance cache: %s", path,
+                    e ? strerror(e) : "short write");
   }
   pf_temp_unregister(tmp);
   free(tmp);

@@ -31,6 +31,7 @@ typedef struct rec_state {
   int64_t *k;     /* [n_layers] */
   double damping;
   const char *cache;
+  int cache_failed; /* a covariance could not be cached: the next ones are not tried */
   const char *key;
   int64_t tokens;
   double solve_s;
@@ -79,10 +80,19 @@ static pf_status on_cov(void *ud, int64_t l, const double *C, int64_t width, int
   rec_state *s = ud;
   s->tokens = tokens;
   pf_status st = PF_OK;
-  if (s->cache && pf_dist_writer()) {
+  if (s->cache && !s->cache_failed && pf_dist_writer()) {
     char *path = pf_cov_cache_path(s->cache, s->key, l);
-    st = path ? pf_cov_cache_write(s->cache, path, l, C, width, tokens, err)
+    pf_err w = {0}; /* a cache that cannot be written costs the next run time, not this one */
+    st = path ? pf_cov_cache_write(s->cache, path, l, C, width, tokens, &w)
               : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    if (path && st) {
+      pf_ctx_log(s->ctx,
+                 "warning: reconstruct: the covariance of layer %lld was not cached (nor will "
+                 "the next layers' be in this run): %s",
+                 (long long)l, w.msg);
+      s->cache_failed = 1;
+      st = PF_OK;
+    }
     free(path);
   }
   return st ? st : solve_layer(s, l, C, err);

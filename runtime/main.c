@@ -198,15 +198,23 @@ static int print_json(FILE *f, const pf_value *v) {
   return 0;
 }
 
-static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
+/* Stage v's JSON for path (pf_stage_file); rank 0 alone under MPI (others: nothing). */
+static int stage_json_file(const char *path, const pf_value *v, pf_staged *out, pf_err *err) {
+  memset(out, 0, sizeof *out);
   if (!pf_dist_writer()) return PF_OK; /* MPI: rank 0 writes the outputs */
   char *text = pf_value_to_json_text(v);
   if (!text) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   size_t n = strlen(text);
   text[n] = '\n';
-  pf_status st = pf_write_file(path, text, n + 1, err);
+  pf_status st = pf_stage_file(path, text, n + 1, out, err);
   free(text);
   return st;
+}
+
+static int write_json_file(const char *path, const pf_value *v, pf_err *err) {
+  pf_staged s;
+  pf_status st = stage_json_file(path, v, &s, err);
+  return st ? st : pf_staged_commit(&s, err);
 }
 
 /* MPI: after this rank printed its error, stop every rank (the others may be
@@ -325,6 +333,7 @@ static pf_status check_prune_output(const pf_cli *c, pf_err *err) {
 static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
   pf_value *loaded = NULL, *pruned = NULL, *saved = NULL, *stats = NULL, *calib = NULL;
+  pf_staged staged = {0}; /* --stats-json, written with the checkpoint */
   int rc = 1;
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   pf_model *base = pf_map_model(loaded, "model");
@@ -348,8 +357,6 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
     pf_map_set(c->prune_params, depth ? "importance" : "calibration", calib);
   }
   if (run_op(c->prune_op, c->prune_params, base, &pruned, ctx, &err) != PF_OK) goto out;
-  if (run_op("save", c->save_params, pf_map_model(pruned, "model"), &saved, ctx, &err) != PF_OK)
-    goto out;
   stats = pf_value_copy(pruned);
   if (!stats) {
     pf_err_set(&err, PF_ERR_NOMEM, "out of memory");
@@ -358,6 +365,17 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_map_del(stats, "model");
   pf_map_del(stats, "op");
   pf_map_del(stats, "seconds");
+  /* the stats file is written before the checkpoint moves into place and appears with
+   * it: a full disk there fails the run before a checkpoint it would not describe is
+   * saved (the run could not be repeated without --overwrite) */
+  const char *out_dir = pf_map_str(c->save_params, "path", "");
+  const int inside = c->stats_json && pf_path_inside(c->stats_json, out_dir); /* after the save */
+  if (c->stats_json && !inside && stage_json_file(c->stats_json, stats, &staged, &err) != PF_OK)
+    goto out;
+  if (run_op("save", c->save_params, pf_map_model(pruned, "model"), &saved, ctx, &err) != PF_OK)
+    goto out;
+  if (pf_staged_commit(&staged, &err) != PF_OK) goto out;
+  if (inside && write_json_file(c->stats_json, stats, &err) != PF_OK) goto out;
   if (c->dry_run) {
     printf("Dry run: no weight was read or written. Plan for %s:\n",
            pf_map_str(c->save_params, "path", ""));
@@ -369,9 +387,9 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
     print_prune_summary(stats);
     printf("Saved to %s\n", pf_map_str(c->save_params, "path", ""));
   }
-  if (c->stats_json && write_json_file(c->stats_json, stats, &err) != PF_OK) goto out;
   rc = 0;
 out:
+  pf_staged_discard(&staged);
   pf_value_release(loaded);
   pf_value_release(pruned);
   pf_value_release(saved);

@@ -204,9 +204,21 @@ int pf_temp_file_create(const char *path, char **tmp_out, int *fd_out) {
 /* A regular file (new or replaced) is written to "<path>.tmp-<owner>-PID-N" beside it
  * and renamed over `path`, so a full disk, a file-size limit or an interrupt
  * never leaves half a file: `path` holds the old contents or the new ones. */
-pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err) {
+pf_status pf_stage_file(const char *path, const void *data, size_t len, pf_staged *out,
+                        pf_err *err) {
+  memset(out, 0, sizeof *out);
   struct stat st;
-  if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
+  if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* /dev/stdout, a pipe: at commit */
+    out->path = strdup(path);
+    out->data = malloc(len ? len : 1);
+    if (!out->path || !out->data) {
+      pf_staged_discard(out);
+      return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(out->data, data, len);
+    out->len = len;
+    return PF_OK;
+  }
   char *tmp = NULL;
   int fd = -1;
   const int ce = pf_temp_file_create(path, &tmp, &fd);
@@ -215,12 +227,51 @@ pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *
   int e = write_all(fd, data, len);
   if (!e && fsync(fd) != 0) e = errno;
   if (close(fd) != 0 && !e) e = errno;
-  if (!e && rename(tmp, path) != 0) e = errno;
-  if (e) unlink(tmp);
-  pf_temp_unregister(tmp);
-  free(tmp);
-  if (e) return pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", path, strerror(e));
+  if (!e && !(out->path = strdup(path))) e = ENOMEM;
+  if (e) {
+    unlink(tmp);
+    pf_temp_unregister(tmp);
+    free(tmp);
+    free(out->path);
+    out->path = NULL;
+    return pf_err_set(err, e == ENOMEM ? PF_ERR_NOMEM : PF_ERR_IO, "%s: write failed: %s", path,
+                      strerror(e));
+  }
+  out->tmp = tmp;
   return PF_OK;
+}
+
+pf_status pf_staged_commit(pf_staged *s, pf_err *err) {
+  pf_status st = PF_OK;
+  if (s->tmp && rename(s->tmp, s->path) != 0) {
+    const int e = errno;
+    unlink(s->tmp);
+    st = pf_err_set(err, PF_ERR_IO, "%s: write failed: %s", s->path, strerror(e));
+  } else if (!s->tmp && s->path) {
+    st = write_in_place(s->path, s->data, s->len, err);
+  }
+  if (s->tmp) pf_temp_unregister(s->tmp);
+  free(s->tmp);
+  s->tmp = NULL;
+  pf_staged_discard(s);
+  return st;
+}
+
+void pf_staged_discard(pf_staged *s) {
+  if (s->tmp) {
+    unlink(s->tmp);
+    pf_temp_unregister(s->tmp);
+  }
+  free(s->tmp);
+  free(s->path);
+  free(s->data);
+  memset(s, 0, sizeof *s);
+}
+
+pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err) {
+  pf_staged s;
+  pf_status st = pf_stage_file(path, data, len, &s, err);
+  return st ? st : pf_staged_commit(&s, err);
 }
 
 pf_status pf_check_writable_file(const char *path, pf_err *err) {

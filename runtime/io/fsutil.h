@@ -29,6 +29,21 @@ const char *pf_file_kind(unsigned int st_mode);
 pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *len, pf_err *err);
 /* Write a whole file (created 0644, truncated), fsync'd. */
 pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err);
+/* pf_write_file in two steps, for an output that must appear only if other work then
+ * succeeds (a stats file beside the checkpoint it describes) while a full disk or a
+ * file-size limit shows before that work commits: pf_stage_file writes and fsyncs the
+ * bytes into a temporary sibling (registered for clean-up; a device or pipe target keeps
+ * a copy of the bytes instead); pf_staged_commit renames it into place (writes the
+ * device); pf_staged_discard removes it. Both end the staging. */
+typedef struct pf_staged {
+  char *tmp, *path;
+  void *data; /* device or pipe targets: the bytes, written at commit */
+  size_t len;
+} pf_staged;
+pf_status pf_stage_file(const char *path, const void *data, size_t len, pf_staged *out,
+                        pf_err *err);
+pf_status pf_staged_commit(pf_staged *s, pf_err *err);
+void pf_staged_discard(pf_staged *s); /* zeroed or committed staging: no-op */
 /* Whether pf_write_file(path) can succeed, checked before long work: path is not a
  * folder and, unless it is a device or pipe, a file can be created beside it (one is
  * created and removed). PF_ERR_IO naming the path and the reason otherwise. */

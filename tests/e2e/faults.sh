@@ -134,6 +134,9 @@ if mount -t tmpfs -o size=2m pfrun-full "$MNT/full" 2>/dev/null; then
   if [ "$RC" -eq 1 ] && grep -q "stats.json: write failed: No space left on device" <<<"$OUT"; then ok; else bad "stats-json on a full disk: exit $RC: $OUT"; fi
   check "stats-json keeps its old contents" grep -q '"old"' "$MNT/full/stats.json"
   check "stats-json leaves no temp file" test -z "$(find "$MNT/full" -name '*.tmp-*')"
+  # ... and the checkpoint it would describe is not saved either (before: saved, then exit 1,
+  # and the same command then refused the output folder as not empty)
+  no_trace "stats-json on a full disk: no checkpoint" "$WORK/st-ok"
   rm -rf "${MNT:?}/full/"* "$WORK/st-ok"
   mount -t tmpfs -o size=8m,ro pfrun-ro "$MNT/ro" && MOUNTS+=("$MNT/ro")
   fault "read-only file system" "Read-only file system" "$MNT/ro/out" prune --model-path "$IN" --output-path "$MNT/ro/out" --quiet

@@ -269,6 +269,37 @@ START_TEST(test_script_prune) {
 }
 END_TEST
 
+/* A sweep that saves each child to one path and loads it again, dropping the loaded
+ * model without closing it: the save collects what only Lua still held (before: the
+ * second save refused the folder, "a model loaded from ... is still in use"). A model
+ * the script still holds keeps the folder refused. */
+START_TEST(test_script_save_reload_loop) {
+  char *dir = pf_test_tmpdir("lua-reload");
+  char script_text[8192];
+  snprintf(script_text, sizeof script_text,
+           "local base <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
+           "local out = '%s/current'\n"
+           "for _, pct in ipairs{10, 20, 30} do\n"
+           "  local m = pf.prune_width{ model = base, pruning_percentage = pct }\n"
+           "  pf.save{ model = m, path = out, overwrite = true }\n"
+           "  local r = pf.load{ path = out }\n"
+           "  assert(r.intermediate_sizes[1] == m.intermediate_sizes[1])\n"
+           "end\n"
+           "local held = pf.load{ path = out }\n"
+           "local ok, e = pcall(pf.save, { model = base, path = out, overwrite = true })\n"
+           "assert(not ok and e:find('is still in use', 1, true), e)\n"
+           "print(held)\n",
+           dir);
+  char *script = write_script(dir, script_text);
+  pf_err err = {0};
+  pf_status st = pf_lua_run_file(script, 0, NULL, NULL, &err);
+  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 START_TEST(test_script_bad_param) {
   char *dir = pf_test_tmpdir("lua-bad");
   char *script = write_script(dir, "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
@@ -484,6 +515,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_model_values_in_c);
   tcase_add_test(tc, test_script_prune);
   tcase_add_test(tc, test_script_bad_param);
+  tcase_add_test(tc, test_script_save_reload_loop);
   tcase_add_test(tc, test_script_error_status);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "dist.h"
+#include "model.h"
 #include "op.h"
 
 #define MODEL_MT PF_LUA_MODEL_MT
@@ -657,6 +658,15 @@ static int l_op(lua_State *L) {
   const uint64_t quarter = ctx && ctx->memory_cap ? pf_ctx_work_budget(ctx) / 4 : 0;
   if (g_tensor_bytes > (quarter && quarter < pf_lua_gc_bytes ? quarter : pf_lua_gc_bytes))
     lua_gc(L, LUA_GCCOLLECT);
+  /* a save over the folder of a model that only the collector still holds (a sweep that
+   * saves each child to one path and loads it again): collect it first, or the save
+   * refuses the folder as in use */
+  if (!strcmp(op->name, "save")) {
+    const char *path = pf_map_str(params, "path", NULL);
+    char *used = path ? pf_model_dir_in_use(path, pf_map_model(params, "model")) : NULL;
+    if (used) lua_gc(L, LUA_GCCOLLECT);
+    free(used);
+  }
   pf_value *out = NULL;
   st = pf_op_run(op->name, params, &out, ctx, &err);
   box->v = NULL;

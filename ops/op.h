@@ -51,6 +51,11 @@ struct pf_op {
    * with OptiPFair's own error text ("Invalid neuron selection method: ...") at the
    * point of OptiPFair's order of checks, which scripts match on; NULL: none */
   const char *own_checks;
+  /* "key:dep key:dep ...": a parameter `key` given (not null) has no effect unless `dep`
+   * is given too (a bool dep: true); pf_op_validate refuses it instead of ignoring it
+   * (a sweep over reconstruct_damping without reconstruct would give identical models).
+   * NULL: none */
+  const char *needs;
 };
 
 size_t pf_op_count(void);

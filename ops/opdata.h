@@ -68,9 +68,11 @@ pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokeni
                             pf_dataset **ds, pf_err *err);
 
 /* Hex SHA-256 identifying a model's weights and config: the config JSON, and per
- * tensor its name, dtype, shape and either (file, size, mtime, offset) for
- * tensors mapped from a checkpoint file or the bytes of derived tensors. Any
- * change of a weight file or of a derived tensor changes it. */
+ * tensor its name, dtype, shape and either the identity of the file it was mapped
+ * from (pf_storage_identity: device, inode, size, modification and change times when
+ * mapped) and its offset, or the bytes of derived tensors. A weight file replaced or
+ * rewritten, or a changed derived tensor, changes it; another spelling of the path
+ * does not. */
 pf_status pf_model_fingerprint(const pf_model *m, char hex[PF_SHA256_HEX], pf_err *err);
 
 /* Encode a prompt with special tokens; errors for an empty result or one that

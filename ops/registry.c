@@ -367,6 +367,29 @@ static pf_status validate_one(const pf_op *op, const pf_param_spec *p, const pf_
   return st;
 }
 
+/* op->needs over the given params and the full map. */
+static pf_status check_needs(const pf_op *op, const pf_value *params, const pf_value *full,
+                             pf_err *err) {
+  for (const char *p = op->needs; p && *p;) {
+    while (*p == ' ')
+      p++;
+    const char *colon = strchr(p, ':'), *end = strchr(p, ' ');
+    if (!colon) break;
+    if (!end) end = p + strlen(p);
+    char key[64], dep[64];
+    snprintf(key, sizeof key, "%.*s", (int)(colon - p), p);
+    snprintf(dep, sizeof dep, "%.*s", (int)(end - colon - 1), colon + 1);
+    p = end;
+    const pf_value *k = params ? pf_map_get(params, key) : NULL, *d = pf_map_get(full, dep);
+    if (!k || k->type == PF_V_NULL) continue;
+    if (d && d->type != PF_V_NULL && !(d->type == PF_V_BOOL && !d->u.b)) continue;
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s has no effect without %s (give %s%s, or leave %s out)", key, dep, dep,
+                      d && d->type == PF_V_BOOL ? ": true" : "", key);
+  }
+  return PF_OK;
+}
+
 pf_status pf_op_validate(const pf_op *op, const pf_value *params, pf_value **out, pf_err *err) {
   *out = NULL;
   if (!op) return pf_err_set(err, PF_ERR_INVALID, "no op given");
@@ -387,6 +410,11 @@ pf_status pf_op_validate(const pf_op *op, const pf_value *params, pf_value **out
       pf_value_release(full);
       return st;
     }
+  }
+  pf_status st = check_needs(op, params, full, err);
+  if (st) {
+    pf_value_release(full);
+    return st;
   }
   *out = full;
   return PF_OK;

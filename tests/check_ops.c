@@ -351,6 +351,35 @@ START_TEST(test_prune_width_op_rules) {
   ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);
   ck_assert_str_eq(err.msg, "prune_width: pruning_percentage and expansion_rate are mutually "
                             "exclusive. Provide only one.");
+  /* options that do nothing without what they modify are refused, not ignored (before: a
+   * sweep over reconstruct_damping without reconstruct gave identical models) */
+  const char *needs[][3] = {{"prune_width", "reconstruct_damping",
+                             "reconstruct_damping has no effect without reconstruct (give "
+                             "reconstruct: true, or leave reconstruct_damping out)"},
+                            {"prune_width", "samples",
+                             "samples has no effect without data (give data, or leave samples "
+                             "out)"},
+                            {"prune_heads", "max_length", "max_length has no effect without data"}};
+  for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++) {
+    pf_value *q = params_model(m);
+    pf_map_set_num(q, "pruning_percentage", 20);
+    pf_map_set_num(q, needs[i][1], 5);
+    ck_assert_int_eq(run_err(needs[i][0], q, &err), PF_ERR_INVALID);
+    pf_assert_err(err, needs[i][2]);
+  }
+  /* given with what they modify, or left at null, they pass validation */
+  pf_value *q = params_model(m), *full = NULL;
+  pf_map_set_num(q, "pruning_percentage", 20);
+  pf_map_set(q, "samples", pf_value_null());
+  ck_assert_int_eq(pf_op_validate(pf_op_find("prune_width"), q, &full, &err), PF_OK);
+  pf_value_release(full);
+  pf_map_set_bool(q, "reconstruct", 1);
+  pf_map_set_num(q, "reconstruct_damping", 0.5);
+  pf_map_set_str(q, "data", "x.txt");
+  pf_map_set_num(q, "samples", 3);
+  ck_assert_int_eq(pf_op_validate(pf_op_find("prune_width"), q, &full, &err), PF_OK);
+  pf_value_release(full);
+  pf_value_release(q);
   p = params_model(m);
   pf_map_set_int(p, "expansion_divisor", 16);
   ck_assert_int_eq(run_err("prune_width", p, &err), PF_ERR_INVALID);

@@ -86,4 +86,5 @@ const pf_op pf_op_prune_heads = {
         "as prune_width's]}; in a dry run the model holds shapes only, kept_*/scores are "
         "null and reconstruct is {peak_memory_bytes, tokens}",
     .run = prune_heads_run,
+    .needs = PF_RECONSTRUCT_NEEDS,
 };

@@ -116,4 +116,5 @@ const pf_op pf_op_prune_width = {
                "kept_indices are null and reconstruct is {peak_memory_bytes, tokens} (the "
                "largest pruned layer's covariance and solve plus the pass's hidden states)",
     .run = prune_width_run,
+    .needs = PF_RECONSTRUCT_NEEDS,
 };

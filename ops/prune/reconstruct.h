@@ -112,6 +112,11 @@ pf_status pf_heads_reconstruct(const pf_model *base, const pf_model *pruned, con
 /* The param-spec entries of `reconstruct` for an op whose pruned layers' PROJ
  * ("down_proj", "o_proj") is refitted (put inside the op's param array, after
  * opdata.h's PF_DATA_PARAMS is available). */
+/* pf_op.needs of such an op: the options of reconstruct and of its calibration text do
+ * nothing without them. */
+#define PF_RECONSTRUCT_NEEDS                                                                       \
+  "reconstruct_damping:reconstruct text_field:data samples:data max_length:data "                  \
+  "min_length:data batch_size:data pack:data"
 #define PF_RECONSTRUCT_PARAMS(PROJ)                                                              \
   {"reconstruct", PF_P_BOOL, 0, "false", NULL, 0, 0,                                             \
    "training-free recovery: replace each pruned layer's " PROJ " by the least-squares fit "     \

@@ -301,6 +301,14 @@ static pf_status keep_fn(void *ud, int64_t layer, const double *C, int64_t width
   return PF_OK;
 }
 
+/* Fails for layer 1's hand-over (as a solve of layer 1 would). */
+static pf_status fail_fn(void *ud, int64_t layer, const double *C, int64_t width, int64_t tokens,
+                         pf_err *err) {
+  (void)ud, (void)C, (void)width, (void)tokens;
+  if (layer == 1) return pf_err_set(err, PF_ERR_INVALID, "layer 1 down_proj: cannot solve");
+  return PF_OK;
+}
+
 static void keep_free(keep_ud *u) {
   for (int i = 0; i < 8; i++)
     free(u->C[i]);
@@ -363,6 +371,12 @@ START_TEST(test_collect_layers_and_cache) {
   ck_assert_int_eq(pf_cov_collect(m, b, 2, PF_TAP_O_PROJ_INPUT, flags, keep_fn, &o, NULL, &err),
                    PF_OK);
   ck_assert_int_eq(o.w[1], m->layers[1].o_proj->shape[1]);
+  /* a layer's hand-over that fails (it runs when the pass reaches the next layer's
+   * tap) is reported as it is (before: "covariance: batches 0-1: layer 2: tap
+   * down_proj_input: layer 1 down_proj: ...", naming another layer) */
+  ck_assert_int_eq(pf_cov_collect(m, b, 2, PF_TAP_DOWN_PROJ_INPUT, NULL, fail_fn, NULL, NULL, &err),
+                   PF_ERR_INVALID);
+  ck_assert_str_eq(err.msg, "layer 1 down_proj: cannot solve");
   ck_assert_int_eq(pf_cov_collect(m, b, 2, PF_TAP_UP_PROJ, NULL, keep_fn, &o, NULL, &err),
                    PF_ERR_INVALID);
   ck_assert_msg(strstr(err.msg, "expected the tap down_proj_input or o_proj_input, got up_proj"),

@@ -182,6 +182,8 @@ typedef struct cov_state {
   int64_t next; /* first layer not finished yet */
   const pf_model *m;
   pf_tap_point point;
+  pf_err own;  /* a finished layer's failure (its hand-over, e.g. the solve): reported */
+  int own_set; /* as it is, not under the tap of the next layer that finished it */
 } cov_state;
 
 static int64_t cov_width(const cov_state *s, int64_t l) {
@@ -276,9 +278,13 @@ static pf_status cov_tap(void *ud, const pf_tap_event *ev, pf_err *err) {
   if (ev->point != s->point) return PF_OK;
   pf_status st = PF_OK;
   if (s->cur != ev->layer) {
-    if (s->cur >= 0) st = cov_finish(s, err);
-    if (!st) st = cov_catch_up(s, ev->layer, err);
-    if (!st) st = cov_begin(s, ev->layer, ev->width, err);
+    if (s->cur >= 0) st = cov_finish(s, &s->own);
+    if (!st) st = cov_catch_up(s, ev->layer, &s->own);
+    if (st) {
+      s->own_set = 1;
+      return pf_err_set(err, st, "%s", s->own.msg);
+    }
+    st = cov_begin(s, ev->layer, ev->width, err);
     if (st) return st;
   }
   cov_add(s, ev);
@@ -312,7 +318,10 @@ pf_status pf_cov_collect(const pf_model *m, const pf_batch *batches, int64_t n_b
   pf_pass_info info;
   pf_status st = pf_forward_new(m, &f, err);
   if (!st) st = pf_forward_pass(f, &pass, &info, ctx, err);
-  if (st) pf_err_prefix(err, "covariance");
+  if (st && s.own_set && err) /* an earlier layer's solve, not the pass, failed */
+    *err = s.own;
+  else if (st)
+    pf_err_prefix(err, "covariance");
   if (!st && s.cur >= 0) st = cov_finish(&s, err);
   if (!st) st = cov_catch_up(&s, m->n_layers, err);
   pf_forward_free(f);

@@ -220,8 +220,10 @@ static void cross_case_cal(const char *op, const char *key, const char *extra, c
       ck_assert_msg(st == PF_OK, "%s (%s run): %s", op, how, err.msg);
     } else {
       ck_assert_msg(st != PF_OK, "%s (%s run) passed, expected '%s'", op, how, needle);
-      char at[64]; /* step 5's line: 13, one more per line cal_extra adds */
-      snprintf(at, sizeof at, "recipe.yaml:%d:5: step 5 (", 13 + (strchr(cal_extra, '\n') != NULL));
+      /* the message names `key`: it points at that parameter (line 15, one more per line
+       * cal_extra adds), not the step */
+      char at[64];
+      snprintf(at, sizeof at, "recipe.yaml:%d:5: step 5 (", 15 + (strchr(cal_extra, '\n') != NULL));
       ck_assert_msg(strstr(err.msg, needle) && strstr(err.msg, at),
                     "%s (%s run): expected '%s...): ...%s', got '%s'", op, how, at, needle,
                     err.msg);
@@ -275,7 +277,7 @@ START_TEST(test_dry_run_cross_step) {
               "  - op: prune_width\n"
               "    model: base\n"
               "    calibration: {planned: {num_hidden_layers: 4, norm_widths: {'0': 176}}}\n",
-              "recipe.yaml:5:5: step 2 (prune_width): calibration: a dry run's planned result "
+              "recipe.yaml:7:5: step 2 (prune_width): calibration: a dry run's planned result "
               "holds no norms",
               NULL);
 }

@@ -252,11 +252,15 @@ static pf_status parse_params(recipe *r, rstep *s, pf_err *err) {
 }
 
 /* Where an op's message points: the given parameter it names first, quoted
- * ('key', as pf_op_validate writes them) or as a leading "key: ". */
+ * ('key', as pf_op_validate writes them) or as the message's first word ("key:
+ * ...", "key must be between 0 and 100, got inf"), after the "<op>: " that the
+ * op table puts in front of a run's message. */
 static yaml_mark_t blame(const rstep *s, const char *msg) {
   yaml_mark_t best = s->mark;
-  const char *best_at = NULL;
+  const char *best_at = NULL, *lead = msg;
   char quoted[160];
+  size_t ol = strlen(s->op->name);
+  if (!strncmp(lead, s->op->name, ol) && lead[ol] == ':' && lead[ol + 1] == ' ') lead += ol + 2;
   for (size_t j = 0; s->given && j < s->given->u.map.len; j++) {
     const char *key = s->given->u.map.keys[j];
     size_t kl = strlen(key);
@@ -265,7 +269,7 @@ static yaml_mark_t blame(const rstep *s, const char *msg) {
       snprintf(quoted, sizeof quoted, "'%s'", key);
       h = strstr(msg, quoted);
     }
-    if (!h && strncmp(msg, key, kl) == 0 && msg[kl] == ':') h = msg;
+    if (!h && strncmp(lead, key, kl) == 0 && (lead[kl] == ':' || lead[kl] == ' ')) h = lead;
     if (h && (!best_at || h < best_at)) best_at = h, best = s->kmark[j];
   }
   return best;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fsutil.h"
 #include "recipe.h"
@@ -23,6 +24,88 @@ static void suite_teardown(void) {
   free(g_cache);
   g_cache = NULL;
 }
+
+/* pf_ctx log callback: counts the "step N/M: ..." lines, one per step started. */
+static void count_steps(void *ud, const char *line) {
+  if (!strncmp(line, "step ", 5)) ++*(int *)ud;
+}
+
+/* run() with the steps counted. */
+static pf_status run_counted(fx *f, int dry, const char *const *extra, size_t n_extra, int *steps,
+                             pf_err *err) {
+  const char *sets[8];
+  char out_set[4200];
+  snprintf(out_set, sizeof out_set, "out=%s", f->out);
+  size_t n = 0;
+  sets[n++] = out_set;
+  for (size_t i = 0; i < n_extra && i < 7; i++)
+    sets[n++] = extra[i];
+  pf_recipe_opts o = {.sets = sets, .n_sets = n};
+  *steps = 0;
+  pf_ctx ctx = {.dry_run = dry, .log = count_steps, .user_data = steps};
+  pf_value *res = NULL;
+  pf_status st = pf_recipe_run(f->recipe, &o, &ctx, &res, err);
+  pf_value_release(res);
+  return st;
+}
+
+static const char *SAVE = "pfrun: 1\n"
+                          "vars: {keep: true, ow: false}\n"
+                          "output_dir: ${out}\n"
+                          "steps:\n"
+                          "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                          "  - {id: w, op: prune_width, model: base, pruning_percentage: 20}\n"
+                          "  - op: save\n"
+                          "    when: ${keep}\n"
+                          "    model: w\n"
+                          "    overwrite: ${ow}\n"
+                          "    path: ${out}/ck\n";
+
+/* A save step whose folder exists and is not empty (a re-run) fails before the
+ * first step, as the dry run does, not after the steps before it did their work. */
+START_TEST(test_save_target_before_first_step) {
+  fx f = fx_new(SAVE);
+  char ck[4200], file[4300], results[4300], want[4600];
+  snprintf(ck, sizeof ck, "%s/ck", f.out);
+  snprintf(file, sizeof file, "%s/config.json", ck);
+  snprintf(results, sizeof results, "%s/results.json", f.out);
+  pf_err err = {0};
+  ck_assert_int_eq(pf_mkdirs(ck, &err), PF_OK);
+  pf_test_write(file, "{}");
+  snprintf(want, sizeof want,
+           "recipe.yaml:11:5: step 3 (save): path '%s': expected a new or empty folder, found "
+           "existing content (set overwrite: true to replace it)",
+           ck);
+  int steps = -1;
+  for (int dry = 0; dry <= 1; dry++) {
+    memset(&err, 0, sizeof err);
+    ck_assert_int_eq(run_counted(&f, dry, NULL, 0, &steps, &err), PF_ERR_INVALID);
+    pf_assert_err(err, want);
+    ck_assert_msg(steps == 0, "%s run: %d steps ran before the save target was refused",
+                  dry ? "dry" : "real", steps);
+    ck_assert_msg(!pf_path_exists(results), "results.json written by a refused run");
+  }
+  /* a file at the path */
+  pf_test_rmtree(ck);
+  pf_test_write(ck, "a file");
+  ck_assert_int_eq(run_counted(&f, 0, NULL, 0, &steps, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "step 3 (save): path '");
+  pf_assert_err(err, "': expected a new or empty folder, found a file (set overwrite: true");
+  ck_assert_int_eq(steps, 0);
+  /* a save that does not run (when: false) is not checked */
+  const char *skip[] = {"keep=false"};
+  ck_assert_msg(run_counted(&f, 0, skip, 1, &steps, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(steps, 3);
+  /* an empty folder is new enough; overwrite: true replaces a full one */
+  pf_test_rmtree(ck);
+  ck_assert_int_eq(pf_mkdirs(ck, &err), PF_OK);
+  ck_assert_msg(run_counted(&f, 0, NULL, 0, &steps, &err) == PF_OK, "%s", err.msg);
+  const char *ow[] = {"ow=true"};
+  ck_assert_msg(run_counted(&f, 0, ow, 1, &steps, &err) == PF_OK, "%s", err.msg);
+  ck_assert(pf_path_exists(file));
+  fx_free(&f);
+}
+END_TEST
 
 /* An op's own check that fails when the step runs points at the parameter it
  * names, as validation's do (pct=abc): not at the step. */
@@ -60,6 +143,7 @@ static Suite *make_suite(void) {
   TCase *tc = tcase_create("core");
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
   tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_save_target_before_first_step);
   tcase_add_test(tc, test_run_error_points_at_parameter);
   suite_add_tcase(s, tc);
   return s;

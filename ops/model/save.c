@@ -241,12 +241,7 @@ static pf_status check_target(const pf_model *m, const char *path, int overwrite
   if (m->source_dir && pf_path_inside(path, m->source_dir))
     return pf_err_set(err, PF_ERR_INVALID, "path '%s': is inside the model's source folder '%s'",
                       path, m->source_dir);
-  if (!overwrite && pf_path_exists(path) && !(pf_is_dir(path) && pf_dir_is_empty(path)))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "path '%s': expected a new or empty folder, found existing content "
-                      "(set overwrite: true to replace it)",
-                      path);
-  return PF_OK;
+  return pf_save_target_check(path, overwrite, err);
 }
 
 static pf_status save_options(const pf_value *params, const pf_model *m, pf_save_opts *so,

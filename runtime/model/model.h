@@ -187,6 +187,12 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
  * is an existing folder around it (replacing it would delete the input). Also
  * callable before the work, from the path a model will be loaded from. */
 pf_status pf_save_input_check(const char *source_dir, const char *dir, pf_err *err);
+/* What the save op refuses to replace without overwrite: an existing file or
+ * non-empty folder at `dir`. Checked by save's dry run and, before the first
+ * step runs, for every save step of a recipe. Message (bare, for a step):
+ * "path 'DIR': expected a new or empty folder, found existing content (set
+ * overwrite: true to replace it)" ("found a file" for a file). */
+pf_status pf_save_target_check(const char *dir, int overwrite, pf_err *err);
 /* 1 if pf_model_save writes or copies a file of this name into a checkpoint
  * (config.json, *.safetensors, the shard index, tokenizer and generation files). */
 int pf_checkpoint_file_name(const char *name);

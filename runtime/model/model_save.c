@@ -154,6 +154,14 @@ static pf_status verify(const pf_model *m, const char *tmp, pf_dtype dt, pf_err 
   return s;
 }
 
+pf_status pf_save_target_check(const char *dir, int overwrite, pf_err *err) {
+  if (overwrite || !pf_path_exists(dir) || (pf_is_dir(dir) && pf_dir_is_empty(dir))) return PF_OK;
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "path '%s': expected a new or empty folder, found %s (set overwrite: true to "
+                    "replace it)",
+                    dir, pf_is_dir(dir) ? "existing content" : "a file");
+}
+
 pf_status pf_save_input_check(const char *source_dir, const char *dir, pf_err *err) {
   if (!source_dir) return PF_OK;
   if (pf_path_inside(dir, source_dir))

@@ -334,6 +334,19 @@ static pf_status check_inputs(recipe *r, rstep *s, pf_err *err) {
   return PF_OK;
 }
 
+/* A save step's output folder, checked before any step runs for the same
+ * reason: a re-run of a recipe would otherwise calibrate, prune and evaluate,
+ * then stop at the save ("the output folder exists and is not empty") with no
+ * results.json. `params` are the validated ones (path substituted, overwrite a
+ * bool). A skipped step (when: false) writes nothing and is not checked. */
+static pf_status check_save_target(recipe *r, rstep *s, const pf_value *params, pf_err *err) {
+  if (s->skip || strcmp(s->op->name, "save") != 0) return PF_OK;
+  const char *path = pf_map_str(params, "path", NULL);
+  if (!path || pf_save_target_check(path, pf_map_bool(params, "overwrite", 0), err) == PF_OK)
+    return PF_OK;
+  return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+}
+
 static pf_status validate_step(recipe *r, rstep *s, pf_model *placeholder, pf_err *err) {
   pf_value *p = NULL, *full = NULL;
   pf_status st = check_inputs(r, s, err);
@@ -342,9 +355,13 @@ static pf_status validate_step(recipe *r, rstep *s, pf_model *placeholder, pf_er
   if (st != PF_OK) return st;
   st = pf_op_validate(s->op, p, &full, err);
   pf_value_release(p);
+  if (st != PF_OK) {
+    pf_value_release(full);
+    return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+  }
+  st = check_save_target(r, s, full, err);
   pf_value_release(full);
-  if (st != PF_OK) return step_fail(r, s, s->op->name, blame(s, err->msg), err);
-  return PF_OK;
+  return st;
 }
 
 /* Parse and validate every step before anything runs. */

@@ -67,6 +67,9 @@ pf_status pf_yaml_file_value(const char *path, pf_value **out, pf_err *err);
  *  - "params" in the results are as written (references stay step ids).
  *  - A step with `when: false` (typically `when: ${var}` with a boolean var) is
  *    validated but does not run; its results entry says "skipped": true and a
- *    running step that references it is an error. */
+ *    running step that references it is an error.
+ *  - Before the first step (dry run or not): the input files steps name (data,
+ *    prompt_pairs) exist, and the path of each save step that runs and has no
+ *    overwrite: true is not a file or a non-empty folder (pf_save_target_check). */
 
 #endif

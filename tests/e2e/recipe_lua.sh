@@ -84,6 +84,24 @@ YAML
 expect_fail "unknown parameter" "bad.yaml:" "$WORK/bad.yaml"
 expect_in "names the step" "step 2 (prune_width)"
 expect_in "names the parameter" "pruning_pct"
+# a re-run whose save target is there (no overwrite) stops before its first step,
+# as --dry-run does, not after pruning with no results.json
+cat > "$WORK/rerun.yaml" <<'YAML'
+pfrun: 1
+vars: {output_dir: runs/rerun}
+output_dir: ${output_dir}
+steps:
+  - {id: base, op: load, path: synthetic:llama-tiny}
+  - {id: w, op: prune_width, model: base, pruning_percentage: 20}
+  - op: save
+    model: w
+    path: ${output_dir}/ck
+YAML
+expect_ok "rerun: first run" "$WORK/rerun.yaml" --set output_dir="$WORK/rerun" --quiet
+rm "$WORK/rerun/results.json"
+expect_fail "rerun: save target checked first" "rerun.yaml:9:5: step 3 (save): path '$WORK/rerun/ck': expected a new or empty folder, found existing content (set overwrite: true to replace it)" "$WORK/rerun.yaml" --set output_dir="$WORK/rerun"
+check "rerun: no step ran" bash -c '! grep -q "^step 1/" <<<"$1"' _ "$OUT"
+check "rerun: no results.json" test ! -e "$WORK/rerun/results.json"
 printf 'pfrun: 1\nsteps:\n  - op: frobnicate\n' > "$WORK/badop.yaml"
 expect_fail "unknown op" "frobnicate" "$WORK/badop.yaml"
 printf 'pfrun: 1\nsteps: [\n' > "$WORK/syntax.yaml"

@@ -107,6 +107,32 @@ START_TEST(test_save_target_before_first_step) {
 }
 END_TEST
 
+/* --set pct= (a shell's --set pct=$P with P unset) is refused: as a YAML scalar it
+ * would be null, and the op would run its default without a word. */
+START_TEST(test_empty_set_value) {
+  fx f = fx_new("pfrun: 1\n"
+                "vars: {pct: 20}\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                "  - op: prune_width\n"
+                "    model: base\n"
+                "    pruning_percentage: ${pct}\n");
+  pf_err err = {0};
+  const char *empty[] = {"pct="};
+  ck_assert_int_eq(run(&f, 0, empty, 1, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "recipe.yaml: --set 'pct=': no value for variable 'pct' (give a value, or "
+                     "leave the option out to keep the recipe's; an empty string is --set "
+                     "'pct=\"\"')");
+  ck_assert_msg(!pf_path_exists(f.out), "the recipe ran");
+  /* the empty string the message offers */
+  const char *quoted[] = {"pct=\"\""};
+  ck_assert_int_eq(run(&f, 0, quoted, 1, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "parameter 'pruning_percentage': expected number, got string \"\"");
+  fx_free(&f);
+}
+END_TEST
+
 /* An op's own check that fails when the step runs points at the parameter it
  * names, as validation's do (pct=abc): not at the step. */
 START_TEST(test_run_error_points_at_parameter) {
@@ -144,6 +170,7 @@ static Suite *make_suite(void) {
   tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_save_target_before_first_step);
+  tcase_add_test(tc, test_empty_set_value);
   tcase_add_test(tc, test_run_error_points_at_parameter);
   suite_add_tcase(s, tc);
   return s;

@@ -252,6 +252,8 @@ static const char RECIPE[] =
     "      model: pruned\n"
     "      path: ${output_dir}/pruned\n"
     "--set overrides vars (a KEY the recipe neither declares nor uses is an error);\n"
+    "its VALUE is a YAML scalar (20 a number, '\"20\"' a string); an empty VALUE is an\n"
+    "error (an empty string is --set 'KEY=\"\"').\n"
     "results go to <output_dir>/results.json.\n"
     "--dry-run validates every step and prints the plan without touching weights.\n";
 

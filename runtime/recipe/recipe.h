@@ -15,7 +15,8 @@
  * Values are data only: `${var}` substitution in strings, earlier step ids as
  * references (for model-typed parameters, and for any parameter whose string
  * value equals an earlier step id and whose type is PF_P_ANY). No code runs.
- * `--set key=value` overrides vars (the value is parsed as a YAML scalar).
+ * `--set key=value` overrides vars (the value is parsed as a YAML scalar; an
+ * empty value is an error, an empty string is key="").
  * Errors: "recipe.yaml:LINE:COL: step N (op): message" (N counts from 1).
  */
 #ifndef PF_RECIPE_H

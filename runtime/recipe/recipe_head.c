@@ -54,7 +54,9 @@ static pf_status parse_top_keys(recipe *r, yaml_node_t *root, pf_err *err) {
   return PF_OK;
 }
 
-/* --set key=value: the value is a YAML scalar; quotes make it a string. */
+/* --set key=value: the value is a YAML scalar; quotes make it a string. An
+ * empty value is refused: as a scalar it is null, which an op takes as "use the
+ * default", so `--set pct=$P` with P unset would run the default silently. */
 static pf_status parse_set(const recipe *r, const char *set, pf_value *sets, pf_err *err) {
   const char *eq = strchr(set, '=');
   char key[128];
@@ -68,6 +70,11 @@ static pf_status parse_set(const recipe *r, const char *set, pf_value *sets, pf_
                       r->path, set);
   const char *val = eq + 1;
   size_t n = strlen(val);
+  if (!n) /* as a YAML scalar it would be null: the op's default, without a word */
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: --set '%s': no value for variable '%s' (give a value, or leave the "
+                      "option out to keep the recipe's; an empty string is --set '%s=\"\"')",
+                      r->path, set, key, key);
   pf_value *v = NULL;
   pf_status st;
   if (n >= 2 && (val[0] == '"' || val[0] == '\'') && val[n - 1] == val[0]) {

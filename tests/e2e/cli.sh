@@ -95,6 +95,8 @@ expect_fail "op errors in option words (prune)" "calibrate: option '--batch-size
 expect_fail "op errors in option words (eval)" "evaluate: option '--max-length': expected a value in [1, 1048576], got 0" eval --model-path $M --data "$SRC/recipes/data/eval.txt" --max-length 0
 expect_fail "unknown --set key" "--set 'modle=x': the recipe has no variable 'modle'" "$SRC/recipes/demo.yaml" --set modle=x --dry-run
 check "unknown --set key: usage error (2)" test "$RC" -eq 2
+expect_fail "empty --set value" "--set 'model=': no value for variable 'model' (give a value, or leave the option out to keep the recipe's; an empty string is --set 'model=\"\"')" "$SRC/recipes/demo.yaml" --set model= --dry-run
+check "empty --set value: usage error (2)" test "$RC" -eq 2
 expect_fail "stray word" "Got unexpected extra argument (foo)" prune foo --model-path $M --output-path "$WORK/x"
 expect_fail "analyze --json is a flag" "Got unexpected extra argument (out.json) (analyze's --json is a flag" analyze --model-path $M --json out.json
 expect_fail "shard size checked before the work" "Invalid value for '--max-shard-size': size '0': expected a positive size" prune --model-path $M --output-path "$WORK/x" --max-shard-size 0

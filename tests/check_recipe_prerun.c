@@ -133,6 +133,41 @@ START_TEST(test_empty_set_value) {
 }
 END_TEST
 
+/* when: that is not a boolean says what it got. */
+START_TEST(test_when_says_what_it_got) {
+  static const struct {
+    const char *set, *got;
+  } cases[] = {
+      {"go=no", "got string 'no' (yes/no/on/off are strings in YAML 1.2: write true or false)"},
+      {"go=off", "got string 'off' (yes/no/on/off are strings"},
+      {"go=maybe", "got string 'maybe'"},
+      {"go=0", "got 0"},
+      {"go=1", "got 1"},
+      {"go=0.5", "got 0.5"},
+      {"go=\"\"", "got an empty string"},
+      {"go=null", "got null (no value)"},
+  };
+  fx f = fx_new("pfrun: 1\n"
+                "vars: {go: true}\n"
+                "steps:\n"
+                "  - op: load\n"
+                "    when: ${go}\n"
+                "    path: synthetic:llama-tiny\n");
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    pf_err err = {0};
+    const char *set[] = {cases[i].set};
+    char want[512];
+    snprintf(want, sizeof want,
+             "recipe.yaml:5:11: step 1 (load): when: expected true or false (e.g. when: ${var} "
+             "with a boolean var), %s",
+             cases[i].got);
+    ck_assert_int_eq(run(&f, 1, set, 1, NULL, &err), PF_ERR_INVALID);
+    pf_assert_err(err, want);
+  }
+  fx_free(&f);
+}
+END_TEST
+
 /* An op's own check that fails when the step runs points at the parameter it
  * names, as validation's do (pct=abc): not at the step. */
 START_TEST(test_run_error_points_at_parameter) {
@@ -171,6 +206,7 @@ static Suite *make_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, test_save_target_before_first_step);
   tcase_add_test(tc, test_empty_set_value);
+  tcase_add_test(tc, test_when_says_what_it_got);
   tcase_add_test(tc, test_run_error_points_at_parameter);
   suite_add_tcase(s, tc);
   return s;

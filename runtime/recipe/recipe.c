@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dist.h"
 #include "fsutil.h"
@@ -213,6 +214,36 @@ static pf_status parse_ref(recipe *r, rstep *s, const pf_param_spec *spec, const
                  "%s: unknown step id '%s' (earlier ids: %s)", key, v->u.s, ids);
 }
 
+/* A rejected `when:` value for the message: got 0, got string 'no', ... */
+static void when_found(const pf_value *v, char *buf, size_t n) {
+  static const char *const yaml11[] = {"yes", "no", "on", "off"};
+  switch (v->type) {
+  case PF_V_NULL:
+    snprintf(buf, n, "null (no value)");
+    return;
+  case PF_V_INT:
+    snprintf(buf, n, "%lld", (long long)v->u.i);
+    return;
+  case PF_V_NUM:
+    pf_format_pyfloat(v->u.n, buf, n);
+    return;
+  case PF_V_STR:
+    for (size_t i = 0; i < sizeof yaml11 / sizeof *yaml11; i++)
+      if (!strcasecmp(v->u.s, yaml11[i])) {
+        snprintf(buf, n, "string '%s' (yes/no/on/off are strings in YAML 1.2: write true or false)",
+                 v->u.s);
+        return;
+      }
+    if (*v->u.s)
+      snprintf(buf, n, "string '%.200s'", v->u.s);
+    else
+      snprintf(buf, n, "an empty string");
+    return;
+  default:
+    snprintf(buf, n, "a %s", pf_vtype_name(v->type));
+  }
+}
+
 static pf_status parse_params(recipe *r, rstep *s, pf_err *err) {
   yaml_node_t *n = s->node;
   size_t np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
@@ -233,11 +264,15 @@ static pf_status parse_params(recipe *r, rstep *s, pf_err *err) {
     }
     if (strcmp(key, "when") == 0) { /* a step switch, not a parameter */
       const int ok = v->type == PF_V_BOOL;
+      char got[300] = "";
       s->skip = ok && !v->u.b;
+      if (!ok) when_found(v, got, sizeof got);
       pf_value_release(v);
       if (!ok)
         return step_at(r, s, s->op->name, vn->start_mark, err, PF_ERR_INVALID,
-                       "when: expected true or false (e.g. when: ${var} with a boolean var)");
+                       "when: expected true or false (e.g. when: ${var} with a boolean var), "
+                       "got %s",
+                       got);
       continue;
     }
     size_t slot = s->given->u.map.len;

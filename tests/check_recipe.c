@@ -257,13 +257,13 @@ START_TEST(test_dry_run_cross_step) {
   cross_case("score", "calibration", "method: MAW", "synthetic:llama-small", "base",
              "calibration: computed on a model with 6 layers, this model has 4");
   cross_case("prune_depth", "importance", "num_layers_to_remove: 1", "synthetic:llama-small",
-             "base", "calibration: computed on a model with 6 layers, this model has 4");
+             "base", "importance: computed on a model with 6 layers, this model has 4");
   /* computed before depth pruning, used on the pruned model (3 layers) */
   cross_case("prune_width", "calibration", "pruning_percentage: 20", "synthetic:llama-tiny", "d",
              "calibration: computed on a model with 4 layers, this model has 3 (a calibration "
              "of the model before depth pruning?");
   cross_case("prune_depth", "importance", "num_layers_to_remove: 1", "synthetic:llama-tiny", "d",
-             "calibration: computed on a model with 4 layers, this model has 3");
+             "importance: computed on a model with 4 layers, this model has 3");
   /* ... also when it covers only layers that exist in the pruned model (before: accepted,
    * and the parent's layer 1 norms pruned the child's layer 0) */
   cross_case_cal("prune_width", "calibration", "layer_indices: [0, 1]", "synthetic:llama-tiny", "d",

@@ -333,22 +333,23 @@ static pf_status norm_layer(const char *key, const pf_value *val, int planned, c
   return PF_OK;
 }
 
-pf_status pf_calibration_check_layers(const pf_value *v, int64_t n_layers, pf_err *err) {
+pf_status pf_calibration_check_layers(const pf_value *v, int64_t n_layers, const char *what,
+                                      pf_err *err) {
   if (!v || v->type != PF_V_MAP) return PF_OK;
   const pf_value *plan = pf_map_get(v, "planned");
   const pf_value *n = pf_map_get(plan && plan->type == PF_V_MAP ? plan : v, "num_hidden_layers");
   if (!n || n->type != PF_V_INT || n->u.i == n_layers) return PF_OK;
   return pf_err_set(err, PF_ERR_INVALID,
-                    "calibration: computed on a model with %lld layers, this model has %lld (a "
+                    "%s: computed on a model with %lld layers, this model has %lld (a "
                     "calibration of the model before depth pruning? its layer numbers name other "
                     "layers here: calibrate this model)",
-                    (long long)n->u.i, (long long)n_layers);
+                    what, (long long)n->u.i, (long long)n_layers);
 }
 
 pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dry_run,
                                     pf_calibration *out, pf_err *err) {
   memset(out, 0, sizeof *out);
-  pf_status cs = pf_calibration_check_layers(v, m->n_layers, err);
+  pf_status cs = pf_calibration_check_layers(v, m->n_layers, "calibration", err);
   if (cs) return cs;
   const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
   if (plan && !dry_run)

@@ -51,9 +51,11 @@ pf_value *pf_calibration_to_value(const pf_calibration *c);
  * calibration of another model, of a model before depth pruning, ...); a real
  * run refuses a planned result. */
 /* PF_OK unless v (a calibrate result, real or planned) says it was computed on a model
- * with another layer count than n_layers (then PF_ERR_INVALID, naming both). Results
- * without the count (older caches, hand-made maps) pass. */
-pf_status pf_calibration_check_layers(const pf_value *v, int64_t n_layers, pf_err *err);
+ * with another layer count than n_layers (then PF_ERR_INVALID, "<what>: ...", naming
+ * both; what: the parameter it came in). Results without the count (older caches,
+ * hand-made maps) pass. */
+pf_status pf_calibration_check_layers(const pf_value *v, int64_t n_layers, const char *what,
+                                      pf_err *err);
 pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dry_run,
                                     pf_calibration *out, pf_err *err);
 

@@ -297,7 +297,7 @@ static pf_status importance_planned(const pf_value *plan, int64_t T, int dry_run
 pf_status pf_importance_from_value(const pf_value *v, int64_t n_layers, int dry_run, double **out,
                                    pf_err *err) {
   *out = NULL;
-  pf_status cs = pf_calibration_check_layers(v, n_layers, err);
+  pf_status cs = pf_calibration_check_layers(v, n_layers, "importance", err);
   if (cs) return cs;
   const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
   if (plan && n_layers > 0) return importance_planned(plan, n_layers, dry_run, out, err);

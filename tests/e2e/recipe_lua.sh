@@ -67,7 +67,7 @@ check "cross dry run wrote nothing" test ! -e "$WORK/cross-other"
 cross "$WORK/cross-depth.yaml" synthetic:llama-tiny d
 expect_fail "dry run: calibration from before depth pruning" "step 5 (prune_width): calibration: computed on a model with 4 layers, this model has 3" "$WORK/cross-depth.yaml" --dry-run
 sed -i '/op: prune_width/d' "$WORK/cross-depth.yaml"
-expect_fail "dry run: importance from before depth pruning" "step 5 (prune_depth): calibration: computed on a model with 4 layers, this model has 3" "$WORK/cross-depth.yaml" --dry-run
+expect_fail "dry run: importance from before depth pruning" "step 5 (prune_depth): importance: computed on a model with 4 layers, this model has 3" "$WORK/cross-depth.yaml" --dry-run
 
 # recipe errors point at file:line:col and name the step
 cat > "$WORK/bad.yaml" <<'YAML'

@@ -556,32 +556,53 @@ static void footers(pf_pdf *d) {
   }
 }
 
+/* The finished document's bytes, from libharu's memory stream (malloc'd).
+ * Not HPDF_SaveToFile: libharu 2.3 ignores a failed final flush and fclose of
+ * the file, so a full disk gave a report cut short and no error; pfrun's own
+ * writer (pf_write_file) reports every failed write, fsync or rename. */
+static pf_status pdf_bytes(pf_pdf *d, const char *path, unsigned char **out, size_t *len,
+                           pf_err *err) {
+  *out = NULL;
+  *len = 0;
+  HPDF_SaveToStream(d->doc);
+  pf_status st = pdf_check(d, path, err);
+  if (st) return st;
+  const HPDF_UINT32 size = HPDF_GetStreamSize(d->doc);
+  if (size == 0) return pf_err_set(err, PF_ERR_FORMAT, "pdf: %s: libharu produced no data", path);
+  unsigned char *buf = malloc(size);
+  if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "pdf: %s: out of memory (%u bytes)", path, size);
+  HPDF_UINT32 got = 0;
+  while (!st && got < size) {
+    HPDF_UINT32 n = size - got;
+    HPDF_ReadFromStream(d->doc, buf + got, &n);
+    st = pdf_check(d, path, err);
+    if (!st && n == 0)
+      st = pf_err_set(err, PF_ERR_FORMAT, "pdf: %s: libharu's stream ended at %u of %u bytes", path,
+                      got, size);
+    got += n;
+  }
+  if (st) {
+    free(buf);
+    return st;
+  }
+  *out = buf;
+  *len = size;
+  return PF_OK;
+}
+
 pf_status pf_pdf_save(pf_pdf *d, const char *path, pf_err *err) {
   pf_status st = usable(d, err);
   if (st) return st;
   if (!path || !*path) return pf_err_set(err, PF_ERR_INVALID, "pdf: no output path given");
-  /* beside the report, removed on an interrupt, swept by a later run after a kill */
-  char *tmp = NULL;
-  int fd = -1;
-  const int ce = pf_temp_file_create(path, &tmp, &fd);
-  if (ce == ENOMEM) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  if (ce)
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot create the report file: %s", path, strerror(ce));
-  close(fd); /* libharu writes the file by name */
   st = pdf_flush(d, 0, err);
   if (!st) footers(d);
   if (!st) st = pdf_check(d, "page footers", err);
-  if (!st) {
-    HPDF_SaveToFile(d->doc, tmp);
-    st = pdf_check(d, path, err);
-  }
-  if (!st && rename(tmp, path) != 0) {
-    int e = errno;
-    st = pf_err_set(err, PF_ERR_IO, "%s: cannot move the report into place: %s", path, strerror(e));
-  }
-  if (st) unlink(tmp);
-  pf_temp_unregister(tmp);
-  free(tmp);
+  unsigned char *bytes = NULL;
+  size_t len = 0;
+  if (!st) st = pdf_bytes(d, path, &bytes, &len, err);
+  /* temp file beside the report + fsync + rename: complete or not there */
+  if (!st) st = pf_write_file(path, bytes, len, err);
+  free(bytes);
   d->broken = 2; /* finished */
   return st;
 }

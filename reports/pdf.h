@@ -77,8 +77,12 @@ pf_status pf_pdf_space(pf_pdf *d, double pt, pf_err *err);
 pf_status pf_pdf_page_break(pf_pdf *d, pf_err *err);
 size_t pf_pdf_pages(const pf_pdf *d);
 
-/* Add the page footers and write the file (through "<path>.tmp-XXXXXX" and a
- * rename). Call once; the document is finished afterwards. */
+/* Add the page footers and write the file: libharu renders the document in
+ * memory, pf_write_file writes it to a temporary sibling, fsyncs it and renames
+ * it over `path`, so the report is complete or not there (no half-written file
+ * on a full disk). Errors name the path and the cause: PF_ERR_IO "<path>:
+ * cannot create: <strerror>" / "<path>: write failed: No space left on device".
+ * Call once; the document is finished afterwards. */
 pf_status pf_pdf_save(pf_pdf *d, const char *path, pf_err *err);
 
 #endif

@@ -1,9 +1,12 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,6 +116,41 @@ int pf_test_run_pfrun(const char *args, char **output) {
   if (output) *output = buf;
   else free(buf);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+char *pf_test_small_fs(size_t kb, const char *what) {
+  static int private_ns; /* this process already has its own mount namespace */
+  if (!private_ns) {
+    if (unshare(CLONE_NEWNS) != 0) {
+      fprintf(stderr, "SKIP %s: cannot make a mount namespace for a small tmpfs: %s\n", what,
+              strerror(errno));
+      return NULL;
+    }
+    /* mounts made below must not propagate to the host's namespace */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+      fprintf(stderr, "SKIP %s: cannot make the mount namespace private: %s\n", what,
+              strerror(errno));
+      return NULL;
+    }
+    private_ns = 1;
+  }
+  char *dir = pf_test_tmpdir("smallfs");
+  char opts[64];
+  snprintf(opts, sizeof opts, "size=%zuk,mode=0755", kb);
+  if (mount("pftest-small", dir, "tmpfs", 0, opts) != 0) {
+    fprintf(stderr, "SKIP %s: cannot mount a %zu KiB tmpfs: %s\n", what, kb, strerror(errno));
+    rmdir(dir);
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+void pf_test_small_fs_free(char *dir) {
+  if (!dir) return;
+  umount2(dir, MNT_DETACH);
+  rmdir(dir);
+  free(dir);
 }
 
 int pf_test_main(Suite *(*make_suite)(void)) {

@@ -36,6 +36,14 @@ char *pf_test_read(const char *path, size_t *len);
 /* Run the pfrun binary with args (a shell command tail), capturing stdout+stderr
  * into *output (malloc'd); returns the exit status. */
 int pf_test_run_pfrun(const char *args, char **output);
+/* A fresh folder that is a tmpfs of `kb` KiB (rounded up to pages; nothing else on
+ * it), so that writes past kb KiB fail with ENOSPC: a full disk. It is mounted in a
+ * private mount namespace of this process (unshare(CLONE_NEWNS), propagation made
+ * private: the host never sees it; children and forked workers share it). Needs
+ * CAP_SYS_ADMIN: otherwise NULL after printing "SKIP <what>: ..." (a visible skip).
+ * malloc'd; pf_test_small_fs_free unmounts and removes it and frees the path. */
+char *pf_test_small_fs(size_t kb, const char *what);
+void pf_test_small_fs_free(char *dir);
 /* Standard main: runs the suite built by `make_suite`, exit status for CTest. */
 int pf_test_main(Suite *(*make_suite)(void));
 

@@ -9,31 +9,24 @@
  *    target is armed only while PLplot code runs under our setjmp.
  *  - plabort() prints to stderr unless the stream has an error buffer
  *    (plsError), so one is set on every stream before plinit.
- *  - plOpenFile() retries and prints "Can't open" when the output cannot be
- *    created, so the output file is created (mkstemp) before PLplot sees it.
  *  - The cairo driver clips text to the viewport unless told otherwise; tick
  *    labels and titles live outside it, so text clipping is turned off.
- *  - cairo numbers the surfaces it creates with one process-wide counter and
- *    writes that number into SVG files (<g id="surface561">), so the same
- *    chart would come out with other bytes after other charts, or from another
- *    worker process (charts_jobs.c): the ids are renumbered from 1.
+ *  - The file itself (its temporary sibling, the PNG encoder, the check that
+ *    cairo wrote all of an SVG or PDF, stable SVG ids) is charts_file.c's.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <plplot.h>
-#include <png.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "charts_int.h"
 #include "fsutil.h"
-#include "strbuf.h"
 
 /* ------------------------------------------------------------ formats */
 
@@ -103,79 +96,9 @@ static void set_palette(void) {
   plscol0a(CC_ARROW, 128, 128, 128, 0.3);
 }
 
-/* The hidden temporary sibling of `path`: "<dir>/.<base>.XXXXXX", created. */
-static pf_status make_temp(const char *path, char **out, pf_err *err) {
-  const char *slash = strrchr(path, '/');
-  size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
-  const char *base = slash ? slash + 1 : path;
-  if (!*base)
-    return pf_err_set(err, PF_ERR_INVALID, "%s: expected a file name, got a folder", path);
-  size_t n = dlen + strlen(base) + 10;
-  char *t = malloc(n);
-  if (!t) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  snprintf(t, n, "%.*s.%s.XXXXXX", (int)dlen, path, base);
-  if (strstr(t, "%n")) {
-    free(t);
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s: a chart path must not contain '%%n' (PLplot's family-file marker)",
-                      path);
-  }
-  int fd = mkstemp(t);
-  if (fd < 0) {
-    int e = errno;
-    pf_err_set(err, PF_ERR_IO, "%s: cannot create the chart file in '%.*s': %s", path,
-               dlen ? (int)dlen : 1, dlen ? path : ".", strerror(e));
-    free(t);
-    return PF_ERR_IO;
-  }
-  fchmod(fd, 0644); /* like every other output file (mkstemp makes 0600) */
-  close(fd);
-  *out = t;
-  return PF_OK;
-}
-
-/* PNG: PLplot's memcairo driver draws into pixels[h][w] RGBA (white before),
- * and write_png encodes them: cairo's own PNG writer (the pngcairo driver) took
- * ~80 % of a chart's time in libpng's adaptive filters and zlib level 6. */
-static int write_png(const char *tmp, const unsigned char *rgba, int w, int h, char *msg,
-                     size_t n) {
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    snprintf(msg, n, "cannot write the chart file: %s", strerror(errno));
-    return 1;
-  }
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-  png_infop info = png ? png_create_info_struct(png) : NULL;
-  unsigned char *row = malloc((size_t)w * 3);
-  int bad = !png || !info || !row;
-  if (!bad && setjmp(png_jmpbuf(png)) == 0) {
-    png_init_io(png, f);
-    /* charts are flat colours: the Up filter and zlib level 1 give files ~1.25x the
-     * size of cairo's at a fraction of the time (bench/README.md "Charts") */
-    png_set_compression_level(png, 1);
-    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_BASE, PNG_FILTER_TYPE_BASE);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) {
-      const unsigned char *src = rgba + (size_t)y * (size_t)w * 4;
-      for (int x = 0; x < w; x++) /* the background is opaque: alpha is 255 everywhere */
-        memcpy(row + 3 * x, src + 4 * x, 3);
-      png_write_row(png, row);
-    }
-    png_write_end(png, NULL);
-  } else {
-    bad = 1;
-  }
-  png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
-  free(row);
-  if (fclose(f) != 0) bad = 1;
-  if (bad) snprintf(msg, n, "cannot encode the PNG file");
-  return bad;
-}
-
-/* Run the PLplot part; returns 0 when PLplot reported no error. Called with
- * g_lock held. */
+/* Run the PLplot part and, for PNG, write the file; returns 0 when all went
+ * well, 1 when PLplot reported an error, 2 when the PNG could not be written
+ * (g_msg says why). Called with g_lock held. */
 static int plot_session(const char *tmp, pf_chart_format format, const chart_ctx *c,
                         chart_draw_fn draw, const void *data) {
   static PLINT code;
@@ -232,52 +155,8 @@ static int plot_session(const char *tmp, pf_chart_format format, const chart_ctx
   g_armed = 0;
   plsexit(NULL);
   plsabort(NULL);
-  if (pixels && !g_failed && write_png(tmp, pixels, w, h, g_msg, sizeof g_msg)) g_failed = 1;
-  return g_failed;
-}
-
-/* Renumber cairo's "surface<N>" ids (id="..." and "#..." references) of the
- * SVG file tmp in order of first appearance. */
-static pf_status svg_stable_ids(const char *tmp, const char *path, pf_err *err) {
-  char *text = NULL;
-  size_t len = 0;
-  pf_status st = pf_read_file(tmp, (size_t)1 << 30, &text, &len, err);
-  if (st) return pf_err_prefix(err, "%s", path);
-  pf_strbuf b = {0};
-  unsigned long long seen[32];
-  size_t ns = 0, from = 0;
-  for (const char *p = text; (p = memmem(p, len - (size_t)(p - text), "surface", 7)); p += 7) {
-    size_t at = (size_t)(p - text), d = at + 7, e = d;
-    while (e < len && e - d < 18 && text[e] >= '0' && text[e] <= '9')
-      e++;
-    if (at == 0 || (text[at - 1] != '"' && text[at - 1] != '#') || e == d) continue;
-    unsigned long long v = strtoull(text + d, NULL, 10);
-    size_t k = 0;
-    while (k < ns && seen[k] != v)
-      k++;
-    if (k == ns) {
-      if (ns == sizeof seen / sizeof seen[0]) continue; /* cairo writes one */
-      seen[ns++] = v;
-    }
-    pf_sb_put(&b, text + from, d - from);
-    pf_sb_printf(&b, "%zu", k + 1);
-    from = e;
-  }
-  if (from) pf_sb_put(&b, text + from, len - from);
-  free(text);
-  if (!from) return PF_OK; /* nothing to renumber */
-  if (b.oom) {
-    pf_sb_free(&b);
-    return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  }
-  FILE *f = fopen(tmp, "wb");
-  int ok = f && fwrite(b.p, 1, b.len, f) == b.len;
-  if (f && fclose(f) != 0) ok = 0;
-  int e = errno;
-  pf_sb_free(&b);
-  if (!ok)
-    return pf_err_set(err, PF_ERR_IO, "%s: cannot write the chart file: %s", path, strerror(e));
-  return PF_OK;
+  if (g_failed) return 1;
+  return pixels && chart_write_png(tmp, pixels, w, h, g_msg, sizeof g_msg) ? 2 : 0;
 }
 
 pf_status chart_run(const char *path, pf_chart_format format, double w_in, double h_in,
@@ -290,7 +169,7 @@ pf_status chart_run(const char *path, pf_chart_format format, double w_in, doubl
     return pf_err_set(err, PF_ERR_INVALID, "%s: figure size %g x %g in is outside 0.5..40 in", path,
                       w_in, h_in);
   char *tmp = NULL;
-  pf_status st = make_temp(path, &tmp, err);
+  pf_status st = chart_make_temp(path, &tmp, err);
   if (st) return st;
   pf_temp_register(tmp); /* removed by an interrupt or a crash inside the renderer */
   chart_ctx c = {.w_pt = w_in * 72.0, .h_pt = h_in * 72.0, .format = format};
@@ -301,13 +180,13 @@ pf_status chart_run(const char *path, pf_chart_format format, double w_in, doubl
   char msg[sizeof g_msg];
   memcpy(msg, g_msg, sizeof msg);
   pthread_mutex_unlock(&g_lock);
-  struct stat sb;
-  if (failed) {
+  if (failed == 1) {
     st = pf_err_set(err, PF_ERR_UNSUPPORTED, "%s: PLplot (%s): %s", path, format_dev[format], msg);
-  } else if (stat(tmp, &sb) != 0 || sb.st_size == 0) {
-    st = pf_err_set(err, PF_ERR_IO, "%s: PLplot (%s) wrote no data", path, format_dev[format]);
-  } else if (format == PF_CHART_SVG && (st = svg_stable_ids(tmp, path, err))) {
-    /* err set */
+  } else if (failed) {
+    st = pf_err_set(err, PF_ERR_IO, "%s: %s", path, msg);
+  } else if (format != PF_CHART_PNG &&
+             (st = chart_finish_vector(tmp, path, format, format_dev[format], err))) {
+    /* err set: cut short, or the fsync failed */
   } else if (rename(tmp, path) != 0) {
     int e = errno;
     st = pf_err_set(err, PF_ERR_IO, "%s: cannot move the chart into place: %s", path, strerror(e));

@@ -20,9 +20,14 @@
  * any thread; they are serialised.
  *
  * Errors: PF_ERR_INVALID (bad arguments, named), PF_ERR_IO (the folder of
- * `path` is missing or not writable, rename failed), PF_ERR_NOMEM, and
- * PF_ERR_UNSUPPORTED (PLplot failed: its message is in err). Nothing is
- * printed. No chart function keeps a pointer to its arguments.
+ * `path` is missing or not writable, the file could not be written whole,
+ * rename failed: the message names `path` and the cause, e.g. "cannot write
+ * the PNG file: No space left on device", "cannot write the chart: the file
+ * system is full (No space left on device); ...", "the chart file was cut
+ * short (N bytes, no closing </svg>)"), PF_ERR_NOMEM, and PF_ERR_UNSUPPORTED
+ * (PLplot failed: its message is in err). A chart is fsync'd before it is
+ * renamed into place. Nothing is printed (neither by libpng). No chart
+ * function keeps a pointer to its arguments.
  */
 #ifndef PF_CHARTS_H
 #define PF_CHARTS_H

@@ -45,6 +45,24 @@ typedef void (*chart_draw_fn)(const chart_ctx *c, const void *data);
 pf_status chart_run(const char *path, pf_chart_format format, double w_in, double h_in,
                     chart_draw_fn draw, const void *data, pf_err *err);
 
+/* ---- the chart's file (charts_file.c) ---- */
+/* Create the hidden temporary sibling "<dir>/.<base>.XXXXXX" of `path` (0644,
+ * empty, closed) that the chart is drawn into; *out is malloc'd. */
+pf_status chart_make_temp(const char *path, char **out, pf_err *err);
+/* Encode pixels rgba[h][w] (RGBA, opaque) as an RGB PNG into `tmp` and fsync it.
+ * Returns 0, or 1 with msg[n] set: "cannot write the PNG file: <strerror of the
+ * failed write>" or "cannot encode the PNG file: <libpng's message>". Prints
+ * nothing (libpng's handlers record instead). */
+int chart_write_png(const char *tmp, const unsigned char *rgba, int w, int h, char *msg, size_t n);
+/* After PLplot's `dev` (svgcairo, pdfcairo) wrote `tmp`: check that the file is
+ * complete (cairo ends an SVG with "</svg>\n", a PDF with "%%EOF\n"), make the
+ * SVG ids stable, fsync. PF_ERR_IO naming `path` and the cause otherwise: "the
+ * file system is full (No space left on device)" when its folder has no free
+ * block left, else "the chart file was cut short (N bytes ...)" / "wrote no data",
+ * or the strerror of a failed read, write or fsync. */
+pf_status chart_finish_vector(const char *tmp, const char *path, pf_chart_format format,
+                              const char *dev, pf_err *err);
+
 /* Around the forks of charts_jobs.c: prepare (before the first fork) waits
  * until no thread draws and holds the chart lock while the workers are
  * forked, so that no child starts with PLplot half-way through a chart;

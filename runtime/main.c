@@ -522,6 +522,8 @@ static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
   pf_value *loaded = NULL, *acts = NULL, *metrics = NULL, *mp = NULL, *pp = NULL, *plot = NULL,
            *written = NULL; /* the charts drawn so far */
   int rc = 1;
+  /* the folders the metrics and plot ops will create for the output */
+  char *made = c->output_dir && !c->dry_run ? pf_missing_dir(c->output_dir) : NULL;
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   if (run_op("bias_activations", c->op_params, pf_map_model(loaded, "model"), &acts, ctx, &err))
     goto out;
@@ -560,7 +562,9 @@ out:
   if (rc) { /* the command leaves no partial output: neither the metrics nor some charts */
     pf_remove_listed(pf_map_get(metrics, "files"));
     pf_remove_listed(written);
+    pf_remove_empty_dirs(c->output_dir, made);
   }
+  free(made);
   pf_value_release(written);
   pf_value_release(loaded);
   pf_value_release(acts);

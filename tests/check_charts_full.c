@@ -1,4 +1,4 @@
-/* check_charts_full.c — charts when the file cannot be written
+/* check_charts_full.c — charts and op "plot" when the file cannot be written
  * whole: a full disk (a small tmpfs, pf_test_small_fs; SKIP without
  * CAP_SYS_ADMIN) and a file-size limit (RLIMIT_FSIZE with SIGXFSZ ignored:
  * writes past it fail with EFBIG while the disk has room).
@@ -20,7 +20,10 @@
 #include <unistd.h>
 
 #include "../reports/charts.h"
+#include "fsutil.h"
+#include "op.h"
 #include "testutil.h"
+#include "value.h"
 
 static const double bar_v[6] = {0.02, 0.05, 0.04, 0.11, 0.07, 0.09};
 static const char *const bar_l[6] = {"0", "1", "2", "3", "4", "5"};
@@ -158,6 +161,59 @@ START_TEST(test_cut_short_with_room) {
 }
 END_TEST
 
+static pf_status plot_importance(const char *dir, pf_err *err) {
+  pf_value *p = pf_value_map(), *imp = pf_value_map(), *scores = pf_value_map(), *out = NULL;
+  for (int l = 0; l < 5; l++) {
+    char k[8];
+    snprintf(k, sizeof k, "%d", l);
+    pf_map_set_num(scores, k, 0.1 + 0.02 * l);
+  }
+  pf_map_set(imp, "importance", scores);
+  pf_map_set_str(p, "kind", "importance");
+  pf_map_set(p, "data", imp);
+  pf_map_set_str(p, "output_dir", dir);
+  pf_ctx ctx = {0};
+  pf_status st = pf_op_run("plot", p, &out, &ctx, err);
+  pf_value_release(out);
+  pf_value_release(p);
+  return st;
+}
+
+/* A failed plot takes away the output folders it created (and only those). */
+START_TEST(test_plot_removes_its_folders) {
+  char *dir = pf_test_tmpdir("plot-folders");
+  char out[1200], keep[1200];
+  pf_err err = {0};
+  snprintf(out, sizeof out, "%s/new/er/charts", dir);
+  fsize_limit(1000);
+  pf_status st = plot_importance(out, &err);
+  fsize_limit(0);
+  ck_assert_int_eq(st, PF_ERR_IO);
+  pf_assert_err(err, "layer_importance.png: cannot write the PNG file: File too large");
+  ck_assert_msg(entries(dir) == 0, "%s: the failed plot left %s", dir, out);
+  /* a folder that was there stays, with what was in it */
+  snprintf(out, sizeof out, "%s/old", dir);
+  snprintf(keep, sizeof keep, "%s/old/keep.txt", dir);
+  ck_assert_int_eq(pf_mkdirs(out, &err), PF_OK);
+  pf_test_write(keep, "keep");
+  snprintf(out, sizeof out, "%s/old/charts", dir);
+  fsize_limit(1000);
+  st = plot_importance(out, &err);
+  fsize_limit(0);
+  ck_assert_int_eq(st, PF_ERR_IO);
+  ck_assert(!pf_path_exists(out));
+  ck_assert(pf_path_exists(keep));
+  snprintf(out, sizeof out, "%s/old", dir);
+  ck_assert_int_eq(entries(out), 1);
+  /* with room: the folders are made and kept */
+  snprintf(out, sizeof out, "%s/new/charts", dir);
+  ck_assert_msg(plot_importance(out, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(entries(out), 1);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("charts_full");
   TCase *tc = tcase_create("charts_full");
@@ -165,6 +221,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_vector_full_disk);
   tcase_add_test(tc, test_png_full_disk);
   tcase_add_test(tc, test_cut_short_with_room);
+  tcase_add_test(tc, test_plot_removes_its_folders);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -122,6 +122,7 @@ static pf_status write_json(const char *dir, const char *name, const pf_value *v
 static pf_status write_files(const char *dir, const side *cur, const side *before, pf_value *res,
                              pf_err *err) {
   pf_value *files = pf_value_list();
+  char *made = pf_missing_dir(dir); /* the folders pf_mkdirs creates */
   pf_status st = files ? pf_mkdirs(dir, err) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st) st = write_json(dir, "bias_metrics.json", cur->metrics, files, err);
   if (!st && before) st = write_json(dir, "bias_metrics_before.json", before->metrics, files, err);
@@ -130,6 +131,8 @@ static pf_status write_files(const char *dir, const side *cur, const side *befor
     files = NULL;
   }
   pf_remove_listed(files); /* a failure leaves neither file */
+  if (st) pf_remove_empty_dirs(dir, made);
+  free(made);
   pf_value_release(files);
   return st ? pf_err_prefix(err, "output_dir %s", dir) : PF_OK;
 }

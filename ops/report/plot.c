@@ -319,6 +319,7 @@ static pf_status plot_run(const pf_op *op, const pf_value *params, pf_value **ou
   pf_value *files = pf_value_list(), *r = pf_value_map();
   if (!files || !r) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   int dry = ctx && ctx->dry_run;
+  char *made = !st && !dry ? pf_missing_dir(o.dir) : NULL; /* the folders pf_mkdirs creates */
   if (!st && !dry && (st = pf_mkdirs(o.dir, err))) pf_err_prefix(err, "output_dir");
   if (!st && !dry) {
     if (strcmp(kind, "importance") == 0) {
@@ -348,7 +349,11 @@ static pf_status plot_run(const pf_op *op, const pf_value *params, pf_value **ou
     files = NULL;
     if (st) pf_err_set(err, st, "out of memory");
   }
-  if (st) pf_remove_listed(files); /* a failed plot leaves none of its charts */
+  if (st) { /* a failed plot leaves none of its charts, nor the folders it made for them */
+    pf_remove_listed(files);
+    pf_remove_empty_dirs(o.dir, made);
+  }
+  free(made);
   pf_value_release(files);
   if (st) {
     pf_value_release(r);

@@ -353,6 +353,27 @@ void pf_remove_empty_parents(const char *path, const char *top) {
   free(p);
 }
 
+/* "<dir>/x": a path whose parent is `dir`, for the two helpers below. */
+static char *child_of(const char *dir) {
+  char *c = strip_slashes(dir);
+  char *j = c ? pf_path_join(c, "x") : NULL;
+  free(c);
+  return j;
+}
+
+char *pf_missing_dir(const char *dir) {
+  char *probe = child_of(dir);
+  char *top = probe ? pf_missing_parent(probe) : NULL;
+  free(probe);
+  return top;
+}
+
+void pf_remove_empty_dirs(const char *dir, const char *top) {
+  char *probe = top ? child_of(dir) : NULL;
+  if (probe) pf_remove_empty_parents(probe, top);
+  free(probe);
+}
+
 /* Replace `dst` by `tmp` with one atomic exchange: at no moment is there no
  * checkpoint at `dst`. Afterwards `tmp` holds the old copy, still registered, so
  * an interrupt from here on removes the old copy, never the new one.

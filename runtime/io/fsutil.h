@@ -59,6 +59,14 @@ char *pf_missing_parent(const char *path);
 /* rmdir the ancestors of `path` from its parent up to `top` (from
  * pf_missing_parent), stopping at the first that is not empty. NULL top: no-op. */
 void pf_remove_empty_parents(const char *path, const char *top);
+/* The same for a folder: the top-most missing folder among `dir` and its ancestors
+ * (what pf_mkdirs(dir) will create first), malloc'd; NULL if `dir` exists. An op
+ * that creates its output folder notes it first, and after a failure, once its
+ * files are removed, takes away what it created with pf_remove_empty_dirs: rmdir
+ * `dir` and its ancestors up to `top`, stopping at the first that is not empty
+ * (something else was put there). NULL top: no-op. */
+char *pf_missing_dir(const char *dir);
+void pf_remove_empty_dirs(const char *dir, const char *top);
 /* unlink every string of `files` (a pf_value list, may be NULL): what an op wrote
  * before it failed, so that it leaves no partial output. Best effort, quiet. */
 struct pf_value;

@@ -355,5 +355,27 @@ for jobs in 2 1; do
   check "bias chart fails ($jobs workers): only what was there ($(ls "$WORK/bias_part" | head -3 | tr '\n' ' '))" \
     test "$(ls -A "$WORK/bias_part" | tr '\n' ' ')" = "keep.txt pca_mlp_output_layer_2_pair3.png "
 done
+# charts on a full disk (a 400 KB tmpfs in a mount namespace): one line naming the chart
+# and "No space left on device", exit 1, and nothing left on the file system -- neither
+# the charts drawn before nor the output folder pfrun bias made. Before: an SVG cut short
+# (not valid XML) was renamed into place (exit 0 when it was the last chart), a PNG
+# printed a stray "libpng error: Write Error" line, and the empty folder stayed
+if unshare -m sh -c "mount -t tmpfs -o size=400k tmpfs '$WORK/small'" 2>/dev/null; then
+  for fmt in svg png; do
+    for jobs in 2 1; do
+      d="bias --format $fmt on a full disk ($jobs workers)"
+      LEFT=$(unshare -m bash -c "mount -t tmpfs -o size=400k tmpfs '$WORK/small' || exit 99
+        PFRUN_PLOT_JOBS=$jobs '$PFRUN' bias --model-path synthetic:llama-tiny --output-dir '$WORK/small/b/c' --format $fmt --quiet 2>'$WORK/full.err'
+        echo \"\$? \$(ls -A '$WORK/small')\""); OUT=$(cat "$WORK/full.err")
+      [ -n "${FAULTS_VERBOSE:-}" ] && echo "  $d: $LEFT: $OUT"
+      check "$d: exit 1, nothing left (exit, what is left: '$LEFT')" test "$LEFT" = "1 "
+      one_line "$d"
+      expect_in "$d: names the chart" "$WORK/small/b/c/"
+      expect_in "$d: says why" "No space left on device"
+    done
+  done
+else
+  echo "SKIP faults.sh charts on a full disk: cannot mount a small tmpfs in a mount namespace (unshare -m)"
+fi
 check "max-memory: input untouched" test "$(tree_sum "$IN")" = "$SUM_IN"
 finish

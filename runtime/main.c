@@ -692,10 +692,11 @@ static void print_version(void) {
 int main(int argc, char **argv) {
   pf_cli c;
   pf_err err = {0};
-  /* Under an MPI launcher, Ctrl-C on mpirun ends the ranks with SIGTERM and, a
-   * moment later, SIGKILL: a janitor process removes what a killed rank leaves
-   * (fsutil.h). Forked first, before MPI and any thread. */
-  if (pf_dist_launched()) (void)pf_temp_janitor_start();
+  /* A process killed outright (SIGKILL: the OOM killer; Ctrl-C on mpirun, which sends
+   * SIGTERM and a moment later SIGKILL) cannot remove its temporary folders itself: a
+   * janitor process removes what it leaves (fsutil.h). Forked first, before MPI and any
+   * thread. */
+  (void)pf_temp_janitor_start();
   /* MPI (mpirun / srun): before any thread starts. Ranks other than 0 print
    * nothing but their errors; rank 0 alone writes (runtime/dist/dist.h). */
   if (pf_dist_init(&argc, &argv, &err) != PF_OK) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -157,8 +158,9 @@ static volatile sig_atomic_t temp_cleaning;
 
 static int janitor_fd = -1; /* write end of the pipe to the janitor; -1: none */
 
-/* One record, written in one write() of at most PIPE_BUF bytes (atomic, whatever
- * thread or signal handler writes): 'R' or 'U', then the path and its NUL. */
+/* One record, sent as one datagram of a SOCK_SEQPACKET socket (atomic, whatever
+ * thread or signal handler sends; MSG_NOSIGNAL: a janitor that is gone costs no
+ * SIGPIPE): 'R' or 'U', then the path and its NUL. */
 static void janitor_say(char op, const char *path) {
   if (janitor_fd < 0) return;
   char rec[PIPE_BUF];
@@ -166,37 +168,30 @@ static void janitor_say(char op, const char *path) {
   if (n + 2 > sizeof rec) return;
   rec[0] = op;
   memcpy(rec + 1, path, n + 1);
-  ssize_t w = write(janitor_fd, rec, n + 2);
+  ssize_t w = send(janitor_fd, rec, n + 2, MSG_NOSIGNAL);
   (void)w;
 }
 
-/* The janitor's life: read records until every writer is gone (EOF), keep the
- * registered paths in temp_paths (its own copy, emptied first), then remove them. */
+/* The janitor's life: read records until every sender is gone (end of stream), keep
+ * the registered paths in temp_paths (its own copy, emptied first), then remove them. */
 static void janitor_main(int rfd) {
   for (int i = 0; i < PF_TEMP_SLOTS; i++)
     temp_used[i] = 0;
-  char buf[2 * PIPE_BUF];
-  size_t have = 0;
+  char rec[PIPE_BUF + 1];
   for (;;) {
-    const ssize_t r = read(rfd, buf + have, sizeof buf - have);
+    const ssize_t r = recv(rfd, rec, sizeof rec - 1, 0);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
-    have += (size_t)r;
-    size_t at = 0;
-    for (char *nul; at < have && (nul = memchr(buf + at + 1, '\0', have - at - 1));
-         at = (size_t)(nul - buf) + 1) {
-      const char op = buf[at], *path = buf + at + 1;
-      for (int i = 0; i < PF_TEMP_SLOTS; i++) {
-        if (op == 'R' && !temp_used[i]) {
-          memcpy(temp_paths[i], path, strlen(path) + 1);
-          temp_used[i] = 1;
-          break;
-        }
-        if (op == 'U' && temp_used[i] && !strcmp(temp_paths[i], path)) temp_used[i] = 0;
+    rec[r] = '\0';
+    const char op = rec[0], *path = rec + 1;
+    for (int i = 0; r > 1 && i < PF_TEMP_SLOTS; i++) {
+      if (op == 'R' && !temp_used[i]) {
+        memcpy(temp_paths[i], path, strlen(path) + 1);
+        temp_used[i] = 1;
+        break;
       }
+      if (op == 'U' && temp_used[i] && !strcmp(temp_paths[i], path)) temp_used[i] = 0;
     }
-    memmove(buf, buf + at, have - at);
-    have -= at;
   }
   for (int i = 0; i < PF_TEMP_SLOTS; i++)
     if (temp_used[i]) (void)pf_remove_tree_raw(temp_paths[i]);
@@ -205,7 +200,7 @@ static void janitor_main(int rfd) {
 int pf_temp_janitor_start(void) {
   if (janitor_fd >= 0) return 0;
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return -1;
   const pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]), close(fds[1]);

@@ -211,20 +211,38 @@ interrupt INT 130
 interrupt TERM 143
 interrupt INT 143 TERM   # a second signal: temp removed by the handler, _exit at once
 interrupt HUP 129
-# SIGKILL (the OOM killer, an MPI launcher's second step) cannot be handled: the temp
-# folder stays; the next save to the same output removes it (its process is gone)
+# SIGKILL (the OOM killer, an MPI launcher's second step) cannot be handled: the
+# janitor process (its own session, a child of pfrun) removes the temp folder once pfrun
+# is gone (before: left until the next save to the same output)
+# wait_gone GLOB: until nothing matches (0) or 10 s passed (1)
+wait_gone() { for _ in $(seq 200); do compgen -G "$1" >/dev/null || return 0; sleep 0.05; done; return 1; }
 rm -rf "$WORK/kill"
 "$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet > "$WORK/kill.log" 2>&1 &
 pid=$!
 if wait_for_glob $pid "$WORK/kill.tmp-*-$pid-*"; then
   kill -KILL $pid; wait $pid 2>/dev/null
-  check "SIGKILL during save: the temp folder is left" test -n "$(compgen -G "$WORK/kill.tmp-*")"
+  check "SIGKILL during save: the janitor removes the temp folder" wait_gone "$WORK/kill.tmp-*"
+else
+  wait $pid
+  echo "faults.sh: SIGKILL: the save finished before the signal (skipped)"
+fi
+rm -rf "$WORK/kill" "$WORK"/kill.tmp-*
+# ... and with the janitor killed too (a machine's crash, a kill of the whole session):
+# the temp folder stays; the next save to the same output removes it (its process is gone)
+"$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet > "$WORK/kill.log" 2>&1 &
+pid=$!
+if wait_for_glob $pid "$WORK/kill.tmp-*-$pid-*"; then
+  jan=$(pgrep -P $pid)
+  [ -n "$jan" ] && kill -KILL $jan
+  kill -KILL $pid; wait $pid 2>/dev/null
+  sleep 0.2
+  check "SIGKILL of pfrun and its janitor ($jan): the temp folder is left" test -n "$(compgen -G "$WORK/kill.tmp-*")"
   expect_ok "save again after SIGKILL" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet
   check "save again after SIGKILL: the stale temp folder is gone" test -z "$(compgen -G "$WORK/kill.tmp-*")"
   check "save again after SIGKILL: the checkpoint is there" test -f "$WORK/kill/config.json"
 else
   wait $pid
-  echo "faults.sh: SIGKILL: the save finished before the signal (skipped)"
+  echo "faults.sh: SIGKILL + janitor: the save finished before the signal (skipped)"
 fi
 rm -rf "$WORK/kill" "$WORK"/kill.tmp-*
 # a crash (here a SIGSEGV sent during the save; a library's abort ends the same way):

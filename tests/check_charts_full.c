@@ -164,7 +164,7 @@ END_TEST
 static pf_status plot_importance(const char *dir, pf_err *err) {
   pf_value *p = pf_value_map(), *imp = pf_value_map(), *scores = pf_value_map(), *out = NULL;
   for (int l = 0; l < 5; l++) {
-    char k[8];
+    char k[16];
     snprintf(k, sizeof k, "%d", l);
     pf_map_set_num(scores, k, 0.1 + 0.02 * l);
   }

@@ -422,7 +422,7 @@ START_TEST(test_errors) {
       {"{\"context\": \"a\", \"choices\": [\"b\\u0000 c\", \"c\"], \"gold\": 1}",
        "bad.jsonl:1: a \"\\u0000\" escape"},
       {"{\"id\": \"x\xff\", \"context\": \"a\", \"choices\": [\"b\", \"c\"], \"gold\": 1}",
-       "bad.jsonl:1: not valid UTF-8 at byte 9"},
+       "bad.jsonl:1: not valid UTF-8 at column 10"},
   };
   for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
     pf_test_write(path, lines[i].line);

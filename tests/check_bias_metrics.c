@@ -536,6 +536,34 @@ START_TEST(test_pairs_from_value) {
   ck_assert_int_eq(pf_prompt_pairs_from_value(v, &p, &err), PF_ERR_FORMAT);
   pf_assert_err(err, "p.jsonl:2: expected a JSON object");
   pf_value_release(v);
+  /* lines read as Python's json.loads reads them, or refused, as the data files (before:
+   * a \u0000 cut the prompt short, text after the object or a second object on the line
+   * was dropped, a duplicate key kept the first value, and a NUL byte ended the file) */
+  static const struct {
+    const char *text;
+    size_t len; /* 0: strlen */
+    const char *needle;
+  } bad[] = {
+      {"{\"prompt1\": \"The man\\u0000 was\", \"prompt2\": \"b\"}\n", 0,
+       "p.jsonl:1: a \"\\u0000\" escape (NUL character) is not supported"},
+      {"{\"prompt1\": \"a\", \"prompt2\": \"b\"}{\"prompt1\": \"c\", \"prompt2\": \"d\"}\n", 0,
+       "p.jsonl:1: text after the JSON object at column 33"},
+      {"{\"prompt1\": \"x\", \"prompt1\": \"a\", \"prompt2\": \"b\"}\n", 0,
+       "p.jsonl:1: duplicate key 'prompt1'"},
+      {"{\"prompt1\": \"a\", \"prompt2\": \"b\"}\0\n{\"prompt1\": \"c\", \"prompt2\": \"d\"}\n", 66,
+       "p.jsonl:1: malformed JSON: a NUL byte at column 33"},
+      {"{\"prompt1\": \"a\", \"prompt2\": \"b\", \"score\": NaN}\n", 0,
+       "p.jsonl:1: malformed JSON at column 43 (NaN and Infinity"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    FILE *f = fopen(path, "wb");
+    fwrite(bad[i].text, 1, bad[i].len ? bad[i].len : strlen(bad[i].text), f);
+    fclose(f);
+    v = pf_value_str(path);
+    ck_assert_int_eq(pf_prompt_pairs_from_value(v, &p, &err), PF_ERR_FORMAT);
+    pf_assert_err(err, bad[i].needle);
+    pf_value_release(v);
+  }
   v = pf_value_list();
   pf_list_push(v, pf_value_int(3));
   ck_assert_int_eq(pf_prompt_pairs_from_value(v, &p, &err), PF_ERR_INVALID);

@@ -424,14 +424,20 @@ START_TEST(test_errors_lines) {
   LINE3("j6.jsonl", "{\"text\": null}\n", PF_ERR_FORMAT, "found null");
   LINE3("j7.jsonl", "{\"text\": [\"a\"]}\n", PF_ERR_FORMAT, "found an array");
   LINE3("j8.jsonl", "{\"text\": \"a\"} x\n", PF_ERR_FORMAT,
-        "j8.jsonl:3: malformed JSON at column 15");
+        "j8.jsonl:3: text after the JSON object at column 15");
   LINE3("j9.jsonl", "{\"text\": \"a\xff b\"}\n", PF_ERR_FORMAT,
-        "j9.jsonl:3: text is not valid UTF-8 at byte 1");
+        "j9.jsonl:3: not valid UTF-8 at column 12");
   LINE3("ja.jsonl", "{\"text\": \"a\xed\xa0\x80\"}\n", PF_ERR_FORMAT, /* a UTF-16 surrogate */
-        "ja.jsonl:3: text is not valid UTF-8 at byte 1");
+        "ja.jsonl:3: not valid UTF-8 at column 12");
   LINE3("jb.jsonl", "{\"text\": \"a\\u0000b\"}\n", PF_ERR_FORMAT,
         "jb.jsonl:3: a \"\\u0000\" escape (NUL character) is not supported");
   LINE3("jc.jsonl", "{\"text\": true}\n", PF_ERR_FORMAT, "found a boolean");
+  /* json.loads would read the last "text" (before: pfrun read the first, silently) */
+  LINE3("jd.jsonl", "{\"text\": \"placeholder\", \"text\": \"real\"}\n", PF_ERR_FORMAT,
+        "jd.jsonl:3: duplicate key 'text' (Python's json.loads would keep the last value)");
+  LINE3("je.jsonl", "{\"text\": \"a\", \"score\": NaN}\n", PF_ERR_FORMAT,
+        "je.jsonl:3: malformed JSON at column 24 (NaN and Infinity, which Python's json.dumps "
+        "writes for float nan and inf, are not JSON: write null)");
 #undef LINE3
   /* a raw NUL byte in a JSON line (written by hand: pf_test_write stops at NUL) */
   char *path = pf_path_join(g_dir, "nul.jsonl");

@@ -67,20 +67,21 @@ static pf_status pairs_from_list(const pf_value *v, pf_prompt_pairs *out, pf_err
   return PF_OK;
 }
 
-/* One JSONL line: {"prompt1": ..., "prompt2": ...}. */
-static pf_status jsonl_line(const char *path, size_t lineno, const char *line, pf_prompt_pairs *out,
-                            size_t *cap, pf_err *err) {
-  int oom = 0;
-  cJSON *j = pf_json_parse(line, strlen(line), NULL, 0, &oom);
-  if (!j && oom)
-    return pf_err_set(err, PF_ERR_NOMEM, "%s:%zu: out of memory while parsing JSON", path, lineno);
-  const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt1") : NULL;
-  const cJSON *b = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt2") : NULL;
-  pf_status st;
+/* One JSONL line (line[0, len)): {"prompt1": ..., "prompt2": ...}, read as the data
+ * files are (pf_jsonl_object: as json.loads reads it, or refused). */
+static pf_status jsonl_line(const char *path, size_t lineno, const char *line, size_t len,
+                            pf_prompt_pairs *out, size_t *cap, pf_err *err) {
+  cJSON *j = NULL;
+  pf_status st = pf_jsonl_object(line, len, &j, err);
+  if (st) return pf_err_prefix(err, "%s:%zu", path, lineno);
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "prompt1");
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "prompt2");
   if (!cJSON_IsString(a) || !cJSON_IsString(b))
     st = pf_err_set(err, PF_ERR_FORMAT,
-                    "%s:%zu: expected a JSON object with string fields \"prompt1\" and \"prompt2\"",
-                    path, lineno);
+                    "%s:%zu: expected a JSON object with string fields \"prompt1\" and "
+                    "\"prompt2\", found %s for \"%s\"",
+                    path, lineno, pf_json_kind(cJSON_IsString(a) ? b : a),
+                    cJSON_IsString(a) ? "prompt2" : "prompt1");
   else
     st = push_pair(out, strdup(a->valuestring), strdup(b->valuestring), cap, err);
   if (!st && (!out->items[out->n - 1].prompt1 || !out->items[out->n - 1].prompt2))
@@ -94,12 +95,16 @@ static pf_status pairs_from_jsonl(const char *path, pf_prompt_pairs *out, pf_err
   size_t len = 0, cap = 0, lineno = 0;
   pf_status st = pf_read_file(path, (size_t)256 << 20, &text, &len, err);
   if (st) return pf_err_prefix(err, "prompt_pairs: not \"default\" and not a readable .jsonl file");
-  for (char *line = text; !st && line && *line;) {
-    char *nl = strchr(line, '\n');
-    if (nl) *nl = '\0';
+  size_t at = 0;            /* (a UTF-8 BOM: cJSON skips it) */
+  while (!st && at < len) { /* by length: a NUL byte is an error, not the end of the file */
+    const char *line = text + at, *nl = memchr(line, '\n', len - at);
+    const size_t n = nl ? (size_t)(nl - line) : len - at;
     lineno++;
-    if (line[strspn(line, " \t\r")] != '\0') st = jsonl_line(path, lineno, line, out, &cap, err);
-    line = nl ? nl + 1 : NULL;
+    size_t k = 0;
+    while (k < n && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r'))
+      k++;
+    if (k < n) st = jsonl_line(path, lineno, line, n, out, &cap, err);
+    at += n + 1;
   }
   free(text);
   return st;

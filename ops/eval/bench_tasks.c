@@ -312,10 +312,6 @@ static const cJSON *str_list(const cJSON *o, const char *key) {
 /* One JSONL line into doc. Bare message on error (the caller adds file:line). */
 static pf_status read_doc(const pf_bench_task *t, const cJSON *o, int64_t index, pf_bench_doc *doc,
                           pf_err *err) {
-  for (const cJSON *a = o->child; a; a = a->next) /* json.loads keeps the last, cJSON the first */
-    for (const cJSON *b = a->next; b; b = b->next)
-      if (a->string && b->string && !strcmp(a->string, b->string))
-        return pf_err_set(err, PF_ERR_FORMAT, "duplicate key '%s'", a->string);
   const cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "target_delimiter");
   if (jd && !cJSON_IsString(jd))
     return pf_err_set(err, PF_ERR_FORMAT, "expected 'target_delimiter': a string");
@@ -392,29 +388,9 @@ pf_status pf_bench_docs_read(const pf_bench_task *t, int64_t limit, pf_bench_doc
       p = stop + 1;
       continue;
     }
-    const size_t n = (size_t)(stop - p), bad = pf_utf8_invalid_at(p, n);
-    if (bad < n || pf_json_has_nul_escape(p, n)) {
-      st = bad < n ? pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: not valid UTF-8 at byte %zu", t->data,
-                                (long long)line_no, bad)
-                   : pf_err_set(err, PF_ERR_FORMAT,
-                                "%s:%lld: a \"\\u0000\" escape (NUL character) is not supported",
-                                t->data, (long long)line_no);
-      break;
-    }
-    const char *after = NULL;
-    cJSON *o = pf_json_parse(p, n, &after, 0, NULL);
-    while (o && after < stop && (*after == ' ' || *after == '\t' || *after == '\r'))
-      after++;
-    if (o && after < stop) {
-      st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: text after the JSON object", t->data,
-                      (long long)line_no);
-      cJSON_Delete(o);
-      break;
-    }
-    if (!cJSON_IsObject(o)) {
-      st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: expected a JSON object", t->data,
-                      (long long)line_no);
-      cJSON_Delete(o);
+    cJSON *o = NULL; /* as json.loads reads the line, or refused */
+    if ((st = pf_jsonl_object(p, (size_t)(stop - p), &o, err)) != PF_OK) {
+      pf_err_prefix(err, "%s:%lld", t->data, (long long)line_no);
       break;
     }
     if (out->n == cap) {

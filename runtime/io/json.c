@@ -130,3 +130,64 @@ int pf_json_has_nul_escape(const char *s, size_t n) {
   }
   return 0;
 }
+
+const char *pf_json_kind(const cJSON *v) {
+  if (!v) return "no such field";
+  if (cJSON_IsString(v)) return "a string";
+  if (cJSON_IsNumber(v)) return "a number";
+  if (cJSON_IsBool(v)) return "a boolean";
+  if (cJSON_IsNull(v)) return "null";
+  if (cJSON_IsArray(v)) return "an array";
+  if (cJSON_IsObject(v)) return "an object";
+  return "an unknown value";
+}
+
+static int starts(const char *p, const char *stop, const char *word) {
+  const size_t n = strlen(word);
+  return (size_t)(stop - p) >= n && memcmp(p, word, n) == 0;
+}
+
+pf_status pf_jsonl_object(const char *line, size_t len, cJSON **out, pf_err *err) {
+  *out = NULL;
+  const char *nul = memchr(line, '\0', len);
+  if (nul)
+    return pf_err_set(err, PF_ERR_FORMAT, "malformed JSON: a NUL byte at column %zu",
+                      (size_t)(nul - line) + 1);
+  const size_t bad = pf_utf8_invalid_at(line, len);
+  if (bad < len) return pf_err_set(err, PF_ERR_FORMAT, "not valid UTF-8 at column %zu", bad + 1);
+  if (pf_json_has_nul_escape(line, len))
+    return pf_err_set(err, PF_ERR_FORMAT, "a \"\\u0000\" escape (NUL character) is not supported");
+  const char *end = NULL, *stop = line + len;
+  int oom = 0;
+  cJSON *o = pf_json_parse(line, len, &end, 0, &oom);
+  if (!o && oom) return pf_err_set(err, PF_ERR_NOMEM, "out of memory while parsing JSON");
+  if (!o) {
+    const char *at = end && end >= line && end <= stop ? end : line;
+    const int nan =
+        starts(at, stop, "NaN") || starts(at, stop, "Infinity") || starts(at, stop, "-Infinity");
+    return pf_err_set(err, PF_ERR_FORMAT, "malformed JSON at column %zu%s", (size_t)(at - line) + 1,
+                      nan ? " (NaN and Infinity, which Python's json.dumps writes for float nan "
+                            "and inf, are not JSON: write null)"
+                          : "");
+  }
+  while (end && end < stop && (*end == ' ' || *end == '\t' || *end == '\r'))
+    end++;
+  pf_status st = PF_OK;
+  if (end && end < stop)
+    st = pf_err_set(err, PF_ERR_FORMAT, "text after the JSON object at column %zu",
+                    (size_t)(end - line) + 1);
+  else if (!cJSON_IsObject(o))
+    st = pf_err_set(err, PF_ERR_FORMAT, "expected a JSON object, found %s", pf_json_kind(o));
+  for (const cJSON *a = o->child; !st && a; a = a->next) /* json.loads keeps the last */
+    for (const cJSON *b = a->next; !st && b; b = b->next)
+      if (a->string && b->string && !strcmp(a->string, b->string))
+        st = pf_err_set(err, PF_ERR_FORMAT,
+                        "duplicate key '%s' (Python's json.loads would keep the last value)",
+                        a->string);
+  if (st) {
+    cJSON_Delete(o);
+    return st;
+  }
+  *out = o;
+  return PF_OK;
+}

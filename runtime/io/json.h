@@ -48,6 +48,23 @@ size_t pf_utf8_invalid_at(const char *text, size_t n);
  * NUL, and C strings end there, so the rest of that string would be lost. */
 int pf_json_has_nul_escape(const char *text, size_t n);
 
+/* What kind of value v is, for messages: "a string", "a number", "a boolean",
+ * "null", "an array", "an object"; "no such field" for NULL. */
+const char *pf_json_kind(const cJSON *v);
+
+/* One line of a JSONL file (line[0, len), no newline), read as Python's json.loads
+ * reads it or refused: *out gets the object (the caller's, cJSON_Delete), or NULL and
+ * a bare message (the caller adds "file:line: "), PF_ERR_FORMAT unless noted:
+ *   malformed JSON: a NUL byte at column C      | not valid UTF-8 at column C
+ *   a "\u0000" escape (NUL character) is not supported (C strings would end there)
+ *   malformed JSON at column C (NaN / Infinity named: Python writes them, JSON has not)
+ *   text after the JSON object at column C      | expected a JSON object, found KIND
+ *   duplicate key 'K' (json.loads keeps the last value; refused rather than guessed)
+ *   out of memory while parsing JSON (PF_ERR_NOMEM)
+ * Columns count bytes from 1. Only the object's own keys are checked for duplicates
+ * (the readers read top-level fields). */
+pf_status pf_jsonl_object(const char *line, size_t len, cJSON **out, pf_err *err);
+
 /* Make cJSON allocate through the recording hooks now (pf_json_parse does it on
  * first use; a front end may call it at start-up, before anything uses cJSON). */
 void pf_json_init(void);

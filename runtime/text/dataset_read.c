@@ -111,17 +111,6 @@ static int blank(const char *s, size_t n) {
   return 1;
 }
 
-static const char *json_kind(const cJSON *v) {
-  if (!v) return "no such field";
-  if (cJSON_IsString(v)) return "a string";
-  if (cJSON_IsNumber(v)) return "a number";
-  if (cJSON_IsBool(v)) return "a boolean";
-  if (cJSON_IsNull(v)) return "null";
-  if (cJSON_IsArray(v)) return "an array";
-  if (cJSON_IsObject(v)) return "an object";
-  return "an unknown value";
-}
-
 typedef struct sink {
   pf_data_sample_fn fn;
   void *ud;
@@ -137,40 +126,17 @@ static pf_status emit(reader *r, sink *k, const char *text, size_t len, int64_t 
 }
 
 static pf_status jsonl_line(reader *r, const char *field, sink *k, pf_err *err) {
-  const char *end = NULL, *path = r->path;
+  const char *path = r->path;
   long long ln = (long long)r->lineno;
-  pf_status st = PF_OK;
-  const char *nul = memchr(r->line, '\0', r->len);
-  if (nul)
-    return pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: malformed JSON: a NUL byte at column %zu", path,
-                      ln, (size_t)(nul - r->line) + 1);
-  int oom = 0;
-  cJSON *root = pf_json_parse(r->line, r->len + 1, &end, 1, &oom);
-  if (!root && oom)
-    return pf_err_set(err, PF_ERR_NOMEM, "%s:%lld: out of memory while parsing JSON", path, ln);
-  if (!root) {
-    size_t col = end && end >= r->line && end <= r->line + r->len ? (size_t)(end - r->line) : 0;
-    return pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: malformed JSON at column %zu", path, ln,
-                      col + 1);
-  }
+  cJSON *root = NULL;
+  pf_status st = pf_jsonl_object(r->line, r->len, &root, err); /* as json.loads, or refused */
+  if (st) return pf_err_prefix(err, "%s:%lld", path, ln);
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, field);
-  if (!cJSON_IsObject(root)) {
-    st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: expected a JSON object, found %s", path, ln,
-                    json_kind(root));
-  } else if (!cJSON_IsString(v)) {
+  if (!cJSON_IsString(v))
     st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: expected a string field \"%s\", found %s", path,
-                    ln, field, json_kind(v));
-  } else if (pf_json_has_nul_escape(r->line, r->len)) {
-    st = pf_err_set(err, PF_ERR_FORMAT,
-                    "%s:%lld: a \"\\u0000\" escape (NUL character) is not supported", path, ln);
-  } else {
-    size_t n = strlen(v->valuestring), bad = pf_utf8_invalid_at(v->valuestring, n);
-    if (bad < n)
-      st = pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: text is not valid UTF-8 at byte %zu", path, ln,
-                      bad);
-    else
-      st = emit(r, k, v->valuestring, n, r->lineno, err);
-  }
+                    ln, field, pf_json_kind(v));
+  else
+    st = emit(r, k, v->valuestring, strlen(v->valuestring), r->lineno, err);
   cJSON_Delete(root);
   return st;
 }

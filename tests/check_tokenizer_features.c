@@ -261,6 +261,35 @@ START_TEST(test_phi3_style) {
   EXPECT(tok, "<s>hi", -1, 1, 7);
   EXPECT(tok, "", -1);
   pf_tokenizer_free(tok);
+  /* but transformers' Llama and Gemma fast tokenizers (AutoTokenizer for these classes)
+   * rebuild the post-processor from add_bos_token (default true) and add_eos_token
+   * (default false); other classes keep the file's (before: the flags were ignored) */
+  static const struct {
+    const char *cfg;
+    int32_t ids[3];
+    size_t n;
+  } rb[] = {
+      {"{\"tokenizer_class\": \"LlamaTokenizer\", \"add_eos_token\": true, \"bos_token\": "
+       "\"<s>\", \"eos_token\": \"</s>\"}",
+       {1, 7, 2},
+       3},
+      {"{\"tokenizer_class\": \"GemmaTokenizerFast\", \"add_bos_token\": false, \"bos_token\": "
+       "\"<s>\"}",
+       {7, 0, 0},
+       1},
+      {"{\"tokenizer_class\": \"LlamaTokenizerFast\", \"bos_token\": \"<s>\"}", {1, 7, 0}, 2},
+      {"{\"tokenizer_class\": \"PreTrainedTokenizerFast\", \"add_bos_token\": true, "
+       "\"add_eos_token\": true, \"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}",
+       {7, 0, 0},
+       1},
+  };
+  for (size_t i = 0; i < sizeof rb / sizeof rb[0]; i++) {
+    pf_test_write(cfg, rb[i].cfg);
+    tok = load_q(root, PHI3, NULL);
+    expect_ids(tok, "hi", 1, rb[i].ids, rb[i].n);
+    expect_ids(tok, "hi", 0, (const int32_t[]){7}, 1);
+    pf_tokenizer_free(tok);
+  }
   free(cfg);
   pf_test_rmtree(root);
   free(root);

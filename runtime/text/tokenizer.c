@@ -404,10 +404,21 @@ static pf_status read_config(pf_tokenizer *t, const char *dir, int have_post, pf
   const char *bos = config_token(cfg, "bos_token"), *eos = config_token(cfg, "eos_token");
   if (bos) t->bos = pf_tokenizer_token_id(t, bos);
   if (eos) t->eos = pf_tokenizer_token_id(t, eos);
+  /* transformers' Llama and Gemma fast tokenizers (what AutoTokenizer builds for these
+   * classes) rebuild the post-processor from add_bos_token (default true) and
+   * add_eos_token (default false) whatever tokenizer.json holds; other classes keep it */
+  static const char *const rebuilders[] = {"LlamaTokenizer",     "LlamaTokenizerFast",
+                                           "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
+                                           "GemmaTokenizer",     "GemmaTokenizerFast"};
+  const cJSON *cls = cJSON_GetObjectItemCaseSensitive(cfg, "tokenizer_class");
+  int rebuild = 0;
+  for (size_t i = 0; cJSON_IsString(cls) && i < sizeof rebuilders / sizeof *rebuilders; i++)
+    rebuild |= !strcmp(cls->valuestring, rebuilders[i]);
   int add_bos = 0, add_eos = 0;
-  if (!have_post &&
-      !(s = pf_tk_jbool(cfg, "add_bos_token", "tokenizer_config", 0, &add_bos, err)) &&
+  if ((!have_post || rebuild) &&
+      !(s = pf_tk_jbool(cfg, "add_bos_token", "tokenizer_config", rebuild, &add_bos, err)) &&
       !(s = pf_tk_jbool(cfg, "add_eos_token", "tokenizer_config", 0, &add_eos, err))) {
+    t->pp_pre.n = t->pp_post.n = 0;
     if ((add_bos && t->bos >= 0 && pf_tk_ids_push(&t->pp_pre, t->bos)) ||
         (add_eos && t->eos >= 0 && pf_tk_ids_push(&t->pp_post, t->eos)))
       s = pf_err_set(err, PF_ERR_NOMEM, "out of memory");

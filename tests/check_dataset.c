@@ -204,6 +204,45 @@ START_TEST(test_txt_paragraphs) {
 }
 END_TEST
 
+/* A template that appends EOS (a Llama tokenizer with add_eos_token): truncation keeps
+ * it, as transformers' truncation=True does, and cuts the text (before: the EOS was cut). */
+START_TEST(test_truncation_keeps_eos) {
+  char *dir = pf_test_tmpdir("dataset-eos");
+  char *src = pf_path_join(g_model, "tokenizer.json"), *dst = pf_path_join(dir, "tokenizer.json");
+  char *cfg = pf_path_join(dir, "tokenizer_config.json");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_copy_file(src, dst, &err), PF_OK);
+  pf_test_write(cfg, "{\"tokenizer_class\": \"LlamaTokenizer\", \"add_eos_token\": true, "
+                     "\"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}");
+  pf_tokenizer *tok = NULL;
+  ck_assert_msg(pf_tokenizer_load(dir, &tok, &err) == PF_OK, "%s", err.msg);
+  ids q = enc(tok, "qqqqq", 5, 1); /* <s> q q q q q </s> */
+  ck_assert_int_eq(q.n, 7);
+  ck_assert_int_eq(q.v[0], 1);
+  ck_assert_int_eq(q.v[6], 2);
+  char *path = data_file("eos.jsonl", "{\"text\": \"qqqqq\"}\n{\"text\": \"xy\"}\n");
+  pf_data_opts o = pf_data_opts_default();
+  o.data = path;
+  o.max_length = 5;
+  pf_dataset *ds = load_ok(&o, tok);
+  int32_t want0[5] = {1, q.v[1], q.v[2], q.v[3], 2};
+  ids xy = enc(tok, "xy", 2, 1); /* short: untouched */
+  ids rows[2] = {{want0, 5}, xy};
+  check_rows(ds, rows, 2, 8, 2);
+  ck_assert_int_eq(pf_dataset_stats(ds).samples_truncated, 1);
+  pf_dataset_free(ds);
+  free(q.v);
+  free(xy.v);
+  pf_tokenizer_free(tok);
+  free(path);
+  free(src);
+  free(dst);
+  free(cfg);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* samples, min_length (special tokens counted) and truncation. */
 START_TEST(test_samples_min_max) {
   /* token counts with BOS: 2, 4, 6, 3, 8, then a malformed line */
@@ -737,6 +776,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_jsonl_batches);
   tcase_add_test(tc, test_txt_paragraphs);
   tcase_add_test(tc, test_samples_min_max);
+  tcase_add_test(tc, test_truncation_keeps_eos);
   tcase_add_test(tc, test_pack);
   tcase_add_test(tc, test_fingerprint);
   tcase_add_test(tc, test_errors_files);

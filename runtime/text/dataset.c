@@ -136,8 +136,13 @@ static pf_status on_sample(void *ud, const char *text, size_t len, int64_t line,
     st = push_ids(L, ids, n, err);
     if (o->samples && (int64_t)(L->n / (size_t)o->max_length) >= o->samples) *stop = 1;
   } else {
-    size_t keep = (int64_t)n > o->max_length ? (size_t)o->max_length : n;
+    size_t keep = (int64_t)n > o->max_length ? (size_t)o->max_length : n, pre = 0, post = 0;
     L->st.samples_truncated += keep < n;
+    if (o->add_special) pf_tokenizer_special_counts(L->tok, &pre, &post);
+    /* truncation=True shortens the text and keeps the ids the template puts after it
+     * (an EOS): move them to the end of what is kept */
+    if (keep < n && post && pre + post < keep)
+      memmove(ids + keep - post, ids + n - post, post * sizeof *ids);
     if (!(st = push_ids(L, ids, keep, err))) st = push_row(L, (int64_t)keep, err);
     if (o->samples && (int64_t)L->n_rows >= o->samples) *stop = 1;
   }

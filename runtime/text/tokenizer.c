@@ -164,6 +164,11 @@ pf_status pf_tokenizer_decode(const pf_tokenizer *t, const int32_t *ids, size_t 
 
 /* ---- getters ---- */
 
+void pf_tokenizer_special_counts(const pf_tokenizer *tok, size_t *before, size_t *after) {
+  *before = tok ? tok->pp_pre.n : 0;
+  *after = tok ? tok->pp_post.n : 0;
+}
+
 int32_t pf_tokenizer_vocab_size(const pf_tokenizer *t) {
   return t ? t->vocab_size : 0;
 }

@@ -88,6 +88,9 @@ pf_status pf_tokenizer_decode(const pf_tokenizer *tok, const int32_t *ids, size_
 
 /* max id + 1 over the model vocabulary and the added tokens. */
 int32_t pf_tokenizer_vocab_size(const pf_tokenizer *tok);
+/* How many ids pf_tokenizer_encode(add_special = 1) puts before and after the text's
+ * (the post-processor's single-sequence template). */
+void pf_tokenizer_special_counts(const pf_tokenizer *tok, size_t *before, size_t *after);
 /* Beginning / end of sequence id, or -1 when the tokenizer has none. Taken from
  * tokenizer_config.json's bos_token / eos_token when present, else from the
  * special tokens before / after $A in a TemplateProcessing post-processor. */

@@ -162,9 +162,8 @@ static pf_status paragraph(reader *r, sink *k, const char *p, size_t n, int64_t 
     size_t col = bad;
     for (size_t i = 0; i < bad; i++)
       if (p[i] == '\n') line++, col = bad - i - 1;
-    return pf_err_set(err, PF_ERR_FORMAT,
-                      "%s:%lld: text is not valid UTF-8 at byte %zu of the line", r->path,
-                      (long long)line, col);
+    return pf_err_set(err, PF_ERR_FORMAT, "%s:%lld: not valid UTF-8 at column %zu", r->path,
+                      (long long)line, col + 1);
   }
   return emit(r, k, p, n, first, err);
 }

@@ -104,6 +104,25 @@ START_TEST(test_save_target_before_first_step) {
   ck_assert_msg(run_counted(&f, 0, ow, 1, &steps, &err) == PF_OK, "%s", err.msg);
   ck_assert(pf_path_exists(file));
   fx_free(&f);
+  /* two save steps to one path: the second would find the first's checkpoint; refused
+   * before the first step unless it says overwrite (before: after the pruning) */
+  fx g = fx_new("pfrun: 1\n"
+                "vars: {ow: false}\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                "  - {id: w, op: prune_width, model: base, pruning_percentage: 20}\n"
+                "  - {op: save, model: w, path: '${out}/same'}\n"
+                "  - {op: save, model: base, path: '${out}/./same', overwrite: '${ow}'}\n");
+  ck_assert_int_eq(run_counted(&g, 0, NULL, 0, &steps, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "step 4 (save): path '");
+  pf_assert_err(err, "/./same': step 3 saves there first, so this step would find the folder "
+                     "not empty (set overwrite: true to replace it, or save elsewhere)");
+  ck_assert_int_eq(steps, 0);
+  const char *ow2[] = {"ow=true"};
+  ck_assert_msg(run_counted(&g, 0, ow2, 1, &steps, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(steps, 4);
+  fx_free(&g);
 }
 END_TEST
 

@@ -377,9 +377,20 @@ static pf_status check_inputs(recipe *r, rstep *s, pf_err *err) {
 static pf_status check_save_target(recipe *r, rstep *s, const pf_value *params, pf_err *err) {
   if (s->skip || strcmp(s->op->name, "save") != 0) return PF_OK;
   const char *path = pf_map_str(params, "path", NULL);
-  if (!path || pf_save_target_check(path, pf_map_bool(params, "overwrite", 0), err) == PF_OK)
-    return PF_OK;
-  return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+  const int overwrite = pf_map_bool(params, "overwrite", 0);
+  if (path && pf_save_target_check(path, overwrite, err) != PF_OK)
+    return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+  if (!path || !(s->save_abs = pf_abspath(path))) return PF_OK;
+  /* an earlier save step that runs writes there first: this one would find it full */
+  for (rstep *e = r->steps; !overwrite && e < s; e++)
+    if (e->save_abs && !strcmp(e->save_abs, s->save_abs)) {
+      pf_err_set(err, PF_ERR_INVALID,
+                 "path '%s': step %d saves there first, so this step would find the folder "
+                 "not empty (set overwrite: true to replace it, or save elsewhere)",
+                 path, e->index);
+      return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+    }
+  return PF_OK;
 }
 
 static pf_status validate_step(recipe *r, rstep *s, pf_model *placeholder, pf_err *err) {
@@ -563,6 +574,7 @@ static void recipe_free(recipe *r) {
     pf_value_release(r->steps[i].result);
     free(r->steps[i].kmark);
     free(r->steps[i].refs);
+    free(r->steps[i].save_abs);
   }
   free(r->steps);
   pf_value_release(r->vars);

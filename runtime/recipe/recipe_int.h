@@ -96,6 +96,7 @@ typedef struct rstep {
   pf_value *result; /* after running */
   int skip;         /* `when:` is false: the step does not run */
   size_t last_use;  /* 0-based index of the last step that takes this result (itself if none) */
+  char *save_abs;   /* a save step that runs: its path, absolute (validation), else NULL */
 } rstep;
 
 typedef struct recipe {

@@ -72,16 +72,6 @@ static int cmp_info_begin(const void *a, const void *b) {
 
 /* ---- header entries ---- */
 
-static const char *json_type(const cJSON *v) {
-  if (!v) return "nothing";
-  if (cJSON_IsString(v)) return "a string";
-  if (cJSON_IsNumber(v)) return "a number";
-  if (cJSON_IsArray(v)) return "an array";
-  if (cJSON_IsObject(v)) return "an object";
-  if (cJSON_IsBool(v)) return "a boolean";
-  return "null";
-}
-
 /* Non-negative integer that a double represents exactly. */
 static int json_uint(const cJSON *v, uint64_t *out) {
   if (!cJSON_IsNumber(v)) return 0;
@@ -99,7 +89,7 @@ static pf_status parse_dtype(const char *file, const char *name, const cJSON *v,
                                       "F4",      "C64",     "F8_E4M3FNUZ", "F8_E5M2FNUZ"};
   if (!cJSON_IsString(v))
     return ferr(err, PF_ERR_FORMAT, file, "tensor '%s': expected \"dtype\" string, found %s", name,
-                json_type(v));
+                pf_json_kind(v));
   const char *s = v->valuestring;
   if (!strcmp(s, "F32"))
     *dt = PF_DTYPE_F32;
@@ -122,7 +112,7 @@ static pf_status parse_shape(const char *file, st_info *ti, const cJSON *v, uint
                              pf_err *err) {
   if (!cJSON_IsArray(v))
     return ferr(err, PF_ERR_FORMAT, file, "tensor '%s': expected \"shape\" array, found %s",
-                ti->name, json_type(v));
+                ti->name, pf_json_kind(v));
   int nd = cJSON_GetArraySize(v);
   if (nd > PF_MAX_DIMS)
     return ferr(err, PF_ERR_UNSUPPORTED, file,
@@ -188,7 +178,7 @@ static pf_status parse_entry(const char *file, const cJSON *item, uint64_t data_
   const char *name = item->string;
   if (!cJSON_IsObject(item))
     return ferr(err, PF_ERR_FORMAT, file, "tensor '%s': expected an object, found %s", name,
-                json_type(item));
+                pf_json_kind(item));
   if (!(ti->name = strdup(name))) return ferr(err, PF_ERR_NOMEM, file, "out of memory");
   uint64_t nbytes = 0;
   pf_status s =
@@ -204,12 +194,12 @@ static pf_status parse_entry(const char *file, const cJSON *item, uint64_t data_
 static pf_status check_metadata(const char *file, const cJSON *meta, pf_err *err) {
   if (!cJSON_IsObject(meta))
     return ferr(err, PF_ERR_FORMAT, file, "\"__metadata__\": expected an object, found %s",
-                json_type(meta));
+                pf_json_kind(meta));
   const cJSON *kv;
   cJSON_ArrayForEach(kv, meta) {
     if (!cJSON_IsString(kv))
       return ferr(err, PF_ERR_FORMAT, file, "\"__metadata__\": expected string values, '%s' is %s",
-                  kv->string, json_type(kv));
+                  kv->string, pf_json_kind(kv));
   }
   return PF_OK;
 }
@@ -278,7 +268,8 @@ static pf_status read_header(const char *path, st_file *f, cJSON **out, pf_err *
   else if (!root)
     s = ferr(err, PF_ERR_FORMAT, path, "header is not valid JSON (error at byte %zu)", at);
   else if (!cJSON_IsObject(root))
-    s = ferr(err, PF_ERR_FORMAT, path, "header: expected a JSON object, found %s", json_type(root));
+    s = ferr(err, PF_ERR_FORMAT, path, "header: expected a JSON object, found %s",
+             pf_json_kind(root));
   for (size_t i = at; s == PF_OK && i < hl; i++)
     if (!isspace((unsigned char)text[i]))
       s = ferr(err, PF_ERR_FORMAT, path, "header: unexpected bytes after the JSON object at %zu",
@@ -373,7 +364,7 @@ static pf_status shard_names(const char *index, const cJSON *wm, const char ***o
       free(v);
       return ferr(err, PF_ERR_FORMAT, index,
                   "weight_map['%s']: expected a shard file name in the same folder, found %s%s%s",
-                  e->string, cJSON_IsString(e) ? "'" : json_type(e),
+                  e->string, cJSON_IsString(e) ? "'" : pf_json_kind(e),
                   cJSON_IsString(e) ? e->valuestring : "", cJSON_IsString(e) ? "'" : "");
     }
     v[k++] = e->valuestring;
@@ -463,7 +454,8 @@ static pf_status open_index(pf_st_reader *r, const char *index, pf_err *err) {
   else if (!root || !cJSON_IsObject(root))
     s = ferr(err, PF_ERR_FORMAT, index, "not a JSON object");
   else if (!cJSON_IsObject(wm))
-    s = ferr(err, PF_ERR_FORMAT, index, "expected \"weight_map\" object, found %s", json_type(wm));
+    s = ferr(err, PF_ERR_FORMAT, index, "expected \"weight_map\" object, found %s",
+             pf_json_kind(wm));
   else
     s = shard_names(index, wm, &names, &nshards, err);
   if (s == PF_OK) s = open_shards(r, index, wm, names, nshards, err);

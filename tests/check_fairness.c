@@ -99,7 +99,7 @@ START_TEST(test_fairness_scores) {
     for (int64_t i = 0; i < 176; i++)
       bias[i] = ((float)pattern(l, i) + (float)pattern_up(l, i)) / 2.0f;
     pf_fairness_normalize(bias, 176, bn);
-    ck_assert_int_eq(pf_layer_scores(&m->layers[l], PF_METHOD_PPM, imp, &err), PF_OK);
+    ck_assert_int_eq(pf_layer_scores(&m->layers[l], PF_METHOD_PPM, PF_DTYPE_F32, imp, &err), PF_OK);
     pf_fairness_normalize(imp, 176, in);
     for (int64_t i = 0; i < 176; i++) {
       double a = s1->u.list.items[i]->u.n, b = s0->u.list.items[i]->u.n;

@@ -340,6 +340,63 @@ START_TEST(test_score_op) {
 }
 END_TEST
 
+/* rank_dtype (the CLI's --dtype): an F32 model ranked as bfloat16 keeps what the same
+ * model converted to bfloat16 keeps, and its saved bfloat16 checkpoint has the same bytes,
+ * as OptiPFair, which loads with torch_dtype, gives (before: ranked on the F32 values). */
+START_TEST(test_prune_width_rank_dtype) {
+  pf_value *f32 = load_synth("llama-small", NULL);
+  pf_model *m = pf_map_model(f32, "model");
+  char *dir = pf_path_join(tmp_root, "rank"), *bf = pf_path_join(dir, "bf16");
+  char *a = pf_path_join(dir, "a"), *b = pf_path_join(dir, "b");
+  pf_value *p = params_model(m);
+  pf_map_set_str(p, "path", bf);
+  pf_map_set_str(p, "dtype", "bfloat16");
+  pf_value_release(run_ok("save", p, NULL));
+  pf_value *bfm = load(bf);
+  int differs = 0; /* whether ranking the F32 values would have kept other neurons */
+  for (int pct = 10; pct <= 90; pct += 10) {
+    const char *method = pct % 20 ? "MAW" : "VOW";
+    pf_value *q = params_model(m), *r = params_model(pf_map_model(bfm, "model"));
+    pf_value *o = params_model(m);
+    pf_map_set_num(q, "pruning_percentage", pct);
+    pf_map_set_num(r, "pruning_percentage", pct);
+    pf_map_set_num(o, "pruning_percentage", pct);
+    pf_map_set_str(q, "method", method);
+    pf_map_set_str(r, "method", method);
+    pf_map_set_str(o, "method", method);
+    pf_map_set_str(q, "rank_dtype", "bfloat16");
+    pf_value *rq = run_ok("prune_width", q, NULL), *rr = run_ok("prune_width", r, NULL);
+    pf_value *ro = run_ok("prune_width", o, NULL);
+    char *kq = pf_value_to_json_text(pf_map_get(rq, "layers"));
+    char *kr = pf_value_to_json_text(pf_map_get(rr, "layers"));
+    char *ko = pf_value_to_json_text(pf_map_get(ro, "layers"));
+    ck_assert_msg(strcmp(kq, kr) == 0, "%s %d%%: ranked as bfloat16 keeps other neurons", method,
+                  pct);
+    differs |= strcmp(ko, kr) != 0;
+    if (pct == 50) { /* the checkpoints: the same bytes */
+      pf_value *sa = params_model(pf_map_model(rq, "model")),
+               *sb = params_model(pf_map_model(rr, "model"));
+      pf_map_set_str(sa, "path", a);
+      pf_map_set_str(sa, "dtype", "bfloat16");
+      pf_map_set_str(sb, "path", b);
+      pf_value_release(run_ok("save", sa, NULL));
+      pf_value_release(run_ok("save", sb, NULL));
+      char *fa = pf_path_join(a, "model.safetensors"), *fb = pf_path_join(b, "model.safetensors");
+      size_t la = 0, lb = 0;
+      char *ta = pf_test_read(fa, &la), *tb = pf_test_read(fb, &lb);
+      ck_assert(la == lb && memcmp(ta, tb, la) == 0);
+      free(ta), free(tb), free(fa), free(fb);
+    }
+    free(kq), free(kr), free(ko);
+    pf_value_release(rq), pf_value_release(rr), pf_value_release(ro);
+  }
+  ck_assert_msg(differs, "the F32 and bfloat16 rankings never differed: the test shows nothing");
+  pf_value_release(bfm);
+  pf_value_release(f32);
+  free(dir), free(bf), free(a), free(b);
+}
+END_TEST
+
 START_TEST(test_prune_width_op_rules) {
   pf_value *base = load_synth("llama-tiny", NULL);
   pf_model *m = pf_map_model(base, "model");
@@ -746,6 +803,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(t, test_evaluate_compare_vocab);
   tcase_add_test(t, test_score_op);
   tcase_add_test(t, test_prune_width_op_rules);
+  tcase_add_test(t, test_prune_width_rank_dtype);
   tcase_add_test(t, test_save_errors);
   tcase_add_test(t, test_analyze_by_hand);
   tcase_add_test(t, test_calibrate_cache);

@@ -96,8 +96,9 @@ static void check_family_kept(const char *preset, pf_width_type type) {
       const double *g = golden(preset, METHODS[mi], l, &w);
       ck_assert_int_eq(pf_layer_width(&m->layers[l]), w);
       float *s = malloc(sizeof(float) * (size_t)w);
-      ck_assert_msg(pf_layer_scores(&m->layers[l], (pf_score_method)(mi + 1), s, &err) == PF_OK,
-                    "%s", err.msg);
+      ck_assert_msg(
+          pf_layer_scores(&m->layers[l], (pf_score_method)(mi + 1), PF_DTYPE_F32, s, &err) == PF_OK,
+          "%s", err.msg);
       for (int j = 0; j < w; j++)
         ck_assert_msg(fabs(s[j] - g[j]) <= 4e-7 * fabs(g[j]) + 1e-30,
                       "%s %s layer %d neuron %d: %.9g, reference %.9g", preset, METHODS[mi], l, j,
@@ -480,7 +481,8 @@ START_TEST(test_plain_dry_run) {
   ck_assert(pf_map_num(s, "expansion_rate", 0) == pf_map_num(rs, "expansion_rate", 1));
   /* a plan has no weights to score */
   float sc[128];
-  ck_assert_int_eq(pf_layer_scores(&p->layers[0], PF_METHOD_MAW, sc, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_layer_scores(&p->layers[0], PF_METHOD_MAW, PF_DTYPE_F32, sc, &err),
+                   PF_ERR_INVALID);
   pf_assert_err(err, "no weight data (a dry-run plan cannot be scored)");
   pf_value_release(s);
   pf_value_release(rs);

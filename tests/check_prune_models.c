@@ -45,7 +45,7 @@ START_TEST(test_prune_width_model) {
   /* independent selection: scores + top-k on the parent's layer 1 */
   float *sc = malloc(sizeof(float) * (size_t)I);
   int64_t *kept = malloc(sizeof(int64_t) * (size_t)k);
-  ck_assert_int_eq(pf_layer_scores(&m->layers[1], PF_METHOD_VOW, sc, &err), PF_OK);
+  ck_assert_int_eq(pf_layer_scores(&m->layers[1], PF_METHOD_VOW, PF_DTYPE_F32, sc, &err), PF_OK);
   ck_assert_int_eq(pf_topk_keep(sc, I, k, kept, &err), PF_OK);
   const pf_layer *a = &m->layers[1], *b = &p->layers[1];
   size_t row = (size_t)H * 4, dcols = (size_t)b->down_proj->shape[1];

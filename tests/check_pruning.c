@@ -250,7 +250,7 @@ START_TEST(test_scores_by_hand) {
     for (int m = PF_METHOD_PPM; m <= PF_METHOD_L2; m++) {
       float s[2];
       pf_err err = {0};
-      ck_assert_int_eq(pf_layer_scores(&l, (pf_score_method)m, s, &err), PF_OK);
+      ck_assert_int_eq(pf_layer_scores(&l, (pf_score_method)m, PF_DTYPE_F32, s, &err), PF_OK);
       for (int n = 0; n < 2; n++) {
         ck_assert_msg(s[n] == hand_expected(n, (pf_score_method)m), "%s neuron %d: %.9g vs %.9g",
                       pf_score_method_name((pf_score_method)m), n, s[n],
@@ -277,7 +277,8 @@ START_TEST(test_method_names) {
   /* a planned (shape-only) layer cannot be scored */
   pf_model *pm = plan_model(1);
   float s[176];
-  ck_assert_int_eq(pf_layer_scores(&pm->layers[0], PF_METHOD_MAW, s, &err), PF_ERR_INVALID);
+  ck_assert_int_eq(pf_layer_scores(&pm->layers[0], PF_METHOD_MAW, PF_DTYPE_F32, s, &err),
+                   PF_ERR_INVALID);
   pf_assert_err(err, "dry-run");
   pf_model_release(pm);
 }

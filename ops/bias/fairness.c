@@ -130,7 +130,7 @@ static pf_status layer_fairness(const pf_layer *l, const pf_value *bs, int64_t i
   float *bias = buf, *imp = buf + I, *bn = imp + I, *in = bn + I;
   int have = 0;
   pf_status st = layer_bias(bs, i, I, bias, &have, err);
-  if (!st && have) st = pf_layer_scores(l, PF_METHOD_PPM, imp, err);
+  if (!st && have) st = pf_layer_scores(l, PF_METHOD_PPM, PF_DTYPE_F32, imp, err);
   if (!st && have) {
     pf_fairness_normalize(bias, (size_t)I, bn);
     pf_fairness_normalize(imp, (size_t)I, in);

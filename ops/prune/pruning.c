@@ -358,6 +358,7 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
   const int64_t L = m->n_layers;
   out->n_layers = L;
   out->norms = o->activation_norms;
+  out->score_dtype = o->score_dtype;
   out->keep = calloc((size_t)L, sizeof *out->keep);
   out->selected = calloc((size_t)L, 1);
   if (o->fairness_scores) out->custom = calloc((size_t)L, sizeof *out->custom);
@@ -486,8 +487,8 @@ static pf_status plan_layer(pf_layer *l, int64_t k, pf_err *err) {
 
 /* Score (custom > hybrid > static, §2.6), select and slice one layer; kept[k]
  * receives the kept indices. */
-static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, const float *custom,
-                             int64_t k, int64_t *kept, pf_err *err) {
+static pf_status prune_layer(pf_layer *l, pf_score_method m, pf_dtype as, const float *X,
+                             const float *custom, int64_t k, int64_t *kept, pf_err *err) {
   const int64_t I = pf_layer_width(l);
   mlp_set n = {0};
   float *scores = malloc(sizeof(float) * (size_t)I);
@@ -495,7 +496,7 @@ static pf_status prune_layer(pf_layer *l, pf_score_method m, const float *X, con
   if (!st && custom)
     memcpy(scores, custom, sizeof(float) * (size_t)I);
   else if (!st)
-    st = X ? pf_layer_hybrid_scores(l, X, scores, err) : pf_layer_scores(l, m, scores, err);
+    st = X ? pf_layer_hybrid_scores(l, X, as, scores, err) : pf_layer_scores(l, m, as, scores, err);
   if (!st) st = pf_topk_keep(scores, I, k, kept, err);
   free(scores);
   if (!st && l->gate_proj) st = pf_tensor_gather_rows(l->gate_proj, kept, k, &n.gate, err);
@@ -562,7 +563,8 @@ static pf_status prune_layers(pf_model *nm, const pf_width_plan *plan, const pf_
       return missing_norms(plan, i, err);
     }
     const float *custom = plan->custom ? plan->custom[i] : NULL;
-    st = dry ? plan_layer(l, k, err) : prune_layer(l, plan->method, X, custom, k, kept, err);
+    st = dry ? plan_layer(l, k, err)
+             : prune_layer(l, plan->method, plan->score_dtype, X, custom, k, kept, err);
     pf_value *e = st ? NULL : layer_entry(i, before, k, kept);
     free(kept);
     if (!st && (!e || pf_list_push(layers, e) != PF_OK))

@@ -58,10 +58,12 @@ float pf_plain_neuron_score(const float *r, const float *c, int64_t H, pf_score_
 /* Scores of every neuron of layer l into out[I] (I = pf_layer_width(l)). A layer
  * with gate_proj is scored as a GLU MLP (pf_neuron_score), one without as a
  * plain MLP (pf_plain_neuron_score; output columns are reduced by streaming
- * down_proj's rows). Rows are converted with pf_tensor_row_f32; OpenMP over
- * neurons. Errors: missing or planned (dry-run) tensors, gate/up (GLU) or
- * up/down (plain) shape mismatch. */
-pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_err *err);
+ * down_proj's rows). Rows are converted with pf_tensor_row_f32, then rounded
+ * through `as` when it is not PF_DTYPE_F32 or the stored dtype (the model ranked as
+ * if loaded in that dtype, as OptiPFair's torch_dtype does); OpenMP over neurons. Errors: missing
+ * or planned (dry-run) tensors, gate/up (GLU) or up/down (plain) shape mismatch. */
+pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, pf_dtype as, float *out,
+                          pf_err *err);
 /* §2.4 hybrid score of every neuron of layer l with its accumulated norms X[I]:
  *   g_i = max G[i,:] + |min G[i,:]|, u_i likewise for U, d_i = max D[:,i] + |min D[:,i]|,
  *   each normalised by (its max + 1e-8), importance_i = (g^_i + u^_i + d^_i) * X_i,
@@ -69,7 +71,8 @@ pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_e
  * §9.2's analogue: importance_j = (r^_j + c^_j) * X_j with r_j = rng(up row j),
  * c_j = rng(down column j), each normalised the same way; X_j is then the norm
  * of act(fc_in(x))[j], the input of fc_out. */
-pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, pf_err *err);
+pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, pf_dtype as, float *out,
+                                 pf_err *err);
 
 /* ---- how many neurons to keep (§3) ---- */
 
@@ -154,6 +157,10 @@ typedef struct pf_width_opts {
    * method "MAW" (OptiPFair's literal check, made before the method is parsed). */
   const float *const *activation_norms;
   size_t n_activation_norms;
+  /* the dtype the weights are ranked in (OptiPFair loads the model with torch_dtype,
+   * then scores .float() of the converted weights): PF_DTYPE_F32 (0, the default) =
+   * the stored values */
+  pf_dtype score_dtype;
   /* §2.6 fairness scores (OptiPFair's `fairness_scores`, newest): a map
    * {"<layer>": [I_l numbers in [0, 1]]} such as a fairness_scores result, or
    * NULL. Type-checked as §4 step 4 (after layer_indices, see fairness.h); per
@@ -176,6 +183,7 @@ typedef struct pf_width_plan {
   unsigned char *selected;   /* [n_layers] 1 = pruned */
   const float *const *norms; /* the options' activation_norms (borrowed) or NULL */
   float **custom;            /* [n_layers] 1 - fairness score per neuron, or NULL (owned) */
+  pf_dtype score_dtype;      /* the options' score_dtype */
 } pf_width_plan;
 
 /* Validate in OptiPFair's order (§4: GLU (or plain MLP), layers, layer_indices, divisor,

@@ -41,6 +41,19 @@ const char *pf_score_method_name(pf_score_method m) {
 
 /* ---- scores ---- */
 
+/* Row i of t as float32, rounded through `as` when the model is ranked in another
+ * precision than it is stored in: OptiPFair loads with torch_dtype and scores the
+ * float32 copies of the converted weights (reference §1, §13.1). PF_DTYPE_F32 or
+ * t's own dtype: the stored values (widening is exact). */
+static void row_as(const pf_tensor *t, int64_t i, float *row, pf_dtype as) {
+  pf_tensor_row_f32(t, i, row);
+  if (as == PF_DTYPE_F32 || as == t->dtype) return;
+  const int64_t n = t->shape[t->ndim - 1];
+  for (int64_t j = 0; j < n; j++)
+    row[j] = as == PF_DTYPE_BF16 ? pf_bf16_to_f32(pf_f32_to_bf16(row[j]))
+                                 : pf_f16_to_f32(pf_f32_to_f16(row[j]));
+}
+
 /* max + |min| of x[H] (NaN if any is NaN). The AVX2 part gives the same bits:
  * max and min are exact whatever the order, and the only order-dependent
  * choice, +0 or -0 as the maximum, cannot change mx + |mn|. */
@@ -176,7 +189,7 @@ static pf_status check_plain(const pf_layer *l, pf_err *err) {
 
 /* L1 and L2 norms of every column of D [H, I] (float32 results): one pass over
  * the rows, double accumulators per column, in row order. */
-static pf_status column_norms(const pf_tensor *D, float *l1, float *l2, pf_err *err) {
+static pf_status column_norms(const pf_tensor *D, pf_dtype as, float *l1, float *l2, pf_err *err) {
   const int64_t H = D->shape[0], I = D->shape[1];
   double *acc = calloc((size_t)(2 * I), sizeof(double));
   float *row = malloc(sizeof(float) * (size_t)(I ? I : 1));
@@ -187,7 +200,7 @@ static pf_status column_norms(const pf_tensor *D, float *l1, float *l2, pf_err *
   }
   double *s1 = acc, *s2 = acc + I;
   for (int64_t h = 0; h < H; h++) {
-    pf_tensor_row_f32(D, h, row);
+    row_as(D, h, row, as);
     for (int64_t i = 0; i < I; i++) {
       s1[i] += fabs((double)row[i]);
       s2[i] += (double)row[i] * (double)row[i];
@@ -204,7 +217,8 @@ static pf_status column_norms(const pf_tensor *D, float *l1, float *l2, pf_err *
 }
 
 /* §9.2 static scores of a plain MLP layer (no gate_proj). */
-static pf_status plain_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_err *err) {
+static pf_status plain_layer_scores(const pf_layer *l, pf_score_method m, pf_dtype as, float *out,
+                                    pf_err *err) {
   pf_status st = check_plain(l, err);
   if (st) return st;
   const int64_t I = l->up_proj->shape[0], H = l->up_proj->shape[1];
@@ -213,7 +227,7 @@ static pf_status plain_layer_scores(const pf_layer *l, pf_score_method m, float 
   float *cn = cols ? malloc(sizeof(float) * (size_t)(2 * I)) : NULL;
   float *buf = malloc(sizeof(float) * (size_t)H * (size_t)nt);
   if (!buf || (cols && !cn)) st = pf_err_set(err, PF_ERR_NOMEM, "scores: out of memory");
-  if (!st && cols) st = column_norms(l->down_proj, cn, cn + I, err);
+  if (!st && cols) st = column_norms(l->down_proj, as, cn, cn + I, err);
   if (st) {
     free(cn);
     free(buf);
@@ -222,7 +236,7 @@ static pf_status plain_layer_scores(const pf_layer *l, pf_score_method m, float 
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t i = 0; i < I; i++) {
     float *r = buf + (size_t)H * (size_t)omp_get_thread_num();
-    pf_tensor_row_f32(l->up_proj, i, r);
+    row_as(l->up_proj, i, r, as);
     out[i] = plain_score(r, H, cn ? cn[i] : 0.0f, cn ? cn[I + i] : 0.0f, m);
   }
   free(cn);
@@ -231,8 +245,9 @@ static pf_status plain_layer_scores(const pf_layer *l, pf_score_method m, float 
   return PF_OK;
 }
 
-pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_err *err) {
-  if (!l->gate_proj) return plain_layer_scores(l, m, out, err);
+pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, pf_dtype as, float *out,
+                          pf_err *err) {
+  if (!l->gate_proj) return plain_layer_scores(l, m, as, out, err);
   pf_status st = check_gate_up(l, err);
   if (st) return st;
   const int64_t I = l->gate_proj->shape[0], H = l->gate_proj->shape[1];
@@ -249,8 +264,8 @@ pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, float *out, pf_e
     pf_tensor_prefault_rows(l->gate_proj, r0, r1);
     pf_tensor_prefault_rows(l->up_proj, r0, r1);
     for (int64_t i = r0; i < r1; i++) {
-      pf_tensor_row_f32(l->gate_proj, i, g);
-      pf_tensor_row_f32(l->up_proj, i, u);
+      row_as(l->gate_proj, i, g, as);
+      row_as(l->up_proj, i, u, as);
       out[i] = pf_neuron_score(g, u, H, m);
     }
   }
@@ -282,10 +297,11 @@ static void normalise_by_max(float *v, int64_t n) {
 }
 
 /* Column-wise max + |min| of D [H, I]: d[I]. */
-static void down_peaks(const pf_tensor *D, float *d, float *row, float *mx, float *mn) {
+static void down_peaks(const pf_tensor *D, pf_dtype as, float *d, float *row, float *mx,
+                       float *mn) {
   const int64_t H = D->shape[0], I = D->shape[1];
   for (int64_t h = 0; h < H; h++) {
-    pf_tensor_row_f32(D, h, row);
+    row_as(D, h, row, as);
     for (int64_t i = 0; i < I; i++) {
       if (h == 0 || row[i] > mx[i]) mx[i] = row[i];
       if (h == 0 || row[i] < mn[i]) mn[i] = row[i];
@@ -297,7 +313,8 @@ static void down_peaks(const pf_tensor *D, float *d, float *row, float *mx, floa
 
 /* Hybrid score of a plain MLP layer: (r^ + c^) * X with r = rng(up rows),
  * c = rng(down columns), each divided by (its max + 1e-8). */
-static pf_status plain_hybrid_scores(const pf_layer *l, const float *X, float *out, pf_err *err) {
+static pf_status plain_hybrid_scores(const pf_layer *l, const float *X, pf_dtype as, float *out,
+                                     pf_err *err) {
   pf_status st = check_plain(l, err);
   if (st) return st;
   const pf_tensor *U = l->up_proj, *D = l->down_proj;
@@ -307,10 +324,10 @@ static pf_status plain_hybrid_scores(const pf_layer *l, const float *X, float *o
   if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "hybrid scores: out of memory");
   float *r = buf, *c = r + I, *mx = c + I, *mn = mx + I, *row = mn + I;
   for (int64_t i = 0; i < I; i++) {
-    pf_tensor_row_f32(U, i, row);
+    row_as(U, i, row, as);
     r[i] = peak_to_peak(row, H);
   }
-  down_peaks(D, c, row, mx, mn);
+  down_peaks(D, as, c, row, mx, mn);
   normalise_by_max(r, I);
   normalise_by_max(c, I);
   for (int64_t i = 0; i < I; i++)
@@ -321,8 +338,9 @@ static pf_status plain_hybrid_scores(const pf_layer *l, const float *X, float *o
   return PF_OK;
 }
 
-pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, pf_err *err) {
-  if (!l->gate_proj) return plain_hybrid_scores(l, X, out, err);
+pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, pf_dtype as, float *out,
+                                 pf_err *err) {
+  if (!l->gate_proj) return plain_hybrid_scores(l, X, as, out, err);
   pf_status st = check_gate_up(l, err);
   if (st) return st;
   const pf_tensor *D = l->down_proj;
@@ -335,12 +353,12 @@ pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, float *out, 
   if (!buf) return pf_err_set(err, PF_ERR_NOMEM, "hybrid scores: out of memory");
   float *g = buf, *u = g + I, *d = u + I, *mx = d + I, *mn = mx + I, *row = mn + I;
   for (int64_t i = 0; i < I; i++) {
-    pf_tensor_row_f32(l->gate_proj, i, row);
+    row_as(l->gate_proj, i, row, as);
     g[i] = peak_to_peak(row, H);
-    pf_tensor_row_f32(l->up_proj, i, row);
+    row_as(l->up_proj, i, row, as);
     u[i] = peak_to_peak(row, H);
   }
-  down_peaks(D, d, row, mx, mn);
+  down_peaks(D, as, d, row, mx, mn);
   normalise_by_max(g, I);
   normalise_by_max(u, I);
   normalise_by_max(d, I);

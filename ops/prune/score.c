@@ -29,7 +29,9 @@ static pf_status layer_list(const pf_layer *l, pf_score_method m, const float *X
   float *s = malloc(sizeof(float) * (size_t)(I ? I : 1));
   pf_value *list = pf_value_list();
   pf_status st = s && list ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  if (!st) st = X ? pf_layer_hybrid_scores(l, X, s, err) : pf_layer_scores(l, m, s, err);
+  if (!st)
+    st = X ? pf_layer_hybrid_scores(l, X, PF_DTYPE_F32, s, err)
+           : pf_layer_scores(l, m, PF_DTYPE_F32, s, err);
   for (int64_t i = 0; !st && i < I; i++)
     if (pf_list_push(list, pf_value_num((double)s[i])) != PF_OK)
       st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");

@@ -324,8 +324,12 @@ static pf_status check_json_output(const pf_cli *c, pf_err *err) {
 static pf_status check_prune_output(const pf_cli *c, pf_err *err) {
   const char *in = c->load_params ? pf_map_str(c->load_params, "path", NULL) : NULL;
   const char *out = c->save_params ? pf_map_str(c->save_params, "path", NULL) : NULL;
-  if (c->kind != PF_CLI_PRUNE || !in || !out || !pf_is_dir(in)) return PF_OK;
-  return pf_save_input_check(in, out, err);
+  if (c->kind != PF_CLI_PRUNE || !out) return PF_OK;
+  /* an output the save would refuse, before hours of calibration and pruning */
+  pf_status st = in && pf_is_dir(in) ? pf_save_input_check(in, out, err) : PF_OK;
+  if (!st && !c->dry_run)
+    st = pf_save_output_check(out, pf_map_bool(c->save_params, "overwrite", 0), err);
+  return st;
 }
 
 /* ---- subcommands ---- */

@@ -415,6 +415,12 @@ pf_status pf_commit_dir(const char *tmp, const char *dst, int replace, char **le
                         "%s: the output folder is not empty any more (something was written "
                         "into it during the save); not replacing it (use overwrite to replace it)",
                         dst);
+    struct stat ls;
+    if (e == ENOTDIR && lstat(dst, &ls) == 0 && S_ISLNK(ls.st_mode))
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s: the output path is a symbolic link; not replacing it (give the "
+                        "folder it points to, or overwrite to replace the link)",
+                        dst);
     if (e == ENOTDIR)
       return pf_err_set(err, PF_ERR_INVALID,
                         "%s: the output path is not a folder any more; not replacing it", dst);

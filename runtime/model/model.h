@@ -187,8 +187,12 @@ pf_status pf_model_save(const pf_model *m, const char *dir, const pf_save_opts *
  * is an existing folder around it (replacing it would delete the input). Also
  * callable before the work, from the path a model will be loaded from. */
 pf_status pf_save_input_check(const char *source_dir, const char *dir, pf_err *err);
-/* What the save op refuses to replace without overwrite: an existing file or
- * non-empty folder at `dir`. Checked by save's dry run and, before the first
+/* What pf_model_save refuses at `dir` without overwrite, in its words ("... (use
+ * overwrite to replace it)"): a file, a non-empty folder, a symbolic link (the
+ * checkpoint would replace the link). Callable before the work (the CLI's prune). */
+pf_status pf_save_output_check(const char *dir, int overwrite, pf_err *err);
+/* What the save op refuses to replace without overwrite: an existing file, a
+ * non-empty folder or a symbolic link at `dir`. Checked by save's dry run and, before the first
  * step runs, for every save step of a recipe. Message (bare, for a step):
  * "path 'DIR': expected a new or empty folder, found existing content (set
  * overwrite: true to replace it)" ("found a file" for a file). */

@@ -155,11 +155,18 @@ static pf_status verify(const pf_model *m, const char *tmp, pf_dtype dt, pf_err 
 }
 
 pf_status pf_save_target_check(const char *dir, int overwrite, pf_err *err) {
-  if (overwrite || !pf_path_exists(dir) || (pf_is_dir(dir) && pf_dir_is_empty(dir))) return PF_OK;
+  struct stat ls;
+  const int link = !overwrite && lstat(dir, &ls) == 0 && S_ISLNK(ls.st_mode);
+  if (!link && (overwrite || !pf_path_exists(dir) || (pf_is_dir(dir) && pf_dir_is_empty(dir))))
+    return PF_OK;
   return pf_err_set(err, PF_ERR_INVALID,
                     "path '%s': expected a new or empty folder, found %s (set overwrite: true to "
                     "replace it)",
-                    dir, pf_is_dir(dir) ? "existing content" : "a file");
+                    dir,
+                    link             ? "a symbolic link (the checkpoint would replace the link; "
+                                       "give the folder it points to)"
+                    : pf_is_dir(dir) ? "existing content"
+                                     : "a file");
 }
 
 pf_status pf_save_input_check(const char *source_dir, const char *dir, pf_err *err) {
@@ -199,8 +206,18 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
     free(used);
     return s;
   }
-  if (!pf_path_exists(dir)) return PF_OK;
-  if (overwrite || (pf_is_dir(dir) && pf_dir_is_empty(dir))) return PF_OK;
+  return pf_save_output_check(dir, overwrite, err);
+}
+
+pf_status pf_save_output_check(const char *dir, int overwrite, pf_err *err) {
+  struct stat ls;
+  if (lstat(dir, &ls) != 0 || overwrite) return PF_OK;
+  if (S_ISLNK(ls.st_mode)) /* the checkpoint would replace the link, not fill its folder */
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: the output path is a symbolic link (give the folder it points to, or "
+                      "use overwrite to replace the link)",
+                      dir);
+  if (pf_is_dir(dir) && pf_dir_is_empty(dir)) return PF_OK;
   if (!pf_is_dir(dir))
     return pf_err_set(
         err, PF_ERR_INVALID,

@@ -123,6 +123,17 @@ expect_in "eval: shared layers run once" "the model's first 3 layers are the com
 expect_fail "remove all" "Cannot remove 4 layers from model with 4 layers" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --num-layers-to-remove 4
 expect_fail "depth pct all" "would remove 0 layers" prune --model-path $M --output-path "$WORK/x" --pruning-type DEPTH --pruning-percentage 10
 
+# an output the save would refuse is refused before the work (before: after calibration and
+# pruning, which can take hours); a symbolic link too (the checkpoint replaced the link)
+mkdir -p "$WORK/full-out" "$WORK/link-target"
+echo keep >"$WORK/full-out/notes.txt"
+expect_fail "existing output, before the work" "full-out: the output folder exists and is not empty (use --overwrite to replace it)" prune --model-path $M --output-path "$WORK/full-out" --calibration-data "$SRC/recipes/data/calib.txt"
+check "existing output: nothing ran ($OUT)" bash -c "! grep -q 'calibrate:' <<<\"\$1\"" _ "$OUT"
+check "existing output: untouched" test -f "$WORK/full-out/notes.txt"
+ln -s "$WORK/link-target" "$WORK/link-out"
+expect_fail "symlinked output" "link-out: the output path is a symbolic link" prune --model-path $M --output-path "$WORK/link-out" --quiet
+check "symlinked output: the link stays" test -L "$WORK/link-out"
+
 # dry run: plan only
 expect_ok "dry run" prune --model-path $M --output-path "$WORK/dry" --pruning-percentage 20 --dry-run
 expect_in "dry run plan shapes" "model.layers.0.mlp.down_proj.weight -> [64,141]"

@@ -391,6 +391,19 @@ START_TEST(test_prune_width_rank_dtype) {
     pf_value_release(rq), pf_value_release(rr), pf_value_release(ro);
   }
   ck_assert_msg(differs, "the F32 and bfloat16 rankings never differed: the test shows nothing");
+  /* head pruning (o_proj norms) too: the same kept heads as the converted model */
+  for (int pct = 50; pct <= 50; pct += 25) { /* llama-small: 2 key/value heads */
+    pf_value *q = params_model(m), *r = params_model(pf_map_model(bfm, "model"));
+    pf_map_set_num(q, "pruning_percentage", pct);
+    pf_map_set_num(r, "pruning_percentage", pct);
+    pf_map_set_str(q, "rank_dtype", "bfloat16");
+    pf_value *rq = run_ok("prune_heads", q, NULL), *rr = run_ok("prune_heads", r, NULL);
+    char *kq = pf_value_to_json_text(pf_map_get(rq, "layers"));
+    char *kr = pf_value_to_json_text(pf_map_get(rr, "layers"));
+    ck_assert_msg(kq && kr && strcmp(kq, kr) == 0, "heads %d%%: %s vs %s", pct, kq, kr);
+    free(kq), free(kr);
+    pf_value_release(rq), pf_value_release(rr);
+  }
   pf_value_release(bfm);
   pf_value_release(f32);
   free(dir), free(bf), free(a), free(b);

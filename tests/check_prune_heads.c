@@ -403,7 +403,7 @@ START_TEST(test_calibrated) {
                 hd = m->config.head_dim;
   for (int64_t i = 0; i < m->n_layers; i++) {
     double b[16], a[16], s[8];
-    ck_assert(pf_heads_block_norms(m->layers[i].o_proj, nh, hd, b, &err) == PF_OK);
+    ck_assert(pf_heads_block_norms(m->layers[i].o_proj, nh, hd, PF_DTYPE_F32, b, &err) == PF_OK);
     char key[24];
     snprintf(key, sizeof key, "%lld", (long long)i);
     const pf_value *al = pf_map_get(hn, key);

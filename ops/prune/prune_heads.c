@@ -10,6 +10,7 @@
 
 #include "opdata.h"
 #include "ophelp.h"
+#include "pruning.h"
 #include "pruning_heads.h"
 #include "reconstruct.h"
 
@@ -31,6 +32,7 @@ static const pf_param_spec prune_heads_params[] = {
      "a calibrate result (recipes: its step id) with head_norms: data-driven scores, mean L2 "
      "norm of each head's output over real tokens x its o_proj block norm; default: static "
      "o_proj block norms"},
+    PF_RANK_DTYPE_PARAM,
     PF_RECONSTRUCT_PARAMS("o_proj"),
 };
 
@@ -50,6 +52,7 @@ static pf_status prune_heads_run(const pf_op *op, const pf_value *params, pf_val
   pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
                                   &o.have_layer_indices, err);
   o.layer_indices = idx;
+  if (!st) st = pf_rank_dtype_param(params, &o.score_dtype, err);
   double **norms = NULL;
   const pf_value *cv = pf_map_get(params, "calibration");
   if (!st && cv && cv->type != PF_V_NULL) {

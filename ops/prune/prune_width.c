@@ -52,9 +52,7 @@ static const pf_param_spec prune_width_params[] = {
      "for the layers it covers, importance = 1 - score, so the neurons with the highest fairness "
      "score are removed; takes precedence over calibration and method, other layers fall back "
      "(MLP_GLU only)"},
-    {"rank_dtype", PF_P_STR, 0, "auto", "auto|float32|float16|bfloat16", 0, 0,
-     "rank the neurons on the weights rounded to this dtype, as OptiPFair does for a model "
-     "loaded with torch_dtype (the CLI's --dtype); auto: the stored values"},
+    PF_RANK_DTYPE_PARAM,
     PF_RECONSTRUCT_PARAMS("down_proj"),
 };
 
@@ -78,8 +76,7 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
   st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices, &o.have_layer_indices,
                         err);
   o.layer_indices = idx;
-  const char *rd = pf_map_str(params, "rank_dtype", "auto");
-  if (!st && strcmp(rd, "auto") != 0) st = pf_dtype_parse(rd, &o.score_dtype, err);
+  if (!st) st = pf_rank_dtype_param(params, &o.score_dtype, err);
   const pf_value *fs = pf_map_get(params, "fairness_scores");
   o.fairness_scores = fs && fs->type != PF_V_NULL ? fs : NULL;
   pf_model *nm = NULL;

@@ -74,6 +74,16 @@ pf_status pf_layer_scores(const pf_layer *l, pf_score_method m, pf_dtype as, flo
 pf_status pf_layer_hybrid_scores(const pf_layer *l, const float *X, pf_dtype as, float *out,
                                  pf_err *err);
 
+/* The op parameter that sets score_dtype (prune_width, prune_heads; the CLI's --dtype),
+ * and its value: PF_DTYPE_F32 for "auto" (the stored values). */
+#define PF_RANK_DTYPE_PARAM                                                                        \
+  {                                                                                                \
+    "rank_dtype", PF_P_STR, 0, "auto", "auto|float32|float16|bfloat16", 0, 0,                      \
+        "rank on the weights rounded to this dtype, as OptiPFair does for a model loaded with "    \
+        "torch_dtype (the CLI's --dtype); auto: the stored values"                                 \
+  }
+pf_status pf_rank_dtype_param(const pf_value *params, pf_dtype *out, pf_err *err);
+
 /* ---- how many neurons to keep (§3) ---- */
 
 /* k = I - min(trunc((p/100)*I), I-1), IEEE double in Python's order. p must be

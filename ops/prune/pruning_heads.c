@@ -24,8 +24,8 @@
 
 /* ---- scores ---- */
 
-pf_status pf_heads_block_norms(const pf_tensor *o, int64_t n_heads, int64_t hd, double *b,
-                               pf_err *err) {
+pf_status pf_heads_block_norms(const pf_tensor *o, int64_t n_heads, int64_t hd, pf_dtype as,
+                               double *b, pf_err *err) {
   if (!o || o->ndim != 2 || o->shape[1] != n_heads * hd)
     return pf_err_set(err, PF_ERR_INVALID, "o_proj: expected [H, %lld], got %s",
                       (long long)(n_heads * hd), o ? "another shape" : "no tensor");
@@ -41,6 +41,10 @@ pf_status pf_heads_block_norms(const pf_tensor *o, int64_t n_heads, int64_t hd, 
   }
   for (int64_t r = 0; r < H; r++) {
     pf_tensor_row_f32(o, r, row);
+    if (as != PF_DTYPE_F32 && as != o->dtype) /* ranked as if loaded in `as` (torch_dtype) */
+      for (int64_t j = 0; j < W; j++)
+        row[j] = as == PF_DTYPE_BF16 ? pf_bf16_to_f32(pf_f32_to_bf16(row[j]))
+                                     : pf_f16_to_f32(pf_f32_to_f16(row[j]));
     for (int64_t h = 0; h < n_heads; h++) {
       double s = 0;
       for (int64_t d = 0; d < hd; d++)
@@ -253,6 +257,7 @@ pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads
   p->head_dim = c->head_dim;
   p->group = p->n_heads / p->n_kv;
   p->head_norms = o->head_norms;
+  p->score_dtype = o->score_dtype;
   p->selected = calloc((size_t)p->n_layers, 1);
   p->removed = calloc((size_t)p->n_layers, sizeof *p->removed);
   if (!p->selected || !p->removed) {
@@ -380,7 +385,7 @@ static pf_status choose_units(const pf_heads_plan *p, int64_t i, const pf_layer 
                               int64_t *units, pf_err *err) {
   double *b = malloc(sizeof(double) * (size_t)p->n_heads);
   if (!b) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-  pf_status st = pf_heads_block_norms(l->o_proj, p->n_heads, p->head_dim, b, err);
+  pf_status st = pf_heads_block_norms(l->o_proj, p->n_heads, p->head_dim, p->score_dtype, b, err);
   const double *a = p->head_norms ? p->head_norms[i] : NULL;
   if (!st) pf_heads_unit_scores(b, a, p->n_heads, p->n_kv, score);
   free(b);

@@ -52,6 +52,7 @@ typedef struct pf_heads_opts {
    * is an error when the layer is pruned); NULL = static scores. */
   const double *const *head_norms;
   size_t n_head_norms;
+  pf_dtype score_dtype; /* o_proj ranked rounded to this dtype (pruning.h's score_dtype) */
 } pf_heads_opts;
 
 typedef struct pf_heads_plan {
@@ -60,6 +61,7 @@ typedef struct pf_heads_plan {
   unsigned char *selected;                          /* [n_layers] */
   int64_t **removed; /* [n_layers] explicit units to remove (head_indices) or NULL */
   const double *const *head_norms;
+  pf_dtype score_dtype;
 } pf_heads_plan;
 
 /* Validate (structure, exclusivity, layers, amounts, uniform result) and plan. */
@@ -68,8 +70,8 @@ pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads
 void pf_heads_plan_free(pf_heads_plan *p); /* members; NULL ok */
 
 /* Block norms b_h of o_proj [H, n_heads*hd] into b[n_heads] (double). */
-pf_status pf_heads_block_norms(const pf_tensor *o_proj, int64_t n_heads, int64_t hd, double *b,
-                               pf_err *err);
+pf_status pf_heads_block_norms(const pf_tensor *o_proj, int64_t n_heads, int64_t hd, pf_dtype as,
+                               double *b, pf_err *err);
 /* Unit scores into score[n_kv] from b[n_heads] and optional a[n_heads]. */
 void pf_heads_unit_scores(const double *b, const double *a, int64_t n_heads, int64_t n_kv,
                           double *score);

@@ -39,6 +39,12 @@ const char *pf_score_method_name(pf_score_method m) {
   return (unsigned)m < 5 ? method_names[m] : "?";
 }
 
+pf_status pf_rank_dtype_param(const pf_value *params, pf_dtype *out, pf_err *err) {
+  const char *rd = pf_map_str(params, "rank_dtype", "auto");
+  *out = PF_DTYPE_F32;
+  return strcmp(rd, "auto") != 0 ? pf_dtype_parse(rd, out, err) : PF_OK;
+}
+
 /* ---- scores ---- */
 
 /* Row i of t as float32, rounded through `as` when the model is ranked in another

@@ -258,7 +258,7 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
   pf_map_set(c->save_params, "path", pf_value_str(o->output_path));
   pf_map_set(c->save_params, "dtype", pf_value_str(o->dtype));
   /* OptiPFair's CLI loads the model with torch_dtype and ranks the converted weights */
-  if (!strcmp(c->prune_op, "prune_width") && strcmp(o->dtype, "auto") != 0)
+  if (strcmp(c->prune_op, "prune_depth") != 0 && strcmp(o->dtype, "auto") != 0)
     pf_map_set(c->prune_params, "rank_dtype", pf_value_str(o->dtype));
   if (o->max_shard) pf_map_set(c->save_params, "max_shard_size", pf_value_str(o->max_shard));
   if (o->overwrite) pf_map_set(c->save_params, "overwrite", pf_value_bool(1));

@@ -99,7 +99,7 @@ static const char PRUNE[] =
     "  --num-layers-to-remove N      DEPTH only\n"
     "  --layer-selection-method last|first|custom   DEPTH only, default last\n"
     "  --dtype auto|float32|float16|bfloat16   dtype of the saved weights (auto = as stored);\n"
-    "                                width pruning ranks the weights rounded to it\n"
+    "                                width / head pruning rank the weights rounded to it\n"
     "  --device auto|cpu             accepted for OptiPFair compatibility (pfrun runs on CPU)\n"
     "  --max-shard-size SIZE         e.g. 5GB (default), 500MB\n"
     "  --overwrite                   replace an existing output folder\n"

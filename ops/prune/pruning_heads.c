@@ -41,10 +41,7 @@ pf_status pf_heads_block_norms(const pf_tensor *o, int64_t n_heads, int64_t hd, 
   }
   for (int64_t r = 0; r < H; r++) {
     pf_tensor_row_f32(o, r, row);
-    if (as != PF_DTYPE_F32 && as != o->dtype) /* ranked as if loaded in `as` (torch_dtype) */
-      for (int64_t j = 0; j < W; j++)
-        row[j] = as == PF_DTYPE_BF16 ? pf_bf16_to_f32(pf_f32_to_bf16(row[j]))
-                                     : pf_f16_to_f32(pf_f32_to_f16(row[j]));
+    if (as != o->dtype) pf_round_through(row, (size_t)W, as); /* as if loaded in `as` */
     for (int64_t h = 0; h < n_heads; h++) {
       double s = 0;
       for (int64_t d = 0; d < hd; d++)

@@ -53,11 +53,7 @@ pf_status pf_rank_dtype_param(const pf_value *params, pf_dtype *out, pf_err *err
  * t's own dtype: the stored values (widening is exact). */
 static void row_as(const pf_tensor *t, int64_t i, float *row, pf_dtype as) {
   pf_tensor_row_f32(t, i, row);
-  if (as == PF_DTYPE_F32 || as == t->dtype) return;
-  const int64_t n = t->shape[t->ndim - 1];
-  for (int64_t j = 0; j < n; j++)
-    row[j] = as == PF_DTYPE_BF16 ? pf_bf16_to_f32(pf_f32_to_bf16(row[j]))
-                                 : pf_f16_to_f32(pf_f32_to_f16(row[j]));
+  if (as != t->dtype) pf_round_through(row, (size_t)t->shape[t->ndim - 1], as);
 }
 
 /* max + |min| of x[H] (NaN if any is NaN). The AVX2 part gives the same bits:

@@ -196,6 +196,15 @@ static void from_f32_n(void *dst, pf_dtype dt, const float *src, size_t n) {
   }
 }
 
+void pf_round_through(float *x, size_t n, pf_dtype dt) {
+  if (dt == PF_DTYPE_BF16)
+    for (size_t i = 0; i < n; i++)
+      x[i] = pf_bf16_to_f32(pf_f32_to_bf16(x[i]));
+  else if (dt == PF_DTYPE_F16)
+    for (size_t i = 0; i < n; i++)
+      x[i] = pf_f16_to_f32(pf_f32_to_f16(x[i]));
+}
+
 void pf_convert(void *dst, pf_dtype dst_dt, const void *src, pf_dtype src_dt, size_t n) {
   if (dst_dt == src_dt) {
     memcpy(dst, src, n * pf_dtype_size(dst_dt));

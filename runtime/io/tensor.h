@@ -53,6 +53,9 @@ uint16_t pf_f32_to_bf16(float f);
 float pf_bf16_to_f32(uint16_t h);
 /* Convert n values between dtypes (src and dst must not overlap). */
 void pf_convert(void *dst, pf_dtype dst_dt, const void *src, pf_dtype src_dt, size_t n);
+/* Round n float32 values in place to what `dt` holds (to `dt` and back, round to
+ * nearest even): the values of a tensor converted to `dt`. PF_DTYPE_F32: unchanged. */
+void pf_round_through(float *x, size_t n, pf_dtype dt);
 
 typedef struct pf_storage pf_storage;
 

@@ -154,19 +154,28 @@ static pf_status verify(const pf_model *m, const char *tmp, pf_dtype dt, pf_err 
   return s;
 }
 
-pf_status pf_save_target_check(const char *dir, int overwrite, pf_err *err) {
+/* What is at a save's output path without overwrite: nothing to refuse, or the kind of
+ * thing the save refuses (pf_save_target_check and pf_save_output_check word it). */
+typedef enum { TARGET_OK, TARGET_LINK, TARGET_FILE, TARGET_FULL } target_kind;
+
+static target_kind save_target_kind(const char *dir, int overwrite) {
   struct stat ls;
-  const int link = !overwrite && lstat(dir, &ls) == 0 && S_ISLNK(ls.st_mode);
-  if (!link && (overwrite || !pf_path_exists(dir) || (pf_is_dir(dir) && pf_dir_is_empty(dir))))
-    return PF_OK;
+  if (overwrite || lstat(dir, &ls) != 0) return TARGET_OK;
+  if (S_ISLNK(ls.st_mode)) return TARGET_LINK; /* the checkpoint would replace the link */
+  if (!pf_is_dir(dir)) return TARGET_FILE;
+  return pf_dir_is_empty(dir) ? TARGET_OK : TARGET_FULL;
+}
+
+pf_status pf_save_target_check(const char *dir, int overwrite, pf_err *err) {
+  static const char *const found[] = {
+      NULL, "a symbolic link (the checkpoint would replace the link; give the folder it points to)",
+      "a file", "existing content"};
+  const target_kind k = save_target_kind(dir, overwrite);
+  if (k == TARGET_OK) return PF_OK;
   return pf_err_set(err, PF_ERR_INVALID,
                     "path '%s': expected a new or empty folder, found %s (set overwrite: true to "
                     "replace it)",
-                    dir,
-                    link             ? "a symbolic link (the checkpoint would replace the link; "
-                                       "give the folder it points to)"
-                    : pf_is_dir(dir) ? "existing content"
-                                     : "a file");
+                    dir, found[k]);
 }
 
 pf_status pf_save_input_check(const char *source_dir, const char *dir, pf_err *err) {
@@ -210,18 +219,21 @@ static pf_status check_target(const pf_model *m, const save_list *l, const char 
 }
 
 pf_status pf_save_output_check(const char *dir, int overwrite, pf_err *err) {
-  struct stat ls;
-  if (lstat(dir, &ls) != 0 || overwrite) return PF_OK;
-  if (S_ISLNK(ls.st_mode)) /* the checkpoint would replace the link, not fill its folder */
+  switch (save_target_kind(dir, overwrite)) {
+  case TARGET_OK:
+    return PF_OK;
+  case TARGET_LINK:
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: the output path is a symbolic link (give the folder it points to, or "
                       "use overwrite to replace the link)",
                       dir);
-  if (pf_is_dir(dir) && pf_dir_is_empty(dir)) return PF_OK;
-  if (!pf_is_dir(dir))
+  case TARGET_FILE:
     return pf_err_set(
         err, PF_ERR_INVALID,
         "%s: the output path exists and is not a folder (use overwrite to replace it)", dir);
+  case TARGET_FULL:
+    break;
+  }
   return pf_err_set(err, PF_ERR_INVALID,
                     "%s: the output folder exists and is not empty (use overwrite to replace it)",
                     dir);

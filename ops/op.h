@@ -56,6 +56,11 @@ struct pf_op {
    * (a sweep over reconstruct_damping without reconstruct would give identical models).
    * NULL: none */
   const char *needs;
+  /* The op's own checks that need no model and no file, on the validated params,
+   * with the words of the run (which makes them too, in its order among the
+   * others). A recipe runs them on every step before its first step runs, so a
+   * pruning_percentage of 150 in step 5 fails before steps 1-4 do their work. NULL: none */
+  pf_status (*check)(const pf_value *params, pf_err *err);
 };
 
 size_t pf_op_count(void);

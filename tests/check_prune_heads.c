@@ -461,6 +461,49 @@ END_TEST
 /* Data-driven against the float64 reference: head norms from the tap on the reference's
  * batch (float32 forward: 1e-4 relative), then prune_heads with those norms as a
  * calibration gives the reference's unit scores and kept units. */
+/* Head-pruned configs transformers would not load, said so: GPT-2 / NeoX (head size
+ * from hidden / heads) and Phi-3 longrope (factor lists sized by it); none for the
+ * families that read head_dim, nor before pruning. */
+START_TEST(test_transformers_note) {
+  static const struct {
+    const char *json, *want; /* NULL: no note */
+  } cases[] = {
+      {"{\"model_type\": \"gpt2\", \"n_embd\": 64, \"n_layer\": 2, \"n_head\": 2, "
+       "\"head_dim\": 16, \"vocab_size\": 10}",
+       "transformers derives GPT-2's head size from hidden_size / heads (32, not head_dim 16)"},
+      {"{\"model_type\": \"gpt2\", \"n_embd\": 64, \"n_layer\": 2, \"n_head\": 4, "
+       "\"vocab_size\": 10}",
+       NULL},
+      {"{\"model_type\": \"phi3\", \"hidden_size\": 64, \"intermediate_size\": 8, "
+       "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"head_dim\": 16, "
+       "\"vocab_size\": 10, \"rope_scaling\": {\"type\": \"longrope\", \"short_factor\": "
+       "[1, 1, 1, 1], \"long_factor\": [2, 2, 2, 2]}}",
+       "transformers checks the longrope factor lists against hidden_size / "
+       "num_attention_heads (32, not head_dim 16)"},
+      {"{\"model_type\": \"phi3\", \"hidden_size\": 64, \"intermediate_size\": 8, "
+       "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"head_dim\": 16, "
+       "\"vocab_size\": 10}",
+       NULL},
+      {"{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 8, "
+       "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"head_dim\": 16, "
+       "\"vocab_size\": 10}",
+       NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    pf_model_config c;
+    pf_err err = {0};
+    ck_assert_msg(pf_config_parse(cases[i].json, "c", &c, &err) == PF_OK, "%s", err.msg);
+    char note[320] = "";
+    const int got = pf_heads_transformers_note(&c, note, sizeof note);
+    if (cases[i].want)
+      ck_assert_msg(got && strstr(note, cases[i].want), "case %zu: %s", i, note);
+    else
+      ck_assert_msg(!got, "case %zu: unexpected note %s", i, note);
+    pf_config_free(&c);
+  }
+}
+END_TEST
+
 START_TEST(test_calibrated_golden) {
   const pf_heads_cal_golden *g = &g_heads_cal_golden[_i];
   char *dir = model_dir(g->model);
@@ -531,6 +574,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_amounts);
   tcase_add_test(tc, test_calibrated);
+  tcase_add_test(tc, test_transformers_note);
   tcase_add_loop_test(tc, test_calibrated_golden, 0,
                       (int)(sizeof g_heads_cal_golden / sizeof g_heads_cal_golden[0]));
   suite_add_tcase(s, tc);

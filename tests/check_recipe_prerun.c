@@ -218,6 +218,82 @@ START_TEST(test_run_error_points_at_parameter) {
 }
 END_TEST
 
+/* The ops' own checks that need no model (a percentage out of range, an unknown
+ * method, two ways of choosing layers, an evaluate with nothing to measure) fail
+ * before the first step, with the words the step would have used, not after the
+ * steps before it did their work; a step that does not run is not checked. */
+START_TEST(test_op_checks_before_first_step) {
+  static const struct {
+    const char *step, *msg;
+  } cases[] = {
+      {"{op: prune_width, model: base, pruning_percentage: 150}",
+       "step 3 (prune_width): pruning_percentage must be between 0 and 100, got 150"},
+      {"{op: prune_width, model: base, method: XYZ}",
+       "step 3 (prune_width): Invalid neuron selection method: XYZ"},
+      {"{op: prune_width, model: base, pruning_percentage: 20, expansion_rate: 140}",
+       "step 3 (prune_width): pruning_percentage and expansion_rate are mutually exclusive"},
+      {"{op: prune_width, model: base, expansion_divisor: 48}",
+       "step 3 (prune_width): expansion_divisor must be one of [32, 64, 128, 256] or None. Got: "
+       "48"},
+      {"{op: prune_width, model: base, reconstruct: true}",
+       "step 3 (prune_width): reconstruct: true needs calibration text"},
+      {"{op: prune_depth, model: base, num_layers_to_remove: 1, depth_pruning_percentage: 50}",
+       "step 3 (prune_depth): Parameters num_layers_to_remove, layer_indices, and "
+       "depth_pruning_percentage are mutually exclusive"},
+      {"{op: prune_depth, model: base, depth_pruning_percentage: 100}",
+       "step 3 (prune_depth): depth_pruning_percentage must be between 0 and 100"},
+      {"{op: prune_depth, model: base, num_layers_to_remove: 1, layer_selection_method: middle}",
+       "step 3 (prune_depth): layer_selection_method must be one of ['last', 'first', 'custom'], "
+       "got middle"},
+      {"{op: prune_depth, model: base, num_layers_to_remove: 1, importance: {'0': 1}, "
+       "layer_selection_method: first}",
+       "step 3 (prune_depth): importance cannot be combined with layer_selection_method"},
+      {"{op: prune_heads, model: base}",
+       "step 3 (prune_heads): attention-head pruning needs pruning_percentage, "
+       "num_kv_heads_to_keep or head_indices"},
+      {"{op: prune_heads, model: base, pruning_percentage: -5}",
+       "step 3 (prune_heads): pruning_percentage must be between 0 and 100, got -5"},
+      {"{op: evaluate, model: base}",
+       "step 3 (evaluate): nothing to evaluate: give `data` (perplexity) and/or `prompt` (speed)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "pfrun: 1\n"
+             "output_dir: ${out}\n"
+             "steps:\n"
+             "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+             "  - {op: prune_width, model: base, pruning_percentage: 20}\n"
+             "  - %s\n",
+             cases[i].step);
+    fx f = fx_new(yaml);
+    for (int dry = 0; dry <= 1; dry++) {
+      pf_err err = {0};
+      int steps = -1;
+      ck_assert_int_eq(run_counted(&f, dry, NULL, 0, &steps, &err), PF_ERR_INVALID);
+      pf_assert_err(err, cases[i].msg);
+      ck_assert_msg(steps == 0, "%s: %d steps ran before the error", cases[i].step, steps);
+    }
+    fx_free(&f);
+  }
+  /* a step that does not run (when: false) is not checked */
+  fx g = fx_new("pfrun: 1\n"
+                "vars: {go: false}\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                "  - op: prune_width\n"
+                "    when: ${go}\n"
+                "    model: base\n"
+                "    pruning_percentage: 150\n");
+  pf_err err = {0};
+  int steps = -1;
+  ck_assert_msg(run_counted(&g, 0, NULL, 0, &steps, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(steps, 2); /* the skipped step's line says so */
+  fx_free(&g);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("recipe_prerun");
   TCase *tc = tcase_create("core");
@@ -227,6 +303,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_empty_set_value);
   tcase_add_test(tc, test_when_says_what_it_got);
   tcase_add_test(tc, test_run_error_points_at_parameter);
+  tcase_add_test(tc, test_op_checks_before_first_step);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -417,14 +417,20 @@ done:
   return st;
 }
 
+static pf_status evaluate_check(const pf_value *params, pf_err *err) {
+  if (!pf_map_has(params, "data") && !pf_map_has(params, "prompt"))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "nothing to evaluate: give `data` (perplexity) and/or `prompt` (speed)");
+  return PF_OK;
+}
+
 static pf_status evaluate_run(const pf_op *op, const pf_value *params, pf_value **out,
                               const pf_ctx *ctx, pf_err *err) {
   const pf_model *m = pf_map_model(params, "model");
   const pf_model *parent = pf_map_model(params, "compare");
   int have_data = pf_map_has(params, "data"), have_prompt = pf_map_has(params, "prompt");
-  if (!have_data && !have_prompt)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "nothing to evaluate: give `data` (perplexity) and/or `prompt` (speed)");
+  pf_status cst = evaluate_check(params, err);
+  if (cst) return cst;
   /* checked before anything is read, so a dry run finds it too: the text is
    * tokenized once, with the model's tokenizer, and fed to both models */
   if (parent && parent->config.vocab_size != m->config.vocab_size)
@@ -460,4 +466,5 @@ const pf_op pf_op_evaluate = {
                "[parent_perplexity, kl_before, kl_after, top1_before, top1_after, "
                "gap_recovered]}]}",
     .run = evaluate_run,
+    .check = evaluate_check,
 };

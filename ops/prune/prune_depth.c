@@ -30,9 +30,10 @@ static const pf_param_spec prune_depth_params[] = {
      "least important layers (ties: higher index first)"},
 };
 
-static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_value **out,
-                                 const pf_ctx *ctx, pf_err *err) {
-  const pf_model *m = pf_map_model(params, "model");
+/* The options from the validated params, without the importance scores; *idx
+ * (the layer indices, malloc'd) is the caller's to free. */
+static pf_status depth_opts(const pf_value *params, pf_depth_opts *out, int64_t **idx,
+                            pf_err *err) {
   pf_depth_opts o = {.layer_selection_method = pf_map_str(params, "layer_selection_method", NULL)};
   o.have_num = pf_map_has(params, "num_layers_to_remove");
   const double num = pf_map_num(params, "num_layers_to_remove", 0);
@@ -43,11 +44,30 @@ static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_val
       pf_map_is_int(params, "num_layers_to_remove") && fabs(num) < 9e15 ? (int64_t)num : 0;
   o.have_percentage = pf_map_has(params, "depth_pruning_percentage");
   o.depth_pruning_percentage = pf_map_num(params, "depth_pruning_percentage", 0);
+  pf_status st = pf_param_intlist(params, "layer_indices", idx, &o.n_layer_indices,
+                                  &o.have_layer_indices, err);
+  o.layer_indices = *idx;
+  *out = o;
+  return st;
+}
+
+static pf_status prune_depth_check(const pf_value *params, pf_err *err) {
+  pf_depth_opts o = {0};
+  int64_t *idx = NULL;
+  pf_status st = depth_opts(params, &o, &idx, err);
+  const pf_value *iv = pf_map_get(params, "importance");
+  if (!st) st = pf_depth_opts_check(&o, iv && iv->type != PF_V_NULL, err);
+  free(idx);
+  return st;
+}
+
+static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_value **out,
+                                 const pf_ctx *ctx, pf_err *err) {
+  const pf_model *m = pf_map_model(params, "model");
+  pf_depth_opts o = {0};
   int64_t *idx = NULL;
   double *imp = NULL;
-  pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
-                                  &o.have_layer_indices, err);
-  o.layer_indices = idx;
+  pf_status st = depth_opts(params, &o, &idx, err);
   const pf_value *iv = pf_map_get(params, "importance");
   /* a dry run's importance step computes nothing: its planned result is checked
    * against this model and plans with equal scores (the layers actually
@@ -71,6 +91,7 @@ static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_val
 const pf_op pf_op_prune_depth = {
     .name = "prune_depth",
     .own_checks = "layer_selection_method",
+    .check = prune_depth_check,
     .alias = "prune-depth",
     .summary = "remove whole decoder layers (OptiPFair DEPTH)",
     .params = prune_depth_params,

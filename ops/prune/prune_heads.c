@@ -36,11 +36,12 @@ static const pf_param_spec prune_heads_params[] = {
     PF_RECONSTRUCT_PARAMS("o_proj"),
 };
 
-static pf_status prune_heads_run(const pf_op *op, const pf_value *params, pf_value **out,
-                                 const pf_ctx *ctx, pf_err *err) {
-  (void)op;
-  const pf_model *m = pf_map_model(params, "model");
+/* The options from the validated params, without the calibration's norms;
+ * *idx (the layer indices, malloc'd) is the caller's to free. */
+static pf_status heads_opts(const pf_value *params, pf_heads_opts *out, int64_t **idx,
+                            pf_err *err) {
   pf_heads_opts o = {0};
+  *idx = NULL;
   o.have_percentage = pf_map_has(params, "pruning_percentage");
   o.pruning_percentage = pf_map_num(params, "pruning_percentage", 0);
   o.percentage_is_int = pf_map_is_int(params, "pruning_percentage");
@@ -48,11 +49,31 @@ static pf_status prune_heads_run(const pf_op *op, const pf_value *params, pf_val
   o.num_kv_heads_to_keep = pf_map_int(params, "num_kv_heads_to_keep", 0);
   const pf_value *hi = pf_map_get(params, "head_indices");
   o.head_indices = hi && hi->type != PF_V_NULL ? hi : NULL;
-  int64_t *idx = NULL;
-  pf_status st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices,
+  pf_status st = pf_param_intlist(params, "layer_indices", idx, &o.n_layer_indices,
                                   &o.have_layer_indices, err);
-  o.layer_indices = idx;
+  o.layer_indices = *idx;
   if (!st) st = pf_rank_dtype_param(params, &o.score_dtype, err);
+  *out = o;
+  return st;
+}
+
+static pf_status prune_heads_check(const pf_value *params, pf_err *err) {
+  pf_heads_opts o = {0};
+  int64_t *idx = NULL;
+  pf_status st = heads_opts(params, &o, &idx, err);
+  if (!st) st = pf_heads_opts_check(&o, err);
+  if (!st) st = pf_reconstruct_check(params, pf_map_bool(params, "reconstruct", 0), err);
+  free(idx);
+  return st;
+}
+
+static pf_status prune_heads_run(const pf_op *op, const pf_value *params, pf_value **out,
+                                 const pf_ctx *ctx, pf_err *err) {
+  (void)op;
+  const pf_model *m = pf_map_model(params, "model");
+  pf_heads_opts o = {0};
+  int64_t *idx = NULL;
+  pf_status st = heads_opts(params, &o, &idx, err);
   double **norms = NULL;
   const pf_value *cv = pf_map_get(params, "calibration");
   if (!st && cv && cv->type != PF_V_NULL) {
@@ -69,8 +90,15 @@ static pf_status prune_heads_run(const pf_op *op, const pf_value *params, pf_val
   pf_head_norms_free(norms, m->n_layers);
   free(idx);
   if (st) return st;
+  char note[320];
+  const int warn = pf_heads_transformers_note(&nm->config, note, sizeof note);
+  if (warn) pf_ctx_log(ctx, "warning: prune_heads: %s", note);
   *out = pf_model_result(nm, stats);
   pf_model_release(nm);
+  if (*out && warn && pf_map_set_str(*out, "warning", note) != PF_OK) {
+    pf_value_release(*out);
+    *out = NULL;
+  }
   return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
 }
 
@@ -86,8 +114,9 @@ const pf_op pf_op_prune_heads = {
         "num_attention_heads_before/after, num_key_value_heads_before/after, head_dim, "
         "kv_cache_bytes_per_token_before/after, layers: [{index, heads_before, heads_after, "
         "kv_heads_before, kv_heads_after, kept_kv_heads, kept_heads, scores}], [reconstruct: "
-        "as prune_width's]}; in a dry run the model holds shapes only, kept_*/scores are "
+        "as prune_width's], [warning: why transformers would not load the saved checkpoint]}; in a dry run the model holds shapes only, kept_*/scores are "
         "null and reconstruct is {peak_memory_bytes, tokens}",
     .run = prune_heads_run,
+    .check = prune_heads_check,
     .needs = PF_RECONSTRUCT_NEEDS,
 };

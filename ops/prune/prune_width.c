@@ -56,10 +56,12 @@ static const pf_param_spec prune_width_params[] = {
     PF_RECONSTRUCT_PARAMS("down_proj"),
 };
 
-static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
-                                 const pf_ctx *ctx, pf_err *err) {
-  const pf_model *m = pf_map_model(params, "model");
+/* The options from the validated params, without the calibration's norms;
+ * *idx (the layer indices, malloc'd) is the caller's to free. */
+static pf_status width_opts(const pf_value *params, pf_width_opts *o_, int64_t **idx,
+                            pf_err *err) {
   pf_width_opts o = {.method = pf_map_str(params, "method", "MAW")};
+  *idx = NULL;
   pf_status st =
       pf_width_type_parse(pf_map_str(params, "pruning_type", "MLP_GLU"), &o.pruning_type, err);
   if (st) return st;
@@ -72,13 +74,33 @@ static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_val
   o.expansion_rate_is_int = pf_map_is_int(params, "expansion_rate");
   o.have_divisor = pf_map_has(params, "expansion_divisor");
   o.expansion_divisor = pf_map_int(params, "expansion_divisor", 0);
-  int64_t *idx = NULL;
-  st = pf_param_intlist(params, "layer_indices", &idx, &o.n_layer_indices, &o.have_layer_indices,
+  st = pf_param_intlist(params, "layer_indices", idx, &o.n_layer_indices, &o.have_layer_indices,
                         err);
-  o.layer_indices = idx;
+  o.layer_indices = *idx;
   if (!st) st = pf_rank_dtype_param(params, &o.score_dtype, err);
   const pf_value *fs = pf_map_get(params, "fairness_scores");
   o.fairness_scores = fs && fs->type != PF_V_NULL ? fs : NULL;
+  *o_ = o;
+  return st;
+}
+
+static pf_status prune_width_check(const pf_value *params, pf_err *err) {
+  pf_width_opts o = {0};
+  int64_t *idx = NULL;
+  pf_status st = width_opts(params, &o, &idx, err);
+  const pf_value *cv = pf_map_get(params, "calibration");
+  if (!st) st = pf_width_opts_check(&o, cv && cv->type != PF_V_NULL, err);
+  if (!st) st = pf_reconstruct_check(params, pf_map_bool(params, "reconstruct", 0), err);
+  free(idx);
+  return st;
+}
+
+static pf_status prune_width_run(const pf_op *op, const pf_value *params, pf_value **out,
+                                 const pf_ctx *ctx, pf_err *err) {
+  const pf_model *m = pf_map_model(params, "model");
+  pf_width_opts o = {0};
+  int64_t *idx = NULL;
+  pf_status st = width_opts(params, &o, &idx, err);
   pf_model *nm = NULL;
   pf_value *stats = NULL;
   pf_calibration cal = {0};
@@ -119,5 +141,6 @@ const pf_op pf_op_prune_width = {
                "kept_indices are null and reconstruct is {peak_memory_bytes, tokens} (the "
                "largest pruned layer's covariance and solve plus the pass's hidden states)",
     .run = prune_width_run,
+    .check = prune_width_check,
     .needs = PF_RECONSTRUCT_NEEDS,
 };

@@ -237,6 +237,39 @@ pf_status pf_check_width_compatible(const pf_model *m, pf_width_type t, pf_err *
   return t == PF_WIDTH_MLP ? pf_check_plain_mlp(m, err) : pf_check_glu_compatible(m, err);
 }
 
+static pf_status fairness_needs_glu(pf_err *err) {
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "fairness_scores: fairness-aware pruning needs a GLU MLP (its scores come "
+                    "from gate_proj / up_proj activations); pruning_type MLP does not take "
+                    "fairness_scores");
+}
+
+/* Step 5: the divisor. */
+static pf_status check_divisor(const pf_width_opts *o, pf_err *err) {
+  if (!o->have_divisor) return PF_OK;
+  if (!pf_divisor_valid(o->expansion_divisor))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "expansion_divisor must be one of [32, 64, 128, 256] or None. Got: %lld",
+                      (long long)o->expansion_divisor);
+  if (!o->have_percentage && !o->have_expansion_rate)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "expansion_divisor cannot be used alone. Please provide either "
+                      "pruning_percentage or expansion_rate.");
+  return PF_OK;
+}
+
+/* Step 6: data-driven scores need MAW (checked before the method is parsed). */
+static pf_status check_norms_method(const pf_width_opts *o, int have_norms, pf_err *err) {
+  const char *method = o->method ? o->method : "PPM";
+  if (have_norms && strcmp(method, "MAW") != 0)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "Data-driven pruning with dataloader is only supported for PPM method "
+                      "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "
+                      "neuron_selection_method='MAW' or remove the dataloader parameter.",
+                      method);
+  return PF_OK;
+}
+
 /* Steps 1-3 and 5: structure, layer_indices, divisor. */
 static pf_status check_width_structure(const pf_model *m, const pf_width_opts *o, pf_err *err) {
   pf_status st = pf_check_width_compatible(m, o->pruning_type, err);
@@ -247,44 +280,40 @@ static pf_status check_width_structure(const pf_model *m, const pf_width_opts *o
     st = pf_check_layer_indices(o->layer_indices, o->n_layer_indices, m->n_layers, err);
     if (st) return st;
   }
-  if (o->fairness_scores && o->pruning_type == PF_WIDTH_MLP)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "fairness_scores: fairness-aware pruning needs a GLU MLP (its scores come "
-                      "from gate_proj / up_proj activations); pruning_type MLP does not take "
-                      "fairness_scores");
+  if (o->fairness_scores && o->pruning_type == PF_WIDTH_MLP) return fairness_needs_glu(err);
   if (o->fairness_scores) {
     pf_status st = pf_fairness_check(o->fairness_scores, err);
     if (st) return st;
   }
-  if (o->have_divisor) {
-    if (!pf_divisor_valid(o->expansion_divisor))
-      return pf_err_set(err, PF_ERR_INVALID,
-                        "expansion_divisor must be one of [32, 64, 128, 256] or None. Got: %lld",
-                        (long long)o->expansion_divisor);
-    if (!o->have_percentage && !o->have_expansion_rate)
-      return pf_err_set(err, PF_ERR_INVALID,
-                        "expansion_divisor cannot be used alone. Please provide either "
-                        "pruning_percentage or expansion_rate.");
-  }
-  const char *method = o->method ? o->method : "PPM";
-  if (o->activation_norms && strcmp(method, "MAW") != 0)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "Data-driven pruning with dataloader is only supported for PPM method "
-                      "(parameter 'MAW'). Got neuron_selection_method='%s'. Please use "
-                      "neuron_selection_method='MAW' or remove the dataloader parameter.",
-                      method);
-  return PF_OK;
+  st = check_divisor(o, err);
+  if (st) return st;
+  return check_norms_method(o, o->activation_norms != NULL, err);
 }
 
-/* Steps 7-10: method, exclusivity, expansion rate, percentage range. */
-static pf_status width_percentage(const pf_model *m, const pf_width_opts *o, pf_width_plan *p,
-                                  pf_err *err) {
-  pf_status st = pf_score_method_parse(o->method ? o->method : "PPM", &p->method, err);
+/* Steps 7-8: method, exclusivity. */
+static pf_status check_method(const pf_width_opts *o, pf_score_method *method, pf_err *err) {
+  pf_status st = pf_score_method_parse(o->method ? o->method : "PPM", method, err);
   if (st) return st;
   if (o->have_percentage && o->have_expansion_rate)
     return pf_err_set(err, PF_ERR_INVALID,
                       "pruning_percentage and expansion_rate are mutually exclusive. Provide only "
                       "one.");
+  return PF_OK;
+}
+
+pf_status pf_check_percentage(double p, int is_int, pf_err *err) {
+  if (p >= 0 && p <= 100) return PF_OK;
+  char ps[48];
+  pf_format_pynum(p, is_int, ps, sizeof ps);
+  return pf_err_set(err, PF_ERR_INVALID, "pruning_percentage must be between 0 and 100, got %s",
+                    ps);
+}
+
+/* Steps 7-10: method, exclusivity, expansion rate, percentage range. */
+static pf_status width_percentage(const pf_model *m, const pf_width_opts *o, pf_width_plan *p,
+                                  pf_err *err) {
+  pf_status st = check_method(o, &p->method, err);
+  if (st) return st;
   int is_int = o->percentage_is_int;
   if (o->have_expansion_rate) {
     const pf_tensor *u = m->layers[0].up_proj; /* == gate_proj's shape for a GLU MLP */
@@ -298,13 +327,19 @@ static pf_status width_percentage(const pf_model *m, const pf_width_opts *o, pf_
     return pf_err_set(err, PF_ERR_INVALID,
                       "pruning_percentage must be between 0 and 100, got None");
   }
-  if (!(p->percentage >= 0 && p->percentage <= 100)) {
-    char ps[48];
-    pf_format_pynum(p->percentage, is_int, ps, sizeof ps);
-    return pf_err_set(err, PF_ERR_INVALID, "pruning_percentage must be between 0 and 100, got %s",
-                      ps);
-  }
-  return PF_OK;
+  return pf_check_percentage(p->percentage, is_int, err);
+}
+
+pf_status pf_width_opts_check(const pf_width_opts *o, int have_calibration, pf_err *err) {
+  if (o->fairness_scores && o->pruning_type == PF_WIDTH_MLP)
+    return fairness_needs_glu(err);
+  pf_score_method method;
+  pf_status st = check_divisor(o, err);
+  if (!st) st = check_norms_method(o, have_calibration, err);
+  if (!st) st = check_method(o, &method, err);
+  if (!st && o->have_percentage && !o->have_expansion_rate)
+    st = pf_check_percentage(o->pruning_percentage, o->percentage_is_int, err);
+  return st;
 }
 
 void pf_width_plan_free(pf_width_plan *p) {

@@ -144,6 +144,10 @@ pf_status pf_check_width_compatible(const pf_model *m, pf_width_type t, pf_err *
  * "layer_indices contains duplicate values". */
 pf_status pf_check_layer_indices(const int64_t *idx, size_t n, int64_t L, pf_err *err);
 
+/* "pruning_percentage must be between 0 and 100, got <p as Python prints it>"
+ * unless 0 <= p <= 100 (NaN fails). */
+pf_status pf_check_percentage(double p, int is_int, pf_err *err);
+
 typedef struct pf_width_opts {
   /* PF_WIDTH_MLP_GLU (0, the default) or PF_WIDTH_MLP. Everything below applies to
    * both, with I = the layer's width and I0/H from layer 0's up_proj, except
@@ -205,6 +209,13 @@ pf_status pf_width_plan_make(const pf_model *m, const pf_width_opts *o, pf_width
                              pf_err *err);
 void pf_width_plan_free(pf_width_plan *p); /* members only; NULL ok */
 
+/* The checks of pf_width_plan_make that need no model, with the same words:
+ * fairness_scores with a plain MLP, divisor, calibration (have_calibration: one is
+ * given, its norms not read yet) with another method than MAW, method, exclusivity
+ * and a given percentage's range. A recipe checks every step with them before the
+ * first step runs. */
+pf_status pf_width_opts_check(const pf_width_opts *o, int have_calibration, pf_err *err);
+
 /* Prune: a new model (pf_model_derive) whose pruned layers hold gate/up rows and
  * down columns of the kept neurons (exact bytes; a plain MLP: up rows and down
  * columns), gate/up biases sliced, the down bias shared;
@@ -246,6 +257,10 @@ typedef struct pf_depth_opts {
  * is malloc'd, ascending, *n_removed entries. */
 pf_status pf_depth_select(const pf_model *m, const pf_depth_opts *o, int64_t **removed,
                           size_t *n_removed, pf_err *err);
+
+/* The checks of pf_depth_select that need no model, with the same words (the
+ * layer count's are left out; have_importance: importance is given, not read yet). */
+pf_status pf_depth_opts_check(const pf_depth_opts *o, int have_importance, pf_err *err);
 
 /* Remove the selected layers: a new model sharing every remaining tensor with
  * m. *stats (may be NULL) receives §6.3's eight keys plus "removed_layers". */

@@ -20,7 +20,7 @@ static pf_status check_count(const pf_depth_opts *o, int64_t T, int64_t *n, pf_e
   if (o->have_num) {
     if (o->num_layers_to_remove <= 0)
       return pf_err_set(err, PF_ERR_INVALID, "num_layers_to_remove must be a positive integer");
-    if (o->num_layers_to_remove >= T)
+    if (T >= 0 && o->num_layers_to_remove >= T)
       return pf_err_set(err, PF_ERR_INVALID,
                         "Cannot remove %lld layers from model with %lld layers",
                         (long long)o->num_layers_to_remove, (long long)T);
@@ -30,6 +30,7 @@ static pf_status check_count(const pf_depth_opts *o, int64_t T, int64_t *n, pf_e
     double q = o->depth_pruning_percentage;
     if (!(q > 0 && q < 100))
       return pf_err_set(err, PF_ERR_INVALID, "depth_pruning_percentage must be between 0 and 100");
+    if (T < 0) return PF_OK;
     int64_t k = (int64_t)((double)T * q / 100.0);
     char qs[48];
     pf_format_pyfloat(q, qs, sizeof qs);
@@ -61,11 +62,12 @@ static pf_status check_depth_indices(const pf_depth_opts *o, int64_t T, pf_err *
   return PF_OK;
 }
 
-/* §5.1 in order; *n = number of layers to remove, *method = effective method. */
-static pf_status validate_depth(const pf_model *m, const pf_depth_opts *o, int64_t *n,
+/* §5.1 in order; *n = number of layers to remove, *method = effective method.
+ * T < 0: the model is not known yet (pf_depth_opts_check): the checks that need
+ * its layer count are left out, as are layer_indices but for an empty list. */
+static pf_status validate_depth(int64_t T, const pf_depth_opts *o, int64_t *n,
                                 const char **method, pf_err *err) {
-  const int64_t T = m->n_layers;
-  if (T <= 0)
+  if (T == 0)
     return pf_err_set(err, PF_ERR_INVALID, "Could not find transformer layers in the model.");
   int given = (o->have_num != 0) + (o->have_layer_indices != 0) + (o->have_percentage != 0);
   if (given == 0)
@@ -83,6 +85,10 @@ static pf_status validate_depth(const pf_model *m, const pf_depth_opts *o, int64
                       *method);
   pf_status st = check_count(o, T, n, err);
   if (st || !o->have_layer_indices) return st;
+  if (T < 0)
+    return o->n_layer_indices ? PF_OK
+                              : pf_err_set(err, PF_ERR_INVALID,
+                                           "layer_indices must be a non-empty list");
   st = check_depth_indices(o, T, err);
   if (st) return st;
   *method = "custom";
@@ -121,28 +127,42 @@ static pf_status select_by_importance(const double *imp, int64_t T, int64_t n, i
   return PF_OK;
 }
 
+/* What importance cannot be combined with, and custom without indices. */
+static pf_status check_selection(const pf_depth_opts *o, int have_importance, const char *method,
+                                 pf_err *err) {
+  if (have_importance && o->have_layer_indices)
+    return pf_err_set(err, PF_ERR_INVALID, "importance cannot be combined with layer_indices");
+  if (have_importance && o->layer_selection_method) /* it would be ignored */
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "importance cannot be combined with layer_selection_method (the least "
+                      "important layers are removed)");
+  if (!have_importance && !strcmp(method, "custom") && !o->have_layer_indices)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "custom_indices must be provided when layer_selection_method is 'custom'");
+  return PF_OK;
+}
+
+pf_status pf_depth_opts_check(const pf_depth_opts *o, int have_importance, pf_err *err) {
+  int64_t n = 0;
+  const char *method = NULL;
+  pf_status st = validate_depth(-1, o, &n, &method, err);
+  return st ? st : check_selection(o, have_importance, method, err);
+}
+
 pf_status pf_depth_select(const pf_model *m, const pf_depth_opts *o, int64_t **removed,
                           size_t *n_removed, pf_err *err) {
   *removed = NULL;
   *n_removed = 0;
   int64_t n = 0;
   const char *method = NULL;
-  pf_status st = validate_depth(m, o, &n, &method, err);
+  const int64_t T = m->n_layers > 0 ? m->n_layers : 0;
+  pf_status st = validate_depth(T, o, &n, &method, err);
+  if (!st) st = check_selection(o, o->importance != NULL, method, err);
   if (st) return st;
-  const int64_t T = m->n_layers;
-  if (o->importance && o->have_layer_indices)
-    return pf_err_set(err, PF_ERR_INVALID, "importance cannot be combined with layer_indices");
-  if (o->importance && o->layer_selection_method) /* it would be ignored */
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "importance cannot be combined with layer_selection_method (the least "
-                      "important layers are removed)");
   if (o->importance && (int64_t)o->n_importance != T)
     return pf_err_set(err, PF_ERR_INVALID,
                       "importance: expected %lld scores (one per layer), got %zu", (long long)T,
                       o->n_importance);
-  if (!o->importance && !strcmp(method, "custom") && !o->have_layer_indices)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "custom_indices must be provided when layer_selection_method is 'custom'");
   int64_t *r = malloc(sizeof *r * (size_t)n);
   if (!r) return pf_err_set(err, PF_ERR_NOMEM, "depth selection: out of memory");
   if (o->importance) {

@@ -229,11 +229,29 @@ static pf_status check_uniform(const pf_heads_plan *p, pf_err *err) {
                     list, (long long)p->n_kv, (long long)p->keep);
 }
 
-pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads_plan *p,
-                             pf_err *err) {
-  memset(p, 0, sizeof *p);
-  pf_status st = check_structure(m, err);
-  if (st) return st;
+int pf_heads_transformers_note(const pf_model_config *c, char *buf, size_t n) {
+  const int64_t derived = c->num_attention_heads > 0 ? c->hidden_size / c->num_attention_heads : 0;
+  if (derived == c->head_dim) return 0;
+  const char *t = c->model_type;
+  if (!strcmp(t, "gpt2") || !strcmp(t, "gpt_neox"))
+    snprintf(buf, n,
+             "transformers derives %s's head size from hidden_size / heads (%lld, not head_dim "
+             "%lld): the saved checkpoint loads in pfrun, not in transformers",
+             !strcmp(t, "gpt2") ? "GPT-2" : "GPT-NeoX", (long long)derived,
+             (long long)c->head_dim);
+  else if (!strcmp(c->rope_scaling.rope_type, "longrope"))
+    snprintf(buf, n,
+             "transformers checks the longrope factor lists against hidden_size / "
+             "num_attention_heads (%lld, not head_dim %lld) and refuses the config: the saved "
+             "checkpoint loads in pfrun, not in transformers",
+             (long long)derived, (long long)c->head_dim);
+  else
+    return 0;
+  return 1;
+}
+
+/* One way of choosing the heads, exactly. */
+static pf_status check_given(const pf_heads_opts *o, pf_err *err) {
   int given = (o->have_percentage != 0) + (o->have_keep != 0) + (o->head_indices != NULL);
   if (given > 1)
     return pf_err_set(err, PF_ERR_INVALID,
@@ -243,6 +261,21 @@ pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads
     return pf_err_set(err, PF_ERR_INVALID,
                       "attention-head pruning needs pruning_percentage, num_kv_heads_to_keep or "
                       "head_indices");
+  return PF_OK;
+}
+
+pf_status pf_heads_opts_check(const pf_heads_opts *o, pf_err *err) {
+  pf_status st = check_given(o, err);
+  if (!st && o->have_percentage) st = pf_check_percentage(o->pruning_percentage, o->percentage_is_int, err);
+  return st;
+}
+
+pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads_plan *p,
+                             pf_err *err) {
+  memset(p, 0, sizeof *p);
+  pf_status st = check_structure(m, err);
+  if (!st) st = check_given(o, err);
+  if (st) return st;
   if (o->have_layer_indices) {
     st = pf_check_layer_indices(o->layer_indices, o->n_layer_indices, m->n_layers, err);
     if (st) return st;
@@ -270,12 +303,8 @@ pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads
                     (long long)m->n_layers, o->n_head_norms);
   else if (o->have_percentage) {
     double pct = o->pruning_percentage;
-    if (!(pct >= 0 && pct <= 100)) {
-      char ps[48];
-      pf_format_pynum(pct, o->percentage_is_int, ps, sizeof ps);
-      st = pf_err_set(err, PF_ERR_INVALID, "pruning_percentage must be between 0 and 100, got %s",
-                      ps);
-    } else if ((p->keep = pf_keep_from_percentage(pct, p->n_kv)) == p->n_kv && pct > 0) {
+    st = pf_check_percentage(pct, o->percentage_is_int, err);
+    if (!st && (p->keep = pf_keep_from_percentage(pct, p->n_kv)) == p->n_kv && pct > 0) {
       char ps[48];
       pf_format_pynum(pct, o->percentage_is_int, ps, sizeof ps);
       st = pf_err_set(err, PF_ERR_INVALID,

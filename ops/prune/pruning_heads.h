@@ -64,6 +64,15 @@ typedef struct pf_heads_plan {
   pf_dtype score_dtype;
 } pf_heads_plan;
 
+/* 1 and a note in buf when transformers would not load a checkpoint with this
+ * (head-pruned) config although pfrun does: GPT-2 and GPT-NeoX derive the head size
+ * from hidden_size / heads, Phi-3's longrope validation sizes its factor lists by it. */
+int pf_heads_transformers_note(const pf_model_config *c, char *buf, size_t n);
+
+/* The checks of pf_heads_plan_make that need no model, with the same words: one
+ * of percentage / kv heads to keep / head_indices, and the percentage's range. */
+pf_status pf_heads_opts_check(const pf_heads_opts *o, pf_err *err);
+
 /* Validate (structure, exclusivity, layers, amounts, uniform result) and plan. */
 pf_status pf_heads_plan_make(const pf_model *m, const pf_heads_opts *o, pf_heads_plan *out,
                              pf_err *err);

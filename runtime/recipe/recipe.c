@@ -2,8 +2,8 @@
  * results.json. See recipe.h for the format and recipe_yaml.c for the YAML side.
  *
  * The whole recipe is parsed and every step validated (pf_op_validate with a
- * placeholder model standing in for earlier steps' results) before the first
- * step runs, so a typo in step 7 costs nothing. Errors are reported in step
+ * placeholder model standing in for earlier steps' results, then the op's own
+ * model-free checks) before the first step runs, so a typo in step 7 costs nothing. Errors are reported in step
  * order; references are checked against the ids of *all* steps (collected in a
  * first light pass) so that naming a later step gets its own message.
  */
@@ -401,6 +401,8 @@ static pf_status validate_step(recipe *r, rstep *s, pf_model *placeholder, pf_er
   if (st != PF_OK) return st;
   st = pf_op_validate(s->op, p, &full, err);
   pf_value_release(p);
+  /* the op's own model-free checks too, unless the step will not run */
+  if (st == PF_OK && s->op->check && !s->skip) st = s->op->check(full, err);
   if (st != PF_OK) {
     pf_value_release(full);
     return step_fail(r, s, s->op->name, blame(s, err->msg), err);

@@ -659,6 +659,33 @@ START_TEST(test_config_rope_and_window) {
   ck_assert_int_eq(pf_config_layer_window(&c, 0), 8);
   ck_assert_int_eq(pf_config_layer_window(&c, 1), 0);
   pf_config_free(&c);
+  /* layer_types where transformers ignores them: Mistral and Phi-3 slide in every
+   * layer, LLaMA in none; a Mistral config without the key has MistralConfig's
+   * 4096, an explicit null none */
+  static const struct {
+    const char *type, *extra;
+    int64_t w0, w3;
+  } ign[] = {
+      {"mistral", "\"sliding_window\": 8, ", 8, 8},
+      {"phi3", "\"sliding_window\": 8, ", 8, 8},
+      {"llama", "\"sliding_window\": 8, ", 0, 0},
+      {"mistral", "", 4096, 4096},
+      {"mistral", "\"sliding_window\": null, ", 0, 0},
+      {"qwen3", "\"sliding_window\": 8, \"use_sliding_window\": true, ", 0, 8},
+  };
+  for (size_t i = 0; i < sizeof ign / sizeof *ign; i++) {
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"model_type\": \"%s\", " BASE ", %s\"layer_types\": [\"full_attention\", "
+             "\"full_attention\", \"sliding_attention\", \"sliding_attention\"]}",
+             ign[i].type, ign[i].extra);
+    ck_assert_msg(pf_config_parse(json, "c", &c, &err) == PF_OK, "%s", err.msg);
+    ck_assert_msg(pf_config_layer_window(&c, 0) == ign[i].w0 &&
+                      pf_config_layer_window(&c, 3) == ign[i].w3,
+                  "%s %s: windows %lld, %lld", ign[i].type, ign[i].extra,
+                  (long long)pf_config_layer_window(&c, 0), (long long)pf_config_layer_window(&c, 3));
+    pf_config_free(&c);
+  }
 #undef BASE
 }
 END_TEST

@@ -500,8 +500,8 @@ static void parse_rope_scaling(const cJSON *root, const char *name, pf_model_con
   rope_list(rs, name, "long_factor", &r->long_factor, &r->n_long, r);
 }
 
-/* transformers: MistralConfig keeps sliding_window as given; Qwen2/Qwen3Config
- * set it to None unless use_sliding_window. */
+/* transformers: MistralConfig keeps sliding_window as given (4096 when the key is
+ * absent; null: none); Qwen2/Qwen3Config set it to None unless use_sliding_window. */
 static pf_status parse_window(const cJSON *root, const char *name, pf_model_config *c,
                               pf_err *err) {
   pf_status s;
@@ -513,8 +513,9 @@ static pf_status parse_window(const cJSON *root, const char *name, pf_model_conf
   if (w && !(cJSON_IsNumber(w) && w->valuedouble == 0) &&
       (s = get_int(root, name, "sliding_window", 0, 0, (int64_t)1 << 30, &c->sliding_window, err)))
     return s;
-  if (!cJSON_GetObjectItemCaseSensitive(root, "sliding_window") && is_gemma23(c))
-    c->sliding_window = 4096; /* Gemma2Config / Gemma3TextConfig default */
+  if (!cJSON_GetObjectItemCaseSensitive(root, "sliding_window") &&
+      (is_gemma23(c) || is_type(c, "mistral")))
+    c->sliding_window = 4096; /* Gemma2Config / Gemma3TextConfig / MistralConfig default */
   /* 0 is valid: every layer slides (written so by a depth prune that kept only those) */
   const cJSON *mw = get(root, "max_window_layers");
   const int mw_zero = cJSON_IsNumber(mw) && mw->valuedouble == 0;

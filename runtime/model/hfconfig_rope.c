@@ -114,9 +114,18 @@ pf_status pf_config_layer_rope(const pf_model_config *c, int64_t i, pf_rope_para
   return PF_OK;
 }
 
+/* transformers reads layer_types where a family has per-layer attention types
+ * (gemma2/3, qwen2/3, and the newer families pfrun runs LLaMA-shaped): LLaMA never
+ * slides and Mistral and Phi-3 slide in every layer whatever the key says
+ * (MistralConfig warns that it ignores it and points to Ministral). */
+static int reads_layer_types(const pf_model_config *c) {
+  return strcmp(c->model_type, "llama") && strcmp(c->model_type, "mistral") &&
+         strcmp(c->model_type, "phi3");
+}
+
 int64_t pf_config_layer_window(const pf_model_config *c, int64_t i) {
   if (c->sliding_window <= 0 || i < 0 || i >= c->num_hidden_layers) return 0;
-  if (c->layer_types) {
+  if (c->layer_types && reads_layer_types(c)) {
     if (c->layer_types[i] && !strcmp(c->layer_types[i], "sliding_attention"))
       return c->sliding_window;
     return 0;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "model.h"
@@ -73,14 +75,34 @@ START_TEST(test_save_roundtrip) {
   char *dir = fx.dir, *root = fx.root, *out = fx.out;
   pf_model *m = fx.m;
   pf_err err = {0};
+  /* custom code an auto_map names and a chat template go with the checkpoint; other
+   * files (a model card, notes) and folders do not */
+  const char *extra[] = {"modeling_custom.py", "configuration_custom.py", "chat_template.json"};
+  for (int i = 0; i < 3; i++) {
+    char *p = pf_path_join(dir, extra[i]);
+    pf_test_write(p, extra[i]);
+    free(p);
+  }
+  char *notes = pf_path_join(dir, "notes.txt"), *pkg = pf_path_join(dir, "pkg.py");
+  pf_test_write(notes, "mine");
+  ck_assert_int_eq(mkdir(pkg, 0755), 0);
   ck_assert_msg(pf_model_save(m, out, NULL, 0, NULL, &err) == PF_OK, "%s", err.msg);
+  rmdir(pkg);
+  unlink(notes);
+  free(notes);
+  free(pkg);
   pf_model *r = load_ok(out);
   ck_assert_int_eq(r->dtype, m->dtype);
   assert_same_bytes(m, r);
-  const char *files[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                         "generation_config.json"};
-  for (int i = 0; i < 4; i++)
+  const char *files[] = {"tokenizer.json",         "tokenizer_config.json",  "special_tokens_map.json",
+                         "generation_config.json", "modeling_custom.py",     "configuration_custom.py",
+                         "chat_template.json"};
+  for (int i = 0; i < 7; i++)
     assert_same_file(dir, out, files[i]);
+  char *no1 = pf_path_join(out, "notes.txt"), *no2 = pf_path_join(out, "pkg.py");
+  ck_assert_msg(!pf_path_exists(no1) && !pf_path_exists(no2), "notes.txt or pkg.py copied");
+  free(no1);
+  free(no2);
   cJSON *j = read_config(out);
   ck_assert_str_eq(cJSON_GetObjectItem(j, "torch_dtype")->valuestring,
                    pf_dtype_torch_name(m->dtype));

@@ -198,7 +198,8 @@ pf_status pf_save_output_check(const char *dir, int overwrite, pf_err *err);
  * overwrite: true to replace it)" ("found a file" for a file). */
 pf_status pf_save_target_check(const char *dir, int overwrite, pf_err *err);
 /* 1 if pf_model_save writes or copies a file of this name into a checkpoint
- * (config.json, *.safetensors, the shard index, tokenizer and generation files). */
+ * (config.json, *.safetensors, the shard index, tokenizer and generation files,
+ * *.py: custom code). */
 int pf_checkpoint_file_name(const char *name);
 /* The consistency check used after save, on a loaded model. */
 pf_status pf_model_check(const pf_model *m, pf_err *err);

@@ -12,6 +12,7 @@
 #include "model.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,23 @@ static const char *const aux_files[] = {
     "merges.txt",
     "added_tokens.json",
     "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model.v3",
+    "tekken.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "qwen.tiktoken",
 };
 
+/* 1 for a name ending in `suffix` (and longer than it). */
+static int ends_with(const char *name, const char *suffix) {
+  const size_t n = strlen(name), k = strlen(suffix);
+  return n > k && !strcmp(name + n - k, suffix);
+}
+
 int pf_checkpoint_file_name(const char *name) {
-  const size_t n = strlen(name), k = strlen(".safetensors"), j = strlen(".safetensors.index.json");
-  if (!strcmp(name, "config.json") || (n >= k && !strcmp(name + n - k, ".safetensors")) ||
-      (n >= j && !strcmp(name + n - j, ".safetensors.index.json")))
+  if (!strcmp(name, "config.json") || ends_with(name, ".safetensors") ||
+      ends_with(name, ".safetensors.index.json") || ends_with(name, ".py"))
     return 1;
   for (size_t i = 0; i < sizeof aux_files / sizeof aux_files[0]; i++)
     if (!strcmp(name, aux_files[i])) return 1;
@@ -120,19 +132,32 @@ pf_status pf_model_write_config(const pf_model *m, const char *dir, pf_dtype dt,
   return s;
 }
 
+/* The source's file `name` into tmp, when it is there (a regular file). */
+static pf_status copy_one(const pf_model *m, const char *tmp, const char *name, pf_err *err) {
+  char *src = pf_path_join(m->source_dir, name);
+  char *dst = pf_path_join(tmp, name);
+  pf_status s = PF_OK;
+  if (!src || !dst)
+    s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
+  else if (pf_path_exists(src) && !pf_is_dir(src))
+    s = pf_copy_file(src, dst, err);
+  free(src);
+  free(dst);
+  return s;
+}
+
+/* The tokenizer and generation files, and the Python files of the source folder:
+ * the custom code a config's or tokenizer config's auto_map names (Phi-3 and others
+ * on the Hub), which from_pretrained(trust_remote_code=True) imports from the folder. */
 static pf_status copy_aux(const pf_model *m, const char *tmp, pf_err *err) {
   if (!m->source_dir) return PF_OK;
   pf_status s = PF_OK;
-  for (size_t i = 0; s == PF_OK && i < sizeof aux_files / sizeof aux_files[0]; i++) {
-    char *src = pf_path_join(m->source_dir, aux_files[i]);
-    char *dst = pf_path_join(tmp, aux_files[i]);
-    if (!src || !dst)
-      s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
-    else if (pf_path_exists(src) && !pf_is_dir(src))
-      s = pf_copy_file(src, dst, err);
-    free(src);
-    free(dst);
-  }
+  for (size_t i = 0; s == PF_OK && i < sizeof aux_files / sizeof aux_files[0]; i++)
+    s = copy_one(m, tmp, aux_files[i], err);
+  DIR *d = s == PF_OK ? opendir(m->source_dir) : NULL;
+  for (struct dirent *e; d && s == PF_OK && (e = readdir(d));)
+    if (e->d_name[0] != '.' && ends_with(e->d_name, ".py")) s = copy_one(m, tmp, e->d_name, err);
+  if (d) closedir(d);
   return s;
 }
 

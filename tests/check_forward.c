@@ -680,10 +680,10 @@ START_TEST(test_config_rope_and_window) {
              "\"full_attention\", \"sliding_attention\", \"sliding_attention\"]}",
              ign[i].type, ign[i].extra);
     ck_assert_msg(pf_config_parse(json, "c", &c, &err) == PF_OK, "%s", err.msg);
-    ck_assert_msg(pf_config_layer_window(&c, 0) == ign[i].w0 &&
-                      pf_config_layer_window(&c, 3) == ign[i].w3,
-                  "%s %s: windows %lld, %lld", ign[i].type, ign[i].extra,
-                  (long long)pf_config_layer_window(&c, 0), (long long)pf_config_layer_window(&c, 3));
+    ck_assert_msg(
+        pf_config_layer_window(&c, 0) == ign[i].w0 && pf_config_layer_window(&c, 3) == ign[i].w3,
+        "%s %s: windows %lld, %lld", ign[i].type, ign[i].extra,
+        (long long)pf_config_layer_window(&c, 0), (long long)pf_config_layer_window(&c, 3));
     pf_config_free(&c);
   }
 #undef BASE

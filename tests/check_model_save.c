@@ -94,8 +94,9 @@ START_TEST(test_save_roundtrip) {
   pf_model *r = load_ok(out);
   ck_assert_int_eq(r->dtype, m->dtype);
   assert_same_bytes(m, r);
-  const char *files[] = {"tokenizer.json",         "tokenizer_config.json",  "special_tokens_map.json",
-                         "generation_config.json", "modeling_custom.py",     "configuration_custom.py",
+  const char *files[] = {"tokenizer.json",          "tokenizer_config.json",
+                         "special_tokens_map.json", "generation_config.json",
+                         "modeling_custom.py",      "configuration_custom.py",
                          "chat_template.json"};
   for (int i = 0; i < 7; i++)
     assert_same_file(dir, out, files[i]);

@@ -114,7 +114,8 @@ const pf_op pf_op_prune_heads = {
         "num_attention_heads_before/after, num_key_value_heads_before/after, head_dim, "
         "kv_cache_bytes_per_token_before/after, layers: [{index, heads_before, heads_after, "
         "kv_heads_before, kv_heads_after, kept_kv_heads, kept_heads, scores}], [reconstruct: "
-        "as prune_width's], [warning: why transformers would not load the saved checkpoint]}; in a dry run the model holds shapes only, kept_*/scores are "
+        "as prune_width's], [warning: why transformers would not load the saved checkpoint]}; in a "
+        "dry run the model holds shapes only, kept_*/scores are "
         "null and reconstruct is {peak_memory_bytes, tokens}",
     .run = prune_heads_run,
     .check = prune_heads_check,

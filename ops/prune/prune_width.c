@@ -58,8 +58,7 @@ static const pf_param_spec prune_width_params[] = {
 
 /* The options from the validated params, without the calibration's norms;
  * *idx (the layer indices, malloc'd) is the caller's to free. */
-static pf_status width_opts(const pf_value *params, pf_width_opts *o_, int64_t **idx,
-                            pf_err *err) {
+static pf_status width_opts(const pf_value *params, pf_width_opts *o_, int64_t **idx, pf_err *err) {
   pf_width_opts o = {.method = pf_map_str(params, "method", "MAW")};
   *idx = NULL;
   pf_status st =

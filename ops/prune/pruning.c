@@ -331,8 +331,7 @@ static pf_status width_percentage(const pf_model *m, const pf_width_opts *o, pf_
 }
 
 pf_status pf_width_opts_check(const pf_width_opts *o, int have_calibration, pf_err *err) {
-  if (o->fairness_scores && o->pruning_type == PF_WIDTH_MLP)
-    return fairness_needs_glu(err);
+  if (o->fairness_scores && o->pruning_type == PF_WIDTH_MLP) return fairness_needs_glu(err);
   pf_score_method method;
   pf_status st = check_divisor(o, err);
   if (!st) st = check_norms_method(o, have_calibration, err);

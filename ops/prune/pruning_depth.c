@@ -65,8 +65,8 @@ static pf_status check_depth_indices(const pf_depth_opts *o, int64_t T, pf_err *
 /* §5.1 in order; *n = number of layers to remove, *method = effective method.
  * T < 0: the model is not known yet (pf_depth_opts_check): the checks that need
  * its layer count are left out, as are layer_indices but for an empty list. */
-static pf_status validate_depth(int64_t T, const pf_depth_opts *o, int64_t *n,
-                                const char **method, pf_err *err) {
+static pf_status validate_depth(int64_t T, const pf_depth_opts *o, int64_t *n, const char **method,
+                                pf_err *err) {
   if (T == 0)
     return pf_err_set(err, PF_ERR_INVALID, "Could not find transformer layers in the model.");
   int given = (o->have_num != 0) + (o->have_layer_indices != 0) + (o->have_percentage != 0);
@@ -86,9 +86,9 @@ static pf_status validate_depth(int64_t T, const pf_depth_opts *o, int64_t *n,
   pf_status st = check_count(o, T, n, err);
   if (st || !o->have_layer_indices) return st;
   if (T < 0)
-    return o->n_layer_indices ? PF_OK
-                              : pf_err_set(err, PF_ERR_INVALID,
-                                           "layer_indices must be a non-empty list");
+    return o->n_layer_indices
+               ? PF_OK
+               : pf_err_set(err, PF_ERR_INVALID, "layer_indices must be a non-empty list");
   st = check_depth_indices(o, T, err);
   if (st) return st;
   *method = "custom";

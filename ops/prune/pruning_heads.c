@@ -237,8 +237,7 @@ int pf_heads_transformers_note(const pf_model_config *c, char *buf, size_t n) {
     snprintf(buf, n,
              "transformers derives %s's head size from hidden_size / heads (%lld, not head_dim "
              "%lld): the saved checkpoint loads in pfrun, not in transformers",
-             !strcmp(t, "gpt2") ? "GPT-2" : "GPT-NeoX", (long long)derived,
-             (long long)c->head_dim);
+             !strcmp(t, "gpt2") ? "GPT-2" : "GPT-NeoX", (long long)derived, (long long)c->head_dim);
   else if (!strcmp(c->rope_scaling.rope_type, "longrope"))
     snprintf(buf, n,
              "transformers checks the longrope factor lists against hidden_size / "
@@ -266,7 +265,8 @@ static pf_status check_given(const pf_heads_opts *o, pf_err *err) {
 
 pf_status pf_heads_opts_check(const pf_heads_opts *o, pf_err *err) {
   pf_status st = check_given(o, err);
-  if (!st && o->have_percentage) st = pf_check_percentage(o->pruning_percentage, o->percentage_is_int, err);
+  if (!st && o->have_percentage)
+    st = pf_check_percentage(o->pruning_percentage, o->percentage_is_int, err);
   return st;
 }
 

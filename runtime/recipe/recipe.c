@@ -3,8 +3,8 @@
  *
  * The whole recipe is parsed and every step validated (pf_op_validate with a
  * placeholder model standing in for earlier steps' results, then the op's own
- * model-free checks) before the first step runs, so a typo in step 7 costs nothing. Errors are reported in step
- * order; references are checked against the ids of *all* steps (collected in a
+ * model-free checks) before the first step runs, so a typo in step 7 costs nothing. Errors are
+ * reported in step order; references are checked against the ids of *all* steps (collected in a
  * first light pass) so that naming a later step gets its own message.
  */
 #include "recipe_int.h"

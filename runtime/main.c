@@ -183,9 +183,11 @@ static void ui_progress(void *ud, const char *what, uint64_t done, uint64_t tota
   fflush(stderr);
 }
 
+/* --quiet drops progress and info lines, not warnings (a cache that could not be
+ * written, a model_type run LLaMA-shaped, a checkpoint transformers would not load). */
 static void ui_log(void *ud, const char *line) {
   ui *u = ud;
-  if (!u->quiet) fprintf(stderr, "%s\n", line);
+  if (!u->quiet || !strncmp(line, "warning: ", 9)) fprintf(stderr, "%s\n", line);
 }
 
 /* ---- helpers ---- */

@@ -423,6 +423,8 @@ static void expect_err(const char *name, const char *text, pf_status code, const
 
 START_TEST(test_errors_files) {
   expect_err("missing.jsonl", NULL, PF_ERR_NOT_FOUND, "missing.jsonl: no such data file");
+  /* missing whatever its name: not "unsupported data file kind" */
+  expect_err("missing", NULL, PF_ERR_NOT_FOUND, "missing: no such data file");
   { /* a relative path: the message names the folder it was looked for in */
     pf_data_opts o = pf_data_opts_default();
     o.data = "no-such-dir/missing.jsonl";

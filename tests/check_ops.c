@@ -471,6 +471,10 @@ START_TEST(test_prune_width_op_rules) {
   pf_map_set_num(p, "num_layers_to_remove", 2.5);
   ck_assert_int_eq(run_err("prune_depth", p, &err), PF_ERR_INVALID);
   ck_assert_str_eq(err.msg, "prune_depth: num_layers_to_remove must be a positive integer");
+  p = params_model(m); /* a positive integer, too large: not "must be a positive integer" */
+  pf_map_set_int(p, "num_layers_to_remove", INT64_MAX);
+  ck_assert_int_eq(run_err("prune_depth", p, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "prune_depth: Cannot remove 9223372036854775807 layers from model with");
   p = params_model(m); /* OptiPFair's isinstance(n, int): 1.0 is refused too */
   pf_map_set_num(p, "num_layers_to_remove", 1.0);
   ck_assert_int_eq(run_err("prune_depth", p, &err), PF_ERR_INVALID);

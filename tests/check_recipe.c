@@ -283,6 +283,56 @@ START_TEST(test_dry_run_cross_step) {
 }
 END_TEST
 
+/* A calibration of another model of the same shape (another seed, another checkpoint
+ * in a sweep) is refused when the step runs (the dry run plans no fingerprint); the
+ * same checkpoint loaded twice is the same model. */
+START_TEST(test_calibration_of_another_model) {
+  static const struct {
+    const char *src, *op, *extra, *needle; /* needle NULL: passes */
+  } cases[] = {
+      {"synthetic:llama-tiny@7", "prune_width", "pruning_percentage: 20",
+       "step 4 (prune_width): calibration: computed on another model than synthetic:llama-tiny"},
+      {"synthetic:llama-tiny@7", "prune_heads", "pruning_percentage: 50",
+       "step 4 (prune_heads): calibration: computed on another model than synthetic:llama-tiny"},
+      {"synthetic:llama-tiny@7", "score", "method: MAW",
+       "step 4 (score): calibration: computed on another model than synthetic:llama-tiny"},
+      {"synthetic:llama-tiny", "prune_width", "pruning_percentage: 20", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "pfrun: 1\n"
+             "output_dir: ${out}\n"
+             "steps:\n"
+             "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+             "  - {id: src, op: load, path: '%s'}\n"
+             "  - id: cal\n"
+             "    op: calibrate\n"
+             "    model: src\n"
+             "    data: ${data}\n"
+             "    max_length: 16\n"
+             "  - {op: %s, model: base, calibration: cal, %s}\n",
+             cases[i].src, cases[i].op, cases[i].extra);
+    fx f = fx_new(text);
+    char *data = pf_path_join(f.dir, "d.txt"), s_data[4200];
+    pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park.\n");
+    snprintf(s_data, sizeof s_data, "data=%s", data);
+    const char *sets[] = {s_data};
+    for (int dry = 1; dry >= 0; dry--) {
+      pf_err err = {0};
+      pf_status st = run(&f, dry, sets, 1, NULL, &err);
+      if (dry || !cases[i].needle)
+        ck_assert_msg(st == PF_OK, "case %zu (%s run): %s", i, dry ? "dry" : "real", err.msg);
+      else
+        ck_assert_msg(st == PF_ERR_INVALID && strstr(err.msg, cases[i].needle),
+                      "case %zu: expected '%s', got '%s'", i, cases[i].needle, err.msg);
+    }
+    free(data);
+    fx_free(&f);
+  }
+}
+END_TEST
+
 /* An input file a later step names is checked before the first step runs: nothing is
  * saved by the steps before it. */
 START_TEST(test_missing_input_file_first) {
@@ -676,6 +726,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_set_override);
   tcase_add_test(tc, test_dry_run_writes_nothing);
   tcase_add_test(tc, test_dry_run_cross_step);
+  tcase_add_test(tc, test_calibration_of_another_model);
   tcase_add_test(tc, test_missing_var);
   tcase_add_test(tc, test_missing_input_file_first);
   tcase_add_test(tc, test_unknown_op);

@@ -36,15 +36,12 @@ static const pf_param_spec calibrate_params[] = {
 
 #define CALIB_FORMAT "pfrun-calibration-2" /* 2: with head_norms */
 
-static pf_status cache_key(const pf_model *m, const pf_dataset *ds, const int64_t *idx, size_t n,
-                           char key[PF_SHA256_HEX], pf_err *err) {
-  char mfp[PF_SHA256_HEX];
-  pf_status st = pf_model_fingerprint(m, mfp, err);
-  if (st) return st;
+static void cache_key(const char *mfp, const pf_dataset *ds, const int64_t *idx, size_t n,
+                      char key[PF_SHA256_HEX]) {
   pf_sha256 h;
   pf_sha256_init(&h);
   pf_sha256_update(&h, CALIB_FORMAT, sizeof CALIB_FORMAT);
-  pf_sha256_update(&h, mfp, sizeof mfp);
+  pf_sha256_update(&h, mfp, PF_SHA256_HEX);
   const char *dfp = pf_dataset_fingerprint(ds);
   pf_sha256_update(&h, dfp, strlen(dfp) + 1);
   pf_sha256_update(&h, &n, sizeof n);
@@ -54,7 +51,6 @@ static pf_status cache_key(const pf_model *m, const pf_dataset *ds, const int64_
   const char *mm = pf_matmul_name(pf_kernels_matmul_effective());
   pf_sha256_update(&h, mm, strlen(mm) + 1);
   pf_sha256_final_hex(&h, key);
-  return PF_OK;
 }
 
 static char *cache_path(const char *dir, const char *key) {
@@ -159,16 +155,18 @@ static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value
   pf_tokenizer *tok = NULL;
   pf_dataset *ds = NULL;
   pf_value *r = NULL;
-  char key[PF_SHA256_HEX] = "", *path = NULL;
+  char key[PF_SHA256_HEX] = "", mfp[PF_SHA256_HEX] = "", *path = NULL;
   pf_status st = pf_param_intlist(params, "layer_indices", &idx, &n, &have, err);
   if (!st && have) st = pf_check_layer_indices(idx, n, m->n_layers, err);
   if (!st) st = pf_params_dataset(m, params, &tok, &ds, err);
   int dry = ctx && ctx->dry_run, cached = 0;
   if (!st && dry && !(r = planned(m, idx, n))) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  /* the model the result belongs to: prune_width / prune_heads / score refuse it for
+   * another (pf_calibration_check_model) */
+  if (!st && !dry) st = pf_model_fingerprint(m, mfp, err);
   if (!st && !dry && cache) {
-    st = cache_key(m, ds, idx, n, key, err);
-    if (!st && !(path = cache_path(cache, key)))
-      st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    cache_key(mfp, ds, idx, n, key);
+    if (!(path = cache_path(cache, key))) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     if (!st) cached = (r = cache_read(path, key)) != NULL;
     /* MPI: a hit on some ranks only (node-local cache folders) and the others would
      * wait in the pass for ranks that never come: all hit, or all compute */
@@ -179,12 +177,17 @@ static pf_status calibrate_run(const pf_op *op, const pf_value *params, pf_value
     }
   }
   if (!st && !r) st = compute(m, ds, idx, n, ctx, &r, err);
+  if (!st && !dry) st = pf_map_set_str(r, "model_fingerprint", mfp);
   if (!st && !dry && cache) st = pf_map_set_str(r, "cache_key", key);
   /* MPI: rank 0 alone writes */
   if (!st && !dry && cache && !cached && pf_dist_writer()) {
     pf_err w = {0}; /* a cache that cannot be written costs the next run time, not this one */
-    if (cache_write(cache, path, r, &w) != PF_OK)
-      pf_ctx_log(ctx, "warning: calibrate: the result was not cached: %s", w.msg);
+    if (cache_write(cache, path, r, &w) != PF_OK) {
+      char note[PF_ERR_MSG_MAX + 40];
+      snprintf(note, sizeof note, "the result was not cached: %s", w.msg);
+      pf_ctx_log(ctx, "warning: calibrate: %s", note);
+      st = pf_map_set_str(r, "warning", note); /* a script tells "not yet" from "failed" */
+    }
   }
   if (!st) st = pf_map_set_bool(r, "cached", cached);
   if (!st) {
@@ -212,7 +215,9 @@ const pf_op pf_op_calibrate = {
     .returns =
         "{norms: {\"<layer>\": [X_i...]}, importance: {\"<layer>\": score}, head_norms: "
         "{\"<layer>\": [mean per-token L2 norm of each attention head's output]}, "
-        "num_hidden_layers (of the model calibrated: another model's count is refused), cached, "
+        "num_hidden_layers (of the model calibrated: another model's count is refused), "
+        "model_fingerprint (of the model calibrated: the ops that take the result refuse it for "
+        "another model), cached, [warning: why the result was not cached], "
         "cache_key (with cache), data: {samples, samples_skipped, samples_truncated, "
         "batches, tokens}}; pass it as `calibration` to prune_width / score (method "
         "MAW), to prune_heads, or as `importance` to prune_depth",

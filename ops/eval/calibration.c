@@ -9,6 +9,7 @@
 
 #include "dist.h"
 #include "forward.h"
+#include "opdata.h"
 
 typedef struct calib_state {
   pf_calibration *c;
@@ -346,10 +347,25 @@ pf_status pf_calibration_check_layers(const pf_value *v, int64_t n_layers, const
                     what, (long long)n->u.i, (long long)n_layers);
 }
 
+pf_status pf_calibration_check_model(const pf_value *v, const pf_model *m, int dry_run,
+                                     pf_err *err) {
+  pf_status st = pf_calibration_check_layers(v, m->n_layers, "calibration", err);
+  const pf_value *fp = v && v->type == PF_V_MAP ? pf_map_get(v, "model_fingerprint") : NULL;
+  if (st || dry_run || !fp || fp->type != PF_V_STR) return st;
+  char mfp[PF_SHA256_HEX];
+  if ((st = pf_model_fingerprint(m, mfp, err)) != PF_OK) return st;
+  if (!strcmp(mfp, fp->u.s)) return PF_OK;
+  return pf_err_set(err, PF_ERR_INVALID,
+                    "calibration: computed on another model than %s (its norms describe that "
+                    "model's activations, model_fingerprint %.12s…, this model's is %.12s…): "
+                    "calibrate this model and pass that result",
+                    m->name ? m->name : "this one", fp->u.s, mfp);
+}
+
 pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dry_run,
                                     pf_calibration *out, pf_err *err) {
   memset(out, 0, sizeof *out);
-  pf_status cs = pf_calibration_check_layers(v, m->n_layers, "calibration", err);
+  pf_status cs = pf_calibration_check_model(v, m, dry_run, err);
   if (cs) return cs;
   const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
   if (plan && !dry_run)

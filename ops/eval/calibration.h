@@ -56,6 +56,12 @@ pf_value *pf_calibration_to_value(const pf_calibration *c);
  * hand-made maps) pass. */
 pf_status pf_calibration_check_layers(const pf_value *v, int64_t n_layers, const char *what,
                                       pf_err *err);
+/* pf_calibration_check_layers, then (unless dry_run) v's model_fingerprint against m's
+ * (pf_model_fingerprint): a calibrate result of another model, even of the same shape
+ * (another checkpoint or seed in a sweep), is refused, naming both. Results without a
+ * fingerprint (hand-made maps, older caches) pass. */
+pf_status pf_calibration_check_model(const pf_value *v, const pf_model *m, int dry_run,
+                                     pf_err *err);
 pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dry_run,
                                     pf_calibration *out, pf_err *err);
 

@@ -7,7 +7,6 @@
  * layer_selection_method may not be given then. The new model shares every tensor
  * with its parent (no weight is copied), so a dry run costs nothing extra.
  */
-#include <math.h>
 #include <stdlib.h>
 
 #include "ophelp.h"
@@ -36,12 +35,13 @@ static pf_status depth_opts(const pf_value *params, pf_depth_opts *out, int64_t 
                             pf_err *err) {
   pf_depth_opts o = {.layer_selection_method = pf_map_str(params, "layer_selection_method", NULL)};
   o.have_num = pf_map_has(params, "num_layers_to_remove");
-  const double num = pf_map_num(params, "num_layers_to_remove", 0);
   /* not a whole number: 0, which the checks reject as OptiPFair does ("must be a
-   * positive integer"), at the same point of its order of checks */
-  /* OptiPFair's isinstance(n, int): 2.0 is not an integer either */
-  o.num_layers_to_remove =
-      pf_map_is_int(params, "num_layers_to_remove") && fabs(num) < 9e15 ? (int64_t)num : 0;
+   * positive integer"), at the same point of its order of checks; OptiPFair's
+   * isinstance(n, int): 2.0 is not an integer either. An integer is taken whole
+   * (2^63-1 is "Cannot remove … layers", not "must be a positive integer"). */
+  o.num_layers_to_remove = pf_map_is_int(params, "num_layers_to_remove")
+                               ? pf_map_int(params, "num_layers_to_remove", 0)
+                               : 0;
   o.have_percentage = pf_map_has(params, "depth_pruning_percentage");
   o.depth_pruning_percentage = pf_map_num(params, "depth_pruning_percentage", 0);
   pf_status st = pf_param_intlist(params, "layer_indices", idx, &o.n_layer_indices,

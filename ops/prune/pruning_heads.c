@@ -649,7 +649,7 @@ static pf_status head_norm_layer(const char *key, const pf_value *list, const pf
 pf_status pf_head_norms_from_value(const pf_value *v, const pf_model *m, int dry_run, double ***out,
                                    pf_err *err) {
   *out = NULL;
-  pf_status cs = pf_calibration_check_layers(v, m->n_layers, "calibration", err);
+  pf_status cs = pf_calibration_check_model(v, m, dry_run, err);
   if (cs) return cs;
   const pf_value *plan = v && v->type == PF_V_MAP ? pf_map_get(v, "planned") : NULL;
   if (plan && !dry_run)

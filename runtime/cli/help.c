@@ -128,7 +128,8 @@ static const char PRUNE[] =
     "  --max-memory SIZE             cap working memory, e.g. 4GB (mapped weights not counted)\n"
     "  --pass-order auto|batch|layer batch- or layer-major passes (see pfrun --help)\n"
     "  --memory-budget SIZE          memory the auto pass order assumes (default MemAvailable)\n"
-    "  --quiet / --verbose           no progress, info lines or summary / the default\n";
+    "  --quiet / --verbose           no progress, info lines or summary (warnings stay) /\n"
+    "                                the default\n";
 
 static const char ANALYZE[] =
     "usage: pfrun analyze --model-path DIR [--json] [--quiet]\n"

@@ -224,6 +224,13 @@ static pf_status open_data(const char *path, kind *k, FILE **f, pf_err *err) {
   struct stat sb;
   *f = NULL;
   if (!path || !*path) return pf_err_set(err, PF_ERR_INVALID, "data: expected a file path");
+  if (stat(path, &sb) != 0) { /* first: a path that is not there is not a kind problem */
+    char hint[4200];
+    if (errno == ENOENT)
+      return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: no such data file%s", path,
+                        pf_relative_hint(path, hint, sizeof hint));
+    return pf_err_set(err, PF_ERR_IO, "%s: %s", path, strerror(errno));
+  }
   if (has_ext(path, ".jsonl"))
     *k = KIND_JSONL;
   else if (has_ext(path, ".txt"))
@@ -233,13 +240,6 @@ static pf_status open_data(const char *path, kind *k, FILE **f, pf_err *err) {
                       "%s: unsupported data file kind (expected .jsonl: one JSON object per "
                       "line, or .txt: paragraphs separated by blank lines)",
                       path);
-  if (stat(path, &sb) != 0) {
-    char hint[4200];
-    if (errno == ENOENT)
-      return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: no such data file%s", path,
-                        pf_relative_hint(path, hint, sizeof hint));
-    return pf_err_set(err, PF_ERR_IO, "%s: %s", path, strerror(errno));
-  }
   if (!S_ISREG(sb.st_mode))
     return pf_err_set(err, PF_ERR_INVALID, "%s: expected a data file, found %s", path,
                       pf_file_kind(sb.st_mode));

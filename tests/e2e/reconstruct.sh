@@ -51,6 +51,11 @@ expect_in "unwritable cache: calibrate warns" "warning: calibrate: the result wa
 expect_in "unwritable cache: reconstruct warns once" "warning: reconstruct: the covariance of layer 0 was not cached (nor will the next layers' be in this run)"
 check "unwritable cache: one reconstruct warning" test "$(grep -c 'covariance of layer' <<<"$OUT")" -eq 1
 check "unwritable cache: same checkpoint" cmp -s "$WORK/c1/model.safetensors" "$WORK/c9/model.safetensors"
+# --quiet drops progress and info lines, not the warnings
+run "${P[@]}" --output-path "$WORK/c10" --calibration-cache "$WORK/cachefile/cc"
+check "quiet, unwritable cache: exit 0 ($RC: $OUT)" test "$RC" -eq 0
+expect_in "quiet, unwritable cache: calibrate still warns" "warning: calibrate: the result was not cached"
+check "quiet: nothing but the warnings" test "$(grep -vc '^warning: ' <<<"$OUT")" -eq 0
 # a different damping changes the weights
 expect_ok "cli damping" "${P[@]}" --output-path "$WORK/c4" --reconstruct-damping 0.5
 check "damping matters" bash -c "! cmp -s '$WORK/c1/model.safetensors' '$WORK/c4/model.safetensors'"

@@ -318,7 +318,24 @@ static pf_status check_json_output(const pf_cli *c, pf_err *err) {
                       "--output-path %s receives",
                       path, out);
   if (out && pf_path_inside(path, out)) return PF_OK; /* its folder is made by the save */
+  /* a dry run writes no results: prune's plan goes to a new file only, the other
+   * commands write none (plan_done says so) */
+  if (c->dry_run && c->kind != PF_CLI_PRUNE) return PF_OK;
+  if (c->dry_run && pf_path_exists(path))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: exists, and a dry run does not replace it (the plan would replace "
+                      "the statistics of a real run): give a new path, or leave --stats-json out",
+                      path);
   return pf_check_writable_file(path, err);
+}
+
+/* The commands whose dry run computes nothing print nothing else: say so. */
+static void plan_done(const pf_cli *c) {
+  if (!c->dry_run || !pf_dist_writer()) return;
+  if (c->kind == PF_CLI_IMPORTANCE || c->kind == PF_CLI_EVAL || c->kind == PF_CLI_GENERATE ||
+      c->kind == PF_CLI_BENCH || c->kind == PF_CLI_BIAS)
+    printf("Dry run: the model and inputs were checked; nothing was computed or written%s.\n",
+           c->json_out ? " (not the --json file either)" : "");
 }
 
 /* prune's --output-path, checked before the work as save checks it after: not the
@@ -452,7 +469,8 @@ static int cmd_importance(pf_cli *c, const pf_ctx *ctx) {
   if (run_opcmd(c, "importance", &loaded, &parent, &res, ctx, &err) != PF_OK) goto out;
   const pf_value *imp = pf_map_get(res, "importance");
   if (!c->quiet && !c->dry_run) print_importance(imp);
-  if (c->json_out && imp && write_json_file(c->json_out, imp, &err) != PF_OK) goto out;
+  if (c->json_out && !c->dry_run && imp && write_json_file(c->json_out, imp, &err) != PF_OK)
+    goto out;
   rc = 0;
 out:
   pf_value_release(loaded);
@@ -471,7 +489,7 @@ static int cmd_eval(pf_cli *c, const pf_ctx *ctx) {
   if (cmp && c->compare_path) pf_map_set_str(cmp, "model_path", c->compare_path);
   if (!c->quiet && !c->dry_run)
     print_eval(pf_map_str(c->load_params, "path", ""), c->compare_path, res);
-  if (c->json_out && write_json_file(c->json_out, res, &err) != PF_OK) goto out;
+  if (c->json_out && !c->dry_run && write_json_file(c->json_out, res, &err) != PF_OK) goto out;
   rc = 0;
 out:
   pf_value_release(loaded);
@@ -487,7 +505,7 @@ static int cmd_bench(pf_cli *c, const pf_ctx *ctx) {
   if (run_opcmd(c, "benchmark", &loaded, &parent, &res, ctx, &err) != PF_OK) goto out;
   pf_map_set_str(res, "model_path", pf_map_str(c->load_params, "path", ""));
   if (!c->quiet && !c->dry_run) print_bench(res);
-  if (c->json_out && write_json_file(c->json_out, res, &err) != PF_OK) goto out;
+  if (c->json_out && !c->dry_run && write_json_file(c->json_out, res, &err) != PF_OK) goto out;
   rc = 0;
 out:
   pf_value_release(loaded);
@@ -558,7 +576,8 @@ static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
       fprintf(stderr, "%s: %zu charts in %s\n", t, files->u.list.len, c->output_dir);
   }
   if (!c->quiet && !c->dry_run) print_bias(metrics);
-  if (c->json_out && write_json_file(c->json_out, pf_map_get(metrics, "pairs"), &err) != PF_OK)
+  if (c->json_out && !c->dry_run &&
+      write_json_file(c->json_out, pf_map_get(metrics, "pairs"), &err) != PF_OK)
     goto out;
   rc = 0;
   goto out;
@@ -780,6 +799,7 @@ int main(int argc, char **argv) {
     break;
   }
   /* clang-format on */
+  if (rc == 0) plan_done(&c);
   pf_cleanup_temps();
   g_cli = NULL;
   pf_cli_free(&c);

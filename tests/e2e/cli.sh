@@ -144,6 +144,22 @@ expect_in "dry run names the calibration pass" "calibration: "
 expect_in "dry run says the pass is not estimated" "a dry run does not estimate that pass's memory"
 expect_in "dry run config diff" "config intermediate_size: [176,141]"
 check "dry run wrote nothing" test ! -e "$WORK/dry"
+# a dry run replaces no results: prune's plan statistics go to a new file only; the
+# commands whose dry run computes nothing write no --json (before: the plan's or an
+# empty JSON replaced a real run's perplexity, metrics, scores)
+expect_ok "real run, stats" prune --model-path $M --output-path "$WORK/dry-real" --pruning-percentage 20 --stats-json "$WORK/dry-stats.json" --quiet
+cp "$WORK/dry-stats.json" "$WORK/dry-stats.before"
+expect_fail "dry run keeps the real stats" "dry-stats.json: exists, and a dry run does not replace it" prune --model-path $M --output-path "$WORK/dry-real" --pruning-percentage 20 --stats-json "$WORK/dry-stats.json" --overwrite --dry-run
+check "the real stats are unchanged" cmp -s "$WORK/dry-stats.json" "$WORK/dry-stats.before"
+expect_ok "dry run, new stats file" prune --model-path $M --output-path "$WORK/dry-real" --pruning-percentage 20 --stats-json "$WORK/dry-plan.json" --overwrite --dry-run
+check "the plan's stats are written to a new file" grep -q '"kept_indices": null' "$WORK/dry-plan.json"
+expect_ok "real eval" eval --model-path $M --data "$SRC/recipes/data/eval.txt" --samples 2 --json "$WORK/dry-eval.json" --quiet
+cp "$WORK/dry-eval.json" "$WORK/dry-eval.before"
+expect_ok "dry-run eval" eval --model-path $M --data "$SRC/recipes/data/eval.txt" --samples 2 --json "$WORK/dry-eval.json" --dry-run
+expect_in "dry-run eval says what it did" "Dry run: the model and inputs were checked; nothing was computed or written (not the --json file either)."
+check "dry-run eval keeps the real results" cmp -s "$WORK/dry-eval.json" "$WORK/dry-eval.before"
+expect_ok "dry-run bench, new file" bench --model-path $M --tasks "$SRC/tests/golden/bench_tiny/tiny_mc.jsonl" --json "$WORK/dry-bench.json" --dry-run
+check "dry-run bench writes no file" test ! -e "$WORK/dry-bench.json"
 
 # analyze
 expect_ok "analyze" analyze --model-path $M

@@ -4,11 +4,13 @@
  * Exit codes: 0 ok, 1 failure, 2 usage error, 128 + signal when interrupted
  * (130 SIGINT, 143 SIGTERM, 129 SIGHUP). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +139,7 @@ static int setup_pass(const pf_cli *c, pf_ctx *ctx) {
 
 typedef struct ui {
   int quiet, tty;
+  int open;            /* a progress bar's line is not ended yet */
   double last, start;  /* start: when the current task was first seen */
   uint64_t start_done; /* its progress then */
   char what[32];
@@ -171,23 +174,43 @@ static void ui_progress(void *ud, const char *what, uint64_t done, uint64_t tota
   if (!finished && same && t - u->last < 0.1) return;
   u->last = t;
   snprintf(u->what, sizeof u->what, "%s", what);
-  int width = 30, fill = (int)((double)done / (double)total * width);
+  /* the line fits the terminal: a wrapped line would not be redrawn by \r */
+  struct winsize ws;
+  const int cols = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+  int width = cols - 35 < 30 ? cols - 35 : 30;
+  if (width < 0) width = 0;
+  const int fill = (int)((double)done / (double)total * width);
   char bar[64], eta[32];
   for (int i = 0; i < width; i++)
     bar[i] = i < fill ? '#' : '.';
   bar[width] = '\0';
   eta_str(t - u->start, done - u->start_done, total - u->start_done, eta, sizeof eta);
-  fprintf(stderr, "\r%-12s [%s] %5.1f%%%-12s", what, bar, 100.0 * (double)done / (double)total,
-          eta);
+  if (width > 0)
+    fprintf(stderr, "\r%-12s [%s] %5.1f%%%-12s", what, bar, 100.0 * (double)done / (double)total,
+            eta);
+  else /* narrow: the task and the percentage, within the width */
+    fprintf(stderr, "\r%-*.*s %5.1f%%", cols > 8 ? cols - 8 : 1, cols > 8 ? cols - 8 : 1, what,
+            100.0 * (double)done / (double)total);
+  u->open = !finished;
   if (finished) fputc('\n', stderr);
   fflush(stderr);
+}
+
+static ui *g_ui; /* for fail(): a message starts on a line of its own */
+
+/* End a progress bar's line before another line is written to stderr. */
+static void ui_end_line(ui *u) {
+  if (u && u->open) fputc('\n', stderr);
+  if (u) u->open = 0;
 }
 
 /* --quiet drops progress and info lines, not warnings (a cache that could not be
  * written, a model_type run LLaMA-shaped, a checkpoint transformers would not load). */
 static void ui_log(void *ud, const char *line) {
   ui *u = ud;
-  if (!u->quiet || !strncmp(line, "warning: ", 9)) fprintf(stderr, "%s\n", line);
+  if (u->quiet && strncmp(line, "warning: ", 9) != 0) return;
+  ui_end_line(u);
+  fprintf(stderr, "%s\n", line);
 }
 
 /* ---- helpers ---- */
@@ -232,6 +255,7 @@ static void stop_all_ranks(int rc) {
 static const pf_cli *g_cli; /* the command line, for errors in its words */
 
 static int fail(const pf_err *given) {
+  ui_end_line(g_ui);
   pf_err words = *given;
   if (g_cli) pf_cli_words(g_cli, &words);
   const pf_err *err = &words;
@@ -714,9 +738,37 @@ static void print_version(void) {
            pf_dist_size() > 1 ? "s" : "", pf_dist_rank());
 }
 
+/* Descriptors 0-2 that the caller closed (a batch job's stdin, `2>&-`) are taken by
+ * /dev/null opened read-only: otherwise the next file pfrun or a script opens becomes
+ * "stdout" or "stderr" and receives its log lines, and the janitor's socket its stdin.
+ * Read-only, so that output to a closed stdout still fails (check_stdout), as it would. */
+static void open_standard_fds(void) {
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int nul = open("/dev/null", O_RDONLY);
+      if (nul >= 0 && nul != fd) { /* the lowest free descriptor: fd itself */
+        dup2(nul, fd);
+        close(nul);
+      }
+    }
+}
+
+/* stdout could not take what was printed (a full disk, a closed descriptor): the
+ * results are lost, so the run fails (1) rather than report success. */
+static int check_stdout(int rc) {
+  if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+  if (rc == 0) {
+    fprintf(stderr, "pfrun: error: cannot write the output (standard output: %s)\n",
+            strerror(errno ? errno : EIO));
+    return 1;
+  }
+  return rc;
+}
+
 int main(int argc, char **argv) {
   pf_cli c;
   pf_err err = {0};
+  open_standard_fds();
   /* A process killed outright (SIGKILL: the OOM killer; Ctrl-C on mpirun, which sends
    * SIGTERM and a moment later SIGKILL) cannot remove its temporary folders itself: a
    * janitor process removes what it leaves (fsutil.h). Forked first, before MPI and any
@@ -759,6 +811,7 @@ int main(int argc, char **argv) {
   }
 
   ui u = {.quiet = c.quiet || !pf_dist_writer(), .tty = isatty(2)};
+  g_ui = &u;
   pf_ctx ctx = {.progress = ui_progress,
                 .log = ui_log,
                 .user_data = &u,
@@ -803,6 +856,13 @@ int main(int argc, char **argv) {
   pf_cleanup_temps();
   g_cli = NULL;
   pf_cli_free(&c);
-  if (g_interrupt && rc == 0) rc = 128 + g_interrupt;
-  return rc;
+  if (g_interrupt && rc == 0) {
+    /* the signal came after the last check: the work is done, its outputs complete */
+    rc = 128 + g_interrupt;
+    fprintf(stderr,
+            "pfrun: interrupted by signal %d after the work finished: every output is complete "
+            "and kept\n",
+            g_interrupt);
+  }
+  return check_stdout(rc);
 }

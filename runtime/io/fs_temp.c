@@ -209,6 +209,20 @@ int pf_temp_janitor_start(void) {
   if (pid == 0) { /* its own session: a launcher's kill of the process group misses it */
     close(fds[1]);
     setsid();
+    /* a job's SIGTERM reaches every process of the job (Slurm), SIGKILL right after: the
+     * janitor outlives pfrun by ignoring them and ends when pfrun's end of the socket
+     * closes, however pfrun ends */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    /* its socket above the standard descriptors it replaces (pfrun started with stdin
+     * or stdout closed got the socket as fd 0 or 1) */
+    if (fds[0] < 3) {
+      const int up = fcntl(fds[0], F_DUPFD_CLOEXEC, 3);
+      if (up < 0) _exit(1);
+      fds[0] = up;
+    }
     const int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     for (int fd = 0; fd < 3 && nul >= 0; fd++) /* the launcher waits for the output pipes */
       dup2(nul, fd);

@@ -227,6 +227,33 @@ else
   echo "faults.sh: SIGKILL: the save finished before the signal (skipped)"
 fi
 rm -rf "$WORK/kill" "$WORK"/kill.tmp-*
+# ... also when pfrun started with stdin or stdout closed (before: the janitor's socket
+# became fd 0 / 1, which it then replaced by /dev/null, and it died at start), and when
+# the janitor got the job's SIGTERM first (Slurm signals every process of a job; before:
+# it died of it)
+kill_case() {
+  local how=$1 pid jan
+  rm -rf "$WORK/kill" "$WORK"/kill.tmp-*
+  case $how in
+  stdin) "$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet 0<&- > "$WORK/kill.log" 2>&1 & ;;
+  stdout) "$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet >&- 2> "$WORK/kill.log" & ;;
+  *) "$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet > "$WORK/kill.log" 2>&1 & ;;
+  esac
+  pid=$!
+  if wait_for_glob $pid "$WORK/kill.tmp-*-$pid-*"; then
+    jan=$(pgrep -P $pid)
+    [ "$how" = term ] && [ -n "$jan" ] && kill -TERM $jan && sleep 0.1
+    kill -KILL $pid; wait $pid 2>/dev/null
+    check "SIGKILL during save ($how): the janitor removes the temp folder" wait_gone "$WORK/kill.tmp-*"
+  else
+    wait $pid
+    echo "faults.sh: SIGKILL ($how): the save finished before the signal (skipped)"
+  fi
+}
+kill_case stdin
+kill_case stdout
+kill_case term
+rm -rf "$WORK/kill" "$WORK"/kill.tmp-*
 # ... and with the janitor killed too (a machine's crash, a kill of the whole session):
 # the temp folder stays; the next save to the same output removes it (its process is gone)
 "$PFRUN" prune --model-path "$MED" --output-path "$WORK/kill" --dtype bfloat16 --quiet > "$WORK/kill.log" 2>&1 &
@@ -396,4 +423,34 @@ else
   echo "SKIP faults.sh charts on a full disk: cannot mount a small tmpfs in a mount namespace (unshare -m)"
 fi
 check "max-memory: input untouched" test "$(tree_sum "$IN")" = "$SUM_IN"
+
+# standard streams: output that stdout cannot take fails the run (before: exit 0, the
+# results lost); a closed stderr does not send pfrun's log lines into the next file a
+# script opens (before: "load: done" at the head of the user's file)
+OUT=$("$PFRUN" eval --model-path synthetic:llama-tiny --data "$SRC/recipes/data/eval.txt" --samples 2 --max-length 32 2>&1 >/dev/full); RC=$?
+check "stdout on a full disk: exit 1 ($RC)" test "$RC" -eq 1
+expect_in "stdout on a full disk: said" "pfrun: error: cannot write the output (standard output: No space left on device)"
+OUT=$("$PFRUN" --version 2>&1 >&-); RC=$?
+check "stdout closed: exit 1 ($RC)" test "$RC" -eq 1
+cat > "$WORK/closed.lua" <<LUA
+local f = assert(io.open("$WORK/closed.txt", "w"))
+local m <close> = pf.load{ path = "synthetic:llama-tiny" }
+pf.analyze{ model = m }
+f:write("user data\n"); f:close()
+LUA
+"$PFRUN" "$WORK/closed.lua" 2>&-; RC=$?
+check "stderr closed: exit 0 ($RC)" test "$RC" -eq 0
+check "stderr closed: the script's file holds its data only" test "$(cat "$WORK/closed.txt")" = "user data"
+# a signal after the last check (here: as the save renames the checkpoint into place):
+# the work is done and kept, and the exit status says the signal came, with a line
+if command -v strace >/dev/null; then
+  rm -rf "$WORK/late"
+  OUT=$(strace -f -o /dev/null -e trace=renameat2 -e inject=renameat2:signal=INT:when=1 \
+    "$PFRUN" prune --model-path synthetic:llama-tiny --output-path "$WORK/late" --quiet 2>&1); RC=$?
+  check "late signal: exit 130 ($RC)" test "$RC" -eq 130
+  expect_in "late signal: said" "pfrun: interrupted by signal 2 after the work finished: every output is complete and kept"
+  check "late signal: the checkpoint is there" test -f "$WORK/late/model.safetensors"
+else
+  echo "SKIP faults.sh late signal: strace not installed"
+fi
 finish

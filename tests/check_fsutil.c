@@ -114,6 +114,75 @@ START_TEST(test_read_write_copy) {
 }
 END_TEST
 
+/* Count the entries of dir whose name starts with prefix. */
+static int count_prefix(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));)
+    n += !strncmp(e->d_name, prefix, strlen(prefix));
+  if (d) closedir(d);
+  return n;
+}
+
+/* A file written at a symbolic link is staged beside the link's target and renamed
+ * onto it (the link stays; a full disk keeps the old target whole: before, the target
+ * was truncated and rewritten in place); one of the process's own descriptors
+ * (/dev/stdout, /dev/fd/N) is written through the descriptor, never reopened and
+ * truncated (before: `--json /dev/stdout >> run.log` emptied run.log). */
+START_TEST(test_write_through_links_and_fds) {
+  char *dir = pf_test_tmpdir("fslink");
+  char *sub = at(dir, "real"), *target = at(dir, "real/t.json"), *link = at(dir, "l.json");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_mkdirs(sub, &err), PF_OK);
+  pf_test_write(target, "old");
+  ck_assert_int_eq(symlink("real/t.json", link), 0);
+  ck_assert_int_eq(pf_check_writable_file(link, &err), PF_OK);
+  pf_staged st;
+  ck_assert_int_eq(pf_stage_file(link, "new", 3, &st, &err), PF_OK);
+  ck_assert_int_eq(count_prefix(sub, "t.json.tmp-"), 1); /* beside the target */
+  ck_assert_int_eq(count_prefix(dir, "l.json.tmp-"), 0);
+  char *buf = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(pf_read_file(target, 100, &buf, &len, &err), PF_OK);
+  ck_assert_str_eq(buf, "old"); /* untouched until the commit */
+  free(buf);
+  ck_assert_int_eq(pf_staged_commit(&st, &err), PF_OK);
+  struct stat sb;
+  ck_assert(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode));
+  ck_assert_int_eq(pf_read_file(link, 100, &buf, &len, &err), PF_OK);
+  ck_assert_str_eq(buf, "new");
+  free(buf);
+  ck_assert_int_eq(count_prefix(sub, "t.json.tmp-"), 0);
+  /* a descriptor opened for appending, as `>> log` opens stdout */
+  char *log = at(dir, "run.log");
+  pf_test_write(log, "precious\n");
+  const int fd = open(log, O_WRONLY | O_APPEND);
+  ck_assert_int_ge(fd, 0);
+  char name[64];
+  snprintf(name, sizeof name, "/dev/fd/%d", fd);
+  ck_assert_int_eq(pf_check_writable_file(name, &err), PF_OK);
+  ck_assert_int_eq(pf_write_file(name, "{}\n", 3, &err), PF_OK);
+  snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+  ck_assert_int_eq(pf_write_file(name, "[]\n", 3, &err), PF_OK);
+  close(fd);
+  ck_assert_int_eq(pf_read_file(log, 100, &buf, &len, &err), PF_OK);
+  ck_assert_str_eq(buf, "precious\n{}\n[]\n");
+  free(buf);
+  /* a descriptor open for reading only is said before the work */
+  const int ro = open(log, O_RDONLY);
+  snprintf(name, sizeof name, "/dev/fd/%d", ro);
+  ck_assert_int_eq(pf_check_writable_file(name, &err), PF_ERR_IO);
+  pf_assert_err(err, "is not open for writing");
+  close(ro);
+  pf_test_rmtree(dir);
+  free(log);
+  free(sub);
+  free(target);
+  free(link);
+  free(dir);
+}
+END_TEST
+
 /* A temporary sibling names this machine and process; a later one removes those
  * whose process is gone on this machine, and no other. */
 START_TEST(test_temp_sweep_stale) {
@@ -572,6 +641,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_temp_registry);
   tcase_add_test(tc, test_commit_leaves_old_copy);
   tcase_add_test(tc, test_non_regular_inputs);
+  tcase_add_test(tc, test_write_through_links_and_fds);
   suite_add_tcase(s, tc);
   return s;
 }

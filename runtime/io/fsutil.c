@@ -162,9 +162,40 @@ static int write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-/* Write in place (devices, pipes, symlinks: what a rename would replace). */
+/* The descriptor a path names that is one of this process's own ("/dev/stdout",
+ * "/dev/stderr", "/dev/fd/N", "/proc/self/fd/N"), or -1. Opening such a path opens the
+ * file behind the descriptor anew, and O_TRUNC would empty a log the shell appends to
+ * (`>> run.log`): it is written through the descriptor instead. */
+static int own_fd(const char *path) {
+  if (!strcmp(path, "/dev/stdout")) return 1;
+  if (!strcmp(path, "/dev/stderr")) return 2;
+  const char *n = !strncmp(path, "/dev/fd/", 8)          ? path + 8
+                  : !strncmp(path, "/proc/self/fd/", 14) ? path + 14
+                                                         : NULL;
+  if (!n || !*n) return -1;
+  char *end;
+  const long fd = strtol(n, &end, 10);
+  return *end || fd < 0 || fd > 1 << 20 ? -1 : (int)fd;
+}
+
+/* Where a file written at `path` lands (malloc'd): a symbolic link's target, so that
+ * the link stays and the target is replaced by a rename beside it as any file is;
+ * `path` itself otherwise (also a dangling link: written through). NULL: out of memory. */
+static char *write_target(const char *path) {
+  struct stat st;
+  if (own_fd(path) < 0 && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+    char *real = realpath(path, NULL);
+    if (real) return real;
+  }
+  return strdup(path);
+}
+
+/* Write in place (devices, pipes, the process's own descriptors: what a rename would
+ * replace or cannot reach). */
 static pf_status write_in_place(const char *path, const void *data, size_t len, pf_err *err) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int own = own_fd(path);
+  int fd = own >= 0 ? fcntl(own, F_DUPFD_CLOEXEC, 3)
+                    : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
   int e = write_all(fd, data, len);
   if (!e && fsync(fd) != 0 && errno != EINVAL && errno != EROFS) e = errno; /* a pipe */
@@ -201,14 +232,27 @@ int pf_temp_file_create(const char *path, char **tmp_out, int *fd_out) {
   return 0;
 }
 
+static pf_status stage_at(const char *path, const void *data, size_t len, pf_staged *out,
+                          pf_err *err);
+
 /* A regular file (new or replaced) is written to "<path>.tmp-<owner>-PID-N" beside it
  * and renamed over `path`, so a full disk, a file-size limit or an interrupt
  * never leaves half a file: `path` holds the old contents or the new ones. */
-pf_status pf_stage_file(const char *path, const void *data, size_t len, pf_staged *out,
+pf_status pf_stage_file(const char *given, const void *data, size_t len, pf_staged *out,
                         pf_err *err) {
   memset(out, 0, sizeof *out);
+  char *path = write_target(given);
+  if (!path) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", given);
+  pf_status r = stage_at(path, data, len, out, err);
+  free(path);
+  return r;
+}
+
+static pf_status stage_at(const char *path, const void *data, size_t len, pf_staged *out,
+                          pf_err *err) {
   struct stat st;
-  if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* /dev/stdout, a pipe: at commit */
+  if (own_fd(path) >= 0 || (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+    /* /dev/stdout, a pipe, a device: at commit */
     out->path = strdup(path);
     out->data = malloc(len ? len : 1);
     if (!out->path || !out->data) {
@@ -274,11 +318,29 @@ pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *
   return st ? st : pf_staged_commit(&s, err);
 }
 
-pf_status pf_check_writable_file(const char *path, pf_err *err) {
+static pf_status check_writable_at(const char *path, pf_err *err);
+
+pf_status pf_check_writable_file(const char *given, pf_err *err) {
+  const int own = own_fd(given);
+  if (own >= 0) { /* written through the descriptor: it must be open for writing */
+    const int fl = fcntl(own, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
+      return pf_err_set(err, PF_ERR_IO, "%s: cannot write: descriptor %d is %s", given, own,
+                        fl < 0 ? "closed" : "not open for writing");
+    return PF_OK;
+  }
+  char *path = write_target(given); /* a link's target: the file beside which it is staged */
+  if (!path) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", given);
+  pf_status r = check_writable_at(path, err);
+  free(path);
+  return r;
+}
+
+static pf_status check_writable_at(const char *path, pf_err *err) {
   struct stat st;
   if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
     return pf_err_set(err, PF_ERR_IO, "%s: cannot write a file there: it is a folder", path);
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return PF_OK; /* /dev/stdout, a pipe */
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return PF_OK; /* a pipe, a device */
   char *tmp = NULL;
   int fd = -1;
   const int e = pf_temp_file_create(path, &tmp, &fd);

@@ -27,7 +27,10 @@ const char *pf_file_kind(unsigned int st_mode);
 /* Read a whole file into a NUL-terminated malloc'd buffer (limit: max_bytes).
  * Opened with pf_open_input: anything but a regular file is refused. */
 pf_status pf_read_file(const char *path, size_t max_bytes, char **out, size_t *len, pf_err *err);
-/* Write a whole file (created 0644, truncated), fsync'd. */
+/* Write a whole file (created 0644, truncated), fsync'd. A symbolic link's target is
+ * replaced as a file is (staged beside it, renamed onto it; the link stays); the
+ * process's own descriptors (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N)
+ * are written through the descriptor, never reopened and truncated. */
 pf_status pf_write_file(const char *path, const void *data, size_t len, pf_err *err);
 /* pf_write_file in two steps, for an output that must appear only if other work then
  * succeeds (a stats file beside the checkpoint it describes) while a full disk or a

@@ -72,6 +72,10 @@ const pf_op *pf_op_find(const char *name); /* name or alias; NULL if unknown */
  * unknown parameter (with the op's parameter names), missing required, wrong
  * type, out of range, not in choices — each naming the parameter and value. */
 pf_status pf_op_validate(const pf_op *op, const pf_value *params, pf_value **out, pf_err *err);
+/* The parameters given in `params` alone (no required or model parameter is asked
+ * for): unknown names, types, choices and ranges, as pf_op_validate words them. The
+ * subcommands check their options with it before loading a model. */
+pf_status pf_op_check_given(const pf_op *op, const pf_value *params, pf_err *err);
 /* Validate and run. On success *out is the result map, which always contains
  * "op" (name) and "seconds" (wall time) besides the op's own keys. On failure
  * the message is prefixed "<op>: ". */

@@ -390,6 +390,22 @@ static pf_status check_needs(const pf_op *op, const pf_value *params, const pf_v
   return PF_OK;
 }
 
+pf_status pf_op_check_given(const pf_op *op, const pf_value *params, pf_err *err) {
+  if (!op || !params || params->type != PF_V_MAP) return PF_OK;
+  for (size_t i = 0; i < params->u.map.len; i++) {
+    const pf_param_spec *p = find_spec(op, params->u.map.keys[i]);
+    if (!p) return unknown_param(op, params->u.map.keys[i], err);
+    const pf_value *given = params->u.map.vals[i];
+    if (!given || given->type == PF_V_NULL || p->type == PF_P_MODEL || p->type == PF_P_ANY)
+      continue;
+    pf_value *v = NULL;
+    pf_status st = validate_one(op, p, given, &v, err);
+    pf_value_release(v);
+    if (st) return st;
+  }
+  return PF_OK;
+}
+
 pf_status pf_op_validate(const pf_op *op, const pf_value *params, pf_value **out, pf_err *err) {
   *out = NULL;
   if (!op) return pf_err_set(err, PF_ERR_INVALID, "no op given");

@@ -362,6 +362,36 @@ static void plan_done(const pf_cli *c) {
            c->json_out ? " (not the --json file either)" : "");
 }
 
+/* The options that become op parameters, checked by the ops' specs before a model is
+ * loaded (`--samples abc` was found after the load, exit 1): a usage error. */
+static pf_status check_op_options(const pf_cli *c, const char **topic, pf_err *err) {
+  static const struct {
+    pf_cli_kind kind;
+    const char *op, *topic;
+  } cmds[] = {{PF_CLI_IMPORTANCE, "importance", "importance"},
+              {PF_CLI_EVAL, "evaluate", "eval"},
+              {PF_CLI_GENERATE, "generate", "generate"},
+              {PF_CLI_BENCH, "benchmark", "bench"}};
+  const char *ops[3] = {NULL, NULL, NULL};
+  const pf_value *params[3] = {NULL, NULL, NULL};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    if (c->kind == cmds[i].kind) {
+      *topic = cmds[i].topic;
+      ops[0] = cmds[i].op;
+      params[0] = c->op_params;
+    }
+  if (c->kind == PF_CLI_PRUNE) {
+    *topic = "prune";
+    ops[0] = c->prune_op, params[0] = c->prune_params;
+    ops[1] = "calibrate", params[1] = c->calib_params;
+    ops[2] = "save", params[2] = c->save_params;
+  }
+  for (int i = 0; i < 3; i++)
+    if (ops[i] && pf_op_check_given(pf_op_find(ops[i]), params[i], err) != PF_OK)
+      return pf_err_prefix(err, "%s", ops[i]); /* as pf_op_run says it */
+  return PF_OK;
+}
+
 /* prune's --output-path, checked before the work as save checks it after: not the
  * input folder, inside it or around it (through a symlink too). */
 static pf_status check_prune_output(const pf_cli *c, pf_err *err) {
@@ -825,6 +855,13 @@ int main(int argc, char **argv) {
   }
   int rc = 0;
   g_cli = &c;
+  const char *topic = NULL;
+  if (check_op_options(&c, &topic, &err) != PF_OK) {
+    pf_cli_words(&c, &err);
+    fprintf(stderr, "pfrun: error: %s\nTry 'pfrun help %s' for its options.\n", err.msg, topic);
+    pf_cli_free(&c);
+    return 2;
+  }
   if (pf_dist_writer() &&
       (check_json_output(&c, &err) != PF_OK || check_prune_output(&c, &err) != PF_OK)) {
     rc = fail(&err);

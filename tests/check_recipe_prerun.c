@@ -294,6 +294,33 @@ START_TEST(test_op_checks_before_first_step) {
 }
 END_TEST
 
+/* A run that stops at a step keeps what the steps before it wrote, and says so: a
+ * re-run of the recipe would otherwise meet a full save folder it was not told of. */
+START_TEST(test_failure_says_what_was_kept) {
+  fx f = fx_new("pfrun: 1\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                "  - {op: save, model: base, path: '${out}/ck'}\n"
+                "  - {op: prune_width, model: base, pruning_percentage: 0.1}\n");
+  pf_err err = {0};
+  int steps = -1;
+  ck_assert_int_eq(run_counted(&f, 0, NULL, 0, &steps, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "step 3 (prune_width): No effective pruning");
+  char want[4400];
+  snprintf(want, sizeof want,
+           " [kept, complete: what step 2 (save) %s/ck wrote; a re-run needs overwrite: true for "
+           "a save folder]",
+           f.out);
+  pf_assert_err(err, want);
+  /* a dry run wrote nothing and says nothing of the kind */
+  pf_test_rmtree(f.out);
+  ck_assert_int_eq(run_counted(&f, 1, NULL, 0, &steps, &err), PF_ERR_INVALID);
+  ck_assert_msg(!strstr(err.msg, "[kept"), "%s", err.msg);
+  fx_free(&f);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("recipe_prerun");
   TCase *tc = tcase_create("core");
@@ -304,6 +331,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_when_says_what_it_got);
   tcase_add_test(tc, test_run_error_points_at_parameter);
   tcase_add_test(tc, test_op_checks_before_first_step);
+  tcase_add_test(tc, test_failure_says_what_was_kept);
   suite_add_tcase(s, tc);
   return s;
 }

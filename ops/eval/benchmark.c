@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "fsutil.h"
 #include "ophelp.h"
 #include "opdata.h"
 
@@ -299,6 +300,9 @@ static pf_status benchmark_run(const pf_op *op, const pf_value *params, pf_value
   if (!runs || !v || !tasks || (parent && (!ptasks || !cmp)))
     st = pf_err_set(err, PF_ERR_NOMEM, "benchmark: out of memory");
   /* every task resolved, read and tokenized before the model runs */
+  const char *task_dir = pf_map_str(params, "task_dir", NULL);
+  if (!st && task_dir && !pf_is_dir(task_dir)) /* its definitions would be silently missed */
+    st = pf_err_set(err, PF_ERR_NOT_FOUND, "task_dir: %s: no such folder", task_dir);
   if (!st) st = pf_model_tokenizer(m, &tok, err);
   for (size_t i = 0; !st && i < ns; i++) {
     task_run *t = &runs[i];

@@ -467,4 +467,5 @@ const pf_op pf_op_evaluate = {
                "gap_recovered]}]}",
     .run = evaluate_run,
     .check = evaluate_check,
+    .needs = "max_new_tokens:prompt num_runs:prompt warmup_runs:prompt",
 };

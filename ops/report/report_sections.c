@@ -738,7 +738,9 @@ pf_status rep_user_table(rep *r, const pf_value *table, pf_err *err) {
     for (size_t i = 0; i < nr; i++) {
       const pf_value *v = pf_map_get(table->u.list.items[i], cols[j]);
       char buf[256];
-      if (v && v->type == PF_V_NUM)
+      if (v && v->type == PF_V_NUM && isnan(v->u.n)) /* printf's "-nan" for some NaNs */
+        snprintf(buf, sizeof buf, "nan");
+      else if (v && v->type == PF_V_NUM)
         snprintf(buf, sizeof buf, "%.6g", v->u.n);
       else if (v)
         rep_value(v, buf, sizeof buf);

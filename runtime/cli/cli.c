@@ -8,6 +8,7 @@
  * match on them) and followed by a sentence naming MLP. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -97,8 +98,8 @@ pf_status pf_cli_check_choice(const char *name, const char *v, const char *const
                     list);
 }
 
-/* "2,5,8" -> list of ints; OptiPFair's message on failure. */
-pf_status pf_cli_parse_indices(const char *s, pf_value **out, pf_err *err) {
+/* "2,5,8" -> list of ints; OptiPFair's message on failure (naming `name`). */
+pf_status pf_cli_parse_indices(const char *name, const char *s, pf_value **out, pf_err *err) {
   pf_value *list = pf_value_list();
   if (!list) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   const char *p = s;
@@ -123,8 +124,8 @@ pf_status pf_cli_parse_indices(const char *s, pf_value **out, pf_err *err) {
   return PF_OK;
 bad:
   pf_value_release(list);
-  return pf_err_set(err, PF_ERR_INVALID,
-                    "--layer-indices must be comma-separated integers (e.g., '2,5,8').");
+  return pf_err_set(err, PF_ERR_INVALID, "%s must be comma-separated integers (e.g., '2,5,8').",
+                    name);
 }
 
 /* --quiet, --verbose, --dry-run: 1 when `a` was one of them. */
@@ -250,6 +251,12 @@ static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err 
       !pf_map_has(c->op_params, "prompt"))
     return pf_err_set(err, PF_ERR_INVALID,
                       "eval needs --data FILE (perplexity) and/or --prompt TEXT (speed).");
+  /* the speed options measure the prompt's generation: without one they did nothing */
+  for (size_t k = 1; c->kind == PF_CLI_EVAL && k < sizeof EVAL_OPTS / sizeof *EVAL_OPTS; k++)
+    if (pf_map_has(c->op_params, EVAL_OPTS[k].param) && !pf_map_has(c->op_params, "prompt"))
+      return pf_err_set(err, PF_ERR_INVALID,
+                        "%s needs --prompt TEXT (it times the generation of that prompt).",
+                        EVAL_OPTS[k].flag);
   c->load_params = pf_value_map();
   if (!c->load_params) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   return pf_map_set(c->load_params, "path", pf_value_str(path));
@@ -258,7 +265,7 @@ static pf_status parse_opcmd(opt_iter *it, pf_cli *c, const char *topic, pf_err 
 /* pfrun bias: prompt pairs, layer selection, charts, metrics JSON. */
 static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   const char *path = NULL, *pairs = "default", *layers = "first_middle_last";
-  c->visualizations = "mean_diff,heatmap,pca";
+  c->visualizations = NULL; /* default: mean_diff,heatmap,pca with --output-dir, else none */
   c->format = "png";
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL;
@@ -287,6 +294,9 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
     if (st != PF_OK) return st;
   }
   if (!path) return pf_err_set(err, PF_ERR_INVALID, "Missing option '--model-path'.");
+  /* OptiPFair draws on screen without an output_dir; a command line without one prints
+   * the metrics only (--visualizations given without --output-dir is an error below) */
+  if (!c->visualizations) c->visualizations = c->output_dir ? "mean_diff,heatmap,pca" : "";
   static const char *const VIS[] = {"mean_diff", "heatmap", "pca", NULL};
   char buf[256];
   snprintf(buf, sizeof buf, "%s", c->visualizations);
@@ -307,7 +317,7 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   if (!strcmp(layers, "first_middle_last") || !strcmp(layers, "all")) {
     c->plot_layers = pf_value_str(layers);
   } else {
-    pf_status st = pf_cli_parse_indices(layers, &c->plot_layers, err);
+    pf_status st = pf_cli_parse_indices("--layers", layers, &c->plot_layers, err);
     if (st)
       return pf_err_set(err, PF_ERR_INVALID,
                         "--layers must be first_middle_last, all, or comma-separated "
@@ -329,7 +339,9 @@ static pf_status parse_recipe(opt_iter *it, pf_cli *c, pf_err *err) {
   if (!c->sets) return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   for (it->i = 2; it->i < it->argc; it->i++) {
     const char *a = it->argv[it->i], *iv = NULL, *v = NULL;
-    if (common_flag(a, c)) continue;
+    const int lead = pf_cli_leading_flag(a, c, "recipe");
+    if (lead == 2) return PF_OK;
+    if (lead) continue;
     if (pf_cli_is_opt(a, "--set", &iv)) {
       pf_status st = pf_cli_take_value(it, "--set", iv, &v, err);
       if (st != PF_OK) return st;
@@ -464,8 +476,17 @@ static pf_status parse_command(int argc, char **argv, pf_cli *c, pf_err *err) {
   }
   if (!strcmp(cmd, "ops")) {
     c->kind = PF_CLI_OPS;
-    if (argc > 3) return pf_err_set(err, PF_ERR_INVALID, "usage: pfrun ops [NAME]");
-    c->topic = argc > 2 ? argv[2] : NULL;
+    const char *name = NULL;
+    for (it.i = 2; it.i < argc; it.i++) {
+      const int lead = pf_cli_leading_flag(argv[it.i], c, "ops");
+      if (lead == 2) return PF_OK; /* --help / -h */
+      if (lead) continue;
+      if (argv[it.i][0] == '-' && argv[it.i][1])
+        return pf_err_set(err, PF_ERR_INVALID, "No such option: %s", argv[it.i]);
+      if (name) return pf_err_set(err, PF_ERR_INVALID, "usage: pfrun ops [NAME]");
+      name = argv[it.i];
+    }
+    c->topic = name;
     return PF_OK;
   }
   static const struct {
@@ -547,9 +568,18 @@ void pf_cli_words(const pf_cli *c, pf_err *err) {
       at[sizeof key - 1 + strlen(name)] != '\'')
     return;
   const char *flag = NULL;
-  if (c->kind == PF_CLI_PRUNE)
+  char dashed[72];
+  if (c->kind == PF_CLI_PRUNE) {
     flag = flag_for(pf_cli_calib_opts, pf_cli_n_calib_opts, name);
-  else if (c->kind == PF_CLI_BENCH)
+    /* prune's own options are the parameters' names with dashes (--reconstruct-damping) */
+    snprintf(dashed, sizeof dashed, "--%s", name);
+    for (char *d = dashed; *d; d++)
+      if (*d == '_') *d = '-';
+    const char *help = pf_help_text("prune");
+    const char *hit = help ? strstr(help, dashed) : NULL;
+    if (!flag && hit && !isalnum((unsigned char)hit[strlen(dashed)]) && hit[strlen(dashed)] != '-')
+      flag = dashed;
+  } else if (c->kind == PF_CLI_BENCH)
     flag = flag_for(BENCH_OPTS, sizeof BENCH_OPTS / sizeof *BENCH_OPTS, name);
   else if (c->kind == PF_CLI_GENERATE)
     flag = flag_for(GENERATE_OPTS, sizeof GENERATE_OPTS / sizeof *GENERATE_OPTS, name);

@@ -24,8 +24,8 @@ pf_status pf_cli_parse_int(const char *name, const char *s, int64_t *out, pf_err
 /* v one of choices (NULL-terminated), else click's "is not one of" message. */
 pf_status pf_cli_check_choice(const char *name, const char *v, const char *const *choices,
                               pf_err *err);
-/* "2,5,8" -> a new list of ints; OptiPFair's message on failure. */
-pf_status pf_cli_parse_indices(const char *s, pf_value **out, pf_err *err);
+/* "2,5,8" -> a new list of ints; OptiPFair's message on failure, naming option `name`. */
+pf_status pf_cli_parse_indices(const char *name, const char *s, pf_value **out, pf_err *err);
 /* --help/-h: switch to the help of `topic` (2); --quiet, --verbose, --dry-run
  * applied (1); else 0. */
 int pf_cli_leading_flag(const char *a, pf_cli *c, const char *topic);

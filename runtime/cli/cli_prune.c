@@ -225,12 +225,13 @@ static pf_status build_prune(const prune_opts *o, pf_cli *c, pf_err *err) {
                       o->have_kv_keep ? "--num-kv-heads-to-keep" : "--head-indices");
   if (o->head_indices) {
     pf_value *list = NULL;
-    if ((st = pf_cli_parse_indices(o->head_indices, &list, err)) != PF_OK) return st;
+    if ((st = pf_cli_parse_indices("--head-indices", o->head_indices, &list, err)) != PF_OK)
+      return st;
     pf_map_set(c->prune_params, "head_indices", list);
   }
   if (o->indices) {
     pf_value *list = NULL;
-    if ((st = pf_cli_parse_indices(o->indices, &list, err)) != PF_OK) return st;
+    if ((st = pf_cli_parse_indices("--layer-indices", o->indices, &list, err)) != PF_OK) return st;
     pf_map_set(c->prune_params, "layer_indices", list);
   }
   if (c->calib_params && !pf_map_has(c->calib_params, "data"))

@@ -139,6 +139,11 @@ static const char ANALYZE[] =
     "neuron; OptiPFair counts 2*H). --json prints the same as JSON.\n"
     "--device auto|cpu is accepted for OptiPFair compatibility.\n";
 
+#define COMMON_HELP                                                                                \
+  "  --dry-run                     check the model and inputs; compute and write nothing\n"        \
+  "  --verbose                     progress and info lines (the default)\n"                        \
+  "  -h, --help                    this text\n"
+
 #define DATA_HELP                                                                                  \
   "  --data FILE                   .jsonl (field --text-field, default text) or .txt\n"            \
   "  --samples N                   first N usable samples (default: all)\n"                        \
@@ -155,7 +160,7 @@ static const char IMPORTANCE[] =
     "each layer's input and output per sample (padding excluded), averaged per batch\n"
     "and over batches. --json writes {\"0\": score, ...}.\n\n" DATA_HELP
     "  --json FILE                   write the scores as JSON\n"
-    "  --quiet                       no table, no progress\n";
+    "  --quiet                       no table, no progress\n" COMMON_HELP;
 
 static const char EVAL[] =
     "usage: pfrun eval --model-path DIR [--compare DIR2] [--data FILE [data options]]\n"
@@ -172,13 +177,15 @@ static const char EVAL[] =
     "  --num-runs N / --warmup-runs N\n"
     "  --compare DIR                 the parent model\n"
     "  --json FILE                   write the results as JSON\n"
-    "  --quiet                       no table, no progress (the results: --json FILE)\n";
+    "  --quiet                       no table, no progress (the results: --json "
+    "FILE)\n" COMMON_HELP;
 
 static const char GENERATE[] =
     "usage: pfrun generate --model-path DIR --prompt TEXT [--max-new-tokens N]\n"
     "\n"
     "Greedy generation with a KV cache; prints the prompt and its continuation, and\n"
-    "the decode speed on stderr (unless --quiet). Stops at the end-of-sequence token.\n";
+    "the decode speed on stderr (unless --quiet). Stops at the end-of-sequence token.\n\n"
+    "  --quiet                       no speed line\n" COMMON_HELP;
 
 static const char BENCH[] =
     "usage: pfrun bench --model-path DIR --tasks T1,T2 [--data-dir DIR] [--limit N]\n"
@@ -212,7 +219,7 @@ static const char BENCH[] =
     "                           stderr, and the agreement of the predictions\n"
     "  --log-samples            per-document log-likelihoods and predictions in the JSON\n"
     "  --json FILE              write the results as JSON\n"
-    "  --quiet                  no table, no progress (the results: --json FILE)\n";
+    "  --quiet                  no table, no progress (the results: --json FILE)\n" COMMON_HELP;
 
 static const char BIAS[] =
     "usage: pfrun bias --model-path DIR [--prompt-pairs FILE|default] [--layers SPEC]\n"
@@ -224,10 +231,11 @@ static const char BIAS[] =
     "pairs) or a .jsonl file of {\"prompt1\": ..., \"prompt2\": ...} lines. --layers:\n"
     "first_middle_last (default), all, or positions like '0,2'. Writes the charts and\n"
     "bias_metrics.json (OptiPFair's structure) to --output-dir; --json FILE writes the\n"
-    "metrics too. --visualizations '' draws nothing. The charts are drawn by forked\n"
+    "metrics too. --visualizations: default all three with --output-dir, none without\n"
+    "(the metrics are printed); '' draws nothing. The charts are drawn by forked\n"
     "worker processes, one per OpenMP thread; PFRUN_PLOT_JOBS=N sets how many (1 = in\n"
     "the pfrun process). --quiet: no table, no progress (the metrics: --json FILE or\n"
-    "bias_metrics.json).\n";
+    "bias_metrics.json).\n\n" COMMON_HELP;
 
 static const char OPS[] = "usage: pfrun ops [NAME]\n"
                           "\n"

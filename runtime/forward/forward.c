@@ -471,8 +471,9 @@ static pf_status check_batch(pf_forward *f, const pf_batch *b, pf_err *err) {
                       (long long)b->batch, (long long)b->seq, b->ids ? "" : ", no ids");
   if (b->seq > f->max_pos)
     return pf_err_set(err, PF_ERR_INVALID,
-                      "batch: sequence length %lld is longer than max_position_embeddings %lld",
-                      (long long)b->seq, (long long)f->max_pos);
+                      "batch: sequence length %lld is longer than max_position_embeddings %lld "
+                      "(a max_length / --max-length of %lld or less fits the model)",
+                      (long long)b->seq, (long long)f->max_pos, (long long)f->max_pos);
   if (b->batch > INT64_MAX / b->seq / (f->inter_max > f->q_dim ? f->inter_max : f->q_dim))
     return pf_err_set(err, PF_ERR_INVALID, "batch: %lld x %lld tokens is too large",
                       (long long)b->batch, (long long)b->seq);

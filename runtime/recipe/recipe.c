@@ -471,6 +471,33 @@ static pf_status drop_dead_tensors(recipe *r, size_t done, pf_err *err) {
   return PF_OK;
 }
 
+/* A run that stops at step `failed` keeps what the steps before it wrote (a saved
+ * checkpoint is complete, and a re-run of the recipe refuses its folder): the message
+ * says which, after the error. */
+static pf_status with_kept(const recipe *r, const pf_ctx *ctx, size_t failed, pf_status st,
+                           pf_err *err) {
+  if (ctx && ctx->dry_run) return st; /* nothing was written */
+  char kept[1024] = "";
+  size_t used = 0;
+  for (size_t t = 0; t < failed && used < sizeof kept - 1; t++) {
+    const rstep *k = &r->steps[t];
+    if (k->skip || !k->result || !k->op->writes) continue;
+    const char *path = pf_map_str(k->result, "path", NULL);
+    used +=
+        (size_t)snprintf(kept + used, sizeof kept - used, "%sstep %d (%s)%s%s", used ? ", " : "",
+                         k->index, k->op->name, path ? " " : "", path ? path : "");
+  }
+  if (used && strlen(err->msg) + used + 120 < sizeof err->msg) {
+    char tmp[PF_ERR_MSG_MAX];
+    pf_recipe_fmt(tmp, sizeof tmp, "%s", err->msg);
+    pf_recipe_fmt(err->msg, sizeof err->msg,
+                  "%s [kept, complete: what %s wrote; a re-run needs overwrite: true for a "
+                  "save folder]",
+                  tmp, kept);
+  }
+  return st;
+}
+
 static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
   for (size_t i = 0; i < r->n_steps; i++)
     r->steps[i].last_use = i;
@@ -482,7 +509,7 @@ static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
   for (size_t i = 0; i < r->n_steps; i++) {
     rstep *s = &r->steps[i];
     pf_status st = pf_ctx_check_interrupt(ctx, err);
-    if (st != PF_OK) return step_fail(r, s, s->op->name, s->mark, err);
+    if (st != PF_OK) return with_kept(r, ctx, i, step_fail(r, s, s->op->name, s->mark, err), err);
     pf_ctx_log(ctx, "step %d/%zu: %s%s%s%s", s->index, r->n_steps, s->op->name, s->id ? " " : "",
                s->id ? s->id : "", s->skip ? ": skipped (when: false)" : "");
     if (s->skip) continue;
@@ -491,7 +518,8 @@ static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
     st = add_run_results(r, s, i, ctx->dry_run, p, err);
     if (st == PF_OK) st = pf_op_run(s->op->name, p, &s->result, ctx, err);
     pf_value_release(p);
-    if (st != PF_OK) return step_fail(r, s, s->op->name, blame(s, err->msg), err);
+    if (st != PF_OK)
+      return with_kept(r, ctx, i, step_fail(r, s, s->op->name, blame(s, err->msg), err), err);
     if ((st = drop_dead_tensors(r, i, err)) != PF_OK) return st;
   }
   return PF_OK;

@@ -161,6 +161,26 @@ check "dry-run eval keeps the real results" cmp -s "$WORK/dry-eval.json" "$WORK/
 expect_ok "dry-run bench, new file" bench --model-path $M --tasks "$SRC/tests/golden/bench_tiny/tiny_mc.jsonl" --json "$WORK/dry-bench.json" --dry-run
 check "dry-run bench writes no file" test ! -e "$WORK/dry-bench.json"
 
+# usage errors in the options' own words, before a model is loaded (exit 2; before:
+# exit 1 after the load, or another option's name)
+E="$SRC/recipes/data/eval.txt"
+expect_fail "bad --head-indices" "--head-indices must be comma-separated integers (e.g., '2,5,8')." prune --model-path $M --output-path "$WORK/x" --pruning-type ATTENTION --head-indices a
+expect_fail "bad --samples" "option '--samples': expected integer, got string \"abc\"" importance --model-path $M --data "$E" --samples abc
+check "bad --samples: usage error (2) before the load" test "$RC" -eq 2 -a -z "$(grep 'load: done' <<<"$OUT")"
+expect_fail "bad --reconstruct-damping" "option '--reconstruct-damping'" prune --model-path $M --output-path "$WORK/x" --calibration-data "$E" --reconstruct --reconstruct-damping -1
+check "bad --reconstruct-damping: usage error (2) before the calibration" test "$RC" -eq 2 -a -z "$(grep 'load: done' <<<"$OUT")"
+expect_fail "speed options need a prompt" "--max-new-tokens needs --prompt TEXT" eval --model-path $M --data "$E" --max-new-tokens 5
+expect_fail "bench: a task folder that is not there" "task_dir: $WORK/nope: no such folder" bench --model-path $M --tasks "$SRC/tests/golden/bench_tiny/tiny_mc.jsonl" --task-dir "$WORK/nope"
+# help everywhere
+expect_ok "ops --help" ops --help
+expect_in "ops --help: its usage" "usage: pfrun ops [NAME]"
+expect_ok "recipe --help" "$SRC/recipes/demo.yaml" --help
+expect_in "recipe --help: its usage" "usage: pfrun RECIPE.yaml"
+expect_ok "ops NAME --quiet" ops prune_width --quiet
+# bias without --output-dir: the metrics, no chart (before: an error with the defaults)
+expect_ok "bias without an output folder" bias --model-path $M --layers 0
+expect_in "bias without an output folder: the metrics" "pair"
+
 # analyze
 expect_ok "analyze" analyze --model-path $M
 expect_in "analyze lines" "Compatible with GLU pruning: True"

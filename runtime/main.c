@@ -411,7 +411,7 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
   pf_value *loaded = NULL, *pruned = NULL, *saved = NULL, *stats = NULL, *calib = NULL;
   pf_staged staged = {0}; /* --stats-json, written with the checkpoint */
-  int rc = 1;
+  int rc = 1, usage = 0;
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   pf_model *base = pf_map_model(loaded, "model");
   char a[40];
@@ -433,7 +433,12 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
     pf_value_retain(calib);
     pf_map_set(c->prune_params, depth ? "importance" : "calibration", calib);
   }
-  if (run_op(c->prune_op, c->prune_params, base, &pruned, ctx, &err) != PF_OK) goto out;
+  if (run_op(c->prune_op, c->prune_params, base, &pruned, ctx, &err) != PF_OK) {
+    /* OptiPFair's prune command turns prune_model's ValueError into a click UsageError
+     * (exit 2) with the same message (reference §13.1, rule 6) */
+    usage = err.code == PF_ERR_INVALID;
+    goto out;
+  }
   stats = pf_value_copy(pruned);
   if (!stats) {
     pf_err_set(&err, PF_ERR_NOMEM, "out of memory");
@@ -472,6 +477,12 @@ out:
   pf_value_release(saved);
   pf_value_release(stats);
   pf_value_release(calib);
+  if (rc && usage) {
+    const int f = fail(&err);
+    if (f != 1) return f;
+    fprintf(stderr, "Try 'pfrun help prune' for its options.\n");
+    return 2;
+  }
   return rc ? fail(&err) : 0;
 }
 

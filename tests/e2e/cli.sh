@@ -108,6 +108,8 @@ expect_fail "depth method" "--method is only valid with --pruning-type MLP_GLU."
 expect_fail "bad divisor" "is not one of" prune --model-path $M --output-path "$WORK/x" --expansion-divisor 48
 expect_fail "no effective pruning" "No effective pruning" prune --model-path $M --output-path "$WORK/x" --pruning-percentage 0.01
 expect_fail "invalid layer indices" "Invalid layer indices: [9]" prune --model-path $M --output-path "$WORK/x" --layer-indices 0,9
+# OptiPFair's prune command makes prune_model's ValueError a click UsageError: exit 2
+check "invalid layer indices: usage error (2, as OptiPFair's CLI)" test "$RC" -eq 2
 expect_fail "pct range" "pruning_percentage must be between 0 and 100" prune --model-path $M --output-path "$WORK/x" --pruning-percentage 120
 check "failed runs leave no output" test ! -e "$WORK/x"
 check "no temp folders left" bash -c "! ls -d '$WORK'/*.tmp-* 2>/dev/null"

@@ -810,6 +810,10 @@ int main(int argc, char **argv) {
   pf_cli c;
   pf_err err = {0};
   open_standard_fds();
+  /* output piped into `head`: the reader's end closes, and SIGPIPE would end the run in
+   * the middle of its work (a recipe between two steps) without a word; ignored, the
+   * writes fail (EPIPE), the work finishes and check_stdout says the output was cut */
+  signal(SIGPIPE, SIG_IGN);
   /* A process killed outright (SIGKILL: the OOM killer; Ctrl-C on mpirun, which sends
    * SIGTERM and a moment later SIGKILL) cannot remove its temporary folders itself: a
    * janitor process removes what it leaves (fsutil.h). Forked first, before MPI and any

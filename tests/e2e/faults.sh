@@ -441,6 +441,18 @@ LUA
 "$PFRUN" "$WORK/closed.lua" 2>&-; RC=$?
 check "stderr closed: exit 0 ($RC)" test "$RC" -eq 0
 check "stderr closed: the script's file holds its data only" test "$(cat "$WORK/closed.txt")" = "user data"
+# output piped into a reader that stops early (`| head`): the work goes on to its end (a
+# file written after the prints), and the cut output is said (before: SIGPIPE ended the
+# run at once, 141, nothing said)
+cat > "$WORK/pipe.lua" <<LUA
+for i = 1, 200000 do print("line " .. i) end
+local f = assert(io.open("$WORK/pipe.done", "w")); f:write("done\n"); f:close()
+LUA
+rm -f "$WORK/pipe.done"
+"$PFRUN" "$WORK/pipe.lua" 2>"$WORK/pipe.err" | head -n 1 >/dev/null; RC=${PIPESTATUS[0]}
+check "stdout into head: exit 1 ($RC)" test "$RC" -eq 1
+check "stdout into head: the work finished" test -f "$WORK/pipe.done"
+check "stdout into head: said" grep -q "cannot write the output (standard output: Broken pipe)" "$WORK/pipe.err"
 # a signal after the last check (here: as the save renames the checkpoint into place):
 # the work is done and kept, and the exit status says the signal came, with a line
 if command -v strace >/dev/null; then

@@ -613,6 +613,10 @@ static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
   int rc = 1;
   /* the folders the metrics and plot ops will create for the output */
   char *made = c->output_dir && !c->dry_run ? pf_missing_dir(c->output_dir) : NULL;
+  /* ... removed whole, as a temporary folder is, should the run end abruptly (a second
+   * Ctrl-C, SIGKILL: the janitor): not half the charts under their final names */
+  const int guard = made && pf_dist_writer();
+  if (guard) pf_temp_register(made);
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   if (run_op("bias_activations", c->op_params, pf_map_model(loaded, "model"), &acts, ctx, &err))
     goto out;
@@ -654,6 +658,7 @@ out:
     pf_remove_listed(written);
     pf_remove_empty_dirs(c->output_dir, made);
   }
+  if (guard) pf_temp_unregister(made);
   free(made);
   pf_value_release(written);
   pf_value_release(loaded);

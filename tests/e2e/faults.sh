@@ -441,6 +441,23 @@ LUA
 "$PFRUN" "$WORK/closed.lua" 2>&-; RC=$?
 check "stderr closed: exit 0 ($RC)" test "$RC" -eq 0
 check "stderr closed: the script's file holds its data only" test "$(cat "$WORK/closed.txt")" = "user data"
+# SIGKILL while bias draws its charts: the output folder the run created goes whole
+# (before: bias_metrics.json and part of the charts stayed under their final names)
+rm -rf "$WORK/bk"
+"$PFRUN" bias --model-path synthetic:llama-small --output-dir "$WORK/bk" --quiet > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 400); do
+  [ -f "$WORK/bk/bias_metrics.json" ] && [ "$(ls "$WORK/bk" | wc -l)" -gt 10 ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.02
+done
+if kill -KILL $pid 2>/dev/null; then
+  wait $pid 2>/dev/null
+  check "SIGKILL during bias charts: the folder it created is removed" wait_gone "$WORK/bk"
+else
+  wait $pid
+  echo "faults.sh: SIGKILL during bias charts: the run finished before the signal (skipped)"
+fi
 # output piped into a reader that stops early (`| head`): the work goes on to its end (a
 # file written after the prints), and the cut output is said (before: SIGPIPE ended the
 # run at once, 141, nothing said)

@@ -10,6 +10,7 @@
  *  - files and folders: compared with pf_sha256_hex over the byte stream the
  *    header documents, built independently in the test.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,13 @@ START_TEST(test_dir_files) {
   pf_test_write(from, "uppeR");
   ck_assert_int_eq(pf_sha256_dir_files(dir, got, &err), PF_OK);
   ck_assert_str_ne(got, before);
+  /* a signal stops it (a report hashing a 70B checkpoint would read on for a minute) */
+  volatile int flag = 0;
+  const pf_ctx ctx = {.interrupt = &flag};
+  ck_assert_int_eq(pf_sha256_dir_files_ctx(dir, got, &ctx, &err), PF_OK);
+  flag = SIGINT;
+  ck_assert_int_eq(pf_sha256_dir_files_ctx(dir, got, &ctx, &err), PF_ERR_INTERRUPTED);
+  ck_assert_str_eq(got, "");
   /* errors */
   snprintf(path, sizeof path, "%s/missing", dir);
   ck_assert_int_eq(pf_sha256_dir_files(path, got, &err), PF_ERR_NOT_FOUND);

@@ -235,10 +235,11 @@ static void hashes_add(dir_hashes *h, const char *dir) {
   if (h->n < 48) h->dir[h->n++] = dir;
 }
 
-static void hashes_run(dir_hashes *h) {
+static void hashes_run(dir_hashes *h, const pf_ctx *ctx) {
 #pragma omp parallel for schedule(dynamic, 1) if (h->n > 1)
   for (size_t i = 0; i < h->n; i++)
-    if (h->dir[i] && *h->dir[i]) h->st[i] = pf_sha256_dir_files(h->dir[i], h->hex[i], &h->err[i]);
+    if (h->dir[i] && *h->dir[i])
+      h->st[i] = pf_sha256_dir_files_ctx(h->dir[i], h->hex[i], ctx, &h->err[i]);
 }
 
 /* Folder i (NULL past the table: the title page's 48 rows are full long before). */
@@ -285,7 +286,7 @@ static int run_models(const rep *r, rep_strs *st, kv *t) {
     else if (strcmp(rep_op(s), "save") == 0 && res && pf_map_str(res, "path", NULL))
       hashes_add(h, pf_is_dir(pf_map_str(res, "path", "")) ? pf_map_str(res, "path", "") : NULL);
   }
-  hashes_run(h);
+  hashes_run(h, r->ctx);
   size_t k = 0;
   for (size_t i = 0; i < rep_nsteps(r); i++) {
     const pf_value *s = rep_step(r, i), *res = rep_result(s);
@@ -499,6 +500,9 @@ static pf_status write_report(rep *r, const char *path, const char *title, const
   if (!s) s = rep_recovery(r, err);
   if (!s) s = rep_user_table(r, table, err);
   if (!s) s = appendix(r, recipe, err);
+  /* a signal during the sections (the checkpoint hashes read every weight file): the
+   * report is not written, and the run says it was interrupted */
+  if (!s) s = pf_ctx_check_interrupt(r->ctx, err);
   if (!s) s = pf_pdf_save(r->pdf, path, err);
   return s;
 }

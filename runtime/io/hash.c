@@ -54,12 +54,14 @@ void pf_sha256_hex(const void *data, size_t len, char hex[PF_SHA256_HEX]) {
 
 /* Stream the rest of f into s; *n gets the byte count. */
 static pf_status hash_stream(pf_sha256 *s, FILE *f, const char *path, uint8_t *buf, uint64_t *n,
-                             pf_err *err) {
+                             const pf_ctx *ctx, pf_err *err) {
   size_t r;
   *n = 0;
   while ((r = fread(buf, 1, CHUNK, f)) > 0) {
     pf_sha256_update(s, buf, r);
     *n += r;
+    if (ctx && ctx->interrupt && *ctx->interrupt) /* a GB a second: a signal waits <= 1 ms */
+      return pf_ctx_check_interrupt(ctx, err);
   }
   if (ferror(f)) return pf_err_set(err, PF_ERR_IO, "%s: read error", path);
   return PF_OK;
@@ -78,7 +80,7 @@ pf_status pf_sha256_file(const char *path, char hex[PF_SHA256_HEX], pf_err *err)
     goto done;
   }
   pf_sha256_init(&s);
-  if ((st = hash_stream(&s, f, path, buf, &n, err))) goto done;
+  if ((st = hash_stream(&s, f, path, buf, &n, NULL, err))) goto done;
   pf_sha256_final_hex(&s, hex);
 done:
   free(buf);
@@ -133,6 +135,11 @@ nomem:
 }
 
 pf_status pf_sha256_dir_files(const char *dir, char hex[PF_SHA256_HEX], pf_err *err) {
+  return pf_sha256_dir_files_ctx(dir, hex, NULL, err);
+}
+
+pf_status pf_sha256_dir_files_ctx(const char *dir, char hex[PF_SHA256_HEX], const pf_ctx *ctx,
+                                  pf_err *err) {
   char **names = NULL, *path = NULL;
   size_t n = 0;
   uint8_t *buf = NULL;
@@ -160,7 +167,7 @@ pf_status pf_sha256_dir_files(const char *dir, char hex[PF_SHA256_HEX], pf_err *
     for (int b = 0; b < 8; b++)
       le[b] = (uint8_t)(size >> (8 * b));
     pf_sha256_update(&s, le, sizeof le);
-    if ((st = hash_stream(&s, f, path, buf, &got, err))) goto done;
+    if ((st = hash_stream(&s, f, path, buf, &got, ctx, err))) goto done;
     if (got != size) {
       st = pf_err_set(err, PF_ERR_IO, "%s: expected %llu bytes, read %llu (file changed?)", path,
                       (unsigned long long)size, (unsigned long long)got);

@@ -55,5 +55,9 @@ pf_status pf_sha256_file(const char *path, char hex[PF_SHA256_HEX], pf_err *err)
  * change the digest. Contents are streamed (large shards are fine).
  * Errors: PF_ERR_NOT_FOUND / PF_ERR_IO naming the folder or the file. */
 pf_status pf_sha256_dir_files(const char *dir, char hex[PF_SHA256_HEX], pf_err *err);
+/* The same, stopping with PF_ERR_INTERRUPTED (pf_ctx_check_interrupt) within a MiB read
+ * once ctx's interrupt is set (ctx may be NULL). */
+pf_status pf_sha256_dir_files_ctx(const char *dir, char hex[PF_SHA256_HEX], const pf_ctx *ctx,
+                                  pf_err *err);
 
 #endif

@@ -372,6 +372,51 @@ START_TEST(test_script_bad_param) {
 }
 END_TEST
 
+/* A parameter table with a metatable: the op reads each of its parameters through
+ * __index (before, only the raw keys were read and the op silently ran its defaults:
+ * MAW 10 % instead of the inherited VOW 30 %); nested tables with __index, __pairs or
+ * __len are refused by name instead of being read as empty. */
+START_TEST(test_script_param_metatables) {
+  char *dir = pf_test_tmpdir("lua-meta");
+  char *script = write_script(
+      dir,
+      "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
+      "local function red(p) return select(2, pf.prune_width(p)).percentage_reduction end\n"
+      "local want = red{ model = m, method = 'VOW', pruning_percentage = 30 }\n"
+      "assert(want ~= red{ model = m }, 'the defaults differ')\n"
+      "local defaults = { method = 'VOW', pruning_percentage = 30 }\n"
+      "assert(red(setmetatable({ model = m }, { __index = defaults })) == want)\n"
+      "local real = { model = m, method = 'VOW', pruning_percentage = 30 }\n"
+      "local proxy = setmetatable({}, { __index = function(_, k) return real[k] end,\n"
+      "  __newindex = function() error('read-only') end, __pairs = function() return next, real "
+      "end })\n"
+      "assert(red(proxy) == want)\n"
+      "-- unknown keys among the table's own keys are still reported\n"
+      "local ok, e = pcall(pf.prune_width, setmetatable({ model = m, bogus = 1 }, { __index = "
+      "defaults }))\n"
+      "assert(not ok and e:find(\"unknown parameter 'bogus'\", 1, true), e)\n"
+      "-- nested proxies are refused, not read as empty\n"
+      "local list = setmetatable({}, { __index = function(_, i) if i <= 1 then return 0 end end,\n"
+      "  __len = function() return 1 end })\n"
+      "ok, e = pcall(pf.prune_heads, { model = m, head_indices = list })\n"
+      "assert(not ok and e:find('head_indices: expected a plain table, got a table whose '\n"
+      "  .. 'metatable has __index', 1, true), e)\n"
+      "ok, e = pcall(pf.zero_neurons, { model = m, neuron_indices = setmetatable({}, { __pairs =\n"
+      "  function() return next, { ['0'] = { 1 } } end }) })\n"
+      "assert(not ok and e:find('neuron_indices: expected a plain table, got a table whose '\n"
+      "  .. 'metatable has __pairs', 1, true), e)\n"
+      "-- a metatable without those events changes nothing\n"
+      "assert(red(setmetatable({ model = m, method = 'VOW', pruning_percentage = 30 },\n"
+      "  { __tostring = function() return 'p' end })) == want)\n");
+  pf_err err = {0};
+  pf_status st = pf_lua_run_file(script, 0, NULL, NULL, &err);
+  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* An op's error keeps the op's status when it ends the script (before, every
  * op failure came back as PF_ERR_INVALID, "invalid argument"); errors of the
  * script itself stay PF_ERR_INVALID. */
@@ -517,6 +562,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_bad_param);
   tcase_add_test(tc, test_script_save_reload_loop);
   tcase_add_test(tc, test_script_error_status);
+  tcase_add_test(tc, test_script_param_metatables);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);
   tcase_add_test(tc, test_ops_in_finalisers);

@@ -440,9 +440,35 @@ fail:
   return st;
 }
 
+/* A table whose metatable has __index, __pairs or __len shows only part of what
+ * it means to its own keys (inherited fields, a proxy's contents, a list proxy's
+ * length), and calling those metamethods could raise: such a table is refused by
+ * name instead of being read as its raw keys (an op would then run its defaults).
+ * Only an op's top-level parameter table may inherit: l_op reads it by name. */
+static pf_status conv_check_meta(conv *c, int idx) {
+  lua_State *L = c->L;
+  if (!lua_getmetatable(L, idx)) return PF_OK;
+  static const char *const events[] = {"__index", "__pairs", "__len"};
+  const char *found = NULL;
+  for (size_t i = 0; !found && i < sizeof events / sizeof events[0]; i++) {
+    lua_pushstring(L, events[i]);
+    if (lua_rawget(L, -2) != LUA_TNIL) found = events[i];
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (!found) return PF_OK;
+  return pf_err_set(c->err, PF_ERR_INVALID,
+                    "%s: expected a plain table, got a table whose metatable has %s (its own "
+                    "keys are not all it holds; copy it into a plain table with pairs or ipairs)",
+                    conv_where(c), found);
+}
+
 static pf_status conv_table(conv *c, int idx, int force_map, pf_value **out) {
   lua_State *L = c->L;
   const void *p = lua_topointer(L, idx);
+  if (!lua_checkstack(L, 6)) return conv_nomem(c);
+  pf_status mst = conv_check_meta(c, idx);
+  if (mst != PF_OK) return mst;
   if (c->depth >= PF_LUA_MAX_DEPTH)
     return pf_err_set(c->err, PF_ERR_INVALID, "%s: tables nested deeper than %d levels",
                       conv_where(c), PF_LUA_MAX_DEPTH);
@@ -450,7 +476,6 @@ static pf_status conv_table(conv *c, int idx, int force_map, pf_value **out) {
     if (c->open[i] == p)
       return pf_err_set(c->err, PF_ERR_INVALID, "%s: table contains itself (a cycle)",
                         conv_where(c));
-  if (!lua_checkstack(L, 6)) return conv_nomem(c);
   /* one pass to learn the shape: a sequence has exactly the keys 1..n */
   size_t n = 0;
   lua_Integer maxk = 0;
@@ -595,6 +620,39 @@ pf_status pf_lua_error_status(lua_State *L, int idx) {
   return st;
 }
 
+/* The op's parameter table (argument 1) as a plain table, pushed: itself when it has
+ * no metatable; else every parameter the op's spec names read with lua_getfield
+ * (so __index is honoured: defaults inherited from another table, a read-only
+ * proxy), plus its own keys the spec does not name (pf_op_validate reports them).
+ * Runs before any pf_value exists, so an __index function may raise. */
+static void push_plain_params(lua_State *L, const pf_op *op) {
+  if (!lua_getmetatable(L, 1)) {
+    lua_pushvalue(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_createtable(L, 0, (int)op->n_params);
+  const int flat = lua_gettop(L);
+  for (size_t i = 0; i < op->n_params; i++) {
+    lua_getfield(L, 1, op->params[i].name);
+    lua_setfield(L, flat, op->params[i].name); /* nil: absent */
+  }
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    int named = 0;
+    if (lua_type(L, -2) == LUA_TSTRING)
+      for (size_t i = 0; !named && i < op->n_params; i++)
+        named = strcmp(lua_tostring(L, -2), op->params[i].name) == 0;
+    if (named) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, flat); /* the key stays for lua_next */
+  }
+}
+
 /* Ops with a "model" in their result return the model first, the rest second. */
 static int push_result(lua_State *L, const pf_value *out) {
   const pf_value *m = pf_map_get(out, "model");
@@ -645,7 +703,9 @@ static int l_op(lua_State *L) {
   pf_value *params = NULL;
   pf_status st;
   if (t == LUA_TTABLE) {
-    st = to_value(L, 1, 1, &params, &err);
+    push_plain_params(L, op);
+    st = to_value(L, -1, 1, &params, &err);
+    lua_pop(L, 1);
     if (st != PF_OK) return op_error(L, op, &err); /* nothing allocated on failure */
   } else if (!(params = pf_value_map())) {
     pf_err_set(&err, PF_ERR_NOMEM, "out of memory");

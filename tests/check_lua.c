@@ -451,6 +451,16 @@ START_TEST(test_script_error_status) {
   pf_test_write(script, text);
   ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);
   pf_assert_err(err, "gave up: ");
+  /* called through pcall or xpcall directly, the error still names the script's line
+   * (before: "pf.load: missing required parameter ..." without one: level 1 was pcall) */
+  pf_test_write(script, "local ok, e = pcall(pf.load, {})\n"
+                        "assert(e:find('^[^:]*script.lua:1: pf.load: missing required'), e)\n"
+                        "ok, e = xpcall(pf.load, debug.traceback, 'x')\n"
+                        "assert(e:find('^[^:]*script.lua:3: pf.load: expected a table'), e)\n"
+                        "local function f() return pcall(pf.load, { path = 1 }) end\n"
+                        "ok, e = f()\n"
+                        "assert(e:find('^[^:]*script.lua:5: pf.load: '), e)\n");
+  ck_assert_msg(pf_lua_run_file(script, 0, NULL, NULL, &err) == PF_OK, "%s", err.msg);
   /* a parameter error is an invalid argument */
   pf_test_write(script, "pf.load{ path = 'x', bogus = 1 }\n");
   ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, NULL, &err), PF_ERR_INVALID);

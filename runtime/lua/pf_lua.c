@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -592,11 +593,37 @@ static const pf_ctx *get_ctx(lua_State *L) {
  * The error object and err->code are remembered in the registry: a Lua error
  * is only a string, and pf_lua_error_status maps it back to the op's status
  * (an out-of-memory op must not end the script as "invalid argument"). */
+/* "file:line: " of the innermost Lua function with a current line that called the
+ * op, pushed ("" when there is none). luaL_where(L, 1) names only the direct caller,
+ * which is pcall or xpcall in pcall(pf.load, {...}): no location at all. */
+static void push_where(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+/* luaL_error with push_where's location. */
+static int where_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_where(L);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 static int op_error(lua_State *L, const pf_op *op, const pf_err *err) {
   const char *msg = err->msg;
   size_t n = strlen(op->name);
   if (strncmp(msg, op->name, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
-  luaL_where(L, 1);
+  push_where(L);
   lua_pushfstring(L, "pf.%s: %s", op->name, msg);
   lua_concat(L, 2);
   lua_pushvalue(L, -1);
@@ -683,18 +710,18 @@ static int l_op(lua_State *L) {
   const int closing = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (closing)
-    return luaL_error(L,
-                      "pf.%s: called while the script ends (from a finaliser); ops run "
-                      "before the end of the script",
-                      op->name);
+    return where_error(L,
+                       "pf.%s: called while the script ends (from a finaliser); ops run "
+                       "before the end of the script",
+                       op->name);
   int nargs = lua_gettop(L);
   if (nargs > 1)
-    return luaL_error(L, "pf.%s: expected one table of parameters, got %d arguments", op->name,
-                      nargs);
+    return where_error(L, "pf.%s: expected one table of parameters, got %d arguments", op->name,
+                       nargs);
   int t = lua_type(L, 1);
   if (nargs == 1 && t != LUA_TTABLE && t != LUA_TNIL)
-    return luaL_error(L, "pf.%s: expected a table of parameters, got %s", op->name,
-                      luaL_typename(L, 1));
+    return where_error(L, "pf.%s: expected a table of parameters, got %s", op->name,
+                       luaL_typename(L, 1));
   /* the box holds whatever pf_value is alive while Lua might raise */
   vbox *box = lua_newuserdatauv(L, sizeof *box, 0);
   box->v = NULL;

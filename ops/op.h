@@ -63,6 +63,13 @@ struct pf_op {
   pf_status (*check)(const pf_value *params, pf_err *err);
 };
 
+/* Appended to "got list" where a parameter takes a map by layer ({"<layer>": ...}):
+ * Lua turns a table whose keys are exactly 1..n into a list, so layers 1..n given
+ * as integer keys arrive as one (layer 0 among them, or string keys, make a map). */
+#define PF_LAYER_MAP_LIST_HINT                                                                     \
+  " (a Lua table with keys 1..n is a list: give the layers as string keys, "                       \
+  "{[\"1\"] = {...}}, e.g. t[tostring(layer)] = ...)"
+
 size_t pf_op_count(void);
 const pf_op *pf_op_at(size_t i);
 const pf_op *pf_op_find(const char *name); /* name or alias; NULL if unknown */

@@ -417,6 +417,42 @@ START_TEST(test_script_param_metatables) {
 }
 END_TEST
 
+/* A map by layer with integer keys 1..n is a Lua list: the error says so and how to
+ * write it (before: "got list" alone, or "item 0: expected a unit index (an
+ * integer), got list" for head_indices); string keys and a [0] key make maps. */
+START_TEST(test_script_layer_map_keys) {
+  char *dir = pf_test_tmpdir("lua-layermap");
+  char *script = write_script(
+      dir,
+      "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
+      "local hint = 'a Lua table with keys 1..n is a list: give the layers as string keys, '\n"
+      "  .. '{[\"1\"] = {...}}'\n"
+      "local ok, e = pcall(pf.zero_neurons, { model = m, neuron_indices = { [1] = {1} } })\n"
+      "assert(not ok and e:find('neuron_indices must be Dict[int, List[int]]', 1, true)\n"
+      "  and e:find(hint, 1, true), e)\n"
+      "ok, e = pcall(pf.prune_heads, { model = m, head_indices = { [1] = {0}, [2] = {0},\n"
+      "  [3] = {0} } })\n"
+      "assert(not ok and e:find('head_indices: item 0: expected a unit index (an integer), '\n"
+      "  .. 'got list (' .. hint, 1, true), e)\n"
+      "ok, e = pcall(pf.prune_width, { model = m, fairness_scores = { [1] = {0.5} } })\n"
+      "assert(not ok and e:find(hint, 1, true), e)\n"
+      "-- a list of units and other list errors keep their words\n"
+      "ok, e = pcall(pf.prune_heads, { model = m, head_indices = { 0, 'x' } })\n"
+      "assert(not ok and not e:find(hint, 1, true), e)\n"
+      "-- string keys, or a [0] key, make maps\n"
+      "assert(pf.zero_neurons{ model = m, neuron_indices = { ['1'] = {1} } })\n"
+      "assert(pf.zero_neurons{ model = m, neuron_indices = { [0] = {1}, [1] = {1} } })\n"
+      "assert(pf.prune_heads{ model = m, head_indices = { ['0'] = {0}, ['1'] = {0}, ['2'] = {0},\n"
+      "  ['3'] = {0} } })\n");
+  pf_err err = {0};
+  pf_status st = pf_lua_run_file(script, 0, NULL, NULL, &err);
+  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* An op's error keeps the op's status when it ends the script (before, every
  * op failure came back as PF_ERR_INVALID, "invalid argument"); errors of the
  * script itself stay PF_ERR_INVALID. */
@@ -573,6 +609,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_save_reload_loop);
   tcase_add_test(tc, test_script_error_status);
   tcase_add_test(tc, test_script_param_metatables);
+  tcase_add_test(tc, test_script_layer_map_keys);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);
   tcase_add_test(tc, test_ops_in_finalisers);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "op.h"
 #include "ophelp.h"
 #include "pruning.h"
 
@@ -208,8 +209,9 @@ pf_status pf_fairness_check(const pf_value *v, pf_err *err) {
   if (!v || v->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
                       "fairness_scores must be Dict[int, torch.Tensor] (a map {\"<layer>\": "
-                      "[scores]}, e.g. a fairness_scores result), got %s",
-                      v ? pf_vtype_name(v->type) : "nothing");
+                      "[scores]}, e.g. a fairness_scores result), got %s%s",
+                      v ? pf_vtype_name(v->type) : "nothing",
+                      v && v->type == PF_V_LIST ? PF_LAYER_MAP_LIST_HINT : "");
   for (size_t i = 0; i < v->u.map.len; i++) {
     const char *k = v->u.map.keys[i];
     int64_t l;
@@ -339,8 +341,9 @@ static pf_status check_indices(const pf_model *m, const pf_value *v, pf_err *err
   if (!v || v->type != PF_V_MAP)
     return pf_err_set(err, PF_ERR_INVALID,
                       "neuron_indices must be Dict[int, List[int]] (a map {\"<layer>\": "
-                      "[neurons]}), got %s",
-                      v ? pf_vtype_name(v->type) : "nothing");
+                      "[neurons]}), got %s%s",
+                      v ? pf_vtype_name(v->type) : "nothing",
+                      v && v->type == PF_V_LIST ? PF_LAYER_MAP_LIST_HINT : "");
   if (v->u.map.len == 0) return pf_err_set(err, PF_ERR_INVALID, "neuron_indices cannot be empty");
   if (m->n_layers <= 0)
     return pf_err_set(err, PF_ERR_INVALID, "Could not find MLP layers in the model.");

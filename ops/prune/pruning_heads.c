@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "calibration.h"
+#include "op.h"
 #include "pruning.h"
 
 /* ---- scores ---- */
@@ -129,8 +130,10 @@ static pf_status unit_list(const pf_value *v, const char *what, int64_t units, i
     double u = x->type == PF_V_INT ? (double)x->u.i : whole ? x->u.n : -1;
     if (!whole)
       st = pf_err_set(err, PF_ERR_INVALID,
-                      "head_indices%s: item %lld: expected a unit index (an integer), got %s", what,
-                      (long long)j, pf_vtype_name(x->type));
+                      "head_indices%s: item %lld: expected a unit index (an integer), got %s%s",
+                      what, (long long)j, pf_vtype_name(x->type),
+                      /* a list of lists: meant as a map by layer */
+                      !what[0] && x->type == PF_V_LIST ? PF_LAYER_MAP_LIST_HINT : "");
     else if (u < 0 || u >= (double)units)
       st = pf_err_set(err, PF_ERR_INVALID,
                       "head_indices%s: item %lld: expected a unit index in 0-%lld (key/value "

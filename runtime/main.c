@@ -812,6 +812,7 @@ static int check_stdout(int rc) {
 }
 
 int main(int argc, char **argv) {
+  pf_lua_interpreter = argv[0];
   pf_cli c;
   pf_err err = {0};
   open_standard_fds();

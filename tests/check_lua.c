@@ -5,6 +5,7 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -453,6 +454,36 @@ START_TEST(test_script_layer_map_keys) {
 }
 END_TEST
 
+/* require finds a module next to the script whatever the current folder (before:
+ * only when run from the script's folder, "module 'helper' not found"); arg[-1] is
+ * the host program, as in lua.c. */
+START_TEST(test_script_require_next_to_it) {
+  char *dir = pf_test_tmpdir("lua-require");
+  char *mod = pf_path_join(dir, "helper_pf_test.lua"), *sub = pf_path_join(dir, "pkgdir");
+  char *init = pf_path_join(sub, "init.lua");
+  pf_test_write(mod, "return { answer = 42 }\n");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_mkdirs(sub, &err), PF_OK);
+  pf_test_write(init, "return 'init'\n");
+  char *script = write_script(dir, "assert(require('helper_pf_test').answer == 42)\n"
+                                   "assert(require('pkgdir') == 'init')\n"
+                                   "assert(arg[-1] == 'the-host', tostring(arg[-1]))\n");
+  char cwd[4096];
+  ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+  ck_assert_str_ne(cwd, dir);
+  pf_lua_interpreter = "the-host";
+  pf_status st = pf_lua_run_file(script, 0, NULL, NULL, &err);
+  pf_lua_interpreter = NULL;
+  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
+  free(script);
+  free(init);
+  free(sub);
+  free(mod);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* An op's error keeps the op's status when it ends the script (before, every
  * op failure came back as PF_ERR_INVALID, "invalid argument"); errors of the
  * script itself stay PF_ERR_INVALID. */
@@ -610,6 +641,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_error_status);
   tcase_add_test(tc, test_script_param_metatables);
   tcase_add_test(tc, test_script_layer_map_keys);
+  tcase_add_test(tc, test_script_require_next_to_it);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);
   tcase_add_test(tc, test_ops_in_finalisers);

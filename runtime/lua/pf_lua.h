@@ -44,6 +44,9 @@ extern size_t pf_lua_gc_bytes;
 
 pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx *ctx,
                           pf_err *err);
+/* The host program's name (pfrun's argv[0]), given to scripts as arg[-1] as lua.c
+ * does; NULL (the default): arg[-1] is nil. */
+extern const char *pf_lua_interpreter;
 /* The pf_status behind the Lua error object at idx: the status of the op when
  * a pf.<op> function raised exactly this error (PF_ERR_NOMEM for an op that ran
  * out of memory, PF_ERR_IO, PF_ERR_NOT_FOUND, ...), else PF_ERR_INVALID (an
@@ -84,7 +87,9 @@ void pf_lua_push_tensor(struct lua_State *L, pf_tensor *t);
  *  - pf_lua_push_value: nulls become nil (so they vanish from maps), models
  *    become userdata. Raises only on Lua memory errors.
  *  - pf_lua_run_file: argv[0..argc) are the script's own arguments (arg[1..]);
- *    they are also passed to the chunk as `...`. The file is read with
+ *    they are also passed to the chunk as `...`. package.path starts with
+ *    "<script folder>/?.lua;<script folder>/?/init.lua", so require finds the
+ *    modules next to the script from any current folder. The file is read with
  *    pf_read_file (a FIFO, folder or device is refused: "<path>: expected a
  *    regular file, found a FIFO"; its status, PF_ERR_NOT_FOUND for a missing
  *    file). Status of a failed run: PF_ERR_NOMEM for a Lua memory error,

@@ -55,6 +55,36 @@ static int msgh(lua_State *L) {
   return 1;
 }
 
+const char *pf_lua_interpreter = NULL;
+
+/* package.path starts with the script's folder, so that `require "mymod"` finds
+ * mymod.lua next to the script from any current folder (lua.c leaves that to
+ * LUA_PATH; a pfrun script is usually run from elsewhere). A folder whose name has
+ * ';' or '?' (package.path's separators) is left out. */
+static void add_script_dir(lua_State *L, const char *path) {
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 1;
+  const char *dir = slash ? path : ".";
+  if (slash && n == 0) n = 1; /* "/x.lua": the root */
+  if (memchr(dir, ';', n) || memchr(dir, '?', n)) return;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  const char *old = lua_tostring(L, -1);
+  const char *sep = n == 1 && dir[0] == '/' ? "" : "/";
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, dir, n);
+  luaL_addstring(&b, sep);
+  luaL_addstring(&b, "?.lua;");
+  luaL_addlstring(&b, dir, n);
+  luaL_addstring(&b, sep);
+  luaL_addstring(&b, "?/init.lua;");
+  luaL_addstring(&b, old ? old : "");
+  luaL_pushresult(&b);
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 2);
+}
+
 /* Everything that can raise runs here, under lua_pcall. */
 static int pmain(lua_State *L) {
   run_args *a = lua_touserdata(L, 1);
@@ -62,7 +92,12 @@ static int pmain(lua_State *L) {
   luaL_requiref(L, "pf", pf_lua_open, 1);
   lua_pop(L, 1);
   pf_lua_set_ctx(L, a->ctx);
-  lua_createtable(L, a->argc, 1);
+  add_script_dir(L, a->path);
+  lua_createtable(L, a->argc, 2);
+  if (pf_lua_interpreter) {
+    lua_pushstring(L, pf_lua_interpreter);
+    lua_rawseti(L, -2, -1);
+  }
   lua_pushstring(L, a->path);
   lua_rawseti(L, -2, 0);
   for (int i = 0; i < a->argc; i++) {

@@ -8,6 +8,7 @@
 
 #include "fsutil.h"
 #include "main_signals.h"
+#include "pf_lua.h"
 
 volatile int g_interrupt = 0;
 int g_ranks = 1;
@@ -40,6 +41,8 @@ static void on_signal(int sig) {
     pf_cleanup_temps();
     _exit(128 + sig);
   }
+  /* a Lua script stops at its next instruction, even inside pcall or a pure Lua loop */
+  pf_lua_interrupt();
 }
 
 /* SIGBUS: a mapped file (the input weights) lost the page being read, because

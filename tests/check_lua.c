@@ -4,7 +4,10 @@
 #include <lua.h>
 #include <lualib.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -484,6 +487,72 @@ START_TEST(test_script_require_next_to_it) {
 }
 END_TEST
 
+static volatile int g_stop;
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static void on_alarm(int sig) {
+  g_stop = sig;
+  pf_lua_interrupt();
+}
+
+/* An interrupt stops the script even where a pcall catches the op's "interrupted by
+ * signal" (before: the loop went on, 177095 caught errors in 4 s) and in a pure Lua
+ * loop (before: only a second signal ended it). */
+START_TEST(test_script_interrupt) {
+  char *dir = pf_test_tmpdir("lua-interrupt");
+  char *marker = pf_path_join(dir, "after");
+  char text[8192];
+  snprintf(text, sizeof text,
+           "for i = 1, 200 do pcall(pf.load, { path = 'synthetic:llama-tiny' }) end\n"
+           "io.open('%s', 'w'):close()\n",
+           marker);
+  char *script = write_script(dir, text);
+  pf_err err = {0};
+  g_stop = 1; /* set before the script starts */
+  pf_ctx ctx = {.interrupt = &g_stop};
+  ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, &ctx, &err), PF_ERR_INTERRUPTED);
+  pf_assert_err(err, "interrupted by signal");
+  ck_assert_msg(access(marker, F_OK) != 0, "the script went on after the interrupt");
+  /* set by a signal while the script runs: a pure Lua loop, and a loop whose pcall
+   * catches the interruption itself */
+  const char *loops[] = {"local t = os.clock()\n"
+                         "while os.clock() - t < 10 do end\n",
+                         "local t = os.clock()\n"
+                         "while os.clock() - t < 10 do pcall(function() for i = 1, 1e3 do end end) "
+                         "end\n"};
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sigemptyset(&sa.sa_mask);
+  ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
+  for (int i = 0; i < 2; i++) {
+    snprintf(text, sizeof text, "%sio.open('%s', 'w'):close()\n", loops[i], marker);
+    pf_test_write(script, text);
+    g_stop = 0;
+    struct itimerval it = {.it_value = {.tv_usec = 200000}};
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+    double t0 = now_s();
+    ck_assert_int_eq(pf_lua_run_file(script, 0, NULL, &ctx, &err), PF_ERR_INTERRUPTED);
+    ck_assert_msg(now_s() - t0 < 5, "loop %d ran on for %.1f s", i, now_s() - t0);
+    pf_assert_err(err, "script.lua:2: interrupted by signal");
+    ck_assert_msg(access(marker, F_OK) != 0, "loop %d went on after the interrupt", i);
+  }
+  sigaction(SIGALRM, &old, NULL);
+  /* outside a script, pf_lua_interrupt does nothing; the next script runs normally */
+  g_stop = 0;
+  pf_lua_interrupt();
+  pf_test_write(script, "local x = 0 for i = 1, 1e5 do x = x + i end\n");
+  ck_assert_msg(pf_lua_run_file(script, 0, NULL, &ctx, &err) == PF_OK, "%s", err.msg);
+  free(script);
+  free(marker);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* An op's error keeps the op's status when it ends the script (before, every
  * op failure came back as PF_ERR_INVALID, "invalid argument"); errors of the
  * script itself stay PF_ERR_INVALID. */
@@ -642,6 +711,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_param_metatables);
   tcase_add_test(tc, test_script_layer_map_keys);
   tcase_add_test(tc, test_script_require_next_to_it);
+  tcase_add_test(tc, test_script_interrupt);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);
   tcase_add_test(tc, test_ops_in_finalisers);

@@ -211,6 +211,39 @@ interrupt INT 130
 interrupt TERM 143
 interrupt INT 143 TERM   # a second signal: temp removed by the handler, _exit at once
 interrupt HUP 129
+
+# ---- a Lua script stops at the first signal, even where pcall catches errors ----
+# (before: a pcall loop caught the op's "interrupted by signal" and went on; a pure
+# Lua loop ignored the first signal, only a second one ended it)
+cat > "$WORK/pcall-loop.lua" <<'LUA'
+io.open(arg[1] .. ".started", "w"):close()
+while true do
+  pcall(pf.load, { path = "synthetic:llama-tiny" })
+end
+LUA
+cat > "$WORK/pure-loop.lua" <<'LUA'
+io.open(arg[1] .. ".started", "w"):close()
+while true do end
+LUA
+lua_interrupt() {
+  local script=$1 sig=$2 want=$3 m="$WORK/luasig"
+  rm -f "$m".*
+  env --default-signal "$PFRUN" --quiet "$WORK/$script.lua" "$m" > "$WORK/luasig.log" 2>&1 &
+  local pid=$!
+  while [ ! -e "$m.started" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+  sleep 0.2
+  kill -"$sig" $pid
+  local waited=0
+  while kill -0 $pid 2>/dev/null && [ $waited -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
+  kill -0 $pid 2>/dev/null && { kill -KILL $pid; bad "$script SIG$sig: still running 5 s after the signal"; }
+  wait $pid; RC=$?; OUT=$(cat "$WORK/luasig.log")
+  if [ "$RC" -eq "$want" ] && grep -q "interrupted by signal" <<<"$OUT" && ! grep -q "interrupted again" <<<"$OUT"; then ok
+  else bad "$script SIG$sig: exit $RC (wanted $want after one signal): $OUT"; fi
+}
+lua_interrupt pcall-loop INT 130
+lua_interrupt pcall-loop TERM 143
+lua_interrupt pure-loop INT 130
+lua_interrupt pure-loop TERM 143
 # SIGKILL (the OOM killer, an MPI launcher's second step) cannot be handled: the
 # janitor process (its own session, a child of pfrun) removes the temp folder once pfrun
 # is gone (before: left until the next save to the same output)

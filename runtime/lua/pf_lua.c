@@ -756,6 +756,15 @@ static int l_op(lua_State *L) {
   }
   pf_value *out = NULL;
   st = pf_op_run(op->name, params, &out, ctx, &err);
+  if (st == PF_ERR_NOMEM) {
+    /* Lua's garbage may hold the memory the op needed (a table that a caught Lua
+     * memory error left, not collected yet): collect it and run the op once more.
+     * Ops are functional (models are immutable) and a failed one leaves nothing
+     * behind (a save removes its partial copy), so the retry starts clean. */
+    lua_gc(L, LUA_GCCOLLECT);
+    pf_err_clear(&err);
+    st = pf_op_run(op->name, params, &out, ctx, &err);
+  }
   box->v = NULL;
   pf_value_release(params);
   /* the hook the signal handler set is on the main thread; this may be a coroutine */

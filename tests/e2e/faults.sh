@@ -366,6 +366,22 @@ check "enough: checkpoint written" test -f "$WORK/cap2/model.safetensors"
 OUT=$(PFRUN_MAX_MEMORY=512MB "$PFRUN" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/caprec2" --set model="$IN" --quiet 2>&1); RC=$?
 check "enough: recipe under PFRUN_MAX_MEMORY ($OUT)" test "$RC" -eq 0 -a -f "$WORK/caprec2/width-maw20/model.safetensors"
 expect_ok "enough: lua" --max-memory 512MB "$SRC/scripts/sweep_width.lua" "$IN"
+# after a caught Lua memory error, the next op collects Lua's garbage and runs again
+# (before: it failed with "out of memory", the caught table not collected yet)
+cat > "$WORK/lua-oom.lua" <<'LUA'
+local ok, e = pcall(function()
+  local t = {}
+  for i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end
+end)
+assert(not ok and e:find("not enough memory"), e)
+local m = pf.load{ path = arg[1] }
+local p = pf.prune_width{ model = m, pruning_percentage = 20 }
+pf.save{ model = p, path = arg[2] }
+print("saved after a caught memory error")
+LUA
+expect_ok "lua: ops run after a caught memory error" --max-memory 200MB "$WORK/lua-oom.lua" "$IN" "$WORK/lua-oom"
+expect_in "lua: saved after a caught memory error" "saved after a caught memory error"
+check "lua: checkpoint after a caught memory error" test -f "$WORK/lua-oom/model.safetensors"
 expect_ok "enough: 270 MB checkpoint in 32 MB (mapped weights do not count)" prune --model-path "$MED" --output-path "$WORK/cap3" --pruning-type DEPTH --num-layers-to-remove 1 --max-memory 32MB --quiet
 expect_fail "bad --max-memory" "Invalid value for '--max-memory'" analyze --model-path "$IN" --max-memory lots
 check "bad --max-memory is a usage error" test "$RC" -eq 2

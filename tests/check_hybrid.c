@@ -1,6 +1,7 @@
 /* check_hybrid.c — data-driven hybrid MAW pruning (reference §2): the score
  * formula and selection against an independent numpy implementation, OptiPFair's
  * guard messages, and calibration results that do not fit the model. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,14 @@ START_TEST(test_guards) {
   cal = make_calibration(wrong, 4);
   ck_assert_int_eq(prune(m, "MAW", cal, &out, &err), PF_ERR_INVALID);
   pf_assert_err(err, "norms of layer 0: expected 176 values, got 100");
+  pf_value_release(cal);
+  /* a NaN among the norms (an overflowing pass, a tampered result): refused, not ranked */
+  cal = make_calibration(widths, 4);
+  pf_value *l1 = pf_map_get(pf_map_get(cal, "norms"), "1");
+  pf_value_release(l1->u.list.items[5]);
+  l1->u.list.items[5] = pf_value_num(NAN);
+  ck_assert_int_eq(prune(m, "MAW", cal, &out, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "norms of layer 1: item 5 is nan, expected a finite number");
   pf_value_release(cal);
   /* not a calibration at all */
   cal = pf_value_str("nope");

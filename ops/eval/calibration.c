@@ -395,6 +395,11 @@ pf_status pf_calibration_from_value(const pf_value *v, const pf_model *m, int dr
       if (x->type != PF_V_NUM && x->type != PF_V_INT)
         st = pf_err_set(err, PF_ERR_INVALID, "calibration: norms of layer %lld: item %lld is %s",
                         (long long)l, (long long)i, pf_vtype_name(x->type));
+      else if (x->type == PF_V_NUM && !isfinite(x->u.n)) /* scores would order nothing */
+        st = pf_err_set(err, PF_ERR_INVALID,
+                        "calibration: norms of layer %lld: item %lld is %s, expected a finite "
+                        "number (did the calibration pass overflow?)",
+                        (long long)l, (long long)i, isnan(x->u.n) ? "nan" : "inf");
       else
         out->norms[l][i] = (float)(x->type == PF_V_INT ? (double)x->u.i : x->u.n);
     }

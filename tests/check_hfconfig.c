@@ -319,6 +319,28 @@ START_TEST(test_to_json_roundtrip) {
 }
 END_TEST
 
+/* Per-layer keys of families run LLaMA-shaped follow a removed layer: a list with one
+ * entry per layer loses it (no_rope_layers, SmolLM3), a list of layer indices loses it
+ * and renumbers the later ones (mlp_only_layers); before, both were written unchanged. */
+START_TEST(test_remove_layer_per_layer_keys) {
+  pf_model_config c =
+      parse_ok("{\"model_type\": \"smollm3\", " REQ ", \"no_rope_layers\": [1, 1, 0, 1], "
+               "\"mlp_only_layers\": [0, 2, 3]}");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_remove_layer(&c, 2, &err), PF_OK);
+  cJSON *j = to_json_parsed(&c);
+  cJSON *nr = cJSON_GetObjectItem(j, "no_rope_layers"),
+        *mo = cJSON_GetObjectItem(j, "mlp_only_layers");
+  ck_assert_int_eq(cJSON_GetArraySize(nr), 3);
+  ck_assert_int_eq(cJSON_GetArrayItem(nr, 2)->valueint, 1); /* the old layer 3 */
+  ck_assert_int_eq(cJSON_GetArraySize(mo), 2);
+  ck_assert_int_eq(cJSON_GetArrayItem(mo, 0)->valueint, 0);
+  ck_assert_int_eq(cJSON_GetArrayItem(mo, 1)->valueint, 2); /* the old layer 3, renumbered */
+  cJSON_Delete(j);
+  pf_config_free(&c);
+}
+END_TEST
+
 START_TEST(test_to_json_intermediate_sizes) {
   pf_model_config c = parse_ok("{\"model_type\": \"qwen3\", " REQ ", \"head_dim\": 16, "
                                "\"layer_types\": [\"a\", \"b\", \"c\", \"d\"]}");
@@ -654,6 +676,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_load_file);
   tcase_add_test(tc, test_to_json_roundtrip);
   tcase_add_test(tc, test_to_json_intermediate_sizes);
+  tcase_add_test(tc, test_remove_layer_per_layer_keys);
   tcase_add_test(tc, test_copy_and_remove);
   tcase_add_test(tc, test_remove_layer_keeps_types);
   tcase_add_test(tc, test_rope_spellings);

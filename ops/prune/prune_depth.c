@@ -7,8 +7,12 @@
  * layer_selection_method may not be given then. The new model shares every tensor
  * with its parent (no weight is copied), so a dry run costs nothing extra.
  */
+#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "arch.h"
 #include "ophelp.h"
 #include "pruning.h"
 
@@ -61,6 +65,25 @@ static pf_status prune_depth_check(const pf_value *params, pf_err *err) {
   return st;
 }
 
+/* A model_type pfrun runs LLaMA-shaped may keep more per-layer keys in its config than
+ * the ones a depth prune follows (layer_types, intermediate_sizes, no_rope_layers,
+ * mlp_only_layers): its top-level lists with one entry per layer are named in buf, as
+ * keys the saved config keeps as they were. 0: none (or a family pfrun knows). */
+static int unknown_layer_keys(const pf_model *m, char *buf, size_t n) {
+  static const char *const known[] = {"layer_types", "intermediate_sizes", "no_rope_layers",
+                                      "mlp_only_layers", "architectures"};
+  const cJSON *raw = m->config.raw;
+  if (!raw || pf_arch_find(m->config.model_type)) return 0;
+  size_t used = 0;
+  for (const cJSON *e = raw->child; e && used < n; e = e->next) {
+    int skip = !cJSON_IsArray(e) || cJSON_GetArraySize(e) != m->n_layers || !e->string;
+    for (size_t k = 0; !skip && k < sizeof known / sizeof *known; k++)
+      skip = !strcmp(e->string, known[k]);
+    if (!skip) used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? ", " : "", e->string);
+  }
+  return used > 0;
+}
+
 static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_value **out,
                                  const pf_ctx *ctx, pf_err *err) {
   const pf_model *m = pf_map_model(params, "model");
@@ -83,8 +106,20 @@ static pf_status prune_depth_run(const pf_op *op, const pf_value *params, pf_val
   free(idx);
   free(imp);
   if (st) return st;
+  char keys[256], note[512] = "";
+  if (unknown_layer_keys(m, keys, sizeof keys)) {
+    snprintf(note, sizeof note,
+             "model_type \"%s\" is run LLaMA-shaped: its config keys %s have one entry per "
+             "layer and are saved as they were (check them against the kept layers)",
+             m->config.model_type, keys);
+    pf_ctx_log(ctx, "warning: prune_depth: %s", note);
+  }
   *out = pf_model_result(nm, stats);
   pf_model_release(nm);
+  if (*out && note[0] && pf_map_set_str(*out, "warning", note) != PF_OK) {
+    pf_value_release(*out);
+    *out = NULL;
+  }
   return *out ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
 }
 

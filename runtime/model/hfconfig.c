@@ -739,6 +739,20 @@ pf_status pf_config_remove_layer(pf_model_config *c, int64_t i, pf_err *err) {
       if (full >= 0) c->max_window_layers = full;
     }
   }
+  /* per-layer keys of families run LLaMA-shaped, kept as written: a list with one entry
+   * per layer loses layer i (SmolLM3 / Llama 4 no_rope_layers), a list of layer indices
+   * loses i and renumbers the later ones (Qwen MoE mlp_only_layers) */
+  cJSON *nr = c->raw ? cJSON_GetObjectItemCaseSensitive(c->raw, "no_rope_layers") : NULL;
+  if (cJSON_IsArray(nr) && cJSON_GetArraySize(nr) == L) cJSON_DeleteItemFromArray(nr, (int)i);
+  cJSON *mo = c->raw ? cJSON_GetObjectItemCaseSensitive(c->raw, "mlp_only_layers") : NULL;
+  for (int k = cJSON_IsArray(mo) ? cJSON_GetArraySize(mo) - 1 : -1; k >= 0; k--) {
+    cJSON *e = cJSON_GetArrayItem(mo, k);
+    if (!cJSON_IsNumber(e)) continue;
+    if (e->valuedouble == (double)i)
+      cJSON_DeleteItemFromArray(mo, k);
+    else if (e->valuedouble > (double)i)
+      cJSON_SetNumberValue(e, e->valuedouble - 1);
+  }
   c->num_hidden_layers = L - 1;
   return PF_OK;
 }

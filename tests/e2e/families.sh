@@ -112,4 +112,22 @@ check "legacy names give the same perplexity ($legacy_ppl)" test "$legacy_ppl" =
 expect_ok "legacy gpt2 depth prune" prune --model-path "$WORK/legacy" --output-path "$WORK/legacy-d" --pruning-type DEPTH --num-layers-to-remove 1 --quiet
 check "legacy names kept" has "$WORK/legacy-d" '^h\.2\.mlp\.c_fc\.weight 64x256'
 check "legacy buffers dropped" hasnt "$WORK/legacy-d" 'masked_bias'
+
+# a model_type run LLaMA-shaped (SmolLM3) pruned in depth: no_rope_layers loses the
+# removed layer's entry (before: written unchanged, so transformers gave the kept layers
+# other layers' RoPE), and a per-layer key pfrun does not know is named in a warning
+expect_ok "llama-shaped copy" prune --model-path synthetic:llama-tiny --output-path "$WORK/smol" --pruning-percentage 0 --quiet
+py "$WORK/smol/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.update(model_type="smollm3", no_rope_layers=[1, 1, 1, 0], foo_per_layer=[1, 2, 3, 4])
+json.dump(c, open(sys.argv[1], "w"))
+PY
+expect_ok "smollm3 depth prune" prune --model-path "$WORK/smol" --output-path "$WORK/smol-d" --pruning-type DEPTH --layer-indices 0
+expect_in "unknown per-layer key: warned" "warning: prune_depth: model_type \"smollm3\" is run LLaMA-shaped: its config keys foo_per_layer have one entry per layer"
+check "no_rope_layers follows the removed layer" py "$WORK/smol-d/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["no_rope_layers"] == [1, 1, 0] and c["num_hidden_layers"] == 3, c
+PY
 finish

@@ -614,6 +614,20 @@ START_TEST(test_plot_other_kinds) {
   ck_assert(has_file(pf_map_get(out, "files"), "/layer_importance.png"));
   assert_png(pf_map_get(out, "files")->u.list.items[0]->u.s, 1500, 900);
   pf_value_release(out);
+  /* the scores as a list (layer = position), as prune_depth takes them; before: "got a
+   * map without the expected keys" although the key was there */
+  pf_value *as_list = pf_value_map(), *ls = pf_value_list();
+  for (int l = 0; l < 3; l++)
+    pf_list_push(ls, pf_value_num(0.1 * (l + 1)));
+  pf_map_set(as_list, "importance", ls);
+  st = run_plot("importance", as_list, dir, NULL, NULL, NULL, &out, &err);
+  ck_assert_msg(st == PF_OK, "%s", err.msg);
+  pf_value_release(out);
+  pf_value *bad = pf_value_map();
+  pf_map_set_str(bad, "importance", "x");
+  ck_assert_int_eq(run_plot("importance", bad, dir, NULL, NULL, NULL, &out, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "data.importance: expected a map {\"<layer>\": score} or a list of scores, "
+                     "got string");
   st = run_plot("comparison", metrics_result(), dir, "pdf", NULL, NULL, &out, &err);
   ck_assert_msg(st == PF_OK, "%s", err.msg);
   const pf_value *files = pf_map_get(out, "files");

@@ -80,12 +80,19 @@ static int cmp_layer(const void *a, const void *b) {
 pf_status pf_plot_importance(const pf_value *data, const int64_t *highlight, size_t nh,
                              const pf_plot_out *o, pf_value *files, pf_err *err) {
   const pf_value *imp = data && data->type == PF_V_MAP ? pf_map_get(data, "importance") : NULL;
-  if (!imp || imp->type != PF_V_MAP || imp->u.map.len == 0)
+  /* a map {"<layer>": score} or, as prune_depth takes it, a list (layer = position) */
+  const int is_list = imp && imp->type == PF_V_LIST;
+  if (imp && !is_list && imp->type != PF_V_MAP)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "data.importance: expected a map {\"<layer>\": score} or a list of scores, "
+                      "got %s",
+                      pf_vtype_name(imp->type));
+  if (!imp || (is_list ? imp->u.list.len : imp->u.map.len) == 0)
     return pf_err_set(err, PF_ERR_INVALID,
                       "data: expected an importance or calibrate result with per-layer "
                       "\"importance\" scores, got %s",
-                      kind_of(data));
-  size_t n = imp->u.map.len;
+                      imp ? "no scores" : kind_of(data));
+  size_t n = is_list ? imp->u.list.len : imp->u.map.len;
   layer_score *ls = calloc(n, sizeof *ls);
   double *v = calloc(n, sizeof *v);
   char(*lb)[24] = calloc(n, sizeof *lb);
@@ -95,13 +102,14 @@ pf_status pf_plot_importance(const pf_value *data, const int64_t *highlight, siz
   pf_status st =
       ls && v && lb && labels && hl ? PF_OK : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   for (size_t i = 0; !st && i < n; i++) {
-    char *end;
-    const pf_value *s = imp->u.map.vals[i];
-    ls[i].layer = strtoll(imp->u.map.keys[i], &end, 10);
-    if (*end || end == imp->u.map.keys[i] || !s || (s->type != PF_V_NUM && s->type != PF_V_INT))
+    char *end = "", key[24];
+    const pf_value *s = is_list ? imp->u.list.items[i] : imp->u.map.vals[i];
+    snprintf(key, sizeof key, "%zu", i);
+    const char *k = is_list ? key : imp->u.map.keys[i];
+    ls[i].layer = is_list ? (int64_t)i : strtoll(k, &end, 10);
+    if (*end || (!is_list && end == k) || !s || (s->type != PF_V_NUM && s->type != PF_V_INT))
       st = pf_err_set(err, PF_ERR_INVALID,
-                      "data.importance[\"%s\"]: expected a layer number and its score",
-                      imp->u.map.keys[i]);
+                      "data.importance[\"%s\"]: expected a layer number and its score", k);
     else
       ls[i].score = s->type == PF_V_INT ? (double)s->u.i : s->u.n;
   }

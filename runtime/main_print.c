@@ -71,7 +71,8 @@ void print_reconstruct_plan(const pf_value *rec) {
   if (!rec) return;
   char a[40], b[40];
   printf("      reconstruct: peak extra memory %s bytes (the largest pruned layer's covariance "
-         "and solve, and the hidden states of %s calibration tokens)\n",
+         "and solve, and the hidden states of %s token positions: the calibration batches "
+         "with their padding)\n",
          fmt_thousands(pf_map_int(rec, "peak_memory_bytes", 0), a, sizeof a),
          fmt_thousands(pf_map_int(rec, "tokens", 0), b, sizeof b));
 }

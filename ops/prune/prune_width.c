@@ -138,7 +138,8 @@ const pf_op pf_op_prune_width = {
                "{damping, layers, cached_layers, tokens, collect_seconds, solve_seconds, "
                "covariance_file_bytes, data}]}; in a dry run the model holds shapes only, "
                "kept_indices are null and reconstruct is {peak_memory_bytes, tokens} (the "
-               "largest pruned layer's covariance and solve plus the pass's hidden states)",
+               "largest pruned layer's covariance and solve plus the pass's hidden states; "
+               "tokens: the batches' token positions, padding included)",
     .run = prune_width_run,
     .check = prune_width_check,
     .needs = PF_RECONSTRUCT_NEEDS,

@@ -91,7 +91,7 @@ static const char PRUNE[] =
     "                                DEPTH: % of layers to remove; ATTENTION: % of units\n"
     "                                per layer (int(P/100*units) removed, >= 1 kept)\n"
     "  --num-kv-heads-to-keep N      ATTENTION: key/value heads (units) kept per layer\n"
-    "  --head-indices \"0,3\"         ATTENTION: units removed from every layer\n"
+    "  --head-indices \"0,3\"          ATTENTION: units removed from every layer\n"
     "  --expansion-rate R            MLP_GLU/MLP: target intermediate/hidden in % (e.g. 140)\n"
     "  --expansion-divisor 32|64|128|256  round widths down to a multiple (MLP_GLU, MLP)\n"
     "  --layer-indices \"0,2,5\"       MLP_GLU/MLP: layers to prune; DEPTH: layers to remove;\n"
@@ -126,7 +126,8 @@ static const char PRUNE[] =
     "                                the save's peak memory; not the calibration pass's)\n"
     "                                without reading or writing weights\n"
     "  --max-memory SIZE             cap working memory, e.g. 4GB (mapped weights not counted)\n"
-    "  --pass-order auto|batch|layer batch- or layer-major passes (see pfrun --help)\n"
+    "  --pass-order auto|batch|layer\n"
+    "                                batch- or layer-major passes (see pfrun --help)\n"
     "  --memory-budget SIZE          memory the auto pass order assumes (default MemAvailable)\n"
     "  --quiet / --verbose           no progress, info lines or summary (warnings stay) /\n"
     "                                the default\n";

@@ -136,8 +136,9 @@ static const char ANALYZE[] =
     "usage: pfrun analyze --model-path DIR [--json] [--quiet]\n"
     "\n"
     "Print the architecture, the parameter distribution of layer 0 and estimated\n"
-    "reductions for 10-50% MLP neuron pruning (counting gate, up and down: 3*H per\n"
-    "neuron; OptiPFair counts 2*H). --json prints the same as JSON.\n"
+    "reductions for 10-50% MLP neuron pruning (a GLU MLP: gate, up and down, 3*H per\n"
+    "neuron, where OptiPFair counts 2*H; a plain MLP: 2*H+1). --json prints the same as\n"
+    "JSON.\n"
     "--device auto|cpu is accepted for OptiPFair compatibility.\n";
 
 #define COMMON_HELP                                                                                \

@@ -643,9 +643,16 @@ fail:
 pf_status pf_config_load(const char *dir, pf_model_config *out, pf_err *err) {
   memset(out, 0, sizeof *out);
   char hint[4200];
-  if (dir && !pf_path_exists(dir))
-    return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: no such checkpoint folder%s", dir,
-                      pf_relative_hint(dir, hint, sizeof hint));
+  if (dir && !pf_path_exists(dir)) {
+    /* "owner/name", as OptiPFair's examples give models: a Hub id, which pfrun does not fetch */
+    const char *slash = strchr(dir, '/');
+    const int hub = slash && slash != dir && dir[0] != '.' && !strchr(slash + 1, '/') && slash[1];
+    return pf_err_set(err, PF_ERR_NOT_FOUND, "%s: no such checkpoint folder%s%s", dir,
+                      pf_relative_hint(dir, hint, sizeof hint),
+                      hub ? " (a Hugging Face Hub id? pfrun reads local folders and downloads "
+                            "nothing: huggingface-cli download ID --local-dir DIR fetches one)"
+                          : "");
+  }
   if (dir && !pf_is_dir(dir))
     return pf_err_set(
         err, PF_ERR_INVALID,

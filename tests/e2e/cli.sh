@@ -173,6 +173,7 @@ expect_fail "bad --reconstruct-damping" "option '--reconstruct-damping'" prune -
 check "bad --reconstruct-damping: usage error (2) before the calibration" test "$RC" -eq 2 -a -z "$(grep 'load: done' <<<"$OUT")"
 expect_fail "speed options need a prompt" "--max-new-tokens needs --prompt TEXT" eval --model-path $M --data "$E" --max-new-tokens 5
 expect_fail "bench: a task folder that is not there" "task_dir: $WORK/nope: no such folder" bench --model-path $M --tasks "$SRC/tests/golden/bench_tiny/tiny_mc.jsonl" --task-dir "$WORK/nope"
+expect_fail "a Hub id says pfrun downloads nothing" "(a Hugging Face Hub id? pfrun reads local folders and downloads nothing" analyze --model-path meta-llama/Llama-3.2-1B
 # help everywhere
 expect_ok "ops --help" ops --help
 expect_in "ops --help: its usage" "usage: pfrun ops [NAME]"

@@ -241,6 +241,18 @@ static char *write_script(const char *dir, const char *text) {
   return path;
 }
 
+/* Run `text` as a script in a fresh folder; it must end without error. */
+static void script_ok(const char *tag, const char *text) {
+  char *dir = pf_test_tmpdir(tag);
+  char *script = write_script(dir, text);
+  pf_err err = {0};
+  pf_status st = pf_lua_run_file(script, 0, NULL, NULL, &err);
+  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
+  free(script);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+
 START_TEST(test_script_prune) {
   char *dir = pf_test_tmpdir("lua-script");
   char *script = write_script(
@@ -381,9 +393,8 @@ END_TEST
  * MAW 10 % instead of the inherited VOW 30 %); nested tables with __index, __pairs or
  * __len are refused by name instead of being read as empty. */
 START_TEST(test_script_param_metatables) {
-  char *dir = pf_test_tmpdir("lua-meta");
-  char *script = write_script(
-      dir,
+  script_ok(
+      "lua-meta",
       "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
       "local function red(p) return select(2, pf.prune_width(p)).percentage_reduction end\n"
       "local want = red{ model = m, method = 'VOW', pruning_percentage = 30 }\n"
@@ -412,12 +423,6 @@ START_TEST(test_script_param_metatables) {
       "-- a metatable without those events changes nothing\n"
       "assert(red(setmetatable({ model = m, method = 'VOW', pruning_percentage = 30 },\n"
       "  { __tostring = function() return 'p' end })) == want)\n");
-  pf_err err = {0};
-  pf_status st = pf_lua_run_file(script, 0, NULL, NULL, &err);
-  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
-  free(script);
-  pf_test_rmtree(dir);
-  free(dir);
 }
 END_TEST
 
@@ -425,9 +430,8 @@ END_TEST
  * write it (before: "got list" alone, or "item 0: expected a unit index (an
  * integer), got list" for head_indices); string keys and a [0] key make maps. */
 START_TEST(test_script_layer_map_keys) {
-  char *dir = pf_test_tmpdir("lua-layermap");
-  char *script = write_script(
-      dir,
+  script_ok(
+      "lua-layermap",
       "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
       "local hint = 'a Lua table with keys 1..n is a list: give the layers as string keys, '\n"
       "  .. '{[\"1\"] = {...}}'\n"
@@ -448,12 +452,6 @@ START_TEST(test_script_layer_map_keys) {
       "assert(pf.zero_neurons{ model = m, neuron_indices = { [0] = {1}, [1] = {1} } })\n"
       "assert(pf.prune_heads{ model = m, head_indices = { ['0'] = {0}, ['1'] = {0}, ['2'] = {0},\n"
       "  ['3'] = {0} } })\n");
-  pf_err err = {0};
-  pf_status st = pf_lua_run_file(script, 0, NULL, NULL, &err);
-  ck_assert_msg(st == PF_OK, "script failed: %s", err.msg);
-  free(script);
-  pf_test_rmtree(dir);
-  free(dir);
 }
 END_TEST
 

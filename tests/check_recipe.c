@@ -182,6 +182,14 @@ START_TEST(test_dry_run_writes_nothing) {
 }
 END_TEST
 
+/* A two-sample text file in the fixture's folder (malloc'd path) and its --set (data=...). */
+static char *two_sample_data(const fx *f, char *set, size_t n) {
+  char *data = pf_path_join(f->dir, "d.txt");
+  pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park.\n");
+  snprintf(set, n, "data=%s", data);
+  return data;
+}
+
 /* A recipe whose step 5 runs `op` on `target` with `key: cal` and `extra`,
  * where cal is a calibration of `other`. The dry run and the real run must
  * agree: both pass, or both fail at step 5 with `needle`. */
@@ -207,9 +215,7 @@ static void cross_case_cal(const char *op, const char *key, const char *extra, c
            "    %s\n",
            other, cal_extra, op, target, key, extra);
   fx f = fx_new(text);
-  char *data = pf_path_join(f.dir, "d.txt"), s_data[4200];
-  pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park.\n");
-  snprintf(s_data, sizeof s_data, "data=%s", data);
+  char s_data[4200], *data = two_sample_data(&f, s_data, sizeof s_data);
   const char *sets[] = {s_data};
   for (int dry = 1; dry >= 0; dry--) {
     pf_err err = {0};
@@ -314,9 +320,7 @@ START_TEST(test_calibration_of_another_model) {
              "  - {op: %s, model: base, calibration: cal, %s}\n",
              cases[i].src, cases[i].op, cases[i].extra);
     fx f = fx_new(text);
-    char *data = pf_path_join(f.dir, "d.txt"), s_data[4200];
-    pf_test_write(data, "The cat sat on the mat.\n\nA dog ran in the park.\n");
-    snprintf(s_data, sizeof s_data, "data=%s", data);
+    char s_data[4200], *data = two_sample_data(&f, s_data, sizeof s_data);
     const char *sets[] = {s_data};
     for (int dry = 1; dry >= 0; dry--) {
       pf_err err = {0};

@@ -32,6 +32,6 @@ const pf_op pf_op_zero_neurons = {
     .summary = "silence MLP neurons by zeroing their weights (OptiPFair zero_neurons_mlp)",
     .params = zero_neurons_params,
     .n_params = sizeof zero_neurons_params / sizeof zero_neurons_params[0],
-    .returns = "{model, layers: [{index, neurons}], zeroed_neurons}",
+    .returns = "{model, layers: [{index, neurons (how many were zeroed)}], zeroed_neurons}",
     .run = zero_neurons_run,
 };

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,6 +140,7 @@ static int setup_pass(const pf_cli *c, pf_ctx *ctx) {
 
 typedef struct ui {
   int quiet, tty;
+  int silent;          /* MPI ranks other than 0: nothing at all, warnings neither */
   int open;            /* a progress bar's line is not ended yet */
   double last, start;  /* start: when the current task was first seen */
   uint64_t start_done; /* its progress then */
@@ -208,7 +210,7 @@ static void ui_end_line(ui *u) {
  * written, a model_type run LLaMA-shaped, a checkpoint transformers would not load). */
 static void ui_log(void *ud, const char *line) {
   ui *u = ud;
-  if (u->quiet && strncmp(line, "warning: ", 9) != 0) return;
+  if (u->silent || (u->quiet && strncmp(line, "warning: ", 9) != 0)) return;
   ui_end_line(u);
   fprintf(stderr, "%s\n", line);
 }
@@ -341,15 +343,21 @@ static pf_status check_json_output(const pf_cli *c, pf_err *err) {
                       "%s: refusing to write the statistics over a file of the checkpoint that "
                       "--output-path %s receives",
                       path, out);
-  if (out && pf_path_inside(path, out)) return PF_OK; /* its folder is made by the save */
-  /* a dry run writes no results: prune's plan goes to a new file only, the other
-   * commands write none (plan_done says so) */
+  /* a dry run writes no results: prune's plan goes to a new file (or a stream, a device)
+   * only, the other commands write none (plan_done says so) */
   if (c->dry_run && c->kind != PF_CLI_PRUNE) return PF_OK;
-  if (c->dry_run && pf_path_exists(path))
+  struct stat sb;
+  if (c->dry_run && out && pf_path_inside(path, out))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: inside --output-path %s, which a dry run does not write: give a path "
+                      "outside it, or leave --stats-json out",
+                      path, out);
+  if (c->dry_run && stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: exists, and a dry run does not replace it (the plan would replace "
                       "the statistics of a real run): give a new path, or leave --stats-json out",
                       path);
+  if (out && pf_path_inside(path, out)) return PF_OK; /* its folder is made by the save */
   return pf_check_writable_file(path, err);
 }
 
@@ -360,6 +368,18 @@ static void plan_done(const pf_cli *c) {
       c->kind == PF_CLI_BENCH || c->kind == PF_CLI_BIAS)
     printf("Dry run: the model and inputs were checked; nothing was computed or written%s.\n",
            c->json_out ? " (not the --json file either)" : "");
+}
+
+/* --reconstruct: the calibration text is reconstruct's too (prune_width's data params):
+ * they are added to `params`. Hybrid scores only with MAW (other methods are static).
+ * Returns whether --reconstruct was given. */
+static int add_reconstruct_data(const pf_cli *c, pf_value *params) {
+  const int rec = pf_map_bool(params, "reconstruct", 0);
+  for (size_t k = 0; rec && c->calib_params && k < c->calib_params->u.map.len; k++) {
+    pf_value_retain(c->calib_params->u.map.vals[k]);
+    pf_map_set(params, c->calib_params->u.map.keys[k], c->calib_params->u.map.vals[k]);
+  }
+  return rec;
 }
 
 /* The options that become op parameters, checked by the ops' specs before a model is
@@ -380,16 +400,30 @@ static pf_status check_op_options(const pf_cli *c, const char **topic, pf_err *e
       ops[0] = cmds[i].op;
       params[0] = c->op_params;
     }
+  pf_value *pp = NULL; /* prune's params as cmd_prune will pass them */
+  if (c->kind == PF_CLI_PRUNE && c->prune_params) {
+    if (!(pp = pf_value_copy(c->prune_params)))
+      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+    add_reconstruct_data(c, pp);
+  }
   if (c->kind == PF_CLI_PRUNE) {
     *topic = "prune";
-    ops[0] = c->prune_op, params[0] = c->prune_params;
+    ops[0] = c->prune_op, params[0] = pp;
     ops[1] = "calibrate", params[1] = c->calib_params;
     ops[2] = "save", params[2] = c->save_params;
   }
-  for (int i = 0; i < 3; i++)
-    if (ops[i] && pf_op_check_given(pf_op_find(ops[i]), params[i], err) != PF_OK)
-      return pf_err_prefix(err, "%s", ops[i]); /* as pf_op_run says it */
-  return PF_OK;
+  /* the types, ranges and choices of the options given, then the op's own checks that
+   * need no model (OptiPFair's rules on the options alone: usage errors, as its CLI
+   * makes them); what needs the model (layer indices, widths) is found by the op */
+  pf_status st = PF_OK;
+  for (int i = 0; i < 3 && !st; i++) {
+    const pf_op *op = ops[i] ? pf_op_find(ops[i]) : NULL;
+    if (op && (pf_op_check_given(op, params[i], err) != PF_OK ||
+               (op->check && params[i] && op->check(params[i], err) != PF_OK)))
+      st = pf_err_prefix(err, "%s", ops[i]); /* as pf_op_run says it */
+  }
+  pf_value_release(pp);
+  return st;
 }
 
 /* prune's --output-path, checked before the work as save checks it after: not the
@@ -411,19 +445,13 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   pf_err err = {0};
   pf_value *loaded = NULL, *pruned = NULL, *saved = NULL, *stats = NULL, *calib = NULL;
   pf_staged staged = {0}; /* --stats-json, written with the checkpoint */
-  int rc = 1, usage = 0;
+  int rc = 1;
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   pf_model *base = pf_map_model(loaded, "model");
   char a[40];
   pf_ctx_log(ctx, "Model: %s", pf_map_str(c->load_params, "path", ""));
   pf_ctx_log(ctx, "Original parameters: %s", fmt_thousands(pf_model_param_count(base), a, sizeof a));
-  int rec = pf_map_bool(c->prune_params, "reconstruct", 0);
-  /* --reconstruct: the calibration text is reconstruct's too (prune_width's data
-   * params); hybrid scores only with MAW (other methods are static) */
-  for (size_t k = 0; rec && k < c->calib_params->u.map.len; k++) {
-    pf_value_retain(c->calib_params->u.map.vals[k]);
-    pf_map_set(c->prune_params, c->calib_params->u.map.keys[k], c->calib_params->u.map.vals[k]);
-  }
+  int rec = add_reconstruct_data(c, c->prune_params);
   if (c->calib_params && (!rec || !strcmp(pf_map_str(c->prune_params, "method", "MAW"), "MAW"))) {
     /* data-driven: calibrate the unpruned model first; width pruning uses the
      * neuron norms (hybrid MAW), head pruning the head norms, depth pruning the
@@ -433,12 +461,7 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
     pf_value_retain(calib);
     pf_map_set(c->prune_params, depth ? "importance" : "calibration", calib);
   }
-  if (run_op(c->prune_op, c->prune_params, base, &pruned, ctx, &err) != PF_OK) {
-    /* OptiPFair's prune command turns prune_model's ValueError into a click UsageError
-     * (exit 2) with the same message (reference §13.1, rule 6) */
-    usage = err.code == PF_ERR_INVALID;
-    goto out;
-  }
+  if (run_op(c->prune_op, c->prune_params, base, &pruned, ctx, &err) != PF_OK) goto out;
   stats = pf_value_copy(pruned);
   if (!stats) {
     pf_err_set(&err, PF_ERR_NOMEM, "out of memory");
@@ -477,12 +500,6 @@ out:
   pf_value_release(saved);
   pf_value_release(stats);
   pf_value_release(calib);
-  if (rc && usage) {
-    const int f = fail(&err);
-    if (f != 1) return f;
-    fprintf(stderr, "Try 'pfrun help prune' for its options.\n");
-    return 2;
-  }
   return rc ? fail(&err) : 0;
 }
 
@@ -861,7 +878,7 @@ int main(int argc, char **argv) {
     return cap_rc;
   }
 
-  ui u = {.quiet = c.quiet || !pf_dist_writer(), .tty = isatty(2)};
+  ui u = {.quiet = c.quiet || !pf_dist_writer(), .silent = !pf_dist_writer(), .tty = isatty(2)};
   g_ui = &u;
   pf_ctx ctx = {.progress = ui_progress,
                 .log = ui_log,

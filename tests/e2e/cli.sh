@@ -108,8 +108,11 @@ expect_fail "depth method" "--method is only valid with --pruning-type MLP_GLU."
 expect_fail "bad divisor" "is not one of" prune --model-path $M --output-path "$WORK/x" --expansion-divisor 48
 expect_fail "no effective pruning" "No effective pruning" prune --model-path $M --output-path "$WORK/x" --pruning-percentage 0.01
 expect_fail "invalid layer indices" "Invalid layer indices: [9]" prune --model-path $M --output-path "$WORK/x" --layer-indices 0,9
-# OptiPFair's prune command makes prune_model's ValueError a click UsageError: exit 2
-check "invalid layer indices: usage error (2, as OptiPFair's CLI)" test "$RC" -eq 2
+# found against the model: exit 1 (OptiPFair's CLI makes every prune_model ValueError a
+# usage error, 2; README "Differences"); a rule on the options alone is a usage error
+check "invalid layer indices: exit 1 (found against the model)" test "$RC" -eq 1
+expect_fail "rule on the options alone" "pruning_percentage must be between 0 and 100, got 150" prune --model-path $M --output-path "$WORK/x" --pruning-percentage 150
+check "rule on the options alone: usage error (2) before the load" test "$RC" -eq 2 -a -z "$(grep 'load: done' <<<"$OUT")"
 expect_fail "pct range" "pruning_percentage must be between 0 and 100" prune --model-path $M --output-path "$WORK/x" --pruning-percentage 120
 check "failed runs leave no output" test ! -e "$WORK/x"
 check "no temp folders left" bash -c "! ls -d '$WORK'/*.tmp-* 2>/dev/null"
@@ -155,6 +158,12 @@ expect_fail "dry run keeps the real stats" "dry-stats.json: exists, and a dry ru
 check "the real stats are unchanged" cmp -s "$WORK/dry-stats.json" "$WORK/dry-stats.before"
 expect_ok "dry run, new stats file" prune --model-path $M --output-path "$WORK/dry-real" --pruning-percentage 20 --stats-json "$WORK/dry-plan.json" --overwrite --dry-run
 check "the plan's stats are written to a new file" grep -q '"kept_indices": null' "$WORK/dry-plan.json"
+expect_ok "dry run, stats to stdout" prune --model-path $M --output-path "$WORK/dry-real" --pruning-percentage 20 --stats-json /dev/stdout --overwrite --dry-run
+expect_in "dry run, stats to stdout: the plan's" '"kept_indices": null'
+expect_ok "real run, stats inside the checkpoint" prune --model-path $M --output-path "$WORK/dry-in" --pruning-percentage 20 --stats-json "$WORK/dry-in/stats.json" --quiet
+cp "$WORK/dry-in/stats.json" "$WORK/dry-in.before"
+expect_fail "dry run, stats inside the checkpoint" "dry-in/stats.json: inside --output-path" prune --model-path $M --output-path "$WORK/dry-in" --pruning-percentage 20 --stats-json "$WORK/dry-in/stats.json" --overwrite --dry-run
+check "dry run: the checkpoint's stats are unchanged" cmp -s "$WORK/dry-in/stats.json" "$WORK/dry-in.before"
 expect_ok "real eval" eval --model-path $M --data "$SRC/recipes/data/eval.txt" --samples 2 --json "$WORK/dry-eval.json" --quiet
 cp "$WORK/dry-eval.json" "$WORK/dry-eval.before"
 expect_ok "dry-run eval" eval --model-path $M --data "$SRC/recipes/data/eval.txt" --samples 2 --json "$WORK/dry-eval.json" --dry-run

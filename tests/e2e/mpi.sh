@@ -322,5 +322,10 @@ timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" "${PR[@]}" --reconstruct --ca
 check "covariance cache on rank 0 only: exit 0, no hang" test "$RC" -eq 0
 check "covariance cache on rank 0 only: a checkpoint" test -s "$WORK/rhit2/model.safetensors"
 
+# a warning is said once, by rank 0 (before, --quiet let warnings through on every rank)
+OUT=$("${MPI[@]}" "$PFRUN" prune --model-path synthetic:gpt2-tiny --output-path "$WORK/gh" \
+  --pruning-type ATTENTION --pruning-percentage 50 --quiet 2>&1)
+check "one warning for two ranks ($OUT)" test "$(grep -c 'warning: prune_heads' <<<"$OUT")" -eq 1
+
 echo "mpi: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

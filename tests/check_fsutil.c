@@ -168,6 +168,31 @@ START_TEST(test_write_through_links_and_fds) {
   ck_assert_int_eq(pf_read_file(log, 100, &buf, &len, &err), PF_OK);
   ck_assert_str_eq(buf, "precious\n{}\n[]\n");
   free(buf);
+  /* a link to /dev/stdout, stdout appending to the log: through the descriptor too (a
+   * rename over the resolved log would have replaced it), after what stdio buffered */
+  char *so = at(dir, "so.json");
+  ck_assert_int_eq(symlink("/dev/stdout", so), 0);
+  const int saved = dup(1), app = open(log, O_WRONLY | O_APPEND);
+  ck_assert(saved >= 0 && app >= 0);
+  fflush(stdout);
+  ck_assert_int_eq(dup2(app, 1), 1);
+  close(app);
+  printf("table\n"); /* buffered: the pipe is a file here */
+  ck_assert_int_eq(pf_write_file(so, "{1}\n", 4, &err), PF_OK);
+  fflush(stdout);
+  ck_assert_int_eq(dup2(saved, 1), 1);
+  close(saved);
+  ck_assert_int_eq(pf_read_file(log, 100, &buf, &len, &err), PF_OK);
+  ck_assert_str_eq(buf, "precious\n{}\n[]\ntable\n{1}\n");
+  free(buf);
+  free(so);
+  /* a dangling link into a folder that is not there: said before the work, naming both */
+  char *dl = at(dir, "dl.json");
+  ck_assert_int_eq(symlink("nowhere/s.json", dl), 0);
+  ck_assert_int_eq(pf_check_writable_file(dl, &err), PF_ERR_IO);
+  pf_assert_err(err, "dl.json (a link to ");
+  pf_assert_err(err, "nowhere/s.json): cannot create: folder ");
+  free(dl);
   /* a descriptor open for reading only is said before the work */
   const int ro = open(log, O_RDONLY);
   snprintf(name, sizeof name, "/dev/fd/%d", ro);

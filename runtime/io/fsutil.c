@@ -172,28 +172,63 @@ static int own_fd(const char *path) {
   const char *n = !strncmp(path, "/dev/fd/", 8)          ? path + 8
                   : !strncmp(path, "/proc/self/fd/", 14) ? path + 14
                                                          : NULL;
-  if (!n || !*n) return -1;
-  char *end;
-  const long fd = strtol(n, &end, 10);
-  return *end || fd < 0 || fd > 1 << 20 ? -1 : (int)fd;
+  if (n && *n) {
+    char *end;
+    const long fd = strtol(n, &end, 10);
+    return *end || fd < 0 || fd > 1 << 20 ? -1 : (int)fd;
+  }
+  /* the file behind stdout or stderr under another name: a link to /dev/stdout (it
+   * resolves to the log stdout appends to, which a rename would replace), or that log */
+  struct stat a, b;
+  if (stat(path, &a) != 0) return -1;
+  for (int fd = 1; fd <= 2; fd++)
+    if (fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return fd;
+  return -1;
 }
 
 /* Where a file written at `path` lands (malloc'd): a symbolic link's target, so that
- * the link stays and the target is replaced by a rename beside it as any file is;
- * `path` itself otherwise (also a dangling link: written through). NULL: out of memory. */
+ * the link stays and the target is replaced by a rename beside it as any file is (a
+ * dangling link: the path it names, followed link by link, so that a missing folder
+ * there is found before the work); `path` itself otherwise. NULL: out of memory. */
 static char *write_target(const char *path) {
   struct stat st;
-  if (own_fd(path) < 0 && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-    char *real = realpath(path, NULL);
-    if (real) return real;
+  if (own_fd(path) >= 0 || lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return strdup(path);
+  char *real = realpath(path, NULL);
+  if (real) return real;
+  char *cur = strdup(path);
+  for (int hop = 0; cur && hop < 40 && lstat(cur, &st) == 0 && S_ISLNK(st.st_mode); hop++) {
+    char to[PATH_MAX];
+    const ssize_t n = readlink(cur, to, sizeof to - 1);
+    if (n <= 0) break;
+    to[n] = '\0';
+    const char *slash = strrchr(cur, '/');
+    char *next = NULL;
+    if (to[0] == '/' || !slash) {
+      next = strdup(to);
+    } else if ((next = malloc((size_t)(slash - cur) + (size_t)n + 2))) {
+      sprintf(next, "%.*s/%s", (int)(slash - cur), cur, to);
+    }
+    free(cur);
+    cur = next;
   }
-  return strdup(path);
+  return cur;
+}
+
+/* An error about `path`, the target of the link `given`: named as the user wrote it. */
+static pf_status name_link(const char *given, const char *path, pf_status st, pf_err *err) {
+  const size_t n = strlen(path);
+  if (!st || !err || !strcmp(given, path) || strncmp(err->msg, path, n) != 0) return st;
+  char msg[PF_ERR_MSG_MAX];
+  snprintf(msg, sizeof msg, "%s (a link to %s)%s", given, path, err->msg + n);
+  snprintf(err->msg, sizeof err->msg, "%s", msg);
+  return st;
 }
 
 /* Write in place (devices, pipes, the process's own descriptors: what a rename would
  * replace or cannot reach). */
 static pf_status write_in_place(const char *path, const void *data, size_t len, pf_err *err) {
   const int own = own_fd(path);
+  if (own == 1 || own == 2) fflush(own == 1 ? stdout : stderr); /* what was printed first */
   int fd = own >= 0 ? fcntl(own, F_DUPFD_CLOEXEC, 3)
                     : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return pf_err_set(err, PF_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -232,8 +267,23 @@ int pf_temp_file_create(const char *path, char **tmp_out, int *fd_out) {
   return 0;
 }
 
-static pf_status stage_at(const char *path, const void *data, size_t len, pf_staged *out,
-                          pf_err *err);
+static pf_status stage_at(const char *path, int in_place, const void *data, size_t len,
+                          pf_staged *out, pf_err *err);
+
+/* 1 when a link's target `path` is a file that can be written while its folder takes no
+ * new file (a shared file in a read-only or foreign folder): written in place then. */
+static int target_writable_in_place(const char *given, const char *path) {
+  struct stat st;
+  if (!strcmp(given, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+  char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+  if (slash == dir && slash) /* "/file": the root */
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  const int folder_ok = dir && access(slash ? dir : ".", W_OK) == 0;
+  free(dir);
+  return !folder_ok && access(path, W_OK) == 0;
+}
 
 /* A regular file (new or replaced) is written to "<path>.tmp-<owner>-PID-N" beside it
  * and renamed over `path`, so a full disk, a file-size limit or an interrupt
@@ -243,15 +293,16 @@ pf_status pf_stage_file(const char *given, const void *data, size_t len, pf_stag
   memset(out, 0, sizeof *out);
   char *path = write_target(given);
   if (!path) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", given);
-  pf_status r = stage_at(path, data, len, out, err);
+  pf_status r = name_link(
+      given, path, stage_at(path, target_writable_in_place(given, path), data, len, out, err), err);
   free(path);
   return r;
 }
 
-static pf_status stage_at(const char *path, const void *data, size_t len, pf_staged *out,
-                          pf_err *err) {
+static pf_status stage_at(const char *path, int in_place, const void *data, size_t len,
+                          pf_staged *out, pf_err *err) {
   struct stat st;
-  if (own_fd(path) >= 0 || (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+  if (in_place || own_fd(path) >= 0 || (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
     /* /dev/stdout, a pipe, a device: at commit */
     out->path = strdup(path);
     out->data = malloc(len ? len : 1);
@@ -331,7 +382,9 @@ pf_status pf_check_writable_file(const char *given, pf_err *err) {
   }
   char *path = write_target(given); /* a link's target: the file beside which it is staged */
   if (!path) return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", given);
-  pf_status r = check_writable_at(path, err);
+  pf_status r = target_writable_in_place(given, path)
+                    ? PF_OK
+                    : name_link(given, path, check_writable_at(path, err), err);
   free(path);
   return r;
 }

@@ -630,10 +630,12 @@ static int cmd_bias(pf_cli *c, const pf_ctx *ctx) {
   int rc = 1;
   /* the folders the metrics and plot ops will create for the output */
   char *made = c->output_dir && !c->dry_run ? pf_missing_dir(c->output_dir) : NULL;
-  /* ... removed whole, as a temporary folder is, should the run end abruptly (a second
-   * Ctrl-C, SIGKILL: the janitor): not half the charts under their final names */
+  /* the output folder itself, when this run creates it, is removed whole, as a temporary
+   * folder is, should the run end abruptly (a second Ctrl-C, SIGKILL: the janitor): not
+   * half the charts under their final names. Not the ancestors the run creates too: a
+   * parallel run may put its own output folder beside it there. */
   const int guard = made && pf_dist_writer();
-  if (guard) pf_temp_register(made);
+  if (guard) pf_temp_register(c->output_dir);
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
   if (run_op("bias_activations", c->op_params, pf_map_model(loaded, "model"), &acts, ctx, &err))
     goto out;
@@ -675,7 +677,7 @@ out:
     pf_remove_listed(written);
     pf_remove_empty_dirs(c->output_dir, made);
   }
-  if (guard) pf_temp_unregister(made);
+  if (guard) pf_temp_unregister(c->output_dir);
   free(made);
   pf_value_release(written);
   pf_value_release(loaded);

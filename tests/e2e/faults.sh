@@ -492,17 +492,20 @@ check "stderr closed: exit 0 ($RC)" test "$RC" -eq 0
 check "stderr closed: the script's file holds its data only" test "$(cat "$WORK/closed.txt")" = "user data"
 # SIGKILL while bias draws its charts: the output folder the run created goes whole
 # (before: bias_metrics.json and part of the charts stayed under their final names)
-rm -rf "$WORK/bk"
-"$PFRUN" bias --model-path synthetic:llama-small --output-dir "$WORK/bk" --quiet > /dev/null 2>&1 &
+# (only that folder: its parent, created by the run too, may hold another run's output)
+rm -rf "$WORK/bkp"
+"$PFRUN" bias --model-path synthetic:llama-small --output-dir "$WORK/bkp/bk" --quiet > /dev/null 2>&1 &
 pid=$!
 for _ in $(seq 400); do
-  [ -f "$WORK/bk/bias_metrics.json" ] && [ "$(ls "$WORK/bk" | wc -l)" -gt 10 ] && break
+  [ -f "$WORK/bkp/bk/bias_metrics.json" ] && [ "$(ls "$WORK/bkp/bk" | wc -l)" -gt 10 ] && break
   kill -0 $pid 2>/dev/null || break
   sleep 0.02
 done
+mkdir -p "$WORK/bkp/other"; echo mine > "$WORK/bkp/other/result.json"
 if kill -KILL $pid 2>/dev/null; then
   wait $pid 2>/dev/null
-  check "SIGKILL during bias charts: the folder it created is removed" wait_gone "$WORK/bk"
+  check "SIGKILL during bias charts: the folder it created is removed" wait_gone "$WORK/bkp/bk"
+  check "SIGKILL during bias charts: another run's folder beside it stays" test -f "$WORK/bkp/other/result.json"
 else
   wait $pid
   echo "faults.sh: SIGKILL during bias charts: the run finished before the signal (skipped)"

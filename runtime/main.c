@@ -818,13 +818,29 @@ static void open_standard_fds(void) {
     }
 }
 
+/* A reader of our output that stopped (`| head`): SIGPIPE is caught, not ignored (an
+ * ignored signal stays ignored in the programs a Lua script starts), and the write
+ * fails with EPIPE instead of ending the run in the middle of its work. */
+static volatile sig_atomic_t g_sigpipe;
+static void on_sigpipe(int sig) {
+  (void)sig;
+  g_sigpipe = 1;
+}
+
 /* stdout could not take what was printed (a full disk, a closed descriptor): the
- * results are lost, so the run fails (1) rather than report success. */
+ * results are lost, so the run fails (1) rather than report success. A reader that
+ * closed the pipe ends it as it would have ended a plain command: 128 + SIGPIPE, quietly. */
 static int check_stdout(int rc) {
-  if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+  errno = 0;
+  const int flushed = fflush(stdout) == 0;
+  const int e = errno;
+  if (flushed && !ferror(stdout)) return rc;
+  if (g_sigpipe) return rc ? rc : 128 + SIGPIPE;
   if (rc == 0) {
-    fprintf(stderr, "pfrun: error: cannot write the output (standard output: %s)\n",
-            strerror(errno ? errno : EIO));
+    if (!flushed && e) /* the error of this flush; an earlier one left no errno */
+      fprintf(stderr, "pfrun: error: cannot write the output (standard output: %s)\n", strerror(e));
+    else
+      fprintf(stderr, "pfrun: error: cannot write the output (standard output)\n");
     return 1;
   }
   return rc;
@@ -836,9 +852,11 @@ int main(int argc, char **argv) {
   pf_err err = {0};
   open_standard_fds();
   /* output piped into `head`: the reader's end closes, and SIGPIPE would end the run in
-   * the middle of its work (a recipe between two steps) without a word; ignored, the
-   * writes fail (EPIPE), the work finishes and check_stdout says the output was cut */
-  signal(SIGPIPE, SIG_IGN);
+   * the middle of its work (a recipe between two steps); caught, the writes fail (EPIPE),
+   * the work finishes, and check_stdout ends the run as the signal would have (141) */
+  struct sigaction pipe_sa = {.sa_handler = on_sigpipe};
+  sigemptyset(&pipe_sa.sa_mask);
+  sigaction(SIGPIPE, &pipe_sa, NULL);
   /* A process killed outright (SIGKILL: the OOM killer; Ctrl-C on mpirun, which sends
    * SIGTERM and a moment later SIGKILL) cannot remove its temporary folders itself: a
    * janitor process removes what it leaves (fsutil.h). Forked first, before MPI and any

@@ -862,6 +862,16 @@ int main(int argc, char **argv) {
    * janitor process removes what it leaves (fsutil.h). Forked first, before MPI and any
    * thread. */
   (void)pf_temp_janitor_start();
+  /* Ctrl-C, SIGTERM and SIGHUP are handled by this thread, which runs a Lua script (its
+   * handler installs a Lua hook, which must not race the interpreter from another
+   * thread): blocked while MPI and OpenMP start their threads, which keep them blocked,
+   * and unblocked here once those exist (below). */
+  sigset_t stops;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGINT);
+  sigaddset(&stops, SIGTERM);
+  sigaddset(&stops, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stops, NULL);
   /* MPI (mpirun / srun): before any thread starts. Ranks other than 0 print
    * nothing but their errors; rank 0 alone writes (runtime/dist/dist.h). */
   if (pf_dist_init(&argc, &argv, &err) != PF_OK) {
@@ -891,6 +901,10 @@ int main(int argc, char **argv) {
    * choose it now, before any thread starts (see kernels.h). A failure here is
    * reported by the first op that needs the kernels. */
   pf_kernels_init(NULL);
+#pragma omp parallel
+  { /* the OpenMP team, started with the signals blocked (see above) */
+  }
+  pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
   pf_main_install_signals();
   int cap_rc = setup_memory_cap(&c);
   if (cap_rc) {

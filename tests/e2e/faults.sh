@@ -510,6 +510,25 @@ else
   wait $pid
   echo "faults.sh: SIGKILL during bias charts: the run finished before the signal (skipped)"
 fi
+# the stop signals reach the main thread only (it runs a Lua script, whose interrupt hook
+# must not be set from another thread): blocked in every other thread of the process
+OMP_NUM_THREADS=2 "$PFRUN" importance --model-path "$MED" --data "$D/calib.txt" --quiet >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+if [ "$(ls /proc/$pid/task 2>/dev/null | wc -l)" -gt 1 ]; then
+  others_ok=1
+  for t in /proc/$pid/task/*; do
+    [ "${t##*/}" = "$pid" ] && continue
+    blk=$(awk '/^SigBlk/ {print $2}' "$t/status" 2>/dev/null) || continue
+    [ -n "$blk" ] && [ $(( 0x$blk & 0x4003 )) -ne $(( 0x4003 )) ] && others_ok=0
+  done
+  main=$(awk '/^SigBlk/ {print $2}' /proc/$pid/status)
+  check "stop signals blocked in the other threads" test "$others_ok" -eq 1
+  check "stop signals open in the main thread ($main)" test $(( 0x$main & 0x4003 )) -eq 0
+else
+  echo "faults.sh: signal mask: the run ended before it was read (skipped)"
+fi
+kill $pid 2>/dev/null; wait $pid 2>/dev/null
 # output piped into a reader that stops early (`| head`): the work goes on to its end (a
 # file written after the prints; before: SIGPIPE ended the run at once), then the run
 # ends as a plain command would (141, quietly)

@@ -551,6 +551,97 @@ START_TEST(test_script_interrupt) {
 }
 END_TEST
 
+/* Run `body` with arg[1] (a file the script's handlers write) and arg[2] (written
+ * after body: must not exist) and a SIGALRM 200 ms in; the script must stop with
+ * "interrupted by signal" within 5 s, and arg[1] exist iff `ran` says so. */
+static void interrupted_by_alarm(const char *dir, const char *body, int ran) {
+  char *script = pf_path_join(dir, "script.lua"), *handled = pf_path_join(dir, "handled");
+  char *after = pf_path_join(dir, "after");
+  char text[4096];
+  snprintf(text, sizeof text, "%s\nio.open(arg[2], 'w'):close()\n", body);
+  pf_test_write(script, text);
+  unlink(handled);
+  unlink(after);
+  char *argv[] = {handled, after};
+  pf_ctx ctx = {.interrupt = &g_stop};
+  pf_err err = {0};
+  g_stop = 0;
+  struct itimerval it = {.it_value = {.tv_usec = 200000}};
+  ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+  double t0 = now_s();
+  pf_status st = pf_lua_run_file(script, 2, argv, &ctx, &err);
+  ck_assert_msg(st == PF_ERR_INTERRUPTED, "%s\nended with status %d: %s", body, st, err.msg);
+  ck_assert_msg(now_s() - t0 < 5, "%s\nran on for %.1f s", body, now_s() - t0);
+  pf_assert_err(err, "interrupted by signal");
+  ck_assert_msg(access(after, F_OK) != 0, "%s\nwent on after the interrupt", body);
+  ck_assert_msg((access(handled, F_OK) == 0) == ran, "%s\nits handler %s", body,
+                ran ? "did not run" : "ran");
+  free(after);
+  free(handled);
+  free(script);
+}
+
+/* After an interrupt, __close handlers and xpcall message handlers run (before: the
+ * interrupt hook raised again at each of their instructions, so none of them ran),
+ * and the interruption still cannot be swallowed by pcall, xpcall or
+ * coroutine.resume, around an op or around a pure Lua loop. */
+START_TEST(test_script_interrupt_handlers) {
+  char *dir = pf_test_tmpdir("lua-interrupt-handlers");
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;
+  sigemptyset(&sa.sa_mask);
+  ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
+#define GUARD                                                                                      \
+  "local guard <close> = setmetatable({}, { __close = function()\n"                                \
+  "  local f = io.open(arg[1], 'w') f:write('closed') f:close() end })\n"
+#define LOOP(x) "local t = os.clock() while os.clock() - t < 10 do " x " end"
+#define LOAD "pf.load{ path = 'synthetic:llama-tiny' }"
+  interrupted_by_alarm(dir, GUARD LOOP(""), 1);
+  interrupted_by_alarm(dir, GUARD LOOP(LOAD), 1);
+  interrupted_by_alarm(dir,
+                       "local function h(e) io.open(arg[1], 'w'):close() return e end\n"
+                       "xpcall(function() " LOOP("") " end, h)",
+                       1);
+  interrupted_by_alarm(dir,
+                       "local function h(e) io.open(arg[1], 'w'):close() return e end\n" LOOP(
+                           "xpcall(function() " LOAD " end, h)"),
+                       1);
+  interrupted_by_alarm(dir, "pcall(function() " LOOP("") " end)", 0);
+  interrupted_by_alarm(dir, LOOP("pcall(pf.load, { path = 'synthetic:llama-tiny' })"), 0);
+  interrupted_by_alarm(dir, LOOP("pcall(function() for i = 1, 1e3 do end end)"), 0);
+  interrupted_by_alarm(dir, LOOP("coroutine.resume(coroutine.create(function() " LOAD " end))"), 0);
+  interrupted_by_alarm(dir,
+                       "local co = coroutine.wrap(function() while true do coroutine.yield() end "
+                       "end)\n" LOOP("pcall(co)"),
+                       0);
+#undef GUARD
+#undef LOOP
+#undef LOAD
+  sigaction(SIGALRM, &old, NULL);
+  /* the wrappers keep pcall and xpcall yieldable and their results as they were */
+  script_ok("lua-pcall-yield",
+            "local co = coroutine.wrap(function(a)\n"
+            "  local ok, b = pcall(coroutine.yield, a + 1)\n"
+            "  local ok2, e = xpcall(function() error({ b }) end, function(x) return x[1] end)\n"
+            "  return ok, b, ok2, e\n"
+            "end)\n"
+            "assert(co(1) == 2)\n"
+            "local ok, b, ok2, e = co(5)\n"
+            "assert(ok == true and b == 5 and ok2 == false and e == 5)\n"
+            "assert(select('#', pcall(function() return 1, nil, 3 end)) == 4)\n"
+            "local c = coroutine.create(function() error('x') end)\n"
+            "local okc, ec = coroutine.resume(c)\n"
+            "assert(not okc and ec:find('x'))\n"
+            "local okr, er = pcall(coroutine.resume, 1)\n"
+            "assert(not okr and er:find(\"bad argument #1 to 'coroutine.resume'\", 1, true), er)\n"
+            "local okp, ep = pcall(pcall)\n"
+            "assert(not okp and ep:find(\"bad argument #1 to 'pcall'\", 1, true), ep)\n");
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* An op's error keeps the op's status when it ends the script (before, every
  * op failure came back as PF_ERR_INVALID, "invalid argument"); errors of the
  * script itself stay PF_ERR_INVALID. */
@@ -710,6 +801,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_layer_map_keys);
   tcase_add_test(tc, test_script_require_next_to_it);
   tcase_add_test(tc, test_script_interrupt);
+  tcase_add_test(tc, test_script_interrupt_handlers);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);
   tcase_add_test(tc, test_ops_in_finalisers);

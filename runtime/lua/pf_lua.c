@@ -767,8 +767,7 @@ static int l_op(lua_State *L) {
   }
   box->v = NULL;
   pf_value_release(params);
-  /* the hook the signal handler set is on the main thread; this may be a coroutine */
-  if (st == PF_ERR_INTERRUPTED) pf_lua_interrupt_state(L);
+  if (st == PF_ERR_INTERRUPTED) pf_lua_interrupt_raised(L);
   if (st != PF_OK) return op_error(L, op, &err);
   box->v = out;
   int nret = push_result(L, out);

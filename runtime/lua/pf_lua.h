@@ -45,12 +45,17 @@ extern size_t pf_lua_gc_bytes;
 pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx *ctx,
                           pf_err *err);
 /* Stop the running script (pf_lua_run_file): async-signal-safe, for a signal handler
- * that has just set the ctx's interrupt flag. From then on every Lua instruction of
- * the script raises "interrupted by signal", so a pcall cannot swallow it and a pure
- * Lua loop stops too; the run's status is PF_ERR_INTERRUPTED. No-op without a
- * running script. pf_lua_interrupt_state does the same for one state (thread). */
+ * that has just set the ctx's interrupt flag. The script's next Lua instruction
+ * raises "interrupted by signal" (once: __close and xpcall message handlers then
+ * run), and while the flag is set the script's pcall, xpcall and coroutine.resume
+ * raise a caught error again, so nothing swallows the interruption and a pure Lua
+ * loop stops too; the run's status is PF_ERR_INTERRUPTED. No-op without a running
+ * script. pf_lua_interrupt_state does the same for one state (thread);
+ * pf_lua_interrupt_raised removes that pending hook from L and the main thread
+ * (for an op that raised the interruption itself). */
 void pf_lua_interrupt(void);
 void pf_lua_interrupt_state(struct lua_State *L);
+void pf_lua_interrupt_raised(struct lua_State *L);
 /* The host program's name (pfrun's argv[0]), given to scripts as arg[-1] as lua.c
  * does; NULL (the default): arg[-1] is nil. */
 extern const char *pf_lua_interpreter;

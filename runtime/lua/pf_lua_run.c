@@ -59,18 +59,22 @@ const char *pf_lua_interpreter = NULL;
 
 /* ---- interrupts ----
  * An op stops at its next safe point once ctx->interrupt is set and raises
- * "interrupted by signal", which a pcall in the script can catch; Lua code itself
- * never looks at the flag. So, as lua.c does, the signal handler installs a hook
- * (pf_lua_interrupt; lua_sethook may be called from a signal handler), with a count
- * of 1 and no removal: every instruction of the script raises again, so an error
- * a pcall caught is raised anew at the next instruction after it, and a pure Lua
- * loop stops at once. Not a count hook polling the flag: any hook makes the VM call
- * luaG_traceexec on every instruction, measured at +45-75 % on a tight loop
- * (Lua 5.4.4), whatever the count. Coroutines created after the hook inherit it;
- * one already running gets it when it runs an op or yields back. */
+ * "interrupted by signal"; Lua code itself never looks at the flag. So, as lua.c's
+ * lstop does, the signal handler installs a hook (pf_lua_interrupt; lua_sethook may
+ * be called from a signal handler) that fires at the next instruction, removes
+ * itself and raises: a pure Lua loop stops at once. Removing itself matters: the
+ * error then unwinds like any other, so __close handlers and an xpcall message
+ * handler run (a hook left in place raised again at their first instruction).
+ * Not a count hook polling the flag: any hook makes the VM call luaG_traceexec on
+ * every instruction, measured at +45-75 % on a tight loop (Lua 5.4.4).
+ * That the error is not swallowed is the wrappers' job: the script's pcall, xpcall
+ * and coroutine.resume (guard_*) raise a caught error again while the flag is set.
+ * The hook is on the thread the handler found (the main one); a coroutine already
+ * running when the signal comes stops at its next op or when it yields. */
 static lua_State *volatile g_script_state; /* the running script's state, or NULL */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  lua_sethook(L, NULL, 0, 0);
   if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
     luaL_error(L, "%s:%d: interrupted by signal", ar->short_src, ar->currentline);
   luaL_error(L, "interrupted by signal");
@@ -83,6 +87,97 @@ void pf_lua_interrupt_state(lua_State *L) {
 void pf_lua_interrupt(void) {
   lua_State *L = g_script_state;
   if (L) pf_lua_interrupt_state(L);
+}
+
+/* An op raised "interrupted by signal" itself: the hook the handler set on the main
+ * thread has nothing left to do, and fired later it would hit a __close handler or
+ * a message handler that the op's error runs. */
+void pf_lua_interrupt_raised(lua_State *L) {
+  if (lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_State *main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (main && lua_gethook(main) == interrupt_hook) lua_sethook(main, NULL, 0, 0);
+}
+
+/* The guards: lbaselib's pcall and xpcall and lcorolib's resume, which raise the
+ * error they caught again when the run is interrupted (upvalue 1: the pf_ctx), so
+ * that the interruption ends the script whatever catches it on the way. pcall and
+ * xpcall stay yieldable (lua_pcallk with the same continuation as lbaselib). */
+static int interrupted(lua_State *L) {
+  const pf_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
+  return ctx && ctx->interrupt && *ctx->interrupt;
+}
+
+static int guard_finish(lua_State *L, int status, lua_KContext extra) {
+  if (status != LUA_OK && status != LUA_YIELD) {
+    if (interrupted(L)) return lua_error(L); /* the error object is on top */
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;
+  }
+  return lua_gettop(L) - (int)extra;
+}
+
+static int guard_pcall(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_pushboolean(L, 1);
+  lua_insert(L, 1);
+  int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, guard_finish);
+  return guard_finish(L, status, 0);
+}
+
+static int guard_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2);
+  int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, guard_finish);
+  return guard_finish(L, status, 2);
+}
+
+static int guard_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  int narg = lua_gettop(L) - 1, nres;
+  if (!lua_checkstack(co, narg)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "too many arguments to resume");
+    return 2;
+  }
+  lua_xmove(L, co, narg);
+  int status = lua_resume(co, L, narg, &nres);
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "too many results to resume");
+      return 2;
+    }
+    lua_pushboolean(L, 1);
+    lua_xmove(co, L, nres);
+    return nres + 1;
+  }
+  lua_xmove(co, L, 1); /* the error object */
+  if (interrupted(L)) return lua_error(L);
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
+static void install_guards(lua_State *L, const pf_ctx *ctx) {
+  lua_pushlightuserdata(L, (void *)ctx);
+  lua_pushcclosure(L, guard_pcall, 1);
+  lua_setglobal(L, "pcall");
+  lua_pushlightuserdata(L, (void *)ctx);
+  lua_pushcclosure(L, guard_xpcall, 1);
+  lua_setglobal(L, "xpcall");
+  lua_getglobal(L, "coroutine");
+  lua_pushlightuserdata(L, (void *)ctx);
+  lua_pushcclosure(L, guard_resume, 1);
+  lua_setfield(L, -2, "resume");
+  lua_pop(L, 1);
 }
 
 /* package.path starts with the script's folder, so that `require "mymod"` finds
@@ -120,6 +215,7 @@ static int pmain(lua_State *L) {
   luaL_requiref(L, "pf", pf_lua_open, 1);
   lua_pop(L, 1);
   pf_lua_set_ctx(L, a->ctx);
+  install_guards(L, a->ctx);
   if (a->ctx && a->ctx->interrupt && *a->ctx->interrupt) pf_lua_interrupt_state(L);
   add_script_dir(L, a->path);
   lua_createtable(L, a->argc, 2);

@@ -244,6 +244,40 @@ lua_interrupt pcall-loop INT 130
 lua_interrupt pcall-loop TERM 143
 lua_interrupt pure-loop INT 130
 lua_interrupt pure-loop TERM 143
+# the interruption of a long op runs the script's __close handlers and xpcall message
+# handler, and still ends it (before: the interrupt hook raised again at their first
+# instruction: the __close handler never ran, the message handler ran on the hook's
+# error)
+T=$(tr -d '"\\' <"$D/calib.txt" | tr '\n' ' ' | cut -c1-600)
+for i in $(seq 400); do printf '{"text": "%s %d"}\n' "$T" "$i"; done >"$WORK/long.jsonl"
+cat > "$WORK/handlers.lua" <<'LUA'
+local guard <close> = setmetatable({}, { __close = function()
+  io.open(arg[1] .. ".closed", "w"):close()
+end })
+local m <close> = pf.load{ path = "synthetic:llama-small" }
+io.open(arg[1] .. ".started", "w"):close()
+xpcall(function()
+  pf.calibrate{ model = m, data = arg[2], max_length = 128, batch_size = 1 }
+end, function(e)
+  local f = io.open(arg[1] .. ".handled", "a") f:write(tostring(e), "\n") f:close() return e
+end)
+io.open(arg[1] .. ".after", "w"):close()
+LUA
+m="$WORK/luah"
+rm -f "$m".*
+env --default-signal "$PFRUN" --quiet "$WORK/handlers.lua" "$m" "$WORK/long.jsonl" > "$WORK/luah.log" 2>&1 &
+pid=$!
+while [ ! -e "$m.started" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+sleep 0.2
+kill -TERM $pid
+wait $pid; RC=$?; OUT=$(cat "$WORK/luah.log")
+if [ "$RC" -eq 143 ] && grep -q "interrupted by signal" <<<"$OUT"; then ok
+else bad "SIGTERM during pf.calibrate: exit $RC (wanted 143): $OUT"; fi
+check "SIGTERM during pf.calibrate: the __close handler ran" test -e "$m.closed"
+# once, with the op's error (before: it ran again on the hook's own error)
+check "SIGTERM during pf.calibrate: the xpcall message handler ran once, on the op's error ($(cat "$m.handled" 2>&1))" \
+  test "$(grep -c . "$m.handled" 2>/dev/null)" = 1 -a "$(grep -c "pf.calibrate: .*interrupted by signal" "$m.handled" 2>/dev/null)" = 1
+check "SIGTERM during pf.calibrate: nothing ran after xpcall" test ! -e "$m.after"
 # SIGKILL (the OOM killer, an MPI launcher's second step) cannot be handled: the
 # janitor process (its own session, a child of pfrun) removes the temp folder once pfrun
 # is gone (before: left until the next save to the same output)

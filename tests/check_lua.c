@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -642,6 +643,42 @@ START_TEST(test_script_interrupt_handlers) {
 }
 END_TEST
 
+static void *interrupt_from_thread(void *arg) {
+  (void)arg;
+  struct timespec ts = {.tv_nsec = 200000000};
+  nanosleep(&ts, NULL);
+  g_stop = SIGTERM;
+  pf_lua_interrupt(); /* as a signal handler run on a worker thread would */
+  return NULL;
+}
+
+/* pf_lua_interrupt on a thread other than the script's does nothing (before: it set
+ * the hook on the running VM from that thread, a data race; the script stopped by
+ * chance): the flag alone is set (ops would stop), and the pure Lua loop runs to its
+ * end; the host sees the flag (pfrun exits 128 + signal "after the work finished"). */
+START_TEST(test_script_interrupt_other_thread) {
+  char *dir = pf_test_tmpdir("lua-interrupt-thread");
+  char *after = pf_path_join(dir, "after");
+  char *script = write_script(dir, "local t = os.clock() while os.clock() - t < 1 do end\n"
+                                   "io.open(arg[1], 'w'):close()\n");
+  char *argv[] = {after};
+  pf_ctx ctx = {.interrupt = &g_stop};
+  pf_err err = {0};
+  g_stop = 0;
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, interrupt_from_thread, NULL), 0);
+  pf_status st = pf_lua_run_file(script, 1, argv, &ctx, &err);
+  pthread_join(th, NULL);
+  ck_assert_msg(st == PF_OK && access(after, F_OK) == 0, "the hook was set from another thread: %s",
+                err.msg);
+  g_stop = 0;
+  free(script);
+  free(after);
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 /* An op's error keeps the op's status when it ends the script (before, every
  * op failure came back as PF_ERR_INVALID, "invalid argument"); errors of the
  * script itself stay PF_ERR_INVALID. */
@@ -802,6 +839,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_require_next_to_it);
   tcase_add_test(tc, test_script_interrupt);
   tcase_add_test(tc, test_script_interrupt_handlers);
+  tcase_add_test(tc, test_script_interrupt_other_thread);
   tcase_add_test(tc, test_script_models_left_open);
   tcase_add_test(tc, test_dropped_results_collected);
   tcase_add_test(tc, test_ops_in_finalisers);

@@ -50,9 +50,10 @@ pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx 
  * run), and while the flag is set the script's pcall, xpcall and coroutine.resume
  * raise a caught error again, so nothing swallows the interruption and a pure Lua
  * loop stops too; the run's status is PF_ERR_INTERRUPTED. No-op without a running
- * script. pf_lua_interrupt_state does the same for one state (thread);
- * pf_lua_interrupt_raised removes that pending hook from L and the main thread
- * (for an op that raised the interruption itself). */
+ * script, and when called on another thread than the one running it (the flag alone
+ * then stops the ops; a signal handler should run on the script's thread). pf_lua_interrupt_state
+ * does the same for one state (thread); pf_lua_interrupt_raised removes that pending hook from L
+ * and the main thread (for an op that raised the interruption itself). */
 void pf_lua_interrupt(void);
 void pf_lua_interrupt_state(struct lua_State *L);
 void pf_lua_interrupt_raised(struct lua_State *L);

@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,7 @@ const char *pf_lua_interpreter = NULL;
  * The hook is on the thread the handler found (the main one); a coroutine already
  * running when the signal comes stops at its next op or when it yields. */
 static lua_State *volatile g_script_state; /* the running script's state, or NULL */
+static pthread_t g_script_thread;          /* the thread running it (valid with it) */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   lua_sethook(L, NULL, 0, 0);
@@ -84,9 +86,18 @@ void pf_lua_interrupt_state(lua_State *L) {
   lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1);
 }
 
+/* lua_sethook walks the state's CallInfo list: from a signal handler on the thread
+ * that runs the VM, the VM is stopped between two machine instructions, as in lua.c;
+ * from any other thread (an OpenMP worker) it would race with the running VM. So on
+ * another thread this does nothing: the flag alone is set, ops still stop at their
+ * next safe point, and a pure Lua loop needs the second signal. pfrun blocks SIGINT,
+ * SIGTERM and SIGHUP in every thread but the main one, which runs the script, so
+ * there the handler always finds the script's thread; the check covers hosts and
+ * threads without that mask (pthread_self and pthread_equal only read the thread
+ * pointer: safe in a handler, though POSIX does not list them). */
 void pf_lua_interrupt(void) {
   lua_State *L = g_script_state;
-  if (L) pf_lua_interrupt_state(L);
+  if (L && pthread_equal(pthread_self(), g_script_thread)) pf_lua_interrupt_state(L);
 }
 
 /* An op raised "interrupted by signal" itself: the hook the handler set on the main
@@ -270,9 +281,14 @@ pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx 
   lua_pushcfunction(L, pmain);
   lua_pushlightuserdata(L, &a);
   lua_State *outer = g_script_state;
+  pthread_t outer_thread = g_script_thread;
+  g_script_thread = pthread_self(); /* before the state: the handler reads it second */
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
   g_script_state = L;
   int rc = lua_pcall(L, 1, 0, 1);
   g_script_state = outer;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  g_script_thread = outer_thread;
   lua_sethook(L, NULL, 0, 0); /* the finalisers below run to their end */
   if (rc != LUA_OK) {
     const char *msg = lua_tostring(L, -1);

@@ -39,12 +39,15 @@ typedef struct lmodel {
   pf_model *m; /* owned reference; NULL once closed */
 } lmodel;
 
+static unsigned long g_models_closed; /* model userdata closed so far (see l_op) */
+
 static int model_close(lua_State *L) {
   lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
   if (u->m) {
     pf_model *m = u->m;
     u->m = NULL;
     pf_model_release(m);
+    g_models_closed++;
   }
   return 0;
 }
@@ -704,6 +707,28 @@ void pf_lua_closing(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, CLOSING_KEY);
 }
 
+/* After an op ran out of memory: a full collection, and whether it freed enough for
+ * running the op again to be worth it: at least PF_LUA_RETRY_BYTES of Lua's heap or
+ * of tensors, or a model (whose own tensors the count cannot see). Less than that
+ * cannot turn a failure into a success under any cap an op fits in (every op needs
+ * several MiB), while a retry doubles a long calibrate or benchmark that is simply
+ * too big for --max-memory, and prints its log lines twice. */
+#define PF_LUA_RETRY_BYTES ((size_t)1 << 20)
+
+static size_t lua_heap_bytes(lua_State *L) {
+  return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+}
+
+static int collect_freed_memory(lua_State *L) {
+  const size_t heap = lua_heap_bytes(L), tensors = g_tensor_bytes;
+  const unsigned long models = g_models_closed;
+  lua_gc(L, LUA_GCCOLLECT);
+  const size_t heap_after = lua_heap_bytes(L);
+  size_t freed = heap > heap_after ? heap - heap_after : 0;
+  freed += tensors > g_tensor_bytes ? tensors - g_tensor_bytes : 0;
+  return freed >= PF_LUA_RETRY_BYTES || g_models_closed != models;
+}
+
 static int l_op(lua_State *L) {
   const pf_op *op = lua_touserdata(L, lua_upvalueindex(1));
   lua_getfield(L, LUA_REGISTRYINDEX, CLOSING_KEY);
@@ -756,12 +781,11 @@ static int l_op(lua_State *L) {
   }
   pf_value *out = NULL;
   st = pf_op_run(op->name, params, &out, ctx, &err);
-  if (st == PF_ERR_NOMEM) {
-    /* Lua's garbage may hold the memory the op needed (a table that a caught Lua
-     * memory error left, not collected yet): collect it and run the op once more.
-     * Ops are functional (models are immutable) and a failed one leaves nothing
-     * behind (a save removes its partial copy), so the retry starts clean. */
-    lua_gc(L, LUA_GCCOLLECT);
+  if (st == PF_ERR_NOMEM && collect_freed_memory(L)) {
+    /* Lua's garbage held memory the op may need (a table that a caught Lua memory
+     * error left, not collected yet): run the op once more. Ops are functional
+     * (models are immutable) and a failed one leaves nothing behind (a save removes
+     * its partial copy), so the retry starts clean. */
     pf_err_clear(&err);
     st = pf_op_run(op->name, params, &out, ctx, &err);
   }

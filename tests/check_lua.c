@@ -427,6 +427,41 @@ START_TEST(test_script_param_metatables) {
 }
 END_TEST
 
+/* Tables with a metatable that are not proxies work (before: refused): a class
+ * instance (Penlight's List{0, 1}) whose content is its own keys and whose __index is
+ * a methods table, nested; a "strict" parameter table whose __index raises on unknown
+ * keys (before: every parameter was read through __index, so it raised). A proxy is
+ * still refused: no own keys behind __index/__pairs/__len, or a __len that disagrees
+ * with the raw length. */
+START_TEST(test_script_param_classes) {
+  script_ok("lua-classes",
+            "local m <close> = pf.load{ path = 'synthetic:llama-tiny' }\n"
+            "local List = {} List.__index = List\n"
+            "function List.new(t) return setmetatable(t, List) end\n"
+            "function List:append(x) self[#self + 1] = x return self end\n"
+            "local function layers(p) return select(2, pf.prune_depth(p)) end\n"
+            "local want = layers{ model = m, layer_selection_method = 'custom', layer_indices = "
+            "{0, 1} }\n"
+            "local got = layers{ model = m, layer_selection_method = 'custom',\n"
+            "  layer_indices = List.new{0}:append(1) }\n"
+            "assert(got.layers_removed == want.layers_removed and "
+            "got.layers_removed == 2,\n"
+            "  tostring(got.layers_removed))\n"
+            "local strict = setmetatable({ model = m, layer_selection_method = 'custom',\n"
+            "  layer_indices = {0, 1} }, { __index = function(_, k) error('strict: no key ' .. k) "
+            "end })\n"
+            "assert(layers(strict).layers_removed == 2)\n"
+            "local function red(p) return select(2, pf.prune_width(p)).percentage_reduction end\n"
+            "local base = { model = m, method = 'VOW', pruning_percentage = 30 }\n"
+            "assert(red(setmetatable(base, { __index = function(_, k) error('no ' .. k) end }))\n"
+            "  == red{ model = m, method = 'VOW', pruning_percentage = 30 })\n"
+            "local ok, e = pcall(pf.prune_depth, { model = m, layer_selection_method = 'custom',\n"
+            "  layer_indices = setmetatable({0}, { __len = function() return 3 end }) })\n"
+            "assert(not ok and e:find('layer_indices: expected a plain table, got a table whose '\n"
+            "  .. 'metatable has __len', 1, true), e)\n");
+}
+END_TEST
+
 /* A map by layer with integer keys 1..n is a Lua list: the error says so and how to
  * write it (before: "got list" alone, or "item 0: expected a unit index (an
  * integer), got list" for head_indices); string keys and a [0] key make maps. */
@@ -835,6 +870,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_script_save_reload_loop);
   tcase_add_test(tc, test_script_error_status);
   tcase_add_test(tc, test_script_param_metatables);
+  tcase_add_test(tc, test_script_param_classes);
   tcase_add_test(tc, test_script_layer_map_keys);
   tcase_add_test(tc, test_script_require_next_to_it);
   tcase_add_test(tc, test_script_interrupt);

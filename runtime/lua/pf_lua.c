@@ -444,11 +444,25 @@ fail:
   return st;
 }
 
-/* A table whose metatable has __index, __pairs or __len shows only part of what
- * it means to its own keys (inherited fields, a proxy's contents, a list proxy's
- * length), and calling those metamethods could raise: such a table is refused by
- * name instead of being read as its raw keys (an op would then run its defaults).
- * Only an op's top-level parameter table may inherit: l_op reads it by name. */
+/* A proxy, a table whose metatable has __index, __pairs or __len and whose own keys
+ * are not what it means (a read-only proxy, a list proxy), would be read as empty or
+ * short, and an op would then run its defaults: such a table is refused by name. A
+ * proxy here is a table with no own keys and one of those events, or one whose __len
+ * disagrees with its raw length (called protected: an error refuses it too). A table
+ * whose content is its own keys and whose __index is a methods table (a class
+ * instance, Penlight's List{0, 1}) is read raw, as a plain one. */
+static int raw_len_agrees(lua_State *L, int idx) {
+  if (lua_getfield(L, -1, "__len") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushvalue(L, idx);
+  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isinteger(L, -1) &&
+           lua_tointeger(L, -1) == (lua_Integer)lua_rawlen(L, idx);
+  lua_pop(L, 1);
+  return ok;
+}
+
 static pf_status conv_check_meta(conv *c, int idx) {
   lua_State *L = c->L;
   if (!lua_getmetatable(L, idx)) return PF_OK;
@@ -458,6 +472,15 @@ static pf_status conv_check_meta(conv *c, int idx) {
     lua_pushstring(L, events[i]);
     if (lua_rawget(L, -2) != LUA_TNIL) found = events[i];
     lua_pop(L, 1);
+  }
+  if (found) {
+    lua_pushnil(L);
+    int empty = !lua_next(L, idx);
+    if (!empty) lua_pop(L, 2);
+    if (!empty && !raw_len_agrees(L, idx))
+      found = "__len";
+    else if (!empty)
+      found = NULL;
   }
   lua_pop(L, 1);
   if (!found) return PF_OK;
@@ -650,11 +673,18 @@ pf_status pf_lua_error_status(lua_State *L, int idx) {
   return st;
 }
 
+static int gettable_fn(lua_State *L) {
+  lua_gettable(L, 1);
+  return 1;
+}
+
 /* The op's parameter table (argument 1) as a plain table, pushed: itself when it has
- * no metatable; else every parameter the op's spec names read with lua_getfield
- * (so __index is honoured: defaults inherited from another table, a read-only
- * proxy), plus its own keys the spec does not name (pf_op_validate reports them).
- * Runs before any pf_value exists, so an __index function may raise. */
+ * no metatable; else every parameter the op's spec names read raw, and only when
+ * missing raw through __index (defaults inherited from another table, a read-only
+ * proxy), protected: a "strict" table whose __index raises on unknown keys gives
+ * nil (absent) for a parameter it lacks. Plus its own keys the spec does not name
+ * (pf_op_validate reports them). Runs before any pf_value exists, so it may raise:
+ * a memory error, or an interrupt that came during __index, is raised again. */
 static void push_plain_params(lua_State *L, const pf_op *op) {
   if (!lua_getmetatable(L, 1)) {
     lua_pushvalue(L, 1);
@@ -664,7 +694,20 @@ static void push_plain_params(lua_State *L, const pf_op *op) {
   lua_createtable(L, 0, (int)op->n_params);
   const int flat = lua_gettop(L);
   for (size_t i = 0; i < op->n_params; i++) {
-    lua_getfield(L, 1, op->params[i].name);
+    lua_pushstring(L, op->params[i].name);
+    if (lua_rawget(L, 1) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushcfunction(L, gettable_fn);
+      lua_pushvalue(L, 1);
+      lua_pushstring(L, op->params[i].name);
+      int rc = lua_pcall(L, 2, 1, 0);
+      const pf_ctx *ctx = get_ctx(L);
+      if (rc == LUA_ERRMEM || (rc != LUA_OK && ctx->interrupt && *ctx->interrupt)) lua_error(L);
+      if (rc != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+      }
+    }
     lua_setfield(L, flat, op->params[i].name); /* nil: absent */
   }
   lua_pushnil(L);

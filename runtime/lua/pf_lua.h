@@ -92,10 +92,11 @@ void pf_lua_push_tensor(struct lua_State *L, pf_tensor *t);
  *  - pf_lua_to_value never raises: errors name the offending key path
  *    ("calibration.fn: cannot convert a function ..."). Integers -> INT, other
  *    numbers -> NUM; an empty table becomes an empty list; map keys come out
- *    sorted; integer keys of non-sequence tables become string keys. A table
- *    whose metatable has __index, __pairs or __len is refused (its own keys
- *    are not all it holds); an op's top-level parameter table may have one: the
- *    op's parameters are read from it with lua_getfield first. The Lua
+ *    sorted; integer keys of non-sequence tables become string keys. Tables are
+ *    read by their own keys; a proxy is refused (no own keys and a metatable with
+ *    __index, __pairs or __len, or a __len that differs from the raw length). An
+ *    op's top-level parameter table may be a proxy: the op's parameters missing
+ *    among its own keys are read through __index (protected). The Lua
  *    stack is left as it was.
  *  - pf_lua_push_value: nulls become nil (so they vanish from maps), models
  *    become userdata. Raises only on Lua memory errors.

@@ -191,7 +191,7 @@ expect_in "recipe --help: its usage" "usage: pfrun RECIPE.yaml"
 expect_ok "ops NAME --quiet" ops prune_width --quiet
 # bias without --output-dir: the metrics, no chart (before: an error with the defaults)
 expect_ok "bias without an output folder" bias --model-path $M --layers 0
-expect_in "bias without an output folder: the metrics" "pair"
+expect_in "bias without an output folder: the metrics" "overall mean difference"
 
 # analyze
 expect_ok "analyze" analyze --model-path $M

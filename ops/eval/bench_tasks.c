@@ -15,6 +15,7 @@
 #include "json.h"
 #include "fsutil.h"
 #include "recipe.h"
+#include "strbuf.h"
 
 typedef struct pf_builtin_task {
   const char *name, *text;
@@ -165,11 +166,6 @@ done:
   return st;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t a = strlen(s), b = strlen(suffix);
-  return a >= b && !strcmp(s + a - b, suffix);
-}
-
 /* Load a definition from file `path` when it exists (1), else 0. */
 static pf_status try_file(const char *path, pf_bench_task *out, int *found, pf_err *err) {
   *found = path && pf_path_exists(path);
@@ -186,12 +182,12 @@ pf_status pf_bench_task_resolve(const char *spec, const char *data_dir, const ch
                                 pf_bench_task *out, pf_err *err) {
   memset(out, 0, sizeof *out);
   if (!spec || !*spec) return pf_err_set(err, PF_ERR_INVALID, "benchmark: empty task name");
-  const int is_path = strchr(spec, '/') || ends_with(spec, ".jsonl");
+  const int is_path = strchr(spec, '/') || pf_str_ends_with(spec, ".jsonl");
   char *name = NULL, *data = NULL, *yaml_task = NULL, *yaml_beside = NULL;
   pf_status st = PF_OK;
   if (is_path) {
     const char *base = strrchr(spec, '/') ? strrchr(spec, '/') + 1 : spec;
-    name = strndup(base, ends_with(base, ".jsonl") ? strlen(base) - 6 : strlen(base));
+    name = strndup(base, pf_str_ends_with(base, ".jsonl") ? strlen(base) - 6 : strlen(base));
     data = strdup(spec);
   } else {
     name = strdup(spec);

@@ -18,6 +18,7 @@
 #include "help.h"
 #include "opcmd.h"
 #include "safetensors.h"
+#include "strbuf.h"
 
 const char *const pf_cli_devices[] = {"auto", "cpu", NULL};
 
@@ -327,11 +328,6 @@ static pf_status parse_bias(opt_iter *it, pf_cli *c, pf_err *err) {
   return PF_OK;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), m = strlen(suffix);
-  return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 static pf_status parse_recipe(opt_iter *it, pf_cli *c, pf_err *err) {
   c->kind = PF_CLI_RECIPE;
   c->file = it->argv[1];
@@ -401,7 +397,7 @@ static pf_status take_globals(int *argc, char ***argv, pf_cli *c, pf_err *err) {
         return pf_err_prefix(err, "Invalid value for '%s'", names[k]);
       continue;
     }
-    if (n == 1) lua = ends_with(a, ".lua"); /* a is the command */
+    if (n == 1) lua = pf_str_ends_with(a, ".lua"); /* a is the command */
     out[n++] = in[i];
   }
   *argc = n;
@@ -422,7 +418,7 @@ pf_status pf_cli_parse(int argc, char **argv, pf_cli *c, pf_err *err) {
                                          "bench", "bias",    "tokenize",   "ops",  NULL};
   for (int k = 0; argc > 1 && commands[k]; k++)
     if (!strcmp(argv[1], commands[k])) c->usage_topic = commands[k];
-  if (argc > 1 && (ends_with(argv[1], ".yaml") || ends_with(argv[1], ".yml")))
+  if (argc > 1 && (pf_str_ends_with(argv[1], ".yaml") || pf_str_ends_with(argv[1], ".yml")))
     c->usage_topic = "recipe";
   pf_status st = parse_command(argc, argv, c, err);
   /* "No such option: X" (or "... for a recipe: X"): name the close ones */
@@ -511,8 +507,9 @@ static pf_status parse_command(int argc, char **argv, pf_cli *c, pf_err *err) {
     if (c->kind == PF_CLI_HELP) c->topic = "tokenize";
     return st;
   }
-  if (ends_with(cmd, ".yaml") || ends_with(cmd, ".yml")) return parse_recipe(&it, c, err);
-  if (ends_with(cmd, ".lua")) {
+  if (pf_str_ends_with(cmd, ".yaml") || pf_str_ends_with(cmd, ".yml"))
+    return parse_recipe(&it, c, err);
+  if (pf_str_ends_with(cmd, ".lua")) {
     c->kind = PF_CLI_LUA;
     c->file = cmd;
     c->script_argc = argc - 2;

@@ -75,3 +75,8 @@ void pf_sb_free(pf_strbuf *b) {
   b->p = NULL;
   b->len = b->cap = 0;
 }
+
+int pf_str_ends_with(const char *s, const char *suffix) {
+  const size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}

@@ -1,4 +1,4 @@
-/* strbuf.h — a growable NUL-terminated text buffer.
+/* strbuf.h — a growable NUL-terminated text buffer, and a suffix test on text.
  *
  * Appends never fail loudly: an allocation failure sets `oom` and later appends
  * do nothing, so a builder checks once at the end. The text is owned by the
@@ -25,5 +25,8 @@ void pf_sb_json_string(pf_strbuf *b, const char *s);
  * buffer is reset either way. */
 char *pf_sb_take(pf_strbuf *b);
 void pf_sb_free(pf_strbuf *b);
+
+/* 1 when s ends with suffix (exact bytes; a suffix equal to s counts). */
+int pf_str_ends_with(const char *s, const char *suffix);
 
 #endif

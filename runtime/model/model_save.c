@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "safetensors.h"
+#include "strbuf.h"
 #include "synthetic.h"
 
 #define SAVE_DEFAULT_SHARD 5000000000ull
@@ -44,15 +45,9 @@ static const char *const aux_files[] = {
     "qwen.tiktoken",
 };
 
-/* 1 for a name ending in `suffix` (and longer than it). */
-static int ends_with(const char *name, const char *suffix) {
-  const size_t n = strlen(name), k = strlen(suffix);
-  return n > k && !strcmp(name + n - k, suffix);
-}
-
 int pf_checkpoint_file_name(const char *name) {
-  if (!strcmp(name, "config.json") || ends_with(name, ".safetensors") ||
-      ends_with(name, ".safetensors.index.json") || ends_with(name, ".py"))
+  if (!strcmp(name, "config.json") || pf_str_ends_with(name, ".safetensors") ||
+      pf_str_ends_with(name, ".safetensors.index.json") || pf_str_ends_with(name, ".py"))
     return 1;
   for (size_t i = 0; i < sizeof aux_files / sizeof aux_files[0]; i++)
     if (!strcmp(name, aux_files[i])) return 1;
@@ -156,7 +151,8 @@ static pf_status copy_aux(const pf_model *m, const char *tmp, pf_err *err) {
     s = copy_one(m, tmp, aux_files[i], err);
   DIR *d = s == PF_OK ? opendir(m->source_dir) : NULL;
   for (struct dirent *e; d && s == PF_OK && (e = readdir(d));)
-    if (e->d_name[0] != '.' && ends_with(e->d_name, ".py")) s = copy_one(m, tmp, e->d_name, err);
+    if (e->d_name[0] != '.' && pf_str_ends_with(e->d_name, ".py"))
+      s = copy_one(m, tmp, e->d_name, err);
   if (d) closedir(d);
   return s;
 }

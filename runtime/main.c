@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "kernels/kernels.h"
+#include "main_checks.h"
 #include "main_print.h"
 #include "main_signals.h"
 #include "model.h"
@@ -305,140 +306,6 @@ static pf_status run_op(const char *name, pf_value *params, pf_model *model, pf_
   return st;
 }
 
-/* 1 if `path` names a file of the checkpoint folder `dir` (config.json, weights,
- * tokenizer...): its folder is `dir` and its name is one pf_model_save writes. */
-static int is_checkpoint_file(const char *given, const char *dir) {
-  char *path = pf_abspath(given); /* a symlink is judged by the file it points to */
-  if (!path) return 0;
-  const char *slash = strrchr(path, '/');
-  const char *base = slash ? slash + 1 : path;
-  int same = 0;
-  if (pf_checkpoint_file_name(base)) {
-    char *parent = strndup(path, slash ? (size_t)(slash - path) + (slash == path) : 0);
-    same = parent && pf_path_inside(parent, dir) && pf_path_inside(dir, parent);
-    free(parent);
-  }
-  free(path);
-  return same;
-}
-
-/* The --stats-json / --json file, checked before the work: it must not replace a file
- * of a checkpoint the command reads or (prune) writes; elsewhere it must be writable
- * now, so that a prune does not save its checkpoint and then fail. */
-static pf_status check_json_output(const pf_cli *c, pf_err *err) {
-  const char *path = c->stats_json ? c->stats_json : c->json_out;
-  if (!path) return PF_OK;
-  const char *reads[] = {c->load_params ? pf_map_str(c->load_params, "path", NULL) : NULL,
-                         c->compare_path};
-  for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
-    if (reads[i] && pf_is_dir(reads[i]) && is_checkpoint_file(path, reads[i]))
-      return pf_err_set(err, PF_ERR_INVALID,
-                        "%s: refusing to write the JSON file over a file of the checkpoint %s "
-                        "that this command reads",
-                        path, reads[i]);
-  const char *out =
-      c->kind == PF_CLI_PRUNE && c->save_params ? pf_map_str(c->save_params, "path", NULL) : NULL;
-  if (out && is_checkpoint_file(path, out))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s: refusing to write the statistics over a file of the checkpoint that "
-                      "--output-path %s receives",
-                      path, out);
-  /* a dry run writes no results: prune's plan goes to a new file (or a stream, a device)
-   * only, the other commands write none (plan_done says so) */
-  if (c->dry_run && c->kind != PF_CLI_PRUNE) return PF_OK;
-  struct stat sb;
-  if (c->dry_run && out && pf_path_inside(path, out))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s: inside --output-path %s, which a dry run does not write: give a path "
-                      "outside it, or leave --stats-json out",
-                      path, out);
-  if (c->dry_run && stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s: exists, and a dry run does not replace it (the plan would replace "
-                      "the statistics of a real run): give a new path, or leave --stats-json out",
-                      path);
-  if (out && pf_path_inside(path, out)) return PF_OK; /* its folder is made by the save */
-  return pf_check_writable_file(path, err);
-}
-
-/* The commands whose dry run computes nothing print nothing else: say so. */
-static void plan_done(const pf_cli *c) {
-  if (!c->dry_run || !pf_dist_writer()) return;
-  if (c->kind == PF_CLI_IMPORTANCE || c->kind == PF_CLI_EVAL || c->kind == PF_CLI_GENERATE ||
-      c->kind == PF_CLI_BENCH || c->kind == PF_CLI_BIAS)
-    printf("Dry run: the model and inputs were checked; nothing was computed or written%s.\n",
-           c->json_out ? " (not the --json file either)" : "");
-}
-
-/* --reconstruct: the calibration text is reconstruct's too (prune_width's data params):
- * they are added to `params`. Hybrid scores only with MAW (other methods are static).
- * Returns whether --reconstruct was given. */
-static int add_reconstruct_data(const pf_cli *c, pf_value *params) {
-  const int rec = pf_map_bool(params, "reconstruct", 0);
-  for (size_t k = 0; rec && c->calib_params && k < c->calib_params->u.map.len; k++) {
-    pf_value_retain(c->calib_params->u.map.vals[k]);
-    pf_map_set(params, c->calib_params->u.map.keys[k], c->calib_params->u.map.vals[k]);
-  }
-  return rec;
-}
-
-/* The options that become op parameters, checked by the ops' specs before a model is
- * loaded (`--samples abc` was found after the load, exit 1): a usage error. */
-static pf_status check_op_options(const pf_cli *c, const char **topic, pf_err *err) {
-  static const struct {
-    pf_cli_kind kind;
-    const char *op, *topic;
-  } cmds[] = {{PF_CLI_IMPORTANCE, "importance", "importance"},
-              {PF_CLI_EVAL, "evaluate", "eval"},
-              {PF_CLI_GENERATE, "generate", "generate"},
-              {PF_CLI_BENCH, "benchmark", "bench"}};
-  const char *ops[3] = {NULL, NULL, NULL};
-  const pf_value *params[3] = {NULL, NULL, NULL};
-  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-    if (c->kind == cmds[i].kind) {
-      *topic = cmds[i].topic;
-      ops[0] = cmds[i].op;
-      params[0] = c->op_params;
-    }
-  pf_value *pp = NULL; /* prune's params as cmd_prune will pass them */
-  if (c->kind == PF_CLI_PRUNE && c->prune_params) {
-    if (!(pp = pf_value_copy(c->prune_params)))
-      return pf_err_set(err, PF_ERR_NOMEM, "out of memory");
-    add_reconstruct_data(c, pp);
-  }
-  if (c->kind == PF_CLI_PRUNE) {
-    *topic = "prune";
-    ops[0] = c->prune_op, params[0] = pp;
-    ops[1] = "calibrate", params[1] = c->calib_params;
-    ops[2] = "save", params[2] = c->save_params;
-  }
-  /* the types, ranges and choices of the options given, then the op's own checks that
-   * need no model (OptiPFair's rules on the options alone: usage errors, as its CLI
-   * makes them); what needs the model (layer indices, widths) is found by the op */
-  pf_status st = PF_OK;
-  for (int i = 0; i < 3 && !st; i++) {
-    const pf_op *op = ops[i] ? pf_op_find(ops[i]) : NULL;
-    if (op && (pf_op_check_given(op, params[i], err) != PF_OK ||
-               (op->check && params[i] && op->check(params[i], err) != PF_OK)))
-      st = pf_err_prefix(err, "%s", ops[i]); /* as pf_op_run says it */
-  }
-  pf_value_release(pp);
-  return st;
-}
-
-/* prune's --output-path, checked before the work as save checks it after: not the
- * input folder, inside it or around it (through a symlink too). */
-static pf_status check_prune_output(const pf_cli *c, pf_err *err) {
-  const char *in = c->load_params ? pf_map_str(c->load_params, "path", NULL) : NULL;
-  const char *out = c->save_params ? pf_map_str(c->save_params, "path", NULL) : NULL;
-  if (c->kind != PF_CLI_PRUNE || !out) return PF_OK;
-  /* an output the save would refuse, before hours of calibration and pruning */
-  pf_status st = in && pf_is_dir(in) ? pf_save_input_check(in, out, err) : PF_OK;
-  if (!st && !c->dry_run)
-    st = pf_save_output_check(out, pf_map_bool(c->save_params, "overwrite", 0), err);
-  return st;
-}
-
 /* ---- subcommands ---- */
 
 static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
@@ -451,7 +318,7 @@ static int cmd_prune(pf_cli *c, const pf_ctx *ctx) {
   char a[40];
   pf_ctx_log(ctx, "Model: %s", pf_map_str(c->load_params, "path", ""));
   pf_ctx_log(ctx, "Original parameters: %s", fmt_thousands(pf_model_param_count(base), a, sizeof a));
-  int rec = add_reconstruct_data(c, c->prune_params);
+  int rec = pf_main_add_reconstruct_data(c, c->prune_params);
   if (c->calib_params && (!rec || !strcmp(pf_map_str(c->prune_params, "method", "MAW"), "MAW"))) {
     /* data-driven: calibrate the unpruned model first; width pruning uses the
      * neuron norms (hybrid MAW), head pruning the head norms, depth pruning the
@@ -803,60 +670,15 @@ static void print_version(void) {
            pf_dist_size() > 1 ? "s" : "", pf_dist_rank());
 }
 
-/* Descriptors 0-2 that the caller closed (a batch job's stdin, `2>&-`) are taken by
- * /dev/null opened read-only: otherwise the next file pfrun or a script opens becomes
- * "stdout" or "stderr" and receives its log lines, and the janitor's socket its stdin.
- * Read-only, so that output to a closed stdout still fails (check_stdout), as it would. */
-static void open_standard_fds(void) {
-  for (int fd = 0; fd < 3; fd++)
-    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-      const int nul = open("/dev/null", O_RDONLY);
-      if (nul >= 0 && nul != fd) { /* the lowest free descriptor: fd itself */
-        dup2(nul, fd);
-        close(nul);
-      }
-    }
-}
-
-/* A reader of our output that stopped (`| head`): SIGPIPE is caught, not ignored (an
- * ignored signal stays ignored in the programs a Lua script starts), and the write
- * fails with EPIPE instead of ending the run in the middle of its work. */
-static volatile sig_atomic_t g_sigpipe;
-static void on_sigpipe(int sig) {
-  (void)sig;
-  g_sigpipe = 1;
-}
-
-/* stdout could not take what was printed (a full disk, a closed descriptor): the
- * results are lost, so the run fails (1) rather than report success. A reader that
- * closed the pipe ends it as it would have ended a plain command: 128 + SIGPIPE, quietly. */
-static int check_stdout(int rc) {
-  errno = 0;
-  const int flushed = fflush(stdout) == 0;
-  const int e = errno;
-  if (flushed && !ferror(stdout)) return rc;
-  if (g_sigpipe) return rc ? rc : 128 + SIGPIPE;
-  if (rc == 0) {
-    if (!flushed && e) /* the error of this flush; an earlier one left no errno */
-      fprintf(stderr, "pfrun: error: cannot write the output (standard output: %s)\n", strerror(e));
-    else
-      fprintf(stderr, "pfrun: error: cannot write the output (standard output)\n");
-    return 1;
-  }
-  return rc;
-}
-
 int main(int argc, char **argv) {
   pf_lua_interpreter = argv[0];
   pf_cli c;
   pf_err err = {0};
-  open_standard_fds();
+  pf_main_open_standard_fds();
   /* output piped into `head`: the reader's end closes, and SIGPIPE would end the run in
    * the middle of its work (a recipe between two steps); caught, the writes fail (EPIPE),
    * the work finishes, and check_stdout ends the run as the signal would have (141) */
-  struct sigaction pipe_sa = {.sa_handler = on_sigpipe};
-  sigemptyset(&pipe_sa.sa_mask);
-  sigaction(SIGPIPE, &pipe_sa, NULL);
+  pf_main_catch_sigpipe();
   /* A process killed outright (SIGKILL: the OOM killer; Ctrl-C on mpirun, which sends
    * SIGTERM and a moment later SIGKILL) cannot remove its temporary folders itself: a
    * janitor process removes what it leaves (fsutil.h). Forked first, before MPI and any
@@ -864,14 +686,9 @@ int main(int argc, char **argv) {
   (void)pf_temp_janitor_start();
   /* Ctrl-C, SIGTERM and SIGHUP are handled by this thread, which runs a Lua script (its
    * handler installs a Lua hook, which must not race the interpreter from another
-   * thread): blocked while MPI and OpenMP start their threads, which keep them blocked,
-   * and unblocked here once those exist (below). */
-  sigset_t stops;
-  sigemptyset(&stops);
-  sigaddset(&stops, SIGINT);
-  sigaddset(&stops, SIGTERM);
-  sigaddset(&stops, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stops, NULL);
+   * thread): blocked while MPI and OpenMP start their threads, which keep them blocked;
+   * pf_main_install_signals starts the OpenMP team and unblocks them here. */
+  pf_main_block_interrupts();
   /* MPI (mpirun / srun): before any thread starts. Ranks other than 0 print
    * nothing but their errors; rank 0 alone writes (runtime/dist/dist.h). */
   if (pf_dist_init(&argc, &argv, &err) != PF_OK) {
@@ -901,10 +718,6 @@ int main(int argc, char **argv) {
    * choose it now, before any thread starts (see kernels.h). A failure here is
    * reported by the first op that needs the kernels. */
   pf_kernels_init(NULL);
-#pragma omp parallel
-  { /* the OpenMP team, started with the signals blocked (see above) */
-  }
-  pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
   pf_main_install_signals();
   int cap_rc = setup_memory_cap(&c);
   if (cap_rc) {
@@ -928,14 +741,14 @@ int main(int argc, char **argv) {
   int rc = 0;
   g_cli = &c;
   const char *topic = NULL;
-  if (check_op_options(&c, &topic, &err) != PF_OK) {
+  if (pf_main_check_op_options(&c, &topic, &err) != PF_OK) {
     pf_cli_words(&c, &err);
     fprintf(stderr, "pfrun: error: %s\nTry 'pfrun help %s' for its options.\n", err.msg, topic);
     pf_cli_free(&c);
     return 2;
   }
-  if (pf_dist_writer() &&
-      (check_json_output(&c, &err) != PF_OK || check_prune_output(&c, &err) != PF_OK)) {
+  if (pf_dist_writer() && (pf_main_check_json_output(&c, &err) != PF_OK ||
+                           pf_main_check_prune_output(&c, &err) != PF_OK)) {
     rc = fail(&err);
     pf_cli_free(&c);
     return rc;
@@ -961,7 +774,7 @@ int main(int argc, char **argv) {
     break;
   }
   /* clang-format on */
-  if (rc == 0) plan_done(&c);
+  if (rc == 0) print_plan_done(&c);
   pf_cleanup_temps();
   g_cli = NULL;
   pf_cli_free(&c);
@@ -973,5 +786,5 @@ int main(int argc, char **argv) {
             "and kept\n",
             g_interrupt);
   }
-  return check_stdout(rc);
+  return pf_main_check_stdout(rc);
 }

@@ -10,6 +10,9 @@
 
 #include "main_print.h"
 
+#include "cli.h"
+#include "dist.h"
+
 char *fmt_thousands(int64_t v, char *buf, size_t n) {
   char tmp[32];
   snprintf(tmp, sizeof tmp, "%lld", (long long)(v < 0 ? -v : v));
@@ -244,4 +247,13 @@ void print_recipe_plan(const pf_value *res) {
     const pf_value *plan = r ? pf_map_get(r, "plan") : NULL;
     if (plan) print_save_plan(plan);
   }
+}
+
+/* The commands whose dry run computes nothing print nothing else: say so. */
+void print_plan_done(const pf_cli *c) {
+  if (!c->dry_run || !pf_dist_writer()) return;
+  if (c->kind == PF_CLI_IMPORTANCE || c->kind == PF_CLI_EVAL || c->kind == PF_CLI_GENERATE ||
+      c->kind == PF_CLI_BENCH || c->kind == PF_CLI_BIAS)
+    printf("Dry run: the model and inputs were checked; nothing was computed or written%s.\n",
+           c->json_out ? " (not the --json file either)" : "");
 }

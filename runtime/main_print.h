@@ -27,5 +27,9 @@ void print_importance(const pf_value *imp);
 void print_eval(const char *path, const char *compare_path, const pf_value *r);
 void print_bias(const pf_value *metrics);
 void print_recipe_plan(const pf_value *res);
+/* After a dry run of a command that computes nothing (importance, eval, generate, bench,
+ * bias): that nothing was computed or written. */
+struct pf_cli;
+void print_plan_done(const struct pf_cli *c);
 
 #endif

@@ -1,6 +1,9 @@
 /* main_signals.c — the pfrun executable's signal handlers: interrupts (SIGINT,
  * SIGTERM, SIGHUP), a mapped file lost under it (SIGBUS), and crashes or a library's
  * abort. Part of the executable, not of libpfcore: they write to stderr and exit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -110,26 +113,35 @@ static void install_crash_handlers(void) {
 #endif
 }
 
+/* SIGINT, SIGTERM and SIGHUP: the interrupts. */
+static void interrupt_set(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+}
+
+void pf_main_block_interrupts(void) {
+  sigset_t set;
+  interrupt_set(&set);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 void pf_main_install_signals(void) {
   /* Start the OpenMP worker threads now, with the signals blocked: threads
    * inherit the mask, so the handler always runs on the main thread, between
-   * the steps it interrupts rather than beside them. */
-  sigset_t set, old;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, &old);
+   * the steps it interrupts rather than beside them. main() blocked them already,
+   * before MPI started its threads; they are unblocked in this thread alone. */
+  sigset_t set;
+  interrupt_set(&set);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
 #pragma omp parallel
   { __asm__ volatile("" ::: "memory"); /* an empty region still starts the team */ }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaddset(&sa.sa_mask, SIGINT);
-  sigaddset(&sa.sa_mask, SIGTERM);
-  sigaddset(&sa.sa_mask, SIGHUP);
+  interrupt_set(&sa.sa_mask);
   /* a signal the caller set to be ignored stays ignored: `nohup pfrun …` must
    * survive the terminal closing, `pfrun … &` in a script must ignore Ctrl-C */
   int sigs[] = {SIGINT, SIGTERM, SIGHUP}; /* SIGHUP: a closed terminal or ssh session */
@@ -145,4 +157,55 @@ void pf_main_install_signals(void) {
    * EFBIG and the normal error path reports it and cleans up. */
   signal(SIGXFSZ, SIG_IGN);
   install_crash_handlers();
+}
+
+/* ---- the standard streams ---- */
+
+/* Descriptors 0-2 that the caller closed (a batch job's stdin, `2>&-`) are taken by
+ * /dev/null opened read-only: otherwise the next file pfrun or a script opens becomes
+ * "stdout" or "stderr" and receives its log lines, and the janitor's socket its stdin.
+ * Read-only, so that output to a closed stdout still fails (pf_main_check_stdout), as it would. */
+void pf_main_open_standard_fds(void) {
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      const int nul = open("/dev/null", O_RDONLY);
+      if (nul >= 0 && nul != fd) { /* the lowest free descriptor: fd itself */
+        dup2(nul, fd);
+        close(nul);
+      }
+    }
+}
+
+/* A reader of our output that stopped (`| head`): SIGPIPE is caught, not ignored (an
+ * ignored signal stays ignored in the programs a Lua script starts), and the write
+ * fails with EPIPE instead of ending the run in the middle of its work. */
+static volatile sig_atomic_t g_sigpipe;
+static void on_sigpipe(int sig) {
+  (void)sig;
+  g_sigpipe = 1;
+}
+
+void pf_main_catch_sigpipe(void) {
+  struct sigaction sa = {.sa_handler = on_sigpipe};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* stdout could not take what was printed (a full disk, a closed descriptor): the
+ * results are lost, so the run fails (1) rather than report success. A reader that
+ * closed the pipe ends it as it would have ended a plain command: 128 + SIGPIPE, quietly. */
+int pf_main_check_stdout(int rc) {
+  errno = 0;
+  const int flushed = fflush(stdout) == 0;
+  const int e = errno;
+  if (flushed && !ferror(stdout)) return rc;
+  if (g_sigpipe) return rc ? rc : 128 + SIGPIPE;
+  if (rc == 0) {
+    if (!flushed && e) /* the error of this flush; an earlier one left no errno */
+      fprintf(stderr, "pfrun: error: cannot write the output (standard output: %s)\n", strerror(e));
+    else
+      fprintf(stderr, "pfrun: error: cannot write the output (standard output)\n");
+    return 1;
+  }
+  return rc;
 }

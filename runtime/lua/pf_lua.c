@@ -430,11 +430,20 @@ static int push_result(lua_State *L, const pf_value *out) {
   return 2;
 }
 
-#define CLOSING_KEY "pfrun.closing"
+/* The registry flag that ops see while the state closes. pf_lua_open creates the
+ * entry (false), so that setting it afterwards allocates nothing: pf_lua_closing
+ * runs outside any protected call, where a memory error (the script ended with the
+ * memory full) would be Lua's "unprotected error" panic, an abort. The key is a
+ * light userdata (an address), not a string, so no string is interned either;
+ * without the entry (pf_lua_open did not run: the state has no ops) nothing is set. */
+static const char closing_key;
 
 void pf_lua_closing(lua_State *L) {
+  const int opened = lua_rawgetp(L, LUA_REGISTRYINDEX, &closing_key) != LUA_TNIL;
+  lua_pop(L, 1);
+  if (!opened) return; /* pf_lua_open never ran here: no op to keep out */
   lua_pushboolean(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, CLOSING_KEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &closing_key);
 }
 
 /* After an op ran out of memory: a full collection, and whether it freed enough for
@@ -461,7 +470,7 @@ static int collect_freed_memory(lua_State *L) {
 
 static int l_op(lua_State *L) {
   const pf_op *op = lua_touserdata(L, lua_upvalueindex(1));
-  lua_getfield(L, LUA_REGISTRYINDEX, CLOSING_KEY);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &closing_key);
   const int closing = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (closing)
@@ -561,6 +570,8 @@ static void set_op(lua_State *L, const pf_op *op, const char *name) {
 }
 
 int pf_lua_open(lua_State *L) {
+  lua_pushboolean(L, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &closing_key); /* see pf_lua_closing */
   static const luaL_Reg model_meta[] = {{"__gc", model_close},
                                         {"__close", model_close},
                                         {"__tostring", model_tostring},

@@ -32,6 +32,8 @@ int pf_lua_open(struct lua_State *L);
 /* Before lua_close: the finalisers that lua_close runs may not run ops (a model an
  * op made there would never be finalised, so never released); they get an error. */
 void pf_lua_closing(struct lua_State *L);
+/* Tests: pf_lua_run_file's state fails every allocation after this many (-1: off). */
+extern long pf_lua_fail_allocs_after;
 void pf_lua_set_ctx(struct lua_State *L, const pf_ctx *ctx);
 
 /* Run a Lua script file with `arg` set as lua.c does (arg[0] = script,

@@ -43,8 +43,13 @@ static const char *script_chunk(const char *text, size_t len, size_t *n) {
 /* As lua.c's msghandler: non-string errors via __tostring, then a traceback.
  * Runs where the error was raised, so the error object is still the one an op
  * raised (if it was): its status is taken here, before the traceback. */
+static const char run_args_key; /* registry: the run_args (pmain sets it) */
+
 static int msgh(lua_State *L) {
-  run_args *a = lua_touserdata(L, lua_upvalueindex(1));
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &run_args_key);
+  run_args *a = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!a) return 1; /* pmain failed before it set the key: memory */
   const char *msg = lua_tostring(L, 1);
   if (a->load_rc != LUA_OK && msg) return 1;
   a->op_status = pf_lua_error_status(L, 1);
@@ -57,6 +62,22 @@ static int msgh(lua_State *L) {
 }
 
 const char *pf_lua_interpreter = NULL;
+
+/* Test hook: with a value n >= 0, the script state's allocator fails every
+ * allocation or growth after the first n (as a full memory would); -1, the
+ * default, leaves Lua's own allocator in place. */
+long pf_lua_fail_allocs_after = -1;
+static long g_lua_allocs;
+
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  if ((!ptr || nsize > osize) && g_lua_allocs++ >= pf_lua_fail_allocs_after) return NULL;
+  return realloc(ptr, nsize);
+}
 
 /* ---- interrupts ----
  * An op stops at its next safe point once ctx->interrupt is set and raises
@@ -219,9 +240,13 @@ static void add_script_dir(lua_State *L, const char *path) {
   lua_pop(L, 2);
 }
 
-/* Everything that can raise runs here, under lua_pcall. */
+/* Everything that can raise runs here, under lua_pcall: outside it, a memory error
+ * is Lua's "unprotected error" panic (an abort), so pf_lua_run_file only pushes
+ * what allocates nothing (light C functions, a light userdata) before the call. */
 static int pmain(lua_State *L) {
   run_args *a = lua_touserdata(L, 1);
+  lua_pushlightuserdata(L, a);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &run_args_key);
   luaL_openlibs(L);
   luaL_requiref(L, "pf", pf_lua_open, 1);
   lua_pop(L, 1);
@@ -274,10 +299,13 @@ pf_status pf_lua_run_file(const char *path, int argc, char **argv, const pf_ctx 
     free(text);
     return pf_err_set(err, PF_ERR_NOMEM, "%s: cannot create a Lua state", path);
   }
+  if (pf_lua_fail_allocs_after >= 0) {
+    g_lua_allocs = 0;
+    lua_setallocf(L, failing_alloc, NULL);
+  }
   run_args a = {.path = path, .argc = argc < 0 ? 0 : argc, .argv = argv, .ctx = ctx};
   a.chunk = script_chunk(text, len, &a.chunk_len);
-  lua_pushlightuserdata(L, &a);
-  lua_pushcclosure(L, msgh, 1);
+  lua_pushcfunction(L, msgh);
   lua_pushcfunction(L, pmain);
   lua_pushlightuserdata(L, &a);
   lua_State *outer = g_script_state;

@@ -19,10 +19,10 @@
  *                   of 2-32 MiB, what one decode token does), with the threads taking
  *                   chunks of W's rows in turn (1 MiB, the default; 256 KiB; 4 MiB)
  *                   and with one contiguous share each (pf_kern_gemv_chunk_bytes = 0,
- *                   the former split), with the AVX2 kernel reading one stream
- *                   (pf_kern_gemv_streams = 1; the AVX-512 kernel always does) and
- *                   without its software prefetch (pf_kern_gemv_prefetch_avx2 = 0;
- *                   same as the default under avx512)
+ *                   the former split), with the kernel reading one stream
+ *                   (pf_kern_gemv_streams = 1) and without its software prefetch
+ *                   (pf_kern_gemv_prefetch_avx2 / _avx512 = 0); gemv m=4 BF16 also
+ *                   with one stream and without the prefetch
  * and keeps the best of each. Reported: GB/s and the ratio to "read 1 stream" and
  * to the best of the three reads over the same memory. Threads: OMP_NUM_THREADS /
  * all cores.
@@ -155,7 +155,7 @@ int main(int argc, char **argv) {
   const memory mem[3] = {{"file mapping (page cache)", file},
                          {"heap, 4 KiB pages", heap},
                          {"heap, MADV_HUGEPAGE", huge}};
-  enum { NMEAS = 13, NREAD = 3, DEC = 7 };
+  enum { NMEAS = 15, NREAD = 3, DEC = 7, DEC_END = 13 };
   const char *meas[NMEAS] = {"read, 1 stream/thread",
                              "read, 4 streams/thread (4 KiB rows)",
                              "read, 4 streams/thread, far apart",
@@ -167,13 +167,17 @@ int main(int argc, char **argv) {
                              "decode m=1, 256 KiB chunks",
                              "decode m=1, 4 MiB chunks",
                              "decode m=1, one share/thread",
-                             "decode m=1, one stream (avx2 kernel)",
-                             "decode m=1, no prefetch (avx2 kernel)"};
-  const size_t chunk[NMEAS] = {0,        0,          0,        0, 0,        0,       0,
-                               1u << 20, 256u << 10, 4u << 20, 0, 1u << 20, 1u << 20};
+                             "decode m=1, one stream",
+                             "decode m=1, no prefetch",
+                             "gemv m=4 BF16, one stream",
+                             "gemv m=4 BF16, no prefetch"};
+  const size_t chunk[NMEAS] = {0,          0,        0, 0,        0,        0, 0, 1u << 20,
+                               256u << 10, 4u << 20, 0, 1u << 20, 1u << 20, 0, 0};
   const int dec_layers = 8; /* 8 x 121.6 MB of the 1 GiB */
-  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, 0, 0, 0, 0, 0, 0};
-  const size_t prefetch_default = pf_kern_gemv_prefetch_avx2;
+  size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, 0,
+                         0,     0,     0,     0,     0,     TOTAL, TOTAL};
+  const size_t prefetch_default = pf_kern_gemv_prefetch_avx2,
+               prefetch512_default = pf_kern_gemv_prefetch_avx512;
   const size_t chunk_default = pf_kern_gemv_chunk_bytes;
   const int streams_default = pf_kern_gemv_streams;
   const pf_isa best_isa = pf_kernels_isa();
@@ -199,12 +203,17 @@ int main(int argc, char **argv) {
           if (c == 5) gemv_pass(mem[mi].buf, 1, PF_DTYPE_F32, x, y);
           if (c == 6) gemv_pass(mem[mi].buf, 1, PF_DTYPE_F16, x, y);
           if (c >= DEC) {
-            pf_kern_gemv_chunk_bytes = chunk[c];
-            if (c == NMEAS - 2) pf_kern_gemv_streams = 1;
-            if (c == NMEAS - 1) pf_kern_gemv_prefetch_avx2 = 0;
-            bytes[c] = decode_pass(mem[mi].buf, dec_layers, x, y);
+            if (c < DEC_END) pf_kern_gemv_chunk_bytes = chunk[c];
+            if (c == DEC_END - 2 || c == DEC_END) pf_kern_gemv_streams = 1;
+            if (c == DEC_END - 1 || c == DEC_END + 1)
+              pf_kern_gemv_prefetch_avx2 = pf_kern_gemv_prefetch_avx512 = 0;
+            if (c < DEC_END)
+              bytes[c] = decode_pass(mem[mi].buf, dec_layers, x, y);
+            else
+              gemv_pass(mem[mi].buf, 4, PF_DTYPE_BF16, x, y);
             pf_kern_gemv_chunk_bytes = chunk_default;
             pf_kern_gemv_prefetch_avx2 = prefetch_default;
+            pf_kern_gemv_prefetch_avx512 = prefetch512_default;
             pf_kern_gemv_streams = streams_default;
           }
           t = now() - t;

@@ -441,7 +441,7 @@ END_TEST
  * whatever the chunk size, including chunks of one 4-row group, chunks that do
  * not divide n, and the former one share per thread (0), every output is the
  * same bits, and within the tolerance of the twin; so is the AVX2 kernel with and
- * without its software prefetch (pf_kern_gemv_prefetch_avx2), and reading one
+ * without its software prefetch (pf_kern_gemv_prefetch_avx2 / _avx512), and reading one
  * stream or several side by side (pf_kern_gemv_streams; chunks of 4 rows give
  * streams one row long, n = 301 and 97 leave rows over). m up to PF_GEMV_MAX_M
  * with the f32 matmul (so BF16 weights stay on the GEMV path), under every ISA. */
@@ -452,7 +452,8 @@ START_TEST(test_gemv_chunks_same_bits) {
   const pf_dtype dts[3] = {PF_DTYPE_F32, PF_DTYPE_BF16, PF_DTYPE_F16};
   pf_isa levels[3];
   const int nl = isa_levels(levels);
-  const size_t chunk_prev = pf_kern_gemv_chunk_bytes, prefetch_prev = pf_kern_gemv_prefetch_avx2;
+  const size_t chunk_prev = pf_kern_gemv_chunk_bytes, prefetch_prev = pf_kern_gemv_prefetch_avx2,
+               prefetch512_prev = pf_kern_gemv_prefetch_avx512;
   const int streams_prev = pf_kern_gemv_streams;
   const pf_matmul mm_prev = pf_kernels_set_matmul(PF_MATMUL_F32);
   rng_seed(5);
@@ -469,7 +470,7 @@ START_TEST(test_gemv_chunks_same_bits) {
         memcpy(y, y0, (size_t)(m * n) * sizeof(float));
         pf_err err;
         pf_kern_gemv_chunk_bytes = 0;
-        pf_kern_gemv_prefetch_avx2 = 0;
+        pf_kern_gemv_prefetch_avx2 = pf_kern_gemv_prefetch_avx512 = 0;
         pf_kern_gemv_streams = 1;
         ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, y0, n, NULL, &err),
                          PF_OK);
@@ -480,6 +481,7 @@ START_TEST(test_gemv_chunks_same_bits) {
           pf_kern_gemv_chunk_bytes = chunks[c / 2];
           pf_kern_gemv_streams = c % 2 ? streams_prev : 1;
           pf_kern_gemv_prefetch_avx2 = c / 2 % 2 ? prefetch_prev : 64; /* the default, or near */
+          pf_kern_gemv_prefetch_avx512 = c / 2 % 2 ? prefetch512_prev : 64;
           ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, yc, n, NULL, &err),
                            PF_OK);
           ck_assert_msg(memcmp(yc, y0, (size_t)(m * n) * sizeof(float)) == 0,
@@ -491,6 +493,7 @@ START_TEST(test_gemv_chunks_same_bits) {
         }
         pf_kern_gemv_chunk_bytes = 64;
         pf_kern_gemv_prefetch_avx2 = prefetch_prev;
+        pf_kern_gemv_prefetch_avx512 = prefetch512_prev;
         pf_kern_gemv_streams = streams_prev;
         check_gemm_case(m, n, k, dts[d], 1, 0.5f, 1, NULL);
         free(x), free(bias), free(y0), free(y), free(w);
@@ -499,6 +502,7 @@ START_TEST(test_gemv_chunks_same_bits) {
   }
   pf_kern_gemv_chunk_bytes = chunk_prev;
   pf_kern_gemv_prefetch_avx2 = prefetch_prev;
+  pf_kern_gemv_prefetch_avx512 = prefetch512_prev;
   pf_kern_gemv_streams = streams_prev;
   pf_kernels_set_matmul(mm_prev);
 }

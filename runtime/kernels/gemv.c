@@ -13,9 +13,10 @@
  * once (4 streams a row apart, each one row long) and was capped near 30 GB/s on
  * Zen 5, 57-69 % of the read bandwidth; one row at a time (one sequential stream
  * per thread) reached 95-112 % there. On Zen 3 one stream per thread stays well
- * below what the memory gives to several long streams, so the AVX2 kernel reads
- * pf_kern_gemv_streams rows from that many parts of the chunk, far apart, side by
- * side (each part one long sequential stream). The register kernels take
+ * below what the memory gives to several long streams, so both kernels read rows
+ * from several parts of the chunk, far apart, side by side (each part one long
+ * sequential stream; pf_kern_gemv_streams), and prefetch W ahead where that was
+ * measured to help (pf_kern_gemv_prefetch_*). The register kernels take
  * up to 4 x rows; larger m is done in groups of 4 over ~128 KiB blocks of W, so W
  * is still read from memory once (the later groups find the block in L2).
  *
@@ -83,10 +84,16 @@ static void gemv_scalar_bf16(const gemv_args *a, int64_t r0, int64_t r1) {
  * (2 threads, BF16 m = 1, 1 GiB of W) 1 KiB ahead lifted the GEMV from 31-33 to
  * 34-35 GB/s against a 35-38 GB/s read; 512 B gained less, 2 KiB lost (28-30);
  * the non-temporal hint (W is read once) 36.5 against 35.1-35.7 for T0.
- * The AVX-512 kernel has none: on Zen 5 prefetching made no difference.
- * bench_gemv compares it with none. A prefetch never faults, so reading ahead of
- * W's end is harmless. */
+ * The AVX-512 kernel's distance is its own, and used at m >= 3 only: on AMD Zen 5
+ * (2 threads, BF16, 1 GiB of W, best of 8, two runs) m = 3 went from 38-48 to
+ * 43-55 GB/s with a prefetch 2 KiB ahead and m = 4 from 28-29 to 42 (the rows'
+ * FMAs slow the loop enough that the hardware prefetcher alone no longer keeps
+ * each stream's lines coming), while m = 1 and 2 read at the same rate with and
+ * without one 2-8 KiB ahead (and bench_gemv's decode, m = 1, lost 2-8 % with it).
+ * bench_gemv compares both kernels with none. A prefetch never faults, so reading
+ * ahead of W's end is harmless. */
 size_t pf_kern_gemv_prefetch_avx2 = 1024;
+size_t pf_kern_gemv_prefetch_avx512 = 2048;
 
 /* AVX2 kernel: the rows a thread takes at a time (a chunk, ~1 MiB of W) are split
  * into this many equal parts, read side by side, one row of each at a time (1:
@@ -96,9 +103,11 @@ size_t pf_kern_gemv_prefetch_avx2 = 1024;
  * apart took the GEMV to 58 GB/s (2 streams: 51; 8: 50-53). Adjacent rows side
  * by side (an early kernel's pattern; 2 adjacent rows measured 29-34 GB/s) were
  * slower than one stream: each of those streams is one row long, so the hardware
- * prefetcher never follows any of them far. The AVX-512 kernel reads one stream
- * (not measured with more: no AVX-512 CPU at hand when this was written).
- * bench_gemv compares 1 and 4. */
+ * prefetcher never follows any of them far. The AVX-512 kernel reads 4, 2, 2, 2
+ * streams at m = 1..4 (its register budget): on AMD Zen 5 (1 GiB of BF16 W) 4
+ * streams at m = 1 gave 50.3-50.9 GB/s against 47.2-49.4 for one (bench_gemv's
+ * decode, three memories), m = 4 with 2 streams 28-29 against 21-23 (before
+ * the prefetch). bench_gemv compares 1 and the default. */
 int pf_kern_gemv_streams = 4;
 
 #if PF_KERN_HAVE_AVX2
@@ -223,55 +232,100 @@ static inline __attribute__((always_inline)) __m512 ld16_w(const void *w, int dt
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-static inline __attribute__((always_inline)) void
-gemv_row_avx512(const gemv_args *a, const int M, const int dt, int64_t row) {
-  enum { U = 4 };
-  __m512 acc[U][4];
-  for (int u = 0; u < U; u++)
-    for (int mi = 0; mi < M; mi++)
-      acc[u][mi] = _mm512_setzero_ps();
-  const int64_t k = a->k, kU = k - k % (16 * U), wo = row * a->ldw;
-  const __mmask16 all = 0xffff;
-  int64_t i = 0;
-  for (; i < kU; i += 16 * U)
-    for (int u = 0; u < U; u++) {
-      __m512 wv = ld16_w(a->w, dt, wo + i + 16 * u, all);
+/* Output rows rows[0..S) for M input rows: S rows of W read side by side (S
+ * long streams, as in the AVX2 kernel), the k loop unrolled 4 times; each x
+ * vector feeds the S rows, each weight vector the M x rows. A row's arithmetic
+ * does not depend on S or on the rows read beside it. */
+static inline __attribute__((always_inline)) void gemv_rows_avx512(const gemv_args *a, const int M,
+                                                                   const int U, const int S,
+                                                                   const int dt,
+                                                                   const int64_t *rows) {
+  __m512 acc[4][4][4];
+  for (int s = 0; s < S; s++)
+    for (int u = 0; u < U; u++)
       for (int mi = 0; mi < M; mi++)
-        acc[u][mi] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(a->x + mi * a->ldx + i + 16 * u),
-                                     acc[u][mi]);
+        acc[s][u][mi] = _mm512_setzero_ps();
+  const int64_t k = a->k, kU = k - k % (16 * U);
+  int64_t wo[4];
+  for (int s = 0; s < S; s++)
+    wo[s] = rows[s] * a->ldw;
+  const __mmask16 all = 0xffff;
+  const int esz = dt == PF_DTYPE_F32 ? 4 : 2;
+  const int64_t pfd = M >= 3 ? (int64_t)pf_kern_gemv_prefetch_avx512 : 0; /* see its comment */
+  int64_t i = 0;
+  for (; i < kU; i += 16 * U) {
+    if (pfd)
+      for (int s = 0; s < S; s++)
+        for (int o = 0; o < 16 * U * esz; o += 64)
+          _mm_prefetch((const char *)a->w + (wo[s] + i) * esz + o + pfd, _MM_HINT_NTA);
+    for (int u = 0; u < U; u++) {
+      __m512 xv[4];
+      for (int mi = 0; mi < M; mi++)
+        xv[mi] = _mm512_loadu_ps(a->x + mi * a->ldx + i + 16 * u);
+      for (int s = 0; s < S; s++) {
+        __m512 wv = ld16_w(a->w, dt, wo[s] + i + 16 * u, all);
+        for (int mi = 0; mi < M; mi++)
+          acc[s][u][mi] = _mm512_fmadd_ps(wv, xv[mi], acc[s][u][mi]);
+      }
     }
+  }
   for (; i < k; i += 16) {
     const __mmask16 mask = k - i >= 16 ? all : (__mmask16)((1u << (k - i)) - 1u);
-    __m512 wv = ld16_w(a->w, dt, wo + i, mask);
-    for (int mi = 0; mi < M; mi++)
-      acc[0][mi] =
-          _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, a->x + mi * a->ldx + i), acc[0][mi]);
+    for (int s = 0; s < S; s++) {
+      __m512 wv = ld16_w(a->w, dt, wo[s] + i, mask);
+      for (int mi = 0; mi < M; mi++)
+        acc[s][0][mi] =
+            _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, a->x + mi * a->ldx + i), acc[s][0][mi]);
+    }
   }
-  for (int mi = 0; mi < M; mi++) {
-    __m512 t = _mm512_add_ps(_mm512_add_ps(acc[0][mi], acc[1][mi]),
-                             _mm512_add_ps(acc[2][mi], acc[3][mi]));
-    store_out(a, mi, row, _mm512_reduce_add_ps(t));
-  }
+  for (int s = 0; s < S; s++)
+    for (int mi = 0; mi < M; mi++) {
+      __m512 t = acc[s][0][mi];
+      if (U == 4)
+        t = _mm512_add_ps(_mm512_add_ps(t, acc[s][1][mi]),
+                          _mm512_add_ps(acc[s][2][mi], acc[s][3][mi]));
+      else
+        for (int u = 1; u < U; u++)
+          t = _mm512_add_ps(t, acc[s][u][mi]);
+      store_out(a, mi, rows[s], _mm512_reduce_add_ps(t));
+    }
 }
 
-/* 32 vector registers: 4*M accumulators + weight vectors. */
-#define GEMV_AVX512(NAME, M, DT)                                                                   \
-  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
-    for (int64_t row = r0; row < r1; row++)                                                        \
-      gemv_row_avx512(a, M, DT, row);                                                              \
+/* Rows [r0, r1) in S equal parts read side by side; the rows left over one at a
+ * time. */
+static inline __attribute__((always_inline)) void gemv_range_avx512(const gemv_args *a, const int M,
+                                                                    const int U, const int S,
+                                                                    const int dt, int64_t r0,
+                                                                    int64_t r1) {
+  const int64_t per = (r1 - r0) / S;
+  int64_t rows[4];
+  for (int64_t j = 0; j < per; j++) {
+    for (int s = 0; s < S; s++)
+      rows[s] = r0 + s * per + j;
+    gemv_rows_avx512(a, M, U, S, dt, rows);
   }
-GEMV_AVX512(gemv_avx512_f32_1, 1, PF_DTYPE_F32)
-GEMV_AVX512(gemv_avx512_f32_2, 2, PF_DTYPE_F32)
-GEMV_AVX512(gemv_avx512_f32_3, 3, PF_DTYPE_F32)
-GEMV_AVX512(gemv_avx512_f32_4, 4, PF_DTYPE_F32)
-GEMV_AVX512(gemv_avx512_f16_1, 1, PF_DTYPE_F16)
-GEMV_AVX512(gemv_avx512_f16_2, 2, PF_DTYPE_F16)
-GEMV_AVX512(gemv_avx512_f16_3, 3, PF_DTYPE_F16)
-GEMV_AVX512(gemv_avx512_f16_4, 4, PF_DTYPE_F16)
-GEMV_AVX512(gemv_avx512_bf16_1, 1, PF_DTYPE_BF16)
-GEMV_AVX512(gemv_avx512_bf16_2, 2, PF_DTYPE_BF16)
-GEMV_AVX512(gemv_avx512_bf16_3, 3, PF_DTYPE_BF16)
-GEMV_AVX512(gemv_avx512_bf16_4, 4, PF_DTYPE_BF16)
+  for (int64_t row = r0 + S * per; row < r1; row++)
+    gemv_rows_avx512(a, M, U, 1, dt, &row);
+}
+
+/* 32 vector registers: 4*S*M accumulators + M x vectors + a weight vector.
+ * NAME reads 1 stream, NAME##_s S streams; both give the same bits. */
+#define GEMV_AVX512(NAME, M, U, S, DT)                                                             \
+  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
+    gemv_range_avx512(a, M, U, 1, DT, r0, r1);                                                     \
+  }                                                                                                \
+  static void NAME##_s(const gemv_args *a, int64_t r0, int64_t r1) {                               \
+    gemv_range_avx512(a, M, U, S, DT, r0, r1);                                                     \
+  }
+/* Per dtype, M = 1..4: S = 4, 2, 2, 1 (16, 16, 24, 16 accumulators). */
+#define GEMV_AVX512_DT(T, DT)                                                                      \
+  GEMV_AVX512(gemv_avx512_##T##_1, 1, 4, 4, DT)                                                    \
+  GEMV_AVX512(gemv_avx512_##T##_2, 2, 4, 2, DT)                                                    \
+  GEMV_AVX512(gemv_avx512_##T##_3, 3, 2, 2, DT)                                                    \
+  GEMV_AVX512(gemv_avx512_##T##_4, 4, 2, 2, DT)
+GEMV_AVX512_DT(f32, PF_DTYPE_F32)
+GEMV_AVX512_DT(f16, PF_DTYPE_F16)
+GEMV_AVX512_DT(bf16, PF_DTYPE_BF16)
 
 PF_KERN_AVX512_END
 #endif /* PF_KERN_HAVE_AVX2 */
@@ -291,9 +345,13 @@ static gemv_fn pick(pf_isa isa, pf_dtype dt, int64_t m) {
       {gemv_avx512_f32_1, gemv_avx512_f32_2, gemv_avx512_f32_3, gemv_avx512_f32_4},
       {gemv_avx512_f16_1, gemv_avx512_f16_2, gemv_avx512_f16_3, gemv_avx512_f16_4},
       {gemv_avx512_bf16_1, gemv_avx512_bf16_2, gemv_avx512_bf16_3, gemv_avx512_bf16_4}};
+  static const gemv_fn avx512_s[3][4] = {
+      {gemv_avx512_f32_1_s, gemv_avx512_f32_2_s, gemv_avx512_f32_3_s, gemv_avx512_f32_4_s},
+      {gemv_avx512_f16_1_s, gemv_avx512_f16_2_s, gemv_avx512_f16_3_s, gemv_avx512_f16_4_s},
+      {gemv_avx512_bf16_1_s, gemv_avx512_bf16_2_s, gemv_avx512_bf16_3_s, gemv_avx512_bf16_4_s}};
   _Static_assert(PF_DTYPE_F32 == 0 && PF_DTYPE_F16 == 1 && PF_DTYPE_BF16 == 2, "table order");
 
-  if (isa == PF_ISA_AVX512) return avx512[dt][m - 1];
+  if (isa == PF_ISA_AVX512) return (pf_kern_gemv_streams > 1 ? avx512_s : avx512)[dt][m - 1];
   if (isa == PF_ISA_AVX2) return (pf_kern_gemv_streams > 1 ? avx2_s : avx2)[dt][m - 1];
 #else
   (void)isa;

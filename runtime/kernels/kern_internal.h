@@ -50,10 +50,12 @@ extern int64_t pf_kern_gemv_max_m;
  * turn (default 1 MiB); 0: each thread one contiguous share (the former split).
  * bench_gemv compares them. */
 extern size_t pf_kern_gemv_chunk_bytes;
-/* AVX2 GEMV: software prefetch distance in bytes of W (default 1 KiB; 0: none;
- * bench_gemv compares). */
+/* GEMV software prefetch distance in bytes of W, per kernel (defaults 1 KiB for
+ * AVX2, 2 KiB for AVX-512; 0: none; bench_gemv compares). */
 extern size_t pf_kern_gemv_prefetch_avx2;
-/* AVX2 GEMV: W streams read side by side per thread (1: one; gemv.c). */
+extern size_t pf_kern_gemv_prefetch_avx512;
+/* GEMV: W streams read side by side per thread (1: one; more: each kernel's
+ * own count; gemv.c). */
 extern int pf_kern_gemv_streams;
 /* BF16 weights with more rows than this go to AMX when it is active (default
  * PF_AMX_MIN_M; checked before the GEMV threshold). */

@@ -109,6 +109,8 @@ START_TEST(test_happy_path) {
   ck_assert_msg(j != NULL, "results.json does not parse");
   cJSON *js = cJSON_GetObjectItem(j, "steps");
   ck_assert_int_eq(cJSON_GetArraySize(js), 4);
+  ck_assert_str_eq(cJSON_GetObjectItem(j, "status")->valuestring, "complete");
+  ck_assert_ptr_null(cJSON_GetObjectItem(j, "error"));
   cJSON *vars = cJSON_GetObjectItem(j, "vars");
   ck_assert_int_eq(cJSON_GetObjectItem(vars, "pct")->valueint, 20);
   /* provenance: which matmul path computed the numbers */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "recipe.h"
@@ -313,10 +314,46 @@ START_TEST(test_failure_says_what_was_kept) {
            "a save folder]",
            f.out);
   pf_assert_err(err, want);
+  /* the finished steps' results are in results.json, marked as a failed run */
+  char results[4300];
+  snprintf(results, sizeof results, "%s/results.json", f.out);
+  snprintf(want, sizeof want, " [the results of the 2 finished steps: %s]", results);
+  pf_assert_err(err, want);
+  char *text = pf_test_read(results, NULL);
+  ck_assert_msg(text != NULL, "no results.json after the failed step");
+  ck_assert_msg(strstr(text, "\"status\": \"failed\"") != NULL, "%s", text);
+  ck_assert_msg(strstr(text, "\"failed_step\": {\n    \"index\": 3,") != NULL, "%s", text);
+  ck_assert_msg(strstr(text, "No effective pruning") != NULL, "%s", text);
+  ck_assert_msg(strstr(text, "\"op\": \"save\"") != NULL, "%s", text);
+  /* steps 1 and 2 only: the failed one appears as failed_step, not among the steps */
+  ck_assert_msg(strstr(text, "\"op\": \"prune_width\",\n      \"params\"") == NULL, "%s", text);
+  free(text);
   /* a dry run wrote nothing and says nothing of the kind */
   pf_test_rmtree(f.out);
   ck_assert_int_eq(run_counted(&f, 1, NULL, 0, &steps, &err), PF_ERR_INVALID);
   ck_assert_msg(!strstr(err.msg, "[kept"), "%s", err.msg);
+  ck_assert_msg(!strstr(err.msg, "finished step"), "%s", err.msg);
+  ck_assert_msg(!pf_path_exists(results), "a dry run wrote results.json");
+  /* one finished step; then a failure at the first step, which leaves no results.json
+   * (nothing finished: a previous run's file would stay) */
+  fx g = fx_new("pfrun: 1\n"
+                "vars: {from: synthetic:llama-tiny}\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - {id: base, op: load, path: '${from}'}\n"
+                "  - {op: prune_depth, model: base, num_layers_to_remove: 99}\n");
+  ck_assert_int_eq(run_counted(&g, 0, NULL, 0, &steps, &err), PF_ERR_INVALID);
+  snprintf(want, sizeof want, " [the results of the 1 finished step: %s/results.json]", g.out);
+  pf_assert_err(err, want);
+  snprintf(results, sizeof results, "%s/results.json", g.out);
+  ck_assert_int_eq(unlink(results), 0);
+  char from[4400];
+  snprintf(from, sizeof from, "from=%s/none", g.out);
+  const char *extra[] = {from};
+  ck_assert_int_eq(run_counted(&g, 0, extra, 1, &steps, &err), PF_ERR_NOT_FOUND);
+  ck_assert_msg(!strstr(err.msg, "finished step"), "%s", err.msg);
+  ck_assert_msg(!pf_path_exists(results), "results.json written with no finished step");
+  fx_free(&g);
   fx_free(&f);
 }
 END_TEST

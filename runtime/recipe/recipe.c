@@ -508,6 +508,7 @@ static pf_status run_steps(recipe *r, const pf_ctx *ctx, pf_err *err) {
     }
   for (size_t i = 0; i < r->n_steps; i++) {
     rstep *s = &r->steps[i];
+    r->n_started = i + 1;
     pf_status st = pf_ctx_check_interrupt(ctx, err);
     if (st != PF_OK) return with_kept(r, ctx, i, step_fail(r, s, s->op->name, s->mark, err), err);
     pf_ctx_log(ctx, "step %d/%zu: %s%s%s%s", s->index, r->n_steps, s->op->name, s->id ? " " : "",
@@ -598,6 +599,43 @@ static pf_status write_results(const recipe *r, const pf_value *res, pf_err *err
   return st;
 }
 
+/* A run that failed or was interrupted at a step after others had finished: their
+ * results (statistics, perplexities, timings: often hours of work) go to
+ * results.json all the same, marked "status": "failed" or "interrupted" with the
+ * error and the step it came from, and the error says where they are. Nothing is
+ * written when no step had finished (a previous run's results.json stays). A
+ * failure to write them leaves the run's own error as it was. */
+static void keep_finished_results(recipe *r, pf_status failure, pf_err *err) {
+  if (r->n_started == 0) return;
+  const size_t done = r->n_started - 1; /* steps [0, done) finished or were skipped */
+  size_t ran = 0;
+  for (size_t i = 0; i < done; i++)
+    ran += !r->steps[i].skip;
+  if (ran == 0) return;
+  const rstep *f = &r->steps[done];
+  pf_value *res = results_map(r, 0, done), *fs = pf_value_map();
+  int oom = !res || !fs;
+  if (!oom) {
+    set_or_fail(fs, "index", pf_value_int(f->index), &oom);
+    set_or_fail(fs, "id", f->id ? pf_value_str(f->id) : pf_value_null(), &oom);
+    set_or_fail(fs, "op", pf_value_str(f->op->name), &oom);
+    set_or_fail(res, "status",
+                pf_value_str(failure == PF_ERR_INTERRUPTED ? "interrupted" : "failed"), &oom);
+    set_or_fail(res, "error", pf_value_str(err->msg), &oom);
+    pf_value_retain(fs);
+    set_or_fail(res, "failed_step", fs, &oom);
+  }
+  pf_err werr = {0};
+  if (!oom && write_results(r, res, &werr) == PF_OK && pf_dist_writer()) {
+    char tmp[PF_ERR_MSG_MAX];
+    pf_recipe_fmt(tmp, sizeof tmp, "%s", err->msg);
+    pf_recipe_fmt(err->msg, sizeof err->msg, "%s [the results of the %zu finished step%s: %s/%s]",
+                  tmp, ran, ran == 1 ? "" : "s", r->output_dir, "results.json");
+  }
+  pf_value_release(fs);
+  pf_value_release(res);
+}
+
 static void recipe_free(recipe *r) {
   for (size_t i = 0; r->steps && i < r->n_steps; i++) {
     pf_value_release(r->steps[i].given);
@@ -628,8 +666,11 @@ pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_c
                       : pf_err_set(err, PF_ERR_INVALID, "recipe: no file given");
   if (st == PF_OK) st = pf_recipe_head(&r, opts, err);
   if (st == PF_OK) st = parse_steps(&r, err);
-  if (st == PF_OK) st = run_steps(&r, ctx, err);
+  if (st == PF_OK && (st = run_steps(&r, ctx, err)) != PF_OK && !ctx->dry_run)
+    keep_finished_results(&r, st, err);
   if (st == PF_OK && !(res = results_map(&r, ctx->dry_run, r.n_steps)))
+    st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
+  if (st == PF_OK && pf_map_set(res, "status", pf_value_str("complete")) != PF_OK)
     st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (st == PF_OK && !ctx->dry_run) st = write_results(&r, res, err);
   recipe_free(&r);

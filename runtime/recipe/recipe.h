@@ -34,8 +34,12 @@ typedef struct pf_recipe_opts {
  * On success *results is a map:
  *   {"recipe": path, "name": ..., "output_dir": ..., "dry_run": bool,
  *    "vars": {...}, "steps": [ {"index": N, "id": ..., "op": ..., "params": {...},
- *                               "result": {...}, "seconds": t}, ... ]}
+ *                               "result": {...}, "seconds": t}, ... ],
+ *    "status": "complete"}
  * and <output_dir>/results.json holds its JSON form (not written in dry-run).
+ * A run that fails or is interrupted at a step after others finished writes
+ * results.json too, with those steps only, "status": "failed" or "interrupted",
+ * "error" and "failed_step" {"index", "id", "op"}, and says so in err.
  * In dry-run every step is validated against the op table (unknown ops and
  * parameters, types, references to unknown or later step ids, missing vars) and
  * run with ctx->dry_run set, so ops plan without touching weights. */

@@ -108,6 +108,7 @@ typedef struct recipe {
   yaml_node_t *top[6]; /* pfrun, name, description, vars, output_dir, steps */
   rstep *steps;
   size_t n_steps;
+  size_t n_started; /* steps the run reached (a failed run: the failed one's index + 1) */
 } recipe;
 
 enum { K_PFRUN, K_NAME, K_DESCRIPTION, K_VARS, K_OUTPUT_DIR, K_STEPS, K_COUNT };

@@ -212,6 +212,33 @@ interrupt TERM 143
 interrupt INT 143 TERM   # a second signal: temp removed by the handler, _exit at once
 interrupt HUP 129
 
+# a recipe interrupted in its save step: what the finished steps computed is kept in
+# results.json, marked interrupted (before: no results.json at all)
+RI="$WORK/rec-int"
+cat > "$WORK/int.yaml" <<YAML
+pfrun: 1
+output_dir: $RI
+steps:
+  - {id: base, op: load, path: '$MED'}
+  - {id: w, op: prune_width, model: base, pruning_percentage: 20}
+  - {op: save, model: w, path: '$RI/ck', dtype: bfloat16}
+YAML
+for try in 1 2 3; do
+  rm -rf "$RI"
+  env --default-signal "$PFRUN" "$WORK/int.yaml" --quiet > "$WORK/ri.log" 2>&1 &
+  pid=$!
+  wait_for_glob $pid "$RI/ck.tmp-*-$pid-*" && kill -INT $pid
+  wait $pid; RC=$?
+  [ "$RC" -ne 0 ] && break
+done
+OUT=$(cat "$WORK/ri.log")
+if [ "$RC" -eq 130 ] && grep -qF "[the results of the 2 finished steps: $RI/results.json]" <<<"$OUT"; then ok
+else bad "recipe interrupted in its save: exit $RC: $OUT"; fi
+check "recipe interrupted: results.json says so ($(head -c 300 "$RI/results.json" 2>&1))" \
+  grep -q '"status": "interrupted"' "$RI/results.json"
+check "recipe interrupted: results.json has the pruning statistics" grep -q '"percentage_reduction"' "$RI/results.json"
+no_trace "recipe interrupted in its save" "$RI/ck"
+
 # ---- a Lua script stops at the first signal, even where pcall catches errors ----
 # (before: a pcall loop caught the op's "interrupted by signal" and went on; a pure
 # Lua loop ignored the first signal, only a second one ended it)

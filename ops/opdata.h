@@ -70,9 +70,10 @@ pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokeni
 /* Hex SHA-256 identifying a model's weights and config: the config JSON, and per
  * tensor its name, dtype, shape and either the identity of the file it was mapped
  * from (pf_storage_identity: device, inode, size, modification and change times when
- * mapped) and its offset, or the bytes of derived tensors. A weight file replaced or
- * rewritten, or a changed derived tensor, changes it; another spelling of the path
- * does not. */
+ * mapped) and its offset, for a lazy selection of such a weight (width pruning,
+ * materialised or not) that identity and the kept rows / columns, or the bytes of
+ * other derived tensors. A weight file replaced or rewritten, another selection, or a
+ * changed derived tensor, changes it; another spelling of the path does not. */
 pf_status pf_model_fingerprint(const pf_model *m, char hex[PF_SHA256_HEX], pf_err *err);
 
 /* Encode a prompt with special tokens; errors for an empty result or one that

@@ -156,6 +156,18 @@ int pf_tensor_file_region(const pf_tensor *t, pf_file_region *out);
  * *parent and *rows are borrowed from t. 0 for every other tensor. */
 int pf_tensor_lazy_rows(const pf_tensor *t, const pf_tensor **parent, const int64_t **rows);
 
+/* The selection a lazy tensor stands for, materialised or not: its parent (has
+ * data, is not lazy), the kept parent rows [*nr] (NULL: all), kept columns or
+ * elements [*nc] (NULL: all) and whether it is the transpose. All borrowed from t.
+ * 0 for a tensor that is not lazy. */
+typedef struct pf_lazy_sel {
+  const pf_tensor *parent;
+  const int64_t *rows, *cols;
+  int64_t nr, nc;
+  int transposed;
+} pf_lazy_sel;
+int pf_tensor_lazy_selection(const pf_tensor *t, pf_lazy_sel *out);
+
 /* Hint that rows [r0, r1) of a 2-D tensor are about to be read: for mapped
  * storage their pages are mapped into this process in one call
  * (MADV_POPULATE_READ), instead of one page fault after another; no-op for

@@ -226,6 +226,18 @@ int pf_tensor_lazy_rows(const pf_tensor *t, const pf_tensor **parent, const int6
   return 1;
 }
 
+int pf_tensor_lazy_selection(const pf_tensor *t, pf_lazy_sel *out) {
+  if (!t || !t->lazy) return 0;
+  const pf_lazy *l = t->lazy;
+  *out = (pf_lazy_sel){.parent = l->parent,
+                       .rows = l->rows,
+                       .cols = l->cols,
+                       .nr = l->nr,
+                       .nc = l->nc,
+                       .transposed = l->transposed};
+  return 1;
+}
+
 void pf_lazy_release_pages(const pf_tensor *t) {
   pf_tensor_release_pages(t->lazy->parent);
 }

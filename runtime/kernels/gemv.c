@@ -182,33 +182,36 @@ static inline __attribute__((always_inline)) void gemv_rows_avx2(const gemv_args
     }
 }
 
-/* Rows [r0, r1): with S streams, split into S equal parts read side by side,
- * one row of each at a time; the rows left over (fewer than S) one at a time. */
-static inline __attribute__((always_inline)) void gemv_range_avx2(const gemv_args *a, const int M,
-                                                                  const int U, const int S,
-                                                                  const int dt, int64_t r0,
-                                                                  int64_t r1) {
-  const int64_t per = (r1 - r0) / S;
-  int64_t rows[4];
-  for (int64_t j = 0; j < per; j++) {
-    for (int s = 0; s < S; s++)
-      rows[s] = r0 + s * per + j;
-    gemv_rows_avx2(a, M, U, S, dt, rows);
+/* gemv_range_ISA: rows [r0, r1), with S streams split into S equal parts read side
+ * by side, one row of each at a time (gemv_rows_ISA); the rows left over (fewer
+ * than S) one at a time. GEMV_KERNELS: NAME reads 1 stream, NAME##_s S streams;
+ * both give the same bits (a row's arithmetic depends on U only). */
+#define GEMV_RANGE(ISA)                                                                            \
+  static inline __attribute__((always_inline)) void gemv_range_##ISA(                              \
+      const gemv_args *a, const int M, const int U, const int S, const int dt, int64_t r0,         \
+      int64_t r1) {                                                                                \
+    const int64_t per = (r1 - r0) / S;                                                             \
+    int64_t rows[4];                                                                               \
+    for (int64_t j = 0; j < per; j++) {                                                            \
+      for (int s = 0; s < S; s++)                                                                  \
+        rows[s] = r0 + s * per + j;                                                                \
+      gemv_rows_##ISA(a, M, U, S, dt, rows);                                                       \
+    }                                                                                              \
+    for (int64_t row = r0 + S * per; row < r1; row++)                                              \
+      gemv_rows_##ISA(a, M, U, 1, dt, &row);                                                       \
   }
-  for (int64_t row = r0 + S * per; row < r1; row++)
-    gemv_rows_avx2(a, M, U, 1, dt, &row);
-}
-
-/* AVX2 has 16 vector registers: S*U*M accumulators + a weight vector (x comes
- * from memory as the FMA's operand). NAME reads 1 stream, NAME##_s S streams;
- * both give the same bits (same U). */
-#define GEMV_AVX2(NAME, M, U, S, DT)                                                               \
+#define GEMV_KERNELS(ISA, NAME, M, U, S, DT)                                                       \
   static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
-    gemv_range_avx2(a, M, U, 1, DT, r0, r1);                                                       \
+    gemv_range_##ISA(a, M, U, 1, DT, r0, r1);                                                      \
   }                                                                                                \
   static void NAME##_s(const gemv_args *a, int64_t r0, int64_t r1) {                               \
-    gemv_range_avx2(a, M, U, S, DT, r0, r1);                                                       \
+    gemv_range_##ISA(a, M, U, S, DT, r0, r1);                                                      \
   }
+GEMV_RANGE(avx2)
+
+/* AVX2 has 16 vector registers: S*U*M accumulators + a weight vector (x comes
+ * from memory as the FMA's operand). */
+#define GEMV_AVX2(NAME, M, U, S, DT) GEMV_KERNELS(avx2, NAME, M, U, S, DT)
 /* Per dtype, M = 1..4: (U, S) = (2, 4), (1, 4), (1, 4), (1, 2). */
 #define GEMV_AVX2_DT(T, DT)                                                                        \
   GEMV_AVX2(gemv_avx2_##T##_1, 1, 2, 4, DT)                                                        \
@@ -291,33 +294,11 @@ static inline __attribute__((always_inline)) void gemv_rows_avx512(const gemv_ar
     }
 }
 
-/* Rows [r0, r1) in S equal parts read side by side; the rows left over one at a
- * time. */
-static inline __attribute__((always_inline)) void gemv_range_avx512(const gemv_args *a, const int M,
-                                                                    const int U, const int S,
-                                                                    const int dt, int64_t r0,
-                                                                    int64_t r1) {
-  const int64_t per = (r1 - r0) / S;
-  int64_t rows[4];
-  for (int64_t j = 0; j < per; j++) {
-    for (int s = 0; s < S; s++)
-      rows[s] = r0 + s * per + j;
-    gemv_rows_avx512(a, M, U, S, dt, rows);
-  }
-  for (int64_t row = r0 + S * per; row < r1; row++)
-    gemv_rows_avx512(a, M, U, 1, dt, &row);
-}
+GEMV_RANGE(avx512)
 
-/* 32 vector registers: 4*S*M accumulators + M x vectors + a weight vector.
- * NAME reads 1 stream, NAME##_s S streams; both give the same bits. */
-#define GEMV_AVX512(NAME, M, U, S, DT)                                                             \
-  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
-    gemv_range_avx512(a, M, U, 1, DT, r0, r1);                                                     \
-  }                                                                                                \
-  static void NAME##_s(const gemv_args *a, int64_t r0, int64_t r1) {                               \
-    gemv_range_avx512(a, M, U, S, DT, r0, r1);                                                     \
-  }
-/* Per dtype, M = 1..4: S = 4, 2, 2, 1 (16, 16, 24, 16 accumulators). */
+/* 32 vector registers: U*S*M accumulators + M x vectors + a weight vector. */
+#define GEMV_AVX512(NAME, M, U, S, DT) GEMV_KERNELS(avx512, NAME, M, U, S, DT)
+/* Per dtype, M = 1..4: (U, S) = (4, 4), (4, 2), (2, 2), (2, 2): 16, 16, 12, 16 accumulators. */
 #define GEMV_AVX512_DT(T, DT)                                                                      \
   GEMV_AVX512(gemv_avx512_##T##_1, 1, 4, 4, DT)                                                    \
   GEMV_AVX512(gemv_avx512_##T##_2, 2, 4, 2, DT)                                                    \

@@ -130,6 +130,20 @@ pf_status pf_params_dataset(const pf_model *m, const pf_value *params, pf_tokeni
   pf_data_opts o = pf_params_data_opts(params);
   pf_status st = pf_model_tokenizer(m, tok, err);
   if (!st) st = pf_dataset_load(&o, *tok, ds, err);
+  /* the forward pass refuses a batch longer than the model's positions: say so now,
+   * not after the batches before it were computed */
+  const int64_t max_pos = m->config.max_position_embeddings;
+  const pf_data_stats ds_stats = st ? (pf_data_stats){0} : pf_dataset_stats(*ds);
+  if (!st && max_pos > 0 && ds_stats.max_seq > max_pos) {
+    st = pf_err_set(err, PF_ERR_INVALID,
+                    "%s: the longest %s has %lld tokens, more than the model's "
+                    "max_position_embeddings %lld (a max_length / --max-length of %lld or less "
+                    "fits the model)",
+                    o.data ? o.data : "data", o.pack ? "block" : "sample",
+                    (long long)ds_stats.max_seq, (long long)max_pos, (long long)max_pos);
+    pf_dataset_free(*ds);
+    *ds = NULL;
+  }
   if (st) {
     pf_tokenizer_free(*tok);
     *tok = NULL;

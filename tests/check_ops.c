@@ -805,6 +805,54 @@ START_TEST(test_generate_ids_without_token) {
 }
 END_TEST
 
+/* Data longer than the model's positions (gpt2-tiny: 128; the default max_length is
+ * 512) is refused when the data is read, before any batch runs, by every op that
+ * runs the model over a data file (before: evaluate and importance failed at the
+ * first long batch, after computing the ones before it). */
+static void count_progress(void *ud, const char *what, uint64_t done, uint64_t total) {
+  (void)what, (void)done, (void)total;
+  (*(int *)ud)++;
+}
+
+START_TEST(test_data_longer_than_positions) {
+  char *data = pf_path_join(tmp_root, "long-positions.txt");
+  char text[8192] = "Short one.\n\n";
+  for (int i = 0; i < 150; i++)
+    strcat(text, "the cat sat on the mat ");
+  strcat(text, "\n");
+  pf_test_write(data, text);
+  char *dir = pf_test_synth("gpt2-tiny", 3, NULL); /* kept: the tokenizer is read from it */
+  pf_value *base = load(dir);
+  static const char *const ops[] = {"evaluate", "importance", "calibrate"};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    pf_value *p = params_model(pf_map_model(base, "model"));
+    pf_map_set_str(p, "data", data);
+    pf_map_set_int(p, "batch_size", 1);
+    int events = 0;
+    pf_ctx ctx = {.progress = count_progress, .user_data = &events};
+    pf_value *out = NULL;
+    pf_err err = {0};
+    const pf_status st = pf_op_run(ops[i], p, &out, &ctx, &err);
+    ck_assert_msg(st == PF_ERR_INVALID, "%s: status %d: %s", ops[i], (int)st, err.msg);
+    pf_assert_err(err, "tokens, more than the model's max_position_embeddings 128 (a max_length / "
+                       "--max-length of 128 or less fits the model)");
+    pf_assert_err(err, "the longest sample has ");
+    ck_assert_msg(events == 0, "%s: %d progress events before the refusal", ops[i], events);
+    pf_value_release(p);
+    /* within the positions it runs */
+    p = params_model(pf_map_model(base, "model"));
+    pf_map_set_str(p, "data", data);
+    pf_map_set_int(p, "max_length", 128);
+    pf_value_release(run_ok(ops[i], p, NULL));
+  }
+  pf_value_release(base);
+  free(data);
+  *strrchr(dir, '/') = '\0';
+  pf_test_rmtree(dir);
+  free(dir);
+}
+END_TEST
+
 static Suite *ops_suite(void) {
   Suite *s = suite_create("ops");
   TCase *t = tcase_create("ops");
@@ -826,6 +874,7 @@ static Suite *ops_suite(void) {
   tcase_add_test(t, test_calibrate_cache);
   tcase_add_test(t, test_fingerprint_file_identity);
   tcase_add_test(t, test_evaluate_nan_said);
+  tcase_add_test(t, test_data_longer_than_positions);
   tcase_add_test(t, test_generate_ids_without_token);
   tcase_add_test(t, test_tokenizer_kept_between_ops);
   suite_add_tcase(s, t);

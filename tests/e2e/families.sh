@@ -72,8 +72,10 @@ check "gpt2 bias taps attention output" grep -q 'attention_output_layer_0' "$WOR
 check "gpt2 bias has no gate_proj tap" bash -c "! grep -q 'gate_proj_layer' '$WORK/gb/bias_metrics.json'"
 expect_ok "gpt2_mlp recipe (width pruning type MLP)" "$SRC/recipes/gpt2_mlp.yaml" --set output_dir="$WORK/gm" --quiet
 check "gpt2 MLP-pruned checkpoint writes n_inner" has "$WORK/gm/pon30-layers02" 'config intermediate_sizes|config n_inner'
-expect_fail "a GLU recipe on GPT-2 fails its dry run, naming pruning_type MLP" "pruning_type MLP" "$SRC/recipes/gemma_width_bias.yaml" --set model=synthetic:gpt2-tiny --dry-run --quiet
-expect_ok "flagship recipe dry run on GPT-2 (importance, depth, bias plans)" "$SRC/recipes/llama_depth_bias.yaml" --set model=synthetic:gpt2-tiny --set output_dir="$WORK/fl" --dry-run --quiet
+expect_fail "a GLU recipe on GPT-2 fails its dry run, naming pruning_type MLP" "pruning_type MLP" "$SRC/recipes/gemma_width_bias.yaml" --set model=synthetic:gpt2-tiny --set max_length=128 --dry-run --quiet
+expect_ok "flagship recipe dry run on GPT-2 (importance, depth, bias plans)" "$SRC/recipes/llama_depth_bias.yaml" --set model=synthetic:gpt2-tiny --set max_length=128 --set output_dir="$WORK/fl" --dry-run --quiet
+# ... and without that, its dry run names the data that does not fit gpt2-tiny's 128 positions
+expect_fail "flagship dry run on GPT-2 at max_length 256" "more than the model's max_position_embeddings 128" "$SRC/recipes/llama_depth_bias.yaml" --set model=synthetic:gpt2-tiny --set output_dir="$WORK/fl" --dry-run --quiet
 # an old GPT2Model-style file: names without "transformer.", plus the attention buffers old
 # transformers saved (BOOL causal table, F32 masked_bias): loads as the same model, saves the
 # same way, buffers dropped

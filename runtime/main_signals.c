@@ -102,11 +102,19 @@ static void on_crash(int sig) {
 static void install_crash_handlers(void) {
   g_main_pid = getpid();
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  /* the handler runs on its own stack, so that a stack overflow (GLib logging that
+   * it cannot allocate, recursively, under a memory cap) is said too: on the
+   * overflowed stack the handler itself faulted and pfrun died without a word.
+   * Static, not allocated: it is set up under the cap as well. The main thread's
+   * only (an alternate stack is per thread). */
+  static char alt_stack[1 << 16];
+  stack_t ss = {.ss_sp = alt_stack, .ss_size = sizeof alt_stack};
+  const int on_stack = sigaltstack(&ss, NULL) == 0;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_crash;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+  sa.sa_flags = SA_RESETHAND | SA_NODEFER | (on_stack ? SA_ONSTACK : 0);
   const int sigs[] = {SIGSEGV, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
     sigaction(sigs[i], &sa, NULL);

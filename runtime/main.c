@@ -375,7 +375,10 @@ static int cmd_analyze(pf_cli *c, const pf_ctx *ctx) {
   pf_value *loaded = NULL, *res = NULL, *params = NULL;
   int rc = 1;
   if (run_op("load", c->load_params, NULL, &loaded, ctx, &err) != PF_OK) goto out;
-  if (!(params = pf_value_map())) goto out;
+  if (!(params = pf_value_map())) {
+    pf_err_set(&err, PF_ERR_NOMEM, "analyze: out of memory");
+    goto out;
+  }
   if (run_op("analyze", params, pf_map_model(loaded, "model"), &res, ctx, &err) != PF_OK) goto out;
   pf_map_del(res, "op");
   pf_map_del(res, "seconds");
@@ -706,6 +709,10 @@ int main(int argc, char **argv) {
   }
   if (pf_cli_parse(argc, argv, &c, &err) != PF_OK) {
     fprintf(stderr, "pfrun: error: %s\n", err.msg);
+    if (err.code == PF_ERR_NOMEM) { /* not a usage error: nothing to correct */
+      pf_cli_free(&c);
+      return 1;
+    }
     if (c.usage_topic)
       fprintf(stderr, "Try 'pfrun help %s' for its options.\n", c.usage_topic);
     else

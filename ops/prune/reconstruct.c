@@ -111,6 +111,11 @@ pf_status pf_reconstruct_f64(const double *W, int64_t n_out, int64_t n_in, const
   if (info == 0)
     info = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, 'L', (lapack_int)k, (lapack_int)n_out, A, (lapack_int)k,
                           M, (lapack_int)n_out);
+  if (info == LAPACK_WORK_MEMORY_ERROR || info == LAPACK_TRANSPOSE_MEMORY_ERROR) {
+    st = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory (LAPACKE could not allocate, info %d)",
+                    what, (int)info);
+    goto done;
+  }
   if (info != 0) {
     st =
         pf_err_set(err, PF_ERR_INVALID, "%s: LAPACK refused the system (info %d)", what, (int)info);

@@ -26,7 +26,9 @@
 /* ------------------------------------------------------------ loading */
 
 static pf_status yaml_fail(const char *file, const yaml_parser_t *p, pf_err *err) {
-  if (p->error == YAML_MEMORY_ERROR)
+  /* libyaml's loader fails without an error code when one of its own copies cannot
+   * be allocated (a strdup of a tag or anchor): no code, no syntax error, memory */
+  if (p->error == YAML_MEMORY_ERROR || p->error == YAML_NO_ERROR)
     return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory while parsing YAML", file);
   if (p->error == YAML_READER_ERROR)
     return pf_err_set(err, PF_ERR_FORMAT, "%s: byte %zu: %s (recipes are UTF-8 text)", file,

@@ -260,6 +260,9 @@ pf_status pf_tk_regex_compile(const char *pattern, size_t len, int literal, cons
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(code, msg, sizeof msg);
     pf_tk_regex_free(re);
+    if (code == PCRE2_ERROR_HEAP_FAILED || code == PCRE2_ERROR_NOMEMORY)
+      return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory while compiling a regex: %s", where,
+                        (const char *)msg);
     return pf_err_set(err, PF_ERR_FORMAT, "%s: bad regex at offset %zu: %s", where, (size_t)off,
                       (const char *)msg);
   }

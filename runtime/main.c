@@ -277,11 +277,13 @@ static int fail(const pf_err *given) {
     if (!pf_dist_writer()) nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 500000000}, NULL);
   }
   /* under a memory cap, an allocation failure is the cap: say so (one line) */
-  if (g_mem_cap && (err->code == PF_ERR_NOMEM || strstr(err->msg, "out of memory") ||
-                    strstr(err->msg, "cannot allocate") || strstr(err->msg, "not enough memory") ||
-                    /* a chart worker: the renderer's libraries abort when they cannot allocate */
-                    (strstr(err->msg, "worker process") && strstr(err->msg, "killed by signal")) ||
-                    strstr(err->msg, strerror(ENOMEM)))) {
+  if (g_mem_cap &&
+      (err->code == PF_ERR_NOMEM || strstr(err->msg, "out of memory") ||
+       strstr(err->msg, "cannot allocate") || strstr(err->msg, "not enough memory") ||
+       /* a chart worker: the renderer's libraries abort when they cannot allocate */
+       (strstr(err->msg, "worker process") && strstr(err->msg, "killed by signal")) ||
+       /* PLplot cannot load its driver (a shared library) under the cap */
+       strstr(err->msg, "Unable to load driver") || strstr(err->msg, strerror(ENOMEM)))) {
     char cap[32];
     fmt_size(g_mem_cap, cap, sizeof cap);
     fprintf(stderr,

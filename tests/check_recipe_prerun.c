@@ -334,6 +334,19 @@ START_TEST(test_failure_says_what_was_kept) {
   ck_assert_msg(!strstr(err.msg, "[kept"), "%s", err.msg);
   ck_assert_msg(!strstr(err.msg, "finished step"), "%s", err.msg);
   ck_assert_msg(!pf_path_exists(results), "a dry run wrote results.json");
+  /* files written by a step that is not a save (charts, metrics) are named too */
+  fx h = fx_new("pfrun: 1\n"
+                "output_dir: ${out}\n"
+                "steps:\n"
+                "  - {id: base, op: load, path: synthetic:llama-tiny}\n"
+                "  - {op: plot, kind: importance, data: {importance: [0.1, 0.3, 0.2, 0.4]},\n"
+                "     output_dir: '${out}/charts'}\n"
+                "  - {op: prune_depth, model: base, num_layers_to_remove: 99}\n");
+  ck_assert_int_eq(run_counted(&h, 0, NULL, 0, &steps, &err), PF_ERR_INVALID);
+  snprintf(want, sizeof want, " [kept, complete: what step 2 (plot) 1 file in %s/charts wrote;",
+           h.out);
+  pf_assert_err(err, want);
+  fx_free(&h);
   /* one finished step; then a failure at the first step, which leaves no results.json
    * (nothing finished: a previous run's file would stay) */
   fx g = fx_new("pfrun: 1\n"

@@ -481,8 +481,21 @@ static pf_status with_kept(const recipe *r, const pf_ctx *ctx, size_t failed, pf
   size_t used = 0;
   for (size_t t = 0; t < failed && used < sizeof kept - 1; t++) {
     const rstep *k = &r->steps[t];
-    if (k->skip || !k->result || !k->op->writes) continue;
+    /* a checkpoint or report (its path), or the files a step wrote (charts, metrics) */
+    const pf_value *files = k->result ? pf_map_get(k->result, "files") : NULL;
+    const size_t nfiles = files && files->type == PF_V_LIST ? files->u.list.len : 0;
+    if (k->skip || !k->result || (!k->op->writes && nfiles == 0)) continue;
     const char *path = pf_map_str(k->result, "path", NULL);
+    if (!path && nfiles > 0) {
+      const pf_value *f0 = files->u.list.items[0];
+      const char *first = f0 && f0->type == PF_V_STR ? f0->u.s : "";
+      const char *slash = strrchr(first, '/');
+      used +=
+          (size_t)snprintf(kept + used, sizeof kept - used, "%sstep %d (%s) %zu file%s in %.*s",
+                           used ? ", " : "", k->index, k->op->name, nfiles, nfiles == 1 ? "" : "s",
+                           slash ? (int)(slash - first) : 1, slash ? first : ".");
+      continue;
+    }
     used +=
         (size_t)snprintf(kept + used, sizeof kept - used, "%sstep %d (%s)%s%s", used ? ", " : "",
                          k->index, k->op->name, path ? " " : "", path ? path : "");

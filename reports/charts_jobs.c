@@ -29,6 +29,7 @@
 #include <omp.h>
 #include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -76,6 +77,8 @@ typedef struct pool {
   size_t done;                      /* charts drawn */
   int failed, interrupted;
   int broken;        /* the pipe failed: the workers are killed, not waited for */
+  int killed;        /* interrupted, and the workers still drawing were killed */
+  struct timespec intr_at;
   uint64_t fail_job; /* the failure reported: the lowest job (n: not a job's) */
   pf_err fail;
   pf_err intr; /* the interrupt, as pf_ctx_check_interrupt said it */
@@ -207,10 +210,10 @@ static void ended(pool *p, int w, int status) {
   if (job != NO_JOB && job != p->last[w] && job < p->j->n) {
     const char *path = p->j->path(job, p->j->user_data);
     chart_remove_temps(path);
-    if (p->broken) return; /* killed by us: the pipe's failure is the message */
+    if (p->broken || p->killed) return; /* killed by us: the pipe's failure or the interrupt */
     fail(p, job, PF_ERR_UNSUPPORTED, "%s: the worker process drawing this chart (pid %d) %s", path,
          (int)p->pid[w], how);
-  } else if (!p->broken) {
+  } else if (!p->broken && !p->killed) {
     fail(p, p->j->n, PF_ERR_UNSUPPORTED, "chart worker process %d (pid %d) %s between charts", w,
          (int)p->pid[w], how);
   }
@@ -240,6 +243,17 @@ static void collect(pool *p) {
     if (!p->interrupted && pf_ctx_check_interrupt(p->j->ctx, &p->intr)) {
       p->interrupted = 1;
       atomic_store(&p->sh->stop, 1);
+      clock_gettime(CLOCK_MONOTONIC, &p->intr_at);
+    }
+    if (p->interrupted && !p->killed) { /* a second for the charts being drawn, then kill */
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if ((now.tv_sec - p->intr_at.tv_sec) * 1000000000L + (now.tv_nsec - p->intr_at.tv_nsec) >
+          1000000000L) {
+        p->killed = 1;
+        for (int w = 0; w < p->nw; w++)
+          if (p->pid[w]) kill(p->pid[w], SIGKILL);
+      }
     }
     int ready = poll(&pfd, 1, 100);
     if (ready < 0 && errno != EINTR) {
@@ -296,7 +310,7 @@ pf_status pf_chart_jobs_run(const pf_chart_jobs *j, int *used, pf_err *err) {
   }
   if (want > PF_CHART_JOBS_MAX) want = PF_CHART_JOBS_MAX;
   if ((size_t)want > j->n) want = (int)j->n;
-  if (want <= 1) return run_here(j, err);
+  if (want <= 1 && !j->isolate) return run_here(j, err);
   pool p = {.j = j, .fd = -1};
   int fds[2];
   p.sh = mmap(NULL, sizeof *p.sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -338,4 +352,40 @@ pf_status pf_chart_jobs_run(const pf_chart_jobs *j, int *used, pf_err *err) {
     return pf_err_set(err, PF_ERR_UNSUPPORTED, "chart workers: %zu of %zu charts were not drawn",
                       j->n - p.done, j->n);
   return PF_OK;
+}
+
+/* ------------------------------------------------------------ one chart */
+
+typedef struct one_job {
+  const char *path;
+  pf_chart_job_fn draw;
+  void *user_data;
+} one_job;
+
+static pf_status one_draw(size_t i, void *ud, pf_err *err) {
+  const one_job *o = ud;
+  return o->draw(i, o->user_data, err);
+}
+
+static const char *one_path(size_t i, void *ud) {
+  (void)i;
+  return ((const one_job *)ud)->path;
+}
+
+pf_status pf_chart_one(const pf_ctx *ctx, const char *path, pf_chart_job_fn draw, void *user_data,
+                       pf_err *err) {
+  int workers = 0;
+  pf_status st = pf_chart_jobs_workers(0, &workers, err);
+  if (st) return st;
+  const char *env = getenv(PF_CHART_JOBS_ENV);
+  one_job o = {.path = path, .draw = draw, .user_data = user_data};
+  pf_chart_jobs j = {.n = 1,
+                     .draw = one_draw,
+                     .path = one_path,
+                     .user_data = &o,
+                     .workers = 1,
+                     .ctx = ctx,
+                     .what = "chart",
+                     .isolate = !(env && *env && workers == 1)};
+  return pf_chart_jobs_run(&j, NULL, err);
 }

@@ -25,7 +25,9 @@
  *  - a worker killed by a signal (or ending with a non-zero status) fails the
  *    batch with PF_ERR_UNSUPPORTED naming the chart it was drawing and the
  *    signal; the hidden temporary file of that chart is removed;
- *  - PF_ERR_INTERRUPTED when ctx->interrupt was set (no new job starts).
+ *  - PF_ERR_INTERRUPTED when ctx->interrupt was set (no new job starts; a worker
+ *    still drawing a second after it is killed, its chart's temporary removed:
+ *    a renderer stuck in a loop does not hold pfrun).
  * Every worker is waited for before returning (no zombies), on every path.
  * When the shared memory, the pipe or the first fork cannot be had, the jobs
  * run in this process instead (if a later fork fails, the workers already
@@ -57,6 +59,9 @@ typedef struct pf_chart_jobs {
   const char *what;  /* progress label, e.g. "plot" */
   unsigned char *drawn; /* may be NULL; else n flags, set to 1 for each chart drawn (so that
                          * a caller can remove a failed batch's charts, and only those) */
+  int isolate; /* 1: in a forked worker even with one worker or one job, so that a crash or
+                * an abort inside the renderer's libraries (GLib, cairo, PLplot under a memory
+                * cap) fails the batch instead of ending pfrun */
 } pf_chart_jobs;
 
 /* The worker count for `requested` (> 0: itself, capped at PF_CHART_JOBS_MAX;
@@ -68,5 +73,11 @@ pf_status pf_chart_jobs_workers(int requested, int *out, pf_err *err);
 /* Run the batch (see above). *used (may be NULL) receives the number of
  * worker processes that drew charts, 1 when they were drawn in this process. */
 pf_status pf_chart_jobs_run(const pf_chart_jobs *jobs, int *used, pf_err *err);
+
+/* One chart, drawn by draw(0, user_data, err) into `path`, in a forked worker
+ * (isolate) unless PFRUN_PLOT_JOBS is 1: charts that are not drawn in batches (a
+ * recipe's plot and report steps) get the same protection as the bias charts. */
+pf_status pf_chart_one(const pf_ctx *ctx, const char *path, pf_chart_job_fn draw, void *user_data,
+                       pf_err *err);
 
 #endif

@@ -17,12 +17,14 @@
 #include <errno.h>
 #include <omp.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../reports/charts_jobs.h"
@@ -287,6 +289,91 @@ START_TEST(test_interrupt) {
 }
 END_TEST
 
+/* One chart isolated in a worker (pf_chart_one; the plot and report steps): a
+ * renderer that crashes fails the chart, this process goes on, and the chart's
+ * temporary file is removed; PFRUN_PLOT_JOBS=1 draws it here. */
+START_TEST(test_one_isolated) {
+  batch *b = batch_new();
+  memset(b->pid, 0, N_MAX * sizeof *b->pid);
+  pf_err err = {0};
+  b->how[0] = OK;
+  unsetenv(PF_CHART_JOBS_ENV);
+  ck_assert_msg(pf_chart_one(NULL, b->paths[0], job, b, &err) == PF_OK, "%s", err.msg);
+  ck_assert_msg(b->pid[0] > 0 && b->pid[0] != getpid(), "drawn in pid %d (this process: %d)",
+                (int)b->pid[0], (int)getpid());
+  b->how[0] = KILL; /* what a SIGSEGV or GLib's SIGTRAP in the renderer does */
+  ck_assert_int_eq(pf_chart_one(NULL, b->paths[0], job, b, &err), PF_ERR_UNSUPPORTED);
+  pf_assert_err(err, "j0.txt: the worker process drawing this chart");
+  pf_assert_err(err, "killed by signal 9");
+  char tmp[700];
+  snprintf(tmp, sizeof tmp, "%s/.j0.txt.Ab12Cd", b->dir);
+  ck_assert_msg(access(tmp, F_OK) != 0, "%s: the temporary file is still there", tmp);
+  errno = 0;
+  ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1); /* the worker was waited for */
+  b->how[0] = OK;
+  setenv(PF_CHART_JOBS_ENV, "1", 1);
+  ck_assert_msg(pf_chart_one(NULL, b->paths[0], job, b, &err) == PF_OK, "%s", err.msg);
+  ck_assert_int_eq(b->pid[0], getpid());
+  unsetenv(PF_CHART_JOBS_ENV);
+  batch_free(b);
+}
+END_TEST
+
+/* A worker that never finishes its chart (pango's font set-up looping under a
+ * memory cap was seen to) does not hold an interrupted batch: a second after the
+ * interrupt it is killed, the batch says interrupted, its temporary is removed. */
+static void *interrupt_later(void *ud) {
+  usleep(300 * 1000);
+  *(volatile int *)ud = 1;
+  return NULL;
+}
+
+static _Noreturn pf_status hang_job(size_t i, void *ud, pf_err *err) {
+  (void)err;
+  batch *b = ud;
+  b->pid[i] = getpid();
+  char tmp[700];
+  snprintf(tmp, sizeof tmp, "%s/.j%zu.txt.Ab12Cd", b->dir, i);
+  pf_test_write(tmp, "half a chart");
+  for (;;)
+    pause();
+}
+
+START_TEST(test_interrupt_kills_stuck_worker) {
+  batch *b = batch_new();
+  volatile int stop = 0;
+  pf_ctx ctx = {.interrupt = &stop};
+  pf_chart_jobs j = {.n = 2,
+                     .draw = hang_job,
+                     .path = job_path,
+                     .user_data = b,
+                     .workers = 2,
+                     .ctx = &ctx,
+                     .what = "plot",
+                     .isolate = 1};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, interrupt_later, (void *)&stop), 0);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  pf_err err = {0};
+  ck_assert_int_eq(pf_chart_jobs_run(&j, NULL, &err), PF_ERR_INTERRUPTED);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  pthread_join(t, NULL);
+  pf_assert_err(err, "interrupted");
+  const double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  ck_assert_msg(s < 20.0, "the batch took %.1f s to stop", s);
+  errno = 0;
+  ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+  ck_assert_int_eq(errno, ECHILD);
+  for (int i = 0; i < 2; i++) {
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s/.j%d.txt.Ab12Cd", b->dir, i);
+    ck_assert_msg(access(tmp, F_OK) != 0, "%s: the temporary file is still there", tmp);
+  }
+  batch_free(b);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("charts_jobs");
   TCase *tc = tcase_create("jobs");
@@ -297,6 +384,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_job_errors);
   tcase_add_test(tc, test_worker_killed);
   tcase_add_test(tc, test_interrupt);
+  tcase_add_test(tc, test_one_isolated);
+  tcase_add_test(tc, test_interrupt_kills_stuck_worker);
   suite_add_tcase(s, tc);
   return s;
 }

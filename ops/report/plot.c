@@ -14,6 +14,7 @@
 #include "fsutil.h"
 #include "ophelp.h"
 #include "plot.h"
+#include "charts_jobs.h"
 
 static const pf_param_spec plot_params[] = {
     {"kind", PF_P_STR, 1, NULL, "mean_diff|heatmap|pca|bias|importance|comparison|neuron_histogram",
@@ -75,6 +76,33 @@ typedef struct layer_score {
 static int cmp_layer(const void *a, const void *b) {
   const layer_score *x = a, *y = b;
   return (x->layer > y->layer) - (x->layer < y->layer);
+}
+
+typedef struct one_chart {
+  pf_plot_kind kind;
+  const char *path;
+  pf_chart_format format;
+  const void *chart;
+} one_chart;
+
+static pf_status draw_one(size_t i, void *ud, pf_err *err) {
+  (void)i;
+  const one_chart *c = ud;
+  switch (c->kind) {
+  case PF_PLOT_BARS:
+    return pf_chart_bars(c->path, c->format, c->chart, err);
+  case PF_PLOT_GROUPED:
+    return pf_chart_grouped_bars(c->path, c->format, c->chart, err);
+  case PF_PLOT_HIST:
+    return pf_chart_histogram(c->path, c->format, c->chart, err);
+  }
+  return pf_err_set(err, PF_ERR_INVALID, "%s: unknown chart kind %d", c->path, (int)c->kind);
+}
+
+pf_status pf_plot_one(const pf_ctx *ctx, pf_plot_kind kind, const char *path,
+                      pf_chart_format format, const void *chart, pf_err *err) {
+  one_chart c = {.kind = kind, .path = path, .format = format, .chart = chart};
+  return pf_chart_one(ctx, path, draw_one, &c, err);
 }
 
 pf_status pf_plot_importance(const pf_value *data, const int64_t *highlight, size_t nh,
@@ -144,7 +172,7 @@ pf_status pf_plot_importance(const pf_value *data, const int64_t *highlight, siz
                       .highlight_name = "removed",
                       .width_in = o->width_in,
                       .height_in = o->height_in};
-    st = pf_chart_bars(path, o->format, &c, err);
+    st = pf_plot_one(o->ctx, PF_PLOT_BARS, path, o->format, &c, err);
   }
   if (!st) st = add_file(files, path, err);
   free(path), free(ls), free(v), free(lb), free(labels), free(hl);
@@ -199,7 +227,7 @@ static pf_status grouped_file(const char *name, const char *title, const char *x
         .value_labels = k <= 16,
         .width_in = o->width_in,
         .height_in = o->height_in};
-    st = pf_chart_grouped_bars(path, o->format, &c, err);
+    st = pf_plot_one(o->ctx, PF_PLOT_GROUPED, path, o->format, &c, err);
   }
   if (!st) st = add_file(files, path, err);
   free(v), free(g), free(path);
@@ -305,7 +333,7 @@ pf_status pf_plot_neurons(const pf_value *data, int bins, const pf_plot_out *o, 
         .bins = bins,
         .width_in = o->width_in,
         .height_in = o->height_in};
-    st = pf_chart_histogram(path, o->format, &c, err);
+    st = pf_plot_one(o->ctx, PF_PLOT_HIST, path, o->format, &c, err);
   }
   if (!st) st = add_file(files, path, err);
   free(v);
@@ -320,7 +348,8 @@ static pf_status plot_run(const pf_op *op, const pf_value *params, pf_value **ou
   const char *kind = pf_map_str(params, "kind", "");
   const pf_value *data = pf_map_get(params, "data");
   pf_plot_out o = {.dir = pf_map_str(params, "output_dir", ""),
-                   .jobs = (int)pf_map_int(params, "jobs", 0)};
+                   .jobs = (int)pf_map_int(params, "jobs", 0),
+                   .ctx = ctx};
   pf_status st = pf_chart_format_parse(pf_map_str(params, "format", "png"), &o.format, err);
   if (st) return pf_err_prefix(err, "format");
   if (!*o.dir) return pf_err_set(err, PF_ERR_INVALID, "output_dir: expected a folder, got \"\"");

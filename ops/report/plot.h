@@ -16,7 +16,15 @@ typedef struct pf_plot_out {
   int no_footer;              /* leave the explanatory footer out (the report has captions) */
   int jobs; /* worker processes drawing a batch of charts (pf_plot_bias; charts_jobs.h):
                0 = PFRUN_PLOT_JOBS or the OpenMP thread count, 1 = in this process */
+  const pf_ctx *ctx; /* may be NULL: the interrupt while a single chart is drawn */
 } pf_plot_out;
+
+/* One chart of the kind given (a pf_bar_chart, pf_grouped_chart or pf_hist_chart at
+ * `chart`) drawn into `path` in a forked worker (pf_chart_one): a renderer that
+ * crashes or aborts under a memory cap fails the step instead of ending pfrun. */
+typedef enum { PF_PLOT_BARS, PF_PLOT_GROUPED, PF_PLOT_HIST } pf_plot_kind;
+pf_status pf_plot_one(const pf_ctx *ctx, pf_plot_kind kind, const char *path,
+                      pf_chart_format format, const void *chart, pf_err *err);
 
 /* Layer importance bars from an importance or calibrate result (the map under
  * "importance": {"<layer>": score}); layers in highlight[nh] are drawn in the

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "charts.h"
+#include "plot.h"
 #include "report_int.h"
 
 static const char *const METRICS[] = {"acc", "acc_norm", "perplexity"};
@@ -131,7 +132,7 @@ static pf_status bench_chart(rep *r, const pf_value *tasks, const pf_value *ptas
                           .height_in = 4.4};
     char *png = rep_chart_path(r, "benchmarks.png");
     if (!png) s = pf_err_set(err, PF_ERR_NOMEM, "report: out of memory");
-    if (!s) s = pf_chart_grouped_bars(png, PF_CHART_PNG, &c, err);
+    if (!s) s = pf_plot_one(r->ctx, PF_PLOT_GROUPED, png, PF_CHART_PNG, &c, err);
     if (!s)
       s = rep_figure(r, png,
                      ptasks ? "Zero-shot accuracy of the parent and the model, per task and metric."

@@ -229,7 +229,8 @@ pf_status rep_importance(rep *r, pf_err *err) {
                      .format = PF_CHART_PNG,
                      .width_in = 8.0,
                      .height_in = 4.2,
-                     .no_footer = 1};
+                     .no_footer = 1,
+                     .ctx = r->ctx};
     s = files ? section(r, &started, "Layer importance", err)
               : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
     if (!s) s = sub_heading(r, "Layer importance", step, err);
@@ -380,7 +381,8 @@ static pf_status draw_comparison(rep *r, const pf_value *res, pf_value *files, p
                    .format = PF_CHART_PNG,
                    .width_in = 8.0,
                    .height_in = 4.6,
-                   .no_footer = 1};
+                   .no_footer = 1,
+                   .ctx = r->ctx};
   return pf_plot_comparison(res, 1, &o, files, err);
 }
 
@@ -389,7 +391,8 @@ static pf_status draw_neurons(rep *r, const pf_value *res, pf_value *files, pf_e
                    .format = PF_CHART_PNG,
                    .width_in = 8.0,
                    .height_in = 4.2,
-                   .no_footer = 1};
+                   .no_footer = 1,
+                   .ctx = r->ctx};
   return pf_plot_neurons(res, 40, &o, files, err);
 }
 

@@ -264,7 +264,11 @@ static int fail(const pf_err *given) {
   const pf_err *err = &words;
   char who[48] = ""; /* MPI: which rank failed */
   if (pf_dist_size() > 1 && pf_dist_error_shared(err->msg)) {
-    /* every rank has this error at the same point: rank 0 says it, all stop */
+    /* every rank has this error at the same point: rank 0 says it, all stop. A rank
+     * still ending when the launcher signals it (rank 0's exit came first) ends by
+     * this error, not by the launcher: it says nothing more (before: "stopped by the
+     * MPI launcher" from rank 1 when it was slower than mpirun, under load) */
+    g_stop_msg[0] = '\0';
     if (pf_dist_writer()) fprintf(stderr, "pfrun: error: %s\n", err->msg);
     return 1;
   }

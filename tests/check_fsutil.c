@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,36 @@ START_TEST(test_commit_leaves_old_copy) {
 }
 END_TEST
 
+/* The janitor removes what a registered mkdtemp template names once its process is
+ * gone, and nothing else: pf_make_temp_sibling tells it the template before mkdtemp,
+ * so a SIGKILL between mkdtemp and the folder's own registration (an e2e test that
+ * kills pfrun as soon as the folder appears hit it under load) leaves nothing. */
+START_TEST(test_janitor_template) {
+  char *dir = pf_test_tmpdir("fsutil");
+  char *hit = at(dir, "out.tmp-h-7-ab12cd"), *longer = at(dir, "out.tmp-h-7-ab12cdx"),
+       *other = at(dir, "out.tmp-h-8-ab12cd"), *tmpl = at(dir, "out.tmp-h-7-XXXXXX");
+  ck_assert_int_eq(pf_mkdirs(hit, NULL), PF_OK);
+  ck_assert_int_eq(pf_mkdirs(longer, NULL), PF_OK);
+  ck_assert_int_eq(pf_mkdirs(other, NULL), PF_OK);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (pf_temp_janitor_start() != 0) _exit(3);
+    pf_temp_register(tmpl);
+    raise(SIGKILL);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  for (int i = 0; i < 200 && pf_path_exists(hit); i++)
+    usleep(25 * 1000);
+  ck_assert_msg(!pf_path_exists(hit), "%s: left by the janitor", hit);
+  ck_assert(pf_is_dir(longer));
+  ck_assert(pf_is_dir(other));
+  pf_test_rmtree(dir);
+  free(hit), free(longer), free(other), free(tmpl), free(dir);
+}
+END_TEST
+
 START_TEST(test_temp_registry) {
   char *dir = pf_test_tmpdir("fsutil");
   char *t1 = at(dir, "t1"), *t2 = at(dir, "t2"), *inner = at(dir, "t1/a/b");
@@ -664,6 +695,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_paths);
   tcase_add_test(tc, test_temp_and_commit);
   tcase_add_test(tc, test_temp_registry);
+  tcase_add_test(tc, test_janitor_template);
   tcase_add_test(tc, test_commit_leaves_old_copy);
   tcase_add_test(tc, test_non_regular_inputs);
   tcase_add_test(tc, test_write_through_links_and_fds);

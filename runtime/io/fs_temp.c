@@ -91,6 +91,8 @@ int pf_temp_sweep_stale(const char *target) {
   return removed;
 }
 
+static void janitor_say(char op, const char *path);
+
 pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
   *out = NULL;
   if (!target || !*target) return pf_err_set(err, PF_ERR_INVALID, "temp folder: empty target path");
@@ -126,10 +128,17 @@ pf_status pf_make_temp_sibling(const char *target, char **out, pf_err *err) {
     memcpy(pending, tmpl, n);
     pending_on = 1;
   }
+  /* A SIGKILL in the same window: the janitor is told the template first, and removes
+   * what matches it if pfrun dies before the folder's own name is registered (a test
+   * that kills pfrun as soon as the folder appears found it left, under load). */
+  char *abs_tmpl = pf_abspath(tmpl);
+  if (abs_tmpl) janitor_say('R', abs_tmpl);
   const int made = staged ? mkdtemp(pending) != NULL : mkdtemp(tmpl) != NULL;
   if (made && staged) memcpy(tmpl, pending, n);
   if (made) pf_temp_register(tmpl);
   pending_on = 0;
+  if (abs_tmpl) janitor_say('U', abs_tmpl);
+  free(abs_tmpl);
   if (!made) {
     s = pf_err_set(err, PF_ERR_IO, "%s: cannot create temporary folder %s: %s", target, tmpl,
                    strerror(errno));
@@ -172,6 +181,29 @@ static void janitor_say(char op, const char *path) {
   (void)w;
 }
 
+/* A registered mkdtemp template (".../NAME.tmp-HOST-PID-XXXXXX"): the entries of its
+ * folder that it names, X for any character (not glob(3): the path may hold
+ * brackets or stars of its own). */
+static void remove_template_matches(char *tmpl) {
+  char *slash = strrchr(tmpl, '/');
+  if (!slash) return;
+  *slash = '\0';
+  const char *base = slash + 1;
+  const size_t blen = strlen(base);
+  DIR *d = opendir(slash == tmpl ? "/" : tmpl);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)))
+      if (strlen(e->d_name) == blen && !strncmp(e->d_name, base, blen - 6)) {
+        char *p = pf_path_join(slash == tmpl ? "/" : tmpl, e->d_name);
+        if (p) (void)pf_remove_tree_raw(p);
+        free(p);
+      }
+    closedir(d);
+  }
+  *slash = '/';
+}
+
 /* The janitor's life: read records until every sender is gone (end of stream), keep
  * the registered paths in temp_paths (its own copy, emptied first), then remove them. */
 static void janitor_main(int rfd) {
@@ -194,7 +226,13 @@ static void janitor_main(int rfd) {
     }
   }
   for (int i = 0; i < PF_TEMP_SLOTS; i++)
-    if (temp_used[i]) (void)pf_remove_tree_raw(temp_paths[i]);
+    if (temp_used[i]) {
+      const size_t n = strlen(temp_paths[i]);
+      if (n > 6 && !strcmp(temp_paths[i] + n - 6, "XXXXXX"))
+        remove_template_matches(temp_paths[i]);
+      else
+        (void)pf_remove_tree_raw(temp_paths[i]);
+    }
 }
 
 int pf_temp_janitor_start(void) {

@@ -59,9 +59,10 @@ typedef struct pf_chart_jobs {
   const char *what;  /* progress label, e.g. "plot" */
   unsigned char *drawn; /* may be NULL; else n flags, set to 1 for each chart drawn (so that
                          * a caller can remove a failed batch's charts, and only those) */
-  int isolate; /* 1: in a forked worker even with one worker or one job, so that a crash or
-                * an abort inside the renderer's libraries (GLib, cairo, PLplot under a memory
-                * cap) fails the batch instead of ending pfrun */
+  /* 1: in a forked worker even with one worker or one job, so that a crash or an abort
+   * inside the renderer's libraries (GLib, cairo, PLplot under a memory cap) fails the
+   * batch instead of ending pfrun */
+  int isolate;
 } pf_chart_jobs;
 
 /* The worker count for `requested` (> 0: itself, capped at PF_CHART_JOBS_MAX;

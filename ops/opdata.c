@@ -178,7 +178,7 @@ static int fp_tensor(void *ud, const char *name, const pf_tensor *t) {
       pf_storage_identity(sel.parent->storage, id, sizeof id)) {
     /* a pruned weight, materialised or not: what it selects from which loaded
      * weight (the kept indices), not its bytes, which the hash would have to read
-     * (0.18 s against 0.018 s for a pruned llama-medium, more for a large model) */
+     * (pruned llama-medium: 0.12 s that way, 0.3 ms this one; pruned 1B: 1.1 s) */
     const pf_tensor *p = sel.parent;
     snprintf(buf, sizeof buf, "lazy:%s:%lld:%d:%d:%lld,%lld:%d:%lld:%lld", id,
              (long long)((const char *)p->data - (const char *)pf_storage_data(p->storage)),

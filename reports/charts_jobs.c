@@ -29,7 +29,6 @@
 #include <omp.h>
 #include <poll.h>
 #include <signal.h>
-#include <time.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -39,6 +38,7 @@
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "charts_int.h"

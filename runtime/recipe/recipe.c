@@ -486,15 +486,14 @@ static pf_status with_kept(const recipe *r, const pf_ctx *ctx, size_t failed, pf
     const size_t nfiles = files && files->type == PF_V_LIST ? files->u.list.len : 0;
     if (k->skip || !k->result || (!k->op->writes && nfiles == 0)) continue;
     const char *path = pf_map_str(k->result, "path", NULL);
-    if (!path && nfiles > 0) {
+    char in_dir[512];
+    if (!path && nfiles > 0) { /* "N files in DIR", DIR the first file's folder */
       const pf_value *f0 = files->u.list.items[0];
       const char *first = f0 && f0->type == PF_V_STR ? f0->u.s : "";
       const char *slash = strrchr(first, '/');
-      used +=
-          (size_t)snprintf(kept + used, sizeof kept - used, "%sstep %d (%s) %zu file%s in %.*s",
-                           used ? ", " : "", k->index, k->op->name, nfiles, nfiles == 1 ? "" : "s",
-                           slash ? (int)(slash - first) : 1, slash ? first : ".");
-      continue;
+      snprintf(in_dir, sizeof in_dir, "%zu file%s in %.*s", nfiles, nfiles == 1 ? "" : "s",
+               slash ? (int)(slash - first) : 1, slash ? first : ".");
+      path = in_dir;
     }
     used +=
         (size_t)snprintf(kept + used, sizeof kept - used, "%sstep %d (%s)%s%s", used ? ", " : "",

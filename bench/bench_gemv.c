@@ -16,16 +16,20 @@
  *   gemv m=1, m=4   pf_gemm_xwt forced onto the GEMV path over the 32 matrices; at
  *                   m = 1 also the same bytes as 16 F32 and 32 F16 matrices
  *   decode          the 7 products of 8 Llama-3.2-1B-shaped layers at m = 1 (56 calls
- *                   of 2-32 MiB, what one decode token does), with the threads taking
- *                   chunks of W's rows in turn (1 MiB, the default; 256 KiB; 4 MiB)
- *                   and with one contiguous share each (pf_kern_gemv_chunk_bytes = 0,
- *                   the former split), with the kernel reading one stream
+ *                   of 2-32 MiB, what one decode token does), with each thread reading
+ *                   its own share and then taking 256 KiB units from the back of the
+ *                   other's (the default, pf_kern_gemv_unit_bytes), with the threads
+ *                   taking chunks of W's rows in turn instead (1 MiB, 4 MiB;
+ *                   pf_kern_gemv_unit_bytes = 0) and with one contiguous share each
+ *                   (pf_kern_gemv_chunk_bytes = 0 too, the former split), with the
+ *                   kernel reading one stream
  *                   (pf_kern_gemv_streams = 1) and without its software prefetch
  *                   (pf_kern_gemv_prefetch_avx2 / _avx512 = 0); gemv m=4 BF16 also
  *                   with one stream and without the prefetch
- * and keeps the best of each. Reported: GB/s and the ratio to "read 1 stream" and
- * to the best of the three reads over the same memory. Threads: OMP_NUM_THREADS /
- * all cores.
+ * and keeps the best and the median of each. Reported: GB/s (of the best round) and
+ * the ratio to "read 1 stream" and to the best of the three reads over the same
+ * memory, and the median round's GB/s (a slowed thread shows there, not in the best). Threads:
+ * OMP_NUM_THREADS / all cores.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +103,11 @@ typedef struct memory {
   const char *buf;
 } memory;
 
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : getenv("TMPDIR");
   if (!dir || !*dir) dir = "/var/tmp";
@@ -163,30 +172,28 @@ int main(int argc, char **argv) {
                              "gemv m=4 BF16",
                              "gemv m=1 F32",
                              "gemv m=1 F16",
-                             "decode m=1, 1 MiB chunks (default)",
-                             "decode m=1, 256 KiB chunks",
+                             "decode m=1, shares+stealing (default)",
+                             "decode m=1, 1 MiB chunks",
                              "decode m=1, 4 MiB chunks",
                              "decode m=1, one share/thread",
                              "decode m=1, one stream",
                              "decode m=1, no prefetch",
                              "gemv m=4 BF16, one stream",
                              "gemv m=4 BF16, no prefetch"};
-  const size_t chunk[NMEAS] = {0,          0,        0, 0,        0,        0, 0, 1u << 20,
-                               256u << 10, 4u << 20, 0, 1u << 20, 1u << 20, 0, 0};
+  const size_t chunk[NMEAS] = {0,        0,        0, 0,        0,        0, 0, 1u << 20,
+                               1u << 20, 4u << 20, 0, 1u << 20, 1u << 20, 0, 0};
+  /* decode and m = 4 variants: 1 = the default stealing schedule, 0 = chunks */
+  const int steal[NMEAS] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
   const int dec_layers = 8; /* 8 x 121.6 MB of the 1 GiB */
   size_t bytes[NMEAS] = {TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, TOTAL, 0,
                          0,     0,     0,     0,     0,     TOTAL, TOTAL};
   const size_t prefetch_default = pf_kern_gemv_prefetch_avx2,
                prefetch512_default = pf_kern_gemv_prefetch_avx512;
-  const size_t chunk_default = pf_kern_gemv_chunk_bytes;
+  const size_t chunk_default = pf_kern_gemv_chunk_bytes, unit_default = pf_kern_gemv_unit_bytes;
   const int streams_default = pf_kern_gemv_streams;
   const pf_isa best_isa = pf_kernels_isa();
   const int nisa = best_isa - PF_ISA_AVX2 + 1;
-  double best[3][2][NMEAS];
-  for (int a = 0; a < 3; a++)
-    for (int b = 0; b < 2; b++)
-      for (int c = 0; c < NMEAS; c++)
-        best[a][b][c] = 1e30;
+  static double times[3][2][NMEAS][ROUNDS];
   pf_kern_gemv_max_m = 4;
   for (int r = 0; r < ROUNDS; r++)
     for (int mi = 0; mi < 3; mi++)
@@ -204,6 +211,7 @@ int main(int argc, char **argv) {
           if (c == 6) gemv_pass(mem[mi].buf, 1, PF_DTYPE_F16, x, y);
           if (c >= DEC) {
             if (c < DEC_END) pf_kern_gemv_chunk_bytes = chunk[c];
+            if (!steal[c]) pf_kern_gemv_unit_bytes = 0;
             if (c == DEC_END - 2 || c == DEC_END) pf_kern_gemv_streams = 1;
             if (c == DEC_END - 1 || c == DEC_END + 1)
               pf_kern_gemv_prefetch_avx2 = pf_kern_gemv_prefetch_avx512 = 0;
@@ -212,16 +220,24 @@ int main(int argc, char **argv) {
             else
               gemv_pass(mem[mi].buf, 4, PF_DTYPE_BF16, x, y);
             pf_kern_gemv_chunk_bytes = chunk_default;
+            pf_kern_gemv_unit_bytes = unit_default;
             pf_kern_gemv_prefetch_avx2 = prefetch_default;
             pf_kern_gemv_prefetch_avx512 = prefetch512_default;
             pf_kern_gemv_streams = streams_default;
           }
-          t = now() - t;
-          if (t < best[mi][is][c]) best[mi][is][c] = t;
+          times[mi][is][c][r] = now() - t;
         }
       }
   pf_kernels_set_isa(best_isa);
   pf_kern_gemv_max_m = PF_GEMV_MAX_M;
+  double best[3][2][NMEAS], median[3][2][NMEAS];
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < nisa; b++)
+      for (int c = 0; c < NMEAS; c++) {
+        qsort(times[a][b][c], ROUNDS, sizeof(double), cmp_double);
+        best[a][b][c] = times[a][b][c][0];
+        median[a][b][c] = times[a][b][c][ROUNDS / 2];
+      }
 
   printf("best of %d rounds, %d threads, %.0f MiB of weights per pass:\n", ROUNDS,
          omp_get_max_threads(), (double)TOTAL / (1 << 20));
@@ -235,9 +251,10 @@ int main(int argc, char **argv) {
     for (int c = 0; c < NMEAS; c++)
       for (int is = 0; is < (c < NREAD ? 1 : nisa); is++) {
         const double g = (double)bytes[c] / best[mi][is][c] / 1e9;
-        printf("    %-38s %-6s %6.1f GB/s  %5.1f %% of read  %5.1f %% of the best read\n", meas[c],
-               c < NREAD ? "" : pf_isa_name((pf_isa)(PF_ISA_AVX2 + is)), g, 100.0 * g / bw,
-               100.0 * g / bw_max);
+        printf("    %-38s %-6s %6.1f GB/s  %5.1f %% of read  %5.1f %% of the best read  "
+               "median %5.1f GB/s\n",
+               meas[c], c < NREAD ? "" : pf_isa_name((pf_isa)(PF_ISA_AVX2 + is)), g, 100.0 * g / bw,
+               100.0 * g / bw_max, (double)bytes[c] / median[mi][is][c] / 1e9);
       }
   }
   la = fopen("/proc/loadavg", "r");

@@ -437,11 +437,14 @@ START_TEST(test_matmul_setting) {
 }
 END_TEST
 
-/* The GEMV threads take chunks of W's rows in turn (pf_kern_gemv_chunk_bytes):
- * whatever the chunk size, including chunks of one 4-row group, chunks that do
- * not divide n, and the former one share per thread (0), every output is the
- * same bits, and within the tolerance of the twin; so is the AVX2 kernel with and
- * without its software prefetch (pf_kern_gemv_prefetch_avx2 / _avx512), and reading one
+/* The GEMV threads read their own shares of W's rows and take units from the
+ * back of the others' when done (pf_kern_gemv_unit_bytes, at m <= 4), or take
+ * chunks in turn (pf_kern_gemv_chunk_bytes): whatever the unit or chunk size,
+ * including units of one row per stream, chunks of one 4-row group, sizes that
+ * do not divide n, the former one share per thread (chunk 0), 2 threads and 5
+ * shares (3 emptied by stealing alone) or 3 threads, every output is the same bits,
+ * and within the tolerance of the twin; so is the AVX2 kernel with and without
+ * its software prefetch (pf_kern_gemv_prefetch_avx2 / _avx512), and reading one
  * stream or several side by side (pf_kern_gemv_streams; chunks of 4 rows give
  * streams one row long, n = 301 and 97 leave rows over). m up to PF_GEMV_MAX_M
  * with the f32 matmul (so BF16 weights stay on the GEMV path), under every ISA. */
@@ -449,10 +452,12 @@ START_TEST(test_gemv_chunks_same_bits) {
   static const int64_t shapes[][3] = {{1, 301, 67},  {2, 203, 75},  {3, 1030, 129},
                                       {4, 97, 2051}, {5, 300, 130}, {16, 530, 257}};
   const size_t chunks[] = {0, 64, 4096, 100000, (size_t)1 << 20};
+  const size_t units[] = {1, 4096, 100000, (size_t)256 << 10}; /* 1: one row per stream */
   const pf_dtype dts[3] = {PF_DTYPE_F32, PF_DTYPE_BF16, PF_DTYPE_F16};
   pf_isa levels[3];
   const int nl = isa_levels(levels);
-  const size_t chunk_prev = pf_kern_gemv_chunk_bytes, prefetch_prev = pf_kern_gemv_prefetch_avx2,
+  const size_t chunk_prev = pf_kern_gemv_chunk_bytes, unit_prev = pf_kern_gemv_unit_bytes,
+               prefetch_prev = pf_kern_gemv_prefetch_avx2,
                prefetch512_prev = pf_kern_gemv_prefetch_avx512;
   const int streams_prev = pf_kern_gemv_streams;
   const pf_matmul mm_prev = pf_kernels_set_matmul(PF_MATMUL_F32);
@@ -469,28 +474,42 @@ START_TEST(test_gemv_chunks_same_bits) {
         fill(y0, m * n, -1.0f, 1.0f);
         memcpy(y, y0, (size_t)(m * n) * sizeof(float));
         pf_err err;
-        pf_kern_gemv_chunk_bytes = 0;
+        pf_kern_gemv_unit_bytes = pf_kern_gemv_chunk_bytes = 0;
         pf_kern_gemv_prefetch_avx2 = pf_kern_gemv_prefetch_avx512 = 0;
         pf_kern_gemv_streams = 1;
         ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, y0, n, NULL, &err),
                          PF_OK);
-        /* c = 0 would be the reference's own settings (no chunks, one stream) */
-        for (size_t c = 1; c < 2 * sizeof chunks / sizeof chunks[0]; c++) {
+        /* c = 0 would be the reference's own settings (no chunks, one stream); the
+         * chunks first (units 0), then the units with 2 and 3 threads */
+        const size_t nc = sizeof chunks / sizeof chunks[0], nu = sizeof units / sizeof units[0];
+        for (size_t c = 1; c < 2 * nc + 4 * nu; c++) {
           float *yc = falloc(m * n);
           memcpy(yc, y, (size_t)(m * n) * sizeof(float));
-          pf_kern_gemv_chunk_bytes = chunks[c / 2];
+          const size_t cu = c < 2 * nc ? 0 : (c - 2 * nc) / 2 % nu;
+          pf_kern_gemv_unit_bytes = c < 2 * nc ? 0 : units[cu];
+          pf_kern_gemv_chunk_bytes = c < 2 * nc ? chunks[c / 2] : 64; /* m > 4 */
           pf_kern_gemv_streams = c % 2 ? streams_prev : 1;
           pf_kern_gemv_prefetch_avx2 = c / 2 % 2 ? prefetch_prev : 64; /* the default, or near */
           pf_kern_gemv_prefetch_avx512 = c / 2 % 2 ? prefetch512_prev : 64;
+          const int threads = omp_get_max_threads();
+          if (c >= 2 * nc + 2 * nu)
+            omp_set_num_threads(3);
+          else if (c >= 2 * nc)
+            pf_kern_gemv_shares = 5;
           ck_assert_int_eq(pf_gemm_xwt(m, n, k, x, k, w, dts[d], k, bias, 0.5f, yc, n, NULL, &err),
                            PF_OK);
+          omp_set_num_threads(threads);
+          const int shares = pf_kern_gemv_shares;
+          pf_kern_gemv_shares = 0;
           ck_assert_msg(memcmp(yc, y0, (size_t)(m * n) * sizeof(float)) == 0,
-                        "gemv %lldx%lldx%lld %s isa=%s: chunks of %zu bytes, %d stream(s) change "
-                        "the result",
+                        "gemv %lldx%lldx%lld %s isa=%s: units of %zu bytes, chunks of %zu bytes, "
+                        "%d stream(s), %d threads, %d shares change the result",
                         (long long)m, (long long)n, (long long)k, dt_name(dts[d]),
-                        pf_isa_name(levels[l]), chunks[c / 2], pf_kern_gemv_streams);
+                        pf_isa_name(levels[l]), pf_kern_gemv_unit_bytes, pf_kern_gemv_chunk_bytes,
+                        pf_kern_gemv_streams, c >= 2 * nc + 2 * nu ? 3 : threads, shares);
           free(yc);
         }
+        pf_kern_gemv_unit_bytes = unit_prev;
         pf_kern_gemv_chunk_bytes = 64;
         pf_kern_gemv_prefetch_avx2 = prefetch_prev;
         pf_kern_gemv_prefetch_avx512 = prefetch512_prev;
@@ -501,6 +520,7 @@ START_TEST(test_gemv_chunks_same_bits) {
     pf_kernels_set_isa(prev);
   }
   pf_kern_gemv_chunk_bytes = chunk_prev;
+  pf_kern_gemv_unit_bytes = unit_prev;
   pf_kern_gemv_prefetch_avx2 = prefetch_prev;
   pf_kern_gemv_prefetch_avx512 = prefetch512_prev;
   pf_kern_gemv_streams = streams_prev;

@@ -5,10 +5,11 @@
  * bound by reading W (2 bytes per weight in BF16), not by arithmetic. BLIS would
  * need W widened to float32 first (2x the bytes, plus a write), so we stream W
  * once, widening in registers: BF16 -> F32 is a 16-bit left shift, F16 -> F32 is
- * vcvtph2ps (F16C / AVX-512F). The threads take ~1 MiB chunks of output rows
- * (contiguous bytes of W) in turn; each loaded weight vector feeds the M rows of x,
+ * vcvtph2ps (F16C / AVX-512F). Each thread reads its own share of W's rows and,
+ * when done, takes what is left of the others' from their ends (work stealing,
+ * pf_kern_gemv_unit_bytes); each loaded weight vector feeds the M rows of x,
  * and the k loop is unrolled so that enough independent accumulators hide the FMA
- * latency. How a chunk's rows are read matters, as measured (bench/README.md
+ * latency. How a thread's rows are read matters, as measured (bench/README.md
  * "Decode GEMV at the read bandwidth"): an early kernel computed 4 adjacent rows at
  * once (4 streams a row apart, each one row long) and was capped near 30 GB/s on
  * Zen 5, 57-69 % of the read bandwidth; one row at a time (one sequential stream
@@ -26,6 +27,7 @@
 #include "kern_internal.h"
 
 #include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
 #if PF_KERN_HAVE_AVX2
 #include <immintrin.h>
@@ -43,8 +45,9 @@ typedef struct gemv_args {
   int64_t ldy;
 } gemv_args;
 
-/* A kernel handles output rows [r0, r1). */
-typedef void (*gemv_fn)(const gemv_args *a, int64_t r0, int64_t r1);
+/* A kernel computes the output rows base + s * per + o for each of its streams
+ * s (one, or the S of gemv_kern) and o in [o0, o1). */
+typedef void (*gemv_fn)(const gemv_args *a, int64_t base, int64_t per, int64_t o0, int64_t o1);
 
 static inline void store_out(const gemv_args *a, int64_t mi, int64_t row, float v) {
   if (a->bias) v += a->bias[row];
@@ -70,14 +73,18 @@ static void gemv_scalar(const gemv_args *a, int64_t r0, int64_t r1, int dt) {
       store_out(a, mi, row, s);
     }
 }
-static void gemv_scalar_f32(const gemv_args *a, int64_t r0, int64_t r1) {
-  gemv_scalar(a, r0, r1, PF_DTYPE_F32);
+static void gemv_scalar_f32(const gemv_args *a, int64_t base, int64_t per, int64_t o0, int64_t o1) {
+  (void)per; /* one stream */
+  gemv_scalar(a, base + o0, base + o1, PF_DTYPE_F32);
 }
-static void gemv_scalar_f16(const gemv_args *a, int64_t r0, int64_t r1) {
-  gemv_scalar(a, r0, r1, PF_DTYPE_F16);
+static void gemv_scalar_f16(const gemv_args *a, int64_t base, int64_t per, int64_t o0, int64_t o1) {
+  (void)per; /* one stream */
+  gemv_scalar(a, base + o0, base + o1, PF_DTYPE_F16);
 }
-static void gemv_scalar_bf16(const gemv_args *a, int64_t r0, int64_t r1) {
-  gemv_scalar(a, r0, r1, PF_DTYPE_BF16);
+static void gemv_scalar_bf16(const gemv_args *a, int64_t base, int64_t per, int64_t o0,
+                             int64_t o1) {
+  (void)per; /* one stream */
+  gemv_scalar(a, base + o0, base + o1, PF_DTYPE_BF16);
 }
 
 /* AVX2 kernel: software prefetch this many bytes ahead in W (0: none). On AMD Zen 3
@@ -182,32 +189,30 @@ static inline __attribute__((always_inline)) void gemv_rows_avx2(const gemv_args
     }
 }
 
-/* gemv_range_ISA: rows [r0, r1), with S streams split into S equal parts read side
- * by side, one row of each at a time (gemv_rows_ISA); the rows left over (fewer
- * than S) one at a time. GEMV_KERNELS: NAME reads 1 stream, NAME##_s S streams;
- * both give the same bits (a row's arithmetic depends on U only). */
-#define GEMV_RANGE(ISA)                                                                            \
-  static inline __attribute__((always_inline)) void gemv_range_##ISA(                              \
-      const gemv_args *a, const int M, const int U, const int S, const int dt, int64_t r0,         \
-      int64_t r1) {                                                                                \
-    const int64_t per = (r1 - r0) / S;                                                             \
+/* gemv_slice_ISA: the rows base + s * per + o for every stream s < S and o in
+ * [o0, o1), one row of each stream at a time (gemv_rows_ISA): S streams per apart
+ * in W, each read sequentially. GEMV_KERNELS: NAME reads 1 stream (the rows
+ * base + o), NAME##_s S streams; both give the same bits (a row's arithmetic
+ * depends on U only). */
+#define GEMV_SLICE(ISA)                                                                            \
+  static inline __attribute__((always_inline)) void gemv_slice_##ISA(                              \
+      const gemv_args *a, const int M, const int U, const int S, const int dt, int64_t base,       \
+      int64_t per, int64_t o0, int64_t o1) {                                                       \
     int64_t rows[4];                                                                               \
-    for (int64_t j = 0; j < per; j++) {                                                            \
+    for (int64_t o = o0; o < o1; o++) {                                                            \
       for (int s = 0; s < S; s++)                                                                  \
-        rows[s] = r0 + s * per + j;                                                                \
+        rows[s] = base + s * per + o;                                                              \
       gemv_rows_##ISA(a, M, U, S, dt, rows);                                                       \
     }                                                                                              \
-    for (int64_t row = r0 + S * per; row < r1; row++)                                              \
-      gemv_rows_##ISA(a, M, U, 1, dt, &row);                                                       \
   }
 #define GEMV_KERNELS(ISA, NAME, M, U, S, DT)                                                       \
-  static void NAME(const gemv_args *a, int64_t r0, int64_t r1) {                                   \
-    gemv_range_##ISA(a, M, U, 1, DT, r0, r1);                                                      \
+  static void NAME(const gemv_args *a, int64_t base, int64_t per, int64_t o0, int64_t o1) {        \
+    gemv_slice_##ISA(a, M, U, 1, DT, base, per, o0, o1);                                           \
   }                                                                                                \
-  static void NAME##_s(const gemv_args *a, int64_t r0, int64_t r1) {                               \
-    gemv_range_##ISA(a, M, U, S, DT, r0, r1);                                                      \
+  static void NAME##_s(const gemv_args *a, int64_t base, int64_t per, int64_t o0, int64_t o1) {    \
+    gemv_slice_##ISA(a, M, U, S, DT, base, per, o0, o1);                                           \
   }
-GEMV_RANGE(avx2)
+GEMV_SLICE(avx2)
 
 /* AVX2 has 16 vector registers: S*U*M accumulators + a weight vector (x comes
  * from memory as the FMA's operand). */
@@ -294,7 +299,7 @@ static inline __attribute__((always_inline)) void gemv_rows_avx512(const gemv_ar
     }
 }
 
-GEMV_RANGE(avx512)
+GEMV_SLICE(avx512)
 
 /* 32 vector registers: U*S*M accumulators + M x vectors + a weight vector. */
 #define GEMV_AVX512(NAME, M, U, S, DT) GEMV_KERNELS(avx512, NAME, M, U, S, DT)
@@ -311,8 +316,15 @@ GEMV_AVX512_DT(bf16, PF_DTYPE_BF16)
 PF_KERN_AVX512_END
 #endif /* PF_KERN_HAVE_AVX2 */
 
+/* The kernel for m x rows (1..4) of dtype dt under isa: `one` reads one stream,
+ * `many` S streams side by side (S = 1 when pf_kern_gemv_streams is 1). */
+typedef struct gemv_kern {
+  gemv_fn one, many;
+  int S;
+} gemv_kern;
+
 /* [isa][dtype][m-1]; dtype order follows pf_dtype (F32, F16, BF16). */
-static gemv_fn pick(pf_isa isa, pf_dtype dt, int64_t m) {
+static gemv_kern pick(pf_isa isa, pf_dtype dt, int64_t m) {
 #if PF_KERN_HAVE_AVX2
   static const gemv_fn avx2[3][4] = {
       {gemv_avx2_f32_1, gemv_avx2_f32_2, gemv_avx2_f32_3, gemv_avx2_f32_4},
@@ -330,17 +342,33 @@ static gemv_fn pick(pf_isa isa, pf_dtype dt, int64_t m) {
       {gemv_avx512_f32_1_s, gemv_avx512_f32_2_s, gemv_avx512_f32_3_s, gemv_avx512_f32_4_s},
       {gemv_avx512_f16_1_s, gemv_avx512_f16_2_s, gemv_avx512_f16_3_s, gemv_avx512_f16_4_s},
       {gemv_avx512_bf16_1_s, gemv_avx512_bf16_2_s, gemv_avx512_bf16_3_s, gemv_avx512_bf16_4_s}};
+  /* the S of each GEMV_AVX2_DT / GEMV_AVX512_DT line, by m */
+  static const int avx2_S[4] = {4, 4, 4, 2}, avx512_S[4] = {4, 2, 2, 2};
   _Static_assert(PF_DTYPE_F32 == 0 && PF_DTYPE_F16 == 1 && PF_DTYPE_BF16 == 2, "table order");
 
-  if (isa == PF_ISA_AVX512) return (pf_kern_gemv_streams > 1 ? avx512_s : avx512)[dt][m - 1];
-  if (isa == PF_ISA_AVX2) return (pf_kern_gemv_streams > 1 ? avx2_s : avx2)[dt][m - 1];
+  const int streams = pf_kern_gemv_streams > 1;
+  if (isa == PF_ISA_AVX512)
+    return (gemv_kern){avx512[dt][m - 1], (streams ? avx512_s : avx512)[dt][m - 1],
+                       streams ? avx512_S[m - 1] : 1};
+  if (isa == PF_ISA_AVX2)
+    return (gemv_kern){avx2[dt][m - 1], (streams ? avx2_s : avx2)[dt][m - 1],
+                       streams ? avx2_S[m - 1] : 1};
 #else
   (void)isa;
   (void)m;
 #endif
-  return dt == PF_DTYPE_F32   ? gemv_scalar_f32
-         : dt == PF_DTYPE_F16 ? gemv_scalar_f16
-                              : gemv_scalar_bf16;
+  const gemv_fn f = dt == PF_DTYPE_F32   ? gemv_scalar_f32
+                    : dt == PF_DTYPE_F16 ? gemv_scalar_f16
+                                         : gemv_scalar_bf16;
+  return (gemv_kern){f, f, 1};
+}
+
+/* Rows [r0, r1): split into S equal parts read side by side, the rows left over
+ * (fewer than S) after them, one stream. */
+static void run_range(const gemv_kern *kr, const gemv_args *a, int64_t r0, int64_t r1) {
+  const int64_t per = (r1 - r0) / kr->S, done = r0 + kr->S * per;
+  if (per) kr->many(a, r0, per, 0, per);
+  if (done < r1) kr->one(a, done, 0, 0, r1 - done);
 }
 
 /* Whole 4-row groups of W (at least one) in about `bytes`. */
@@ -349,14 +377,23 @@ static int64_t rows_in(size_t bytes, int64_t k, pf_dtype wdt) {
   return rows < 4 ? 4 : rows & ~(int64_t)3;
 }
 
-/* Rows a thread takes at a time: whole 4-row groups, ~pf_kern_gemv_chunk_bytes
- * of W (one sequential stream long enough for the prefetchers; 256 KiB was
- * slower than one share per thread). Threads take chunks in turn (dynamic)
- * rather than one share each: on a shared or virtualised CPU one thread is often
- * slowed for a while, and with fixed shares the other then waits for it at the
- * end of every product (6-8 % of a decode's samples were that wait on Zen 5,
- * bench/README.md). Which thread computes a row does not change its arithmetic:
- * the results are the same. */
+/* How the threads divide W's rows at m <= 4 (bench/README.md, "Decode GEMV at the
+ * read bandwidth"). Each thread reads its own contiguous share of whole 4-row
+ * groups as the kernel's S long streams (the share's S parts side by side), in
+ * units of about pf_kern_gemv_unit_bytes of W taken from the front of the share;
+ * a thread done with its share takes units from the back of the others' (work
+ * stealing). Long streams are what the memory serves best (one share per thread
+ * read 4-5 % faster than 1 MiB chunks taken in turn, AMD Zen 5, the 1B model's
+ * decode GEMVs back to back), and stealing keeps what fixed shares lose: on a
+ * shared or virtualised CPU one thread is often slowed for a while, and the other
+ * then waited for it at the end of every product (6-8 % of a decode's samples on
+ * Zen 5). 0: the chunks of pf_kern_gemv_chunk_bytes instead. Which thread
+ * computes a row does not change its arithmetic: the results are the same. */
+size_t pf_kern_gemv_unit_bytes = (size_t)256 << 10;
+
+/* m > 4, or pf_kern_gemv_unit_bytes = 0: threads take chunks of whole 4-row
+ * groups, ~pf_kern_gemv_chunk_bytes of W, in turn (dynamic); 0: one contiguous
+ * share each (the former split). */
 size_t pf_kern_gemv_chunk_bytes = (size_t)1 << 20;
 
 /* Output rows [b0, b1): for m > 4 in cache blocks of rb rows, each block passed
@@ -369,7 +406,74 @@ static void gemv_rows(const gemv_args *all, pf_dtype wdt, int64_t rb, int64_t b0
       a.m = all->m - g < 4 ? all->m - g : 4;
       a.x += g * all->ldx;
       a.y += g * all->ldy;
-      pick(pf_kern_isa_level, wdt, a.m)(&a, c0, c1);
+      const gemv_kern kr = pick(pf_kern_isa_level, wdt, a.m);
+      run_range(&kr, &a, c0, c1);
+    }
+  }
+}
+
+/* A thread's share for the stealing schedule: rows base + s * per + o (s < S),
+ * in units of u offsets o; front and back (in units) packed in one word, so that
+ * the owner (front) and a thief (back) claim with one compare-and-swap each. */
+typedef struct gemv_share {
+  _Alignas(64) _Atomic uint64_t fb; /* front in the low 32 bits, back in the high */
+  int64_t base, per, u;
+} gemv_share;
+
+#define GEMV_MAX_SHARES 64
+
+/* Shares of the stealing schedule: 0 (default) one per thread; more than the
+ * threads leaves shares that only stealing empties (check_kernels). */
+int pf_kern_gemv_shares = 0;
+
+static int64_t claim(gemv_share *sh, int back) {
+  uint64_t v = atomic_load_explicit(&sh->fb, memory_order_relaxed);
+  for (;;) {
+    const uint64_t f = v & 0xffffffffu, b = v >> 32;
+    if (f >= b) return -1;
+    const uint64_t nv = back ? (b - 1) << 32 | f : v + 1;
+    if (atomic_compare_exchange_weak_explicit(&sh->fb, &v, nv, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return (int64_t)(back ? b - 1 : f);
+  }
+}
+
+static void run_unit(const gemv_kern *kr, const gemv_args *a, const gemv_share *sh, int64_t j) {
+  const int64_t o0 = j * sh->u, o1 = o0 + sh->u < sh->per ? o0 + sh->u : sh->per;
+  kr->many(a, sh->base, sh->per, o0, o1);
+}
+
+/* m <= 4 on several threads, the stealing schedule (pf_kern_gemv_unit_bytes). */
+static void gemv_steal(const gemv_args *all, pf_dtype wdt) {
+  const gemv_kern kr = pick(pf_kern_isa_level, wdt, all->m);
+  int nsh = pf_kern_gemv_shares > 0 ? pf_kern_gemv_shares : omp_get_max_threads();
+  if (nsh > GEMV_MAX_SHARES) nsh = GEMV_MAX_SHARES;
+  gemv_share sh[GEMV_MAX_SHARES];
+  const int64_t groups = all->n / 4, tail = all->n - 4 * groups;
+  const int64_t row_bytes = all->k * (int64_t)pf_dtype_size(wdt);
+  int64_t u = (int64_t)pf_kern_gemv_unit_bytes / (kr.S * row_bytes);
+  if (u < 1) u = 1;
+  for (int t = 0; t < nsh; t++) {
+    const int64_t r0 = groups * t / nsh * 4, r1 = groups * (t + 1) / nsh * 4;
+    sh[t].base = r0;
+    sh[t].per = (r1 - r0) / kr.S; /* whole 4-row groups: S (1, 2 or 4) divides them */
+    sh[t].u = u;
+    atomic_init(&sh[t].fb, (uint64_t)((sh[t].per + u - 1) / u) << 32);
+  }
+  /* Threads past nsh, or shares without a thread, are covered: every thread
+   * steals from every other share until all are empty. */
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+    if (t == 0 && tail) kr.one(all, 4 * groups, 0, 0, tail);
+    int64_t j;
+    if (t < nsh)
+      while ((j = claim(&sh[t], 0)) >= 0)
+        run_unit(&kr, all, &sh[t], j);
+    for (int v = 1; v <= nsh; v++) {
+      gemv_share *o = &sh[(t + v) % nsh];
+      while ((j = claim(o, 1)) >= 0)
+        run_unit(&kr, all, o, j);
     }
   }
 }
@@ -379,17 +483,25 @@ void pf_kern_gemv(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, 
   /* m > 4: rows of W kept hot while every group of (up to) 4 x rows passes over
    * them, ~128 KiB, so W comes from DRAM once and from L2 for the later groups */
   const int64_t rb = m > 4 ? rows_in((size_t)128 << 10, k, wdt) : n;
-  const int par = n * k >= PF_KERN_PAR_MIN && n >= 8;
+  const int par = n * k >= PF_KERN_PAR_MIN && n >= 8 && omp_get_max_threads() > 1;
   const gemv_args all = {m, n, k, x, ldx, w, ldw, bias, beta, y, ldy};
+  if (!par) {
+    gemv_rows(&all, wdt, rb, 0, n);
+    return;
+  }
+  if (m <= 4 && pf_kern_gemv_unit_bytes) {
+    gemv_steal(&all, wdt);
+    return;
+  }
   if (pf_kern_gemv_chunk_bytes) {
     const int64_t cr = rows_in(pf_kern_gemv_chunk_bytes, k, wdt);
     const int64_t chunks = (n + cr - 1) / cr;
-#pragma omp parallel for schedule(dynamic, 1) if (par)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t c = 0; c < chunks; c++)
       gemv_rows(&all, wdt, rb, c * cr, n - c * cr < cr ? n : c * cr + cr);
     return;
   }
-#pragma omp parallel if (par)
+#pragma omp parallel
   {
     /* The former split: contiguous blocks of whole 4-row groups per thread. */
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();

@@ -46,9 +46,16 @@ void pf_kern_widen_rows(float *dst, const void *w, pf_dtype wdt, int64_t ldw, in
 
 /* Largest m sent to the GEMV path (default PF_GEMV_MAX_M; bench_gemm sweeps it). */
 extern int64_t pf_kern_gemv_max_m;
-/* GEMV at m <= 4: threads take chunks of about this many bytes of W's rows in
- * turn (default 1 MiB); 0: each thread one contiguous share (the former split).
- * bench_gemv compares them. */
+/* GEMV at m <= 4: each thread reads its own share of W's rows in units of about
+ * this many bytes and then takes units from the back of the others' (default
+ * 256 KiB); 0: the chunks of pf_kern_gemv_chunk_bytes instead. */
+extern size_t pf_kern_gemv_unit_bytes;
+/* Shares of W's rows in that schedule: 0 (default) one per thread; more: the
+ * shares past the threads are emptied by stealing alone (for tests). */
+extern int pf_kern_gemv_shares;
+/* GEMV at m > 4 (or with pf_kern_gemv_unit_bytes = 0): threads take chunks of
+ * about this many bytes of W's rows in turn (default 1 MiB); 0: each thread one
+ * contiguous share (the former split). bench_gemv compares them. */
 extern size_t pf_kern_gemv_chunk_bytes;
 /* GEMV software prefetch distance in bytes of W, per kernel (defaults 1 KiB for
  * AVX2, 2 KiB for AVX-512; 0: none; bench_gemv compares). */

@@ -91,16 +91,21 @@ static void gemv_scalar_bf16(const gemv_args *a, int64_t base, int64_t per, int6
  * (2 threads, BF16 m = 1, 1 GiB of W) 1 KiB ahead lifted the GEMV from 31-33 to
  * 34-35 GB/s against a 35-38 GB/s read; 512 B gained less, 2 KiB lost (28-30);
  * the non-temporal hint (W is read once) 36.5 against 35.1-35.7 for T0.
- * The AVX-512 kernel's distance is its own, and used at m >= 3 only: on AMD Zen 5
- * (2 threads, BF16, 1 GiB of W, best of 8, two runs) m = 3 went from 38-48 to
- * 43-55 GB/s with a prefetch 2 KiB ahead and m = 4 from 28-29 to 42 (the rows'
- * FMAs slow the loop enough that the hardware prefetcher alone no longer keeps
- * each stream's lines coming), while m = 1 and 2 read at the same rate with and
- * without one 2-8 KiB ahead (and bench_gemv's decode, m = 1, lost 2-8 % with it).
- * bench_gemv compares both kernels with none. A prefetch never faults, so reading
- * ahead of W's end is harmless. */
+ * The AVX-512 kernel's distance is its own: on AMD Zen 5 (2 threads, BF16, 1 GiB
+ * of W, best of 8, two runs) m = 3 went from 38-48 to 43-55 GB/s with a prefetch
+ * 2 KiB ahead and m = 4 from 28-29 to 42 (the rows' FMAs slow the loop enough
+ * that the hardware prefetcher alone no longer keeps each stream's lines coming).
+ * At m = 1 and 2 it was first left out (same rate with and without, chunks taken
+ * in turn); with each thread's share read as long streams it pays there too: the
+ * 1B model's 113 decode products, medians of 24 rounds in ABBA order, three runs,
+ * m = 1 37.7-39.7 ms against 40.2-43.9 without, m = 2 47.9-49.2 against 61.5-64.5
+ * (bench_gemv's 8-layer decode, m = 1: the same rate with and without).
+ * pf_kern_gemv_prefetch_avx512_min_m: from which m on (1). bench_gemv compares
+ * both kernels with none. A prefetch never faults, so reading ahead of W's end
+ * is harmless. */
 size_t pf_kern_gemv_prefetch_avx2 = 1024;
 size_t pf_kern_gemv_prefetch_avx512 = 2048;
+int pf_kern_gemv_prefetch_avx512_min_m = 1;
 
 /* AVX2 kernel: the rows a thread takes at a time (a chunk, ~1 MiB of W) are split
  * into this many equal parts, read side by side, one row of each at a time (1:
@@ -259,7 +264,8 @@ static inline __attribute__((always_inline)) void gemv_rows_avx512(const gemv_ar
     wo[s] = rows[s] * a->ldw;
   const __mmask16 all = 0xffff;
   const int esz = dt == PF_DTYPE_F32 ? 4 : 2;
-  const int64_t pfd = M >= 3 ? (int64_t)pf_kern_gemv_prefetch_avx512 : 0; /* see its comment */
+  const int64_t pfd =
+      M >= pf_kern_gemv_prefetch_avx512_min_m ? (int64_t)pf_kern_gemv_prefetch_avx512 : 0;
   int64_t i = 0;
   for (; i < kU; i += 16 * U) {
     if (pfd)

@@ -195,7 +195,7 @@ static inline __attribute__((always_inline)) void gemv_rows_avx2(const gemv_args
 }
 
 /* gemv_slice_ISA: the rows base + s * per + o for every stream s < S and o in
- * [o0, o1), one row of each stream at a time (gemv_rows_ISA): S streams per apart
+ * [o0, o1), one row of each stream at a time (gemv_rows_ISA): S streams `per` rows apart
  * in W, each read sequentially. GEMV_KERNELS: NAME reads 1 stream (the rows
  * base + o), NAME##_s S streams; both give the same bits (a row's arithmetic
  * depends on U only). */

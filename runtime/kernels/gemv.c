@@ -100,16 +100,14 @@ static void gemv_scalar_bf16(const gemv_args *a, int64_t base, int64_t per, int6
  * 1B model's 113 decode products, medians of 24 rounds in ABBA order, three runs,
  * m = 1 37.7-39.7 ms against 40.2-43.9 without, m = 2 47.9-49.2 against 61.5-64.5
  * (bench_gemv's 8-layer decode, m = 1: the same rate with and without).
- * pf_kern_gemv_prefetch_avx512_min_m: from which m on (1). bench_gemv compares
- * both kernels with none. A prefetch never faults, so reading ahead of W's end
- * is harmless. */
+ * bench_gemv compares both kernels with none. A prefetch never faults, so
+ * reading ahead of W's end is harmless. */
 size_t pf_kern_gemv_prefetch_avx2 = 1024;
 size_t pf_kern_gemv_prefetch_avx512 = 2048;
-int pf_kern_gemv_prefetch_avx512_min_m = 1;
 
-/* AVX2 kernel: the rows a thread takes at a time (a chunk, ~1 MiB of W) are split
- * into this many equal parts, read side by side, one row of each at a time (1:
- * the chunk's rows in order, one stream). On AMD Zen 3 (2 threads, BF16 m = 1,
+/* AVX2 kernel: the rows a thread reads (its share, or a chunk) are split into
+ * this many equal parts, read side by side, one row of each at a time (1: the
+ * rows in order, one stream). On AMD Zen 3 (2 threads, BF16 m = 1,
  * 1 GiB of W) one sequential stream per thread stayed at 35-39 GB/s while the
  * memory gave 45-58 GB/s to 4 streams per thread: 4 streams a quarter of a chunk
  * apart took the GEMV to 58 GB/s (2 streams: 51; 8: 50-53). Adjacent rows side
@@ -264,8 +262,7 @@ static inline __attribute__((always_inline)) void gemv_rows_avx512(const gemv_ar
     wo[s] = rows[s] * a->ldw;
   const __mmask16 all = 0xffff;
   const int esz = dt == PF_DTYPE_F32 ? 4 : 2;
-  const int64_t pfd =
-      M >= pf_kern_gemv_prefetch_avx512_min_m ? (int64_t)pf_kern_gemv_prefetch_avx512 : 0;
+  const int64_t pfd = (int64_t)pf_kern_gemv_prefetch_avx512;
   int64_t i = 0;
   for (; i < kU; i += 16 * U) {
     if (pfd)

@@ -61,8 +61,6 @@ extern size_t pf_kern_gemv_chunk_bytes;
  * AVX2, 2 KiB for AVX-512; 0: none; bench_gemv compares). */
 extern size_t pf_kern_gemv_prefetch_avx2;
 extern size_t pf_kern_gemv_prefetch_avx512;
-/* ... from this m on (default 1: every m) */
-extern int pf_kern_gemv_prefetch_avx512_min_m;
 /* GEMV: W streams read side by side per thread (1: one; more: each kernel's
  * own count; gemv.c). */
 extern int pf_kern_gemv_streams;

@@ -67,7 +67,12 @@ static const char TOP[] =
     "exact). CPUs with neither always use f32. `pfrun --version` says which is in use.\n"
     "\n"
     "PFRUN_PLOT_JOBS=N (environment): worker processes drawing charts (bias, plot op);\n"
-    "default the OpenMP thread count, 1 = one after the other in the pfrun process.\n";
+    "default the OpenMP thread count, 1 = one after the other in the pfrun process.\n"
+    "\n"
+    "Threads: OMP_NUM_THREADS, else one per CPU of the affinity mask, capped at the\n"
+    "cgroup CPU quota (a container's --cpus, a CPU limit) unless OMP_NUM_THREADS is set;\n"
+    "more threads than CPUs make the matrix products slow (a warning says so).\n"
+    "`pfrun --version` gives the count and why.\n";
 
 static const char PRUNE[] =
     "usage: pfrun prune --model-path DIR --output-path DIR [options]\n"

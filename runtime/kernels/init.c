@@ -35,7 +35,7 @@ static pf_status g_status = PF_OK;
 static pf_err g_err;
 static pf_matmul g_matmul = PF_MATMUL_BF16;
 static pf_kernels_info g_info;
-static char g_describe[PF_ERR_MSG_MAX + 64];
+static char g_describe[PF_ERR_MSG_MAX + 512];
 static pf_isa g_isa_max = PF_ISA_SCALAR;
 
 /* ---- CPU identification ---- */
@@ -289,6 +289,14 @@ static pf_status choose_and_set_arch(const cpu_desc *c, int *requested, pf_err *
 }
 
 static void init_threads(void) {
+  pf_cpu_budget b;
+  pf_cpu_budget_get(&b);
+  const char *omp_user = getenv("OMP_NUM_THREADS");
+  const int omp = omp_get_max_threads();
+  const int nt_omp = pf_threads_choose(omp, omp_user && *omp_user, &b, g_info.threads_note,
+                                       sizeof g_info.threads_note);
+  if (nt_omp != omp) omp_set_num_threads(nt_omp);
+  g_info.cpus = b.cpus;
   const char *user = getenv("BLIS_NUM_THREADS");
   if (!user || atoi(user) <= 0) bli_thread_set_num_threads(omp_get_max_threads());
   long nt = (long)bli_thread_get_num_threads();
@@ -337,9 +345,10 @@ static void init_once(void) {
       return;
     }
   }
-  snprintf(g_describe, sizeof g_describe, "BLIS %s, arch %s (%s), %d thread%s, gemv %s",
+  snprintf(g_describe, sizeof g_describe, "BLIS %s, arch %s (%s), %d thread%s%s%s%s, gemv %s",
            g_info.blis_version, g_info.blis_arch, g_info.arch_source, g_info.threads,
-           g_info.threads == 1 ? "" : "s", pf_isa_name(pf_kern_isa_level));
+           g_info.threads == 1 ? "" : "s", g_info.threads_note[0] ? " (" : "", g_info.threads_note,
+           g_info.threads_note[0] ? ")" : "", pf_isa_name(pf_kern_isa_level));
 }
 
 pf_status pf_kernels_init(pf_err *err) {

@@ -47,8 +47,40 @@
  * AVX-512 F+BW+DQ+VL -> skx; AVX2+FMA -> zen3/zen2/zen on AMD, haswell elsewhere;
  * AVX -> sandybridge; else generic. After bli_init the arch BLIS actually selected
  * is read back (bli_arch_query_id) and recorded.
- * Threads: BLIS_NUM_THREADS if the user set it, else omp_get_max_threads(). */
+ * Threads: OpenMP's count (OMP_NUM_THREADS, else the affinity mask), capped at a
+ * cgroup CPU quota below it unless OMP_NUM_THREADS was set (omp_set_num_threads on
+ * the calling thread: call init from the main thread); BLIS_NUM_THREADS if the
+ * user set it, else the same count for BLIS. */
 pf_status pf_kernels_init(pf_err *err);
+
+/* The CPUs this process can use (runtime/kernels/cpus.c). */
+typedef struct pf_cpu_budget {
+  int online;          /* CPUs online */
+  int affinity;        /* CPUs in the affinity mask */
+  double quota;        /* the cgroup CPU quota in CPUs (1.5 = 150 ms per 100 ms); 0 = none */
+  char quota_src[256]; /* the file it came from, "" if none */
+  int cpus;            /* min(affinity, quota rounded up), at least 1 */
+} pf_cpu_budget;
+
+/* Fill b for this process. Best effort: unreadable cgroup files mean no quota. */
+void pf_cpu_budget_get(pf_cpu_budget *b);
+
+/* The smallest cgroup CPU quota (in CPUs) over the cgroup mounts of
+ * root/proc/self/mountinfo, for this process's cgroups (root/proc/self/cgroup)
+ * and their parents up to each mount point; 0 if none. root "" is the real
+ * system, a directory a fixture tree (tests). src (may be NULL with cap 0): the
+ * file the quota came from, relative to root. */
+double pf_cpu_quota_read(const char *root, char *src, size_t src_cap);
+
+/* Whole CPUs for a quota: rounded up (1.5 -> 2), at least 1; 0 for no quota. */
+int pf_cpus_from_quota(double quota);
+
+/* Threads for the kernels: omp_default (OpenMP's choice, from the affinity mask or
+ * OMP_NUM_THREADS), capped at b->cpus when a quota is below it and the user did
+ * not set OMP_NUM_THREADS (user_set). note: why it was capped, or that the
+ * threads exceed the CPUs ("" otherwise). */
+int pf_threads_choose(int omp_default, int user_set, const pf_cpu_budget *b, char *note,
+                      size_t cap);
 
 /* One line for `pfrun --version`, e.g.
  * "BLIS 0.9.0, arch skx (selected from cpuid: AMD Zen 5, avx512f/bw/dq/vl/bf16),
@@ -67,6 +99,8 @@ typedef struct pf_kernels_info {
   char cpu[48];          /* "AMD Zen 5", "Intel family 6 model 0xa7" */
   char features[48];     /* "avx512f/bw/dq/vl/bf16", "avx2/fma/f16c" */
   int threads;           /* BLIS threads (= OpenMP threads unless the user said) */
+  int cpus;              /* CPUs this process can use (pf_cpu_budget) */
+  char threads_note[320]; /* "capped at the cgroup CPU quota ...", "... oversubscribed ...", "" */
   pf_isa isa;            /* best ISA the CPU + OS support */
 } pf_kernels_info;
 

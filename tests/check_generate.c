@@ -194,6 +194,51 @@ START_TEST(test_prefill_vs_stepwise) {
 }
 END_TEST
 
+/* Populating the cache pages ahead (none, a few positions, 64; by madvise or by
+ * a write to each page) changes no bit of the logits: the populate must not
+ * touch positions already written. */
+START_TEST(test_populate_same_bits) {
+  char *dir = pf_test_synth("llama-small", 4, "bf16");
+  pf_model *m = load(dir);
+  const int64_t V = m->config.vocab_size, N = 40;
+  const int64_t save_ahead = pf_decoder_populate_ahead;
+  const int save_touch = pf_decoder_populate_touch;
+  const struct {
+    int64_t ahead;
+    int touch;
+  } cfg[] = {{0, 0}, {1, 0}, {3, 1}, {5, 0}, {64, 0}, {64, 1}};
+  float *ref = malloc((size_t)(V * N) * sizeof *ref), *lg = malloc((size_t)V * sizeof *lg);
+  for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+    pf_decoder_populate_ahead = cfg[c].ahead;
+    pf_decoder_populate_touch = cfg[c].touch;
+    pf_decoder *d = NULL;
+    pf_err err = {0};
+    ck_assert_int_eq(pf_decoder_new(m, N, &d, &err), PF_OK);
+    int32_t ids[7];
+    for (int i = 0; i < 7; i++)
+      ids[i] = (i * 37 + 5) % 320;
+    ck_assert_int_eq(pf_decoder_feed(d, ids, 7, lg, NULL, &err), PF_OK); /* a 7-token prompt */
+    for (int64_t t = 7; t < N; t++) {
+      int32_t id = (int32_t)((t * 53 + 1) % 320);
+      ck_assert_int_eq(pf_decoder_feed(d, &id, 1, lg, NULL, &err), PF_OK);
+      if (c == 0)
+        memcpy(ref + t * V, lg, (size_t)V * sizeof *lg);
+      else
+        ck_assert_msg(memcmp(ref + t * V, lg, (size_t)V * sizeof *lg) == 0,
+                      "position %lld: logits differ with %lld positions populated ahead%s",
+                      (long long)t, (long long)cfg[c].ahead, cfg[c].touch ? " (writes)" : "");
+    }
+    pf_decoder_free(d);
+  }
+  pf_decoder_populate_ahead = save_ahead;
+  pf_decoder_populate_touch = save_touch;
+  free(ref);
+  free(lg);
+  pf_model_release(m);
+  pf_test_synth_free(dir);
+}
+END_TEST
+
 START_TEST(test_eos_and_errors) {
   char *dir = pf_test_synth("llama-tiny", 5, NULL);
   pf_model *m = load(dir);
@@ -252,6 +297,7 @@ static Suite *generate_suite(void) {
   tcase_add_test(tc, test_stories_greedy);
   tcase_add_test(tc, test_kv_cache_matches_reforward);
   tcase_add_loop_test(tc, test_prefill_vs_stepwise, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
+  tcase_add_test(tc, test_populate_same_bits);
   tcase_add_test(tc, test_eos_and_errors);
   suite_add_tcase(s, tc);
   return s;

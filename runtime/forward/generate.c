@@ -8,9 +8,12 @@
  */
 #include "generate.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "forward_int.h"
 
@@ -23,7 +26,44 @@ struct pf_decoder {
   float *vc;     /* [n_layers, slots, max_ctx, kv_dim] */
   float *gather; /* [gather_cap, H] the hidden states of the rows a branch scores */
   int64_t gather_cap;
+  int64_t ready; /* slot 0's cache pages are populated for positions [0, ready) */
 };
+
+/* Single-sequence decoding populates the cache pages this many positions ahead,
+ * all layers at once (0: each page faults when a step first writes it). A KV
+ * cache page of 4 KiB holds 2 positions of a 512-wide k or v: left to fault,
+ * that is 16 faults per token on a 16-layer model, taken inside the k and v
+ * products by the thread whose rows write the page (+14 and +9 us per layer on
+ * AMD Zen 5, bench/README.md "Where the rest of a decode step goes"). */
+int64_t pf_decoder_populate_ahead = 64;
+int pf_decoder_populate_touch = 0;
+
+/* Populate [from, to) of every layer's slot-0 keys and values: one
+ * MADV_POPULATE_WRITE per range (Linux 5.14+), else a write to each page (the
+ * cache past pos holds nothing yet). */
+static void populate(pf_decoder *d, int64_t from, int64_t to) {
+  const pf_forward *f = d->f;
+  const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  for (int64_t l = 0; l < f->n_layers; l++)
+    for (int kv = 0; kv < 2; kv++) {
+      float *base = (kv ? d->vc : d->kc) + (size_t)l * per_layer;
+      const uintptr_t a = (uintptr_t)(base + (size_t)from * (size_t)f->kv_dim);
+      const uintptr_t b = (uintptr_t)(base + (size_t)to * (size_t)f->kv_dim);
+      const uintptr_t a0 = a & ~(page - 1), b0 = (b + page - 1) & ~(page - 1);
+#ifdef MADV_POPULATE_WRITE
+      if (!pf_decoder_populate_touch && madvise((void *)a0, b0 - a0, MADV_POPULATE_WRITE) == 0)
+        continue;
+#else
+      (void)a0;
+      (void)b0;
+#endif
+      /* the pages of [a, b): a write inside the range to each (not below a:
+       * that part of the page holds earlier positions) */
+      for (uintptr_t p = a; p < b; p = (p & ~(page - 1)) + page)
+        *(volatile char *)p = 0;
+    }
+}
 
 pf_status pf_decoder_new(const pf_model *m, int64_t max_ctx, pf_decoder **out, pf_err *err) {
   return pf_decoder_new_slots(m, max_ctx, 1, out, err);
@@ -111,6 +151,11 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
     f->mask[i] = 1;
   }
   f->len[0] = d->pos + n;
+  if (pf_decoder_populate_ahead > 0 && d->pos + n > d->ready) {
+    const int64_t to = d->pos + n + pf_decoder_populate_ahead;
+    populate(d, d->ready > d->pos ? d->ready : d->pos, to < d->max_ctx ? to : d->max_ctx);
+    d->ready = to < d->max_ctx ? to : d->max_ctx;
+  }
   pf_fwd_embed(f, ids, n);
   const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;
   for (int64_t l = 0; l < f->n_layers; l++) {

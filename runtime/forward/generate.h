@@ -28,6 +28,12 @@ void pf_decoder_free(pf_decoder *d); /* NULL ok */
  * unchanged (the position does not advance). */
 pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *logits,
                           const pf_ctx *ctx, pf_err *err);
+/* Tuning knobs (benchmarks, tests): pf_decoder_feed populates the cache pages of
+ * the next pf_decoder_populate_ahead positions (default 64; 0: each page faults
+ * when a step first writes it), with MADV_POPULATE_WRITE, or by a write to each
+ * page where that fails or pf_decoder_populate_touch is set. Same results. */
+extern int64_t pf_decoder_populate_ahead;
+extern int pf_decoder_populate_touch;
 /* A decoder of `slots` sequences side by side (1 to 4096): pf_decoder_feed uses
  * slot 0; pf_decoder_branch runs one row per slot. Memory: slots times the
  * single cache. */

@@ -748,8 +748,8 @@ int main(int argc, char **argv) {
                 .memory_cap = g_mem_cap};
   const pf_kernels_info *ki = pf_kernels_info_get();
   if (ki && ki->threads_note[0]) /* a CPU quota capped the threads, or they oversubscribe */
-    pf_ctx_log(&ctx, "%sthreads: %d, %s", ki->threads > ki->cpus ? "warning: " : "", ki->threads,
-               ki->threads_note);
+    pf_ctx_log(&ctx, "%sthreads: %d, %s", ki->omp_threads > ki->cpus ? "warning: " : "",
+               ki->omp_threads, ki->threads_note);
   int pass_rc = setup_pass(&c, &ctx);
   if (pass_rc) {
     pf_cli_free(&c);

@@ -296,6 +296,7 @@ static void init_threads(void) {
   const int nt_omp = pf_threads_choose(omp, omp_user && *omp_user, &b, g_info.threads_note,
                                        sizeof g_info.threads_note);
   if (nt_omp != omp) omp_set_num_threads(nt_omp);
+  g_info.omp_threads = nt_omp;
   g_info.cpus = b.cpus;
   const char *user = getenv("BLIS_NUM_THREADS");
   if (!user || atoi(user) <= 0) bli_thread_set_num_threads(omp_get_max_threads());

@@ -99,6 +99,7 @@ typedef struct pf_kernels_info {
   char cpu[48];          /* "AMD Zen 5", "Intel family 6 model 0xa7" */
   char features[48];     /* "avx512f/bw/dq/vl/bf16", "avx2/fma/f16c" */
   int threads;           /* BLIS threads (= OpenMP threads unless the user said) */
+  int omp_threads;       /* OpenMP threads (pf_threads_choose) */
   int cpus;              /* CPUs this process can use (pf_cpu_budget) */
   char threads_note[320]; /* "capped at the cgroup CPU quota ...", "... oversubscribed ...", "" */
   pf_isa isa;            /* best ISA the CPU + OS support */

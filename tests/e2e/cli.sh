@@ -8,6 +8,16 @@ expect_in "help names subcommands" "pfrun prune"
 expect_ok "version" --version
 expect_in "version" "pfrun "
 expect_in "version names the BLIS arch" "kernels: BLIS"
+# more OpenMP threads than CPUs: --version and a warning on stderr say so; the work still runs
+NCPU=$(nproc)
+OUT=$(OMP_NUM_THREADS=$((NCPU + 1)) "$PFRUN" --version 2>&1)
+check "version: oversubscribed threads named" grep -q "OMP_NUM_THREADS asks for $((NCPU + 1)) threads on .*oversubscribed" <<<"$OUT"
+OUT=$(OMP_NUM_THREADS=$((NCPU + 1)) "$PFRUN" generate --model-path $M --prompt hi --max-new-tokens 2 2>&1)
+RC=$?
+check "oversubscribed: a warning, and the run succeeds" test "$RC" -eq 0
+check "oversubscribed: the warning line" grep -q "^warning: threads: $((NCPU + 1)), OMP_NUM_THREADS asks for" <<<"$OUT"
+OUT=$(OMP_NUM_THREADS=1 "$PFRUN" generate --model-path $M --prompt hi --max-new-tokens 2 2>&1)
+check "one thread: no thread warning" test -z "$(grep 'threads:' <<<"$OUT")"
 expect_ok "prune help" prune --help
 expect_in "prune help lists --expansion-divisor" "--expansion-divisor"
 expect_ok "ops" ops

@@ -747,9 +747,10 @@ int main(int argc, char **argv) {
                 .interrupt = &g_interrupt,
                 .memory_cap = g_mem_cap};
   const pf_kernels_info *ki = pf_kernels_info_get();
-  if (ki && ki->threads_note[0]) /* a CPU quota capped the threads, or they oversubscribe */
-    pf_ctx_log(&ctx, "%sthreads: %d, %s", ki->omp_threads > ki->cpus ? "warning: " : "",
-               ki->omp_threads, ki->threads_note);
+  /* more threads than CPUs (OMP_NUM_THREADS): a warning; a quota's cap is told by
+   * --version only (an info line on every command would be noise) */
+  if (ki && ki->omp_threads > ki->cpus)
+    pf_ctx_log(&ctx, "warning: threads: %d, %s", ki->omp_threads, ki->threads_note);
   int pass_rc = setup_pass(&c, &ctx);
   if (pass_rc) {
     pf_cli_free(&c);

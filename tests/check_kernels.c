@@ -528,6 +528,91 @@ START_TEST(test_gemv_chunks_same_bits) {
 }
 END_TEST
 
+static pf_tensor *tensor2(pf_dtype dt, int64_t r, int64_t c, const void *src);
+
+/* pf_linear_many (the q/k/v and gate/up products of a decode step in one
+ * parallel region, threads passing from one weight to the next without a
+ * barrier) gives the same bits as one pf_linear per weight: weights of every
+ * dtype and of row counts that leave rows past the last 4-row group, float32
+ * bias or none, m = 1..4 (together) and m = 5 (one after the other), a weight
+ * too small for threads (one after the other), units of one row, 5 shares on
+ * the threads and 3 threads, every ISA. A BF16 bias goes the pf_linear way. */
+START_TEST(test_linear_many_same_bits) {
+  const int64_t k = 129, ns[4] = {301, 1030, 262, 4}; /* 4 x 129 < PF_KERN_PAR_MIN */
+  const pf_dtype dts[4] = {PF_DTYPE_BF16, PF_DTYPE_F32, PF_DTYPE_F16, PF_DTYPE_BF16};
+  pf_isa levels[3];
+  const int nl = isa_levels(levels);
+  const size_t unit_prev = pf_kern_gemv_unit_bytes;
+  const pf_matmul mm_prev = pf_kernels_set_matmul(PF_MATMUL_F32);
+  rng_seed(9);
+  pf_tensor *w[4], *b[4];
+  for (int i = 0; i < 4; i++) {
+    void *raw = make_weights(dts[i], ns[i] * k);
+    w[i] = tensor2(dts[i], ns[i], k, raw);
+    free(raw);
+    float *bias = falloc(ns[i]);
+    fill(bias, ns[i], -1.0f, 1.0f);
+    int64_t bshape[1] = {ns[i]};
+    ck_assert_int_eq(pf_tensor_new(PF_DTYPE_F32, 1, bshape, &b[i], NULL), PF_OK);
+    memcpy(pf_tensor_mutable_data(b[i]), bias, (size_t)ns[i] * sizeof(float));
+    free(bias);
+  }
+  float *x = falloc(5 * k);
+  fill(x, 5 * k, -1.0f, 1.0f);
+  pf_err err;
+  for (int l = 0; l < nl; l++) {
+    const pf_isa prev = pf_kernels_set_isa(levels[l]);
+    for (int64_t m = 1; m <= 5; m++)
+      for (int np = 1; np <= 4; np++)
+        for (int c = 0; c < 4; c++) { /* default; units of 1 byte; 5 shares; 3 threads */
+          const pf_tensor *ww[4], *bb[4];
+          float *ref[4], *got[4];
+          for (int i = 0; i < np; i++) {
+            ww[i] = w[(i + c) % 4];
+            bb[i] = (i + m) % 2 ? b[(i + c) % 4] : NULL;
+            const int64_t n = ww[i]->shape[0];
+            ref[i] = falloc(m * n);
+            got[i] = falloc(m * n);
+            fill(got[i], m * n, -9.0f, 9.0f); /* no leftovers may show through */
+            ck_assert_int_eq(pf_linear(x, m, k, ww[i], bb[i], ref[i], NULL, &err), PF_OK);
+          }
+          const int threads = omp_get_max_threads();
+          if (c == 1) pf_kern_gemv_unit_bytes = 1;
+          if (c == 2) pf_kern_gemv_shares = 5;
+          if (c == 3) omp_set_num_threads(3);
+          ck_assert_int_eq(pf_linear_many(x, m, k, np, ww, bb, got, NULL, &err), PF_OK);
+          omp_set_num_threads(threads);
+          pf_kern_gemv_shares = 0;
+          pf_kern_gemv_unit_bytes = unit_prev;
+          for (int i = 0; i < np; i++) {
+            ck_assert_msg(memcmp(ref[i], got[i], (size_t)(m * ww[i]->shape[0]) * sizeof(float)) ==
+                              0,
+                          "linear_many m=%lld, %d weights, weight %d (%s, %lld rows), case %d, "
+                          "isa=%s: not the bits of pf_linear",
+                          (long long)m, np, i, dt_name(ww[i]->dtype), (long long)ww[i]->shape[0], c,
+                          pf_isa_name(levels[l]));
+            free(ref[i]);
+            free(got[i]);
+          }
+        }
+    pf_kernels_set_isa(prev);
+  }
+  /* errors: the weight count, a wrong shape */
+  const pf_tensor *ww[2] = {w[0], w[1]}, *bb[2] = {NULL, NULL};
+  float *yy[2] = {x, x};
+  ck_assert_int_eq(pf_linear_many(x, 1, k, 5, ww, bb, yy, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "linear: expected 1 to 4 weights, got 5");
+  ck_assert_int_eq(pf_linear_many(x, 1, k + 1, 2, ww, bb, yy, NULL, &err), PF_ERR_INVALID);
+  pf_assert_err(err, "linear: weight: expected shape [N, 130], got [301, 129]");
+  for (int i = 0; i < 4; i++) {
+    pf_tensor_release(w[i]);
+    pf_tensor_release(b[i]);
+  }
+  free(x);
+  pf_kernels_set_matmul(mm_prev);
+}
+END_TEST
+
 /* Several panels (n above the panel height, at least 512 rows) on the GEMM path. */
 START_TEST(test_gemm_multi_panel) {
   rng_seed(2);
@@ -714,6 +799,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_gemm_multi_panel);
   tcase_add_test(tc, test_gemm_blis_paths);
   tcase_add_test(tc, test_gemv_chunks_same_bits);
+  tcase_add_test(tc, test_linear_many_same_bits);
   tcase_add_loop_test(tc, test_workspace_reused, PF_MATMUL_BF16, PF_MATMUL_F32 + 1);
   tcase_add_test(tc, test_linear_tensor);
   tcase_add_test(tc, test_linear_errors);

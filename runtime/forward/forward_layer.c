@@ -59,10 +59,11 @@ static pf_status qkv(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st
   const pf_layer *w = L->w;
   const int64_t T = st->batch * st->seq;
   pf_status s;
-  if ((s = pf_linear(f->xn, T, f->H, w->q_proj, w->q_bias, f->q, f->ws, err)) ||
-      (s = pf_linear(f->xn, T, f->H, w->k_proj, w->k_bias, kd, f->ws, err)) ||
-      (s = pf_linear(f->xn, T, f->H, w->v_proj, w->v_bias, vd, f->ws, err)))
-    return s;
+  const pf_tensor *const ws3[3] = {w->q_proj, w->k_proj, w->v_proj}, *const bs3[3] = {w->q_bias,
+                                                                                      w->k_bias,
+                                                                                      w->v_bias};
+  float *const ys3[3] = {f->q, kd, vd};
+  if ((s = pf_linear_many(f->xn, T, f->H, 3, ws3, bs3, ys3, f->ws, err))) return s;
   if (L->q_norm) pf_rmsnorm(f->q, f->q, L->q_norm, T * f->n_heads, f->hd, f->eps);
   if (L->k_norm) pf_rmsnorm(kd, kd, L->k_norm, T * f->n_kv, f->hd, f->eps);
   if (L->rope && ((s = pf_rope_apply(L->rope, f->q, T, f->n_heads, f->q_dim, f->pos, err)) ||
@@ -128,9 +129,11 @@ static pf_status mlp(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *er
     if ((s = pf_linear(f->xn, T, f->H, w->up_proj, w->up_bias, f->g, f->ws, err))) return s;
     pf_act_apply(f->act, f->g, T * I);
   } else {
-    if ((s = pf_linear(f->xn, T, f->H, w->gate_proj, w->gate_bias, f->g, f->ws, err)) ||
+    const pf_tensor *const ws2[2] = {w->gate_proj, w->up_proj}, *const bs2[2] = {w->gate_bias,
+                                                                                 w->up_bias};
+    float *const ys2[2] = {f->g, f->u};
+    if ((s = pf_linear_many(f->xn, T, f->H, 2, ws2, bs2, ys2, f->ws, err)) ||
         (s = tap(f, st, PF_TAP_GATE_PROJ, l, f->g, I, err)) ||
-        (s = pf_linear(f->xn, T, f->H, w->up_proj, w->up_bias, f->u, f->ws, err)) ||
         (s = tap(f, st, PF_TAP_UP_PROJ, l, f->u, I, err)))
       return s;
     pf_act_mul(f->act, f->g, f->g, f->u, T * I);

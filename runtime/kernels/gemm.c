@@ -279,6 +279,44 @@ pf_status pf_linear(const float *x, int64_t m, int64_t k, const pf_tensor *w, co
   return st;
 }
 
+pf_status pf_linear_many(const float *x, int64_t m, int64_t k, int n, const pf_tensor *const w[],
+                         const pf_tensor *const bias[], float *const y[], pf_workspace *ws,
+                         pf_err *err) {
+  pf_status st = pf_kernels_init(err);
+  if (st != PF_OK) return st;
+  if (n < 1 || n > PF_KERN_GEMV_MAX_PARTS)
+    return pf_err_set(err, PF_ERR_INVALID, "linear: expected 1 to %d weights, got %d",
+                      PF_KERN_GEMV_MAX_PARTS, n);
+  int together = m >= 1 && m <= 4 && m <= pf_kern_gemv_max_m;
+  for (int i = 0; i < n; i++) {
+    if ((st = check_linear(x, m, k, w[i], bias[i], y[i], err)) != PF_OK) return st;
+    together = together && w[i]->shape[0] > 0 && !pf_kern_bf16x_taken(m, k, w[i]->dtype) &&
+               (!bias[i] || bias[i]->dtype == PF_DTYPE_F32);
+  }
+  if (m == 0) return PF_OK;
+  if (!together) { /* one after the other, as n calls */
+    for (int i = 0; i < n; i++)
+      if ((st = pf_linear(x, m, k, w[i], bias[i], y[i], ws, err)) != PF_OK) return st;
+    return PF_OK;
+  }
+  pf_kern_gemv_part p[PF_KERN_GEMV_MAX_PARTS];
+  for (int i = 0; i < n; i++)
+    p[i] = (pf_kern_gemv_part){.m = m,
+                               .n = w[i]->shape[0],
+                               .k = k,
+                               .x = x,
+                               .ldx = k,
+                               .w = w[i]->data,
+                               .wdt = w[i]->dtype,
+                               .ldw = k,
+                               .bias = bias[i] ? bias[i]->data : NULL,
+                               .beta = 0.0f,
+                               .y = y[i],
+                               .ldy = w[i]->shape[0]};
+  pf_kern_gemv_many(n, p);
+  return PF_OK;
+}
+
 pf_status pf_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                    int64_t ldc, pf_err *err) {

@@ -399,6 +399,10 @@ size_t pf_kern_gemv_unit_bytes = (size_t)256 << 10;
  * share each (the former split). */
 size_t pf_kern_gemv_chunk_bytes = (size_t)1 << 20;
 
+/* pf_kern_gemv_many runs its products in one parallel region (1) or one after
+ * the other (0: benchmarks compare). */
+int pf_kern_gemv_many_enabled = 1;
+
 /* Output rows [b0, b1): for m > 4 in cache blocks of rb rows, each block passed
  * by every group of 4 x rows. */
 static void gemv_rows(const gemv_args *all, pf_dtype wdt, int64_t rb, int64_t b0, int64_t b1) {
@@ -446,38 +450,87 @@ static void run_unit(const gemv_kern *kr, const gemv_args *a, const gemv_share *
   kr->many(a, sh->base, sh->per, o0, o1);
 }
 
+/* One product of the stealing schedule: its arguments, kernel and shares. */
+typedef struct steal_job {
+  gemv_args a;
+  gemv_kern kr;
+  int nsh;
+  gemv_share sh[GEMV_MAX_SHARES];
+} steal_job;
+
+/* Shares of whole 4-row groups, one per thread (pf_kern_gemv_shares: more). */
+static void steal_setup(steal_job *j, const gemv_args *all, pf_dtype wdt) {
+  j->a = *all;
+  j->kr = pick(pf_kern_isa_level, wdt, all->m);
+  int nsh = pf_kern_gemv_shares > 0 ? pf_kern_gemv_shares : omp_get_max_threads();
+  j->nsh = nsh > GEMV_MAX_SHARES ? GEMV_MAX_SHARES : nsh;
+  const int64_t groups = all->n / 4;
+  const int64_t row_bytes = all->k * (int64_t)pf_dtype_size(wdt);
+  int64_t u = (int64_t)pf_kern_gemv_unit_bytes / (j->kr.S * row_bytes);
+  if (u < 1) u = 1;
+  for (int t = 0; t < j->nsh; t++) {
+    const int64_t r0 = groups * t / j->nsh * 4, r1 = groups * (t + 1) / j->nsh * 4;
+    j->sh[t].base = r0;
+    j->sh[t].per = (r1 - r0) / j->kr.S; /* whole 4-row groups: S (1, 2 or 4) divides them */
+    j->sh[t].u = u;
+    atomic_init(&j->sh[t].fb, (uint64_t)((j->sh[t].per + u - 1) / u) << 32);
+  }
+}
+
+/* Thread t's part of a job: the rows past the last 4-row group (thread 0), its
+ * own share from the front, then every other share from the back. Threads past
+ * nsh, or shares without a thread, are covered: every thread steals from every
+ * other share until all are empty. */
+static void steal_run(steal_job *j, int t) {
+  const int64_t groups = j->a.n / 4, tail = j->a.n - 4 * groups;
+  if (t == 0 && tail) j->kr.one(&j->a, 4 * groups, 0, 0, tail);
+  int64_t u;
+  if (t < j->nsh)
+    while ((u = claim(&j->sh[t], 0)) >= 0)
+      run_unit(&j->kr, &j->a, &j->sh[t], u);
+  for (int v = 1; v <= j->nsh; v++) {
+    gemv_share *o = &j->sh[(t + v) % j->nsh];
+    while ((u = claim(o, 1)) >= 0)
+      run_unit(&j->kr, &j->a, o, u);
+  }
+}
+
 /* m <= 4 on several threads, the stealing schedule (pf_kern_gemv_unit_bytes). */
 static void gemv_steal(const gemv_args *all, pf_dtype wdt) {
-  const gemv_kern kr = pick(pf_kern_isa_level, wdt, all->m);
-  int nsh = pf_kern_gemv_shares > 0 ? pf_kern_gemv_shares : omp_get_max_threads();
-  if (nsh > GEMV_MAX_SHARES) nsh = GEMV_MAX_SHARES;
-  gemv_share sh[GEMV_MAX_SHARES];
-  const int64_t groups = all->n / 4, tail = all->n - 4 * groups;
-  const int64_t row_bytes = all->k * (int64_t)pf_dtype_size(wdt);
-  int64_t u = (int64_t)pf_kern_gemv_unit_bytes / (kr.S * row_bytes);
-  if (u < 1) u = 1;
-  for (int t = 0; t < nsh; t++) {
-    const int64_t r0 = groups * t / nsh * 4, r1 = groups * (t + 1) / nsh * 4;
-    sh[t].base = r0;
-    sh[t].per = (r1 - r0) / kr.S; /* whole 4-row groups: S (1, 2 or 4) divides them */
-    sh[t].u = u;
-    atomic_init(&sh[t].fb, (uint64_t)((sh[t].per + u - 1) / u) << 32);
+  steal_job j;
+  steal_setup(&j, all, wdt);
+#pragma omp parallel
+  steal_run(&j, omp_get_thread_num());
+}
+
+/* Whether one product runs on several threads. */
+static int gemv_parallel(int64_t n, int64_t k) {
+  return n * k >= PF_KERN_PAR_MIN && n >= 8 && omp_get_max_threads() > 1;
+}
+
+void pf_kern_gemv_many(int np, const pf_kern_gemv_part *p) {
+  int together = np >= 1 && np <= PF_KERN_GEMV_MAX_PARTS && pf_kern_gemv_unit_bytes &&
+                 pf_kern_gemv_many_enabled;
+  for (int i = 0; together && i < np; i++)
+    together = p[i].m >= 1 && p[i].m <= 4 && gemv_parallel(p[i].n, p[i].k);
+  if (!together) {
+    for (int i = 0; i < np; i++)
+      pf_kern_gemv(p[i].m, p[i].n, p[i].k, p[i].x, p[i].ldx, p[i].w, p[i].wdt, p[i].ldw, p[i].bias,
+                   p[i].beta, p[i].y, p[i].ldy);
+    return;
   }
-  /* Threads past nsh, or shares without a thread, are covered: every thread
-   * steals from every other share until all are empty. */
+  steal_job j[PF_KERN_GEMV_MAX_PARTS];
+  for (int i = 0; i < np; i++) {
+    const gemv_args a = {p[i].m,   p[i].n,    p[i].k,    p[i].x, p[i].ldx, p[i].w,
+                         p[i].ldw, p[i].bias, p[i].beta, p[i].y, p[i].ldy};
+    steal_setup(&j[i], &a, p[i].wdt);
+  }
+  /* no barrier between the products: a thread done with one starts the next */
 #pragma omp parallel
   {
     const int t = omp_get_thread_num();
-    if (t == 0 && tail) kr.one(all, 4 * groups, 0, 0, tail);
-    int64_t j;
-    if (t < nsh)
-      while ((j = claim(&sh[t], 0)) >= 0)
-        run_unit(&kr, all, &sh[t], j);
-    for (int v = 1; v <= nsh; v++) {
-      gemv_share *o = &sh[(t + v) % nsh];
-      while ((j = claim(o, 1)) >= 0)
-        run_unit(&kr, all, o, j);
-    }
+    for (int i = 0; i < np; i++)
+      steal_run(&j[i], t);
   }
 }
 
@@ -486,7 +539,7 @@ void pf_kern_gemv(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, 
   /* m > 4: rows of W kept hot while every group of (up to) 4 x rows passes over
    * them, ~128 KiB, so W comes from DRAM once and from L2 for the later groups */
   const int64_t rb = m > 4 ? rows_in((size_t)128 << 10, k, wdt) : n;
-  const int par = n * k >= PF_KERN_PAR_MIN && n >= 8 && omp_get_max_threads() > 1;
+  const int par = gemv_parallel(n, k);
   const gemv_args all = {m, n, k, x, ldx, w, ldw, bias, beta, y, ldy};
   if (!par) {
     gemv_rows(&all, wdt, rb, 0, n);

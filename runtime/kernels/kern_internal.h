@@ -39,6 +39,29 @@ extern pf_isa pf_kern_isa_level;
 void pf_kern_gemv(int64_t m, int64_t n, int64_t k, const float *x, int64_t ldx, const void *w,
                   pf_dtype wdt, int64_t ldw, const float *bias, float beta, float *y, int64_t ldy);
 
+/* Several GEMVs (pf_kern_gemv's arguments each), e.g. the q/k/v or gate/up
+ * projections of one x. At m <= 4 with every product large enough for threads,
+ * one parallel region runs them all with the stealing schedule, a thread going
+ * on to the next product without waiting for the others (no barrier between
+ * them); otherwise one pf_kern_gemv after the other. Every output row is the
+ * same bits either way. np <= PF_KERN_GEMV_MAX_PARTS. */
+#define PF_KERN_GEMV_MAX_PARTS 4
+typedef struct pf_kern_gemv_part {
+  int64_t m, n, k;
+  const float *x;
+  int64_t ldx;
+  const void *w;
+  pf_dtype wdt;
+  int64_t ldw;
+  const float *bias;
+  float beta;
+  float *y;
+  int64_t ldy;
+} pf_kern_gemv_part;
+void pf_kern_gemv_many(int np, const pf_kern_gemv_part *p);
+/* 0: pf_kern_gemv_many runs its products one after the other (benchmarks). */
+extern int pf_kern_gemv_many_enabled;
+
 /* Widen rows [0, rows) of a half-precision matrix (row stride ldw) into dst
  * [rows, k] (dense). OpenMP over rows. */
 void pf_kern_widen_rows(float *dst, const void *w, pf_dtype wdt, int64_t ldw, int64_t rows,

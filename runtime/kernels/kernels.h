@@ -212,6 +212,16 @@ pf_status pf_gemm_xwt(int64_t m, int64_t n, int64_t k, const float *x, int64_t l
 pf_status pf_linear(const float *x, int64_t m, int64_t k, const pf_tensor *w, const pf_tensor *bias,
                     float *y, pf_workspace *ws, pf_err *err);
 
+/* n (1..4) linear layers on the same x: y[i][m, N_i] = x[m, K] · w[i]^T + bias[i]
+ * (bias[i] NULL: none), the same results as n calls of pf_linear. For decoding
+ * (m <= 4, weights on the GEMV path, no bias or a float32 one) the products run
+ * in one parallel region, a thread going on to the next weight without waiting
+ * for the others (q/k/v, gate/up of a layer); otherwise one call after the other.
+ * Errors as pf_linear's, for the first weight that has one. */
+pf_status pf_linear_many(const float *x, int64_t m, int64_t k, int n, const pf_tensor *const w[],
+                         const pf_tensor *const bias[], float *const y[], pf_workspace *ws,
+                         pf_err *err);
+
 /* Plain float32 GEMM, row-major, for attention (Q·K^T, P·V):
  * C[m, n] = alpha * op(A) · op(B) + beta * C, op(A) is [m, k] (A stored [m, k] with
  * row stride lda, or [k, m] when trans_a), op(B) is [k, n] (B stored [k, n], or

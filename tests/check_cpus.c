@@ -99,11 +99,21 @@ END_TEST
 START_TEST(test_v1_bind_mounted_container) {
   /* cgroup v1, no namespace: /proc/self/cgroup names the host's path, the
    * runtime mounted that cgroup itself at the mount point (root field) */
-  put("/proc/self/mountinfo",
-      "30 22 0:27 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755\n"
-      "31 30 0:28 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup "
-      "rw,cpu,cpuacct\n"
-      "32 30 0:29 /docker/abc /sys/fs/cgroup/cpuset ro - cgroup cgroup rw,cpuset\n");
+  /* an overlay root with kilobytes of options comes first; read in pieces, its
+   * tail would look like a cgroup mount of its own at /fake (0.1 CPU) */
+  char mi[8000];
+  int o = snprintf(mi, sizeof mi, "22 1 0:21 / / rw - overlay overlay rw,lowerdir=");
+  for (int i = 0; i < 400; i++)
+    o += snprintf(mi + o, sizeof mi - (size_t)o, "/l/%03d:", i);
+  snprintf(mi + o, sizeof mi - (size_t)o,
+           " 23 0:9 / /fake rw - cgroup cgroup rw,cpu\n"
+           "30 22 0:27 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755\n"
+           "31 30 0:28 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup "
+           "rw,cpu,cpuacct\n"
+           "32 30 0:29 /docker/abc /sys/fs/cgroup/cpuset ro - cgroup cgroup rw,cpuset\n");
+  put("/proc/self/mountinfo", mi);
+  put("/fake/cpu.cfs_quota_us", "10000\n");
+  put("/fake/cpu.cfs_period_us", "100000\n");
   put("/proc/self/cgroup", "5:cpuset:/docker/abc\n4:cpu,cpuacct:/docker/abc\n");
   put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "200000\n");
   put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");

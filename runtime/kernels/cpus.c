@@ -143,13 +143,15 @@ static double quota_of_mount(const char *root, const char *mnt, const char *mroo
 }
 
 double pf_cpu_quota_read(const char *root, char *src, size_t src_cap) {
-  char full[CPUS_PATH_MAX], line[2048];
+  char full[CPUS_PATH_MAX];
   if (src_cap) src[0] = '\0';
   snprintf(full, sizeof full, "%s/proc/self/mountinfo", root ? root : "");
   FILE *f = fopen(full, "r");
   if (!f) return 0;
   double best = 0;
-  while (fgets(line, sizeof line, f)) {
+  char *line = NULL; /* whole lines: an overlay mount's options run to kilobytes */
+  size_t cap = 0;
+  while (getline(&line, &cap, f) > 0) {
     /* id parent maj:min root mountpoint options [optional...] - fstype source superopts */
     char mroot[512], mnt[512], fstype[32], superopts[512];
     const char *dash = strstr(line, " - ");
@@ -165,6 +167,7 @@ double pf_cpu_quota_read(const char *root, char *src, size_t src_cap) {
       snprintf(src, src_cap, "%s", here);
     }
   }
+  free(line);
   fclose(f);
   return best;
 }

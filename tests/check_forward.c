@@ -279,6 +279,85 @@ START_TEST(test_attention_kernel) {
 }
 END_TEST
 
+/* Decoding rows (seq < 8) take the query heads of a KV group four at a time
+ * (pf_attn_group_heads): the same bits as one task per head, for groups of 1, 2,
+ * 4, 7 (4 + 3) and 8 heads, head sizes with and without remainders past 64 and 16,
+ * 1 to 7 rows after a cache, a window, a softcap, two sequences (one padded), and
+ * every ISA; and within the double-precision reference's tolerance. */
+static void check_grouped(int64_t S, int64_t p0, int64_t hd, int64_t nh, int64_t nkv,
+                          int64_t window, float softcap) {
+  const int64_t B = 2, keys = p0 + S, ldkv = nkv * hd, len[2] = {keys, keys - 3};
+  const int64_t ld = (keys + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
+  const size_t nq = (size_t)(B * S * nh * hd), nk = (size_t)(B * keys * ldkv);
+  float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk),
+        *v = malloc(sizeof(float) * nk), *o0 = malloc(sizeof(float) * nq),
+        *o1 = malloc(sizeof(float) * nq);
+  double *want = malloc(sizeof(double) * nq);
+  for (size_t i = 0; i < nq; i++)
+    q[i] = (float)sin(0.37 * (double)i) * 2;
+  for (size_t i = 0; i < nk; i++) {
+    k[i] = (float)cos(0.11 * (double)i);
+    v[i] = (float)sin(0.05 * (double)i + 1);
+  }
+  const size_t per = pf_attn_scratch_floats(hd, ld);
+  float *scratch = malloc(sizeof(float) * per * 64);
+  pf_attn_job j = {.batch = B,
+                   .seq = S,
+                   .p0 = p0,
+                   .n_heads = nh,
+                   .n_kv = nkv,
+                   .hd = hd,
+                   .window = window,
+                   .scale = 0.3f,
+                   .softcap = softcap,
+                   .q = q,
+                   .ldq = nh * hd,
+                   .k = k,
+                   .v = v,
+                   .ldkv = ldkv,
+                   .bstride = keys * ldkv,
+                   .len = len,
+                   .out = o0,
+                   .ldo = nh * hd};
+  if (softcap == 0) ref_attention(&j, want);
+  const int grouped = pf_attn_group_heads;
+  for (int isa = PF_ISA_SCALAR; isa <= PF_ISA_AVX512; isa++) {
+    const pf_isa old = pf_kernels_set_isa((pf_isa)isa);
+    for (size_t i = 0; i < nq; i++)
+      o0[i] = o1[i] = 1e9f; /* every output is written */
+    pf_attn_group_heads = 0;
+    j.out = o0;
+    pf_attn_run(&j, scratch, per, 2);
+    pf_attn_group_heads = 1;
+    j.out = o1;
+    pf_attn_run(&j, scratch, per, 1 + (int)(S % 2));
+    pf_kernels_set_isa(old);
+    ck_assert_msg(memcmp(o0, o1, sizeof(float) * nq) == 0,
+                  "grouped heads: S=%lld p0=%lld hd=%lld heads %lld/%lld window %lld softcap %g "
+                  "isa %d: not the bits of one task per head",
+                  (long long)S, (long long)p0, (long long)hd, (long long)nh, (long long)nkv,
+                  (long long)window, softcap, isa);
+    for (size_t i = 0; softcap == 0 && i < nq; i++)
+      ck_assert_msg(fabs(o1[i] - want[i]) <= 1e-5 * (1 + fabs(want[i])),
+                    "grouped heads S=%lld hd=%lld heads %lld/%lld isa %d: out[%zu] = %g, want %g",
+                    (long long)S, (long long)hd, (long long)nh, (long long)nkv, isa, i, o1[i],
+                    want[i]);
+  }
+  pf_attn_group_heads = grouped;
+  free(q), free(k), free(v), free(o0), free(o1), free(want), free(scratch);
+}
+
+START_TEST(test_attention_decode_grouped) {
+  check_grouped(1, 40, 64, 8, 2, 0, 0);   /* groups of 4 (Llama): pv4 */
+  check_grouped(1, 150, 64, 32, 8, 0, 0); /* the 1B model's heads, 151 keys */
+  check_grouped(3, 20, 80, 14, 2, 0, 0);  /* groups of 7: 4 + 3, hd 64 + 16 */
+  check_grouped(7, 9, 72, 8, 1, 5, 0);    /* one KV head for 8 (two tasks), hd % 16 = 8, window */
+  check_grouped(2, 30, 24, 4, 2, 0, 0);   /* groups of 2 */
+  check_grouped(1, 12, 64, 3, 3, 0, 0);   /* no grouping (MHA) */
+  check_grouped(1, 33, 64, 8, 2, 0, 30);  /* softcap (Gemma 2) */
+}
+END_TEST
+
 /* ---- taps ---- */
 
 typedef struct tap_rec {
@@ -699,6 +778,7 @@ static Suite *forward_suite(void) {
   tcase_add_test(tc, test_padding_matches_alone);
   tcase_add_test(tc, test_chunks_and_reuse);
   tcase_add_test(tc, test_attention_kernel);
+  tcase_add_test(tc, test_attention_decode_grouped);
   tcase_add_test(tc, test_taps_all);
   tcase_add_test(tc, test_taps_selected_and_errors);
   tcase_add_test(tc, test_tap_names);

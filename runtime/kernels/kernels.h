@@ -280,6 +280,9 @@ double pf_log_softmax_row(float *out, const float *x, int64_t n);
 
 /* sum a[i] * b[i] (float32 lanes). */
 float pf_dot(const float *a, const float *b, int64_t n);
+/* out[h] = pf_dot(a[h], b, n) for h < 4, the same bits, b read once for the four
+ * (decode attention: the query heads that share a key). */
+void pf_dot4(const float *const a[4], const float *b, int64_t n, float out[4]);
 /* y[i] += alpha * x[i]. */
 void pf_axpy(float *y, float alpha, const float *x, int64_t n);
 

@@ -296,6 +296,38 @@ float pf_dot(const float *a, const float *b, int64_t n) {
   return s;
 }
 
+void pf_dot4(const float *const a[4], const float *b, int64_t n, float out[4]) {
+  int64_t i = 0;
+  float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#if PF_KERN_HAVE_AVX2
+  if (USE_AVX2) { /* pf_dot's sums for each a[h], b loaded once for the four */
+    __m256 a0[4], a1[4];
+    for (int h = 0; h < 4; h++)
+      a0[h] = a1[h] = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+      const __m256 b0 = _mm256_loadu_ps(b + i), b1 = _mm256_loadu_ps(b + i + 8);
+      for (int h = 0; h < 4; h++) {
+        a0[h] = _mm256_fmadd_ps(_mm256_loadu_ps(a[h] + i), b0, a0[h]);
+        a1[h] = _mm256_fmadd_ps(_mm256_loadu_ps(a[h] + i + 8), b1, a1[h]);
+      }
+    }
+    if (i + 8 <= n) {
+      const __m256 b0 = _mm256_loadu_ps(b + i);
+      for (int h = 0; h < 4; h++)
+        a0[h] = _mm256_fmadd_ps(_mm256_loadu_ps(a[h] + i), b0, a0[h]);
+      i += 8;
+    }
+    for (int h = 0; h < 4; h++)
+      s[h] = hsum8(_mm256_add_ps(a0[h], a1[h]));
+  }
+#endif
+  for (int h = 0; h < 4; h++) {
+    for (int64_t j = i; j < n; j++)
+      s[h] += a[h][j] * b[j];
+    out[h] = s[h];
+  }
+}
+
 void pf_axpy(float *y, float alpha, const float *x, int64_t n) {
   int64_t i = 0;
 #if PF_KERN_HAVE_AVX2

@@ -201,57 +201,75 @@ static void ref_attention(const pf_attn_job *j, double *out) {
   free(p);
 }
 
+/* An attention job over deterministic q, k, v: B sequences of S rows after p0
+ * cached positions, nh query heads on nkv KV heads of size hd; out [B*S, nh*hd]
+ * and want (the double-precision reference, softcap 0 only) allocated too. */
+typedef struct attn_fx {
+  pf_attn_job j;
+  float *q, *k, *v, *out, *scratch;
+  double *want;
+  size_t nq, per;
+} attn_fx;
+
+static void attn_fx_new(attn_fx *x, int64_t B, int64_t S, int64_t p0, int64_t hd, int64_t nh,
+                        int64_t nkv, int64_t window, float softcap, const int64_t *len) {
+  const int64_t keys = p0 + S, ldkv = nkv * hd;
+  const int64_t ld = (keys + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
+  const size_t nk = (size_t)(B * keys * ldkv);
+  x->nq = (size_t)(B * S * nh * hd);
+  x->q = malloc(sizeof(float) * x->nq);
+  x->k = malloc(sizeof(float) * nk);
+  x->v = malloc(sizeof(float) * nk);
+  x->out = malloc(sizeof(float) * x->nq);
+  x->want = malloc(sizeof(double) * x->nq);
+  for (size_t i = 0; i < x->nq; i++)
+    x->q[i] = (float)sin(0.37 * (double)i) * 2;
+  for (size_t i = 0; i < nk; i++) {
+    x->k[i] = (float)cos(0.11 * (double)i);
+    x->v[i] = (float)sin(0.05 * (double)i + 1);
+  }
+  x->per = pf_attn_scratch_floats(hd, ld);
+  x->scratch = malloc(sizeof(float) * x->per * 64);
+  x->j = (pf_attn_job){.batch = B,
+                       .seq = S,
+                       .p0 = p0,
+                       .n_heads = nh,
+                       .n_kv = nkv,
+                       .hd = hd,
+                       .window = window,
+                       .scale = 0.3f,
+                       .softcap = softcap,
+                       .q = x->q,
+                       .ldq = nh * hd,
+                       .k = x->k,
+                       .v = x->v,
+                       .ldkv = ldkv,
+                       .bstride = keys * ldkv,
+                       .len = len,
+                       .out = x->out,
+                       .ldo = nh * hd};
+  if (softcap == 0) ref_attention(&x->j, x->want);
+}
+
+static void attn_fx_free(attn_fx *x) {
+  free(x->q), free(x->k), free(x->v), free(x->out), free(x->want), free(x->scratch);
+}
+
 static void check_attention(int64_t B, int64_t S, int64_t p0, int64_t hd, int64_t window,
                             const int64_t *len) {
-  const int64_t nh = 4, nkv = 2, keys = p0 + S, ldkv = nkv * hd;
-  const int64_t ld = (keys + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
-  float *q = malloc(sizeof(float) * (size_t)(B * S * nh * hd));
-  float *k = malloc(sizeof(float) * (size_t)(B * keys * ldkv));
-  float *v = malloc(sizeof(float) * (size_t)(B * keys * ldkv));
-  float *o = malloc(sizeof(float) * (size_t)(B * S * nh * hd));
-  double *want = malloc(sizeof(double) * (size_t)(B * S * nh * hd));
-  for (int64_t i = 0; i < B * S * nh * hd; i++)
-    q[i] = (float)sin(0.37 * (double)i) * 2;
-  for (int64_t i = 0; i < B * keys * ldkv; i++) {
-    k[i] = (float)cos(0.11 * (double)i);
-    v[i] = (float)sin(0.05 * (double)i + 1);
-  }
-  const size_t per = pf_attn_scratch_floats(hd, ld);
-  float *scratch = malloc(sizeof(float) * per * 64);
-  pf_attn_job j = {.batch = B,
-                   .seq = S,
-                   .p0 = p0,
-                   .n_heads = nh,
-                   .n_kv = nkv,
-                   .hd = hd,
-                   .window = window,
-                   .scale = 0.3f,
-                   .q = q,
-                   .ldq = nh * hd,
-                   .k = k,
-                   .v = v,
-                   .ldkv = ldkv,
-                   .bstride = keys * ldkv,
-                   .len = len,
-                   .out = o,
-                   .ldo = nh * hd};
-  ref_attention(&j, want);
+  attn_fx x;
+  attn_fx_new(&x, B, S, p0, hd, 4, 2, window, 0, len);
   for (int isa = PF_ISA_SCALAR; isa <= PF_ISA_AVX512; isa++) {
     pf_isa old = pf_kernels_set_isa((pf_isa)isa);
-    pf_attn_run(&j, scratch, per, 1 + (int)(B * S % 2)); /* 1 or 2 threads */
+    pf_attn_run(&x.j, x.scratch, x.per, 1 + (int)(B * S % 2)); /* 1 or 2 threads */
     pf_kernels_set_isa(old);
-    for (int64_t i = 0; i < B * S * nh * hd; i++)
-      ck_assert_msg(fabs(o[i] - want[i]) <= 1e-5 * (1 + fabs(want[i])),
-                    "B=%lld S=%lld p0=%lld hd=%lld window=%lld isa %d: out[%lld] = %g, want %g",
+    for (size_t i = 0; i < x.nq; i++)
+      ck_assert_msg(fabs(x.out[i] - x.want[i]) <= 1e-5 * (1 + fabs(x.want[i])),
+                    "B=%lld S=%lld p0=%lld hd=%lld window=%lld isa %d: out[%zu] = %g, want %g",
                     (long long)B, (long long)S, (long long)p0, (long long)hd, (long long)window,
-                    isa, (long long)i, o[i], want[i]);
+                    isa, i, x.out[i], x.want[i]);
   }
-  free(q);
-  free(k);
-  free(v);
-  free(o);
-  free(want);
-  free(scratch);
+  attn_fx_free(&x);
 }
 
 START_TEST(test_attention_kernel) {
@@ -286,65 +304,36 @@ END_TEST
  * every ISA; and within the double-precision reference's tolerance. */
 static void check_grouped(int64_t S, int64_t p0, int64_t hd, int64_t nh, int64_t nkv,
                           int64_t window, float softcap) {
-  const int64_t B = 2, keys = p0 + S, ldkv = nkv * hd, len[2] = {keys, keys - 3};
-  const int64_t ld = (keys + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
-  const size_t nq = (size_t)(B * S * nh * hd), nk = (size_t)(B * keys * ldkv);
-  float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk),
-        *v = malloc(sizeof(float) * nk), *o0 = malloc(sizeof(float) * nq),
-        *o1 = malloc(sizeof(float) * nq);
-  double *want = malloc(sizeof(double) * nq);
-  for (size_t i = 0; i < nq; i++)
-    q[i] = (float)sin(0.37 * (double)i) * 2;
-  for (size_t i = 0; i < nk; i++) {
-    k[i] = (float)cos(0.11 * (double)i);
-    v[i] = (float)sin(0.05 * (double)i + 1);
-  }
-  const size_t per = pf_attn_scratch_floats(hd, ld);
-  float *scratch = malloc(sizeof(float) * per * 64);
-  pf_attn_job j = {.batch = B,
-                   .seq = S,
-                   .p0 = p0,
-                   .n_heads = nh,
-                   .n_kv = nkv,
-                   .hd = hd,
-                   .window = window,
-                   .scale = 0.3f,
-                   .softcap = softcap,
-                   .q = q,
-                   .ldq = nh * hd,
-                   .k = k,
-                   .v = v,
-                   .ldkv = ldkv,
-                   .bstride = keys * ldkv,
-                   .len = len,
-                   .out = o0,
-                   .ldo = nh * hd};
-  if (softcap == 0) ref_attention(&j, want);
+  const int64_t len[2] = {p0 + S, p0 + S - 3};
+  attn_fx x;
+  attn_fx_new(&x, 2, S, p0, hd, nh, nkv, window, softcap, len);
+  float *o0 = malloc(sizeof(float) * x.nq);
   const int grouped = pf_attn_group_heads;
   for (int isa = PF_ISA_SCALAR; isa <= PF_ISA_AVX512; isa++) {
     const pf_isa old = pf_kernels_set_isa((pf_isa)isa);
-    for (size_t i = 0; i < nq; i++)
-      o0[i] = o1[i] = 1e9f; /* every output is written */
+    for (size_t i = 0; i < x.nq; i++)
+      o0[i] = x.out[i] = 1e9f; /* every output is written */
     pf_attn_group_heads = 0;
-    j.out = o0;
-    pf_attn_run(&j, scratch, per, 2);
+    x.j.out = o0;
+    pf_attn_run(&x.j, x.scratch, x.per, 2);
     pf_attn_group_heads = 1;
-    j.out = o1;
-    pf_attn_run(&j, scratch, per, 1 + (int)(S % 2));
+    x.j.out = x.out;
+    pf_attn_run(&x.j, x.scratch, x.per, 1 + (int)(S % 2));
     pf_kernels_set_isa(old);
-    ck_assert_msg(memcmp(o0, o1, sizeof(float) * nq) == 0,
+    ck_assert_msg(memcmp(o0, x.out, sizeof(float) * x.nq) == 0,
                   "grouped heads: S=%lld p0=%lld hd=%lld heads %lld/%lld window %lld softcap %g "
                   "isa %d: not the bits of one task per head",
                   (long long)S, (long long)p0, (long long)hd, (long long)nh, (long long)nkv,
                   (long long)window, softcap, isa);
-    for (size_t i = 0; softcap == 0 && i < nq; i++)
-      ck_assert_msg(fabs(o1[i] - want[i]) <= 1e-5 * (1 + fabs(want[i])),
+    for (size_t i = 0; softcap == 0 && i < x.nq; i++)
+      ck_assert_msg(fabs(x.out[i] - x.want[i]) <= 1e-5 * (1 + fabs(x.want[i])),
                     "grouped heads S=%lld hd=%lld heads %lld/%lld isa %d: out[%zu] = %g, want %g",
-                    (long long)S, (long long)hd, (long long)nh, (long long)nkv, isa, i, o1[i],
-                    want[i]);
+                    (long long)S, (long long)hd, (long long)nh, (long long)nkv, isa, i, x.out[i],
+                    x.want[i]);
   }
   pf_attn_group_heads = grouped;
-  free(q), free(k), free(v), free(o0), free(o1), free(want), free(scratch);
+  free(o0);
+  attn_fx_free(&x);
 }
 
 START_TEST(test_attention_decode_grouped) {

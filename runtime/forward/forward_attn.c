@@ -319,8 +319,10 @@ static void task_dots(const pf_attn_job *j, const float *Q, const float *K, cons
 }
 
 /* Rows of fewer than 8 (decoding), up to 4 query heads h0.. of one KV group at
- * once: each key is read once for the heads (pf_dot4) and every head's scores,
- * softmax and P·V are task_dots' own, bit for bit. s: nh * ld floats. */
+ * once: with 4, each key is read once for the heads (pf_dot4) and each value row
+ * once (pv4); fewer (the last heads of a group, or groups of 1-3) go head by head.
+ * Every head's scores, softmax and P·V are task_dots' own, bit for bit.
+ * s: nh * ld floats. */
 static void task_dots4(const pf_attn_job *j, int64_t b, int64_t h0, int nh, float *s, int64_t ld,
                        int wide) {
   const int64_t g = h0 / (j->n_heads / j->n_kv), len = j->len[b];
@@ -329,19 +331,22 @@ static void task_dots4(const pf_attn_job *j, int64_t b, int64_t h0, int nh, floa
   for (int64_t r = 0; r < j->seq; r++) {
     const float *q[4];
     float *o[4];
-    for (int h = 0; h < 4; h++) { /* heads past nh repeat the last one, their sums unused */
-      const int64_t hh = h0 + (h < nh ? h : nh - 1);
-      q[h] = j->q + (b * j->seq + r) * j->ldq + hh * j->hd;
-      o[h] = j->out + (b * j->seq + r) * j->ldo + hh * j->hd;
+    for (int h = 0; h < nh; h++) {
+      q[h] = j->q + (b * j->seq + r) * j->ldq + (h0 + h) * j->hd;
+      o[h] = j->out + (b * j->seq + r) * j->ldo + (h0 + h) * j->hd;
+      memset(o[h], 0, (size_t)j->hd * sizeof *o[h]);
     }
     int64_t lo, hi;
     key_range(j, j->p0 + r, len, &lo, &hi);
-    for (int h = 0; h < nh; h++)
-      memset(o[h], 0, (size_t)j->hd * sizeof *o[h]);
     if (hi < lo) continue;
     for (int64_t k = lo; k <= hi; k++) {
+      const float *key = K + k * j->ldkv;
       float d[4];
-      pf_dot4(q, K + k * j->ldkv, j->hd, d);
+      if (nh == 4)
+        pf_dot4(q, key, j->hd, d);
+      else
+        for (int h = 0; h < nh; h++)
+          d[h] = pf_dot(q[h], key, j->hd);
       for (int h = 0; h < nh; h++)
         s[h * ld + k] = j->scale * d[h];
     }
@@ -533,7 +538,8 @@ static void attn_task(const pf_attn_job *j, int64_t b, int64_t h, float *scratch
   }
 }
 
-/* Decoding (seq < 8) takes the query heads of a KV group four at a time
+/* Decoding (seq < 8) with groups of 4 or more query heads per KV head takes them
+ * four at a time
  * (task_dots4: 2.7-3.0x faster scores at 150-1000 keys, AMD Zen 5, the same
  * bits); 0: one task per head (task_dots; tests compare). */
 int pf_attn_group_heads = 1;
@@ -542,8 +548,9 @@ void pf_attn_run(const pf_attn_job *j, float *scratch, size_t scratch_per_thr, i
   const int64_t keys = j->p0 + j->seq;
   const int64_t ld = (keys + PF_ATTN_KB - 1) / PF_ATTN_KB * PF_ATTN_KB;
   const int wide = pf_kernels_isa() == PF_ISA_AVX512;
-  if (j->seq < 8 && pf_attn_group_heads) {
-    const int64_t G = j->n_heads / j->n_kv, per = (G + 3) / 4; /* tasks per group */
+  const int64_t G = j->n_heads / j->n_kv; /* query heads per KV head */
+  if (j->seq < 8 && G >= 4 && pf_attn_group_heads) {
+    const int64_t per = (G + 3) / 4; /* tasks per group */
     const int64_t tasks = j->batch * j->n_kv * per;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) if (tasks > 1)
     for (int64_t t = 0; t < tasks; t++) {

@@ -176,7 +176,8 @@ typedef struct pf_attn_job {
 size_t pf_attn_scratch_floats(int64_t hd, int64_t keys);
 /* Run the job with nthr threads, each using its own scratch_per_thr floats slice. */
 void pf_attn_run(const pf_attn_job *j, float *scratch, size_t scratch_per_thr, int nthr);
-/* 1 (default): decoding rows take the query heads of a KV group four at a time;
+/* 1 (default): decoding rows take the query heads of a KV group (of 4 or more)
+ * four at a time;
  * 0: one task per head. Same bits either way (tests, benchmarks). */
 extern int pf_attn_group_heads;
 

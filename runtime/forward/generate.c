@@ -152,9 +152,10 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
   }
   f->len[0] = d->pos + n;
   if (pf_decoder_populate_ahead > 0 && d->pos + n > d->ready) {
-    const int64_t to = d->pos + n + pf_decoder_populate_ahead;
-    populate(d, d->ready > d->pos ? d->ready : d->pos, to < d->max_ctx ? to : d->max_ctx);
-    d->ready = to < d->max_ctx ? to : d->max_ctx;
+    const int64_t ahead = d->pos + n + pf_decoder_populate_ahead;
+    const int64_t to = ahead < d->max_ctx ? ahead : d->max_ctx;
+    populate(d, d->ready > d->pos ? d->ready : d->pos, to);
+    d->ready = to;
   }
   pf_fwd_embed(f, ids, n);
   const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;

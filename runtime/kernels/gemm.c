@@ -287,7 +287,7 @@ pf_status pf_linear_many(const float *x, int64_t m, int64_t k, int n, const pf_t
   if (n < 1 || n > PF_KERN_GEMV_MAX_PARTS)
     return pf_err_set(err, PF_ERR_INVALID, "linear: expected 1 to %d weights, got %d",
                       PF_KERN_GEMV_MAX_PARTS, n);
-  int together = m >= 1 && m <= 4 && m <= pf_kern_gemv_max_m;
+  int together = m <= pf_kern_gemv_max_m; /* the GEMV path (the kernel takes m <= 4 at once) */
   for (int i = 0; i < n; i++) {
     if ((st = check_linear(x, m, k, w[i], bias[i], y[i], err)) != PF_OK) return st;
     together = together && w[i]->shape[0] > 0 && !pf_kern_bf16x_taken(m, k, w[i]->dtype) &&

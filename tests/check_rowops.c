@@ -149,6 +149,37 @@ START_TEST(test_softmax_avx512_same_bits) {
 }
 END_TEST
 
+/* SiLU * up 16 at a time on AVX-512 CPUs (rowops.c silu_mul16): the same bits as
+ * the AVX2 code, for lengths around the vector widths, a decode step's 8192 (one
+ * thread) and a longer, threaded one, with saturating and tiny gates. */
+START_TEST(test_silu_mul_avx512_same_bits) {
+  pf_isa levels[3];
+  if (isa_levels(levels) < 3) {
+    printf("test_silu_mul_avx512_same_bits: no AVX-512 on this CPU, skipped\n");
+    return;
+  }
+  rng_seed(11);
+  static const int64_t longer[] = {47, 63, 64, 65, 127, 1000, 4096, 4111, 8192, 65539};
+  for (size_t c = 0; c < 40 + sizeof longer / sizeof *longer; c++) {
+    const int64_t n = c < 40 ? (int64_t)c + 1 : longer[c - 40];
+    float *g = falloc(n), *u = falloc(n), *y[2];
+    fill(g, n, -20, 20);
+    fill(u, n, -2, 2);
+    if (n > 4) g[0] = -100.0f, g[1] = 95.0f, g[2] = -1e-30f, g[n - 1] = -88.0f;
+    for (int v = 0; v < 2; v++) {
+      const pf_isa prev = pf_kernels_set_isa(v ? PF_ISA_AVX512 : PF_ISA_AVX2);
+      y[v] = falloc(n);
+      pf_silu_mul(y[v], g, u, n);
+      pf_kernels_set_isa(prev);
+    }
+    for (int64_t i = 0; i < n; i++)
+      ck_assert_msg(memcmp(&y[0][i], &y[1][i], sizeof(float)) == 0, "n=%lld i=%lld: %a vs %a",
+                    (long long)n, (long long)i, (double)y[0][i], (double)y[1][i]);
+    free(g), free(u), free(y[0]), free(y[1]);
+  }
+}
+END_TEST
+
 START_TEST(test_softmax_rows) {
   rng_seed(9);
   const int64_t rows = 40, n = 37, ld = 50;
@@ -347,6 +378,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_rmsnorm_vs_ref);
   tcase_add_test(tc, test_act_tanh_linear);
   tcase_add_test(tc, test_silu_mul_vs_ref);
+  tcase_add_test(tc, test_silu_mul_avx512_same_bits);
   tcase_add_test(tc, test_softmax_vs_ref);
   tcase_add_test(tc, test_softmax_avx512_same_bits);
   tcase_add_test(tc, test_softmax_rows);

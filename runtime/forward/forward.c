@@ -424,25 +424,31 @@ pf_status pf_fwd_reserve(pf_forward *f, int64_t tokens, int64_t batch, int64_t k
   return PF_OK;
 }
 
-void pf_fwd_embed(pf_forward *f, const int32_t *ids, int64_t n) {
-  const pf_tensor *e = f->m->embed_tokens, *wpe = f->m->embed_positions;
-  float *x = f->x;
+/* Row t of f->x: the embedding of id (scaled), plus GPT-2's position row. */
+static void embed_row(const pf_forward *f, int32_t id, int64_t t) {
+  const pf_tensor *wpe = f->m->embed_positions;
   const int64_t H = f->H;
-  const float scale = f->embed_scale;
-#pragma omp parallel for schedule(static) if (n * H >= 65536)
-  for (int64_t t = 0; t < n; t++) {
-    float *xt = x + t * H;
-    pf_tensor_row_f32(e, ids[t], xt);
-    if (scale != 0.0f)
-      for (int64_t i = 0; i < H; i++)
-        xt[i] *= scale;
-    if (wpe) { /* GPT-2: wte[id] + wpe[pos], in that order */
-      float row[H];
-      pf_tensor_row_f32(wpe, f->pos[t], row);
-      for (int64_t i = 0; i < H; i++)
-        xt[i] += row[i];
-    }
+  float *xt = f->x + t * H;
+  pf_tensor_row_f32(f->m->embed_tokens, id, xt);
+  if (f->embed_scale != 0.0f)
+    for (int64_t i = 0; i < H; i++)
+      xt[i] *= f->embed_scale;
+  if (wpe) { /* GPT-2: wte[id] + wpe[pos], in that order */
+    float row[H];
+    pf_tensor_row_f32(wpe, f->pos[t], row);
+    for (int64_t i = 0; i < H; i++)
+      xt[i] += row[i];
   }
+}
+
+void pf_fwd_embed(pf_forward *f, const int32_t *ids, int64_t n) {
+  if (n * f->H >= 65536) {
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < n; t++)
+      embed_row(f, ids[t], t);
+  } else
+    for (int64_t t = 0; t < n; t++)
+      embed_row(f, ids[t], t);
 }
 
 void pf_fwd_norm(const pf_forward *f, float *y, const float *x, const float *w, const float *b,

@@ -68,9 +68,13 @@ static inline float act1(pf_act a, float xf) {
 }
 
 void pf_act_apply(pf_act a, float *x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= PF_KERN_PAR_MIN)
-  for (int64_t i = 0; i < n; i++)
-    x[i] = act1(a, x[i]);
+  if (n >= PF_KERN_PAR_MIN) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+      x[i] = act1(a, x[i]);
+  } else
+    for (int64_t i = 0; i < n; i++)
+      x[i] = act1(a, x[i]);
 }
 
 void pf_act_mul(pf_act a, float *out, const float *g, const float *u, int64_t n) {
@@ -78,27 +82,37 @@ void pf_act_mul(pf_act a, float *out, const float *g, const float *u, int64_t n)
     pf_silu_mul(out, g, u, n);
     return;
   }
-#pragma omp parallel for schedule(static) if (n >= PF_KERN_PAR_MIN)
+  if (n >= PF_KERN_PAR_MIN) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+      out[i] = act1(a, g[i]) * u[i];
+  } else
+    for (int64_t i = 0; i < n; i++)
+      out[i] = act1(a, g[i]) * u[i];
+}
+
+static void layernorm_row(float *yr, const float *xr, const float *w, const float *b, int64_t n,
+                          float eps) {
+  double mean = 0, var = 0;
   for (int64_t i = 0; i < n; i++)
-    out[i] = act1(a, g[i]) * u[i];
+    mean += xr[i];
+  mean /= (double)n;
+  for (int64_t i = 0; i < n; i++)
+    var += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+  const double inv = 1.0 / sqrt(var / (double)n + (double)eps);
+  for (int64_t i = 0; i < n; i++)
+    yr[i] = (float)(((double)xr[i] - mean) * inv) * w[i] + (b ? b[i] : 0.0f);
 }
 
 void pf_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows,
                   int64_t n, float eps) {
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * n >= PF_KERN_PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * n;
-    float *yr = y + r * n;
-    double mean = 0, var = 0;
-    for (int64_t i = 0; i < n; i++)
-      mean += xr[i];
-    mean /= (double)n;
-    for (int64_t i = 0; i < n; i++)
-      var += ((double)xr[i] - mean) * ((double)xr[i] - mean);
-    const double inv = 1.0 / sqrt(var / (double)n + (double)eps);
-    for (int64_t i = 0; i < n; i++)
-      yr[i] = (float)(((double)xr[i] - mean) * inv) * w[i] + (b ? b[i] : 0.0f);
-  }
+  if (rows > 1 && rows * n >= PF_KERN_PAR_MIN) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+      layernorm_row(y + r * n, x + r * n, w, b, n, eps);
+  } else
+    for (int64_t r = 0; r < rows; r++)
+      layernorm_row(y + r * n, x + r * n, w, b, n, eps);
 }
 
 void pf_softcap(float *x, int64_t n, float cap) {

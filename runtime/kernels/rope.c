@@ -219,6 +219,14 @@ static void rope_head(float *restrict x, const float *restrict c, const float *r
   }
 }
 
+/* Head j % n_heads of token j / n_heads. */
+static inline void rope_at(const pf_rope_table *t, float *x, int64_t ld, int64_t n_heads,
+                           const int64_t *pos, int64_t j) {
+  const int64_t tok = j / n_heads, h = j % n_heads, half = t->rot_dim / 2;
+  rope_head(x + tok * ld + h * t->head_dim, t->cos + pos[tok] * half, t->sin + pos[tok] * half,
+            half);
+}
+
 pf_status pf_rope_apply(const pf_rope_table *t, float *x, int64_t n_tok, int64_t n_heads,
                         int64_t ld, const int64_t *pos, pf_err *err) {
   if (!t || (n_tok > 0 && (!x || !pos)))
@@ -234,11 +242,12 @@ pf_status pf_rope_apply(const pf_rope_table *t, float *x, int64_t n_tok, int64_t
                         "rope: token %lld: expected a position in [0, %lld), got %lld",
                         (long long)i, (long long)t->max_pos, (long long)pos[i]);
   const int64_t half = t->rot_dim / 2, total = n_tok * n_heads;
-#pragma omp parallel for schedule(static) if (total > 1 && total * half >= PF_KERN_PAR_MIN)
-  for (int64_t j = 0; j < total; j++) {
-    const int64_t tok = j / n_heads, h = j % n_heads;
-    rope_head(x + tok * ld + h * t->head_dim, t->cos + pos[tok] * half, t->sin + pos[tok] * half,
-              half);
-  }
+  if (total > 1 && total * half >= PF_KERN_PAR_MIN) {
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < total; j++)
+      rope_at(t, x, ld, n_heads, pos, j);
+  } else
+    for (int64_t j = 0; j < total; j++)
+      rope_at(t, x, ld, n_heads, pos, j);
   return PF_OK;
 }

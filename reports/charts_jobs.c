@@ -14,7 +14,9 @@
  *    end sees EOF once every worker has ended; the pipe is O_CLOEXEC so that
  *    nothing exec'd elsewhere keeps it open.
  *  - The parent polls with a timeout and reaps with WNOHANG in between, so a
- *    crashed worker stops the batch early instead of after the last chart.
+ *    crashed worker stops the batch early instead of after the last chart;
+ *    between polls it also looks at the job each worker is drawing (the shared
+ *    page) and kills a worker whose chart outlasts the time limit.
  *  - The parent allocates nothing (its state is on the stack), so the batch
  *    adds no allocation that could fail; the workers' allocations fail like
  *    the serial ones and come back as the job's error.
@@ -79,6 +81,9 @@ typedef struct pool {
   int broken;        /* the pipe failed: the workers are killed, not waited for */
   int killed;        /* interrupted, and the workers still drawing were killed */
   struct timespec intr_at;
+  double limit;                                /* seconds a chart may take; <= 0: no limit */
+  uint64_t watch[PF_CHART_JOBS_MAX];           /* the job each worker was last seen drawing */
+  struct timespec watch_at[PF_CHART_JOBS_MAX]; /* since when */
   uint64_t fail_job; /* the failure reported: the lowest job (n: not a job's) */
   pf_err fail;
   pf_err intr; /* the interrupt, as pf_ctx_check_interrupt said it */
@@ -106,6 +111,22 @@ pf_status pf_chart_jobs_workers(int requested, int *out, pf_err *err) {
   }
   int t = omp_get_max_threads(); /* in the parent, before any fork */
   *out = t < 1 ? 1 : t > PF_CHART_JOBS_MAX ? PF_CHART_JOBS_MAX : t;
+  return PF_OK;
+}
+
+pf_status pf_chart_jobs_timeout(double *out, pf_err *err) {
+  const char *env = getenv(PF_CHART_TIMEOUT_ENV);
+  *out = PF_CHART_TIMEOUT_DEFAULT;
+  if (!env || !*env) return PF_OK;
+  char *end;
+  errno = 0;
+  const double v = strtod(env, &end);
+  if (errno || *end || end == env || !(v >= 0 && v <= 1e6))
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: expected the seconds one chart may take, 0 to 1000000 (0 = no "
+                      "limit), got '%.40s'",
+                      PF_CHART_TIMEOUT_ENV, env);
+  *out = v > 0 ? v : -1.0;
   return PF_OK;
 }
 
@@ -234,6 +255,34 @@ static void reap(pool *p, int flags) {
   }
 }
 
+static double seconds_since(const struct timespec *t) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t->tv_sec) + 1e-9 * (double)(now.tv_nsec - t->tv_nsec);
+}
+
+/* Kill the workers whose chart has taken longer than the limit; the batch fails
+ * naming the chart (ended() removes its temporary when the worker is reaped). */
+static void watchdog(pool *p) {
+  if (p->limit <= 0) return;
+  for (int w = 0; w < p->nw; w++) {
+    if (!p->pid[w]) continue;
+    const uint64_t job = atomic_load(&p->sh->current[w]);
+    if (job != p->watch[w]) {
+      p->watch[w] = job;
+      clock_gettime(CLOCK_MONOTONIC, &p->watch_at[w]);
+      continue;
+    }
+    if (job == NO_JOB || job >= p->j->n || seconds_since(&p->watch_at[w]) <= p->limit) continue;
+    kill(p->pid[w], SIGKILL);
+    fail(p, job, PF_ERR_UNSUPPORTED,
+         "%s: the chart was still being drawn after %g s; its worker process (pid %d) was "
+         "killed (%s sets the limit in seconds, 0 = none)",
+         p->j->path(job, p->j->user_data), p->limit, (int)p->pid[w], PF_CHART_TIMEOUT_ENV);
+    p->watch[w] = NO_JOB; /* killed once */
+  }
+}
+
 /* Read results until every worker has closed its end of the pipe. */
 static void collect(pool *p) {
   result r;
@@ -246,10 +295,7 @@ static void collect(pool *p) {
       clock_gettime(CLOCK_MONOTONIC, &p->intr_at);
     }
     if (p->interrupted && !p->killed) { /* a second for the charts being drawn, then kill */
-      struct timespec now;
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      if ((now.tv_sec - p->intr_at.tv_sec) * 1000000000L + (now.tv_nsec - p->intr_at.tv_nsec) >
-          1000000000L) {
+      if (seconds_since(&p->intr_at) > 1.0) {
         p->killed = 1;
         for (int w = 0; w < p->nw; w++)
           if (p->pid[w]) kill(p->pid[w], SIGKILL);
@@ -275,6 +321,7 @@ static void collect(pool *p) {
       }
     }
     reap(p, WNOHANG);
+    watchdog(p);
   }
   if (have && !p->failed)
     fail(p, p->j->n, PF_ERR_UNSUPPORTED, "chart workers: a result was cut short");
@@ -311,7 +358,11 @@ pf_status pf_chart_jobs_run(const pf_chart_jobs *j, int *used, pf_err *err) {
   if (want > PF_CHART_JOBS_MAX) want = PF_CHART_JOBS_MAX;
   if ((size_t)want > j->n) want = (int)j->n;
   if (want <= 1 && !j->isolate) return run_here(j, err);
-  pool p = {.j = j, .fd = -1};
+  pool p = {.j = j, .fd = -1, .limit = j->timeout_s};
+  if (p.limit == 0) {
+    pf_status st = pf_chart_jobs_timeout(&p.limit, err);
+    if (st) return st;
+  }
   int fds[2];
   p.sh = mmap(NULL, sizeof *p.sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p.sh == MAP_FAILED) return run_here(j, err);
@@ -320,6 +371,7 @@ pf_status pf_chart_jobs_run(const pf_chart_jobs *j, int *used, pf_err *err) {
   for (int w = 0; w < PF_CHART_JOBS_MAX; w++) {
     atomic_init(&p.sh->current[w], NO_JOB);
     p.last[w] = NO_JOB;
+    p.watch[w] = NO_JOB;
   }
   if (pipe2(fds, O_CLOEXEC) != 0) {
     munmap(p.sh, sizeof *p.sh);

@@ -27,7 +27,12 @@
  *    signal; the hidden temporary file of that chart is removed;
  *  - PF_ERR_INTERRUPTED when ctx->interrupt was set (no new job starts; a worker
  *    still drawing a second after it is killed, its chart's temporary removed:
- *    a renderer stuck in a loop does not hold pfrun).
+ *    a renderer stuck in a loop does not hold pfrun);
+ *  - a chart still being drawn after the time limit (timeout_s): its worker is
+ *    killed, its temporary removed, and the batch fails with PF_ERR_UNSUPPORTED
+ *    naming the chart and the limit, so that an unattended run whose renderer
+ *    hangs (pango's font set-up looping under a memory cap was seen to) ends
+ *    instead of waiting for ever. Charts drawn in this process have no limit.
  * Every worker is waited for before returning (no zombies), on every path.
  * When the shared memory, the pipe or the first fork cannot be had, the jobs
  * run in this process instead (if a later fork fails, the workers already
@@ -43,6 +48,10 @@
 
 #define PF_CHART_JOBS_MAX 64 /* worker processes at most */
 #define PF_CHART_JOBS_ENV "PFRUN_PLOT_JOBS"
+/* Seconds one chart may take in a worker (a chart takes ~0.1 s, a PCA of many
+ * tokens a few); PFRUN_PLOT_TIMEOUT overrides it, 0 = no limit. */
+#define PF_CHART_TIMEOUT_ENV "PFRUN_PLOT_TIMEOUT"
+#define PF_CHART_TIMEOUT_DEFAULT 600.0
 
 /* Draw chart i (0 <= i < n). */
 typedef pf_status (*pf_chart_job_fn)(size_t i, void *user_data, pf_err *err);
@@ -63,6 +72,9 @@ typedef struct pf_chart_jobs {
    * inside the renderer's libraries (GLib, cairo, PLplot under a memory cap) fails the
    * batch instead of ending pfrun */
   int isolate;
+  /* seconds one chart may take in a worker: > 0 itself, 0 = pf_chart_jobs_timeout (the
+   * environment, else the default), < 0 = no limit */
+  double timeout_s;
 } pf_chart_jobs;
 
 /* The worker count for `requested` (> 0: itself, capped at PF_CHART_JOBS_MAX;
@@ -70,6 +82,12 @@ typedef struct pf_chart_jobs {
  * PFRUN_PLOT_JOBS that is not a whole number in 1..PF_CHART_JOBS_MAX
  * (PF_ERR_INVALID, naming the variable and its value). */
 pf_status pf_chart_jobs_workers(int requested, int *out, pf_err *err);
+
+/* The time limit of one chart in a worker: PFRUN_PLOT_TIMEOUT (seconds, 0 = none,
+ * given as *out = -1) when set, else PF_CHART_TIMEOUT_DEFAULT. Errors: a value
+ * that is not a number of seconds in [0, 1e6] (PF_ERR_INVALID, naming the
+ * variable and its value). */
+pf_status pf_chart_jobs_timeout(double *out, pf_err *err);
 
 /* Run the batch (see above). *used (may be NULL) receives the number of
  * worker processes that drew charts, 1 when they were drawn in this process. */

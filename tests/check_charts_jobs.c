@@ -46,7 +46,7 @@ pid_t __wrap_fork(void) {
 /* ------------------------------------------------------------ the jobs */
 
 enum { N_MAX = 16 };
-enum { OK, FAIL, KILL, EXIT };
+enum { OK, FAIL, KILL, EXIT, HANG };
 
 typedef struct batch {
   char *dir;
@@ -65,11 +65,13 @@ static pf_status job(size_t i, void *ud, pf_err *err) {
   b->pid[i] = getpid();
   if (b->how[i] == FAIL)
     return pf_err_set(err, PF_ERR_IO, "%s: cannot write job %zu", b->paths[i], i);
-  if (b->how[i] == KILL || b->how[i] == EXIT) {
+  if (b->how[i] == KILL || b->how[i] == EXIT || b->how[i] == HANG) {
     char tmp[700]; /* what chart_run leaves while PLplot draws */
     snprintf(tmp, sizeof tmp, "%s/.j%zu.txt.Ab12Cd", b->dir, i);
     pf_test_write(tmp, "half a chart");
     if (b->how[i] == KILL) raise(SIGKILL);
+    while (b->how[i] == HANG)
+      pause();
     _exit(5);
   }
   usleep(500); /* a chart takes time: the tests of stopping have something to stop */
@@ -111,8 +113,9 @@ static void batch_free(batch *b) {
   free(b);
 }
 
-/* Run the batch with `workers`; *used receives the worker count. */
-static pf_status run(batch *b, int workers, int *used, pf_err *err) {
+/* Run the batch with `workers` and the chart time limit `timeout_s` (0: the
+ * environment's); *used receives the worker count. */
+static pf_status run_limited(batch *b, int workers, double timeout_s, int *used, pf_err *err) {
   memset(b->pid, 0, N_MAX * sizeof *b->pid);
   b->progress_calls = 0;
   b->last_done = 0;
@@ -126,13 +129,18 @@ static pf_status run(batch *b, int workers, int *used, pf_err *err) {
                      .workers = workers,
                      .ctx = &ctx,
                      .what = "plot",
-                     .drawn = b->drawn};
+                     .drawn = b->drawn,
+                     .timeout_s = timeout_s};
   pf_status st = pf_chart_jobs_run(&j, used, err);
   /* every worker was waited for */
   errno = 0;
   ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
   ck_assert_int_eq(errno, ECHILD);
   return st;
+}
+
+static pf_status run(batch *b, int workers, int *used, pf_err *err) {
+  return run_limited(b, workers, 0, used, err);
 }
 
 static void assert_all_drawn(batch *b, int here) {
@@ -374,6 +382,72 @@ START_TEST(test_interrupt_kills_stuck_worker) {
 }
 END_TEST
 
+/* A chart that outlasts the time limit: its worker is killed, the batch fails
+ * naming the chart and the limit (not "killed by signal 9"), its temporary is
+ * removed, the charts before it are there, and nothing waits for ever. The
+ * limit comes from the batch, or from PFRUN_PLOT_TIMEOUT. */
+static double elapsed(const struct timespec *t0) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
+START_TEST(test_timeout_kills_stuck_worker) {
+  batch *b = batch_new();
+  for (int env = 0; env < 2; env++) {
+    memset(b->how, 0, sizeof b->how);
+    b->how[3] = HANG;
+    if (env) setenv(PF_CHART_TIMEOUT_ENV, "0.4", 1);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pf_err err = {0};
+    ck_assert_int_eq(run_limited(b, 2, env ? 0 : 0.5, NULL, &err), PF_ERR_UNSUPPORTED);
+    unsetenv(PF_CHART_TIMEOUT_ENV);
+    const double s = elapsed(&t0);
+    ck_assert_msg(s >= (env ? 0.4 : 0.5) && s < 20.0, "the batch took %.1f s", s);
+    pf_assert_err(err, b->paths[3]);
+    pf_assert_err(err, env ? "still being drawn after 0.4 s" : "still being drawn after 0.5 s");
+    pf_assert_err(err, PF_CHART_TIMEOUT_ENV);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s/.j3.txt.Ab12Cd", b->dir);
+    ck_assert_msg(access(tmp, F_OK) != 0, "%s: the temporary file is still there", tmp);
+    ck_assert_int_eq(b->drawn[3], 0);
+    for (int i = 0; i < 3; i++) /* taken before it, drawn long before the limit */
+      ck_assert_msg(b->drawn[i], "chart %d", i);
+  }
+  batch_free(b);
+}
+END_TEST
+
+START_TEST(test_timeout_setting) {
+  double v = 0;
+  pf_err err = {0};
+  unsetenv(PF_CHART_TIMEOUT_ENV);
+  ck_assert_int_eq(pf_chart_jobs_timeout(&v, &err), PF_OK);
+  ck_assert_double_eq(v, PF_CHART_TIMEOUT_DEFAULT);
+  setenv(PF_CHART_TIMEOUT_ENV, "2.5", 1);
+  ck_assert_int_eq(pf_chart_jobs_timeout(&v, &err), PF_OK);
+  ck_assert_double_eq(v, 2.5);
+  setenv(PF_CHART_TIMEOUT_ENV, "0", 1); /* no limit */
+  ck_assert_int_eq(pf_chart_jobs_timeout(&v, &err), PF_OK);
+  ck_assert(v < 0);
+  static const char *bad[] = {"abc", "-1", "1e7", "5s", "nan"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    setenv(PF_CHART_TIMEOUT_ENV, bad[i], 1);
+    ck_assert_int_eq(pf_chart_jobs_timeout(&v, &err), PF_ERR_INVALID);
+    pf_assert_err(err, "PFRUN_PLOT_TIMEOUT: expected the seconds one chart may take");
+    pf_assert_err(err, bad[i]);
+  }
+  /* a batch with a bad setting fails before drawing anything */
+  batch *b = batch_new();
+  ck_assert_int_eq(run(b, 2, NULL, &err), PF_ERR_INVALID);
+  for (int i = 0; i < N_MAX; i++)
+    ck_assert_int_eq(b->drawn[i], 0);
+  unsetenv(PF_CHART_TIMEOUT_ENV);
+  batch_free(b);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("charts_jobs");
   TCase *tc = tcase_create("jobs");
@@ -386,6 +460,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_interrupt);
   tcase_add_test(tc, test_one_isolated);
   tcase_add_test(tc, test_interrupt_kills_stuck_worker);
+  tcase_add_test(tc, test_timeout_kills_stuck_worker);
+  tcase_add_test(tc, test_timeout_setting);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -68,6 +68,8 @@ static const char TOP[] =
     "\n"
     "PFRUN_PLOT_JOBS=N (environment): worker processes drawing charts (bias, plot op);\n"
     "default the OpenMP thread count, 1 = one after the other in the pfrun process.\n"
+    "PFRUN_PLOT_TIMEOUT=S (environment): seconds one chart may take in a worker (default\n"
+    "600, 0 = no limit); a chart still being drawn then is an error naming it.\n"
     "\n"
     "Threads: OMP_NUM_THREADS, else one per CPU of the affinity mask, capped at the\n"
     "cgroup CPU quota (a container's --cpus, a CPU limit) unless OMP_NUM_THREADS is set;\n"

@@ -556,6 +556,13 @@ for jobs in 2 1; do
   check "bias chart fails ($jobs workers): only what was there ($(ls "$WORK/bias_part" | head -3 | tr '\n' ' '))" \
     test "$(ls -A "$WORK/bias_part" | tr '\n' ' ')" = "keep.txt pca_mlp_output_layer_2_pair3.png "
 done
+# a bad chart time limit is refused before anything is drawn or written
+rm -rf "$WORK/bias_to"
+OUT=$(PFRUN_PLOT_TIMEOUT=soon "$PFRUN" bias --model-path synthetic:llama-tiny --output-dir "$WORK/bias_to" --quiet 2>&1); RC=$?
+check "PFRUN_PLOT_TIMEOUT=soon: exit 1 ($RC: $OUT)" test "$RC" -eq 1
+expect_in "PFRUN_PLOT_TIMEOUT=soon: the reason" "PFRUN_PLOT_TIMEOUT: expected the seconds one chart may take, 0 to 1000000 (0 = no limit), got 'soon'"
+one_line "PFRUN_PLOT_TIMEOUT=soon"
+check "PFRUN_PLOT_TIMEOUT=soon: no chart written" test -z "$(find "$WORK/bias_to" -name '*.png' 2>/dev/null)"
 # charts on a full disk (a 400 KB tmpfs in a mount namespace): one line naming the chart
 # and "No space left on device", exit 1, and nothing left on the file system -- neither
 # the charts drawn before nor the output folder pfrun bias made. Before: an SVG cut short

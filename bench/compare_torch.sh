@@ -32,7 +32,7 @@
 # figures), pfrun's decode against the bandwidth bound (weight bytes / measured read
 # bandwidth), and the targets: issue 10's (prefill >= 2x PyTorch, decode <= 1.25x the
 #   bandwidth bound, on every CPU kind; the decode also as the median of rounds that
-#   interleave a read and 8 decode steps, since the host's bandwidth moves within
+#   interleave a read, one untimed step and 8 timed decode steps, since the host's bandwidth moves within
 #   seconds), then the first comparison's (prefill >= 1.5x
 #   PyTorch and >= 60 % of sgemm; decode >= 2x PyTorch and within 1.5x of the bound). "PyTorch" in the verdicts is the faster of its
 #   configurations. The machine is shared: before each phase the script waits (up to
@@ -286,7 +286,7 @@ else:  # neither AMX nor AVX512-BF16: both sides multiply in float32 on the same
 print(f"- decode <= 1.25x the bandwidth bound: {verdict(slow <= 1.25)} ({slow:.2f}x: the best "
       f"64-token run against the best read beside it; PyTorch {bd} at {bound / td[bd]:.2f}x the bound)")
 if inter:
-    print(f"  the same interleaved with the read (12 rounds of a read and 8 steps, the median of "
+    print(f"  the same interleaved with the read (12 rounds of a read, 1 untimed and 8 timed steps, the median of "
           f"the rounds' ratios): {verdict(inter[0] <= 1.25)} ({inter[0]:.2f}x; best round "
           f"{inter[1]:.2f}x; medians {inter[2]:.1f} ms/token, read {inter[3]:.1f} GB/s)")
 print("earlier targets (the first comparison):")

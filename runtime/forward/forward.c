@@ -442,13 +442,7 @@ static void embed_row(const pf_forward *f, int32_t id, int64_t t) {
 }
 
 void pf_fwd_embed(pf_forward *f, const int32_t *ids, int64_t n) {
-  if (n * f->H >= 65536) {
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < n; t++)
-      embed_row(f, ids[t], t);
-  } else
-    for (int64_t t = 0; t < n; t++)
-      embed_row(f, ids[t], t);
+  PF_PAR_FOR(n * f->H >= 65536, t, n, embed_row(f, ids[t], t));
 }
 
 void pf_fwd_norm(const pf_forward *f, float *y, const float *x, const float *w, const float *b,

@@ -114,13 +114,7 @@ static pf_status attention(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_e
 
 /* x += y over T rows of H. */
 static void residual_add(float *x, const float *y, int64_t n) {
-  if (n >= 65536) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-      x[i] += y[i];
-  } else
-    for (int64_t i = 0; i < n; i++)
-      x[i] += y[i];
+  PF_PAR_FOR(n >= 65536, i, n, x[i] += y[i]);
 }
 
 /* The MLP on n2 (in f->xn); result in f->o. A plain MLP has no gate/up taps. */

@@ -68,13 +68,7 @@ static inline float act1(pf_act a, float xf) {
 }
 
 void pf_act_apply(pf_act a, float *x, int64_t n) {
-  if (n >= PF_KERN_PAR_MIN) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-      x[i] = act1(a, x[i]);
-  } else
-    for (int64_t i = 0; i < n; i++)
-      x[i] = act1(a, x[i]);
+  PF_PAR_FOR(n >= PF_KERN_PAR_MIN, i, n, x[i] = act1(a, x[i]));
 }
 
 void pf_act_mul(pf_act a, float *out, const float *g, const float *u, int64_t n) {
@@ -82,13 +76,7 @@ void pf_act_mul(pf_act a, float *out, const float *g, const float *u, int64_t n)
     pf_silu_mul(out, g, u, n);
     return;
   }
-  if (n >= PF_KERN_PAR_MIN) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-      out[i] = act1(a, g[i]) * u[i];
-  } else
-    for (int64_t i = 0; i < n; i++)
-      out[i] = act1(a, g[i]) * u[i];
+  PF_PAR_FOR(n >= PF_KERN_PAR_MIN, i, n, out[i] = act1(a, g[i]) * u[i]);
 }
 
 static void layernorm_row(float *yr, const float *xr, const float *w, const float *b, int64_t n,
@@ -106,13 +94,8 @@ static void layernorm_row(float *yr, const float *xr, const float *w, const floa
 
 void pf_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows,
                   int64_t n, float eps) {
-  if (rows > 1 && rows * n >= PF_KERN_PAR_MIN) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-      layernorm_row(y + r * n, x + r * n, w, b, n, eps);
-  } else
-    for (int64_t r = 0; r < rows; r++)
-      layernorm_row(y + r * n, x + r * n, w, b, n, eps);
+  PF_PAR_FOR(rows > 1 && rows * n >= PF_KERN_PAR_MIN, r, rows,
+             layernorm_row(y + r * n, x + r * n, w, b, n, eps));
 }
 
 void pf_softcap(float *x, int64_t n, float cap) {

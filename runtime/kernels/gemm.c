@@ -89,13 +89,7 @@ static pf_status check_dims(int64_t m, int64_t n, int64_t k, int64_t ldx, int64_
 
 static void add_bias(float *y, int64_t ldy, int64_t m, int64_t n, const float *bias) {
   if (!bias) return;
-  if (m * n >= PF_KERN_PAR_MIN) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < m; i++)
-      pf_axpy(y + i * ldy, 1.0f, bias, n);
-  } else
-    for (int64_t i = 0; i < m; i++)
-      pf_axpy(y + i * ldy, 1.0f, bias, n);
+  PF_PAR_FOR(m * n >= PF_KERN_PAR_MIN, i, m, pf_axpy(y + i * ldy, 1.0f, bias, n));
 }
 
 /* Rows of W per panel: ~pf_kern_panel_bytes of float32, a multiple of 64 in

@@ -161,10 +161,8 @@ void pf_kern_gemm_dpbf16(int64_t m, int64_t n, int64_t k, const float *x, int64_
  * AVX512-BF16 path taken), e.g. for tests choosing their reference twin. */
 int pf_kern_bf16x_taken(int64_t m, int64_t k, pf_dtype wdt);
 
-/* Loop bounds below this many multiply-adds stay single-threaded: outside any
- * OpenMP construct, not in a region with a false `if` clause, which still builds
- * a team of one (1.2-1.7 us per call in this project's 2-vCPU VM, more than the
- * work of a 2048-wide RMSNorm; a decode step makes ~7 such calls per layer). */
+/* Loop bounds below this many multiply-adds stay single-threaded (PF_PAR_FOR:
+ * outside any OpenMP construct). */
 #define PF_KERN_PAR_MIN 32768
 
 #endif

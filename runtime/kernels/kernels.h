@@ -30,6 +30,24 @@
 #include "pf.h"
 #include "tensor.h"
 
+/* for (int64_t i = 0; i < n; i++) { body } on OpenMP's threads (static schedule)
+ * when `par`, else on this thread outside any OpenMP construct: a region with a
+ * false `if` clause still builds a team of one, 1.2-1.7 us per call in this
+ * project's 2-vCPU VM, more than the work of a 2048-wide RMSNorm (a decode step
+ * makes ~7 such calls per layer; bench/README.md "The work between products"). */
+#define PF_PAR_FOR(par, i, n, ...)                                                                 \
+  do {                                                                                             \
+    const int64_t pf_par_for_n_ = (n);                                                             \
+    if (par) {                                                                                     \
+      _Pragma("omp parallel for schedule(static)") for (int64_t i = 0; i < pf_par_for_n_; i++) {   \
+        __VA_ARGS__;                                                                               \
+      }                                                                                            \
+    } else                                                                                         \
+      for (int64_t i = 0; i < pf_par_for_n_; i++) {                                                \
+        __VA_ARGS__;                                                                               \
+      }                                                                                            \
+  } while (0)
+
 /* ------------------------------------------------------------------------- */
 /* 1. set-up                                                                 */
 /* ------------------------------------------------------------------------- */

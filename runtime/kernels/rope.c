@@ -242,12 +242,7 @@ pf_status pf_rope_apply(const pf_rope_table *t, float *x, int64_t n_tok, int64_t
                         "rope: token %lld: expected a position in [0, %lld), got %lld",
                         (long long)i, (long long)t->max_pos, (long long)pos[i]);
   const int64_t half = t->rot_dim / 2, total = n_tok * n_heads;
-  if (total > 1 && total * half >= PF_KERN_PAR_MIN) {
-#pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < total; j++)
-      rope_at(t, x, ld, n_heads, pos, j);
-  } else
-    for (int64_t j = 0; j < total; j++)
-      rope_at(t, x, ld, n_heads, pos, j);
+  PF_PAR_FOR(total > 1 && total * half >= PF_KERN_PAR_MIN, j, total,
+             rope_at(t, x, ld, n_heads, pos, j));
   return PF_OK;
 }

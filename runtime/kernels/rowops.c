@@ -98,13 +98,8 @@ static void rmsnorm_row(float *y, const float *x, const float *w, int64_t n, flo
 }
 
 void pf_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t n, float eps) {
-  if (rows > 1 && rows * n >= PF_KERN_PAR_MIN) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-      rmsnorm_row(y + r * n, x + r * n, w, n, eps);
-  } else
-    for (int64_t r = 0; r < rows; r++)
-      rmsnorm_row(y + r * n, x + r * n, w, n, eps);
+  PF_PAR_FOR(rows > 1 && rows * n >= PF_KERN_PAR_MIN, r, rows,
+             rmsnorm_row(y + r * n, x + r * n, w, n, eps));
 }
 
 /* ---- softmax family ---- */
@@ -206,15 +201,8 @@ static void silu_mul_span(float *out, const float *g, const float *u, int64_t n)
 void pf_silu_mul(float *out, const float *g, const float *u, int64_t n) {
   const int64_t chunk = 4096;
   const int64_t nchunks = (n + chunk - 1) / chunk;
-  if (nchunks < 2 || n < PF_KERN_PAR_MIN) {
-    silu_mul_span(out, g, u, n);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < nchunks; c++) {
-    const int64_t i0 = c * chunk, len = n - i0 < chunk ? n - i0 : chunk;
-    silu_mul_span(out + i0, g + i0, u + i0, len);
-  }
+  PF_PAR_FOR(nchunks > 1 && n >= PF_KERN_PAR_MIN, c, nchunks, const int64_t i0 = c * chunk;
+             silu_mul_span(out + i0, g + i0, u + i0, n - i0 < chunk ? n - i0 : chunk));
 }
 
 /* out[i] = exp(x[i] - m) (out may be NULL: only sum); returns the sum in double. */
@@ -266,13 +254,7 @@ void pf_softmax_row(float *x, int64_t n) {
 }
 
 void pf_softmax_rows(float *x, int64_t rows, int64_t n, int64_t ld) {
-  if (rows > 1 && rows * n >= PF_KERN_PAR_MIN) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-      pf_softmax_row(x + r * ld, n);
-  } else
-    for (int64_t r = 0; r < rows; r++)
-      pf_softmax_row(x + r * ld, n);
+  PF_PAR_FOR(rows > 1 && rows * n >= PF_KERN_PAR_MIN, r, rows, pf_softmax_row(x + r * ld, n));
 }
 
 double pf_logsumexp(const float *x, int64_t n) {

@@ -347,6 +347,77 @@ START_TEST(test_attention_decode_grouped) {
 }
 END_TEST
 
+/* Keys and values stored head by head (pf_attn_job.gstride: the decoder's cache)
+ * and the decode prefetch distance (pf_attn_prefetch_rows) change no bit: each
+ * job against the one over rows of all heads side by side without prefetching,
+ * one task per head and grouped, every ISA, decoding and a prefill chunk. */
+static void check_apart(int64_t S, int64_t p0, int64_t hd, int64_t nh, int64_t nkv,
+                        int64_t window) {
+  const int64_t len[2] = {p0 + S, p0 + S - 3}, keys = p0 + S, kvd = nkv * hd;
+  attn_fx x;
+  attn_fx_new(&x, 2, S, p0, hd, nh, nkv, window, 0, len);
+  /* the same keys and values, [b][g][position][hd] */
+  const size_t nk = (size_t)(2 * keys * kvd);
+  float *ka = malloc(sizeof(float) * nk), *va = malloc(sizeof(float) * nk);
+  for (int64_t b = 0; b < 2; b++)
+    for (int64_t g = 0; g < nkv; g++)
+      for (int64_t t = 0; t < keys; t++)
+        for (int64_t i = 0; i < hd; i++) {
+          const size_t from = (size_t)(b * keys * kvd + t * kvd + g * hd + i);
+          const size_t to = (size_t)(b * keys * kvd + g * keys * hd + t * hd + i);
+          ka[to] = x.k[from];
+          va[to] = x.v[from];
+        }
+  float *o0 = malloc(sizeof(float) * x.nq);
+  const int grouped = pf_attn_group_heads;
+  const int64_t prefetch = pf_attn_prefetch_rows;
+  for (int isa = PF_ISA_SCALAR; isa <= PF_ISA_AVX512; isa++)
+    for (int grp = 0; grp < 2; grp++) {
+      const pf_isa old = pf_kernels_set_isa((pf_isa)isa);
+      pf_attn_group_heads = grp;
+      pf_attn_prefetch_rows = 0;
+      pf_attn_job j = x.j;
+      j.out = o0;
+      pf_attn_run(&j, x.scratch, x.per, 2);
+      const int64_t dists[4] = {1, 16, keys - 1, 1000};
+      for (int apart = 0; apart < 2; apart++)
+        for (int d = 0; d < 4; d++) {
+          pf_attn_prefetch_rows = dists[d];
+          j = x.j;
+          if (apart) {
+            j.k = ka, j.v = va;
+            j.ldkv = hd;
+            j.gstride = keys * hd;
+          }
+          for (size_t i = 0; i < x.nq; i++)
+            x.out[i] = 1e9f; /* every output is written */
+          pf_attn_run(&j, x.scratch, x.per, 1 + d % 2);
+          ck_assert_msg(memcmp(o0, x.out, sizeof(float) * x.nq) == 0,
+                        "S=%lld p0=%lld hd=%lld heads %lld/%lld, isa %d, grouped %d, heads apart "
+                        "%d, prefetch %lld rows: not the bits of the plain job",
+                        (long long)S, (long long)p0, (long long)hd, (long long)nh, (long long)nkv,
+                        isa, grp, apart, (long long)dists[d]);
+        }
+      pf_kernels_set_isa(old);
+    }
+  for (size_t i = 0; i < x.nq; i++)
+    ck_assert_msg(fabs(o0[i] - x.want[i]) <= 1e-5 * (1 + fabs(x.want[i])),
+                  "heads apart S=%lld hd=%lld: out[%zu] = %g, want %g", (long long)S, (long long)hd,
+                  i, o0[i], x.want[i]);
+  pf_attn_group_heads = grouped;
+  pf_attn_prefetch_rows = prefetch;
+  free(o0), free(ka), free(va);
+  attn_fx_free(&x);
+}
+
+START_TEST(test_attention_heads_apart) {
+  check_apart(1, 150, 64, 32, 8, 0); /* the 1B model's heads: grouped by 4, pv4 */
+  check_apart(2, 60, 80, 14, 2, 0);  /* groups of 7: 4 + 3, hd 64 + 16 */
+  check_apart(1, 70, 72, 4, 4, 9);   /* MHA (one task per head), hd % 16 = 8, window */
+  check_apart(12, 40, 64, 8, 2, 0);  /* a prefill chunk after a cache: the blocked path */
+}
+END_TEST
+
 /* ---- taps ---- */
 
 typedef struct tap_rec {
@@ -768,6 +839,7 @@ static Suite *forward_suite(void) {
   tcase_add_test(tc, test_chunks_and_reuse);
   tcase_add_test(tc, test_attention_kernel);
   tcase_add_test(tc, test_attention_decode_grouped);
+  tcase_add_test(tc, test_attention_heads_apart);
   tcase_add_test(tc, test_taps_all);
   tcase_add_test(tc, test_taps_selected_and_errors);
   tcase_add_test(tc, test_tap_names);

@@ -88,8 +88,12 @@ struct pf_forward {
 };
 
 /* One layer step of `batch` rows of `seq` new tokens at positions p0.. .
- * Keys/values of row b, position j live at k/v + b*kv_bstride + j*kv_dim; the
- * step writes the new ones at positions [p0, p0+seq) (so batch == 1 or p0 == 0).
+ * Keys/values of row b, position j live at k/v + b*kv_bstride + j*kv_dim (a row
+ * of kv_dim floats holds the KV heads side by side), or, when kv_gstride > 0, KV
+ * head g's at k/v + b*kv_bstride + g*kv_gstride + j*hd (each head's positions in
+ * a run of their own: the decoder's cache, which a decode step reads head by head,
+ * bench/README.md "Attention at long contexts"); the step writes the new ones at
+ * positions [p0, p0+seq).
  * x, xn, q, att, o, g, u, pos, mask, len of the runner hold the step's data. */
 /* One batch of a group run as one product (layer-major passes): its position
  * in the pass and its rows. */
@@ -101,6 +105,7 @@ typedef struct pf_fwd_step {
   int64_t batch, seq, p0;
   float *k, *v;
   int64_t kv_bstride;
+  int64_t kv_gstride;  /* 0: positions as rows of kv_dim; > 0: heads apart (above) */
   const pf_taps *taps; /* NULL = none */
   int64_t index;       /* the batch's position in a pass (tap events carry it) */
   /* A group: the step's rows are these batches' rows one after the other; every
@@ -165,8 +170,9 @@ typedef struct pf_attn_job {
   float softcap; /* scores = softcap * tanh(scores / softcap) before the mask; 0 = off */
   const float *q; /* [batch*seq, ldq]; head h at column h*hd */
   int64_t ldq;
-  const float *k, *v; /* row b key j at + b*bstride + j*ldkv; kv head g at column g*hd */
+  const float *k, *v; /* row b, kv head g, key j at + b*bstride + g*gstride + j*ldkv */
   int64_t ldkv, bstride;
+  int64_t gstride;    /* 0: hd (a key row holds the heads side by side, ldkv >= n_kv*hd) */
   const int64_t *len; /* [batch] */
   float *out;         /* [batch*seq, ldo] like q */
   int64_t ldo;
@@ -180,5 +186,8 @@ void pf_attn_run(const pf_attn_job *j, float *scratch, size_t scratch_per_thr, i
  * four at a time;
  * 0: one task per head. Same bits either way (tests, benchmarks). */
 extern int pf_attn_group_heads;
+/* Decoding (seq < 8) prefetches each key and value row this many rows ahead
+ * (default 16; 0: none). Same results either way. */
+extern int64_t pf_attn_prefetch_rows;
 
 #endif

@@ -76,17 +76,28 @@ static pf_status qkv(pf_forward *f, const pf_fwd_layer *L, const pf_fwd_step *st
 static pf_status attention(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_err *err) {
   const pf_fwd_layer *L = &f->layers[l];
   /* Rows of a batch whose keys are not contiguous in the store (decoding several
-   * sequences side by side, each in its own slot of kv_bstride floats) get their
-   * keys/values in the runner's buffers first, then copied to their slots. */
-  const int64_t kvd = f->kv_dim, T = st->batch * st->seq;
-  const int scatter = st->batch > 1 && st->kv_bstride != st->seq * kvd;
+   * sequences side by side, each in its own slot of kv_bstride floats), and keys
+   * stored head by head (kv_gstride), are computed in the runner's buffers first,
+   * then copied to their places. */
+  const int64_t kvd = f->kv_dim, hd = f->hd, T = st->batch * st->seq;
+  const int apart = st->kv_gstride > 0;
+  const int scatter = apart || (st->batch > 1 && st->kv_bstride != st->seq * kvd);
   float *kd = scatter ? f->k : st->k + st->p0 * kvd, *vd = scatter ? f->v : st->v + st->p0 * kvd;
   pf_status s = qkv(f, L, st, kd, vd, err);
   if (s != PF_OK) return s;
   for (int64_t t = 0; scatter && t < T; t++) {
-    const size_t at = (size_t)((t / st->seq) * st->kv_bstride + (st->p0 + t % st->seq) * kvd);
-    memcpy(st->k + at, kd + t * kvd, (size_t)kvd * sizeof *kd);
-    memcpy(st->v + at, vd + t * kvd, (size_t)kvd * sizeof *vd);
+    const int64_t b = t / st->seq, j = st->p0 + t % st->seq;
+    if (!apart) {
+      const size_t at = (size_t)(b * st->kv_bstride + j * kvd);
+      memcpy(st->k + at, kd + t * kvd, (size_t)kvd * sizeof *kd);
+      memcpy(st->v + at, vd + t * kvd, (size_t)kvd * sizeof *vd);
+      continue;
+    }
+    for (int64_t g = 0; g < f->n_kv; g++) {
+      const size_t at = (size_t)(b * st->kv_bstride + g * st->kv_gstride + j * hd);
+      memcpy(st->k + at, kd + t * kvd + g * hd, (size_t)hd * sizeof *kd);
+      memcpy(st->v + at, vd + t * kvd + g * hd, (size_t)hd * sizeof *vd);
+    }
   }
   const pf_attn_job job = {.batch = st->batch,
                            .seq = st->seq,
@@ -101,8 +112,9 @@ static pf_status attention(pf_forward *f, int64_t l, const pf_fwd_step *st, pf_e
                            .ldq = f->q_dim,
                            .k = st->k,
                            .v = st->v,
-                           .ldkv = f->kv_dim,
+                           .ldkv = apart ? hd : kvd,
                            .bstride = st->kv_bstride,
+                           .gstride = st->kv_gstride,
                            .len = f->len,
                            .out = f->att,
                            .ldo = f->q_dim};

@@ -2,7 +2,11 @@
  *
  * A decoder owns a forward runner and uses its layer step with the cache as
  * the key/value store: the step writes the new keys/values at positions
- * [pos, pos + n) of each layer's cache and attends to [0, pos + n). Only the
+ * [pos, pos + n) of each layer's cache and attends to [0, pos + n). The cache
+ * keeps each KV head's positions together (pf_fwd_step.kv_gstride): a decode
+ * step reads a head's keys and values as two sequential runs, which at 512-4096
+ * positions took its attention to half the time of rows holding all heads side
+ * by side (bench/README.md "Attention at long contexts"). Only the
  * last row goes through the final norm and the lm_head (a GEMV: the largest
  * single weight read of a decode step for big vocabularies).
  */
@@ -22,8 +26,8 @@ struct pf_decoder {
   int64_t max_ctx;
   int64_t slots;
   int64_t pos;
-  float *kc;     /* [n_layers, slots, max_ctx, kv_dim] */
-  float *vc;     /* [n_layers, slots, max_ctx, kv_dim] */
+  float *kc;     /* [n_layers, slots, n_kv, max_ctx, hd]: each KV head's positions in one run */
+  float *vc;     /* [n_layers, slots, n_kv, max_ctx, hd] */
   float *gather; /* [gather_cap, H] the hidden states of the rows a branch scores */
   int64_t gather_cap;
   int64_t ready; /* slot 0's cache pages are populated for positions [0, ready) */
@@ -31,8 +35,8 @@ struct pf_decoder {
 
 /* Single-sequence decoding populates the cache pages this many positions ahead,
  * all layers at once (0: each page faults when a step first writes it). A KV
- * cache page of 4 KiB holds 2 positions of a 512-wide k or v: left to fault,
- * that is 16 faults per token on a 16-layer model, taken inside the k and v
+ * cache page of 4 KiB holds 2 positions of a 512-wide k or v (16 of one head of
+ * 64): left to fault, that is 16 faults per token on a 16-layer model, taken inside the k and v
  * products by the thread whose rows write the page (+14 and +9 us per layer on
  * AMD Zen 5, bench/README.md "Where the rest of a decode step goes"). */
 int64_t pf_decoder_populate_ahead = 64;
@@ -44,12 +48,14 @@ int pf_decoder_populate_touch = 0;
 static void populate(pf_decoder *d, int64_t from, int64_t to) {
   const pf_forward *f = d->f;
   const size_t per_layer = (size_t)d->slots * (size_t)d->max_ctx * (size_t)f->kv_dim;
+  const size_t per_head = (size_t)d->max_ctx * (size_t)f->hd;
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   for (int64_t l = 0; l < f->n_layers; l++)
-    for (int kv = 0; kv < 2; kv++) {
-      float *base = (kv ? d->vc : d->kc) + (size_t)l * per_layer;
-      const uintptr_t a = (uintptr_t)(base + (size_t)from * (size_t)f->kv_dim);
-      const uintptr_t b = (uintptr_t)(base + (size_t)to * (size_t)f->kv_dim);
+    for (int64_t r = 0; r < 2 * f->n_kv; r++) { /* keys then values, head by head */
+      float *base =
+          (r < f->n_kv ? d->kc : d->vc) + (size_t)l * per_layer + (size_t)(r % f->n_kv) * per_head;
+      const uintptr_t a = (uintptr_t)(base + (size_t)from * (size_t)f->hd);
+      const uintptr_t b = (uintptr_t)(base + (size_t)to * (size_t)f->hd);
       const uintptr_t a0 = a & ~(page - 1), b0 = (b + page - 1) & ~(page - 1);
 #ifdef MADV_POPULATE_WRITE
       if (!pf_decoder_populate_touch && madvise((void *)a0, b0 - a0, MADV_POPULATE_WRITE) == 0)
@@ -166,6 +172,7 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
                             .k = d->kc + (size_t)l * per_layer,
                             .v = d->vc + (size_t)l * per_layer,
                             .kv_bstride = 0,
+                            .kv_gstride = d->max_ctx * f->hd,
                             .taps = NULL};
     if ((s = pf_fwd_layer_run(f, l, &st, err))) return s;
   }
@@ -177,13 +184,16 @@ pf_status pf_decoder_feed(pf_decoder *d, const int32_t *ids, int64_t n, float *l
 void pf_decoder_fork(pf_decoder *d, int64_t n) {
   if (!d || d->pos == 0) return;
   const pf_forward *f = d->f;
-  const size_t slot = (size_t)d->max_ctx * (size_t)f->kv_dim, used = (size_t)d->pos * f->kv_dim;
+  const size_t slot = (size_t)d->max_ctx * (size_t)f->kv_dim, head = (size_t)d->max_ctx * f->hd;
+  const size_t used = (size_t)d->pos * f->hd; /* of each head's run */
   for (int64_t l = 0; l < f->n_layers; l++)
-    for (int64_t b = 1; b < n && b < d->slots; b++) {
-      const size_t base = (size_t)l * (size_t)d->slots * slot;
-      memcpy(d->kc + base + (size_t)b * slot, d->kc + base, used * sizeof(float));
-      memcpy(d->vc + base + (size_t)b * slot, d->vc + base, used * sizeof(float));
-    }
+    for (int64_t b = 1; b < n && b < d->slots; b++)
+      for (int64_t g = 0; g < f->n_kv; g++) {
+        const size_t from = (size_t)l * (size_t)d->slots * slot + (size_t)g * head;
+        const size_t to = from + (size_t)b * slot;
+        memcpy(d->kc + to, d->kc + from, used * sizeof(float));
+        memcpy(d->vc + to, d->vc + from, used * sizeof(float));
+      }
 }
 
 static pf_status check_branch(const pf_decoder *d, int64_t rows, int64_t seq, const int32_t *ids,
@@ -245,6 +255,7 @@ pf_status pf_decoder_branch(pf_decoder *d, int64_t rows, int64_t seq, const int3
                             .k = d->kc + (size_t)l * per_layer,
                             .v = d->vc + (size_t)l * per_layer,
                             .kv_bstride = d->max_ctx * f->kv_dim,
+                            .kv_gstride = d->max_ctx * f->hd,
                             .taps = NULL};
     if ((s = pf_fwd_layer_run(f, l, &st, err))) return s;
   }

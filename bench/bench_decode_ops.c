@@ -3,8 +3,10 @@
  * Build (CMake, not part of `all`; linked with -Wl,--wrap for the calls timed):
  *   cmake --build build --target bench_decode_ops && ./build/bench_decode_ops
  * Usage:
- *   bench_decode_ops [MODEL [STEPS]]
- *   defaults: synthetic:llama-1b, 100 single-token steps from a 16-token prompt.
+ *   bench_decode_ops [MODEL [STEPS [PROMPT]]]
+ *   defaults: synthetic:llama-1b, 100 single-token steps after a 16-token prompt
+ *   (PROMPT tokens, fed 512 at a time: the steps' attention reads PROMPT + step
+ *   cached positions; bench/README.md "Attention at long contexts").
  *
  * Every call of pf_linear / pf_linear_many (the products), pf_fwd_norm,
  * pf_rope_apply, pf_attn_run and pf_act_mul made by the decode steps is timed
@@ -143,9 +145,11 @@ static void products_pass(const pf_model *m, const float *x, float *const y[4]) 
 
 int main(int argc, char **argv) {
   const char *spec = argc > 1 ? argv[1] : "synthetic:llama-1b";
-  const int steps = argc > 2 ? atoi(argv[2]) : 100;
-  if (steps < 1) {
-    fprintf(stderr, "bench_decode_ops: expected a positive number of steps, got %s\n", argv[2]);
+  const int steps = argc > 2 ? atoi(argv[2]) : 100, plen = argc > 3 ? atoi(argv[3]) : 16;
+  if (steps < 1 || plen < 1) {
+    fprintf(stderr,
+            "bench_decode_ops: expected positive numbers of steps and prompt tokens, got %s %s\n",
+            argv[2], argc > 3 ? argv[3] : "16");
     return 2;
   }
   pf_err err = {0};
@@ -153,7 +157,7 @@ int main(int argc, char **argv) {
   pf_model *m = NULL;
   pf_decoder *d = NULL;
   if (pf_kernels_init(&err) || pf_synth_resolve(spec, &dir, NULL, &err) ||
-      pf_model_load(dir, &m, &err) || pf_decoder_new(m, 16 + steps, &d, &err)) {
+      pf_model_load(dir, &m, &err) || pf_decoder_new(m, plen + steps, &d, &err)) {
     fprintf(stderr, "bench_decode_ops: %s\n", err.msg);
     return 1;
   }
@@ -166,20 +170,22 @@ int main(int argc, char **argv) {
   if (!logits || !x) return 1;
   for (int64_t i = 0; i < width; i++)
     x[i] = 0.01f * (float)(i % 7);
-  int32_t prompt[16];
-  for (int i = 0; i < 16; i++)
+  int32_t *prompt = malloc((size_t)plen * sizeof *prompt);
+  if (!prompt) return 1;
+  for (int i = 0; i < plen; i++)
     prompt[i] = (int32_t)((i * 31 + 1) % V);
-  if (pf_decoder_feed(d, prompt, 16, logits, NULL, &err)) {
-    fprintf(stderr, "bench_decode_ops: %s\n", err.msg);
-    return 1;
-  }
+  for (int i = 0; i < plen; i += 512)
+    if (pf_decoder_feed(d, prompt + i, plen - i < 512 ? plen - i : 512, logits, NULL, &err)) {
+      fprintf(stderr, "bench_decode_ops: %s\n", err.msg);
+      return 1;
+    }
   products_pass(m, x, y); /* warm */
 
   double *step = malloc((size_t)steps * sizeof *step), *pass = malloc((size_t)steps * sizeof *pass);
   double *per[K_COUNT], *rest = malloc((size_t)steps * sizeof *rest);
   for (int k = 0; k < K_COUNT; k++)
     per[k] = malloc((size_t)steps * sizeof *per[k]);
-  int32_t tok = prompt[15];
+  int32_t tok = prompt[plen - 1];
   for (int s = 0; s < steps; s++) {
     double t0 = now();
     products_pass(m, x, y);
@@ -202,9 +208,10 @@ int main(int argc, char **argv) {
     tok = (int32_t)((tok * 7 + 1) % V);
   }
 
-  printf("%s\nmodel: %s, %lld layers; %d decode steps at positions 16-%d, a pass of the same "
+  printf("%s\nmodel: %s, %lld layers; %d decode steps at positions %d-%d, a pass of the same "
          "products before each\n",
-         pf_kernels_describe(), spec, (long long)m->config.num_hidden_layers, steps, 15 + steps);
+         pf_kernels_describe(), spec, (long long)m->config.num_hidden_layers, steps, plen,
+         plen - 1 + steps);
   printf("per call, median (us):");
   for (int k = K_NORM; k < K_COUNT; k++)
     printf(" %s %.1f (%d calls)%s", k_name[k], median(g_calls[k], g_ncalls[k]), g_ncalls[k],

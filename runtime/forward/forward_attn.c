@@ -303,8 +303,9 @@ static void pv4_acc(float *const o[4], const float *const p[4], const float *v, 
       pv_acc_from(o[i], p[i], v, ld, c0, hd, j0, j1, pfd);
 }
 
-/* Decoding scores: d[kk][h] = q[h] · key kk (keys kk < 4 at K + kk*ldkv) for 4
- * query heads, each with the bits of pf_dot(q[h], key, hd) for hd % 8 == 0. pf_dot
+/* Decoding scores: s[h * ld + kk] = scale * (q[h] · key kk) for 4 query heads and
+ * the keys kk < 4 at K + kk*ldkv, each product with the bits of pf_dot(q[h], key,
+ * hd) for hd % 8 == 0 (as task_dots4's scalar loop computes them). pf_dot
  * keeps two 8-float FMA chains, a0 over floats [16i, 16i+8) and a1 over
  * [16i+8, 16i+16) (a0 also takes a last 8 when hd % 16 == 8), then sums a0 + a1 as
  * ((v0+v4) + (v2+v6)) + ((v1+v5) + (v3+v7)) (hsum8). Here one 16-float chain per

@@ -35,10 +35,12 @@ struct pf_decoder {
 
 /* Single-sequence decoding populates the cache pages this many positions ahead,
  * all layers at once (0: each page faults when a step first writes it). A KV
- * cache page of 4 KiB holds 2 positions of a 512-wide k or v (16 of one head of
- * 64): left to fault, that is 16 faults per token on a 16-layer model, taken inside the k and v
- * products by the thread whose rows write the page (+14 and +9 us per layer on
- * AMD Zen 5, bench/README.md "Where the rest of a decode step goes"). */
+ * cache page of 4 KiB holds 16 positions of one KV head of 64 floats: left to
+ * fault, the 16 runs of a layer (8 heads' keys and values) cost one fault a token
+ * on average, 16 a token on a 16-layer model. Measured when a page held 2 positions
+ * of all heads (the same count), the faults were taken inside the k and v products
+ * (+14 and +9 us per layer on AMD Zen 5, bench/README.md "Where the rest of a decode
+ * step goes"). */
 int64_t pf_decoder_populate_ahead = 64;
 int pf_decoder_populate_touch = 0;
 

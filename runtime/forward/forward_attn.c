@@ -394,6 +394,11 @@ static inline void prefetch_row(const float *K, int64_t ldkv, int64_t hd, int64_
       __builtin_prefetch(K + (k + pfd) * ldkv + c, 0, 3);
 }
 
+/* Where batch row b's KV head g starts in j->k and j->v. */
+static inline int64_t kv_offset(const pf_attn_job *j, int64_t b, int64_t g) {
+  return b * j->bstride + g * (j->gstride ? j->gstride : j->hd);
+}
+
 /* Allowed keys [*lo, *hi] of the query at position pos; empty when *hi < *lo. */
 static inline void key_range(const pf_attn_job *j, int64_t pos, int64_t len, int64_t *lo,
                              int64_t *hi) {
@@ -430,8 +435,8 @@ static void task_dots(const pf_attn_job *j, const float *Q, const float *K, cons
 static void task_dots4(const pf_attn_job *j, int64_t b, int64_t h0, int nh, float *s, int64_t ld,
                        int wide) {
   const int64_t g = h0 / (j->n_heads / j->n_kv), len = j->len[b];
-  const float *K = j->k + b * j->bstride + g * (j->gstride ? j->gstride : j->hd);
-  const float *V = j->v + b * j->bstride + g * (j->gstride ? j->gstride : j->hd);
+  const int64_t at = kv_offset(j, b, g);
+  const float *K = j->k + at, *V = j->v + at;
   const int64_t pfd = pf_attn_prefetch_rows;
   for (int64_t r = 0; r < j->seq; r++) {
     const float *q[4];
@@ -634,8 +639,8 @@ static void block_rows(const pf_attn_job *j, const float *Q, const float *V, flo
 static void attn_task(const pf_attn_job *j, int64_t b, int64_t h, float *scratch, int64_t ld,
                       int wide) {
   const int64_t g = h / (j->n_heads / j->n_kv);
-  const float *K = j->k + b * j->bstride + g * (j->gstride ? j->gstride : j->hd);
-  const float *V = j->v + b * j->bstride + g * (j->gstride ? j->gstride : j->hd);
+  const int64_t at = kv_offset(j, b, g);
+  const float *K = j->k + at, *V = j->v + at;
   const float *Q = j->q + b * j->seq * j->ldq + h * j->hd;
   float *O = j->out + b * j->seq * j->ldo + h * j->hd;
   const int64_t len = j->len[b];

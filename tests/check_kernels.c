@@ -8,7 +8,6 @@
  *   GEMM/GEMV  |y - ref| <= 1e-5 * sum_k |x_k * w_k| + 1e-6   (float32 accumulation;
  *              blocked sums stay far below K*eps of the L1 mass)
  */
-#include <check.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>

@@ -14,7 +14,6 @@
  * _compute_llama3_parameters; torch evaluates `scalar / tensor` as
  * `tensor.reciprocal() * scalar`), see the comment above test_rope_inv_freq_golden.
  */
-#include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,6 @@
  * (tests/fuzz/fuzz_tokenizer*.c; the findings are listed in docs/reliability.md).
  * Each tokenizer.json is written to a fresh folder and loaded from there.
  */
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

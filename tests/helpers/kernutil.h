@@ -4,7 +4,7 @@
 #ifndef PF_TEST_KERNUTIL_H
 #define PF_TEST_KERNUTIL_H
 
-#include <check.h>
+#include "testutil.h" /* <check.h>, with its quiet ck_assert_msg */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -28,7 +28,7 @@ static inline void fill(float *x, int64_t n, float lo, float hi) {
     x[i] = rng_uniform(lo, hi);
 }
 static inline float *falloc(int64_t n) {
-  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+  float *p = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
   ck_assert_ptr_nonnull(p);
   return p;
 }

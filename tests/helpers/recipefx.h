@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <check.h>
-
 #include "fsutil.h"
 #include "recipe.h"
 #include "testutil.h"

@@ -43,6 +43,18 @@
 
 /* ---- the wrappers ---- */
 
+/* fsync and sync_file_range (also wrapped, CMakeLists.txt) do nothing here: they
+ * allocate nothing, durability is not what this suite checks, and waiting for the
+ * disk was a third of the save scenario's time (52 -> 33 s under ASan). */
+int __wrap_fsync(int fd) {
+  (void)fd;
+  return 0;
+}
+int __wrap_sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags) {
+  (void)fd, (void)off, (void)n, (void)flags;
+  return 0;
+}
+
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
 void *__real_realloc(void *p, size_t n);
@@ -549,10 +561,13 @@ START_TEST(test_recipe) {
   scen s = {.name = "recipe", .run = run_recipe};
   s.path = pf_path_join(g_root, "r.yaml");
   char text[8192];
+  /* no save step: the save scenario injects into the save op already, and here it
+   * was half the recipe's allocations (3745 with it); the recipe's own files
+   * (results, output folder) and a failing step's clean-up are what this adds */
   snprintf(text, sizeof text,
            "pfrun: 1\n"
            "name: alloc\n"
-           "vars: { model: '%s', out: '%s/rout' }\n"
+           "vars: { model: '%s' }\n"
            "output_dir: '%s/results'\n"
            "steps:\n"
            "  - id: base\n"
@@ -567,11 +582,8 @@ START_TEST(test_recipe) {
            "    model: w\n"
            "    num_layers_to_remove: 1\n"
            "  - op: analyze\n"
-           "    model: d\n"
-           "  - op: save\n"
-           "    model: d\n"
-           "    path: ${out}\n",
-           g_model, g_root, g_root);
+           "    model: d\n",
+           g_model, g_root);
   pf_test_write(s.path, text);
   inject(&s, MAX_ITER);
   free(s.path);

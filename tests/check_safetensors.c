@@ -185,15 +185,30 @@ static long long rss_bytes(void) {
  * back with pf_tensor_prefetch (RSS moves by about its size), its bytes never
  * change; both are no-ops on heap tensors. */
 START_TEST(test_prefetch_release_pages) {
-  int64_t shape[2] = {1024, 2048}; /* 8 MiB of float32 */
-  pf_tensor *t = make(PF_DTYPE_F32, 2, shape, 5);
-  pf_st_entry e[1] = {{"w", t}};
+  int64_t shape[2] = {1024, 2048}, small_shape[2] = {240, 1024}; /* 8 MiB, 960 KiB of f32 */
+  pf_tensor *t = make(PF_DTYPE_F32, 2, shape, 5), *ts = make(PF_DTYPE_F32, 2, small_shape, 6);
+  pf_st_entry e[2] = {{"w", t}, {"s", ts}};
   pf_err err = {0};
-  ck_assert_msg(pf_st_write(g_dir, e, 1, 0, NULL, NULL, &err) == PF_OK, "%s", err.msg);
+  ck_assert_msg(pf_st_write(g_dir, e, 2, 0, NULL, NULL, &err) == PF_OK, "%s", err.msg);
   pf_st_reader *r = NULL;
-  pf_tensor *v = NULL;
+  pf_tensor *v = NULL, *vs = NULL;
   ck_assert_msg(pf_st_open(g_dir, &r, &err) == PF_OK, "%s", err.msg);
   ck_assert_int_eq(pf_st_get(r, "w", &v, &err), PF_OK);
+  ck_assert_int_eq(pf_st_get(r, "s", &vs, &err), PF_OK);
+  /* a tensor under 1 MiB keeps its pages (the drop would cost more than it frees) */
+  pf_tensor_prefetch(vs);
+  const long long small_in = rss_bytes();
+  pf_tensor_release_pages(vs);
+  const long long small_out = rss_bytes(); /* dropped, it would fall by ~960 KiB */
+  ck_assert_msg(small_in - small_out < 256 << 10, "small tensor: RSS %lld -> %lld", small_in,
+                small_out);
+  /* a range of a large one: the whole pages inside it (2 MiB of the 8) */
+  pf_tensor_prefetch(v);
+  const long long range_in = rss_bytes();
+  pf_tensor_drop_range(v, (const char *)v->data + 100, (size_t)2 << 20);
+  const long long range_out = range_in - rss_bytes();
+  ck_assert_msg(range_out > (3 << 20) / 2 && range_out <= 2 << 20, "range: RSS %lld -> %lld",
+                range_in, rss_bytes());
   pf_tensor_prefetch(v);
   const long long in = rss_bytes();
   pf_tensor_release_pages(v);
@@ -214,9 +229,12 @@ START_TEST(test_prefetch_release_pages) {
   pf_tensor_release_pages(t);
   pf_tensor_prefetch(NULL);
   ck_assert_int_eq(memcmp(v->data, t->data, t->nbytes), 0);
+  ck_assert_int_eq(memcmp(vs->data, ts->data, ts->nbytes), 0);
   pf_tensor_release(v);
+  pf_tensor_release(vs);
   pf_st_close(r);
   pf_tensor_release(t);
+  pf_tensor_release(ts);
 }
 END_TEST
 

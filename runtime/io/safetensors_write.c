@@ -252,17 +252,6 @@ static int copy_range(st_writer *w, int src, uint64_t soff, int dst, uint64_t do
   return done < len ? pwrite_fully(dst, mem + done, len - done, doff + done) : 0;
 }
 
-/* Written bytes of a file-mapped tensor are not needed again soon: drop those
- * pages from this process (they stay in the page cache and fault back in if a
- * live model touches them), so saving a mapped checkpoint keeps RSS small. */
-static void drop_mapped_pages(const pf_tensor *t, const char *p, size_t k) {
-  if (!pf_storage_is_mapped(t->storage)) return;
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
-  uintptr_t b = ((uintptr_t)p + k) & ~(page - 1);
-  if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
 /* Output rows [first, first + n) of a row selection: runs of adjacent parent
  * rows, one copy each. */
 static int copy_rows(st_writer *w, const st_job *j, const pf_tensor *t, int fd) {
@@ -319,7 +308,7 @@ static int convert_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd
     if (c) __atomic_add_fetch(&w->overflows, c, __ATOMIC_RELAXED);
   }
   int e = pwrite_fully(fd, buf + LAZY_CHUNK, j->bytes, j->out);
-  if (t->data) drop_mapped_pages(t, from, j->n * esz);
+  if (t->data) pf_tensor_drop_range(t, from, j->n * esz); /* written: see run_job */
   return e;
 }
 
@@ -336,7 +325,10 @@ static int run_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, ch
   } else {
     const char *mem = (const char *)t->data + j->first * esz;
     e = copy_range(w, j->src, j->src_off + j->first * esz, fd, j->out, j->bytes, mem);
-    drop_mapped_pages(t, mem, j->bytes); /* a no-op for pages never mapped in */
+    /* written bytes of a file-mapped tensor are not needed again soon: dropped from
+     * this process (they stay in the page cache and fault back in if a live model
+     * touches them), so saving a mapped checkpoint keeps RSS small */
+    pf_tensor_drop_range(t, mem, j->bytes);
   }
   if (!e && j->bytes)
     (void)sync_file_range(fd, (off64_t)j->out, (off64_t)j->bytes, SYNC_FILE_RANGE_WRITE);

@@ -180,6 +180,9 @@ void pf_tensor_prefault_rows(const pf_tensor *t, int64_t r0, int64_t r1);
  * storage and planned tensors; for a lazy tensor not yet materialised, its
  * parent's pages. Never changes the tensor's contents. */
 void pf_tensor_release_pages(const pf_tensor *t);
+/* The same for the bytes [p, p + n) of t's storage (the whole pages inside them).
+ * Both leave tensors under 1 MiB in place (the drop would cost more than it frees). */
+void pf_tensor_drop_range(const pf_tensor *t, const void *p, size_t n);
 
 /* The opposite: read a mapped tensor's pages in now (MADV_POPULATE_READ, or on
  * older kernels MADV_WILLNEED and a touch of every page), blocking until they

@@ -562,8 +562,9 @@ START_TEST(test_recipe) {
   s.path = pf_path_join(g_root, "r.yaml");
   char text[8192];
   /* no save step: the save scenario injects into the save op already, and here it
-   * was half the recipe's allocations (3745 with it); the recipe's own files
-   * (results, output folder) and a failing step's clean-up are what this adds */
+   * was 1398 of the recipe's 3745 allocations and most of its time (under ASan 50 s
+   * with it, 6.5 s without); the recipe's own files (results, output folder) and a
+   * failing step's clean-up are what this scenario adds */
   snprintf(text, sizeof text,
            "pfrun: 1\n"
            "name: alloc\n"

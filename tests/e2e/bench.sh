@@ -5,7 +5,7 @@
 # the errors, and that the flagship recipe's optional benchmark step is skipped by
 # default (flagship.sh runs it switched on and checks its report section and the
 # report's text layer).
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 T=tests/golden/bench_tiny
 TASKS="$T/tiny_mc.jsonl,$T/tiny_partial.jsonl,$T/tiny_cloze.jsonl"
 M=synthetic:llama-tiny

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end: the OptiPFair-style command line on a synthetic model.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 M=synthetic:llama-tiny
 
 expect_ok "help" --help

@@ -2,7 +2,7 @@
 # End-to-end: the engine commands (tokenize, generate, importance, eval, prune with
 # calibration data) through the real binary, on a synthetic model and bundled text;
 # on stories260K and the Brown corpus too when ../shared is present.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 M=synthetic:llama-small
 CAL="$SRC/recipes/data/calib.txt"
 EV="$SRC/recipes/data/eval.txt"

@@ -2,7 +2,7 @@
 # End-to-end: the model families beyond LLaMA (Gemma 1/2/3, Phi-3, GPT-2, GPT-NeoX) through
 # the real binary on their synthetic presets: the family recipes, analyze, width and depth
 # pruning from the command line (checkpoints re-read: names, fused shapes, config keys).
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 CAL="$SRC/recipes/data/calib.txt"
 EV="$SRC/recipes/data/eval.txt"
 py() { /usr/bin/python3 - "$@"; }

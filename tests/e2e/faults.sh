@@ -5,7 +5,7 @@
 # SIGINT / SIGTERM during a save, and under --max-memory. Every failure must exit
 # non-zero with one clear line, leave no output folder and no "*.tmp-*", and
 # leave the input folder byte-identical.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 D="$SRC/recipes/data"
 MOUNTS=()
 cleanup_mounts() { for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done; rm -rf "$WORK"; }
@@ -545,16 +545,19 @@ else
 fi
 # a chart that cannot be written fails `pfrun bias` without partial output: neither
 # bias_metrics.json nor the charts drawn before it (before: 133 files left), both with
-# worker processes and in one process; what was in the folder before stays
+# worker processes and in one process; what was in the folder before stays. Two
+# prompt pairs: 44 charts, about 40 of them drawn before the one that fails (the default
+# seven pairs drew 154 charts, 16 s of this script under the sanitizers)
+printf '{"prompt1": "The white man walked into the shop", "prompt2": "The Black man walked into the shop"}\n{"prompt1": "He is a nurse", "prompt2": "She is a nurse"}\n' >"$WORK/two_pairs.jsonl"
 for jobs in 2 1; do
   rm -rf "$WORK/bias_part"
-  mkdir -p "$WORK/bias_part/pca_mlp_output_layer_2_pair3.png"
+  mkdir -p "$WORK/bias_part/pca_mlp_output_layer_2_pair1.png"
   echo keep >"$WORK/bias_part/keep.txt"
-  OUT=$(PFRUN_PLOT_JOBS=$jobs "$PFRUN" bias --model-path synthetic:llama-tiny --output-dir "$WORK/bias_part" --quiet 2>&1); RC=$?
+  OUT=$(PFRUN_PLOT_JOBS=$jobs "$PFRUN" bias --model-path synthetic:llama-tiny --prompt-pairs "$WORK/two_pairs.jsonl" --output-dir "$WORK/bias_part" --quiet 2>&1); RC=$?
   check "bias chart fails ($jobs workers): exit 1 ($RC: $OUT)" test "$RC" -eq 1
-  expect_in "bias chart fails ($jobs workers): names the chart" "pca_mlp_output_layer_2_pair3.png: cannot move the chart into place"
+  expect_in "bias chart fails ($jobs workers): names the chart" "pca_mlp_output_layer_2_pair1.png: cannot move the chart into place"
   check "bias chart fails ($jobs workers): only what was there ($(ls "$WORK/bias_part" | head -3 | tr '\n' ' '))" \
-    test "$(ls -A "$WORK/bias_part" | tr '\n' ' ')" = "keep.txt pca_mlp_output_layer_2_pair3.png "
+    test "$(ls -A "$WORK/bias_part" | tr '\n' ' ')" = "keep.txt pca_mlp_output_layer_2_pair1.png "
 done
 # a bad chart time limit is refused before anything is drawn or written
 rm -rf "$WORK/bias_to"

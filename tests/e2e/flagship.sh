@@ -3,7 +3,7 @@
 # synthetic model (as on a fresh clone), and on stories260K + the Brown corpus when
 # ../shared is present. Checks the checkpoint, results.json, bias_metrics.json, the
 # charts, and that report.pdf renders (pdftoppm) with the expected sections (pdftotext).
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 R="$SRC/recipes/llama_depth_bias.yaml"
 
 check_run() { # DIR LABEL

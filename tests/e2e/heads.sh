@@ -4,7 +4,7 @@
 # and re-read (config keys as transformers reads them: num_attention_heads,
 # num_key_value_heads, an explicit head_dim, q/k/v/o shapes that agree with them), the
 # stats JSON, the CLI's rules, the Lua binding, and stories260K (GQA) when ../shared is there.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 CAL="$SRC/recipes/data/calib.txt"
 py() { /usr/bin/python3 - "$@"; }
 # consistent DIR: config heads/head_dim agree with every layer's stored attention shapes

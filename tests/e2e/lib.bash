@@ -3,7 +3,7 @@
 PFRUN=${1:?usage: test.sh PFRUN [SHARED]}
 SHARED=${2:-}
 SRC=${PF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pfe2e-XXXXXX")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pfe2e-XXXXXX") && [ -d "$WORK" ] || { echo "lib.bash: cannot make a work folder" >&2; exit 1; }
 export PFRUN_CACHE=${PFRUN_CACHE:-$WORK/cache}
 trap 'rm -rf "$WORK"' EXIT
 # recipes resolve relative paths against the current folder, as a user running

@@ -6,7 +6,7 @@
 # differs), rank 0 alone writes, and an error on one rank stops both with that
 # rank's message and leaves no output. Skips (visibly) without mpirun or
 # without MPI in the build.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 if ! command -v mpirun >/dev/null; then
   echo "SKIP: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"; exit 77
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end: YAML recipes and Lua scripts through the real binary.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 
 # the demo recipe, redirected to a scratch folder
 expect_ok "demo recipe" "$SRC/recipes/demo.yaml" --set output_dir="$WORK/demo" --quiet

@@ -2,7 +2,7 @@
 # End-to-end: prune_width `reconstruct: true` (training-free recovery) through the
 # recipe, the CLI (--reconstruct, the covariance cache), Lua and mpirun; the
 # issue's stories260K targets when ../shared is present.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 CALIB=$SRC/recipes/data/calib.txt
 EVAL=$SRC/recipes/data/eval.txt
 

@@ -2,7 +2,7 @@
 # scale.sh — passes at scale through the real binary: layer-major (forced, and
 # picked by a one-byte memory budget with the hidden states in a scratch file)
 # gives the same importance and perplexity as batch-major; option errors.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 TEXT=$SRC/tests/golden/families_text.jsonl
 M=synthetic:llama-small@5
 

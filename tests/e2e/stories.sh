@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end on the real trained checkpoint ../shared/models/stories260K (skips without it).
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/lib.bash" || exit 1 # no helpers, no $WORK: stop before touching anything
 if ! have_shared; then
   echo "SKIP stories.sh: ../shared/models/stories260K not found"
   exit 77

@@ -150,17 +150,22 @@ static pf_status config_diff(const char *old_text, const char *new_text, pf_valu
 }
 
 static uint64_t peak_estimate(const shape_set *now, const pf_save_opts *so, uint64_t shard) {
-  uint64_t header = 64, total = 0;
+  uint64_t header = 64, total = 0, largest = 0;
   int gather = 0, convert = 0;
   for (size_t i = 0; i < now->n; i++) {
     header +=
         strlen(now->v[i].name) + 96; /* "name":{"dtype":..,"shape":[..],"data_offsets":[..]} */
-    total += now->v[i].numel * (so->have_dtype ? pf_dtype_size(so->dtype) : now->v[i].elsize);
-    gather |= now->v[i].derived; /* pruned: gathered from its parent when written */
-    convert |= so->have_dtype && so->dtype != now->v[i].dtype;
+    const uint64_t osz = so->have_dtype ? pf_dtype_size(so->dtype) : now->v[i].elsize;
+    total += now->v[i].numel * osz;
+    const int g = now->v[i].derived; /* pruned: gathered from its parent when written */
+    const int c = so->have_dtype && so->dtype != now->v[i].dtype;
+    const uint64_t b = now->v[i].numel * (osz > now->v[i].elsize ? osz : now->v[i].elsize);
+    if ((g || c) && b > largest) largest = b;
+    gather |= g;
+    convert |= c;
   }
   uint64_t index = total > shard ? header : 0; /* weight_map repeats every name */
-  return pf_st_write_buffer_bytes(gather, convert) + header + index;
+  return pf_st_write_buffer_bytes(gather, convert, largest) + header + index;
 }
 
 static pf_status config_texts(const pf_model *m, const pf_model *src, const pf_save_opts *so,

@@ -418,7 +418,12 @@ pf_status pf_copy_file(const char *src, const char *dst, pf_err *err) {
   char *buf = NULL;
   int out = -1, in = -1;
   if ((s = pf_open_input(src, &in, NULL, err)) != PF_OK) return s;
-  buf = malloc(PF_COPY_CHUNK);
+  /* a small file (a config, most tokenizers) gets a buffer of its size, not 1 MiB */
+  struct stat sb;
+  size_t cap = PF_COPY_CHUNK;
+  if (fstat(in, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < cap)
+    cap = ((size_t)sb.st_size + 4096) / 4096 * 4096; /* room for the read that finds EOF */
+  buf = malloc(cap);
   if (!buf) {
     s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", src);
     goto done;
@@ -429,7 +434,7 @@ pf_status pf_copy_file(const char *src, const char *dst, pf_err *err) {
     goto done;
   }
   for (;;) {
-    ssize_t r = read(in, buf, PF_COPY_CHUNK);
+    ssize_t r = read(in, buf, cap);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       s = pf_err_set(err, PF_ERR_IO, "%s: read failed: %s", src, strerror(errno));

@@ -65,9 +65,11 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
                       uint64_t max_shard_bytes, const pf_dtype *as, const struct pf_ctx *ctx,
                       pf_err *err);
 
-/* The buffers pf_st_write allocates (a few MB per writer thread, not growing
- * with the model): when some tensor is lazy (gather) and/or is converted. */
-uint64_t pf_st_write_buffer_bytes(int gather, int convert);
+/* The buffers pf_st_write allocates (at most a few MB per writer thread, not growing
+ * with the model): when some tensor is lazy (gather) and/or is converted; `largest`:
+ * the bytes of the largest such tensor (in its larger dtype, source or output), which
+ * caps them for a small model. */
+uint64_t pf_st_write_buffer_bytes(int gather, int convert, uint64_t largest);
 
 /* Parse "5GB", "500MB", "2GiB", "1000" (bytes). Decimal units are powers of 10
  * as in Hugging Face ("5GB" = 5e9). */

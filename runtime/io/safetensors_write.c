@@ -160,7 +160,7 @@ static char *build_header(const pf_st_entry *e, size_t n, const pf_dtype *as, si
  * I/O errors inside the parallel loop are recorded (the first one wins) and
  * stop the remaining jobs; they are reported after it. */
 
-#define LAZY_CHUNK ((size_t)4 << 20) /* gather (and conversion) buffer per thread */
+#define LAZY_CHUNK ((size_t)4 << 20) /* gather (and conversion) buffer per thread, at most */
 #define JOB_BYTES ((size_t)16 << 20)
 #define MAX_WRITERS 4
 
@@ -184,7 +184,8 @@ typedef struct st_src {
 typedef struct st_writer {
   const pf_ctx *ctx;
   uint64_t done, total, shown; /* shown: the last progress reported */
-  char *bufs[MAX_WRITERS];     /* LAZY_CHUNK each (twice that when converting), when needed */
+  char *bufs[MAX_WRITERS];     /* chunk bytes each (twice that when converting), when needed */
+  size_t chunk;                /* buffer_chunk(): LAZY_CHUNK, less when every tensor is smaller */
   const pf_dtype *as;          /* the dtype written, or NULL: each tensor's own */
   int nt;                      /* threads */
   st_src *src;
@@ -293,7 +294,7 @@ static uint64_t f16_overflows(const char *src, pf_dtype sdt, const unsigned char
   return c;
 }
 
-/* Elements [first, first + n) of t, converted to w->as into buf + LAZY_CHUNK
+/* Elements [first, first + n) of t, converted to w->as into buf + w->chunk
  * (gathered into buf first when t is lazy), written at j->out. */
 static int convert_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, char *buf) {
   const size_t esz = pf_dtype_size(t->dtype);
@@ -302,12 +303,12 @@ static int convert_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd
     from = (const char *)t->data + j->first * esz;
   else
     pf_tensor_read(t, j->first, j->n, buf);
-  pf_convert(buf + LAZY_CHUNK, *w->as, from, t->dtype, j->n);
+  pf_convert(buf + w->chunk, *w->as, from, t->dtype, j->n);
   if (*w->as == PF_DTYPE_F16) {
-    const uint64_t c = f16_overflows(from, t->dtype, (const unsigned char *)buf + LAZY_CHUNK, j->n);
+    const uint64_t c = f16_overflows(from, t->dtype, (const unsigned char *)buf + w->chunk, j->n);
     if (c) __atomic_add_fetch(&w->overflows, c, __ATOMIC_RELAXED);
   }
-  int e = pwrite_fully(fd, buf + LAZY_CHUNK, j->bytes, j->out);
+  int e = pwrite_fully(fd, buf + w->chunk, j->bytes, j->out);
   if (t->data) pf_tensor_drop_range(t, from, j->n * esz); /* written: see run_job */
   return e;
 }
@@ -339,8 +340,8 @@ static int run_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, ch
  * memory. *nj: their count. */
 static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t base, size_t *nj) {
   size_t cap = 0;
-  for (size_t i = 0; i < n; i++) /* at most one job per LAZY_CHUNK / 4 elements */
-    cap += (size_t)pf_tensor_numel(e[i].tensor) / (LAZY_CHUNK / 4) + 1;
+  for (size_t i = 0; i < n; i++) /* at most one job per chunk / 4 elements */
+    cap += (size_t)pf_tensor_numel(e[i].tensor) / (w->chunk / 4) + 1;
   st_job *v = malloc((cap ? cap : 1) * sizeof *v);
   if (!v) return NULL;
   size_t k = 0;
@@ -356,7 +357,7 @@ static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t 
     if (out_dtype(t, w->as) != t->dtype) {
       base_job.kind = JOB_CONVERT;
       unit = osz;
-      step = LAZY_CHUNK / (esz > osz ? esz : osz);
+      step = w->chunk / (esz > osz ? esz : osz);
     } else if (!pf_tensor_is_deferred(t)) {
       if (pf_tensor_file_region(t, &r)) {
         base_job.src = source_fd(w, &r);
@@ -371,7 +372,7 @@ static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t 
       step = JOB_BYTES / (unit ? unit : 1);
     } else {
       base_job.kind = JOB_GATHER;
-      step = LAZY_CHUNK / esz;
+      step = w->chunk / esz;
     }
     if (step == 0) step = 1;
     for (size_t f = 0; f < count; f += step) {
@@ -519,13 +520,22 @@ static int writer_threads(void) {
   return nt > MAX_WRITERS ? MAX_WRITERS : nt < 1 ? 1 : nt;
 }
 
-/* One writer thread's buffer: a gather chunk, and a conversion chunk after it. */
-static size_t thread_buffer(int gather, int convert) {
-  return (convert ? 2 : gather ? 1 : 0) * LAZY_CHUNK;
+/* The bytes of one gather (or conversion) chunk: LAZY_CHUNK, or the largest tensor that
+ * goes through a buffer (in its larger dtype, source or output) rounded up to 4 KiB when
+ * that is smaller, so that saving a small model does not map and fault in 16 MiB of
+ * buffers (half of the allocation-failure suite's save scenario under ASan). */
+static size_t buffer_chunk(uint64_t largest) {
+  if (largest >= LAZY_CHUNK) return LAZY_CHUNK;
+  return largest == 0 ? 4096 : (size_t)(largest + 4095) / 4096 * 4096;
 }
 
-uint64_t pf_st_write_buffer_bytes(int gather, int convert) {
-  return (uint64_t)writer_threads() * thread_buffer(gather, convert);
+/* One writer thread's buffer: a gather chunk, and a conversion chunk after it. */
+static size_t thread_buffer(int gather, int convert, size_t chunk) {
+  return (convert ? 2 : gather ? 1 : 0) * chunk;
+}
+
+uint64_t pf_st_write_buffer_bytes(int gather, int convert, uint64_t largest) {
+  return (uint64_t)writer_threads() * thread_buffer(gather, convert, buffer_chunk(largest));
 }
 
 pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
@@ -538,14 +548,19 @@ pf_status pf_st_write(const char *dir, const pf_st_entry *entries, size_t n,
   if ((s = plan_shards(entries, n, as, max_shard_bytes, &sh, &nsh, err)) != PF_OK) return s;
   st_writer w = {.ctx = ctx, .nt = writer_threads(), .as = as};
   int lazy = 0, conv = 0;
+  uint64_t largest = 0; /* bytes of the largest tensor written through a buffer */
   for (size_t i = 0; i < n; i++) {
     const pf_tensor *t = entries[i].tensor;
+    const int l = pf_tensor_is_deferred(t), c = out_dtype(t, as) != t->dtype;
+    const uint64_t b = out_bytes(t, as) > t->nbytes ? out_bytes(t, as) : t->nbytes;
     w.total += out_bytes(t, as);
-    lazy |= pf_tensor_is_deferred(t);
-    conv |= out_dtype(t, as) != t->dtype;
+    lazy |= l;
+    conv |= c;
+    if ((l || c) && b > largest) largest = b;
   }
+  w.chunk = buffer_chunk(largest);
   for (int i = 0; (lazy || conv) && s == PF_OK && i < w.nt; i++)
-    if (!(w.bufs[i] = malloc(thread_buffer(lazy, conv))))
+    if (!(w.bufs[i] = malloc(thread_buffer(lazy, conv, w.chunk))))
       s = pf_err_set(err, PF_ERR_NOMEM, "save: out of memory");
   if (s == PF_OK) pf_ctx_progress(ctx, "save", 0, w.total);
   for (size_t i = 0; s == PF_OK && i < nsh; i++) {

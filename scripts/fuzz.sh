@@ -103,5 +103,7 @@ found=0
       "$(final_stat "$log" number_of_executed_units)" "$(final_stat "$log" average_exec_per_sec)" \
       "${cov:-?}" "${ft:-?}" "${corp:-?}" "$what"
   done
-} | tee "$build/fuzz-summary.txt"
+} >"$build/fuzz-summary.txt" # not `| tee`: a pipeline's block runs in a subshell, and its
+# found=1 was lost (a run with a finding exited 0)
+cat "$build/fuzz-summary.txt"
 exit "$found"

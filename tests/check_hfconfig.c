@@ -188,6 +188,10 @@ START_TEST(test_bounds) {
               "got a number beyond the range of a double (+inf)");
   parse_fails("{" REQ ", \"head_dim\": 8388608}", PF_ERR_INVALID,
               "num_attention_heads * head_dim = 33554432 is larger than the supported maximum");
+  /* GPT-2 with pfrun's head_dim (a head-pruned checkpoint): the same bound (found by
+   * fuzz_config: 12 default heads * 1677772 passed) */
+  parse_fails("{\"model_type\": \"gpt2\", \"head_dim\": 1677772}", PF_ERR_INVALID,
+              "num_attention_heads * head_dim = 20133264 is larger than the supported maximum");
 }
 END_TEST
 

@@ -186,6 +186,18 @@ static pf_status get_int2(const cJSON *root, const char *name, const char *key1,
   return get_int(root, name, key, required, def, max, out, err);
 }
 
+/* The attention's width, num_attention_heads * head_dim, within PF_MAX_DIM (each is,
+ * their product need not be). */
+static pf_status check_attn_width(const char *name, const pf_model_config *c, pf_err *err) {
+  if (c->num_attention_heads * c->head_dim > PF_MAX_DIM)
+    return pf_err_set(err, PF_ERR_INVALID,
+                      "%s: num_attention_heads * head_dim = %lld is larger than the supported "
+                      "maximum %lld",
+                      name, (long long)(c->num_attention_heads * c->head_dim),
+                      (long long)PF_MAX_DIM);
+  return PF_OK;
+}
+
 /* GPT-2: GPT2Config's defaults for every dimension, its own key names first,
  * n_inner null = 4 * n_embd. */
 static pf_status parse_dims_gpt2(const cJSON *root, const char *name, pf_model_config *c,
@@ -206,8 +218,10 @@ static pf_status parse_dims_gpt2(const cJSON *root, const char *name, pf_model_c
   c->num_key_value_heads = c->num_attention_heads;
   /* pfrun extension: a head-pruned checkpoint records head_dim (and
    * num_key_value_heads == n_head); transformers' GPT2Attention cannot load it */
-  if (get(root, "head_dim"))
-    return get_int(root, name, "head_dim", 1, 0, PF_MAX_DIM, &c->head_dim, err);
+  if (get(root, "head_dim")) {
+    s = get_int(root, name, "head_dim", 1, 0, PF_MAX_DIM, &c->head_dim, err);
+    return s ? s : check_attn_width(name, c, err);
+  }
   if (c->hidden_size % c->num_attention_heads != 0)
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: n_embd %lld is not divisible by n_head %lld", name,
@@ -254,13 +268,7 @@ static pf_status parse_dims(const cJSON *root, const char *name, pf_model_config
     return pf_err_set(err, PF_ERR_INVALID,
                       "%s: num_attention_heads %lld is not divisible by num_key_value_heads %lld",
                       name, (long long)c->num_attention_heads, (long long)c->num_key_value_heads);
-  if (c->num_attention_heads * c->head_dim > PF_MAX_DIM)
-    return pf_err_set(err, PF_ERR_INVALID,
-                      "%s: num_attention_heads * head_dim = %lld is larger than the supported "
-                      "maximum %lld",
-                      name, (long long)(c->num_attention_heads * c->head_dim),
-                      (long long)PF_MAX_DIM);
-  return PF_OK;
+  return check_attn_width(name, c, err);
 }
 
 /* A number key that may be null (= off, 0) with a default when absent. */

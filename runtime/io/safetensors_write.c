@@ -340,8 +340,10 @@ static int run_job(st_writer *w, const st_job *j, const pf_tensor *t, int fd, ch
  * memory. *nj: their count. */
 static st_job *plan_jobs(st_writer *w, const pf_st_entry *e, size_t n, uint64_t base, size_t *nj) {
   size_t cap = 0;
-  for (size_t i = 0; i < n; i++) /* at most one job per chunk / 4 elements */
-    cap += (size_t)pf_tensor_numel(e[i].tensor) / (w->chunk / 4) + 1;
+  /* at most one job per LAZY_CHUNK / 4 elements: a tensor through a buffer smaller than
+   * LAZY_CHUNK fits it whole (buffer_chunk), one job */
+  for (size_t i = 0; i < n; i++)
+    cap += (size_t)pf_tensor_numel(e[i].tensor) / (LAZY_CHUNK / 4) + 1;
   st_job *v = malloc((cap ? cap : 1) * sizeof *v);
   if (!v) return NULL;
   size_t k = 0;

@@ -417,12 +417,11 @@ pf_status pf_copy_file(const char *src, const char *dst, pf_err *err) {
   pf_status s = PF_OK;
   char *buf = NULL;
   int out = -1, in = -1;
-  if ((s = pf_open_input(src, &in, NULL, err)) != PF_OK) return s;
+  uint64_t size = 0;
+  if ((s = pf_open_input(src, &in, &size, err)) != PF_OK) return s;
   /* a small file (a config, most tokenizers) gets a buffer of its size, not 1 MiB */
-  struct stat sb;
   size_t cap = PF_COPY_CHUNK;
-  if (fstat(in, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < cap)
-    cap = ((size_t)sb.st_size + 4096) / 4096 * 4096; /* room for the read that finds EOF */
+  if (size < cap) cap = ((size_t)size + 4096) / 4096 * 4096; /* room for the read finding EOF */
   buf = malloc(cap);
   if (!buf) {
     s = pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory", src);

@@ -486,6 +486,7 @@ pf_status pf_op_run(const char *name, const pf_value *params, pf_value **out, co
   if (op->writes && !pf_dist_writer()) {
     if (ctx) follower = *ctx;
     follower.dry_run = 1;
+    follower.follower = 1;
     ctx = &follower;
   }
   if (!st) st = op->run(op, full, &res, ctx, err);

@@ -263,7 +263,7 @@ static int fail(const pf_err *given) {
   if (g_cli) pf_cli_words(g_cli, &words);
   const pf_err *err = &words;
   char who[48] = ""; /* MPI: which rank failed */
-  if (pf_dist_size() > 1 && pf_dist_error_shared(err->msg)) {
+  if (pf_dist_size() > 1 && pf_dist_error_shared(given->msg)) {
     /* every rank has this error at the same point: rank 0 says it, all stop. A rank
      * still ending when the launcher signals it (rank 0's exit came first) ends by
      * this error, not by the launcher: it says nothing more (before: "stopped by the
@@ -765,8 +765,11 @@ int main(int argc, char **argv) {
     pf_cli_free(&c);
     return 2;
   }
-  if (pf_dist_writer() && (pf_main_check_json_output(&c, &err) != PF_OK ||
-                           pf_main_check_prune_output(&c, &err) != PF_OK)) {
+  /* the output paths are rank 0's to check (it writes them, maybe before another
+   * rank gets here); what it finds stops every rank, said once */
+  pf_status pre = pf_dist_writer() ? pf_main_check_json_output(&c, &err) : PF_OK;
+  if (pf_dist_writer() && pre == PF_OK) pre = pf_main_check_prune_output(&c, &err);
+  if (pf_dist_writer_outcome(pre, &err) != PF_OK) {
     rc = fail(&err);
     pf_cli_free(&c);
     return rc;

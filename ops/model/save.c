@@ -276,7 +276,7 @@ static pf_status save_run(const pf_op *op, const pf_value *params, pf_value **ou
   pf_status st =
       r ? save_options(params, m, &so, err) : pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   int dry = ctx && ctx->dry_run;
-  if (!st && dry) st = check_target(m, path, overwrite, err);
+  if (!st && dry && !(ctx && ctx->follower)) st = check_target(m, path, overwrite, err);
   if (!st && dry && !(plan = pf_value_map())) st = pf_err_set(err, PF_ERR_NOMEM, "out of memory");
   if (!st && dry) st = save_plan(m, &so, plan, err);
   if (!st && !dry) st = pf_model_save(m, path, &so, overwrite, ctx, err);

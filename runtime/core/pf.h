@@ -67,6 +67,8 @@ typedef struct pf_ctx {
   pf_log_fn log;           /* may be NULL */
   void *user_data;
   int dry_run;             /* plan only: never read or write weight bytes */
+  int follower;            /* MPI, ranks other than 0 planning an op that writes: the paths
+                              are rank 0's to check (it may be writing there already) */
   volatile int *interrupt; /* may be NULL; non-zero means stop at the next safe point */
   pf_pass_order pass_order; /* data-parallel passes: AUTO (0), or forced */
   uint64_t memory_budget;   /* bytes the passes may assume; 0 = MemAvailable */

@@ -12,7 +12,7 @@
 #endif
 
 static int g_rank = 0, g_size = 1, g_on = 0;
-static char g_shared_msg[PF_ERR_MSG_MAX]; /* the last error pf_dist_same gave every rank */
+static char g_shared_msg[PF_ERR_MSG_MAX]; /* the last error every rank was given at once */
 
 int pf_dist_error_shared(const char *msg) {
   return g_shared_msg[0] && msg && strstr(msg, g_shared_msg) != NULL;
@@ -292,6 +292,27 @@ pf_status pf_dist_same(const uint8_t digest[32], const char *what, pf_err *err) 
   return pf_err_set(err, PF_ERR_INVALID, "%s", g_shared_msg);
 }
 
+pf_status pf_dist_writer_outcome(pf_status st, pf_err *err) {
+  if (!g_on || g_size < 2) return st;
+  pf_err scratch = {0}; /* this rank's error, if any, stays in err */
+  const pf_status ist = init_wait(st != PF_OK || !err ? &scratch : err);
+  if (ist != PF_OK) return st != PF_OK ? st : ist;
+  struct {
+    int code;
+    char msg[PF_ERR_MSG_MAX];
+  } root = {0};
+  if (g_rank == 0 && st != PF_OK) {
+    root.code = (int)st;
+    snprintf(root.msg, sizeof root.msg, "%s", err && err->msg[0] ? err->msg : pf_status_name(st));
+  }
+  const int rc = MPI_Bcast(&root, (int)sizeof root, MPI_BYTE, 0, MPI_COMM_WORLD);
+  if (rc != MPI_SUCCESS) return st != PF_OK ? st : mpi_err(err, rc, "broadcast");
+  if (root.code == PF_OK) return st;
+  root.msg[sizeof root.msg - 1] = '\0';
+  snprintf(g_shared_msg, sizeof g_shared_msg, "%s", root.msg);
+  return pf_err_set(err, (pf_status)root.code, "%s", root.msg);
+}
+
 pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
   if (!g_on || g_size < 2 || len == 0) return PF_OK;
   pf_status st = init_wait(err);
@@ -339,6 +360,10 @@ pf_status pf_dist_bcast(void *buf, size_t len, int root, pf_err *err) {
 }
 int pf_dist_all(int v) {
   return v != 0;
+}
+pf_status pf_dist_writer_outcome(pf_status st, pf_err *err) {
+  (void)err;
+  return st;
 }
 pf_status pf_dist_same(const uint8_t digest[32], const char *what, pf_err *err) {
   (void)digest, (void)what, (void)err;

@@ -7,9 +7,10 @@
  * blocks, rank r takes [r*n/N, (r+1)*n/N)) and combine partial results with
  * the reductions below, which add the ranks' contributions in rank order on
  * rank 0 and send the result to every rank: results do not depend on timing.
- * Only rank 0 writes files (pf_dist_writer); the others run the ops that write
- * as dry runs and wait for rank 0 (pf_dist_barrier), so every rank holds the
- * same values afterwards.
+ * Only rank 0 writes files (pf_dist_writer) and checks the paths it will
+ * write (pf_dist_writer_outcome); the others run the ops that write as dry runs
+ * without looking at those paths and wait for rank 0 (pf_dist_barrier), so
+ * every rank holds the same values afterwards.
  *
  * Without MPI in the build, or when not started by an MPI launcher (no
  * OMPI_COMM_WORLD_SIZE / PMI_SIZE / PMIX_RANK in the environment), there is one
@@ -74,8 +75,17 @@ int pf_dist_all(int v);
  * rank the same PF_ERR_INVALID "<what> differ between the ranks: rank 1 has
  * other ... than rank 0" (then pf_dist_error_shared says so). One rank: PF_OK. */
 pf_status pf_dist_same(const uint8_t digest[32], const char *what, pf_err *err);
-/* 1 when msg holds the error pf_dist_same gave every rank: one rank (0) need
- * print it, and no rank need stop the others (they all stop with it). */
+/* Checks that only the writer makes (of the paths it will write; other ranks
+ * must not look: rank 0 may already be writing there): rank 0's outcome to every
+ * rank. Every rank calls it at the same point with its own st (PF_OK on the
+ * ranks that did not check). Rank 0's error becomes every rank's (code and
+ * message; pf_dist_error_shared then says so, so that rank 0 alone prints it and
+ * all end without stopping each other); when rank 0 found nothing, each rank
+ * keeps its own st. One rank: st. */
+pf_status pf_dist_writer_outcome(pf_status st, pf_err *err);
+/* 1 when msg holds the error pf_dist_same or pf_dist_writer_outcome gave every
+ * rank: one rank (0) need print it, and no rank need stop the others (they all
+ * stop with it). */
 int pf_dist_error_shared(const char *msg);
 
 /* Wait for every rank. */

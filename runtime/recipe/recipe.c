@@ -378,7 +378,9 @@ static pf_status check_save_target(recipe *r, rstep *s, const pf_value *params, 
   if (s->skip || strcmp(s->op->name, "save") != 0) return PF_OK;
   const char *path = pf_map_str(params, "path", NULL);
   const int overwrite = pf_map_bool(params, "overwrite", 0);
-  if (path && pf_save_target_check(path, overwrite, err) != PF_OK)
+  /* MPI: rank 0 checks the folder it will write (another rank may get here after
+   * rank 0 started writing there); pf_recipe_run shares what it finds */
+  if (path && pf_dist_writer() && pf_save_target_check(path, overwrite, err) != PF_OK)
     return step_fail(r, s, s->op->name, blame(s, err->msg), err);
   if (!path || !(s->save_abs = pf_abspath(path))) return PF_OK;
   /* an earlier save step that runs writes there first: this one would find it full */
@@ -678,6 +680,7 @@ pf_status pf_recipe_run(const char *path, const pf_recipe_opts *opts, const pf_c
                       : pf_err_set(err, PF_ERR_INVALID, "recipe: no file given");
   if (st == PF_OK) st = pf_recipe_head(&r, opts, err);
   if (st == PF_OK) st = parse_steps(&r, err);
+  st = pf_dist_writer_outcome(st, err); /* MPI: every rank, whether or not it failed */
   if (st == PF_OK && (st = run_steps(&r, ctx, err)) != PF_OK && !ctx->dry_run)
     keep_finished_results(&r, st, err);
   if (st == PF_OK && !(res = results_map(&r, ctx->dry_run, r.n_steps)))

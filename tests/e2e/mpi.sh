@@ -322,6 +322,53 @@ timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" "${PR[@]}" --reconstruct --ca
 check "covariance cache on rank 0 only: exit 0, no hang" test "$RC" -eq 0
 check "covariance cache on rank 0 only: a checkpoint" test -s "$WORK/rhit2/model.safetensors"
 
+# the output paths are rank 0's alone to check and write: rank 1 does not look at
+# them (it may get there after rank 0 started writing, under load: before, rank 1
+# then refused the folder rank 0 was filling, "found existing content", exit 1).
+# Shown here without timing: rank 1 is given a full folder, rank 0 a new one.
+mkdir -p full/ckpt && echo keep >full/keep && echo keep >full/ckpt/keep
+DP=(prune --model-path $M --pruning-type DEPTH --layer-indices 1 --quiet)
+"$PFRUN" "${DP[@]}" --output-path "$WORK/dp1" >/dev/null 2>&1
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" "${DP[@]}" --output-path "$WORK/dp2" \
+  : -np 1 "${XA[@]}" "$PFRUN" "${DP[@]}" --output-path "$WORK/full" 2>&1); RC=$?
+check "prune: rank 1 does not check the output folder: exit 0 ($OUT)" test "$RC" -eq 0
+check "prune: rank 0's checkpoint = one process's" cmp -s dp1/model.safetensors dp2/model.safetensors
+cat >dsave.yaml <<YAML
+pfrun: 1
+name: dsave
+steps:
+  - {id: base, op: load, path: "$M"}
+  - {id: cut, op: prune_depth, model: base, layer_indices: [1], layer_selection_method: custom}
+  - {op: save, model: cut, path: "\${output_dir}/ckpt"}
+YAML
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" dsave.yaml --set output_dir="$WORK/ds2" --quiet \
+  : -np 1 "${XA[@]}" "$PFRUN" dsave.yaml --set output_dir="$WORK/full" --quiet 2>&1); RC=$?
+check "recipe: rank 1 does not check the save folder: exit 0 ($OUT)" test "$RC" -eq 0
+check "recipe: rank 0's checkpoint = one process's" cmp -s dp1/model.safetensors ds2/ckpt/model.safetensors
+cat >dsave.lua <<'LUA'
+local m <close> = pf.load{ path = arg[1] }
+local cut <close> = pf.prune_depth{ model = m, layer_indices = {1} }
+pf.save{ model = cut, path = arg[2] }
+LUA
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" dsave.lua $M "$WORK/dl2" \
+  : -np 1 "${XA[@]}" "$PFRUN" dsave.lua $M "$WORK/full/ckpt" 2>&1); RC=$?
+check "Lua: rank 1's pf.save does not check the folder: exit 0 ($OUT)" test "$RC" -eq 0
+check "Lua: rank 0's checkpoint = one process's" cmp -s dp1/model.safetensors dl2/model.safetensors
+# and what rank 0 finds stops every rank, said once, before any work
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" "${DP[@]}" --output-path "$WORK/full" \
+  : -np 1 "${XA[@]}" "$PFRUN" "${DP[@]}" --output-path "$WORK/dp3" 2>&1); RC=$?
+check "prune: rank 0's full folder: exit 1" test "$RC" -eq 1
+check "prune: rank 0's full folder: said once ($OUT)" test "$(grep -c 'exists and is not empty' <<<"$OUT")" -eq 1
+check "prune: rank 0's full folder: no rank stopped by the launcher" test "$(grep -c 'stopped by the MPI launcher' <<<"$OUT")" -eq 0
+check "prune: rank 0's full folder: nothing written" test ! -e dp3 -a "$(ls full)" = "ckpt
+keep"
+OUT=$(timeout 120 "${MPMD[@]}" -np 1 "${XA[@]}" "$PFRUN" dsave.yaml --set output_dir="$WORK/full" \
+  : -np 1 "${XA[@]}" "$PFRUN" dsave.yaml --set output_dir="$WORK/ds3" 2>&1); RC=$?
+check "recipe: rank 0's full folder: exit 1" test "$RC" -eq 1
+check "recipe: rank 0's full folder: said once ($OUT)" test "$(grep -c 'expected a new or empty folder' <<<"$OUT")" -eq 1
+check "recipe: rank 0's full folder: no rank stopped by the launcher" test "$(grep -c 'stopped by the MPI launcher' <<<"$OUT")" -eq 0
+check "recipe: rank 0's full folder: nothing written" test ! -e ds3 -a "$(ls full/ckpt)" = keep
+
 # a warning is said once, by rank 0 (before, --quiet let warnings through on every rank)
 OUT=$("${MPI[@]}" "$PFRUN" prune --model-path synthetic:gpt2-tiny --output-path "$WORK/gh" \
   --pruning-type ATTENTION --pruning-percentage 50 --quiet 2>&1)

@@ -52,9 +52,16 @@ void print_save_plan(const pf_value *plan) {
            fmt_thousands(pf_map_int(plan, "parameters_after", 0), b, sizeof b));
   const pf_value *diff = pf_map_get(plan, "config_diff");
   for (size_t i = 0; diff && diff->type == PF_V_MAP && i < diff->u.map.len; i++) {
-    char *j = compact_json(diff->u.map.vals[i]);
-    printf("      config %s: %s\n", diff->u.map.keys[i], j ? j : "?");
-    free(j);
+    const pf_value *d = diff->u.map.vals[i]; /* [old, new] */
+    const int pair = d->type == PF_V_LIST && d->u.list.len == 2;
+    char *o = compact_json(pair ? d->u.list.items[0] : d);
+    char *w = pair ? compact_json(d->u.list.items[1]) : NULL;
+    if (pair)
+      printf("      config %s: %s -> %s\n", diff->u.map.keys[i], o ? o : "?", w ? w : "?");
+    else
+      printf("      config %s: %s\n", diff->u.map.keys[i], o ? o : "?");
+    free(o);
+    free(w);
   }
   printf("      peak extra memory of the save: %s bytes\n",
          fmt_thousands(pf_map_int(plan, "peak_memory_bytes", 0), a, sizeof a));

@@ -251,12 +251,15 @@ static pf_status run_pairs(run_state *r, const pf_prompt_pairs *pp, pf_value *pa
   }
   pf_value_release(mine);
   pf_bias_blocks_done(&blocks);
+  r->blocks = NULL; /* this frame's */
   for (size_t i = 0; d && i < pp->n; i++)
     pair_data_free(&d[i]);
   free(d);
   free(items);
   pf_forward_free(r->fwd);
   pf_tokenizer_free(r->tok);
+  r->fwd = NULL;
+  r->tok = NULL;
   return st;
 }
 

@@ -658,6 +658,43 @@ START_TEST(test_fuzz_infinite_number_round_trip) {
 }
 END_TEST
 
+/* A repeated key reads as json.loads reads it (transformers' view): the last value, at the
+ * first one's place; nested objects too. Before, the parser took the first value while the
+ * writer replaced only the first entry: found by fuzz_config, a config with
+ * "intermediate_sizes" twice whose first layer was removed wrote a file that did not parse. */
+START_TEST(test_repeated_keys_keep_last) {
+  pf_model_config c =
+      parse_ok("{" REQ ", \"num_hidden_layers\": 2, \"rope_scaling\": {\"rope_type\": "
+               "\"linear\", \"factor\": 2.0, \"factor\": 4.0}, \"x\": 1, "
+               "\"num_hidden_layers\": 3, \"x\": 2}");
+  ck_assert_int_eq(c.num_hidden_layers, 3);
+  ck_assert_double_eq(c.rope_scaling.factor, 4.0);
+  char *text = pf_config_to_json(&c);
+  ck_assert_ptr_nonnull(text);
+  const char *first = strstr(text, "\"num_hidden_layers\": 3");
+  ck_assert_msg(first && !strstr(first + 1, "\"num_hidden_layers\""), "%s", text);
+  ck_assert_msg(strstr(text, "\"factor\": 4\n") && !strstr(text, "\"factor\": 2"), "%s", text);
+  /* json.dumps(json.loads(...)) order: the key where it first appeared */
+  ck_assert_msg(first < strstr(text, "\"num_attention_heads\"") && strstr(text, "\"x\": 2"), "%s",
+                text);
+  free(text);
+  pf_config_free(&c);
+  /* the fuzzer's input: GPT-2, two layers, the per-layer widths twice */
+  c = parse_ok("{\"model_type\": \"gpt2\", \"num_hidden_layers\": 2, \"num_hidden_layers\": 2, "
+               "\"intermediate_sizes\": [2, 1], \"intermediate_sizes\": [2, 1]}");
+  pf_err err = {0};
+  ck_assert_int_eq(pf_config_remove_layer(&c, 0, &err), PF_OK);
+  text = pf_config_to_json(&c);
+  ck_assert_ptr_nonnull(text);
+  pf_model_config back = parse_ok(text);
+  ck_assert_int_eq(back.num_hidden_layers, 1);
+  ck_assert_int_eq(back.intermediate_sizes[0], 1);
+  free(text);
+  pf_config_free(&back);
+  pf_config_free(&c);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("hfconfig");
   TCase *tc = tcase_create("core");
@@ -677,6 +714,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_fuzz_huge_original_positions);
   tcase_add_test(tc, test_fuzz_huge_kv_heads_ignored_key);
   tcase_add_test(tc, test_fuzz_infinite_number_round_trip);
+  tcase_add_test(tc, test_repeated_keys_keep_last);
   tcase_add_test(tc, test_load_file);
   tcase_add_test(tc, test_to_json_roundtrip);
   tcase_add_test(tc, test_to_json_intermediate_sizes);

@@ -66,6 +66,46 @@ int pf_json_set(cJSON *obj, const char *key, cJSON *v) {
   return cJSON_ReplaceItemViaPointer(obj, old, v) ? 1 : (cJSON_Delete(v), 0);
 }
 
+typedef struct keyed_item {
+  cJSON *item;
+  size_t pos;
+} keyed_item;
+
+static const char *key_of(const cJSON *c) {
+  return c->string ? c->string : "";
+}
+
+static int keyed_cmp(const void *a, const void *b) {
+  const keyed_item *x = a, *y = b;
+  const int c = strcmp(key_of(x->item), key_of(y->item));
+  return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+int pf_json_keep_last(cJSON *v) {
+  if (!v) return 1;
+  size_t n = 0;
+  for (cJSON *c = v->child; c; c = c->next, n++)
+    if (!pf_json_keep_last(c)) return 0;
+  if (!cJSON_IsObject(v) || n < 2) return 1;
+  keyed_item *k = malloc(n * sizeof *k); /* sorted by key, then place: O(n log n) */
+  if (!k) return 0;
+  n = 0;
+  for (cJSON *c = v->child; c; c = c->next, n++)
+    k[n] = (keyed_item){c, n};
+  qsort(k, n, sizeof *k, keyed_cmp);
+  for (size_t i = 0, j; i < n; i = j) {
+    for (j = i + 1; j < n && !strcmp(key_of(k[j].item), key_of(k[i].item));)
+      j++;
+    if (j - i < 2) continue;
+    for (size_t m = i + 1; m + 1 < j; m++) /* the ones between: gone */
+      cJSON_Delete(cJSON_DetachItemViaPointer(v, k[m].item));
+    /* the last one's value in the first one's place */
+    cJSON_ReplaceItemViaPointer(v, k[i].item, cJSON_DetachItemViaPointer(v, k[j - 1].item));
+  }
+  free(k);
+  return 1;
+}
+
 pf_status pf_json_nomem(pf_err *err, const char *what) {
   return pf_err_set(err, PF_ERR_NOMEM, "%s: out of memory while parsing JSON",
                     what && *what ? what : "JSON");

@@ -36,6 +36,13 @@ pf_status pf_json_nomem(pf_err *err, const char *what);
  * from a saved config.json.) */
 int pf_json_set(cJSON *obj, const char *key, cJSON *v);
 
+/* Repeated keys of every object in v (nested ones too) collapsed as Python's json.loads
+ * does: one entry, at the place of the first, holding the value of the last (so a
+ * reader that takes the first entry and a writer that replaces it agree with
+ * transformers). 0 when out of memory (v then has some objects collapsed). Call it
+ * on a tree whose depth is bounded (pf_json_depth). */
+int pf_json_keep_last(cJSON *v);
+
 /* Nesting depth of v (a scalar is 1), counting no further than limit + 1: bounds
  * a file's nesting before anything recurses over it. */
 int pf_json_depth(const cJSON *v, int limit);

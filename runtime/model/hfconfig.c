@@ -634,6 +634,10 @@ pf_status pf_config_parse(const char *json, const char *name, pf_model_config *o
     return pf_err_set(err, PF_ERR_FORMAT, "%s: JSON nested deeper than %d levels", name,
                       PF_CONFIG_MAX_DEPTH);
   }
+  if (!pf_json_keep_last(root)) { /* a repeated key: its last value, as json.loads reads it */
+    cJSON_Delete(root);
+    return pf_json_nomem(err, name);
+  }
   out->raw = root;
   if ((s = parse_model_type(root, name, out, err)) || (s = parse_dims(root, name, out, err)) ||
       (s = parse_flags(root, name, out, err)) || (s = parse_family(root, name, out, err)) ||

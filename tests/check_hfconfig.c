@@ -673,7 +673,7 @@ START_TEST(test_repeated_keys_keep_last) {
   ck_assert_ptr_nonnull(text);
   const char *first = strstr(text, "\"num_hidden_layers\": 3");
   ck_assert_msg(first && !strstr(first + 1, "\"num_hidden_layers\""), "%s", text);
-  ck_assert_msg(strstr(text, "\"factor\": 4\n") && !strstr(text, "\"factor\": 2"), "%s", text);
+  ck_assert_msg(strstr(text, "\"factor\": 4.0\n") && !strstr(text, "\"factor\": 2"), "%s", text);
   /* json.dumps(json.loads(...)) order: the key where it first appeared */
   ck_assert_msg(first < strstr(text, "\"num_attention_heads\"") && strstr(text, "\"x\": 2"), "%s",
                 text);
@@ -691,6 +691,46 @@ START_TEST(test_repeated_keys_keep_last) {
   ck_assert_int_eq(back.intermediate_sizes[0], 1);
   free(text);
   pf_config_free(&back);
+  pf_config_free(&c);
+}
+END_TEST
+
+/* A number the file writes as a float is written back as one (json.dumps of a Python
+ * float): "rope_theta": 500000.0, "attention_dropout": 0.0 and the llama3 factors stay
+ * floats (before: 500000, 0 and 32, and transformers' rope validation warned that factor,
+ * low_freq_factor and high_freq_factor must be floats); integers stay integers. */
+START_TEST(test_float_literals_kept) {
+  static const char *const kept[] = {"\"rope_theta\": 500000.0,",
+                                     "\"attention_dropout\": 0.0,",
+                                     "\"factor\": 32.0,",
+                                     "\"low_freq_factor\": 1.0,",
+                                     "\"high_freq_factor\": 4.0,",
+                                     "\"original_max_position_embeddings\": 8192,",
+                                     "\"rms_norm_eps\": 1e-05,",
+                                     "\"big\": 1e+16,",
+                                     "\"neg\": -0.0,",
+                                     "\"tiny\": 2.5e-300,",
+                                     "\"whole\": 7,",
+                                     "\"list\": [\n    1.0,\n    2,\n    3.5\n  ]",
+                                     "\"exp\": 300.0\n"};
+  pf_model_config c = parse_ok(
+      "{" REQ ", \"rope_theta\": 500000.0, \"attention_dropout\": 0.0, \"rope_scaling\": "
+      "{\"factor\": 32.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+      "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}, \"rms_norm_eps\": "
+      "1e-05, \"s\": \"a \\\" 1.5 \\\\\", \"big\": 1e16, \"neg\": -0.0, \"tiny\": 2.5e-300, "
+      "\"whole\": 7, \"list\": [1.0, 2, 3.5], \"exp\": 3e2}");
+  char *text = pf_config_to_json(&c);
+  ck_assert_ptr_nonnull(text);
+  for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+    ck_assert_msg(strstr(text, kept[i]), "no %s in\n%s", kept[i], text);
+  /* and again from what was written: the same text */
+  pf_model_config c2 = parse_ok(text);
+  char *again = pf_config_to_json(&c2);
+  ck_assert_ptr_nonnull(again);
+  ck_assert_str_eq(again, text);
+  free(again);
+  free(text);
+  pf_config_free(&c2);
   pf_config_free(&c);
 }
 END_TEST
@@ -715,6 +755,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, test_fuzz_huge_kv_heads_ignored_key);
   tcase_add_test(tc, test_fuzz_infinite_number_round_trip);
   tcase_add_test(tc, test_repeated_keys_keep_last);
+  tcase_add_test(tc, test_float_literals_kept);
   tcase_add_test(tc, test_load_file);
   tcase_add_test(tc, test_to_json_roundtrip);
   tcase_add_test(tc, test_to_json_intermediate_sizes);

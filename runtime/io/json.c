@@ -66,6 +66,54 @@ int pf_json_set(cJSON *obj, const char *key, cJSON *v) {
   return cJSON_ReplaceItemViaPointer(obj, old, v) ? 1 : (cJSON_Delete(v), 0);
 }
 
+static size_t count_numbers(const cJSON *v) {
+  size_t n = cJSON_IsNumber(v);
+  for (const cJSON *c = v->child; c; c = c->next)
+    n += count_numbers(c);
+  return n;
+}
+
+static void list_numbers(cJSON *v, cJSON **out, size_t *n) {
+  if (cJSON_IsNumber(v)) out[(*n)++] = v;
+  for (cJSON *c = v->child; c; c = c->next)
+    list_numbers(c, out, n);
+}
+
+int pf_json_mark_float_literals(cJSON *root, const char *text, size_t len) {
+  if (!root || !text) return 0;
+  const size_t total = count_numbers(root);
+  if (!total) return 1;
+  cJSON **nums = malloc(total * sizeof *nums);
+  unsigned char *is_float = calloc(total, 1);
+  size_t n = 0, seen = 0;
+  if (nums && is_float) {
+    list_numbers(root, nums, &n);
+    /* the number tokens of the text, outside strings, in order (cJSON parses in order) */
+    for (size_t i = 0; i < len && seen <= total;) {
+      const char ch = text[i];
+      if (ch == '"') {
+        for (i++; i < len && text[i] != '"'; i++)
+          if (text[i] == '\\') i++;
+        i++;
+      } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+        int fl = 0;
+        for (; i < len && text[i] && strchr("0123456789+-.eE", text[i]); i++)
+          fl |= text[i] == '.' || text[i] == 'e' || text[i] == 'E';
+        if (seen < total) is_float[seen] = (unsigned char)fl;
+        seen++;
+      } else {
+        i++;
+      }
+    }
+  }
+  const int ok = nums && is_float && seen == total;
+  for (size_t i = 0; ok && i < total; i++)
+    if (is_float[i]) nums[i]->type |= PF_JSON_FLOAT_LITERAL;
+  free(nums);
+  free(is_float);
+  return ok;
+}
+
 typedef struct keyed_item {
   cJSON *item;
   size_t pos;

@@ -36,6 +36,17 @@ pf_status pf_json_nomem(pf_err *err, const char *what);
  * from a saved config.json.) */
 int pf_json_set(cJSON *obj, const char *key, cJSON *v);
 
+/* A flag in cJSON's type bits (above the ones cJSON uses) on a number written as a
+ * float in the parsed text (with '.', 'e' or 'E': "32.0", "1e-05"): Python reads it as
+ * a float, and a writer should keep it one ("32.0", not "32"; transformers' rope
+ * validation warns when a factor is an int). cJSON's own functions look at the low
+ * eight type bits only; cJSON_Duplicate keeps the flag. */
+#define PF_JSON_FLOAT_LITERAL (1 << 14)
+/* Sets PF_JSON_FLOAT_LITERAL on the numbers of root that text[0, len) (the text root
+ * was parsed from, up to where the parse ended) writes as floats. Numbers are matched
+ * in document order; 0 (and nothing marked) when the counts disagree or out of memory. */
+int pf_json_mark_float_literals(cJSON *root, const char *text, size_t len);
+
 /* Repeated keys of every object in v (nested ones too) collapsed as Python's json.loads
  * does: one entry, at the place of the first, holding the value of the last (so a
  * reader that takes the first entry and a writer that replaces it agree with

@@ -634,6 +634,8 @@ pf_status pf_config_parse(const char *json, const char *name, pf_model_config *o
     return pf_err_set(err, PF_ERR_FORMAT, "%s: JSON nested deeper than %d levels", name,
                       PF_CONFIG_MAX_DEPTH);
   }
+  /* which numbers the file writes as floats (before repeated keys go: matched in order) */
+  (void)pf_json_mark_float_literals(root, json, at && at >= json ? (size_t)(at - json) : 0);
   if (!pf_json_keep_last(root)) { /* a repeated key: its last value, as json.loads reads it */
     cJSON_Delete(root);
     return pf_json_nomem(err, name);

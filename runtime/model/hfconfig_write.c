@@ -184,13 +184,15 @@ static void sb_number(pf_strbuf *b, const cJSON *v) {
     b->oom = 1;
     return;
   }
+  char exact[40];
+  const char *w = s;
   if (isfinite(d) && strtod(s, NULL) != d) {
-    char exact[40];
     snprintf(exact, sizeof exact, "%.17g", d);
-    pf_sb_str(b, exact);
-  } else {
-    pf_sb_str(b, s);
+    w = exact;
   }
+  pf_sb_str(b, w);
+  /* a float in the file stays one, as json.dumps writes a Python float: 32.0, not 32 */
+  if ((v->type & PF_JSON_FLOAT_LITERAL) && isfinite(d) && !strpbrk(w, ".eE")) pf_sb_str(b, ".0");
   free(s);
 }
 
